@@ -1,0 +1,93 @@
+# twin — every stage is one `twin` command; every target installs the venv first when missing.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV    := .venv
+PY      := $(VENV)/bin/python
+TWIN    := $(VENV)/bin/twin
+STAMP   := $(VENV)/.installed
+PYTHON3 ?= python3
+
+RAW       ?= data/raw
+PROCESSED ?= data/processed
+CONFIG    ?= pipelines/tiny.yaml
+RUN       ?= demo
+BASE      ?= checkpoints/tiny-falcon
+ADAPTER   ?= checkpoints/adapters/$(RUN)
+MODEL     ?= tiiuae/falcon-7b
+SAMPLE    ?= data/sample/result.json
+HOST      ?= 127.0.0.1
+PORT      ?= 8000
+CHAT_PORT ?= 8501
+DEMO_SERVE ?= 1
+
+.PHONY: help install export import-desktop prepare tiny download train serve chat eval merge gguf \
+        demo test lint bench browser clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/' | column -t -s $$'\t'
+
+# torch first, pinned: it takes the local CPU wheel; unpinned, pip would pull the CUDA build.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON3) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "torch==2.13.0"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)  ## create .venv with the `twin` command (idempotent)
+
+export: $(STAMP)  ## pull private chats through the Telegram API (needs TELEGRAM_API_ID/HASH)
+	$(TWIN) export telegram --out $(RAW) $(ARGS)
+
+import-desktop: $(STAMP)  ## import a Telegram Desktop JSON export: make import-desktop FILE=result.json
+	@test -n "$(FILE)" || { echo "usage: make import-desktop FILE=path/to/result.json"; exit 2; }
+	$(TWIN) export desktop "$(FILE)" --out $(RAW) $(ARGS)
+
+prepare: $(STAMP)  ## raw messages -> train/val examples (PII scrubbed)
+	$(TWIN) prepare --raw $(RAW) --out $(PROCESSED) $(ARGS)
+
+tiny: $(STAMP)  ## build the tiny Falcon base used by the demo and tests
+	$(TWIN) model tiny --out $(BASE) $(ARGS)
+
+download: $(STAMP)  ## fetch a base model from the hub (needs internet): make download MODEL=tiiuae/falcon-7b
+	$(TWIN) model download $(MODEL) $(ARGS)
+
+train: $(STAMP)  ## LoRA fine-tune: make train CONFIG=pipelines/tiny.yaml RUN=name
+	$(TWIN) train --config $(CONFIG) --data $(PROCESSED) --run $(RUN) $(ARGS)
+
+serve: $(STAMP)  ## REST server: POST /reply
+	$(TWIN) serve --base $(BASE) --adapter $(ADAPTER) --host $(HOST) --port $(PORT) $(ARGS)
+
+chat: $(STAMP)  ## Streamlit chat page talking to the server
+	$(TWIN) chat --server http://$(HOST):$(PORT) --port $(CHAT_PORT) $(ARGS)
+
+eval: $(STAMP)  ## base vs twin on val.jsonl -> checkpoints/runs/$(RUN)/report.html
+	$(TWIN) eval --base $(BASE) --adapter $(ADAPTER) --data $(PROCESSED) --run $(RUN) $(ARGS)
+
+merge: $(STAMP)  ## adapter merged into the base as a plain HF model dir
+	$(TWIN) merge --base $(BASE) --adapter $(ADAPTER) --out checkpoints/merged/$(RUN) $(ARGS)
+
+gguf: $(STAMP)  ## merged model -> GGUF + Ollama Modelfile
+	$(TWIN) export-gguf --model checkpoints/merged/$(RUN) --out checkpoints/gguf/$(RUN) $(ARGS)
+
+demo: $(STAMP)  ## the whole pipeline on the bundled sample (DEMO_SERVE=0: skip the servers)
+	$(TWIN) demo --serve $(DEMO_SERVE) $(ARGS)
+
+# Debian's Chromium for the one real-browser test; best effort (the test says why it skips).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "note: could not install chromium; the browser test will skip with a reason"; }
+
+test: $(STAMP) browser  ## the test suite
+	$(PY) -m pytest -q $(ARGS)
+
+lint: $(STAMP)  ## ruff
+	$(PY) -m ruff check twin tests web bench
+	$(PY) -m ruff format --check twin tests web bench
+
+bench: $(STAMP)  ## benchmarks -> bench/RESULTS.md (not part of `make test`)
+	$(PY) -m bench $(ARGS)
+
+clean:  ## remove generated data and checkpoints (keeps .venv and data/sample)
+	rm -rf $(RAW) $(PROCESSED) checkpoints/adapters checkpoints/runs checkpoints/merged checkpoints/gguf checkpoints/tiny-falcon

@@ -1,0 +1,66 @@
+"""The ``twin`` command: one subcommand per stage. The Makefile calls only these.
+
+Each stage registers its commands from its own ``cli`` module (``twin/<stage>/cli.py``), which
+imports nothing heavy at module level, so ``twin --help`` stays fast and a stage never pays for
+another's imports. User-fixable errors (:class:`TwinError`) print as one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from twin.errors import TwinError
+
+app = typer.Typer(
+    name="twin",
+    help="Turn your own Telegram chats into a model that replies like you.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
+    from twin.logs import setup_logging
+
+    setup_logging(verbose)
+
+
+def _register_stages() -> None:
+    import importlib
+
+    for module in (
+        "twin.sources.cli",
+        "twin.prepare.cli",
+        "twin.train.cli",
+        "twin.serve.cli",
+        "twin.eval.cli",
+    ):
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if e.name == module:  # stage not built yet
+                continue
+            raise
+        mod.register(app)
+
+
+_register_stages()
+
+
+def main() -> None:
+    try:
+        app()
+    except TwinError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        print("interrupted: everything written so far is kept; re-run to continue", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

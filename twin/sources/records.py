@@ -1,0 +1,167 @@
+"""The raw record: one message, one JSON object per line in ``data/raw/<source>/<dialog_id>.jsonl``.
+
+This is the contract between the export stage and everything after it (see the README's
+"Formats"). Every exporter writes through :func:`write_dialog` so output is byte-identical for
+identical input, sorted by (date, id), and merged without duplicates.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypedDict
+
+from twin.errors import TwinError
+from twin.fileio import atomic_open
+
+# Field order is part of the format: it makes re-exports byte-identical.
+FIELDS = ("source", "dialog_id", "dialog_name", "id", "date", "out", "text", "reply_to", "forwarded", "media")
+REQUIRED = ("dialog_id", "id", "date", "out")
+
+
+class RawRecord(TypedDict):
+    source: str
+    dialog_id: int
+    dialog_name: str | None
+    id: int
+    date: str  # UTC, ISO 8601 with "Z", e.g. 2024-03-01T09:00:00Z
+    out: bool  # True when the owner sent it
+    text: str  # entities flattened to plain text; "" for media-only messages
+    reply_to: int | None
+    forwarded: bool
+    media: str | None  # "photo", "sticker", "voice", ... or None
+
+
+def iso_utc(value: datetime | int | float) -> str:
+    """UTC ISO-8601 with a trailing Z, second precision: the one date form in raw files."""
+    if isinstance(value, int | float):
+        value = datetime.fromtimestamp(value, tz=UTC)
+    elif value.tzinfo is None:
+        raise ValueError("naive datetime: convert to UTC first")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso_utc(value: str) -> datetime:
+    """Parse a raw record's ``date`` (accepts ``Z`` or an explicit offset)."""
+    dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        raise ValueError(f"date {value!r} has no time zone; raw dates must be UTC with 'Z'")
+    return dt.astimezone(UTC)
+
+
+def make_record(
+    *,
+    source: str,
+    dialog_id: int,
+    dialog_name: str | None,
+    id: int,
+    date: str,
+    out: bool,
+    text: str,
+    reply_to: int | None = None,
+    forwarded: bool = False,
+    media: str | None = None,
+) -> RawRecord:
+    return {
+        "source": source,
+        "dialog_id": dialog_id,
+        "dialog_name": dialog_name,
+        "id": id,
+        "date": date,
+        "out": out,
+        "text": text,
+        "reply_to": reply_to,
+        "forwarded": forwarded,
+        "media": media,
+    }
+
+
+def dumps_record(rec: dict[str, Any]) -> str:
+    """One raw record as a compact JSON line in the canonical field order."""
+    return json.dumps({k: rec.get(k) for k in FIELDS}, ensure_ascii=False, separators=(",", ":"))
+
+
+def validate_record(obj: Any, where: str) -> RawRecord:
+    """Check the fields later stages rely on; ``where`` is ``file:line`` for the error message."""
+    if not isinstance(obj, dict):
+        raise TwinError(f"{where}: expected a JSON object (one raw record per line), got {type(obj).__name__}")
+    for key in REQUIRED:
+        if key not in obj or obj[key] is None:
+            raise TwinError(f"{where}: record is missing '{key}'; re-export the dialog with `twin export`")
+    if not isinstance(obj["out"], bool):
+        raise TwinError(f"{where}: field 'out' must be true or false, got {obj['out']!r}")
+    if not isinstance(obj["date"], str):
+        raise TwinError(f"{where}: field 'date' must be an ISO-8601 UTC string, got {obj['date']!r}")
+    try:
+        parse_iso_utc(obj["date"])
+    except ValueError as e:
+        raise TwinError(f"{where}: field 'date' is not an ISO-8601 UTC date ({e})") from None
+    text = obj.get("text")
+    if text is None:
+        obj["text"] = ""
+    elif not isinstance(text, str):
+        raise TwinError(f"{where}: field 'text' must be a string, got {type(text).__name__}")
+    for key in FIELDS:
+        obj.setdefault(key, None if key not in ("forwarded",) else False)
+    return obj  # type: ignore[return-value]
+
+
+def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
+    """Yield ``(line_number, object)`` for each non-blank line; bad JSON names file and line."""
+    path = Path(path)
+    try:
+        f = path.open("r", encoding="utf-8")
+    except FileNotFoundError:
+        raise TwinError(f"{path}: file not found") from None
+    with f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                yield lineno, json.loads(line)
+            except json.JSONDecodeError as e:
+                raise TwinError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
+
+
+def read_dialog(path: str | os.PathLike, *, validate: bool = True) -> list[RawRecord]:
+    """All records of one dialog file, validated, in file order."""
+    out = []
+    for lineno, obj in iter_jsonl(path):
+        out.append(validate_record(obj, f"{path}:{lineno}") if validate else obj)
+    return out
+
+
+def sort_key(rec: dict) -> tuple[str, int]:
+    # ISO-8601 UTC strings of one fixed width sort chronologically as strings.
+    return (rec["date"], rec["id"])
+
+
+def merge_records(existing: Iterable[dict], new: Iterable[dict]) -> list[dict]:
+    """Union by message id (a newer copy of a message wins, e.g. after an edit), sorted by (date, id)."""
+    by_id: dict[int, dict] = {}
+    for rec in existing:
+        by_id[rec["id"]] = rec
+    for rec in new:
+        by_id[rec["id"]] = rec
+    return sorted(by_id.values(), key=sort_key)
+
+
+def write_dialog(path: str | os.PathLike, records: Iterable[dict]) -> int:
+    """Atomically write a dialog file, sorted by (date, id). Returns the record count."""
+    rows = sorted(records, key=sort_key)
+    with atomic_open(path, "w") as f:
+        for rec in rows:
+            f.write(dumps_record(rec))
+            f.write("\n")
+    return len(rows)
+
+
+def dialog_files(raw_root: str | os.PathLike) -> list[Path]:
+    """Every dialog file under a raw root (``<root>/<source>/<dialog_id>.jsonl``), sorted."""
+    root = Path(raw_root)
+    if not root.is_dir():
+        raise TwinError(f"{root}: raw data directory not found; run `make export` or `make import-desktop FILE=...` first")
+    return sorted(p for p in root.rglob("*.jsonl") if not p.name.startswith("."))
