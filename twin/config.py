@@ -27,9 +27,16 @@ class StageConfig(BaseModel):
 def _parse_scalar(raw: str) -> Any:
     """``--set`` values are YAML scalars: 3 -> int, 1e-4 -> float, true -> bool, [a,b] -> list."""
     try:
-        return yaml.safe_load(raw)
+        value = yaml.safe_load(raw)
     except yaml.YAMLError:
         return raw
+    if isinstance(value, str):
+        # YAML 1.1 reads "1e-4" (no dot) as a string; a learning rate is what people mean.
+        try:
+            return float(value) if value.strip().lower() not in ("nan", "inf", "-inf") else value
+        except ValueError:
+            return value
+    return value
 
 
 def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:

@@ -1,0 +1,33 @@
+"""The CLI root: help is fast to build, a TwinError prints one line and exits 2."""
+
+import subprocess
+import sys
+
+import pytest
+import typer
+
+from twin import cli
+from twin.errors import TwinError
+
+
+def test_twin_error_prints_one_line_and_exits_2(monkeypatch, capsys):
+    def boom():
+        raise TwinError("data/raw/1.jsonl:3: record is missing 'date'")
+
+    monkeypatch.setattr(cli, "app", boom)
+    with pytest.raises(SystemExit) as e:
+        cli.main()
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err == "error: data/raw/1.jsonl:3: record is missing 'date'\n"
+
+
+def test_help_lists_every_stage_without_importing_torch():
+    code = (
+        "import sys; from typer.testing import CliRunner; from twin.cli import app; "
+        "r = CliRunner().invoke(app, ['--help']); print(r.output); "
+        "print('TORCH_LOADED' if 'torch' in sys.modules else 'TORCH_FREE')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "TORCH_FREE" in out
+    assert isinstance(cli.app, typer.Typer)

@@ -1,0 +1,98 @@
+"""The prompt template shared by training and serving."""
+
+import pytest
+
+from twin.errors import TwinError
+from twin.prompt import (
+    CHAT,
+    PLAIN,
+    STOP_STRINGS,
+    build_prompt,
+    build_training_pair,
+    cut_at_stop,
+    fit_context,
+    resolve_template,
+)
+
+CTX = [{"role": "them", "text": "hi!"}, {"role": "me", "text": "hey\nwhat's up"}]
+
+
+def test_plain_prompt_has_reference_sections_in_order_and_ends_where_reply_starts():
+    p = build_prompt(CTX, "coffee later?", contact="Alice")
+    sections = ["### Your previous communication:", "### Their new message:", "### Your response:"]
+    positions = [p.index(s) for s in sections]
+    assert positions == sorted(positions)
+    assert "Alice: hi!\nMe: hey\nwhat's up" in p
+    assert p.endswith("### Your response:\n")
+    assert "coffee later?" in p
+
+
+def test_plain_prompt_without_context_or_contact_is_still_well_formed():
+    p = build_prompt([], "hello")
+    assert "(start of the conversation)" in p and "a friend" in p
+
+
+def test_training_pair_is_prompt_plus_bare_response():
+    ex = {"context": CTX, "instruction": "coffee?", "response": "sure, 5pm", "contact": "Alice"}
+    prompt, completion = build_training_pair(ex)
+    assert prompt == build_prompt(CTX, "coffee?", contact="Alice")
+    assert completion == "sure, 5pm"
+
+
+def test_bad_role_is_a_user_error():
+    with pytest.raises(TwinError, match="role"):
+        build_prompt([{"role": "bot", "text": "x"}], "hi")
+
+
+class FakeChatTokenizer:
+    """A stand-in with just the chat-template surface (a real HF tokenizer is exercised in train tests)."""
+
+    chat_template = "x"
+
+    def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=False):
+        out = "".join(f"<{m['role']}>{m['content']}</>" for m in messages)
+        return out + ("<assistant>" if add_generation_prompt else "")
+
+
+def test_chat_template_maps_roles_and_splits_completion():
+    tok = FakeChatTokenizer()
+    assert resolve_template("auto", tok) == CHAT
+    assert resolve_template("auto", None) == PLAIN
+    ex = {"context": CTX, "instruction": "coffee?", "response": "sure"}
+    prompt, completion = build_training_pair(ex, template=CHAT, tokenizer=tok)
+    assert "<user>hi!</><assistant>hey\nwhat's up</><user>coffee?</>" in prompt
+    assert prompt.endswith("<assistant>")
+    assert completion == "sure</>"
+
+
+def test_resolve_template_rejects_unknown_and_chat_without_template():
+    with pytest.raises(TwinError):
+        resolve_template("v9", None)
+    with pytest.raises(TwinError):
+        resolve_template(CHAT, None)
+
+
+def test_fit_context_keeps_newest_whole_turns_within_budget():
+    turns = [{"role": "them", "text": "a" * 10}, {"role": "me", "text": "b" * 10}, {"role": "them", "text": "c" * 5}]
+    assert fit_context(turns, 100) == turns
+    assert fit_context(turns, 17) == turns[1:]  # 6 + 11 = 17
+    assert fit_context(turns, 16) == turns[2:]
+    assert fit_context(turns, 0) == []
+
+
+def test_fit_context_keeps_tail_of_an_oversized_newest_turn():
+    turns = [{"role": "them", "text": "0123456789"}]
+    assert fit_context(turns, 5) == [{"role": "them", "text": "6789"}]
+
+
+def test_fit_context_with_a_token_counter():
+    turns = [{"role": "them", "text": "one two three"}, {"role": "me", "text": "four five"}]
+    words = lambda s: len(s.split())  # noqa: E731
+    assert fit_context(turns, 3, words) == turns[1:]
+
+
+def test_cut_at_stop_stops_before_the_next_template_section():
+    text, stopped = cut_at_stop("sure, 5pm\n### Their new message:\nok")
+    assert (text, stopped) == ("sure, 5pm", True)
+    assert cut_at_stop("plain reply") == ("plain reply", False)
+    assert all(s.strip() == "###" for s in STOP_STRINGS)
