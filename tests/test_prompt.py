@@ -73,7 +73,11 @@ def test_resolve_template_rejects_unknown_and_chat_without_template():
 
 
 def test_fit_context_keeps_newest_whole_turns_within_budget():
-    turns = [{"role": "them", "text": "a" * 10}, {"role": "me", "text": "b" * 10}, {"role": "them", "text": "c" * 5}]
+    turns = [
+        {"role": "them", "text": "a" * 10},
+        {"role": "me", "text": "b" * 10},
+        {"role": "them", "text": "c" * 5},
+    ]
     assert fit_context(turns, 100) == turns
     assert fit_context(turns, 17) == turns[1:]  # 6 + 11 = 17
     assert fit_context(turns, 16) == turns[2:]

@@ -89,7 +89,9 @@ def format_validation_error(err: ValidationError, source: str) -> str:
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
         if e["type"] == "extra_forbidden":
-            lines.append(f"{source}: unknown key '{loc}' (typo? see `twin configs list` for a known-good recipe)")
+            lines.append(
+                f"{source}: unknown key '{loc}' (typo? see `twin configs list` for a known-good recipe)"
+            )
         else:
             lines.append(f"{source}: {loc}: {e['msg']}")
     return "; ".join(lines)

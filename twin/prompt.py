@@ -61,7 +61,9 @@ def resolve_template(choice: str, tokenizer: Any | None) -> str:
         has_chat = tokenizer is not None and getattr(tokenizer, "chat_template", None)
         return CHAT if has_chat else PLAIN
     if choice not in TEMPLATE_VERSIONS:
-        raise TwinError(f"prompt template {choice!r} is unknown; use one of auto, {', '.join(TEMPLATE_VERSIONS)}")
+        raise TwinError(
+            f"prompt template {choice!r} is unknown; use one of auto, {', '.join(TEMPLATE_VERSIONS)}"
+        )
     if choice == CHAT and not getattr(tokenizer, "chat_template", None):
         raise TwinError("prompt template 'chat-v1' needs a tokenizer with a chat template; use 'plain-v1'")
     return choice
@@ -119,7 +121,9 @@ def build_training_pair(
         tokenize=False,
     )
     if not full.startswith(prompt):
-        raise TwinError("the tokenizer's chat template renders the reply in a way twin cannot split; use 'plain-v1'")
+        raise TwinError(
+            "the tokenizer's chat template renders the reply in a way twin cannot split; use 'plain-v1'"
+        )
     return prompt, full[len(prompt) :]
 
 

@@ -87,7 +87,9 @@ def dumps_record(rec: dict[str, Any]) -> str:
 def validate_record(obj: Any, where: str) -> RawRecord:
     """Check the fields later stages rely on; ``where`` is ``file:line`` for the error message."""
     if not isinstance(obj, dict):
-        raise TwinError(f"{where}: expected a JSON object (one raw record per line), got {type(obj).__name__}")
+        raise TwinError(
+            f"{where}: expected a JSON object (one raw record per line), got {type(obj).__name__}"
+        )
     for key in REQUIRED:
         if key not in obj or obj[key] is None:
             raise TwinError(f"{where}: record is missing '{key}'; re-export the dialog with `twin export`")
@@ -163,5 +165,7 @@ def dialog_files(raw_root: str | os.PathLike) -> list[Path]:
     """Every dialog file under a raw root (``<root>/<source>/<dialog_id>.jsonl``), sorted."""
     root = Path(raw_root)
     if not root.is_dir():
-        raise TwinError(f"{root}: raw data directory not found; run `make export` or `make import-desktop FILE=...` first")
+        raise TwinError(
+            f"{root}: raw data directory not found; run `make export` or `make import-desktop FILE=...` first"
+        )
     return sorted(p for p in root.rglob("*.jsonl") if not p.name.startswith("."))
