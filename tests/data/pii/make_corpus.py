@@ -1,0 +1,511 @@
+"""Builds the labeled PII corpus files in this directory (run once; the files are committed).
+
+The values come from the numbering/checksum rules themselves (Luhn, ISO 13616 mod-97, real
+area codes, key formats from vendor docs), not from twin's scrubber, so the test measures the
+scrubber against independent ground truth. ``positives.tsv``: type, value, snippet (the snippet
+contains the value). ``clean.txt``: chat lines with no PII at all, full of times, dates, prices,
+versions and order numbers, one per line.
+"""
+
+import base64
+import json
+import random
+import string
+from pathlib import Path
+
+R = random.Random(7)
+HERE = Path(__file__).parent
+ALNUM = string.ascii_letters + string.digits
+
+
+def luhn(prefix: str, length: int) -> str:
+    body = prefix + "".join(R.choice(string.digits) for _ in range(length - len(prefix) - 1))
+    total = 0
+    for i, ch in enumerate(reversed(body)):
+        d = int(ch) * (2 if i % 2 == 0 else 1)
+        total += d - 9 if d > 9 else d
+    return body + str((10 - total % 10) % 10)
+
+
+def iban(country: str, bban: str) -> str:
+    n = int("".join(str(int(c, 36)) for c in bban + country + "00"))
+    return f"{country}{98 - n % 97:02d}{bban}"
+
+
+def digits(n: int) -> str:
+    return "".join(R.choice(string.digits) for _ in range(n))
+
+
+def rs(alphabet: str, n: int) -> str:
+    return "".join(R.choice(alphabet) for _ in range(n))
+
+
+FIRST = ["anna", "john", "maria", "ivan", "olga", "peter", "kate", "dmitry", "lisa", "sergey", "emma", "alex"]
+LAST = ["smith", "petrova", "brown", "ivanov", "lee", "kuznetsov", "garcia", "novak", "chen", "orlov"]
+DOMAINS = [
+    "gmail.com",
+    "yandex.ru",
+    "mail.ru",
+    "outlook.com",
+    "company.io",
+    "uni-bonn.de",
+    "example.org",
+    "proton.me",
+    "bk.ru",
+    "icloud.com",
+    "startup.co.uk",
+]
+
+
+def email() -> str:
+    f, ln = R.choice(FIRST), R.choice(LAST)
+    user = R.choice(
+        [
+            f"{f}.{ln}",
+            f"{f}{ln[:1]}",
+            f"{f}_{ln}{R.randint(1, 99)}",
+            f"{ln}.{f}+work",
+            f"{f}{R.randint(70, 99)}",
+        ]
+    )
+    return f"{user}@{R.choice(DOMAINS)}"
+
+
+def phone() -> str:
+    kind = R.randrange(9)
+    if kind == 0:
+        a = R.choice(["212", "415", "646", "312", "617", "202", "305", "718", "510", "206"])
+        return f"+1 ({a}) {R.randint(201, 989)}-{digits(4)}"
+    if kind == 1:
+        a = R.choice(["212", "415", "646", "312", "617", "202"])
+        return R.choice(
+            [
+                f"({a}) {R.randint(201, 989)}-{digits(4)}",
+                f"{a}-{R.randint(201, 989)}-{digits(4)}",
+                f"{a}.{R.randint(201, 989)}.{digits(4)}",
+            ]
+        )
+    op = R.choice(["903", "905", "916", "926", "985", "999", "977", "921", "912"])
+    a, b, c = digits(3), digits(2), digits(2)
+    if kind == 2:
+        return f"+7 ({op}) {a}-{b}-{c}"
+    if kind == 3:
+        return f"+7{op}{a}{b}{c}"
+    if kind == 4:
+        return R.choice([f"8 ({op}) {a}-{b}-{c}", f"8 {op} {a} {b} {c}", f"8{op}{a}{b}{c}"])
+    if kind == 5:
+        return f"+44 20 7{digits(3)} {digits(4)}"
+    if kind == 6:
+        return f"+49 30 {R.randint(2, 9)}{digits(7)}"
+    if kind == 7:
+        return f"+33 6 {digits(2)} {digits(2)} {digits(2)} {digits(2)}"
+    return f"+7 495 {R.randint(2, 9)}{digits(2)}-{digits(2)}-{digits(2)}"
+
+
+def card() -> str:
+    num = luhn(R.choice(["4", "4276", "51", "55", "2200", "2202", "37", "6011"]), R.choice([16, 16, 16, 15]))
+    style = R.randrange(3)
+    if style == 0:
+        return num
+    sep = " " if style == 1 else "-"
+    return sep.join(num[i : i + 4] for i in range(0, len(num), 4))
+
+
+def iban_value() -> str:
+    country, bban = R.choice(
+        [
+            ("DE", lambda: digits(18)),
+            ("GB", lambda: R.choice(["WEST", "BARC", "NWBK"]) + digits(14)),
+            ("FR", lambda: digits(10) + rs(string.ascii_uppercase + string.digits, 11) + digits(2)),
+            ("NL", lambda: R.choice(["ABNA", "INGB", "RABO"]) + digits(10)),
+            ("ES", lambda: digits(20)),
+            ("IT", lambda: R.choice(string.ascii_uppercase) + digits(10) + digits(12)),
+            ("CH", lambda: digits(17)),
+            ("PL", lambda: digits(24)),
+            ("AT", lambda: digits(16)),
+            ("BE", lambda: digits(12)),
+        ]
+    )
+    v = iban(country, bban())
+    return v if R.random() < 0.4 else " ".join(v[i : i + 4] for i in range(0, len(v), 4))
+
+
+def ip() -> str:
+    k = R.randrange(5)
+    if k == 0:
+        return f"192.168.{R.randint(0, 255)}.{R.randint(1, 254)}"
+    if k == 1:
+        return f"10.{R.randint(0, 255)}.{R.randint(0, 255)}.{R.randint(1, 254)}"
+    if k == 2:
+        return f"{R.randint(11, 223)}.{R.randint(0, 255)}.{R.randint(0, 255)}.{R.randint(1, 254)}"
+    if k == 3:
+        return f"2001:db8:{R.randint(1, 0xFFFF):x}::{R.randint(1, 0xFFFF):x}"
+    return ":".join(f"{R.randint(0, 0xFFFF):x}" for _ in range(8))
+
+
+def b64url(obj: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
+
+
+def secret() -> str:
+    k = R.randrange(13)
+    return [
+        lambda: "sk-" + rs(ALNUM, 48),
+        lambda: "sk-proj-" + rs(ALNUM + "_-", 56),
+        lambda: "ghp_" + rs(ALNUM, 36),
+        lambda: "github_pat_" + rs(ALNUM, 22) + "_" + rs(ALNUM, 59),
+        lambda: "xoxb-" + digits(12) + "-" + digits(13) + "-" + rs(ALNUM, 24),
+        lambda: "AKIA" + rs(string.ascii_uppercase + string.digits, 16),
+        lambda: "AIza" + rs(ALNUM + "_-", 35),
+        lambda: "glpat-" + rs(ALNUM + "_-", 20),
+        lambda: (
+            b64url({"alg": "RS256", "typ": "JWT"})
+            + "."
+            + b64url({"sub": digits(8), "exp": 1735689600})
+            + "."
+            + rs(ALNUM + "_-", 86)
+        ),
+        lambda: "hf_" + rs(ALNUM, 34),
+        lambda: digits(10) + ":AA" + rs(ALNUM + "_-", 33),
+        lambda: "sk_live_" + rs(ALNUM, 24),
+        lambda: rs(ALNUM, R.choice([32, 40, 48])),
+    ][k]()
+
+
+def password() -> str:
+    return R.choice(
+        [
+            lambda: (
+                R.choice(["Sunflower", "Dragon", "Kotik", "Summer", "Winter", "Moscow", "Qwerty"])
+                + digits(R.randint(2, 4))
+                + R.choice(["!", "", "#", "_"])
+            ),
+            lambda: rs(ALNUM + "!@#$%", R.randint(8, 14)),
+            lambda: R.choice(["kotik", "zaya", "sobaka", "hunter", "masha", "pass"]) + digits(4),
+        ]
+    )()
+
+
+def code() -> str:
+    return digits(R.choice([4, 4, 6, 6, 5]))
+
+
+def url() -> str:
+    host = R.choice(
+        ["files.corp.com", "api.service.io", "drive.example.org", "s3.amazonaws.com", "cloud.mail.ru"]
+    )
+    if R.random() < 0.4:
+        return f"https://{R.choice(FIRST)}:{rs(ALNUM, 10)}@{host}/{R.choice(['backup.zip', 'x', 'share/12'])}"
+    param = R.choice(["token", "access_token", "api_key", "key", "sig", "auth", "X-Amz-Signature", "session"])
+    return f"https://{host}/{R.choice(['v1/export', 'share', 'dl', 'invite'])}?id={R.randint(1, 999)}&{param}={rs(ALNUM, R.randint(12, 40))}"
+
+
+TEMPLATES = {
+    "EMAIL": (
+        email,
+        [
+            "my email is {v}",
+            "write to {v} pls",
+            "пиши на {v}",
+            "почта: {v}",
+            "send it to {v}, thanks!",
+            "мой мейл {v} если что",
+            "cc {v} and me",
+            "{v}",
+            "contact: {v}.",
+            "скинь на почту {v}, ок?",
+        ],
+    ),
+    "PHONE": (
+        phone,
+        [
+            "call me at {v}",
+            "мой номер {v}",
+            "his number: {v}",
+            "позвони по {v}",
+            "tel {v}",
+            "номер курьера {v}, он ждёт",
+            "whatsapp {v}",
+            "{v} — это мама",
+            "new number {v}!",
+            "звони {v}",
+        ],
+    ),
+    "CARD": (
+        card,
+        [
+            "card {v}",
+            "кинь на карту {v}",
+            "my card number is {v}",
+            "номер карты: {v}",
+            "pay with {v} exp 11/26",
+            "{v} сбер",
+            "use {v} for the booking",
+            "перевод на {v} пожалуйста",
+        ],
+    ),
+    "IBAN": (
+        iban_value,
+        [
+            "IBAN: {v}",
+            "my iban is {v}",
+            "реквизиты {v}",
+            "send the deposit to {v}",
+            "счёт IBAN {v}, получатель я",
+            "{v}",
+        ],
+    ),
+    "IP": (
+        ip,
+        [
+            "server ip {v}",
+            "ssh to {v}",
+            "сервер на {v}",
+            "ping {v} pls",
+            "the box is {v}:22",
+            "айпишник {v}",
+            "my ip is {v} right now",
+        ],
+    ),
+    "SECRET": (
+        secret,
+        [
+            "key {v}",
+            "here's the token: {v}",
+            "токен {v}",
+            "export API_KEY={v}",
+            "use {v} for now",
+            "вот ключ {v} не свети",
+            "Authorization: Bearer {v}",
+            "{v}",
+        ],
+    ),
+    "PASSWORD": (
+        password,
+        [
+            "password: {v}",
+            "пароль: {v}",
+            "my password is {v}",
+            "пароль от вайфая {v}",
+            "wifi pass - {v}",
+            "пароль {v}",
+            "the password for the account is {v}",
+            "pwd={v}",
+            "пароль от почты: {v}",
+            "pass: {v}",
+        ],
+    ),
+    "CODE": (
+        code,
+        [
+            "the code is {v}",
+            "код {v}",
+            "PIN: {v}",
+            "пин-код {v}",
+            "код из смс {v}",
+            "verification code: {v}",
+            "otp {v}",
+            "код подтверждения: {v}",
+            "my pin is {v}",
+            "код домофона {v}",
+        ],
+    ),
+    "URL": (
+        url,
+        ["link {v}", "держи {v}", "download here: {v}", "{v}", "вот ссылка {v} !", "open {v} and log in"],
+    ),
+}
+COUNTS = {
+    "EMAIL": 45,
+    "PHONE": 60,
+    "CARD": 40,
+    "IBAN": 30,
+    "IP": 35,
+    "SECRET": 50,
+    "PASSWORD": 30,
+    "CODE": 30,
+    "URL": 20,
+}
+
+
+def positives() -> list[tuple[str, str, str]]:
+    rows = []
+    for kind, n in COUNTS.items():
+        make, templates = TEMPLATES[kind]
+        for i in range(n):
+            v = make()
+            rows.append((kind, v, templates[i % len(templates)].format(v=v)))
+    return rows
+
+
+CLEAN_EN = [
+    "see you at {t}",
+    "meeting moved to {t} on {d}",
+    "it was {p}, kinda pricey",
+    "the flight lands at {t}",
+    "updated to {v}, works fine now",
+    "my {o} still hasn't arrived",
+    "we won {s}!",
+    "train leaves at {t}, platform {n}",
+    "rent is {p} per month",
+    "can you do {d} instead?",
+    "it's {n} km from here",
+    "room {n}, floor {f}",
+    "{n} people signed up already",
+    "lunch was {p} for two",
+    "battery at {n}%",
+    "python {v} broke my venv lol",
+    "the score was {s} at half time",
+    "i'll be there in {n} minutes",
+    "it weighs {w}",
+    "order total {p}, shipping free",
+    "deadline is {d} at {t}",
+    "temperature is {n}°C today",
+    "chapter {n}, page {n}",
+    "their {o} got cancelled",
+    "we need {n} chairs and {n} tables",
+    "i paid {p} for the tickets",
+    "{d} works, {t}?",
+    "bus {n} at {t}",
+]
+CLEAN_RU = [
+    "встречаемся в {t}",
+    "перенесли на {d} в {t}",
+    "вышло {p}, дороговато",
+    "поезд в {t}, платформа {n}",
+    "обновился до {v}, всё норм",
+    "мой {o} так и не пришёл",
+    "выиграли {s}!",
+    "аренда {p} в месяц",
+    "давай {d}?",
+    "это {n} км отсюда",
+    "кабинет {n}, {f} этаж",
+    "уже {n} человек записались",
+    "обед {p} на двоих",
+    "заряд {n}%",
+    "счёт {s} в перерыве",
+    "буду через {n} минут",
+    "весит {w}",
+    "итого {p}, доставка бесплатно",
+    "дедлайн {d} в {t}",
+    "сегодня {n} градусов",
+    "глава {n}, страница {n}",
+    "их {o} отменили",
+    "нужно {n} стульев",
+    "билеты {p}",
+    "{d} ок, в {t}?",
+    "автобус {n} в {t}",
+]
+T = ["7", "7:30", "19:45", "08:00", "12:15", "6pm", "10:30am", "23:59", "18:00:00", "9.30"]
+D = [
+    "2024-03-15",
+    "15.03.2024",
+    "03/15/2024",
+    "March 15",
+    "15 марта",
+    "the 3rd",
+    "1 апреля 2025",
+    "12/05",
+    "Monday",
+    "2023-12-31",
+    "31.12",
+]
+P = [
+    "$12.50",
+    "$1,299.99",
+    "€45",
+    "1500 ₽",
+    "2 400 руб.",
+    "£7.20",
+    "99.90",
+    "12 000 р",
+    "$3",
+    "350 000 рублей",
+]
+V = ["3.11.2", "v2.0.1", "1.14.0-rc1", "18.04", "v10.2.3", "5.4.0-150-generic", "2.31.0", "v1.2.3.4"]
+ORDERS = [
+    "order #123456",
+    "order #48151623",
+    "order 4815162342",
+    "заказ №12345678",
+    "ticket #99812",
+    "invoice 2024-000123",
+    "заказ 1029384756",
+    "parcel RA123456789RU",
+    "booking ref XK7Q2P",
+    "order no. 20240315001",
+]
+S = ["3:1", "2-0", "101:99", "4:4", "0:2"]
+N = ["3", "12", "45", "250", "1000", "1,250", "7", "86", "2024", "15", "1 000 000", "64"]
+F = ["2", "5", "12", "3rd"]
+W = ["1.5 kg", "300 g", "2,5 кг", "12 lbs"]
+
+
+HANDWRITTEN = [
+    "call me at 7 when you're free",
+    "the mountain pass was closed because of snow",
+    "ping me at 10:30",
+    "my pin code? no idea lol",
+    "http code 200 means ok",
+    "commit a1b2c3d fixed it",
+    "request id 123e4567-e89b-12d3-a456-426614174000 failed",
+    "pass the salt please",
+    "он сдал на пять",
+    "код ревью в 15:00",
+    "пароль? не помню, потом скажу",
+    "the password is on the sticky note, ask Sam",
+    "кинь код в чат, я гляну",
+    "version 2.7.18 is ancient",
+    "ip? no idea, ask the admin",
+    "the meeting is at 14:00-15:30 in room 4.12",
+    "+5 to that",
+    "1-800 numbers are free lol",
+    "we scored 3-2-1",
+    "it costs 4 999 ₽ on sale",
+    "см. пункт 3.2.1 договора",
+    "коды ответа 404 и 500",
+    "the 2024-2025 season starts soon",
+    "ISBN 978-3-16-148410-0",
+    "tracking: 1Z999AA10123456784",
+    "it's 10,000 steps a day",
+    "pi is 3.14159265358979",
+    "my score: 1 234 567 points!!",
+    "flight SU 2134 departs 06:40",
+    "call at 9-10 tomorrow",
+    "ставка 7,5% годовых",
+    "the https://example.com/docs page is down",
+    "см https://habr.com/ru/articles/712345/",
+    "what a passionate speech",
+    "ok passing by the shop now",
+    "компьютер с кодовым названием Орёл",
+]
+
+
+def clean() -> list[str]:
+    out = set(HANDWRITTEN)
+    while len(out) < 340:
+        tpl = R.choice(CLEAN_EN + CLEAN_RU)
+        line = tpl
+        for key, vals in (
+            ("{t}", T),
+            ("{d}", D),
+            ("{p}", P),
+            ("{v}", V),
+            ("{o}", ORDERS),
+            ("{s}", S),
+            ("{n}", N),
+            ("{f}", F),
+            ("{w}", W),
+        ):
+            while key in line:
+                line = line.replace(key, R.choice(vals), 1)
+        out.add(line)
+    return sorted(out)
+
+
+if __name__ == "__main__":
+    with (HERE / "positives.tsv").open("w", encoding="utf-8") as f:
+        f.write("type\tvalue\tsnippet\n")
+        for row in positives():
+            f.write("\t".join(row) + "\n")
+    (HERE / "clean.txt").write_text("\n".join(clean()) + "\n", encoding="utf-8")

@@ -1,0 +1,388 @@
+"""``run_prepare``: data/raw -> data/processed/{train,val}.jsonl + stats.json.
+
+Per dialog (in a process pool, one dialog per task, both cores busy): read and validate the raw
+records, split sessions, scrub each message, merge turns, build examples, pick the split by a hash
+of the session id. The parent streams the results, in dialog order, into temp files beside the
+outputs and renames them only when every dialog succeeded: a bad line anywhere leaves
+``data/processed`` exactly as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sys
+from array import array
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from twin.errors import TwinError
+from twin.fileio import atomic_open
+from twin.prepare.config import PrepareConfig
+from twin.prepare.examples import CONVERTERS, dataset_info, session_hash
+from twin.prepare.scrub import TYPES, Scrubber
+from twin.prepare.sessions import build_sessions
+from twin.sources.records import dialog_files, validate_record
+
+__all__ = ["PrepareConfig", "run_prepare", "process_dialog"]
+
+log = logging.getLogger(__name__)
+
+# Below this much raw data a process pool costs more than it saves.
+_POOL_MIN_BYTES = 4 << 20
+
+_worker: dict[str, Any] = {}
+
+
+def load_counter(tokenizer_dir: str) -> Callable[[str], int]:
+    """Token counter of a Hugging Face tokenizer dir (memoised: a turn is counted once per dialog)."""
+    p = Path(tokenizer_dir)
+    if not p.is_dir():
+        raise TwinError(f"{p}: tokenizer directory not found; pass the base model dir to --tokenizer")
+    try:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(str(p))
+    except Exception as e:  # noqa: BLE001 - any load failure is a user-fixable path problem
+        raise TwinError(
+            f"{p}: cannot load a tokenizer ({type(e).__name__}); it needs tokenizer.json or "
+            "tokenizer_config.json, or drop --tokenizer to budget context in characters"
+        ) from None
+    cache: dict[str, int] = {}
+
+    def count(text: str) -> int:
+        n = cache.get(text)
+        if n is None:
+            n = len(tok(text, add_special_tokens=False)["input_ids"])
+            if len(cache) > 200_000:
+                cache.clear()
+            cache[text] = n
+        return n
+
+    return count
+
+
+def _init_worker(cfg_json: dict) -> None:
+    cfg = PrepareConfig.model_validate({k: v for k, v in cfg_json.items() if k != "context_unit"})
+    _worker["cfg"] = cfg
+    _worker["count"] = load_counter(cfg.tokenizer) if cfg.tokenizer else len
+
+
+def _loads_dumps() -> tuple[Callable[[str], Any], Callable[[Any], str]]:
+    """orjson when installed (several times faster on a million lines), else the stdlib."""
+    try:
+        import orjson
+
+        return orjson.loads, lambda obj: orjson.dumps(obj).decode()
+    except ImportError:  # pragma: no cover
+        enc = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+        return json.loads, enc
+
+
+def _read_records(path: Path) -> list[dict]:
+    """Every record of a dialog file; a bad line raises TwinError naming ``file:line``.
+
+    The common case (a well-formed record) is checked inline; anything unusual goes through
+    :func:`validate_record` for the precise message.
+    """
+    loads, _ = _loads_dumps()
+    rows = []
+    try:
+        f = path.open("rb")
+    except OSError as e:
+        raise TwinError(f"{path}: cannot read ({e.strerror})") from None
+    with f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = loads(line)
+            except ValueError:
+                try:
+                    json.loads(line)  # the stdlib's message names the column
+                    msg = "not valid JSON"
+                except json.JSONDecodeError as e:
+                    msg = f"not valid JSON ({e.msg} at column {e.colno})"
+                except UnicodeDecodeError:
+                    msg = "not UTF-8 text"
+                raise TwinError(
+                    f"{path}:{lineno}: {msg}; fix or delete the line, or re-export the dialog"
+                ) from None
+            if (
+                type(obj) is dict
+                and type(obj.get("out")) is bool
+                and obj.get("dialog_id") is not None
+                and obj.get("id") is not None
+                and type(d := obj.get("date")) is str
+                and len(d) == 20
+                and d[-1] == "Z"
+                and type(obj.get("text")) is str
+            ):
+                try:
+                    datetime.fromisoformat(d[:-1])
+                except ValueError:
+                    validate_record(obj, f"{path}:{lineno}")  # raises with the precise message
+                rows.append(obj)
+            else:
+                rows.append(validate_record(obj, f"{path}:{lineno}"))
+    return rows
+
+
+def process_dialog(
+    path: str | Path, cfg: PrepareConfig | None = None, count: Callable[[str], int] | None = None
+) -> dict:
+    """One dialog file -> its serialized examples (train / val) and its counts."""
+    cfg = cfg or _worker["cfg"]
+    count = count or _worker.get("count", len)
+    path = Path(path)
+    records = _read_records(path)
+    scrubber = Scrubber(cfg.region) if cfg.scrub else None
+    from twin.prepare.examples import session_examples
+
+    contact = next((r["dialog_name"] for r in reversed(records) if r.get("dialog_name")), None)
+    sessions = build_sessions(records, cfg.gap_hours, scrubber.scrub if scrubber else None)
+    budget = cfg.context_budget
+    res: dict[str, Any] = {
+        "messages": len(records),
+        "messages_no_text": sum(1 for r in records if not r["text"].strip()),
+        "messages_forwarded": sum(1 for r in records if r.get("forwarded")),
+        "messages_mine": sum(1 for r in records if r["out"]),
+        "sessions": len(sessions),
+        "turns": 0,
+        "examples": 0,
+        "val_sessions": 0,
+        "session_hashes": [],
+        # per split: (session id, number of lines) in file order; a session's lines are contiguous
+        "runs": {"train": [], "val": []},
+        # lengths as int arrays: cheap to send from a worker to the parent
+        "lengths": {
+            k: array("i") for k in ("instruction_chars", "response_chars", "context_turns", "context_size")
+        },
+    }
+    keys = ["main", *cfg.format]
+    buf: dict[str, dict[str, list[str]]] = {k: {"train": [], "val": []} for k in keys}
+    _, dumps = _loads_dumps()
+    L = res["lengths"]
+    for s in sessions:
+        res["turns"] += len(s.turns)
+        exs = session_examples(s, contact=contact, budget=budget, count=count)
+        if not exs:
+            continue
+        h = session_hash(s.id, cfg.seed)
+        split = "val" if cfg.val_fraction > 0 and h / 2**64 < cfg.val_fraction else "train"  # = in_val()
+        res["val_sessions"] += split == "val"
+        res["session_hashes"].append((h, s.id, len(exs)))
+        res["runs"][split].append((s.id, len(exs)))
+        for ex in exs:
+            buf["main"][split].append(dumps(ex))
+            for fmt in cfg.format:
+                buf[fmt][split].append(dumps(CONVERTERS[fmt](ex)))
+            L["instruction_chars"].append(len(ex["instruction"]))
+            L["response_chars"].append(len(ex["response"]))
+            L["context_turns"].append(len(ex["context"]))
+            L["context_size"].append(sum(count(t["text"]) + 1 for t in ex["context"]))
+        res["examples"] += len(exs)
+    # one string per output file: pickling a few big strings is far cheaper than many small ones
+    res["text"] = {k: {sp: "".join(line + "\n" for line in v[sp]) for sp in v} for k, v in buf.items()}
+    res["pii"] = dict(scrubber.counts) if scrubber else {}
+    return res
+
+
+def _move_session_to_val(res: dict, sid: str) -> None:
+    """Move one session's lines from train to val in every output of one dialog's result."""
+    runs = res["runs"]["train"]
+    i = next(i for i, (s, _) in enumerate(runs) if s == sid)
+    start, n = sum(k for _, k in runs[:i]), runs[i][1]
+    for texts in res["text"].values():
+        # JSON lines never hold a raw "\n" (str.splitlines would also split on U+2028)
+        lines = texts["train"].split("\n")[:-1]
+        texts["train"] = "".join(x + "\n" for x in lines[:start] + lines[start + n :])
+        texts["val"] += "".join(x + "\n" for x in lines[start : start + n])
+    res["runs"]["val"].append(runs.pop(i))
+
+
+def _percentiles(values: list[int]) -> dict:
+    if not values:
+        return {"n": 0}
+    v = sorted(values)
+    n = len(v)
+
+    def pct(p: float) -> int:
+        return v[min(n - 1, int(p / 100 * n))]
+
+    return {
+        "n": n,
+        "mean": round(sum(v) / n, 1),
+        "p50": pct(50),
+        "p90": pct(90),
+        "p99": pct(99),
+        "max": v[-1],
+    }
+
+
+def _progress(total: int):
+    try:
+        from tqdm import tqdm
+
+        return tqdm(total=total, unit="dialog", desc="prepare", disable=None, leave=False)
+    except ImportError:  # pragma: no cover
+        return None
+
+
+def run_prepare(cfg: PrepareConfig) -> dict:
+    """Run the stage; returns the stats written to ``<out>/stats.json``."""
+    raw, out = Path(cfg.raw), Path(cfg.out)
+    files = dialog_files(raw)
+    if not files:
+        raise TwinError(
+            f"{raw}: no dialog files (<source>/<dialog_id>.jsonl) found; "
+            "run `make export` or `make import-desktop FILE=...` first"
+        )
+    if not cfg.scrub:
+        log.warning("--no-scrub: PII (e-mails, phones, cards, passwords...) stays in the training data")
+    # a bad tokenizer dir fails here, in one line, before any work
+    count = load_counter(cfg.tokenizer) if cfg.tokenizer else len
+    total_bytes = sum(p.stat().st_size for p in files)
+    workers = cfg.workers or (os.cpu_count() or 1)
+    workers = max(1, min(workers, len(files)))
+    use_pool = workers > 1 and total_bytes >= _POOL_MIN_BYTES
+    log.info(
+        "prepare: %d dialog files (%.1f MB) with %d process(es)",
+        len(files),
+        total_bytes / 1e6,
+        workers if use_pool else 1,
+    )
+
+    cfg_json = cfg.model_dump(mode="json")
+    bar = _progress(len(files))
+    try:
+        if use_pool:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+
+            # fork is fastest, but forking a process whose native thread pools (torch's OpenMP,
+            # tokenizers' rayon) may hold locks can deadlock a child: then start clean interpreters
+            safe_fork = not any(m in sys.modules for m in ("torch", "tokenizers"))
+            ctx = mp.get_context("fork" if safe_fork else "spawn")
+            chunk = max(1, len(files) // (workers * 32))
+            with ProcessPoolExecutor(
+                workers, mp_context=ctx, initializer=_init_worker, initargs=(cfg_json,)
+            ) as pool:
+                results = []
+                try:
+                    for res in pool.map(process_dialog, files, chunksize=chunk):
+                        results.append(res)
+                        if bar is not None:
+                            bar.update(1)
+                except BaseException:
+                    pool.shutdown(wait=True, cancel_futures=True)  # a bad line: don't finish the rest
+                    raise
+        else:
+            results = []
+            for f in files:
+                results.append(process_dialog(f, cfg, count))
+                if bar is not None:
+                    bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+
+    counts: Counter = Counter()
+    pii: Counter = Counter()
+    lengths: dict[str, list[int]] = {}
+    hashes: list[tuple[int, str, int]] = []
+    for res in results:
+        for key in (
+            "messages",
+            "messages_no_text",
+            "messages_forwarded",
+            "messages_mine",
+            "sessions",
+            "turns",
+            "examples",
+            "val_sessions",
+        ):
+            counts[key] += res[key]
+        counts["dialogs_with_examples"] += res["examples"] > 0
+        pii.update(res["pii"])
+        for k, v in res["lengths"].items():
+            lengths.setdefault(k, []).extend(v)
+        hashes.extend(res["session_hashes"])
+    if counts["examples"] == 0:
+        raise TwinError(
+            f"{raw}: no training examples: no message of yours answers one of theirs "
+            f"({counts['messages']} messages in {len(files)} dialogs); check `out` in the raw records "
+            "or pass --me to the import"
+        )
+    # Tiny inputs may hash no session into val: move the lowest-hash one there (deterministic).
+    if cfg.val_fraction > 0 and counts["val_sessions"] == 0 and len(hashes) >= 2:
+        forced = min(hashes)[1]
+        _move_session_to_val(
+            next(r for r in results if any(h[1] == forced for h in r["session_hashes"])), forced
+        )
+        counts["val_sessions"] = 1
+    for res in results:
+        for split in ("train", "val"):
+            counts[split] += sum(n for _, n in res["runs"][split])
+
+    out.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stack:
+        # Every output is a temp file until all are complete; an error deletes them all.
+        for key in ("main", *cfg.format):
+            for split in ("train", "val"):
+                name = f"{split}.jsonl" if key == "main" else f"{split}.{key}.jsonl"
+                f = stack.enter_context(atomic_open(out / name))
+                for res in results:
+                    f.write(res["text"][key][split])
+        stats = {
+            "config": cfg_json,
+            "counts": {
+                "dialogs": len(files),
+                **{
+                    k: counts[k]
+                    for k in (
+                        "dialogs_with_examples",
+                        "messages",
+                        "messages_mine",
+                        "messages_no_text",
+                        "messages_forwarded",
+                        "sessions",
+                        "turns",
+                        "examples",
+                    )
+                },
+                "train": counts["train"],
+                "val": counts["val"],
+                "sessions_with_examples": len(hashes),
+                "val_sessions": counts["val_sessions"],
+            },
+            "pii": {t: pii.get(t, 0) for t in TYPES} if cfg.scrub else {},
+            "lengths": {k: _percentiles(v) for k, v in lengths.items()},
+        }
+        stats["lengths"].setdefault("context_size", {})["unit"] = cfg.context_unit
+        if cfg.format:
+            f = stack.enter_context(atomic_open(out / "dataset_info.json"))
+            json.dump(dataset_info(cfg.format), f, indent=2)
+        f = stack.enter_context(atomic_open(out / "stats.json"))
+        json.dump(stats, f, ensure_ascii=False, indent=2)
+        f.write("\n")
+    # Files of formats not asked for this time are stale.
+    for fmt in CONVERTERS:
+        if fmt not in cfg.format:
+            for split in ("train", "val"):
+                with contextlib.suppress(FileNotFoundError):
+                    (out / f"{split}.{fmt}.jsonl").unlink()
+    log.info(
+        "prepare: %d examples (%d train / %d val) from %d sessions -> %s",
+        counts["examples"],
+        stats["counts"]["train"],
+        stats["counts"]["val"],
+        len(hashes),
+        out,
+    )
+    return stats

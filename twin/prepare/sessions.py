@@ -1,0 +1,107 @@
+"""Sessions and turns: pure functions over raw records (no I/O).
+
+* A **session** is a run of messages in one dialog with no gap longer than ``gap_hours`` between
+  consecutive messages, so context never leaks from one conversation into the next. A gap exactly
+  equal to the threshold does not split.
+* A **turn** is a run of consecutive messages from the same side within a session, joined with
+  newlines (people send several short messages in a row).
+
+Every message counts for the gaps (a photo at 3 am continues a conversation), but only messages
+with text of the sender's own make turns: media without a caption and forwarded messages (someone
+else's words) are left out, and neither splits nor forms a turn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from twin.sources.records import sort_key
+
+_EPOCH = datetime(1970, 1, 1)
+
+
+def epoch(date: str) -> float:
+    """Seconds since the epoch of a raw ``date`` (UTC ISO-8601, ``Z`` or an offset)."""
+    if len(date) == 20 and date[-1] == "Z":  # the canonical form: naive arithmetic is exact and ~3x faster
+        return (datetime.fromisoformat(date[:-1]) - _EPOCH).total_seconds()
+    return datetime.fromisoformat(date.replace("Z", "+00:00")).astimezone(UTC).timestamp()
+
+
+@dataclass
+class Turn:
+    role: str  # "me" | "them"
+    text: str
+    message_ids: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Session:
+    dialog_id: int
+    index: int
+    messages: list[dict]
+    turns: list[Turn] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return f"{self.dialog_id}-{self.index}"
+
+
+def split_sessions(records: Sequence[dict], gap_hours: float = 24.0) -> list[list[dict]]:
+    """Group one dialog's records into sessions; records are sorted by (date, id) first."""
+    rows = sorted(records, key=sort_key)
+    gap = gap_hours * 3600.0
+    sessions: list[list[dict]] = []
+    prev: float | None = None
+    for rec in rows:
+        t = epoch(rec["date"])
+        if prev is None or t - prev > gap:
+            sessions.append([])
+        sessions[-1].append(rec)
+        prev = t
+    return sessions
+
+
+def usable(rec: dict) -> bool:
+    """Whether a message contributes text to a turn (see the module docstring)."""
+    return bool(rec.get("text") and rec["text"].strip()) and not rec.get("forwarded")
+
+
+def merge_turns(messages: Sequence[dict], clean: Callable[[str], str] | None = None) -> list[Turn]:
+    """Consecutive usable messages of one side -> one turn, texts joined with ``\\n``.
+
+    ``clean`` (e.g. the PII scrubber) is applied to each message's text before anything else sees it.
+    """
+    turns: list[Turn] = []
+    last: Turn | None = None
+    for rec in messages:
+        text = rec.get("text")
+        if not text or rec.get("forwarded"):  # inlined usable(): this loop runs once per message
+            continue
+        text = text.strip()
+        if not text:
+            continue
+        if clean is not None:
+            text = clean(text)
+        role = "me" if rec["out"] else "them"
+        if last is not None and last.role == role:
+            last.text += "\n" + text
+            last.message_ids.append(rec["id"])
+        else:
+            last = Turn(role, text, [rec["id"]])
+            turns.append(last)
+    return turns
+
+
+def build_sessions(
+    records: Sequence[dict], gap_hours: float = 24.0, clean: Callable[[str], str] | None = None
+) -> list[Session]:
+    """Sessions of one dialog, numbered from 0 in time order, with their merged turns."""
+    if not records:
+        return []
+    dialog_id = records[0]["dialog_id"]
+    out = []
+    for i, msgs in enumerate(split_sessions(records, gap_hours)):
+        out.append(Session(dialog_id, i, msgs, merge_turns(msgs, clean)))
+    return out
