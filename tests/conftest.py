@@ -1,0 +1,78 @@
+"""Shared fixtures: a tiny Falcon base and a LoRA adapter trained on it (built once per session).
+
+Both are real models (FalconForCausalLM with Falcon-7B's architecture at toy size, a locally
+trained byte-level BPE tokenizer), built in seconds on CPU; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# The test machine has 2 cores shared with other jobs: more threads than cores only thrashes, and
+# OpenMP's default spin-waiting makes 2 threads ~10x slower than 1 when the other core is busy;
+# passive waiting removes that cliff (it must be set before torch is imported).
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+def _modest_threads() -> None:
+    import torch
+
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(scope="session")
+def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Path of a freshly built tiny Falcon (no pretraining): config, safetensors, tokenizer."""
+    _modest_threads()
+    from twin.model.tiny import build_tiny
+
+    return build_tiny(tmp_path_factory.mktemp("tiny-base") / "tiny-falcon", seed=0)
+
+
+def write_processed(out: Path, n_train: int = 96, n_val: int = 16, seed: int = 0, stats: bool = True) -> Path:
+    """A prepare-style output dir (train.jsonl, val.jsonl, stats.json) with synthetic chats."""
+    from twin.train.synthetic import write_synthetic_processed
+
+    return write_synthetic_processed(out, n_train=n_train, n_val=n_val, seed=seed, stats=stats)
+
+
+@pytest.fixture(scope="session")
+def processed_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Synthetic ``data/processed`` (96 train / 16 val examples + stats.json)."""
+    return write_processed(tmp_path_factory.mktemp("processed"))
+
+
+def tiny_train_config(base: Path, data_dir: Path, out: Path, run: str = "t", **overrides):
+    """pipelines/tiny.yaml pointed at test dirs, sized to train in seconds."""
+    from twin.config import deep_merge, load_config
+    from twin.train.config import TrainConfig
+
+    defaults = {
+        "base": str(base),
+        "run": run,
+        "out_dir": str(out),
+        "data": {"dir": str(data_dir)},
+        "num_threads": 2,
+        "checkpoint_every_steps": 0,
+        "eval": {"every_steps": 0},
+    }
+    over = deep_merge(defaults, overrides)
+    return load_config(TrainConfig, Path(__file__).resolve().parents[1] / "pipelines" / "tiny.yaml", over)
+
+
+@pytest.fixture(scope="session")
+def tiny_adapter(tiny_base: Path, processed_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Path of a LoRA adapter dir (PEFT files + tokenizer + twin.json) trained a few steps on tiny_base."""
+    _modest_threads()
+    from twin.train.loop import train
+
+    out = tmp_path_factory.mktemp("train")
+    train(tiny_train_config(tiny_base, processed_dir, out, run="fixture", max_steps=12, optim={"lr": 1e-2}))
+    return out / "adapters" / "fixture"

@@ -1,0 +1,89 @@
+"""Adapters: per-architecture targets, LoRA vs DoRA, LoRA+ learning rates, a DoRA+LoRA+ run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import tiny_train_config
+
+from twin.errors import TwinError
+from twin.model.load import load_base
+from twin.model.lora import apply_lora, param_groups, target_modules_for
+from twin.train.config import LoraConfig
+
+
+def test_target_modules_per_architecture() -> None:
+    assert target_modules_for("falcon") == ["query_key_value"]
+    assert target_modules_for("llama") == ["q_proj", "v_proj"]
+    assert target_modules_for("qwen2") == ["q_proj", "v_proj"]
+    assert target_modules_for("bloom") == ["query_key_value"]  # from peft's own table
+    assert target_modules_for("falcon", "all-linear") == "all-linear"
+    assert target_modules_for("falcon", ["dense"]) == ["dense"]
+    with pytest.raises(TwinError, match="no default for model type 'mystery'"):
+        target_modules_for("mystery")
+
+
+def _lora_names(model) -> set[str]:
+    return {n for n, p in model.named_parameters() if p.requires_grad}
+
+
+def test_falcon_lora_only_adapters_train(tiny_base: Path) -> None:
+    model, _ = load_base(tiny_base)
+    cfg = model.config
+    peft_model = apply_lora(model, LoraConfig(r=4))
+    names = _lora_names(peft_model)
+    assert names and all("lora_" in n and "query_key_value" in n for n in names)
+    head_dim = cfg.hidden_size // cfg.num_attention_heads
+    per_layer = 4 * cfg.hidden_size + 4 * (cfg.hidden_size + 2 * head_dim)  # A: r x in, B: out x r
+    assert (
+        sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
+        == cfg.num_hidden_layers * per_layer
+    )
+
+
+def test_dora_and_all_linear(tiny_base: Path) -> None:
+    model, _ = load_base(tiny_base)
+    peft_model = apply_lora(model, LoraConfig(r=4, method="dora", target_modules="all-linear"))
+    names = _lora_names(peft_model)
+    assert any("lora_magnitude_vector" in n for n in names)  # DoRA's magnitude
+    for module in ("query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"):
+        assert any(f".{module}.lora_A" in n for n in names), module
+    assert not any("lm_head" in n for n in names)
+    with pytest.raises(TwinError, match="none of"):
+        apply_lora(load_base(tiny_base)[0], LoraConfig(target_modules=["q_proj"]))
+
+
+def test_llama_like_targets_q_and_v() -> None:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2)  # fmt: skip
+    peft_model = apply_lora(LlamaForCausalLM(cfg), LoraConfig(r=2))
+    targets = {n.split(".lora_")[0].rsplit(".", 1)[-1] for n in _lora_names(peft_model)}
+    assert targets == {"q_proj", "v_proj"}
+
+
+def test_loraplus_gives_b_its_own_learning_rate(tiny_base: Path) -> None:
+    peft_model = apply_lora(load_base(tiny_base)[0], LoraConfig(r=4))
+    plain = param_groups(peft_model, 1e-3, 0.0, None)
+    assert len(plain) == 1 and plain[0]["lr"] == 1e-3
+    groups = {g["name"]: g for g in param_groups(peft_model, 1e-3, 0.0, 16)}
+    assert groups["lora"]["lr"] == 1e-3 and groups["lora_B"]["lr"] == pytest.approx(1.6e-2)
+    b_ids = {id(p) for n, p in peft_model.named_parameters() if "lora_B" in n}
+    assert {id(p) for p in groups["lora_B"]["params"]} == b_ids
+    assert not b_ids & {id(p) for p in groups["lora"]["params"]}
+
+
+def test_dora_with_loraplus_trains_and_saves(tiny_base: Path, processed_dir: Path, tmp_path: Path) -> None:
+    from twin.train.loop import train
+
+    cfg = tiny_train_config(
+        tiny_base, processed_dir, tmp_path, run="dora", max_steps=2,
+        lora={"method": "dora", "loraplus_lr_ratio": 16}, schedule={"name": "constant_with_warmup"},
+    )  # fmt: skip
+    metrics = train(cfg)
+    assert metrics["steps"] == 2
+    adapter_cfg = json.loads((tmp_path / "adapters" / "dora" / "adapter_config.json").read_text())
+    assert adapter_cfg["use_dora"] is True

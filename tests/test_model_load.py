@@ -1,0 +1,145 @@
+"""The tiny Falcon and the base-model loader: real models, real files, clear errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from twin.errors import TwinError
+from twin.model.load import base_fingerprint, check_base_dir, load_base, read_adapter_meta
+
+
+def test_tiny_base_loads_with_falcon_7b_architecture(tiny_base: Path) -> None:
+    model, tok = load_base(tiny_base)
+    cfg = model.config
+    assert type(model).__name__ == "FalconForCausalLM"
+    assert cfg.model_type == "falcon"
+    assert cfg.multi_query and cfg.parallel_attn and not cfg.alibi and not cfg.bias
+    assert not cfg.new_decoder_architecture
+    names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
+    assert {"query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"} <= names
+    # Multi-query: one shared key/value head -> fused projection is hidden + 2 * head_dim wide.
+    qkv = model.transformer.h[0].self_attention.query_key_value
+    head_dim = cfg.hidden_size // cfg.num_attention_heads
+    assert qkv.weight.shape == (cfg.hidden_size + 2 * head_dim, cfg.hidden_size)
+    assert qkv.bias is None
+    # Tokenizer: byte-level BPE with distinct eos and pad; any text round-trips.
+    assert tok.eos_token_id is not None and tok.pad_token_id is not None
+    assert tok.eos_token_id != tok.pad_token_id
+    assert cfg.eos_token_id == tok.eos_token_id and cfg.vocab_size == len(tok)
+    text = "hey, как дела? 🙂 see you at 7"
+    assert tok.decode(tok(text).input_ids) == text
+
+
+def test_tiny_base_generates_tokens(tiny_base: Path) -> None:
+    import torch
+
+    model, tok = load_base(tiny_base)
+    enc = tok("hello there", return_tensors="pt")
+    with torch.no_grad():
+        out = model.generate(**enc, max_new_tokens=4, do_sample=False, pad_token_id=tok.pad_token_id)
+    assert out.shape[1] > enc.input_ids.shape[1]
+
+
+def test_load_base_dtype(tiny_base: Path) -> None:
+    import torch
+
+    model, _ = load_base(tiny_base, dtype="bf16")
+    assert next(model.parameters()).dtype == torch.bfloat16
+    with pytest.raises(TwinError, match="dtype"):
+        load_base(tiny_base, dtype="float8")
+
+
+def test_fingerprint_is_stable_and_tracks_tokenizer(tiny_base: Path, tmp_path: Path) -> None:
+    fp = base_fingerprint(tiny_base)
+    assert fp.startswith("sha256:") and fp == base_fingerprint(tiny_base)
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_base, copy)
+    assert base_fingerprint(copy) == fp  # identity is content, not location
+    tok = json.loads((copy / "tokenizer.json").read_text())
+    tok["added_tokens"][0]["content"] = "<|other|>"
+    (copy / "tokenizer.json").write_text(json.dumps(tok))
+    assert base_fingerprint(copy) != fp
+
+
+@pytest.mark.parametrize(
+    ("remove", "message"),
+    [
+        ("config.json", "no config.json"),
+        ("model.safetensors", "no weights"),
+        ("tokenizer.json", "no tokenizer"),
+    ],
+)
+def test_incomplete_base_dir_is_a_clear_error(
+    tiny_base: Path, tmp_path: Path, remove: str, message: str
+) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_base, broken)
+    (broken / remove).unlink()
+    with pytest.raises(TwinError, match=message) as e:
+        load_base(broken)
+    assert str(broken) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_missing_base_dir(tmp_path: Path) -> None:
+    with pytest.raises(TwinError, match="not found"):
+        check_base_dir(tmp_path / "nope")
+
+
+def test_quantize_without_cuda_fails_before_loading(tiny_base: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+    import transformers
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+    def _boom(*a, **k):  # loading must not even start
+        raise AssertionError("model load attempted")
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", _boom)
+    for q in ("nf4", "int8"):
+        with pytest.raises(TwinError, match="CUDA"):
+            load_base(tiny_base, quantize=q)
+    with pytest.raises(TwinError, match="unknown"):
+        load_base(tiny_base, quantize="int3")
+
+
+def test_read_adapter_meta_errors(tmp_path: Path) -> None:
+    with pytest.raises(TwinError, match="not found"):
+        read_adapter_meta(tmp_path / "nope")
+    with pytest.raises(TwinError, match="twin.json"):
+        read_adapter_meta(tmp_path)
+    (tmp_path / "twin.json").write_text("{not json")
+    with pytest.raises(TwinError, match="not valid JSON"):
+        read_adapter_meta(tmp_path)
+    (tmp_path / "twin.json").write_text(json.dumps({"format": 1, "template": "plain-v1"}))
+    with pytest.raises(TwinError, match="base_model"):
+        read_adapter_meta(tmp_path)
+    good = {
+        "format": 1,
+        "base_model": {"path": "x", "fingerprint": "sha256:0", "model_type": "falcon"},
+        "template": "plain-v1",
+        "prepare": {},
+        "train": {},
+        "metrics": {},
+        "created": "2024-01-01T00:00:00Z",
+    }
+    (tmp_path / "twin.json").write_text(json.dumps(good))
+    assert read_adapter_meta(tmp_path) == good
+
+
+def test_build_tiny_is_deterministic_and_pretraining_lowers_loss(tmp_path: Path) -> None:
+    from twin.model.tiny import build_tiny, fallback_texts
+
+    a = build_tiny(tmp_path / "a", seed=1, pretrain_steps=40, hidden_size=64, num_layers=2)
+    b = build_tiny(tmp_path / "b", seed=1, pretrain_steps=40, hidden_size=64, num_layers=2)
+    assert (a / "model.safetensors").read_bytes() == (b / "model.safetensors").read_bytes()
+    info = json.loads((a / "tiny.json").read_text())
+    first, last = info["pretrain_loss"]
+    assert last < first * 0.8
+    # Rebuilding over an existing dir replaces it whole.
+    build_tiny(a, fallback_texts()[:5], seed=2, hidden_size=64, num_layers=2)
+    assert json.loads((a / "tiny.json").read_text())["documents"] == 5
+    assert not list(tmp_path.glob(".a*"))

@@ -1,0 +1,287 @@
+"""The train stage end to end on the tiny Falcon (CPU): outputs, masking, resume, failures."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import pytest
+from conftest import tiny_train_config, write_processed
+
+from twin.errors import TwinError
+from twin.model.load import base_fingerprint, load_base, read_adapter_meta
+
+
+def _rows(run_dir: Path) -> list[dict]:
+    with (run_dir / "metrics.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_adapter_dir_and_twin_json(tiny_adapter: Path, tiny_base: Path, processed_dir: Path) -> None:
+    for name in ("adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "twin.json"):
+        assert (tiny_adapter / name).is_file(), name
+    meta = read_adapter_meta(tiny_adapter)
+    assert meta["format"] == 1
+    assert meta["base_model"] == {
+        "path": str(tiny_base),
+        "fingerprint": base_fingerprint(tiny_base),
+        "model_type": "falcon",
+    }
+    assert meta["template"] == "plain-v1"
+    stats = json.loads((processed_dir / "stats.json").read_text())
+    assert meta["prepare"] == stats["config"]
+    assert meta["train"]["lora"]["r"] == 8 and meta["train"]["run"] == "fixture"
+    m = meta["metrics"]
+    assert m["steps"] == 12 and m["train_examples"] == 96 and m["val_examples"] == 16
+    assert 0 <= m["padding_fraction"] < 0.15 and m["tokens_per_s"] > 0
+    assert math.isclose(m["val_ppl"], math.exp(m["val_loss"]), rel_tol=1e-3)
+    adapter_cfg = json.loads((tiny_adapter / "adapter_config.json").read_text())
+    assert adapter_cfg["target_modules"] == ["query_key_value"] and adapter_cfg["r"] == 8
+
+
+def test_loss_falls_and_metrics_csv(tiny_adapter: Path) -> None:
+    rows = _rows(tiny_adapter.parents[1] / "runs" / "fixture")
+    assert [int(r["step"]) for r in rows] == list(range(1, 13))
+    losses = [float(r["train_loss"]) for r in rows]
+    assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3 - 0.1, losses
+    assert rows[-1]["val_loss"] and float(rows[-1]["tokens_per_s"]) > 0
+
+
+def test_adapter_reloads_through_peft_and_changes_generations(tiny_adapter: Path, tiny_base: Path) -> None:
+    import torch
+    from peft import PeftModel
+
+    from twin.prompt import build_prompt
+
+    base, tok = load_base(tiny_base)
+    prompt = build_prompt([{"role": "them", "text": "wanna grab coffee?"}], "are you coming tonight?")
+    enc = tok(prompt, return_tensors="pt")
+    with torch.no_grad():
+        before = base(**enc).logits[0, -1].clone()
+        gen_before = base.generate(**enc, max_new_tokens=8, do_sample=False, pad_token_id=tok.pad_token_id)
+    model = PeftModel.from_pretrained(base, str(tiny_adapter))
+    model.eval()
+    with torch.no_grad():
+        after = model(**enc).logits[0, -1]
+        gen_after = model.generate(**enc, max_new_tokens=8, do_sample=False, pad_token_id=tok.pad_token_id)
+    assert not torch.allclose(before, after)
+    assert gen_before[0].tolist() != gen_after[0].tolist()
+
+
+def test_response_only_mask_is_exact(tiny_base: Path) -> None:
+    import torch
+    import torch.nn.functional as F
+
+    from twin.model.load import load_tokenizer
+    from twin.model.lora import apply_lora
+    from twin.prompt import build_training_pair
+    from twin.train.config import LoraConfig
+    from twin.train.data import IGNORE_INDEX, collate, count_targets, encode_examples
+    from twin.train.loop import _make_loss_module
+
+    tok = load_tokenizer(tiny_base)
+    examples = [
+        {"context": [{"role": "them", "text": "hi"}], "instruction": "coffee?", "response": "ok ok, at 8"},
+        {"context": [], "instruction": "где ты?", "response": "дома", "contact": "Мама"},
+    ]
+    data = encode_examples(examples, tok, "plain-v1", 256)
+    batch = collate(data, [0, 1], tok.pad_token_id)
+    ids, labels, mask = batch["input_ids"], batch["labels"], batch["attention_mask"]
+    for row, ex in enumerate(examples):
+        prompt, completion = build_training_pair(ex, template="plain-v1")
+        p_ids = tok(prompt, add_special_tokens=False).input_ids
+        c_ids = tok(completion, add_special_tokens=False).input_ids + [tok.eos_token_id]
+        n = len(p_ids) + len(c_ids)
+        assert ids[row, :n].tolist() == p_ids + c_ids
+        assert labels[row, : len(p_ids)].tolist() == [IGNORE_INDEX] * len(p_ids)  # prompt masked
+        assert labels[row, len(p_ids) : n].tolist() == c_ids  # reply + EOS trained
+        assert tok.decode(labels[row, len(p_ids) : n]) == completion + tok.eos_token
+        assert (labels[row, n:] == IGNORE_INDEX).all() and (mask[row, n:] == 0).all()  # padding
+        assert (ids[row, n:] == tok.pad_token_id).all() and (mask[row, :n] == 1).all()
+    assert count_targets(data, [0, 1]) == int((labels[:, 1:] != IGNORE_INDEX).sum())
+
+    # The training loss equals cross-entropy of the full model's logits on exactly those tokens.
+    model, _ = load_base(tiny_base)
+    peft_model = apply_lora(model, LoraConfig(r=4, dropout=0.0))
+    module = _make_loss_module(peft_model).eval()
+    with torch.no_grad():
+        got = module(**batch)
+        logits = peft_model(input_ids=ids, attention_mask=mask).logits[:, :-1]
+        want = F.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), reduction="sum"
+        )
+    assert torch.allclose(got, want, rtol=1e-4), (got, want)
+
+
+def test_resume_after_kill_matches_uninterrupted(
+    tiny_base: Path, processed_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    import twin.train.loop as loop
+
+    # 8 steps of 2 micro-batches; an epoch is 6 steps, so the resumed part crosses an epoch boundary.
+    kw = {"max_steps": 8, "checkpoint_every_steps": 5, "optim": {"lr": 1e-2}, "eval": {"every_steps": 4}}
+    loop.train(tiny_train_config(tiny_base, processed_dir, tmp_path / "a", run="r", **kw))
+
+    calls = {"n": 0}
+    real_collate = loop._collate
+
+    def dying_collate(*a, **k):
+        calls["n"] += 1
+        if calls["n"] > 6 * 2:  # killed during step 7, after the step-5 checkpoint
+            raise KeyboardInterrupt
+        return real_collate(*a, **k)
+
+    cfg_b = tiny_train_config(tiny_base, processed_dir, tmp_path / "b", run="r", **kw)
+    monkeypatch.setattr(loop, "_collate", dying_collate)
+    with pytest.raises(KeyboardInterrupt):
+        loop.train(cfg_b)
+    assert (tmp_path / "b" / "runs" / "r" / "state.ckpt").is_file()
+    assert not (tmp_path / "b" / "adapters" / "r").exists()
+    monkeypatch.setattr(loop, "_collate", real_collate)
+    metrics = loop.train(cfg_b, resume=True)
+    assert metrics["steps"] == 8
+
+    wa = load_file(tmp_path / "a" / "adapters" / "r" / "adapter_model.safetensors")
+    wb = load_file(tmp_path / "b" / "adapters" / "r" / "adapter_model.safetensors")
+    assert wa.keys() == wb.keys() and wa
+    for k in wa:
+        assert torch.allclose(wa[k], wb[k], atol=1e-6), k
+    ra, rb = _rows(tmp_path / "a" / "runs" / "r"), _rows(tmp_path / "b" / "runs" / "r")
+    assert [r["step"] for r in rb] == [str(i) for i in range(1, 9)]
+    for x, y in zip(ra, rb, strict=True):
+        assert math.isclose(float(x["train_loss"]), float(y["train_loss"]), rel_tol=1e-5)
+    assert float(ra[-1]["val_loss"]) == pytest.approx(float(rb[-1]["val_loss"]), rel=1e-5)
+
+
+def test_nan_loss_stops_with_clear_message(
+    tiny_base: Path, processed_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+    import torch.nn.functional as F
+
+    real = F.cross_entropy
+    monkeypatch.setattr(F, "cross_entropy", lambda *a, **k: real(*a, **k) * torch.tensor(float("nan")))
+    from twin.train.loop import train
+
+    with pytest.raises(TwinError, match=r"loss became nan at step 1; lower optim.lr"):
+        train(tiny_train_config(tiny_base, processed_dir, tmp_path, max_steps=3))
+    assert not (tmp_path / "adapters" / "t").exists()
+
+
+# -- bad input: one-line errors before the model is loaded ---------------------------------------
+
+
+@pytest.fixture
+def no_model_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    import transformers
+
+    def _boom(*a, **k):
+        raise AssertionError("the model was loaded before the input was checked")
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", _boom)
+
+
+def _expect(cfg, match: str) -> None:
+    from twin.train.loop import train
+
+    with pytest.raises(TwinError, match=match) as e:
+        train(cfg)
+    assert "\n" not in str(e.value)
+
+
+def test_missing_and_empty_data(tiny_base: Path, tmp_path: Path, no_model_load: None) -> None:
+    _expect(tiny_train_config(tiny_base, tmp_path / "nope", tmp_path), "data directory not found")
+    d = tmp_path / "data"
+    d.mkdir()
+    _expect(tiny_train_config(tiny_base, d, tmp_path), r"train.jsonl: not found; run `twin prepare`")
+    (d / "train.jsonl").write_text("")
+    _expect(tiny_train_config(tiny_base, d, tmp_path), "empty")
+    (d / "train.jsonl").write_text("\n\n")
+    _expect(tiny_train_config(tiny_base, d, tmp_path), "no examples")
+    (d / "train.jsonl").write_text('{"context": [], "instruction": "hi", "response": "yo"}\n{oops\n')
+    _expect(tiny_train_config(tiny_base, d, tmp_path), r"train.jsonl:2: not valid JSON")
+    (d / "train.jsonl").write_text('{"context": [], "instruction": "hi"}\n')
+    _expect(tiny_train_config(tiny_base, d, tmp_path), r"train.jsonl:1: missing field\(s\) response")
+
+
+def test_bad_base_dirs(tiny_base: Path, processed_dir: Path, tmp_path: Path, no_model_load: None) -> None:
+    import shutil
+
+    _expect(tiny_train_config(tmp_path / "none", processed_dir, tmp_path), "base model directory not found")
+    for remove, match in (("model.safetensors", "no weights"), ("tokenizer.json", "no tokenizer")):
+        broken = tmp_path / f"no-{remove}"
+        shutil.copytree(tiny_base, broken)
+        (broken / remove).unlink()
+        _expect(tiny_train_config(broken, processed_dir, tmp_path), match)
+
+
+def test_config_errors(tiny_base: Path, processed_dir: Path, tmp_path: Path, no_model_load: None) -> None:
+    with pytest.raises(TwinError, match=r"unknown key 'lora.rank'"):
+        tiny_train_config(tiny_base, processed_dir, tmp_path, lora={"rank": 8})
+    with pytest.raises(TwinError, match="multiple of micro_batch_size"):
+        tiny_train_config(tiny_base, processed_dir, tmp_path, batch_size=12, micro_batch_size=8)
+    with pytest.raises(TwinError, match="schedule.name"):
+        tiny_train_config(tiny_base, processed_dir, tmp_path, schedule={"name": "cosine_annealing"})
+    _expect(tiny_train_config(tiny_base, processed_dir, tmp_path, quantize="nf4"), "needs a CUDA GPU")
+    _expect(tiny_train_config(tiny_base, processed_dir, tmp_path, strategy="fsdp", devices=2), "needs a CUDA")
+    _expect(tiny_train_config(tiny_base, processed_dir, tmp_path, run="../x"), "run name")
+
+
+def test_max_length_smaller_than_prompt(
+    tiny_base: Path, processed_dir: Path, tmp_path: Path, no_model_load: None
+) -> None:
+    _expect(
+        tiny_train_config(tiny_base, processed_dir, tmp_path, data={"max_seq_length": 16}),
+        r"data.max_seq_length 16 is smaller than the prompt template",
+    )
+    # Fits the template but not one example's long message: nothing left -> error too.
+    d = write_processed(tmp_path / "long", n_train=4, n_val=0)
+    rows = [json.loads(x) for x in (d / "train.jsonl").read_text().splitlines()]
+    for r in rows:
+        r["instruction"] = "blah " * 400
+    (d / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    _expect(
+        tiny_train_config(tiny_base, d, tmp_path, data={"max_seq_length": 128}),
+        "smaller than every prompt",
+    )
+
+
+def test_bf16_true_without_stats_json(tiny_base: Path, tmp_path: Path, caplog) -> None:
+    """The default precision runs on CPU too; a data dir without stats.json gets prepare's defaults."""
+    import torch
+    from safetensors.torch import load_file
+
+    from twin.train.loop import train
+
+    data = write_processed(tmp_path / "data", n_train=16, n_val=4, stats=False)
+    train(tiny_train_config(tiny_base, data, tmp_path, run="bf16", max_steps=2, precision="bf16-true"))
+    meta = read_adapter_meta(tmp_path / "adapters" / "bf16")
+    assert meta["train"]["precision"] == "bf16-true"
+    assert meta["prepare"]["defaults_used"] is True and meta["prepare"]["context_unit"] in ("tokens", "chars")
+    assert "stats.json: missing" in caplog.text
+    weights = load_file(tmp_path / "adapters" / "bf16" / "adapter_model.safetensors")
+    assert all(w.dtype == torch.bfloat16 for w in weights.values())
+
+
+def test_gradient_checkpointing_gives_the_same_adapter(
+    tiny_base: Path, processed_dir: Path, tmp_path: Path
+) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    from twin.train.loop import train
+
+    for gc in (False, True):
+        cfg = tiny_train_config(
+            tiny_base, processed_dir, tmp_path / str(gc), max_steps=2, gradient_checkpointing=gc
+        )
+        train(cfg)
+    a = load_file(tmp_path / "False" / "adapters" / "t" / "adapter_model.safetensors")
+    b = load_file(tmp_path / "True" / "adapters" / "t" / "adapter_model.safetensors")
+    assert a.keys() == b.keys()
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)

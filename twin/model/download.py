@@ -1,0 +1,82 @@
+"""``twin model download REPO``: a base model from the Hugging Face Hub into ``checkpoints/<repo id>``.
+
+The only networked command of the model stage; everything else loads local directories. Offline
+(or with ``HF_HUB_OFFLINE=1``) it fails with one line saying how to get the files another way.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+
+from twin.errors import TwinError
+
+log = logging.getLogger(__name__)
+
+_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
+# Other frameworks' weights and exports that transformers' PyTorch loader never reads.
+_IGNORE = [
+    "*.h5",
+    "*.msgpack",
+    "*.onnx",
+    "*.onnx_data",
+    "*.ot",
+    "*.tflite",
+    "*.gguf",
+    "*.mlmodel",
+    "coreml/*",
+]
+
+
+def default_dir(repo_id: str) -> Path:
+    return Path("checkpoints") / repo_id
+
+
+def download(repo_id: str, out: str | os.PathLike | None = None, *, revision: str | None = None) -> Path:
+    """Fetch ``repo_id`` (weights, config, tokenizer) into ``out``; returns the checked directory."""
+    if not _REPO_ID.match(repo_id) or ".." in repo_id:
+        raise TwinError(f"{repo_id!r} is not a Hub repo id; expected OWNER/NAME, e.g. tiiuae/falcon-7b")
+    target = Path(out) if out is not None else default_dir(repo_id)
+    how_else = (
+        f"on a machine with internet run `twin model download {repo_id}` and copy {target} here, "
+        "or pass --base to any local model directory"
+    )
+    try:
+        from huggingface_hub import HfApi, snapshot_download
+        from huggingface_hub.errors import (
+            GatedRepoError,
+            OfflineModeIsEnabled,
+            RepositoryNotFoundError,
+            RevisionNotFoundError,
+        )
+    except ImportError:  # pragma: no cover - a declared dependency
+        raise TwinError("huggingface_hub is not installed; run `make install`") from None
+    try:
+        files = HfApi().list_repo_files(repo_id, revision=revision)
+        ignore = list(_IGNORE)
+        if any(f.endswith(".safetensors") for f in files):
+            ignore += ["*.bin", "*.pt", "*.pth"]  # the same weights twice: keep safetensors only
+        log.info("downloading %s to %s", repo_id, target)
+        path = snapshot_download(repo_id, revision=revision, local_dir=str(target), ignore_patterns=ignore)
+    except OfflineModeIsEnabled:
+        raise TwinError(f"cannot download {repo_id}: HF_HUB_OFFLINE is set; {how_else}") from None
+    except GatedRepoError:
+        raise TwinError(
+            f"{repo_id} is gated: accept its license on huggingface.co and log in with `hf auth login`"
+        ) from None
+    except RepositoryNotFoundError:
+        raise TwinError(f"{repo_id}: no such model on the Hub (or it is private); check the id") from None
+    except RevisionNotFoundError:
+        raise TwinError(f"{repo_id}: revision {revision!r} not found") from None
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:  # network down, DNS, proxy, timeout: all mean "can't reach the hub"
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise TwinError(
+            f"cannot download {repo_id} (no connection to the Hub? {first}); {how_else}"
+        ) from None
+    from twin.model.load import check_base_dir
+
+    return check_base_dir(path)

@@ -1,0 +1,205 @@
+"""Load a base model directory (any local Hugging Face causal LM) and read adapter metadata.
+
+The same code loads the tiny Falcon used by tests and the demo and a downloaded Falcon-7B: a
+directory with ``config.json``, weights and tokenizer files. Every problem a user can cause
+(wrong path, missing weights, quantization without a GPU) is a :class:`TwinError` raised *before*
+anything heavy is loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from twin.errors import TwinError
+
+# Files that identify a base: its architecture and its tokenizer. Weights are left out on
+# purpose: hashing 14 GB on every server start would be slow, and a retrained tokenizer or a
+# different architecture is what makes an adapter incompatible in practice.
+FINGERPRINT_FILES = (
+    "config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "tokenizer.model",
+    "vocab.json",
+    "merges.txt",
+)
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.model", "vocab.txt")
+_WEIGHT_GLOBS = ("*.safetensors", "pytorch_model*.bin", "model.safetensors.index.json")
+QUANTIZE_CHOICES = ("nf4", "int8")
+_DTYPES = {
+    "float32": "float32",
+    "fp32": "float32",
+    "32": "float32",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+    "float16": "float16",
+    "fp16": "float16",
+    "16": "float16",
+}
+
+
+def check_base_dir(path: str | os.PathLike) -> Path:
+    """Raise a one-line TwinError unless ``path`` looks like a loadable HF model directory."""
+    p = Path(path)
+    hint = "build one with `twin model tiny --out DIR` or fetch one with `twin model download REPO`"
+    if not p.exists():
+        raise TwinError(f"{p}: base model directory not found; {hint}")
+    if not p.is_dir():
+        raise TwinError(f"{p}: base model must be a directory (config.json + weights + tokenizer); {hint}")
+    if not (p / "config.json").is_file():
+        raise TwinError(f"{p}: no config.json, so this is not a Hugging Face model directory; {hint}")
+    try:
+        json.loads((p / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise TwinError(
+            f"{p / 'config.json'}: not valid JSON ({e}); re-download or rebuild the base"
+        ) from None
+    if not any(any(p.glob(g)) for g in _WEIGHT_GLOBS):
+        raise TwinError(
+            f"{p}: no weights (*.safetensors or pytorch_model*.bin); the download may be incomplete, "
+            "re-run `twin model download` or `twin model tiny`"
+        )
+    if not any((p / f).is_file() for f in _TOKENIZER_FILES):
+        raise TwinError(
+            f"{p}: no tokenizer files (tokenizer.json, tokenizer.model or vocab.json); "
+            "copy the tokenizer into the model directory or re-download it"
+        )
+    return p
+
+
+def check_quantize(quantize: str | None) -> None:
+    """QLoRA needs bitsandbytes kernels, which need CUDA: fail before any loading work."""
+    if quantize in (None, "", "none"):
+        return
+    if quantize not in QUANTIZE_CHOICES:
+        raise TwinError(
+            f"quantize: {quantize!r} is unknown; use one of {', '.join(QUANTIZE_CHOICES)} or null"
+        )
+    import torch
+
+    if not torch.cuda.is_available():
+        raise TwinError(
+            f"quantize: {quantize} (QLoRA) needs a CUDA GPU for bitsandbytes and none is available; "
+            "set quantize: null to train in full precision on this machine"
+        )
+
+
+def model_type(path: str | os.PathLike) -> str:
+    cfg = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
+    return str(cfg.get("model_type") or "unknown")
+
+
+def base_fingerprint(path: str | os.PathLike) -> str:
+    """Cheap, stable identity of a base dir: sha256 over its config and tokenizer files."""
+    p = check_base_dir(path)
+    h = hashlib.sha256()
+    for name in FINGERPRINT_FILES:
+        f = p / name
+        if f.is_file():
+            h.update(name.encode())
+            h.update(b"\0")
+            h.update(f.read_bytes())
+            h.update(b"\0")
+    return "sha256:" + h.hexdigest()[:16]
+
+
+def _torch_dtype(dtype: str) -> Any:
+    import torch
+
+    if dtype == "auto":
+        return "auto"
+    name = _DTYPES.get(str(dtype).lower())
+    if name is None:
+        raise TwinError(f"dtype {dtype!r} is unknown; use auto, float32, bfloat16 or float16")
+    return getattr(torch, name)
+
+
+def load_tokenizer(path: str | os.PathLike) -> Any:
+    """The base's tokenizer, with a pad token (Falcon-7B ships without one: pad = eos)."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(path))
+    if tok.eos_token is None:
+        raise TwinError(f"{path}: the tokenizer has no EOS token; twin needs one to teach the model to stop")
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_base(
+    path: str | os.PathLike,
+    *,
+    dtype: str = "auto",
+    quantize: str | None = None,
+    device: str = "cpu",
+) -> tuple[Any, Any]:
+    """``(model, tokenizer)`` from a local HF causal-LM directory (Falcon-7B, the tiny Falcon, Llama...).
+
+    ``dtype``: auto (the checkpoint's own dtype), float32, bfloat16 or float16. ``quantize``: nf4 or
+    int8 via bitsandbytes, CUDA only (a clear error otherwise, before loading).
+    """
+    p = check_base_dir(path)
+    check_quantize(quantize)
+    torch_dtype = _torch_dtype(dtype)
+    from transformers import AutoModelForCausalLM
+
+    tokenizer = load_tokenizer(p)
+    kwargs: dict[str, Any] = {"dtype": torch_dtype}
+    if quantize in QUANTIZE_CHOICES:
+        import torch
+        from transformers import BitsAndBytesConfig
+
+        compute = torch.bfloat16 if torch_dtype == "auto" else torch_dtype
+        if quantize == "nf4":
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True,
+                bnb_4bit_quant_type="nf4",
+                bnb_4bit_use_double_quant=True,
+                bnb_4bit_compute_dtype=compute,
+            )
+        else:
+            kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
+        kwargs["device_map"] = {"": device if device != "cpu" else "cuda"}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(p), **kwargs)
+    except (OSError, ValueError) as e:
+        raise TwinError(f"{p}: could not load the model ({str(e).splitlines()[0]})") from None
+    if quantize not in QUANTIZE_CHOICES and device != "cpu":
+        model.to(device)
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    model.eval()
+    return model, tokenizer
+
+
+def read_adapter_meta(adapter_dir: str | os.PathLike) -> dict:
+    """The adapter's ``twin.json`` (interfaces.md item 4); TwinError if missing or malformed."""
+    d = Path(adapter_dir)
+    f = d / "twin.json"
+    if not d.is_dir():
+        raise TwinError(f"{d}: adapter directory not found; train one with `twin train --run NAME`")
+    if not f.is_file():
+        raise TwinError(
+            f"{f}: missing, so this is not a twin adapter (train one with `twin train`, which writes it)"
+        )
+    try:
+        meta = json.loads(f.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise TwinError(f"{f}: not valid JSON ({e}); retrain or restore the adapter") from None
+    if not isinstance(meta, dict):
+        raise TwinError(f"{f}: expected a JSON object")
+    if meta.get("format") != 1:
+        raise TwinError(
+            f"{f}: format {meta.get('format')!r} is not supported (expected 1); retrain the adapter"
+        )
+    for key in ("base_model", "template", "prepare", "train"):
+        if key not in meta:
+            raise TwinError(f"{f}: field '{key}' is missing; retrain the adapter")
+    if not isinstance(meta["base_model"], dict) or "fingerprint" not in meta["base_model"]:
+        raise TwinError(f"{f}: field 'base_model.fingerprint' is missing; retrain the adapter")
+    return meta

@@ -1,0 +1,323 @@
+"""The tiny Falcon: Falcon-7B's architecture at toy size, for tests and the CPU demo.
+
+It keeps what matters to the code that trains and serves Falcon-7B — ``FalconForCausalLM``,
+multi-query attention, parallel attention/MLP, rotary positions, no biases, the fused
+``query_key_value`` projection LoRA targets — and is saved with ``save_pretrained`` next to a
+byte-level BPE tokenizer trained on the user's own chat text, so it loads through exactly the
+code path (:func:`twin.model.load.load_base`) a downloaded Falcon-7B does.
+
+``pretrain_steps`` trains all parameters briefly on that text (plain next-token prediction), so
+the demo's replies are words rather than noise; the LoRA fine-tune then teaches the format and style.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from twin.errors import TwinError
+
+log = logging.getLogger(__name__)
+
+EOS = "<|endoftext|>"
+PAD = "<|pad|>"
+
+# Used when no chat text is given (tests): enough variety for a BPE vocabulary in two alphabets.
+_FALLBACK_LINES = (
+    "hey! how are you doing today?",
+    "pretty good, just got back from work. you?",
+    "same here, tired but fine :) want to grab dinner later?",
+    "sure, where do you want to go? the usual place?",
+    "let's try the new ramen bar near the station",
+    "ok see you at 7 then",
+    "did you watch the game last night? it was crazy",
+    "no, I missed it, was it good?",
+    "thanks a lot, you're the best",
+    "lol that's hilarious",
+    "can you send me the photos from the trip?",
+    "I'll call you in five minutes",
+    "happy birthday!! have an amazing day",
+    "where are you? we're already here",
+    "running late, sorry, the bus is stuck in traffic",
+    "привет! как дела?",
+    "нормально, работаю. а у тебя?",
+    "давай встретимся завтра вечером",
+    "хорошо, во сколько?",
+    "спасибо большое!",
+    "ок, договорились",
+    "я сейчас занят, перезвоню позже",
+    "с днём рождения! всего самого лучшего",
+)
+
+
+def fallback_texts() -> list[str]:
+    """A small built-in chat corpus (English and Russian) for when no user text is available."""
+    lines = list(_FALLBACK_LINES)
+    docs = []
+    for i in range(len(lines)):
+        turns = [lines[(i + k) % len(lines)] for k in range(4)]
+        docs.append("\n".join(f"{'Me' if k % 2 else 'Them'}: {t}" for k, t in enumerate(turns)))
+    # Also the prompt scaffolding, so its words are single tokens rather than byte soup.
+    docs.append(
+        "You are chatting with a friend. Write your reply to their message the way you usually write.\n"
+        "### Your previous communication:\n### Their new message:\n### Your response:\n"
+    )
+    return docs
+
+
+def _iter_jsonl(path: Path) -> Iterator[dict]:
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(row, dict):
+                    yield row
+
+
+def texts_from_dir(path: str | os.PathLike) -> list[str]:
+    """Chat text for the tokenizer and pretraining.
+
+    ``path`` is a prepare output (``train.jsonl``: each example rendered as a short dialog) or a
+    raw-records directory (``*.jsonl`` per dialog: each dialog's messages, one per line).
+    """
+    from twin.prompt import build_prompt, render_context
+
+    p = Path(path)
+    if not p.exists():
+        raise TwinError(f"{p}: text directory not found; run `twin prepare` first or omit --texts")
+    docs: list[str] = []
+    train = p / "train.jsonl" if p.is_dir() else p
+    if train.is_file() and train.suffix == ".jsonl" and train.name == "train.jsonl":
+        seen_sessions: set[str] = set()
+        for ex in _iter_jsonl(train):
+            if not {"context", "instruction", "response"} <= ex.keys():
+                continue
+            turns = [*ex["context"], {"role": "them", "text": ex["instruction"]}]
+            turns.append({"role": "me", "text": ex["response"]})
+            docs.append(render_context(turns, ex.get("contact")))
+            session = str(ex.get("session"))
+            if session not in seen_sessions:  # the prompt's own wording, once per session
+                seen_sessions.add(session)
+                docs.append(build_prompt([], ex["instruction"], contact=ex.get("contact")))
+    else:
+        files = sorted(p.rglob("*.jsonl")) if p.is_dir() else [p]
+        for f in files:
+            lines = [str(r["text"]) for r in _iter_jsonl(f) if r.get("text")]
+            if lines:
+                docs.append("\n".join(lines))
+    if not docs:
+        raise TwinError(f"{p}: no chat text found (expected train.jsonl or raw *.jsonl records)")
+    return docs
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int, model_max_length: int) -> Any:
+    """Byte-level BPE (as Falcon's own tokenizer): any text round-trips, no unknown tokens."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[EOS, PAD],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token=EOS,
+        bos_token=EOS,
+        pad_token=PAD,
+        model_max_length=model_max_length,
+    )
+
+
+def tiny_config(
+    vocab_size: int,
+    *,
+    hidden_size: int = 128,
+    num_layers: int = 4,
+    num_heads: int = 4,
+    max_positions: int = 1024,
+    eos_id: int = 0,
+    pad_id: int = 1,
+) -> Any:
+    """A FalconConfig with Falcon-7B's architecture switches and toy sizes."""
+    from transformers import FalconConfig
+
+    return FalconConfig(
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        multi_query=True,  # Falcon-7B: one shared key/value head
+        parallel_attn=True,  # attention and MLP read the same layer norm output
+        new_decoder_architecture=False,
+        alibi=False,  # rotary positions
+        bias=False,
+        max_position_embeddings=max_positions,
+        bos_token_id=eos_id,
+        eos_token_id=eos_id,
+        pad_token_id=pad_id,
+        tie_word_embeddings=True,
+    )
+
+
+def pretrain(
+    model: Any,
+    tokenizer: Any,
+    texts: list[str],
+    *,
+    steps: int,
+    batch_size: int = 16,
+    block_size: int = 128,
+    lr: float = 3e-3,
+    seed: int = 0,
+) -> list[float]:
+    """Brief next-token pretraining of all parameters on ``texts`` packed into blocks; returns losses."""
+    import torch
+    from tqdm.auto import tqdm
+
+    ids: list[int] = []
+    for enc in tokenizer(texts, add_special_tokens=False)["input_ids"]:
+        ids.extend(enc)
+        ids.append(tokenizer.eos_token_id)
+    data = torch.tensor(ids, dtype=torch.long)
+    block_size = min(block_size, max(8, len(data) // 2))
+    if len(data) <= block_size + 1:
+        raise TwinError("not enough text to pretrain the tiny model; give more chats or --pretrain-steps 0")
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.95))
+    warmup = max(1, steps // 20)
+
+    def lr_at(step: int) -> float:  # linear warmup, cosine decay to 10%
+        if step < warmup:
+            return lr * (step + 1) / warmup
+        t = (step - warmup) / max(1, steps - warmup)
+        return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
+
+    model.train()
+    losses: list[float] = []
+    bar = tqdm(range(steps), desc="pretraining tiny base", unit="step", dynamic_ncols=True)
+    for step in bar:
+        starts = torch.randint(0, len(data) - block_size - 1, (batch_size,), generator=gen)
+        x = torch.stack([data[s : s + block_size] for s in starts])
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step)
+        loss = model(input_ids=x, labels=x).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if step % 10 == 0 or step == steps - 1:
+            losses.append(float(loss.detach()))
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+    model.eval()
+    return losses
+
+
+def _replace_dir(tmp: Path, out: Path) -> None:
+    """Swap a finished build in for ``out``: a reader never sees a half-written model dir."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old")
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(out, old)
+    os.replace(tmp, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def build_tiny(
+    out_dir: str | os.PathLike,
+    texts: Iterable[str] | None = None,
+    *,
+    pretrain_steps: int = 0,
+    seed: int = 0,
+    vocab_size: int = 2048,
+    hidden_size: int = 128,
+    num_layers: int = 4,
+    num_heads: int = 4,
+    max_positions: int = 1024,
+    pretrain_batch_size: int = 16,
+    pretrain_block_size: int = 128,
+    pretrain_lr: float = 3e-3,
+) -> Path:
+    """Build (and optionally pretrain) a tiny Falcon + tokenizer into ``out_dir``; returns it.
+
+    Deterministic for a given ``seed`` and text. The directory is replaced atomically.
+    """
+    import torch
+    from transformers import FalconForCausalLM
+
+    out = Path(out_dir)
+    docs = [t for t in (texts if texts is not None else fallback_texts()) if t and t.strip()]
+    if not docs:
+        raise TwinError("no text to train the tiny tokenizer on; give chat text or omit --texts")
+    if hidden_size % num_heads:
+        raise TwinError(f"hidden_size {hidden_size} must be a multiple of num_heads {num_heads}")
+    tokenizer = train_tokenizer(docs, vocab_size, max_positions)
+    cfg = tiny_config(
+        len(tokenizer),
+        hidden_size=hidden_size,
+        num_layers=num_layers,
+        num_heads=num_heads,
+        max_positions=max_positions,
+        eos_id=tokenizer.eos_token_id,
+        pad_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    model = FalconForCausalLM(cfg)
+    losses: list[float] = []
+    if pretrain_steps > 0:
+        losses = pretrain(
+            model,
+            tokenizer,
+            docs,
+            steps=pretrain_steps,
+            batch_size=pretrain_batch_size,
+            block_size=pretrain_block_size,
+            lr=pretrain_lr,
+            seed=seed,
+        )
+        log.info("pretrained %d steps: loss %.3f -> %.3f", pretrain_steps, losses[0], losses[-1])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "tiny.json").write_text(
+            json.dumps(
+                {
+                    "built_by": "twin model tiny",
+                    "seed": seed,
+                    "documents": len(docs),
+                    "pretrain_steps": pretrain_steps,
+                    "pretrain_loss": [losses[0], losses[-1]] if losses else None,
+                    "parameters": sum(p.numel() for p in model.parameters()),
+                },
+                indent=2,
+            )
+            + "\n",
+            encoding="utf-8",
+        )
+        _replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out

@@ -1,0 +1,114 @@
+"""The train stage's config. Defaults are the reference recipe (Falcon-7B, LoRA, bf16, one GPU);
+``pipelines/tiny.yaml`` overrides sizes so the same code runs the tiny Falcon on a CPU.
+
+Imports nothing heavy: ``twin train --help`` and config validation stay instant.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from twin.config import StageConfig
+from twin.prompt import TemplateChoice
+
+SchedulerName = Literal[
+    "constant",
+    "constant_with_warmup",
+    "linear",
+    "cosine",
+    "cosine_with_restarts",
+    "polynomial",
+    "inverse_sqrt",
+]
+Precision = Literal["bf16-true", "32-true", "bf16-mixed", "16-mixed", "16-true"]
+
+
+class LoraConfig(StageConfig):
+    """Adapter shape. ``target_modules``: ``auto`` (per architecture: Falcon ``query_key_value``,
+    Llama-like ``q_proj``/``v_proj``), ``all-linear``, or an explicit list of module names."""
+
+    method: Literal["lora", "dora"] = "lora"
+    r: int = Field(16, ge=1)
+    alpha: float = Field(32, gt=0)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: Literal["auto", "all-linear"] | list[str] = "auto"
+    bias: Literal["none", "all", "lora_only"] = "none"
+    # LoRA+ (Hayou et al. 2024): B learns `loraplus_lr_ratio` times faster than A; null = plain LoRA.
+    loraplus_lr_ratio: float | None = Field(None, gt=0)
+
+
+class OptimConfig(StageConfig):
+    """AdamW."""
+
+    lr: float = Field(2e-4, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = Field(1e-8, gt=0)
+    max_grad_norm: float | None = Field(1.0, gt=0)  # null: no clipping
+
+
+class ScheduleConfig(StageConfig):
+    name: SchedulerName = "cosine"
+    warmup_ratio: float = Field(0.03, ge=0, lt=1)
+    num_cycles: int = Field(1, ge=1)  # cosine_with_restarts
+    power: float = Field(1.0, gt=0)  # polynomial
+    lr_end: float = Field(1e-7, ge=0)  # polynomial
+
+
+class DataConfig(StageConfig):
+    dir: str = "data/processed"
+    train_file: str = "train.jsonl"
+    val_file: str = "val.jsonl"
+    max_seq_length: int = Field(512, ge=8)
+    template: TemplateChoice = "auto"
+    # Batches are drawn from length-sorted pools of this many micro-batches: little padding,
+    # still shuffled (the pools and the batch order are random).
+    group_by_length: bool = True
+    length_pool: int = Field(64, ge=1)
+
+
+class EvalConfig(StageConfig):
+    every_steps: int = Field(50, ge=0)  # 0: only at the end
+    max_batches: int | None = Field(None, ge=1)  # null: the whole val set
+    micro_batch_size: int | None = Field(None, ge=1)  # null: as training
+
+
+class TrainConfig(StageConfig):
+    base: str = "checkpoints/tiny-falcon"
+    run: str = "default"
+    out_dir: str = "checkpoints"  # adapters/<run>/ and runs/<run>/ go under it
+    precision: Precision = "bf16-true"
+    quantize: Literal["nf4", "int8"] | None = None  # QLoRA, CUDA only
+    accelerator: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    devices: int = Field(1, ge=1)
+    strategy: Literal["auto", "ddp", "fsdp"] = "auto"
+    num_threads: int | None = Field(None, ge=1)  # CPU threads per process; null: cores / devices
+    seed: int = 42
+    epochs: int = Field(3, ge=1)
+    max_steps: int | None = Field(None, ge=1)  # optimizer steps; overrides epochs when set
+    batch_size: int = Field(128, ge=1)  # effective (global) batch per optimizer step
+    micro_batch_size: int = Field(4, ge=1)  # per device per forward pass
+    gradient_checkpointing: bool = False
+    log_every_steps: int = Field(1, ge=1)
+    checkpoint_every_steps: int = Field(100, ge=0)  # 0: only at the end
+    lora: LoraConfig = LoraConfig()
+    optim: OptimConfig = OptimConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    data: DataConfig = DataConfig()
+    eval: EvalConfig = EvalConfig()
+
+    @model_validator(mode="after")
+    def _batch_divides(self) -> TrainConfig:
+        per_step = self.micro_batch_size * self.devices
+        if self.batch_size % per_step:
+            raise ValueError(
+                f"batch_size {self.batch_size} must be a multiple of micro_batch_size x devices "
+                f"({self.micro_batch_size} x {self.devices}); gradient accumulation makes up the rest"
+            )
+        return self
+
+    @property
+    def grad_accum_steps(self) -> int:
+        return self.batch_size // (self.micro_batch_size * self.devices)
