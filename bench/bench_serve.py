@@ -1,0 +1,290 @@
+"""Serve-stage benchmark: latency and tokens/s of `twin serve` at 1, 8 and 32 concurrent clients,
+against generating in-process (transformers' ``model.generate`` and twin's own ``generate``) with the
+same prompt and settings; plus the memory-bandwidth bound on Falcon-7B decoding speed on an A100.
+
+    .venv/bin/python -m bench.bench_serve            # 64 new tokens, 1/8/32 clients
+    .venv/bin/python -m bench.bench_serve --quick    # smoke: 8 tokens, 1/2 clients
+
+The server is a real `twin serve` process (uvicorn, loopback) on the tiny Falcon with one LoRA
+adapter; clients are httpx (asyncio) in this process. Both sides use one torch thread so the server
+and the client each have a core. Greedy decoding with EOS and stop strings rarely hit by the
+untrained tiny model, so every request generates the same number of tokens as the baseline.
+Results: a table on stdout and ``bench/out/serve.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "bench" / "out"
+MESSAGE = "are we still on for dinner tonight? I might be a bit late"
+HISTORY = [{"role": "them", "text": "hey!"}, {"role": "me", "text": "hey, what's up"}]
+
+# Falcon-7B decoding, batch 1: every new token reads all weights once (KV cache is tiny with
+# multi-query attention: 32 layers x 1 KV head x 64 x 2 x 2 B = 8 KiB per token of context).
+FALCON_7B_PARAMS = 6.92e9
+A100_BANDWIDTH = {"A100 40GB (HBM2, 1555 GB/s)": 1555e9, "A100 80GB (HBM2e, 2039 GB/s)": 2039e9}
+BYTES_PER_PARAM = {"bf16": 2.0, "int8": 1.0, "nf4": 0.55}
+
+
+def decode_bound() -> dict:
+    """Upper bound on tokens/s (weights bytes / memory bandwidth) per GPU and weight format."""
+    return {
+        gpu: {fmt: round(bw / (FALCON_7B_PARAMS * b), 1) for fmt, b in BYTES_PER_PARAM.items()}
+        for gpu, bw in A100_BANDWIDTH.items()
+    }
+
+
+def make_workdir(work: Path, base: Path | None = None) -> tuple[Path, Path]:
+    """Tiny base + a LoRA adapter (random non-zero weights: speed does not depend on their values)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from twin.model.load import base_fingerprint, load_base
+    from twin.model.tiny import build_tiny
+
+    base = base or work / "tiny-falcon"
+    if not (base / "config.json").is_file():
+        build_tiny(base, seed=0)
+    adapter = work / "adapter"
+    if not (adapter / "twin.json").is_file():
+        model, tok = load_base(base)
+        torch.manual_seed(0)
+        lora = LoraConfig(
+            r=8,
+            lora_alpha=16,
+            target_modules=["query_key_value"],
+            init_lora_weights=False,
+            task_type="CAUSAL_LM",
+        )
+        get_peft_model(model, lora).save_pretrained(adapter)
+        tok.save_pretrained(adapter)
+        meta = {
+            "format": 1,
+            "base_model": {"path": str(base), "fingerprint": base_fingerprint(base), "model_type": "falcon"},
+            "template": "plain-v1",
+            "prepare": {
+                "max_context_tokens": 256,
+                "context_unit": "tokens",
+                "chars_per_token": 4.0,
+                "tokenizer": None,
+            },
+            "train": {},
+            "metrics": {},
+            "created": "bench",
+        }
+        (adapter / "twin.json").write_text(json.dumps(meta, indent=2))
+    return base, adapter
+
+
+def pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))]
+
+
+def summarize(latencies: list[float], tokens: list[int], wall: float) -> dict:
+    return {
+        "requests": len(latencies),
+        "p50_s": round(statistics.median(latencies), 4),
+        "p95_s": round(pct(latencies, 0.95), 4),
+        "tokens_per_request": round(statistics.mean(tokens), 1),
+        "tokens_per_s": round(sum(tokens) / wall, 1),  # aggregate throughput
+        "per_request_tokens_per_s": round(
+            statistics.median(t / s for t, s in zip(tokens, latencies, strict=True)), 1
+        ),
+    }
+
+
+def one_client_alternating(base: Path, adapter: Path, url: str, new_tokens: int, repeats: int) -> dict:
+    """1 client: transformers' generate, twin's generate (both in this process) and one POST /reply
+    to the server, in turn, ``repeats`` times; alternating so machine noise hits all three alike."""
+    import httpx
+    import torch
+
+    from twin.model.generate import GenParams, build_reply_prompt, generate
+    from twin.serve.engine import Engine
+
+    torch.set_num_threads(1)
+    engine = Engine(base, [("twin", adapter)])
+    engine.model.set_adapter("twin")
+    model, tok = engine.model, engine.tokenizer
+    prompt = build_reply_prompt(engine.adapters["twin"].meta, tok, HISTORY, MESSAGE)
+    enc = tok(prompt, return_tensors="pt", add_special_tokens=False)
+    params = GenParams(max_new_tokens=new_tokens, temperature=0, repetition_penalty=1.1)
+    body = {"message": MESSAGE, "history": HISTORY, "temperature": 0, "max_new_tokens": new_tokens}
+    client = httpx.Client(base_url=url, timeout=600)
+
+    def hf() -> int:
+        with torch.inference_mode():
+            out = model.generate(**enc, max_new_tokens=new_tokens, do_sample=False, repetition_penalty=1.1,
+                                 min_new_tokens=1, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)  # fmt: skip
+        return out.shape[1] - enc["input_ids"].shape[1]
+
+    def ours() -> int:
+        return generate(model, tok, prompt, params).completion_tokens
+
+    inside: list[float] = []  # the server's own generation time per request (its latency_s)
+
+    def served() -> int:
+        r = client.post("/reply", json=body)
+        r.raise_for_status()
+        inside.append(r.json()["latency_s"])
+        return r.json()["usage"]["completion_tokens"]
+
+    paths = {"model.generate (HF), in-process": hf, "twin generate(), in-process": ours,
+             "twin serve, POST /reply": served}  # fmt: skip
+    for fn in paths.values():
+        fn()  # warm-up
+    lat: dict[str, list[float]] = {k: [] for k in paths}
+    toks: dict[str, list[int]] = {k: [] for k in paths}
+    for _ in range(repeats):
+        for name, fn in paths.items():
+            t0 = time.perf_counter()
+            n = fn()
+            lat[name].append(time.perf_counter() - t0)
+            toks[name].append(n)
+    client.close()
+    out = {name: {"clients": 1, **summarize(lat[name], toks[name], sum(lat[name]))} for name in paths}
+    out["prompt_tokens"] = int(enc["input_ids"].shape[1])
+    # Direct overhead per request: what the client waited minus what generation took inside the
+    # server (HTTP, JSON, validation, queue hand-off, prompt rendering). Immune to machine noise
+    # that slows generation itself, unlike comparing medians of separate runs.
+    served_lat = lat["twin serve, POST /reply"]
+    extra = [c - g for c, g in zip(served_lat, inside[1:], strict=True)]  # inside[0]: warm-up
+    out["http_overhead"] = {
+        "p50_ms": round(statistics.median(extra) * 1000, 2),
+        "p95_ms": round(pct(extra, 0.95) * 1000, 2),
+        "fraction_of_p50_latency": round(statistics.median(extra) / statistics.median(served_lat), 4),
+    }
+    return out
+
+
+async def load(url: str, clients: int, per_client: int, new_tokens: int) -> dict:
+    import httpx
+
+    body = {"message": MESSAGE, "history": HISTORY, "temperature": 0, "max_new_tokens": new_tokens}
+    lat: list[float] = []
+    toks: list[int] = []
+    refused = 0
+
+    async def client(c: httpx.AsyncClient) -> None:
+        nonlocal refused
+        for _ in range(per_client):
+            t0 = time.perf_counter()
+            r = await c.post("/reply", json=body)
+            dt = time.perf_counter() - t0
+            if r.status_code == 503:
+                refused += 1
+                continue
+            r.raise_for_status()
+            lat.append(dt)
+            toks.append(r.json()["usage"]["completion_tokens"])
+
+    limits = httpx.Limits(max_connections=clients + 4, max_keepalive_connections=clients + 4)
+    async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits) as c:
+        await c.post("/reply", json=body)  # warm-up
+        t0 = time.perf_counter()
+        await asyncio.gather(*(client(c) for _ in range(clients)))
+        wall = time.perf_counter() - t0
+    return {"clients": clients, **summarize(lat, toks, wall), "refused_503": refused}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(prog="python -m bench.bench_serve", description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="smoke size: 8 tokens, 1 and 2 clients")
+    ap.add_argument("--tokens", type=int, default=None, help="max_new_tokens per request (default 64)")
+    ap.add_argument("--out", type=Path, default=OUT / "serve.json")
+    ap.add_argument("--work", type=Path, default=OUT / "serve-work")
+    ap.add_argument(
+        "--base", type=Path, default=None, help="an existing tiny base dir (default: build one in --work)"
+    )
+    args = ap.parse_args(argv)
+    new_tokens = args.tokens or (8 if args.quick else 64)
+    levels = [1, 2] if args.quick else [1, 8, 32]
+    repeats = 2 if args.quick else 20
+
+    from twin.serve.background import free_port, wait_http
+
+    args.work.mkdir(parents=True, exist_ok=True)
+    base, adapter = make_workdir(args.work, args.base)
+    port = free_port()
+    cmd = [sys.executable, "-m", "twin.cli", "serve", "--base", str(base), "--adapter", f"twin={adapter}",
+           "--port", str(port), "--threads", "1", "--queue-size", "64"]  # fmt: skip
+    env = {**os.environ, "TWIN_API_TOKEN": ""}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(url + "/healthz", timeout=180, proc=proc)
+        single = one_client_alternating(base, adapter, url, new_tokens, repeats)
+        prompt_tokens = single.pop("prompt_tokens")
+        http_overhead = single.pop("http_overhead")
+        served = single.pop("twin serve, POST /reply")
+        server = [served]
+        for clients in levels[1:]:
+            # Each client sends requests back to back; about 2 x repeats requests in all.
+            per_client = max(1, (2 * repeats) // clients + 1)
+            server.append(asyncio.run(load(url, clients, per_client, new_tokens)))
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+    baseline = single
+    report = {
+        "settings": {
+            "max_new_tokens": new_tokens,
+            "greedy": True,
+            "torch_threads": 1,
+            "repeats": repeats,
+            "prompt_tokens": prompt_tokens,
+        },  # fmt: skip
+        "in_process": baseline,
+        "server": server,
+        "http_overhead_1_client": http_overhead,
+        "overhead_1_client": {
+            name: round(served["p50_s"] / row["p50_s"] - 1, 4) for name, row in baseline.items()
+        },
+        "falcon7b_a100_decode_bound_tokens_per_s": decode_bound(),
+        "reference_tokens_per_s": 45.5,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+
+    print(f"\nserve bench: tiny Falcon + LoRA, greedy, {new_tokens} new tokens, 1 torch thread\n")
+    print("| path | clients | requests | p50 latency | p95 latency | tokens/request | tokens/s (aggregate) |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, row in baseline.items():
+        print(f"| {name} | 1 | {row['requests']} | {row['p50_s'] * 1000:.0f} ms | "
+              f"{row['p95_s'] * 1000:.0f} ms | {row['tokens_per_request']} | {row['tokens_per_s']} |")  # fmt: skip
+    for row in server:
+        print(f"| twin serve, POST /reply | {row['clients']} | {row['requests']} | {row['p50_s'] * 1000:.0f} ms | "
+              f"{row['p95_s'] * 1000:.0f} ms | {row['tokens_per_request']} | {row['tokens_per_s']} |")  # fmt: skip
+    for name, value in report["overhead_1_client"].items():
+        print(f"server overhead at 1 client (p50) vs {name}: {value * 100:+.1f}%")
+    h = report["http_overhead_1_client"]
+    print(f"server overhead per request at 1 client (client latency - server generation time): p50 {h['p50_ms']} ms, "
+          f"p95 {h['p95_ms']} ms = {h['fraction_of_p50_latency'] * 100:.1f}% of the p50 latency")  # fmt: skip
+    print("Falcon-7B batch-1 decode bound on A100 (weights bytes / bandwidth), tokens/s:")
+    for gpu, row in report["falcon7b_a100_decode_bound_tokens_per_s"].items():
+        print(f"  {gpu}: " + ", ".join(f"{k} {v}" for k, v in row.items()))
+    print(f"wrote {args.out}")
+    return report
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

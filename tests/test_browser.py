@@ -1,0 +1,102 @@
+"""End to end in a real headless Chromium: the chat page against a running twin server.
+
+Debian's ``chromium`` (``make browser`` installs it) driven by Playwright. The page runs as
+``twin chat`` runs it (the test starts ``twin chat``) on a free loopback port; the twin
+server runs on uvicorn on another. Skips, with the reason printed, only when Chromium is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from twin.serve.background import free_port, wait_http
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CHROMIUM = os.environ.get("TWIN_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+
+pytestmark = pytest.mark.browser
+
+
+def _skip(reason: str) -> None:
+    print(f"SKIP test_browser: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def chat_page(tiny_base, tiny_adapter):
+    if not Path(CHROMIUM).is_file():
+        _skip(f"no Chromium at {CHROMIUM}; install it with `make browser` (apt-get install chromium)")
+    from twin.serve.app import create_app
+    from twin.serve.background import serve_in_thread
+    from twin.serve.engine import Engine
+
+    app = create_app(Engine(tiny_base, [("twin", tiny_adapter)]), token="")
+    with serve_in_thread(app) as server:
+        port = free_port()
+        env = {**os.environ, "TWIN_SERVER_URL": server}
+        env.pop("TWIN_API_TOKEN", None)
+        # Exactly what `make chat` runs (`twin chat` execs the `streamlit run` command line).
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "twin.cli", "chat", "--server", server, "--port", str(port)], env=env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_http(url + "/_stcore/health", timeout=90, proc=proc)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def test_send_a_message_and_see_the_twins_reply(chat_page):
+    try:
+        from playwright.sync_api import expect, sync_playwright
+    except ImportError:
+        _skip("the playwright package is not installed (pip install playwright)")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.set_default_timeout(60_000)
+            page.goto(chat_page)
+            # The adapter picker filled from GET /adapters: the server is reachable.
+            expect(page.get_by_text("Chat with your twin")).to_be_visible()
+            expect(page.locator("section[data-testid='stSidebar']").get_by_text("twin").first).to_be_visible()
+            box = page.get_by_placeholder("Write as them")
+            box.fill("hey, are we still on for dinner tonight?")
+            box.press("Enter")
+            # streamlit-chat draws each bubble in its own component iframe: theirs, then the twin's.
+            frames = page.locator("iframe[title='streamlit_chat.streamlit_chat']")
+            expect(frames).to_have_count(2, timeout=90_000)
+            theirs = (
+                page.frame_locator("iframe[title='streamlit_chat.streamlit_chat']").nth(0).locator(".chat")
+            )
+            reply = (
+                page.frame_locator("iframe[title='streamlit_chat.streamlit_chat']").nth(1).locator(".chat")
+            )
+            expect(theirs).to_contain_text("dinner tonight")
+            expect(theirs).to_have_class("chat user")
+            expect(reply).to_be_visible()
+            expect(reply).not_to_have_class("chat user")  # the twin's side, not the typist's
+            text = reply.inner_text().strip()
+            assert text and "dinner tonight" not in text
+            expect(page.get_by_text("tokens/s")).to_be_visible()
+            page.screenshot(path=str(ARTIFACTS / "browser_chat.png"), full_page=True)
+        finally:
+            browser.close()
+    assert (ARTIFACTS / "browser_chat.png").stat().st_size > 10_000

@@ -1,0 +1,216 @@
+"""twin.model.generate on the real tiny Falcon: greedy == transformers' generate, seeds, streaming, stops."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from twin.errors import TwinError
+from twin.model.generate import (
+    GenParams,
+    _partial_stop,
+    _visible,
+    build_reply_prompt,
+    generate,
+    speaker_stops,
+    stream_generate,
+    stream_with_stats,
+)
+from twin.prompt import STOP_STRINGS, build_prompt, build_training_pair, fit_context
+
+META = {"template": "plain-v1", "prepare": {"max_context_tokens": 40, "context_unit": "chars"}}
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_base):
+    from twin.model.load import load_base
+
+    return load_base(tiny_base)
+
+
+@pytest.fixture(scope="module")
+def prompt(tiny):
+    _, tok = tiny
+    return build_reply_prompt(META, tok, [{"role": "them", "text": "hey"}], "how are you?", "Alice")
+
+
+class Scripted:
+    """The real tiny Falcon whose next-token choice is overridden to spell out ``script``.
+
+    The forward pass (and KV cache) is the real model's; only the logits are replaced, so the
+    decoding loop's stop handling can be tested on text an untrained model would not write.
+    """
+
+    def __init__(self, model, script: list[int]):
+        self.model, self.script, self.step = model, script, 0
+        self.config, self.generation_config = model.config, model.generation_config
+
+    def parameters(self):
+        return self.model.parameters()
+
+    def __call__(self, **kw):
+        out = self.model(**kw)
+        logits = out.logits.clone()
+        logits[:, -1, :] = -1e9
+        logits[:, -1, self.script[min(self.step, len(self.script) - 1)]] = 1e9
+        self.step += 1
+        out.logits = logits
+        return out
+
+
+def test_greedy_matches_transformers_generate(tiny, prompt):
+    import torch
+
+    model, tok = tiny
+    params = GenParams(max_new_tokens=24, temperature=0, repetition_penalty=1.1)
+    ours = generate(model, tok, prompt, params)
+    enc = tok(prompt, return_tensors="pt", add_special_tokens=False)
+    with torch.inference_mode():
+        out = model.generate(
+            **enc,
+            max_new_tokens=24,
+            do_sample=False,
+            repetition_penalty=1.1,
+            min_new_tokens=1,
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id,
+        )
+    new = out[0, enc["input_ids"].shape[1] :].tolist()
+    ref = _visible(tok.decode(new, skip_special_tokens=True), STOP_STRINGS, final=True)[0]
+    assert ours.text == ref
+    assert ours.prompt_tokens == enc["input_ids"].shape[1]
+    if ours.stopped_by == "length":
+        assert ours.completion_tokens == 24
+    assert ours.seconds > 0 and ours.tokens_per_s > 0
+
+
+def test_seed_and_greedy_are_deterministic(tiny, prompt):
+    model, tok = tiny
+    sampled = [
+        generate(model, tok, prompt, GenParams(max_new_tokens=16, temperature=1.0, seed=7)) for _ in range(2)
+    ]
+    assert sampled[0].text == sampled[1].text
+    assert sampled[0].completion_tokens == sampled[1].completion_tokens
+    others = {
+        generate(model, tok, prompt, GenParams(max_new_tokens=16, temperature=1.0, seed=s)).text
+        for s in range(4)
+    }
+    assert len(others) > 1  # the seed really drives sampling
+    greedy = [
+        generate(model, tok, prompt, GenParams(max_new_tokens=16, temperature=0)).text for _ in range(2)
+    ]
+    assert greedy[0] == greedy[1]
+
+
+def test_stream_deltas_join_to_the_reply(tiny, prompt):
+    model, tok = tiny
+    params = GenParams(max_new_tokens=20, temperature=1.0, seed=3)
+    deltas = list(stream_generate(model, tok, prompt, params))
+    assert all(deltas)
+    assert "".join(deltas) == generate(model, tok, prompt, params).text
+    it, stats = stream_with_stats(model, tok, prompt, params)
+    list(it)
+    assert stats.completion_tokens >= 1 and stats.prompt_tokens > 10
+
+
+def _ids(tok, text: str) -> list[int]:
+    return tok(text, add_special_tokens=False)["input_ids"]
+
+
+@pytest.mark.parametrize(
+    ("script", "extra", "want", "reason"),
+    [
+        ("sure, see you at 7\nAlice: no wait", speaker_stops("Alice"), "sure, see you at 7", "stop"),
+        ("ok then\n### Their new message:\nbye", (), "ok then", "stop"),
+        ("  thanks!  ", (), "thanks!", "eos"),
+    ],
+)
+def test_stops_at_stop_strings_and_eos(tiny, prompt, script, extra, want, reason):
+    model, tok = tiny
+    ids = [*_ids(tok, script), tok.eos_token_id]
+    params = GenParams(max_new_tokens=len(ids) + 5, temperature=0, repetition_penalty=1.0, extra_stops=extra)
+    gen = generate(Scripted(model, ids), tok, prompt, params)
+    assert gen.text == want
+    assert gen.stopped_by == reason
+    # Streaming never shows a character past the stop, not even transiently.
+    deltas = list(stream_generate(Scripted(model, ids), tok, prompt, params))
+    assert "".join(deltas) == want
+    assert all("Alice" not in d and "#" not in d for d in deltas)
+
+
+def test_max_new_tokens_caps_the_reply(tiny, prompt):
+    model, tok = tiny
+    ids = _ids(tok, "one two three four five six seven eight nine ten")
+    gen = generate(Scripted(model, ids), tok, prompt, GenParams(max_new_tokens=3, temperature=0))
+    assert gen.completion_tokens == 3 and gen.stopped_by == "length"
+    assert gen.text == tok.decode(ids[:3]).strip()
+
+
+def test_visible_holds_back_possible_stop_prefixes():
+    assert _partial_stop("hello\n#", STOP_STRINGS) == 2
+    assert _partial_stop("hello", STOP_STRINGS) == 0
+    assert _visible("hi there\n##", STOP_STRINGS, final=False) == ("hi there", False)
+    assert _visible("hi there\n##", STOP_STRINGS, final=True) == ("hi there\n##", False)
+    assert _visible("a\n### b", STOP_STRINGS, final=False) == ("a", True)
+    assert _visible("caf\ufffd", STOP_STRINGS, final=False) == ("caf", False)
+
+
+def test_build_reply_prompt_is_the_training_prompt(tiny):
+    _, tok = tiny
+    history = [
+        {"role": "them", "text": "first " * 10},
+        {"role": "me", "text": "second"},
+        {"role": "them", "text": "third"},
+    ]
+    prompt = build_reply_prompt(META, tok, history, "what now?", "Bob")
+    kept = fit_context(history, 40, len)
+    assert kept == history[1:]  # the oldest turn is over the 40-char budget
+    example = {"context": kept, "instruction": "what now?", "response": "x", "contact": "Bob"}
+    assert prompt == build_training_pair(example)[0]
+    assert "first" not in prompt and "Bob: third" in prompt
+
+
+def test_context_units_follow_the_adapter_meta(tiny):
+    _, tok = tiny
+    history = [{"role": "them", "text": "a" * 70}, {"role": "me", "text": "b" * 35}]
+    est = {
+        "template": "plain-v1",
+        "prepare": {"max_context_tokens": 12, "context_unit": "tokens", "chars_per_token": 3.5},
+    }
+    # ceil(35 / 3.5) + 1 = 11 fits in 12, the 70-char turn (21 tokens) does not.
+    assert build_reply_prompt(est, tok, history, "m") == build_prompt(history[1:], "m")
+    real = {**est, "prepare": {**est["prepare"], "tokenizer": "base", "max_context_tokens": 10_000}}
+    assert build_reply_prompt(real, tok, history, "m") == build_prompt(history, "m")
+    count = len(tok("b" * 35, add_special_tokens=False)["input_ids"])
+    tight = {**real, "prepare": {**real["prepare"], "max_context_tokens": count + 1}}
+    assert build_reply_prompt(tight, tok, history, "m") == build_prompt(history[1:], "m")
+    assert math.ceil(35 / 3.5) == 10
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(max_new_tokens=0),
+        dict(temperature=-1),
+        dict(top_p=0),
+        dict(top_p=1.5),
+        dict(top_k=-1),
+        dict(repetition_penalty=0),
+    ],
+)
+def test_bad_params_are_twin_errors(tiny, prompt, bad):
+    model, tok = tiny
+    with pytest.raises(TwinError, match=next(iter(bad))):
+        generate(model, tok, prompt, GenParams(**bad))
+
+
+def test_min_new_tokens_blocks_an_immediate_eos(tiny, prompt):
+    model, tok = tiny
+    eos_first = [tok.eos_token_id, *_ids(tok, "late")]
+    empty = generate(Scripted(model, eos_first), tok, prompt, GenParams(temperature=0, min_new_tokens=0))
+    assert (empty.text, empty.completion_tokens, empty.stopped_by) == ("", 0, "eos")
+    gen = generate(
+        Scripted(model, eos_first), tok, prompt, GenParams(max_new_tokens=4, temperature=0, min_new_tokens=1)
+    )
+    assert gen.completion_tokens >= 1

@@ -1,0 +1,94 @@
+"""`twin serve` as a real uvicorn process on loopback, talked to over HTTP (plus its CLI refusals)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from twin.serve.background import free_port, wait_http
+
+
+def _twin(*args: str) -> list[str]:
+    return [sys.executable, "-m", "twin.cli", *args]
+
+
+@pytest.fixture(scope="module")
+def live(tiny_base, tiny_adapter):
+    port = free_port()
+    env = {**os.environ, "TWIN_API_TOKEN": "tok-123"}
+    cmd = _twin("serve", "--base", str(tiny_base), "--adapter", f"me={tiny_adapter}", "--port", str(port),
+                "--queue-size", "8", "--threads", "1")  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(url + "/healthz", timeout=120, proc=proc)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+AUTH = {"Authorization": "Bearer tok-123"}
+
+
+def test_real_server_over_http(live):
+    assert httpx.get(live + "/healthz").json()["status"] == "ok"
+    assert httpx.get(live + "/adapters").status_code == 401
+    names = [a["name"] for a in httpx.get(live + "/adapters", headers=AUTH).json()["adapters"]]
+    assert names == ["me", "base"]
+    r = httpx.post(
+        live + "/reply",
+        json={"message": "hi there", "temperature": 0, "max_new_tokens": 8},
+        headers=AUTH,
+        timeout=60,
+    )
+    assert r.status_code == 200 and r.json()["adapter"] == "me"
+    with httpx.stream("POST", live + "/reply/stream", json={"message": "hi there", "temperature": 0, "max_new_tokens": 8},
+                      headers=AUTH, timeout=60) as s:  # fmt: skip
+        lines = [ln for ln in s.iter_lines() if ln.startswith("data: ")]
+    assert json.loads(lines[-1][6:])["reply"] == r.json()["reply"]
+
+
+def test_32_concurrent_clients_answered_or_cleanly_refused(live):
+    async def one(client: httpx.AsyncClient, i: int) -> int:
+        r = await client.post(
+            "/reply", json={"message": f"msg {i}", "max_new_tokens": 4, "seed": i}, headers=AUTH
+        )
+        if r.status_code == 503:
+            assert int(r.headers["retry-after"]) >= 1
+        else:
+            assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] >= 1
+        return r.status_code
+
+    async def main() -> list[int]:
+        async with httpx.AsyncClient(base_url=live, timeout=120) as client:
+            return await asyncio.gather(*(one(client, i) for i in range(32)))
+
+    codes = asyncio.run(main())
+    assert set(codes) <= {200, 503} and codes.count(200) >= 9  # 1 running + 8 queued at least
+    assert httpx.get(live + "/healthz").json()["pending"] == 0
+
+
+def test_cli_refuses_a_mismatched_adapter_in_one_line(tiny_base, tiny_adapter, tmp_path):
+    bad = tmp_path / "other-base-adapter"
+    shutil.copytree(tiny_adapter, bad)
+    meta = json.loads((bad / "twin.json").read_text())
+    meta["base_model"]["fingerprint"] = "sha256:ffffffffffffffff"
+    (bad / "twin.json").write_text(json.dumps(meta))
+    out = subprocess.run(_twin("serve", "--base", str(tiny_base), "--adapter", str(bad), "--port", str(free_port())),
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 2
+    errors = [ln for ln in out.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "different base model" in errors[0]
+    assert "Traceback" not in out.stderr

@@ -1,0 +1,290 @@
+"""Reply generation shared by the server and the evaluation: one prompt in, my reply out.
+
+A small decoding loop over the model's KV cache rather than ``model.generate``, because serving
+needs three things ``generate`` does not give directly: text deltas as an iterator (no streamer
+thread), a private random generator per request (a seed makes a reply reproducible without
+touching the process-wide RNG another request may rely on), and stopping on *decoded text* —
+the template's stop strings — with nothing past the stop ever shown, even mid-stream. The logits
+processing is transformers' own (repetition penalty, temperature, top-k, top-p in the order
+``generate`` applies them), so greedy replies are token-for-token what ``generate`` produces.
+
+The reply ends at EOS or at the first stop string (the start of the next template section or a
+speaker line such as ``\\nAlice: ``), so the twin never writes the other side's next message.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from twin.errors import TwinError
+from twin.prompt import ME_LABEL, PLAIN, STOP_STRINGS, build_prompt, fit_context
+
+
+@dataclass
+class GenParams:
+    """Sampling settings of one request. ``temperature == 0`` is greedy decoding."""
+
+    max_new_tokens: int = 64
+    temperature: float = 0.7
+    top_p: float = 0.9
+    top_k: int = 50
+    repetition_penalty: float = 1.1
+    seed: int | None = None
+    # EOS is blocked for the first tokens: a reply is never empty (no training reply is).
+    min_new_tokens: int = 1
+    # Extra stop strings on top of the template's (e.g. speaker lines from ``speaker_stops``).
+    extra_stops: tuple[str, ...] = ()
+
+    def validate(self) -> GenParams:
+        checks = (
+            ("max_new_tokens", self.max_new_tokens >= 1, "an integer >= 1"),
+            (
+                "min_new_tokens",
+                0 <= self.min_new_tokens <= self.max_new_tokens,
+                "between 0 and max_new_tokens",
+            ),
+            ("temperature", self.temperature >= 0 and math.isfinite(self.temperature), "a number >= 0"),
+            ("top_p", 0 < self.top_p <= 1, "a number in (0, 1]"),
+            ("top_k", self.top_k >= 0, "an integer >= 0 (0 = off)"),
+            ("repetition_penalty", self.repetition_penalty > 0, "a number > 0 (1 = off)"),
+        )
+        for name, ok, what in checks:
+            if not ok:
+                raise TwinError(f"generation parameter {name}={getattr(self, name)!r}: must be {what}")
+        return self
+
+
+@dataclass
+class Generation:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float
+    stopped_by: str = "length"  # "eos", "stop" (a stop string) or "length" (max_new_tokens)
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.completion_tokens / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class _Stats:
+    """Filled in by :func:`_decode` as it runs, read by the caller after the iterator ends."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    stopped_by: str = "length"
+    started: float = field(default_factory=time.perf_counter)
+
+
+def context_counter(meta: dict, tokenizer: Any):
+    """How prepare measured context (``twin.json`` "prepare": unit + budget), as a ``count(text)``.
+
+    ``tokens`` with a tokenizer counts real tokens of the served tokenizer (the adapter's base);
+    without a tokenizer it is prepare's estimate ``ceil(chars / chars_per_token)``; ``chars`` is
+    plain length. Serving uses the same measure so a conversation is cut where training cut it.
+    """
+    prep = meta.get("prepare") or {}
+    unit = prep.get("context_unit", "tokens")
+    if unit == "chars":
+        return len
+    if unit != "tokens":
+        raise TwinError(f"twin.json: prepare.context_unit {unit!r} is unknown (expected tokens or chars)")
+    if prep.get("tokenizer") and tokenizer is not None:
+        return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
+    cpt = float(prep.get("chars_per_token") or 4.0)
+    return lambda text: math.ceil(len(text) / cpt)
+
+
+def context_budget(meta: dict) -> int:
+    prep = meta.get("prepare") or {}
+    budget = prep.get("max_context_tokens", 256)
+    if not isinstance(budget, int | float) or budget < 0:
+        raise TwinError(f"twin.json: prepare.max_context_tokens {budget!r} must be a number >= 0")
+    return int(budget)
+
+
+def build_reply_prompt(
+    meta: dict, tokenizer: Any, history: list[dict], message: str, contact: str | None = None
+) -> str:
+    """The prompt for my reply to ``message`` after ``history`` (oldest first), exactly as in training.
+
+    History is cut with :func:`twin.prompt.fit_context` using the adapter's own prepare budget and
+    unit, and rendered with the template version the adapter was trained with.
+    """
+    template = meta.get("template", PLAIN)
+    context = fit_context(
+        [{"role": t["role"], "text": t["text"]} for t in history],
+        context_budget(meta),
+        context_counter(meta, tokenizer),
+    )
+    return build_prompt(context, message, template=template, contact=contact, tokenizer=tokenizer)
+
+
+def speaker_stops(contact: str | None = None, template: str = PLAIN) -> tuple[str, ...]:
+    """Stop strings for the plain template's speaker lines: a new line starting ``Me: `` or ``<contact>: ``.
+
+    The adapter learned to end with EOS; these catch a model (an undertrained one, or the bare
+    base) that carries on writing the conversation, so it can never put words in their mouth.
+    """
+    if template != PLAIN:
+        return ()
+    return (f"\n{ME_LABEL}:", f"\n{contact or 'Them'}:")
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
+    ids: set[int] = set()
+    for src in (
+        getattr(tokenizer, "eos_token_id", None),
+        getattr(model.generation_config, "eos_token_id", None),
+    ):
+        if isinstance(src, int):
+            ids.add(src)
+        elif isinstance(src, list | tuple):
+            ids.update(i for i in src if isinstance(i, int))
+    return ids
+
+
+def _find_stop(text: str, stops: Sequence[str]) -> int:
+    cut = -1
+    for s in stops:
+        i = text.find(s)
+        if i != -1 and (cut == -1 or i < cut):
+            cut = i
+    return cut
+
+
+def _partial_stop(text: str, stops: Sequence[str]) -> int:
+    """Length of the longest tail of ``text`` that could still grow into a stop string."""
+    best = 0
+    for s in stops:
+        for k in range(min(len(s) - 1, len(text)), best, -1):
+            if text.endswith(s[:k]):
+                best = k
+                break
+    return best
+
+
+def _visible(text: str, stops: Sequence[str], final: bool) -> tuple[str, bool]:
+    """The part of the generated text that is safe to show now, and whether a stop string was hit.
+
+    Held back until decoding settles: a tail that may become a stop string, an incomplete UTF-8
+    character (decoded as U+FFFD) and trailing whitespace (the reply is stripped at the end, so
+    the concatenated deltas always equal the final reply).
+    """
+    cut = _find_stop(text, stops)
+    stopped = cut != -1
+    if stopped:
+        text = text[:cut]
+    elif not final:
+        text = text[: len(text) - _partial_stop(text, stops)]
+    return text.rstrip("\ufffd").strip(), stopped
+
+
+def _decode(model: Any, tokenizer: Any, prompt: str, params: GenParams, stats: _Stats) -> Iterator[str]:
+    import torch
+    from transformers.generation.logits_process import (
+        LogitsProcessorList,
+        RepetitionPenaltyLogitsProcessor,
+        TemperatureLogitsWarper,
+        TopKLogitsWarper,
+        TopPLogitsWarper,
+    )
+
+    params.validate()
+    stops = tuple(dict.fromkeys((*STOP_STRINGS, *params.extra_stops)))
+    eos = _eos_ids(model, tokenizer)
+    device = next(model.parameters()).device
+    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    if not ids:
+        raise TwinError("the prompt is empty; nothing to reply to")
+    limit = getattr(model.config, "max_position_embeddings", None)
+    if limit and len(ids) + params.max_new_tokens > limit:
+        if params.max_new_tokens >= limit:
+            raise TwinError(
+                f"max_new_tokens {params.max_new_tokens} must be below the model's {limit} positions"
+            )
+        ids = ids[len(ids) + params.max_new_tokens - limit :]  # keep the end: the message being answered
+    stats.prompt_tokens = len(ids)
+
+    greedy = params.temperature == 0
+    procs = LogitsProcessorList()
+    if params.repetition_penalty != 1.0:
+        procs.append(RepetitionPenaltyLogitsProcessor(params.repetition_penalty))
+    if not greedy:
+        if params.temperature != 1.0:
+            procs.append(TemperatureLogitsWarper(params.temperature))
+        if params.top_k > 0:
+            procs.append(TopKLogitsWarper(params.top_k))
+        if params.top_p < 1.0:
+            procs.append(TopPLogitsWarper(params.top_p))
+    rng = None
+    if not greedy:
+        seed = params.seed if params.seed is not None else secrets.randbits(63)
+        rng = torch.Generator(device=device).manual_seed(seed)
+
+    seq = torch.tensor([ids], dtype=torch.long, device=device)
+    step_input = seq
+    cache = None
+    generated: list[int] = []
+    shown = ""
+    for _ in range(params.max_new_tokens):
+        with torch.inference_mode():
+            out = model(input_ids=step_input, past_key_values=cache, use_cache=True, logits_to_keep=1)
+            cache = out.past_key_values
+            logits = out.logits[:, -1, :].float()
+            if len(generated) < params.min_new_tokens and eos:
+                logits[:, list(eos)] = -math.inf  # as transformers' MinNewTokensLengthLogitsProcessor
+            scores = procs(seq, logits)
+            if greedy:
+                nxt = int(scores.argmax(-1))
+            else:
+                probs = torch.softmax(scores, dim=-1)
+                nxt = int(torch.multinomial(probs, 1, generator=rng))
+        if nxt in eos:
+            stats.stopped_by = "eos"
+            break
+        generated.append(nxt)
+        stats.completion_tokens = len(generated)
+        step_input = torch.tensor([[nxt]], dtype=torch.long, device=device)
+        seq = torch.cat([seq, step_input], dim=1)
+        text = tokenizer.decode(generated, skip_special_tokens=True)
+        visible, stopped = _visible(text, stops, final=False)
+        if visible.startswith(shown) and len(visible) > len(shown):
+            yield visible[len(shown) :]
+            shown = visible
+        if stopped:
+            stats.stopped_by = "stop"
+            break
+    if stats.stopped_by != "stop":
+        visible, _ = _visible(tokenizer.decode(generated, skip_special_tokens=True), stops, final=True)
+        if visible.startswith(shown) and len(visible) > len(shown):
+            yield visible[len(shown) :]
+    stats.seconds = time.perf_counter() - stats.started
+
+
+def stream_generate(model: Any, tokenizer: Any, prompt: str, params: GenParams) -> Iterator[str]:
+    """Text deltas of my reply as they are decoded; ``"".join`` of them is ``generate(...).text``."""
+    yield from _decode(model, tokenizer, prompt, params, _Stats())
+
+
+def stream_with_stats(
+    model: Any, tokenizer: Any, prompt: str, params: GenParams
+) -> tuple[Iterator[str], Any]:
+    """Like :func:`stream_generate`, plus a stats object (token counts, seconds, stop reason)
+    that is complete once the iterator is exhausted."""
+    stats = _Stats()
+    return _decode(model, tokenizer, prompt, params, stats), stats
+
+
+def generate(model: Any, tokenizer: Any, prompt: str, params: GenParams) -> Generation:
+    """My whole reply to ``prompt``, with token counts and the time it took."""
+    stats = _Stats()
+    text = "".join(_decode(model, tokenizer, prompt, params, stats))
+    return Generation(text, stats.prompt_tokens, stats.completion_tokens, stats.seconds, stats.stopped_by)
