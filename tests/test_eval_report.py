@@ -1,0 +1,93 @@
+"""report.html: self-contained, every section present, chat text escaped."""
+
+from __future__ import annotations
+
+import base64
+import re
+
+from twin.eval.report import SECTIONS, write_report
+from twin.eval.run import EvalConfig, summarize
+
+ROWS = [
+    {
+        "context": [{"role": "them", "text": "hi"}],
+        "contact": "Alice",
+        "message": "see you <b>later</b>?",
+        "real": "see you soon 🙂",
+        "base": "the the the",
+        "twin": "see you soon",
+    },
+    {
+        "context": [],
+        "contact": None,
+        "message": "как дела?",
+        "real": "норм, а ты?",
+        "base": "",
+        "twin": "норм",
+    },
+    {
+        "context": [],
+        "contact": None,
+        "message": "thanks!",
+        "real": "see you",
+        "base": "ok",
+        "twin": "see you 🙂",
+    },
+]
+
+
+def _result(rows=ROWS):
+    loss = {"loss": 2.0, "perplexity": 7.389, "tokens": 10, "examples": len(rows)}
+    return {
+        "run": "demo",
+        "adapter": "a",
+        "base": "b",
+        "template": "plain-v1",
+        "val_file": "v",
+        "examples": len(rows),
+        "config": EvalConfig().model_dump(mode="json"),
+        "loss": {"base": {**loss, "loss": 3.0}, "twin": loss},
+        **summarize(rows),
+        "train_metrics": {"val_loss": 1.5},
+    }
+
+
+def test_report_has_every_section_and_inline_plots(tmp_path):
+    csv = tmp_path / "metrics.csv"
+    csv.write_text("step,train_loss,val_loss\n1,3.0,\n2,2.5,2.7\n3,2.0,\n", encoding="utf-8")
+    path = write_report(_result(), ROWS, tmp_path / "report.html", metrics_csv=csv)
+    page = path.read_text(encoding="utf-8")
+    for sid, _title in SECTIONS:
+        assert f'<section id="{sid}">' in page, sid
+    # plots: loss, overlap, lengths, emoji/language, pet phrases, training curve
+    images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert len(images) == 6
+    assert all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
+    # self-contained: nothing fetched from elsewhere, no scripts
+    assert "<script" not in page and 'src="http' not in page and "<link" not in page
+    # chat text is escaped, and every sample row appears with all four columns
+    assert "see you &lt;b&gt;later&lt;/b&gt;?" in page and "<b>later</b>" not in page
+    samples = page.split('<section id="samples">')[1]
+    assert samples.count("<tr>") == 1 + len(ROWS)
+    assert "норм, а ты?" in samples and "the the the" in samples and "(empty)" in samples
+    # the pet phrase of the real replies is listed
+    assert "see you" in page.split('<section id="pet-phrases">')[1].split("</section>")[0]
+
+
+def test_report_sections_say_why_when_empty(tmp_path):
+    rows = [{"context": [], "contact": None, "message": "m", "real": "a", "base": "b", "twin": "c"}]
+    page = write_report({**_result(rows), "train_metrics": {}}, [], tmp_path / "r.html").read_text()
+    assert "No phrase occurs" in page
+    assert "No training metrics found" in page
+    assert "No samples requested" in page
+    for sid, _ in SECTIONS:
+        assert f'<section id="{sid}">' in page
+
+
+def test_summarize_scores_each_side():
+    s = summarize(ROWS)
+    assert s["overlap"]["twin"]["rouge1"] > s["overlap"]["base"]["rouge1"]
+    assert s["style"]["real"]["emoji_rate"] == 1 / 3
+    assert s["lengths"]["base"] == [11, 0, 2]
+    assert s["pet_phrases"][0]["phrase"] == "see you"
+    assert s["pet_phrases"][0]["real"] == 2 / 3

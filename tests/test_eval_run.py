@@ -1,0 +1,205 @@
+"""`twin eval` end to end on the tiny Falcon: loss, generation, report; deterministic with a seed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from twin.errors import TwinError
+
+VAL = [
+    {
+        "dialog_id": 1,
+        "session": "1-0",
+        "contact": "Alice",
+        "context": [{"role": "them", "text": "hey!"}],
+        "instruction": "how are you doing today?",
+        "response": "pretty good, just got back from work. you?",
+    },
+    {
+        "dialog_id": 2,
+        "session": "2-0",
+        "contact": None,
+        "context": [],
+        "instruction": "привет! как дела?",
+        "response": "нормально, работаю. а у тебя?",
+    },
+    {
+        "dialog_id": 1,
+        "session": "1-1",
+        "contact": "Alice",
+        "context": [{"role": "me", "text": "see you at 7"}, {"role": "them", "text": "ok"}],
+        "instruction": "where are you?",
+        "response": "running late, sorry 🙂",
+    },
+    {
+        "dialog_id": 3,
+        "session": "3-0",
+        "contact": "Bob",
+        "context": [],
+        "instruction": "thanks a lot",
+        "response": "you're the best, see you",
+    },
+]
+
+
+@pytest.fixture(scope="module")
+def adapter(tiny_base, tmp_path_factory):
+    from peft import LoraConfig, get_peft_model
+
+    from twin.model.load import base_fingerprint, load_base
+
+    model, tok = load_base(tiny_base)
+    torch.manual_seed(2)
+    peft_model = get_peft_model(
+        model, LoraConfig(r=4, lora_alpha=8, target_modules=["query_key_value"], init_lora_weights=False)
+    )
+    out = tmp_path_factory.mktemp("eval-adapter") / "run1"
+    peft_model.save_pretrained(out)
+    meta = {
+        "format": 1,
+        "base_model": {
+            "path": str(tiny_base),
+            "fingerprint": base_fingerprint(tiny_base),
+            "model_type": "falcon",
+        },
+        "template": "plain-v1",
+        "prepare": {"max_context_tokens": 256, "context_unit": "tokens"},
+        "train": {"data": {"max_seq_length": 256}},
+        "metrics": {"val_loss": 5.5},
+        "created": "2026-01-01T00:00:00Z",
+    }
+    (out / "twin.json").write_text(json.dumps(meta))
+    return out
+
+
+@pytest.fixture()
+def data_dir(tmp_path):
+    d = tmp_path / "processed"
+    d.mkdir()
+    (d / "val.jsonl").write_text(
+        "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in VAL), encoding="utf-8"
+    )
+    return d
+
+
+def _cfg(adapter, data_dir, out, **kw):
+    from twin.eval.run import EvalConfig
+
+    return EvalConfig(
+        adapter=str(adapter), data=str(data_dir), out_dir=str(out), max_new_tokens=8, samples=3, **kw
+    )
+
+
+def test_eval_writes_report_and_is_deterministic(adapter, data_dir, tmp_path):
+    from twin.eval.report import SECTIONS
+    from twin.eval.run import run_eval
+
+    r1 = run_eval(_cfg(adapter, data_dir, tmp_path / "a"), progress=False)
+    r2 = run_eval(_cfg(adapter, data_dir, tmp_path / "b"), progress=False)
+    run_dir = tmp_path / "a" / "runs" / "run1"  # run name defaults to the adapter dir's name
+    rows1 = (run_dir / "eval_samples.jsonl").read_text(encoding="utf-8")
+    assert rows1 == (tmp_path / "b" / "runs" / "run1" / "eval_samples.jsonl").read_text(encoding="utf-8")
+    assert r1["loss"] == r2["loss"] and r1["overlap"] == r2["overlap"]
+
+    assert r1["examples"] == len(VAL)
+    for side in ("base", "twin"):
+        loss = r1["loss"][side]
+        assert loss["examples"] == len(VAL) and loss["tokens"] > len(VAL)
+        assert loss["perplexity"] == pytest.approx(torch.tensor(loss["loss"]).exp().item(), rel=1e-6)
+    # untrained tiny model over a ~700-token vocabulary: loss near ln(vocab); the adapter changes it
+    assert 4.0 < r1["loss"]["base"]["loss"] < 9.0
+    assert r1["loss"]["base"]["loss"] != pytest.approx(r1["loss"]["twin"]["loss"], abs=1e-4)
+    rows = [json.loads(x) for x in rows1.splitlines()]
+    assert [x["real"] for x in rows] == [v["response"] for v in VAL]
+    assert r1["style"]["real"]["script_share"]["cyrillic"] == 0.25
+
+    page = (run_dir / "report.html").read_text(encoding="utf-8")
+    for sid, _ in SECTIONS:
+        assert f'<section id="{sid}">' in page
+    assert "нормально, работаю. а у тебя?" in page
+    saved = json.loads((run_dir / "eval.json").read_text())
+    assert saved["loss"] == json.loads(json.dumps(r1["loss"]))
+
+    r3 = run_eval(_cfg(adapter, data_dir, tmp_path / "c", seed=7, max_examples=2), progress=False)
+    assert r3["examples"] == 2
+
+
+def test_eval_matches_the_models_own_loss(adapter, data_dir, tiny_base):
+    """The masked loss equals HF's own loss on the reply tokens of a single example."""
+    from twin.eval.run import reply_loss
+    from twin.model.load import load_base
+    from twin.prompt import build_prompt
+
+    model, tok = load_base(tiny_base)
+    ex = VAL[0]
+    r = reply_loss(model, tok, [ex], "plain-v1", 256, 4)
+    p = tok(build_prompt(ex["context"], ex["instruction"], contact=ex["contact"]), add_special_tokens=False)[
+        "input_ids"
+    ]
+    c = tok(ex["response"], add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    ids = torch.tensor([p + c])
+    labels = torch.tensor([[-100] * len(p) + c])
+    with torch.no_grad():
+        want = model(input_ids=ids, labels=labels).loss.item()
+    assert r["loss"] == pytest.approx(want, rel=1e-5)
+    assert r["tokens"] == len(c)
+
+
+def test_eval_errors_name_the_file(adapter, data_dir, tmp_path, tiny_base):
+    from twin.eval.run import run_eval
+
+    with pytest.raises(TwinError, match="val.jsonl"):
+        run_eval(_cfg(adapter, tmp_path / "nowhere", tmp_path), progress=False)
+    with pytest.raises(TwinError, match="twin.json"):
+        run_eval(_cfg(tmp_path, data_dir, tmp_path), progress=False)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "val.jsonl").write_text('{"context": []}\n')
+    with pytest.raises(TwinError, match=r"val.jsonl:1"):
+        run_eval(_cfg(adapter, bad, tmp_path), progress=False)
+
+
+def test_eval_on_a_trained_adapter_shows_the_twin_learned(tiny_adapter, processed_dir, tmp_path):
+    """With the adapter `twin train` wrote (conftest's tiny_adapter), the twin fits held-out replies better."""
+    from twin.eval.run import EvalConfig, run_eval
+
+    cfg = EvalConfig(
+        adapter=str(tiny_adapter),
+        data=str(processed_dir),
+        out_dir=str(tmp_path),
+        max_new_tokens=8,
+        max_examples=8,
+    )
+    r = run_eval(cfg, progress=False)
+    assert r["loss"]["twin"]["loss"] < r["loss"]["base"]["loss"] - 0.1  # 12 steps: 6.58 -> 6.26
+    assert r["template"] == "plain-v1"
+    assert (tmp_path / "runs" / tiny_adapter.name / "report.html").is_file()
+
+
+def test_eval_cli(adapter, data_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from twin.cli import app
+
+    args = [
+        "eval",
+        "--adapter",
+        str(adapter),
+        "--data",
+        str(data_dir),
+        "--run",
+        "cli",
+        "--out-dir",
+        str(tmp_path),
+    ]
+    res = CliRunner().invoke(
+        app, [*args, "--max-new-tokens", "4", "--samples", "2", "--set", "pet_phrases=3"]
+    )
+    assert res.exit_code == 0, res.output
+    assert "report: " in res.output and "loss base" in res.output
+    assert (tmp_path / "runs" / "cli" / "report.html").is_file()
+    res = CliRunner().invoke(app, [*args, "--set", "bogus=1"])
+    assert res.exit_code != 0 and "unknown key 'bogus'" in str(res.exception)

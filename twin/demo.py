@@ -1,0 +1,368 @@
+"""``twin demo``: the whole product on the bundled sample export, in one command.
+
+Stages, each one line of progress with its wall time::
+
+    import   data/sample/result.json -> data/raw/telegram/*.jsonl        (Telegram Desktop importer)
+    prepare  data/raw -> data/processed/{train,val}.jsonl               (sessions, PII scrub, split)
+    base     tiny Falcon + tokenizer, briefly pretrained on train.jsonl -> checkpoints/tiny-falcon
+    train    LoRA on it with pipelines/tiny.yaml -> checkpoints/adapters/demo
+    eval     base vs twin on val.jsonl -> checkpoints/runs/demo/report.html
+    serve    (--serve 1) REST server + chat page until ctrl-C
+
+The base is pretrained on the *prepared* training split, not the raw export: that text is
+PII-scrubbed, and it holds no validation replies, so the eval compares fairly.
+
+Reruns reuse finished stages: each stage writes a stamp (``checkpoints/demo/<stage>.json``)
+with a hash of its inputs (input files, settings, upstream stamps); a stage whose stamp matches
+and whose outputs exist is skipped. Change the sample or a recipe and exactly the stages
+downstream of it run again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from twin.errors import TwinError
+from twin.fileio import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+RUN = "demo"
+PRETRAIN_STEPS = 150  # enough for words rather than byte noise; ~1-3 min on 2 shared cores
+EVAL_EXAMPLES = 30
+EVAL_NEW_TOKENS = 32
+# pipelines/tiny.yaml as is would run 2 epochs over the sample (~900 steps, 30+ min on 2 busy
+# cores); the demo caps the steps and thins the periodic validation so the whole pipeline stays
+# well under 15 minutes (bench/RESULTS.md, section demo). Everything else is the recipe.
+TRAIN_OVERRIDES: dict = {
+    "max_steps": 150,
+    "checkpoint_every_steps": 75,
+    "eval": {"every_steps": 75, "max_batches": 8},
+}
+
+
+def _repo_root() -> Path:
+    return Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class DemoOptions:
+    workdir: Path = Path(".")
+    sample: Path | None = None
+    fresh: bool = False
+    serve: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8000
+    chat_port: int = 8501
+    pretrain_steps: int = PRETRAIN_STEPS
+    eval_examples: int = EVAL_EXAMPLES
+    config: Path | None = None  # training recipe; default pipelines/tiny.yaml
+    train_overrides: dict = field(default_factory=lambda: dict(TRAIN_OVERRIDES))
+    echo: Callable[[str], None] = print
+
+    @property
+    def paths(self) -> dict[str, Path]:
+        w = Path(self.workdir)
+        return {
+            "sample": Path(self.sample) if self.sample else _repo_root() / "data" / "sample" / "result.json",
+            "raw": w / "data" / "raw",
+            "processed": w / "data" / "processed",
+            "base": w / "checkpoints" / "tiny-falcon",
+            "checkpoints": w / "checkpoints",
+            "adapter": w / "checkpoints" / "adapters" / RUN,
+            "run": w / "checkpoints" / "runs" / RUN,
+            "stamps": w / "checkpoints" / "demo",
+            "config": Path(self.config) if self.config else _repo_root() / "pipelines" / "tiny.yaml",
+        }
+
+
+def hash_paths(paths: Iterable[Path]) -> str:
+    """sha256 over the names and bytes of files (directories: every file below, sorted)."""
+    h = hashlib.sha256()
+    for p in paths:
+        p = Path(p)
+        files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+        for f in files:
+            if not f.exists():
+                h.update(b"missing:" + str(f).encode())
+                continue
+            h.update(str(f.relative_to(p) if p.is_dir() else f.name).encode() + b"\0")
+            with f.open("rb") as fh:
+                for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                    h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def _digest(obj: object) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class Stages:
+    """Runs stages in order, skipping those whose stamp matches their inputs; records wall times."""
+
+    def __init__(self, stamp_dir: Path, *, fresh: bool, echo: Callable[[str], None]):
+        self.stamp_dir = stamp_dir
+        self.fresh = fresh
+        self.echo = echo
+        self.times: dict[str, float] = {}
+        self.skipped: list[str] = []
+        self.digests: dict[str, str] = {}
+
+    def run(
+        self, name: str, inputs: object, outputs: list[Path], fn: Callable[[], object], n: int, total: int
+    ) -> None:
+        digest = _digest({"inputs": inputs, "upstream": dict(self.digests)})
+        stamp = self.stamp_dir / f"{name}.json"
+        done = False
+        if not self.fresh and stamp.is_file():
+            with contextlib.suppress(ValueError, OSError):
+                done = json.loads(stamp.read_text(encoding="utf-8")).get("digest") == digest
+        done = done and all(p.exists() for p in outputs)
+        label = f"[{n}/{total}] {name:<8}"
+        if done:
+            self.digests[name] = digest
+            self.skipped.append(name)
+            self.times[name] = 0.0
+            self.echo(f"{label} up to date, reused")
+            return
+        self.echo(f"{label} running ...")
+        stamp.unlink(missing_ok=True)  # a failed rerun must not leave a stale "done"
+        t0 = time.perf_counter()
+        summary = fn()
+        secs = time.perf_counter() - t0
+        self.times[name] = secs
+        self.digests[name] = digest
+        atomic_write_json(stamp, {"digest": digest, "seconds": round(secs, 1), "summary": summary})
+        self.echo(f"{label} done in {secs:.1f}s")
+
+
+_RESPONSE_HEADER = "### Your response:\n"
+
+
+def base_texts(docs: list[str]) -> list[str]:
+    """Pretraining text for the demo base, without the empty-reply pattern.
+
+    ``texts_from_dir`` includes each session's bare prompt (so the tokenizer learns the template's
+    words); packed for pretraining, that prompt ends in ``### Your response:`` followed directly by
+    EOS, which teaches the base to answer with nothing. A downloaded base (Falcon-7B) continues with
+    text there, so the demo keeps the wording but drops that last header line, and the base vs
+    twin comparison in the report shows two real replies.
+    """
+    return [d[: -len(_RESPONSE_HEADER)] if d.endswith(_RESPONSE_HEADER) else d for d in docs]
+
+
+def _summary_counts(obj: object) -> object:
+    """Keep only numbers/short strings from a stage's summary (no chat text in stamps)."""
+    if isinstance(obj, dict):
+        return {
+            str(k): _summary_counts(v)
+            for k, v in obj.items()
+            if isinstance(v, int | float | str | dict | bool)
+        }
+    if isinstance(obj, str):
+        return obj[:200]
+    return obj
+
+
+def run_demo(opts: DemoOptions) -> dict:
+    """Run the pipeline; with ``opts.serve`` start the server and chat page and block until ctrl-C."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    p = opts.paths
+    if not p["sample"].is_file():
+        raise TwinError(f"{p['sample']}: sample export not found; pass --sample path/to/result.json")
+    if not p["config"].is_file():
+        raise TwinError(
+            f"{p['config']}: training recipe not found; `twin configs list` shows the bundled ones"
+        )
+    stages = Stages(p["stamps"], fresh=opts.fresh, echo=opts.echo)
+    started = time.perf_counter()
+    total = 6 if opts.serve else 5
+
+    def do_import() -> object:
+        try:
+            from twin.sources.telegram_desktop import import_desktop
+        except ModuleNotFoundError as e:
+            if e.name != "twin.sources.telegram_desktop":
+                raise
+            raise TwinError(
+                "the Telegram Desktop importer (twin.sources.telegram_desktop) is missing from this "
+                "checkout; update it, or import your data into data/raw another way and run the stages"
+            ) from None
+
+        return _summary_counts(import_desktop(p["sample"], out_root=str(p["raw"])))
+
+    stages.run("import", {"sample": hash_paths([p["sample"]])}, [p["raw"] / "telegram"], do_import, 1, total)
+
+    def do_prepare() -> object:
+        from twin.prepare.pipeline import run_prepare
+
+        try:
+            from twin.prepare.pipeline import PrepareConfig
+        except ImportError:
+            from twin.prepare.config import PrepareConfig
+
+        cfg = PrepareConfig(raw=str(p["raw"]), out=str(p["processed"]))
+        return _summary_counts((run_prepare(cfg) or {}).get("counts", {}))
+
+    raw_files = p["raw"] / "telegram"
+    stages.run(
+        "prepare",
+        {"raw": hash_paths([raw_files]) if raw_files.exists() else None},
+        [p["processed"] / "train.jsonl", p["processed"] / "val.jsonl"],
+        do_prepare,
+        2,
+        total,
+    )
+
+    def do_base() -> object:
+        from twin.model.tiny import build_tiny, texts_from_dir
+
+        build_tiny(
+            p["base"], base_texts(texts_from_dir(p["processed"])), pretrain_steps=opts.pretrain_steps, seed=0
+        )
+        return json.loads((p["base"] / "tiny.json").read_text(encoding="utf-8"))
+
+    stages.run(
+        "base",
+        {"train": hash_paths([p["processed"] / "train.jsonl"]), "steps": opts.pretrain_steps},
+        [p["base"] / "config.json", p["base"] / "model.safetensors"],
+        do_base,
+        3,
+        total,
+    )
+
+    def do_train() -> object:
+        from twin.config import load_config
+        from twin.train.config import TrainConfig
+        from twin.train.loop import train
+
+        overrides = {
+            "base": str(p["base"]),
+            "run": RUN,
+            "out_dir": str(p["checkpoints"]),
+            "data": {"dir": str(p["processed"])},
+            **opts.train_overrides,
+        }
+        cfg = load_config(TrainConfig, p["config"], overrides)
+        return _summary_counts(train(cfg) or {})
+
+    stages.run(
+        "train",
+        {
+            "data": hash_paths([p["processed"] / "train.jsonl", p["processed"] / "val.jsonl"]),
+            "config": hash_paths([p["config"]]),
+            "overrides": opts.train_overrides,
+        },
+        [p["adapter"] / "twin.json", p["adapter"] / "adapter_model.safetensors"],
+        do_train,
+        4,
+        total,
+    )
+
+    def do_eval() -> object:
+        from twin.eval.run import EvalConfig, run_eval
+
+        cfg = EvalConfig(
+            adapter=str(p["adapter"]),
+            base=str(p["base"]),
+            data=str(p["processed"]),
+            run=RUN,
+            out_dir=str(p["checkpoints"]),
+            max_examples=opts.eval_examples,
+            max_new_tokens=EVAL_NEW_TOKENS,
+        )
+        r = run_eval(cfg)
+        return {"loss": r["loss"], "overlap": r["overlap"], "examples": r["examples"]}
+
+    stages.run(
+        "eval",
+        {"eval_examples": opts.eval_examples, "tokens": EVAL_NEW_TOKENS},
+        [p["run"] / "report.html"],
+        do_eval,
+        5,
+        total,
+    )
+    elapsed = time.perf_counter() - started
+    result = {"times": stages.times, "skipped": stages.skipped, "total_seconds": elapsed}
+    atomic_write_json(p["stamps"] / "last_run.json", result)
+    per = ", ".join(f"{k} {v:.0f}s" for k, v in stages.times.items())
+    opts.echo(f"pipeline finished in {elapsed:.1f}s ({per})")
+    opts.echo(f"report: {p['run'] / 'report.html'}")
+    if opts.serve:
+        opts.echo("[6/6] serve    starting the server and the chat page (ctrl-C stops both)")
+        serve_forever(opts, p)
+    return result
+
+
+def _twin_cmd() -> list[str]:
+    return [sys.executable, "-m", "twin.cli"]
+
+
+def serve_forever(opts: DemoOptions, p: dict[str, Path]) -> None:
+    """Start ``twin serve`` and ``twin chat`` as child processes; stop both on ctrl-C or if one exits."""
+    server_url = f"http://{opts.host}:{opts.port}"
+    procs: list[subprocess.Popen] = []
+
+    def _on_term(signum: int, frame: object) -> None:  # `kill` stops both children like ctrl-C does
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, _on_term)
+    try:
+        procs.append(
+            subprocess.Popen(
+                [
+                    *_twin_cmd(),
+                    "serve",
+                    "--base",
+                    str(p["base"]),
+                    "--adapter",
+                    str(p["adapter"]),
+                    "--host",
+                    opts.host,
+                    "--port",
+                    str(opts.port),
+                ],
+                start_new_session=True,
+            )
+        )
+        procs.append(
+            subprocess.Popen(
+                [*_twin_cmd(), "chat", "--server", server_url, "--port", str(opts.chat_port)],
+                start_new_session=True,
+            )
+        )
+        opts.echo(f"server:    {server_url}  (POST /reply)")
+        opts.echo(f"chat page: http://{opts.host}:{opts.chat_port}")
+        while all(pr.poll() is None for pr in procs):
+            time.sleep(0.5)
+        failed = [pr for pr in procs if pr.poll() not in (None, 0)]
+        if failed:
+            raise TwinError(
+                f"{'server' if failed[0] is procs[0] else 'chat page'} exited with code {failed[0].returncode}; "
+                "see its output above (a port in use? pass --port / --chat-port)"
+            )
+    except KeyboardInterrupt:
+        opts.echo("stopping the server and the chat page ...")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        for pr in procs:
+            if pr.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pr.pid, signal.SIGTERM)
+        for pr in procs:
+            try:
+                pr.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pr.pid, signal.SIGKILL)

@@ -1,0 +1,364 @@
+"""``report.html``: one self-contained page (plots inlined as base64 PNG, no external files or
+scripts), readable offline and safe to mail to yourself. Every section is always present; a
+section with nothing to show says why.
+
+Plots use matplotlib's object API (``Figure``, no pyplot), so nothing touches a GUI backend.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import csv
+import html
+import io
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from twin.fileio import atomic_write_text
+
+# (id, title) of every section, in page order.
+SECTIONS: tuple[tuple[str, str], ...] = (
+    ("summary", "Summary"),
+    ("loss", "Loss and perplexity on held-out replies"),
+    ("overlap", "Overlap with your real replies (BLEU-4, ROUGE)"),
+    ("lengths", "Reply length distribution"),
+    ("emoji-language", "Emoji and language"),
+    ("pet-phrases", "Your pet phrases"),
+    ("training", "Training curve"),
+    ("samples", "Side by side: their message | your real reply | base | twin"),
+)
+SIDES = ("real", "base", "twin")
+_COLORS = {"real": "#4c72b0", "base": "#999999", "twin": "#dd8452"}
+_LABELS = {"real": "your real replies", "base": "base model", "twin": "twin"}
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+h1{margin-bottom:.2em} h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
+table{border-collapse:collapse;margin:.5em 0} td,th{border:1px solid #ddd;padding:.35em .6em;vertical-align:top;text-align:left}
+th{background:#f6f6f6} td.num{text-align:right;font-variant-numeric:tabular-nums}
+table.samples td{white-space:pre-wrap;max-width:260px;font-size:.92em} .muted{color:#777}
+details summary{cursor:pointer;color:#555} img{max-width:100%}
+.better{color:#1a7f37;font-weight:600}
+"""
+
+
+def _esc(x: Any) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def _png(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    return f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+
+
+def _figure(w: float = 7, h: float = 3.2) -> Any:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(w, h))
+
+
+def _fmt(x: Any, digits: int = 3) -> str:
+    if isinstance(x, float):
+        if math.isnan(x):
+            return "n/a"
+        if math.isinf(x):
+            return "inf"
+        return f"{x:.{digits}f}"
+    return _esc(x)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], cls: str = "") -> str:
+    head = "".join(f"<th>{_esc(h)}</th>" for h in header)
+    body = []
+    for r in rows:
+        cells = []
+        for v in r:
+            num = isinstance(v, int | float) and not isinstance(v, bool)
+            cells.append(f'<td class="num">{_fmt(v)}</td>' if num else f"<td>{v}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    c = f' class="{cls}"' if cls else ""
+    return f"<table{c}><tr>{head}</tr>{''.join(body)}</table>"
+
+
+def _section_summary(r: dict) -> str:
+    lb, lt = r["loss"]["base"], r["loss"]["twin"]
+    ob, ot = r["overlap"]["base"], r["overlap"]["twin"]
+    rows = [
+        ["run", _esc(r["run"])],
+        ["adapter", _esc(r["adapter"])],
+        ["base model", _esc(r["base"])],
+        ["prompt template", _esc(r["template"])],
+        ["held-out examples", r["examples"]],
+        ["val file", _esc(r["val_file"])],
+        ["seed / temperature", _esc(f"{r['config']['seed']} / {r['config']['temperature']}")],
+    ]
+    verdict = (
+        f"The twin's loss on your real replies is <b>{_fmt(lt['loss'])}</b> vs the base's "
+        f"<b>{_fmt(lb['loss'])}</b> (perplexity {_fmt(lt['perplexity'], 1)} vs {_fmt(lb['perplexity'], 1)}); "
+        f"BLEU-4 {_fmt(ot['bleu4'], 2)} vs {_fmt(ob['bleu4'], 2)}, ROUGE-L {_fmt(ot['rougeL'])} vs {_fmt(ob['rougeL'])}."
+    )
+    return f"<p>{verdict}</p>" + _table(["", ""], rows)
+
+
+def _bars(ax: Any, groups: Sequence[str], series: dict[str, Sequence[float]]) -> None:
+    n = len(series)
+    width = 0.8 / max(n, 1)
+    for k, (side, vals) in enumerate(series.items()):
+        xs = [i + (k - (n - 1) / 2) * width for i in range(len(groups))]
+        ax.bar(xs, vals, width, label=_LABELS[side], color=_COLORS[side])
+    ax.set_xticks(range(len(groups)))
+    ax.set_xticklabels(groups)
+    ax.legend(fontsize=8)
+
+
+def _section_loss(r: dict) -> str:
+    lb, lt = r["loss"]["base"], r["loss"]["twin"]
+    rows = [
+        [_LABELS[s], d["loss"], d["perplexity"], d["tokens"], d["examples"]]
+        for s, d in (("base", lb), ("twin", lt))
+    ]
+    fig = _figure(5, 2.8)
+    ax = fig.add_subplot()
+    vals = [lb["loss"], lt["loss"]]
+    ax.bar(
+        [_LABELS["base"], _LABELS["twin"]],
+        [0 if math.isnan(v) else v for v in vals],
+        color=[_COLORS["base"], _COLORS["twin"]],
+    )
+    ax.set_ylabel("mean cross-entropy (nats/token)")
+    ax.set_title("lower is better")
+    note = (
+        '<p class="muted">Token-weighted cross-entropy of your real replies (and the end-of-message token) '
+        "given the same prompt the twin was trained with; perplexity = exp(loss).</p>"
+    )
+    return note + _table(["model", "loss", "perplexity", "reply tokens", "examples"], rows) + _png(fig)
+
+
+def _section_overlap(r: dict) -> str:
+    keys = [
+        ("bleu4", "BLEU-4 (0-100)"),
+        ("rouge1", "ROUGE-1 F1"),
+        ("rouge2", "ROUGE-2 F1"),
+        ("rougeL", "ROUGE-L F1"),
+    ]
+    rows = [[label, r["overlap"]["base"][k], r["overlap"]["twin"][k]] for k, label in keys]
+    fig = _figure(6, 2.8)
+    ax = fig.add_subplot()
+    series = {
+        s: [
+            r["overlap"][s]["bleu4"] / 100,
+            r["overlap"][s]["rouge1"],
+            r["overlap"][s]["rouge2"],
+            r["overlap"][s]["rougeL"],
+        ]
+        for s in ("base", "twin")
+    }
+    _bars(ax, ["BLEU-4/100", "ROUGE-1", "ROUGE-2", "ROUGE-L"], series)
+    ax.set_ylim(0, max(0.05, *(v for vs in series.values() for v in vs)) * 1.15)
+    note = (
+        '<p class="muted">Generated replies scored against what you really wrote: corpus BLEU-4 '
+        "(sacrebleu) and mean ROUGE F1 over replies (Unicode word tokens, so Cyrillic counts). "
+        "Chat replies are short and varied: low absolute values are normal, compare base vs twin.</p>"
+    )
+    return note + _table(["metric", "base", "twin"], rows) + _png(fig)
+
+
+def _section_lengths(r: dict) -> str:
+    st = r["style"]
+    rows = [
+        [
+            _LABELS[s],
+            st[s]["chars_mean"],
+            st[s]["chars_median"],
+            st[s]["chars_p90"],
+            st[s]["words_mean"],
+            st[s]["empty_share"],
+        ]
+        for s in SIDES
+    ]
+    lengths = r["lengths"]
+    top = max([1, *(v for s in SIDES for v in lengths[s])])
+    bins = [round(top * i / 20) for i in range(21)]
+    bins = sorted(set(bins)) if len(set(bins)) > 1 else [0, 1]
+    fig = _figure(7, 3)
+    ax = fig.add_subplot()
+    for s in SIDES:
+        if lengths[s]:
+            ax.hist(lengths[s], bins=bins, histtype="step", linewidth=2, label=_LABELS[s], color=_COLORS[s])
+    ax.set_xlabel("reply length (characters)")
+    ax.set_ylabel("replies")
+    ax.legend(fontsize=8)
+    return _table(
+        ["replies", "mean chars", "median chars", "90th pct chars", "mean words", "empty share"], rows
+    ) + _png(fig)
+
+
+def _section_emoji_language(r: dict) -> str:
+    st = r["style"]
+    scripts = ("cyrillic", "latin", "other")
+    rows = [
+        [
+            _LABELS[s],
+            st[s]["emoji_rate"],
+            st[s]["emoji_per_reply"],
+            *(st[s]["script_share"][k] for k in scripts),
+        ]
+        for s in SIDES
+    ]
+    fig = _figure(8, 2.8)
+    ax1, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    ax1.bar(
+        [_LABELS[s] for s in SIDES], [st[s]["emoji_rate"] for s in SIDES], color=[_COLORS[s] for s in SIDES]
+    )
+    ax1.set_ylim(0, max(0.05, *(st[s]["emoji_rate"] for s in SIDES)) * 1.15)
+    ax1.set_title("share of replies with an emoji", fontsize=9)
+    ax1.tick_params(axis="x", labelsize=7)
+    bottom = [0.0] * len(SIDES)
+    shades = {"cyrillic": "#55a868", "latin": "#8172b2", "other": "#cccccc"}
+    for k in scripts:
+        vals = [st[s]["script_share"][k] for s in SIDES]
+        ax2.bar([_LABELS[s] for s in SIDES], vals, bottom=bottom, label=k, color=shades[k])
+        bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
+    ax2.set_title("script of each reply", fontsize=9)
+    ax2.tick_params(axis="x", labelsize=7)
+    ax2.legend(fontsize=7)
+    note = (
+        '<p class="muted">Language is told by script: a reply is Cyrillic or Latin by the majority of its '
+        'letters, "other" when it has none (emoji only, numbers).</p>'
+    )
+    header = ["replies", "emoji rate", "emoji per reply", "Cyrillic", "Latin", "other"]
+    return note + _table(header, rows) + _png(fig)
+
+
+def _section_pet_phrases(r: dict) -> str:
+    phrases = r["pet_phrases"]
+    if not phrases:
+        return '<p class="muted">No phrase occurs in two or more of your held-out replies.</p>'
+    rows = [[_esc(p["phrase"]), p["count"], p["real"], p["base"], p["twin"]] for p in phrases]
+    fig = _figure(7, 0.4 * len(phrases) + 1.2)
+    ax = fig.add_subplot()
+    n = len(phrases)
+    for k, s in enumerate(SIDES):
+        ys = [i + (k - 1) * 0.27 for i in range(n)]
+        ax.barh(ys, [p[s] for p in phrases], 0.27, label=_LABELS[s], color=_COLORS[s])
+    ax.set_yticks(range(n))
+    ax.set_yticklabels([p["phrase"] for p in phrases], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("share of replies using the phrase")
+    ax.legend(fontsize=7)
+    note = (
+        '<p class="muted">Your most frequent 2-3 word phrases (and one-word replies) in the held-out '
+        "replies, and how often each side uses them.</p>"
+    )
+    return (
+        note
+        + _table(["phrase", "your replies with it", "real share", "base share", "twin share"], rows)
+        + _png(fig)
+    )
+
+
+def _read_metrics_csv(path: Path) -> dict[str, list[tuple[float, float]]]:
+    """``{column: [(step, value), ...]}`` for every loss-like column of a training metrics.csv."""
+    series: dict[str, list[tuple[float, float]]] = {}
+    with path.open(encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            try:
+                step = float(row.get("step") or "nan")
+            except ValueError:
+                continue
+            for k, v in row.items():
+                if k and "loss" in k and v not in (None, ""):
+                    with contextlib.suppress(ValueError):
+                        series.setdefault(k, []).append((step, float(v)))
+    return {k: v for k, v in series.items() if v}
+
+
+def _section_training(r: dict, metrics_csv: Path | None) -> str:
+    final = r.get("train_metrics") or {}
+    parts = []
+    if final:
+        rows = [[_esc(k), v if isinstance(v, int | float) else _esc(v)] for k, v in final.items()]
+        parts.append(_table(["final training metric", "value"], rows))
+    series = _read_metrics_csv(metrics_csv) if metrics_csv and metrics_csv.is_file() else {}
+    if series:
+        fig = _figure(7, 3)
+        ax = fig.add_subplot()
+        for k, pts in sorted(series.items()):
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], label=k, marker="." if len(pts) < 30 else None)
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss")
+        ax.legend(fontsize=8)
+        parts.append(_png(fig))
+    if not parts:
+        where = _esc(metrics_csv) if metrics_csv else "the run directory"
+        parts.append(f'<p class="muted">No training metrics found ({where}).</p>')
+    return "".join(parts)
+
+
+def _context_html(context: Sequence[dict], contact: str | None) -> str:
+    if not context:
+        return ""
+    lines = "\n".join(
+        f"{'Me' if t.get('role') == 'me' else (contact or 'Them')}: {t.get('text', '')}" for t in context
+    )
+    return f"<details><summary>context ({len(context)})</summary>{_esc(lines)}</details>"
+
+
+def _section_samples(rows: Sequence[dict]) -> str:
+    if not rows:
+        return '<p class="muted">No samples requested (--samples 0).</p>'
+    table_rows = [
+        [
+            _context_html(x.get("context") or [], x.get("contact")) + _esc(x["message"]),
+            _esc(x["real"]),
+            _esc(x["base"]) or '<span class="muted">(empty)</span>',
+            _esc(x["twin"]) or '<span class="muted">(empty)</span>',
+        ]
+        for x in rows
+    ]
+    return _table(["their message", "your real reply", "base model", "twin"], table_rows, cls="samples")
+
+
+def render_report(result: dict, samples: Sequence[dict], *, metrics_csv: Path | None = None) -> str:
+    """The whole HTML page as a string."""
+    body = {
+        "summary": _section_summary(result),
+        "loss": _section_loss(result),
+        "overlap": _section_overlap(result),
+        "lengths": _section_lengths(result),
+        "emoji-language": _section_emoji_language(result),
+        "pet-phrases": _section_pet_phrases(result),
+        "training": _section_training(result, metrics_csv),
+        "samples": _section_samples(samples),
+    }
+    nav = " · ".join(f'<a href="#{sid}">{_esc(title.split(":")[0])}</a>' for sid, title in SECTIONS)
+    sections = "\n".join(
+        f'<section id="{sid}"><h2>{_esc(title)}</h2>{body[sid]}</section>' for sid, title in SECTIONS
+    )
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>twin eval: {_esc(result['run'])}</title><style>{_CSS}</style></head><body>"
+        f'<h1>twin eval: {_esc(result["run"])}</h1><p class="muted">{nav}</p>{sections}'
+        '<p class="muted">Generated by <code>twin eval</code>. This page contains your chat text: keep it private.</p>'
+        "</body></html>\n"
+    )
+
+
+def write_report(
+    result: dict,
+    samples: Sequence[dict],
+    path: str | os.PathLike,
+    *,
+    metrics_csv: str | os.PathLike | None = None,
+) -> Path:
+    """Render and write ``report.html`` atomically; returns its path."""
+    p = Path(path)
+    atomic_write_text(
+        p, render_report(result, samples, metrics_csv=Path(metrics_csv) if metrics_csv else None)
+    )
+    return p

@@ -1,0 +1,291 @@
+"""``twin eval``: the base model versus the twin (base + adapter) on the held-out ``val.jsonl``.
+
+Both sides come from ONE loaded model: the adapter is switched off for the base's turn
+(``peft``'s ``disable_adapter``), so a 7B base is held in memory once. For each side:
+
+* loss and perplexity of the real replies, token-weighted, with exactly the training masking
+  (prompt rendered by ``twin.prompt``, loss on the reply + EOS only: ``twin.train.data``);
+* a generated reply per example, scored against the real one (BLEU-4, ROUGE-1/2/L), plus style
+  statistics of real, base and twin replies (``twin.eval.metrics``).
+
+Generation is sampled with the given parameters and seeded per example (``seed + index``), so a
+rerun gives the same replies whatever the example order. Results go to ``checkpoints/runs/<run>/``:
+``eval.json`` (numbers), ``eval_samples.jsonl`` (every generated pair) and ``report.html``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from twin.config import StageConfig
+from twin.errors import TwinError
+from twin.eval import metrics
+
+log = logging.getLogger(__name__)
+
+
+class EvalConfig(StageConfig):
+    adapter: str = "checkpoints/adapters/default"
+    base: str | None = None  # null: the base recorded in the adapter's twin.json
+    data: str = "data/processed"
+    val_file: str = "val.jsonl"
+    run: str | None = None  # null: the adapter directory's name
+    out_dir: str = "checkpoints"  # report goes to <out_dir>/runs/<run>/
+    max_examples: int | None = Field(100, ge=1)  # generation is the slow part; null: all of val
+    samples: int = Field(20, ge=0)  # rows in the report's side-by-side table
+    batch_size: int = Field(8, ge=1)  # for the loss pass
+    max_seq_length: int | None = Field(None, ge=8)  # null: as trained (twin.json), else 512
+    seed: int = 0
+    max_new_tokens: int = Field(48, ge=1)
+    temperature: float = Field(0.7, ge=0)
+    top_p: float = Field(0.9, gt=0, le=1)
+    top_k: int = Field(50, ge=0)
+    repetition_penalty: float = Field(1.1, gt=0)
+    dtype: str = "auto"
+    pet_phrases: int = Field(10, ge=0)
+
+
+def _select(examples: list[dict], limit: int | None, seed: int) -> list[dict]:
+    """A seeded subset (kept in file order) when val is larger than ``limit``."""
+    if limit is None or len(examples) <= limit:
+        return examples
+    keep = sorted(random.Random(seed).sample(range(len(examples)), limit))
+    return [examples[i] for i in keep]
+
+
+def reply_loss(
+    model: Any, tokenizer: Any, examples: list[dict], template: str, max_seq_length: int, batch_size: int
+) -> dict:
+    """Token-weighted mean cross-entropy of the real replies (+EOS) given their prompts."""
+    import torch
+
+    from twin.train.data import collate, encode_examples
+
+    data = encode_examples(examples, tokenizer, template, max_seq_length)
+    total, count = 0.0, 0
+    order = sorted(range(len(data)), key=lambda i: len(data.ids[i]))  # little padding
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            batch = collate(data, order[start : start + batch_size], tokenizer.pad_token_id)
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            labels = batch["labels"][:, 1:]
+            logits = logits[:, :-1].float()
+            loss = torch.nn.functional.cross_entropy(
+                logits.reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=-100, reduction="sum"
+            )
+            total += float(loss)
+            count += int((labels != -100).sum())
+    mean = total / count if count else math.nan
+    return {"loss": mean, "perplexity": metrics.perplexity(mean), "tokens": count, "examples": len(data)}
+
+
+def _generator(cfg: EvalConfig) -> Callable[..., str]:
+    """``gen(model, tokenizer, prompt, seed, stops) -> reply`` through the serving code's ``generate``,
+    so the report shows what the server would answer."""
+    try:
+        from twin.model.generate import GenParams, generate
+    except ImportError:  # serve stage not installed: same sampling through transformers directly
+        log.warning("twin.model.generate not available; using transformers' generate directly")
+        return _fallback_generator(cfg)
+
+    def gen(model: Any, tokenizer: Any, prompt: str, seed: int, stops: tuple[str, ...] = ()) -> str:
+        params = GenParams(
+            max_new_tokens=cfg.max_new_tokens,
+            temperature=cfg.temperature,
+            top_p=cfg.top_p,
+            top_k=cfg.top_k,
+            repetition_penalty=cfg.repetition_penalty,
+            seed=seed,
+        )
+        if stops and hasattr(params, "extra_stops"):
+            params.extra_stops = tuple(stops)
+        return generate(model, tokenizer, prompt, params).text.strip()
+
+    return gen
+
+
+def _speaker_stops(contact: str | None, template: str) -> tuple[str, ...]:
+    """Serving's extra stops (a new speaker line), so a model that writes on is cut as in serving."""
+    try:
+        from twin.model.generate import speaker_stops
+    except ImportError:
+        from twin.prompt import ME_LABEL, PLAIN
+
+        return (f"\n{ME_LABEL}:", f"\n{contact or 'Them'}:") if template == PLAIN else ()
+    return tuple(speaker_stops(contact, template))
+
+
+def _fallback_generator(cfg: EvalConfig) -> Callable[..., str]:
+    def gen(model: Any, tokenizer: Any, prompt: str, seed: int, stops: tuple[str, ...] = ()) -> str:
+        import torch
+
+        from twin.prompt import STOP_STRINGS, cut_at_stop
+
+        torch.manual_seed(seed)
+        enc = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+        sample = cfg.temperature > 0
+        kwargs: dict[str, Any] = {"do_sample": sample}
+        if sample:
+            kwargs.update(temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k)
+        with torch.inference_mode():
+            out = model.generate(
+                **enc,
+                max_new_tokens=cfg.max_new_tokens,
+                repetition_penalty=cfg.repetition_penalty,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+                **kwargs,
+            )
+        text = tokenizer.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+        return cut_at_stop(text, (*STOP_STRINGS, *stops))[0].strip()
+
+    return gen
+
+
+def summarize(rows: list[dict], *, pet_top: int = 10) -> dict:
+    """Overlap, style, length and pet-phrase figures of ``rows`` (``real``/``base``/``twin`` replies)."""
+    real = [r["real"] for r in rows]
+    outs = {"base": [r["base"] for r in rows], "twin": [r["twin"] for r in rows]}
+    phrases = metrics.pet_phrases(real, top=pet_top) if pet_top else []
+    return {
+        "overlap": {side: metrics.overlap_scores(outs[side], real) for side in ("base", "twin")},
+        "style": {
+            "real": metrics.style_stats(real),
+            "base": metrics.style_stats(outs["base"]),
+            "twin": metrics.style_stats(outs["twin"]),
+        },
+        "lengths": {"real": [len(t) for t in real], **{s: [len(t) for t in v] for s, v in outs.items()}},
+        "pet_phrases": [
+            {
+                "phrase": p,
+                "count": c,
+                "real": metrics.phrase_share(real, p),
+                "base": metrics.phrase_share(outs["base"], p),
+                "twin": metrics.phrase_share(outs["twin"], p),
+            }
+            for p, c in phrases
+        ],
+    }
+
+
+def _check_base(base: Path, meta: dict, adapter: Path) -> None:
+    from twin.model.load import base_fingerprint
+
+    want = meta["base_model"].get("fingerprint")
+    have = base_fingerprint(base)
+    if want and want != have:
+        raise TwinError(
+            f"{adapter / 'twin.json'}: adapter was trained on a different base ({want}) than {base} "
+            f"({have}); pass the base it was trained on with --base"
+        )
+
+
+def run_eval(cfg: EvalConfig, *, progress: bool = True) -> dict:
+    """Evaluate and write eval.json, eval_samples.jsonl and report.html; returns the results dict."""
+    from twin.fileio import atomic_write_json, atomic_write_jsonl
+    from twin.model.load import load_base, read_adapter_meta
+    from twin.prompt import build_prompt
+    from twin.train.data import read_examples
+
+    started = time.perf_counter()
+    adapter = Path(cfg.adapter)
+    meta = read_adapter_meta(adapter)
+    base_str = str(cfg.base or meta["base_model"].get("path") or "")
+    base = Path(base_str)
+    if not base_str or not base.exists():
+        raise TwinError(
+            f"{adapter / 'twin.json'}: base model {base_str!r} not found; pass --base DIR (the base the adapter was trained on)"
+        )
+    _check_base(base, meta, adapter)
+    val_path = Path(cfg.data) / cfg.val_file
+    examples = _select(read_examples(val_path), cfg.max_examples, cfg.seed)
+    run = cfg.run or adapter.name
+    out = Path(cfg.out_dir) / "runs" / run
+    template = meta["template"]
+    max_seq = cfg.max_seq_length or int(
+        ((meta.get("train") or {}).get("data") or {}).get("max_seq_length") or 512
+    )
+
+    from peft import PeftModel
+
+    model, tokenizer = load_base(base, dtype=cfg.dtype)
+    try:
+        model = PeftModel.from_pretrained(model, str(adapter))
+    except (OSError, ValueError) as e:
+        raise TwinError(f"{adapter}: could not load the adapter ({str(e).splitlines()[0]})") from None
+    model.eval()
+
+    log.info("loss on %d val examples (base and twin)", len(examples))
+    with model.disable_adapter():
+        base_loss = reply_loss(model, tokenizer, examples, template, max_seq, cfg.batch_size)
+    twin_loss = reply_loss(model, tokenizer, examples, template, max_seq, cfg.batch_size)
+
+    gen = _generator(cfg)
+    rows: list[dict] = []
+    from tqdm.auto import tqdm
+
+    bar = tqdm(
+        examples, desc="generating base + twin replies", unit="ex", disable=not progress, dynamic_ncols=True
+    )
+    gen_started = time.perf_counter()
+    for i, ex in enumerate(bar):
+        prompt = build_prompt(
+            ex["context"],
+            ex["instruction"],
+            template=template,
+            contact=ex.get("contact"),
+            tokenizer=tokenizer,
+        )
+        stops = _speaker_stops(ex.get("contact"), template)
+        with model.disable_adapter():
+            base_reply = gen(model, tokenizer, prompt, cfg.seed + i, stops)
+        twin_reply = gen(model, tokenizer, prompt, cfg.seed + i, stops)
+        rows.append(
+            {
+                "session": ex.get("session"),
+                "contact": ex.get("contact"),
+                "context": ex["context"],
+                "message": ex["instruction"],
+                "real": ex["response"],
+                "base": base_reply,
+                "twin": twin_reply,
+            }
+        )
+    gen_seconds = time.perf_counter() - gen_started
+
+    result = {
+        "run": run,
+        "adapter": str(adapter),
+        "base": str(base),
+        "template": template,
+        "val_file": str(val_path),
+        "examples": len(rows),
+        "config": cfg.model_dump(mode="json"),
+        "loss": {"base": base_loss, "twin": twin_loss},
+        **summarize(rows, pet_top=cfg.pet_phrases),
+        "train_metrics": meta.get("metrics") or {},
+        "seconds": {"generation": gen_seconds, "total": time.perf_counter() - started},
+    }
+    from twin.eval.report import write_report
+
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_jsonl(out / "eval_samples.jsonl", rows)
+    atomic_write_json(out / "eval.json", result)
+    write_report(result, rows[: cfg.samples], out / "report.html", metrics_csv=out / "metrics.csv")
+    log.info(
+        "eval: loss base %.3f -> twin %.3f; BLEU-4 base %.2f -> twin %.2f; report %s",
+        base_loss["loss"],
+        twin_loss["loss"],
+        result["overlap"]["base"]["bleu4"],
+        result["overlap"]["twin"]["bleu4"],
+        out / "report.html",
+    )
+    return result

@@ -1,0 +1,108 @@
+"""``twin merge``: fold the LoRA adapter into the base weights, save a plain Hugging Face model dir.
+
+The result (``config.json``, ``model*.safetensors`` sharded by ``max_shard_size``, tokenizer
+files) loads with ``AutoModelForCausalLM.from_pretrained`` alone — no twin, no peft — and is the
+input of ``twin export-gguf``. ``twin_merged.json`` records where it came from and the prompt
+template the twin expects (a model dir, unlike an adapter, has nowhere else to say it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+from twin.errors import TwinError
+
+log = logging.getLogger(__name__)
+
+MERGED_META = "twin_merged.json"
+
+
+def _replace_dir(tmp: Path, out: Path) -> None:
+    """Swap a finished directory in for ``out``; a reader never sees a half-written one."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old")
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(out, old)
+    os.replace(tmp, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def merge_adapter(
+    base: str | os.PathLike | None,
+    adapter: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    max_shard_size: str = "2GB",
+    dtype: str = "auto",
+    force: bool = False,
+) -> Path:
+    """Merge ``adapter`` into ``base`` (default: the base recorded in twin.json) and save to ``out``."""
+    from twin.model.load import base_fingerprint, load_base, read_adapter_meta
+
+    adapter = Path(adapter)
+    meta = read_adapter_meta(adapter)
+    base_str = str(base or meta["base_model"].get("path") or "")
+    base = Path(base_str)
+    if not base_str or not base.exists():
+        raise TwinError(f"{adapter / 'twin.json'}: base model {base_str!r} not found; pass --base DIR")
+    want, have = meta["base_model"].get("fingerprint"), base_fingerprint(base)
+    if want and want != have:
+        raise TwinError(
+            f"{adapter / 'twin.json'}: adapter was trained on a different base ({want}) than {base} ({have}); "
+            "pass the base it was trained on with --base"
+        )
+    out = Path(out)
+    if out.exists() and not force and any(out.iterdir()) and not (out / MERGED_META).is_file():
+        raise TwinError(f"{out}: exists and is not a twin merge output; pick an empty --out or pass --force")
+    from peft import PeftModel
+
+    model, tokenizer = load_base(base, dtype=dtype)
+    try:
+        model = PeftModel.from_pretrained(model, str(adapter))
+    except (OSError, ValueError) as e:
+        raise TwinError(f"{adapter}: could not load the adapter ({str(e).splitlines()[0]})") from None
+    # safe_merge: check for NaNs before overwriting the base weights.
+    merged = model.merge_and_unload(safe_merge=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        merged.save_pretrained(tmp, max_shard_size=max_shard_size)
+        tokenizer.save_pretrained(tmp)
+        info = {
+            "format": 1,
+            "merged_from": {"base": str(base), "base_fingerprint": have, "adapter": str(adapter)},
+            "template": meta["template"],
+            "prepare": meta.get("prepare"),
+            "model_type": merged.config.model_type,
+            "created": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        }
+        (tmp / MERGED_META).write_text(
+            json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+        _replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("merged %s into %s -> %s", adapter, base, out)
+    return out
+
+
+def read_merged_meta(model_dir: str | os.PathLike) -> dict:
+    """``twin_merged.json`` of a merged dir, or ``{}`` for any other HF model dir."""
+    f = Path(model_dir) / MERGED_META
+    if not f.is_file():
+        return {}
+    try:
+        data = json.loads(f.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise TwinError(f"{f}: not valid JSON ({e}); re-run `twin merge`") from None
+    return data if isinstance(data, dict) else {}
