@@ -1,0 +1,178 @@
+"""Smoke tests of the comparison benchmarks and the `make bench` runner (figures live in bench/RESULTS.md)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `bench` is a folder of the repo, not an installed package
+    sys.path.insert(0, str(ROOT))
+
+
+def test_runner_lists_modules_in_order():
+    out = subprocess.run(
+        [sys.executable, "-m", "bench", "--list"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split("\n")
+    names = [line.split()[0] for line in out if line.strip()]
+    # The stage benchmarks come first, then the comparisons, each once.
+    assert names[:4] == ["bench_import", "bench_prepare", "bench_train", "bench_serve"]
+    assert {"compare_train", "compare_data", "compare_generate"} <= set(names)
+    assert len(names) == len(set(names))
+
+
+def test_runner_tolerates_a_missing_module():
+    r = subprocess.run(
+        [sys.executable, "-m", "bench", "--only", "bench_does_not_exist", "--quick", "--no-setup"],
+        cwd=ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "bench/bench_does_not_exist.py is missing; skipped" in r.stdout
+    assert "bench summary" in r.stdout
+
+
+def test_runner_reports_a_failing_module():
+    import bench.__main__ as runner
+
+    # A module that raises: the runner reports it and returns 1 without stopping.
+    status, _ = runner.run_module("compare_train", ["--tools", "nonsense"])
+    assert status.startswith("failed")
+
+
+def test_results_block_replaces_only_its_own_rows(tmp_path):
+    from bench.baselines.common import SECTION, write_block
+
+    f = tmp_path / "RESULTS.md"
+    f.write_text(
+        f"# R\n\n<!-- section: train (owner: train) -->\nkeep me\n\n{SECTION}\n\n<!-- section: z (owner: z) -->\nz\n"
+    )
+    write_block("train", "| a | 1 |", path=f)
+    write_block("gen", "| g | 2 |", path=f)
+    write_block("train", "| a | 3 |", path=f)
+    text = f.read_text()
+    assert "keep me" in text and text.rstrip().endswith("z")
+    assert "| a | 1 |" not in text and "| a | 3 |" in text and "| g | 2 |" in text
+    assert text.index(SECTION) < text.index("| a | 3 |") < text.index("<!-- section: z")
+
+
+def test_litgpt_config_maps_the_tiny_falcon():
+    from bench.baselines.litgpt_driver import litgpt_config
+
+    hf = {
+        "model_type": "falcon", "hidden_size": 128, "num_hidden_layers": 4, "num_attention_heads": 4,
+        "vocab_size": 691, "multi_query": True, "parallel_attn": True, "new_decoder_architecture": False,
+        "alibi": False, "bias": False, "ffn_hidden_size": 512, "max_position_embeddings": 1024,
+        "rope_parameters": {"rope_theta": 10000.0},
+    }  # fmt: skip
+    c = litgpt_config(hf, "falcon-7b-twin-tiny")
+    assert c["n_query_groups"] == 1 and c["shared_attention_norm"] and c["parallel_residual"]
+    assert c["padded_vocab_size"] == 691 and c["intermediate_size"] == 512 and c["n_embd"] == 128
+
+
+@pytest.mark.slow
+def test_compare_train_quick(tmp_path):
+    """twin and Trainer+peft on the same data and model, 2 steps each, measured in their own processes."""
+    from bench import compare_train
+
+    out = tmp_path / "ct.json"
+    report = compare_train.main(
+        ["--quick", "--tools", "twin,trainer", "--work", str(tmp_path / "w"), "--json", str(out)]
+    )
+    summary = report["summary"]
+    assert set(summary) == {"twin", "trainer"}
+    for row in summary.values():
+        assert row["tokens_per_s"] > 0 and row["max_rss_mb"] > 100 and row["wall_s"] > 0
+        assert 0 < row["train_loss"] < 20
+    assert json.loads(out.read_text())["settings"]["steps"] == 2
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not (ROOT / ".venv-bench" / "bin" / "python").exists(),
+    reason=".venv-bench (litgpt) not set up: python -m bench setup",
+)
+def test_compare_train_quick_litgpt(tmp_path):
+    """The tiny Falcon through litgpt's converter (logits checked against HF) and `litgpt finetune_lora`."""
+    from bench import compare_train
+
+    report = compare_train.main(
+        ["--quick", "--tools", "litgpt", "--work", str(tmp_path / "w"), "--json", str(tmp_path / "ct.json")]
+    )
+    assert "max |logit diff| vs HF" in report["meta"]["litgpt"]
+    row = report["summary"]["litgpt"]
+    assert row["tokens_per_s"] > 0 and 0 < row["train_loss"] < 20
+
+
+def test_reference_prep_matches_twin_rules(tmp_path):
+    """The data baseline: sessions at gaps, merged turns, forwarded/media skipped, hash split."""
+    from bench.baselines.reference_prep import prepare
+
+    me, bob = "user1", "user2"
+
+    def msg(i, t, who, text, **kw):
+        return {"id": i, "type": "message", "date_unixtime": str(t), "from_id": who, "text": text, **kw}
+
+    day = 86400
+    export = {
+        "personal_information": {"user_id": 1},
+        "chats": {
+            "list": [
+                {"id": 2, "name": "Bob", "type": "personal_chat", "messages": [
+                    msg(1, 0, bob, "hi"), msg(2, 10, bob, [{"type": "bold", "text": "there"}]),
+                    msg(3, 20, me, "hey"), msg(4, 30, me, "what's up"),
+                    msg(5, 40, bob, "fwd", forwarded_from="X"), msg(6, 50, bob, ""),  # no turn
+                    msg(7, 60, bob, "dinner?"), msg(8, 70, me, "sure"),
+                    msg(9, 70 + 2 * day, bob, "new day"), msg(10, 80 + 2 * day, me, "yes"),
+                ]},
+                {"id": 3, "name": "G", "type": "private_group", "messages": [msg(1, 0, bob, "x"), msg(2, 1, me, "y")]},
+            ]
+        },
+    }  # fmt: skip
+    f = tmp_path / "result.json"
+    f.write_text(json.dumps(export))
+    counts = prepare(f, tmp_path / "out", val_fraction=0.0)
+    assert counts == {"messages": 10, "sessions": 2, "examples": 3, "train": 3, "val": 0}
+    rows = [json.loads(x) for x in (tmp_path / "out" / "train.jsonl").read_text().splitlines()]
+    assert rows[0]["instruction"] == "hi\nthere" and rows[0]["response"] == "hey\nwhat's up"
+    assert rows[1]["context"] == [
+        {"role": "them", "text": "hi\nthere"},
+        {"role": "me", "text": "hey\nwhat's up"},
+    ]
+    assert rows[2]["session"] == "2-1" and rows[2]["context"] == []
+
+
+@pytest.mark.slow
+def test_compare_data_quick(tmp_path):
+    pytest.importorskip(
+        "bench.gen_export", reason="bench/gen_export.py (the import benchmark's generator) not present"
+    )
+    pytest.importorskip("twin.sources.telegram_desktop", reason="the Desktop import is not present")
+    from bench import compare_data
+
+    report = compare_data.main(
+        ["--quick", "--work", str(tmp_path / "w"), "--json", str(tmp_path / "cd.json")]
+    )
+    assert report["same_counts"], report["summary"]
+    for row in report["summary"].values():
+        assert row["messages_per_s"] > 0 and row["max_rss_mb"] > 10 and row["examples"] > 0
+
+
+@pytest.mark.slow
+def test_compare_generate_quick(tmp_path):
+    pytest.importorskip(
+        "bench.bench_serve", reason="the serve benchmark (whose measuring code this reuses) is not present"
+    )
+    from bench import compare_generate as cg
+
+    report = cg.main(["--quick", "--work", str(tmp_path / "w"), "--json", str(tmp_path / "cg.json")])
+    s = report["summary"]
+    assert s[cg.HF]["tokens_per_s"] > 0 and s[cg.OURS]["tokens_per_s"] > 0
+    for c in (1, 8, 32):
+        row = s[f"{cg.SERVED} {c}"]
+        assert row["tokens_per_s"] > 0 and row["p95_s"] >= row["p50_s"] > 0
+    assert s[f"{cg.SERVED} 32"]["requests"] + s[f"{cg.SERVED} 32"]["refused"] == 32
+    assert "| twin serve, POST /reply | 32 |" in cg.markdown(s, report["meta"])
