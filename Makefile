@@ -72,7 +72,7 @@ gguf: $(STAMP)  ## merged model -> GGUF + Ollama Modelfile
 	$(TWIN) export-gguf --model checkpoints/merged/$(RUN) --out checkpoints/gguf/$(RUN) $(ARGS)
 
 demo: $(STAMP)  ## the whole pipeline on the bundled sample (DEMO_SERVE=0: skip the servers)
-	$(TWIN) demo --serve $(DEMO_SERVE) $(ARGS)
+	$(TWIN) demo --serve $(DEMO_SERVE) --host $(HOST) --port $(PORT) --chat-port $(CHAT_PORT) $(ARGS)
 
 # Debian's Chromium for the one real-browser test; best effort (the test says why it skips).
 browser:
