@@ -115,12 +115,7 @@ def main(argv: list[str] | None = None) -> dict:
     names = [c.strip() for c in a.contenders.split(",") if c.strip()]
     if set(names) - set(CONTENDERS):
         raise SystemExit(f"--contenders: choose from {', '.join(CONTENDERS)}")
-    try:
-        from bench.gen_export import generate_export
-    except ImportError as e:
-        raise SystemExit(
-            f"bench/gen_export.py is not available ({e}); the data comparison needs it"
-        ) from None
+    from bench.gen_export import generate_export
 
     work = a.work or Path(tempfile.mkdtemp(prefix="twin-compare-data-"))
     work.mkdir(parents=True, exist_ok=True)

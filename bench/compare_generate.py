@@ -82,10 +82,7 @@ def main(argv: list[str] | None = None) -> dict:
         a.rounds, a.tokens, a.repeats = 1, 8, 2
     write = (not a.quick) if a.write is None else a.write
     levels = [int(c) for c in a.clients.split(",") if c.strip()]
-    try:
-        from bench import bench_serve
-    except ImportError as e:
-        raise SystemExit(f"bench/bench_serve.py is not available ({e}); this comparison reuses it") from None
+    from bench import bench_serve
     from twin.serve.background import free_port, wait_http
 
     work = a.work or Path(tempfile.mkdtemp(prefix="twin-compare-generate-"))

@@ -3,8 +3,7 @@
     .venv/bin/python -m bench.compare_train            # 3 rounds x 60 optimizer steps, writes RESULTS.md
     .venv/bin/python -m bench.compare_train --quick    # smoke: 1 round x 2 steps, nothing written
 
-Same data (generated chats through import + prepare, or a synthetic set when those stages are
-missing), same tiny Falcon (litgpt gets it through its own converter; the conversion is checked
+Same data (a generated Desktop export through twin's import + prepare), same tiny Falcon (litgpt gets it through its own converter; the conversion is checked
 against the Hugging Face logits), same prompt text and token ids, sequence length, micro-batch,
 gradient accumulation, fp32, steps, AdamW and warmup+cosine schedule — all read from
 ``pipelines/tiny.yaml``. The tools run alternately (twin, Trainer, litgpt, twin, ...) so machine
@@ -71,22 +70,12 @@ def settings(config: Path, steps: int) -> dict:
 
 
 def make_data(work: Path, n_messages: int, seed: int = 0) -> tuple[Path, str]:
-    """train/val.jsonl from a generated export through the real import + prepare, if present."""
+    """train/val.jsonl from a generated export through the real import + prepare."""
     out = work / "processed"
-    try:
-        from twin.sources.telegram_desktop import import_desktop
+    from bench.gen_export import generate_export
+    from twin.prepare.pipeline import run_prepare
+    from twin.sources.telegram_desktop import import_desktop
 
-        from bench.gen_export import generate_export
-        from twin.prepare.config import PrepareConfig  # noqa: F401  (presence check)
-        from twin.prepare.pipeline import run_prepare
-    except ImportError as e:
-        from bench.baselines.synthetic import write_dataset
-
-        log.warning("import/prepare not available (%s): using synthetic examples", e)
-        n = max(64, n_messages // 10)
-        return write_dataset(
-            out, n, max(16, n // 10), seed
-        ), "synthetic examples (bench/baselines/synthetic.py)"
     export = work / "export" / "result.json"
     export.parent.mkdir(parents=True, exist_ok=True)
     generate_export(export, n_messages, seed)

@@ -147,10 +147,6 @@ def test_reference_prep_matches_twin_rules(tmp_path):
 
 @pytest.mark.slow
 def test_compare_data_quick(tmp_path):
-    pytest.importorskip(
-        "bench.gen_export", reason="bench/gen_export.py (the import benchmark's generator) not present"
-    )
-    pytest.importorskip("twin.sources.telegram_desktop", reason="the Desktop import is not present")
     from bench import compare_data
 
     report = compare_data.main(
@@ -163,9 +159,6 @@ def test_compare_data_quick(tmp_path):
 
 @pytest.mark.slow
 def test_compare_generate_quick(tmp_path):
-    pytest.importorskip(
-        "bench.bench_serve", reason="the serve benchmark (whose measuring code this reuses) is not present"
-    )
     from bench import compare_generate as cg
 
     report = cg.main(["--quick", "--work", str(tmp_path / "w"), "--json", str(tmp_path / "cg.json")])

@@ -139,10 +139,6 @@ def test_base_texts_drop_only_the_trailing_response_header():
 
 @pytest.mark.slow
 def test_demo_runs_end_to_end_then_reuses_every_stage(tmp_path):
-    pytest.importorskip("twin.sources.telegram_desktop", reason="Desktop importer not built yet")
-    pytest.importorskip("twin.prepare.pipeline", reason="prepare stage not built yet")
-    if not (demo._repo_root() / "data" / "sample" / "result.json").is_file():
-        pytest.skip("bundled sample data/sample/result.json not generated yet")
     lines: list[str] = []
     opts = DemoOptions(
         workdir=tmp_path,

@@ -122,10 +122,8 @@ def test_every_pii_type_is_planted_and_scrubbed_in_place(export, planted):
 
 
 def _importer():
-    try:
-        from twin.sources.telegram_desktop import import_desktop
-    except ImportError as e:
-        pytest.skip(f"the Desktop importer (twin.sources.telegram_desktop) is not available yet: {e}")
+    from twin.sources.telegram_desktop import import_desktop
+
     return import_desktop
 
 

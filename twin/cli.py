@@ -39,13 +39,7 @@ def _register_stages() -> None:
         "twin.serve.cli",
         "twin.eval.cli",
     ):
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as e:
-            if e.name == module:  # stage not built yet
-                continue
-            raise
-        mod.register(app)
+        importlib.import_module(module).register(app)
 
 
 _register_stages()

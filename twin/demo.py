@@ -190,27 +190,15 @@ def run_demo(opts: DemoOptions) -> dict:
     total = 6 if opts.serve else 5
 
     def do_import() -> object:
-        try:
-            from twin.sources.telegram_desktop import import_desktop
-        except ModuleNotFoundError as e:
-            if e.name != "twin.sources.telegram_desktop":
-                raise
-            raise TwinError(
-                "the Telegram Desktop importer (twin.sources.telegram_desktop) is missing from this "
-                "checkout; update it, or import your data into data/raw another way and run the stages"
-            ) from None
+        from twin.sources.telegram_desktop import import_desktop
 
         return _summary_counts(import_desktop(p["sample"], out_root=str(p["raw"])))
 
     stages.run("import", {"sample": hash_paths([p["sample"]])}, [p["raw"] / "telegram"], do_import, 1, total)
 
     def do_prepare() -> object:
+        from twin.prepare.config import PrepareConfig
         from twin.prepare.pipeline import run_prepare
-
-        try:
-            from twin.prepare.pipeline import PrepareConfig
-        except ImportError:
-            from twin.prepare.config import PrepareConfig
 
         cfg = PrepareConfig(raw=str(p["raw"]), out=str(p["processed"]))
         return _summary_counts((run_prepare(cfg) or {}).get("counts", {}))

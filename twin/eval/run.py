@@ -90,11 +90,7 @@ def reply_loss(
 def _generator(cfg: EvalConfig) -> Callable[..., str]:
     """``gen(model, tokenizer, prompt, seed, stops) -> reply`` through the serving code's ``generate``,
     so the report shows what the server would answer."""
-    try:
-        from twin.model.generate import GenParams, generate
-    except ImportError:  # serve stage not installed: same sampling through transformers directly
-        log.warning("twin.model.generate not available; using transformers' generate directly")
-        return _fallback_generator(cfg)
+    from twin.model.generate import GenParams, generate
 
     def gen(model: Any, tokenizer: Any, prompt: str, seed: int, stops: tuple[str, ...] = ()) -> str:
         params = GenParams(
@@ -105,8 +101,7 @@ def _generator(cfg: EvalConfig) -> Callable[..., str]:
             repetition_penalty=cfg.repetition_penalty,
             seed=seed,
         )
-        if stops and hasattr(params, "extra_stops"):
-            params.extra_stops = tuple(stops)
+        params.extra_stops = tuple(stops)
         return generate(model, tokenizer, prompt, params).text.strip()
 
     return gen
@@ -114,40 +109,9 @@ def _generator(cfg: EvalConfig) -> Callable[..., str]:
 
 def _speaker_stops(contact: str | None, template: str) -> tuple[str, ...]:
     """Serving's extra stops (a new speaker line), so a model that writes on is cut as in serving."""
-    try:
-        from twin.model.generate import speaker_stops
-    except ImportError:
-        from twin.prompt import ME_LABEL, PLAIN
+    from twin.model.generate import speaker_stops
 
-        return (f"\n{ME_LABEL}:", f"\n{contact or 'Them'}:") if template == PLAIN else ()
     return tuple(speaker_stops(contact, template))
-
-
-def _fallback_generator(cfg: EvalConfig) -> Callable[..., str]:
-    def gen(model: Any, tokenizer: Any, prompt: str, seed: int, stops: tuple[str, ...] = ()) -> str:
-        import torch
-
-        from twin.prompt import STOP_STRINGS, cut_at_stop
-
-        torch.manual_seed(seed)
-        enc = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
-        sample = cfg.temperature > 0
-        kwargs: dict[str, Any] = {"do_sample": sample}
-        if sample:
-            kwargs.update(temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k)
-        with torch.inference_mode():
-            out = model.generate(
-                **enc,
-                max_new_tokens=cfg.max_new_tokens,
-                repetition_penalty=cfg.repetition_penalty,
-                pad_token_id=tokenizer.pad_token_id,
-                eos_token_id=tokenizer.eos_token_id,
-                **kwargs,
-            )
-        text = tokenizer.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True)
-        return cut_at_stop(text, (*STOP_STRINGS, *stops))[0].strip()
-
-    return gen
 
 
 def summarize(rows: list[dict], *, pet_top: int = 10) -> dict:

@@ -32,7 +32,7 @@ class RawRecord(TypedDict):
     text: str  # entities flattened to plain text; "" for media-only messages
     reply_to: int | None
     forwarded: bool
-    media: str | None  # "photo", "sticker", "voice", ... or None
+    media: str | None  # Telegram Desktop's media_type names: "photo", "sticker", "voice_message", ... or None
 
 
 def iso_utc(value: datetime | int | float) -> str:

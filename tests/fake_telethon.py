@@ -1,0 +1,293 @@
+"""A fake telethon client for the export tests, built from telethon's own types.
+
+Entities are real ``telethon.tl.types.User`` / ``Chat`` / ``Channel``, dialogs are telethon's
+custom ``Dialog`` (built from a real ``types.Dialog``, so ``is_group``, ``input_entity``, ``name``
+are computed by telethon itself), messages are real ``types.Message`` / ``MessageService``. Only the
+network is faked: ``iter_dialogs`` / ``iter_messages`` follow telethon's documented semantics
+(most recent dialog first; ``reverse=True`` = oldest first, ``min_id`` and ``offset_date``
+exclusive), and failures (``FloodWaitError``, ``ConnectionError``, ``KeyboardInterrupt``) can be
+injected after the K-th message of a fetch.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from telethon import utils
+from telethon.tl import types
+from telethon.tl.custom.dialog import Dialog
+
+T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
+ME = 1000
+
+
+def user(uid: int, first: str | None = None, last: str | None = None, **flags: Any) -> types.User:
+    return types.User(id=uid, access_hash=uid * 7, first_name=first, last_name=last, **flags)
+
+
+def group(cid: int, title: str) -> types.Chat:
+    return types.Chat(
+        id=cid, title=title, photo=types.ChatPhotoEmpty(), participants_count=3, date=T0, version=1
+    )
+
+
+def channel(cid: int, title: str, *, megagroup: bool = False) -> types.Channel:
+    return types.Channel(
+        id=cid,
+        title=title,
+        photo=types.ChatPhotoEmpty(),
+        date=T0,
+        access_hash=cid * 3,
+        megagroup=megagroup or None,
+        broadcast=None if megagroup else True,
+    )
+
+
+def msg(
+    peer: Any,
+    mid: int,
+    text: str | None = "",
+    *,
+    out: bool = False,
+    minutes: int | None = None,
+    reply_to: int | None = None,
+    forwarded: bool = False,
+    media: Any = None,
+) -> types.Message:
+    """A real telethon Message; the date is T0 + ``minutes`` (default: ``mid`` minutes)."""
+    return types.Message(
+        id=mid,
+        peer_id=utils.get_peer(peer),
+        date=T0 + timedelta(minutes=mid if minutes is None else minutes),
+        message=text,
+        out=out,
+        reply_to=types.MessageReplyHeader(reply_to_msg_id=reply_to) if reply_to else None,
+        fwd_from=types.MessageFwdHeader(date=T0, from_name="Someone") if forwarded else None,
+        media=media,
+    )
+
+
+def service(peer: Any, mid: int) -> types.MessageService:
+    return types.MessageService(
+        id=mid,
+        peer_id=utils.get_peer(peer),
+        date=T0 + timedelta(minutes=mid),
+        action=types.MessageActionPhoneCall(call_id=1, duration=5),
+    )
+
+
+def photo() -> types.MessageMediaPhoto:
+    return types.MessageMediaPhoto(
+        photo=types.Photo(id=1, access_hash=1, file_reference=b"", date=T0, sizes=[], dc_id=2)
+    )
+
+
+def _document(attributes: list, mime: str) -> types.MessageMediaDocument:
+    doc = types.Document(
+        id=2,
+        access_hash=2,
+        file_reference=b"",
+        date=T0,
+        mime_type=mime,
+        size=10,
+        dc_id=2,
+        attributes=attributes,
+    )
+    return types.MessageMediaDocument(document=doc)
+
+
+def sticker() -> types.MessageMediaDocument:
+    return _document(
+        [types.DocumentAttributeSticker(alt="🙂", stickerset=types.InputStickerSetEmpty())], "image/webp"
+    )
+
+
+def voice() -> types.MessageMediaDocument:
+    return _document([types.DocumentAttributeAudio(duration=3, voice=True)], "audio/ogg")
+
+
+def gif() -> types.MessageMediaDocument:
+    return _document(
+        [types.DocumentAttributeVideo(duration=1.0, w=10, h=10), types.DocumentAttributeAnimated()],
+        "video/mp4",
+    )
+
+
+def video_note() -> types.MessageMediaDocument:
+    return _document(
+        [types.DocumentAttributeVideo(duration=1.0, w=10, h=10, round_message=True)], "video/mp4"
+    )
+
+
+def pdf() -> types.MessageMediaDocument:
+    return _document([types.DocumentAttributeFilename(file_name="a.pdf")], "application/pdf")
+
+
+def webpage() -> types.MessageMediaWebPage:
+    return types.MessageMediaWebPage(webpage=types.WebPageEmpty(id=5, url="https://example.org"))
+
+
+@dataclass
+class Failure:
+    """Raise ``make()`` in the fetch of ``dialog_id`` after ``after`` messages, ``times`` times."""
+
+    dialog_id: int
+    after: int
+    make: Callable[[], BaseException]
+    times: int = 1
+
+
+class FakeClient:
+    """The part of ``TelegramClient`` the exporter uses, with a scripted account."""
+
+    def __init__(
+        self,
+        chats: list[tuple[Any, list[Any]]],
+        *,
+        failures: list[Failure] | None = None,
+        session_path: Path | None = None,
+    ) -> None:
+        # chats: (entity, messages) in any order; dialogs are listed most recent first, like Telegram.
+        self.chats = chats
+        self.failures = list(failures or [])
+        self.session_path = session_path
+        self.calls: list[dict] = []  # one per iter_messages call: dialog id + the kwargs received
+        self.started: dict | None = None
+        self.disconnected = False
+
+    def add(self, entity: Any, *messages: Any) -> None:
+        for ent, msgs in self.chats:
+            if ent is entity:
+                msgs.extend(messages)
+                return
+        self.chats.append((entity, list(messages)))
+
+    async def start(self, phone: Any = None, password: Any = None, **kwargs: Any) -> FakeClient:
+        self.started = {"phone": phone, **kwargs}
+        if self.session_path is not None:
+            # What sqlite does on first login: write the file with the process umask (0644 here).
+            with open(self.session_path, "ab") as f:
+                f.write(b"SQLite format 3\x00")
+            os.chmod(self.session_path, 0o644)
+        return self
+
+    async def disconnect(self) -> None:
+        self.disconnected = True
+
+    def _dialogs(self) -> list[Dialog]:
+        out = []
+        for entity, messages in self.chats:
+            top = max(messages, key=lambda m: m.id) if messages else None
+            peer = utils.get_peer(entity)
+            raw = types.Dialog(
+                peer=peer,
+                top_message=top.id if top else 0,
+                read_inbox_max_id=0,
+                read_outbox_max_id=0,
+                unread_count=0,
+                unread_mentions_count=0,
+                unread_reactions_count=0,
+                unread_poll_votes_count=0,
+                notify_settings=types.PeerNotifySettings(),
+            )
+            out.append(Dialog(self, raw, {utils.get_peer_id(peer): entity}, top))
+        epoch = datetime.min.replace(tzinfo=UTC)
+        return sorted(out, key=lambda d: d.date or epoch, reverse=True)
+
+    async def iter_dialogs(self, limit: int | None = None, **kwargs: Any) -> AsyncIterator[Dialog]:
+        for d in self._dialogs()[:limit]:
+            yield d
+
+    def iter_messages(
+        self,
+        entity: Any,
+        limit: int | None = None,
+        *,
+        min_id: int = 0,
+        max_id: int = 0,
+        offset_date: datetime | None = None,
+        reverse: bool = False,
+        **kwargs: Any,
+    ) -> AsyncIterator[Any]:
+        peer_id = utils.get_peer_id(entity)
+        self.calls.append(
+            {"dialog_id": peer_id, "min_id": min_id, "offset_date": offset_date, "reverse": reverse, **kwargs}
+        )
+        messages = next(m for e, m in self.chats if utils.get_peer_id(e) == peer_id)
+        return self._iter(peer_id, list(messages), min_id, max_id, offset_date, reverse)
+
+    async def _iter(self, peer_id, messages, min_id, max_id, offset_date, reverse) -> AsyncIterator[Any]:
+        chosen = [m for m in messages if m.id > min_id and (not max_id or m.id < max_id)]
+        if offset_date is not None:
+            # telethon: offset_date is exclusive; with reverse=True it means "after this date".
+            chosen = [m for m in chosen if (m.date > offset_date if reverse else m.date < offset_date)]
+        chosen.sort(key=lambda m: m.id, reverse=not reverse)
+        for n, m in enumerate(chosen):
+            for f in self.failures:
+                if f.dialog_id == peer_id and f.times > 0 and n == f.after:
+                    f.times -= 1
+                    raise f.make()
+            yield m
+
+
+def telegram_history(messages: list[Any], request: Any) -> list[Any]:
+    """What Telegram's messages.getHistory answers (newest first): the ``limit`` messages from the
+    position of ``offset_id`` (else ``offset_date``), shifted by ``add_offset`` (negative = newer)."""
+    desc = sorted(messages, key=lambda m: m.id, reverse=True)
+    if request.offset_id:
+        pos = next((i for i, m in enumerate(desc) if m.id < request.offset_id), len(desc))
+    elif request.offset_date:
+        pos = next((i for i, m in enumerate(desc) if m.date < request.offset_date), len(desc))
+    else:
+        pos = 0
+    start = max(0, pos + request.add_offset)
+    end = max(0, pos + request.add_offset + request.limit)
+    return desc[start:end]
+
+
+def scripted_telegram_client(chats: list[tuple[Any, list[Any]]], *, flood_on_request: int | None = None):
+    """A real ``telethon.TelegramClient`` (in-memory session) whose wire is a script.
+
+    Its ``iter_messages`` is telethon's own (``_MessagesIter``: reverse, min_id, offset_date,
+    paging by 100), so the exporter's use of it is checked against the real library; only the
+    request sender is replaced. Build it inside a running event loop.
+    """
+    from telethon import TelegramClient, functions
+    from telethon.errors import FloodWaitError
+
+    class ScriptedClient(TelegramClient):
+        def __init__(self) -> None:
+            super().__init__(None, 12345, "0" * 32)
+            self.requests: list[dict] = []  # what each getHistory asked for
+            self.fake = FakeClient(chats)
+
+        async def __call__(
+            self, request: Any, ordered: bool = False, flood_sleep_threshold: Any = None
+        ) -> Any:
+            assert isinstance(request, functions.messages.GetHistoryRequest), type(request).__name__
+            peer_id = utils.get_peer_id(request.peer)
+            # A snapshot: telethon mutates the same request object page after page.
+            fields = ("offset_id", "offset_date", "add_offset", "limit", "min_id", "max_id")
+            self.requests.append({"peer_id": peer_id, **{f: getattr(request, f) for f in fields}})
+            if flood_on_request is not None and len(self.requests) == flood_on_request:
+                raise FloodWaitError(request=request, capture=7)
+            messages = next(m for e, m in chats if utils.get_peer_id(e) == peer_id)
+            return types.messages.MessagesSlice(
+                count=len(messages),
+                messages=telegram_history(messages, request),
+                topics=[],
+                chats=[],
+                users=[],
+            )
+
+        async def iter_dialogs(self, *args: Any, **kwargs: Any) -> AsyncIterator[Dialog]:
+            for d in self.fake._dialogs():
+                d._client = self
+                yield d
+
+    return ScriptedClient()

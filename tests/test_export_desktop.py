@@ -1,0 +1,566 @@
+"""`twin export desktop`: real Desktop exports, owner rules, dates, merging, and bad input leaving data/raw alone."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from twin import cli
+from twin.errors import TwinError
+from twin.sources import telegram_desktop as td
+from twin.sources.records import FIELDS, read_dialog, write_dialog
+from twin.sources.telegram_desktop import import_desktop
+
+FIX = Path(__file__).resolve().parent / "fixtures" / "telegram"
+DM = FIX / "DM_2A_7M.json"
+MULTI = FIX / "MultiChat_2C_6M.json"
+LANGCHAIN = FIX / "langchain_result.json"
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "result.json"
+
+
+def tree_hash(root: Path) -> str:
+    """Names, bytes (and nothing else) of every file under ``root``; '' if it does not exist."""
+    if not root.exists():
+        return ""
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        h.update(str(p.relative_to(root)).encode() + b"\0")
+        if p.is_file():
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def records(raw: Path, dialog_id: int) -> dict[int, dict]:
+    return {r["id"]: r for r in read_dialog(raw / "telegram" / f"{dialog_id}.jsonl")}
+
+
+def write_json(path: Path, obj) -> Path:
+    path.write_text(json.dumps(obj, ensure_ascii=False, indent=1), encoding="utf-8")
+    return path
+
+
+def msg(mid: int, sender: str | int | None, text, t: int = 1_700_000_000, **extra) -> dict:
+    m = {"id": mid, "type": "message", "date": "2023-11-14T22:13:20", "date_unixtime": str(t + mid)}
+    m |= {"from": None if sender is None else f"N{sender}", "from_id": sender, "text": text}
+    return m | extra
+
+
+def account(chats: list[dict], user_id: int | None = 1, left: list[dict] | None = None) -> dict:
+    data: dict = {"about": "x"}
+    if user_id is not None:
+        data["personal_information"] = {"user_id": user_id, "first_name": "Me", "last_name": "Self"}
+    data["chats"] = {"about": "x", "list": chats}
+    if left is not None:
+        data["left_chats"] = {"about": "x", "list": left}
+    return data
+
+
+def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str]:
+    """Run ``twin ...`` in-process through ``twin.cli.main`` (the console script's entry point)."""
+    monkeypatch.setattr(sys, "argv", ["twin", *args])
+    try:
+        cli.main()
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 0
+    return code, capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ the real fixtures
+
+
+def test_single_chat_with_mixed_dates_owner_from_chat_peer(tmp_path):
+    s = import_desktop(DM, tmp_path, tz="Europe/Berlin")
+    assert s["owner"] == "user300000000" and s["dialogs"] == 1 and s["messages"] == 6
+    assert s["skipped_messages"] == {"service": 1} and s["local_dates"] == 2 and s["media_only"] == 2
+    recs = records(tmp_path, 700000000)
+    assert list(recs) == [3644, 3645, 3662, 3663, 3672, 3673]  # sorted by date
+    # zone-less 'date' read as Berlin wall time: CEST (+2) in July, CET (+1) in March
+    assert recs[3644]["date"] == "2019-07-12T14:55:32Z" and recs[3645]["date"] == "2022-03-08T12:07:42Z"
+    assert recs[3662]["date"] == "2022-05-09T22:23:53Z"  # date_unixtime 1652135033 is already UTC
+    assert recs[3644]["text"] == "https://google.com 👀"  # entity list starting with a link
+    assert [recs[i]["out"] for i in recs] == [False, True, False, True, True, True]
+    assert recs[3672] | {} == {
+        "source": "telegram", "dialog_id": 700000000, "dialog_name": "Bob", "id": 3672,
+        "date": "2022-06-10T22:06:38Z", "out": True, "text": "", "reply_to": None,
+        "forwarded": False, "media": "photo",
+    }  # fmt: skip
+
+
+def test_tz_only_changes_messages_without_unixtime(tmp_path):
+    import_desktop(DM, tmp_path / "utc", tz="UTC")
+    import_desktop(DM, tmp_path / "tokyo", tz="Asia/Tokyo")
+    utc, tokyo = records(tmp_path / "utc", 700000000), records(tmp_path / "tokyo", 700000000)
+    assert utc[3645]["date"] == "2022-03-08T13:07:42Z" and tokyo[3645]["date"] == "2022-03-08T04:07:42Z"
+    assert all(utc[i] == tokyo[i] for i in (3662, 3663, 3672, 3673))
+
+
+def test_default_tz_is_the_machines_zone(tmp_path, monkeypatch):
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        import_desktop(DM, tmp_path)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert records(tmp_path, 700000000)[3645]["date"] == "2022-03-08T18:07:42Z"  # EST, UTC-5
+
+
+def test_account_export_owner_from_personal_information(tmp_path):
+    s = import_desktop(MULTI, tmp_path)
+    assert s["owner"] == "user100000001" and s["owner_from"] == "personal_information"
+    assert s["dialogs"] == 1 and s["skipped_chats"] == {"private_group": 1}
+    recs = records(tmp_path, 700000001)
+    assert [r["out"] for r in recs.values()] == [False, False]  # the owner never speaks here
+    assert recs[1001]["dialog_name"] == "Chat One" and recs[1001]["date"] == "2023-01-01T12:00:00Z"
+    assert sorted(p.name for p in (tmp_path / "telegram").iterdir()) == ["700000001.jsonl"]
+
+
+def test_include_groups_adds_the_group(tmp_path):
+    s = import_desktop(MULTI, tmp_path, include_groups=True)
+    assert s["dialogs"] == 2 and s["skipped_messages"] == {"service": 1}
+    group = records(tmp_path, 700000002)
+    assert list(group) == [2001, 2002, 2004] and group[2004]["media"] == "photo"
+
+
+def test_owner_cannot_be_inferred_asks_for_me_and_writes_nothing(tmp_path):
+    with pytest.raises(TwinError, match=r"--me") as e:
+        import_desktop(LANGCHAIN, tmp_path / "raw")
+    assert "langchain_result.json" in str(e.value) and "user6565661032" in str(e.value)
+    assert not (tmp_path / "raw").exists()
+
+
+@pytest.mark.parametrize("me", ["user6565661032", "6565661032", "Batman & Robin"])
+def test_me_accepts_id_user_form_and_display_name(tmp_path, me):
+    s = import_desktop(LANGCHAIN, tmp_path, me=me)
+    assert s["owner"] == "user6565661032"
+    recs = records(tmp_path, 5965280513)
+    assert [i for i, r in recs.items() if r["out"]] == [2, 5]
+    assert recs[5]["text"] == "this is bold text: BOLD TEXT"
+    assert recs[6]["text"] == "this is an email: admin@example.com"
+
+
+def test_me_overrides_personal_information(tmp_path):
+    s = import_desktop(MULTI, tmp_path, me="Bob")
+    assert s["owner"] == "user700000000" and s["owner_from"].startswith("--me")
+    assert [r["out"] for r in records(tmp_path, 700000001).values()] == [False, True]
+
+
+def test_unknown_display_name_is_an_error(tmp_path):
+    with pytest.raises(TwinError, match=r"--me 'Robin'.*no sender"):
+        import_desktop(LANGCHAIN, tmp_path, me="Robin")
+
+
+def test_bundled_sample_imports_every_personal_chat(tmp_path):
+    data = json.loads(SAMPLE.read_text(encoding="utf-8"))
+    s = import_desktop(SAMPLE, tmp_path)
+    personal = [c for c in data["chats"]["list"] if c["type"] == "personal_chat"]
+    assert s["dialogs"] == len(personal) == 23
+    assert s["skipped_chats"] == {"bot_chat": 1, "private_group": 1, "saved_messages": 1}
+    # an independent count: every non-service message with text or media
+    want = sum(
+        m["type"] == "message" and (bool(m["text"]) or "photo" in m or "file" in m)
+        for c in personal
+        for m in c["messages"]
+    )
+    assert s["messages"] == want and s["skipped_messages"]["service"] > 0
+    files = sorted((tmp_path / "telegram").glob("*.jsonl"))
+    assert {int(p.stem) for p in files} == {c["id"] for c in personal}
+    deleted = records(tmp_path, 200000999)  # a deleted account: "from": null
+    assert any(not r["out"] for r in deleted.values()) and any(r["out"] for r in deleted.values())
+    everything = [r for p in files for r in read_dialog(p)]
+    assert {r["media"] for r in everything} >= {"sticker", "voice_message", "photo", None}
+    assert any(r["forwarded"] for r in everything) and any(r["reply_to"] for r in everything)
+    mine = sum(r["out"] for r in everything)
+    assert 0.3 < mine / len(everything) < 0.7
+    # the fast writer's bytes are exactly records.write_dialog's
+    for p in files[:5]:
+        ref = tmp_path / "ref" / p.name
+        write_dialog(ref, read_dialog(p))
+        assert ref.read_bytes() == p.read_bytes()
+
+
+# ------------------------------------------------------------------------- idempotence and merging
+
+
+def test_reimport_is_byte_identical_and_leaves_files_alone(tmp_path):
+    import_desktop(SAMPLE, tmp_path)
+    before = tree_hash(tmp_path)
+    mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "telegram").iterdir()}
+    s = import_desktop(SAMPLE, tmp_path)
+    assert tree_hash(tmp_path) == before
+    assert s["files_written"] == 0 and s["new_messages"] == 0 and s["dialogs"] == 23
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "telegram").iterdir()} == mtimes
+
+
+def test_newer_export_merges_without_duplicates_and_keeps_latest_edit(tmp_path):
+    chat = {
+        "name": "Pal",
+        "type": "personal_chat",
+        "id": 2,
+        "messages": [msg(i, "user2", f"m{i}") for i in range(1, 6)],
+    }
+    old = write_json(tmp_path / "old.json", account([chat]))
+    chat["messages"][1] = msg(2, "user1", "m2 (edited)", edited_unixtime="1800000000")
+    chat["messages"] += [msg(i, "user1", f"m{i}") for i in range(6, 9)]
+    del chat["messages"][0]  # deleted in Telegram since: the old copy stays on disk
+    new = write_json(tmp_path / "new.json", account([chat]))
+    raw = tmp_path / "raw"
+    assert import_desktop(old, raw)["new_messages"] == 5
+    s = import_desktop(new, raw)
+    assert s["new_messages"] == 3 and s["files_written"] == 1
+    recs = records(raw, 2)
+    assert list(recs) == list(range(1, 9))
+    assert recs[2]["text"] == "m2 (edited)" and recs[2]["out"] is True
+    once = tree_hash(raw)
+    import_desktop(new, raw)
+    assert tree_hash(raw) == once
+
+
+def test_repeated_message_keeps_the_copy_edited_last(tmp_path):
+    a = msg(1, "user2", "first", edited_unixtime="1700000500")
+    b = msg(1, "user2", "second", edited_unixtime="1700000100")
+    for order, want in (([a, b], "first"), ([b, a], "first")):
+        chats = [{"name": "P", "type": "personal_chat", "id": 2, "messages": [m]} for m in order]
+        out = tmp_path / want / str(len(list(tmp_path.iterdir())))
+        s = import_desktop(write_json(tmp_path / "e.json", account(chats)), out)
+        assert records(out, 2)[1]["text"] == want and s["skipped_messages"] == {"duplicate": 1}
+
+
+# ---------------------------------------------------------------------------- shapes and counting
+
+
+def test_old_layout_int_from_id_and_date_only(tmp_path):
+    m1 = {
+        "id": 1,
+        "type": "message",
+        "date": "2018-01-02T03:04:05",
+        "from": "Pal",
+        "from_id": 2,
+        "text": "hi",
+    }
+    m2 = {"id": 2, "type": "message", "date": "2018-01-02T03:05:00", "from": "Me", "from_id": 1, "text": "yo"}
+    f = write_json(
+        tmp_path / "old.json", {"name": "Pal", "type": "personal_chat", "id": 2, "messages": [m1, m2]}
+    )
+    s = import_desktop(f, tmp_path / "raw", tz="UTC")
+    assert s["owner"] == "user1" and s["local_dates"] == 2
+    recs = records(tmp_path / "raw", 2)
+    assert recs[1]["date"] == "2018-01-02T03:04:05Z" and recs[2]["out"] and not recs[1]["out"]
+
+
+def test_kinds_of_message_and_what_is_skipped(tmp_path):
+    msgs = [
+        msg(1, "user2", "hello", reply_to_message_id=99, forwarded_from="Someone"),
+        msg(2, "user1", "", media_type="sticker", file="(File not included.)", sticker_emoji="👍"),
+        msg(3, "user1", "", media_type="voice_message", file="x"),
+        msg(4, "user2", "", file="doc.pdf"),
+        msg(5, "user2", "", location_information={"latitude": 1.0, "longitude": 2.0}),
+        msg(6, "user2", ""),  # nothing at all
+        {"id": 7, "type": "service", "date_unixtime": "1700000007", "action": "phone_call", "text": ""},
+        msg(8, None, "from a deleted account"),
+        msg(9, "user1", ["a ", {"type": "mention", "text": "@b"}, {"type": "custom_emoji", "text": "🔥", "document_id": "x"}]),
+        {"id": 10, "type": "some_future_kind", "date_unixtime": "1700000010"},
+    ]  # fmt: skip
+    chats = [
+        {"name": "Pal", "type": "personal_chat", "id": 2, "messages": msgs},
+        {"name": "Bot", "type": "bot_chat", "id": 3, "messages": [msg(1, "user3", "beep")]},
+        {"type": "saved_messages", "id": 1, "messages": [msg(1, "user1", "note")]},
+        {"name": "News", "type": "public_channel", "id": 4, "messages": [msg(1, "channel4", "post")]},
+        {"name": "Grp", "type": "private_supergroup", "id": 5, "messages": [msg(1, "user9", "g")]},
+        {"name": "Calls", "type": "personal_chat", "id": 6, "messages": [msgs[6]]},  # service only: no file
+    ]
+    f = write_json(
+        tmp_path / "k.json",
+        account(
+            chats,
+            left=[{"name": "Old", "type": "private_group", "id": 7, "messages": [msg(1, "user8", "bye")]}],
+        ),
+    )
+    s = import_desktop(f, tmp_path / "raw")
+    assert s["dialogs"] == 1 and s["messages"] == 7 and s["media_only"] == 4
+    assert s["skipped_chats"] == {
+        "bot_chat": 1, "private_group": 1, "private_supergroup": 1, "public_channel": 1, "saved_messages": 1,
+    }  # fmt: skip
+    assert s["skipped_messages"] == {"service": 2, "empty": 1, "other_type": 1, "in_skipped_chats": 5}
+    recs = records(tmp_path / "raw", 2)
+    assert recs[1]["reply_to"] == 99 and recs[1]["forwarded"] and not recs[1]["out"]
+    assert [recs[i]["media"] for i in (2, 3, 4, 5)] == ["sticker", "voice_message", "file", "location"]
+    assert recs[8]["out"] is False and recs[9]["text"] == "a @b🔥" and recs[9]["out"]
+    assert sorted(p.name for p in (tmp_path / "raw" / "telegram").iterdir()) == ["2.jsonl"]
+    s = import_desktop(f, tmp_path / "groups", include_groups=True)  # groups yes, channels never
+    assert s["dialogs"] == 3 and s["skipped_chats"] == {
+        "bot_chat": 1,
+        "public_channel": 1,
+        "saved_messages": 1,
+    }
+
+
+def test_owner_from_personal_chats_when_account_info_is_missing(tmp_path):
+    chats = [
+        {"name": "A", "type": "personal_chat", "id": 2, "messages": [msg(1, "user2", "hi"), msg(2, "user5", "yo")]},
+        {"name": "B", "type": "personal_chat", "id": 3, "messages": [msg(3, "user5", "hey")]},
+    ]  # fmt: skip
+    f = write_json(tmp_path / "a.json", account(chats, user_id=None))
+    assert import_desktop(f, tmp_path / "raw")["owner"] == "user5"
+    chats[1]["messages"].append(msg(4, "user3", "hm"))
+    chats[1]["messages"].append(msg(5, "user6", "?"))  # a chat where user6, not user5, is the other side
+    f = write_json(tmp_path / "b.json", account(chats, user_id=None))
+    with pytest.raises(TwinError, match="cannot tell which sender is you.*--me"):
+        import_desktop(f, tmp_path / "raw2")
+
+
+def test_nothing_to_import_is_a_warning_not_an_error(tmp_path, caplog):
+    saved = {"type": "saved_messages", "id": 1, "messages": [msg(1, "user1", "note to self")]}
+    s = import_desktop(write_json(tmp_path / "s.json", saved), tmp_path / "raw")
+    assert s["dialogs"] == 0 and s["skipped_chats"] == {"saved_messages": 1}
+    assert "nothing to import" in caplog.text and not (tmp_path / "raw").exists()
+
+
+def test_only_the_peer_speaks_needs_me(tmp_path):
+    f = write_json(
+        tmp_path / "p.json",
+        {"name": "P", "type": "personal_chat", "id": 2, "messages": [msg(1, "user2", "hi")]},
+    )
+    with pytest.raises(TwinError, match="--me"):
+        import_desktop(f, tmp_path / "raw")
+    assert import_desktop(f, tmp_path / "raw", me="7")["messages"] == 1
+
+
+def test_export_folder_and_bom_and_lone_surrogates(tmp_path):
+    folder = tmp_path / "DataExport_2024"
+    folder.mkdir()
+    shutil.copy(MULTI, folder / "result.json")
+    assert import_desktop(folder, tmp_path / "raw")["dialogs"] == 1
+    bom = tmp_path / "bom.json"
+    bom.write_bytes(b"\xef\xbb\xbf" + DM.read_bytes())
+    assert import_desktop(bom, tmp_path / "raw2", tz="UTC")["messages"] == 6
+    # a lone surrogate escape: orjson refuses it, the fallback parser keeps the rest of the text
+    lone = DM.read_text(encoding="utf-8").replace('"hello world"', '"hello \\ud83d world"')
+    (tmp_path / "lone.json").write_text(lone, encoding="utf-8")
+    import_desktop(tmp_path / "lone.json", tmp_path / "raw3", tz="UTC")
+    assert records(tmp_path / "raw3", 700000000)[3645]["text"] == "hello \ufffd world"
+
+
+def test_fast_writer_matches_records_write_dialog(tmp_path):
+    texts = ['q"uote \\ back', "tab\tnl\ncr\r\x00\x1f\x7f", "\u2028\u2029 emoji 👍🏽 кириллица", "", "/slash"]
+    rows = [
+        {k: None for k in FIELDS}
+        | {"source": "telegram", "dialog_id": 2**63 + 5 if i == 0 else 7, "id": i, "date": "2024-01-01T00:00:00Z",
+           "out": bool(i % 2), "text": t, "forwarded": False}
+        for i, t in enumerate(texts)
+    ]  # fmt: skip
+    td.write_rows(tmp_path / "fast.jsonl", rows)
+    write_dialog(tmp_path / "ref.jsonl", rows)
+    assert (tmp_path / "fast.jsonl").read_bytes() == (tmp_path / "ref.jsonl").read_bytes()
+
+
+# --------------------------------------------------------------------------------------- bad input
+
+
+def _bad_inputs(tmp: Path) -> dict[str, tuple[Path, list[str], str]]:
+    """name -> (file, extra CLI args, a regex the one-line error must match)."""
+    good = json.loads(MULTI.read_text(encoding="utf-8"))
+
+    def variant(name: str, mutate) -> Path:
+        d = json.loads(json.dumps(good))
+        mutate(d)
+        return write_json(tmp / f"{name}.json", d)
+
+    def put(path: str, value):
+        def mutate(d):
+            *parents, last = path.split(".")
+            node = d
+            for k in parents:
+                node = node[int(k)] if k.isdigit() else node[k]
+            node[int(last) if last.isdigit() else last] = value
+
+        return mutate
+
+    trunc = tmp / "truncated.json"
+    trunc.write_bytes(MULTI.read_bytes()[:1500])
+    (tmp / "html.json").write_text("<!DOCTYPE html><html><body>chat</body></html>", encoding="utf-8")
+    (tmp / "garbage.json").write_text('{"chats": {"list": [}', encoding="utf-8")
+    (tmp / "empty.json").write_bytes(b"")
+    (tmp / "latin1.json").write_bytes('{"name": "Zo\xeb"}'.encode("latin-1"))
+    (tmp / "nofolder").mkdir()
+    return {
+        "missing": (tmp / "nope.json", [], r"nope\.json: file not found"),
+        "folder without result.json": (tmp / "nofolder", [], r"nofolder: is a folder without result\.json"),
+        "empty": (tmp / "empty.json", [], r"empty\.json: the file is empty"),
+        "html": (tmp / "html.json", [], r"html\.json:1:1: not JSON \(looks like HTML\)"),
+        "not json": (tmp / "garbage.json", [], r"garbage\.json:1:\d+: not valid JSON .*line 1, column \d+"),
+        "truncated": (trunc, [], r"truncated\.json:\d+:\d+: the JSON ends early .* truncated"),
+        "not utf-8": (tmp / "latin1.json", [], r"latin1\.json: not UTF-8"),
+        "a list": (write_json(tmp / "list.json", [1, 2]), [], r"list\.json: not a Telegram Desktop export"),
+        "other json": (write_json(tmp / "other.json", {"foo": 1}), [], r"other\.json: valid JSON but not a Telegram Desktop export"),
+        "chats not a list": (variant("c", put("chats.list", {})), [], r"c\.json: field 'chats\.list' must be a list"),
+        "chat id a string": (variant("i", put("chats.list.0.id", "7")), [], r"i\.json: chats\.list\[0\]: field 'id' must be an integer"),
+        "messages not a list": (variant("m", put("chats.list.0.messages", "x")), [], r"m\.json: chats\.list\[0\]: field 'messages' must be a list"),
+        "text a number": (variant("t", put("chats.list.0.messages.1.text", 5)), [], r"t\.json: chats\.list\[0\]\.messages\[1\] \(id 1002\): field 'text' must be a string or a list"),
+        "bad unixtime": (variant("u", put("chats.list.0.messages.0.date_unixtime", "soon")), [], r"u\.json: chats\.list\[0\]\.messages\[0\] \(id 1001\): bad date"),
+        "no date": (variant("n", lambda d: [d["chats"]["list"][0]["messages"][0].pop(k) for k in ("date", "date_unixtime")]), [], r"n\.json: .*messages\[0\] \(id 1001\): bad date"),
+        "message id a string": (variant("d", put("chats.list.0.messages.0.id", "1001")), [], r"d\.json: chats\.list\[0\]\.messages\[0\]: field 'id' must be an integer"),
+        "from_id an object": (variant("f", put("chats.list.0.messages.0.from_id", {"u": 1})), [], r"f\.json: .*field 'from_id' must be like 'user123'"),
+        "reply_to a string": (variant("r", put("chats.list.0.messages.0.reply_to_message_id", "5")), [], r"r\.json: .*field 'reply_to_message_id' must be an integer"),
+        "user_id not a number": (variant("p", put("personal_information.user_id", "me")), [], r"p\.json: field 'personal_information\.user_id' must be a number"),
+        "unknown tz": (DM, ["--tz", "Mars/Olympus"], r"--tz 'Mars/Olympus': unknown time zone"),
+    }  # fmt: skip
+
+
+def test_every_bad_input_is_one_line_exit_2_and_data_raw_untouched(tmp_path, monkeypatch, capsys):
+    raw = tmp_path / "raw"
+    import_desktop(SAMPLE, raw)  # something already on disk that must survive every failure
+    (raw / "telegram" / "notes.txt").write_text("mine", encoding="utf-8")
+    before = tree_hash(raw)
+    cases = _bad_inputs(tmp_path)
+    for name, (file, extra, pattern) in cases.items():
+        code, err = run_cli(monkeypatch, capsys, "export", "desktop", str(file), "--out", str(raw), *extra)
+        assert code == 2, (name, err)
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), (name, err)
+        import re
+
+        assert re.search(pattern, lines[0]), (name, lines[0])
+        assert "Traceback" not in err
+        assert tree_hash(raw) == before, name
+
+
+def test_corrupt_existing_dialog_file_fails_before_any_write(tmp_path):
+    raw = tmp_path / "raw"
+    import_desktop(SAMPLE, raw)
+    victim = raw / "telegram" / "200000211.jsonl"  # the last dialog written
+    victim.write_text(victim.read_text(encoding="utf-8") + "{broken\n", encoding="utf-8")
+    newer = json.loads(SAMPLE.read_text(encoding="utf-8"))
+    for c in newer["chats"]["list"]:  # a newer export: one more message in every chat
+        c["messages"].append(msg(10**6 + c["id"] % 1000, "user100000001", "new one", t=1_750_000_000))
+    before = tree_hash(raw)
+    with pytest.raises(TwinError, match=r"200000211\.jsonl:\d+: not valid JSON"):
+        import_desktop(write_json(tmp_path / "newer.json", newer), raw)
+    assert tree_hash(raw) == before
+
+
+def test_cli_subprocess_truncated_file(tmp_path):
+    trunc = tmp_path / "result.json"
+    trunc.write_bytes(DM.read_bytes()[:700])
+    twin = Path(sys.executable).parent / "twin"
+    proc = subprocess.run(
+        [str(twin), "export", "desktop", str(trunc), "--out", str(tmp_path / "raw")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert (
+        proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    )
+    assert f"{trunc}:" in proc.stderr and "truncated" in proc.stderr
+    assert not (tmp_path / "raw").exists()
+
+
+def test_cli_prints_the_summary(tmp_path, monkeypatch, capsys):
+    code, err = run_cli(
+        monkeypatch,
+        capsys,
+        "export",
+        "desktop",
+        str(LANGCHAIN),
+        "--out",
+        str(tmp_path),
+        "--me",
+        "Batman & Robin",
+    )
+    assert code == 0 and "user6565661032" in err and "dialogs" in err
+    assert records(tmp_path, 5965280513)[2]["out"] is True
+
+
+# ------------------------------------------------------------------- big exports: chat by chat
+
+
+def _whole_file_only(monkeypatch) -> None:
+    monkeypatch.setattr(td, "SPLIT_MIN_BYTES", 10**15)
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory) -> Path:
+    if str(SAMPLE.parents[2]) not in sys.path:  # the repo root, for the bench package
+        sys.path.insert(0, str(SAMPLE.parents[2]))
+    from bench.gen_export import generate_export
+
+    return generate_export(tmp_path_factory.mktemp("gen") / "result.json", 4000, 3)
+
+
+@pytest.mark.parametrize("include_groups", [False, True])
+def test_chat_by_chat_path_gives_the_same_result_as_whole_file(
+    tmp_path, monkeypatch, caplog, generated, include_groups
+):
+    monkeypatch.setattr(td, "SPLIT_MIN_BYTES", 0)
+    caplog.set_level("DEBUG", logger=td.__name__)
+    results = {}
+    for name, export in (("gen", generated), ("sample", SAMPLE)):
+        caplog.clear()
+        split = import_desktop(export, tmp_path / f"{name}-split", include_groups=include_groups)
+        assert "parsed chat by chat" in caplog.text  # the fast path really ran
+        results[name] = split
+    _whole_file_only(monkeypatch)
+    for name, export in (("gen", generated), ("sample", SAMPLE)):
+        caplog.clear()
+        whole = import_desktop(export, tmp_path / f"{name}-whole", include_groups=include_groups)
+        assert "parsed chat by chat" not in caplog.text
+        split = results[name]
+        assert tree_hash(tmp_path / f"{name}-split") == tree_hash(tmp_path / f"{name}-whole") != ""
+        assert {k: v for k, v in split.items() if k not in ("seconds", "out")} == {
+            k: v for k, v in whole.items() if k not in ("seconds", "out")
+        }
+    assert results["gen"]["skipped_messages"]["in_skipped_chats"] > 0  # unparsed chats were counted
+
+
+def test_chat_by_chat_errors_keep_exact_positions(tmp_path, monkeypatch, generated):
+    monkeypatch.setattr(td, "SPLIT_MIN_BYTES", 0)
+    text = generated.read_text(encoding="utf-8")
+    third = text.index(
+        '\n   {\n    "name"', text.index('\n   {\n    "name"', text.index('\n   {\n    "name"') + 1) + 1
+    )
+    # broken JSON inside the third chat: the whole-file parse reports the line in the file
+    at = text.index('"text_entities": [', third) + len('"text_entities": [')
+    (tmp_path / "broken.json").write_text(text[:at] + "," + text[at:], encoding="utf-8")
+    line = text[:at].count("\n") + 1
+    with pytest.raises(TwinError, match=rf"broken\.json:{line}:\d+: not valid JSON"):
+        import_desktop(tmp_path / "broken.json", tmp_path / "raw")
+    # a field of the wrong type inside a chat: its JSON path
+    at = text.index('"date_unixtime": "', third) + len('"date_unixtime": "')
+    (tmp_path / "typed.json").write_text(text[:at] + "x" + text[at:], encoding="utf-8")
+    with pytest.raises(TwinError, match=r"typed\.json: chats\.list\[2\]\.messages\[0\] \(id \d+\): bad date"):
+        import_desktop(tmp_path / "typed.json", tmp_path / "raw")
+    # a lone surrogate in one chat: only that chat takes the careful parser
+    at = text.index('"text": "', third) + len('"text": "')
+    (tmp_path / "lone.json").write_text(text[:at] + "\\udc00" + text[at:], encoding="utf-8")
+    s = import_desktop(tmp_path / "lone.json", tmp_path / "raw")
+    assert s["dialogs"] == 3 and not [
+        p for p in (tmp_path / "raw" / "telegram").iterdir() if p.name[0] == "."
+    ]
+    assert any("\ufffd" in p.read_text(encoding="utf-8") for p in (tmp_path / "raw" / "telegram").iterdir())
+
+
+def test_failed_write_leaves_every_file_as_it_was(tmp_path, monkeypatch):
+    raw = tmp_path / "raw"
+    import_desktop(MULTI, raw)
+    before = tree_hash(raw)
+    calls = []
+    real_fsync = td.os.fsync
+
+    def failing_fsync(fd):  # the disk fills up while writing the second file
+        calls.append(fd)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(td.os, "fsync", failing_fsync)
+    with pytest.raises(OSError):
+        import_desktop(SAMPLE, raw)
+    assert len(calls) == 2 and tree_hash(raw) == before  # nothing renamed, no temp files left
