@@ -12,7 +12,10 @@ RAW       ?= data/raw
 PROCESSED ?= data/processed
 CONFIG    ?= pipelines/tiny.yaml
 RUN       ?= demo
-BASE      ?= checkpoints/tiny-falcon
+TINY      ?= checkpoints/tiny-falcon
+# Empty: eval, merge and serve use the base recorded in the adapter's twin.json (checked by fingerprint).
+BASE      ?=
+BASE_OPT   = $(if $(BASE),--base $(BASE))
 ADAPTER   ?= checkpoints/adapters/$(RUN)
 MODEL     ?= tiiuae/falcon-7b
 SAMPLE    ?= data/sample/result.json
@@ -48,25 +51,25 @@ prepare: $(STAMP)  ## raw messages -> train/val examples (PII scrubbed)
 	$(TWIN) prepare --raw $(RAW) --out $(PROCESSED) $(ARGS)
 
 tiny: $(STAMP)  ## build the tiny Falcon base used by the demo and tests
-	$(TWIN) model tiny --out $(BASE) $(ARGS)
+	$(TWIN) model tiny --out $(TINY) $(ARGS)
 
 download: $(STAMP)  ## fetch a base model from the hub (needs internet): make download MODEL=tiiuae/falcon-7b
 	$(TWIN) model download $(MODEL) $(ARGS)
 
 train: $(STAMP)  ## LoRA fine-tune: make train CONFIG=pipelines/tiny.yaml RUN=name
-	$(TWIN) train --config $(CONFIG) --data $(PROCESSED) --run $(RUN) $(ARGS)
+	$(TWIN) train --config $(CONFIG) --data $(PROCESSED) --run $(RUN) $(BASE_OPT) $(ARGS)
 
 serve: $(STAMP)  ## REST server: POST /reply
-	$(TWIN) serve --base $(BASE) --adapter $(ADAPTER) --host $(HOST) --port $(PORT) $(ARGS)
+	$(TWIN) serve $(BASE_OPT) --adapter $(ADAPTER) --host $(HOST) --port $(PORT) $(ARGS)
 
 chat: $(STAMP)  ## Streamlit chat page talking to the server
 	$(TWIN) chat --server http://$(HOST):$(PORT) --port $(CHAT_PORT) $(ARGS)
 
 eval: $(STAMP)  ## base vs twin on val.jsonl -> checkpoints/runs/$(RUN)/report.html
-	$(TWIN) eval --base $(BASE) --adapter $(ADAPTER) --data $(PROCESSED) --run $(RUN) $(ARGS)
+	$(TWIN) eval $(BASE_OPT) --adapter $(ADAPTER) --data $(PROCESSED) --run $(RUN) $(ARGS)
 
 merge: $(STAMP)  ## adapter merged into the base as a plain HF model dir
-	$(TWIN) merge --base $(BASE) --adapter $(ADAPTER) --out checkpoints/merged/$(RUN) $(ARGS)
+	$(TWIN) merge $(BASE_OPT) --adapter $(ADAPTER) --out checkpoints/merged/$(RUN) $(ARGS)
 
 gguf: $(STAMP)  ## merged model -> GGUF + Ollama Modelfile
 	$(TWIN) export-gguf --model checkpoints/merged/$(RUN) --out checkpoints/gguf/$(RUN) $(ARGS)

@@ -143,3 +143,29 @@ def test_build_tiny_is_deterministic_and_pretraining_lowers_loss(tmp_path: Path)
     build_tiny(a, fallback_texts()[:5], seed=2, hidden_size=64, num_layers=2)
     assert json.loads((a / "tiny.json").read_text())["documents"] == 5
     assert not list(tmp_path.glob(".a*"))
+
+
+def test_resolve_base_defaults_to_the_recorded_base_and_checks_its_fingerprint(
+    tiny_base: Path, tiny_adapter: Path, tmp_path: Path
+) -> None:
+    from twin.model.load import resolve_base
+
+    assert resolve_base(tiny_adapter) == tiny_base  # from twin.json
+    assert resolve_base(tiny_adapter, tiny_base) == tiny_base  # explicit, same model
+
+    other = tmp_path / "other-base"
+    shutil.copytree(tiny_base, other)
+    cfg = json.loads((other / "config.json").read_text())
+    cfg["num_hidden_layers"] += 1  # another model: the fingerprint covers the config
+    (other / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(TwinError, match="different base"):
+        resolve_base(tiny_adapter, other)
+
+    moved = tmp_path / "adapter-of-a-moved-base"
+    shutil.copytree(tiny_adapter, moved)
+    meta = json.loads((moved / "twin.json").read_text())
+    meta["base_model"]["path"] = str(tmp_path / "gone")
+    (moved / "twin.json").write_text(json.dumps(meta))
+    with pytest.raises(TwinError, match=r"not found; pass --base DIR"):
+        resolve_base(moved)
+    assert resolve_base(moved, tiny_base) == tiny_base

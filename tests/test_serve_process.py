@@ -12,6 +12,7 @@ import sys
 import httpx
 import pytest
 
+from twin.errors import TwinError
 from twin.serve.background import free_port, wait_http
 
 
@@ -92,3 +93,26 @@ def test_cli_refuses_a_mismatched_adapter_in_one_line(tiny_base, tiny_adapter, t
     errors = [ln for ln in out.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and "different base model" in errors[0]
     assert "Traceback" not in out.stderr
+
+
+def test_cli_without_base_serves_the_base_recorded_in_the_adapter(tiny_base, tiny_adapter, monkeypatch):
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from twin.cli import app
+
+    served = {}
+    monkeypatch.setattr(uvicorn, "run", lambda api, **kw: served.update(api=api, **kw))
+    result = CliRunner().invoke(app, ["serve", "--adapter", f"me={tiny_adapter}", "--port", "8765"])
+    assert result.exit_code == 0, result.output
+    assert served["port"] == 8765 and served["host"] == "127.0.0.1"
+    from fastapi.testclient import TestClient
+
+    with TestClient(served["api"]) as client:
+        listed = client.get("/adapters").json()
+        assert listed["default"] == "me" and {a["name"] for a in listed["adapters"]} == {"me", "base"}
+        assert client.post("/reply", json={"message": "hi", "max_new_tokens": 2}).status_code == 200
+
+    # Neither a base nor an adapter to read it from: a TwinError (the CLI prints it as one line).
+    result = CliRunner().invoke(app, ["serve"])
+    assert isinstance(result.exception, TwinError) and "give --base DIR" in str(result.exception)

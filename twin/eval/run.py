@@ -140,35 +140,17 @@ def summarize(rows: list[dict], *, pet_top: int = 10) -> dict:
     }
 
 
-def _check_base(base: Path, meta: dict, adapter: Path) -> None:
-    from twin.model.load import base_fingerprint
-
-    want = meta["base_model"].get("fingerprint")
-    have = base_fingerprint(base)
-    if want and want != have:
-        raise TwinError(
-            f"{adapter / 'twin.json'}: adapter was trained on a different base ({want}) than {base} "
-            f"({have}); pass the base it was trained on with --base"
-        )
-
-
 def run_eval(cfg: EvalConfig, *, progress: bool = True) -> dict:
     """Evaluate and write eval.json, eval_samples.jsonl and report.html; returns the results dict."""
     from twin.fileio import atomic_write_json, atomic_write_jsonl
-    from twin.model.load import load_base, read_adapter_meta
+    from twin.model.load import load_base, read_adapter_meta, resolve_base
     from twin.prompt import build_prompt
     from twin.train.data import read_examples
 
     started = time.perf_counter()
     adapter = Path(cfg.adapter)
     meta = read_adapter_meta(adapter)
-    base_str = str(cfg.base or meta["base_model"].get("path") or "")
-    base = Path(base_str)
-    if not base_str or not base.exists():
-        raise TwinError(
-            f"{adapter / 'twin.json'}: base model {base_str!r} not found; pass --base DIR (the base the adapter was trained on)"
-        )
-    _check_base(base, meta, adapter)
+    base = resolve_base(adapter, cfg.base)
     val_path = Path(cfg.data) / cfg.val_file
     examples = _select(read_examples(val_path), cfg.max_examples, cfg.seed)
     run = cfg.run or adapter.name

@@ -177,6 +177,29 @@ def load_base(
     return model, tokenizer
 
 
+def resolve_base(adapter_dir: str | os.PathLike, base: str | os.PathLike | None = None) -> Path:
+    """The base model an adapter runs on: ``base`` if given, else the path its twin.json records.
+
+    Either way the directory must exist and carry the fingerprint the adapter was trained on, so an
+    adapter is never silently applied to another model.
+    """
+    adapter = Path(adapter_dir)
+    meta = read_adapter_meta(adapter)
+    base_str = str(base or meta["base_model"].get("path") or "")
+    if not base_str or not Path(base_str).exists():
+        raise TwinError(
+            f"{adapter / 'twin.json'}: base model {base_str!r} not found; "
+            "pass --base DIR (the base the adapter was trained on)"
+        )
+    want, have = meta["base_model"].get("fingerprint"), base_fingerprint(base_str)
+    if want and want != have:
+        raise TwinError(
+            f"{adapter / 'twin.json'}: adapter was trained on a different base ({want}) than {base_str} "
+            f"({have}); pass the base it was trained on with --base"
+        )
+    return Path(base_str)
+
+
 def read_adapter_meta(adapter_dir: str | os.PathLike) -> dict:
     """The adapter's ``twin.json`` (interfaces.md item 4); TwinError if missing or malformed."""
     d = Path(adapter_dir)

@@ -46,20 +46,11 @@ def merge_adapter(
     force: bool = False,
 ) -> Path:
     """Merge ``adapter`` into ``base`` (default: the base recorded in twin.json) and save to ``out``."""
-    from twin.model.load import base_fingerprint, load_base, read_adapter_meta
+    from twin.model.load import load_base, read_adapter_meta, resolve_base
 
     adapter = Path(adapter)
     meta = read_adapter_meta(adapter)
-    base_str = str(base or meta["base_model"].get("path") or "")
-    base = Path(base_str)
-    if not base_str or not base.exists():
-        raise TwinError(f"{adapter / 'twin.json'}: base model {base_str!r} not found; pass --base DIR")
-    want, have = meta["base_model"].get("fingerprint"), base_fingerprint(base)
-    if want and want != have:
-        raise TwinError(
-            f"{adapter / 'twin.json'}: adapter was trained on a different base ({want}) than {base} ({have}); "
-            "pass the base it was trained on with --base"
-        )
+    base = resolve_base(adapter, base)
     out = Path(out)
     if out.exists() and not force and any(out.iterdir()) and not (out / MERGED_META).is_file():
         raise TwinError(f"{out}: exists and is not a twin merge output; pick an empty --out or pass --force")
@@ -79,7 +70,11 @@ def merge_adapter(
         tokenizer.save_pretrained(tmp)
         info = {
             "format": 1,
-            "merged_from": {"base": str(base), "base_fingerprint": have, "adapter": str(adapter)},
+            "merged_from": {
+                "base": str(base),
+                "base_fingerprint": meta["base_model"]["fingerprint"],
+                "adapter": str(adapter),
+            },
             "template": meta["template"],
             "prepare": meta.get("prepare"),
             "model_type": merged.config.model_type,

@@ -53,8 +53,10 @@ def chat_command(server: str, port: int, host: str) -> list[str]:
 def register(app: typer.Typer) -> None:
     @app.command("serve")
     def serve_cmd(
-        base: str = typer.Option(
-            ..., "--base", help="Base model dir (the one the adapters were trained on)."
+        base: str | None = typer.Option(
+            None,
+            "--base",
+            help="Base model dir (default: the base recorded in the first adapter's twin.json).",
         ),
         adapter: list[str] = typer.Option(
             None, "--adapter", help="Adapter dir, or NAME=DIR (repeatable; the first is the default)."
@@ -98,8 +100,15 @@ def register(app: typer.Typer) -> None:
         import uvicorn
 
         from twin.serve.app import create_app
-        from twin.serve.engine import Engine
+        from twin.serve.engine import Engine, parse_adapter_specs
         from twin.serve.schemas import Limits
+
+        if base is None:
+            if not adapter:
+                raise TwinError("give --base DIR, or an --adapter whose twin.json names its base")
+            from twin.model.load import resolve_base
+
+            base = str(resolve_base(parse_adapter_specs(adapter[:1])[0][1]))
 
         engine = Engine(
             base, adapter or [], default=default_adapter, dtype=dtype, quantize=quantize, device=device
