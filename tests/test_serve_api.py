@@ -87,7 +87,7 @@ def test_reply_shape_and_determinism(client):
     r = client.post("/reply", json=body(temperature=0, seed=1, max_new_tokens=12))
     assert r.status_code == 200, r.text
     data = r.json()
-    assert set(data) >= {"reply", "adapter", "usage", "latency_s", "tokens_per_s"}
+    assert set(data) >= {"reply", "adapter", "usage", "latency_s", "tokens_per_s", "queue_s"}
     assert data["adapter"] == "twin"
     assert data["usage"]["prompt_tokens"] > 20 and 1 <= data["usage"]["completion_tokens"] <= 12
     assert data["latency_s"] > 0 and data["tokens_per_s"] > 0
@@ -135,6 +135,10 @@ def test_adapters_are_isolated_under_concurrency(client):
     for i, got in enumerate(together):
         want = alone[i % len(reqs)]
         assert (got["adapter"], got["reply"], got["usage"]) == (want["adapter"], want["reply"], want["usage"])
+    # One worker: six clients at once means some requests waited a whole generation or more, and
+    # queue_s says so (latency_s stays the generation's own time).
+    assert max(g["queue_s"] for g in together) > min(g["latency_s"] for g in together)
+    assert all(g["queue_s"] >= 0 for g in alone + together)
 
 
 def test_stream_sends_tokens_then_done(client):
@@ -149,6 +153,7 @@ def test_stream_sends_tokens_then_done(client):
     assert "".join(d["text"] for e, d in events if e == "token") == done["reply"]
     plain = client.post("/reply", json=body(temperature=1.0, seed=2, max_new_tokens=16)).json()
     assert plain["reply"] == done["reply"] and plain["usage"] == done["usage"]
+    assert done["queue_s"] >= 0 and done["latency_s"] > 0
 
 
 def test_openai_chat_completions(client):

@@ -66,6 +66,7 @@ class Generation:
     completion_tokens: int
     seconds: float
     stopped_by: str = "length"  # "eos", "stop" (a stop string) or "length" (max_new_tokens)
+    queue_seconds: float = 0.0  # set by the server: time the request waited before generation began
 
     @property
     def tokens_per_s(self) -> float:

@@ -190,9 +190,21 @@ def create_app(
             raise ApiError(503, "the twin is busy with other requests; retry after the given seconds",
                            headers={"Retry-After": str(e.retry_after)}) from None  # fmt: skip
 
+    def timed(job: Callable[..., Generation]) -> Callable[..., Generation]:
+        """``job`` that records how long it waited for the worker (call right before submitting)."""
+        submitted = time.perf_counter()
+
+        def waited(*args: Any, **kwargs: Any) -> Generation:
+            wait = time.perf_counter() - submitted
+            gen = job(*args, **kwargs)
+            gen.queue_seconds = wait
+            return gen
+
+        return waited
+
     async def run(job: Callable[..., Generation]) -> Generation:
         reserve()
-        return await asyncio.wrap_future(gate.submit(job))
+        return await asyncio.wrap_future(gate.submit(timed(job)))
 
     def stream(job: Callable[..., Generation], render: Callable[[str, Any], str]) -> StreamingResponse:
         """Run ``job(on_delta, cancel)`` on the worker; ``render(kind, value)`` makes each SSE frame."""
@@ -207,6 +219,7 @@ def create_app(
             except RuntimeError:  # the event loop is gone (server shutting down)
                 cancel.set()
 
+        job = timed(job)
         future = gate.submit(lambda: job(lambda d: put(("delta", d)), cancel))
         future.add_done_callback(lambda f: put(("done", f)))
 
@@ -238,6 +251,7 @@ def create_app(
             usage=Usage(prompt_tokens=gen.prompt_tokens, completion_tokens=gen.completion_tokens),
             latency_s=round(gen.seconds, 4),
             tokens_per_s=round(gen.tokens_per_s, 2),
+            queue_s=round(gen.queue_seconds, 4),
             finish_reason="length" if gen.stopped_by == "length" else "stop",
         ).model_dump()
 

@@ -35,8 +35,9 @@ class ReplyResponse(BaseModel):
     reply: str
     adapter: str
     usage: Usage
-    latency_s: float
+    latency_s: float  # the generation's own time
     tokens_per_s: float
+    queue_s: float = 0.0  # time spent waiting for the worker before generation began
     finish_reason: Literal["stop", "length"] = "stop"
 
 
