@@ -25,7 +25,7 @@ CHAT_PORT ?= 8501
 DEMO_SERVE ?= 1
 
 .PHONY: help install export import-desktop prepare tiny download train serve chat eval merge gguf \
-        demo test lint bench browser clean
+        demo test lint bench browser llama-cpp clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -76,6 +76,15 @@ gguf: $(STAMP)  ## merged model -> GGUF + Ollama Modelfile
 
 demo: $(STAMP)  ## the whole pipeline on the bundled sample (DEMO_SERVE=0: skip the servers)
 	$(TWIN) demo --serve $(DEMO_SERVE) --host $(HOST) --port $(PORT) --chat-port $(CHAT_PORT) $(ARGS)
+
+# llama.cpp's Python binding, so tests/test_gguf.py also runs the exported GGUF in llama.cpp.
+# It compiles from source (~9 min on 2 cores, once; pip caches the wheel), so `make test` does not
+# wait for it; .ci/run does. Best effort: if it cannot build, that test skips and says why.
+llama-cpp: $(STAMP)  ## optional: build llama-cpp-python for the GGUF round-trip test
+	@$(PY) -c "import llama_cpp" 2>/dev/null || { echo "building llama-cpp-python (one time, several minutes) ..."; \
+	  CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+	  timeout 1800 $(PY) -m pip install --quiet -e ".[gguf-check]" \
+	  || echo "note: could not build llama-cpp-python; the GGUF generation test will skip with a reason"; }
 
 # Debian's Chromium for the one real-browser test; best effort (the test says why it skips).
 browser:

@@ -200,7 +200,7 @@ def test_bad_inputs_are_twin_errors(tmp_path, tiny_base):
 
 def test_llama_cpp_loads_and_matches_transformers(tiny_base, exported):
     llama_cpp = pytest.importorskip(
-        "llama_cpp", reason="llama-cpp-python not installed (optional: pip install llama-cpp-python)"
+        "llama_cpp", reason="llama-cpp-python not installed (optional, builds from source: make llama-cpp)"
     )
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
