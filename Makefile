@@ -25,7 +25,7 @@ CHAT_PORT ?= 8501
 DEMO_SERVE ?= 1
 
 .PHONY: help install export import-desktop prepare tiny download train serve chat eval merge gguf \
-        demo test lint bench browser llama-cpp clean
+        demo test lint bench browser go llama-cpp clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -91,7 +91,12 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	  || echo "note: could not install chromium; the browser test will skip with a reason"; }
 
-test: $(STAMP) browser  ## the test suite
+# Go's text/template, to check the Ollama Modelfile renders exactly twin's prompt; best effort (~20 s).
+go:
+	@command -v go >/dev/null 2>&1 || { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go >/dev/null) \
+	  || echo "note: could not install Go; the Modelfile template test will skip with a reason"; }
+
+test: $(STAMP) browser go  ## the test suite
 	$(PY) -m pytest -q $(ARGS)
 
 lint: $(STAMP)  ## ruff
