@@ -124,6 +124,10 @@ def _ids(tok, text: str) -> list[int]:
         ("sure, see you at 7\nAlice: no wait", speaker_stops("Alice"), "sure, see you at 7", "stop"),
         ("ok then\n### Their new message:\nbye", (), "ok then", "stop"),
         ("  thanks!  ", (), "thanks!", "eos"),
+        # An opening speaker label (the context's "Name: text" layout copied) is not part of the reply.
+        ("Alice: see you at 7", speaker_stops("Alice"), "see you at 7", "eos"),
+        ("Me: ok\nAlice: fine", speaker_stops("Alice"), "ok", "stop"),
+        ("Ali is here", speaker_stops("Alice"), "Ali is here", "eos"),
     ],
 )
 def test_stops_at_stop_strings_and_eos(tiny, prompt, script, extra, want, reason):
@@ -154,6 +158,12 @@ def test_visible_holds_back_possible_stop_prefixes():
     assert _visible("hi there\n##", STOP_STRINGS, final=True) == ("hi there\n##", False)
     assert _visible("a\n### b", STOP_STRINGS, final=False) == ("a", True)
     assert _visible("caf\ufffd", STOP_STRINGS, final=False) == ("caf", False)
+    # An opening that may still become a speaker label is held back; "Me" alone, at the end, is a reply.
+    labels = speaker_stops("Mom")
+    assert _visible("Mo", labels, final=False) == ("", False)
+    assert _visible(" Mom: hi", labels, final=False) == ("hi", False)
+    assert _visible("Me", labels, final=True) == ("Me", False)
+    assert _visible("Mommy dearest", labels, final=False) == ("Mommy dearest", False)
 
 
 def test_build_reply_prompt_is_the_training_prompt(tiny):

@@ -172,13 +172,39 @@ def _partial_stop(text: str, stops: Sequence[str]) -> int:
     return best
 
 
+def _leading_label(text: str, stops: Sequence[str], final: bool) -> int | None:
+    """How many characters of ``text`` are a speaker label it opens with ("Me: ", "Alice: "); None
+    while it could still become one (only when not ``final``).
+
+    The labels are the speaker stops (``"\nAlice:"``) without their newline. An undertrained model
+    copies the context's ``Name: text`` layout and opens the reply with a label; the label is
+    never part of a message, so it is dropped (what follows it is still cut at the next speaker).
+    """
+    body = text.lstrip()
+    pad = len(text) - len(body)
+    for stop in stops:
+        if not (stop.startswith("\n") and stop.endswith(":") and len(stop) > 2):
+            continue
+        label = stop[1:]
+        if body.startswith(label):
+            return pad + len(label)
+        if not final and label.startswith(body):
+            return None
+    return 0
+
+
 def _visible(text: str, stops: Sequence[str], final: bool) -> tuple[str, bool]:
     """The part of the generated text that is safe to show now, and whether a stop string was hit.
 
-    Held back until decoding settles: a tail that may become a stop string, an incomplete UTF-8
-    character (decoded as U+FFFD) and trailing whitespace (the reply is stripped at the end, so
-    the concatenated deltas always equal the final reply).
+    Held back until decoding settles: an opening that may become a speaker label, a tail that may
+    become a stop string, an incomplete UTF-8 character (decoded as U+FFFD) and trailing
+    whitespace (the reply is stripped at the end, so the concatenated deltas always equal the
+    final reply).
     """
+    skip = _leading_label(text, stops, final)
+    if skip is None:
+        return "", False
+    text = text[skip:]
     cut = _find_stop(text, stops)
     stopped = cut != -1
     if stopped:

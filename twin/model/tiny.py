@@ -109,7 +109,10 @@ def texts_from_dir(path: str | os.PathLike) -> list[str]:
             session = str(ex.get("session"))
             if session not in seen_sessions:  # the prompt's own wording, once per session
                 seen_sessions.add(session)
-                docs.append(build_prompt([], ex["instruction"], contact=ex.get("contact")))
+                # With the reply after it: a bare prompt followed by EOS taught the base that a
+                # reply is empty, and the nearest thing to it, a "Name: text" transcript line.
+                prompt = build_prompt([], ex["instruction"], contact=ex.get("contact"))
+                docs.append(prompt + ex["response"])
     else:
         files = sorted(p.rglob("*.jsonl")) if p.is_dir() else [p]
         for f in files:
