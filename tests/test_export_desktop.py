@@ -15,7 +15,7 @@ import pytest
 from twin import cli
 from twin.errors import TwinError
 from twin.sources import telegram_desktop as td
-from twin.sources.records import FIELDS, read_dialog, write_dialog
+from twin.sources.records import FIELDS, decode_rows, dumps_record, encode_rows, read_dialog, write_dialog
 from twin.sources.telegram_desktop import import_desktop
 
 FIX = Path(__file__).resolve().parent / "fixtures" / "telegram"
@@ -349,7 +349,7 @@ def test_export_folder_and_bom_and_lone_surrogates(tmp_path):
     assert records(tmp_path / "raw3", 700000000)[3645]["text"] == "hello \ufffd world"
 
 
-def test_fast_writer_matches_records_write_dialog(tmp_path):
+def test_orjson_writer_matches_the_stdlib_record_encoding(tmp_path):
     texts = ['q"uote \\ back', "tab\tnl\ncr\r\x00\x1f\x7f", "\u2028\u2029 emoji 👍🏽 кириллица", "", "/slash"]
     rows = [
         {k: None for k in FIELDS}
@@ -357,9 +357,13 @@ def test_fast_writer_matches_records_write_dialog(tmp_path):
            "out": bool(i % 2), "text": t, "forwarded": False}
         for i, t in enumerate(texts)
     ]  # fmt: skip
-    td.write_rows(tmp_path / "fast.jsonl", rows)
+    reference = "".join(dumps_record(r) + "\n" for r in rows).encode("utf-8")  # stdlib json
+    assert encode_rows(rows) == reference  # orjson
     write_dialog(tmp_path / "ref.jsonl", rows)
-    assert (tmp_path / "fast.jsonl").read_bytes() == (tmp_path / "ref.jsonl").read_bytes()
+    assert (tmp_path / "ref.jsonl").read_bytes() == reference
+    assert decode_rows(reference) == rows
+    huge = [rows[1] | {"dialog_id": 2**64 + 1}]  # orjson refuses it: the exact stdlib fallback
+    assert encode_rows(huge) == (dumps_record(huge[0]) + "\n").encode("utf-8")
 
 
 # --------------------------------------------------------------------------------------- bad input

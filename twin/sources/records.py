@@ -1,8 +1,8 @@
 """The raw record: one message, one JSON object per line in ``data/raw/<source>/<dialog_id>.jsonl``.
 
 This is the contract between the export stage and everything after it (see the README's
-"Formats"). Every exporter writes through :func:`write_dialog` so output is byte-identical for
-identical input, sorted by (date, id), and merged without duplicates.
+"Formats"). Every exporter encodes through :func:`encode_rows` (directly, or via :func:`write_dialog`)
+so output is byte-identical for identical input, sorted by (date, id), and merged without duplicates.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from twin.errors import TwinError
-from twin.fileio import atomic_open
+from twin.fileio import atomic_write_bytes
 
 # Field order is part of the format: it makes re-exports byte-identical.
 FIELDS = ("source", "dialog_id", "dialog_name", "id", "date", "out", "text", "reply_to", "forwarded", "media")
@@ -129,10 +129,28 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
 
 
 def read_dialog(path: str | os.PathLike, *, validate: bool = True) -> list[RawRecord]:
-    """All records of one dialog file, validated, in file order."""
+    """All records of one dialog file, validated, in file order; bad JSON names file and line.
+
+    orjson, not :func:`iter_jsonl`'s stdlib json: re-imports and incremental exports read every
+    existing record, ~5x faster this way (same errors).
+    """
+    import orjson
+
+    path = Path(path)
+    try:
+        f = path.open("rb")
+    except FileNotFoundError:
+        raise TwinError(f"{path}: file not found") from None
     out = []
-    for lineno, obj in iter_jsonl(path):
-        out.append(validate_record(obj, f"{path}:{lineno}") if validate else obj)
+    with f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = orjson.loads(line)
+            except orjson.JSONDecodeError as e:
+                raise TwinError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
+            out.append(validate_record(obj, f"{path}:{lineno}") if validate else obj)
     return out
 
 
@@ -151,13 +169,37 @@ def merge_records(existing: Iterable[dict], new: Iterable[dict]) -> list[dict]:
     return sorted(by_id.values(), key=sort_key)
 
 
+def encode_rows(rows: list[dict]) -> bytes:
+    """JSONL bytes of records already sorted and in canonical field order (:data:`FIELDS`).
+
+    The same bytes as :func:`dumps_record` per line, via orjson: ``dumps_record`` (stdlib json)
+    costs ~7 µs a record, more than half of a million-message import; orjson writes the identical
+    compact UTF-8 form (the tests compare them byte for byte) several times faster. The list is
+    encoded in one call and cut into lines at ``},{"source":``, which can only be a record
+    boundary: records hold no nested objects, and inside a JSON string every ``"`` is escaped.
+    """
+    import orjson
+
+    if not rows:
+        return b""
+    try:
+        blob = orjson.dumps(rows)
+    except (orjson.JSONEncodeError, TypeError):  # e.g. an id beyond 64 bits: the slow exact path
+        return "".join(dumps_record(r) + "\n" for r in rows).encode("utf-8")
+    return blob[1:-1].replace(b'},{"source":', b'}\n{"source":') + b"\n"
+
+
+def decode_rows(blob: bytes) -> list[dict]:
+    """The records of :func:`encode_rows` bytes."""
+    import orjson
+
+    return [orjson.loads(line) for line in blob.split(b"\n") if line]
+
+
 def write_dialog(path: str | os.PathLike, records: Iterable[dict]) -> int:
     """Atomically write a dialog file, sorted by (date, id). Returns the record count."""
-    rows = sorted(records, key=sort_key)
-    with atomic_open(path, "w") as f:
-        for rec in rows:
-            f.write(dumps_record(rec))
-            f.write("\n")
+    rows = [{k: rec.get(k) for k in FIELDS} for rec in sorted(records, key=sort_key)]
+    atomic_write_bytes(path, encode_rows(rows))
     return len(rows)
 
 

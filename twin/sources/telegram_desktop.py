@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from twin.errors import TwinError
-from twin.sources.records import FIELDS, dumps_record, merge_records, validate_record
+from twin.sources.records import FIELDS, decode_rows, encode_rows, merge_records, read_dialog
 
 log = logging.getLogger(__name__)
 
@@ -849,8 +849,8 @@ def _plan_writes(out_dir: Path, dialogs: dict[int, bytes], counts: Counter[str])
         if target.exists():
             if target.read_bytes() == blob:
                 continue  # a re-import of the same chat: nothing to merge, nothing to write
-            # Canonical field order, so orjson writes the same bytes as records.dumps_record.
-            existing = [{k: r.get(k) for k in FIELDS} for r in read_existing(target)]
+            # Canonical field order, as encode_rows needs.
+            existing = [{k: r.get(k) for k in FIELDS} for r in read_dialog(target)]
             known = {r["id"] for r in existing}
             new = decode_rows(blob)
             counts["new"] += sum(r["id"] not in known for r in new)
@@ -862,23 +862,6 @@ def _plan_writes(out_dir: Path, dialogs: dict[int, bytes], counts: Counter[str])
             counts["new"] += blob.count(b"\n")
             plan.append((target, blob))
     return plan
-
-
-def read_existing(path: Path) -> list[dict]:
-    """:func:`records.read_dialog` with orjson (same checks, same error messages), ~5x faster."""
-    import orjson
-
-    rows = []
-    with path.open("rb") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = orjson.loads(line)
-            except orjson.JSONDecodeError as e:
-                raise TwinError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
-            rows.append(validate_record(obj, f"{path}:{lineno}"))
-    return rows
 
 
 def commit(plan: list[tuple[Path, bytes]]) -> None:
@@ -905,40 +888,6 @@ def commit(plan: list[tuple[Path, bytes]]) -> None:
         raise
     for tmp, target in temps:
         os.replace(tmp, target)
-
-
-def encode_rows(rows: list[dict]) -> bytes:
-    """JSONL bytes of sorted records: the same bytes :func:`records.write_dialog` writes, via orjson.
-
-    ``records.dumps_record`` (stdlib json) costs ~7 µs a record, more than half of a
-    million-message import; orjson writes the identical compact UTF-8 form (the tests compare
-    them byte for byte) several times faster. The records must be in canonical field order (they
-    are built or re-keyed so). The list is encoded in one call and cut into lines at
-    ``},{"source":``, which can only be a record boundary: records hold no nested objects, and
-    inside a JSON string every ``"`` is escaped.
-    """
-    import orjson
-
-    if not rows:
-        return b""
-    try:
-        blob = orjson.dumps(rows)
-    except (orjson.JSONEncodeError, TypeError):  # e.g. an id beyond 64 bits: the slow exact path
-        return "".join(dumps_record(r) + "\n" for r in rows).encode("utf-8")
-    return blob[1:-1].replace(b'},{"source":', b'}\n{"source":') + b"\n"
-
-
-def decode_rows(blob: bytes) -> list[dict]:
-    """The records of :func:`encode_rows` bytes."""
-    import orjson
-
-    return [orjson.loads(line) for line in blob.split(b"\n") if line]
-
-
-def write_rows(path: Path, rows: list[dict]) -> int:
-    """Atomically write one dialog file of sorted records (see :func:`encode_rows`)."""
-    commit([(Path(path), encode_rows(rows))])
-    return len(rows)
 
 
 class _bar:
