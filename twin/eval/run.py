@@ -100,18 +100,11 @@ def _generator(cfg: EvalConfig) -> Callable[..., str]:
             top_k=cfg.top_k,
             repetition_penalty=cfg.repetition_penalty,
             seed=seed,
+            extra_stops=tuple(stops),
         )
-        params.extra_stops = tuple(stops)
         return generate(model, tokenizer, prompt, params).text.strip()
 
     return gen
-
-
-def _speaker_stops(contact: str | None, template: str) -> tuple[str, ...]:
-    """Serving's extra stops (a new speaker line), so a model that writes on is cut as in serving."""
-    from twin.model.generate import speaker_stops
-
-    return tuple(speaker_stops(contact, template))
 
 
 def summarize(rows: list[dict], *, pet_top: int = 10) -> dict:
@@ -143,6 +136,7 @@ def summarize(rows: list[dict], *, pet_top: int = 10) -> dict:
 def run_eval(cfg: EvalConfig, *, progress: bool = True) -> dict:
     """Evaluate and write eval.json, eval_samples.jsonl and report.html; returns the results dict."""
     from twin.fileio import atomic_write_json, atomic_write_jsonl
+    from twin.model.generate import speaker_stops
     from twin.model.load import load_base, read_adapter_meta, resolve_base
     from twin.prompt import build_prompt
     from twin.train.data import read_examples
@@ -150,7 +144,7 @@ def run_eval(cfg: EvalConfig, *, progress: bool = True) -> dict:
     started = time.perf_counter()
     adapter = Path(cfg.adapter)
     meta = read_adapter_meta(adapter)
-    base = resolve_base(adapter, cfg.base)
+    base = resolve_base(adapter, cfg.base, meta)
     val_path = Path(cfg.data) / cfg.val_file
     examples = _select(read_examples(val_path), cfg.max_examples, cfg.seed)
     run = cfg.run or adapter.name
@@ -190,7 +184,7 @@ def run_eval(cfg: EvalConfig, *, progress: bool = True) -> dict:
             contact=ex.get("contact"),
             tokenizer=tokenizer,
         )
-        stops = _speaker_stops(ex.get("contact"), template)
+        stops = speaker_stops(ex.get("contact"), template)
         with model.disable_adapter():
             base_reply = gen(model, tokenizer, prompt, cfg.seed + i, stops)
         twin_reply = gen(model, tokenizer, prompt, cfg.seed + i, stops)

@@ -177,14 +177,16 @@ def load_base(
     return model, tokenizer
 
 
-def resolve_base(adapter_dir: str | os.PathLike, base: str | os.PathLike | None = None) -> Path:
+def resolve_base(
+    adapter_dir: str | os.PathLike, base: str | os.PathLike | None = None, meta: dict | None = None
+) -> Path:
     """The base model an adapter runs on: ``base`` if given, else the path its twin.json records.
 
     Either way the directory must exist and carry the fingerprint the adapter was trained on, so an
-    adapter is never silently applied to another model.
+    adapter is never silently applied to another model. ``meta``: the twin.json already read.
     """
     adapter = Path(adapter_dir)
-    meta = read_adapter_meta(adapter)
+    meta = meta if meta is not None else read_adapter_meta(adapter)
     base_str = str(base or meta["base_model"].get("path") or "")
     if not base_str or not Path(base_str).exists():
         raise TwinError(

@@ -46,11 +46,11 @@ def merge_adapter(
     force: bool = False,
 ) -> Path:
     """Merge ``adapter`` into ``base`` (default: the base recorded in twin.json) and save to ``out``."""
-    from twin.model.load import load_base, read_adapter_meta, resolve_base
+    from twin.model.load import base_fingerprint, load_base, read_adapter_meta, resolve_base
 
     adapter = Path(adapter)
     meta = read_adapter_meta(adapter)
-    base = resolve_base(adapter, base)
+    base = resolve_base(adapter, base, meta)
     out = Path(out)
     if out.exists() and not force and any(out.iterdir()) and not (out / MERGED_META).is_file():
         raise TwinError(f"{out}: exists and is not a twin merge output; pick an empty --out or pass --force")
@@ -72,7 +72,7 @@ def merge_adapter(
             "format": 1,
             "merged_from": {
                 "base": str(base),
-                "base_fingerprint": meta["base_model"]["fingerprint"],
+                "base_fingerprint": base_fingerprint(base),
                 "adapter": str(adapter),
             },
             "template": meta["template"],
