@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from twin.errors import TwinError
 from twin.sources import telegram_desktop as td
 from twin.sources.records import FIELDS, decode_rows, dumps_record, encode_rows, read_dialog, write_dialog
 from twin.sources.telegram_desktop import import_desktop
+from twin.sources.telegram_desktop import parse as td_parse
 
 FIX = Path(__file__).resolve().parent / "fixtures" / "telegram"
 DM = FIX / "DM_2A_7M.json"
@@ -287,7 +289,8 @@ def test_kinds_of_message_and_what_is_skipped(tmp_path):
     s = import_desktop(f, tmp_path / "raw")
     assert s["dialogs"] == 1 and s["messages"] == 7 and s["media_only"] == 4
     assert s["skipped_chats"] == {
-        "bot_chat": 1, "private_group": 1, "private_supergroup": 1, "public_channel": 1, "saved_messages": 1,
+        "bot_chat": 1, "empty": 1, "private_group": 1, "private_supergroup": 1, "public_channel": 1,
+        "saved_messages": 1,
     }  # fmt: skip
     assert s["skipped_messages"] == {"service": 2, "empty": 1, "other_type": 1, "in_skipped_chats": 5}
     recs = records(tmp_path / "raw", 2)
@@ -298,6 +301,7 @@ def test_kinds_of_message_and_what_is_skipped(tmp_path):
     s = import_desktop(f, tmp_path / "groups", include_groups=True)  # groups yes, channels never
     assert s["dialogs"] == 3 and s["skipped_chats"] == {
         "bot_chat": 1,
+        "empty": 1,
         "public_channel": 1,
         "saved_messages": 1,
     }
@@ -487,7 +491,7 @@ def test_cli_prints_the_summary(tmp_path, monkeypatch, capsys):
 
 
 def _whole_file_only(monkeypatch) -> None:
-    monkeypatch.setattr(td, "SPLIT_MIN_BYTES", 10**15)
+    monkeypatch.setattr(td_parse, "SPLIT_MIN_BYTES", 10**15)
 
 
 @pytest.fixture(scope="module")
@@ -503,7 +507,7 @@ def generated(tmp_path_factory) -> Path:
 def test_chat_by_chat_path_gives_the_same_result_as_whole_file(
     tmp_path, monkeypatch, caplog, generated, include_groups
 ):
-    monkeypatch.setattr(td, "SPLIT_MIN_BYTES", 0)
+    monkeypatch.setattr(td_parse, "SPLIT_MIN_BYTES", 0)
     caplog.set_level("DEBUG", logger=td.__name__)
     results = {}
     for name, export in (("gen", generated), ("sample", SAMPLE)):
@@ -525,7 +529,7 @@ def test_chat_by_chat_path_gives_the_same_result_as_whole_file(
 
 
 def test_chat_by_chat_errors_keep_exact_positions(tmp_path, monkeypatch, generated):
-    monkeypatch.setattr(td, "SPLIT_MIN_BYTES", 0)
+    monkeypatch.setattr(td_parse, "SPLIT_MIN_BYTES", 0)
     text = generated.read_text(encoding="utf-8")
     third = text.index(
         '\n   {\n    "name"', text.index('\n   {\n    "name"', text.index('\n   {\n    "name"') + 1) + 1
@@ -556,7 +560,7 @@ def test_failed_write_leaves_every_file_as_it_was(tmp_path, monkeypatch):
     import_desktop(MULTI, raw)
     before = tree_hash(raw)
     calls = []
-    real_fsync = td.os.fsync
+    real_fsync = os.fsync
 
     def failing_fsync(fd):  # the disk fills up while writing the second file
         calls.append(fd)
@@ -564,7 +568,101 @@ def test_failed_write_leaves_every_file_as_it_was(tmp_path, monkeypatch):
             raise OSError(28, "No space left on device")
         real_fsync(fd)
 
-    monkeypatch.setattr(td.os, "fsync", failing_fsync)
+    monkeypatch.setattr(os, "fsync", failing_fsync)
     with pytest.raises(OSError):
         import_desktop(SAMPLE, raw)
     assert len(calls) == 2 and tree_hash(raw) == before  # nothing renamed, no temp files left
+
+
+# ------------------------------------------------------------------- edges found on real exports
+
+
+def test_messages_sharing_one_id_warn_with_the_count(tmp_path, caplog):
+    same = [msg(1, "user2" if i % 2 else "user1", f"m{i}", t=1_700_000_000 + i) for i in range(250)]
+    media = [msg(2, "user2", "", media_type="sticker"), msg(2, "user2", "", media_type="sticker")]
+    f = write_json(
+        tmp_path / "r.json",
+        account([{"name": "P", "type": "personal_chat", "id": 2, "messages": same + media}]),
+    )
+    s = import_desktop(f, tmp_path / "raw")
+    assert s["messages"] == 2 and s["skipped_messages"]["duplicate"] == 250
+    assert s["media_only"] == 1  # counted after de-duplication: one sticker record was written
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "250 message(s) repeat the id" in warnings[0]
+
+
+def test_a_chat_in_both_chats_and_left_chats_is_not_a_damaged_export(tmp_path, caplog):
+    chat = {
+        "name": "P",
+        "type": "personal_chat",
+        "id": 2,
+        "messages": [msg(1, "user2", "a"), msg(2, "user1", "b")],
+    }
+    s = import_desktop(write_json(tmp_path / "r.json", account([chat], left=[chat])), tmp_path / "raw")
+    assert s["messages"] == 2 and s["skipped_messages"]["duplicate"] == 2
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+@pytest.mark.parametrize("zero", ["0", "0000000000", 0])
+def test_zero_unixtime_falls_back_to_the_local_date_with_a_warning(tmp_path, caplog, zero):
+    m = msg(1, "user2", "hi", date="2021-05-06T07:08:09", date_unixtime=zero)
+    f = write_json(
+        tmp_path / "z.json",
+        {"name": "P", "type": "personal_chat", "id": 2, "messages": [m, msg(2, "user1", "yo")]},
+    )
+    s = import_desktop(f, tmp_path / "raw", tz="UTC")
+    assert records(tmp_path / "raw", 2)[1]["date"] == "2021-05-06T07:08:09Z" and s["local_dates"] == 1
+    assert "1 message(s) had date_unixtime 0" in caplog.text
+
+
+def test_me_hint_lists_every_sender_pasteably(tmp_path, monkeypatch, capsys):
+    # 25 senders, none decidable as the owner: the error names 20 and says how to see the rest.
+    names = [f"P{i} 🌸" for i in range(23)] + ["Al\x07ice", "O'Neil"]
+    chats = [
+        {
+            "name": n,
+            "type": "personal_chat",
+            "id": 900 + i,
+            "messages": [msg(1, f"user{100 + i}", "hi") | {"from": n}],
+        }
+        for i, n in enumerate(names)
+    ]  # the peers' ids are not the chat ids: the owner cannot be inferred
+    f = write_json(tmp_path / "m.json", account(chats, user_id=None))
+    code, err = run_cli(monkeypatch, capsys, "export", "desktop", str(f), "--out", str(tmp_path / "raw"))
+    assert code == 2 and err.count("\n") == 1 and "+5 more (add --list-senders" in err
+    twin = Path(sys.executable).parent / "twin"
+    listed = subprocess.run(
+        [str(twin), "export", "desktop", str(f), "--list-senders"], capture_output=True, text=True, check=True
+    ).stdout
+    out = [line.split("\t") for line in listed.splitlines()]
+    assert len(out) == 25
+    # each printed --me value, pasted into a shell, gives back exactly the sender's name
+    for (me, uid, _), name in zip(sorted(out, key=lambda r: int(r[1][4:])), names, strict=True):
+        echoed = subprocess.run(
+            ["bash", "-c", f"printf %s {me[len('--me ') :]}"], capture_output=True, text=True
+        )
+        assert echoed.stdout == name, (me, name)
+        assert import_desktop(f, tmp_path / f"raw-{uid}", me=echoed.stdout)["owner"] == uid
+
+
+def test_empty_chats_count_as_skipped(tmp_path):
+    chats = [
+        {"name": "P", "type": "personal_chat", "id": 2, "messages": [msg(1, "user2", "a")]},
+        {"name": "Q", "type": "personal_chat", "id": 3, "messages": []},
+    ]
+    s = import_desktop(write_json(tmp_path / "e.json", account(chats)), tmp_path / "raw")
+    assert s["dialogs"] == 1 and s["skipped_chats"] == {"empty": 1}
+
+
+def test_an_error_is_the_only_line_printed(tmp_path):
+    bad = [msg(1, "user2", "a"), msg(2, "user1", "b", reply_to_message_id="x")]
+    f = write_json(
+        tmp_path / "b.json", account([{"name": "P", "type": "personal_chat", "id": 2, "messages": bad}])
+    )
+    twin = Path(sys.executable).parent / "twin"
+    proc = subprocess.run(
+        [str(twin), "export", "desktop", str(f), "--out", str(tmp_path / "raw")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2 and proc.stdout == "", proc.stdout
+    assert proc.stderr.count("\n") == 1 and "reply_to_message_id" in proc.stderr

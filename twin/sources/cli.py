@@ -37,11 +37,17 @@ def register(app: typer.Typer) -> None:
             "(e.g. Europe/Berlin; default: this machine's zone).",
         ),
         include_groups: bool = typer.Option(False, "--include-groups", help="Also import group chats."),
+        list_senders: bool = typer.Option(
+            False, "--list-senders", help="Only list every sender (name as --me takes it, id, messages)."
+        ),
     ) -> None:
         """Import a Telegram Desktop "Export chat history" JSON (no API keys needed)."""
-        from twin.sources.telegram_desktop import import_desktop
+        from twin.sources import telegram_desktop
 
-        summary = import_desktop(path, out, me=me, include_groups=include_groups, tz=tz)
+        if list_senders:
+            _print_senders(telegram_desktop.list_senders(path))
+            return
+        summary = telegram_desktop.import_desktop(path, out, me=me, include_groups=include_groups, tz=tz)
         _print_summary(summary)
 
     @export.command("telegram")
@@ -85,3 +91,11 @@ def _print_summary(summary: dict) -> None:
             value = ", ".join(f"{k}: {v}" for k, v in value.items()) or "-"
         table.add_row(str(key), str(value))
     Console(stderr=True).print(table)
+
+
+def _print_senders(senders: list[tuple[str, str, int]]) -> None:
+    """One sender a line: ``--me`` value to paste (quoted for the shell), user id, message count."""
+    from twin.sources.telegram_desktop import shell_word
+
+    for name, uid, n in senders:
+        print(f"--me {shell_word(name) if name else uid}\t{uid}\t{n} messages")

@@ -1,0 +1,49 @@
+"""Names and small helpers every part of the Desktop importer uses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+SOURCE = "telegram"
+
+
+PERSONAL = "personal_chat"
+
+
+GROUP_TYPES = frozenset({"private_group", "private_supergroup", "public_supergroup"})
+
+
+HOW_TO_EXPORT = (
+    "export it from Telegram Desktop: Settings > Advanced > Export Telegram data, "
+    "format 'Machine-readable JSON'"
+)
+
+
+# Message keys Desktop writes for media that has no ``media_type``; first match names the media.
+MEDIA_KEYS = (
+    ("photo", "photo"),
+    ("file", "file"),
+    ("location_information", "location"),
+    ("contact_information", "contact"),
+    ("poll", "poll"),
+    ("game_title", "game"),
+    ("invoice_information", "invoice"),
+    ("giveaway_information", "giveaway"),
+)
+
+
+def wanted(chat_type: str, include_groups: bool) -> bool:
+    return chat_type == PERSONAL or (include_groups and chat_type in GROUP_TYPES)
+
+
+def kind(value: Any) -> str:
+    if value is None:
+        return "null / missing"
+    return {
+        dict: "object",
+        list: "list",
+        str: "string",
+        bool: "boolean",
+        int: "integer",
+        float: "number",
+    }.get(type(value), type(value).__name__)

@@ -1,0 +1,273 @@
+"""Reading the export: the file, its JSON, and (for big account exports) its chats one by one."""
+
+from __future__ import annotations
+
+import codecs
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import tzinfo
+from pathlib import Path
+from typing import Any
+
+from twin.errors import TwinError
+from twin.sources.telegram_desktop.common import HOW_TO_EXPORT, kind
+from twin.sources.telegram_desktop.owner import parse_me
+
+# Below this size the whole file is parsed at once (simplest; memory is no concern there).
+SPLIT_MIN_BYTES = 1_000_000
+
+
+_CHAT_TYPE = re.compile(r"[a-z_]{1,40}")
+
+
+def resolve_file(path: Path) -> Path:
+    if path.is_dir():  # the export folder itself: Desktop puts result.json at its top
+        if (path / "result.json").is_file():
+            return path / "result.json"
+        raise TwinError(f"{path}: is a folder without result.json; pass the export's result.json")
+    if not path.exists():
+        raise TwinError(f"{path}: file not found; pass the result.json of a Telegram Desktop export")
+    return path
+
+
+def parse_zone(tz: str | None) -> tzinfo | None:
+    """The zone for zone-less dates; None means this machine's local zone."""
+    if tz is None:
+        return None
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        return ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise TwinError(
+            f"--tz {tz!r}: unknown time zone; use an IANA name such as Europe/Berlin or UTC"
+        ) from None
+
+
+def read_export(file: Path) -> bytes:
+    try:
+        raw = file.read_bytes()
+    except OSError as e:
+        raise TwinError(f"{file}: cannot read ({e.strerror}); check the path and permissions") from None
+    return raw[len(codecs.BOM_UTF8) :] if raw.startswith(codecs.BOM_UTF8) else raw
+
+
+def parse_json(file: Path, raw: bytes | memoryview) -> tuple[Any, bool]:
+    """Parse with orjson. Returns ``(data, fix_surrogates)``.
+
+    orjson rejects lone UTF-16 surrogates (``"\\ud83d"`` without its pair), which some exports
+    contain; those are re-read with the standard library and their texts repaired later.
+    """
+    import orjson
+
+    try:
+        return orjson.loads(raw), False
+    except orjson.JSONDecodeError as e:
+        if "surrogate" not in e.msg:
+            raise parse_error(file, bytes(raw), e) from None
+    import json
+
+    try:
+        text = bytes(raw).decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise TwinError(f"{file}: not UTF-8 text (bad byte at offset {e.start}); {HOW_TO_EXPORT}") from None
+    try:
+        return json.loads(text), True
+    except json.JSONDecodeError as e:
+        raise TwinError(
+            f"{file}:{e.lineno}:{e.colno}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); "
+            f"{HOW_TO_EXPORT}"
+        ) from None
+
+
+class NotSplittable(Exception):
+    """The fast per-chat path does not apply; parse the whole file instead."""
+
+
+def chat_spans(raw: bytes) -> tuple[bytes, list[tuple[str, int, int]], bytes]:
+    """Cut a pretty-printed account export into its chats without parsing it.
+
+    Returns the file with the chat lists emptied (the "skeleton": account info and other sections),
+    ``(json path, start, end)`` of every chat object, and the indentation unit. It relies on one fact of JSON: a raw
+    newline never occurs inside a string, so a newline followed by exactly ``k`` indentation units
+    and a bracket is structure at depth ``k``. Any surprise raises :class:`NotSplittable`; the
+    skeleton and each chat are parsed afterwards, so a wrong cut cannot go unnoticed.
+    """
+    first = re.match(rb"\{\n( {1,8})\"", raw)
+    if first is None:
+        raise NotSplittable
+    unit = len(first.group(1))
+    ind = b" " * unit
+    spans: list[tuple[str, int, int]] = []
+    pieces: list[bytes] = []
+    pos = 0
+    for section in ("chats", "left_chats"):
+        head = raw.find(b"\n" + ind + b'"' + section.encode() + b'": {\n', pos)
+        if head == -1:
+            if section == "chats":
+                raise NotSplittable
+            continue
+        close = raw.find(b"\n" + ind + b"}", head)  # the section object's own closing brace
+        lst = raw.find(b"\n" + ind * 2 + b'"list": [\n', head, close)
+        if close == -1 or lst == -1:
+            raise NotSplittable
+        items_from = raw.index(b"[", lst) + 1
+        items_to = raw.find(b"\n" + ind * 2 + b"]", items_from, close)
+        if items_to == -1:
+            raise NotSplittable
+        pieces.append(raw[pos:items_from])
+        pos = items_to
+        open_tag, close_tag = b"\n" + ind * 3 + b"{", b"\n" + ind * 3 + b"}"
+        at, i = items_from, 0
+        while True:
+            start = raw.find(open_tag, at, items_to)
+            if start == -1:
+                break
+            end = raw.find(close_tag, start, items_to)
+            if end == -1 or raw[at:start].strip() != (b"," if i else b""):  # only a comma between chats
+                raise NotSplittable
+            spans.append((f"{section}.list[{i}]", start + 1, end + len(close_tag)))
+            at, i = end + len(close_tag), i + 1
+        if raw[at:items_to].strip():
+            raise NotSplittable
+    pieces.append(raw[pos:])
+    return b"".join(pieces), spans, ind
+
+
+def open_split(
+    file: Path, raw: bytes, me: str | None, wanted: Callable[[str], bool], seconds: Counter[str]
+) -> tuple[str, str, Iterator[tuple[str, dict, bool]], int] | None:
+    """The per-chat path for an account export: ``(owner, owner_from, chats, count)`` or None.
+
+    Parsing chat by chat, and freeing each once converted, keeps the peak memory at about the
+    file's size plus the records (the whole file at once also holds every parsed message and
+    orjson's document tree: 2.4 GB for a 386 MB export). It needs the owner before any chat is
+    read, so it applies when the account info or an id ``--me`` names them. Chats whose type is not
+    ``wanted`` are not parsed at all: their type is read from the chat's own ``"type"`` line and
+    their messages are counted by their opening lines (so damage inside a chat that is skipped
+    anyway goes unnoticed on this path; everything imported is parsed and checked).
+    """
+    import orjson
+
+    if len(raw) < SPLIT_MIN_BYTES or (me is not None and parse_me(me) is None):
+        return None
+    t0 = time.perf_counter()
+    try:
+        skeleton, spans, ind = chat_spans(raw)
+        head = orjson.loads(skeleton)
+    except (NotSplittable, orjson.JSONDecodeError, ValueError):
+        return None
+    seconds["parse"] += time.perf_counter() - t0
+    if not isinstance(head, dict):
+        return None
+    if me is not None:
+        owner, owner_from = parse_me(me), "--me"
+    else:
+        info = head.get("personal_information")
+        uid = info.get("user_id") if isinstance(info, dict) else None
+        if not (type(uid) is int or (isinstance(uid, str) and uid.isdigit())):
+            return None  # missing or odd: the whole-file path finds the owner or says why not
+        owner, owner_from = f"user{int(uid)}", "personal_information"
+    view = memoryview(raw)
+    type_tag, message_tag = b"\n" + ind * 4 + b'"type": "', b"\n" + ind * 5 + b"{"
+
+    def chats() -> Iterator[tuple[str, dict, bool]]:
+        for where, start, end in spans:
+            t0 = time.perf_counter()
+            at = raw.find(type_tag, start, end)  # the chat's own key: exactly 4 levels deep
+            if at != -1:
+                at += len(type_tag)
+                ctype = raw[at : raw.find(b'"', at, at + 64)].decode("ascii", "replace")
+                if _CHAT_TYPE.fullmatch(ctype) and not wanted(ctype):
+                    yield (
+                        where,
+                        {"type": ctype, "_message_count": raw.count(message_tag, start, end)},
+                        False,
+                    )
+                    continue
+            try:
+                chat, fix = orjson.loads(view[start:end]), False
+            except orjson.JSONDecodeError as e:
+                if "surrogate" not in e.msg:
+                    raise NotSplittable from None  # the whole-file parse reports the exact position
+                try:
+                    chat, fix = parse_json(file, view[start:end])
+                except TwinError:  # its position would be relative to this chat: parse it all
+                    raise NotSplittable from None
+            seconds["parse"] += time.perf_counter() - t0
+            check_chat(chat, where, file)
+            yield where, chat, fix
+
+    return owner, owner_from, chats(), len(spans)
+
+
+def parse_error(file: Path, raw: bytes, e: Exception) -> TwinError:
+    msg, line, col = e.msg, e.lineno, e.colno  # type: ignore[attr-defined]
+    if not raw.strip():
+        return TwinError(f"{file}: the file is empty; {HOW_TO_EXPORT}")
+    if raw.lstrip()[:1] == b"<":
+        return TwinError(
+            f"{file}:{line}:{col}: not JSON (looks like HTML); re-export choosing 'Machine-readable JSON'"
+        )
+    if e.pos >= len(raw.rstrip()) or "end of data" in msg or "EOF" in msg:  # type: ignore[attr-defined]
+        return TwinError(
+            f"{file}:{line}:{col}: the JSON ends early ({msg} at line {line}, column {col}): the file is "
+            "truncated; finish the download or export again"
+        )
+    return TwinError(
+        f"{file}:{line}:{col}: not valid JSON ({msg} at line {line}, column {col}); {HOW_TO_EXPORT}"
+    )
+
+
+def chats_of(data: Any, file: Path) -> tuple[list[tuple[str, dict]], bool]:
+    """``[(json path, chat)]`` after checking each chat's own fields; and whether it is an account export."""
+    if not isinstance(data, dict):
+        raise TwinError(
+            f"{file}: not a Telegram Desktop export (the top level is a JSON {kind(data)}, "
+            f"expected an object with 'chats' or 'messages'); {HOW_TO_EXPORT}"
+        )
+    if "chats" in data:
+        found: list[tuple[str, dict]] = []
+        for section in ("chats", "left_chats"):
+            block = data.get(section)
+            if block is None and section == "left_chats":
+                continue
+            lst = block.get("list") if isinstance(block, dict) else None
+            if not isinstance(lst, list):
+                raise TwinError(
+                    f"{file}: field '{section}.list' must be a list of chats, got {kind(lst)}; "
+                    f"this does not look like a Telegram Desktop export; {HOW_TO_EXPORT}"
+                )
+            for i, chat in enumerate(lst):
+                where = f"{section}.list[{i}]"
+                check_chat(chat, where, file)
+                found.append((where, chat))
+        return found, True
+    if "messages" in data:
+        check_chat(data, "the chat", file)
+        return [("the chat", data)], False
+    raise TwinError(
+        f"{file}: valid JSON but not a Telegram Desktop export (no 'chats' or 'messages' field); "
+        f"{HOW_TO_EXPORT}"
+    )
+
+
+def check_chat(chat: Any, where: str, file: Path) -> None:
+    if not isinstance(chat, dict):
+        raise TwinError(f"{file}: {where} must be a JSON object, got {kind(chat)}")
+    ctype = chat.get("type")
+    if not isinstance(ctype, str):
+        raise TwinError(
+            f"{file}: {where}: field 'type' must be a string such as 'personal_chat', got {kind(ctype)}"
+        )
+    cid = chat.get("id")
+    if type(cid) is not int:
+        raise TwinError(f"{file}: {where}: field 'id' must be an integer chat id, got {kind(cid)}")
+    name = chat.get("name")
+    if name is not None and not isinstance(name, str):
+        raise TwinError(f"{file}: {where}: field 'name' must be a string, got {kind(name)}")
+    msgs = chat.get("messages")
+    if not isinstance(msgs, list):
+        raise TwinError(f"{file}: {where}: field 'messages' must be a list, got {kind(msgs)}")
