@@ -11,6 +11,8 @@ from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from twin.errors import TwinError
 from twin.sources.telegram_desktop.common import HOW_TO_EXPORT, kind
 from twin.sources.telegram_desktop.owner import parse_me
@@ -60,7 +62,6 @@ def parse_json(file: Path, raw: bytes | memoryview) -> tuple[Any, bool]:
     orjson rejects lone UTF-16 surrogates (``"\\ud83d"`` without its pair), which some exports
     contain; those are re-read with the standard library and their texts repaired later.
     """
-    import orjson
 
     try:
         return orjson.loads(raw), False
@@ -149,7 +150,6 @@ def open_split(
     their messages are counted by their opening lines (so damage inside a chat that is skipped
     anyway goes unnoticed on this path; everything imported is parsed and checked).
     """
-    import orjson
 
     if len(raw) < SPLIT_MIN_BYTES or (me is not None and parse_me(me) is None):
         return None
@@ -170,37 +170,46 @@ def open_split(
         if not (type(uid) is int or (isinstance(uid, str) and uid.isdigit())):
             return None  # missing or odd: the whole-file path finds the owner or says why not
         owner, owner_from = f"user{int(uid)}", "personal_information"
+    return owner, owner_from, _split_chats(file, raw, spans, ind, wanted, seconds), len(spans)
+
+
+def _split_chats(
+    file: Path,
+    raw: bytes,
+    spans: list[tuple[str, int, int]],
+    ind: bytes,
+    wanted: Callable[[str], bool],
+    seconds: Counter[str],
+) -> Iterator[tuple[str, dict, bool]]:
+    """Yield ``(json path, chat, fix_surrogates)`` per span; unwanted chats only as their type and count."""
     view = memoryview(raw)
     type_tag, message_tag = b"\n" + ind * 4 + b'"type": "', b"\n" + ind * 5 + b"{"
 
-    def chats() -> Iterator[tuple[str, dict, bool]]:
-        for where, start, end in spans:
-            t0 = time.perf_counter()
-            at = raw.find(type_tag, start, end)  # the chat's own key: exactly 4 levels deep
-            if at != -1:
-                at += len(type_tag)
-                ctype = raw[at : raw.find(b'"', at, at + 64)].decode("ascii", "replace")
-                if _CHAT_TYPE.fullmatch(ctype) and not wanted(ctype):
-                    yield (
-                        where,
-                        {"type": ctype, "_message_count": raw.count(message_tag, start, end)},
-                        False,
-                    )
-                    continue
+    for where, start, end in spans:
+        t0 = time.perf_counter()
+        at = raw.find(type_tag, start, end)  # the chat's own key: exactly 4 levels deep
+        if at != -1:
+            at += len(type_tag)
+            ctype = raw[at : raw.find(b'"', at, at + 64)].decode("ascii", "replace")
+            if _CHAT_TYPE.fullmatch(ctype) and not wanted(ctype):
+                yield (
+                    where,
+                    {"type": ctype, "_message_count": raw.count(message_tag, start, end)},
+                    False,
+                )
+                continue
+        try:
+            chat, fix = orjson.loads(view[start:end]), False
+        except orjson.JSONDecodeError as e:
+            if "surrogate" not in e.msg:
+                raise NotSplittable from None  # the whole-file parse reports the exact position
             try:
-                chat, fix = orjson.loads(view[start:end]), False
-            except orjson.JSONDecodeError as e:
-                if "surrogate" not in e.msg:
-                    raise NotSplittable from None  # the whole-file parse reports the exact position
-                try:
-                    chat, fix = parse_json(file, view[start:end])
-                except TwinError:  # its position would be relative to this chat: parse it all
-                    raise NotSplittable from None
-            seconds["parse"] += time.perf_counter() - t0
-            check_chat(chat, where, file)
-            yield where, chat, fix
-
-    return owner, owner_from, chats(), len(spans)
+                chat, fix = parse_json(file, view[start:end])
+            except TwinError:  # its position would be relative to this chat: parse it all
+                raise NotSplittable from None
+        seconds["parse"] += time.perf_counter() - t0
+        check_chat(chat, where, file)
+        yield where, chat, fix
 
 
 def parse_error(file: Path, raw: bytes, e: Exception) -> TwinError:
