@@ -24,7 +24,7 @@ PORT      ?= 8000
 CHAT_PORT ?= 8501
 DEMO_SERVE ?= 1
 
-.PHONY: help install export import-desktop prepare tiny download train serve chat eval merge gguf \
+.PHONY: help install export export-telegram export-desktop import-desktop prepare tiny download train serve chat eval merge gguf \
         demo test lint bench browser go llama-cpp clean
 
 help:  ## list targets
@@ -40,12 +40,16 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## create .venv with the `twin` command (idempotent)
 
-export: $(STAMP)  ## pull private chats through the Telegram API (needs TELEGRAM_API_ID/HASH)
+# Getting chats in is "export" everywhere (Telegram's own word): `twin export telegram|desktop`.
+export-telegram: $(STAMP)  ## pull private chats through the Telegram API (needs TELEGRAM_API_ID/HASH)
 	$(TWIN) export telegram --out $(RAW) $(ARGS)
 
-import-desktop: $(STAMP)  ## import a Telegram Desktop JSON export: make import-desktop FILE=result.json
-	@test -n "$(FILE)" || { echo "usage: make import-desktop FILE=path/to/result.json"; exit 2; }
+export-desktop: $(STAMP)  ## read a Telegram Desktop JSON export: make export-desktop FILE=result.json
+	@test -n "$(FILE)" || { echo "usage: make export-desktop FILE=path/to/result.json"; exit 2; }
 	$(TWIN) export desktop "$(FILE)" --out $(RAW) $(ARGS)
+
+export: export-telegram  ## same as export-telegram
+import-desktop: export-desktop  ## same as export-desktop
 
 prepare: $(STAMP)  ## raw messages -> train/val examples (PII scrubbed)
 	$(TWIN) prepare --raw $(RAW) --out $(PROCESSED) $(ARGS)
@@ -69,10 +73,10 @@ eval: $(STAMP)  ## base vs twin on val.jsonl -> checkpoints/runs/$(RUN)/report.h
 	$(TWIN) eval $(BASE_OPT) --adapter $(ADAPTER) --data $(PROCESSED) --run $(RUN) $(ARGS)
 
 merge: $(STAMP)  ## adapter merged into the base as a plain HF model dir
-	$(TWIN) merge $(BASE_OPT) --adapter $(ADAPTER) --out checkpoints/merged/$(RUN) $(ARGS)
+	$(TWIN) publish merge $(BASE_OPT) --adapter $(ADAPTER) --out checkpoints/merged/$(RUN) $(ARGS)
 
 gguf: $(STAMP)  ## merged model -> GGUF + Ollama Modelfile
-	$(TWIN) export-gguf --model checkpoints/merged/$(RUN) --out checkpoints/gguf/$(RUN) $(ARGS)
+	$(TWIN) publish gguf --model checkpoints/merged/$(RUN) --out checkpoints/gguf/$(RUN) $(ARGS)
 
 demo: $(STAMP)  ## the whole pipeline on the bundled sample (DEMO_SERVE=0: skip the servers)
 	$(TWIN) demo --serve $(DEMO_SERVE) --host $(HOST) --port $(PORT) --chat-port $(CHAT_PORT) $(ARGS)

@@ -127,7 +127,7 @@ def profile_phases(raw: Path, max_messages: int) -> dict:
     """Single-process time per phase over the first dialogs (up to ``max_messages`` messages)."""
     from twin.prepare.config import PrepareConfig
     from twin.prepare.examples import session_examples
-    from twin.prepare.pipeline import _loads_dumps, _read_records
+    from twin.prepare.pipeline import _dumps, _read_records
     from twin.prepare.scrub import Scrubber
     from twin.prepare.sessions import build_sessions
 
@@ -138,7 +138,6 @@ def profile_phases(raw: Path, max_messages: int) -> dict:
         ("read+validate", "sessions+turns", "scrub", "examples (fit_context)", "serialize"), 0.0
     )
     n = 0
-    _, enc = _loads_dumps()  # what the stage uses (orjson when installed)
     for f in files:
         if n >= max_messages:
             break
@@ -155,7 +154,7 @@ def profile_phases(raw: Path, max_messages: int) -> dict:
         exs = [e for s in sessions for e in session_examples(s, contact="x", budget=cfg.context_budget)]
         t4 = clock()
         for e in exs:
-            enc(e)
+            _dumps(e)
         t5 = clock()
         t["read+validate"] += t1 - t0
         t["scrub"] += t2 - t1

@@ -1,5 +1,6 @@
 """The CLI root: help is fast to build, a TwinError prints one line and exits 2."""
 
+import os
 import subprocess
 import sys
 
@@ -24,10 +25,29 @@ def test_twin_error_prints_one_line_and_exits_2(monkeypatch, capsys):
 
 def test_help_lists_every_stage_without_importing_torch():
     code = (
-        "import sys; from typer.testing import CliRunner; from twin.cli import app; "
+        "import os, sys; from typer.testing import CliRunner; from twin.cli import app; "
         "r = CliRunner().invoke(app, ['--help']); print(r.output); "
-        "print('TORCH_LOADED' if 'torch' in sys.modules else 'TORCH_FREE')"
+        "print('TORCH_LOADED' if 'torch' in sys.modules else 'TORCH_FREE'); "
+        "print('OMP', os.environ.get('OMP_WAIT_POLICY'))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    ).stdout
     assert "TORCH_FREE" in out
+    # Only the commands that run torch ask OpenMP to wait passively, not every `twin` import.
+    assert "OMP None" in out
+    for command in (
+        "export",
+        "prepare",
+        "model",
+        "train",
+        "configs",
+        "serve",
+        "chat",
+        "eval",
+        "publish",
+        "demo",
+    ):
+        assert command in out
     assert isinstance(cli.app, typer.Typer)

@@ -8,8 +8,8 @@ from typer.testing import CliRunner
 from twin.cli import app
 from twin.config import load_config
 from twin.errors import TwinError
-from twin.publish.configs import copy_config, find_config, list_configs
 from twin.train.config import TrainConfig
+from twin.train.recipes import copy_config, find_config, list_configs
 
 runner = CliRunner()
 

@@ -102,9 +102,9 @@ def test_missing_sample_is_a_twin_error(tmp_path):
 
 def test_serve_prints_both_urls_and_ctrl_c_stops_both(tmp_path, monkeypatch):
     # Stand-ins for `twin serve` / `twin chat`: long sleepers (the real ones are tested by their owners).
-    monkeypatch.setattr(demo, "_twin_cmd", lambda: [sys.executable, "-c", "import time; time.sleep(120)"])
+    sleeper = [sys.executable, "-c", "import time; time.sleep(120)"]
     lines: list[str] = []
-    opts = DemoOptions(workdir=tmp_path, port=8123, chat_port=8124, echo=lines.append)
+    opts = DemoOptions(workdir=tmp_path, port=8123, chat_port=8124, echo=lines.append, twin_cmd=sleeper)
     started: list = []
     real_popen = demo.subprocess.Popen
 
@@ -123,18 +123,13 @@ def test_serve_prints_both_urls_and_ctrl_c_stops_both(tmp_path, monkeypatch):
     assert len(started) == 2 and all(p.poll() is not None for p in started)
 
 
-def test_serve_reports_a_child_that_dies(tmp_path, monkeypatch):
+def test_serve_reports_a_child_that_dies(tmp_path):
     from twin.errors import TwinError
 
-    monkeypatch.setattr(demo, "_twin_cmd", lambda: [sys.executable, "-c", "import sys; sys.exit(3)"])
-    opts = DemoOptions(workdir=tmp_path, echo=lambda s: None)
+    dies = [sys.executable, "-c", "import sys; sys.exit(3)"]
+    opts = DemoOptions(workdir=tmp_path, echo=lambda s: None, twin_cmd=dies)
     with pytest.raises(TwinError, match="exited with code 3"):
         demo.serve_forever(opts, opts.paths)
-
-
-def test_base_texts_drop_only_the_trailing_response_header():
-    docs = ["Them: hi\nMe: yo", "You are chatting...\n### Their new message:\nhi\n\n### Your response:\n"]
-    assert demo.base_texts(docs) == [docs[0], "You are chatting...\n### Their new message:\nhi\n\n"]
 
 
 @pytest.mark.slow

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from twin.prepare.examples import in_val, session_examples, to_alpaca, to_sharegpt
 from twin.prepare.sessions import Session, Turn
+from twin.prompt import system_prompt
 
 
 def sess(*turns: tuple[str, str], dialog_id: int = 9, index: int = 0) -> Session:
@@ -81,7 +82,10 @@ def test_alpaca_and_sharegpt_rows():
     }
     a = to_alpaca(ex)
     assert a["instruction"] == "q2" and a["output"] == "a2" and a["input"] == ""
-    assert a["history"] == [["q1", "a1"]] and "Ann" in a["system"]
+    assert a["history"] == [["q1", "a1"]]
+    # the same system message the chat-v1 template trains with, word for word
+    assert a["system"] == system_prompt("Ann") == to_sharegpt(ex)["system"]
+    assert "Ann" in a["system"]
     g = to_sharegpt(ex)
     assert [(m["from"], m["value"]) for m in g["conversations"]] == [
         ("human", "q1"),

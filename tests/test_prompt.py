@@ -6,10 +6,8 @@ from twin.errors import TwinError
 from twin.prompt import (
     CHAT,
     PLAIN,
-    STOP_STRINGS,
     build_prompt,
     build_training_pair,
-    cut_at_stop,
     fit_context,
     resolve_template,
 )
@@ -93,10 +91,3 @@ def test_fit_context_with_a_token_counter():
     turns = [{"role": "them", "text": "one two three"}, {"role": "me", "text": "four five"}]
     words = lambda s: len(s.split())  # noqa: E731
     assert fit_context(turns, 3, words) == turns[1:]
-
-
-def test_cut_at_stop_stops_before_the_next_template_section():
-    text, stopped = cut_at_stop("sure, 5pm\n### Their new message:\nok")
-    assert (text, stopped) == ("sure, 5pm", True)
-    assert cut_at_stop("plain reply") == ("plain reply", False)
-    assert all(s.strip() == "###" for s in STOP_STRINGS)

@@ -8,7 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from twin.train.data import encode_examples, make_batches, padding_fraction
+from twin.examples import encode_examples
+from twin.train.data import make_batches, padding_fraction
 
 
 def test_batches_are_deterministic_complete_and_shuffled() -> None:

@@ -74,11 +74,11 @@ def test_response_only_mask_is_exact(tiny_base: Path) -> None:
     import torch
     import torch.nn.functional as F
 
+    from twin.examples import IGNORE_INDEX, collate, count_targets, encode_examples
     from twin.model.load import load_tokenizer
     from twin.model.lora import apply_lora
     from twin.prompt import build_training_pair
     from twin.train.config import LoraConfig
-    from twin.train.data import IGNORE_INDEX, collate, count_targets, encode_examples
     from twin.train.loop import _make_loss_module
 
     tok = load_tokenizer(tiny_base)

@@ -1,7 +1,7 @@
 """The ``twin`` command: one subcommand per stage. The Makefile calls only these.
 
-Each stage registers its commands from its own ``cli`` module (``twin/<stage>/cli.py``), which
-imports nothing heavy at module level, so ``twin --help`` stays fast and a stage never pays for
+Each stage registers its commands from its own ``cli`` module (``twin/<stage>/cli.py``; the demo's
+from ``twin/demo.py``), which imports nothing heavy at module level, so ``twin --help`` stays fast and a stage never pays for
 another's imports. User-fixable errors (:class:`TwinError`) print as one line and exit 2.
 """
 
@@ -35,9 +35,12 @@ def _register_stages() -> None:
     for module in (
         "twin.sources.cli",
         "twin.prepare.cli",
+        "twin.model.cli",
         "twin.train.cli",
         "twin.serve.cli",
         "twin.eval.cli",
+        "twin.publish.cli",
+        "twin.demo",
     ):
         importlib.import_module(module).register(app)
 

@@ -33,6 +33,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import typer
+
 from twin.errors import TwinError
 from twin.fileio import atomic_write_json
 
@@ -70,6 +72,8 @@ class DemoOptions:
     config: Path | None = None  # training recipe; default pipelines/tiny.yaml
     train_overrides: dict = field(default_factory=lambda: dict(TRAIN_OVERRIDES))
     echo: Callable[[str], None] = print
+    # How serve_forever starts `twin serve` / `twin chat`: this interpreter, so the same venv serves.
+    twin_cmd: list[str] = field(default_factory=lambda: [sys.executable, "-m", "twin.cli"])
 
     @property
     def paths(self) -> dict[str, Path]:
@@ -147,21 +151,6 @@ class Stages:
         self.echo(f"{label} done in {secs:.1f}s")
 
 
-_RESPONSE_HEADER = "### Your response:\n"
-
-
-def base_texts(docs: list[str]) -> list[str]:
-    """Pretraining text for the demo base, without the empty-reply pattern.
-
-    ``texts_from_dir`` includes each session's bare prompt (so the tokenizer learns the template's
-    words); packed for pretraining, that prompt ends in ``### Your response:`` followed directly by
-    EOS, which teaches the base to answer with nothing. A downloaded base (Falcon-7B) continues with
-    text there, so the demo keeps the wording but drops that last header line, and the base vs
-    twin comparison in the report shows two real replies.
-    """
-    return [d[: -len(_RESPONSE_HEADER)] if d.endswith(_RESPONSE_HEADER) else d for d in docs]
-
-
 def _summary_counts(obj: object) -> object:
     """Keep only numbers/short strings from a stage's summary (no chat text in stamps)."""
     if isinstance(obj, dict):
@@ -179,23 +168,44 @@ def run_demo(opts: DemoOptions) -> dict:
     """Run the pipeline; with ``opts.serve`` start the server and chat page and block until ctrl-C."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     p = opts.paths
+    _check_inputs(p)
+    stages = Stages(p["stamps"], fresh=opts.fresh, echo=opts.echo)
+    started = time.perf_counter()
+    steps = (_import_stage, _prepare_stage, _base_stage, _train_stage, _eval_stage)
+    total = len(steps) + (1 if opts.serve else 0)
+    for n, step in enumerate(steps, 1):
+        step(stages, opts, p, n, total)
+    elapsed = time.perf_counter() - started
+    result = {"times": stages.times, "skipped": stages.skipped, "total_seconds": elapsed}
+    atomic_write_json(p["stamps"] / "last_run.json", result)
+    per = ", ".join(f"{k} {v:.0f}s" for k, v in stages.times.items())
+    opts.echo(f"pipeline finished in {elapsed:.1f}s ({per})")
+    opts.echo(f"report: {p['run'] / 'report.html'}")
+    if opts.serve:
+        opts.echo(f"[{total}/{total}] serve    starting the server and the chat page (ctrl-C stops both)")
+        serve_forever(opts, p)
+    return result
+
+
+def _check_inputs(p: dict[str, Path]) -> None:
     if not p["sample"].is_file():
         raise TwinError(f"{p['sample']}: sample export not found; pass --sample path/to/result.json")
     if not p["config"].is_file():
         raise TwinError(
             f"{p['config']}: training recipe not found; `twin configs list` shows the bundled ones"
         )
-    stages = Stages(p["stamps"], fresh=opts.fresh, echo=opts.echo)
-    started = time.perf_counter()
-    total = 6 if opts.serve else 5
 
+
+def _import_stage(stages: Stages, opts: DemoOptions, p: dict[str, Path], n: int, total: int) -> None:
     def do_import() -> object:
         from twin.sources.telegram_desktop import import_desktop
 
         return _summary_counts(import_desktop(p["sample"], out_root=str(p["raw"])))
 
-    stages.run("import", {"sample": hash_paths([p["sample"]])}, [p["raw"] / "telegram"], do_import, 1, total)
+    stages.run("import", {"sample": hash_paths([p["sample"]])}, [p["raw"] / "telegram"], do_import, n, total)
 
+
+def _prepare_stage(stages: Stages, opts: DemoOptions, p: dict[str, Path], n: int, total: int) -> None:
     def do_prepare() -> object:
         from twin.prepare.config import PrepareConfig
         from twin.prepare.pipeline import run_prepare
@@ -204,32 +214,24 @@ def run_demo(opts: DemoOptions) -> dict:
         return _summary_counts((run_prepare(cfg) or {}).get("counts", {}))
 
     raw_files = p["raw"] / "telegram"
-    stages.run(
-        "prepare",
-        {"raw": hash_paths([raw_files]) if raw_files.exists() else None},
-        [p["processed"] / "train.jsonl", p["processed"] / "val.jsonl"],
-        do_prepare,
-        2,
-        total,
-    )
+    inputs = {"raw": hash_paths([raw_files]) if raw_files.exists() else None}
+    outputs = [p["processed"] / "train.jsonl", p["processed"] / "val.jsonl"]
+    stages.run("prepare", inputs, outputs, do_prepare, n, total)
 
+
+def _base_stage(stages: Stages, opts: DemoOptions, p: dict[str, Path], n: int, total: int) -> None:
     def do_base() -> object:
         from twin.model.tiny import build_tiny, texts_from_dir
 
-        build_tiny(
-            p["base"], base_texts(texts_from_dir(p["processed"])), pretrain_steps=opts.pretrain_steps, seed=0
-        )
+        build_tiny(p["base"], texts_from_dir(p["processed"]), pretrain_steps=opts.pretrain_steps, seed=0)
         return json.loads((p["base"] / "tiny.json").read_text(encoding="utf-8"))
 
-    stages.run(
-        "base",
-        {"train": hash_paths([p["processed"] / "train.jsonl"]), "steps": opts.pretrain_steps},
-        [p["base"] / "config.json", p["base"] / "model.safetensors"],
-        do_base,
-        3,
-        total,
-    )
+    inputs = {"train": hash_paths([p["processed"] / "train.jsonl"]), "steps": opts.pretrain_steps}
+    outputs = [p["base"] / "config.json", p["base"] / "model.safetensors"]
+    stages.run("base", inputs, outputs, do_base, n, total)
 
+
+def _train_stage(stages: Stages, opts: DemoOptions, p: dict[str, Path], n: int, total: int) -> None:
     def do_train() -> object:
         from twin.config import load_config
         from twin.train.config import TrainConfig
@@ -245,19 +247,16 @@ def run_demo(opts: DemoOptions) -> dict:
         cfg = load_config(TrainConfig, p["config"], overrides)
         return _summary_counts(train(cfg) or {})
 
-    stages.run(
-        "train",
-        {
-            "data": hash_paths([p["processed"] / "train.jsonl", p["processed"] / "val.jsonl"]),
-            "config": hash_paths([p["config"]]),
-            "overrides": opts.train_overrides,
-        },
-        [p["adapter"] / "twin.json", p["adapter"] / "adapter_model.safetensors"],
-        do_train,
-        4,
-        total,
-    )
+    inputs = {
+        "data": hash_paths([p["processed"] / "train.jsonl", p["processed"] / "val.jsonl"]),
+        "config": hash_paths([p["config"]]),
+        "overrides": opts.train_overrides,
+    }
+    outputs = [p["adapter"] / "twin.json", p["adapter"] / "adapter_model.safetensors"]
+    stages.run("train", inputs, outputs, do_train, n, total)
 
+
+def _eval_stage(stages: Stages, opts: DemoOptions, p: dict[str, Path], n: int, total: int) -> None:
     def do_eval() -> object:
         from twin.eval.run import EvalConfig, run_eval
 
@@ -273,28 +272,8 @@ def run_demo(opts: DemoOptions) -> dict:
         r = run_eval(cfg)
         return {"loss": r["loss"], "overlap": r["overlap"], "examples": r["examples"]}
 
-    stages.run(
-        "eval",
-        {"eval_examples": opts.eval_examples, "tokens": EVAL_NEW_TOKENS},
-        [p["run"] / "report.html"],
-        do_eval,
-        5,
-        total,
-    )
-    elapsed = time.perf_counter() - started
-    result = {"times": stages.times, "skipped": stages.skipped, "total_seconds": elapsed}
-    atomic_write_json(p["stamps"] / "last_run.json", result)
-    per = ", ".join(f"{k} {v:.0f}s" for k, v in stages.times.items())
-    opts.echo(f"pipeline finished in {elapsed:.1f}s ({per})")
-    opts.echo(f"report: {p['run'] / 'report.html'}")
-    if opts.serve:
-        opts.echo("[6/6] serve    starting the server and the chat page (ctrl-C stops both)")
-        serve_forever(opts, p)
-    return result
-
-
-def _twin_cmd() -> list[str]:
-    return [sys.executable, "-m", "twin.cli"]
+    inputs = {"eval_examples": opts.eval_examples, "tokens": EVAL_NEW_TOKENS}
+    stages.run("eval", inputs, [p["run"] / "report.html"], do_eval, n, total)
 
 
 def serve_forever(opts: DemoOptions, p: dict[str, Path]) -> None:
@@ -310,7 +289,7 @@ def serve_forever(opts: DemoOptions, p: dict[str, Path]) -> None:
         procs.append(
             subprocess.Popen(
                 [
-                    *_twin_cmd(),
+                    *opts.twin_cmd,
                     "serve",
                     "--base",
                     str(p["base"]),
@@ -326,7 +305,7 @@ def serve_forever(opts: DemoOptions, p: dict[str, Path]) -> None:
         )
         procs.append(
             subprocess.Popen(
-                [*_twin_cmd(), "chat", "--server", server_url, "--port", str(opts.chat_port)],
+                [*opts.twin_cmd, "chat", "--server", server_url, "--port", str(opts.chat_port)],
                 start_new_session=True,
             )
         )
@@ -354,3 +333,36 @@ def serve_forever(opts: DemoOptions, p: dict[str, Path]) -> None:
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(pr.pid, signal.SIGKILL)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo_cmd)
+
+
+def demo_cmd(
+    serve: int = typer.Option(
+        1, "--serve", help="1: start the server and chat page at the end; 0: stop after eval."
+    ),
+    workdir: Path = typer.Option(Path("."), "--workdir", help="Where data/ and checkpoints/ go."),
+    sample: Path | None = typer.Option(
+        None, "--sample", help="Telegram Desktop result.json (default: the bundled sample)."
+    ),
+    fresh: bool = typer.Option(False, "--fresh", help="Redo every stage even if its outputs are current."),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8000, "--port", help="REST server port."),
+    chat_port: int = typer.Option(8501, "--chat-port", help="Chat page port."),
+) -> None:
+    """The whole pipeline on the bundled sample: base, import, prepare, train, eval (+ serve)."""
+    from twin.model.load import prefer_passive_omp_wait
+
+    prefer_passive_omp_wait()  # the demo trains in this process
+    opts = DemoOptions(
+        workdir=workdir,
+        sample=sample,
+        fresh=fresh,
+        serve=bool(serve),
+        host=host,
+        port=port,
+        chat_port=chat_port,
+    )
+    run_demo(opts)

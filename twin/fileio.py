@@ -1,8 +1,9 @@
-"""Atomic file writes: a later stage never reads a half-written file.
+"""Files every stage shares: atomic writes, directory swaps, and the one JSONL reader.
 
 Every file another stage reads is written to a temp file in the same directory, flushed,
 fsynced and renamed over the target, so an interrupted run leaves either the old file or the
-new one, never a mix.
+new one, never a mix. Directories (a model, an adapter) are built beside their target and
+swapped in with :func:`replace_path`.
 """
 
 from __future__ import annotations
@@ -10,10 +11,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
+
+from twin.errors import TwinError
 
 
 @contextlib.contextmanager
@@ -60,3 +64,57 @@ def atomic_write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:
             f.write("\n")
             n += 1
     return n
+
+
+def replace_path(tmp: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Swap a finished file or directory ``tmp`` in for ``dst``: readers see the old or the new one.
+
+    ``os.replace`` cannot rename a directory over a non-empty one, so an existing directory is first
+    renamed aside to ``.<name>.old`` and removed once the new one is in place.
+    """
+    tmp, dst = Path(tmp), Path(dst)
+    if not (dst.is_dir() and not dst.is_symlink()):
+        os.replace(tmp, dst)
+        return
+    old = dst.with_name(f".{dst.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    os.replace(dst, old)
+    os.replace(tmp, dst)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def iter_jsonl(path: str | os.PathLike, *, hint: str = "") -> Iterator[tuple[int, Any]]:
+    """``(line number, object)`` for each non-blank line of a JSONL file, in order.
+
+    Any problem is a :class:`TwinError` naming the file (and line and column); a bad line's message
+    ends with ``hint`` (what to do about it). orjson parses (several times faster than the stdlib on a million
+    lines); a line it refuses but the stdlib reads (``NaN``, ``Infinity``) still loads.
+    """
+    import orjson
+
+    path = Path(path)
+    suffix = f"; {hint}" if hint else ""
+    try:
+        f = path.open("rb")
+    except FileNotFoundError:
+        raise TwinError(f"{path}: file not found") from None
+    except OSError as e:
+        raise TwinError(f"{path}: cannot read ({e.strerror})") from None
+    with f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                obj = _stdlib_loads(line, f"{path}:{lineno}", suffix)
+            yield lineno, obj
+
+
+def _stdlib_loads(line: bytes, where: str, suffix: str) -> Any:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as e:
+        raise TwinError(f"{where}: not valid JSON ({e.msg} at column {e.colno}){suffix}") from None
+    except UnicodeDecodeError:
+        raise TwinError(f"{where}: not UTF-8 text{suffix}") from None

@@ -69,8 +69,13 @@ def resolve_template(choice: str, tokenizer: Any | None) -> str:
     return choice
 
 
+def system_prompt(contact: str | None) -> str:
+    """The system message: chat-v1's first message, and the ``system`` field of prepare's alpaca/sharegpt."""
+    return _SYSTEM.format(contact=contact or DEFAULT_CONTACT)
+
+
 def _chat_messages(context: Sequence[dict], instruction: str, contact: str | None) -> list[dict]:
-    msgs = [{"role": "system", "content": _SYSTEM.format(contact=contact or DEFAULT_CONTACT)}]
+    msgs = [{"role": "system", "content": system_prompt(contact)}]
     for t in context:
         _speaker(t["role"], contact)  # validates the role
         msgs.append({"role": "assistant" if t["role"] == "me" else "user", "content": t["text"]})
@@ -157,13 +162,3 @@ def fit_context(context: Sequence[dict], budget: int, count: Callable[[str], int
         used += size
     kept.reverse()
     return kept
-
-
-def cut_at_stop(text: str, stops: Sequence[str] = STOP_STRINGS) -> tuple[str, bool]:
-    """Cut generated text at the first stop string; returns ``(text, stopped)``."""
-    cut = len(text)
-    for s in stops:
-        i = text.find(s)
-        if i != -1:
-            cut = min(cut, i)
-    return text[:cut].rstrip(), cut < len(text)

@@ -21,7 +21,7 @@ def val_loss(model, tokenizer, val_file: Path, max_seq_length: int, batch: int =
     import torch
     import torch.nn.functional as F
 
-    from twin.train.data import collate, encode_examples, read_examples
+    from twin.examples import collate, encode_examples, read_examples
 
     data = encode_examples(read_examples(val_file), tokenizer, "plain-v1", max_seq_length)
     total, count = 0.0, 0

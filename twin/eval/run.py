@@ -67,7 +67,7 @@ def reply_loss(
     """Token-weighted mean cross-entropy of the real replies (+EOS) given their prompts."""
     import torch
 
-    from twin.train.data import collate, encode_examples
+    from twin.examples import collate, encode_examples
 
     data = encode_examples(examples, tokenizer, template, max_seq_length)
     total, count = 0.0, 0
@@ -135,11 +135,11 @@ def summarize(rows: list[dict], *, pet_top: int = 10) -> dict:
 
 def run_eval(cfg: EvalConfig, *, progress: bool = True) -> dict:
     """Evaluate and write eval.json, eval_samples.jsonl and report.html; returns the results dict."""
+    from twin.examples import read_examples
     from twin.fileio import atomic_write_json, atomic_write_jsonl
     from twin.model.generate import speaker_stops
     from twin.model.load import load_base, read_adapter_meta, resolve_base
     from twin.prompt import build_prompt
-    from twin.train.data import read_examples
 
     started = time.perf_counter()
     adapter = Path(cfg.adapter)

@@ -43,16 +43,14 @@ def download(repo_id: str, out: str | os.PathLike | None = None, *, revision: st
         f"on a machine with internet run `twin model download {repo_id}` and copy {target} here, "
         "or pass --base to any local model directory"
     )
-    try:
-        from huggingface_hub import HfApi, snapshot_download
-        from huggingface_hub.errors import (
-            GatedRepoError,
-            OfflineModeIsEnabled,
-            RepositoryNotFoundError,
-            RevisionNotFoundError,
-        )
-    except ImportError:  # pragma: no cover - a declared dependency
-        raise TwinError("huggingface_hub is not installed; run `make install`") from None
+    from huggingface_hub import HfApi, snapshot_download
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
     try:
         files = HfApi().list_repo_files(repo_id, revision=revision)
         ignore = list(_IGNORE)

@@ -18,11 +18,12 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from twin.errors import TwinError
+from twin.fileio import iter_jsonl, replace_path
 
 log = logging.getLogger(__name__)
 
@@ -72,19 +73,6 @@ def fallback_texts() -> list[str]:
     return docs
 
 
-def _iter_jsonl(path: Path) -> Iterator[dict]:
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if line:
-                try:
-                    row = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(row, dict):
-                    yield row
-
-
 def texts_from_dir(path: str | os.PathLike) -> list[str]:
     """Chat text for the tokenizer and pretraining.
 
@@ -100,8 +88,8 @@ def texts_from_dir(path: str | os.PathLike) -> list[str]:
     train = p / "train.jsonl" if p.is_dir() else p
     if train.is_file() and train.suffix == ".jsonl" and train.name == "train.jsonl":
         seen_sessions: set[str] = set()
-        for ex in _iter_jsonl(train):
-            if not {"context", "instruction", "response"} <= ex.keys():
+        for _, ex in iter_jsonl(train):
+            if not isinstance(ex, dict) or not {"context", "instruction", "response"} <= ex.keys():
                 continue
             turns = [*ex["context"], {"role": "them", "text": ex["instruction"]}]
             turns.append({"role": "me", "text": ex["response"]})
@@ -116,7 +104,7 @@ def texts_from_dir(path: str | os.PathLike) -> list[str]:
     else:
         files = sorted(p.rglob("*.jsonl")) if p.is_dir() else [p]
         for f in files:
-            lines = [str(r["text"]) for r in _iter_jsonl(f) if r.get("text")]
+            lines = [str(r["text"]) for _, r in iter_jsonl(f) if isinstance(r, dict) and r.get("text")]
             if lines:
                 docs.append("\n".join(lines))
     if not docs:
@@ -233,19 +221,6 @@ def pretrain(
     return losses
 
 
-def _replace_dir(tmp: Path, out: Path) -> None:
-    """Swap a finished build in for ``out``: a reader never sees a half-written model dir."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old")
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(out, old)
-    os.replace(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def build_tiny(
     out_dir: str | os.PathLike,
     texts: Iterable[str] | None = None,
@@ -319,7 +294,7 @@ def build_tiny(
             + "\n",
             encoding="utf-8",
         )
-        _replace_dir(tmp, out)
+        replace_path(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -4,23 +4,17 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, computed_field, field_validator
+from pydantic import Field, field_validator
 
-from twin.config import StageConfig
-
-# Character budget per token when no tokenizer is given: ~4 characters per token is the usual figure
-# for English with a BPE tokenizer; Russian with an English-centric tokenizer (Falcon) is ~2-2.5, so
-# the character budget is generous there. `--tokenizer DIR` counts real tokens instead.
-DEFAULT_CHARS_PER_TOKEN = 4.0
+from twin.examples import ContextSettings
 
 
-class PrepareConfig(StageConfig):
+class PrepareConfig(ContextSettings):
+    """Prepare's own settings; the context budget (shared with training and serving) is inherited."""
+
     raw: str = "data/raw"
     out: str = "data/processed"
     gap_hours: float = Field(24.0, gt=0, description="a gap longer than this starts a new session")
-    max_context_tokens: int = Field(256, ge=0, description="context budget per example")
-    chars_per_token: float = Field(DEFAULT_CHARS_PER_TOKEN, gt=0)
-    tokenizer: str | None = Field(None, description="HF tokenizer dir: count context in real tokens")
     scrub: bool = True
     region: str = Field("US,RU", description="default region(s) for national-format phone numbers")
     val_fraction: float = Field(0.05, ge=0, lt=1)
@@ -40,16 +34,3 @@ class PrepareConfig(StageConfig):
         if bad:
             raise ValueError(f"unknown phone region(s) {', '.join(bad)}; use ISO codes such as US, RU, DE")
         return ",".join(parts)
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def context_unit(self) -> Literal["tokens", "chars"]:
-        """What the context budget counts: real tokens with a tokenizer, else characters."""
-        return "tokens" if self.tokenizer else "chars"
-
-    @property
-    def context_budget(self) -> int:
-        """The budget in ``context_unit`` units, as passed to :func:`twin.prompt.fit_context`."""
-        if self.context_unit == "tokens":
-            return self.max_context_tokens
-        return int(self.max_context_tokens * self.chars_per_token)

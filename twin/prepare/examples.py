@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Sequence
 
 from twin.prepare.sessions import Session, Turn
-from twin.prompt import DEFAULT_CONTACT, fit_context
+from twin.prompt import fit_context, system_prompt
 
 
 def session_examples(
@@ -50,10 +50,6 @@ def session_hash(session_id: str, seed: int = 0) -> int:
     return int.from_bytes(hashlib.blake2b(f"{seed}:{session_id}".encode(), digest_size=8).digest(), "big")
 
 
-def _system(contact: str | None) -> str:
-    return f"You are chatting with {contact or DEFAULT_CONTACT}. Reply the way you usually write."
-
-
 def _pairs(context: Sequence[dict]) -> list[tuple[str, str]]:
     """Context as (their turn, my reply) pairs; a lone leading turn of mine has no pair and is dropped."""
     pairs = []
@@ -73,7 +69,7 @@ def to_alpaca(ex: dict) -> dict:
         "instruction": ex["instruction"],
         "input": "",
         "output": ex["response"],
-        "system": _system(ex.get("contact")),
+        "system": system_prompt(ex.get("contact")),
         "history": [list(p) for p in _pairs(ex["context"])],
     }
 
@@ -86,7 +82,7 @@ def to_sharegpt(ex: dict) -> dict:
         conv.append({"from": "gpt", "value": a})
     conv.append({"from": "human", "value": ex["instruction"]})
     conv.append({"from": "gpt", "value": ex["response"]})
-    return {"conversations": conv, "system": _system(ex.get("contact"))}
+    return {"conversations": conv, "system": system_prompt(ex.get("contact"))}
 
 
 CONVERTERS: dict[str, Callable[[dict], dict]] = {"alpaca": to_alpaca, "sharegpt": to_sharegpt}

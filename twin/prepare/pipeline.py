@@ -21,8 +21,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from twin.errors import TwinError
-from twin.fileio import atomic_open
+from twin.fileio import atomic_open, iter_jsonl
 from twin.prepare.config import PrepareConfig
 from twin.prepare.examples import CONVERTERS, dataset_info, session_hash
 from twin.prepare.scrub import TYPES, Scrubber
@@ -73,15 +75,8 @@ def _init_worker(cfg_json: dict) -> None:
     _worker["count"] = load_counter(cfg.tokenizer) if cfg.tokenizer else len
 
 
-def _loads_dumps() -> tuple[Callable[[str], Any], Callable[[Any], str]]:
-    """orjson when installed (several times faster on a million lines), else the stdlib."""
-    try:
-        import orjson
-
-        return orjson.loads, lambda obj: orjson.dumps(obj).decode()
-    except ImportError:  # pragma: no cover
-        enc = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-        return json.loads, enc
+def _dumps(obj: Any) -> str:
+    return orjson.dumps(obj).decode()
 
 
 def _read_records(path: Path) -> list[dict]:
@@ -90,46 +85,25 @@ def _read_records(path: Path) -> list[dict]:
     The common case (a well-formed record) is checked inline; anything unusual goes through
     :func:`validate_record` for the precise message.
     """
-    loads, _ = _loads_dumps()
     rows = []
-    try:
-        f = path.open("rb")
-    except OSError as e:
-        raise TwinError(f"{path}: cannot read ({e.strerror})") from None
-    with f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
+    for lineno, obj in iter_jsonl(path, hint="fix or delete the line, or re-export the dialog"):
+        if (
+            type(obj) is dict
+            and type(obj.get("out")) is bool
+            and obj.get("dialog_id") is not None
+            and obj.get("id") is not None
+            and type(d := obj.get("date")) is str
+            and len(d) == 20
+            and d[-1] == "Z"
+            and type(obj.get("text")) is str
+        ):
             try:
-                obj = loads(line)
+                datetime.fromisoformat(d[:-1])
             except ValueError:
-                try:
-                    json.loads(line)  # the stdlib's message names the column
-                    msg = "not valid JSON"
-                except json.JSONDecodeError as e:
-                    msg = f"not valid JSON ({e.msg} at column {e.colno})"
-                except UnicodeDecodeError:
-                    msg = "not UTF-8 text"
-                raise TwinError(
-                    f"{path}:{lineno}: {msg}; fix or delete the line, or re-export the dialog"
-                ) from None
-            if (
-                type(obj) is dict
-                and type(obj.get("out")) is bool
-                and obj.get("dialog_id") is not None
-                and obj.get("id") is not None
-                and type(d := obj.get("date")) is str
-                and len(d) == 20
-                and d[-1] == "Z"
-                and type(obj.get("text")) is str
-            ):
-                try:
-                    datetime.fromisoformat(d[:-1])
-                except ValueError:
-                    validate_record(obj, f"{path}:{lineno}")  # raises with the precise message
-                rows.append(obj)
-            else:
-                rows.append(validate_record(obj, f"{path}:{lineno}"))
+                validate_record(obj, f"{path}:{lineno}")  # raises with the precise message
+            rows.append(obj)
+        else:
+            rows.append(validate_record(obj, f"{path}:{lineno}"))
     return rows
 
 
@@ -166,7 +140,6 @@ def process_dialog(
     }
     keys = ["main", *cfg.format]
     buf: dict[str, dict[str, list[str]]] = {k: {"train": [], "val": []} for k in keys}
-    _, dumps = _loads_dumps()
     L = res["lengths"]
     for s in sessions:
         res["turns"] += len(s.turns)
@@ -179,9 +152,9 @@ def process_dialog(
         res["session_hashes"].append((h, s.id, len(exs)))
         res["runs"][split].append((s.id, len(exs)))
         for ex in exs:
-            buf["main"][split].append(dumps(ex))
+            buf["main"][split].append(_dumps(ex))
             for fmt in cfg.format:
-                buf[fmt][split].append(dumps(CONVERTERS[fmt](ex)))
+                buf[fmt][split].append(_dumps(CONVERTERS[fmt](ex)))
             L["instruction_chars"].append(len(ex["instruction"]))
             L["response_chars"].append(len(ex["response"]))
             L["context_turns"].append(len(ex["context"]))
@@ -225,13 +198,10 @@ def _percentiles(values: list[int]) -> dict:
     }
 
 
-def _progress(total: int):
-    try:
-        from tqdm import tqdm
+def _progress(total: int) -> Any:
+    from tqdm import tqdm
 
-        return tqdm(total=total, unit="dialog", desc="prepare", disable=None, leave=False)
-    except ImportError:  # pragma: no cover
-        return None
+    return tqdm(total=total, unit="dialog", desc="prepare", disable=None, leave=False)
 
 
 def run_prepare(cfg: PrepareConfig) -> dict:
@@ -277,8 +247,7 @@ def run_prepare(cfg: PrepareConfig) -> dict:
                 try:
                     for res in pool.map(process_dialog, files, chunksize=chunk):
                         results.append(res)
-                        if bar is not None:
-                            bar.update(1)
+                        bar.update(1)
                 except BaseException:
                     pool.shutdown(wait=True, cancel_futures=True)  # a bad line: don't finish the rest
                     raise
@@ -286,11 +255,9 @@ def run_prepare(cfg: PrepareConfig) -> dict:
             results = []
             for f in files:
                 results.append(process_dialog(f, cfg, count))
-                if bar is not None:
-                    bar.update(1)
+                bar.update(1)
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
 
     counts: Counter = Counter()
     pii: Counter = Counter()

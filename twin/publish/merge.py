@@ -17,23 +17,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from twin.errors import TwinError
+from twin.fileio import replace_path
 
 log = logging.getLogger(__name__)
 
 MERGED_META = "twin_merged.json"
-
-
-def _replace_dir(tmp: Path, out: Path) -> None:
-    """Swap a finished directory in for ``out``; a reader never sees a half-written one."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old")
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(out, old)
-    os.replace(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def merge_adapter(
@@ -83,7 +71,7 @@ def merge_adapter(
         (tmp / MERGED_META).write_text(
             json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )
-        _replace_dir(tmp, out)
+        replace_path(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

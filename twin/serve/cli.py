@@ -83,6 +83,9 @@ def register(app: typer.Typer) -> None:
         max_body_bytes: int = typer.Option(262144, "--max-body-bytes", help="Cap on a request body's size."),
     ) -> None:
         """Serve the twin over HTTP: POST /reply, /reply/stream, /v1/chat/completions (token: $TWIN_API_TOKEN)."""
+        from twin.model.load import prefer_passive_omp_wait
+
+        prefer_passive_omp_wait()
         from twin.serve.app import TOKEN_ENV
 
         if queue_size < 0 or min(max_new_tokens, max_history, max_message_chars, max_body_bytes) < 1:

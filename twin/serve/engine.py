@@ -31,7 +31,6 @@ from twin.serve.schemas import NAME_PATTERN
 log = logging.getLogger(__name__)
 
 BASE_NAME = "base"  # the bare base model, adapters disabled
-QUANTIZE_CHOICES = ("int8", "nf4")
 
 
 @dataclass
@@ -94,20 +93,6 @@ def check_adapters(base: Path, adapters: list[tuple[str, Path]]) -> dict[str, di
     return metas
 
 
-def check_quantize(quantize: str | None, device: str) -> None:
-    if quantize in (None, "", "none"):
-        return
-    if quantize not in QUANTIZE_CHOICES:
-        raise TwinError(f"--quantize {quantize}: unknown; use int8 or nf4 (or leave it out)")
-    import torch
-
-    if device == "cpu" or not torch.cuda.is_available():
-        raise TwinError(
-            f"--quantize {quantize} needs a CUDA GPU (bitsandbytes kernels) and none is available here; "
-            "leave out --quantize to serve in full precision on this machine"
-        )
-
-
 class Engine:
     """The loaded base + adapters; ``run`` generates one reply with the lock held."""
 
@@ -125,7 +110,9 @@ class Engine:
 
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        check_quantize(quantize, device)
+        from twin.model.load import check_quantize
+
+        check_quantize(quantize, device, name="--quantize", instead="leave it out to serve on this machine")
         specs = [f"{a[0]}={a[1]}" if isinstance(a, tuple) else str(a) for a in (adapters or [])]
         pairs = parse_adapter_specs(specs)
         self.base_path = Path(base)

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from twin.errors import TwinError
-from twin.fileio import atomic_write_json, atomic_write_text
+from twin.fileio import atomic_write_json, atomic_write_text, replace_path
 from twin.train.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -185,10 +185,11 @@ def _make_loss_module(peft_model: Any) -> Any:
 def _fit(fabric: Any, cfg: TrainConfig, resume: bool) -> dict:
     import torch
 
+    from twin.examples import encode_examples, read_examples
     from twin.model.load import base_fingerprint, load_base, load_tokenizer, model_type
     from twin.model.lora import apply_lora, param_groups
     from twin.prompt import resolve_template
-    from twin.train.data import encode_examples, file_digest, make_batches, padding_fraction, read_examples
+    from twin.train.data import file_digest, make_batches, padding_fraction
     from twin.train.schedules import build_scheduler
 
     cores = os.cpu_count() or 1
@@ -312,7 +313,7 @@ def _fit(fabric: Any, cfg: TrainConfig, resume: bool) -> dict:
         fabric.save(tmp, snapshot, filter={"model": lambda k, v: k in trainable_names})
         fabric.barrier()
         if zero:
-            _replace_path(tmp, state_path)
+            replace_path(tmp, state_path)
             _write_metrics(rdir, rows)
         fabric.barrier()
 
@@ -475,13 +476,13 @@ def _fit(fabric: Any, cfg: TrainConfig, resume: bool) -> dict:
 
 
 def _targets(data: Any, batch: list[int]) -> int:
-    from twin.train.data import count_targets
+    from twin.examples import count_targets
 
     return count_targets(data, batch)
 
 
 def _collate(data: Any, batch: list[int], pad_id: int) -> dict:
-    from twin.train.data import collate
+    from twin.examples import collate
 
     return collate(data, batch, pad_id)
 
@@ -494,7 +495,7 @@ def _to(batch: dict, device: Any) -> dict:
 
 def _read_val(path: Path, tokenizer: Any, template: str, cfg: TrainConfig) -> Any:
     """The validation set, or None (with a warning) when prepare wrote none."""
-    from twin.train.data import encode_examples, read_examples
+    from twin.examples import encode_examples, read_examples
 
     if not path.is_file() or path.stat().st_size == 0 or not path.read_text(encoding="utf-8").strip():
         log.warning("%s: no validation examples; validation loss will not be reported", path)
@@ -535,17 +536,6 @@ def _changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
         elif a != b:
             out.append(f"{prefix}{k}")
     return out
-
-
-def _replace_path(tmp: Path, dst: Path) -> None:
-    if dst.is_dir() and not dst.is_symlink():
-        old = dst.with_name(dst.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(dst, old)
-        os.replace(tmp, dst)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, dst)
 
 
 def _write_metrics(rdir: Path, rows: list[dict]) -> None:
@@ -606,19 +596,9 @@ def prepare_settings(data_dir: Path) -> dict:
         log.warning("%s: unreadable or without 'config'; twin.json records prepare's defaults", stats)
     else:
         log.warning("%s: missing; twin.json records prepare's defaults instead", stats)
-    try:
-        from twin.prepare.config import PrepareConfig  # type: ignore[import-not-found]
+    from twin.examples import ContextSettings
 
-        defaults = PrepareConfig().model_dump(mode="json")
-    except Exception:  # prepare stage absent or shaped differently: the documented fields
-        defaults = {
-            "max_context_tokens": 256,
-            "context_unit": "tokens",
-            "chars_per_token": 4.0,
-            "tokenizer": None,
-            "scrub": True,
-        }
-    return {**defaults, "defaults_used": True}
+    return {**ContextSettings().model_dump(mode="json"), "defaults_used": True}
 
 
 def _save_adapter(
@@ -652,7 +632,7 @@ def _save_adapter(
             "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
         atomic_write_json(tmp / "twin.json", meta)
-        _replace_path(tmp, out)
+        replace_path(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

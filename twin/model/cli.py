@@ -1,0 +1,76 @@
+"""``twin model tiny|download``: get a base model. Nothing heavy imported at module level."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import typer
+
+log = logging.getLogger(__name__)
+
+
+def register(app: typer.Typer) -> None:
+    model_app = typer.Typer(
+        help="Base models: build the tiny Falcon, or download one from the Hugging Face Hub.",
+        no_args_is_help=True,
+    )
+    model_app.command("tiny")(tiny_cmd)
+    model_app.command("download")(download_cmd)
+    app.add_typer(model_app, name="model")
+
+
+def tiny_cmd(
+    out: Path = typer.Option(Path("checkpoints/tiny-falcon"), "--out", help="Output model dir."),
+    pretrain_steps: int = typer.Option(0, "--pretrain-steps", min=0, help="Pretrain all params N steps."),
+    texts: Path | None = typer.Option(
+        None,
+        "--texts",
+        help="Chat text: a prepare dir (train.jsonl) or raw records dir "
+        "(default: data/processed, else data/raw, else a built-in corpus).",
+    ),
+    seed: int = typer.Option(0, "--seed"),
+    vocab_size: int = typer.Option(2048, "--vocab-size", min=300),
+    hidden_size: int = typer.Option(128, "--hidden-size", min=8),
+    layers: int = typer.Option(4, "--layers", min=1),
+    heads: int = typer.Option(4, "--heads", min=1),
+) -> None:
+    """Build the tiny Falcon (Falcon-7B's architecture, toy size) + a BPE tokenizer on your chats."""
+    from twin.model.load import prefer_passive_omp_wait
+
+    prefer_passive_omp_wait()
+    from twin.model.tiny import build_tiny, fallback_texts, texts_from_dir
+
+    if texts is not None:
+        docs = texts_from_dir(texts)
+        source = str(texts)
+    elif (Path("data/processed") / "train.jsonl").is_file():
+        docs, source = texts_from_dir("data/processed"), "data/processed"
+    elif Path("data/raw").is_dir() and any(Path("data/raw").rglob("*.jsonl")):
+        docs, source = texts_from_dir("data/raw"), "data/raw"
+    else:
+        docs, source = fallback_texts(), "the built-in corpus"
+    log.info("tokenizer and pretraining text: %d documents from %s", len(docs), source)
+    path = build_tiny(
+        out,
+        docs,
+        pretrain_steps=pretrain_steps,
+        seed=seed,
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        num_layers=layers,
+        num_heads=heads,
+    )
+    typer.echo(f"tiny Falcon written to {path}")
+
+
+def download_cmd(
+    repo_id: str = typer.Argument(..., help="Hub repo id, e.g. tiiuae/falcon-7b."),
+    out: Path | None = typer.Option(None, "--out", help="Target dir (default: checkpoints/<repo id>)."),
+    revision: str | None = typer.Option(None, "--revision", help="Branch, tag or commit."),
+) -> None:
+    """Download a base model from the Hugging Face Hub (needs internet)."""
+    from twin.model.download import download
+
+    path = download(repo_id, out, revision=revision)
+    typer.echo(f"downloaded {repo_id} to {path}")
