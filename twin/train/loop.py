@@ -25,6 +25,7 @@ import re
 import shutil
 import tempfile
 import time
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,7 @@ def preflight(cfg: TrainConfig) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Entry point
+# Entry point: setup (Fabric) -> main (load) -> fit (the loop) -> save
 
 
 def train(cfg: TrainConfig, *, resume: bool = False) -> dict:
@@ -101,15 +102,16 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict:
     call returns rank 0's metrics; this works the same from the CLI, a test or a notebook.
     """
     preflight(cfg)
+    return setup(cfg).launch(main, cfg, resume)
+
+
+def setup(cfg: TrainConfig) -> Any:
+    """The Fabric that runs ``main`` on every device."""
     from lightning.fabric import Fabric
 
-    fabric = Fabric(
-        accelerator=cfg.accelerator,
-        devices=cfg.devices,
-        strategy=_strategy(cfg),
-        precision=cfg.precision,
+    return Fabric(
+        accelerator=cfg.accelerator, devices=cfg.devices, strategy=_strategy(cfg), precision=cfg.precision
     )
-    return fabric.launch(_fit, cfg, resume)
 
 
 def _strategy(cfg: TrainConfig) -> Any:
@@ -121,8 +123,8 @@ def _strategy(cfg: TrainConfig) -> Any:
         from lightning.fabric.strategies import FSDPStrategy
         from torch.distributed.fsdp.wrap import lambda_auto_wrap_policy
 
-        # Shard per decoder block (the model's own `_no_split_modules`), filled in once it's loaded.
-        policy = functools.partial(lambda_auto_wrap_policy, lambda_fn=lambda m: type(m).__name__ in _NO_SPLIT)
+        blocks = _decoder_blocks(cfg.base)  # shard per decoder block: the model's `_no_split_modules`
+        policy = functools.partial(lambda_auto_wrap_policy, lambda_fn=lambda m: type(m).__name__ in blocks)
         return FSDPStrategy(auto_wrap_policy=policy, state_dict_type="full", use_orig_params=True)
     from lightning.fabric.strategies import DDPStrategy
 
@@ -130,7 +132,466 @@ def _strategy(cfg: TrainConfig) -> Any:
     return DDPStrategy(start_method="spawn")
 
 
-_NO_SPLIT: set[str] = set()
+def _decoder_blocks(base: str) -> set[str]:
+    """Class names of the base's decoder blocks, read from its model class without loading weights."""
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
+
+    model_class = MODEL_FOR_CAUSAL_LM_MAPPING[type(AutoConfig.from_pretrained(base))]
+    return set(getattr(model_class, "_no_split_modules", None) or [])
+
+
+@dataclass
+class TrainData:
+    """The tokenizer, the prompt template and every example, tokenized once."""
+
+    tokenizer: Any
+    template: str
+    train: Any  # train.data.Encoded
+    val: Any  # Encoded, or None when prepare wrote no validation examples
+    digest: str  # of train.jsonl: a resumed run must see the same data
+
+
+@dataclass
+class Model:
+    peft: Any  # the PeftModel: what the adapter is saved from
+    module: Any  # the loss module, set up by Fabric: what the loop calls
+    optimizer: Any
+    scheduler: Any
+    trainable: set[str]  # parameter names a checkpoint keeps (the frozen base is not saved)
+
+
+@dataclass
+class Progress:
+    """Where the run is: saved in every checkpoint, restored by ``--resume``."""
+
+    step: int = 0
+    micro: int = 0  # micro-batches consumed by this process
+    tokens: int = 0
+    elapsed: float = 0.0
+    train_seconds: float = 0.0  # without validation and checkpoints
+    rows: list[dict] = field(default_factory=list)  # metrics.csv
+
+
+def main(fabric: Any, cfg: TrainConfig, resume: bool) -> dict:
+    """One process's run: data, model, (resume), the loop, the adapter. Returns the final metrics."""
+    import torch
+
+    torch.set_num_threads(cfg.num_threads or max(1, (os.cpu_count() or 1) // max(1, fabric.world_size)))
+    data = load_data(cfg)
+    plan = BatchPlan(data.train.lengths, cfg, fabric.world_size)
+    total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * plan.per_epoch / cfg.grad_accum_steps))
+    if fabric.is_global_zero:
+        _log_plan(cfg, data, plan, total_steps, fabric.world_size)
+    fabric.seed_everything(cfg.seed, verbose=False)
+    model = load_model(fabric, cfg, total_steps)
+    data_id = {"train": data.digest, "examples": len(data.train), "world": fabric.world_size}
+    progress = restore(fabric, cfg, model, data_id, total_steps) if resume else Progress()
+    if fabric.is_global_zero:
+        run_dir(cfg).mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir(cfg) / "config.yaml", _yaml(cfg))
+    val_loss = fit(fabric, cfg, model, data, plan, progress, total_steps, data_id)
+    if data.val is not None and val_loss is None:  # resumed a finished run: report, don't retrain
+        val_loss = validate(fabric, model.module, data.val, data.tokenizer.pad_token_id, cfg)
+    metrics = final_metrics(model.peft, data, plan, progress, val_loss)
+    save_checkpoint(fabric, cfg, model, progress, data_id)
+    save(fabric, cfg, model, data, metrics)
+    return metrics
+
+
+def load_data(cfg: TrainConfig) -> TrainData:
+    from twin.examples import encode_examples, read_examples
+    from twin.model.load import load_tokenizer
+    from twin.prompt import resolve_template
+    from twin.train.data import file_digest
+
+    data_dir = Path(cfg.data.dir)
+    tokenizer = load_tokenizer(cfg.base)
+    template = resolve_template(cfg.data.template, tokenizer)
+    train_file = data_dir / cfg.data.train_file
+    examples = read_examples(train_file)
+    return TrainData(
+        tokenizer=tokenizer,
+        template=template,
+        train=encode_examples(examples, tokenizer, template, cfg.data.max_seq_length),
+        val=_read_val(data_dir / cfg.data.val_file, tokenizer, template, cfg),
+        digest=file_digest(train_file),
+    )
+
+
+class BatchPlan:
+    """Every process's micro-batches, epoch after epoch, deterministic in (seed, epoch).
+
+    Micro-batches run on across epoch boundaries, so ``epochs`` costs exactly that many passes
+    (rounded up to a whole optimizer step), whatever the accumulation. Process ``rank`` takes
+    micro-batches ``rank, rank + world, ...`` of each epoch; one epoch is kept in memory.
+    """
+
+    def __init__(self, lengths: list[int], cfg: TrainConfig, world: int) -> None:
+        self.lengths, self.cfg, self.world = lengths, cfg, world
+        self._cache: dict[int, list[list[int]]] = {}
+        self.per_epoch = len(self.epoch(0)) // world  # micro-batches per epoch on each process
+
+    def epoch(self, epoch: int) -> list[list[int]]:
+        """All processes' micro-batches of one epoch."""
+        from twin.train.data import make_batches
+
+        if epoch not in self._cache:
+            self._cache.clear()
+            self._cache[epoch] = make_batches(
+                self.lengths,
+                self.cfg.micro_batch_size,
+                seed=self.cfg.seed,
+                epoch=epoch,
+                group_by_length=self.cfg.data.group_by_length,
+                pool=self.cfg.data.length_pool,
+                world_size=self.world,
+            )
+        return self._cache[epoch]
+
+    def micro_batch(self, micro: int, rank: int) -> list[int]:
+        """Process ``rank``'s micro-batch number ``micro`` (counted from the start of the run)."""
+        epoch, j = divmod(micro, self.per_epoch)
+        return self.epoch(epoch)[rank + self.world * j]
+
+    def padding_fraction(self) -> float:
+        """Padding share of the first epoch, as one process would batch it."""
+        from twin.train.data import make_batches, padding_fraction
+
+        batches = make_batches(
+            self.lengths, self.cfg.micro_batch_size, seed=self.cfg.seed, epoch=0,
+            group_by_length=self.cfg.data.group_by_length, pool=self.cfg.data.length_pool,
+        )  # fmt: skip
+        return padding_fraction(batches, self.lengths)
+
+
+def _log_plan(cfg: TrainConfig, data: TrainData, plan: BatchPlan, total_steps: int, world: int) -> None:
+    log.info(
+        "%d train / %d val examples, template %s, %d optimizer steps of %d examples "
+        "(micro-batch %d x %d accumulation x %d devices), padding %.1f%% of tokens",
+        len(data.train),
+        len(data.val) if data.val else 0,
+        data.template,
+        total_steps,
+        cfg.batch_size,
+        cfg.micro_batch_size,
+        cfg.grad_accum_steps,
+        world,
+        100 * plan.padding_fraction(),
+    )
+
+
+def load_model(fabric: Any, cfg: TrainConfig, total_steps: int) -> Model:
+    """The base, peft LoRA on top, the loss module, AdamW and the LR schedule, set up by Fabric."""
+    import torch
+
+    from twin.model.load import load_base
+    from twin.model.lora import apply_lora, param_groups
+    from twin.train.schedules import build_scheduler
+
+    dtype = _PRECISION_DTYPE.get(cfg.precision, "float32")
+    model, _ = load_base(cfg.base, dtype=dtype, quantize=cfg.quantize)
+    model.config.use_cache = False
+    if cfg.quantize:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
+    if cfg.gradient_checkpointing:
+        kwargs = {"use_reentrant": False}  # non-reentrant: works with frozen inputs and DDP
+        if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.x name
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    peft_model = apply_lora(model, cfg.lora)
+    module = _make_loss_module(peft_model)
+    trainable = {n for n, p in module.named_parameters() if p.requires_grad}
+    optimizer = torch.optim.AdamW(
+        param_groups(peft_model, cfg.optim.lr, cfg.optim.weight_decay, cfg.lora.loraplus_lr_ratio),
+        lr=cfg.optim.lr,
+        betas=cfg.optim.betas,
+        eps=cfg.optim.eps,
+    )
+    module, optimizer = fabric.setup(module, optimizer, move_to_device=not cfg.quantize)
+    scheduler = build_scheduler(cfg.schedule, optimizer, total_steps)
+    return Model(peft_model, module, optimizer, scheduler, trainable)
+
+
+# --------------------------------------------------------------------------------------------
+# Checkpoints: everything needed to continue exactly, written atomically
+
+
+def save_checkpoint(fabric: Any, cfg: TrainConfig, model: Model, progress: Progress, data_id: dict) -> None:
+    """Write beside, then rename over the previous checkpoint (and refresh metrics.csv)."""
+    import torch
+
+    rdir = run_dir(cfg)
+    snapshot = {
+        "model": model.module,
+        "optimizer": model.optimizer,
+        "scheduler": model.scheduler,
+        "progress": asdict(progress),
+        "data": data_id,
+        "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
+        "config": cfg.model_dump(mode="json"),
+    }
+    tmp = rdir / f".{STATE_FILE}.tmp"
+    fabric.save(tmp, snapshot, filter={"model": lambda k, v: k in model.trainable})
+    fabric.barrier()
+    if fabric.is_global_zero:
+        replace_path(tmp, rdir / STATE_FILE)
+        _write_metrics(rdir, progress.rows)
+    fabric.barrier()
+
+
+def restore(fabric: Any, cfg: TrainConfig, model: Model, data_id: dict, total_steps: int) -> Progress:
+    """``--resume``: weights, optimizer, schedule, progress and RNG from the last checkpoint."""
+    import torch
+
+    zero = fabric.is_global_zero
+    state_path = run_dir(cfg) / STATE_FILE
+    if not state_path.exists():
+        if zero:
+            log.warning("--resume: no checkpoint in %s yet, starting from step 0", run_dir(cfg))
+        return Progress()
+    state = {"model": model.module, "optimizer": model.optimizer, "scheduler": model.scheduler}
+    extra = fabric.load(state_path, state, strict=False)
+    if extra["data"] != data_id:
+        raise TwinError(
+            f"{state_path}: the training data or device count changed since this checkpoint, so "
+            "the run cannot continue exactly; start it again without --resume (or use a new --run)"
+        )
+    changed = _changed_keys(extra.get("config", {}), cfg.model_dump(mode="json"))
+    if changed and zero:
+        log.warning("resuming with changed settings: %s", ", ".join(changed))
+    torch.set_rng_state(extra["rng"]["torch"])
+    random.setstate(extra["rng"]["python"])
+    progress = Progress(**extra["progress"])
+    if zero:
+        log.info("resumed %s at step %d/%d", cfg.run, progress.step, total_steps)
+    return progress
+
+
+# --------------------------------------------------------------------------------------------
+# The loop
+
+
+class Window:
+    """Loss, steps, real tokens and training seconds since the last logged step."""
+
+    def __init__(self, device: Any) -> None:
+        import torch
+
+        self.loss = torch.zeros((), dtype=torch.float64, device=device)
+        self.steps, self.tokens, self.start = 0, 0, time.perf_counter()
+
+    def add(self, loss: Any, tokens: int) -> None:
+        self.loss += loss
+        self.steps += 1
+        self.tokens += tokens
+
+    def reset(self) -> None:
+        self.loss.zero_()
+        self.steps, self.tokens, self.start = 0, 0, time.perf_counter()
+
+
+def fit(
+    fabric: Any,
+    cfg: TrainConfig,
+    model: Model,
+    data: TrainData,
+    plan: BatchPlan,
+    progress: Progress,
+    total_steps: int,
+    data_id: dict,
+) -> float | None:
+    """The optimizer steps, with logging, validation and checkpoints; returns the last val loss."""
+    from tqdm.auto import tqdm
+
+    val_loss = None
+    window = Window(fabric.device)
+    run_start, last_csv = time.perf_counter() - progress.elapsed, time.perf_counter()
+    tb = _tensorboard(run_dir(cfg)) if fabric.is_global_zero else None
+    bar = tqdm(total=total_steps, initial=progress.step, desc=f"train {cfg.run}", unit="step",
+               disable=not fabric.is_global_zero, dynamic_ncols=True, mininterval=1.0)  # fmt: skip
+    model.module.train()
+    with bar:
+        while progress.step < total_steps:
+            loss, tokens = train_step(fabric, cfg, model, data, plan, progress)
+            window.add(loss, tokens)
+            progress.step += 1
+            bar.update(1)
+            step = progress.step
+            if step % cfg.log_every_steps == 0 or step == total_steps:
+                row = log_step(fabric, cfg, model, plan, progress, window, run_start)
+                bar.set_postfix(loss=f"{row['train_loss']:.3f}", tok_s=f"{row['tokens_per_s']:,.0f}")
+                _tb_log(tb, row)
+                window.reset()
+            paused = time.perf_counter()  # validation and checkpoints are not training throughput
+            if data.val is not None and (
+                step == total_steps or (cfg.eval.every_steps and step % cfg.eval.every_steps == 0)
+            ):
+                val_loss = validate(fabric, model.module, data.val, data.tokenizer.pad_token_id, cfg)
+                _tb_log(tb, _record_val(fabric, progress, val_loss, bar))
+            progress.elapsed = time.perf_counter() - run_start
+            if cfg.checkpoint_every_steps and step % cfg.checkpoint_every_steps == 0 and step < total_steps:
+                save_checkpoint(fabric, cfg, model, progress, data_id)
+            elif fabric.is_global_zero and time.perf_counter() - last_csv > 10:  # fresh for watchers
+                _write_metrics(run_dir(cfg), progress.rows)
+                last_csv = time.perf_counter()
+            window.start += time.perf_counter() - paused
+    return val_loss
+
+
+def train_step(
+    fabric: Any, cfg: TrainConfig, model: Model, data: TrainData, plan: BatchPlan, progress: Progress
+) -> tuple[Any, int]:
+    """One optimizer step over ``grad_accum_steps`` micro-batches; returns (loss, real tokens)."""
+    accum, rank = cfg.grad_accum_steps, fabric.global_rank
+    batches = [plan.micro_batch(progress.micro + k, rank) for k in range(accum)]
+    progress.micro += accum
+    # Normalise by the reply tokens of the whole optimizer step (known up front: no sync), so
+    # every reply token weighs the same however the step is split into micro-batches.
+    n_targets = max(1, sum(_targets(data.train, b) for b in batches))
+    step_loss, tokens = 0.0, 0
+    for k, b in enumerate(batches):
+        batch = _to(_collate(data.train, b, data.tokenizer.pad_token_id), fabric.device)
+        with fabric.no_backward_sync(model.module, enabled=k < accum - 1):
+            loss = model.module(**batch) / n_targets
+            fabric.backward(loss)
+        step_loss += loss.detach()
+        tokens += sum(plan.lengths[i] for i in b)  # real (non-pad) tokens
+    if cfg.optim.max_grad_norm:
+        fabric.clip_gradients(
+            model.module, model.optimizer, max_norm=cfg.optim.max_grad_norm, error_if_nonfinite=False
+        )
+    model.optimizer.step()
+    model.optimizer.zero_grad(set_to_none=True)
+    model.scheduler.step()
+    return step_loss, tokens * fabric.world_size
+
+
+def log_step(
+    fabric: Any,
+    cfg: TrainConfig,
+    model: Model,
+    plan: BatchPlan,
+    progress: Progress,
+    window: Window,
+    run_start: float,
+) -> dict:
+    """A metrics row for the window (the loop's only host sync); a NaN/inf loss stops the run."""
+    mean_loss = float(window.loss) / window.steps
+    if not math.isfinite(mean_loss):
+        raise TwinError(
+            f"training loss became {mean_loss} at step {progress.step}; lower optim.lr (now "
+            f"{cfg.optim.lr}) or use precision 32-true. The last checkpoint in {run_dir(cfg)} is kept."
+        )
+    now = time.perf_counter()
+    progress.train_seconds += now - window.start
+    progress.tokens += window.tokens
+    tok_s = window.tokens / max(now - window.start, 1e-9)
+    row = dict.fromkeys(METRIC_FIELDS) | {
+        "step": progress.step,
+        "epoch": round(progress.micro / plan.per_epoch, 4),
+        "train_loss": round(mean_loss, 6),
+        "lr": model.scheduler.get_last_lr()[0],
+        "tokens_per_s": round(tok_s, 1),
+        "elapsed_s": round(now - run_start, 2),
+    }
+    progress.rows.append(row)
+    return row
+
+
+def _record_val(fabric: Any, progress: Progress, val_loss: float, bar: Any) -> dict:
+    val_ppl = math.exp(min(val_loss, 50.0))
+    rows = progress.rows
+    if not rows or rows[-1]["step"] != progress.step:
+        rows.append(dict.fromkeys(METRIC_FIELDS) | {"step": progress.step})
+    rows[-1].update(val_loss=round(val_loss, 6), val_ppl=round(val_ppl, 4))
+    if fabric.is_global_zero:
+        bar.write(f"step {progress.step}: val loss {val_loss:.4f}, perplexity {val_ppl:.2f}")
+    return {"step": progress.step, "val_loss": val_loss, "val_ppl": val_ppl}
+
+
+def _tb_log(tb: Any, row: dict) -> None:
+    if tb:
+        tb.log_metrics({k: v for k, v in row.items() if v is not None and k != "step"}, row["step"])
+
+
+def validate(fabric: Any, module: Any, data: Any, pad_id: int, cfg: TrainConfig) -> float:
+    """Mean response-token loss over the val set, sharded over processes and summed."""
+    import torch
+
+    from twin.train.data import make_batches
+
+    mbs = cfg.eval.micro_batch_size or cfg.micro_batch_size
+    batches = make_batches(data.lengths, mbs, seed=0, epoch=0, group_by_length=True, pool=10**6)
+    if cfg.eval.max_batches:
+        batches = batches[: cfg.eval.max_batches]
+    mine = batches[fabric.global_rank :: fabric.world_size]
+    total = torch.zeros(2, dtype=torch.float64, device=fabric.device)
+    module.eval()
+    with torch.no_grad():
+        for b in mine:
+            batch = _to(_collate(data, b, pad_id), fabric.device)
+            total[0] += module(**batch).double()
+            total[1] += _targets(data, b)
+    module.train()
+    if fabric.world_size > 1:
+        total = fabric.all_reduce(total, reduce_op="sum")
+    return float(total[0] / total[1].clamp(min=1))
+
+
+# --------------------------------------------------------------------------------------------
+# Outputs
+
+
+def final_metrics(
+    peft_model: Any, data: TrainData, plan: BatchPlan, progress: Progress, val_loss: float | None
+) -> dict:
+    train_losses = [r["train_loss"] for r in progress.rows if r.get("train_loss") is not None]
+    val_ppl = math.exp(min(val_loss, 50.0)) if val_loss is not None else None
+    seconds = progress.train_seconds
+    return {
+        "steps": progress.step,
+        "epochs": round(progress.micro / plan.per_epoch, 4),
+        "train_loss_first": train_losses[0] if train_losses else None,
+        "train_loss": train_losses[-1] if train_losses else None,
+        "val_loss": round(val_loss, 6) if val_loss is not None else None,
+        "val_ppl": round(val_ppl, 4) if val_ppl is not None else None,
+        "train_examples": len(data.train),
+        "val_examples": len(data.val) if data.val else 0,
+        "tokens": progress.tokens,
+        "tokens_per_s": round(progress.tokens / seconds, 1) if seconds else None,
+        "padding_fraction": round(plan.padding_fraction(), 4),
+        "seconds": round(progress.elapsed, 2),
+        "trainable_params": sum(p.numel() for p in peft_model.parameters() if p.requires_grad),
+        "total_params": sum(p.numel() for p in peft_model.parameters()),
+        "peak_memory_mb": _peak_memory_mb(),
+        "data": data.train.stats,
+    }
+
+
+def save(fabric: Any, cfg: TrainConfig, model: Model, data: TrainData, metrics: dict) -> None:
+    """The adapter directory, written by rank 0 once the final checkpoint is in."""
+    from twin.model.load import base_fingerprint, model_type
+
+    # FSDP shards the weights: rank 0 takes the adapter from the consolidated checkpoint.
+    full = cfg.strategy == "fsdp"
+    adapter_state = _full_adapter_state(run_dir(cfg) / STATE_FILE) if full else None
+    if fabric.is_global_zero:
+        _save_adapter(
+            cfg,
+            model.peft,
+            data.tokenizer,
+            data.template,
+            metrics,
+            adapter_state,
+            base_fp=base_fingerprint(cfg.base),
+            base_type=model_type(cfg.base),
+        )
+        log.info("adapter written to %s (val loss %s)", adapter_dir(cfg), metrics["val_loss"])
+    fabric.barrier()
 
 
 # --------------------------------------------------------------------------------------------
@@ -179,299 +640,6 @@ def _make_loss_module(peft_model: Any) -> Any:
 
 
 # --------------------------------------------------------------------------------------------
-# The run
-
-
-def _fit(fabric: Any, cfg: TrainConfig, resume: bool) -> dict:
-    import torch
-
-    from twin.examples import encode_examples, read_examples
-    from twin.model.load import base_fingerprint, load_base, load_tokenizer, model_type
-    from twin.model.lora import apply_lora, param_groups
-    from twin.prompt import resolve_template
-    from twin.train.data import file_digest, make_batches, padding_fraction
-    from twin.train.schedules import build_scheduler
-
-    cores = os.cpu_count() or 1
-    torch.set_num_threads(cfg.num_threads or max(1, cores // max(1, fabric.world_size)))
-    zero = fabric.is_global_zero
-    rdir, adir = run_dir(cfg), adapter_dir(cfg)
-    state_path = rdir / STATE_FILE
-
-    # -- 3. data, tokenized once ------------------------------------------------------------
-    data_dir = Path(cfg.data.dir)
-    tokenizer = load_tokenizer(cfg.base)
-    template = resolve_template(cfg.data.template, tokenizer)
-    train_file = data_dir / cfg.data.train_file
-    train_data = encode_examples(read_examples(train_file), tokenizer, template, cfg.data.max_seq_length)
-    val_data = _read_val(data_dir / cfg.data.val_file, tokenizer, template, cfg)
-    lengths = train_data.lengths
-    world, rank = fabric.world_size, fabric.global_rank
-
-    def epoch_batches(epoch: int) -> list[list[int]]:
-        all_batches = make_batches(
-            lengths,
-            cfg.micro_batch_size,
-            seed=cfg.seed,
-            epoch=epoch,
-            group_by_length=cfg.data.group_by_length,
-            pool=cfg.data.length_pool,
-            world_size=world,
-        )
-        return all_batches[rank::world]
-
-    first = epoch_batches(0)
-    per_epoch = len(first)  # micro-batches per epoch on this process
-    accum = cfg.grad_accum_steps
-    # Micro-batches run on across epoch boundaries, so `epochs` costs exactly that many passes
-    # (rounded up to a whole optimizer step), whatever the accumulation.
-    total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * per_epoch / accum))
-    all_first = make_batches(
-        lengths, cfg.micro_batch_size, seed=cfg.seed, epoch=0,
-        group_by_length=cfg.data.group_by_length, pool=cfg.data.length_pool,
-    )  # fmt: skip
-    pad_frac = padding_fraction(all_first, lengths)
-    if zero:
-        log.info(
-            "%d train / %d val examples, template %s, %d optimizer steps of %d examples "
-            "(micro-batch %d x %d accumulation x %d devices), padding %.1f%% of tokens",
-            len(train_data),
-            len(val_data) if val_data else 0,
-            template,
-            total_steps,
-            cfg.batch_size,
-            cfg.micro_batch_size,
-            accum,
-            world,
-            100 * pad_frac,
-        )
-
-    # -- 4. model, adapters, optimizer, schedule ---------------------------------------------
-    fabric.seed_everything(cfg.seed, verbose=False)
-    model, _ = load_base(
-        cfg.base, dtype=_PRECISION_DTYPE.get(cfg.precision, "float32"), quantize=cfg.quantize
-    )
-    _NO_SPLIT.update(getattr(model, "_no_split_modules", None) or [])
-    model.config.use_cache = False
-    if cfg.quantize:
-        from peft import prepare_model_for_kbit_training
-
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
-    if cfg.gradient_checkpointing:
-        kwargs = {"use_reentrant": False}  # non-reentrant: works with frozen inputs and DDP
-        if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.x name
-            model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
-        else:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
-    peft_model = apply_lora(model, cfg.lora)
-    trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
-    total_params = sum(p.numel() for p in peft_model.parameters())
-    module = _make_loss_module(peft_model)
-    trainable_names = {n for n, p in module.named_parameters() if p.requires_grad}
-    optimizer = torch.optim.AdamW(
-        param_groups(peft_model, cfg.optim.lr, cfg.optim.weight_decay, cfg.lora.loraplus_lr_ratio),
-        lr=cfg.optim.lr,
-        betas=cfg.optim.betas,
-        eps=cfg.optim.eps,
-    )
-    module, optimizer = fabric.setup(module, optimizer, move_to_device=not cfg.quantize)
-    scheduler = build_scheduler(cfg.schedule, optimizer, total_steps)
-
-    data_id = {"train": file_digest(train_file), "examples": len(train_data), "world": world}
-    progress = {"step": 0, "micro": 0, "tokens": 0, "elapsed": 0.0, "train_seconds": 0.0}
-    rows: list[dict] = []
-    state: dict[str, Any] = {"model": module, "optimizer": optimizer, "scheduler": scheduler}
-    if resume and state_path.exists():
-        extra = fabric.load(state_path, state, strict=False)
-        if extra["data"] != data_id:
-            raise TwinError(
-                f"{state_path}: the training data or device count changed since this checkpoint, so "
-                "the run cannot continue exactly; start it again without --resume (or use a new --run)"
-            )
-        progress, rows = extra["progress"], extra["rows"]
-        changed = _changed_keys(extra.get("config", {}), cfg.model_dump(mode="json"))
-        if changed and zero:
-            log.warning("resuming with changed settings: %s", ", ".join(changed))
-        torch.set_rng_state(extra["rng"]["torch"])
-        random.setstate(extra["rng"]["python"])
-        if zero:
-            log.info("resumed %s at step %d/%d", cfg.run, progress["step"], total_steps)
-    elif resume and zero:
-        log.warning("--resume: no checkpoint in %s yet, starting from step 0", rdir)
-
-    def checkpoint() -> None:
-        """Atomic: write beside, then rename over the previous checkpoint."""
-        snapshot = {
-            **state,
-            "progress": dict(progress),
-            "rows": rows,
-            "data": data_id,
-            "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
-            "config": cfg.model_dump(mode="json"),
-        }
-        tmp = rdir / f".{STATE_FILE}.tmp"
-        fabric.save(tmp, snapshot, filter={"model": lambda k, v: k in trainable_names})
-        fabric.barrier()
-        if zero:
-            replace_path(tmp, state_path)
-            _write_metrics(rdir, rows)
-        fabric.barrier()
-
-    if zero:
-        rdir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(rdir / "config.yaml", _yaml(cfg))
-    tb = _tensorboard(rdir) if zero else None
-
-    # -- 5. the loop ------------------------------------------------------------------------
-    from tqdm.auto import tqdm
-
-    epoch_cache: dict[int, list[list[int]]] = {0: first}
-
-    def next_batch() -> list[int]:
-        epoch, j = divmod(progress["micro"], per_epoch)
-        if epoch not in epoch_cache:
-            epoch_cache.clear()
-            epoch_cache[epoch] = epoch_batches(epoch)
-        progress["micro"] += 1
-        return epoch_cache[epoch][j]
-
-    val_loss = val_ppl = None
-    window_loss = torch.zeros((), dtype=torch.float64, device=fabric.device)
-    window_steps, window_tokens, window_start = 0, 0, time.perf_counter()
-    run_start = time.perf_counter() - progress["elapsed"]
-    last_csv = time.perf_counter()
-    bar = tqdm(
-        total=total_steps,
-        initial=progress["step"],
-        desc=f"train {cfg.run}",
-        unit="step",
-        disable=not zero,
-        dynamic_ncols=True,
-        mininterval=1.0,
-    )
-    module.train()
-    while progress["step"] < total_steps:
-        batches = [next_batch() for _ in range(accum)]
-        # Normalise by the reply tokens of the whole optimizer step (known up front: no sync), so
-        # every reply token weighs the same however the step is split into micro-batches.
-        n_targets = max(1, sum(_targets(train_data, b) for b in batches))
-        for k, b in enumerate(batches):
-            batch = _to(_collate(train_data, b, tokenizer.pad_token_id), fabric.device)
-            with fabric.no_backward_sync(module, enabled=k < accum - 1):
-                loss = module(**batch) / n_targets
-                fabric.backward(loss)
-            window_loss += loss.detach()
-            window_tokens += sum(lengths[i] for i in b)  # real (non-pad) tokens
-        if cfg.optim.max_grad_norm:
-            fabric.clip_gradients(
-                module, optimizer, max_norm=cfg.optim.max_grad_norm, error_if_nonfinite=False
-            )
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        scheduler.step()
-        progress["step"] += 1
-        step = progress["step"]
-        window_steps += 1
-        bar.update(1)
-
-        if step % cfg.log_every_steps == 0 or step == total_steps:
-            # The only host sync of the loop: once per logged step, not per micro-batch.
-            mean_loss = float(window_loss) / window_steps
-            if not math.isfinite(mean_loss):
-                bar.close()
-                raise TwinError(
-                    f"training loss became {mean_loss} at step {step}; lower optim.lr (now {cfg.optim.lr}) "
-                    f"or use precision 32-true. The last checkpoint in {rdir} is kept."
-                )
-            now = time.perf_counter()
-            progress["train_seconds"] = progress.get("train_seconds", 0.0) + (now - window_start)
-            tok_s = window_tokens * world / max(now - window_start, 1e-9)
-            progress["tokens"] += window_tokens * world
-            row = dict.fromkeys(METRIC_FIELDS) | {
-                "step": step,
-                "epoch": round(progress["micro"] / per_epoch, 4),
-                "train_loss": round(mean_loss, 6),
-                "lr": scheduler.get_last_lr()[0],
-                "tokens_per_s": round(tok_s, 1),
-                "elapsed_s": round(now - run_start, 2),
-            }
-            rows.append(row)
-            bar.set_postfix(loss=f"{mean_loss:.3f}", tok_s=f"{tok_s:,.0f}")
-            if tb:
-                tb.log_metrics({k: v for k, v in row.items() if v is not None and k != "step"}, step)
-            window_loss.zero_()
-            window_steps, window_tokens = 0, 0
-        paused = time.perf_counter()  # validation and checkpoints are not training throughput
-        if val_data is not None and (
-            step == total_steps or (cfg.eval.every_steps and step % cfg.eval.every_steps == 0)
-        ):
-            val_loss = _evaluate(fabric, module, val_data, tokenizer.pad_token_id, cfg)
-            val_ppl = math.exp(min(val_loss, 50.0))
-            if not rows or rows[-1]["step"] != step:
-                rows.append(dict.fromkeys(METRIC_FIELDS) | {"step": step})
-            rows[-1].update(val_loss=round(val_loss, 6), val_ppl=round(val_ppl, 4))
-            if tb:
-                tb.log_metrics({"val_loss": val_loss, "val_ppl": val_ppl}, step)
-            if zero:
-                bar.write(f"step {step}: val loss {val_loss:.4f}, perplexity {val_ppl:.2f}")
-        progress["elapsed"] = time.perf_counter() - run_start
-        if cfg.checkpoint_every_steps and step % cfg.checkpoint_every_steps == 0 and step < total_steps:
-            checkpoint()
-        elif zero and time.perf_counter() - last_csv > 10:  # keep metrics.csv fresh for watchers
-            _write_metrics(rdir, rows)
-            last_csv = time.perf_counter()
-        if window_steps == 0:
-            window_start = time.perf_counter()
-        else:
-            window_start += time.perf_counter() - paused
-    bar.close()
-
-    # -- 6. outputs ---------------------------------------------------------------------------
-    if val_data is not None and val_loss is None:  # resumed a finished run: report, don't retrain
-        val_loss = _evaluate(fabric, module, val_data, tokenizer.pad_token_id, cfg)
-        val_ppl = math.exp(min(val_loss, 50.0))
-    elapsed = progress["elapsed"]
-    train_losses = [r["train_loss"] for r in rows if r.get("train_loss") is not None]
-    metrics = {
-        "steps": progress["step"],
-        "epochs": round(progress["micro"] / per_epoch, 4),
-        "train_loss_first": train_losses[0] if train_losses else None,
-        "train_loss": train_losses[-1] if train_losses else None,
-        "val_loss": round(val_loss, 6) if val_loss is not None else None,
-        "val_ppl": round(val_ppl, 4) if val_ppl is not None else None,
-        "train_examples": len(train_data),
-        "val_examples": len(val_data) if val_data else 0,
-        "tokens": progress["tokens"],
-        "tokens_per_s": round(progress["tokens"] / progress["train_seconds"], 1)
-        if progress.get("train_seconds")
-        else None,
-        "padding_fraction": round(pad_frac, 4),
-        "seconds": round(elapsed, 2),
-        "trainable_params": trainable,
-        "total_params": total_params,
-        "peak_memory_mb": _peak_memory_mb(),
-        "data": train_data.stats,
-    }
-    checkpoint()
-    # FSDP shards the weights: rank 0 takes the adapter from the consolidated checkpoint.
-    adapter_state = _full_adapter_state(state_path) if cfg.strategy == "fsdp" else None
-    if zero:
-        _save_adapter(
-            cfg,
-            peft_model,
-            tokenizer,
-            template,
-            metrics,
-            adapter_state,
-            base_fp=base_fingerprint(cfg.base),
-            base_type=model_type(cfg.base),
-        )
-        log.info("adapter written to %s (val loss %s)", adir, metrics["val_loss"])
-    fabric.barrier()
-    return metrics
-
-
-# --------------------------------------------------------------------------------------------
 # Helpers
 
 
@@ -501,30 +669,6 @@ def _read_val(path: Path, tokenizer: Any, template: str, cfg: TrainConfig) -> An
         log.warning("%s: no validation examples; validation loss will not be reported", path)
         return None
     return encode_examples(read_examples(path), tokenizer, template, cfg.data.max_seq_length)
-
-
-def _evaluate(fabric: Any, module: Any, data: Any, pad_id: int, cfg: TrainConfig) -> float:
-    """Mean response-token loss over the val set, sharded over processes and summed."""
-    import torch
-
-    from twin.train.data import make_batches
-
-    mbs = cfg.eval.micro_batch_size or cfg.micro_batch_size
-    batches = make_batches(data.lengths, mbs, seed=0, epoch=0, group_by_length=True, pool=10**6)
-    if cfg.eval.max_batches:
-        batches = batches[: cfg.eval.max_batches]
-    mine = batches[fabric.global_rank :: fabric.world_size]
-    total = torch.zeros(2, dtype=torch.float64, device=fabric.device)
-    module.eval()
-    with torch.no_grad():
-        for b in mine:
-            batch = _to(_collate(data, b, pad_id), fabric.device)
-            total[0] += module(**batch).double()
-            total[1] += _targets(data, b)
-    module.train()
-    if fabric.world_size > 1:
-        total = fabric.all_reduce(total, reduce_op="sum")
-    return float(total[0] / total[1].clamp(min=1))
 
 
 def _changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
