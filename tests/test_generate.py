@@ -14,7 +14,6 @@ from twin.model.generate import (
     build_reply_prompt,
     generate,
     speaker_stops,
-    stream_generate,
     stream_with_stats,
 )
 from twin.prompt import STOP_STRINGS, build_prompt, build_training_pair, fit_context
@@ -106,7 +105,7 @@ def test_seed_and_greedy_are_deterministic(tiny, prompt):
 def test_stream_deltas_join_to_the_reply(tiny, prompt):
     model, tok = tiny
     params = GenParams(max_new_tokens=20, temperature=1.0, seed=3)
-    deltas = list(stream_generate(model, tok, prompt, params))
+    deltas = list(stream_with_stats(model, tok, prompt, params)[0])
     assert all(deltas)
     assert "".join(deltas) == generate(model, tok, prompt, params).text
     it, stats = stream_with_stats(model, tok, prompt, params)
@@ -138,7 +137,7 @@ def test_stops_at_stop_strings_and_eos(tiny, prompt, script, extra, want, reason
     assert gen.text == want
     assert gen.stopped_by == reason
     # Streaming never shows a character past the stop, not even transiently.
-    deltas = list(stream_generate(Scripted(model, ids), tok, prompt, params))
+    deltas = list(stream_with_stats(Scripted(model, ids), tok, prompt, params)[0])
     assert "".join(deltas) == want
     assert all("Alice" not in d and "#" not in d for d in deltas)
 

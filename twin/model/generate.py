@@ -296,16 +296,11 @@ def _decode(model: Any, tokenizer: Any, prompt: str, params: GenParams, stats: _
     stats.seconds = time.perf_counter() - stats.started
 
 
-def stream_generate(model: Any, tokenizer: Any, prompt: str, params: GenParams) -> Iterator[str]:
-    """Text deltas of my reply as they are decoded; ``"".join`` of them is ``generate(...).text``."""
-    yield from _decode(model, tokenizer, prompt, params, _Stats())
-
-
 def stream_with_stats(
     model: Any, tokenizer: Any, prompt: str, params: GenParams
 ) -> tuple[Iterator[str], Any]:
-    """Like :func:`stream_generate`, plus a stats object (token counts, seconds, stop reason)
-    that is complete once the iterator is exhausted."""
+    """Text deltas of my reply as they are decoded (``"".join`` of them is ``generate(...).text``),
+    and a stats object (token counts, seconds, stop reason) complete once the iterator is exhausted."""
     stats = _Stats()
     return _decode(model, tokenizer, prompt, params, stats), stats
 

@@ -1,0 +1,69 @@
+"""``POST /reply`` and ``/reply/stream`` (SSE): twin's own API."""
+
+# No `from __future__ import annotations`: FastAPI reads the request model class from the signature.
+import json
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import StreamingResponse
+
+from twin.model.generate import Generation
+from twin.serve import bridge
+from twin.serve.deps import Job, Services, adapter_for, params_from, require_token, services
+from twin.serve.schemas import ReplyResponse, Usage
+
+
+def reply_body(gen: Generation, job: Job) -> dict:
+    return ReplyResponse(
+        reply=gen.text,
+        adapter=job.adapter.name,
+        usage=Usage(prompt_tokens=gen.prompt_tokens, completion_tokens=gen.completion_tokens),
+        latency_s=round(gen.seconds, 4),
+        tokens_per_s=round(gen.tokens_per_s, 2),
+        queue_s=round(gen.queue_seconds, 4),
+        finish_reason="length" if gen.stopped_by == "length" else "stop",
+    ).model_dump()
+
+
+def job_from(s: Services, req: Any) -> Job:
+    return Job(
+        adapter=adapter_for(s.engine, req.adapter, "adapter"),
+        history=[t.model_dump() for t in req.history],
+        message=req.message,
+        contact=req.contact,
+        params=params_from(req, req.max_new_tokens),
+    )
+
+
+def sse_render(job: Job):
+    """SSE frames of ``/reply/stream``: ``start``, ``token`` per delta, then ``done`` (or ``error``)."""
+
+    def render(kind: str, value: Any) -> str:
+        if kind == "start":
+            return f"event: start\ndata: {json.dumps({'adapter': job.adapter.name})}\n\n"
+        if kind == "delta":
+            return f"event: token\ndata: {json.dumps({'text': value}, ensure_ascii=False)}\n\n"
+        if kind == "error":
+            return f"event: error\ndata: {json.dumps({'error': {'message': value, 'code': 500}})}\n\n"
+        bridge.log_done("/reply/stream", job, value)
+        return f"event: done\ndata: {json.dumps(reply_body(value, job), ensure_ascii=False)}\n\n"
+
+    return render
+
+
+def router(ReplyRequest: type) -> APIRouter:  # noqa: N803 (a model class built per app's caps)
+    r = APIRouter(dependencies=[Depends(require_token)])
+
+    @r.post("/reply", response_model=ReplyResponse)
+    async def reply(req: ReplyRequest, s: Services = Depends(services)) -> dict:  # type: ignore[valid-type]
+        job = job_from(s, req)
+        gen = await bridge.complete(s, job)
+        bridge.log_done("/reply", job, gen)
+        return reply_body(gen, job)
+
+    @r.post("/reply/stream")
+    async def reply_stream(req: ReplyRequest, s: Services = Depends(services)) -> StreamingResponse:  # type: ignore[valid-type]
+        job = job_from(s, req)
+        return bridge.stream(s, job, sse_render(job))
+
+    return r
