@@ -51,8 +51,11 @@ def test_no_file_means_no_test_yet(tmp_path):
 
 @pytest.mark.parametrize(
     "line, problem",
-    [('{"real": "A", "pick": "B"', "not JSON"), ('{"real": "C", "pick": "A"}', "'real' in A/B"),
-     ('{"real": "A", "pick": "maybe"}', "'pick' in A/B/unsure")],  # fmt: skip
+    [
+        ('{"real": "A", "pick": "B"', "not JSON"),
+        ('{"real": "C", "pick": "A"}', "'real' in A/B"),
+        ('{"real": "A", "pick": "maybe"}', "'pick' in A/B/unsure"),
+    ],  # fmt: skip
 )
 def test_bad_line_names_file_and_line(tmp_path, line, problem):
     path = _write(tmp_path / "blind.jsonl", [("A", "A")])

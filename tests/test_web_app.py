@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import http.server
+import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import httpx
@@ -30,15 +33,155 @@ def server(engine):
         yield url
 
 
-def page(monkeypatch, url: str):
+def page(monkeypatch, url: str, token: str | None = None, query: dict | None = None):
+    """The page as `twin chat --server URL` starts it (token from $TWIN_API_TOKEN), after its first run."""
     from streamlit.testing.v1 import AppTest
 
     monkeypatch.setenv("TWIN_SERVER_URL", url)
-    monkeypatch.delenv("TWIN_API_TOKEN", raising=False)
+    if token:
+        monkeypatch.setenv("TWIN_API_TOKEN", token)
+    else:
+        monkeypatch.delenv("TWIN_API_TOKEN", raising=False)
     at = AppTest.from_file(str(PAGE), default_timeout=90)
+    at.query_params.update(query or {})
     at.run()
     assert not at.exception, at.exception
     return at
+
+
+class Recorder(http.server.BaseHTTPRequestHandler):
+    """Another host on a real socket: answers like a twin server and records every request it gets."""
+
+    seen: list[dict]
+
+    def _answer(self, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _record(self) -> str:
+        length = int(self.headers.get("content-length") or 0)
+        body = self.rfile.read(length).decode() if length else ""
+        self.seen.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
+                          "body": body})  # fmt: skip
+        return body
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._record()
+        if self.path == "/adapters":
+            self._answer({"default": "other", "adapters": [{"name": "other", "template": "plain-v1",
+                                                            "default": True}]})  # fmt: skip
+        else:
+            self._answer({"status": "ok"})
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._record()
+        self._answer({"reply": "from the other host", "adapter": "other", "latency_s": 0.01,
+                      "tokens_per_s": 1.0, "usage": {"prompt_tokens": 1, "completion_tokens": 1}})  # fmt: skip
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def other_host():
+    """(url, requests seen) of a listening HTTP server standing in for a host the page was linked to."""
+    seen: list[dict] = []
+    handler = type("Handler", (Recorder,), {"seen": seen})
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_address[1]}", seen
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+@pytest.fixture(scope="module")
+def protected_server(engine):
+    from twin.serve.app import create_app
+    from twin.serve.background import serve_in_thread
+
+    with serve_in_thread(create_app(engine, token="page-secret")) as url:
+        yield url
+
+
+def test_a_linked_server_gets_nothing_until_confirmed_and_never_the_token(
+    protected_server, other_host, monkeypatch
+):
+    other, seen = other_host
+    at = page(monkeypatch, protected_server, token="page-secret", query={"server": other})
+    # The link's URL is shown, with a question; the page keeps talking to the launch server.
+    assert at.sidebar.text_input(key="server").value == other
+    assert any(other in w.value and "token never" in w.value for w in at.sidebar.warning)
+    assert at.sidebar.selectbox(key="adapter").options == ["twin", "base"]
+    at.chat_input[0].set_value("my secret plans for saturday").run()
+    assert not at.exception and not at.error
+    assert [t["role"] for t in at.session_state["turns"]] == ["them", "me"]
+    assert at.session_state["turns"][1]["text"] != "from the other host"
+    assert seen == []  # not one request: no token, no chat text, no /adapters call
+
+    at.sidebar.button(key="confirm_server").click().run()
+    assert not at.exception
+    assert at.sidebar.selectbox(key="adapter").options == ["other"]
+    at.chat_input[0].set_value("now it may see this").run()
+    assert at.session_state["turns"][-1]["text"] == "from the other host"
+    assert seen and all("authorization" not in r["headers"] for r in seen)
+    assert not any("page-secret" in json.dumps(r) for r in seen)
+    sent = [json.loads(r["body"]) for r in seen if r["path"] == "/reply"]
+    assert sent[-1]["message"] == "now it may see this"
+
+
+def test_a_server_typed_in_the_sidebar_needs_confirming_too(protected_server, other_host, monkeypatch):
+    other, seen = other_host
+    at = page(monkeypatch, protected_server, token="page-secret")
+    assert at.sidebar.text_input(key="server").value == protected_server
+    assert not at.sidebar.warning
+    at.sidebar.text_input(key="server").set_value(other + "/").run()
+    at.chat_input[0].set_value("still private").run()
+    assert [t["role"] for t in at.session_state["turns"]] == ["them", "me"] and seen == []
+    at.sidebar.button(key="confirm_server").click().run()
+    at.chat_input[0].set_value("hello other").run()
+    assert seen and all("authorization" not in r["headers"] for r in seen)
+    # back to the launch server: the token goes with it again, and the chat carries on
+    at.sidebar.text_input(key="server").set_value(protected_server).run()
+    assert not at.sidebar.warning and not at.error
+    at.chat_input[0].set_value("and back").run()
+    assert not at.error and at.session_state["turns"][-1]["text"] != "from the other host"
+
+
+def test_sixty_exchanges_all_answered(server, monkeypatch):
+    """The server takes at most 100 history turns (stated in /healthz); the page sends the newest that fit."""
+    limits = httpx.get(server + "/healthz").json()["limits"]
+    assert limits["max_history"] == 100
+    at = page(monkeypatch, server)
+    at.sidebar.slider(key="temperature").set_value(0.0)
+    at.sidebar.slider(key="max_tokens").set_value(8)
+    for i in range(60):
+        at.chat_input[0].set_value(f"message number {i}").run()
+        assert not at.exception and not at.error, (i, at.error)
+    turns = at.session_state["turns"]
+    assert len(turns) == 120 and [t["role"] for t in turns] == ["them", "me"] * 60
+
+
+def test_page_follows_the_caps_the_server_states(engine, monkeypatch):
+    from twin.serve.app import create_app
+    from twin.serve.background import serve_in_thread
+    from twin.serve.schemas import Limits
+
+    app = create_app(engine, token="", limits=Limits(max_history=3, max_new_tokens=8, max_message_chars=40))
+    with serve_in_thread(app) as url:
+        at = page(monkeypatch, url)  # max tokens slider at 64: over the server's cap of 8
+        for text in ("one", "two", "three"):
+            at.chat_input[0].set_value(text).run()
+            assert not at.error, at.error
+        assert len(at.session_state["turns"]) == 6
+        at.chat_input[0].set_value("x" * 41).run()
+        assert "at most 40" in at.error[0].value
 
 
 def test_chat_round_trip(server, monkeypatch):

@@ -8,6 +8,7 @@ FastAPI's default validation handler echoes the offending ``input``, so it is re
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -17,6 +18,10 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
+
+# Serving reads local directories only: no hub calls, no telemetry (set before transformers loads).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -262,7 +267,7 @@ def create_app(
     @app.get("/healthz")
     def healthz() -> dict:
         return {"status": "ok", "adapters": len(engine.names), "pending": gate.pending,
-                "queue_size": gate.queue_size}  # fmt: skip
+                "queue_size": gate.queue_size, "limits": dataclasses.asdict(limits)}  # fmt: skip
 
     @app.get("/adapters", dependencies=auth, response_model=AdaptersResponse)
     def adapters() -> AdaptersResponse:
