@@ -275,3 +275,70 @@ def test_twin_chat_command_line():
 
     cfg = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert cfg["browser"]["gatherUsageStats"] is False and cfg["server"]["address"] == "127.0.0.1"
+
+
+def write_eval_samples(runs: Path, run: str, processed: Path) -> list[dict]:
+    """``<runs>/<run>/eval_samples.jsonl`` as `twin eval` writes it, from the val examples."""
+    rows = [
+        {"session": ex["session"], "contact": ex["contact"], "context": ex["context"],
+         "message": ex["instruction"], "real": ex["response"], "base": "b", "twin": "t"}
+        for ex in map(json.loads, (processed / "val.jsonl").read_text(encoding="utf-8").splitlines())
+    ]  # fmt: skip
+    (runs / run).mkdir(parents=True)
+    (runs / run / "eval_samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return rows
+
+
+def test_blind_tab_without_eval_says_run_make_eval(server, tmp_path, monkeypatch):
+    monkeypatch.setenv("TWIN_RUNS_DIR", str(tmp_path / "runs"))
+    at = page(monkeypatch, server)
+    assert any("make eval" in i.value for i in at.info)
+    assert not at.error
+
+
+def test_blind_tab_rounds_go_to_blind_jsonl(protected_server, processed_dir, tmp_path, monkeypatch):
+    from twin.eval.blind import blind_score
+
+    runs = tmp_path / "runs"
+    rows = write_eval_samples(runs, "twin", processed_dir)
+    monkeypatch.setenv("TWIN_RUNS_DIR", str(runs))
+    at = page(monkeypatch, protected_server, token="page-secret")  # the token rules hold here too
+    assert at.selectbox(key="blind_run").value == "twin"  # the run named like the chosen adapter
+    at.sidebar.slider(key="temperature").set_value(0.0)
+    at.sidebar.slider(key="max_tokens").set_value(16)
+    at.number_input(key="blind_rounds").set_value(3)
+    at.button(key="blind_start").click().run()
+    assert not at.exception and not at.error
+    wanted = {"real": "real", "twin": None, "unsure": "unsure"}
+    shown = []
+    for choice in wanted:
+        rnd = at.session_state["blind"]["round"]
+        row, twin_side = rows[rnd["prompt"]], "B" if rnd["real"] == "A" else "A"
+        assert rnd["replies"][rnd["real"]] == row["real"]
+        # the twin's side is the server's live answer to that prompt, with the page's settings
+        direct = httpx.post(protected_server + "/reply", headers={"Authorization": "Bearer page-secret"},
+                            json={"message": row["message"], "history": row["context"], "contact": row["contact"],
+                                  "temperature": 0.0, "top_p": 0.9, "max_new_tokens": 16, "adapter": "twin"},
+                            timeout=60).json()  # fmt: skip
+        assert rnd["replies"][twin_side] == direct["reply"]
+        texts = [t.value for t in at.text]
+        assert row["message"] in texts and row["real"] in texts
+        pick = {"real": rnd["real"], "twin": twin_side, "unsure": "unsure"}[choice]
+        shown.append((rnd["prompt"], rnd["real"], pick))
+        at.button(key=f"blind_pick_{pick}").click().run()
+        assert not at.exception and not at.error
+    assert "twin's reply for yours 1 times" in at.success[0].value
+
+    path = runs / "twin" / "blind.jsonl"
+    saved = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [(r["prompt"], r["real"], r["pick"]) for r in saved] == shown
+    assert all(r["run"] == "twin" and r["adapter"] == "twin" and r["seconds"] >= 0 for r in saved)
+    assert len({r["prompt"] for r in saved}) == 3
+    # ids and sides only: none of the chat text of those prompts is in the file
+    raw = path.read_text()
+    for r in saved:
+        row = rows[r["prompt"]]
+        for text in [row["message"], row["real"], *(t["text"] for t in row["context"])]:
+            assert len(text) < 6 or text not in raw
+    score = blind_score(path)
+    assert score["rounds"] == 3 and score["rate"] == 0.5  # one twin pick + half of one "can't tell"
