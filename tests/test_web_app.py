@@ -154,6 +154,13 @@ def test_a_server_typed_in_the_sidebar_needs_confirming_too(protected_server, ot
     assert not at.error and at.session_state["turns"][-1]["text"] != "from the other host"
 
 
+def test_a_link_that_is_not_a_server_url_is_refused(server, monkeypatch):
+    at = page(monkeypatch, server, query={"server": "![x](https://evil.example/p.png)"})
+    assert "not a server URL" in at.sidebar.error[0].value and "evil" not in at.sidebar.error[0].value
+    assert not at.sidebar.warning and all(b.key != "confirm_server" for b in at.sidebar.button)
+    assert at.sidebar.selectbox(key="adapter").options == ["twin", "base"]  # still the launch server
+
+
 def test_sixty_exchanges_all_answered(server, monkeypatch):
     """The server takes at most 100 history turns (stated in /healthz); the page sends the newest that fit."""
     limits = httpx.get(server + "/healthz").json()["limits"]
@@ -322,7 +329,7 @@ def test_blind_tab_rounds_go_to_blind_jsonl(protected_server, processed_dir, tmp
                             timeout=60).json()  # fmt: skip
         assert rnd["replies"][twin_side] == direct["reply"]
         texts = [t.value for t in at.text]
-        assert row["message"] in texts and row["real"] in texts
+        assert any(t.endswith(": " + row["message"]) for t in texts) and row["real"] in texts
         pick = {"real": rnd["real"], "twin": twin_side, "unsure": "unsure"}[choice]
         shown.append((rnd["prompt"], rnd["real"], pick))
         at.button(key=f"blind_pick_{pick}").click().run()

@@ -19,6 +19,7 @@ import base64
 import json
 import os
 import random
+import re
 import sys
 import time
 from datetime import UTC, datetime
@@ -40,6 +41,7 @@ BLIND_ROUNDS = 20
 # What a server that does not state its caps in /healthz accepts (twin serve's defaults).
 DEFAULT_LIMITS = {"max_history": 100, "max_message_chars": 4000, "max_new_tokens": 512,
                   "max_body_bytes": 256 * 1024, "max_contact_chars": 100}  # fmt: skip
+URL = re.compile(r"^https?://[A-Za-z0-9._~:/?#@!$&'*+,;=%-]+$")
 PICKS = {"A": "A is mine", "B": "B is mine", "unsure": "Can't tell"}
 
 
@@ -161,14 +163,15 @@ def choose_server(launch: str) -> str:
     requested = normalize(st.text_input("Server URL", value=start, key="server")) or launch
     if requested == launch or requested in confirmed:
         return requested
-    if not requested.startswith(("http://", "https://")):
-        st.error(f"{requested!r} is not a server URL (http://HOST:PORT); still using {launch}.")
+    if not URL.match(requested):
+        st.error(f"That is not a server URL (http://HOST:PORT); still talking to `{launch}`.")
         return launch
+    # The URL is checked above (no spaces, brackets or backticks): safe inside a markdown code span.
     st.warning(
-        f"This page was started with {launch}. Talk to {requested} instead? Your chat goes to it only "
-        "if you confirm, and the API token never does."
+        f"This page was started with `{launch}`. Talk to `{requested}` instead? Your chat goes to it "
+        "only if you confirm, and the API token never does."
     )
-    if st.button(f"Use {requested} (without the token)", key="confirm_server"):
+    if st.button(f"Use `{requested}` (without the token)", key="confirm_server"):
         confirmed.append(requested)
         st.rerun()
     return launch
@@ -178,7 +181,7 @@ def sidebar(launch: str) -> dict:
     """The sidebar's choices: server, token for it, generation settings, contact, chat actions."""
     server = choose_server(launch)
     token = os.environ.get("TWIN_API_TOKEN") if server == launch else None
-    st.caption(f"Talking to {server}" + (" with the API token" if token else ""))
+    st.caption(f"Talking to `{server}`" + (" with the API token" if token else ""))
     adapters: list[str] = []
     default = None
     try:
@@ -300,11 +303,12 @@ def record_pick(path: Path, run: str, rnd: dict, pick: str) -> None:
 
 
 def show_prompt(row: dict) -> None:
+    """The earlier turns and their message, as plain text (never rendered as markdown)."""
     them = row.get("contact") or "Them"
-    for t in row.get("context") or []:
-        st.text(f"{'Me' if t['role'] == 'me' else them}: {t['text']}")
-    st.markdown(f"**{them}:**")
-    st.text(row["message"])
+    with st.container(border=True):
+        for t in row.get("context") or []:
+            st.text(f"{'Me' if t['role'] == 'me' else them}: {t['text']}")
+        st.text(f"{them}: {row['message']}")
 
 
 def blind_start(run: str, samples: list[dict]) -> None:
@@ -331,9 +335,10 @@ def blind_round(blind: dict, samples: list[dict], ask_twin: dict, out: Path) -> 
     st.progress(done / total, text=f"Round {done + 1} of {total}")
     show_prompt(samples[rnd["prompt"]])
     st.markdown("**Which reply did you write?**")
-    for side in "AB":
-        st.markdown(f"**{side}**")
-        st.text(rnd["replies"][side] or "(empty reply)")
+    for col, side in zip(st.columns(2), "AB", strict=True):
+        with col.container(border=True):
+            st.markdown(f"**{side}**")
+            st.text(rnd["replies"][side] or "(empty reply)")
     cols = st.columns(3)
     for col, (pick, label) in zip(cols, PICKS.items(), strict=True):
         if col.button(label, key=f"blind_pick_{pick}", width="stretch"):
