@@ -7,6 +7,7 @@ server runs on uvicorn on another. Skips, with the reason printed, only when Chr
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -32,7 +33,17 @@ def _skip(reason: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def chat_page(tiny_base, tiny_adapter):
+def runs_dir(processed_dir, tmp_path_factory) -> Path:
+    """A runs dir with one evaluated run, ``twin``, for the blind-test tab."""
+    from test_web_app import write_eval_samples
+
+    runs = tmp_path_factory.mktemp("runs")
+    write_eval_samples(runs, "twin", processed_dir)
+    return runs
+
+
+@pytest.fixture(scope="module")
+def chat_page(tiny_base, tiny_adapter, runs_dir):
     if not Path(CHROMIUM).is_file():
         _skip(f"no Chromium at {CHROMIUM}; install it with `make browser` (apt-get install chromium)")
     from twin.serve.app import create_app
@@ -42,7 +53,7 @@ def chat_page(tiny_base, tiny_adapter):
     app = create_app(Engine(tiny_base, [("twin", tiny_adapter)]), token="")
     with serve_in_thread(app) as server:
         port = free_port()
-        env = {**os.environ, "TWIN_SERVER_URL": server}
+        env = {**os.environ, "TWIN_SERVER_URL": server, "TWIN_RUNS_DIR": str(runs_dir)}
         env.pop("TWIN_API_TOKEN", None)
         # Exactly what `make chat` runs (`twin chat` execs the `streamlit run` command line).
         proc = subprocess.Popen(
@@ -100,3 +111,27 @@ def test_send_a_message_and_see_the_twins_reply(chat_page):
         finally:
             browser.close()
     assert (ARTIFACTS / "browser_chat.png").stat().st_size > 10_000
+
+
+def test_blind_test_tab_records_a_pick(chat_page, runs_dir):
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 1100})
+            page.set_default_timeout(60_000)
+            page.goto(chat_page)
+            page.get_by_role("tab", name="Is it me?").click()
+            page.get_by_role("button", name="Start the blind test").click()
+            # the twin's reply comes live from the server; then both replies and the three choices
+            expect(page.get_by_text("Which reply did you write?")).to_be_visible(timeout=90_000)
+            expect(page.get_by_text("Round 1 of 16")).to_be_visible()
+            page.get_by_role("button", name="A is mine").click()
+            expect(page.get_by_text("Round 2 of 16")).to_be_visible(timeout=90_000)
+            page.screenshot(path=str(ARTIFACTS / "browser_blind.png"), full_page=True)
+        finally:
+            browser.close()
+    saved = [json.loads(line) for line in (runs_dir / "twin" / "blind.jsonl").read_text().splitlines()]
+    assert len(saved) == 1 and saved[0]["pick"] == "A" and saved[0]["real"] in ("A", "B")
+    assert saved[0]["run"] == "twin" and isinstance(saved[0]["prompt"], int)

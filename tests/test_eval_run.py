@@ -98,7 +98,12 @@ def test_eval_writes_report_and_is_deterministic(adapter, data_dir, tmp_path):
     from twin.eval.run import run_eval
 
     r1 = run_eval(_cfg(adapter, data_dir, tmp_path / "a"), progress=False)
+    blind = tmp_path / "b" / "runs" / "run1" / "blind.jsonl"  # two rounds of the page's blind test
+    blind.parent.mkdir(parents=True)
+    blind.write_text('{"real": "A", "pick": "B"}\n{"real": "B", "pick": "B"}\n', encoding="utf-8")
     r2 = run_eval(_cfg(adapter, data_dir, tmp_path / "b"), progress=False)
+    assert r1["blind"] is None and r2["blind"]["rounds"] == 2 and r2["blind"]["rate"] == 0.5
+    assert "50% of 2 rounds" in (blind.parent / "report.html").read_text(encoding="utf-8")
     run_dir = tmp_path / "a" / "runs" / "run1"  # run name defaults to the adapter dir's name
     rows1 = (run_dir / "eval_samples.jsonl").read_text(encoding="utf-8")
     assert rows1 == (tmp_path / "b" / "runs" / "run1" / "eval_samples.jsonl").read_text(encoding="utf-8")

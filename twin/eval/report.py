@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from twin.eval.blind import blind_section
 from twin.fileio import atomic_write_text
 
 # (id, title) of every section, in page order.
@@ -29,6 +30,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("emoji-language", "Emoji and language"),
     ("pet-phrases", "Your pet phrases"),
     ("training", "Training curve"),
+    ("blind", "Is it me? The blind test"),
     ("samples", "Side by side: their message | your real reply | base | twin"),
 )
 SIDES = ("real", "base", "twin")
@@ -334,6 +336,7 @@ def render_report(result: dict, samples: Sequence[dict], *, metrics_csv: Path | 
         "emoji-language": _section_emoji_language(result),
         "pet-phrases": _section_pet_phrases(result),
         "training": _section_training(result, metrics_csv),
+        "blind": blind_section(result.get("blind"), result["run"]),
         "samples": _section_samples(samples),
     }
     nav = " · ".join(f'<a href="#{sid}">{_esc(title.split(":")[0])}</a>' for sid, title in SECTIONS)

@@ -214,7 +214,11 @@ def run_eval(cfg: EvalConfig, *, progress: bool = True) -> dict:
         "train_metrics": meta.get("metrics") or {},
         "seconds": {"generation": gen_seconds, "total": time.perf_counter() - started},
     }
+    from twin.eval.blind import blind_score, blind_sentence
     from twin.eval.report import write_report
+
+    result["blind"] = blind_score(out / "blind.jsonl")  # the chat page's "Is it me?" rounds
+    log.info("%s", blind_sentence(result["blind"], run))
 
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_jsonl(out / "eval_samples.jsonl", rows)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from fastapi import APIRouter, Depends
 
 from twin.serve.deps import Services, require_token, services
@@ -14,7 +16,7 @@ def router() -> APIRouter:
     @r.get("/healthz")
     def healthz(s: Services = Depends(services)) -> dict:
         return {"status": "ok", "adapters": len(s.engine.names), "pending": s.gate.pending,
-                "queue_size": s.gate.queue_size}  # fmt: skip
+                "queue_size": s.gate.queue_size, "limits": dataclasses.asdict(s.limits)}  # fmt: skip
 
     @r.get("/adapters", dependencies=[Depends(require_token)], response_model=AdaptersResponse)
     def adapters(s: Services = Depends(services)) -> AdaptersResponse:
