@@ -127,7 +127,7 @@ def profile_phases(raw: Path, max_messages: int) -> dict:
     """Single-process time per phase over the first dialogs (up to ``max_messages`` messages)."""
     from twin.prepare.config import PrepareConfig
     from twin.prepare.examples import session_examples
-    from twin.prepare.pipeline import _loads_dumps, _read_records
+    from twin.prepare.pipeline import _dumps, _read_records
     from twin.prepare.scrub import Scrubber
     from twin.prepare.sessions import build_sessions
 
@@ -138,7 +138,7 @@ def profile_phases(raw: Path, max_messages: int) -> dict:
         ("read+validate", "sessions+turns", "scrub", "examples (fit_context)", "serialize"), 0.0
     )
     n = 0
-    _, enc = _loads_dumps()  # what the stage uses (orjson when installed)
+    enc = _dumps  # what the stage uses
     for f in files:
         if n >= max_messages:
             break

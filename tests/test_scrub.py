@@ -77,7 +77,7 @@ def test_clean_lines_survive(capsys):
         ("код из смс 482915", "код из смс [CODE]"),
         ("пин 7391.", "пин [CODE]."),
         ("code review at 15:30", "code review at 15:30"),
-        ("https://user:pw@host.com/x and https://ex.com/?token=abc123def", "[URL] and [URL]"),
+        ("https://user:pw@host.com/x and https://ex.com/?token=abc123def", "https://[URL]@host.com/x and https://ex.com/?token=[URL]"),
         ("https://github.com/huggingface/peft", "https://github.com/huggingface/peft"),
         ("meet at 15:30 on 2024-03-01, $12.50, v1.2.3, order #4815162342", None),
         ("обновись до версии 10.0.0.1", None),
