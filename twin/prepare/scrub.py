@@ -60,7 +60,7 @@ _TOKEN_PARAMS = _words(
     "sessionid session_id sid private_token otp code jwt"
 )
 _URL_TRAIL = ".,;:!?)]}»\"'"
-_HEX = re.compile(r"[0-9a-fA-F]+")
+_HEX = re.compile(r"(?:0x)?[0-9a-fA-F]+")
 
 # --- crypto wallet addresses (Presidio's CryptoRecognizer rule, plus Ethereum) ----------------
 _CRYPTO = re.compile(
@@ -255,8 +255,8 @@ _ASKING = re.compile(
 )
 # the answer: one value, optionally after "it's" / "это" / "вот", optionally quoted or with a full stop
 _ANSWER = re.compile(
-    r"^(?:(?:it'?s|it\s+is|это|вот|держи|here)\s*:?\s+)?[\"'«“]?(?P<val>\d{3}[\s\-]\d{3}|[^\s\"'»”]{3,64}?)"
-    r"[\"'»”]?[.!]?$",
+    r"^(?:(?:it'?s|it\s+is|это|вот|держи|here)\s*:?\s+)?[\"'«“]?(?P<val>\d{3}[\s\-]\d{3}|[^\s\"'»”]{3,64})"
+    r"[\"'»”]?$",
     re.I,
 )
 # one-word replies that are not the value asked for; a reply like this keeps the question in view
@@ -415,11 +415,11 @@ class Scrubber:
             text = self._sub("EMAIL", _EMAIL, text)
         has_digit = _DIGIT.search(text) is not None
         if has_digit and _SEVEN_DIGITS.search(text):
-            text = self._sub("CARD", _CARD, text, _card_check)
-            if _IBAN.search(text):
+            if _IBAN.search(text):  # before cards: an IBAN's digit groups can pass the Luhn check
                 text = self._sub("IBAN", _IBAN, text, lambda m, t: iban_ok(m.group(0)))
+            text = self._sub("CARD", _CARD, text, _card_check)
         if has_digit and text.count(".") >= 3:
-            text = self._sub("IP", _IPV4, text, _ipv4_check, group=0)
+            text = self._sub("IP", _IPV4, text, _ipv4_check, group=1)  # the port stays
         if text.count(":") >= 2:
             text = self._sub("IP", _IPV6, text, _ipv6_check)
         low = text.lower()  # placeholders may have replaced parts since
@@ -467,7 +467,7 @@ class Scrubber:
             regions = self.regions[:1] if c.group(0).lstrip("(").startswith("+") else self.regions
             for region in regions:
                 found = [
-                    (lo + m.start, lo + m.end)
+                    _with_trunk_prefix(text, c.start(), lo + m.start, lo + m.end)
                     for m in pn.PhoneNumberMatcher(snippet, region, leniency=pn.Leniency.VALID)
                 ]
                 if found:
@@ -484,6 +484,11 @@ class Scrubber:
             last = e
         out.append(text[last:])
         return "".join(out)
+
+
+def _with_trunk_prefix(text: str, cand_start: int, s: int, e: int) -> tuple[int, int]:
+    """A match that left out the national trunk prefix ("8 (916) ...": "8 ") takes it in."""
+    return (cand_start, e) if re.fullmatch(r"8[\s\-]*", text[cand_start:s]) else (s, e)
 
 
 def _card_check(m: re.Match, text: str) -> bool:
@@ -532,6 +537,10 @@ def _password_check(m: re.Match, text: str) -> bool:
     if len(val) < 3 or val.lower() in _NOT_A_PASSWORD or val.startswith("[") or _TIME.fullmatch(val):
         return False  # a word, a placeholder already, or a time ("boarding pass: 10:30")
     sep = m.group("sep").strip()
+    if val.endswith("?") or (sep not in (":", "=") and val.lower() in _NOT_AFTER_IS):
+        return False  # "the password for the wifi?", "the password is case-sensitive"
+    if _CYRILLIC.search(val) and val.isalpha() and re.match(r"\s+[а-яё]", text[m.end() :], re.I):
+        return False  # "пароль: спроси у админа" goes on as a sentence
     if sep in (":", "=", "-", "—", "–"):
         return True
     if re.search(r"\d|[^\w]", val) or (val != val.lower() and val != val.capitalize()):
@@ -544,8 +553,8 @@ def _plain_word_password(m: re.Match, text: str, val: str) -> bool:
     kw = m.group("kw").lower()
     if _CYRILLIC.search(kw):
         return val.isascii()  # a Russian sentence goes on in Cyrillic; a Latin word is typed as the password
-    if not _COPULA_END.search(text[m.start() : m.start("val")]) or val.lower() in _NOT_AFTER_IS:
-        return False  # "the password is on the note", "the password is case-sensitive"
+    if not _COPULA_END.search(text[m.start() : m.start("val")]) or re.search(r"..(?:ed|ing)$", val):
+        return False  # "the password is on the note", "the password is banned", "... is working"
     # "pass" alone is also a mountain pass or a boarding pass: only "the/my/wifi pass is ..."
     return kw != "pass" or _PW_BEFORE_PASS.search(text[max(0, m.start() - 12) : m.start()]) is not None
 
@@ -608,7 +617,9 @@ def answer_span(text: str, kind: str) -> tuple[int, int] | None:
         return None
     if not any(c.isalnum() for c in val) or (_CYRILLIC.search(val) and not any(c.isdigit() for c in val)):
         return None  # an emoji, a Russian word ("забыл", "щас")
-    if kind == "CODE":
+    if kind == "CODE":  # "0482." ends a sentence; a password may end with "!" or "."
+        val = val.rstrip(".!")
+        span = (span[0], span[0] + len(val))
         return span if re.fullmatch(r"\d{4,8}|\d{3}[\s\-]\d{3}", val) else None
     if kind == "SECRET":
         return span if len(val) >= 8 and re.search(r"\d", val) and re.search(r"[A-Za-z]", val) else None
