@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from twin.errors import TwinError
 from twin.prepare.pipeline import PrepareConfig, run_prepare
 from twin.prepare.scrub import TYPES, Scrubber, iban_ok, luhn_ok, scrub_messages
 from twin.sources.records import iso_utc, make_record, write_dialog
@@ -207,3 +208,72 @@ def test_hold_reply_keeps_the_question_in_view():
 def test_checksums():
     assert luhn_ok("4111111111111111") and not luhn_ok("4111111111111112")
     assert iban_ok("GB82 WEST 1234 5698 7654 32") and not iban_ok("GB82 WEST 1234 5698 7654 33")
+
+
+PLANTED = {  # value -> how it is said; "zqxj" is a letter run no other text here has
+    "zqxj.vortex@example.com": "my email is zqxj.vortex@example.com",
+    "zqxjpelican7": "zqxjpelican7",  # the answer to the question before it
+    "zqxjsunshine": "my password is zqxjsunshine",
+    "4111 1111 1111 1111": "card 4111 1111 1111 1111",
+}
+
+
+def _planted_raw(root: Path) -> list[str]:
+    """Raw dialogs that repeat the planted PII often enough for a tokenizer to learn it as tokens."""
+    texts = []
+    for d in range(1, 9):
+        lines = [("what's the wifi password?", False), (PLANTED["zqxjpelican7"], True)]
+        lines += [(v, i % 2 == 0) for i, v in enumerate(PLANTED.values()) if v != "zqxjpelican7"]
+        lines += [("haha ok see you tomorrow", False), ("sure, see you", True)]
+        recs = [
+            make_record(source="telegram", dialog_id=d, dialog_name=f"c{d}", id=i + 1,
+                        date=iso_utc(1_700_000_000 + 60 * i), out=out, text=t)
+            for i, (t, out) in enumerate(lines * 6)
+        ]  # fmt: skip
+        write_dialog(root / "telegram" / f"{d}.jsonl", recs)
+        texts += [t for t, _ in lines * 6]
+    return texts
+
+
+def test_tiny_base_sees_only_scrubbed_text(tmp_path, monkeypatch):
+    """`twin model tiny`: no planted PII in any tokenizer file nor in any pretraining batch."""
+    import torch
+    from typer.testing import CliRunner
+
+    from twin.cli import app
+    from twin.model.tiny import train_tokenizer
+
+    raw_texts = _planted_raw(tmp_path / "data" / "raw")
+    # the check can see a leak: a tokenizer trained on the raw text has learned the planted run
+    assert "zqxj" in train_tokenizer(raw_texts, 400, 64).backend_tokenizer.to_str()
+    monkeypatch.chdir(tmp_path)
+    small = ["--hidden-size", "32", "--layers", "1", "--heads", "2", "--vocab-size", "400"]
+    # raw records only: the raw text is not used (the built-in corpus is), nor taken when named
+    assert CliRunner().invoke(app, ["model", "tiny", "--out", "b0", *small]).exit_code == 0
+    assert "zqxj" not in (tmp_path / "b0" / "tokenizer.json").read_text(encoding="utf-8")
+    bad = CliRunner().invoke(app, ["model", "tiny", "--out", "b1", "--texts", "data/raw", *small])
+    assert isinstance(bad.exception, TwinError) and "no train.jsonl" in str(bad.exception)
+    run_prepare(PrepareConfig(raw="data/raw", out="data/processed"))
+    batches: list[torch.Tensor] = []
+
+    def record(module, args):
+        if isinstance(module, torch.nn.Embedding):
+            batches.append(args[0].clone())
+
+    hook = torch.nn.modules.module.register_module_forward_pre_hook(record)
+    try:
+        res = CliRunner().invoke(app, ["model", "tiny", "--out", "b2", "--pretrain-steps", "2", *small])
+    finally:
+        hook.remove()
+    assert res.exit_code == 0, res.output
+    files = [p for p in (tmp_path / "b2").iterdir() if p.suffix != ".safetensors"]
+    assert any(p.name == "tokenizer.json" for p in files)
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tmp_path / "b2")
+    seen = [tok.decode(row) for b in batches for row in b]
+    assert len(batches) == 2 and "[PASSWORD]" in "".join(seen)  # the scrubbed chats were the text
+    for value in PLANTED:
+        assert not any(value in p.read_text(encoding="utf-8") for p in files), value
+        assert not any(value in text for text in seen), value
+    assert not any("zqxj" in p.read_text(encoding="utf-8") for p in files)
