@@ -248,6 +248,7 @@ _ASK_KIND = (
     ),
     ("SECRET", re.compile(r"(?<!\w)(?:api[\s_\-]?key|key|token|secret|ключ\w*|токен\w*)(?!\w)", re.I)),
 )
+_ASK_HINTS = ("pin", "code", "otp", "cvv", "cvc", "pass", "pwd", "key", "token", "secret", "код", "пин", "парол", "ключ", "токен")  # fmt: skip
 _ASKING = re.compile(
     r"[?:]\s*\W{0,3}$|(?<!\w)(?:what'?s|what\s+is|send|give|tell|share|need|скинь|кинь|пришли|дай|"
     r"напиши|скажи|продиктуй|какой|какая|нужен|нужна)(?!\w)",
@@ -597,8 +598,9 @@ def asked_secret(text: str, scrubbed: str) -> str | None:
 
     A message that already carried a value of that type (``scrubbed`` holds its placeholder) asks nothing.
     """
-    if not _ASKING.search(text):
-        return None
+    low = text.lower()
+    if not any(w in low for w in _ASK_HINTS) or not _ASKING.search(text):
+        return None  # the substring test first: most messages name no secret at all
     for kind, pattern in _ASK_KIND:
         if pattern.search(text):
             return None if f"[{kind}]" in scrubbed else kind
