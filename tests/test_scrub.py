@@ -152,6 +152,11 @@ def test_answers_scrubbed_by_the_prepare_stage(tmp_path):
         ("btc 1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2 ok", "btc [CRYPTO] ok"),
         ("bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq", "[CRYPTO]"),
         ("http://10.0.0.7:8080/admin", "http://[IP]:8080/admin"),
+        (
+            "https://wa.me/+79161234567 or https://wa.me/79161234567",
+            "https://wa.me/[PHONE] or https://wa.me/[PHONE]",
+        ),
+        ("ftp://admin:hunter2@10.0.0.5/backup", "ftp://[URL]@[IP]/backup"),
         ("привет 👋 как дела? 😅", None),
     ],
 )

@@ -60,6 +60,7 @@ _TOKEN_PARAMS = _words(
     "sessionid session_id sid private_token otp code jwt"
 )
 _URL_TRAIL = ".,;:!?)]}»\"'"
+_PHONE_IN_URL = re.compile(r"\+?\d{7,15}")
 _HEX = re.compile(r"(?:0x)?[0-9a-fA-F]+")
 
 # --- crypto wallet addresses (Presidio's CryptoRecognizer rule, plus Ethereum) ----------------
@@ -395,6 +396,8 @@ class Scrubber:
             kind = "SECRET"  # a commit or file hash (hex) in a public link is not a secret
         elif "@" in part and _EMAIL.fullmatch(part):
             kind = "EMAIL"
+        elif _PHONE_IN_URL.fullmatch(part):
+            return self._phones(part)  # https://wa.me/79161234567
         if kind is None:
             return part
         self.counts[kind] += 1
