@@ -270,7 +270,8 @@ _REPLIES = _HOLD | _words(
     "ok okay k kk yes yeah yep yup no nope nah sure idk dunno forgot later why what huh hmm lol thanks "
     "thx ty sorry same nothing never none again done sent here there tomorrow today soon asap "
     "да нет ок окей ага угу неа забыл забыла потом позже завтра сегодня зачем почему что кто "
-    "спасибо сорян никак никакой такой"
+    "спасибо сорян никак никакой такой maybe probably definitely obviously nevermind nvm whatever right "
+    "correct exactly true something everything hi hello hey bye please pls thank you"
 )
 
 _PHONE_CAND = re.compile(r"(?<![\w+])\+?\(?\d[\d \t().\-]{5,22}\d(?!\w)")
@@ -618,7 +619,7 @@ def answer_span(text: str, kind: str) -> tuple[int, int] | None:
     val = m.group("val")
     lead = len(text) - len(text.lstrip())
     span = (lead + m.start("val"), lead + m.end("val"))
-    if val.lower() in _REPLIES or val.endswith("?") or _TIME.fullmatch(val) or "://" in val:
+    if val.lower().rstrip(".!…") in _REPLIES or val.endswith("?") or _TIME.fullmatch(val) or "://" in val:
         return None
     if not any(c.isalnum() for c in val) or (_CYRILLIC.search(val) and not any(c.isdigit() for c in val)):
         return None  # an emoji, a Russian word ("забыл", "щас")

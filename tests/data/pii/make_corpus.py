@@ -530,6 +530,11 @@ SURVIVES = [
     ("password?", "later"),
     ("what's the score?", "3:1"),
     ("пин какой?", "тот же"),
+    ("password?", "sure!"),
+    ("what's the code?", "ok."),
+    ("do you remember the wifi password?", "maybe"),
+    ("what's the wifi password?", "it's on the fridge"),
+    ("what's the key to the garage?", "downstairs"),
 ]
 
 
