@@ -103,8 +103,8 @@ def register(app: typer.Typer) -> None:
             source = str(texts)
         elif (Path("data/processed") / "train.jsonl").is_file():
             docs, source = texts_from_dir("data/processed"), "data/processed"
-        else:
-            docs, source = fallback_texts(), "the built-in corpus"
+        else:  # never data/raw: the tokenizer and weights must not learn unscrubbed text
+            docs, source = fallback_texts(), "the built-in corpus (`twin prepare` first to use your chats)"
         log.info("tokenizer and pretraining text: %d documents from %s", len(docs), source)
         path = build_tiny(
             out,
