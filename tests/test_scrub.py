@@ -157,6 +157,7 @@ def test_answers_scrubbed_by_the_prepare_stage(tmp_path):
             "https://wa.me/[PHONE] or https://wa.me/[PHONE]",
         ),
         ("ftp://admin:hunter2@10.0.0.5/backup", "ftp://[URL]@[IP]/backup"),
+        ("http://[2001:db8::1]:8080/x", "http://[[IP]]:8080/x"),
         ("привет 👋 как дела? 😅", None),
     ],
 )

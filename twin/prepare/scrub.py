@@ -377,7 +377,8 @@ class Scrubber:
         if user is not None:
             out.append("[URL]@" if ":" in user else user + "@")
             self.counts["URL"] += ":" in user
-        out.append(self._scrub_plain(host) if _IPV4.fullmatch(host) else host)
+        ip_host = _IPV4.fullmatch(host) or host.startswith("[")  # 10.0.0.7:8080, [2001:db8::1]:443
+        out.append(self._scrub_plain(host) if ip_host else host)
         parts = _URL_DELIM.split(m.group("rest"))
         for i, part in enumerate(parts):
             key = parts[i - 2].lower() if i >= 2 and parts[i - 1] == "=" else None
