@@ -15,7 +15,8 @@ Placeholders (and the ``pii`` keys in ``stats.json``):
 ``[IP]``       IPv4 / IPv6 addresses, validated with :mod:`ipaddress`
 ``[PHONE]``    phone numbers: international (``+``) anywhere, national forms for the default
                region(s), matched by ``phonenumbers`` (a number must be valid, not just look like one)
-``[PASSWORD]`` what follows "password", "pass", "pwd", "пароль", ... and a separator
+``[PASSWORD]`` what follows "password", "pass", "pwd", "пароль", ... and a separator; a plain word only
+               as "пароль qwerty" or "my password is sunshine" (see :func:`_plain_word_password`)
 ``[CODE]``     PINs and one-time codes: 4-8 digits or 3+3 digits (``482-913``, ``482 913``) after
                "pin", "code", "otp", "код", "пин", ... (3 digits only after "cvv"/"cvc": elsewhere that
                is an HTTP status or a room)
