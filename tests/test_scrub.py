@@ -1,62 +1,108 @@
-"""PII scrubbing: measured recall on a labeled corpus, false changes on PII-free chat lines, unit cases."""
+"""PII scrubbing: measured exact scrubs on a labeled corpus, PII-free lines and answers that survive."""
 
 from __future__ import annotations
 
 import csv
+import json
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from twin.prepare.scrub import Scrubber, iban_ok, luhn_ok
+from twin.errors import TwinError
+from twin.prepare.pipeline import PrepareConfig, run_prepare
+from twin.prepare.scrub import TYPES, Scrubber, iban_ok, luhn_ok, scrub_messages
+from twin.sources.records import iso_utc, make_record, write_dialog
 
 CORPUS = Path(__file__).parent / "data" / "pii"
-STRUCTURED = ("EMAIL", "PHONE", "CARD", "IBAN", "IP", "SECRET")
 
 
-def _positives() -> list[dict]:
-    with (CORPUS / "positives.tsv").open(encoding="utf-8", newline="") as f:
+def _tsv(name: str) -> list[dict]:
+    with (CORPUS / name).open(encoding="utf-8", newline="") as f:
         return list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
 
 
-def test_corpus_recall_per_type(capsys):
-    rows = _positives()
-    assert len(rows) >= 300
+def test_corpus_every_value_replaced_and_nothing_else(capsys):
+    """Each snippet must come out as its expected line: the value gone, every other character kept."""
+    rows = _tsv("positives.tsv")
+    assert len(rows) >= 420 and {r["type"] for r in rows} == set(TYPES)
     assert any(any("а" <= c <= "я" for c in r["snippet"]) for r in rows)  # both languages
-    total, hit = Counter(), Counter()
+    total, exact = Counter(), Counter()
     misses = []
     s = Scrubber("US,RU")
     for r in rows:
         out = s.scrub(r["snippet"])
         total[r["type"]] += 1
-        # a hit: the value is gone and a placeholder took its place
-        if r["value"] not in out and "[" in out:
-            hit[r["type"]] += 1
+        if out == r["expected"] and r["value"] not in out:
+            exact[r["type"]] += 1
         else:
             misses.append((r["type"], r["snippet"], out))
     with capsys.disabled():
-        print("\nPII recall on tests/data/pii/positives.tsv:")
+        print("\nPII scrubbed exactly (tests/data/pii/positives.tsv):")
         for t in total:
-            print(f"  {t:9s} {hit[t]:3d}/{total[t]:3d} = {hit[t] / total[t]:.1%}")
-        for m in misses:
-            print("  MISS", m[0])
-    for t in STRUCTURED:
-        assert hit[t] / total[t] >= 0.99, (t, [m for m in misses if m[0] == t])
-    for t in ("PASSWORD", "CODE", "URL"):
-        assert hit[t] / total[t] >= 0.9, (t, [m for m in misses if m[0] == t])
+            print(f"  {t:9s} {exact[t]:3d}/{total[t]:3d} = {exact[t] / total[t]:.1%}")
+    assert not misses, misses  # the README says: every snippet of every type
 
 
 def test_clean_lines_survive(capsys):
     lines = [ln for ln in (CORPUS / "clean.txt").read_text(encoding="utf-8").splitlines() if ln.strip()]
-    assert len(lines) >= 300
+    assert len(lines) >= 400
     s = Scrubber("US,RU")
     changed = [(ln, s.scrub(ln)) for ln in lines if s.scrub(ln) != ln]
-    rate = len(changed) / len(lines)
     with capsys.disabled():
-        print(f"\nPII-free lines changed: {len(changed)}/{len(lines)} = {rate:.2%}")
-        for a, b in changed:
-            print(f"  CHANGED {a!r} -> {b!r}")
-    assert rate <= 0.01
+        print(f"\nPII-free lines changed: {len(changed)}/{len(lines)}")
+    assert not changed  # the README says: none
+
+
+def test_answers_after_a_question():
+    """The value in an answer to "what's the wifi password?" goes; other answers stay as written."""
+    rows = _tsv("dialogs.tsv")
+    assert sum(1 for r in rows if r["type"]) >= 30 and sum(1 for r in rows if not r["type"]) >= 30
+    s = Scrubber("US,RU")
+    for r in rows:
+        assert scrub_messages([r["question"], r["answer"]], s) == [r["question"], r["expected"]], r
+        if r["type"]:
+            assert r["value"] not in r["expected"]
+            assert s.scrub(r["answer"]) == r["answer"]  # alone, the answer is not caught: the context is
+
+
+def _dialog_records(dialog_id: int, row: dict, answer_mine: bool) -> list[dict]:
+    """Question, answer, and a reply, so that the answer is in an example either way round."""
+    texts = [row["question"], row["answer"], "спасибо" if answer_mine else "thanks!", "ок"]
+    return [
+        make_record(
+            source="telegram",
+            dialog_id=dialog_id,
+            dialog_name=f"c{dialog_id}",
+            id=i + 1,
+            date=iso_utc(1_700_000_000 + dialog_id * 86_400 * 3 + 60 * i),
+            out=(i % 2 == 1) == answer_mine,
+            text=text,
+        )
+        for i, text in enumerate(texts)
+    ]
+
+
+def test_answers_scrubbed_by_the_prepare_stage(tmp_path):
+    """The real stage on two-message dialogs: secret answers are gone from every output line."""
+    rows = _tsv("dialogs.tsv")
+    raw = tmp_path / "raw" / "telegram"
+    raw.mkdir(parents=True)
+    for i, row in enumerate(rows):
+        write_dialog(raw / f"{i + 1}.jsonl", _dialog_records(i + 1, row, answer_mine=i % 2 == 0))
+    stats = run_prepare(PrepareConfig(raw=str(tmp_path / "raw"), out=str(tmp_path / "out")))
+    out_text = "".join(
+        (tmp_path / "out" / f).read_text(encoding="utf-8") for f in ("train.jsonl", "val.jsonl")
+    )
+    examples = [json.loads(line) for line in out_text.splitlines()]
+    turns = {t["text"] for ex in examples for t in ex["context"]}
+    turns |= {ex["instruction"] for ex in examples} | {ex["response"] for ex in examples}
+    for row in rows:
+        assert row["expected"] in turns, row
+        if row["type"]:
+            assert row["value"] not in out_text, row["type"]
+    hits = Counter(r["type"] for r in rows if r["type"])
+    assert all(stats["pii"][t] == n for t, n in hits.items()), (stats["pii"], hits)
 
 
 @pytest.mark.parametrize(
@@ -77,7 +123,10 @@ def test_clean_lines_survive(capsys):
         ("код из смс 482915", "код из смс [CODE]"),
         ("пин 7391.", "пин [CODE]."),
         ("code review at 15:30", "code review at 15:30"),
-        ("https://user:pw@host.com/x and https://ex.com/?token=abc123def", "[URL] and [URL]"),
+        (
+            "https://user:pw@host.com/x and https://ex.com/?token=abc123def",
+            "https://[URL]@host.com/x and https://ex.com/?token=[URL]",
+        ),
         ("https://github.com/huggingface/peft", "https://github.com/huggingface/peft"),
         ("meet at 15:30 on 2024-03-01, $12.50, v1.2.3, order #4815162342", None),
         ("обновись до версии 10.0.0.1", None),
@@ -88,6 +137,27 @@ def test_clean_lines_survive(capsys):
         ("pw: Sommer2024", "pw: [PASSWORD]"),
         ("boarding pass: 10:30, gate 12", None),
         ("", ""),
+        ("code: 482-913", "code: [CODE]"),
+        ("код 731 045", "код [CODE]"),
+        ("my password is sunshine", "my password is [PASSWORD]"),
+        ("пароль qwerty", "пароль [PASSWORD]"),
+        ("the mountain pass is closed", None),
+        ("pass the salt please", None),
+        ("the password is working again", None),
+        (
+            "https://basescan.org/token/0x0bb4c0ffee0bb4c0ffee0bb4c0ffee0bb4c0ffee#balances",
+            "https://basescan.org/token/[CRYPTO]#balances",
+        ),
+        ("https://github.com/huggingface/peft/commit/6f3d7536f3d7536f3d7536f3d7536f3d7536f3d7", None),
+        ("btc 1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2 ok", "btc [CRYPTO] ok"),
+        ("bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq", "[CRYPTO]"),
+        ("http://10.0.0.7:8080/admin", "http://[IP]:8080/admin"),
+        (
+            "https://wa.me/+79161234567 or https://wa.me/79161234567",
+            "https://wa.me/[PHONE] or https://wa.me/[PHONE]",
+        ),
+        ("ftp://admin:hunter2@10.0.0.5/backup", "ftp://[URL]@[IP]/backup"),
+        ("http://[2001:db8::1]:8080/x", "http://[[IP]]:8080/x"),
         ("привет 👋 как дела? 😅", None),
     ],
 )
@@ -126,6 +196,90 @@ def test_region_controls_national_numbers():
     assert us_only.scrub("intl +7 916 123-45-67 works anywhere") == "intl [PHONE] works anywhere"
 
 
+def test_crypto_checksums_decide():
+    s = Scrubber()
+    # one character changed: the Base58Check / bech32 checksum fails, so it is not an address
+    for bad in ("1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN3", "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdp"):
+        assert "[CRYPTO]" not in s.scrub(f"send to {bad}")
+    assert s.counts["CRYPTO"] == 0
+
+
+def test_hold_reply_keeps_the_question_in_view():
+    s = Scrubber()
+    msgs = ["what's the code?", "sec", "4821", "and the pin for the door?", "no idea", "4821"]
+    assert scrub_messages(msgs, s) == ["what's the code?", "sec", "[CODE]", msgs[3], "no idea", "4821"]
+    assert s.counts == Counter({"CODE": 1})
+
+
 def test_checksums():
     assert luhn_ok("4111111111111111") and not luhn_ok("4111111111111112")
     assert iban_ok("GB82 WEST 1234 5698 7654 32") and not iban_ok("GB82 WEST 1234 5698 7654 33")
+
+
+PLANTED = {  # value -> how it is said; "zqxj" is a letter run no other text here has
+    "zqxj.vortex@example.com": "my email is zqxj.vortex@example.com",
+    "zqxjpelican7": "zqxjpelican7",  # the answer to the question before it
+    "zqxjsunshine": "my password is zqxjsunshine",
+    "4111 1111 1111 1111": "card 4111 1111 1111 1111",
+}
+
+
+def _planted_raw(root: Path) -> list[str]:
+    """Raw dialogs that repeat the planted PII often enough for a tokenizer to learn it as tokens."""
+    texts = []
+    for d in range(1, 9):
+        lines = [("what's the wifi password?", False), (PLANTED["zqxjpelican7"], True)]
+        lines += [(v, i % 2 == 0) for i, v in enumerate(PLANTED.values()) if v != "zqxjpelican7"]
+        lines += [("haha ok see you tomorrow", False), ("sure, see you", True)]
+        recs = [
+            make_record(source="telegram", dialog_id=d, dialog_name=f"c{d}", id=i + 1,
+                        date=iso_utc(1_700_000_000 + 60 * i), out=out, text=t)
+            for i, (t, out) in enumerate(lines * 6)
+        ]  # fmt: skip
+        write_dialog(root / "telegram" / f"{d}.jsonl", recs)
+        texts += [t for t, _ in lines * 6]
+    return texts
+
+
+def test_tiny_base_sees_only_scrubbed_text(tmp_path, monkeypatch):
+    """`twin model tiny`: no planted PII in any tokenizer file nor in any pretraining batch."""
+    import torch
+    from typer.testing import CliRunner
+
+    from twin.cli import app
+    from twin.model.tiny import train_tokenizer
+
+    raw_texts = _planted_raw(tmp_path / "data" / "raw")
+    # the check can see a leak: a tokenizer trained on the raw text has learned the planted run
+    assert "zqxj" in train_tokenizer(raw_texts, 400, 64).backend_tokenizer.to_str()
+    monkeypatch.chdir(tmp_path)
+    small = ["--hidden-size", "32", "--layers", "1", "--heads", "2", "--vocab-size", "400"]
+    # raw records only: the raw text is not used (the built-in corpus is), nor taken when named
+    assert CliRunner().invoke(app, ["model", "tiny", "--out", "b0", *small]).exit_code == 0
+    assert "zqxj" not in (tmp_path / "b0" / "tokenizer.json").read_text(encoding="utf-8")
+    bad = CliRunner().invoke(app, ["model", "tiny", "--out", "b1", "--texts", "data/raw", *small])
+    assert isinstance(bad.exception, TwinError) and "no train.jsonl" in str(bad.exception)
+    run_prepare(PrepareConfig(raw="data/raw", out="data/processed"))
+    batches: list[torch.Tensor] = []
+
+    def record(module, args):
+        if isinstance(module, torch.nn.Embedding):
+            batches.append(args[0].clone())
+
+    hook = torch.nn.modules.module.register_module_forward_pre_hook(record)
+    try:
+        res = CliRunner().invoke(app, ["model", "tiny", "--out", "b2", "--pretrain-steps", "2", *small])
+    finally:
+        hook.remove()
+    assert res.exit_code == 0, res.output
+    files = [p for p in (tmp_path / "b2").iterdir() if p.suffix != ".safetensors"]
+    assert any(p.name == "tokenizer.json" for p in files)
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tmp_path / "b2")
+    seen = [tok.decode(row) for b in batches for row in b]
+    assert len(batches) == 2 and "[PASSWORD]" in "".join(seen)  # the scrubbed chats were the text
+    for value in PLANTED:
+        assert not any(value in p.read_text(encoding="utf-8") for p in files), value
+        assert not any(value in text for text in seen), value
+    assert not any("zqxj" in p.read_text(encoding="utf-8") for p in files)

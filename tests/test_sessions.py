@@ -82,3 +82,22 @@ def test_one_sided_dialog_has_one_turn_per_session():
     recs = [rec(i, T0 + i * 60, True, f"note {i}") for i in range(1, 5)]
     (s,) = build_sessions(recs, 24)
     assert len(s.turns) == 1 and s.turns[0].text == "note 1\nnote 2\nnote 3\nnote 4"
+
+
+def test_scrubber_sees_the_question_within_a_session_only():
+    from twin.prepare.scrub import Scrubber
+
+    recs = [
+        rec(1, T0, False, "what's the wifi password?"),
+        rec(2, T0 + 30, False, "Fwd: pelican7", forwarded=True),  # someone else's words: no turn, no answer
+        rec(3, T0 + 60, True, "pelican7"),
+        rec(4, T0 + 120, False, "and the door code?"),
+        rec(5, T0 + 30 * H, True, "4821"),  # a day later: a new session, the question is out of view
+    ]
+    s = Scrubber()
+    sessions = build_sessions(recs, 24, scrubber=s)
+    assert [[(t.role, t.text) for t in x.turns] for x in sessions] == [
+        [("them", "what's the wifi password?"), ("me", "[PASSWORD]"), ("them", "and the door code?")],
+        [("me", "4821")],
+    ]
+    assert s.counts == {"PASSWORD": 1}

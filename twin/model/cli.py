@@ -26,8 +26,8 @@ def tiny_cmd(
     texts: Path | None = typer.Option(
         None,
         "--texts",
-        help="Chat text: a prepare dir (train.jsonl) or raw records dir "
-        "(default: data/processed, else data/raw, else a built-in corpus).",
+        help="Chat text: a prepare output dir (train.jsonl, PII scrubbed) "
+        "(default: data/processed, else a built-in corpus; raw records are never used).",
     ),
     seed: int = typer.Option(0, "--seed"),
     vocab_size: int = typer.Option(2048, "--vocab-size", min=300),
@@ -46,10 +46,8 @@ def tiny_cmd(
         source = str(texts)
     elif (Path("data/processed") / "train.jsonl").is_file():
         docs, source = texts_from_dir("data/processed"), "data/processed"
-    elif Path("data/raw").is_dir() and any(Path("data/raw").rglob("*.jsonl")):
-        docs, source = texts_from_dir("data/raw"), "data/raw"
-    else:
-        docs, source = fallback_texts(), "the built-in corpus"
+    else:  # never data/raw: the tokenizer and weights must not learn unscrubbed text
+        docs, source = fallback_texts(), "the built-in corpus (`twin prepare` first to use your chats)"
     log.info("tokenizer and pretraining text: %d documents from %s", len(docs), source)
     path = build_tiny(
         out,

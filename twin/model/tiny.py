@@ -74,41 +74,39 @@ def fallback_texts() -> list[str]:
 
 
 def texts_from_dir(path: str | os.PathLike) -> list[str]:
-    """Chat text for the tokenizer and pretraining.
+    """Chat text for the tokenizer and pretraining, from a prepare output (its ``train.jsonl``).
 
-    ``path`` is a prepare output (``train.jsonl``: each example rendered as a short dialog) or a
-    raw-records directory (``*.jsonl`` per dialog: each dialog's messages, one per line).
+    Only scrubbed text: raw records are refused, because the tokenizer (copied into every adapter,
+    merged model and GGUF) and the pretrained weights would learn their PII.
     """
     from twin.prompt import build_prompt, render_context
 
     p = Path(path)
     if not p.exists():
         raise TwinError(f"{p}: text directory not found; run `twin prepare` first or omit --texts")
-    docs: list[str] = []
     train = p / "train.jsonl" if p.is_dir() else p
-    if train.is_file() and train.suffix == ".jsonl" and train.name == "train.jsonl":
-        seen_sessions: set[str] = set()
-        for _, ex in iter_jsonl(train):
-            if not isinstance(ex, dict) or not {"context", "instruction", "response"} <= ex.keys():
-                continue
-            turns = [*ex["context"], {"role": "them", "text": ex["instruction"]}]
-            turns.append({"role": "me", "text": ex["response"]})
-            docs.append(render_context(turns, ex.get("contact")))
-            session = str(ex.get("session"))
-            if session not in seen_sessions:  # the prompt's own wording, once per session
-                seen_sessions.add(session)
-                # With the reply after it: a bare prompt followed by EOS taught the base that a
-                # reply is empty, and the nearest thing to it, a "Name: text" transcript line.
-                prompt = build_prompt([], ex["instruction"], contact=ex.get("contact"))
-                docs.append(prompt + ex["response"])
-    else:
-        files = sorted(p.rglob("*.jsonl")) if p.is_dir() else [p]
-        for f in files:
-            lines = [str(r["text"]) for _, r in iter_jsonl(f) if isinstance(r, dict) and r.get("text")]
-            if lines:
-                docs.append("\n".join(lines))
+    if train.name != "train.jsonl" or not train.is_file():
+        raise TwinError(
+            f"{p}: no train.jsonl; give a `twin prepare` output dir (raw records are not used: "
+            "the base must only see PII-scrubbed text)"
+        )
+    docs: list[str] = []
+    seen_sessions: set[str] = set()
+    for _, ex in iter_jsonl(train):
+        if not isinstance(ex, dict) or not {"context", "instruction", "response"} <= ex.keys():
+            continue
+        turns = [*ex["context"], {"role": "them", "text": ex["instruction"]}]
+        turns.append({"role": "me", "text": ex["response"]})
+        docs.append(render_context(turns, ex.get("contact")))
+        session = str(ex.get("session"))
+        if session not in seen_sessions:  # the prompt's own wording, once per session
+            seen_sessions.add(session)
+            # With the reply after it: a bare prompt followed by EOS taught the base that a
+            # reply is empty, and the nearest thing to it, a "Name: text" transcript line.
+            prompt = build_prompt([], ex["instruction"], contact=ex.get("contact"))
+            docs.append(prompt + ex["response"])
     if not docs:
-        raise TwinError(f"{p}: no chat text found (expected train.jsonl or raw *.jsonl records)")
+        raise TwinError(f"{train}: no examples in it; run `twin prepare` again")
     return docs
 
 

@@ -1,7 +1,8 @@
 """``run_prepare``: data/raw -> data/processed/{train,val}.jsonl + stats.json.
 
 Per dialog (in a process pool, one dialog per task, both cores busy): read and validate the raw
-records, split sessions, scrub each message, merge turns, build examples, pick the split by a hash
+records, split sessions, scrub each session's messages in order (an answer with its question in
+view), merge turns, build examples, pick the split by a hash
 of the session id. The parent streams the results, in dialog order, into temp files beside the
 outputs and renames them only when every dialog succeeded: a bad line anywhere leaves
 ``data/processed`` exactly as it was.
@@ -26,7 +27,7 @@ import orjson
 from twin.errors import TwinError
 from twin.fileio import atomic_open, iter_jsonl
 from twin.prepare.config import PrepareConfig
-from twin.prepare.examples import CONVERTERS, dataset_info, session_hash
+from twin.prepare.examples import CONVERTERS, dataset_info, in_val, session_examples, session_hash
 from twin.prepare.scrub import TYPES, Scrubber
 from twin.prepare.sessions import build_sessions
 from twin.sources.records import dialog_files, validate_record
@@ -76,6 +77,7 @@ def _init_worker(cfg_json: dict) -> None:
 
 
 def _dumps(obj: Any) -> str:
+    """One JSON line (orjson: several times faster than the stdlib on a million lines)."""
     return orjson.dumps(obj).decode()
 
 
@@ -113,20 +115,30 @@ def process_dialog(
     """One dialog file -> its serialized examples (train / val) and its counts."""
     cfg = cfg or _worker["cfg"]
     count = count or _worker.get("count", len)
-    path = Path(path)
-    records = _read_records(path)
+    records = _read_records(Path(path))
     scrubber = Scrubber(cfg.region) if cfg.scrub else None
-    from twin.prepare.examples import session_examples
-
     contact = next((r["dialog_name"] for r in reversed(records) if r.get("dialog_name")), None)
-    sessions = build_sessions(records, cfg.gap_hours, scrubber.scrub if scrubber else None)
-    budget = cfg.context_budget
-    res: dict[str, Any] = {
+    sessions = build_sessions(records, cfg.gap_hours, scrubber=scrubber)
+    res = _empty_result(records, len(sessions))
+    buf: dict[str, dict[str, list[str]]] = {k: {"train": [], "val": []} for k in ("main", *cfg.format)}
+    for s in sessions:
+        res["turns"] += len(s.turns)
+        exs = session_examples(s, contact=contact, budget=cfg.context_budget, count=count)
+        if exs:
+            _add_session(res, buf, s.id, exs, cfg, count)
+    # one string per output file: pickling a few big strings is far cheaper than many small ones
+    res["text"] = {k: {sp: "".join(line + "\n" for line in v[sp]) for sp in v} for k, v in buf.items()}
+    res["pii"] = dict(scrubber.counts) if scrubber else {}
+    return res
+
+
+def _empty_result(records: list[dict], n_sessions: int) -> dict[str, Any]:
+    return {
         "messages": len(records),
         "messages_no_text": sum(1 for r in records if not r["text"].strip()),
         "messages_forwarded": sum(1 for r in records if r.get("forwarded")),
         "messages_mine": sum(1 for r in records if r["out"]),
-        "sessions": len(sessions),
+        "sessions": n_sessions,
         "turns": 0,
         "examples": 0,
         "val_sessions": 0,
@@ -138,32 +150,26 @@ def process_dialog(
             k: array("i") for k in ("instruction_chars", "response_chars", "context_turns", "context_size")
         },
     }
-    keys = ["main", *cfg.format]
-    buf: dict[str, dict[str, list[str]]] = {k: {"train": [], "val": []} for k in keys}
+
+
+def _add_session(
+    res: dict, buf: dict, sid: str, exs: list[dict], cfg: PrepareConfig, count: Callable[[str], int]
+) -> None:
+    """One session's examples into its split's buffers, with their lengths."""
+    split = "val" if in_val(sid, cfg.val_fraction, cfg.seed) else "train"
+    res["val_sessions"] += split == "val"
+    res["session_hashes"].append((session_hash(sid, cfg.seed), sid, len(exs)))
+    res["runs"][split].append((sid, len(exs)))
     L = res["lengths"]
-    for s in sessions:
-        res["turns"] += len(s.turns)
-        exs = session_examples(s, contact=contact, budget=budget, count=count)
-        if not exs:
-            continue
-        h = session_hash(s.id, cfg.seed)
-        split = "val" if cfg.val_fraction > 0 and h / 2**64 < cfg.val_fraction else "train"  # = in_val()
-        res["val_sessions"] += split == "val"
-        res["session_hashes"].append((h, s.id, len(exs)))
-        res["runs"][split].append((s.id, len(exs)))
-        for ex in exs:
-            buf["main"][split].append(_dumps(ex))
-            for fmt in cfg.format:
-                buf[fmt][split].append(_dumps(CONVERTERS[fmt](ex)))
-            L["instruction_chars"].append(len(ex["instruction"]))
-            L["response_chars"].append(len(ex["response"]))
-            L["context_turns"].append(len(ex["context"]))
-            L["context_size"].append(sum(count(t["text"]) + 1 for t in ex["context"]))
-        res["examples"] += len(exs)
-    # one string per output file: pickling a few big strings is far cheaper than many small ones
-    res["text"] = {k: {sp: "".join(line + "\n" for line in v[sp]) for sp in v} for k, v in buf.items()}
-    res["pii"] = dict(scrubber.counts) if scrubber else {}
-    return res
+    for ex in exs:
+        buf["main"][split].append(_dumps(ex))
+        for fmt in cfg.format:
+            buf[fmt][split].append(_dumps(CONVERTERS[fmt](ex)))
+        L["instruction_chars"].append(len(ex["instruction"]))
+        L["response_chars"].append(len(ex["response"]))
+        L["context_turns"].append(len(ex["context"]))
+        L["context_size"].append(sum(count(t["text"]) + 1 for t in ex["context"]))
+    res["examples"] += len(exs)
 
 
 def _move_session_to_val(res: dict, sid: str) -> None:
@@ -198,12 +204,6 @@ def _percentiles(values: list[int]) -> dict:
     }
 
 
-def _progress(total: int) -> Any:
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="dialog", desc="prepare", disable=None, leave=False)
-
-
 def run_prepare(cfg: PrepareConfig) -> dict:
     """Run the stage; returns the stats written to ``<out>/stats.json``."""
     raw, out = Path(cfg.raw), Path(cfg.out)
@@ -217,9 +217,35 @@ def run_prepare(cfg: PrepareConfig) -> dict:
         log.warning("--no-scrub: PII (e-mails, phones, cards, passwords...) stays in the training data")
     # a bad tokenizer dir fails here, in one line, before any work
     count = load_counter(cfg.tokenizer) if cfg.tokenizer else len
+    results = _process_all(cfg, files, count)
+    counts, pii, lengths, hashes = _totals(results)
+    if counts["examples"] == 0:
+        raise TwinError(
+            f"{raw}: no training examples: no message of yours answers one of theirs "
+            f"({counts['messages']} messages in {len(files)} dialogs); check `out` in the raw records "
+            "or pass --me to the import"
+        )
+    _ensure_val_session(cfg, results, counts, hashes)
+    for res in results:
+        for split in ("train", "val"):
+            counts[split] += sum(n for _, n in res["runs"][split])
+    stats = _stats(cfg, len(files), counts, pii, lengths, len(hashes))
+    _write_outputs(out, cfg, results, stats)
+    log.info(
+        "prepare: %d examples (%d train / %d val) from %d sessions -> %s",
+        counts["examples"],
+        counts["train"],
+        counts["val"],
+        len(hashes),
+        out,
+    )
+    return stats
+
+
+def _process_all(cfg: PrepareConfig, files: list[Path], count: Callable[[str], int]) -> list[dict]:
+    """Every dialog's result, in file order: in a process pool when the data is big enough."""
     total_bytes = sum(p.stat().st_size for p in files)
-    workers = cfg.workers or (os.cpu_count() or 1)
-    workers = max(1, min(workers, len(files)))
+    workers = max(1, min(cfg.workers or (os.cpu_count() or 1), len(files)))
     use_pool = workers > 1 and total_bytes >= _POOL_MIN_BYTES
     log.info(
         "prepare: %d dialog files (%.1f MB) with %d process(es)",
@@ -227,111 +253,111 @@ def run_prepare(cfg: PrepareConfig) -> dict:
         total_bytes / 1e6,
         workers if use_pool else 1,
     )
+    from tqdm import tqdm
 
-    cfg_json = cfg.model_dump(mode="json")
-    bar = _progress(len(files))
-    try:
-        if use_pool:
-            import multiprocessing as mp
-            from concurrent.futures import ProcessPoolExecutor
-
-            # fork is fastest, but forking a process whose native thread pools (torch's OpenMP,
-            # tokenizers' rayon) may hold locks can deadlock a child: then start clean interpreters
-            safe_fork = not any(m in sys.modules for m in ("torch", "tokenizers"))
-            ctx = mp.get_context("fork" if safe_fork else "spawn")
-            chunk = max(1, len(files) // (workers * 32))
-            with ProcessPoolExecutor(
-                workers, mp_context=ctx, initializer=_init_worker, initargs=(cfg_json,)
-            ) as pool:
-                results = []
-                try:
-                    for res in pool.map(process_dialog, files, chunksize=chunk):
-                        results.append(res)
-                        bar.update(1)
-                except BaseException:
-                    pool.shutdown(wait=True, cancel_futures=True)  # a bad line: don't finish the rest
-                    raise
-        else:
+    with tqdm(total=len(files), unit="dialog", desc="prepare", disable=None, leave=False) as bar:
+        if not use_pool:
             results = []
             for f in files:
                 results.append(process_dialog(f, cfg, count))
                 bar.update(1)
-    finally:
-        bar.close()
+            return results
+        return _process_in_pool(cfg, files, workers, bar)
 
+
+def _process_in_pool(cfg: PrepareConfig, files: list[Path], workers: int, bar: Any) -> list[dict]:
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    # fork is fastest, but forking a process whose native thread pools (torch's OpenMP,
+    # tokenizers' rayon) may hold locks can deadlock a child: then start clean interpreters
+    safe_fork = not any(m in sys.modules for m in ("torch", "tokenizers"))
+    ctx = mp.get_context("fork" if safe_fork else "spawn")
+    chunk = max(1, len(files) // (workers * 32))
+    cfg_json = cfg.model_dump(mode="json")
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(cfg_json,)) as pool:
+        results = []
+        try:
+            for res in pool.map(process_dialog, files, chunksize=chunk):
+                results.append(res)
+                bar.update(1)
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)  # a bad line: don't finish the rest
+            raise
+    return results
+
+
+_SUMMED = (
+    "messages",
+    "messages_no_text",
+    "messages_forwarded",
+    "messages_mine",
+    "sessions",
+    "turns",
+    "examples",
+    "val_sessions",
+)
+
+
+def _totals(results: list[dict]) -> tuple[Counter, Counter, dict[str, list[int]], list[tuple[int, str, int]]]:
+    """Counts, PII hits, lengths and session hashes summed over every dialog's result."""
     counts: Counter = Counter()
     pii: Counter = Counter()
     lengths: dict[str, list[int]] = {}
     hashes: list[tuple[int, str, int]] = []
     for res in results:
-        for key in (
-            "messages",
-            "messages_no_text",
-            "messages_forwarded",
-            "messages_mine",
-            "sessions",
-            "turns",
-            "examples",
-            "val_sessions",
-        ):
+        for key in _SUMMED:
             counts[key] += res[key]
         counts["dialogs_with_examples"] += res["examples"] > 0
         pii.update(res["pii"])
         for k, v in res["lengths"].items():
             lengths.setdefault(k, []).extend(v)
         hashes.extend(res["session_hashes"])
-    if counts["examples"] == 0:
-        raise TwinError(
-            f"{raw}: no training examples: no message of yours answers one of theirs "
-            f"({counts['messages']} messages in {len(files)} dialogs); check `out` in the raw records "
-            "or pass --me to the import"
-        )
-    # Tiny inputs may hash no session into val: move the lowest-hash one there (deterministic).
+    return counts, pii, lengths, hashes
+
+
+def _ensure_val_session(
+    cfg: PrepareConfig, results: list[dict], counts: Counter, hashes: list[tuple[int, str, int]]
+) -> None:
+    """Tiny inputs may hash no session into val: move the lowest-hash one there (deterministic)."""
     if cfg.val_fraction > 0 and counts["val_sessions"] == 0 and len(hashes) >= 2:
         forced = min(hashes)[1]
         _move_session_to_val(
             next(r for r in results if any(h[1] == forced for h in r["session_hashes"])), forced
         )
         counts["val_sessions"] = 1
-    for res in results:
-        for split in ("train", "val"):
-            counts[split] += sum(n for _, n in res["runs"][split])
 
+
+def _stats(
+    cfg: PrepareConfig, n_files: int, counts: Counter, pii: Counter, lengths: dict, n_sessions: int
+) -> dict:
+    """What ``stats.json`` holds: the config, counts, PII hits per type (never values), lengths."""
+    keys = ("dialogs_with_examples", "messages", "messages_mine", "messages_no_text", "messages_forwarded")
+    stats = {
+        "config": cfg.model_dump(mode="json"),
+        "counts": {
+            "dialogs": n_files,
+            **{k: counts[k] for k in (*keys, "sessions", "turns", "examples", "train", "val")},
+            "sessions_with_examples": n_sessions,
+            "val_sessions": counts["val_sessions"],
+        },
+        "pii": {t: pii.get(t, 0) for t in TYPES} if cfg.scrub else {},
+        "lengths": {k: _percentiles(v) for k, v in lengths.items()},
+    }
+    stats["lengths"].setdefault("context_size", {})["unit"] = cfg.context_unit
+    return stats
+
+
+def _write_outputs(out: Path, cfg: PrepareConfig, results: list[dict], stats: dict) -> None:
+    """Every output is a temp file until all are complete; an error deletes them all."""
     out.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
-        # Every output is a temp file until all are complete; an error deletes them all.
         for key in ("main", *cfg.format):
             for split in ("train", "val"):
                 name = f"{split}.jsonl" if key == "main" else f"{split}.{key}.jsonl"
                 f = stack.enter_context(atomic_open(out / name))
                 for res in results:
                     f.write(res["text"][key][split])
-        stats = {
-            "config": cfg_json,
-            "counts": {
-                "dialogs": len(files),
-                **{
-                    k: counts[k]
-                    for k in (
-                        "dialogs_with_examples",
-                        "messages",
-                        "messages_mine",
-                        "messages_no_text",
-                        "messages_forwarded",
-                        "sessions",
-                        "turns",
-                        "examples",
-                    )
-                },
-                "train": counts["train"],
-                "val": counts["val"],
-                "sessions_with_examples": len(hashes),
-                "val_sessions": counts["val_sessions"],
-            },
-            "pii": {t: pii.get(t, 0) for t in TYPES} if cfg.scrub else {},
-            "lengths": {k: _percentiles(v) for k, v in lengths.items()},
-        }
-        stats["lengths"].setdefault("context_size", {})["unit"] = cfg.context_unit
         if cfg.format:
             f = stack.enter_context(atomic_open(out / "dataset_info.json"))
             json.dump(dataset_info(cfg.format), f, indent=2)
@@ -344,12 +370,3 @@ def run_prepare(cfg: PrepareConfig) -> dict:
             for split in ("train", "val"):
                 with contextlib.suppress(FileNotFoundError):
                     (out / f"{split}.{fmt}.jsonl").unlink()
-    log.info(
-        "prepare: %d examples (%d train / %d val) from %d sessions -> %s",
-        counts["examples"],
-        stats["counts"]["train"],
-        stats["counts"]["val"],
-        len(hashes),
-        out,
-    )
-    return stats

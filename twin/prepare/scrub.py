@@ -3,7 +3,8 @@
 Placeholders (and the ``pii`` keys in ``stats.json``):
 
 ========== =================================================================================
-``[URL]``      a URL carrying credentials (``user:pass@host``) or a token-like query parameter
+``[URL]``      the credentials in a URL (``user:pass@``) and the value of a token-like query parameter;
+               the scheme, host and every other part of a link stay (see :meth:`Scrubber._scrub_url`)
 ``[SECRET]``   API keys and tokens: known prefixes (``sk-``, ``ghp_``, ``xoxb-``, ``AKIA``, ``AIza``,
                ``glpat-``, ``hf_``, Telegram bot tokens, ...), JWTs, private-key blocks, long
                high-entropy strings (24+ characters mixing letters and digits), and short
@@ -14,10 +15,17 @@ Placeholders (and the ``pii`` keys in ``stats.json``):
 ``[IP]``       IPv4 / IPv6 addresses, validated with :mod:`ipaddress`
 ``[PHONE]``    phone numbers: international (``+``) anywhere, national forms for the default
                region(s), matched by ``phonenumbers`` (a number must be valid, not just look like one)
-``[PASSWORD]`` what follows "password", "pass", "pwd", "пароль", ... and a separator
-``[CODE]``     PINs and one-time codes: 4-8 digits after "pin", "code", "otp", "код", "пин", ...
-               (3 digits only after "cvv"/"cvc": elsewhere that is an HTTP status or a room)
+``[PASSWORD]`` what follows "password", "pass", "pwd", "пароль", ... and a separator; a plain word only
+               as "пароль qwerty" or "my password is sunshine" (see :func:`_plain_word_password`)
+``[CODE]``     PINs and one-time codes: 4-8 digits or 3+3 digits (``482-913``, ``482 913``) after
+               "pin", "code", "otp", "код", "пин", ... (3 digits only after "cvv"/"cvc": elsewhere that
+               is an HTTP status or a room)
+``[CRYPTO]``   crypto wallet addresses: Ethereum ``0x`` + 40 hex digits; Bitcoin base58 (``1...``,
+               ``3...``, checksum verified) and bech32 / bech32m (``bc1...``, checksum verified)
 ========== =================================================================================
+
+:func:`scrub_messages` scrubs consecutive messages with the previous one in view: a short answer
+right after a question about a password, code, PIN or key is that secret.
 
 Times, dates, prices, version numbers and order numbers are left alone. Speed matters (a million
 messages in well under a minute), so each detector runs only when a cheap test says it could hit:
@@ -27,25 +35,41 @@ Values are never logged; :class:`Scrubber` only counts hits per type.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
-TYPES = ("URL", "SECRET", "EMAIL", "CARD", "IBAN", "IP", "PHONE", "PASSWORD", "CODE")
+TYPES = ("URL", "SECRET", "EMAIL", "CARD", "IBAN", "IP", "PHONE", "PASSWORD", "CODE", "CRYPTO")
 
-# --- URLs with credentials or token parameters ------------------------------------------------
-_URL_CRED = re.compile(r"\b[a-z][a-z0-9+.\-]{1,15}://[^\s/?#@:]+:[^\s/?#@]+@[^\s]+", re.I)
-_TOKEN_PARAMS = (
-    "token|access_token|refresh_token|id_token|auth|auth_token|authorization|api_key|apikey|key|"
-    "secret|client_secret|password|passwd|pass|pwd|sig|signature|x-amz-signature|x-amz-credential|"
-    "session|sessionid|session_id|sid|private_token|otp|code|jwt"
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# --- URLs: only the secret-like parts of a link are replaced ---------------------------------
+_URL = re.compile(r"\b(?:https?|wss?|ftp|sftp|ssh|git)://[^\s<>\"'«»]+", re.I)
+_URL_SPLIT = re.compile(
+    r"^(?P<scheme>[^:]+://)(?:(?P<user>[^\s/?#@]*)@)?(?P<host>[^/?#]*)(?P<rest>.*)$", re.S
 )
-_URL_TOKEN = re.compile(
-    rf"\b(?:https?|wss?|ftp)://[^\s?#]+[?#][^\s]*?(?<=[?&#;])(?:{_TOKEN_PARAMS})=[^\s&#]{{3,}}[^\s]*", re.I
+_URL_DELIM = re.compile(r"([/?&#=;])")
+_TOKEN_PARAMS = _words(
+    "token access_token refresh_token id_token auth auth_token authorization api_key apikey key secret "
+    "client_secret password passwd pass pwd sig signature x-amz-signature x-amz-credential session "
+    "sessionid session_id sid private_token otp code jwt"
 )
 _URL_TRAIL = ".,;:!?)]}»\"'"
+_PHONE_IN_URL = re.compile(r"\+?\d{7,15}")
+_HEX = re.compile(r"(?:0x)?[0-9a-fA-F]+")
+
+# --- crypto wallet addresses (Presidio's CryptoRecognizer rule, plus Ethereum) ----------------
+_CRYPTO = re.compile(
+    r"(?<![\w/])(?:0x[0-9a-fA-F]{40}|bc1[02-9ac-hj-np-z]{11,71}|[13][1-9A-HJ-NP-Za-km-z]{25,34})(?![\w])"
+)
+_B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+_B32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
 
 # --- keys and tokens --------------------------------------------------------------------------
 _KEY_PATTERNS = [
@@ -123,7 +147,8 @@ _FILLER = (
 )
 _SEP = r"(?:\s*(?:[:=]|-|—|–|is|это|будет)\s*|\s+)"
 _PASSWORD = re.compile(
-    rf"(?<!\w){_PW_WORD}{_FILLER}(?P<sep>{_SEP})[\"'«“]?(?P<val>[^\s\"'»”]{{3,64}})", re.I | re.UNICODE
+    rf"(?<!\w)(?P<kw>{_PW_WORD}){_FILLER}(?P<sep>{_SEP})[\"'«“]?(?P<val>[^\s\"'»”]{{3,64}})",
+    re.I | re.UNICODE,
 )
 # a short token after "api key:", "token =", "ключ:" (long or prefixed ones are caught above)
 _TOKEN_KW = re.compile(
@@ -132,7 +157,7 @@ _TOKEN_KW = re.compile(
     re.I,
 )
 _CODE = re.compile(
-    rf"(?<!\w){_CODE_WORD}{_FILLER}{_SEP}[\"'«“]?(?P<val>\d{{3,8}}|\d{{3}}[\s\-]\d{{3}})(?![\d:.,/]\d|\w)",
+    rf"(?<!\w){_CODE_WORD}{_FILLER}{_SEP}[\"'«“]?(?P<val>\d{{3}}[\s\-]\d{{3}}|\d{{3,8}})(?![\d:.,/]\d|\w)",
     re.I | re.UNICODE,
 )
 _VAL_TRAIL = ".,;:)]}»\"'”"
@@ -204,6 +229,52 @@ _NOT_A_PASSWORD = frozenset(
     ]
 )
 
+# "the password is <word>": words that describe a password rather than being one
+_NOT_AFTER_IS = _words(
+    "on in at not still also just empty blank easy simple short long weak strong saved stored written "
+    "somewhere invalid valid fine good bad secret private set needed missing taped attached public shared "
+    "different useless hard complicated enabled disabled off locked unknown closed open valid printed "
+    "mine yours what where which why case-sensitive sensitive lost gone long-ish ready done"
+)
+_PW_BEFORE_PASS = re.compile(r"(?:^|\W)(?:the|my|your|our|his|her|wifi|wi-fi)\s+$", re.I)
+_COPULA_END = re.compile(r"(?:(?<!\w)(?:is|это|будет))\s*[\"'«“]?$", re.I)
+_CYRILLIC = re.compile(r"[а-яё]", re.I)
+
+# --- the answer in the next message -------------------------------------------------------------
+# a message asking for a secret: a keyword of the kind, and a question mark, a colon or a request
+_ASK_KIND = (
+    ("CODE", re.compile(r"(?<!\w)(?:pin|pincode|otp|code|cvv|cvc|код\w*|пин\w*|cvv-код)(?!\w)", re.I)),
+    (
+        "PASSWORD",
+        re.compile(r"(?<!\w)(?:password|passwd|passcode|passphrase|pwd|парол\w*|пассворд)(?!\w)", re.I),
+    ),
+    ("SECRET", re.compile(r"(?<!\w)(?:api[\s_\-]?key|key|token|secret|ключ\w*|токен\w*)(?!\w)", re.I)),
+)
+_ASK_HINTS = ("pin", "code", "otp", "cvv", "cvc", "pass", "pwd", "key", "token", "secret", "код", "пин", "парол", "ключ", "токен")  # fmt: skip
+_ASKING = re.compile(
+    r"[?:]\s*\W{0,3}$|(?<!\w)(?:what'?s|what\s+is|send|give|tell|share|need|скинь|кинь|пришли|дай|"
+    r"напиши|скажи|продиктуй|какой|какая|нужен|нужна)(?!\w)",
+    re.I,
+)
+# the answer: one value, optionally after "it's" / "это" / "вот", optionally quoted or with a full stop
+_ANSWER = re.compile(
+    r"^(?:(?:it'?s|it\s+is|это|вот|держи|here)\s*:?\s+)?[\"'«“]?(?P<val>\d{3}[\s\-]\d{3}|[^\s\"'»”]{3,64})"
+    r"[\"'»”]?$",
+    re.I,
+)
+# one-word replies that are not the value asked for; a reply like this keeps the question in view
+_HOLD = _words(
+    "sec wait hold moment minute checking looking lemme sek секунду секу сек щас ща сейчас погоди "
+    "подожди момент минуту минутку гляну смотрю"
+)
+_REPLIES = _HOLD | _words(
+    "ok okay k kk yes yeah yep yup no nope nah sure idk dunno forgot later why what huh hmm lol thanks "
+    "thx ty sorry same nothing never none again done sent here there tomorrow today soon asap "
+    "да нет ок окей ага угу неа забыл забыла потом позже завтра сегодня зачем почему что кто "
+    "спасибо сорян никак никакой такой maybe probably definitely obviously nevermind nvm whatever right "
+    "correct exactly true something everything hi hello hey bye please pls thank you"
+)
+
 _PHONE_CAND = re.compile(r"(?<![\w+])\+?\(?\d[\d \t().\-]{5,22}\d(?!\w)")
 _PHONE_PREFIX_BAD = re.compile(r"(?:order|заказ|invoice|счёт|счет|ticket|тикет|№|#|id|no\.?)\s*$", re.I)
 
@@ -267,8 +338,8 @@ class Scrubber:
             if check is not None and not check(m, text):
                 continue
             s, e = m.span(group)
-            if kind in ("PASSWORD", "CODE", "URL"):
-                while e > s and text[e - 1] in (_VAL_TRAIL if kind != "URL" else _URL_TRAIL):
+            if kind in ("PASSWORD", "CODE"):
+                while e > s and text[e - 1] in _VAL_TRAIL:
                     e -= 1
             if s < last or e <= s:
                 continue
@@ -285,6 +356,57 @@ class Scrubber:
         return self.scrub(text)
 
     def scrub(self, text: str) -> str:
+        """``text`` with each hit replaced by its placeholder; links are scrubbed part by part."""
+        if "://" not in text:
+            return self._scrub_plain(text)
+        out, last = [], 0
+        for m in _URL.finditer(text):
+            url = m.group(0).rstrip(_URL_TRAIL)
+            out.append(self._scrub_plain(text[last : m.start()]))
+            out.append(self._scrub_url(url))
+            last = m.start() + len(url)
+        out.append(self._scrub_plain(text[last:]))
+        return "".join(out)
+
+    def _scrub_url(self, url: str) -> str:
+        """Scheme and host stay; credentials, token parameters and key-like parts are replaced."""
+        m = _URL_SPLIT.match(url)
+        if m is None:
+            return url
+        user, host = m.group("user"), m.group("host")
+        out = [m.group("scheme")]
+        if user is not None:
+            out.append("[URL]@" if ":" in user else user + "@")
+            self.counts["URL"] += ":" in user
+        ip_host = _IPV4.fullmatch(host) or host.startswith("[")  # 10.0.0.7:8080, [2001:db8::1]:443
+        out.append(self._scrub_plain(host) if ip_host else host)
+        parts = _URL_DELIM.split(m.group("rest"))
+        for i, part in enumerate(parts):
+            key = parts[i - 2].lower() if i >= 2 and parts[i - 1] == "=" else None
+            out.append(self._url_part(part, key))
+        return "".join(out)
+
+    def _url_part(self, part: str, key: str | None) -> str:
+        """One path segment, query value or fragment of a link (``key``: the parameter name)."""
+        if len(part) < 3 or part in "/?&#=;":
+            return part
+        kind = None
+        if key in _TOKEN_PARAMS:
+            kind = "URL"
+        elif _CRYPTO.fullmatch(part) and _eth_or_btc_ok(part):
+            kind = "CRYPTO"
+        elif _KEYS.fullmatch(part) or (_looks_random(part) and not _HEX.fullmatch(part)):
+            kind = "SECRET"  # a commit or file hash (hex) in a public link is not a secret
+        elif "@" in part and _EMAIL.fullmatch(part):
+            kind = "EMAIL"
+        elif _PHONE_IN_URL.fullmatch(part):
+            return self._phones(part)  # https://wa.me/79161234567
+        if kind is None:
+            return part
+        self.counts[kind] += 1
+        return f"[{kind}]"
+
+    def _scrub_plain(self, text: str) -> str:
         if not text:
             return text
         # every key/token form is one 16+ character run without spaces (a PEM block starts with -----)
@@ -292,20 +414,19 @@ class Scrubber:
         low = text.lower()
         if longest < 16 and text.count(":") < 2 and _TRIGGER.search(low) is None:
             return text  # most chat lines: no digit, no @, no keyword, no long token
-        if "://" in text:
-            text = self._sub("URL", _URL_CRED, text)
-            text = self._sub("URL", _URL_TOKEN, text)
+        if longest >= 26:
+            text = self._sub("CRYPTO", _CRYPTO, text, lambda m, t: _eth_or_btc_ok(m.group(0)))
         if (longest >= 16 and any(h in text for h in _KEY_HINTS)) or "-----BEGIN" in text:
             text = self._sub("SECRET", _KEYS, text)
         if "@" in text:
             text = self._sub("EMAIL", _EMAIL, text)
         has_digit = _DIGIT.search(text) is not None
         if has_digit and _SEVEN_DIGITS.search(text):
-            text = self._sub("CARD", _CARD, text, _card_check)
-            if _IBAN.search(text):
+            if _IBAN.search(text):  # before cards: an IBAN's digit groups can pass the Luhn check
                 text = self._sub("IBAN", _IBAN, text, lambda m, t: iban_ok(m.group(0)))
+            text = self._sub("CARD", _CARD, text, _card_check)
         if has_digit and text.count(".") >= 3:
-            text = self._sub("IP", _IPV4, text, _ipv4_check, group=0)
+            text = self._sub("IP", _IPV4, text, _ipv4_check, group=1)  # the port stays
         if text.count(":") >= 2:
             text = self._sub("IP", _IPV6, text, _ipv6_check)
         low = text.lower()  # placeholders may have replaced parts since
@@ -353,7 +474,7 @@ class Scrubber:
             regions = self.regions[:1] if c.group(0).lstrip("(").startswith("+") else self.regions
             for region in regions:
                 found = [
-                    (lo + m.start, lo + m.end)
+                    _with_trunk_prefix(text, c.start(), lo + m.start, lo + m.end)
                     for m in pn.PhoneNumberMatcher(snippet, region, leniency=pn.Leniency.VALID)
                 ]
                 if found:
@@ -370,6 +491,11 @@ class Scrubber:
             last = e
         out.append(text[last:])
         return "".join(out)
+
+
+def _with_trunk_prefix(text: str, cand_start: int, s: int, e: int) -> tuple[int, int]:
+    """A match that left out the national trunk prefix ("8 (916) ...": "8 ") takes it in."""
+    return (cand_start, e) if re.fullmatch(r"8[\s\-]*", text[cand_start:s]) else (s, e)
 
 
 def _card_check(m: re.Match, text: str) -> bool:
@@ -418,13 +544,115 @@ def _password_check(m: re.Match, text: str) -> bool:
     if len(val) < 3 or val.lower() in _NOT_A_PASSWORD or val.startswith("[") or _TIME.fullmatch(val):
         return False  # a word, a placeholder already, or a time ("boarding pass: 10:30")
     sep = m.group("sep").strip()
+    if val.endswith("?") or (sep not in (":", "=") and val.lower() in _NOT_AFTER_IS):
+        return False  # "the password for the wifi?", "the password is case-sensitive"
+    if _CYRILLIC.search(val) and val.isalpha() and re.match(r"\s+[а-яё]", text[m.end() :], re.I):
+        return False  # "пароль: спроси у админа" goes on as a sentence
     if sep in (":", "=", "-", "—", "–"):
         return True
-    # "my password is hunter2" / "пароль qwerty123": without punctuation, insist the value does
-    # not read like a word: it has a digit or a symbol or mixed case
-    return bool(re.search(r"\d|[^\w]", val) or (val != val.lower() and val != val.capitalize()))
+    if re.search(r"\d|[^\w]", val) or (val != val.lower() and val != val.capitalize()):
+        return True  # "my password is hunter2": a digit, a symbol or mixed case
+    return _plain_word_password(m, text, val)
 
 
-def scrub_texts(texts: Iterable[str], region: str = "US,RU") -> tuple[list[str], Counter]:
-    s = Scrubber(region)
-    return [s.scrub(t) for t in texts], s.counts
+def _plain_word_password(m: re.Match, text: str, val: str) -> bool:
+    """A password that reads like a word: "пароль qwerty", "my password is sunshine"."""
+    kw = m.group("kw").lower()
+    if _CYRILLIC.search(kw):
+        return val.isascii()  # a Russian sentence goes on in Cyrillic; a Latin word is typed as the password
+    if not _COPULA_END.search(text[m.start() : m.start("val")]) or re.search(r"..(?:ed|ing)$", val):
+        return False  # "the password is on the note", "the password is banned", "... is working"
+    # "pass" alone is also a mountain pass or a boarding pass: only "the/my/wifi pass is ..."
+    return kw != "pass" or _PW_BEFORE_PASS.search(text[max(0, m.start() - 12) : m.start()]) is not None
+
+
+def _eth_or_btc_ok(addr: str) -> bool:
+    if addr.startswith("0x"):
+        return True
+    if addr.startswith("bc1"):
+        return _bech32_ok(addr)
+    return _base58check_ok(addr)
+
+
+def _base58check_ok(addr: str) -> bool:
+    n = 0
+    for c in addr:
+        n = n * 58 + _B58.index(c)
+    if n.bit_length() > 200:
+        return False
+    raw = n.to_bytes(25, "big")
+    return hashlib.sha256(hashlib.sha256(raw[:-4]).digest()).digest()[:4] == raw[-4:]
+
+
+def _bech32_ok(addr: str) -> bool:
+    """BIP-173 / BIP-350 checksum (bech32 for segwit v0, bech32m for v1+)."""
+    hrp, _, data = addr.rpartition("1")
+    values = [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp] + [_B32.index(c) for c in data]
+    gen = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
+    chk = 1
+    for v in values:
+        top = chk >> 25
+        chk = (chk & 0x1FFFFFF) << 5 ^ v
+        for i in range(5):
+            if (top >> i) & 1:
+                chk ^= gen[i]
+    return chk in (1, 0x2BC830A3)
+
+
+def asked_secret(text: str, scrubbed: str) -> str | None:
+    """The placeholder type a message asks for ("what's the wifi password?" -> PASSWORD), else None.
+
+    A message that already carried a value of that type (``scrubbed`` holds its placeholder) asks nothing.
+    """
+    low = text.lower()
+    if not any(w in low for w in _ASK_HINTS) or not _ASKING.search(text):
+        return None  # the substring test first: most messages name no secret at all
+    for kind, pattern in _ASK_KIND:
+        if pattern.search(text):
+            return None if f"[{kind}]" in scrubbed else kind
+    return None
+
+
+def answer_span(text: str, kind: str) -> tuple[int, int] | None:
+    """Where the value of ``kind`` is in a short answer (``pelican7``, ``it's 4821``), else None."""
+    m = _ANSWER.match(text.strip())
+    if m is None:
+        return None
+    val = m.group("val")
+    lead = len(text) - len(text.lstrip())
+    span = (lead + m.start("val"), lead + m.end("val"))
+    if val.lower().rstrip(".!…") in _REPLIES or val.endswith("?") or _TIME.fullmatch(val) or "://" in val:
+        return None
+    if not any(c.isalnum() for c in val) or (_CYRILLIC.search(val) and not any(c.isdigit() for c in val)):
+        return None  # an emoji, a Russian word ("забыл", "щас")
+    if kind == "CODE":  # "0482." ends a sentence; a password may end with "!" or "."
+        val = val.rstrip(".!")
+        span = (span[0], span[0] + len(val))
+        return span if re.fullmatch(r"\d{4,8}|\d{3}[\s\-]\d{3}", val) else None
+    if kind == "SECRET":
+        return span if len(val) >= 8 and re.search(r"\d", val) and re.search(r"[A-Za-z]", val) else None
+    return span
+
+
+def scrub_messages(texts: Sequence[str], scrubber: Scrubber) -> list[str]:
+    """Scrub consecutive messages of one conversation, each with the one before it in view.
+
+    Every text goes through ``scrubber`` alone; then a short answer right after a message asking
+    for a password, code, PIN or key ("what's the wifi password?" -> "pelican7") becomes that
+    placeholder. One-word replies that hold ("sec", "щас") keep the question in view for the next
+    message. Returns the scrubbed texts, one per input, in order.
+    """
+    out: list[str] = []
+    asked: str | None = None
+    for text in texts:
+        clean = scrubber.scrub(text)
+        keep_asking = False
+        if asked is not None and clean == text:
+            span = answer_span(text, asked)
+            if span is not None:
+                clean = text[: span[0]] + f"[{asked}]" + text[span[1] :]
+                scrubber.counts[asked] += 1
+            keep_asking = span is None and text.strip().lower().rstrip(".!…") in _HOLD
+        out.append(clean)
+        asked = asked if keep_asking else asked_secret(text, clean)
+    return out

@@ -9,6 +9,9 @@
 Every message counts for the gaps (a photo at 3 am continues a conversation), but only messages
 with text of the sender's own make turns: media without a caption and forwarded messages (someone
 else's words) are left out, and neither splits nor forms a turn.
+
+The PII scrub runs here, on a session's messages in order, so that an answer is scrubbed with the
+question before it in view (:func:`twin.prepare.scrub.scrub_messages`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from twin.prepare.scrub import Scrubber, scrub_messages
 from twin.sources.records import sort_key
 
 _EPOCH = datetime(1970, 1, 1)
@@ -63,27 +67,26 @@ def split_sessions(records: Sequence[dict], gap_hours: float = 24.0) -> list[lis
     return sessions
 
 
-def usable(rec: dict) -> bool:
-    """Whether a message contributes text to a turn (see the module docstring)."""
-    return bool(rec.get("text") and rec["text"].strip()) and not rec.get("forwarded")
+def merge_turns(
+    messages: Sequence[dict],
+    clean: Callable[[str], str] | None = None,
+    *,
+    scrubber: Scrubber | None = None,
+) -> list[Turn]:
+    """Consecutive messages with text of one side -> one turn, texts joined with ``\\n``.
 
-
-def merge_turns(messages: Sequence[dict], clean: Callable[[str], str] | None = None) -> list[Turn]:
-    """Consecutive usable messages of one side -> one turn, texts joined with ``\\n``.
-
-    ``clean`` (e.g. the PII scrubber) is applied to each message's text before anything else sees it.
+    ``scrubber`` scrubs the texts with :func:`~twin.prepare.scrub.scrub_messages` (each message with
+    the one before it in view) before anything else sees them; ``clean`` is a per-message alternative.
     """
+    usable = [r for r in messages if r.get("text") and not r.get("forwarded") and r["text"].strip()]
+    texts = [r["text"].strip() for r in usable]
+    if scrubber is not None:
+        texts = scrub_messages(texts, scrubber)
+    elif clean is not None:
+        texts = [clean(t) for t in texts]
     turns: list[Turn] = []
     last: Turn | None = None
-    for rec in messages:
-        text = rec.get("text")
-        if not text or rec.get("forwarded"):  # inlined usable(): this loop runs once per message
-            continue
-        text = text.strip()
-        if not text:
-            continue
-        if clean is not None:
-            text = clean(text)
+    for rec, text in zip(usable, texts, strict=True):
         role = "me" if rec["out"] else "them"
         if last is not None and last.role == role:
             last.text += "\n" + text
@@ -95,7 +98,11 @@ def merge_turns(messages: Sequence[dict], clean: Callable[[str], str] | None = N
 
 
 def build_sessions(
-    records: Sequence[dict], gap_hours: float = 24.0, clean: Callable[[str], str] | None = None
+    records: Sequence[dict],
+    gap_hours: float = 24.0,
+    clean: Callable[[str], str] | None = None,
+    *,
+    scrubber: Scrubber | None = None,
 ) -> list[Session]:
     """Sessions of one dialog, numbered from 0 in time order, with their merged turns."""
     if not records:
@@ -103,5 +110,5 @@ def build_sessions(
     dialog_id = records[0]["dialog_id"]
     out = []
     for i, msgs in enumerate(split_sessions(records, gap_hours)):
-        out.append(Session(dialog_id, i, msgs, merge_turns(msgs, clean)))
+        out.append(Session(dialog_id, i, msgs, merge_turns(msgs, clean, scrubber=scrubber)))
     return out

@@ -8,6 +8,7 @@ versions and order numbers, one per line.
 """
 
 import base64
+import hashlib
 import json
 import random
 import string
@@ -190,14 +191,21 @@ def code() -> str:
     return digits(R.choice([4, 4, 6, 6, 5]))
 
 
-def url() -> str:
+def url() -> tuple[str, str, str]:
+    """(secret part, link, the link as scrubbed: only the secret part replaced)."""
     host = R.choice(
         ["files.corp.com", "api.service.io", "drive.example.org", "s3.amazonaws.com", "cloud.mail.ru"]
     )
     if R.random() < 0.4:
-        return f"https://{R.choice(FIRST)}:{rs(ALNUM, 10)}@{host}/{R.choice(['backup.zip', 'x', 'share/12'])}"
+        user, pw = R.choice(FIRST), rs(ALNUM, 10)
+        path = R.choice(["backup.zip", "x", "share/12"])
+        return f"{user}:{pw}", f"https://{user}:{pw}@{host}/{path}", f"https://[URL]@{host}/{path}"
     param = R.choice(["token", "access_token", "api_key", "key", "sig", "auth", "X-Amz-Signature", "session"])
-    return f"https://{host}/{R.choice(['v1/export', 'share', 'dl', 'invite'])}?id={R.randint(1, 999)}&{param}={rs(ALNUM, R.randint(12, 40))}"
+    head = (
+        f"https://{host}/{R.choice(['v1/export', 'share', 'dl', 'invite'])}?id={R.randint(1, 999)}&{param}="
+    )
+    tok = rs(ALNUM, R.randint(12, 40))
+    return tok, head + tok, head + "[URL]"
 
 
 TEMPLATES = {
@@ -328,14 +336,291 @@ COUNTS = {
 }
 
 
-def positives() -> list[tuple[str, str, str]]:
+def positives() -> list[tuple[str, str, str, str]]:
+    """(type, value, snippet, expected): expected is the snippet with only the value replaced."""
     rows = []
     for kind, n in COUNTS.items():
         make, templates = TEMPLATES[kind]
         for i in range(n):
             v = make()
-            rows.append((kind, v, templates[i % len(templates)].format(v=v)))
+            tpl = templates[i % len(templates)]
+            if kind == "URL":
+                secret, link, scrubbed = v
+                rows.append((kind, secret, tpl.format(v=link), tpl.format(v=scrubbed)))
+            elif kind == "IP" and ":" in v and "{v}:22" in tpl:  # a port after IPv6 needs brackets
+                rows.append((kind, v, tpl.format(v=f"[{v}]"), tpl.format(v="[[IP]]")))
+            else:
+                rows.append((kind, v, tpl.format(v=v), tpl.format(v=f"[{kind}]")))
+    return rows + new_positives()
+
+
+# --- issue 10 items 3-5: split codes, plain-word passwords, links, crypto, answers -------------
+# A second generator so the rows above stay exactly as they were.
+R2 = random.Random(10)
+B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+B32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+
+
+def base58check(payload: bytes) -> str:
+    """Base58Check as Bitcoin addresses use it (version byte + hash160 + 4-byte double-SHA256)."""
+    raw = payload + hashlib.sha256(hashlib.sha256(payload).digest()).digest()[:4]
+    n, out = int.from_bytes(raw, "big"), ""
+    while n:
+        n, r = divmod(n, 58)
+        out = B58[r] + out
+    return "1" * (len(raw) - len(raw.lstrip(b"\0"))) + out
+
+
+def bech32_polymod(values: list[int]) -> int:
+    gen = [0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3]
+    chk = 1
+    for v in values:
+        b = chk >> 25
+        chk = (chk & 0x1FFFFFF) << 5 ^ v
+        for i in range(5):
+            chk ^= gen[i] if (b >> i) & 1 else 0
+    return chk
+
+
+def segwit_address(program: bytes, version: int = 0) -> str:
+    """BIP-173 (v0, bech32) / BIP-350 (v1+, bech32m) address with hrp "bc"."""
+    acc, bits, data = 0, 0, [version]
+    for byte in program:
+        acc, bits = (acc << 8) | byte, bits + 8
+        while bits >= 5:
+            bits -= 5
+            data.append((acc >> bits) & 31)
+    if bits:
+        data.append((acc << (5 - bits)) & 31)
+    const = 1 if version == 0 else 0x2BC830A3
+    hrp = [ord(c) >> 5 for c in "bc"] + [0] + [ord(c) & 31 for c in "bc"]
+    mod = bech32_polymod(hrp + data + [0] * 6) ^ const
+    return "bc1" + "".join(B32[d] for d in data + [(mod >> 5 * (5 - i)) & 31 for i in range(6)])
+
+
+def crypto() -> str:
+    k = R2.randrange(4)
+    if k == 0:
+        return "0x" + "".join(R2.choice("0123456789abcdefABCDEF") for _ in range(40))
+    if k == 1:
+        return base58check(bytes([R2.choice([0, 5])]) + R2.randbytes(20))
+    if k == 2:
+        return segwit_address(R2.randbytes(20))
+    return segwit_address(R2.randbytes(32), version=1)
+
+
+def split_code() -> str:
+    return f"{R2.randint(100, 999)}{R2.choice(['-', ' '])}{R2.randint(0, 999):03d}"
+
+
+WORD_PASSWORDS = [
+    "sunshine", "bluebird", "correcthorsebatterystaple", "qwerty", "dragonfly", "pelican", "marmalade",
+    "admin", "letmein", "monkey", "butterfly", "starlight", "iloveyou", "princess", "football",
+]  # fmt: skip
+
+NEW_TEMPLATES: dict[str, list[str]] = {
+    "CODE": [
+        "code: {v}",
+        "your code: {v}",
+        "sms code {v}",
+        "код {v}",
+        "код из смс: {v}",
+        "verification code {v}",
+        "пин-код {v}",
+        "the code is {v}",
+        "код подтверждения {v}, никому не говори",
+        "otp: {v}",
+    ],  # fmt: skip
+    "PASSWORD": [
+        "my password is {w}",
+        "пароль {w}",
+        "the pass is {w}",
+        "wifi password: {w}",
+        "пароль от вайфая {w}",
+        "the wifi password is {w}",
+        "мой пароль {w}, только никому",
+        "password is {w} lol",
+        "пароль: {w}",
+        "our password is {w}",
+    ],  # fmt: skip
+    "CRYPTO": [
+        "send it to {v}",
+        "мой кошелёк {v}",
+        "wallet: {v}",
+        "USDT на {v} пожалуйста",
+        "{v}",
+        "https://basescan.org/token/{v}#balances",
+        "https://etherscan.io/address/{v}",
+        "https://mempool.space/address/{v}",
+        "адрес {v}, сеть правильная",
+        "my btc address is {v}",
+    ],  # fmt: skip
+}
+
+
+def new_positives() -> list[tuple[str, str, str, str]]:
+    rows = []
+    for i in range(24):
+        v = split_code()
+        tpl = NEW_TEMPLATES["CODE"][i % 10]
+        rows.append(("CODE", v, tpl.format(v=v), tpl.format(v="[CODE]")))
+    for i in range(24):
+        w = WORD_PASSWORDS[i % len(WORD_PASSWORDS)]
+        tpl = NEW_TEMPLATES["PASSWORD"][i % 10]
+        rows.append(("PASSWORD", w, tpl.format(w=w), tpl.format(w="[PASSWORD]")))
+    for i in range(24):
+        v = crypto()
+        tpl = NEW_TEMPLATES["CRYPTO"][i % 10]
+        rows.append(("CRYPTO", v, tpl.format(v=v), tpl.format(v="[CRYPTO]")))
+    for i in range(10):  # a link's secret-like path part: the rest of the link stays
+        v = "".join(R2.choice(ALNUM) for _ in range(R2.choice([24, 33, 44])))
+        links = [
+            ("https://hooks.slack.com/services/T04ABCD12/B05EFGH34/{v}", "webhook {link}"),
+            ("https://docs.google.com/document/d/{v}/edit", "доку смотри тут {link}"),
+        ]
+        link, tpl = links[i % 2]
+        rows.append(
+            ("SECRET", v, tpl.format(link=link.format(v=v)), tpl.format(link=link.format(v="[SECRET]")))
+        )
     return rows
+
+
+# (question, answer, type) where the answer is the secret: the placeholder replaces the answer's value
+ANSWERED = [
+    ("what's the wifi password?", "{pw}", "PASSWORD"),
+    ("какой пароль от вайфая?", "{pw}", "PASSWORD"),
+    ("скинь код из смс", "{code}", "CODE"),
+    ("what's your PIN?", "{pin}", "CODE"),
+    ("password?", "it's {pw}", "PASSWORD"),
+    ("пароль?", "{pw}", "PASSWORD"),
+    ("send me the code pls", "{code}", "CODE"),
+    ("пришли код подтверждения", "{code}", "CODE"),
+    ("what's the door code?", "{pin}.", "CODE"),
+    ("код домофона какой?", "{pin}", "CODE"),
+    ("can you give me the api key?", "{key}", "SECRET"),
+    ("скинь токен", "{key}", "SECRET"),
+    ("what is the wifi password", "{pw}", "PASSWORD"),
+    ("напиши пароль от почты", "«{pw}»", "PASSWORD"),
+    ("what's the otp?", "{code6}", "CODE"),
+]
+# (question, answer): the answer is not a secret and survives
+SURVIVES = [
+    ("what's the wifi password?", "ok"),
+    ("what's the wifi password?", "I forgot it"),
+    ("when do we meet?", "12:30"),
+    ("what's the code?", "sec"),
+    ("скинь код из смс", "щас"),
+    ("какой пароль?", "не помню"),
+    ("what's your PIN?", "why?"),
+    ("did the code review go well?", "yes"),
+    ("how much was it?", "4500"),
+    ("what time?", "19:30"),
+    ("какой у тебя этаж?", "12"),
+    ("what's the password for the wifi?", "no idea, ask Sam"),
+    ("пароль от вайфая?", "забыл"),
+    ("how many people?", "1200"),
+    ("what's the room number?", "4821"),
+    ("do you have the key?", "nope"),
+    ("where's the key?", "downstairs"),
+    ("код какой?", "ща гляну"),
+    ("что по коду?", "всё ок"),
+    ("what's the password?", "👍"),
+    ("which flight?", "SU2134"),
+    ("got the code?", "not yet"),
+    ("password?", "later"),
+    ("what's the score?", "3:1"),
+    ("пин какой?", "тот же"),
+    ("password?", "sure!"),
+    ("what's the code?", "ok."),
+    ("do you remember the wifi password?", "maybe"),
+    ("what's the wifi password?", "it's on the fridge"),
+    ("what's the key to the garage?", "downstairs"),
+]
+
+
+def dialogs() -> list[tuple[str, str, str, str, str]]:
+    """(type, value, question, answer, expected answer); type is "" where the answer survives."""
+    rows = []
+    for i in range(len(ANSWERED) * 2):
+        q, a, kind = ANSWERED[i % len(ANSWERED)]
+        vals = {
+            "pw": R2.choice(WORD_PASSWORDS + ["pelican7", "Qwerty123!", "kotik2024", "h0rse_Battery"]),
+            "code": R2.choice([str(R2.randint(1000, 999999)), split_code()]),
+            "code6": f"{R2.randint(0, 999999):06d}",
+            "pin": f"{R2.randint(0, 9999):04d}",
+            "key": "".join(R2.choice(ALNUM) for _ in range(R2.randint(10, 20))) + str(R2.randint(0, 9)),
+        }
+        v = next(vals[k] for k in vals if "{" + k + "}" in a)
+        rows.append((kind, v, q, a.format(**vals), a.format(**dict.fromkeys(vals, f"[{kind}]"))))
+    for q, a in SURVIVES * 2:
+        rows.append(("", "", q, a, a))
+    return rows
+
+
+CLEAN_NEW = [
+    "https://github.com/huggingface/peft/commit/4f2e4a2e1b8c9d0e7f6a5b4c3d2e1f0a9b8c7d6e",
+    "see https://github.com/pytorch/pytorch/blob/9c3b1e2f4a5d6e7f8091a2b3c4d5e6f708192a3b/README.md",
+    "https://gist.github.com/karpathy/d4dee566867f8291f086",
+    "https://en.wikipedia.org/wiki/Bitcoin is a good start",
+    "https://pypi.org/project/transformers/5.0.0/",
+    "https://youtu.be/dQw4w9WgXcQ",
+    "https://www.youtube.com/watch?v=dQw4w9WgXcQ&t=42s",
+    "https://t.me/durov",
+    "https://example.com/docs?page=2&lang=ru",
+    "https://arxiv.org/abs/2106.09685",
+    "https://huggingface.co/tiiuae/falcon-7b/tree/main",
+    "https://docs.python.org/3/library/re.html#re.sub",
+    "https://store.steampowered.com/app/1091500/",
+    "читай https://habr.com/ru/companies/yandex/articles/801234/ там всё есть",
+    "https://www.ozon.ru/product/kofemashina-1234567/?sh=abc",
+    "https://etherscan.io/tx/0x5c504ed432cb51138bcf09aa5e8a410dd4a1e204ef84bfed1be16dfba1b22060",
+    "https://basescan.org/token/ERC20#balances",
+    "https://news.ycombinator.com/item?id=39812345",
+    "https://stackoverflow.com/questions/11227809/why-is-processing-a-sorted-array-faster",
+    "https://maps.google.com/?q=Red+Square",
+    "the password is case-sensitive",
+    "the password is on the sticky note",
+    "I changed my password yesterday",
+    "пароль должен быть длиннее 12 символов",
+    "пароль не подходит, сброшу",
+    "the mountain pass is closed today",
+    "my boarding pass is in the app",
+    "pass the charger please",
+    "code 200 means ok",
+    "код ревью завтра в 11",
+    "we need more code comments",
+    "pin the message in the chat",
+    "the pin is broken on my jacket",
+    "отправил код на ревью",
+    "key takeaways from the talk: ship small",
+    "the token economy talk was boring",
+    "0x1F is 31 in decimal",
+    "fee was 0.0001 BTC",
+    "ETH at 3 500 again",
+    "btc went up 3% today",
+    "my wallet is in the car",
+    "кошелёк дома забыл",
+    "what's the wifi password? I forgot",
+    "скинь код, который ты писал вчера",
+    "the password manager is 1Password",
+    "пин-код от карты поменял",
+    "passwords should be long, not clever",
+    "the code is on GitHub",
+    "код на гитхабе, ссылку скину",
+    "the sms never came",
+    "session 3 starts at 14:00",
+    "секретный ингредиент — любовь",
+    "I passed the exam!",
+    "passport photos are ready",
+    "the api key is in the vault, not in chat",
+    "ключ под ковриком",
+    "commit 9fceb02 broke the build",
+    "the sha256 of the file matches, all good",
+    "the word password is banned here",
+    "code: see the attached file",
+    "пароль: спроси у админа",
+    "wifi is down again",
+]
 
 
 CLEAN_EN = [
@@ -500,12 +785,16 @@ def clean() -> list[str]:
             while key in line:
                 line = line.replace(key, R.choice(vals), 1)
         out.add(line)
-    return sorted(out)
+    return sorted(out | set(CLEAN_NEW))
 
 
 if __name__ == "__main__":
     with (HERE / "positives.tsv").open("w", encoding="utf-8") as f:
-        f.write("type\tvalue\tsnippet\n")
+        f.write("type\tvalue\tsnippet\texpected\n")
         for row in positives():
+            f.write("\t".join(row) + "\n")
+    with (HERE / "dialogs.tsv").open("w", encoding="utf-8") as f:
+        f.write("type\tvalue\tquestion\tanswer\texpected\n")
+        for row in dialogs():
             f.write("\t".join(row) + "\n")
     (HERE / "clean.txt").write_text("\n".join(clean()) + "\n", encoding="utf-8")
