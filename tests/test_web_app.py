@@ -349,3 +349,18 @@ def test_blind_tab_rounds_go_to_blind_jsonl(protected_server, processed_dir, tmp
             assert len(text) < 6 or text not in raw
     score = blind_score(path)
     assert score["rounds"] == 3 and score["rate"] == 0.5  # one twin pick + half of one "can't tell"
+
+
+def test_blind_tab_needs_the_server_and_never_shows_the_stored_reply(processed_dir, tmp_path, monkeypatch):
+    from twin.serve.background import free_port
+
+    runs = tmp_path / "runs"
+    write_eval_samples(runs, "me", processed_dir)
+    monkeypatch.setenv("TWIN_RUNS_DIR", str(runs))
+    at = page(monkeypatch, f"http://127.0.0.1:{free_port()}")
+    at.button(key="blind_start").click().run()
+    assert not at.exception
+    assert any("make serve" in e.value for e in at.error)
+    assert at.session_state["blind"]["round"] is None and at.button(key="blind_retry")
+    assert not any(t.value == "t" for t in at.text)  # the stored `twin` field is never a stand-in
+    assert not (runs / "me" / "blind.jsonl").exists()
