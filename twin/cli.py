@@ -38,6 +38,7 @@ def _register_stages() -> None:
         "twin.train.cli",
         "twin.serve.cli",
         "twin.eval.cli",
+        "twin.drafts.cli",
     ):
         importlib.import_module(module).register(app)
 
