@@ -384,6 +384,18 @@ def test_chats_resolve_by_id_username_name_and_refuse_the_rest():
         resolve(["Anna K"])
 
 
+def test_a_wrong_server_token_stops_with_one_line(server):
+    client = account()
+
+    async def script():
+        await client.emit(msg(ANNA, 3, "hey"))
+        await asyncio.sleep(30)  # the watcher stops itself long before this ends
+
+    with pytest.raises(TwinError, match="refused the token \\(401\\): set TWIN_API_TOKEN"):
+        asyncio.run(session(client, options(server, token="wrong"), script))
+    assert client.saved_drafts == []
+
+
 def test_revoked_session_stops_with_one_line_and_no_session_at_start(tmp_path, monkeypatch, server):
     client = account()
     client.raise_on["get_messages"] = [errors.SessionRevokedError(request=None)]

@@ -275,6 +275,10 @@ class Watcher:
 
             if isinstance(error, errors.UnauthorizedError | errors.AuthKeyDuplicatedError):
                 raise TwinError(SESSION_GONE) from None
+            if isinstance(error, OSError):  # ConnectionError: telethon's reconnect attempts ran out
+                raise TwinError(
+                    f"lost the connection to Telegram ({type(error).__name__}); run the command again"
+                )
             raise error
 
     async def close(self) -> None:
