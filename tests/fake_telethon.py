@@ -376,3 +376,93 @@ def scripted_telegram_client(chats: list[tuple[Any, list[Any]]], *, flood_on_req
                 yield d
 
     return ScriptedClient()
+
+
+def scripted_live_client(chats: list[tuple[Any, list[Any]]], me: types.User):
+    """A real ``telethon.TelegramClient`` for ``twin drafts`` whose wire is a script.
+
+    Everything above the request sender is telethon's own: ``get_messages`` (``_MessagesIter``),
+    ``get_drafts`` (``GetPeerDialogsRequest`` → ``custom.Draft``), ``action`` (``SetTypingRequest``),
+    ``send_message`` and event dispatch (:meth:`deliver` feeds an ``UpdateNewMessage`` through
+    ``_dispatch_update``, so ``events.NewMessage`` builders and filters run for real).
+    """
+    from telethon import TelegramClient
+
+    class LiveClient(TelegramClient):
+        def __init__(self) -> None:
+            super().__init__(None, 12345, "0" * 32)
+            self.fake = FakeClient(chats)
+            self.requests: list[Any] = []
+            self.drafts: dict[int, types.DraftMessage] = {}
+            self._gone = asyncio.Event()
+
+        async def __call__(
+            self, request: Any, ordered: bool = False, flood_sleep_threshold: Any = None
+        ) -> Any:
+            self.requests.append(request)
+            if isinstance(request, functions.messages.GetHistoryRequest):
+                messages = self.fake.chats[self._index(request.peer)][1]
+                return types.messages.MessagesSlice(
+                    count=len(messages),
+                    messages=telegram_history(messages, request),
+                    topics=[],
+                    chats=[],
+                    users=[],
+                )
+            return self._answer(request)
+
+        def _index(self, peer: Any) -> int:
+            return [utils.get_peer_id(e) for e, _ in self.fake.chats].index(utils.get_peer_id(peer))
+
+        def _answer(self, request: Any) -> Any:
+            if isinstance(request, functions.users.GetUsersRequest):
+                return [me]
+            if isinstance(request, functions.messages.GetPeerDialogsRequest):
+                return self._peer_dialogs(request)
+            if isinstance(request, functions.messages.SaveDraftRequest):
+                self.drafts[utils.get_peer_id(request.peer)] = types.DraftMessage(
+                    message=request.message, date=T0, reply_to=request.reply_to
+                )
+                return True
+            if isinstance(request, functions.messages.SetTypingRequest):
+                return True
+            if isinstance(request, functions.messages.SendMessageRequest):
+                chat, messages = self.fake.chats[self._index(request.peer)]
+                sent = msg(chat, max(m.id for m in messages) + 1, request.message, out=True)
+                messages.append(sent)
+                return types.UpdateShortSentMessage(id=sent.id, pts=1, pts_count=1, date=sent.date, out=True)
+            raise AssertionError(f"unexpected request {type(request).__name__}")
+
+        def _peer_dialogs(self, request: Any) -> types.messages.PeerDialogs:
+            dialogs, users = [], []
+            for p in request.peers:
+                entity = self.fake.chats[self._index(p.peer)][0]
+                users.append(entity)
+                dialogs.append(types.Dialog(
+                    peer=utils.get_peer(entity), top_message=0, read_inbox_max_id=0, read_outbox_max_id=0,
+                    unread_count=0, unread_mentions_count=0, unread_reactions_count=0, unread_poll_votes_count=0,
+                    notify_settings=types.PeerNotifySettings(), draft=self.drafts.get(utils.get_peer_id(p.peer)),
+                ))  # fmt: skip
+            state = types.updates.State(pts=1, qts=0, date=T0, seq=1, unread_count=0)
+            return types.messages.PeerDialogs(
+                dialogs=dialogs, messages=[], chats=[], users=users, state=state
+            )
+
+        async def iter_dialogs(self, *args: Any, **kwargs: Any) -> AsyncIterator[Dialog]:
+            for d in self.fake._dialogs():
+                d._client = self
+                yield d
+
+        async def deliver(self, message: types.Message) -> None:
+            self.fake.chats[self._index(message.peer_id)][1].append(message)
+            update = types.UpdateNewMessage(message=message, pts=1, pts_count=1)
+            update._entities = {}  # what telethon's update loop attaches (the users/chats sent along)
+            await self._dispatch_update(update)
+
+        async def run_until_disconnected(self) -> None:
+            await self._gone.wait()
+
+        async def disconnect(self) -> None:
+            self._gone.set()
+
+    return LiveClient()

@@ -13,10 +13,11 @@ import os
 import subprocess
 import sys
 import time
+from typing import Any
 
 import httpx
 import pytest
-from telethon import errors
+from telethon import errors, utils
 from telethon.tl import types
 
 from tests.fake_telethon import FakeClient, group, msg, user
@@ -445,3 +446,45 @@ def test_stopping_with_a_suggestion_pending_is_quick_and_writes_nothing(server):
 
     assert asyncio.run(main()) < 1.0
     assert client.saved_drafts == [] and client.sent == []
+
+
+def test_real_telethon_client_carries_events_drafts_typing_and_sends(server):
+    """telethon's own TelegramClient methods and event dispatch; only its wire is scripted."""
+    from telethon import functions
+
+    from tests.fake_telethon import scripted_live_client
+
+    def history():
+        return [
+            (ANNA, [msg(ANNA, 1, "hi Anna", out=True), msg(ANNA, 2, "hello")]),
+            (BOB, [msg(BOB, 1, "yo")]),
+        ]
+
+    async def run(opts: DraftsOptions, done) -> Any:
+        client = scripted_live_client(history(), ME_USER)
+        task = asyncio.create_task(watch(client, opts))
+        await until(lambda: client._event_builders or task.done(), 10)
+        await client.deliver(msg(BOB, 2, "not a chosen chat"))
+        await client.deliver(msg(ANNA, 3, "coming *tonight*?"))
+        await until(lambda: done(client))
+        await client.disconnect()
+        await asyncio.wait_for(task, 10)
+        return client
+
+    expected = direct_reply(server, "hello\ncoming *tonight*?", [{"role": "me", "text": "hi Anna"}])
+    client = asyncio.run(run(options(server), lambda c: c.drafts))
+    assert list(client.drafts) == [ANNA_ID] and client.drafts[ANNA_ID].message == expected
+    assert client.drafts[ANNA_ID].reply_to.reply_to_msg_id == 3
+    assert any(isinstance(r, functions.messages.GetPeerDialogsRequest) for r in client.requests)
+
+    opts = options(
+        server, mode="send", i_understand_it_sends=True, signature=" — my twin", chars_per_second=1e6
+    )
+    client = asyncio.run(run(opts, lambda c: any(isinstance(r, functions.messages.SendMessageRequest)
+                                                 for r in c.requests)))  # fmt: skip
+    sent = [r for r in client.requests if isinstance(r, functions.messages.SendMessageRequest)]
+    typing = [r for r in client.requests if isinstance(r, functions.messages.SetTypingRequest)]
+    assert len(sent) == 1 and sent[0].message == expected + " — my twin" and not sent[0].entities
+    assert sent[0].reply_to.reply_to_msg_id == 3 and utils.get_peer_id(sent[0].peer) == ANNA_ID
+    assert typing and isinstance(typing[0].action, types.SendMessageTypingAction)
+    assert client.requests.index(typing[0]) < client.requests.index(sent[0])

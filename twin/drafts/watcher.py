@@ -190,7 +190,9 @@ class Watcher:
         """Put the reply where ``--mode`` says; returns what was done (for the status line)."""
         if self.o.mode == "saved":
             text = f"Suggested reply to {chat.name}: {reply}"
-            await self.put(chat, "Saved Messages", text, lambda: self.client.send_message("me", text))
+            await self.put(
+                chat, "Saved Messages", text, lambda: self.client.send_message("me", text, parse_mode=None)
+            )
             self.stats.saved += not self.o.dry_run
             return "suggestion posted to Saved Messages"
         if self.o.mode == "send":
@@ -239,7 +241,10 @@ class Watcher:
                 await self.sleep(delay)
         send = self.client.send_message
         await self.put(
-            chat, "message", text, lambda: send(chat.input_entity, text, reply_to=conv.last_incoming_id)
+            chat,
+            "message",
+            text,
+            lambda: send(chat.input_entity, text, reply_to=conv.last_incoming_id, parse_mode=None),
         )
         self.stats.sent += not self.o.dry_run
         return "message sent"
