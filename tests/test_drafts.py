@@ -488,3 +488,74 @@ def test_real_telethon_client_carries_events_drafts_typing_and_sends(server):
     assert sent[0].reply_to.reply_to_msg_id == 3 and utils.get_peer_id(sent[0].peer) == ANNA_ID
     assert typing and isinstance(typing[0].action, types.SendMessageTypingAction)
     assert client.requests.index(typing[0]) < client.requests.index(sent[0])
+
+
+CTRL_C_SCRIPT = """
+import asyncio, sys, time
+from tests.fake_telethon import FakeClient, msg, user
+from twin.drafts.options import DraftsOptions
+from twin.drafts.run import run_drafts
+from twin.logs import setup_logging
+
+setup_logging()
+anna = user(2001, "Anna", "K")
+client = FakeClient([(anna, [msg(anna, 1, "hello")])])
+
+async def arrive():
+    await client.emit(msg(anna, 2, "hey"))
+    print("PENDING", flush=True)
+
+def factory(*args):
+    asyncio.get_running_loop().call_later(0.5, lambda: asyncio.ensure_future(arrive()))
+    return client
+
+opts = DraftsOptions(chats=["Anna K"], server=sys.argv[1], debounce=30, session=sys.argv[2], env_file=None)
+try:
+    run_drafts(opts, client_factory=factory)
+except KeyboardInterrupt:
+    print("STOPPED_AT", time.time(), flush=True)
+    print("drafts", client.saved_drafts, "sent", client.sent, "disconnected", client.disconnected, flush=True)
+    sys.exit(130)
+"""
+
+
+def test_ctrl_c_stops_within_a_second_with_a_summary_and_nothing_written(tmp_path):
+    import signal
+
+    (tmp_path / "tg.session").write_bytes(b"SQLite format 3\x00")
+    env = {**os.environ, "TELEGRAM_API_ID": "12345", "TELEGRAM_API_HASH": "0" * 32, "COLUMNS": "200"}
+    url = f"http://127.0.0.1:{free_port()}"
+    proc = subprocess.Popen([sys.executable, "-c", CTRL_C_SCRIPT, url, str(tmp_path / "tg")], env=env,
+                            cwd=os.path.dirname(os.path.dirname(__file__)), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if "PENDING" in line:
+            break
+    started = time.time()
+    proc.send_signal(signal.SIGINT)
+    rest, _ = proc.communicate(timeout=10)
+    stopped = float(
+        rest.split("STOPPED_AT ", 1)[1].split()[0]
+    )  # run_drafts returned (interpreter exit follows)
+    assert stopped - started < 1.0, "".join(lines) + rest
+    assert proc.returncode == 130 and "stopped: drafts 0" in rest
+    assert "drafts [] sent [] disconnected True" in rest
+
+
+def test_the_real_client_catches_up_after_a_reconnect_and_leaves_flood_waits_to_us(tmp_path):
+    """telethon replays updates missed while disconnected only with catch_up=True (telethon's own flag)."""
+    from twin.drafts.run import _catch_up_client
+    from twin.sources.telegram_api import prepare_session, session_file
+
+    path = session_file(tmp_path / "s")
+    prepare_session(path)
+
+    async def build():
+        client = _catch_up_client(path, 12345, "0" * 32)
+        client.session.close()
+        return client
+
+    client = asyncio.run(build())
+    assert client._catch_up is True and client.flood_sleep_threshold == 0
