@@ -559,3 +559,21 @@ def test_the_real_client_catches_up_after_a_reconnect_and_leaves_flood_waits_to_
 
     client = asyncio.run(build())
     assert client._catch_up is True and client.flood_sleep_threshold == 0
+
+
+def test_send_mode_drops_the_message_when_you_answer_during_the_typing_delay(server, caplog):
+    client = account()
+    caplog.set_level(logging.INFO, logger="twin.drafts")
+
+    async def sleep(seconds: float) -> None:
+        if seconds != 0.2:  # the typing delay: you answer from your phone meanwhile
+            client.add(ANNA, msg(ANNA, 4, "on my way", out=True))
+        await asyncio.sleep(min(seconds, 0.2))
+
+    async def script():
+        await client.emit(msg(ANNA, 3, "where are you?"))
+        await until(lambda: "not sent" in caplog.text)
+
+    opts = options(server, mode="send", i_understand_it_sends=True)
+    stats = asyncio.run(session(client, opts, script, sleep=sleep))
+    assert client.sent == [] and client.actions == [(ANNA_ID, "typing")] and stats.you_answered == 1

@@ -126,15 +126,19 @@ class Watcher:
         if not reply:
             log.info("chat %s: the twin had nothing to say; nothing written", chat.label())
             return
-        latest = records_of(await self.tg(lambda: self.client.get_messages(chat.input_entity, limit=1)), chat)
-        if answered(latest):
-            self.stats.you_answered += 1
+        if await self.answered_now(chat):
             log.info("chat %s: you answered while the twin was thinking; suggestion dropped", chat.label())
             return
         what = await self.deliver(chat, conv, reply) + (" (dry run: printed only)" if self.o.dry_run else "")
         usage = result.get("usage") or {}
         log.info("chat %s: %s (%s prompt + %s reply tokens, %.1f s)", chat.label(), what,
                  usage.get("prompt_tokens", "?"), usage.get("completion_tokens", "?"), latency)  # fmt: skip
+
+    async def answered_now(self, chat: Chat) -> bool:
+        """Whether the chat's newest message is now yours (counted in ``you_answered``)."""
+        latest = records_of(await self.tg(lambda: self.client.get_messages(chat.input_entity, limit=1)), chat)
+        self.stats.you_answered += answered(latest)
+        return answered(latest)
 
     async def ask(self, chat: Chat) -> tuple[Conversation, dict, float] | None:
         """The server's answer for the chat's current conversation; waits out a down server."""
@@ -235,10 +239,12 @@ class Watcher:
             return f"--max-per-hour {self.o.max_per_hour} reached, not sent; {what}"
         text = reply + self.o.signature
         if not self.o.dry_run:
-            state.sent_at.append(now)
             delay = min(len(text) / self.o.chars_per_second, self.o.max_typing_s)
             async with self.client.action(chat.input_entity, "typing"):
                 await self.sleep(delay)
+            if await self.answered_now(chat):  # you wrote during the typing delay
+                return "you answered while the twin was typing: not sent"
+            state.sent_at.append(self.clock())
         send = self.client.send_message
         await self.put(
             chat,
