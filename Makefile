@@ -24,7 +24,7 @@ PORT      ?= 8000
 CHAT_PORT ?= 8501
 DEMO_SERVE ?= 1
 
-.PHONY: help install export export-telegram export-desktop import-desktop prepare tiny download train serve chat eval merge gguf \
+.PHONY: help install export export-telegram export-desktop import-desktop prepare tiny download train serve chat drafts eval merge gguf \
         demo test lint bench browser go llama-cpp clean
 
 help:  ## list targets
@@ -68,6 +68,9 @@ serve: $(STAMP)  ## REST server: POST /reply
 
 chat: $(STAMP)  ## Streamlit chat page talking to the server
 	$(TWIN) chat --server http://$(HOST):$(PORT) --port $(CHAT_PORT) $(ARGS)
+
+drafts: $(STAMP)  ## the twin writes reply drafts in your Telegram chats: make drafts ARGS="--chat @name"
+	$(TWIN) drafts --server $(or $(TWIN_SERVER_URL),http://$(HOST):$(PORT)) $(ARGS)
 
 eval: $(STAMP)  ## base vs twin on val.jsonl -> checkpoints/runs/$(RUN)/report.html
 	$(TWIN) eval $(BASE_OPT) --adapter $(ADAPTER) --data $(PROCESSED) --run $(RUN) $(ARGS)

@@ -7,10 +7,19 @@ network is faked: ``iter_dialogs`` / ``iter_messages`` follow telethon's documen
 (most recent dialog first; ``reverse=True`` = oldest first, ``min_id`` and ``offset_date``
 exclusive), and failures (``FloodWaitError``, ``ConnectionError``, ``KeyboardInterrupt``) can be
 injected after the K-th message of a fetch.
+
+For ``twin drafts`` the same client also has a live side: :meth:`FakeClient.emit` delivers a new
+message to the handlers registered with ``add_event_handler`` (as telethon's own
+``events.NewMessage.Event``), drafts are real ``types.DraftMessage`` read back through telethon's
+``custom.Draft``, and ``messages.SaveDraftRequest``, ``send_message`` and ``action`` are recorded.
+``raise_on[name]`` injects errors (``FloodWaitError``, ``SessionRevokedError``...) into the next
+calls of ``get_messages``, ``get_drafts``, ``SaveDraftRequest`` or ``send_message``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -18,9 +27,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from telethon import utils
+from telethon import events, functions, utils
 from telethon.tl import types
 from telethon.tl.custom.dialog import Dialog
+from telethon.tl.custom.draft import Draft
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 ME = 1000
@@ -159,6 +169,15 @@ class FakeClient:
         self.calls: list[dict] = []  # one per iter_messages call: dialog id + the kwargs received
         self.started: dict | None = None
         self.disconnected = False
+        # the live side (twin drafts)
+        self.authorized = True
+        self.handlers: list[tuple[Callable, Any]] = []
+        self.drafts: dict[int, types.DraftMessage] = {}  # marked peer id -> the chat's draft
+        self.saved_drafts: list[dict] = []  # every SaveDraftRequest: peer id, text, reply_to id
+        self.sent: list[dict] = []  # every send_message: peer id ("me" = Saved Messages), text, reply_to
+        self.actions: list[tuple[int, str]] = []
+        self.raise_on: dict[str, list[BaseException]] = {}
+        self._gone = asyncio.Event()
 
     def add(self, entity: Any, *messages: Any) -> None:
         for ent, msgs in self.chats:
@@ -178,6 +197,72 @@ class FakeClient:
 
     async def disconnect(self) -> None:
         self.disconnected = True
+        self._gone.set()
+
+    async def connect(self) -> None:
+        self.disconnected = False
+
+    async def is_user_authorized(self) -> bool:
+        return self.authorized
+
+    async def run_until_disconnected(self) -> None:
+        await self._gone.wait()
+
+    def add_event_handler(self, callback: Callable, event: Any = None) -> None:
+        self.handlers.append((callback, event))
+
+    async def emit(self, message: types.Message) -> None:
+        """A new message arrives: it joins its chat's history and every handler sees it."""
+        self.add(self._entity(utils.get_peer_id(message.peer_id)), message)
+        for callback, _ in self.handlers:
+            await callback(events.NewMessage.Event(message))
+
+    def _entity(self, peer_id: int) -> Any:
+        return next(e for e, _ in self.chats if utils.get_peer_id(e) == peer_id)
+
+    def _fail(self, name: str) -> None:
+        queue = self.raise_on.get(name)
+        if queue:
+            raise queue.pop(0)
+
+    async def get_messages(self, entity: Any, limit: int | None = None, **kwargs: Any) -> list[Any]:
+        """Newest first, like telethon's ``get_messages`` without ``reverse``."""
+        self._fail("get_messages")
+        peer_id = utils.get_peer_id(entity)
+        messages = next(m for e, m in self.chats if utils.get_peer_id(e) == peer_id)
+        return sorted(messages, key=lambda m: m.id, reverse=True)[:limit]
+
+    async def get_drafts(self, entity: Any) -> Draft:
+        self._fail("get_drafts")
+        peer_id = utils.get_peer_id(entity)
+        return Draft(self, self._entity(peer_id), self.drafts.get(peer_id))
+
+    async def __call__(self, request: Any, ordered: bool = False) -> Any:
+        assert isinstance(request, functions.messages.SaveDraftRequest), type(request).__name__
+        self._fail("SaveDraftRequest")
+        peer_id = utils.get_peer_id(request.peer)
+        reply_to = request.reply_to.reply_to_msg_id if request.reply_to else None
+        self.drafts[peer_id] = types.DraftMessage(message=request.message, date=T0, reply_to=request.reply_to)
+        self.saved_drafts.append({"peer_id": peer_id, "text": request.message, "reply_to": reply_to})
+        return True
+
+    async def send_message(self, entity: Any, message: str = "", *, reply_to: int | None = None, **kw: Any):
+        self._fail("send_message")
+        if entity == "me":
+            self.sent.append({"peer_id": "me", "text": message, "reply_to": reply_to})
+            return None
+        peer_id = utils.get_peer_id(entity)
+        chat = self._entity(peer_id)
+        mid = max((m.id for m in self.chats[[e for e, _ in self.chats].index(chat)][1]), default=0) + 1
+        sent = msg(chat, mid, message, out=True, reply_to=reply_to)
+        self.add(chat, sent)
+        self.drafts.pop(peer_id, None)  # sending clears the chat's draft, as in Telegram
+        self.sent.append({"peer_id": peer_id, "text": message, "reply_to": reply_to})
+        return sent
+
+    def action(self, entity: Any, action: str, **kwargs: Any) -> contextlib.AbstractAsyncContextManager:
+        self.actions.append((utils.get_peer_id(entity), action))
+        return contextlib.nullcontext()
 
     def _dialogs(self) -> list[Dialog]:
         out = []
@@ -291,3 +376,93 @@ def scripted_telegram_client(chats: list[tuple[Any, list[Any]]], *, flood_on_req
                 yield d
 
     return ScriptedClient()
+
+
+def scripted_live_client(chats: list[tuple[Any, list[Any]]], me: types.User):
+    """A real ``telethon.TelegramClient`` for ``twin drafts`` whose wire is a script.
+
+    Everything above the request sender is telethon's own: ``get_messages`` (``_MessagesIter``),
+    ``get_drafts`` (``GetPeerDialogsRequest`` → ``custom.Draft``), ``action`` (``SetTypingRequest``),
+    ``send_message`` and event dispatch (:meth:`deliver` feeds an ``UpdateNewMessage`` through
+    ``_dispatch_update``, so ``events.NewMessage`` builders and filters run for real).
+    """
+    from telethon import TelegramClient
+
+    class LiveClient(TelegramClient):
+        def __init__(self) -> None:
+            super().__init__(None, 12345, "0" * 32)
+            self.fake = FakeClient(chats)
+            self.requests: list[Any] = []
+            self.drafts: dict[int, types.DraftMessage] = {}
+            self._gone = asyncio.Event()
+
+        async def __call__(
+            self, request: Any, ordered: bool = False, flood_sleep_threshold: Any = None
+        ) -> Any:
+            self.requests.append(request)
+            if isinstance(request, functions.messages.GetHistoryRequest):
+                messages = self.fake.chats[self._index(request.peer)][1]
+                return types.messages.MessagesSlice(
+                    count=len(messages),
+                    messages=telegram_history(messages, request),
+                    topics=[],
+                    chats=[],
+                    users=[],
+                )
+            return self._answer(request)
+
+        def _index(self, peer: Any) -> int:
+            return [utils.get_peer_id(e) for e, _ in self.fake.chats].index(utils.get_peer_id(peer))
+
+        def _answer(self, request: Any) -> Any:
+            if isinstance(request, functions.users.GetUsersRequest):
+                return [me]
+            if isinstance(request, functions.messages.GetPeerDialogsRequest):
+                return self._peer_dialogs(request)
+            if isinstance(request, functions.messages.SaveDraftRequest):
+                self.drafts[utils.get_peer_id(request.peer)] = types.DraftMessage(
+                    message=request.message, date=T0, reply_to=request.reply_to
+                )
+                return True
+            if isinstance(request, functions.messages.SetTypingRequest):
+                return True
+            if isinstance(request, functions.messages.SendMessageRequest):
+                chat, messages = self.fake.chats[self._index(request.peer)]
+                sent = msg(chat, max(m.id for m in messages) + 1, request.message, out=True)
+                messages.append(sent)
+                return types.UpdateShortSentMessage(id=sent.id, pts=1, pts_count=1, date=sent.date, out=True)
+            raise AssertionError(f"unexpected request {type(request).__name__}")
+
+        def _peer_dialogs(self, request: Any) -> types.messages.PeerDialogs:
+            dialogs, users = [], []
+            for p in request.peers:
+                entity = self.fake.chats[self._index(p.peer)][0]
+                users.append(entity)
+                dialogs.append(types.Dialog(
+                    peer=utils.get_peer(entity), top_message=0, read_inbox_max_id=0, read_outbox_max_id=0,
+                    unread_count=0, unread_mentions_count=0, unread_reactions_count=0, unread_poll_votes_count=0,
+                    notify_settings=types.PeerNotifySettings(), draft=self.drafts.get(utils.get_peer_id(p.peer)),
+                ))  # fmt: skip
+            state = types.updates.State(pts=1, qts=0, date=T0, seq=1, unread_count=0)
+            return types.messages.PeerDialogs(
+                dialogs=dialogs, messages=[], chats=[], users=users, state=state
+            )
+
+        async def iter_dialogs(self, *args: Any, **kwargs: Any) -> AsyncIterator[Dialog]:
+            for d in self.fake._dialogs():
+                d._client = self
+                yield d
+
+        async def deliver(self, message: types.Message) -> None:
+            self.fake.chats[self._index(message.peer_id)][1].append(message)
+            update = types.UpdateNewMessage(message=message, pts=1, pts_count=1)
+            update._entities = {}  # what telethon's update loop attaches (the users/chats sent along)
+            await self._dispatch_update(update)
+
+        async def run_until_disconnected(self) -> None:
+            await self._gone.wait()
+
+        async def disconnect(self) -> None:
+            self._gone.set()
+
+    return LiveClient()

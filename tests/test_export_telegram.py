@@ -414,7 +414,7 @@ def test_default_client_is_real_telethon_and_accepts_the_prepared_session(tmp_pa
     telegram_api.prepare_session(path)
 
     async def build():
-        client = telegram_api._telethon_client(path, 12345, HASH)
+        client = telegram_api.telethon_client(path, 12345, HASH)
         client.session.save()
         client.session.close()
         return client

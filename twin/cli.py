@@ -41,6 +41,7 @@ def _register_stages() -> None:
         "twin.eval.cli",
         "twin.publish.cli",
         "twin.demo",
+        "twin.drafts.cli",
     ):
         importlib.import_module(module).register(app)
 

@@ -472,12 +472,13 @@ async def export_dialogs(
 # --------------------------------------------------------------------------- the command
 
 
-def _telethon_client(session_path: Path, api_id: int, api_hash: str) -> Any:
+def telethon_client(session_path: Path, api_id: int, api_hash: str, *, catch_up: bool = False) -> Any:
+    """telethon's client on the session file; ``catch_up``: replay updates missed while disconnected."""
     from telethon import TelegramClient
 
     # flood_sleep_threshold=0: every flood wait reaches our handler, which says so and waits
     # (telethon would otherwise sleep through waits under a minute silently).
-    return TelegramClient(str(session_path), api_id, api_hash, flood_sleep_threshold=0)
+    return TelegramClient(str(session_path), api_id, api_hash, flood_sleep_threshold=0, catch_up=catch_up)
 
 
 async def _login(client: Any, phone: str | None, sleep: Sleep) -> None:
@@ -569,7 +570,7 @@ def export_telegram(
             Path(out_root),
             creds,
             path,
-            client_factory or _telethon_client,
+            client_factory or telethon_client,
             sleep,
             progress,
             chunk_size,

@@ -1,0 +1,123 @@
+"""``twin drafts``: open the export's Telegram session, pick the chats, watch until stopped.
+
+:func:`watch` takes any logged-in client with telethon's interface (the tests pass the fake one
+from ``tests/fake_telethon.py``); :func:`run_drafts` is the command: credentials, session file,
+the real telethon client, and the exit paths (Ctrl-C, revoked session).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from twin.drafts.chats import Chat, resolve_chats
+from twin.drafts.options import DraftsOptions, check_options
+from twin.drafts.server import TwinServer
+from twin.drafts.watcher import SESSION_GONE, Sleep, Stats, Watcher
+from twin.errors import TwinError
+from twin.sources.telegram_api import load_credentials, secure_session, session_file, telethon_client
+
+log = logging.getLogger(__name__)
+
+ClientFactory = Callable[[Path, int, str], Any]
+
+
+async def pick_chats(client: Any, options: DraftsOptions, sleep: Sleep) -> list[Chat]:
+    from telethon.errors import FloodWaitError
+
+    while True:
+        try:
+            return await resolve_chats(client, options.chats, options.recent)
+        except FloodWaitError as e:
+            log.warning("Telegram asks to wait %d s (flood limit) before listing your chats", e.seconds)
+            await sleep(e.seconds + 1)
+
+
+async def watch(
+    client: Any,
+    options: DraftsOptions,
+    *,
+    sleep: Sleep = asyncio.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    out: Callable[[str], None] = print,
+) -> Stats:
+    """Watch the chosen chats of a logged-in ``client`` until it disconnects (or a fatal error)."""
+    from telethon import events
+
+    chats = await pick_chats(client, options, sleep)
+    defaults = {
+        "adapter": options.adapter,
+        "max_new_tokens": options.max_new_tokens,
+        "temperature": options.temperature,
+    }
+    server = TwinServer(options.server, options.token, options.server_timeout_s, defaults)
+    watcher = Watcher(client, chats, server, options, sleep=sleep, clock=clock, out=out)
+    client.add_event_handler(
+        watcher.on_event, events.NewMessage(chats=[c.peer_id for c in chats], incoming=True)
+    )
+    log.info("watching %d chat(s) (%s) in --mode %s%s, server %s; Ctrl-C to stop",
+             len(chats), ", ".join(c.label() for c in chats), options.mode,
+             " (dry run)" if options.dry_run else "", options.server)  # fmt: skip
+    try:
+        await watcher.until_stopped()
+    finally:
+        await watcher.close()
+        log.info("stopped: %s", watcher.stats.summary())
+    if watcher.fatal is not None:
+        raise watcher.fatal
+    return watcher.stats
+
+
+async def _connect(client: Any) -> None:
+    try:
+        await client.connect()
+    except (OSError, ConnectionError) as e:
+        raise TwinError(
+            f"cannot reach Telegram ({type(e).__name__}); check the network and run again"
+        ) from None
+    if not await client.is_user_authorized():
+        raise TwinError(SESSION_GONE)
+
+
+async def _main(options: DraftsOptions, path: Path, factory: ClientFactory, api: tuple[int, str], **kw: Any):
+    client = factory(path, *api)  # built inside the running loop: telethon binds to it
+    try:
+        await _connect(client)
+        secure_session(path)
+        return await watch(client, options, **kw)
+    finally:
+        with contextlib.suppress(Exception):
+            await client.disconnect()
+        secure_session(path)
+
+
+def _catch_up_client(session_path: Path, api_id: int, api_hash: str) -> Any:
+    # catch_up: messages that arrived while the connection was lost are delivered after reconnecting.
+    return telethon_client(session_path, api_id, api_hash, catch_up=True)
+
+
+def run_drafts(
+    options: DraftsOptions,
+    *,
+    client_factory: ClientFactory | None = None,
+    sleep: Sleep = asyncio.sleep,
+    out: Callable[[str], None] = print,
+) -> Stats:
+    """The command: refuse bad options, open the session ``twin export telegram`` logged in, watch."""
+    check_options(options)
+    options.token = options.token if options.token is not None else os.environ.get("TWIN_API_TOKEN") or None
+    creds = load_credentials(options.env_file)
+    path = session_file(options.session)
+    if not path.is_file() or path.stat().st_size == 0:
+        raise TwinError(
+            f"not logged in to Telegram ({path} is missing): run `twin export telegram` once to log in"
+        )
+    secure_session(path)
+    api = (creds.api_id, creds.api_hash)
+    return asyncio.run(_main(options, path, client_factory or _catch_up_client, api, sleep=sleep, out=out))

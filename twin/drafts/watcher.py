@@ -1,0 +1,300 @@
+"""The loop of ``twin drafts``: new message → debounce → ask the server → draft (or Saved Messages, or send).
+
+One :class:`Watcher` per run. Each chosen chat has at most one pending suggestion (an asyncio task):
+a new incoming message cancels it and starts the wait again, so a burst becomes one suggestion
+built from all of it. Every Telegram call goes through :meth:`Watcher.tg`, which waits out flood
+limits and turns a revoked session into a fatal :class:`TwinError`. Log lines name chats by id
+and never hold message text; only ``--dry-run`` prints text, to the terminal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from twin.drafts.chats import Chat
+from twin.drafts.context import Conversation, answered, conversation, records_of
+from twin.drafts.options import DraftsOptions
+from twin.drafts.server import RequestRefused, ServerUnavailable, TwinServer
+from twin.errors import TwinError
+from twin.prepare.scrub import Scrubber
+
+log = logging.getLogger(__name__)
+
+Sleep = Callable[[float], Awaitable[Any]]
+SESSION_GONE = "the Telegram session expired or was revoked: run `twin export telegram` to log in again"
+HOUR_S = 3600.0
+KEEP_WRITTEN = 8  # drafts of this run remembered per chat (to tell them from the user's own)
+
+
+@dataclass
+class Stats:
+    drafts: int = 0
+    saved: int = 0
+    sent: int = 0
+    dry_run: int = 0
+    kept_your_draft: int = 0
+    you_answered: int = 0
+    nothing_to_answer: int = 0
+    rate_limited: int = 0
+    server_retries: int = 0
+    refused_by_server: int = 0
+    flood_waits: int = 0
+    errors: int = 0
+
+    def summary(self) -> str:
+        return ", ".join(f"{f.name.replace('_', ' ')} {getattr(self, f.name)}" for f in fields(self))
+
+
+@dataclass
+class ChatState:
+    seen: int = 0  # newest incoming message id taken in (a replay after a reconnect is ignored)
+    task: asyncio.Task | None = None
+    written: deque[str] = field(default_factory=lambda: deque(maxlen=KEEP_WRITTEN))
+    sent_at: deque[float] = field(default_factory=deque)
+
+
+class Watcher:
+    def __init__(
+        self,
+        client: Any,
+        chats: list[Chat],
+        server: TwinServer,
+        options: DraftsOptions,
+        *,
+        sleep: Sleep = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        out: Callable[[str], None] = print,
+    ) -> None:
+        self.client, self.server, self.o = client, server, options
+        self.chats = {c.peer_id: c for c in chats}
+        self.state = {c.peer_id: ChatState() for c in chats}
+        self.sleep, self.clock, self.out = sleep, clock, out
+        self.scrubber = Scrubber(options.region)
+        self.stats = Stats()
+        self.fatal: BaseException | None = None
+        self.stopped = asyncio.Event()
+        self.server_down = False
+
+    # ------------------------------------------------------------------ incoming messages
+
+    async def on_event(self, event: Any) -> None:
+        """telethon's ``events.NewMessage`` handler."""
+        self.take(event.message)
+
+    def take(self, message: Any) -> None:
+        """A new message: (re)start the chat's debounce if it is theirs, in a chosen chat, and new."""
+        from telethon import utils
+
+        chat = self.chats.get(utils.get_peer_id(message.peer_id))
+        if chat is None or message.out:
+            return
+        state = self.state[chat.peer_id]
+        if message.id <= state.seen:
+            return  # delivered again after a reconnect: handled once
+        state.seen = message.id
+        if state.task is not None and not state.task.done():
+            state.task.cancel()
+        state.task = asyncio.create_task(self._chat_task(chat))
+
+    async def _chat_task(self, chat: Chat) -> None:
+        try:
+            await self.sleep(self.o.debounce)
+            await self.suggest(chat)
+        except asyncio.CancelledError:
+            raise
+        except TwinError as e:
+            self.fatal = e
+            self.stopped.set()
+        except Exception as e:  # one chat's failure never stops the others
+            self.stats.errors += 1
+            log.error("chat %s: no suggestion (%s)", chat.label(), type(e).__name__)
+
+    # ------------------------------------------------------------------ one suggestion
+
+    async def suggest(self, chat: Chat) -> None:
+        asked = await self.ask(chat)
+        if asked is None:
+            return
+        conv, result, latency = asked
+        reply = (result.get("reply") or "").strip()
+        if not reply:
+            log.info("chat %s: the twin had nothing to say; nothing written", chat.label())
+            return
+        if await self.answered_now(chat):
+            log.info("chat %s: you answered while the twin was thinking; suggestion dropped", chat.label())
+            return
+        what = await self.deliver(chat, conv, reply) + (" (dry run: printed only)" if self.o.dry_run else "")
+        usage = result.get("usage") or {}
+        log.info("chat %s: %s (%s prompt + %s reply tokens, %.1f s)", chat.label(), what,
+                 usage.get("prompt_tokens", "?"), usage.get("completion_tokens", "?"), latency)  # fmt: skip
+
+    async def answered_now(self, chat: Chat) -> bool:
+        """Whether the chat's newest message is now yours (counted in ``you_answered``)."""
+        latest = records_of(await self.tg(lambda: self.client.get_messages(chat.input_entity, limit=1)), chat)
+        self.stats.you_answered += answered(latest)
+        return answered(latest)
+
+    async def ask(self, chat: Chat) -> tuple[Conversation, dict, float] | None:
+        """The server's answer for the chat's current conversation; waits out a down server."""
+        delay = self.o.retry_initial_s
+        while True:
+            conv = await self.read_conversation(chat)
+            if conv is None:
+                return None
+            started = time.perf_counter()
+            try:
+                result = await self.server.reply(conv.payload)
+            except ServerUnavailable as e:
+                self._server_unavailable(e)
+                await self.sleep(delay)
+                delay = min(delay * 2, self.o.retry_max_s)
+                continue
+            except RequestRefused as e:
+                self.stats.refused_by_server += 1
+                log.warning("chat %s: %s; no suggestion", chat.label(), e)
+                return None
+            self._server_back()
+            return conv, result, time.perf_counter() - started
+
+    async def read_conversation(self, chat: Chat) -> Conversation | None:
+        limit = self.o.history_messages
+        messages = await self.tg(lambda: self.client.get_messages(chat.input_entity, limit=limit))
+        records = records_of(messages, chat)
+        if answered(records):
+            self.stats.you_answered += 1
+            log.info("chat %s: you answered already; no suggestion", chat.label())
+            return None
+        conv = conversation(records, chat, gap_hours=self.o.gap_hours, scrubber=self.scrubber,
+                            context_chars=self.o.context_chars)  # fmt: skip
+        if conv is None:
+            self.stats.nothing_to_answer += 1
+            log.info("chat %s: no text to answer (media or forwards only)", chat.label())
+        return conv
+
+    def _server_unavailable(self, e: ServerUnavailable) -> None:
+        self.stats.server_retries += 1
+        if not self.server_down:
+            self.server_down = True
+            log.warning("%s; retrying with backoff, still listening, nothing written meanwhile", e)
+
+    def _server_back(self) -> None:
+        if self.server_down:
+            self.server_down = False
+            log.info("the twin server answers again")
+
+    # ------------------------------------------------------------------ writing
+
+    async def deliver(self, chat: Chat, conv: Conversation, reply: str) -> str:
+        """Put the reply where ``--mode`` says; returns what was done (for the status line)."""
+        if self.o.mode == "saved":
+            text = f"Suggested reply to {chat.name}: {reply}"
+            await self.put(
+                chat, "Saved Messages", text, lambda: self.client.send_message("me", text, parse_mode=None)
+            )
+            self.stats.saved += not self.o.dry_run
+            return "suggestion posted to Saved Messages"
+        if self.o.mode == "send":
+            return await self.send(chat, conv, reply)
+        return await self.write_draft(chat, conv, reply)
+
+    async def put(self, chat: Chat, where: str, text: str, write: Callable[[], Awaitable[Any]]) -> None:
+        """Write to Telegram, or with ``--dry-run`` print what would be written (terminal only)."""
+        if self.o.dry_run:
+            self.stats.dry_run += 1
+            self.out(f"[dry run] {where} of {chat.name} ({chat.dialog_id}): {text}")
+            return
+        await self.tg(write)
+
+    async def write_draft(self, chat: Chat, conv: Conversation, reply: str) -> str:
+        from telethon import functions, types
+
+        draft = await self.tg(lambda: self.client.get_drafts(chat.input_entity))
+        current = (getattr(draft, "raw_text", "") or "").strip()
+        state = self.state[chat.peer_id]
+        if current and current not in state.written:
+            self.stats.kept_your_draft += 1
+            return "your own draft is there: left untouched"
+        state.written.append(reply)  # before the request: if it is cut off, the draft is still "ours"
+        request = functions.messages.SaveDraftRequest(
+            peer=chat.input_entity, message=reply, reply_to=types.InputReplyToMessage(conv.last_incoming_id)
+        )
+        await self.put(chat, "draft", reply, lambda: self.client(request))
+        self.stats.drafts += not self.o.dry_run
+        return "draft written"
+
+    async def send(self, chat: Chat, conv: Conversation, reply: str) -> str:
+        state = self.state[chat.peer_id]
+        now = self.clock()
+        while state.sent_at and now - state.sent_at[0] >= HOUR_S:
+            state.sent_at.popleft()
+        if len(state.sent_at) >= self.o.max_per_hour:
+            self.stats.rate_limited += 1
+            what = await self.write_draft(chat, conv, reply)
+            return f"--max-per-hour {self.o.max_per_hour} reached, not sent; {what}"
+        text = reply + self.o.signature
+        if not self.o.dry_run:
+            delay = min(len(text) / self.o.chars_per_second, self.o.max_typing_s)
+            async with self.client.action(chat.input_entity, "typing"):
+                await self.sleep(delay)
+            if await self.answered_now(chat):  # you wrote during the typing delay
+                return "you answered while the twin was typing: not sent"
+            state.sent_at.append(self.clock())
+        send = self.client.send_message
+        await self.put(
+            chat,
+            "message",
+            text,
+            lambda: send(chat.input_entity, text, reply_to=conv.last_incoming_id, parse_mode=None),
+        )
+        self.stats.sent += not self.o.dry_run
+        return "message sent"
+
+    # ------------------------------------------------------------------ Telegram calls
+
+    async def tg(self, call: Callable[[], Awaitable[Any]]) -> Any:
+        """``await call()``, waiting out flood limits; a revoked session is fatal (TwinError)."""
+        from telethon import errors
+
+        while True:
+            try:
+                return await call()
+            except errors.FloodWaitError as e:
+                self.stats.flood_waits += 1
+                log.warning("Telegram asks to wait %d s (flood limit); waiting, then continuing", e.seconds)
+                await self.sleep(e.seconds + 1)  # +1: the server rounds down
+            except (errors.UnauthorizedError, errors.AuthKeyDuplicatedError):
+                raise TwinError(SESSION_GONE) from None
+
+    async def until_stopped(self) -> None:
+        """Until the client disconnects or a fatal error; then every pending suggestion is cancelled."""
+        run = asyncio.ensure_future(self.client.run_until_disconnected())
+        stop = asyncio.ensure_future(self.stopped.wait())
+        try:
+            await asyncio.wait({run, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            if not run.done():
+                run.cancel()
+        if run.done() and not run.cancelled() and (error := run.exception()) is not None:
+            from telethon import errors
+
+            if isinstance(error, errors.UnauthorizedError | errors.AuthKeyDuplicatedError):
+                raise TwinError(SESSION_GONE) from None
+            if isinstance(error, OSError):  # ConnectionError: telethon's reconnect attempts ran out
+                raise TwinError(
+                    f"lost the connection to Telegram ({type(error).__name__}); run the command again"
+                )
+            raise error
+
+    async def close(self) -> None:
+        tasks = [s.task for s in self.state.values() if s.task is not None and not s.task.done()]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.server.close()
