@@ -23,8 +23,9 @@ def engine(tiny_base, tiny_adapter):
 
 @pytest.fixture(scope="module")
 def server(engine):
+    from live_server import serve_in_thread
+
     from twin.serve.app import create_app
-    from twin.serve.background import serve_in_thread
 
     with serve_in_thread(create_app(engine, token="")) as url:
         yield url
@@ -81,7 +82,7 @@ def test_chat_round_trip(server, monkeypatch):
 
 
 def test_server_down_says_what_to_run(monkeypatch):
-    from twin.serve.background import free_port
+    from live_server import free_port
 
     at = page(monkeypatch, f"http://127.0.0.1:{free_port()}")
     assert at.error and "make serve" in at.error[0].value
@@ -92,8 +93,9 @@ def test_server_down_says_what_to_run(monkeypatch):
 
 
 def test_protected_server_needs_the_token(engine, monkeypatch):
+    from live_server import serve_in_thread
+
     from twin.serve.app import create_app
-    from twin.serve.background import serve_in_thread
 
     with serve_in_thread(create_app(engine, token="page-secret")) as url:
         at = page(monkeypatch, url)
