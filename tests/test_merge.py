@@ -69,17 +69,25 @@ def test_cli_merge_then_export_gguf(random_lora_adapter, tmp_path):
 
     runner = CliRunner()
     merged = tmp_path / "merged" / "me"
-    res = runner.invoke(app, ["merge", "--adapter", str(random_lora_adapter), "--out", str(merged)])
+    res = runner.invoke(
+        app, ["publish", "merge", "--adapter", str(random_lora_adapter), "--out", str(merged)]
+    )
     assert res.exit_code == 0, res.output
     assert "from_pretrained" in res.output
-    # rerun over its own output is allowed (idempotent), and leaves no temp dirs behind
+    # rerun over its own output (here under the older name) is allowed, and leaves no temp dirs behind
     res = runner.invoke(app, ["merge", "--adapter", str(random_lora_adapter), "--out", str(merged)])
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in merged.parent.iterdir()) == ["me"]
 
     out = tmp_path / "gguf"
-    res = runner.invoke(app, ["export-gguf", "--model", str(merged), "--out", str(out), "--type", "q8_0"])
+    res = runner.invoke(app, ["publish", "gguf", "--model", str(merged), "--out", str(out), "--type", "q8_0"])
     assert res.exit_code == 0, res.output
+    # `twin export-gguf` is the same command under its older name
+    old = runner.invoke(
+        app, ["export-gguf", "--model", str(merged), "--out", str(tmp_path / "g2"), "--name", "x"]
+    )
+    assert old.exit_code == 0, old.output
+    assert sorted(p.name for p in (tmp_path / "g2").iterdir()) == ["Modelfile", "x-f16.gguf"]
     r = GGUFReader(out / "me-q8_0.gguf")
     assert r.fields["twin.template"].contents() == "plain-v1"  # read from twin_merged.json
     assert r.fields["general.name"].contents() == "me"
