@@ -19,7 +19,6 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -216,18 +215,13 @@ def main(argv: list[str] | None = None) -> dict:
     levels = [1, 2] if args.quick else [1, 8, 32]
     repeats = 2 if args.quick else 20
 
-    from twin.serve.background import free_port, wait_http
+    from tests.live_server import twin_process
 
     args.work.mkdir(parents=True, exist_ok=True)
     base, adapter = make_workdir(args.work, args.base)
-    port = free_port()
-    cmd = [sys.executable, "-m", "twin.cli", "serve", "--base", str(base), "--adapter", f"twin={adapter}",
-           "--port", str(port), "--threads", "1", "--queue-size", "64"]  # fmt: skip
+    serve_args = ("--base", str(base), "--adapter", f"twin={adapter}", "--threads", "1", "--queue-size", "64")
     env = {**os.environ, "TWIN_API_TOKEN": ""}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(url + "/healthz", timeout=180, proc=proc)
+    with twin_process("serve", *serve_args, health="/healthz", env=env, timeout=180) as url:
         single = one_client_alternating(base, adapter, url, new_tokens, repeats)
         prompt_tokens = single.pop("prompt_tokens")
         http_overhead = single.pop("http_overhead")
@@ -237,12 +231,6 @@ def main(argv: list[str] | None = None) -> dict:
             # Each client sends requests back to back; about 2 x repeats requests in all.
             per_client = max(1, (2 * repeats) // clients + 1)
             server.append(asyncio.run(load(url, clients, per_client, new_tokens)))
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
     baseline = single
     report = {

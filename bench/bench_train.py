@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: see twin/train/cli.py
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch; see prefer_passive_omp_wait
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,8 +70,8 @@ def falcon7b_memory(
 
 
 def _setup(work: Path, n_train: int) -> tuple[Path, Path]:
+    from tests.synthetic_chats import write_synthetic_processed
     from twin.model.tiny import build_tiny, texts_from_dir
-    from twin.train.synthetic import write_synthetic_processed
 
     data = write_synthetic_processed(work / "data", n_train=n_train, n_val=16, seed=7, max_context_pairs=5)
     base = work / "tiny-falcon"

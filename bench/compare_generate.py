@@ -19,7 +19,6 @@ import asyncio
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -83,43 +82,34 @@ def main(argv: list[str] | None = None) -> dict:
     write = (not a.quick) if a.write is None else a.write
     levels = [int(c) for c in a.clients.split(",") if c.strip()]
     from bench import bench_serve
-    from twin.serve.background import free_port, wait_http
+    from tests.live_server import twin_process
 
     work = a.work or Path(tempfile.mkdtemp(prefix="twin-compare-generate-"))
     work.mkdir(parents=True, exist_ok=True)
     base, adapter = bench_serve.make_workdir(work)
-    port = free_port()
-    cmd = [sys.executable, "-m", "twin.cli", "serve", "--base", str(base), "--adapter", f"twin={adapter}",
-           "--port", str(port), "--threads", "1", "--queue-size", "64"]  # fmt: skip
+    args = ("--base", str(base), "--adapter", f"twin={adapter}", "--threads", "1", "--queue-size", "64")
     env = {**os.environ, "TWIN_API_TOKEN": ""}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
     runs: dict[str, list[dict]] = {HF: [], OURS: [], **{f"{SERVED} {c}": [] for c in [1, *levels]}}
     prompt_tokens = None
     try:
-        wait_http(url + "/healthz", timeout=180, proc=proc)
-        for rnd in range(a.rounds):
-            single = bench_serve.one_client_alternating(base, adapter, url, a.tokens, a.repeats)
-            prompt_tokens = single.pop("prompt_tokens")
-            single.pop("http_overhead")
-            runs[HF].append(single[HF])
-            runs[OURS].append(single[OURS])
-            runs[f"{SERVED} 1"].append(single[SERVED])
-            for c in levels if rnd % 2 == 0 else levels[::-1]:
-                per_client = 1 if a.quick else max(1, (2 * a.repeats) // c + 1)
-                row = asyncio.run(bench_serve.load(url, c, per_client, a.tokens))
-                row["refused"] = row.pop("refused_503", 0)
-                runs[f"{SERVED} {c}"].append(row)
-            print(
-                f"round {rnd + 1}: "
-                + ", ".join(f"{k} {v[-1]['tokens_per_s']} tok/s" for k, v in runs.items())
-            )
+        with twin_process("serve", *args, health="/healthz", env=env, timeout=180) as url:
+            for rnd in range(a.rounds):
+                single = bench_serve.one_client_alternating(base, adapter, url, a.tokens, a.repeats)
+                prompt_tokens = single.pop("prompt_tokens")
+                single.pop("http_overhead")
+                runs[HF].append(single[HF])
+                runs[OURS].append(single[OURS])
+                runs[f"{SERVED} 1"].append(single[SERVED])
+                for c in levels if rnd % 2 == 0 else levels[::-1]:
+                    per_client = 1 if a.quick else max(1, (2 * a.repeats) // c + 1)
+                    row = asyncio.run(bench_serve.load(url, c, per_client, a.tokens))
+                    row["refused"] = row.pop("refused_503", 0)
+                    runs[f"{SERVED} {c}"].append(row)
+                print(
+                    f"round {rnd + 1}: "
+                    + ", ".join(f"{k} {v[-1]['tokens_per_s']} tok/s" for k, v in runs.items())
+                )
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
         if a.work is None:
             shutil.rmtree(work, ignore_errors=True)
 

@@ -1,9 +1,15 @@
-"""Run a twin app on uvicorn in a background thread (tests, the benchmark, the demo)."""
+"""Live servers for tests and benchmarks: a twin app in a thread, or a real `twin` process.
+
+Benchmarks import this file as ``tests.live_server`` (run from the repository root); tests as
+``live_server``.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -53,3 +59,27 @@ def serve_in_thread(app: Any, host: str = "127.0.0.1", port: int | None = None) 
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@contextlib.contextmanager
+def twin_process(
+    command: str, *args: str, health: str, env: dict | None = None, timeout: float = 120.0
+) -> Iterator[str]:
+    """Run ``twin COMMAND ARGS --port <free port>`` on loopback; yield its URL once ``health`` answers.
+
+    The process is stopped (SIGTERM, then SIGKILL after 20 s) when the block ends, however it ends.
+    """
+    port = free_port()
+    cmd = [sys.executable, "-m", "twin.cli", command, *args, "--port", str(port)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(url + health, timeout=timeout, proc=proc)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

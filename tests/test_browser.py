@@ -10,13 +10,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-from twin.serve.background import free_port, wait_http
+from live_server import serve_in_thread, twin_process
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -47,30 +44,15 @@ def chat_page(tiny_base, tiny_adapter, runs_dir):
     if not Path(CHROMIUM).is_file():
         _skip(f"no Chromium at {CHROMIUM}; install it with `make browser` (apt-get install chromium)")
     from twin.serve.app import create_app
-    from twin.serve.background import serve_in_thread
     from twin.serve.engine import Engine
 
     app = create_app(Engine(tiny_base, [("twin", tiny_adapter)]), token="")
     with serve_in_thread(app) as server:
-        port = free_port()
         env = {**os.environ, "TWIN_SERVER_URL": server, "TWIN_RUNS_DIR": str(runs_dir)}
         env.pop("TWIN_API_TOKEN", None)
         # Exactly what `make chat` runs (`twin chat` execs the `streamlit run` command line).
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "twin.cli", "chat", "--server", server, "--port", str(port)], env=env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_http(url + "/_stcore/health", timeout=90, proc=proc)
+        with twin_process("chat", "--server", server, health="/_stcore/health", env=env, timeout=90) as url:
             yield url
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def test_send_a_message_and_see_the_twins_reply(chat_page):

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from live_server import free_port, twin_process
 from telethon import errors, utils
 from telethon.tl import types
 
@@ -28,7 +29,6 @@ from twin.drafts.run import run_drafts, watch
 from twin.drafts.watcher import SESSION_GONE
 from twin.errors import TwinError
 from twin.prepare.scrub import Scrubber
-from twin.serve.background import free_port, wait_http
 
 TOKEN = "tok-drafts"
 ANNA = user(2001, "Anna", "K", username="anna_k")
@@ -46,22 +46,10 @@ def _twin(*args: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def server(tiny_base, tiny_adapter):
-    port = free_port()
     env = {**os.environ, "TWIN_API_TOKEN": TOKEN}
-    cmd = _twin("serve", "--base", str(tiny_base), "--adapter", f"me={tiny_adapter}", "--port", str(port),
-                "--threads", "1")  # fmt: skip
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(url + "/healthz", timeout=120, proc=proc)
+    args = ("--base", str(tiny_base), "--adapter", f"me={tiny_adapter}", "--threads", "1")
+    with twin_process("serve", *args, health="/healthz", env=env) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def account() -> FakeClient:

@@ -45,36 +45,6 @@ VAL = [
 ]
 
 
-@pytest.fixture(scope="module")
-def adapter(tiny_base, tmp_path_factory):
-    from peft import LoraConfig, get_peft_model
-
-    from twin.model.load import base_fingerprint, load_base
-
-    model, tok = load_base(tiny_base)
-    torch.manual_seed(2)
-    peft_model = get_peft_model(
-        model, LoraConfig(r=4, lora_alpha=8, target_modules=["query_key_value"], init_lora_weights=False)
-    )
-    out = tmp_path_factory.mktemp("eval-adapter") / "run1"
-    peft_model.save_pretrained(out)
-    meta = {
-        "format": 1,
-        "base_model": {
-            "path": str(tiny_base),
-            "fingerprint": base_fingerprint(tiny_base),
-            "model_type": "falcon",
-        },
-        "template": "plain-v1",
-        "prepare": {"max_context_tokens": 256, "context_unit": "tokens"},
-        "train": {"data": {"max_seq_length": 256}},
-        "metrics": {"val_loss": 5.5},
-        "created": "2026-01-01T00:00:00Z",
-    }
-    (out / "twin.json").write_text(json.dumps(meta))
-    return out
-
-
 @pytest.fixture()
 def data_dir(tmp_path):
     d = tmp_path / "processed"
@@ -93,20 +63,22 @@ def _cfg(adapter, data_dir, out, **kw):
     )
 
 
-def test_eval_writes_report_and_is_deterministic(adapter, data_dir, tmp_path):
+def test_eval_writes_report_and_is_deterministic(random_lora_adapter, data_dir, tmp_path):
     from twin.eval.report import SECTIONS
     from twin.eval.run import run_eval
 
-    r1 = run_eval(_cfg(adapter, data_dir, tmp_path / "a"), progress=False)
-    blind = tmp_path / "b" / "runs" / "run1" / "blind.jsonl"  # two rounds of the page's blind test
+    r1 = run_eval(_cfg(random_lora_adapter, data_dir, tmp_path / "a"), progress=False)
+    blind = tmp_path / "b" / "runs" / "random-lora" / "blind.jsonl"  # two rounds of the page's blind test
     blind.parent.mkdir(parents=True)
     blind.write_text('{"real": "A", "pick": "B"}\n{"real": "B", "pick": "B"}\n', encoding="utf-8")
-    r2 = run_eval(_cfg(adapter, data_dir, tmp_path / "b"), progress=False)
+    r2 = run_eval(_cfg(random_lora_adapter, data_dir, tmp_path / "b"), progress=False)
     assert r1["blind"] is None and r2["blind"]["rounds"] == 2 and r2["blind"]["rate"] == 0.5
     assert "50% of 2 rounds" in (blind.parent / "report.html").read_text(encoding="utf-8")
-    run_dir = tmp_path / "a" / "runs" / "run1"  # run name defaults to the adapter dir's name
+    run_dir = tmp_path / "a" / "runs" / "random-lora"  # run name defaults to the adapter dir's name
     rows1 = (run_dir / "eval_samples.jsonl").read_text(encoding="utf-8")
-    assert rows1 == (tmp_path / "b" / "runs" / "run1" / "eval_samples.jsonl").read_text(encoding="utf-8")
+    assert rows1 == (tmp_path / "b" / "runs" / "random-lora" / "eval_samples.jsonl").read_text(
+        encoding="utf-8"
+    )
     assert r1["loss"] == r2["loss"] and r1["overlap"] == r2["overlap"]
 
     assert r1["examples"] == len(VAL)
@@ -128,11 +100,11 @@ def test_eval_writes_report_and_is_deterministic(adapter, data_dir, tmp_path):
     saved = json.loads((run_dir / "eval.json").read_text())
     assert saved["loss"] == json.loads(json.dumps(r1["loss"]))
 
-    r3 = run_eval(_cfg(adapter, data_dir, tmp_path / "c", seed=7, max_examples=2), progress=False)
+    r3 = run_eval(_cfg(random_lora_adapter, data_dir, tmp_path / "c", seed=7, max_examples=2), progress=False)
     assert r3["examples"] == 2
 
 
-def test_eval_matches_the_models_own_loss(adapter, data_dir, tiny_base):
+def test_eval_matches_the_models_own_loss(random_lora_adapter, data_dir, tiny_base):
     """The masked loss equals HF's own loss on the reply tokens of a single example."""
     from twin.eval.run import reply_loss
     from twin.model.load import load_base
@@ -153,18 +125,18 @@ def test_eval_matches_the_models_own_loss(adapter, data_dir, tiny_base):
     assert r["tokens"] == len(c)
 
 
-def test_eval_errors_name_the_file(adapter, data_dir, tmp_path, tiny_base):
+def test_eval_errors_name_the_file(random_lora_adapter, data_dir, tmp_path, tiny_base):
     from twin.eval.run import run_eval
 
     with pytest.raises(TwinError, match="val.jsonl"):
-        run_eval(_cfg(adapter, tmp_path / "nowhere", tmp_path), progress=False)
+        run_eval(_cfg(random_lora_adapter, tmp_path / "nowhere", tmp_path), progress=False)
     with pytest.raises(TwinError, match="twin.json"):
         run_eval(_cfg(tmp_path, data_dir, tmp_path), progress=False)
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "val.jsonl").write_text('{"context": []}\n')
     with pytest.raises(TwinError, match=r"val.jsonl:1"):
-        run_eval(_cfg(adapter, bad, tmp_path), progress=False)
+        run_eval(_cfg(random_lora_adapter, bad, tmp_path), progress=False)
 
 
 def test_eval_on_a_trained_adapter_shows_the_twin_learned(tiny_adapter, processed_dir, tmp_path):
@@ -184,7 +156,7 @@ def test_eval_on_a_trained_adapter_shows_the_twin_learned(tiny_adapter, processe
     assert (tmp_path / "runs" / tiny_adapter.name / "report.html").is_file()
 
 
-def test_eval_cli(adapter, data_dir, tmp_path):
+def test_eval_cli(random_lora_adapter, data_dir, tmp_path):
     from typer.testing import CliRunner
 
     from twin.cli import app
@@ -192,7 +164,7 @@ def test_eval_cli(adapter, data_dir, tmp_path):
     args = [
         "eval",
         "--adapter",
-        str(adapter),
+        str(random_lora_adapter),
         "--data",
         str(data_dir),
         "--run",

@@ -392,9 +392,9 @@ def test_disconnected_stream_client_stops_its_generation(engine, caplog):
     import time
 
     import httpx
+    from live_server import serve_in_thread
 
     from twin.serve.app import create_app
-    from twin.serve.background import serve_in_thread
 
     caplog.set_level(logging.INFO, logger="twin.serve.engine")
     app = create_app(engine, token="")

@@ -11,9 +11,9 @@ import sys
 
 import httpx
 import pytest
+from live_server import free_port, twin_process
 
 from twin.errors import TwinError
-from twin.serve.background import free_port, wait_http
 
 
 def _twin(*args: str) -> list[str]:
@@ -22,22 +22,10 @@ def _twin(*args: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def live(tiny_base, tiny_adapter):
-    port = free_port()
     env = {**os.environ, "TWIN_API_TOKEN": "tok-123"}
-    cmd = _twin("serve", "--base", str(tiny_base), "--adapter", f"me={tiny_adapter}", "--port", str(port),
-                "--queue-size", "8", "--threads", "1")  # fmt: skip
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(url + "/healthz", timeout=120, proc=proc)
+    args = ("--base", str(tiny_base), "--adapter", f"me={tiny_adapter}", "--queue-size", "8", "--threads", "1")  # fmt: skip
+    with twin_process("serve", *args, health="/healthz", env=env) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 AUTH = {"Authorization": "Bearer tok-123"}

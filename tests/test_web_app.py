@@ -26,8 +26,9 @@ def engine(tiny_base, tiny_adapter):
 
 @pytest.fixture(scope="module")
 def server(engine):
+    from live_server import serve_in_thread
+
     from twin.serve.app import create_app
-    from twin.serve.background import serve_in_thread
 
     with serve_in_thread(create_app(engine, token="")) as url:
         yield url
@@ -103,8 +104,9 @@ def other_host():
 
 @pytest.fixture(scope="module")
 def protected_server(engine):
+    from live_server import serve_in_thread
+
     from twin.serve.app import create_app
-    from twin.serve.background import serve_in_thread
 
     with serve_in_thread(create_app(engine, token="page-secret")) as url:
         yield url
@@ -176,8 +178,9 @@ def test_sixty_exchanges_all_answered(server, monkeypatch):
 
 
 def test_page_follows_the_caps_the_server_states(engine, monkeypatch):
+    from live_server import serve_in_thread
+
     from twin.serve.app import create_app
-    from twin.serve.background import serve_in_thread
     from twin.serve.schemas import Limits
 
     app = create_app(engine, token="", limits=Limits(max_history=3, max_new_tokens=8, max_message_chars=40))
@@ -231,7 +234,7 @@ def test_chat_round_trip(server, monkeypatch):
 
 
 def test_server_down_says_what_to_run(monkeypatch):
-    from twin.serve.background import free_port
+    from live_server import free_port
 
     at = page(monkeypatch, f"http://127.0.0.1:{free_port()}")
     assert at.error and "make serve" in at.error[0].value
@@ -242,8 +245,9 @@ def test_server_down_says_what_to_run(monkeypatch):
 
 
 def test_protected_server_needs_the_token(engine, monkeypatch):
+    from live_server import serve_in_thread
+
     from twin.serve.app import create_app
-    from twin.serve.background import serve_in_thread
 
     with serve_in_thread(create_app(engine, token="page-secret")) as url:
         at = page(monkeypatch, url)
@@ -352,7 +356,7 @@ def test_blind_tab_rounds_go_to_blind_jsonl(protected_server, processed_dir, tmp
 
 
 def test_blind_tab_needs_the_server_and_never_shows_the_stored_reply(processed_dir, tmp_path, monkeypatch):
-    from twin.serve.background import free_port
+    from live_server import free_port
 
     runs = tmp_path / "runs"
     write_eval_samples(runs, "me", processed_dir)

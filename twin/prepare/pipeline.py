@@ -211,7 +211,7 @@ def run_prepare(cfg: PrepareConfig) -> dict:
     if not files:
         raise TwinError(
             f"{raw}: no dialog files (<source>/<dialog_id>.jsonl) found; "
-            "run `make export` or `make import-desktop FILE=...` first"
+            "run `make export-desktop FILE=...` or `make export-telegram` first"
         )
     if not cfg.scrub:
         log.warning("--no-scrub: PII (e-mails, phones, cards, passwords...) stays in the training data")

@@ -1,1 +1,1 @@
-"""Taking a twin elsewhere: a merged Hugging Face model dir, GGUF + Ollama Modelfile, bundled configs."""
+"""Taking a twin elsewhere: a merged Hugging Face model dir, then GGUF + an Ollama Modelfile."""

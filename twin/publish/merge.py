@@ -1,8 +1,8 @@
-"""``twin merge``: fold the LoRA adapter into the base weights, save a plain Hugging Face model dir.
+"""``twin publish merge``: fold the LoRA adapter into the base weights, save a plain HF model dir.
 
 The result (``config.json``, ``model*.safetensors`` sharded by ``max_shard_size``, tokenizer
 files) loads with ``AutoModelForCausalLM.from_pretrained`` alone — no twin, no peft — and is the
-input of ``twin export-gguf``. ``twin_merged.json`` records where it came from and the prompt
+input of ``twin publish gguf``. ``twin_merged.json`` records where it came from and the prompt
 template the twin expects (a model dir, unlike an adapter, has nowhere else to say it).
 """
 
@@ -87,5 +87,5 @@ def read_merged_meta(model_dir: str | os.PathLike) -> dict:
     try:
         data = json.loads(f.read_text(encoding="utf-8"))
     except ValueError as e:
-        raise TwinError(f"{f}: not valid JSON ({e}); re-run `twin merge`") from None
+        raise TwinError(f"{f}: not valid JSON ({e}); re-run `twin publish merge`") from None
     return data if isinstance(data, dict) else {}

@@ -51,101 +51,110 @@ def chat_command(server: str, port: int, host: str) -> list[str]:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("serve")
-    def serve_cmd(
-        base: str | None = typer.Option(
-            None,
-            "--base",
-            help="Base model dir (default: the base recorded in the first adapter's twin.json).",
-        ),
-        adapter: list[str] = typer.Option(
-            None, "--adapter", help="Adapter dir, or NAME=DIR (repeatable; the first is the default)."
-        ),
-        default_adapter: str | None = typer.Option(
-            None,
-            "--default-adapter",
-            help="Adapter name used when a request names none ('base' = no adapter).",
-        ),
-        host: str = typer.Option("127.0.0.1", "--host", help="Bind address (loopback by default)."),
-        port: int = typer.Option(8000, "--port", help="TCP port."),
-        quantize: str | None = typer.Option(None, "--quantize", help="int8 | nf4 (bitsandbytes; CUDA only)."),
-        dtype: str = typer.Option("auto", "--dtype", help="auto | float32 | bfloat16 | float16."),
-        device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
-        threads: int | None = typer.Option(None, "--threads", help="torch CPU threads (default: torch's)."),
-        queue_size: int = typer.Option(32, "--queue-size", help="Requests that may wait; more get 503."),
-        max_new_tokens: int = typer.Option(
-            512, "--max-new-tokens", help="Cap on a request's max_new_tokens."
-        ),
-        max_history: int = typer.Option(100, "--max-history", help="Cap on the number of history turns."),
-        max_message_chars: int = typer.Option(
-            4000, "--max-message-chars", help="Cap on one message's length."
-        ),
-        max_body_bytes: int = typer.Option(262144, "--max-body-bytes", help="Cap on a request body's size."),
-    ) -> None:
-        """Serve the twin over HTTP: POST /reply, /reply/stream, /v1/chat/completions (token: $TWIN_API_TOKEN)."""
-        from twin.model.load import prefer_passive_omp_wait
+    app.command("serve")(serve_cmd)
+    app.command("chat")(chat_cmd)
 
-        prefer_passive_omp_wait()
-        from twin.serve.app import TOKEN_ENV
 
-        if queue_size < 0 or min(max_new_tokens, max_history, max_message_chars, max_body_bytes) < 1:
-            raise TwinError("--queue-size must be >= 0 and every --max-* option >= 1")
-        if not is_loopback(host) and not os.environ.get(TOKEN_ENV):
-            log.warning(
-                "binding %s without $%s: anyone who can reach this address can talk to your twin",
-                host,
-                TOKEN_ENV,
-            )
-        if threads:
-            import torch
+def serve_cmd(
+    base: str | None = typer.Option(
+        None,
+        "--base",
+        help="Base model dir (default: the base recorded in the first adapter's twin.json).",
+    ),
+    adapter: list[str] = typer.Option(
+        None, "--adapter", help="Adapter dir, or NAME=DIR (repeatable; the first is the default)."
+    ),
+    default_adapter: str | None = typer.Option(
+        None,
+        "--default-adapter",
+        help="Adapter name used when a request names none ('base' = no adapter).",
+    ),
+    host: str = typer.Option("127.0.0.1", "--host", help="Bind address (loopback by default)."),
+    port: int = typer.Option(8000, "--port", help="TCP port."),
+    quantize: str | None = typer.Option(None, "--quantize", help="int8 | nf4 (bitsandbytes; CUDA only)."),
+    dtype: str = typer.Option("auto", "--dtype", help="auto | float32 | bfloat16 | float16."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
+    threads: int | None = typer.Option(None, "--threads", help="torch CPU threads (default: torch's)."),
+    queue_size: int = typer.Option(32, "--queue-size", help="Requests that may wait; more get 503."),
+    max_new_tokens: int = typer.Option(512, "--max-new-tokens", help="Cap on a request's max_new_tokens."),
+    max_history: int = typer.Option(100, "--max-history", help="Cap on the number of history turns."),
+    max_message_chars: int = typer.Option(4000, "--max-message-chars", help="Cap on one message's length."),
+    max_body_bytes: int = typer.Option(262144, "--max-body-bytes", help="Cap on a request body's size."),
+) -> None:
+    """Serve the twin over HTTP: POST /reply, /reply/stream, /v1/chat/completions (token: $TWIN_API_TOKEN)."""
+    from twin.model.load import prefer_passive_omp_wait
 
-            torch.set_num_threads(threads)
-        import uvicorn
+    prefer_passive_omp_wait()
+    _check_serve_options(host, queue_size, max_new_tokens, max_history, max_message_chars, max_body_bytes)
+    if threads:
+        import torch
 
-        from twin.serve.app import create_app
-        from twin.serve.engine import Engine, parse_adapter_specs
-        from twin.serve.schemas import Limits
+        torch.set_num_threads(threads)
+    import uvicorn
 
-        if base is None:
-            if not adapter:
-                raise TwinError("give --base DIR, or an --adapter whose twin.json names its base")
-            from twin.model.load import resolve_base
+    from twin.serve.app import create_app
+    from twin.serve.engine import Engine
+    from twin.serve.schemas import Limits
 
-            base = str(resolve_base(parse_adapter_specs(adapter[:1])[0][1]))
+    engine = Engine(
+        _base_dir(base, adapter),
+        adapter or [],
+        default=default_adapter,
+        dtype=dtype,
+        quantize=quantize,
+        device=device,
+    )
+    limits = Limits(
+        max_body_bytes=max_body_bytes,
+        max_history=max_history,
+        max_message_chars=max_message_chars,
+        max_new_tokens=max_new_tokens,
+    )
+    api = create_app(engine, limits=limits, queue_size=queue_size)
+    log.info("twin is listening on http://%s:%d (chat page: `make chat`)", host, port)
+    # access_log off: URLs carry nothing private, but the server logs only what it chooses to.
+    uvicorn.run(api, host=host, port=port, log_level="warning", access_log=False)
 
-        engine = Engine(
-            base, adapter or [], default=default_adapter, dtype=dtype, quantize=quantize, device=device
+
+def _check_serve_options(host: str, queue_size: int, *caps: int) -> None:
+    from twin.serve.app import TOKEN_ENV
+
+    if queue_size < 0 or min(caps) < 1:
+        raise TwinError("--queue-size must be >= 0 and every --max-* option >= 1")
+    if not is_loopback(host) and not os.environ.get(TOKEN_ENV):
+        log.warning(
+            "binding %s without $%s: anyone who can reach this address can talk to your twin", host, TOKEN_ENV
         )
-        limits = Limits(
-            max_body_bytes=max_body_bytes,
-            max_history=max_history,
-            max_message_chars=max_message_chars,
-            max_new_tokens=max_new_tokens,
-        )
-        api = create_app(engine, limits=limits, queue_size=queue_size)
-        log.info("twin is listening on http://%s:%d (chat page: `make chat`)", host, port)
-        # access_log off: URLs carry nothing private, but the server logs only what it chooses to.
-        uvicorn.run(api, host=host, port=port, log_level="warning", access_log=False)
 
-    @app.command("chat")
-    def chat_cmd(
-        server: str = typer.Option(
-            "http://127.0.0.1:8000", "--server", help="URL of a running `twin serve`."
-        ),
-        port: int = typer.Option(8501, "--port", help="Port of the chat page."),
-        host: str = typer.Option("127.0.0.1", "--host", help="Bind address of the chat page."),
-    ) -> None:
-        """Open the chat page (Streamlit) talking to a running `twin serve`."""
-        cmd = chat_command(server, port, host)
-        env = {**os.environ, SERVER_ENV: server, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
-        log.info("chat page on http://%s:%d (talking to %s)", host, port, server)
-        # The repo root: Streamlit reads .streamlit/config.toml from the working directory.
-        os.chdir(web_app_path().parents[1])
-        if hasattr(os, "execve"):
-            # Become streamlit: signals (ctrl-C, a supervisor's SIGTERM) reach it directly, no orphan.
-            os.execve(cmd[0], cmd, env)
-        code = subprocess.call(cmd, env=env)
-        if code:
-            raise TwinError(
-                f"streamlit exited with status {code}; is the port {port} free? try --port N", exit_code=code
-            )
+
+def _base_dir(base: str | None, adapters: list[str] | None) -> str:
+    """``--base``, else the base recorded in the first adapter's twin.json."""
+    if base is not None:
+        return base
+    if not adapters:
+        raise TwinError("give --base DIR, or an --adapter whose twin.json names its base")
+    from twin.model.load import resolve_base
+    from twin.serve.engine import parse_adapter_specs
+
+    return str(resolve_base(parse_adapter_specs(adapters[:1])[0][1]))
+
+
+def chat_cmd(
+    server: str = typer.Option("http://127.0.0.1:8000", "--server", help="URL of a running `twin serve`."),
+    port: int = typer.Option(8501, "--port", help="Port of the chat page."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Bind address of the chat page."),
+) -> None:
+    """Open the chat page (Streamlit) talking to a running `twin serve`."""
+    cmd = chat_command(server, port, host)
+    env = {**os.environ, SERVER_ENV: server, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    log.info("chat page on http://%s:%d (talking to %s)", host, port, server)
+    # The repo root: Streamlit reads .streamlit/config.toml from the working directory.
+    os.chdir(web_app_path().parents[1])
+    if hasattr(os, "execve"):
+        # Become streamlit: signals (ctrl-C, a supervisor's SIGTERM) reach it directly, no orphan.
+        os.execve(cmd[0], cmd, env)
+    code = subprocess.call(cmd, env=env)
+    if code:
+        raise TwinError(
+            f"streamlit exited with status {code}; is the port {port} free? try --port N", exit_code=code
+        )

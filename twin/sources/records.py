@@ -170,6 +170,6 @@ def dialog_files(raw_root: str | os.PathLike) -> list[Path]:
     root = Path(raw_root)
     if not root.is_dir():
         raise TwinError(
-            f"{root}: raw data directory not found; run `make export` or `make import-desktop FILE=...` first"
+            f"{root}: raw data directory not found; run `make export-desktop FILE=...` or `make export-telegram` first"
         )
     return sorted(p for p in root.rglob("*.jsonl") if not p.name.startswith("."))
