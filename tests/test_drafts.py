@@ -28,7 +28,7 @@ from twin.drafts.options import DraftsOptions, check_options
 from twin.drafts.run import run_drafts, watch
 from twin.drafts.watcher import SESSION_GONE
 from twin.errors import TwinError
-from twin.prepare.scrub import Scrubber
+from twin.text.scrub import Scrubber
 
 TOKEN = "tok-drafts"
 ANNA = user(2001, "Anna", "K", username="anna_k")
@@ -385,7 +385,7 @@ def test_a_wrong_server_token_stops_with_one_line(server):
     assert client.saved_drafts == []
 
 
-def test_revoked_session_stops_with_one_line_and_no_session_at_start(tmp_path, monkeypatch, server):
+def test_revoked_session_stops_with_one_line_and_first_run_logs_in(tmp_path, monkeypatch, server):
     client = account()
     client.raise_on["get_messages"] = [errors.SessionRevokedError(request=None)]
 
@@ -399,9 +399,14 @@ def test_revoked_session_stops_with_one_line_and_no_session_at_start(tmp_path, m
     monkeypatch.setenv("TELEGRAM_API_ID", "12345")
     monkeypatch.setenv("TELEGRAM_API_HASH", "0" * 32)
     opts = options(server, session=tmp_path / "tg", env_file=None)
-    with pytest.raises(TwinError, match="run `twin export telegram` once to log in"):
-        run_drafts(opts)
-    (tmp_path / "tg.session").write_bytes(b"SQLite format 3\x00")
+    # No session yet: the export's own interactive login runs (telethon's start), the file is 0600.
+    first = account()
+    first.session_path = tmp_path / "tg.session"
+    opts.chats = ["Nobody Known"]  # then stop at choosing the chats
+    with pytest.raises(TwinError, match="Nobody Known"):
+        run_drafts(opts, client_factory=lambda *a: first)
+    assert first.started is not None and (tmp_path / "tg.session").stat().st_mode & 0o777 == 0o600
+    opts = options(server, session=tmp_path / "tg", env_file=None)
     expired = account()
     expired.authorized = False
     with pytest.raises(TwinError) as e:
@@ -535,7 +540,7 @@ def test_ctrl_c_stops_within_a_second_with_a_summary_and_nothing_written(tmp_pat
 def test_the_real_client_catches_up_after_a_reconnect_and_leaves_flood_waits_to_us(tmp_path):
     """telethon replays updates missed while disconnected only with catch_up=True (telethon's own flag)."""
     from twin.drafts.run import _catch_up_client
-    from twin.sources.telegram_api import prepare_session, session_file
+    from twin.sources.telegram_client import prepare_session, session_file
 
     path = session_file(tmp_path / "s")
     prepare_session(path)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from twin.prepare.examples import in_val, session_examples, to_alpaca, to_sharegpt
-from twin.prepare.sessions import Session, Turn
 from twin.prompt import system_prompt
+from twin.text.sessions import Session, Turn
 
 
 def sess(*turns: tuple[str, str], dialog_id: int = 9, index: int = 0) -> Session:

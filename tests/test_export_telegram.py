@@ -37,9 +37,10 @@ from fake_telethon import (
 from telethon.errors import ApiIdInvalidError, FloodWaitError
 
 from twin.errors import TwinError
-from twin.sources import telegram_api
+from twin.sources import telegram_api, telegram_client
 from twin.sources.records import read_dialog
-from twin.sources.telegram_api import export_dialogs, export_telegram, load_credentials, media_kind
+from twin.sources.telegram_api import export_dialogs, export_telegram
+from twin.sources.telegram_client import load_credentials, media_kind
 
 HASH = "0123456789abcdef0123456789abcdef"
 REPO = Path(__file__).resolve().parents[1]
@@ -410,11 +411,11 @@ def test_export_telegram_session_modes_login_and_no_secret_in_output(tmp_path, m
 
 def test_default_client_is_real_telethon_and_accepts_the_prepared_session(tmp_path):
     """The pre-created empty 0600 file is a valid telethon/sqlite session, and stays 0600."""
-    path = telegram_api.session_file(tmp_path / "s")
-    telegram_api.prepare_session(path)
+    path = telegram_client.session_file(tmp_path / "s")
+    telegram_client.prepare_session(path)
 
     async def build():
-        client = telegram_api.telethon_client(path, 12345, HASH)
+        client = telegram_client.telethon_client(path, 12345, HASH)
         client.session.save()
         client.session.close()
         return client

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from twin.prepare.scrub import TYPES, Scrubber
+from twin.text.scrub import TYPES, Scrubber
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"

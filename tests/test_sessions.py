@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from twin.prepare.sessions import build_sessions, merge_turns, split_sessions
 from twin.sources.records import iso_utc, make_record
+from twin.text.sessions import build_sessions, merge_turns, split_sessions
 
 T0 = 1_700_000_000  # 2023-11-14T22:13:20Z
 H = 3600
@@ -85,7 +85,7 @@ def test_one_sided_dialog_has_one_turn_per_session():
 
 
 def test_scrubber_sees_the_question_within_a_session_only():
-    from twin.prepare.scrub import Scrubber
+    from twin.text.scrub import Scrubber
 
     recs = [
         rec(1, T0, False, "what's the wifi password?"),

@@ -486,6 +486,8 @@ def planted_values() -> list[tuple[str, str, str]]:
         ("URL", "https://admin:Xy7pQ2rs@files.northwind-corp.com/backup.zip", "backup is here {v}"),
         ("URL", "https://api.example.com/v1/export?format=csv&token=9f8e7d6c5b4a392817", "export link: {v}"),
         ("URL", "https://drive.example.org/share?id=18&access_token=Zx81kq0LmN", "держи ссылку {v}"),
+        ("CRYPTO", "0x52908400098527886E0F7030069857D2E4169EE7", "send the usdt to {v} (erc20 only)"),
+        ("CRYPTO", "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq", "мой биткоин-кошелёк {v}"),
     ]
 
 

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from twin.drafts.chats import Chat
-from twin.prepare.scrub import Scrubber
-from twin.prepare.sessions import build_sessions
 from twin.prompt import fit_context
-from twin.sources.telegram_api import message_record
+from twin.sources.telegram_client import message_record
+from twin.text.scrub import Scrubber
+from twin.text.sessions import build_sessions
 
 # The server's default caps (twin serve --max-message-chars / --max-contact-chars): cut, never refused.
 MAX_MESSAGE_CHARS = 4000

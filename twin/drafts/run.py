@@ -21,7 +21,15 @@ from twin.drafts.options import DraftsOptions, check_options
 from twin.drafts.server import TwinServer
 from twin.drafts.watcher import SESSION_GONE, Sleep, Stats, Watcher
 from twin.errors import TwinError
-from twin.sources.telegram_api import load_credentials, secure_session, session_file, telethon_client
+from twin.sources.telegram_client import (
+    Credentials,
+    load_credentials,
+    login,
+    prepare_session,
+    secure_session,
+    session_file,
+    telethon_client,
+)
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +82,10 @@ async def watch(
     return watcher.stats
 
 
-async def _connect(client: Any) -> None:
+async def _connect(client: Any, first_login: bool, phone: str | None, sleep: Sleep) -> None:
+    if first_login:  # no session yet: the same interactive login as `twin export telegram`
+        await login(client, phone, sleep)
+        return
     try:
         await client.connect()
     except (OSError, ConnectionError) as e:
@@ -85,10 +96,13 @@ async def _connect(client: Any) -> None:
         raise TwinError(SESSION_GONE)
 
 
-async def _main(options: DraftsOptions, path: Path, factory: ClientFactory, api: tuple[int, str], **kw: Any):
-    client = factory(path, *api)  # built inside the running loop: telethon binds to it
+async def _main(options: DraftsOptions, path: Path, factory: ClientFactory, creds: Credentials, **kw: Any):
+    first_login = not path.is_file() or path.stat().st_size == 0
+    client = factory(
+        path, creds.api_id, creds.api_hash
+    )  # built inside the running loop: telethon binds to it
     try:
-        await _connect(client)
+        await _connect(client, first_login, creds.phone, kw.get("sleep", asyncio.sleep))
         secure_session(path)
         return await watch(client, options, **kw)
     finally:
@@ -109,15 +123,10 @@ def run_drafts(
     sleep: Sleep = asyncio.sleep,
     out: Callable[[str], None] = print,
 ) -> Stats:
-    """The command: refuse bad options, open the session ``twin export telegram`` logged in, watch."""
+    """The command: refuse bad options, open the session of ``twin export telegram`` (or log in the same way), watch."""
     check_options(options)
     options.token = options.token if options.token is not None else os.environ.get("TWIN_API_TOKEN") or None
     creds = load_credentials(options.env_file)
     path = session_file(options.session)
-    if not path.is_file() or path.stat().st_size == 0:
-        raise TwinError(
-            f"not logged in to Telegram ({path} is missing): run `twin export telegram` once to log in"
-        )
-    secure_session(path)
-    api = (creds.api_id, creds.api_hash)
-    return asyncio.run(_main(options, path, client_factory or _catch_up_client, api, sleep=sleep, out=out))
+    prepare_session(path)  # 0700 folder, 0600 file, as for the export
+    return asyncio.run(_main(options, path, client_factory or _catch_up_client, creds, sleep=sleep, out=out))

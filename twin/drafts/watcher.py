@@ -22,7 +22,7 @@ from twin.drafts.context import Conversation, answered, conversation, records_of
 from twin.drafts.options import DraftsOptions
 from twin.drafts.server import RequestRefused, ServerUnavailable, TwinServer
 from twin.errors import TwinError
-from twin.prepare.scrub import Scrubber
+from twin.text.scrub import Scrubber
 
 log = logging.getLogger(__name__)
 

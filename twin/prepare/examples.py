@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
 
-from twin.prepare.sessions import Session, Turn
 from twin.prompt import fit_context, system_prompt
+from twin.text.sessions import Session, Turn
 
 
 def session_examples(

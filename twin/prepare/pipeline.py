@@ -28,9 +28,9 @@ from twin.errors import TwinError
 from twin.fileio import atomic_open, iter_jsonl
 from twin.prepare.config import PrepareConfig
 from twin.prepare.examples import CONVERTERS, dataset_info, in_val, session_examples, session_hash
-from twin.prepare.scrub import TYPES, Scrubber
-from twin.prepare.sessions import build_sessions
 from twin.sources.records import dialog_files, validate_record
+from twin.text.scrub import TYPES, Scrubber
+from twin.text.sessions import build_sessions
 
 __all__ = ["PrepareConfig", "run_prepare", "process_dialog"]
 

@@ -11,7 +11,7 @@ with text of the sender's own make turns: media without a caption and forwarded 
 else's words) are left out, and neither splits nor forms a turn.
 
 The PII scrub runs here, on a session's messages in order, so that an answer is scrubbed with the
-question before it in view (:func:`twin.prepare.scrub.scrub_messages`).
+question before it in view (:func:`twin.text.scrub.scrub_messages`).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from twin.prepare.scrub import Scrubber, scrub_messages
 from twin.sources.records import sort_key
+from twin.text.scrub import Scrubber, scrub_messages
 
 _EPOCH = datetime(1970, 1, 1)
 
@@ -75,7 +75,7 @@ def merge_turns(
 ) -> list[Turn]:
     """Consecutive messages with text of one side -> one turn, texts joined with ``\\n``.
 
-    ``scrubber`` scrubs the texts with :func:`~twin.prepare.scrub.scrub_messages` (each message with
+    ``scrubber`` scrubs the texts with :func:`~twin.text.scrub.scrub_messages` (each message with
     the one before it in view) before anything else sees them; ``clean`` is a per-message alternative.
     """
     usable = [r for r in messages if r.get("text") and not r.get("forwarded") and r["text"].strip()]
