@@ -128,8 +128,8 @@ def profile_phases(raw: Path, max_messages: int) -> dict:
     from twin.prepare.config import PrepareConfig
     from twin.prepare.examples import session_examples
     from twin.prepare.pipeline import _dumps, _read_records
-    from twin.prepare.scrub import Scrubber
-    from twin.prepare.sessions import build_sessions
+    from twin.text.scrub import Scrubber
+    from twin.text.sessions import build_sessions
 
     cfg = PrepareConfig()
     files = sorted((raw / "telegram").glob("*.jsonl"))
