@@ -73,6 +73,12 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
         threads: int | None = typer.Option(None, "--threads", help="torch CPU threads (default: torch's)."),
         queue_size: int = typer.Option(32, "--queue-size", help="Requests that may wait; more get 503."),
+        max_batch: int = typer.Option(8, "--max-batch", help="Replies decoded together (1 = one at a time)."),
+        max_batch_tokens: int = typer.Option(
+            0,
+            "--max-batch-tokens",
+            help="Cap on prompt + max_new_tokens over the batch (0: max-batch x context).",
+        ),
         max_new_tokens: int = typer.Option(
             512, "--max-new-tokens", help="Cap on a request's max_new_tokens."
         ),
@@ -85,8 +91,13 @@ def register(app: typer.Typer) -> None:
         """Serve the twin over HTTP: POST /reply, /reply/stream, /v1/chat/completions (token: $TWIN_API_TOKEN)."""
         from twin.serve.app import TOKEN_ENV
 
-        if queue_size < 0 or min(max_new_tokens, max_history, max_message_chars, max_body_bytes) < 1:
+        if (
+            queue_size < 0
+            or min(max_new_tokens, max_history, max_message_chars, max_body_bytes, max_batch) < 1
+        ):
             raise TwinError("--queue-size must be >= 0 and every --max-* option >= 1")
+        if max_batch_tokens < 0:
+            raise TwinError("--max-batch-tokens must be >= 0 (0: --max-batch times the model's context)")
         if not is_loopback(host) and not os.environ.get(TOKEN_ENV):
             log.warning(
                 "binding %s without $%s: anyone who can reach this address can talk to your twin",
@@ -111,8 +122,9 @@ def register(app: typer.Typer) -> None:
             base = str(resolve_base(parse_adapter_specs(adapter[:1])[0][1]))
 
         engine = Engine(
-            base, adapter or [], default=default_adapter, dtype=dtype, quantize=quantize, device=device
-        )
+            base, adapter or [], default=default_adapter, dtype=dtype, quantize=quantize, device=device,
+            max_batch=max_batch, max_batch_tokens=max_batch_tokens or None,
+        )  # fmt: skip
         limits = Limits(
             max_body_bytes=max_body_bytes,
             max_history=max_history,
