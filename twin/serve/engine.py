@@ -20,6 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from twin.errors import TwinError
 from twin.model.batch import Request, Scheduler, kv_bytes_per_token
@@ -107,6 +108,19 @@ def check_quantize(quantize: str | None, device: str) -> None:
         )
 
 
+def register_adapters(model: Any, pairs: list[tuple[str, Path]]) -> Any:
+    """``model`` wrapped by peft with every adapter registered under its name (unchanged if none)."""
+    if not pairs:
+        return model
+    from peft import PeftModel
+
+    (first, first_path), rest = pairs[0], pairs[1:]
+    model = PeftModel.from_pretrained(model, str(first_path), adapter_name=first, is_trainable=False)
+    for name, path in rest:
+        model.load_adapter(str(path), adapter_name=name, is_trainable=False)
+    return model
+
+
 class Engine:
     """The loaded base + adapters and the scheduler that owns them; ``submit`` queues one reply."""
 
@@ -141,18 +155,11 @@ class Engine:
         model, tokenizer = load_base(self.base_path, dtype=dtype, quantize=quantize, device=device)
         self.tokenizer = tokenizer
         self.base_model_type = model_type(self.base_path)
-        self.adapters: dict[str, Adapter] = {}
-        if pairs:
-            from peft import PeftModel
-
-            (first, first_path), rest = pairs[0], pairs[1:]
-            model = PeftModel.from_pretrained(model, str(first_path), adapter_name=first, is_trainable=False)
-            for name, path in rest:
-                model.load_adapter(str(path), adapter_name=name, is_trainable=False)
-            for name, path in pairs:
-                meta = metas[name]
-                self.adapters[name] = Adapter(name, path, meta, meta.get("template") or "plain-v1")
-        self.model = model.eval()
+        self.model = register_adapters(model, pairs).eval()
+        self.adapters: dict[str, Adapter] = {
+            name: Adapter(name, path, metas[name], metas[name].get("template") or "plain-v1")
+            for name, path in pairs
+        }
         # The bare base renders prompts like the first adapter (so base-vs-twin compare like for like).
         ref = next(iter(self.adapters.values()), None)
         base_meta = (
