@@ -1,138 +1,224 @@
-"""Generation: POST /reply at 1, 8 and 32 concurrent clients vs generating in-process.
+"""Generation: continuous batching vs the serial engine (POST /reply at 1, 4, 8, 32 clients), mixed
+adapters in one batch, and ``twin eval``'s generation batched vs one at a time.
 
-    .venv/bin/python -m bench.compare_generate            # 3 alternating rounds, writes RESULTS.md
+    .venv/bin/python -m bench.compare_generate            # 3 rounds, writes RESULTS.md
     .venv/bin/python -m bench.compare_generate --quick    # smoke: 1 round, 8 tokens, nothing written
 
-The measuring code is the serve benchmark's (``bench/bench_serve.py``, helper D): the same tiny
-Falcon + LoRA adapter, one prompt built by ``build_reply_prompt`` as the server builds it, greedy
-decoding with repetition penalty 1.1, one torch thread on each side, a real ``twin serve`` process
-on 127.0.0.1. This module runs it as a comparison: in every round, the in-process paths
-(Hugging Face ``model.generate`` and twin's ``generate``) and ``/reply`` from 1 client alternate
-request by request, then ``/reply`` at 8 and 32 concurrent clients (order flipped each round);
-medians over rounds and ratios against in-process ``model.generate``.
+Two real ``twin serve`` processes on 127.0.0.1 hold the same tiny Falcon and LoRA adapter (registered
+twice, as ``twin`` and ``twin2``, so a batch can mix adapters): one with ``--max-batch 1`` (the serial
+engine: one reply at a time, as before continuous batching), one with ``--max-batch 8``. Both use one
+torch thread. Every request is the same prompt (built by the server from ``bench_serve``'s message and
+history), greedy, repetition penalty 1.1, ``--tokens`` new tokens; each client sends its requests back
+to back. In every round the two servers are measured in turn (order flipped each round); medians over
+rounds. The eval part runs ``twin eval``'s generation (``generate_replies``) in-process on 100
+synthetic val examples with ``batch_size`` 1 and 8 (sampled, 48 new tokens: eval's defaults).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 from bench.baselines import common
 
-HF = "model.generate (HF), in-process"
-OURS = "twin generate(), in-process"
-SERVED = "twin serve, POST /reply"
+SERIAL, BATCHED = "serial (--max-batch 1)", "batched (--max-batch 8)"
 
 
-def markdown(summary: dict, meta: dict) -> str:
-    ref = summary[HF]["tokens_per_s"]
+def start_server(twin_process: Any, base: Path, adapter: Path, max_batch: int) -> Any:
+    """``twin serve`` with the adapter under two names (for mixed-adapter batches); yields its URL."""
+    args = ("--base", str(base), "--adapter", f"twin={adapter}", "--adapter", f"twin2={adapter}",
+            "--threads", "1", "--queue-size", "64", "--max-batch", str(max_batch))  # fmt: skip
+    return twin_process("serve", *args, health="/healthz", env={**os.environ, "TWIN_API_TOKEN": ""}, timeout=180)
+
+
+async def load(url: str, clients: int, per_client: int, tokens: int, adapters: tuple[str, ...]) -> dict:
+    """``clients`` concurrent clients (client i uses ``adapters[i % len]``), requests back to back."""
+    import httpx
+
+    from bench.bench_serve import HISTORY, MESSAGE, summarize
+
+    lat: list[float] = []
+    toks: list[int] = []
+
+    async def client(c: httpx.AsyncClient, adapter: str) -> None:
+        body = {"message": MESSAGE, "history": HISTORY, "temperature": 0, "max_new_tokens": tokens,
+                "adapter": adapter}  # fmt: skip
+        for _ in range(per_client):
+            t0 = time.perf_counter()
+            r = await c.post("/reply", json=body)
+            r.raise_for_status()
+            lat.append(time.perf_counter() - t0)
+            toks.append(r.json()["usage"]["completion_tokens"])
+
+    limits = httpx.Limits(max_connections=clients + 4, max_keepalive_connections=clients + 4)
+    async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits) as c:
+        await c.post(
+            "/reply", json={"message": MESSAGE, "max_new_tokens": tokens, "temperature": 0}
+        )  # warm-up
+        t0 = time.perf_counter()
+        await asyncio.gather(*(client(c, adapters[i % len(adapters)]) for i in range(clients)))
+        wall = time.perf_counter() - t0
+    return summarize(lat, toks, wall)
+
+
+def server_round(urls: dict[str, str], levels: list[int], tokens: int, requests: int, flip: bool) -> dict:
+    """One round: every client level on each server, plus 4 clients on 1 vs 2 adapters (batched)."""
+    rows: dict[str, dict] = {}
+    for name in list(urls)[:: -1 if flip else 1]:
+        for c in levels:
+            per_client = max(1, requests // c)
+            rows[f"{name}|{c}"] = asyncio.run(load(urls[name], c, per_client, tokens, ("twin",)))
+    for key, adapters in (("one adapter", ("twin",)), ("two adapters", ("twin", "twin2"))):
+        rows[f"mixed|{key}"] = asyncio.run(load(urls[BATCHED], 4, max(1, requests // 4), tokens, adapters))
+    return rows
+
+
+def synthetic_val(n: int) -> list[dict]:
+    from bench.bench_serve import MESSAGE
+
+    words = MESSAGE.split()
+    return [
+        {
+            "dialog_id": "bench",
+            "session": i,
+            "contact": "Alice",
+            "context": [{"role": "them", "text": " ".join(words[: 3 + i % 7])}, {"role": "me", "text": "ok"}],
+            "instruction": " ".join(words[i % 5 :]),
+            "response": "sure, see you",
+        }  # fmt: skip
+        for i in range(n)
+    ]
+
+
+def eval_generation(base: Path, adapter: Path, n: int, tokens: int | None) -> dict:
+    """Seconds of ``twin eval``'s generation on ``n`` examples, one at a time vs batched."""
+    import torch
+    from peft import PeftModel
+
+    from twin.eval.run import EvalConfig, generate_replies
+    from twin.model.load import load_base
+
+    torch.set_num_threads(1)
+    model, tok = load_base(base)
+    model = PeftModel.from_pretrained(model, str(adapter)).eval()
+    examples = synthetic_val(n)
+    out: dict[str, float] = {}
+    for batch in (1, 8):
+        cfg = EvalConfig(batch_size=batch, **({"max_new_tokens": tokens} if tokens else {}))
+        t0 = time.perf_counter()
+        replies = generate_replies(cfg, model, tok, examples, "plain-v1", progress=False)
+        out[f"batch_size {batch}"] = time.perf_counter() - t0
+        out.setdefault("replies", replies)
+    same = out.pop("replies")
+    return {**out, "examples": n, "replies_equal": same == replies}
+
+
+def summarize_rounds(runs: list[dict]) -> dict:
+    keys = runs[0].keys()
+    return {
+        k: {m: common.median([r[k][m] for r in runs]) for m in ("tokens_per_s", "p50_s", "p95_s")}
+        | {"requests": sum(r[k]["requests"] for r in runs)}
+        for k in keys
+    }
+
+
+def markdown(summary: dict, evals: dict, meta: dict, levels: list[int]) -> str:
+    one = summary[f"{BATCHED}|1"]["tokens_per_s"]
     lines = [
-        "### Generation: POST /reply at 1, 8, 32 clients vs in-process generation",
+        "### Generation: continuous batching vs the serial engine, POST /reply",
         "",
-        f"`{meta['command']}` — {meta['date']}, {meta['machine']}.",
-        f"Tiny Falcon + LoRA adapter, greedy, {meta['tokens']} new tokens, repetition penalty 1.1, prompt of "
-        f"{meta['prompt_tokens']} tokens, 1 torch thread per side (measuring code: bench/bench_serve.py). "
-        f"Rounds: {meta['rounds']}; medians shown.",
+        f"`{meta['command']}` — {meta['date']}, {meta['machine']}; the machine was shared with other "
+        "engineers' jobs while this ran, so absolute numbers are noisy (ratios are measured in the same rounds).",
+        f"Tiny Falcon + LoRA, greedy, {meta['tokens']} new tokens, repetition penalty 1.1, 1 torch thread per "
+        f"server, two `twin serve` processes (`--max-batch 1` and `--max-batch 8`). Rounds: {meta['rounds']}; "
+        "medians shown.",
         "",
-        "| path | clients | tokens/s (all clients) | ÷ in-process model.generate | p50 latency ms | p95 latency ms | refused |",
+        "| engine | clients | tokens/s (all clients) | ÷ serial, same clients | ÷ batched at 1 client | p50 ms | p95 ms |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for (name, clients), row in _rows(summary):
-        r = common.ratio(row["tokens_per_s"], ref)
+    for name in (SERIAL, BATCHED):
+        for c in levels:
+            row, ser = summary[f"{name}|{c}"], summary[f"{SERIAL}|{c}"]
+            lines.append(
+                f"| {name} | {c} | {common.fmt(row['tokens_per_s'])} | "
+                f"{common.fmt(common.ratio(row['tokens_per_s'], ser['tokens_per_s']), 2)}x | "
+                f"{common.fmt(common.ratio(row['tokens_per_s'], one), 2)}x | "
+                f"{common.fmt(1000 * row['p50_s'], 0)} | {common.fmt(1000 * row['p95_s'], 0)} |"
+            )
+    p50 = summary[f"{BATCHED}|1"]["p50_s"] / summary[f"{SERIAL}|1"]["p50_s"] - 1
+    mixed = summary["mixed|two adapters"]["tokens_per_s"] / summary["mixed|one adapter"]["tokens_per_s"]
+    lines += [
+        "",
+        f"- 1 client: p50 latency of the batched engine vs the serial one **{100 * p50:+.1f}%**.",
+        f"- 4 clients on 2 adapters (one mixed batch, peft `adapter_names`) vs 4 clients on 1 adapter: "
+        f"**{mixed:.2f}x** the tokens/s ({common.fmt(summary['mixed|two adapters']['tokens_per_s'])} vs "
+        f"{common.fmt(summary['mixed|one adapter']['tokens_per_s'])}).",
+    ]
+    if evals:
         lines.append(
-            f"| {name} | {clients} | {common.fmt(row['tokens_per_s'])} | {common.fmt(r, 2)}x | "
-            f"{common.fmt(1000 * row['p50_s'], 0)} | {common.fmt(1000 * row['p95_s'], 0)} | {row.get('refused', 0)} |"
-        )
-    if meta.get("overhead_p50") is not None:
-        lines.append(
-            f"\nServer overhead at 1 client: p50 latency of /reply vs in-process twin generate "
-            f"{100 * meta['overhead_p50']:+.1f}% (vs HF model.generate {100 * meta['overhead_p50_hf']:+.1f}%)."
+            f"- `twin eval` generation ({evals['examples']} val examples, base + twin reply each, sampled, "
+            f"eval's defaults): batch_size 1 {evals['batch_size 1']:.1f} s, batch_size 8 "
+            f"{evals['batch_size 8']:.1f} s = **{evals['batch_size 1'] / evals['batch_size 8']:.2f}x faster**; "
+            f"replies identical: {evals['replies_equal']}."
         )
     return "\n".join(lines)
-
-
-def _rows(summary: dict):
-    for key, row in summary.items():
-        if key in (HF, OURS):
-            yield (key, 1), row
-        else:
-            yield (SERVED, int(key.rsplit(" ", 1)[1])), row
 
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(prog="python -m bench.compare_generate", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 round, 8 tokens, nothing written")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--tokens", type=int, default=32, help="max_new_tokens per request")
-    ap.add_argument("--repeats", type=int, default=6, help="1-client requests per path per round")
-    ap.add_argument("--clients", default="8,32", help="concurrency levels besides 1")
+    ap.add_argument("--tokens", type=int, default=64, help="max_new_tokens per request")
+    ap.add_argument(
+        "--requests", type=int, default=16, help="requests per client level per round (at least 1 each)"
+    )
+    ap.add_argument("--clients", default="1,4,8,32", help="concurrency levels")
+    ap.add_argument("--eval-examples", type=int, default=100, help="val examples for the eval part (0: skip)")
     ap.add_argument("--work", type=Path, help="keep work files here (default: a temp dir, removed)")
     ap.add_argument("--write", action=argparse.BooleanOptionalAction, default=None,
                     help="update bench/RESULTS.md (default: yes unless --quick)")  # fmt: skip
     ap.add_argument("--json", type=Path, default=common.ROOT / "bench" / "out" / "compare_generate.json")
     a = ap.parse_args(argv)
     if a.quick:
-        a.rounds, a.tokens, a.repeats = 1, 8, 2
+        a.rounds, a.tokens, a.requests, a.eval_examples = 1, 8, 4, 8
     write = (not a.quick) if a.write is None else a.write
-    levels = [int(c) for c in a.clients.split(",") if c.strip()]
+    levels = sorted({1, *(int(c) for c in a.clients.split(",") if c.strip())})
     from bench import bench_serve
     from tests.live_server import twin_process
 
     work = a.work or Path(tempfile.mkdtemp(prefix="twin-compare-generate-"))
     work.mkdir(parents=True, exist_ok=True)
     base, adapter = bench_serve.make_workdir(work)
-    args = ("--base", str(base), "--adapter", f"twin={adapter}", "--threads", "1", "--queue-size", "64")
-    env = {**os.environ, "TWIN_API_TOKEN": ""}
-    runs: dict[str, list[dict]] = {HF: [], OURS: [], **{f"{SERVED} {c}": [] for c in [1, *levels]}}
-    prompt_tokens = None
-    try:
-        with twin_process("serve", *args, health="/healthz", env=env, timeout=180) as url:
-            for rnd in range(a.rounds):
-                single = bench_serve.one_client_alternating(base, adapter, url, a.tokens, a.repeats)
-                prompt_tokens = single.pop("prompt_tokens")
-                single.pop("http_overhead")
-                runs[HF].append(single[HF])
-                runs[OURS].append(single[OURS])
-                runs[f"{SERVED} 1"].append(single[SERVED])
-                for c in levels if rnd % 2 == 0 else levels[::-1]:
-                    per_client = 1 if a.quick else max(1, (2 * a.repeats) // c + 1)
-                    row = asyncio.run(bench_serve.load(url, c, per_client, a.tokens))
-                    row["refused"] = row.pop("refused_503", 0)
-                    runs[f"{SERVED} {c}"].append(row)
-                print(
-                    f"round {rnd + 1}: "
-                    + ", ".join(f"{k} {v[-1]['tokens_per_s']} tok/s" for k, v in runs.items())
-                )
-    finally:
-        if a.work is None:
-            shutil.rmtree(work, ignore_errors=True)
+    runs: list[dict] = []
+    with contextlib.ExitStack() as stack:
+        urls = {name: stack.enter_context(start_server(twin_process, base, adapter, mb))
+                for name, mb in ((SERIAL, 1), (BATCHED, 8))}  # fmt: skip
+        for rnd in range(a.rounds):
+            runs.append(server_round(urls, levels, a.tokens, a.requests, flip=rnd % 2 == 1))
+            print(
+                f"round {rnd + 1}: "
+                + ", ".join(f"{k} {v['tokens_per_s']} tok/s" for k, v in runs[-1].items())
+            )
+    evals = eval_generation(base, adapter, a.eval_examples, 8 if a.quick else None) if a.eval_examples else {}
+    if a.work is None:
+        shutil.rmtree(work, ignore_errors=True)
 
-    summary = {
-        k: {m: common.median([r[m] for r in rs]) for m in ("tokens_per_s", "p50_s", "p95_s")}
-        | {"refused": sum(r.get("refused", 0) for r in rs), "requests": sum(r["requests"] for r in rs)}
-        for k, rs in runs.items()
-    }
-    served1 = summary[f"{SERVED} 1"]["p50_s"]
-    meta = {
-        "command": "python -m bench.compare_generate" + (" --quick" if a.quick else ""),
-        "date": common.today(),
-        "machine": common.machine(),
-        "tokens": a.tokens,
-        "prompt_tokens": prompt_tokens,
-        "rounds": a.rounds,
-        "overhead_p50": served1 / summary[OURS]["p50_s"] - 1,
-        "overhead_p50_hf": served1 / summary[HF]["p50_s"] - 1,
-    }
-    report = {"meta": meta, "summary": summary, "runs": runs}
+    summary = summarize_rounds(runs)
+    meta = {"command": "python -m bench.compare_generate" + (" --quick" if a.quick else ""),
+            "date": common.today(), "machine": common.machine(), "tokens": a.tokens, "rounds": a.rounds}  # fmt: skip
+    report = {"meta": meta, "summary": summary, "eval": evals, "runs": runs}
     a.json.parent.mkdir(parents=True, exist_ok=True)
     a.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    md = markdown(summary, meta)
+    md = markdown(summary, evals, meta, levels)
     print(md)
     if write:
         common.write_block("generate", md)

@@ -163,9 +163,12 @@ def test_compare_generate_quick(tmp_path):
 
     report = cg.main(["--quick", "--work", str(tmp_path / "w"), "--json", str(tmp_path / "cg.json")])
     s = report["summary"]
-    assert s[cg.HF]["tokens_per_s"] > 0 and s[cg.OURS]["tokens_per_s"] > 0
-    for c in (1, 8, 32):
-        row = s[f"{cg.SERVED} {c}"]
-        assert row["tokens_per_s"] > 0 and row["p95_s"] >= row["p50_s"] > 0
-    assert s[f"{cg.SERVED} 32"]["requests"] + s[f"{cg.SERVED} 32"]["refused"] == 32
-    assert "| twin serve, POST /reply | 32 |" in cg.markdown(s, report["meta"])
+    for name in (cg.SERIAL, cg.BATCHED):
+        for c in (1, 4, 8, 32):
+            row = s[f"{name}|{c}"]
+            assert row["tokens_per_s"] > 0 and row["p95_s"] >= row["p50_s"] > 0
+    assert s[f"{cg.BATCHED}|32"]["requests"] == 32
+    assert s["mixed|two adapters"]["tokens_per_s"] > 0
+    assert report["eval"]["replies_equal"] and report["eval"]["examples"] == 8
+    md = cg.markdown(s, report["eval"], report["meta"], [1, 4, 8, 32])
+    assert f"| {cg.BATCHED} | 32 |" in md and "twin eval" in md

@@ -297,12 +297,11 @@ def test_full_queue_is_503_with_retry_after(engine):
     from twin.serve.app import create_app
 
     app = create_app(engine, queue_size=1)
-    gate, release = app.state.gate, threading.Event()
+    gate = app.state.gate
+    assert gate.running == engine.max_batch
     with TestClient(app) as c:
-        held = []
-        for _ in range(2):  # one running (blocked) + one waiting = full
+        for _ in range(gate.queue_size + gate.running):  # every place taken
             gate.reserve()
-            held.append(gate.submit(lambda: release.wait(30)))
         try:
             for path, payload in (
                 ("/reply", body()),
@@ -314,9 +313,8 @@ def test_full_queue_is_503_with_retry_after(engine):
                 assert int(r.headers["retry-after"]) >= 1
                 assert r.json()["error"]["type"] == "overloaded_error"
         finally:
-            release.set()
-        for f in held:
-            f.result(timeout=30)
+            for _ in range(gate.queue_size + gate.running):
+                gate.release()
         assert c.post("/reply", json=body(max_new_tokens=2)).status_code == 200
         assert gate.pending == 0
 
@@ -396,7 +394,7 @@ def test_disconnected_stream_client_stops_its_generation(engine, caplog):
 
     from twin.serve.app import create_app
 
-    caplog.set_level(logging.INFO, logger="twin.serve.engine")
+    caplog.set_level(logging.INFO, logger="twin.model.batch")
     app = create_app(engine, token="")
     with serve_in_thread(app) as url:
         payload = body(adapter="base", max_new_tokens=500, temperature=1.0, seed=0)

@@ -8,7 +8,8 @@ Both sides come from ONE loaded model: the adapter is switched off for the base'
 * a generated reply per example, scored against the real one (BLEU-4, ROUGE-1/2/L), plus style
   statistics of real, base and twin replies (``twin.eval.metrics``).
 
-Generation is sampled with the given parameters and seeded per example (``seed + index``), so a
+Generation is sampled with the given parameters and seeded per example (``seed + index``), in batches
+through the serving engine's scheduler (a reply is the same batched or alone), so a
 rerun gives the same replies whatever the example order. Results go to ``checkpoints/runs/<run>/``:
 ``eval.json`` (numbers), ``eval_samples.jsonl`` (every generated pair) and ``report.html``.
 """
@@ -19,7 +20,6 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ class EvalConfig(StageConfig):
     out_dir: str = "checkpoints"  # report goes to <out_dir>/runs/<run>/
     max_examples: int | None = Field(100, ge=1)  # generation is the slow part; null: all of val
     samples: int = Field(20, ge=0)  # rows in the report's side-by-side table
-    batch_size: int = Field(8, ge=1)  # for the loss pass
+    batch_size: int = Field(8, ge=1)  # for the loss pass, and replies generated together
     max_seq_length: int | None = Field(None, ge=8)  # null: as trained (twin.json), else 512
     seed: int = 0
     max_new_tokens: int = Field(48, ge=1)
@@ -87,24 +87,34 @@ def reply_loss(
     return {"loss": mean, "perplexity": metrics.perplexity(mean), "tokens": count, "examples": len(data)}
 
 
-def _generator(cfg: EvalConfig) -> Callable[..., str]:
-    """``gen(model, tokenizer, prompt, seed, stops) -> reply`` through the serving code's ``generate``,
-    so the report shows what the server would answer."""
-    from twin.model.generate import GenParams, generate
+def generate_replies(
+    cfg: EvalConfig, model: Any, tokenizer: Any, examples: list[dict], template: str, progress: bool
+) -> list[tuple[str, str]]:
+    """``(base reply, twin reply)`` per example, generated in batches by the serving engine's scheduler
+    (:mod:`twin.model.batch`: base and twin rows share forward passes), so the report shows what the
+    server would answer. Seeds are ``seed + index`` on both sides."""
+    from dataclasses import replace
 
-    def gen(model: Any, tokenizer: Any, prompt: str, seed: int, stops: tuple[str, ...] = ()) -> str:
-        params = GenParams(
-            max_new_tokens=cfg.max_new_tokens,
-            temperature=cfg.temperature,
-            top_p=cfg.top_p,
-            top_k=cfg.top_k,
-            repetition_penalty=cfg.repetition_penalty,
-            seed=seed,
-            extra_stops=tuple(stops),
-        )
-        return generate(model, tokenizer, prompt, params).text.strip()
+    from tqdm.auto import tqdm
 
-    return gen
+    from twin.model.batch import Request, Scheduler, generate_many
+    from twin.model.generate import GenParams, fit_prompt_ids, prompt_room, speaker_stops
+
+    room = prompt_room(model, cfg.max_new_tokens)
+    requests: list[Request] = []
+    for i, ex in enumerate(examples):
+        contact = ex.get("contact")
+        ids = fit_prompt_ids(tokenizer, ex["context"], ex["instruction"], template=template, contact=contact,
+                             room=room)  # fmt: skip
+        params = GenParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
+                           top_k=cfg.top_k, repetition_penalty=cfg.repetition_penalty, seed=cfg.seed + i,
+                           extra_stops=speaker_stops(contact, template))  # fmt: skip
+        requests += [Request(ids, params, None), Request(ids, replace(params), model.active_adapter)]
+    bar = tqdm(total=len(requests), desc="generating base + twin replies", unit="reply",
+               disable=not progress, dynamic_ncols=True)  # fmt: skip
+    with bar:
+        gens = generate_many(Scheduler(model, tokenizer, max_batch=cfg.batch_size), requests, bar.update)
+    return [(gens[k].text.strip(), gens[k + 1].text.strip()) for k in range(0, len(gens), 2)]
 
 
 def summarize(rows: list[dict], *, pet_top: int = 10) -> dict:
@@ -137,9 +147,7 @@ def run_eval(cfg: EvalConfig, *, progress: bool = True) -> dict:
     """Evaluate and write eval.json, eval_samples.jsonl and report.html; returns the results dict."""
     from twin.examples import read_examples
     from twin.fileio import atomic_write_json, atomic_write_jsonl
-    from twin.model.generate import speaker_stops
     from twin.model.load import load_base, read_adapter_meta, resolve_base
-    from twin.prompt import build_prompt
 
     started = time.perf_counter()
     adapter = Path(cfg.adapter)
@@ -168,37 +176,20 @@ def run_eval(cfg: EvalConfig, *, progress: bool = True) -> dict:
         base_loss = reply_loss(model, tokenizer, examples, template, max_seq, cfg.batch_size)
     twin_loss = reply_loss(model, tokenizer, examples, template, max_seq, cfg.batch_size)
 
-    gen = _generator(cfg)
-    rows: list[dict] = []
-    from tqdm.auto import tqdm
-
-    bar = tqdm(
-        examples, desc="generating base + twin replies", unit="ex", disable=not progress, dynamic_ncols=True
-    )
     gen_started = time.perf_counter()
-    for i, ex in enumerate(bar):
-        prompt = build_prompt(
-            ex["context"],
-            ex["instruction"],
-            template=template,
-            contact=ex.get("contact"),
-            tokenizer=tokenizer,
-        )
-        stops = speaker_stops(ex.get("contact"), template)
-        with model.disable_adapter():
-            base_reply = gen(model, tokenizer, prompt, cfg.seed + i, stops)
-        twin_reply = gen(model, tokenizer, prompt, cfg.seed + i, stops)
-        rows.append(
-            {
-                "session": ex.get("session"),
-                "contact": ex.get("contact"),
-                "context": ex["context"],
-                "message": ex["instruction"],
-                "real": ex["response"],
-                "base": base_reply,
-                "twin": twin_reply,
-            }
-        )
+    replies = generate_replies(cfg, model, tokenizer, examples, template, progress)
+    rows = [
+        {
+            "session": ex.get("session"),
+            "contact": ex.get("contact"),
+            "context": ex["context"],
+            "message": ex["instruction"],
+            "real": ex["response"],
+            "base": base_reply,
+            "twin": twin_reply,
+        }
+        for ex, (base_reply, twin_reply) in zip(examples, replies, strict=True)
+    ]
     gen_seconds = time.perf_counter() - gen_started
 
     result = {

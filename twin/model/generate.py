@@ -128,6 +128,74 @@ def build_reply_prompt(
     return build_prompt(context, message, template=template, contact=contact, tokenizer=tokenizer)
 
 
+def fit_prompt_ids(
+    tokenizer: Any,
+    context: list[dict],
+    message: str,
+    *,
+    template: str,
+    contact: str | None,
+    room: int | None,
+) -> list[int]:
+    """The prompt's token ids, at most ``room`` of them, cut the way training cuts a long prompt.
+
+    The oldest context turns go first, one by one; if the prompt without context is still too long,
+    the head of the message goes (its end is what the reply answers). The template's header and the
+    reply cue are never cut: a prompt that cannot fit even then is a :class:`TwinError`.
+    """
+
+    def encode(ctx: list[dict], msg: str) -> list[int]:
+        prompt = build_prompt(ctx, msg, template=template, contact=contact, tokenizer=tokenizer)
+        return tokenizer(prompt, add_special_tokens=False)["input_ids"]
+
+    ids = encode(context, message)
+    if room is None or len(ids) <= room:
+        return ids
+    while context and len(ids) > room:
+        context = context[1:]
+        ids = encode(context, message)
+    msg_ids = tokenizer(message, add_special_tokens=False)["input_ids"]
+    cut = 0
+    while len(ids) > room and cut < len(msg_ids):
+        cut = min(len(msg_ids), cut + len(ids) - room)
+        tail = tokenizer.decode(msg_ids[cut:], skip_special_tokens=True).lstrip("\ufffd")
+        ids = encode(context, tail)
+    if len(ids) > room or cut >= len(msg_ids):
+        raise TwinError(
+            f"the prompt template alone does not leave room for max_new_tokens within the model's "
+            f"positions ({room} tokens left for the prompt); lower max_new_tokens"
+        )
+    return ids
+
+
+def reply_prompt_ids(
+    meta: dict,
+    tokenizer: Any,
+    history: list[dict],
+    message: str,
+    contact: str | None,
+    room: int | None,
+) -> list[int]:
+    """:func:`build_reply_prompt` as token ids, cut by :func:`fit_prompt_ids` to ``room`` tokens."""
+    context = fit_context(
+        [{"role": t["role"], "text": t["text"]} for t in history],
+        context_budget(meta),
+        context_counter(meta, tokenizer),
+    )
+    template = meta.get("template", PLAIN)
+    return fit_prompt_ids(tokenizer, context, message, template=template, contact=contact, room=room)
+
+
+def prompt_room(model: Any, max_new_tokens: int) -> int | None:
+    """How many prompt tokens fit next to ``max_new_tokens`` in the model's positions (None: no limit)."""
+    limit = getattr(model.config, "max_position_embeddings", None)
+    if not limit:
+        return None
+    if max_new_tokens >= limit:
+        raise TwinError(f"max_new_tokens {max_new_tokens} must be below the model's {limit} positions")
+    return limit - max_new_tokens
+
+
 def speaker_stops(contact: str | None = None, template: str = PLAIN) -> tuple[str, ...]:
     """Stop strings for the plain template's speaker lines: a new line starting ``Me: `` or ``<contact>: ``.
 
@@ -214,8 +282,8 @@ def _visible(text: str, stops: Sequence[str], final: bool) -> tuple[str, bool]:
     return text.rstrip("\ufffd").strip(), stopped
 
 
-def _decode(model: Any, tokenizer: Any, prompt: str, params: GenParams, stats: _Stats) -> Iterator[str]:
-    import torch
+def _processors(params: GenParams) -> Any:
+    """transformers' logits processors for ``params``, in the order ``generate`` applies them."""
     from transformers.generation.logits_process import (
         LogitsProcessorList,
         RepetitionPenaltyLogitsProcessor,
@@ -224,76 +292,132 @@ def _decode(model: Any, tokenizer: Any, prompt: str, params: GenParams, stats: _
         TopPLogitsWarper,
     )
 
-    params.validate()
-    stops = tuple(dict.fromkeys((*STOP_STRINGS, *params.extra_stops)))
-    eos = _eos_ids(model, tokenizer)
-    device = next(model.parameters()).device
-    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    if not ids:
-        raise TwinError("the prompt is empty; nothing to reply to")
-    limit = getattr(model.config, "max_position_embeddings", None)
-    if limit and len(ids) + params.max_new_tokens > limit:
-        if params.max_new_tokens >= limit:
-            raise TwinError(
-                f"max_new_tokens {params.max_new_tokens} must be below the model's {limit} positions"
-            )
-        ids = ids[len(ids) + params.max_new_tokens - limit :]  # keep the end: the message being answered
-    stats.prompt_tokens = len(ids)
-
-    greedy = params.temperature == 0
     procs = LogitsProcessorList()
     if params.repetition_penalty != 1.0:
         procs.append(RepetitionPenaltyLogitsProcessor(params.repetition_penalty))
-    if not greedy:
+    if params.temperature != 0:
         if params.temperature != 1.0:
             procs.append(TemperatureLogitsWarper(params.temperature))
         if params.top_k > 0:
             procs.append(TopKLogitsWarper(params.top_k))
         if params.top_p < 1.0:
             procs.append(TopPLogitsWarper(params.top_p))
-    rng = None
-    if not greedy:
-        seed = params.seed if params.seed is not None else secrets.randbits(63)
-        rng = torch.Generator(device=device).manual_seed(seed)
+    return procs
 
-    seq = torch.tensor([ids], dtype=torch.long, device=device)
-    step_input = seq
+
+def check_fits(model: Any, prompt_tokens: int, max_new_tokens: int) -> None:
+    """A prompt of ``prompt_tokens`` plus the reply must fit the model's positions."""
+    limit = getattr(model.config, "max_position_embeddings", None)
+    if limit and prompt_tokens + max_new_tokens > limit:
+        raise TwinError(
+            f"the prompt ({prompt_tokens} tokens) plus max_new_tokens {max_new_tokens} is over the model's "
+            f"{limit} positions; lower max_new_tokens or send less history"
+        )
+
+
+class Decoding:
+    """One reply being decoded: its sampling state, its own random generator, its stop rules.
+
+    The caller runs the model and hands this the next-token logits (``step``); it picks the token,
+    and returns the text that became safe to show. Shared by :func:`generate` (one sequence) and the
+    batch scheduler (:mod:`twin.model.batch`), so a reply is the same token for token either way.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, ids: list[int], params: GenParams) -> None:
+        import torch
+
+        params.validate()
+        if not ids:
+            raise TwinError("the prompt is empty; nothing to reply to")
+        check_fits(model, len(ids), params.max_new_tokens)
+        self.tokenizer, self.params = tokenizer, params
+        self.stops = tuple(dict.fromkeys((*STOP_STRINGS, *params.extra_stops)))
+        self.eos = _eos_ids(model, tokenizer)
+        self.procs = _processors(params)
+        device = next(model.parameters()).device
+        self.rng = None
+        if params.temperature != 0:
+            seed = params.seed if params.seed is not None else secrets.randbits(63)
+            self.rng = torch.Generator(device=device).manual_seed(seed)
+        self.seq = torch.tensor([ids], dtype=torch.long, device=device)
+        self.generated: list[int] = []
+        self.shown = ""
+        self.done = False
+        self.stats = _Stats(prompt_tokens=len(ids))
+
+    def _choose(self, logits: Any) -> int:
+        import torch
+
+        logits = logits.float()
+        if len(self.generated) < self.params.min_new_tokens and self.eos:
+            logits[:, list(self.eos)] = -math.inf  # as transformers' MinNewTokensLengthLogitsProcessor
+        scores = self.procs(self.seq, logits)
+        if self.rng is None:
+            return int(scores.argmax(-1))
+        return int(torch.multinomial(torch.softmax(scores, dim=-1), 1, generator=self.rng))
+
+    def _delta(self, final: bool) -> str:
+        text = self.tokenizer.decode(self.generated, skip_special_tokens=True)
+        visible, stopped = _visible(text, self.stops, final=final)
+        if stopped:
+            self.stats.stopped_by, self.done = "stop", True
+        if visible.startswith(self.shown) and len(visible) > len(self.shown):
+            delta, self.shown = visible[len(self.shown) :], visible
+            return delta
+        return ""
+
+    def step(self, logits: Any) -> str:
+        """Take the next token from ``logits`` (shape ``[1, vocab]``); the newly visible text."""
+        import torch
+
+        with torch.inference_mode():
+            nxt = self._choose(logits)
+        if nxt in self.eos:
+            self.stats.stopped_by = "eos"
+            return self.finish()
+        self.generated.append(nxt)
+        self.stats.completion_tokens = len(self.generated)
+        with torch.inference_mode():
+            self.seq = torch.cat([self.seq, self.seq.new_tensor([[nxt]])], dim=1)
+        delta = self._delta(final=False)
+        if not self.done and len(self.generated) >= self.params.max_new_tokens:
+            delta += self.finish()  # stopped_by stays "length"
+        return delta
+
+    def finish(self) -> str:
+        """End the reply (EOS or length): what was held back and is now final."""
+        self.done = True
+        delta = self._delta(final=True) if self.stats.stopped_by != "stop" else ""
+        self.stats.seconds = time.perf_counter() - self.stats.started
+        return delta
+
+    @property
+    def last(self) -> int:
+        return self.generated[-1]
+
+    def result(self, text: str) -> Generation:
+        s = self.stats
+        return Generation(text, s.prompt_tokens, s.completion_tokens, s.seconds, s.stopped_by)
+
+
+def _decode(model: Any, tokenizer: Any, prompt: str, params: GenParams, stats: _Stats) -> Iterator[str]:
+    import torch
+
+    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    dec = Decoding(model, tokenizer, ids, params)
+    dec.stats = stats
+    stats.prompt_tokens = len(ids)
+    step_input = dec.seq
     cache = None
-    generated: list[int] = []
-    shown = ""
-    for _ in range(params.max_new_tokens):
+    while not dec.done:
         with torch.inference_mode():
             out = model(input_ids=step_input, past_key_values=cache, use_cache=True, logits_to_keep=1)
-            cache = out.past_key_values
-            logits = out.logits[:, -1, :].float()
-            if len(generated) < params.min_new_tokens and eos:
-                logits[:, list(eos)] = -math.inf  # as transformers' MinNewTokensLengthLogitsProcessor
-            scores = procs(seq, logits)
-            if greedy:
-                nxt = int(scores.argmax(-1))
-            else:
-                probs = torch.softmax(scores, dim=-1)
-                nxt = int(torch.multinomial(probs, 1, generator=rng))
-        if nxt in eos:
-            stats.stopped_by = "eos"
-            break
-        generated.append(nxt)
-        stats.completion_tokens = len(generated)
-        step_input = torch.tensor([[nxt]], dtype=torch.long, device=device)
-        seq = torch.cat([seq, step_input], dim=1)
-        text = tokenizer.decode(generated, skip_special_tokens=True)
-        visible, stopped = _visible(text, stops, final=False)
-        if visible.startswith(shown) and len(visible) > len(shown):
-            yield visible[len(shown) :]
-            shown = visible
-        if stopped:
-            stats.stopped_by = "stop"
-            break
-    if stats.stopped_by != "stop":
-        visible, _ = _visible(tokenizer.decode(generated, skip_special_tokens=True), stops, final=True)
-        if visible.startswith(shown) and len(visible) > len(shown):
-            yield visible[len(shown) :]
-    stats.seconds = time.perf_counter() - stats.started
+        cache = out.past_key_values
+        delta = dec.step(out.logits[:, -1, :])
+        if delta:
+            yield delta
+        if not dec.done:
+            step_input = dec.seq[:, -1:]
 
 
 def stream_with_stats(

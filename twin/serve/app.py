@@ -39,7 +39,7 @@ def create_app(
     """The twin API around a loaded engine. ``token`` (default: $TWIN_API_TOKEN) turns on bearer auth."""
     limits = limits or Limits()
     token = (token if token is not None else os.environ.get(TOKEN_ENV)) or None  # "" = no auth
-    gate = gate or Gate(queue_size=queue_size)
+    gate = gate or Gate(queue_size=queue_size, running=engine.max_batch)
     ReplyRequest, ChatCompletionRequest = request_models(limits)
 
     @contextlib.asynccontextmanager

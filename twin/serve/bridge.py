@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future
 from typing import Any
 
+from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
 from twin.model.generate import Generation
@@ -24,6 +24,8 @@ from twin.serve.engine import Overloaded
 from twin.serve.http import ApiError
 
 log = logging.getLogger("twin.serve.app")
+
+DISCONNECT_POLL_S = 0.25  # how often a waiting non-streaming request checks that its client is there
 
 
 def reserve(s: Services) -> None:
@@ -41,21 +43,41 @@ def start(
     on_delta: Callable[[str], None] | None = None,
     cancel: threading.Event | None = None,
 ) -> Future:
-    """Queue ``job`` (or answer 503); the future's result is its :class:`Generation`."""
+    """Queue ``job`` (or answer 503); the future's result is its :class:`Generation`.
+
+    The place in the queue is released when the future is done, however the job ended.
+    """
     reserve(s)
-    submitted = time.perf_counter()
+    cancel = cancel or threading.Event()
+    try:
+        future = s.engine.submit(
+            job.adapter, job.history, job.message, job.contact, job.params, on_delta, cancel
+        )
+    except BaseException:
+        s.gate.release()
+        raise
+    s.gate.track(future, cancel)
+    return future
 
-    def run() -> Generation:
-        wait = time.perf_counter() - submitted
-        gen = s.engine.run(job.adapter, job.history, job.message, job.contact, job.params, on_delta, cancel)
-        gen.queue_seconds = wait
-        return gen
 
-    return s.gate.submit(run)
+async def _watch_disconnect(request: Request, cancel: threading.Event) -> None:
+    while not cancel.is_set():
+        if await request.is_disconnected():
+            cancel.set()
+            return
+        await asyncio.sleep(DISCONNECT_POLL_S)
 
 
-async def complete(s: Services, job: Job) -> Generation:
-    return await asyncio.wrap_future(start(s, job))
+async def complete(s: Services, job: Job, request: Request) -> Generation:
+    """The whole reply; a client that hangs up meanwhile cancels it (queued or decoding)."""
+    cancel = threading.Event()
+    future = start(s, job, cancel=cancel)
+    watcher = asyncio.create_task(_watch_disconnect(request, cancel))
+    try:
+        return await asyncio.wrap_future(future)
+    finally:
+        watcher.cancel()
+        cancel.set()  # no-op once done; if this task was cancelled, the engine drops the job
 
 
 def stream(s: Services, job: Job, render: Callable[[str, Any], str]) -> StreamingResponse:

@@ -1,30 +1,30 @@
-"""The model behind the server: one base, many adapters, one generation at a time.
+"""The model behind the server: one base, many adapters, many replies decoded together.
 
 The base is loaded once and every adapter is registered on it by name (peft multi-adapter:
-``PeftModel.from_pretrained`` + ``load_adapter``); a request picks one with ``set_adapter`` or
-runs the bare base under ``disable_adapter``. Which adapter is active and the sampling state are
-properties of the one shared model, so generation is serialized: a single worker thread takes jobs
-from a bounded queue (:class:`Gate`), and the engine's lock makes that hold even if two apps share
-an engine. A full queue is refused at once (the app turns it into 503 + ``Retry-After``).
+``PeftModel.from_pretrained`` + ``load_adapter``). The model belongs to one scheduler thread
+(:class:`twin.model.batch.Scheduler`, continuous batching): requests join the running batch at the
+next decode step, each with its own adapter (or the bare base), sampling parameters and seed.
+In front of it, :class:`Gate` bounds the requests the server holds (running + waiting); one more is
+refused at once (the app turns it into 503 + ``Retry-After``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from twin.errors import TwinError
-from twin.model.generate import Generation, GenParams, build_reply_prompt, speaker_stops, stream_with_stats
+from twin.model.batch import Request, Scheduler, kv_bytes_per_token
+from twin.model.generate import Generation, GenParams, prompt_room, reply_prompt_ids, speaker_stops
 from twin.prompt import resolve_template
 from twin.serve.schemas import NAME_PATTERN
 
@@ -93,8 +93,21 @@ def check_adapters(base: Path, adapters: list[tuple[str, Path]]) -> dict[str, di
     return metas
 
 
+def register_adapters(model: Any, pairs: list[tuple[str, Path]]) -> Any:
+    """``model`` wrapped by peft with every adapter registered under its name (unchanged if none)."""
+    if not pairs:
+        return model
+    from peft import PeftModel
+
+    (first, first_path), rest = pairs[0], pairs[1:]
+    model = PeftModel.from_pretrained(model, str(first_path), adapter_name=first, is_trainable=False)
+    for name, path in rest:
+        model.load_adapter(str(path), adapter_name=name, is_trainable=False)
+    return model
+
+
 class Engine:
-    """The loaded base + adapters; ``run`` generates one reply with the lock held."""
+    """The loaded base + adapters and the scheduler that owns them; ``submit`` queues one reply."""
 
     def __init__(
         self,
@@ -105,6 +118,8 @@ class Engine:
         dtype: str = "auto",
         quantize: str | None = None,
         device: str = "auto",
+        max_batch: int = 8,
+        max_batch_tokens: int | None = None,
     ) -> None:
         import torch
 
@@ -127,18 +142,11 @@ class Engine:
         model, tokenizer = load_base(self.base_path, dtype=dtype, quantize=quantize, device=device)
         self.tokenizer = tokenizer
         self.base_model_type = model_type(self.base_path)
-        self.adapters: dict[str, Adapter] = {}
-        if pairs:
-            from peft import PeftModel
-
-            (first, first_path), rest = pairs[0], pairs[1:]
-            model = PeftModel.from_pretrained(model, str(first_path), adapter_name=first, is_trainable=False)
-            for name, path in rest:
-                model.load_adapter(str(path), adapter_name=name, is_trainable=False)
-            for name, path in pairs:
-                meta = metas[name]
-                self.adapters[name] = Adapter(name, path, meta, meta.get("template") or "plain-v1")
-        self.model = model.eval()
+        self.model = register_adapters(model, pairs).eval()
+        self.adapters: dict[str, Adapter] = {
+            name: Adapter(name, path, metas[name], metas[name].get("template") or "plain-v1")
+            for name, path in pairs
+        }
         # The bare base renders prompts like the first adapter (so base-vs-twin compare like for like).
         ref = next(iter(self.adapters.values()), None)
         base_meta = (
@@ -146,7 +154,8 @@ class Engine:
         )
         self.adapters[BASE_NAME] = Adapter(BASE_NAME, None, base_meta, base_meta["template"])
         self.default = default or (pairs[0][0] if pairs else BASE_NAME)
-        self.lock = threading.Lock()
+        self.scheduler = Scheduler(self.model, tokenizer, max_batch=max_batch, max_tokens=max_batch_tokens)
+        self.lock = self.scheduler.lock
         log.info(
             "loaded %s base in %.1fs with adapters: %s (default %s)",
             self.base_model_type,
@@ -154,6 +163,15 @@ class Engine:
             ", ".join(self.adapters),
             self.default,
         )
+        per_token = kv_bytes_per_token(self.model)
+        log.info(
+            "batching: up to %d replies at once, %d tokens in flight (%.0f MiB of KV cache at %d B/token)",
+            max_batch, self.scheduler.max_tokens, self.scheduler.max_tokens * per_token / 2**20, per_token,
+        )  # fmt: skip
+
+    @property
+    def max_batch(self) -> int:
+        return self.scheduler.max_batch
 
     @property
     def names(self) -> list[str]:
@@ -162,19 +180,7 @@ class Engine:
     def resolve(self, name: str | None) -> Adapter | None:
         return self.adapters.get(name or self.default)
 
-    @contextlib.contextmanager
-    def _use(self, adapter: Adapter) -> Iterator[None]:
-        if adapter.name == BASE_NAME:
-            if hasattr(self.model, "disable_adapter"):
-                with self.model.disable_adapter():
-                    yield
-            else:
-                yield
-            return
-        self.model.set_adapter(adapter.name)
-        yield
-
-    def run(
+    def submit(
         self,
         adapter: Adapter,
         history: list[dict],
@@ -183,31 +189,23 @@ class Engine:
         params: GenParams,
         on_delta: Callable[[str], None] | None = None,
         cancel: threading.Event | None = None,
-    ) -> Generation:
-        """My reply with ``adapter``; ``on_delta`` gets each text delta (for streaming)."""
-        if cancel is not None and cancel.is_set():  # its client left while it was queued
-            return Generation("", 0, 0, 0.0, "cancelled")
-        with self.lock, self._use(adapter):
-            prompt = build_reply_prompt(adapter.meta, self.tokenizer, history, message, contact)
-            params = replace(
-                params, extra_stops=(*params.extra_stops, *speaker_stops(contact, adapter.template))
-            )
-            deltas, stats = stream_with_stats(self.model, self.tokenizer, prompt, params)
-            parts: list[str] = []
-            for d in deltas:
-                parts.append(d)
-                if on_delta is not None:
-                    on_delta(d)
-                if cancel is not None and cancel.is_set():
-                    deltas.close()
-                    stats.stopped_by = "cancelled"
-                    log.info("generation cancelled after %d tokens: the client left", stats.completion_tokens)
-                    break
-            # The iterator sets seconds when it ends; a cancelled one did not.
-            seconds = stats.seconds or (time.perf_counter() - stats.started)
-            return Generation(
-                "".join(parts), stats.prompt_tokens, stats.completion_tokens, seconds, stats.stopped_by
-            )
+    ) -> Future:
+        """Queue my reply with ``adapter``; ``on_delta`` gets each text delta (on the scheduler's thread).
+
+        The future's result is the :class:`Generation`. An over-long conversation is cut as training
+        cuts it (:func:`reply_prompt_ids`); a request that cannot fit raises :class:`TwinError` here.
+        """
+        params = replace(params, extra_stops=(*params.extra_stops, *speaker_stops(contact, adapter.template)))
+        room = prompt_room(self.model, params.validate().max_new_tokens)
+        ids = reply_prompt_ids(adapter.meta, self.tokenizer, history, message, contact, room)
+        req = Request(ids, params, None if adapter.name == BASE_NAME else adapter.name, on_delta)
+        if cancel is not None:
+            req.cancel = cancel
+        return self.scheduler.submit(req)
+
+    def run(self, *args, **kwargs) -> Generation:
+        """:meth:`submit` and wait for the reply."""
+        return self.submit(*args, **kwargs).result()
 
 
 class Overloaded(Exception):
@@ -218,17 +216,19 @@ class Overloaded(Exception):
 
 @dataclass
 class Gate:
-    """A single worker thread and a bounded queue in front of it.
+    """How many requests the server holds: ``running`` decoding + ``queue_size`` waiting.
 
-    ``queue_size`` requests may wait while one runs; one more is refused with :class:`Overloaded`,
-    whose ``retry_after`` estimates (from recent latencies) when a slot frees up.
+    One more is refused with :class:`Overloaded`, whose ``retry_after`` estimates (from recent
+    latencies) when a place frees up. A place is released when its reply's future is done, however
+    it ended (reply, error, client gone), so a cancelled request never keeps its place.
     """
 
     queue_size: int = 32
+    running: int = 1
     _pending: int = 0
     _latency: float = 1.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _pool: ThreadPoolExecutor | None = None
+    _cancels: set = field(default_factory=set)
 
     @property
     def pending(self) -> int:
@@ -237,38 +237,33 @@ class Gate:
     def reserve(self) -> None:
         """Claim a place (running or waiting) or raise :class:`Overloaded`."""
         with self._lock:
-            if self._pending >= self.queue_size + 1:
-                raise Overloaded(max(1, math.ceil(self._pending * self._latency)))
+            if self._pending >= self.queue_size + self.running:
+                waves = math.ceil((self._pending + 1) / self.running)
+                raise Overloaded(max(1, math.ceil(waves * self._latency)))
             self._pending += 1
 
-    def release(self) -> None:
+    def release(self, seconds: float | None = None) -> None:
         with self._lock:
             self._pending = max(0, self._pending - 1)
+            if seconds is not None:  # smoothed service time: what Retry-After is estimated from
+                self._latency = 0.8 * self._latency + 0.2 * seconds
 
-    def submit(self, fn: Callable[[], Any]) -> Future:
-        """Run ``fn`` on the worker for a place already taken with :meth:`reserve`."""
+    def track(self, future: Future, cancel: threading.Event) -> None:
+        """Release the place taken with :meth:`reserve` when ``future`` is done."""
+        with self._lock:
+            self._cancels.add(cancel)
 
-        def job() -> Any:
-            t0 = time.perf_counter()
-            try:
-                return fn()
-            finally:
-                # Smoothed service time: what Retry-After is estimated from.
-                self._latency = 0.8 * self._latency + 0.2 * (time.perf_counter() - t0)
-                self.release()
-
-        try:
+        def done(f: Future) -> None:
             with self._lock:
-                if self._pool is None:  # first use, or the app was restarted after a shutdown
-                    self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="twin-generate")
-                return self._pool.submit(job)
-        except BaseException:
-            self.release()
-            raise
+                self._cancels.discard(cancel)
+            gen = None if f.cancelled() or f.exception() else f.result()
+            self.release(gen.seconds if gen is not None else None)
+
+        future.add_done_callback(done)
 
     def shutdown(self) -> None:
+        """The app is stopping: every request it still holds is cancelled (the engine may live on)."""
         with self._lock:
-            pool, self._pool = self._pool, None
-            self._pending = 0  # queued jobs are cancelled below and never release their place
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+            cancels = list(self._cancels)
+        for c in cancels:
+            c.set()

@@ -9,7 +9,7 @@ import time
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 
 from twin.model.generate import Generation
 from twin.serve import bridge
@@ -74,12 +74,14 @@ def router(ChatCompletionRequest: type) -> APIRouter:  # noqa: N803 (a model cla
     r = APIRouter(dependencies=[Depends(require_token)])
 
     @r.post("/v1/chat/completions")
-    async def chat_completions(req: ChatCompletionRequest, s: Services = Depends(services)) -> Any:  # type: ignore[valid-type]
+    async def chat_completions(
+        req: ChatCompletionRequest, request: Request, s: Services = Depends(services)
+    ) -> Any:  # type: ignore[valid-type]
         job = job_from(s, req)
         cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
         if req.stream:
             return bridge.stream(s, job, chunk_render(cid, created, job))
-        gen = await bridge.complete(s, job)
+        gen = await bridge.complete(s, job, request)
         bridge.log_done("/v1/chat/completions", job, gen)
         return completion_body(cid, created, job, gen)
 

@@ -4,7 +4,7 @@
 import json
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
 from twin.model.generate import Generation
@@ -55,9 +55,9 @@ def router(ReplyRequest: type) -> APIRouter:  # noqa: N803 (a model class built 
     r = APIRouter(dependencies=[Depends(require_token)])
 
     @r.post("/reply", response_model=ReplyResponse)
-    async def reply(req: ReplyRequest, s: Services = Depends(services)) -> dict:  # type: ignore[valid-type]
+    async def reply(req: ReplyRequest, request: Request, s: Services = Depends(services)) -> dict:  # type: ignore[valid-type]
         job = job_from(s, req)
-        gen = await bridge.complete(s, job)
+        gen = await bridge.complete(s, job, request)
         bridge.log_done("/reply", job, gen)
         return reply_body(gen, job)
 

@@ -1,0 +1,200 @@
+"""Continuous batching (twin.model.batch) on the tiny Falcon with two real LoRA adapters and the bare base:
+a reply decoded in a mixed batch is token for token the reply decoded alone."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import pytest
+from test_serve_api import make_other_adapter
+
+from twin.errors import TwinError
+from twin.model.generate import GenParams
+
+MESSAGES = [
+    "are you coming tonight?",
+    "did you see the game",
+    "ok",
+    "where are the keys?? I looked everywhere and they are not in the kitchen",
+    "call me when you land",
+    "lol",
+    "what time is dinner",
+    "send me the photos pls",
+]
+ADAPTERS = ["twin", "other", "base", "twin", "other", "base", "other", "twin"]
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_base, tiny_adapter, tmp_path_factory):
+    from twin.serve.engine import Engine
+
+    other = make_other_adapter(tiny_base, tiny_adapter, tmp_path_factory.mktemp("other") / "other")
+    return Engine(tiny_base, [("twin", tiny_adapter), ("other", other)], max_batch=8)
+
+
+def submit(engine, i: int, params: GenParams, **kw):
+    history = [{"role": "them", "text": "hey"}, {"role": "me", "text": "hi"}][: i % 3]
+    return engine.submit(engine.adapters[ADAPTERS[i]], history, MESSAGES[i], "Alice", params, **kw)
+
+
+def alone(engine, params_for) -> list:
+    return [submit(engine, i, params_for(i)).result(timeout=120) for i in range(len(MESSAGES))]
+
+
+def together(engine, params_for) -> list:
+    futures = [submit(engine, i, params_for(i)) for i in range(len(MESSAGES))]
+    return [f.result(timeout=120) for f in futures]
+
+
+def same(a, b) -> bool:
+    return (a.text, a.completion_tokens, a.stopped_by) == (b.text, b.completion_tokens, b.stopped_by)
+
+
+@pytest.mark.parametrize("sampled", [False, True], ids=["greedy", "seeded"])
+def test_mixed_adapter_batch_equals_one_at_a_time(engine, sampled):
+    def params_for(i: int) -> GenParams:
+        # Different lengths, so rows leave the batch at different steps while others go on.
+        n = 12 + 3 * i
+        if sampled:
+            return GenParams(max_new_tokens=n, min_new_tokens=n, temperature=1.0, top_k=0, top_p=1.0, seed=i)
+        return GenParams(max_new_tokens=n, min_new_tokens=n, temperature=0)
+
+    one = alone(engine, params_for)
+    engine.scheduler.peak_batch = 0
+    batched = together(engine, params_for)
+    assert engine.scheduler.peak_batch >= 4  # they really shared forward passes
+    assert [g.completion_tokens for g in one] == [12 + 3 * i for i in range(8)]
+    for i, (a, b) in enumerate(zip(one, batched, strict=True)):
+        assert same(a, b), (i, ADAPTERS[i], a, b)
+    assert engine.scheduler.pending == 0
+
+
+def test_a_request_joins_a_running_batch(engine):
+    long = GenParams(max_new_tokens=60, min_new_tokens=60, temperature=0)
+    short = GenParams(max_new_tokens=10, min_new_tokens=10, temperature=1.0, seed=7)
+    ref = submit(engine, 3, short).result(timeout=120)
+    events: list[str] = []
+    first = threading.Event()
+
+    def on_long(_d: str) -> None:
+        events.append("long")
+        first.set()
+
+    a = submit(engine, 0, long, on_delta=on_long)
+    assert first.wait(60)
+    b = submit(engine, 3, short, on_delta=lambda _d: events.append("short"))
+    got_b, got_a = b.result(timeout=120), a.result(timeout=120)
+    assert same(got_b, ref)
+    assert got_a.completion_tokens == 60
+    # The short one started and finished while the long one was still decoding.
+    last_short = max(i for i, e in enumerate(events) if e == "short")
+    assert "long" in events[last_short + 1 :]
+
+
+def test_a_cancelled_row_leaves_and_the_others_finish(engine, caplog):
+    caplog.set_level(logging.INFO, logger="twin.model.batch")
+    params = GenParams(max_new_tokens=40, min_new_tokens=40, temperature=0)
+    refs = [submit(engine, i, params).result(timeout=120) for i in (1, 2)]
+    cancel = threading.Event()
+    victim = submit(engine, 0, GenParams(max_new_tokens=400, min_new_tokens=400, temperature=0),
+                    on_delta=lambda _d: cancel.set(), cancel=cancel)  # fmt: skip
+    others = [submit(engine, i, params) for i in (1, 2)]
+    gone = victim.result(timeout=120)
+    assert gone.stopped_by == "cancelled" and gone.completion_tokens < 400
+    for ref, f in zip(refs, others, strict=True):
+        assert same(f.result(timeout=120), ref)
+    assert engine.scheduler.pending == 0
+    assert any("generation cancelled" in r.getMessage() for r in caplog.records)
+
+
+def test_token_cap_refuses_what_cannot_fit_with_a_log_line(tiny_base, caplog):
+    from twin.model.batch import Request, Scheduler
+    from twin.model.load import load_base
+
+    model, tok = load_base(tiny_base)
+    sched = Scheduler(model, tok, max_batch=2, max_tokens=64)
+    ids = tok("Alice: hello there, how are you?\nMe:", add_special_tokens=False)["input_ids"]
+    caplog.set_level(logging.WARNING, logger="twin.model.batch")
+    with pytest.raises(TwinError, match="cap of 64 tokens in flight"):
+        sched.submit(Request(ids, GenParams(max_new_tokens=64, temperature=0)))
+    assert any("--max-batch-tokens" in r.getMessage() for r in caplog.records)
+    # Two that fit alone but not together: the second waits for the first, both are answered.
+    n = 64 // 2 - len(ids) + 8
+    futures = [sched.submit(Request(ids, GenParams(max_new_tokens=n, min_new_tokens=n, temperature=0)))
+               for _ in range(2)]  # fmt: skip
+    a, b = (f.result(timeout=120) for f in futures)
+    assert a.text == b.text and sched.peak_batch == 1
+    assert b.queue_seconds >= a.seconds * 0.5
+
+
+def test_over_long_prompt_is_cut_like_training_keeping_the_header(tiny_base):
+    from twin.model.batch import Request, Scheduler
+    from twin.model.generate import build_reply_prompt, reply_prompt_ids
+    from twin.model.load import load_base
+
+    model, tok = load_base(tiny_base)
+    model.config.max_position_embeddings = 96
+    meta = {"template": "plain-v1", "prepare": {"max_context_tokens": 10_000, "context_unit": "chars"}}
+    history = [
+        {"role": "them" if i % 2 else "me", "text": f"turn number {i} of a long chat"} for i in range(30)
+    ]
+    ids = reply_prompt_ids(meta, tok, history, "and the last one?", "Alice", room=96 - 16)
+    text = tok.decode(ids)
+    header = build_reply_prompt(meta, tok, [], "X", "Alice").split("X")[0]
+    assert len(ids) <= 80 and text.startswith(header[:40])
+    assert (
+        "turn number 29" in text
+        and "turn number 0 " not in text
+        and text.endswith(build_reply_prompt(meta, tok, [], "and the last one?", "Alice")[-30:])
+    )
+    # A message alone over the room loses its head, never the template around it.
+    words = " ".join(f"w{i}" for i in range(200))
+    ids = reply_prompt_ids(meta, tok, [], words, "Alice", room=80)
+    text = tok.decode(ids)
+    assert len(ids) <= 80 and text.startswith(header[:40]) and "w199" in text and "w0 " not in text
+    gen = Scheduler(model, tok).submit(Request(ids, GenParams(max_new_tokens=16, temperature=0))).result(60)
+    assert gen.prompt_tokens == len(ids)
+    with pytest.raises(TwinError, match="lower max_new_tokens"):
+        reply_prompt_ids(meta, tok, [], words, "Alice", room=5)
+
+
+def test_clients_that_leave_while_queued_free_their_places(engine):
+    """40 non-streaming clients hang up (8 decoding, 32 waiting): every place comes back, the next
+    request is served at once."""
+    import json
+    import socket
+    import time
+    from urllib.parse import urlparse
+
+    import httpx
+
+    from twin.serve.app import create_app
+    from twin.serve.background import serve_in_thread
+
+    app = create_app(engine, token="", queue_size=32)
+    body = json.dumps(
+        {"message": "hi", "adapter": "base", "max_new_tokens": 400, "temperature": 1.0}
+    ).encode()
+    with serve_in_thread(app) as url:
+        u = urlparse(url)
+        head = (f"POST /reply HTTP/1.1\r\nHost: {u.netloc}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode()  # fmt: skip
+        socks = []
+        for _ in range(40):
+            s = socket.create_connection((u.hostname, u.port))
+            s.sendall(head + body)
+            socks.append(s)
+        deadline = time.monotonic() + 30
+        while httpx.get(url + "/healthz").json()["pending"] < 40 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert httpx.get(url + "/healthz").json()["pending"] == 40
+        for s in socks:
+            s.close()
+        deadline = time.monotonic() + 30
+        while httpx.get(url + "/healthz").json()["pending"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert httpx.get(url + "/healthz").json()["pending"] == 0
+        r = httpx.post(url + "/reply", json={"message": "hi", "max_new_tokens": 2}, timeout=30)
+        assert r.status_code == 200 and r.json()["queue_s"] < 0.5
+    assert engine.scheduler.pending == 0
