@@ -170,7 +170,7 @@ def test_clients_that_leave_while_queued_free_their_places(engine):
     import httpx
 
     from twin.serve.app import create_app
-    from twin.serve.background import serve_in_thread
+    from live_server import serve_in_thread
 
     app = create_app(engine, token="", queue_size=32)
     body = json.dumps(
@@ -198,3 +198,15 @@ def test_clients_that_leave_while_queued_free_their_places(engine):
         r = httpx.post(url + "/reply", json={"message": "hi", "max_new_tokens": 2}, timeout=30)
         assert r.status_code == 200 and r.json()["queue_s"] < 0.5
     assert engine.scheduler.pending == 0
+
+
+def test_each_adapter_really_applies_in_a_mixed_batch(engine):
+    # The same prompt under "twin", "other" and the bare base: three different models, three replies
+    # (a scheduler that drove the bare base module would give one adapter's reply to all three).
+    params = GenParams(max_new_tokens=16, min_new_tokens=16, temperature=0)
+    futures = [
+        engine.submit(engine.adapters[name], [], "what time is dinner", "Alice", params)
+        for name in ("twin", "other", "base")
+    ]
+    twin, other, base = (f.result(timeout=120).text for f in futures)
+    assert len({twin, other, base}) == 3, (twin, other, base)
