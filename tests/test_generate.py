@@ -12,13 +12,17 @@ from twin.model.generate import (
     _partial_stop,
     _visible,
     build_reply_prompt,
+    context_budget,
     generate,
     speaker_stops,
     stream_with_stats,
 )
 from twin.prompt import STOP_STRINGS, build_prompt, build_training_pair, fit_context
 
-META = {"template": "plain-v1", "prepare": {"max_context_tokens": 40, "context_unit": "chars"}}
+META = {
+    "template": "plain-v1",
+    "prepare": {"max_context_tokens": 10, "chars_per_token": 4.0, "context_unit": "chars"},
+}
 
 
 @pytest.fixture(scope="module")
@@ -178,6 +182,23 @@ def test_build_reply_prompt_is_the_training_prompt(tiny):
     example = {"context": kept, "instruction": "what now?", "response": "x", "contact": "Bob"}
     assert prompt == build_training_pair(example)[0]
     assert "first" not in prompt and "Bob: third" in prompt
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},
+        {"max_context_tokens": 100, "chars_per_token": 2.5},
+        {"tokenizer": "base", "max_context_tokens": 64},
+    ],
+)
+def test_serving_keeps_the_context_prepare_kept(settings):
+    # twin.json's "prepare" is prepare's ContextSettings as dumped into stats.json: the budget
+    # serving cuts with is the one prepare cut with (characters = tokens x chars per token).
+    from twin.examples import ContextSettings
+
+    recorded = ContextSettings(**settings)
+    assert context_budget({"prepare": recorded.model_dump(mode="json")}) == recorded.context_budget
 
 
 def test_context_units_follow_the_adapter_meta(tiny):

@@ -104,10 +104,13 @@ def context_counter(meta: dict, tokenizer: Any):
 
 
 def context_budget(meta: dict) -> int:
+    """Prepare's context budget in the unit :func:`context_counter` counts (characters: tokens x chars/token)."""
     prep = meta.get("prepare") or {}
     budget = prep.get("max_context_tokens", 256)
     if not isinstance(budget, int | float) or budget < 0:
         raise TwinError(f"twin.json: prepare.max_context_tokens {budget!r} must be a number >= 0")
+    if prep.get("context_unit", "tokens") == "chars":
+        return int(budget * float(prep.get("chars_per_token") or 4.0))
     return int(budget)
 
 
