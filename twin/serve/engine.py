@@ -167,7 +167,7 @@ class Engine:
         )
         self.adapters[BASE_NAME] = Adapter(BASE_NAME, None, base_meta, base_meta["template"])
         self.default = default or (pairs[0][0] if pairs else BASE_NAME)
-        self.scheduler = Scheduler(model, tokenizer, max_batch=max_batch, max_tokens=max_batch_tokens)
+        self.scheduler = Scheduler(self.model, tokenizer, max_batch=max_batch, max_tokens=max_batch_tokens)
         self.lock = self.scheduler.lock
         log.info(
             "loaded %s base in %.1fs with adapters: %s (default %s)",
