@@ -70,15 +70,38 @@ async def load(url: str, clients: int, per_client: int, tokens: int, adapters: t
     return summarize(lat, toks, wall)
 
 
+def paired_one_client(urls: dict[str, str], tokens: int, requests: int) -> dict:
+    """1 client, one request to each server in turn: the p50 ratio is immune to slow machine drift."""
+    import httpx
+
+    from bench.bench_serve import HISTORY, MESSAGE
+
+    body = {"message": MESSAGE, "history": HISTORY, "temperature": 0, "max_new_tokens": tokens}
+    lat: dict[str, list[float]] = {name: [] for name in urls}
+    with httpx.Client(timeout=600) as c:
+        for _ in range(requests + 1):  # the first pair warms up
+            for name, url in urls.items():
+                t0 = time.perf_counter()
+                c.post(url + "/reply", json=body).raise_for_status()
+                lat[name].append(time.perf_counter() - t0)
+    a, b = lat[SERIAL][1:], lat[BATCHED][1:]
+    return {"p50_ratio": common.median([y / x for x, y in zip(a, b, strict=True)])}
+
+
 def server_round(urls: dict[str, str], levels: list[int], tokens: int, requests: int, flip: bool) -> dict:
-    """One round: every client level on each server, plus 4 clients on 1 vs 2 adapters (batched)."""
+    """One round: every client level on each server, 1 client paired, 4 clients on 1 vs 2 adapters."""
     rows: dict[str, dict] = {}
     for name in list(urls)[:: -1 if flip else 1]:
         for c in levels:
             per_client = max(1, requests // c)
             rows[f"{name}|{c}"] = asyncio.run(load(urls[name], c, per_client, tokens, ("twin",)))
-    for key, adapters in (("one adapter", ("twin",)), ("two adapters", ("twin", "twin2"))):
+    mixes = (("one adapter", ("twin",)), ("two adapters", ("twin", "twin2")))
+    for key, adapters in mixes[:: -1 if flip else 1]:
         rows[f"mixed|{key}"] = asyncio.run(load(urls[BATCHED], 4, max(1, requests // 4), tokens, adapters))
+    rows["ratios"] = {
+        "mixed": rows["mixed|two adapters"]["tokens_per_s"] / rows["mixed|one adapter"]["tokens_per_s"],
+        **paired_one_client(urls, tokens, max(2, requests // 2)),
+    }
     return rows
 
 
@@ -112,23 +135,25 @@ def eval_generation(base: Path, adapter: Path, n: int, tokens: int | None) -> di
     model = PeftModel.from_pretrained(model, str(adapter)).eval()
     examples = synthetic_val(n)
     out: dict[str, float] = {}
-    for batch in (1, 8):
+    outputs: list[list] = []
+    for batch in (1, 8, 32):
         cfg = EvalConfig(batch_size=batch, **({"max_new_tokens": tokens} if tokens else {}))
         t0 = time.perf_counter()
         replies = generate_replies(cfg, model, tok, examples, "plain-v1", progress=False)
         out[f"batch_size {batch}"] = time.perf_counter() - t0
-        out.setdefault("replies", replies)
-    same = out.pop("replies")
-    return {**out, "examples": n, "replies_equal": same == replies}
+        outputs.append(replies)
+    return {**out, "examples": n, "replies_equal": all(r == outputs[0] for r in outputs)}
 
 
 def summarize_rounds(runs: list[dict]) -> dict:
-    keys = runs[0].keys()
-    return {
+    keys = [k for k in runs[0] if k != "ratios"]
+    out = {
         k: {m: common.median([r[k][m] for r in runs]) for m in ("tokens_per_s", "p50_s", "p95_s")}
         | {"requests": sum(r[k]["requests"] for r in runs)}
         for k in keys
     }
+    out["ratios"] = {m: common.median([r["ratios"][m] for r in runs]) for m in runs[0]["ratios"]}
+    return out
 
 
 def markdown(summary: dict, evals: dict, meta: dict, levels: list[int]) -> str:
@@ -154,21 +179,21 @@ def markdown(summary: dict, evals: dict, meta: dict, levels: list[int]) -> str:
                 f"{common.fmt(common.ratio(row['tokens_per_s'], one), 2)}x | "
                 f"{common.fmt(1000 * row['p50_s'], 0)} | {common.fmt(1000 * row['p95_s'], 0)} |"
             )
-    p50 = summary[f"{BATCHED}|1"]["p50_s"] / summary[f"{SERIAL}|1"]["p50_s"] - 1
-    mixed = summary["mixed|two adapters"]["tokens_per_s"] / summary["mixed|one adapter"]["tokens_per_s"]
+    p50, mixed = summary["ratios"]["p50_ratio"] - 1, summary["ratios"]["mixed"]
     lines += [
         "",
-        f"- 1 client: p50 latency of the batched engine vs the serial one **{100 * p50:+.1f}%**.",
-        f"- 4 clients on 2 adapters (one mixed batch, peft `adapter_names`) vs 4 clients on 1 adapter: "
-        f"**{mixed:.2f}x** the tokens/s ({common.fmt(summary['mixed|two adapters']['tokens_per_s'])} vs "
-        f"{common.fmt(summary['mixed|one adapter']['tokens_per_s'])}).",
+        f"- 1 client, requests alternating between the two servers: p50 latency of the batched engine vs "
+        f"the serial one **{100 * p50:+.1f}%** (median of per-pair ratios).",
+        f"- 4 clients on 2 adapters (one mixed batch, peft `adapter_names`) vs 4 clients on 1 adapter, same "
+        f"round: **{mixed:.2f}x** the tokens/s (median of per-round ratios).",
     ]
     if evals:
         lines.append(
             f"- `twin eval` generation ({evals['examples']} val examples, base + twin reply each, sampled, "
             f"eval's defaults): batch_size 1 {evals['batch_size 1']:.1f} s, batch_size 8 "
-            f"{evals['batch_size 8']:.1f} s = **{evals['batch_size 1'] / evals['batch_size 8']:.2f}x faster**; "
-            f"replies identical: {evals['replies_equal']}."
+            f"{evals['batch_size 8']:.1f} s = **{evals['batch_size 1'] / evals['batch_size 8']:.2f}x faster** "
+            f"(batch_size 32: {evals['batch_size 32']:.1f} s, "
+            f"{evals['batch_size 1'] / evals['batch_size 32']:.2f}x); replies identical: {evals['replies_equal']}."
         )
     return "\n".join(lines)
 
@@ -206,7 +231,7 @@ def main(argv: list[str] | None = None) -> dict:
             runs.append(server_round(urls, levels, a.tokens, a.requests, flip=rnd % 2 == 1))
             print(
                 f"round {rnd + 1}: "
-                + ", ".join(f"{k} {v['tokens_per_s']} tok/s" for k, v in runs[-1].items())
+                + ", ".join(f"{k} {v.get('tokens_per_s', v)}" for k, v in runs[-1].items())
             )
     evals = eval_generation(base, adapter, a.eval_examples, 8 if a.quick else None) if a.eval_examples else {}
     if a.work is None:

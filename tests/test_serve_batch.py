@@ -61,6 +61,11 @@ def test_mixed_adapter_batch_equals_one_at_a_time(engine, sampled):
         return GenParams(max_new_tokens=n, min_new_tokens=n, temperature=0)
 
     one = alone(engine, params_for)
+    # The adapters really differ (a batch that ignored them would still be "equal" to itself).
+    for i in (0, 3):
+        replies = {name: engine.run(engine.adapters[name], [], MESSAGES[i], "Alice", params_for(i)).text
+                   for name in ("twin", "other", "base")}  # fmt: skip
+        assert len(set(replies.values())) == 3, replies
     engine.scheduler.peak_batch = 0
     batched = together(engine, params_for)
     assert engine.scheduler.peak_batch >= 4  # they really shared forward passes
@@ -130,7 +135,7 @@ def test_token_cap_refuses_what_cannot_fit_with_a_log_line(tiny_base, caplog):
 
 def test_over_long_prompt_is_cut_like_training_keeping_the_header(tiny_base):
     from twin.model.batch import Request, Scheduler
-    from twin.model.generate import build_reply_prompt, reply_prompt_ids
+    from twin.model.generate import build_reply_prompt, generate, reply_prompt_ids
     from twin.model.load import load_base
 
     model, tok = load_base(tiny_base)
@@ -157,6 +162,9 @@ def test_over_long_prompt_is_cut_like_training_keeping_the_header(tiny_base):
     assert gen.prompt_tokens == len(ids)
     with pytest.raises(TwinError, match="lower max_new_tokens"):
         reply_prompt_ids(meta, tok, [], words, "Alice", room=5)
+    # A raw prompt has no turns to drop: over the positions it is refused, never cut from the left.
+    with pytest.raises(TwinError, match="over the model's 96 positions"):
+        generate(model, tok, build_reply_prompt(meta, tok, [], words, "Alice"), GenParams(max_new_tokens=16))
 
 
 def test_clients_that_leave_while_queued_free_their_places(engine):

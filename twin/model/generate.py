@@ -288,14 +288,13 @@ def _visible(text: str, stops: Sequence[str], final: bool) -> tuple[str, bool]:
 def _processors(params: GenParams) -> Any:
     """transformers' logits processors for ``params``, in the order ``generate`` applies them."""
     from transformers.generation.logits_process import (
-        LogitsProcessorList,
         RepetitionPenaltyLogitsProcessor,
         TemperatureLogitsWarper,
         TopKLogitsWarper,
         TopPLogitsWarper,
     )
 
-    procs = LogitsProcessorList()
+    procs: list[Any] = []
     if params.repetition_penalty != 1.0:
         procs.append(RepetitionPenaltyLogitsProcessor(params.repetition_penalty))
     if params.temperature != 0:
@@ -354,7 +353,9 @@ class Decoding:
         logits = logits.float()
         if len(self.generated) < self.params.min_new_tokens and self.eos:
             logits[:, list(self.eos)] = -math.inf  # as transformers' MinNewTokensLengthLogitsProcessor
-        scores = self.procs(self.seq, logits)
+        scores = logits
+        for proc in self.procs:  # LogitsProcessorList's loop without its per-call signature inspection
+            scores = proc(self.seq, scores)
         if self.rng is None:
             return int(scores.argmax(-1))
         return int(torch.multinomial(torch.softmax(scores, dim=-1), 1, generator=self.rng))
