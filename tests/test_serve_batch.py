@@ -176,9 +176,9 @@ def test_clients_that_leave_while_queued_free_their_places(engine):
     from urllib.parse import urlparse
 
     import httpx
+    from live_server import serve_in_thread
 
     from twin.serve.app import create_app
-    from live_server import serve_in_thread
 
     app = create_app(engine, token="", queue_size=32)
     body = json.dumps(
