@@ -37,6 +37,7 @@ class EvalConfig(StageConfig):
     base: str | None = None  # null: the base recorded in the adapter's twin.json
     data: str = "data/processed"
     val_file: str = "val.jsonl"
+    train_file: str = "train.jsonl"  # the authorship verifier learns the owner's style from it
     run: str | None = None  # null: the adapter directory's name
     out_dir: str = "checkpoints"  # report goes to <out_dir>/runs/<run>/
     max_examples: int | None = Field(100, ge=1)  # generation is the slow part; null: all of val
@@ -133,6 +134,25 @@ def summarize(rows: list[dict], *, pet_top: int = 10) -> dict:
     }
 
 
+def score_authorship(cfg: EvalConfig, val: list[dict], rows: list[dict]) -> dict:
+    """The ``authorship`` block (verifier checked on all of ``val``, replies of ``rows`` scored);
+    adds each row's P(owner) per side as ``row["authorship"]``."""
+    from twin.eval.authorship import SIDES, authorship_block
+    from twin.train.data import read_examples
+
+    train_path = Path(cfg.data) / cfg.train_file
+    if not train_path.is_file():
+        return {"status": "no_train_split", "train_file": str(train_path)}
+    started = time.perf_counter()
+    replies = {side: [r[side] for r in rows] for side in SIDES}
+    block, scores = authorship_block(read_examples(train_path), val, replies, cfg.seed)
+    for i, row in enumerate(rows):
+        if scores:
+            row["authorship"] = {side: round(scores[side][i], 4) for side in SIDES}
+    block["seconds"] = time.perf_counter() - started
+    return block
+
+
 def run_eval(cfg: EvalConfig, *, progress: bool = True) -> dict:
     """Evaluate and write eval.json, eval_samples.jsonl and report.html; returns the results dict."""
     from twin.fileio import atomic_write_json, atomic_write_jsonl
@@ -146,7 +166,8 @@ def run_eval(cfg: EvalConfig, *, progress: bool = True) -> dict:
     meta = read_adapter_meta(adapter)
     base = resolve_base(adapter, cfg.base, meta)
     val_path = Path(cfg.data) / cfg.val_file
-    examples = _select(read_examples(val_path), cfg.max_examples, cfg.seed)
+    val_all = read_examples(val_path)
+    examples = _select(val_all, cfg.max_examples, cfg.seed)
     run = cfg.run or adapter.name
     out = Path(cfg.out_dir) / "runs" / run
     template = meta["template"]
@@ -200,6 +221,7 @@ def run_eval(cfg: EvalConfig, *, progress: bool = True) -> dict:
             }
         )
     gen_seconds = time.perf_counter() - gen_started
+    authorship = score_authorship(cfg, val_all, rows)
 
     result = {
         "run": run,
@@ -211,6 +233,7 @@ def run_eval(cfg: EvalConfig, *, progress: bool = True) -> dict:
         "config": cfg.model_dump(mode="json"),
         "loss": {"base": base_loss, "twin": twin_loss},
         **summarize(rows, pet_top=cfg.pet_phrases),
+        "authorship": authorship,
         "train_metrics": meta.get("metrics") or {},
         "seconds": {"generation": gen_seconds, "total": time.perf_counter() - started},
     }
