@@ -94,6 +94,8 @@ def _section_summary(r: dict) -> str:
         ["adapter", _esc(r["adapter"])],
         ["base model", _esc(r["base"])],
         ["prompt template", _esc(r["template"])],
+        ["memory: past exchanges per prompt", (r.get("memory") or {}).get("k", 0)],
+        ["mean prompt tokens", (r.get("prompt_tokens") or {}).get("mean", float("nan"))],
         ["held-out examples", r["examples"]],
         ["val file", _esc(r["val_file"])],
         ["seed / temperature", _esc(f"{r['config']['seed']} / {r['config']['temperature']}")],

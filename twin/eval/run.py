@@ -52,6 +52,7 @@ class EvalConfig(StageConfig):
     repetition_penalty: float = Field(1.1, gt=0)
     dtype: str = "auto"
     pet_phrases: int = Field(10, ge=0)
+    memory: int | None = Field(None, ge=0)  # past exchanges per prompt; null: as trained (twin.json)
 
 
 def _select(examples: list[dict], limit: int | None, seed: int) -> list[dict]:
@@ -156,6 +157,7 @@ def score_authorship(cfg: EvalConfig, val: list[dict], rows: list[dict]) -> dict
 def run_eval(cfg: EvalConfig, *, progress: bool = True) -> dict:
     """Evaluate and write eval.json, eval_samples.jsonl and report.html; returns the results dict."""
     from twin.fileio import atomic_write_json, atomic_write_jsonl
+    from twin.memory import adapter_memory
     from twin.model.generate import speaker_stops
     from twin.model.load import load_base, read_adapter_meta, resolve_base
     from twin.prompt import build_prompt
@@ -166,8 +168,11 @@ def run_eval(cfg: EvalConfig, *, progress: bool = True) -> dict:
     meta = read_adapter_meta(adapter)
     base = resolve_base(adapter, cfg.base, meta)
     val_path = Path(cfg.data) / cfg.val_file
+    memory = adapter_memory(adapter, meta, cfg.memory)  # before the slow load: a bad --memory fails now
     val_all = read_examples(val_path)
     examples = _select(val_all, cfg.max_examples, cfg.seed)
+    if memory is not None:  # the prompts remember what the server's would: the adapter's own memory
+        examples = memory.attach(examples, memory.k)
     run = cfg.run or adapter.name
     out = Path(cfg.out_dir) / "runs" / run
     template = meta["template"]
@@ -191,6 +196,7 @@ def run_eval(cfg: EvalConfig, *, progress: bool = True) -> dict:
 
     gen = _generator(cfg)
     rows: list[dict] = []
+    prompt_tokens: list[int] = []
     from tqdm.auto import tqdm
 
     bar = tqdm(
@@ -204,7 +210,9 @@ def run_eval(cfg: EvalConfig, *, progress: bool = True) -> dict:
             template=template,
             contact=ex.get("contact"),
             tokenizer=tokenizer,
+            memory=ex.get("memory"),
         )
+        prompt_tokens.append(len(tokenizer(prompt, add_special_tokens=False)["input_ids"]))
         stops = speaker_stops(ex.get("contact"), template)
         with model.disable_adapter():
             base_reply = gen(model, tokenizer, prompt, cfg.seed + i, stops)
@@ -234,8 +242,17 @@ def run_eval(cfg: EvalConfig, *, progress: bool = True) -> dict:
         "loss": {"base": base_loss, "twin": twin_loss},
         **summarize(rows, pet_top=cfg.pet_phrases),
         "authorship": authorship,
+        "memory": {"k": memory.k if memory else 0, "pairs": len(memory.pairs) if memory else 0},
+        "prompt_tokens": {
+            "mean": sum(prompt_tokens) / len(prompt_tokens) if prompt_tokens else 0.0,
+            "max": max(prompt_tokens, default=0),
+        },
         "train_metrics": meta.get("metrics") or {},
-        "seconds": {"generation": gen_seconds, "total": time.perf_counter() - started},
+        "seconds": {
+            "generation": gen_seconds,
+            "per_reply": gen_seconds / (2 * len(rows)) if rows else 0.0,  # base and twin each
+            "total": time.perf_counter() - started,
+        },
     }
     from twin.eval.report import write_report
 

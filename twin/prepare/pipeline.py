@@ -23,6 +23,7 @@ from typing import Any
 
 from twin.errors import TwinError
 from twin.fileio import atomic_open
+from twin.memory import ensure_memory
 from twin.prepare.config import PrepareConfig
 from twin.prepare.examples import CONVERTERS, dataset_info, session_hash
 from twin.prepare.scrub import TYPES, Scrubber
@@ -377,6 +378,7 @@ def run_prepare(cfg: PrepareConfig) -> dict:
             for split in ("train", "val"):
                 with contextlib.suppress(FileNotFoundError):
                     (out / f"{split}.{fmt}.jsonl").unlink()
+    ensure_memory(out)  # the BM25 index of past exchanges for `--memory K` (twin/memory.py)
     log.info(
         "prepare: %d examples (%d train / %d val) from %d sessions -> %s",
         counts["examples"],

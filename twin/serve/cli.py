@@ -81,6 +81,9 @@ def register(app: typer.Typer) -> None:
             4000, "--max-message-chars", help="Cap on one message's length."
         ),
         max_body_bytes: int = typer.Option(262144, "--max-body-bytes", help="Cap on a request body's size."),
+        memory: int | None = typer.Option(
+            None, "--memory", min=0, help="Past exchanges per prompt (default: as trained, from twin.json)."
+        ),
     ) -> None:
         """Serve the twin over HTTP: POST /reply, /reply/stream, /v1/chat/completions (token: $TWIN_API_TOKEN)."""
         from twin.serve.app import TOKEN_ENV
@@ -111,7 +114,13 @@ def register(app: typer.Typer) -> None:
             base = str(resolve_base(parse_adapter_specs(adapter[:1])[0][1]))
 
         engine = Engine(
-            base, adapter or [], default=default_adapter, dtype=dtype, quantize=quantize, device=device
+            base,
+            adapter or [],
+            default=default_adapter,
+            dtype=dtype,
+            quantize=quantize,
+            device=device,
+            memory=memory,
         )
         limits = Limits(
             max_body_bytes=max_body_bytes,

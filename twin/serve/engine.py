@@ -40,6 +40,7 @@ class Adapter:
     path: Path | None
     meta: dict
     template: str
+    memory: Any = None  # twin.memory.Memory for adapters trained with --memory
 
     @property
     def created(self) -> str | None:
@@ -120,6 +121,7 @@ class Engine:
         dtype: str = "auto",
         quantize: str | None = None,
         device: str = "auto",
+        memory: int | None = None,  # past exchanges per prompt; None: as each adapter was trained
     ) -> None:
         import torch
 
@@ -133,6 +135,9 @@ class Engine:
         if default is not None and default not in names:  # checked before the slow model load
             raise TwinError(f"--default-adapter {default}: not registered; registered: {', '.join(names)}")
         metas = check_adapters(self.base_path, pairs)
+        from twin.memory import adapter_memory
+
+        mems = {name: adapter_memory(path, metas[name], memory) for name, path in pairs}
 
         from twin.model.load import load_base, model_type
 
@@ -150,14 +155,18 @@ class Engine:
                 model.load_adapter(str(path), adapter_name=name, is_trainable=False)
             for name, path in pairs:
                 meta = metas[name]
-                self.adapters[name] = Adapter(name, path, meta, meta.get("template") or "plain-v1")
+                self.adapters[name] = Adapter(
+                    name, path, meta, meta.get("template") or "plain-v1", mems[name]
+                )
         self.model = model.eval()
         # The bare base renders prompts like the first adapter (so base-vs-twin compare like for like).
         ref = next(iter(self.adapters.values()), None)
         base_meta = (
             dict(ref.meta) if ref else {"template": resolve_template("auto", tokenizer), "prepare": {}}
         )
-        self.adapters[BASE_NAME] = Adapter(BASE_NAME, None, base_meta, base_meta["template"])
+        self.adapters[BASE_NAME] = Adapter(
+            BASE_NAME, None, base_meta, base_meta["template"], ref.memory if ref else None
+        )
         self.default = default or (pairs[0][0] if pairs else BASE_NAME)
         self.lock = threading.Lock()
         log.info(
@@ -201,7 +210,9 @@ class Engine:
         if cancel is not None and cancel.is_set():  # its client left while it was queued
             return Generation("", 0, 0, 0.0, "cancelled")
         with self.lock, self._use(adapter):
-            prompt = build_reply_prompt(adapter.meta, self.tokenizer, history, message, contact)
+            prompt = build_reply_prompt(
+                adapter.meta, self.tokenizer, history, message, contact, adapter.memory
+            )
             params = replace(
                 params, extra_stops=(*params.extra_stops, *speaker_stops(contact, adapter.template))
             )

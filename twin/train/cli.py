@@ -39,6 +39,9 @@ def register(app: typer.Typer) -> None:
         devices: int | None = typer.Option(None, "--devices", help="Processes/GPUs (DDP on CPU uses gloo)."),
         strategy: str | None = typer.Option(None, "--strategy", help="auto | ddp | fsdp (fsdp: GPUs)."),
         precision: str | None = typer.Option(None, "--precision", help="bf16-true | 32-true | bf16-mixed."),
+        memory: int | None = typer.Option(
+            None, "--memory", help="K most similar past exchanges in each prompt (default: data.memory, 0)."
+        ),
         set_: list[str] = typer.Option(
             None, "--set", help="Override a config key: --set lora.r=8 (repeatable)."
         ),
@@ -60,6 +63,8 @@ def register(app: typer.Typer) -> None:
                 flags[key] = value
         if data is not None:
             flags["data"] = {"dir": data}
+        if memory is not None:
+            flags.setdefault("data", {})["memory"] = memory
         cfg = load_config(TrainConfig, config, deep_merge(flags, parse_overrides(set_)))
         from twin.train.loop import train
 

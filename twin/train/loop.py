@@ -187,8 +187,8 @@ def _fit(fabric: Any, cfg: TrainConfig, resume: bool) -> dict:
 
     from twin.model.load import base_fingerprint, load_base, load_tokenizer, model_type
     from twin.model.lora import apply_lora, param_groups
-    from twin.prompt import resolve_template
-    from twin.train.data import encode_examples, file_digest, make_batches, padding_fraction, read_examples
+    from twin.prompt import resolve_template, with_memory
+    from twin.train.data import encode_examples, file_digest, make_batches, padding_fraction, read_with_memory
     from twin.train.schedules import build_scheduler
 
     cores = os.cpu_count() or 1
@@ -200,9 +200,10 @@ def _fit(fabric: Any, cfg: TrainConfig, resume: bool) -> dict:
     # -- 3. data, tokenized once ------------------------------------------------------------
     data_dir = Path(cfg.data.dir)
     tokenizer = load_tokenizer(cfg.base)
-    template = resolve_template(cfg.data.template, tokenizer)
+    template = with_memory(resolve_template(cfg.data.template, tokenizer), cfg.data.memory)
     train_file = data_dir / cfg.data.train_file
-    train_data = encode_examples(read_examples(train_file), tokenizer, template, cfg.data.max_seq_length)
+    train_examples = read_with_memory(train_file, data_dir, cfg.data.memory, cfg.data.train_file)
+    train_data = encode_examples(train_examples, tokenizer, template, cfg.data.max_seq_length)
     val_data = _read_val(data_dir / cfg.data.val_file, tokenizer, template, cfg)
     lengths = train_data.lengths
     world, rank = fabric.world_size, fabric.global_rank
@@ -494,12 +495,13 @@ def _to(batch: dict, device: Any) -> dict:
 
 def _read_val(path: Path, tokenizer: Any, template: str, cfg: TrainConfig) -> Any:
     """The validation set, or None (with a warning) when prepare wrote none."""
-    from twin.train.data import encode_examples, read_examples
+    from twin.train.data import encode_examples, read_with_memory
 
     if not path.is_file() or path.stat().st_size == 0 or not path.read_text(encoding="utf-8").strip():
         log.warning("%s: no validation examples; validation loss will not be reported", path)
         return None
-    return encode_examples(read_examples(path), tokenizer, template, cfg.data.max_seq_length)
+    examples = read_with_memory(path, cfg.data.dir, cfg.data.memory, cfg.data.train_file)
+    return encode_examples(examples, tokenizer, template, cfg.data.max_seq_length)
 
 
 def _evaluate(fabric: Any, module: Any, data: Any, pad_id: int, cfg: TrainConfig) -> float:
@@ -651,6 +653,11 @@ def _save_adapter(
             "metrics": metrics,
             "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
+        if cfg.data.memory:  # the past exchanges serving retrieves from travel with the adapter
+            from twin.memory import MEMORY_DIR, copy_memory
+
+            mem = copy_memory(Path(cfg.data.dir) / MEMORY_DIR, tmp)
+            meta["memory"] = {"k": cfg.data.memory, "dir": mem.name}
         atomic_write_json(tmp / "twin.json", meta)
         _replace_path(tmp, out)
     except BaseException:
