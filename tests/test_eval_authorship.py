@@ -34,6 +34,9 @@ def test_distinct_styles_are_told_apart_and_replies_scored():
     assert block["real"]["share"] > 0.9 and block["base"]["share"] < 0.1
     assert block["twin"]["share"] == pytest.approx(sum(p >= 0.5 for p in scores["twin"]) / 30)
     assert 0.5 < block["twin"]["share"] < 0.8
+    diff = block["twin_minus_base"]  # paired over the same prompts
+    assert diff["share"] == pytest.approx(block["twin"]["share"] - block["base"]["share"])
+    assert 0 < diff["low"] <= diff["share"] <= diff["high"]
     for side in ("real", "base", "twin"):
         b = block[side]
         assert b["low"] <= b["share"] <= b["high"] and b["n"] == 30

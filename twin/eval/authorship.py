@@ -12,7 +12,8 @@ On the val split it reports:
   that is under :data:`MIN_ACCURACY` or its 95% interval reaches down to chance (0.5), the score
   is flagged ``meaningful: false`` and the report says so;
 * the share of real, base and twin replies it judges "owner" (probability >= 0.5), each with a
-  percentile-bootstrap 95% interval, and a per-reply probability.
+  percentile-bootstrap 95% interval, and a per-reply probability; and the paired difference
+  twin - base over the same prompts (``twin_minus_base``), with its interval.
 
 Fewer than :data:`MIN_MESSAGES` distinct owner or contact messages in train: no verifier, the
 block says ``status: too_little_data`` with the counts. scikit-learn is imported only when a
@@ -145,4 +146,9 @@ def authorship_block(
     for side, ps in scores.items():
         block[side] = share([float(p >= 0.5) for p in ps], seed=seed)
         block[side]["mean_probability"] = sum(ps) / len(ps) if ps else float("nan")
+    if "base" in scores and "twin" in scores:  # paired: the same prompts, so the difference is sharper
+        diffs = [
+            float(t >= 0.5) - float(b >= 0.5) for t, b in zip(scores["twin"], scores["base"], strict=True)
+        ]
+        block["twin_minus_base"] = share(diffs, seed=seed)
     return block, scores

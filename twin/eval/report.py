@@ -163,10 +163,13 @@ def authorship_sentence(a: dict) -> str:
             "authorship score is not meaningful for this data."
         )
     real, base, twin = a["real"], a["base"], a["twin"]
-    if twin["low"] > base["high"]:
+    diff = a.get("twin_minus_base") or {"low": twin["low"] - base["high"]}
+    if diff["low"] > 0:
         verdict = "clearly more often than the base model's"
     elif twin["share"] > base["share"]:
-        verdict = "more often than the base model's, though the intervals overlap"
+        verdict = (
+            "more often than the base model's, though not clearly (the interval of the difference includes 0)"
+        )
     else:
         verdict = "no more often than the base model's"
     return (
@@ -185,6 +188,9 @@ def _section_authorship(r: dict) -> str:
         [_LABELS[s], a[s]["share"], _esc(f"{a[s]['low']:.2f}-{a[s]['high']:.2f}"), a[s]["mean_probability"]]
         for s in SIDES
     ]
+    if a.get("twin_minus_base"):
+        d = a["twin_minus_base"]
+        rows.append(["twin - base, same prompts", d["share"], _esc(f"{d['low']:.2f}-{d['high']:.2f}"), ""])
     acc = a["accuracy"]
     fig = _figure(6, 2.6)
     ax = fig.add_subplot()
