@@ -84,6 +84,45 @@ def _retrieval_ms(opts: object, k: int) -> float:
     return (time.perf_counter() - started) / len(val) * 1000
 
 
+def prompt_cost(adapter: Path, data: Path, n: int = 30, rounds: int = 3) -> dict:
+    """Prompt tokens and one forward pass over the whole prompt (the prefill every reply pays),
+    with the adapter's memory and with the same template's section left empty, alternating."""
+    import statistics
+
+    import torch
+
+    from twin.memory import adapter_memory
+    from twin.model.generate import build_reply_prompt
+    from twin.model.load import load_base, read_adapter_meta, resolve_base
+    from twin.train.data import read_examples
+
+    meta = read_adapter_meta(adapter)
+    model, tok = load_base(resolve_base(adapter, None, meta))
+    memory = adapter_memory(adapter, meta)
+    val = read_examples(data / "val.jsonl")[:n]
+    prompts: dict[str, list] = {"with": [], "without": []}
+    for ex in val:
+        hist = ex["context"]
+        for side, mem in (("with", memory), ("without", None)):
+            text = build_reply_prompt(meta, tok, hist, ex["instruction"], ex.get("contact"), mem)
+            prompts[side].append(tok(text, return_tensors="pt", add_special_tokens=False)["input_ids"])
+    times: dict[str, list[float]] = {"with": [], "without": []}
+    with torch.inference_mode():
+        for r in range(rounds):
+            for side in ("with", "without") if r % 2 == 0 else ("without", "with"):
+                started = time.perf_counter()
+                for ids in prompts[side]:
+                    model(input_ids=ids)
+                times[side].append((time.perf_counter() - started) / len(val) * 1000)
+    return {
+        side: {
+            "tokens": statistics.mean(int(ids.shape[1]) for ids in prompts[side]),
+            "prefill_ms": statistics.median(times[side]),
+        }
+        for side in times
+    }
+
+
 def markdown(rows: list[dict], meta: dict) -> str:
     def ci(x: dict) -> str:
         return f"{x['share']:.2f} ({x['low']:.2f}-{x['high']:.2f})" if x else "n/a"
@@ -111,7 +150,13 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--workdir", type=Path, default=OUT / "memory-demo")
     ap.add_argument("--memory", type=int, default=3, help="K for the run with memory")
     ap.add_argument("--quick", action="store_true", help="smoke size; prints only")
+    ap.add_argument("--cost-only", type=Path, help="only the prompt cost of this memory adapter (on --data)")
+    ap.add_argument("--data", type=Path, default=None)
     args = ap.parse_args(argv)
+    if args.cost_only:
+        cost = prompt_cost(args.cost_only, args.data or args.cost_only.parent)
+        print(json.dumps(cost, indent=2))
+        return cost
 
     from twin.demo import DemoOptions, run_demo
 
