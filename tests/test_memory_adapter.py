@@ -87,3 +87,25 @@ def test_eval_remembers_like_the_server(memory_adapter, processed_dir, tmp_path)
     assert r["memory"] == {"k": 2, "pairs": 96} and r0["memory"]["k"] == 0
     assert r["prompt_tokens"]["mean"] > r0["prompt_tokens"]["mean"] + 10
     assert r["loss"]["twin"]["loss"] != pytest.approx(r0["loss"]["twin"]["loss"], abs=1e-5)
+
+
+def test_serve_cli_refuses_memory_for_an_adapter_without_it_in_one_line(tiny_adapter):
+    import subprocess
+    import sys
+
+    cmd = [
+        sys.executable,
+        "-m",
+        "twin.cli",
+        "serve",
+        "--adapter",
+        str(tiny_adapter),
+        "--memory",
+        "2",
+        "--port",
+        "0",
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    errors = [ln for ln in out.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "trained without memory" in errors[0] and "Traceback" not in out.stderr
