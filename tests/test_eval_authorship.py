@@ -43,7 +43,9 @@ def test_distinct_styles_are_told_apart_and_replies_scored():
     assert len(scores["twin"]) == 30 and all(0.0 <= p <= 1.0 for p in scores["twin"])
     # seeded: the same inputs give the same block
     assert authorship_block(train, val, {"real": real, "base": base, "twin": twin}, seed=0)[0] == block
-    assert "more often than the base" in authorship_sentence(block)
+    assert "the twin is clearly more like you than the base model (paired difference" in authorship_sentence(
+        block
+    )
 
 
 def test_shuffled_labels_are_not_meaningful():

@@ -85,7 +85,10 @@ def test_report_has_every_section_and_inline_plots(tmp_path):
     assert "норм, а ты?" in samples and "the the the" in samples and "(empty)" in samples
     # authorship: one sentence comparing twin and base, and the per-reply score in the table
     section = page.split('<section id="authorship">')[1].split("</section>")[0]
-    assert "takes 50% of the twin&#x27;s replies for yours, more often than the base model&#x27;s" in section
+    assert (
+        "takes 50% of the twin&#x27;s replies for yours and 10% of the base model&#x27;s: the twin is more like you than the base model, but not clearly"
+        in section
+    )
     rows_scored = [{**ROWS[0], "authorship": {"real": 0.91, "base": 0.12, "twin": 0.77}}]
     scored = write_report(_result(), rows_scored, tmp_path / "s.html").read_text(encoding="utf-8")
     assert "P(you) 0.77" in scored and "P(you) 0.12" in scored and "P(you)" not in samples

@@ -163,19 +163,21 @@ def authorship_sentence(a: dict) -> str:
             "authorship score is not meaningful for this data."
         )
     real, base, twin = a["real"], a["base"], a["twin"]
-    diff = a.get("twin_minus_base") or {"low": twin["low"] - base["high"]}
+    diff = a.get("twin_minus_base") or {"share": twin["share"] - base["share"], "low": float("nan")}
+    span = f"paired difference {diff['share']:+.0%}" + (
+        f", 95% interval {diff['low']:+.0%} to {diff['high']:+.0%}" if "high" in diff else ""
+    )
     if diff["low"] > 0:
-        verdict = "clearly more often than the base model's"
+        verdict = f"clearly more like you than the base model ({span})"
     elif twin["share"] > base["share"]:
-        verdict = (
-            "more often than the base model's, though not clearly (the interval of the difference includes 0)"
-        )
+        verdict = f"more like you than the base model, but not clearly ({span})"
     else:
-        verdict = "no more often than the base model's"
+        verdict = f"no more like you than the base model ({span})"
     return (
         f"A classifier that tells your messages from your contacts' ({acc['balanced']:.0%} balanced accuracy "
-        f"on held-out messages) takes {twin['share']:.0%} of the twin's replies for yours, {verdict} "
-        f"({base['share']:.0%}); your real replies score {real['share']:.0%}."
+        f"on held-out messages) takes {twin['share']:.0%} of the twin's replies for yours and "
+        f"{base['share']:.0%} of the base model's: the twin is {verdict}; your real replies score "
+        f"{real['share']:.0%}."
     )
 
 
