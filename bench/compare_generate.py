@@ -37,7 +37,9 @@ def start_server(twin_process: Any, base: Path, adapter: Path, max_batch: int) -
     """``twin serve`` with the adapter under two names (for mixed-adapter batches); yields its URL."""
     args = ("--base", str(base), "--adapter", f"twin={adapter}", "--adapter", f"twin2={adapter}",
             "--threads", "1", "--queue-size", "64", "--max-batch", str(max_batch))  # fmt: skip
-    return twin_process("serve", *args, health="/healthz", env={**os.environ, "TWIN_API_TOKEN": ""}, timeout=180)
+    return twin_process(
+        "serve", *args, health="/healthz", env={**os.environ, "TWIN_API_TOKEN": ""}, timeout=180
+    )
 
 
 async def load(url: str, clients: int, per_client: int, tokens: int, adapters: tuple[str, ...]) -> dict:

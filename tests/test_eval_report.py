@@ -36,6 +36,18 @@ ROWS = [
 ]
 
 
+_SHARE = {"share": 0.5, "low": 0.2, "high": 0.8, "n": 3, "mean_probability": 0.5}
+AUTHORSHIP = {
+    "status": "ok",
+    "meaningful": True,
+    "accuracy": {"balanced": 0.9, "low": 0.85, "high": 0.95},
+    "train": {"owner_messages": 100, "contact_messages": 120, "minimum": 50},
+    "real": {**_SHARE, "share": 0.9, "low": 0.7, "high": 1.0},
+    "base": {**_SHARE, "share": 0.1, "low": 0.0, "high": 0.3},
+    "twin": _SHARE,
+}
+
+
 def _result(rows=ROWS):
     loss = {"loss": 2.0, "perplexity": 7.389, "tokens": 10, "examples": len(rows)}
     return {
@@ -49,6 +61,7 @@ def _result(rows=ROWS):
         "loss": {"base": {**loss, "loss": 3.0}, "twin": loss},
         **summarize(rows),
         "train_metrics": {"val_loss": 1.5},
+        "authorship": AUTHORSHIP,
     }
 
 
@@ -59,9 +72,9 @@ def test_report_has_every_section_and_inline_plots(tmp_path):
     page = path.read_text(encoding="utf-8")
     for sid, _title in SECTIONS:
         assert f'<section id="{sid}">' in page, sid
-    # plots: loss, overlap, lengths, emoji/language, pet phrases, training curve
+    # plots: loss, authorship, overlap, lengths, emoji/language, pet phrases, training curve
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
-    assert len(images) == 6
+    assert len(images) == 7
     assert all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
     # self-contained: nothing fetched from elsewhere, no scripts
     assert "<script" not in page and 'src="http' not in page and "<link" not in page
@@ -70,6 +83,15 @@ def test_report_has_every_section_and_inline_plots(tmp_path):
     samples = page.split('<section id="samples">')[1]
     assert samples.count("<tr>") == 1 + len(ROWS)
     assert "норм, а ты?" in samples and "the the the" in samples and "(empty)" in samples
+    # authorship: one sentence comparing twin and base, and the per-reply score in the table
+    section = page.split('<section id="authorship">')[1].split("</section>")[0]
+    assert (
+        "takes 50% of the twin&#x27;s replies for yours and 10% of the base model&#x27;s: the twin is more like you than the base model, but not clearly"
+        in section
+    )
+    rows_scored = [{**ROWS[0], "authorship": {"real": 0.91, "base": 0.12, "twin": 0.77}}]
+    scored = write_report(_result(), rows_scored, tmp_path / "s.html").read_text(encoding="utf-8")
+    assert "P(you) 0.77" in scored and "P(you) 0.12" in scored and "P(you)" not in samples
     # the pet phrase of the real replies is listed
     assert "see you" in page.split('<section id="pet-phrases">')[1].split("</section>")[0]
 
@@ -78,6 +100,13 @@ def test_report_sections_say_why_when_empty(tmp_path):
     rows = [{"context": [], "contact": None, "message": "m", "real": "a", "base": "b", "twin": "c"}]
     page = write_report({**_result(rows), "train_metrics": {}}, [], tmp_path / "r.html").read_text()
     assert "No phrase occurs" in page
+    few = {
+        "status": "too_little_data",
+        "train": {"owner_messages": 12, "contact_messages": 80, "minimum": 50},
+    }
+    few_page = write_report({**_result(rows), "authorship": few}, [], tmp_path / "f.html").read_text()
+    section = few_page.split('<section id="authorship">')[1].split("</section>")[0]
+    assert "Too little data" in section and "12 messages of yours" in section and "<img" not in section
     assert "No training metrics found" in page
     assert "No samples requested" in page
     for sid, _ in SECTIONS:

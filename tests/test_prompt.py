@@ -91,3 +91,51 @@ def test_fit_context_with_a_token_counter():
     turns = [{"role": "them", "text": "one two three"}, {"role": "me", "text": "four five"}]
     words = lambda s: len(s.split())  # noqa: E731
     assert fit_context(turns, 3, words) == turns[1:]
+
+
+MEM = [
+    {"contact": "Alice", "them": "lunch tomorrow?", "me": "sure haha"},
+    {"contact": None, "them": "are you in?", "me": "yep"},
+]
+
+
+def test_memory_templates_render_past_exchanges_in_their_own_section():
+    from twin.prompt import CHAT_MEMORY, PLAIN_MEMORY, render_memory, with_memory
+
+    assert with_memory(PLAIN, 3) == PLAIN_MEMORY and with_memory(CHAT, 3) == CHAT_MEMORY
+    assert with_memory(PLAIN, 0) == PLAIN
+    p = build_prompt(CTX, "coffee later?", template=PLAIN_MEMORY, contact="Alice", memory=MEM)
+    sections = [
+        "### How you answered similar messages before:",
+        "### Your previous communication:",
+        "### Their new message:",
+        "### Your response:",
+    ]
+    positions = [p.index(s) for s in sections]
+    assert positions == sorted(positions)
+    assert render_memory(MEM) == "Alice: lunch tomorrow?\nMe: sure haha\n\nThem: are you in?\nMe: yep"
+    assert render_memory(MEM) in p and p.endswith("### Your response:\n")
+    # without memories the section says so; everything else is plain-v1 unchanged
+    empty = build_prompt(CTX, "coffee later?", template=PLAIN_MEMORY, contact="Alice")
+    assert "before:\n(none)\n\n###" in empty
+    v1 = build_prompt(CTX, "coffee later?", contact="Alice")
+    assert empty.replace("### How you answered similar messages before:\n(none)\n\n", "") == v1
+    # training pairs carry the example's memory
+    ex = {"context": CTX, "instruction": "coffee?", "response": "sure", "contact": "Alice", "memory": MEM}
+    prompt, completion = build_training_pair(ex, template=PLAIN_MEMORY)
+    assert "Me: sure haha" in prompt and completion == "sure"
+
+
+def test_chat_memory_goes_into_the_system_message_and_v1_refuses_memory():
+    from twin.prompt import CHAT_MEMORY
+
+    tok = FakeChatTokenizer()
+    ex = {"context": CTX, "instruction": "coffee?", "response": "sure", "memory": MEM}
+    prompt, completion = build_training_pair(ex, template=CHAT_MEMORY, tokenizer=tok)
+    system = prompt.split("</>")[0]
+    assert system.startswith("<system>") and "before:\nAlice: lunch tomorrow?\nMe: sure haha" in system
+    assert completion == "sure</>"
+    with pytest.raises(TwinError, match="no memory section"):
+        build_prompt(CTX, "coffee?", memory=MEM)
+    with pytest.raises(TwinError, match="no memory section"):
+        build_training_pair(ex, template=CHAT, tokenizer=tok)

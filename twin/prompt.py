@@ -8,6 +8,9 @@ server never renders prompts differently from the ones the adapter was trained o
   ``### Your response:``. The completion is the reply followed by EOS (added at tokenization).
 * ``chat-v1`` — the tokenizer's own chat template, for chat-tuned bases: their turns are
   ``user``, mine are ``assistant``.
+* ``plain-v2`` / ``chat-v2`` — the same with a memory section: past exchanges (their message and
+  my reply, retrieved by ``twin.memory``) rendered by :func:`render_memory`, for adapters trained
+  with ``--memory K``. A v1 template has no such section and refuses memory.
 
 Context is a list of ``{"role": "me"|"them", "text": str}`` turns, oldest first, and is cut from
 the oldest side by :func:`fit_context` — the same function in prepare and serve.
@@ -22,7 +25,10 @@ from twin.errors import TwinError
 
 PLAIN = "plain-v1"
 CHAT = "chat-v1"
-TEMPLATE_VERSIONS = (PLAIN, CHAT)
+PLAIN_MEMORY = "plain-v2"
+CHAT_MEMORY = "chat-v2"
+TEMPLATE_VERSIONS = (PLAIN, CHAT, PLAIN_MEMORY, CHAT_MEMORY)
+MEMORY_TEMPLATES = {PLAIN: PLAIN_MEMORY, CHAT: CHAT_MEMORY}  # v1 -> its version with a memory section
 TemplateChoice = Literal["auto", "plain-v1", "chat-v1"]
 
 DEFAULT_CONTACT = "a friend"
@@ -34,8 +40,14 @@ _PLAIN_HEADER = (
     "### Their new message:\n{instruction}\n\n"
     "### Your response:\n"
 )
+_PLAIN_MEMORY_HEADER = _PLAIN_HEADER.replace(
+    "### Your previous communication:",
+    "### How you answered similar messages before:\n{memory}\n\n### Your previous communication:",
+)
 _NO_CONTEXT = "(start of the conversation)"
+_NO_MEMORY = "(none)"
 _SYSTEM = "You are chatting with {contact}. Reply to their message the way you usually write."
+_SYSTEM_MEMORY = "\n\nHow you answered similar messages before:\n{memory}"
 
 # Generation stops at any of these (besides EOS): the start of the next template section.
 STOP_STRINGS: tuple[str, ...] = ("\n### ", "\n###", "### ")
@@ -55,6 +67,22 @@ def render_context(context: Sequence[dict], contact: str | None = None) -> str:
     return "\n".join(f"{_speaker(t['role'], contact)}: {t['text']}" for t in context)
 
 
+def render_memory(memory: Sequence[dict] | None) -> str:
+    """The memory section's text: each past exchange as ``<their name>: message`` + ``Me: reply``."""
+    if not memory:
+        return _NO_MEMORY
+    return "\n\n".join(f"{m.get('contact') or 'Them'}: {m['them']}\n{ME_LABEL}: {m['me']}" for m in memory)
+
+
+def with_memory(template: str, k: int) -> str:
+    """The template version to train with: the memory variant of ``template`` when ``k`` > 0."""
+    return MEMORY_TEMPLATES.get(template, template) if k > 0 else template
+
+
+def has_memory(template: str) -> bool:
+    return template in (PLAIN_MEMORY, CHAT_MEMORY)
+
+
 def resolve_template(choice: str, tokenizer: Any | None) -> str:
     """Map ``auto`` to a concrete template version: chat if the tokenizer has a chat template."""
     if choice == "auto":
@@ -64,8 +92,8 @@ def resolve_template(choice: str, tokenizer: Any | None) -> str:
         raise TwinError(
             f"prompt template {choice!r} is unknown; use one of auto, {', '.join(TEMPLATE_VERSIONS)}"
         )
-    if choice == CHAT and not getattr(tokenizer, "chat_template", None):
-        raise TwinError("prompt template 'chat-v1' needs a tokenizer with a chat template; use 'plain-v1'")
+    if choice in (CHAT, CHAT_MEMORY) and not getattr(tokenizer, "chat_template", None):
+        raise TwinError(f"prompt template {choice!r} needs a tokenizer with a chat template; use 'plain-v1'")
     return choice
 
 
@@ -74,8 +102,13 @@ def system_prompt(contact: str | None) -> str:
     return _SYSTEM.format(contact=contact or DEFAULT_CONTACT)
 
 
-def _chat_messages(context: Sequence[dict], instruction: str, contact: str | None) -> list[dict]:
-    msgs = [{"role": "system", "content": system_prompt(contact)}]
+def _chat_messages(
+    context: Sequence[dict], instruction: str, contact: str | None, memory: Sequence[dict] | None = None
+) -> list[dict]:
+    system = system_prompt(contact)
+    if memory is not None:
+        system += _SYSTEM_MEMORY.format(memory=render_memory(memory))
+    msgs = [{"role": "system", "content": system}]
     for t in context:
         _speaker(t["role"], contact)  # validates the role
         msgs.append({"role": "assistant" if t["role"] == "me" else "user", "content": t["text"]})
@@ -90,19 +123,25 @@ def build_prompt(
     template: str = PLAIN,
     contact: str | None = None,
     tokenizer: Any | None = None,
+    memory: Sequence[dict] | None = None,
 ) -> str:
-    """The prompt text up to where my reply starts."""
-    if template == PLAIN:
-        return _PLAIN_HEADER.format(
-            contact=contact or DEFAULT_CONTACT,
-            context=render_context(context, contact),
-            instruction=instruction,
-        )
-    if template == CHAT:
+    """The prompt text up to where my reply starts.
+
+    ``memory``: past exchanges ``{"contact", "them", "me"}`` for the v2 templates (empty: ``(none)``).
+    """
+    if memory and not has_memory(template):
+        raise TwinError(f"prompt template {template!r} has no memory section; train with --memory K")
+    if template in (PLAIN, PLAIN_MEMORY):
+        fields = {"contact": contact or DEFAULT_CONTACT, "context": render_context(context, contact)}
+        if template == PLAIN:
+            return _PLAIN_HEADER.format(**fields, instruction=instruction)
+        return _PLAIN_MEMORY_HEADER.format(**fields, instruction=instruction, memory=render_memory(memory))
+    if template in (CHAT, CHAT_MEMORY):
         if tokenizer is None:
-            raise TwinError("prompt template 'chat-v1' needs the tokenizer")
+            raise TwinError(f"prompt template {template!r} needs the tokenizer")
+        mem = (memory or []) if template == CHAT_MEMORY else None
         return tokenizer.apply_chat_template(
-            _chat_messages(context, instruction, contact), tokenize=False, add_generation_prompt=True
+            _chat_messages(context, instruction, contact, mem), tokenize=False, add_generation_prompt=True
         )
     raise TwinError(f"prompt template {template!r} is unknown; use one of {', '.join(TEMPLATE_VERSIONS)}")
 
@@ -117,12 +156,15 @@ def build_training_pair(
     generation prompt (the reply and the template's end-of-turn marker).
     """
     context, instruction, response = example["context"], example["instruction"], example["response"]
-    contact = example.get("contact")
-    prompt = build_prompt(context, instruction, template=template, contact=contact, tokenizer=tokenizer)
-    if template == PLAIN:
+    contact, memory = example.get("contact"), example.get("memory")
+    prompt = build_prompt(
+        context, instruction, template=template, contact=contact, tokenizer=tokenizer, memory=memory
+    )
+    if template in (PLAIN, PLAIN_MEMORY):
         return prompt, response
+    mem = (memory or []) if template == CHAT_MEMORY else None
     full = tokenizer.apply_chat_template(
-        [*_chat_messages(context, instruction, contact), {"role": "assistant", "content": response}],
+        [*_chat_messages(context, instruction, contact, mem), {"role": "assistant", "content": response}],
         tokenize=False,
     )
     if not full.startswith(prompt):

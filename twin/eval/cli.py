@@ -24,6 +24,9 @@ def eval_cmd(
     seed: int = typer.Option(0, "--seed"),
     temperature: float = typer.Option(0.7, "--temperature", help="0 = greedy."),
     max_new_tokens: int = typer.Option(48, "--max-new-tokens"),
+    memory: int | None = typer.Option(
+        None, "--memory", min=0, help="Past exchanges per prompt (default: as trained, from twin.json)."
+    ),
     set_: list[str] | None = typer.Option(None, "--set", help="Override any eval setting: key=value."),
 ) -> None:
     """Base model vs twin on val.jsonl: loss, perplexity, BLEU/ROUGE, style -> report.html."""
@@ -44,6 +47,7 @@ def eval_cmd(
         "seed": seed,
         "temperature": temperature,
         "max_new_tokens": max_new_tokens,
+        "memory": memory,
     }
     cfg = load_config(EvalConfig, None, deep_merge(opts, parse_overrides(set_)))
     result = run_eval(cfg)

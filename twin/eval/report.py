@@ -25,6 +25,7 @@ from twin.fileio import atomic_write_text
 SECTIONS: tuple[tuple[str, str], ...] = (
     ("summary", "Summary"),
     ("loss", "Loss and perplexity on held-out replies"),
+    ("authorship", "Is it you? Authorship score"),
     ("overlap", "Overlap with your real replies (BLEU-4, ROUGE)"),
     ("lengths", "Reply length distribution"),
     ("emoji-language", "Emoji and language"),
@@ -95,6 +96,8 @@ def _section_summary(r: dict) -> str:
         ["adapter", _esc(r["adapter"])],
         ["base model", _esc(r["base"])],
         ["prompt template", _esc(r["template"])],
+        ["memory: past exchanges per prompt", (r.get("memory") or {}).get("k", 0)],
+        ["mean prompt tokens", (r.get("prompt_tokens") or {}).get("mean", float("nan"))],
         ["held-out examples", r["examples"]],
         ["val file", _esc(r["val_file"])],
         ["seed / temperature", _esc(f"{r['config']['seed']} / {r['config']['temperature']}")],
@@ -104,6 +107,8 @@ def _section_summary(r: dict) -> str:
         f"<b>{_fmt(lb['loss'])}</b> (perplexity {_fmt(lt['perplexity'], 1)} vs {_fmt(lb['perplexity'], 1)}); "
         f"BLEU-4 {_fmt(ot['bleu4'], 2)} vs {_fmt(ob['bleu4'], 2)}, ROUGE-L {_fmt(ot['rougeL'])} vs {_fmt(ob['rougeL'])}."
     )
+    if r.get("authorship"):
+        verdict += " " + _esc(authorship_sentence(r["authorship"]))
     return f"<p>{verdict}</p>" + _table(["", ""], rows)
 
 
@@ -139,6 +144,75 @@ def _section_loss(r: dict) -> str:
         "given the same prompt the twin was trained with; perplexity = exp(loss).</p>"
     )
     return note + _table(["model", "loss", "perplexity", "reply tokens", "examples"], rows) + _png(fig)
+
+
+def authorship_sentence(a: dict) -> str:
+    """One sentence saying what the authorship block means (plain text)."""
+    status = a.get("status")
+    if status == "too_little_data":
+        t = a["train"]
+        return (
+            f"Too little data for an authorship score: train has {t['owner_messages']} messages of yours and "
+            f"{t['contact_messages']} of your contacts; the verifier needs at least {t['minimum']} of each."
+        )
+    if status != "ok":
+        return f"No authorship score ({status}): it needs train.jsonl and val.jsonl from `twin prepare`."
+    acc = a["accuracy"]
+    if not a["meaningful"]:
+        return (
+            f"The verifier tells your held-out messages from your contacts' only {acc['balanced']:.0%} of the "
+            f"time (balanced accuracy, 95% interval {acc['low']:.0%}-{acc['high']:.0%}; chance is 50%), so the "
+            "authorship score is not meaningful for this data."
+        )
+    real, base, twin = a["real"], a["base"], a["twin"]
+    diff = a.get("twin_minus_base") or {"share": twin["share"] - base["share"], "low": float("nan")}
+    span = f"paired difference {diff['share']:+.0%}" + (
+        f", 95% interval {diff['low']:+.0%} to {diff['high']:+.0%}" if "high" in diff else ""
+    )
+    if diff["low"] > 0:
+        verdict = f"clearly more like you than the base model ({span})"
+    elif twin["share"] > base["share"]:
+        verdict = f"more like you than the base model, but not clearly ({span})"
+    else:
+        verdict = f"no more like you than the base model ({span})"
+    return (
+        f"A classifier that tells your messages from your contacts' ({acc['balanced']:.0%} balanced accuracy "
+        f"on held-out messages) takes {twin['share']:.0%} of the twin's replies for yours and "
+        f"{base['share']:.0%} of the base model's: the twin is {verdict}; your real replies score "
+        f"{real['share']:.0%}."
+    )
+
+
+def _section_authorship(r: dict) -> str:
+    a = r.get("authorship") or {"status": "missing"}
+    text = f"<p>{_esc(authorship_sentence(a))}</p>"
+    if a.get("status") != "ok":
+        return text
+    rows = [
+        [_LABELS[s], a[s]["share"], _esc(f"{a[s]['low']:.2f}-{a[s]['high']:.2f}"), a[s]["mean_probability"]]
+        for s in SIDES
+    ]
+    if a.get("twin_minus_base"):
+        d = a["twin_minus_base"]
+        rows.append(["twin - base, same prompts", d["share"], _esc(f"{d['low']:.2f}-{d['high']:.2f}"), ""])
+    acc = a["accuracy"]
+    fig = _figure(6, 2.6)
+    ax = fig.add_subplot()
+    shares = [a[s]["share"] for s in SIDES]
+    errs = [[a[s]["share"] - a[s]["low"] for s in SIDES], [a[s]["high"] - a[s]["share"] for s in SIDES]]
+    ax.barh([_LABELS[s] for s in SIDES], shares, xerr=errs, color=[_COLORS[s] for s in SIDES], capsize=4)
+    ax.set_xlim(0, 1)
+    ax.invert_yaxis()
+    ax.set_xlabel('share of replies judged "you" (95% interval)')
+    note = (
+        '<p class="muted">Verifier: character 1-4-gram TF-IDF + class-balanced logistic regression, trained '
+        f"on train.jsonl only ({a['train']['owner_messages']} of your messages, "
+        f"{a['train']['contact_messages']} of your contacts'). Its balanced accuracy on real held-out "
+        f"messages: {acc['balanced']:.3f} ({acc['low']:.3f}-{acc['high']:.3f}); a reply counts as yours at "
+        "P(you) &ge; 0.5. Intervals: percentile bootstrap over replies.</p>"
+    )
+    header = ["replies", 'share judged "you"', "95% interval", "mean P(you)"]
+    return text + note + _table(header, rows) + _png(fig)
 
 
 def _section_overlap(r: dict) -> str:
@@ -311,15 +385,19 @@ def _context_html(context: Sequence[dict], contact: str | None) -> str:
     return f"<details><summary>context ({len(context)})</summary>{_esc(lines)}</details>"
 
 
+def _reply_cell(x: dict, side: str) -> str:
+    text = _esc(x[side]) or '<span class="muted">(empty)</span>'
+    score = (x.get("authorship") or {}).get(side)
+    return text if score is None else f'{text}<br><span class="muted">P(you) {score:.2f}</span>'
+
+
 def _section_samples(rows: Sequence[dict]) -> str:
     if not rows:
         return '<p class="muted">No samples requested (--samples 0).</p>'
     table_rows = [
         [
             _context_html(x.get("context") or [], x.get("contact")) + _esc(x["message"]),
-            _esc(x["real"]),
-            _esc(x["base"]) or '<span class="muted">(empty)</span>',
-            _esc(x["twin"]) or '<span class="muted">(empty)</span>',
+            *(_reply_cell(x, side) for side in SIDES),
         ]
         for x in rows
     ]
@@ -331,6 +409,7 @@ def render_report(result: dict, samples: Sequence[dict], *, metrics_csv: Path | 
     body = {
         "summary": _section_summary(result),
         "loss": _section_loss(result),
+        "authorship": _section_authorship(result),
         "overlap": _section_overlap(result),
         "lengths": _section_lengths(result),
         "emoji-language": _section_emoji_language(result),

@@ -37,6 +37,7 @@ class EvalConfig(StageConfig):
     base: str | None = None  # null: the base recorded in the adapter's twin.json
     data: str = "data/processed"
     val_file: str = "val.jsonl"
+    train_file: str = "train.jsonl"  # the authorship verifier learns the owner's style from it
     run: str | None = None  # null: the adapter directory's name
     out_dir: str = "checkpoints"  # report goes to <out_dir>/runs/<run>/
     max_examples: int | None = Field(100, ge=1)  # generation is the slow part; null: all of val
@@ -51,6 +52,7 @@ class EvalConfig(StageConfig):
     repetition_penalty: float = Field(1.1, gt=0)
     dtype: str = "auto"
     pet_phrases: int = Field(10, ge=0)
+    memory: int | None = Field(None, ge=0)  # past exchanges per prompt; null: as trained (twin.json)
 
 
 def _select(examples: list[dict], limit: int | None, seed: int) -> list[dict]:
@@ -89,10 +91,10 @@ def reply_loss(
 
 def generate_replies(
     cfg: EvalConfig, model: Any, tokenizer: Any, examples: list[dict], template: str, progress: bool
-) -> list[tuple[str, str]]:
+) -> tuple[list[tuple[str, str]], list[int]]:
     """``(base reply, twin reply)`` per example, generated in batches by the serving engine's scheduler
     (:mod:`twin.model.batch`: base and twin rows share forward passes), so the report shows what the
-    server would answer. Seeds are ``seed + index`` on both sides."""
+    server would answer. Seeds are ``seed + index`` on both sides. Also returns each prompt's length in tokens."""
     from dataclasses import replace
 
     from tqdm.auto import tqdm
@@ -102,10 +104,12 @@ def generate_replies(
 
     room = prompt_room(model, cfg.max_new_tokens)
     requests: list[Request] = []
+    prompt_tokens: list[int] = []
     for i, ex in enumerate(examples):
         contact = ex.get("contact")
         ids = fit_prompt_ids(tokenizer, ex["context"], ex["instruction"], template=template, contact=contact,
-                             room=room)  # fmt: skip
+                             room=room, memory=ex.get("memory"))  # fmt: skip
+        prompt_tokens.append(len(ids))
         params = GenParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
                            top_k=cfg.top_k, repetition_penalty=cfg.repetition_penalty, seed=cfg.seed + i,
                            extra_stops=speaker_stops(contact, template))  # fmt: skip
@@ -114,7 +118,8 @@ def generate_replies(
                disable=not progress, dynamic_ncols=True)  # fmt: skip
     with bar:
         gens = generate_many(Scheduler(model, tokenizer, max_batch=cfg.batch_size), requests, bar.update)
-    return [(gens[k].text.strip(), gens[k + 1].text.strip()) for k in range(0, len(gens), 2)]
+    replies = [(gens[k].text.strip(), gens[k + 1].text.strip()) for k in range(0, len(gens), 2)]
+    return replies, prompt_tokens
 
 
 def summarize(rows: list[dict], *, pet_top: int = 10) -> dict:
@@ -143,10 +148,30 @@ def summarize(rows: list[dict], *, pet_top: int = 10) -> dict:
     }
 
 
+def score_authorship(cfg: EvalConfig, val: list[dict], rows: list[dict]) -> dict:
+    """The ``authorship`` block (verifier checked on all of ``val``, replies of ``rows`` scored);
+    adds each row's P(owner) per side as ``row["authorship"]``."""
+    from twin.eval.authorship import SIDES, authorship_block
+    from twin.train.data import read_examples
+
+    train_path = Path(cfg.data) / cfg.train_file
+    if not train_path.is_file():
+        return {"status": "no_train_split", "train_file": str(train_path)}
+    started = time.perf_counter()
+    replies = {side: [r[side] for r in rows] for side in SIDES}
+    block, scores = authorship_block(read_examples(train_path), val, replies, cfg.seed)
+    for i, row in enumerate(rows):
+        if scores:
+            row["authorship"] = {side: round(scores[side][i], 4) for side in SIDES}
+    block["seconds"] = time.perf_counter() - started
+    return block
+
+
 def run_eval(cfg: EvalConfig, *, progress: bool = True) -> dict:
     """Evaluate and write eval.json, eval_samples.jsonl and report.html; returns the results dict."""
     from twin.examples import read_examples
     from twin.fileio import atomic_write_json, atomic_write_jsonl
+    from twin.memory import adapter_memory
     from twin.model.load import load_base, read_adapter_meta, resolve_base
 
     started = time.perf_counter()
@@ -154,7 +179,11 @@ def run_eval(cfg: EvalConfig, *, progress: bool = True) -> dict:
     meta = read_adapter_meta(adapter)
     base = resolve_base(adapter, cfg.base, meta)
     val_path = Path(cfg.data) / cfg.val_file
-    examples = _select(read_examples(val_path), cfg.max_examples, cfg.seed)
+    memory = adapter_memory(adapter, meta, cfg.memory)  # before the slow load: a bad --memory fails now
+    val_all = read_examples(val_path)
+    examples = _select(val_all, cfg.max_examples, cfg.seed)
+    if memory is not None:  # the prompts remember what the server's would: the adapter's own memory
+        examples = memory.attach(examples, memory.k)
     run = cfg.run or adapter.name
     out = Path(cfg.out_dir) / "runs" / run
     template = meta["template"]
@@ -177,7 +206,7 @@ def run_eval(cfg: EvalConfig, *, progress: bool = True) -> dict:
     twin_loss = reply_loss(model, tokenizer, examples, template, max_seq, cfg.batch_size)
 
     gen_started = time.perf_counter()
-    replies = generate_replies(cfg, model, tokenizer, examples, template, progress)
+    replies, prompt_tokens = generate_replies(cfg, model, tokenizer, examples, template, progress)
     rows = [
         {
             "session": ex.get("session"),
@@ -191,6 +220,7 @@ def run_eval(cfg: EvalConfig, *, progress: bool = True) -> dict:
         for ex, (base_reply, twin_reply) in zip(examples, replies, strict=True)
     ]
     gen_seconds = time.perf_counter() - gen_started
+    authorship = score_authorship(cfg, val_all, rows)
 
     result = {
         "run": run,
@@ -202,8 +232,18 @@ def run_eval(cfg: EvalConfig, *, progress: bool = True) -> dict:
         "config": cfg.model_dump(mode="json"),
         "loss": {"base": base_loss, "twin": twin_loss},
         **summarize(rows, pet_top=cfg.pet_phrases),
+        "authorship": authorship,
+        "memory": {"k": memory.k if memory else 0, "pairs": len(memory.pairs) if memory else 0},
+        "prompt_tokens": {
+            "mean": sum(prompt_tokens) / len(prompt_tokens) if prompt_tokens else 0.0,
+            "max": max(prompt_tokens, default=0),
+        },
         "train_metrics": meta.get("metrics") or {},
-        "seconds": {"generation": gen_seconds, "total": time.perf_counter() - started},
+        "seconds": {
+            "generation": gen_seconds,
+            "per_reply": gen_seconds / (2 * len(rows)) if rows else 0.0,  # base and twin each
+            "total": time.perf_counter() - started,
+        },
     }
     from twin.eval.blind import blind_score, blind_sentence
     from twin.eval.report import write_report

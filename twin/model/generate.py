@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from twin.errors import TwinError
-from twin.prompt import ME_LABEL, PLAIN, STOP_STRINGS, build_prompt, fit_context
+from twin.prompt import ME_LABEL, PLAIN, PLAIN_MEMORY, STOP_STRINGS, build_prompt, fit_context
 
 
 @dataclass
@@ -115,12 +115,18 @@ def context_budget(meta: dict) -> int:
 
 
 def build_reply_prompt(
-    meta: dict, tokenizer: Any, history: list[dict], message: str, contact: str | None = None
+    meta: dict,
+    tokenizer: Any,
+    history: list[dict],
+    message: str,
+    contact: str | None = None,
+    memory: Any | None = None,
 ) -> str:
     """The prompt for my reply to ``message`` after ``history`` (oldest first), exactly as in training.
 
     History is cut with :func:`twin.prompt.fit_context` using the adapter's own prepare budget and
-    unit, and rendered with the template version the adapter was trained with.
+    unit, and rendered with the template version the adapter was trained with; ``memory`` (a
+    ``twin.memory.Memory``, for adapters trained with ``--memory``) adds its ``k`` past exchanges.
     """
     template = meta.get("template", PLAIN)
     context = fit_context(
@@ -128,7 +134,10 @@ def build_reply_prompt(
         context_budget(meta),
         context_counter(meta, tokenizer),
     )
-    return build_prompt(context, message, template=template, contact=contact, tokenizer=tokenizer)
+    past = memory.retrieve(message, memory.k, contact=contact) if memory is not None else None
+    return build_prompt(
+        context, message, template=template, contact=contact, tokenizer=tokenizer, memory=past
+    )
 
 
 def fit_prompt_ids(
@@ -139,6 +148,7 @@ def fit_prompt_ids(
     template: str,
     contact: str | None,
     room: int | None,
+    memory: Sequence[dict] | None = None,
 ) -> list[int]:
     """The prompt's token ids, at most ``room`` of them, cut the way training cuts a long prompt.
 
@@ -148,7 +158,9 @@ def fit_prompt_ids(
     """
 
     def encode(ctx: list[dict], msg: str) -> list[int]:
-        prompt = build_prompt(ctx, msg, template=template, contact=contact, tokenizer=tokenizer)
+        prompt = build_prompt(
+            ctx, msg, template=template, contact=contact, tokenizer=tokenizer, memory=memory
+        )
         return tokenizer(prompt, add_special_tokens=False)["input_ids"]
 
     ids = encode(context, message)
@@ -178,6 +190,7 @@ def reply_prompt_ids(
     message: str,
     contact: str | None,
     room: int | None,
+    memory: Any | None = None,
 ) -> list[int]:
     """:func:`build_reply_prompt` as token ids, cut by :func:`fit_prompt_ids` to ``room`` tokens."""
     context = fit_context(
@@ -186,7 +199,10 @@ def reply_prompt_ids(
         context_counter(meta, tokenizer),
     )
     template = meta.get("template", PLAIN)
-    return fit_prompt_ids(tokenizer, context, message, template=template, contact=contact, room=room)
+    past = memory.retrieve(message, memory.k, contact=contact) if memory is not None else None
+    return fit_prompt_ids(
+        tokenizer, context, message, template=template, contact=contact, room=room, memory=past
+    )
 
 
 def prompt_room(model: Any, max_new_tokens: int) -> int | None:
@@ -205,7 +221,7 @@ def speaker_stops(contact: str | None = None, template: str = PLAIN) -> tuple[st
     The adapter learned to end with EOS; these catch a model (an undertrained one, or the bare
     base) that carries on writing the conversation, so it can never put words in their mouth.
     """
-    if template != PLAIN:
+    if template not in (PLAIN, PLAIN_MEMORY):
         return ()
     return (f"\n{ME_LABEL}:", f"\n{contact or 'Them'}:")
 

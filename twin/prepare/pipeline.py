@@ -26,6 +26,7 @@ import orjson
 
 from twin.errors import TwinError
 from twin.fileio import atomic_open, iter_jsonl
+from twin.memory import ensure_memory
 from twin.prepare.config import PrepareConfig
 from twin.prepare.examples import CONVERTERS, dataset_info, in_val, session_examples, session_hash
 from twin.sources.records import dialog_files, validate_record
@@ -370,3 +371,4 @@ def _write_outputs(out: Path, cfg: PrepareConfig, results: list[dict], stats: di
             for split in ("train", "val"):
                 with contextlib.suppress(FileNotFoundError):
                     (out / f"{split}.{fmt}.jsonl").unlink()
+    ensure_memory(out)  # the BM25 index of past exchanges for `--memory K` (twin/memory.py)

@@ -78,18 +78,25 @@ def serve_cmd(
     queue_size: int = typer.Option(32, "--queue-size", help="Requests that may wait; more get 503."),
     max_batch: int = typer.Option(8, "--max-batch", help="Replies decoded together (1 = one at a time)."),
     max_batch_tokens: int = typer.Option(
-        0, "--max-batch-tokens", help="Cap on prompt + max_new_tokens over the batch (0: max-batch x context)."
+        0,
+        "--max-batch-tokens",
+        help="Cap on prompt + max_new_tokens over the batch (0: max-batch x context).",
     ),
     max_new_tokens: int = typer.Option(512, "--max-new-tokens", help="Cap on a request's max_new_tokens."),
     max_history: int = typer.Option(100, "--max-history", help="Cap on the number of history turns."),
     max_message_chars: int = typer.Option(4000, "--max-message-chars", help="Cap on one message's length."),
     max_body_bytes: int = typer.Option(262144, "--max-body-bytes", help="Cap on a request body's size."),
+    memory: int | None = typer.Option(
+        None, "--memory", min=0, help="Past exchanges per prompt (default: as trained, from twin.json)."
+    ),
 ) -> None:
     """Serve the twin over HTTP: POST /reply, /reply/stream, /v1/chat/completions (token: $TWIN_API_TOKEN)."""
     from twin.model.load import prefer_passive_omp_wait
 
     prefer_passive_omp_wait()
-    _check_serve_options(host, queue_size, max_new_tokens, max_history, max_message_chars, max_body_bytes, max_batch)
+    _check_serve_options(
+        host, queue_size, max_new_tokens, max_history, max_message_chars, max_body_bytes, max_batch
+    )
     if max_batch_tokens < 0:
         raise TwinError("--max-batch-tokens must be >= 0 (0: --max-batch times the model's context)")
     if threads:
@@ -111,6 +118,7 @@ def serve_cmd(
         device=device,
         max_batch=max_batch,
         max_batch_tokens=max_batch_tokens or None,
+        memory=memory,
     )
     limits = Limits(
         max_body_bytes=max_body_bytes,

@@ -39,6 +39,7 @@ class Adapter:
     path: Path | None
     meta: dict
     template: str
+    memory: Any = None  # twin.memory.Memory for adapters trained with --memory
 
     @property
     def created(self) -> str | None:
@@ -120,6 +121,7 @@ class Engine:
         device: str = "auto",
         max_batch: int = 8,
         max_batch_tokens: int | None = None,
+        memory: int | None = None,  # past exchanges per prompt; None: as each adapter was trained
     ) -> None:
         import torch
 
@@ -135,6 +137,9 @@ class Engine:
         if default is not None and default not in names:  # checked before the slow model load
             raise TwinError(f"--default-adapter {default}: not registered; registered: {', '.join(names)}")
         metas = check_adapters(self.base_path, pairs)
+        from twin.memory import adapter_memory
+
+        mems = {name: adapter_memory(path, metas[name], memory) for name, path in pairs}
 
         from twin.model.load import load_base, model_type
 
@@ -144,7 +149,7 @@ class Engine:
         self.base_model_type = model_type(self.base_path)
         self.model = register_adapters(model, pairs).eval()
         self.adapters: dict[str, Adapter] = {
-            name: Adapter(name, path, metas[name], metas[name].get("template") or "plain-v1")
+            name: Adapter(name, path, metas[name], metas[name].get("template") or "plain-v1", mems[name])
             for name, path in pairs
         }
         # The bare base renders prompts like the first adapter (so base-vs-twin compare like for like).
@@ -152,7 +157,9 @@ class Engine:
         base_meta = (
             dict(ref.meta) if ref else {"template": resolve_template("auto", tokenizer), "prepare": {}}
         )
-        self.adapters[BASE_NAME] = Adapter(BASE_NAME, None, base_meta, base_meta["template"])
+        self.adapters[BASE_NAME] = Adapter(
+            BASE_NAME, None, base_meta, base_meta["template"], ref.memory if ref else None
+        )
         self.default = default or (pairs[0][0] if pairs else BASE_NAME)
         self.scheduler = Scheduler(self.model, tokenizer, max_batch=max_batch, max_tokens=max_batch_tokens)
         self.lock = self.scheduler.lock
@@ -197,7 +204,7 @@ class Engine:
         """
         params = replace(params, extra_stops=(*params.extra_stops, *speaker_stops(contact, adapter.template)))
         room = prompt_room(self.model, params.validate().max_new_tokens)
-        ids = reply_prompt_ids(adapter.meta, self.tokenizer, history, message, contact, room)
+        ids = reply_prompt_ids(adapter.meta, self.tokenizer, history, message, contact, room, adapter.memory)
         req = Request(ids, params, None if adapter.name == BASE_NAME else adapter.name, on_delta)
         if cancel is not None:
             req.cancel = cancel

@@ -32,6 +32,12 @@ def train_cmd(
     devices: int | None = typer.Option(None, "--devices", help="Processes/GPUs (DDP on CPU uses gloo)."),
     strategy: str | None = typer.Option(None, "--strategy", help="auto | ddp | fsdp (fsdp: GPUs)."),
     precision: str | None = typer.Option(None, "--precision", help="bf16-true | 32-true | bf16-mixed."),
+    memory: int | None = typer.Option(
+        None,
+        "--memory",
+        min=0,
+        help="K most similar past exchanges in each prompt (default: data.memory, 0).",
+    ),
     set_: list[str] = typer.Option(None, "--set", help="Override a config key: --set lora.r=8 (repeatable)."),
 ) -> None:
     """LoRA fine-tune a base model on data/processed (Lightning Fabric + peft)."""
@@ -54,6 +60,8 @@ def train_cmd(
             flags[key] = value
     if data is not None:
         flags["data"] = {"dir": data}
+    if memory is not None:
+        flags.setdefault("data", {})["memory"] = memory
     cfg = load_config(TrainConfig, config, deep_merge(flags, parse_overrides(set_)))
     from twin.train.loop import train
 

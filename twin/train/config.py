@@ -63,6 +63,7 @@ class DataConfig(StageConfig):
     val_file: str = "val.jsonl"
     max_seq_length: int = Field(512, ge=8)
     template: TemplateChoice = "auto"
+    memory: int = Field(0, ge=0)  # K past exchanges in each prompt (twin/memory.py); 0: none
     # Batches are drawn from length-sorted pools of this many micro-batches: little padding,
     # still shuffled (the pools and the batch order are random).
     group_by_length: bool = True

@@ -17,6 +17,20 @@ from twin.errors import TwinError
 log = logging.getLogger(__name__)
 
 
+def read_with_memory(
+    path: str | Path, data_dir: str | Path, k: int, train_file: str = "train.jsonl"
+) -> list[dict]:
+    """``read_examples`` plus, when ``k`` > 0, each example's ``memory`` (the index is built if missing)."""
+    from twin.examples import read_examples
+
+    examples = read_examples(path)
+    if k <= 0:
+        return examples
+    from twin.memory import Memory, ensure_memory
+
+    return Memory.open(ensure_memory(data_dir, train_file)).attach(examples, k)
+
+
 def file_digest(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 

@@ -200,16 +200,16 @@ def main(fabric: Any, cfg: TrainConfig, resume: bool) -> dict:
 
 
 def load_data(cfg: TrainConfig) -> TrainData:
-    from twin.examples import encode_examples, read_examples
+    from twin.examples import encode_examples
     from twin.model.load import load_tokenizer
-    from twin.prompt import resolve_template
-    from twin.train.data import file_digest
+    from twin.prompt import resolve_template, with_memory
+    from twin.train.data import file_digest, read_with_memory
 
     data_dir = Path(cfg.data.dir)
     tokenizer = load_tokenizer(cfg.base)
-    template = resolve_template(cfg.data.template, tokenizer)
+    template = with_memory(resolve_template(cfg.data.template, tokenizer), cfg.data.memory)
     train_file = data_dir / cfg.data.train_file
-    examples = read_examples(train_file)
+    examples = read_with_memory(train_file, data_dir, cfg.data.memory, cfg.data.train_file)
     return TrainData(
         tokenizer=tokenizer,
         template=template,
@@ -663,12 +663,14 @@ def _to(batch: dict, device: Any) -> dict:
 
 def _read_val(path: Path, tokenizer: Any, template: str, cfg: TrainConfig) -> Any:
     """The validation set, or None (with a warning) when prepare wrote none."""
-    from twin.examples import encode_examples, read_examples
+    from twin.examples import encode_examples
+    from twin.train.data import read_with_memory
 
     if not path.is_file() or path.stat().st_size == 0 or not path.read_text(encoding="utf-8").strip():
         log.warning("%s: no validation examples; validation loss will not be reported", path)
         return None
-    return encode_examples(read_examples(path), tokenizer, template, cfg.data.max_seq_length)
+    examples = read_with_memory(path, cfg.data.dir, cfg.data.memory, cfg.data.train_file)
+    return encode_examples(examples, tokenizer, template, cfg.data.max_seq_length)
 
 
 def _changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
@@ -775,6 +777,11 @@ def _save_adapter(
             "metrics": metrics,
             "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
+        if cfg.data.memory:  # the past exchanges serving retrieves from travel with the adapter
+            from twin.memory import MEMORY_DIR, copy_memory
+
+            mem = copy_memory(Path(cfg.data.dir) / MEMORY_DIR, tmp)
+            meta["memory"] = {"k": cfg.data.memory, "dir": mem.name}
         atomic_write_json(tmp / "twin.json", meta)
         replace_path(tmp, out)
     except BaseException:

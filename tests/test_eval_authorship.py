@@ -1,0 +1,89 @@
+"""Authorship verifier: real scikit-learn on synthetic owner/contact text with distinct styles."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from styled_chats import contact_text, styled_examples
+
+from twin.eval.authorship import authorship_block, bootstrap_interval, split_messages
+from twin.eval.report import authorship_sentence
+
+
+def _shuffled(examples: list[dict], seed: int) -> list[dict]:
+    """Swap owner and contact texts at random: the labels no longer say who wrote what."""
+    rng = random.Random(seed)
+    out = []
+    for ex in examples:
+        a, b = ex["instruction"], ex["response"]
+        if rng.random() < 0.5:
+            a, b = b, a
+        out.append({**ex, "context": [], "instruction": a, "response": b})
+    return out
+
+
+def test_distinct_styles_are_told_apart_and_replies_scored():
+    train, val = styled_examples(120, 1), styled_examples(60, 2, session_prefix="v")
+    real = [ex["response"] for ex in val[:30]]
+    base = [contact_text(random.Random(i)) for i in range(30)]
+    twin = real[:20] + base[:10]
+    block, scores = authorship_block(train, val, {"real": real, "base": base, "twin": twin}, seed=0)
+    assert block["status"] == "ok" and block["meaningful"] is True
+    assert block["accuracy"]["balanced"] > 0.95
+    assert block["real"]["share"] > 0.9 and block["base"]["share"] < 0.1
+    assert block["twin"]["share"] == pytest.approx(sum(p >= 0.5 for p in scores["twin"]) / 30)
+    assert 0.5 < block["twin"]["share"] < 0.8
+    diff = block["twin_minus_base"]  # paired over the same prompts
+    assert diff["share"] == pytest.approx(block["twin"]["share"] - block["base"]["share"])
+    assert 0 < diff["low"] <= diff["share"] <= diff["high"]
+    for side in ("real", "base", "twin"):
+        b = block[side]
+        assert b["low"] <= b["share"] <= b["high"] and b["n"] == 30
+    assert len(scores["twin"]) == 30 and all(0.0 <= p <= 1.0 for p in scores["twin"])
+    # seeded: the same inputs give the same block
+    assert authorship_block(train, val, {"real": real, "base": base, "twin": twin}, seed=0)[0] == block
+    assert "the twin is clearly more like you than the base model (paired difference" in authorship_sentence(
+        block
+    )
+
+
+def test_shuffled_labels_are_not_meaningful():
+    train, val = (
+        _shuffled(styled_examples(200, 3), 4),
+        _shuffled(styled_examples(80, 5, session_prefix="v"), 6),
+    )
+    real = [ex["response"] for ex in val[:20]]
+    block, _ = authorship_block(train, val, {"real": real, "base": real, "twin": real}, seed=0)
+    assert block["status"] == "ok" and block["meaningful"] is False
+    assert 0.3 < block["accuracy"]["balanced"] < 0.7
+    assert "not meaningful" in authorship_sentence(block)
+
+
+def test_too_little_data_gives_no_number():
+    train = styled_examples(20, 7)
+    owner, contacts = split_messages(train)
+    assert len(owner) == 40 and len(contacts) == 40  # response + "me" context turn per example
+    block, scores = authorship_block(train, styled_examples(10, 8), {"real": ["x"]}, seed=0)
+    assert block["status"] == "too_little_data" and scores == {}
+    assert block["train"] == {"owner_messages": 40, "contact_messages": 40, "minimum": 50}
+    sentence = authorship_sentence(block)
+    assert "Too little data" in sentence and "40" in sentence and "%" not in sentence
+
+
+def test_split_messages_dedupes_and_skips_empty():
+    ex = [
+        {"context": [{"role": "me", "text": "hi"}], "instruction": "yo", "response": "hi"},
+        {"context": [{"role": "them", "text": "yo"}], "instruction": "  ", "response": "sure"},
+    ]
+    assert split_messages(ex) == (["hi", "sure"], ["yo"])
+
+
+def test_bootstrap_interval_brackets_the_mean_and_narrows_with_n():
+    small = [1.0, 0.0] * 10
+    large = [1.0, 0.0] * 500
+    lo_s, hi_s = bootstrap_interval(small, seed=0)
+    lo_l, hi_l = bootstrap_interval(large, seed=0)
+    assert lo_s < 0.5 < hi_s and lo_l < 0.5 < hi_l
+    assert hi_l - lo_l < (hi_s - lo_s) / 3
+    assert bootstrap_interval([1.0] * 5) == (1.0, 1.0)

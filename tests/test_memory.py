@@ -1,0 +1,90 @@
+"""Memory of past exchanges: BM25 retrieval (real bm25s), same contact first, never the own session."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from twin.errors import TwinError
+from twin.memory import MEMORY_DIR, Memory, adapter_memory, build_memory, ensure_memory
+
+TRAIN = [
+    {"session": "a-1", "contact": "Alice", "instruction": "dinner tonight?", "response": "sure, 8?"},
+    {"session": "a-2", "contact": "Alice", "instruction": "dinner on friday?", "response": "friday works"},
+    {
+        "session": "b-1",
+        "contact": "Bob",
+        "instruction": "dinner tonight with us?",
+        "response": "can't, sorry",
+    },
+    {"session": "b-1", "contact": "Bob", "instruction": "dinner tonight?", "response": "can't, sorry"},
+    {"session": "b-2", "contact": "Bob", "instruction": "did you see the game?", "response": "no, spoilers!"},
+    {"session": "m-1", "contact": "Мама", "instruction": "ты поел?", "response": "да, мам)"},
+]
+
+
+def _write(dir_, rows):
+    dir_.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps({"dialog_id": 1, "context": [], **r}, ensure_ascii=False) for r in rows]
+    (dir_ / "train.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return dir_
+
+
+@pytest.fixture()
+def memory(tmp_path):
+    return Memory.open(build_memory(_write(tmp_path / "data", TRAIN)))
+
+
+def test_same_contact_first_then_the_rest_by_score(memory):
+    got = memory.retrieve("dinner tonight?", 3, contact="Alice")
+    assert [m["contact"] for m in got] == ["Alice", "Alice", "Bob"]
+    assert got[0] == {"contact": "Alice", "them": "dinner tonight?", "me": "sure, 8?"}  # best match first
+    assert got[2]["me"] == "can't, sorry"
+    # another contact: their exchanges come first, the identical exchange only once
+    bob = memory.retrieve("dinner tonight?", 3, contact="Bob")
+    assert [m["contact"] for m in bob] == ["Bob", "Bob", "Alice"]
+    assert bob[0]["them"] == "dinner tonight?" and bob[1]["them"] == "dinner tonight with us?"
+    assert memory.retrieve("ты поел?", 1, contact="Мама") == [
+        {"contact": "Мама", "them": "ты поел?", "me": "да, мам)"}
+    ]
+
+
+def test_never_the_examples_own_session_and_nothing_without_a_shared_word(memory):
+    got = memory.retrieve("dinner tonight?", 5, contact="Bob", session="b-1")
+    assert got and all(m["me"] != "can't, sorry" for m in got)
+    assert memory.retrieve("completely unrelated words", 3, contact="Alice") == []
+    assert memory.retrieve("dinner", 0) == []
+    attached = memory.attach([{**TRAIN[0], "context": []}], 2)
+    assert attached[0]["memory"] and all(
+        m["them"] != "dinner tonight?" or m["contact"] != "Alice" for m in attached[0]["memory"]
+    )
+    assert "memory" not in TRAIN[0]  # the examples themselves are left alone
+
+
+def test_index_is_rebuilt_when_the_train_split_changes(tmp_path):
+    data = _write(tmp_path / "data", TRAIN[:2])
+    first = ensure_memory(data)
+    stamp = (first / "memory.json").stat().st_mtime_ns
+    assert ensure_memory(data) == first and (first / "memory.json").stat().st_mtime_ns == stamp
+    _write(data, TRAIN)
+    assert len(Memory.open(ensure_memory(data)).pairs) == len(TRAIN)
+    with pytest.raises(TwinError, match="not found"):
+        build_memory(tmp_path / "nowhere")
+
+
+def test_adapter_memory_follows_twin_json_and_refuses_memory_it_was_not_trained_with(tmp_path):
+    data = _write(tmp_path / "data", TRAIN)
+    build_memory(data)
+    adapter = tmp_path / "adapter"
+    shutil.copytree(data / MEMORY_DIR, adapter / MEMORY_DIR)
+    mem = adapter_memory(adapter, {"memory": {"k": 2, "dir": MEMORY_DIR}})
+    assert mem.k == 2 and len(mem.pairs) == len(TRAIN)
+    assert adapter_memory(adapter, {"memory": {"k": 2, "dir": MEMORY_DIR}}, 5).k == 5
+    assert adapter_memory(adapter, {}) is None and adapter_memory(adapter, {}, 0) is None
+    with pytest.raises(TwinError, match="trained without memory"):
+        adapter_memory(adapter, {"template": "plain-v1"}, 3)
+    shutil.rmtree(adapter / MEMORY_DIR)
+    with pytest.raises(TwinError, match="memory missing"):
+        adapter_memory(adapter, {"memory": {"k": 2, "dir": MEMORY_DIR}})

@@ -1,0 +1,154 @@
+"""Authorship score: would a style classifier take a reply for the owner's?
+
+A verifier is trained on the **train** split only: the owner's messages (every ``response`` and
+``me`` context turn) against their contacts' (every ``instruction`` and ``them`` context turn),
+each distinct text once per side. Features are character n-grams (TF-IDF over 1-4 characters
+inside word boundaries, case kept), so emoji, punctuation and spelling habits count whatever the
+language; the classifier is a class-balanced logistic regression (scikit-learn), seeded.
+
+On the val split it reports:
+
+* its own sanity check: balanced accuracy on real held-out messages (owner vs contacts). When
+  that is under :data:`MIN_ACCURACY` or its 95% interval reaches down to chance (0.5), the score
+  is flagged ``meaningful: false`` and the report says so;
+* the share of real, base and twin replies it judges "owner" (probability >= 0.5), each with a
+  percentile-bootstrap 95% interval, and a per-reply probability; and the paired difference
+  twin - base over the same prompts (``twin_minus_base``), with its interval.
+
+Fewer than :data:`MIN_MESSAGES` distinct owner or contact messages in train: no verifier, the
+block says ``status: too_little_data`` with the counts. scikit-learn is imported only when a
+verifier is trained: it costs about 3 s of import time on a busy 2-core machine (it pulls in scipy
+and pandas), measured with ``python -X importtime``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+MIN_MESSAGES = 50
+MIN_ACCURACY = 0.6
+BOOTSTRAP = 1000
+SIDES = ("real", "base", "twin")
+
+
+def split_messages(examples: Iterable[dict]) -> tuple[list[str], list[str]]:
+    """``(owner, contacts)``: the distinct non-empty texts each side wrote, in first-seen order."""
+    owner: dict[str, None] = {}
+    contacts: dict[str, None] = {}
+    for ex in examples:
+        for turn in ex.get("context") or []:
+            (owner if turn.get("role") == "me" else contacts)[turn.get("text", "")] = None
+        contacts[ex.get("instruction", "")] = None
+        owner[ex.get("response", "")] = None
+    return [t for t in owner if t.strip()], [t for t in contacts if t.strip()]
+
+
+@dataclass
+class Verifier:
+    """A fitted owner-vs-contacts classifier; :meth:`score` is P(owner) per text."""
+
+    pipeline: Any
+
+    def score(self, texts: Sequence[str]) -> list[float]:
+        if not texts:
+            return []
+        return [float(p) for p in self.pipeline.predict_proba(list(texts))[:, 1]]
+
+
+def train_verifier(owner: Sequence[str], contacts: Sequence[str], *, seed: int = 0) -> Verifier:
+    """Fit TF-IDF char n-grams + class-balanced logistic regression (label 1 = owner)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    pipeline = make_pipeline(
+        TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 4), lowercase=False, sublinear_tf=True, min_df=2),
+        LogisticRegression(class_weight="balanced", max_iter=2000, random_state=seed),
+    )
+    pipeline.fit([*owner, *contacts], [1] * len(owner) + [0] * len(contacts))
+    return Verifier(pipeline)
+
+
+def bootstrap_interval(values: Sequence[float], *, seed: int = 0, n: int = BOOTSTRAP) -> tuple[float, float]:
+    """Percentile-bootstrap 95% interval of the mean of ``values``."""
+    if not values:
+        return float("nan"), float("nan")
+    means = _resampled_means(values, np.random.default_rng(seed), n)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def _resampled_means(values: Sequence[float], rng: Any, n: int = BOOTSTRAP) -> Any:
+    arr = np.asarray(values, dtype=float)
+    return arr[rng.integers(0, len(arr), size=(n, len(arr)))].mean(axis=1)
+
+
+def share(flags: Sequence[float], *, seed: int = 0) -> dict:
+    """Mean of 0/1 ``flags`` with its bootstrap 95% interval."""
+    low, high = bootstrap_interval(flags, seed=seed)
+    mean = sum(flags) / len(flags) if flags else float("nan")
+    return {"share": mean, "low": low, "high": high, "n": len(flags)}
+
+
+def held_out_accuracy(verifier: Verifier, owner: Sequence[str], contacts: Sequence[str], seed: int) -> dict:
+    """Balanced accuracy (mean of the two recalls) on real held-out messages, with its interval.
+
+    The interval resamples owner and contact messages separately, so each bootstrap draw keeps
+    both classes.
+    """
+    hits_owner = [float(p >= 0.5) for p in verifier.score(owner)]
+    hits_contacts = [float(p < 0.5) for p in verifier.score(contacts)]
+    rng = np.random.default_rng(seed)
+    draws = (_resampled_means(hits_owner, rng) + _resampled_means(hits_contacts, rng)) / 2
+    low, high = np.percentile(draws, [2.5, 97.5])
+    recall_owner = sum(hits_owner) / len(hits_owner)
+    recall_contacts = sum(hits_contacts) / len(hits_contacts)
+    return {
+        "balanced": (recall_owner + recall_contacts) / 2,
+        "low": float(low),
+        "high": float(high),
+        "owner_recall": recall_owner,
+        "contact_recall": recall_contacts,
+        "owner_messages": len(hits_owner),
+        "contact_messages": len(hits_contacts),
+    }
+
+
+def authorship_block(
+    train_examples: Sequence[dict], val_examples: Sequence[dict], replies: dict[str, Sequence[str]], seed: int
+) -> tuple[dict, dict[str, list[float]]]:
+    """The ``authorship`` block of eval.json and the per-reply P(owner) of each side in ``replies``.
+
+    ``replies`` maps ``real``/``base``/``twin`` to the replies in row order.
+    """
+    owner, contacts = split_messages(train_examples)
+    counts = {"owner_messages": len(owner), "contact_messages": len(contacts), "minimum": MIN_MESSAGES}
+    if len(owner) < MIN_MESSAGES or len(contacts) < MIN_MESSAGES:
+        return {"status": "too_little_data", "train": counts}, {}
+    verifier = train_verifier(owner, contacts, seed=seed)
+    val_owner, val_contacts = split_messages(val_examples)
+    if not val_owner or not val_contacts:
+        return {"status": "no_held_out_messages", "train": counts}, {}
+    accuracy = held_out_accuracy(verifier, val_owner, val_contacts, seed)
+    meaningful = accuracy["balanced"] >= MIN_ACCURACY and accuracy["low"] > 0.5
+    scores = {side: verifier.score(replies[side]) for side in SIDES if side in replies}
+    block: dict = {
+        "status": "ok",
+        "meaningful": meaningful,
+        "accuracy": accuracy,
+        "train": counts,
+        "min_accuracy": MIN_ACCURACY,
+    }
+    for side, ps in scores.items():
+        block[side] = share([float(p >= 0.5) for p in ps], seed=seed)
+        block[side]["mean_probability"] = sum(ps) / len(ps) if ps else float("nan")
+    if "base" in scores and "twin" in scores:  # paired: the same prompts, so the difference is sharper
+        diffs = [
+            float(t >= 0.5) - float(b >= 0.5) for t, b in zip(scores["twin"], scores["base"], strict=True)
+        ]
+        block["twin_minus_base"] = share(diffs, seed=seed)
+    return block, scores

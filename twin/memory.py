@@ -1,0 +1,211 @@
+"""Memory: the owner's own past answers, retrieved for a prompt with BM25 (``bm25s``).
+
+A memory is a directory (``memory/`` beside ``train.jsonl``, copied into the adapter directory)
+holding the past exchanges of the scrubbed train split — ``pairs.jsonl``: one
+``{"session", "contact", "them", "me"}`` per train example (their message, my reply) — and a BM25
+index over their messages (``bm25/``, bm25s' own files), plus ``memory.json`` recording the
+digest of the train file it was built from, so a stale index is rebuilt.
+
+:meth:`Memory.retrieve` returns the ``k`` past exchanges whose message is most similar to the new
+one (BM25 over lowercased word tokens, only exchanges sharing at least one word), the same
+contact's first, never one from the ``session`` being answered (so a training example never sees
+its own reply), and each distinct exchange once. Train, eval and serve all retrieve here and render
+through ``twin.prompt.render_memory``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from twin.errors import TwinError
+from twin.fileio import atomic_write_json, atomic_write_jsonl
+
+log = logging.getLogger(__name__)
+
+MEMORY_DIR = "memory"
+PAIRS_FILE = "pairs.jsonl"
+INDEX_DIR = "bm25"
+META_FILE = "memory.json"
+MAX_CHARS = 200  # each remembered message is cut to this many characters in the prompt
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def tokens(text: str) -> list[str]:
+    """Lowercased Unicode word tokens (Cyrillic and Latin alike)."""
+    return _WORD.findall(text.lower())
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_CHARS else text[:MAX_CHARS].rstrip() + "…"
+
+
+def _read_pairs(train_file: Path) -> list[dict]:
+    pairs = []
+    with train_file.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                ex = json.loads(line)
+                pairs.append(
+                    {
+                        "session": ex.get("session"),
+                        "contact": ex.get("contact"),
+                        "them": _cut(ex["instruction"]),
+                        "me": _cut(ex["response"]),
+                    }
+                )
+            except (ValueError, KeyError, TypeError):
+                raise TwinError(
+                    f"{train_file}:{lineno}: not a prepared example; re-run `twin prepare`"
+                ) from None
+    return pairs
+
+
+def build_memory(data_dir: str | Path, train_file: str = "train.jsonl") -> Path:
+    """Build ``<data_dir>/memory/`` from the train split (written beside, swapped in whole)."""
+    import bm25s
+
+    data = Path(data_dir)
+    src = data / train_file
+    if not src.is_file():
+        raise TwinError(f"{src}: not found; run `twin prepare` first (or pass --data DIR)")
+    pairs = _read_pairs(src)
+    if not pairs:
+        raise TwinError(f"{src}: no examples to remember; export more chats or check `twin prepare`")
+    out = data / MEMORY_DIR
+    tmp = Path(tempfile.mkdtemp(prefix=f".{MEMORY_DIR}.", dir=data))
+    try:
+        retriever = bm25s.BM25()
+        retriever.index([tokens(p["them"]) for p in pairs], show_progress=False)
+        retriever.save(str(tmp / INDEX_DIR), show_progress=False)
+        atomic_write_jsonl(tmp / PAIRS_FILE, pairs)
+        atomic_write_json(tmp / META_FILE, {"format": 1, "train_digest": _digest(src), "pairs": len(pairs)})
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("memory: %d past exchanges indexed -> %s", len(pairs), out)
+    return out
+
+
+def ensure_memory(data_dir: str | Path, train_file: str = "train.jsonl") -> Path:
+    """``<data_dir>/memory/``, built now if missing or older than the train file."""
+    data = Path(data_dir)
+    out = data / MEMORY_DIR
+    try:
+        meta = json.loads((out / META_FILE).read_text(encoding="utf-8"))
+        if meta.get("train_digest") == _digest(data / train_file):
+            return out
+    except (OSError, ValueError):
+        pass
+    return build_memory(data, train_file)
+
+
+def copy_memory(src: str | Path, adapter_dir: str | Path) -> Path:
+    """Copy a memory directory into an adapter directory (so serving needs nothing else)."""
+    dest = Path(adapter_dir) / MEMORY_DIR
+    shutil.copytree(src, dest, dirs_exist_ok=True)
+    return dest
+
+
+@dataclass
+class Memory:
+    """An opened memory: the past exchanges and their BM25 index."""
+
+    pairs: list[dict]
+    retriever: Any
+    by_session: dict[str, list[int]] = field(default_factory=dict)
+    k: int = 0  # how many exchanges a prompt gets (set by :func:`adapter_memory`)
+
+    @classmethod
+    def open(cls, path: str | Path) -> Memory:
+        import bm25s
+
+        p = Path(path)
+        try:
+            with (p / PAIRS_FILE).open(encoding="utf-8") as f:
+                pairs = [json.loads(line) for line in f if line.strip()]
+            retriever = bm25s.BM25.load(str(p / INDEX_DIR))
+        except (OSError, ValueError) as e:
+            raise TwinError(
+                f"{p}: memory missing or unreadable ({e.__class__.__name__}); re-run `twin prepare`"
+            ) from None
+        by_session: dict[str, list[int]] = {}
+        for i, pair in enumerate(pairs):
+            by_session.setdefault(str(pair.get("session")), []).append(i)
+        return cls(pairs, retriever, by_session)
+
+    def retrieve(
+        self, message: str, k: int, *, contact: str | None = None, session: str | None = None
+    ) -> list[dict]:
+        """The ``k`` most similar past exchanges: same contact first, never from ``session``."""
+        import numpy as np
+
+        vocab = self.retriever.vocab_dict
+        ids = [vocab[t] for t in tokens(message) if t in vocab]
+        if k <= 0 or not ids:
+            return []
+        scores = np.asarray(self.retriever.get_scores(ids), dtype=float)
+        if session is not None:
+            scores[self.by_session.get(str(session), [])] = 0.0
+        hits = np.flatnonzero(scores > 0)
+        same = np.array([self.pairs[i].get("contact") == contact for i in hits], dtype=bool)
+        order = hits[np.lexsort((hits, -scores[hits], ~same))] if len(hits) else hits
+        chosen: list[dict] = []
+        seen: set[tuple[str, str]] = set()
+        for i in order:
+            pair = self.pairs[int(i)]
+            key = (pair["them"], pair["me"])
+            if key not in seen:
+                seen.add(key)
+                chosen.append({"contact": pair.get("contact"), "them": pair["them"], "me": pair["me"]})
+                if len(chosen) == k:
+                    break
+        return chosen
+
+    def attach(self, examples: Sequence[dict], k: int) -> list[dict]:
+        """Copies of ``examples`` with ``memory``: what each one's prompt remembers."""
+        return [
+            {
+                **ex,
+                "memory": self.retrieve(
+                    ex["instruction"], k, contact=ex.get("contact"), session=ex.get("session")
+                ),
+            }
+            for ex in examples
+        ]
+
+
+def adapter_memory(adapter_dir: str | Path, meta: dict, k: int | None = None) -> Memory | None:
+    """The memory an adapter was trained with (``twin.json`` → ``memory``), ``k`` overriding its count.
+
+    None for an adapter trained without memory; asking such an adapter for memory (``k`` > 0) is
+    a TwinError, since its template has no place for it.
+    """
+    rec = meta.get("memory") or {}
+    if not rec:
+        if k:
+            raise TwinError(
+                f"{adapter_dir}: adapter trained without memory, so --memory {k} cannot apply; "
+                "retrain it with `twin train --memory K` or drop --memory"
+            )
+        return None
+    memory = Memory.open(Path(adapter_dir) / rec.get("dir", MEMORY_DIR))
+    memory.k = int(rec.get("k", 0)) if k is None else k
+    return memory
