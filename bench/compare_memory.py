@@ -72,8 +72,8 @@ def _train_and_eval(opts: object, k: int, quick: bool) -> dict:
 
 
 def _retrieval_ms(opts: object, k: int) -> float:
+    from twin.examples import read_examples
     from twin.memory import Memory, ensure_memory
-    from twin.train.data import read_examples
 
     p = opts.paths
     memory = Memory.open(ensure_memory(p["processed"]))
@@ -91,10 +91,10 @@ def prompt_cost(adapter: Path, data: Path, n: int = 30, rounds: int = 3) -> dict
 
     import torch
 
+    from twin.examples import read_examples
     from twin.memory import adapter_memory
     from twin.model.generate import build_reply_prompt
     from twin.model.load import load_base, read_adapter_meta, resolve_base
-    from twin.train.data import read_examples
 
     meta = read_adapter_meta(adapter)
     model, tok = load_base(resolve_base(adapter, None, meta))

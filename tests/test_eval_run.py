@@ -182,7 +182,7 @@ def test_eval_cli(random_lora_adapter, data_dir, tmp_path):
     assert res.exit_code != 0 and "unknown key 'bogus'" in str(res.exception)
 
 
-def test_eval_scores_authorship_per_reply(adapter, data_dir, tmp_path):
+def test_eval_scores_authorship_per_reply(random_lora_adapter, data_dir, tmp_path):
     """With a train split the verifier scores every reply; too few messages -> no number."""
     from styled_chats import styled_examples
 
@@ -192,19 +192,21 @@ def test_eval_scores_authorship_per_reply(adapter, data_dir, tmp_path):
     train.write_text(
         "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in styled_examples(60, 1)), encoding="utf-8"
     )
-    r = run_eval(_cfg(adapter, data_dir, tmp_path / "a"), progress=False)
+    r = run_eval(_cfg(random_lora_adapter, data_dir, tmp_path / "a"), progress=False)
     a = r["authorship"]
     assert a["status"] == "ok" and a["train"]["owner_messages"] >= 50
     assert a["accuracy"]["owner_messages"] == len(VAL) + 1  # the replies and one "me" context turn
     for side in ("real", "base", "twin"):
         assert a[side]["n"] == len(VAL) and a[side]["low"] <= a[side]["share"] <= a[side]["high"]
-    run_dir = tmp_path / "a" / "runs" / "run1"
+    run_dir = tmp_path / "a" / "runs" / "random-lora"
     rows = [json.loads(x) for x in (run_dir / "eval_samples.jsonl").read_text(encoding="utf-8").splitlines()]
     assert all(set(x["authorship"]) == {"real", "base", "twin"} for x in rows)
     assert json.loads((run_dir / "eval.json").read_text())["authorship"]["twin"]["n"] == len(VAL)
     assert "P(you)" in (run_dir / "report.html").read_text(encoding="utf-8")
 
     train.write_text("".join(json.dumps(x) + "\n" for x in styled_examples(10, 1)), encoding="utf-8")
-    r = run_eval(_cfg(adapter, data_dir, tmp_path / "b"), progress=False)
+    r = run_eval(_cfg(random_lora_adapter, data_dir, tmp_path / "b"), progress=False)
     assert r["authorship"]["status"] == "too_little_data"
-    assert "Too little data" in (tmp_path / "b" / "runs" / "run1" / "report.html").read_text(encoding="utf-8")
+    assert "Too little data" in (tmp_path / "b" / "runs" / "random-lora" / "report.html").read_text(
+        encoding="utf-8"
+    )

@@ -152,7 +152,7 @@ def score_authorship(cfg: EvalConfig, val: list[dict], rows: list[dict]) -> dict
     """The ``authorship`` block (verifier checked on all of ``val``, replies of ``rows`` scored);
     adds each row's P(owner) per side as ``row["authorship"]``."""
     from twin.eval.authorship import SIDES, authorship_block
-    from twin.train.data import read_examples
+    from twin.examples import read_examples
 
     train_path = Path(cfg.data) / cfg.train_file
     if not train_path.is_file():
