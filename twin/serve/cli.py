@@ -69,7 +69,9 @@ def register(app: typer.Typer) -> None:
         host: str = typer.Option("127.0.0.1", "--host", help="Bind address (loopback by default)."),
         port: int = typer.Option(8000, "--port", help="TCP port."),
         quantize: str | None = typer.Option(None, "--quantize", help="int8 | nf4 (bitsandbytes; CUDA only)."),
-        dtype: str = typer.Option("auto", "--dtype", help="auto | float32 | bfloat16 | float16."),
+        dtype: str = typer.Option(
+            "auto", "--dtype", help="auto (fastest for this machine) | float32 | bfloat16 | float16."
+        ),
         device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
         threads: int | None = typer.Option(None, "--threads", help="torch CPU threads (default: torch's)."),
         queue_size: int = typer.Option(32, "--queue-size", help="Requests that may wait; more get 503."),
@@ -110,6 +112,12 @@ def register(app: typer.Typer) -> None:
 
             base = str(resolve_base(parse_adapter_specs(adapter[:1])[0][1]))
 
+        if dtype == "auto":
+            from twin.model.precision import choose_precision
+
+            choice = choose_precision(base, "cpu" if device == "cpu" else "auto")
+            (log.warning if choice.slow else log.info)("--dtype auto -> %s: %s", choice.dtype, choice.reason)
+            dtype = choice.dtype
         engine = Engine(
             base, adapter or [], default=default_adapter, dtype=dtype, quantize=quantize, device=device
         )
