@@ -10,6 +10,7 @@ from conftest import tiny_train_config, write_processed
 
 from twin.errors import TwinError
 
+REPO = Path(__file__).resolve().parents[1]
 # 32-true: the comparisons below are about weighting and RNG, not bf16 rounding.
 DDP = {"devices": 2, "strategy": "ddp", "precision": "32-true", "num_threads": 1}
 
@@ -35,12 +36,18 @@ def _assert_same_adapter(a: Path, b: Path, atol: float) -> None:
 
 
 @pytest.mark.slow
-def test_ddp_with_accumulation_follows_the_single_process_loss_curve(
+def test_ddp_from_the_cli_follows_the_single_process_loss_curve(
     tiny_base: Path, processed_dir: Path, tmp_path: Path
 ) -> None:
-    """Same examples per optimizer step (4 micro-batches: 1 process x 4, or 2 processes x 2 accumulated),
-    so with every reply token weighted alike the runs agree to float rounding: loss within 1e-4 relative,
-    adapter weights within 1e-5. Weighting per process (each rank's own token count) misses both."""
+    """`twin train --devices 2 --strategy ddp` with 2 accumulated micro-batches per process sees the same
+    examples per optimizer step as 1 process with 4, so with every reply token weighted alike the runs
+    agree to float rounding: loss within 1e-4 relative, adapter weights within 1e-5. Weighting per
+    process (each rank's own token count) misses both."""
+    import json
+    import os
+    import subprocess
+    import sys
+
     from twin.train.loop import train
 
     kw = {
@@ -50,16 +57,40 @@ def test_ddp_with_accumulation_follows_the_single_process_loss_curve(
         "lora": {"dropout": 0.0},
         "optim": {"lr": 1e-2},
     }
-    one = train(
-        tiny_train_config(tiny_base, processed_dir, tmp_path / "one", run="r", precision="32-true", **kw)
-    )
-    two = train(tiny_train_config(tiny_base, processed_dir, tmp_path / "two", run="r", **DDP, **kw))
+    one = train(tiny_train_config(tiny_base, processed_dir, tmp_path / "one", run="r", **kw))
+    sets = [
+        "out_dir=" + str(tmp_path / "two"),
+        "batch_size=32",
+        "micro_batch_size=8",
+        "lora.dropout=0",
+        "optim.lr=1e-2",
+        "precision=32-true",
+        "num_threads=1",
+        "eval.every_steps=2",
+        "checkpoint_every_steps=2",
+    ]
+    cmd = [sys.executable, "-m", "twin.cli", "train", "--config", str(REPO / "pipelines" / "tiny.yaml"),
+           "--base", str(tiny_base), "--data", str(processed_dir), "--run", "r", "--max-steps", "3",
+           "--devices", "2", "--strategy", "ddp", *(x for kv in sets for x in ("--set", kv))]  # fmt: skip
+    env = {
+        **os.environ,
+        "OMP_WAIT_POLICY": "PASSIVE",
+        "TOKENIZERS_PARALLELISM": "false",
+        "HF_HUB_OFFLINE": "1",
+    }
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "trained 3 steps" in proc.stdout and "2 processes" in proc.stdout + proc.stderr
+    meta = json.loads((tmp_path / "two" / "adapters" / "r" / "twin.json").read_text())
+    assert meta["train"]["devices"] == 2 and meta["train"]["strategy"] == "ddp"
     r1, r2 = _rows(tmp_path / "one"), _rows(tmp_path / "two")
-    assert [r["step"] for r in r2] == ["1", "2", "3"]
+    assert [r["step"] for r in r2] == ["1", "2", "3"] and r2[1]["val_loss"] and r2[2]["val_loss"]
+    # 96 examples / 8 per micro-batch = 12 micro-batches: 6 per process, 2 per step -> 3 steps = 1 epoch.
+    assert float(r2[-1]["epoch"]) == pytest.approx(1.0)
     for a, b in zip(r1, r2, strict=True):
         assert float(b["train_loss"]) == pytest.approx(float(a["train_loss"]), rel=1e-4)
-    assert two["val_loss"] == pytest.approx(one["val_loss"], rel=1e-4)
-    assert two["tokens"] == one["tokens"]  # real tokens of both processes, counted once each
+    assert meta["metrics"]["val_loss"] == pytest.approx(one["val_loss"], rel=1e-4)
+    assert meta["metrics"]["tokens"] == one["tokens"]  # real tokens of both processes, counted once each
     _assert_same_adapter(tmp_path / "one", tmp_path / "two", atol=1e-5)
 
 
