@@ -201,7 +201,7 @@ def main(fabric: Any, cfg: TrainConfig, resume: bool, precision: dict | None = N
     fabric.seed_everything(cfg.seed, verbose=False)
     model = load_model(fabric, cfg, total_steps)
     data_id = _data_id(cfg, data.digest)
-    progress = restore(fabric, cfg, model, data_id, total_steps) if resume else Progress()
+    progress = restore(fabric, cfg, model, total_steps) if resume else Progress()
     if fabric.is_global_zero:
         run_dir(cfg).mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir(cfg) / "config.yaml", _yaml(cfg))
@@ -405,7 +405,7 @@ def check_resume(cfg: TrainConfig) -> None:
             )
 
 
-def restore(fabric: Any, cfg: TrainConfig, model: Model, data_id: dict, total_steps: int) -> Progress:
+def restore(fabric: Any, cfg: TrainConfig, model: Model, total_steps: int) -> Progress:
     """``--resume``: weights, optimizer, schedule, progress and this process's RNG (see ``check_resume``)."""
     zero = fabric.is_global_zero
     state_path = run_dir(cfg) / STATE_FILE
@@ -418,7 +418,8 @@ def restore(fabric: Any, cfg: TrainConfig, model: Model, data_id: dict, total_st
     changed = _changed_keys(extra.get("config", {}), cfg.model_dump(mode="json"))
     if changed and zero:
         log.warning("resuming with changed settings: %s", ", ".join(changed))
-    set_rng_state(extra["rng"][fabric.global_rank])
+    rng = extra["rng"]  # one state per rank (a dict: checkpoints before per-rank states)
+    set_rng_state(rng[fabric.global_rank] if isinstance(rng, list) else rng)
     progress = Progress(**extra["progress"])
     if zero:
         log.info("resumed %s at step %d/%d", cfg.run, progress.step, total_steps)
@@ -443,8 +444,9 @@ def set_rng_state(state: dict) -> None:
     import torch
 
     random.setstate(state["python"])
-    name, keys, pos, has_gauss, gauss = state["numpy"]
-    np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, gauss))
+    if "numpy" in state:
+        name, keys, pos, has_gauss, gauss = state["numpy"]
+        np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, gauss))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
