@@ -63,3 +63,49 @@ def test_train_with_auto_records_the_choice(
     weights = load_file(tmp_path / "adapters" / "auto" / "adapter_model.safetensors")
     dtype = {"bf16-true": torch.bfloat16, "32-true": torch.float32}[want.precision]
     assert all(w.dtype == dtype for w in weights.values())
+
+
+@pytest.mark.slow
+def test_serve_dtype_auto_logs_its_choice(tiny_base: Path, tmp_path: Path) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log_file = tmp_path / "serve.log"
+    cmd = [
+        sys.executable,
+        "-m",
+        "twin.cli",
+        "serve",
+        "--base",
+        str(tiny_base),
+        "--port",
+        str(port),
+        "--threads",
+        "1",
+    ]
+    with log_file.open("w") as out:
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "TWIN_API_TOKEN": ""}
+        )
+        try:
+            deadline = time.monotonic() + 180
+            while time.monotonic() < deadline and proc.poll() is None:
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.5)
+            assert proc.poll() is None, log_file.read_text()[-2000:]
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    want = choose_precision(tiny_base)
+    assert f"--dtype auto -> {want.dtype}: {want.reason}" in " ".join(log_file.read_text().split())
