@@ -20,7 +20,6 @@ import json
 import logging
 import math
 import os
-import random
 import re
 import shutil
 import tempfile
@@ -33,6 +32,7 @@ from typing import Any
 from twin.errors import TwinError
 from twin.fileio import atomic_write_json, atomic_write_text
 from twin.train.config import TrainConfig
+from twin.train.resume import changed_keys, check_resume, data_identity, gather, rng_state, set_rng_state
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict:
     precision = resolve_precision(cfg)
     cfg = cfg.model_copy(update={"precision": precision["precision"]})
     if resume:
-        check_resume(cfg)
+        check_resume(cfg, run_dir(cfg) / STATE_FILE)
     return setup(cfg).launch(main, cfg, resume, precision)
 
 
@@ -200,7 +200,7 @@ def main(fabric: Any, cfg: TrainConfig, resume: bool, precision: dict | None = N
         _log_plan(cfg, data, plan, total_steps, fabric.world_size)
     fabric.seed_everything(cfg.seed, verbose=False)
     model = load_model(fabric, cfg, total_steps)
-    data_id = _data_id(cfg, data.digest)
+    data_id = data_identity(cfg, data.digest)
     progress = restore(fabric, cfg, model, total_steps) if resume else Progress()
     if fabric.is_global_zero:
         run_dir(cfg).mkdir(parents=True, exist_ok=True)
@@ -334,26 +334,6 @@ def load_model(fabric: Any, cfg: TrainConfig, total_steps: int) -> Model:
 # Checkpoints: everything needed to continue exactly, written atomically
 
 
-# Changing these on --resume changes which examples a step sees, so the run could not continue exactly.
-RESUME_FIXED = (
-    "batch_size",
-    "micro_batch_size",
-    "devices",
-    "seed",
-    "data.max_seq_length",
-    "data.template",
-    "data.group_by_length",
-    "data.length_pool",
-)
-
-
-def _data_id(cfg: TrainConfig, train_digest: str) -> dict:
-    """What a checkpoint must have been trained on to be continued: the data and the base."""
-    from twin.model.load import base_fingerprint
-
-    return {"train": train_digest, "base": base_fingerprint(cfg.base)}
-
-
 def save_checkpoint(fabric: Any, cfg: TrainConfig, model: Model, progress: Progress, data_id: dict) -> None:
     """Write beside, then rename over the previous checkpoint (and refresh metrics.csv).
 
@@ -366,7 +346,7 @@ def save_checkpoint(fabric: Any, cfg: TrainConfig, model: Model, progress: Progr
         "scheduler": model.scheduler,
         "progress": asdict(progress),
         "data": data_id,
-        "rng": _gather(fabric, rng_state()),
+        "rng": gather(fabric, rng_state()),
         "config": cfg.model_dump(mode="json"),
     }
     tmp = rdir / f".{STATE_FILE}.tmp"
@@ -376,33 +356,6 @@ def save_checkpoint(fabric: Any, cfg: TrainConfig, model: Model, progress: Progr
         _replace_path(tmp, rdir / STATE_FILE)
         _write_metrics(rdir, progress.rows)
     fabric.barrier()
-
-
-def check_resume(cfg: TrainConfig) -> None:
-    """Before launching: a checkpoint is continued only with the settings, data and base it was made with."""
-    import torch
-
-    from twin.train.data import file_digest
-
-    state_path = run_dir(cfg) / STATE_FILE
-    if not state_path.is_file():
-        return
-    saved = torch.load(state_path, map_location="cpu", weights_only=False, mmap=True)
-    old_cfg, new_cfg = _flat(saved.get("config", {})), _flat(cfg.model_dump(mode="json"))
-    for key in RESUME_FIXED:
-        if old_cfg.get(key) != new_cfg.get(key):
-            raise TwinError(
-                f"{state_path}: {key} was {old_cfg.get(key)!r} and is now {new_cfg.get(key)!r}; a resumed "
-                "run must keep it (it decides the data order): set it back, or drop --resume (or use a new --run)"
-            )
-    train_file = Path(cfg.data.dir) / cfg.data.train_file
-    now = _data_id(cfg, file_digest(train_file))
-    for key, what in (("train", f"data ({train_file})"), ("base", f"base ({cfg.base})")):
-        if key in saved["data"] and saved["data"][key] != now[key]:  # checkpoints before v2: no "base"
-            raise TwinError(
-                f"{state_path}: {what} is not the one this checkpoint was trained on; resume with the same "
-                "one, or drop --resume (or use a new --run)"
-            )
 
 
 def restore(fabric: Any, cfg: TrainConfig, model: Model, total_steps: int) -> Progress:
@@ -415,7 +368,7 @@ def restore(fabric: Any, cfg: TrainConfig, model: Model, total_steps: int) -> Pr
         return Progress()
     state = {"model": model.module, "optimizer": model.optimizer, "scheduler": model.scheduler}
     extra = fabric.load(state_path, state, strict=False)
-    changed = _changed_keys(extra.get("config", {}), cfg.model_dump(mode="json"))
+    changed = changed_keys(extra.get("config", {}), cfg.model_dump(mode="json"))
     if changed and zero:
         log.warning("resuming with changed settings: %s", ", ".join(changed))
     rng = extra["rng"]  # one state per rank (a dict: checkpoints before per-rank states)
@@ -424,43 +377,6 @@ def restore(fabric: Any, cfg: TrainConfig, model: Model, total_steps: int) -> Pr
     if zero:
         log.info("resumed %s at step %d/%d", cfg.run, progress.step, total_steps)
     return progress
-
-
-def rng_state() -> dict:
-    """Every RNG this process draws from: python, numpy, torch CPU and (when present) CUDA."""
-    import numpy as np
-    import torch
-
-    name, keys, pos, has_gauss, gauss = np.random.get_state()
-    numpy = (name, keys.tolist(), pos, has_gauss, gauss)  # plain types: checkpoints load weights_only
-    state = {"python": random.getstate(), "numpy": numpy, "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    import numpy as np
-    import torch
-
-    random.setstate(state["python"])
-    if "numpy" in state:
-        name, keys, pos, has_gauss, gauss = state["numpy"]
-        np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, gauss))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _gather(fabric: Any, obj: Any) -> list:
-    """``obj`` of every process, by rank (on every process)."""
-    if fabric.world_size == 1:
-        return [obj]
-    import torch.distributed as dist
-
-    out: list = [None] * fabric.world_size
-    dist.all_gather_object(out, obj)
-    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -774,21 +690,6 @@ def _read_val(path: Path, tokenizer: Any, template: str, cfg: TrainConfig) -> An
         log.warning("%s: no validation examples; validation loss will not be reported", path)
         return None
     return encode_examples(read_examples(path), tokenizer, template, cfg.data.max_seq_length)
-
-
-def _flat(d: dict, prefix: str = "") -> dict:
-    out: dict = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-def _changed_keys(old: dict, new: dict) -> list[str]:
-    a, b = _flat(old), _flat(new)
-    return [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
 
 def _replace_path(tmp: Path, dst: Path) -> None:
