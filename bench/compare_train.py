@@ -45,7 +45,7 @@ def settings(config: Path, steps: int) -> dict:
     from twin.train.schedules import warmup_steps
 
     cfg = load_config(TrainConfig, config, None)
-    if cfg.schedule.name != "cosine" or cfg.precision != "32-true":
+    if cfg.schedule.name != "cosine" or cfg.precision not in ("auto", "32-true"):
         raise SystemExit(f"{config}: the comparison mirrors cosine + 32-true only (litgpt's schedule, CPU)")
     return {
         "steps": steps,
@@ -61,7 +61,7 @@ def settings(config: Path, steps: int) -> dict:
         "lora_alpha": cfg.lora.alpha,
         "lora_dropout": cfg.lora.dropout,
         "seed": cfg.seed,
-        "precision": cfg.precision,
+        "precision": "32-true",  # every tool, twin included (--set below)
     }
 
 
@@ -157,6 +157,7 @@ def twin_command(s: dict, base: Path, data: Path, out: Path, config: Path) -> li
         str(Path(sys.executable).parent / "twin"), "train", "--config", str(config), "--data", str(data),
         "--base", str(base), "--run", "cmp", "--max-steps", str(s["steps"]),
         "--set", f"out_dir={out}", "--set", "eval.every_steps=0", "--set", "checkpoint_every_steps=0",
+        "--set", f"precision={s['precision']}",
     ]  # fmt: skip
 
 

@@ -60,6 +60,7 @@ def tiny_train_config(base: Path, data_dir: Path, out: Path, run: str = "t", **o
         "out_dir": str(out),
         "data": {"dir": str(data_dir)},
         "num_threads": 2,
+        "precision": "32-true",  # the same numbers on every CPU (auto depends on the machine)
         "checkpoint_every_steps": 0,
         "eval": {"every_steps": 0},
     }

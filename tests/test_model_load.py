@@ -55,7 +55,7 @@ def test_load_base_dtype(tiny_base: Path) -> None:
 
 def test_fingerprint_is_stable_and_tracks_tokenizer(tiny_base: Path, tmp_path: Path) -> None:
     fp = base_fingerprint(tiny_base)
-    assert fp.startswith("sha256:") and fp == base_fingerprint(tiny_base)
+    assert fp.startswith("v2:sha256:") and fp == base_fingerprint(tiny_base)
     copy = tmp_path / "copy"
     shutil.copytree(tiny_base, copy)
     assert base_fingerprint(copy) == fp  # identity is content, not location
@@ -169,3 +169,79 @@ def test_resolve_base_defaults_to_the_recorded_base_and_checks_its_fingerprint(
     with pytest.raises(TwinError, match=r"not found; pass --base DIR"):
         resolve_base(moved)
     assert resolve_base(moved, tiny_base) == tiny_base
+
+
+def _other_weights(tiny_base: Path, dst: Path) -> Path:
+    """A copy of the base whose weights differ in one tensor only: same config, tokenizer, header, size."""
+    import struct
+
+    shutil.copytree(tiny_base, dst)
+    f = dst / "model.safetensors"
+    raw = f.read_bytes()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8 : 8 + n])
+    name = sorted(k for k in header if k != "__metadata__")[len(header) // 2]
+    begin = 8 + n + header[name]["data_offsets"][0]
+    with f.open("r+b") as w:
+        w.seek(begin)
+        w.write(bytes(b ^ 0x40 for b in raw[begin : begin + 8]))  # flip one bit in four weights
+    return dst
+
+
+def test_fingerprint_covers_weights_and_refuses_an_adapter_on_other_weights(
+    tiny_base: Path, tiny_adapter: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from twin.model.fingerprint import cache_file
+    from twin.model.load import resolve_base
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    other = _other_weights(tiny_base, tmp_path / "other-weights")
+    assert (other / "model.safetensors").stat().st_size == (tiny_base / "model.safetensors").stat().st_size
+    assert base_fingerprint(other) != base_fingerprint(tiny_base)
+    with pytest.raises(TwinError, match="different base") as e:
+        resolve_base(tiny_adapter, other)
+    assert "\n" not in str(e.value)
+    # The digest is cached outside the model dir, keyed by path, size and mtime.
+    assert str(other.resolve()) in cache_file().read_text()
+    assert sorted(p.name for p in other.iterdir()) == sorted(p.name for p in tiny_base.iterdir())
+
+
+def test_fingerprint_of_a_read_only_base_and_an_unwritable_cache(
+    tiny_base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ro = tmp_path / "ro-base"
+    shutil.copytree(tiny_base, ro)
+    blocked = tmp_path / "no-cache"
+    blocked.write_text("a file where the cache dir would go")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
+    for p in [*ro.iterdir(), ro]:
+        p.chmod(0o555 if p.is_dir() else 0o444)
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in ro.iterdir())
+    try:
+        assert base_fingerprint(ro) == base_fingerprint(tiny_base)
+        assert sorted((p.name, p.stat().st_mtime_ns) for p in ro.iterdir()) == before  # nothing written
+    finally:
+        for p in [ro, *ro.iterdir()]:
+            p.chmod(0o755 if p.is_dir() else 0o644)
+
+
+def test_an_adapter_with_the_old_fingerprint_keeps_working_with_a_warning(
+    tiny_base: Path, tiny_adapter: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from twin.model.load import legacy_fingerprint, resolve_base
+
+    old = tmp_path / "old-adapter"
+    shutil.copytree(tiny_adapter, old)
+    meta = json.loads((old / "twin.json").read_text())
+    meta["base_model"]["fingerprint"] = legacy_fingerprint(tiny_base)  # as twin.json files before v2
+    (old / "twin.json").write_text(json.dumps(meta))
+    assert meta["base_model"]["fingerprint"].startswith("sha256:")
+    assert resolve_base(old) == tiny_base
+    assert "older base fingerprint" in caplog.text and "not weights" in caplog.text
+    other = tmp_path / "other-config"
+    shutil.copytree(tiny_base, other)
+    cfg = json.loads((other / "config.json").read_text())
+    cfg["num_hidden_layers"] += 1
+    (other / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(TwinError, match="different base"):
+        resolve_base(old, other)

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
 from twin.errors import TwinError
 
-# Files that identify a base: its architecture and its tokenizer. Weights are left out on
-# purpose: hashing 14 GB on every server start would be slow, and a retrained tokenizer or a
-# different architecture is what makes an adapter incompatible in practice.
+log = logging.getLogger(__name__)
+
+# Files that identify a base besides its weights: its architecture and its tokenizer.
 FINGERPRINT_FILES = (
     "config.json",
     "tokenizer.json",
@@ -30,6 +31,7 @@ FINGERPRINT_FILES = (
 )
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.model", "vocab.txt")
 _WEIGHT_GLOBS = ("*.safetensors", "pytorch_model*.bin", "model.safetensors.index.json")
+FINGERPRINT_PREFIX = "v2:sha256:"  # v2: config, tokenizer and weights; "sha256:" (v1): no weights
 QUANTIZE_CHOICES = ("nf4", "int8")
 _DTYPES = {
     "float32": "float32",
@@ -112,8 +114,26 @@ def model_type(path: str | os.PathLike) -> str:
 
 
 def base_fingerprint(path: str | os.PathLike) -> str:
-    """Cheap, stable identity of a base dir: sha256 over its config and tokenizer files."""
+    """Stable identity of a base dir: its config, tokenizer and weights (``v2:sha256:`` + 16 hex).
+
+    The weights enter through ``model/fingerprint.weights_digest`` (headers and samples of every
+    tensor, cached by size+mtime), so a 14 GB base costs milliseconds after the first time.
+    """
+    from twin.model.fingerprint import weights_digest
+
     p = check_base_dir(path)
+    h = hashlib.sha256(_files_digest(p).encode())
+    for f in sorted(p.glob("*.safetensors")) + sorted(p.glob("pytorch_model*.bin")):
+        h.update(f"\0{weights_digest(f)}".encode())
+    return FINGERPRINT_PREFIX + h.hexdigest()[:16]
+
+
+def legacy_fingerprint(path: str | os.PathLike) -> str:
+    """The v1 fingerprint (config and tokenizer only) that adapters trained before v2 record."""
+    return "sha256:" + _files_digest(check_base_dir(path))[:16]
+
+
+def _files_digest(p: Path) -> str:
     h = hashlib.sha256()
     for name in FINGERPRINT_FILES:
         f = p / name
@@ -122,7 +142,27 @@ def base_fingerprint(path: str | os.PathLike) -> str:
             h.update(b"\0")
             h.update(f.read_bytes())
             h.update(b"\0")
-    return "sha256:" + h.hexdigest()[:16]
+    return h.hexdigest()
+
+
+def fingerprint_matches(recorded: str | None, base: str | os.PathLike, where: str = "adapter") -> bool:
+    """Whether ``base`` is the base a ``recorded`` fingerprint names (no record: nothing to check).
+
+    A v1 record (``sha256:``, from before weights were fingerprinted) is checked the v1 way, with a
+    warning that the weights are not covered.
+    """
+    if not recorded:
+        return True
+    if recorded.startswith(FINGERPRINT_PREFIX):
+        return recorded == base_fingerprint(base)
+    if recorded != legacy_fingerprint(base):
+        return False
+    log.warning(
+        "%s: recorded with an older base fingerprint that covers config and tokenizer, not weights; "
+        "retrain it to have the weights checked too",
+        where,
+    )
+    return True
 
 
 def _torch_dtype(dtype: str) -> Any:
@@ -210,8 +250,9 @@ def resolve_base(
             f"{adapter / 'twin.json'}: base model {base_str!r} not found; "
             "pass --base DIR (the base the adapter was trained on)"
         )
-    want, have = meta["base_model"].get("fingerprint"), base_fingerprint(base_str)
-    if want and want != have:
+    want = meta["base_model"].get("fingerprint")
+    if not fingerprint_matches(want, base_str, str(adapter / "twin.json")):
+        have = base_fingerprint(base_str)
         raise TwinError(
             f"{adapter / 'twin.json'}: adapter was trained on a different base ({want}) than {base_str} "
             f"({have}); pass the base it was trained on with --base"

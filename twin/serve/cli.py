@@ -72,7 +72,9 @@ def serve_cmd(
     host: str = typer.Option("127.0.0.1", "--host", help="Bind address (loopback by default)."),
     port: int = typer.Option(8000, "--port", help="TCP port."),
     quantize: str | None = typer.Option(None, "--quantize", help="int8 | nf4 (bitsandbytes; CUDA only)."),
-    dtype: str = typer.Option("auto", "--dtype", help="auto | float32 | bfloat16 | float16."),
+    dtype: str = typer.Option(
+        "auto", "--dtype", help="auto (fastest for this machine) | float32 | bfloat16 | float16."
+    ),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
     threads: int | None = typer.Option(None, "--threads", help="torch CPU threads (default: torch's)."),
     queue_size: int = typer.Option(32, "--queue-size", help="Requests that may wait; more get 503."),
@@ -109,8 +111,15 @@ def serve_cmd(
     from twin.serve.engine import Engine
     from twin.serve.schemas import Limits
 
+    base_dir = _base_dir(base, adapter)
+    if dtype == "auto":
+        from twin.model.precision import choose_precision
+
+        choice = choose_precision(base_dir, "cpu" if device == "cpu" else "auto")
+        (log.warning if choice.slow else log.info)("--dtype auto -> %s: %s", choice.dtype, choice.reason)
+        dtype = choice.dtype
     engine = Engine(
-        _base_dir(base, adapter),
+        base_dir,
         adapter or [],
         default=default_adapter,
         dtype=dtype,

@@ -72,14 +72,14 @@ def parse_adapter_specs(specs: list[str]) -> list[tuple[str, Path]]:
 
 def check_adapters(base: Path, adapters: list[tuple[str, Path]]) -> dict[str, dict]:
     """Every adapter's twin.json, refusing any trained on another base (before anything is loaded)."""
-    from twin.model.load import base_fingerprint, read_adapter_meta
+    from twin.model.load import base_fingerprint, fingerprint_matches, read_adapter_meta
 
     fp = base_fingerprint(base)
     metas: dict[str, dict] = {}
     for name, path in adapters:
         meta = read_adapter_meta(path)
         want = meta["base_model"].get("fingerprint")
-        if want != fp:
+        if want != fp and not fingerprint_matches(want, base, str(path / "twin.json")):
             trained_on = meta["base_model"].get("path") or "another base"
             raise TwinError(
                 f"{path / 'twin.json'}: adapter '{name}' was trained on a different base model "

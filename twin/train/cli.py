@@ -31,7 +31,9 @@ def train_cmd(
     resume: bool = typer.Option(False, "--resume", help="Continue the run from its last checkpoint."),
     devices: int | None = typer.Option(None, "--devices", help="Processes/GPUs (DDP on CPU uses gloo)."),
     strategy: str | None = typer.Option(None, "--strategy", help="auto | ddp | fsdp (fsdp: GPUs)."),
-    precision: str | None = typer.Option(None, "--precision", help="bf16-true | 32-true | bf16-mixed."),
+    precision: str | None = typer.Option(
+        None, "--precision", help="auto | bf16-true | 32-true | 16-true | bf16-mixed."
+    ),
     memory: int | None = typer.Option(
         None,
         "--memory",

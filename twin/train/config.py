@@ -1,4 +1,4 @@
-"""The train stage's config. Defaults are the reference recipe (Falcon-7B, LoRA, bf16, one GPU);
+"""The train stage's config. Defaults are the reference recipe (Falcon-7B, LoRA, one GPU);
 ``pipelines/tiny.yaml`` overrides sizes so the same code runs the tiny Falcon on a CPU.
 
 Imports nothing heavy: ``twin train --help`` and config validation stay instant.
@@ -22,7 +22,8 @@ SchedulerName = Literal[
     "polynomial",
     "inverse_sqrt",
 ]
-Precision = Literal["bf16-true", "32-true", "bf16-mixed", "16-mixed", "16-true"]
+# auto: chosen for the machine by twin/model/precision.py (recorded in twin.json with the reason)
+Precision = Literal["auto", "bf16-true", "32-true", "bf16-mixed", "16-mixed", "16-true"]
 
 
 class LoraConfig(StageConfig):
@@ -80,7 +81,7 @@ class TrainConfig(StageConfig):
     base: str = "checkpoints/tiny-falcon"
     run: str = "default"
     out_dir: str = "checkpoints"  # adapters/<run>/ and runs/<run>/ go under it
-    precision: Precision = "bf16-true"
+    precision: Precision = "auto"
     quantize: Literal["nf4", "int8"] | None = None  # QLoRA, CUDA only
     accelerator: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     devices: int = Field(1, ge=1)

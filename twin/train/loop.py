@@ -20,7 +20,6 @@ import json
 import logging
 import math
 import os
-import random
 import re
 import shutil
 import tempfile
@@ -33,6 +32,7 @@ from typing import Any
 from twin.errors import TwinError
 from twin.fileio import atomic_write_json, atomic_write_text, replace_path
 from twin.train.config import TrainConfig
+from twin.train.resume import changed_keys, check_resume, data_identity, gather, rng_state, set_rng_state
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,22 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict:
     call returns rank 0's metrics; this works the same from the CLI, a test or a notebook.
     """
     preflight(cfg)
-    return setup(cfg).launch(main, cfg, resume)
+    precision = resolve_precision(cfg)
+    cfg = cfg.model_copy(update={"precision": precision["precision"]})
+    if resume:
+        check_resume(cfg, run_dir(cfg) / STATE_FILE)
+    return setup(cfg).launch(main, cfg, resume, precision)
+
+
+def resolve_precision(cfg: TrainConfig) -> dict:
+    """``precision: auto`` -> what suits this machine (``model/precision.py``); logged, and kept for twin.json."""
+    if cfg.precision != "auto":
+        return {"precision": cfg.precision, "reason": "set in the config"}
+    from twin.model.precision import choose_precision
+
+    choice = choose_precision(cfg.base, cfg.accelerator, cfg.devices)
+    (log.warning if choice.slow else log.info)("precision auto -> %s: %s", choice.precision, choice.reason)
+    return {"precision": choice.precision, "reason": f"auto: {choice.reason}"}
 
 
 def setup(cfg: TrainConfig) -> Any:
@@ -173,7 +188,7 @@ class Progress:
     rows: list[dict] = field(default_factory=list)  # metrics.csv
 
 
-def main(fabric: Any, cfg: TrainConfig, resume: bool) -> dict:
+def main(fabric: Any, cfg: TrainConfig, resume: bool, precision: dict | None = None) -> dict:
     """One process's run: data, model, (resume), the loop, the adapter. Returns the final metrics."""
     import torch
 
@@ -185,8 +200,8 @@ def main(fabric: Any, cfg: TrainConfig, resume: bool) -> dict:
         _log_plan(cfg, data, plan, total_steps, fabric.world_size)
     fabric.seed_everything(cfg.seed, verbose=False)
     model = load_model(fabric, cfg, total_steps)
-    data_id = {"train": data.digest, "examples": len(data.train), "world": fabric.world_size}
-    progress = restore(fabric, cfg, model, data_id, total_steps) if resume else Progress()
+    data_id = data_identity(cfg, data.digest)
+    progress = restore(fabric, cfg, model, total_steps) if resume else Progress()
     if fabric.is_global_zero:
         run_dir(cfg).mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir(cfg) / "config.yaml", _yaml(cfg))
@@ -195,7 +210,7 @@ def main(fabric: Any, cfg: TrainConfig, resume: bool) -> dict:
         val_loss = validate(fabric, model.module, data.val, data.tokenizer.pad_token_id, cfg)
     metrics = final_metrics(model.peft, data, plan, progress, val_loss)
     save_checkpoint(fabric, cfg, model, progress, data_id)
-    save(fabric, cfg, model, data, metrics)
+    save(fabric, cfg, model, data, metrics, precision)
     return metrics
 
 
@@ -321,9 +336,10 @@ def load_model(fabric: Any, cfg: TrainConfig, total_steps: int) -> Model:
 
 
 def save_checkpoint(fabric: Any, cfg: TrainConfig, model: Model, progress: Progress, data_id: dict) -> None:
-    """Write beside, then rename over the previous checkpoint (and refresh metrics.csv)."""
-    import torch
+    """Write beside, then rename over the previous checkpoint (and refresh metrics.csv).
 
+    Every process's RNG state is gathered into the one file, so each resumes with its own.
+    """
     rdir = run_dir(cfg)
     snapshot = {
         "model": model.module,
@@ -331,7 +347,7 @@ def save_checkpoint(fabric: Any, cfg: TrainConfig, model: Model, progress: Progr
         "scheduler": model.scheduler,
         "progress": asdict(progress),
         "data": data_id,
-        "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
+        "rng": gather(fabric, rng_state()),
         "config": cfg.model_dump(mode="json"),
     }
     tmp = rdir / f".{STATE_FILE}.tmp"
@@ -343,10 +359,8 @@ def save_checkpoint(fabric: Any, cfg: TrainConfig, model: Model, progress: Progr
     fabric.barrier()
 
 
-def restore(fabric: Any, cfg: TrainConfig, model: Model, data_id: dict, total_steps: int) -> Progress:
-    """``--resume``: weights, optimizer, schedule, progress and RNG from the last checkpoint."""
-    import torch
-
+def restore(fabric: Any, cfg: TrainConfig, model: Model, total_steps: int) -> Progress:
+    """``--resume``: weights, optimizer, schedule, progress and this process's RNG (see ``check_resume``)."""
     zero = fabric.is_global_zero
     state_path = run_dir(cfg) / STATE_FILE
     if not state_path.exists():
@@ -355,16 +369,11 @@ def restore(fabric: Any, cfg: TrainConfig, model: Model, data_id: dict, total_st
         return Progress()
     state = {"model": model.module, "optimizer": model.optimizer, "scheduler": model.scheduler}
     extra = fabric.load(state_path, state, strict=False)
-    if extra["data"] != data_id:
-        raise TwinError(
-            f"{state_path}: the training data or device count changed since this checkpoint, so "
-            "the run cannot continue exactly; start it again without --resume (or use a new --run)"
-        )
-    changed = _changed_keys(extra.get("config", {}), cfg.model_dump(mode="json"))
+    changed = changed_keys(extra.get("config", {}), cfg.model_dump(mode="json"))
     if changed and zero:
         log.warning("resuming with changed settings: %s", ", ".join(changed))
-    torch.set_rng_state(extra["rng"]["torch"])
-    random.setstate(extra["rng"]["python"])
+    rng = extra["rng"]  # one state per rank (a dict: checkpoints before per-rank states)
+    set_rng_state(rng[fabric.global_rank] if isinstance(rng, list) else rng)
     progress = Progress(**extra["progress"])
     if zero:
         log.info("resumed %s at step %d/%d", cfg.run, progress.step, total_steps)
@@ -445,21 +454,27 @@ def fit(
 def train_step(
     fabric: Any, cfg: TrainConfig, model: Model, data: TrainData, plan: BatchPlan, progress: Progress
 ) -> tuple[Any, int]:
-    """One optimizer step over ``grad_accum_steps`` micro-batches; returns (loss, real tokens)."""
-    accum, rank = cfg.grad_accum_steps, fabric.global_rank
-    batches = [plan.micro_batch(progress.micro + k, rank) for k in range(accum)]
+    """One optimizer step over ``grad_accum_steps`` micro-batches on every process.
+
+    The loss is normalised by the reply tokens of the whole step on all processes, so every reply
+    token weighs the same however the step is split. That count comes from the batch plan, which
+    every process holds whole (no communication). Returns this process's share of the step's mean
+    loss and the real (non-pad) tokens of all processes.
+    """
+    accum, world = cfg.grad_accum_steps, fabric.world_size
+    step_batches = [[plan.micro_batch(progress.micro + k, r) for r in range(world)] for k in range(accum)]
     progress.micro += accum
-    # Normalise by the reply tokens of the whole optimizer step (known up front: no sync), so
-    # every reply token weighs the same however the step is split into micro-batches.
-    n_targets = max(1, sum(_targets(data.train, b) for b in batches))
-    step_loss, tokens = 0.0, 0
-    for k, b in enumerate(batches):
-        batch = _to(_collate(data.train, b, data.tokenizer.pad_token_id), fabric.device)
+    n_targets = max(1, sum(_targets(data.train, b) for per_rank in step_batches for b in per_rank))
+    tokens = sum(plan.lengths[i] for per_rank in step_batches for b in per_rank for i in b)
+    step_loss = 0.0
+    for k, per_rank in enumerate(step_batches):
+        batch = _to(
+            _collate(data.train, per_rank[fabric.global_rank], data.tokenizer.pad_token_id), fabric.device
+        )
         with fabric.no_backward_sync(model.module, enabled=k < accum - 1):
             loss = model.module(**batch) / n_targets
-            fabric.backward(loss)
+            fabric.backward(loss * world)  # DDP/FSDP average gradients over processes: make it a sum
         step_loss += loss.detach()
-        tokens += sum(plan.lengths[i] for i in b)  # real (non-pad) tokens
     if cfg.optim.max_grad_norm:
         fabric.clip_gradients(
             model.module, model.optimizer, max_norm=cfg.optim.max_grad_norm, error_if_nonfinite=False
@@ -467,7 +482,7 @@ def train_step(
     model.optimizer.step()
     model.optimizer.zero_grad(set_to_none=True)
     model.scheduler.step()
-    return step_loss, tokens * fabric.world_size
+    return step_loss, tokens
 
 
 def log_step(
@@ -479,8 +494,12 @@ def log_step(
     window: Window,
     run_start: float,
 ) -> dict:
-    """A metrics row for the window (the loop's only host sync); a NaN/inf loss stops the run."""
-    mean_loss = float(window.loss) / window.steps
+    """A metrics row for the window (the loop's only host sync); a NaN/inf loss stops the run.
+
+    The loss is the mean over the reply tokens of all processes (each holds its share of it).
+    """
+    total = fabric.all_reduce(window.loss, reduce_op="sum") if fabric.world_size > 1 else window.loss
+    mean_loss = float(total) / window.steps
     if not math.isfinite(mean_loss):
         raise TwinError(
             f"training loss became {mean_loss} at step {progress.step}; lower optim.lr (now "
@@ -572,7 +591,9 @@ def final_metrics(
     }
 
 
-def save(fabric: Any, cfg: TrainConfig, model: Model, data: TrainData, metrics: dict) -> None:
+def save(
+    fabric: Any, cfg: TrainConfig, model: Model, data: TrainData, metrics: dict, precision: dict | None
+) -> None:
     """The adapter directory, written by rank 0 once the final checkpoint is in."""
     from twin.model.load import base_fingerprint, model_type
 
@@ -589,6 +610,7 @@ def save(fabric: Any, cfg: TrainConfig, model: Model, data: TrainData, metrics: 
             adapter_state,
             base_fp=base_fingerprint(cfg.base),
             base_type=model_type(cfg.base),
+            precision=precision,
         )
         log.info("adapter written to %s (val loss %s)", adapter_dir(cfg), metrics["val_loss"])
     fabric.barrier()
@@ -673,17 +695,6 @@ def _read_val(path: Path, tokenizer: Any, template: str, cfg: TrainConfig) -> An
     return encode_examples(examples, tokenizer, template, cfg.data.max_seq_length)
 
 
-def _changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
-    out = []
-    for k in sorted(set(old) | set(new)):
-        a, b = old.get(k), new.get(k)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += _changed_keys(a, b, f"{prefix}{k}.")
-        elif a != b:
-            out.append(f"{prefix}{k}")
-    return out
-
-
 def _write_metrics(rdir: Path, rows: list[dict]) -> None:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=METRIC_FIELDS, lineterminator="\n")
@@ -757,6 +768,7 @@ def _save_adapter(
     *,
     base_fp: str,
     base_type: str,
+    precision: dict | None = None,
 ) -> Path:
     """PEFT files + tokenizer + twin.json, built beside and swapped in whole."""
     out = adapter_dir(cfg)
@@ -774,6 +786,7 @@ def _save_adapter(
             "template": template,
             "prepare": prepare_settings(Path(cfg.data.dir)),
             "train": cfg.model_dump(mode="json"),
+            "precision": precision or {"precision": cfg.precision, "reason": "set in the config"},
             "metrics": metrics,
             "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
