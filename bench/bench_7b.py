@@ -463,7 +463,9 @@ def main(argv: list[str] | None = None) -> dict | None:
     work.mkdir(parents=True, exist_ok=True)
     data = prepare_data(work)
     bases = build_bases(args, work, data, overrides)
-    result: dict[str, Any] = {"bases": {k: json.loads((v / STAMP).read_text()) for k, v in bases.items()}}
+    result: dict[str, Any] = {
+        "bases": {str(k): json.loads((v / STAMP).read_text()) for k, v in bases.items()}
+    }
     if args.only in (None, "small"):
         result["small"] = small_runs(args, work, data, bases)
         result["extrapolated"] = extrapolations(result["small"])

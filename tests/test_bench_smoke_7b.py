@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
 
-from bench.bench_7b import FALCON_7B, QUICK, SPECIAL, build_base, build_tokenizer
-from twin.model.tiny import fallback_texts
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `bench` is a folder of the repo, not an installed package
+    sys.path.insert(0, str(ROOT))
+
+from bench.__main__ import discover  # noqa: E402
+from bench.bench_7b import FALCON_7B, QUICK, SPECIAL, build_base, build_tokenizer  # noqa: E402
+from twin.model.tiny import fallback_texts  # noqa: E402
+
+
+def test_the_7b_bench_is_opt_in() -> None:
+    assert "bench_7b" not in discover()  # 14 GB and ~30 min: only `make bench-7b` / `--only bench_7b`
 
 
 def test_build_base_writes_loadable_bf16_shards_and_a_tokenizer_of_the_exact_size(tmp_path: Path) -> None:
