@@ -25,7 +25,7 @@ CHAT_PORT ?= 8501
 DEMO_SERVE ?= 1
 
 .PHONY: help install export export-telegram export-desktop import-desktop prepare tiny download train serve chat drafts eval merge gguf \
-        demo test lint bench browser go llama-cpp clean
+        demo test lint bench bench-7b browser go llama-cpp clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -112,6 +112,9 @@ lint: $(STAMP)  ## ruff
 
 bench: $(STAMP)  ## benchmarks -> bench/RESULTS.md (not part of `make test`)
 	$(PY) -m bench $(ARGS)
+
+bench-7b: $(STAMP)  ## Falcon-7B-shaped random bases on this CPU: train/eval (2, 4 layers), serve/merge (32); ~14 GB in bench/out
+	nice $(PY) -m bench.bench_7b $(ARGS)
 
 clean:  ## remove generated data and checkpoints (keeps .venv and data/sample)
 	rm -rf $(RAW) $(PROCESSED) checkpoints/adapters checkpoints/runs checkpoints/merged checkpoints/gguf checkpoints/tiny-falcon

@@ -18,5 +18,6 @@ if __name__ == "__main__":
     proc = subprocess.Popen(cmd)
     _, status, ru = os.wait4(proc.pid, 0)
     with open(out, "w") as f:
-        json.dump({"max_rss_kib": ru.ru_maxrss, "exit": os.waitstatus_to_exitcode(status)}, f)
+        cpu = {"user_s": round(ru.ru_utime, 2), "sys_s": round(ru.ru_stime, 2)}
+        json.dump({"max_rss_kib": ru.ru_maxrss, "exit": os.waitstatus_to_exitcode(status), **cpu}, f)
     sys.exit(os.waitstatus_to_exitcode(status))
