@@ -52,7 +52,7 @@ def test_no_file_means_no_test_yet(tmp_path):
 @pytest.mark.parametrize(
     "line, problem",
     [
-        ('{"real": "A", "pick": "B"', "not JSON"),
+        ('{"real": "A", "pick": "B"', "not valid JSON"),
         ('{"real": "C", "pick": "A"}', "'real' in A/B"),
         ('{"real": "A", "pick": "maybe"}', "'pick' in A/B/unsure"),
     ],  # fmt: skip

@@ -10,11 +10,11 @@ give: 50% means the owner cannot tell the twin from themselves, 0% that they alw
 from __future__ import annotations
 
 import html
-import json
 import math
 from pathlib import Path
 
 from twin.errors import TwinError
+from twin.fileio import iter_jsonl
 
 SIDES = ("A", "B")
 PICKS = ("A", "B", "unsure")
@@ -34,13 +34,7 @@ def wilson_interval(successes: float, n: int, z: float = 1.96) -> tuple[float, f
 def read_blind(path: Path) -> list[dict]:
     """The rounds in ``blind.jsonl``; a malformed line is a TwinError naming the file and line."""
     rounds = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError:
-            raise TwinError(f"{path}:{n}: not JSON; delete that line and run again") from None
+    for n, row in iter_jsonl(path, hint="delete that line and run again"):
         if not isinstance(row, dict) or row.get("real") not in SIDES or row.get("pick") not in PICKS:
             raise TwinError(
                 f"{path}:{n}: needs 'real' in A/B and 'pick' in A/B/unsure; delete that line to go on"
