@@ -128,7 +128,9 @@ def test_resume_after_kill_matches_uninterrupted(
     loop.train(tiny_train_config(tiny_base, processed_dir, tmp_path / "a", run="r", **kw))
 
     calls = {"n": 0}
-    real_collate = loop._collate
+    from twin import examples
+
+    real_collate = examples.collate
 
     def dying_collate(*a, **k):
         calls["n"] += 1
@@ -137,12 +139,12 @@ def test_resume_after_kill_matches_uninterrupted(
         return real_collate(*a, **k)
 
     cfg_b = tiny_train_config(tiny_base, processed_dir, tmp_path / "b", run="r", **kw)
-    monkeypatch.setattr(loop, "_collate", dying_collate)
+    monkeypatch.setattr(examples, "collate", dying_collate)
     with pytest.raises(KeyboardInterrupt):
         loop.train(cfg_b)
     assert (tmp_path / "b" / "runs" / "r" / "state.ckpt").is_file()
     assert not (tmp_path / "b" / "adapters" / "r").exists()
-    monkeypatch.setattr(loop, "_collate", real_collate)
+    monkeypatch.setattr(examples, "collate", real_collate)
     metrics = loop.train(cfg_b, resume=True)
     assert metrics["steps"] == 8
 

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from twin import examples
 from twin.errors import TwinError
 from twin.fileio import atomic_write_json, atomic_write_text, replace_path
 from twin.train.config import TrainConfig
@@ -224,11 +225,11 @@ def load_data(cfg: TrainConfig) -> TrainData:
     tokenizer = load_tokenizer(cfg.base)
     template = with_memory(resolve_template(cfg.data.template, tokenizer), cfg.data.memory)
     train_file = data_dir / cfg.data.train_file
-    examples = read_with_memory(train_file, data_dir, cfg.data.memory, cfg.data.train_file)
+    rows = read_with_memory(train_file, data_dir, cfg.data.memory, cfg.data.train_file)
     return TrainData(
         tokenizer=tokenizer,
         template=template,
-        train=encode_examples(examples, tokenizer, template, cfg.data.max_seq_length),
+        train=encode_examples(rows, tokenizer, template, cfg.data.max_seq_length),
         val=_read_val(data_dir / cfg.data.val_file, tokenizer, template, cfg),
         digest=file_digest(train_file),
     )
@@ -464,12 +465,15 @@ def train_step(
     accum, world = cfg.grad_accum_steps, fabric.world_size
     step_batches = [[plan.micro_batch(progress.micro + k, r) for r in range(world)] for k in range(accum)]
     progress.micro += accum
-    n_targets = max(1, sum(_targets(data.train, b) for per_rank in step_batches for b in per_rank))
+    n_targets = max(
+        1, sum(examples.count_targets(data.train, b) for per_rank in step_batches for b in per_rank)
+    )
     tokens = sum(plan.lengths[i] for per_rank in step_batches for b in per_rank for i in b)
     step_loss = 0.0
     for k, per_rank in enumerate(step_batches):
         batch = _to(
-            _collate(data.train, per_rank[fabric.global_rank], data.tokenizer.pad_token_id), fabric.device
+            examples.collate(data.train, per_rank[fabric.global_rank], data.tokenizer.pad_token_id),
+            fabric.device,
         )
         with fabric.no_backward_sync(model.module, enabled=k < accum - 1):
             loss = model.module(**batch) / n_targets
@@ -552,9 +556,9 @@ def validate(fabric: Any, module: Any, data: Any, pad_id: int, cfg: TrainConfig)
     module.eval()
     with torch.no_grad():
         for b in mine:
-            batch = _to(_collate(data, b, pad_id), fabric.device)
+            batch = _to(examples.collate(data, b, pad_id), fabric.device)
             total[0] += module(**batch).double()
-            total[1] += _targets(data, b)
+            total[1] += examples.count_targets(data, b)
     module.train()
     if fabric.world_size > 1:
         total = fabric.all_reduce(total, reduce_op="sum")
@@ -665,18 +669,6 @@ def _make_loss_module(peft_model: Any) -> Any:
 # Helpers
 
 
-def _targets(data: Any, batch: list[int]) -> int:
-    from twin.examples import count_targets
-
-    return count_targets(data, batch)
-
-
-def _collate(data: Any, batch: list[int], pad_id: int) -> dict:
-    from twin.examples import collate
-
-    return collate(data, batch, pad_id)
-
-
 def _to(batch: dict, device: Any) -> dict:
     if str(device) == "cpu":
         return batch
@@ -691,8 +683,8 @@ def _read_val(path: Path, tokenizer: Any, template: str, cfg: TrainConfig) -> An
     if not path.is_file() or path.stat().st_size == 0 or not path.read_text(encoding="utf-8").strip():
         log.warning("%s: no validation examples; validation loss will not be reported", path)
         return None
-    examples = read_with_memory(path, cfg.data.dir, cfg.data.memory, cfg.data.train_file)
-    return encode_examples(examples, tokenizer, template, cfg.data.max_seq_length)
+    rows = read_with_memory(path, cfg.data.dir, cfg.data.memory, cfg.data.train_file)
+    return encode_examples(rows, tokenizer, template, cfg.data.max_seq_length)
 
 
 def _write_metrics(rdir: Path, rows: list[dict]) -> None:
