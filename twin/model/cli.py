@@ -12,7 +12,7 @@ log = logging.getLogger(__name__)
 
 def register(app: typer.Typer) -> None:
     model_app = typer.Typer(
-        help="Base models: build the tiny Falcon, or download one from the Hugging Face Hub.",
+        help="Base models: build a tiny Falcon/Llama/Qwen2, or download one from the Hugging Face Hub.",
         no_args_is_help=True,
     )
     model_app.command("tiny")(tiny_cmd)
@@ -21,7 +21,12 @@ def register(app: typer.Typer) -> None:
 
 
 def tiny_cmd(
-    out: Path = typer.Option(Path("checkpoints/tiny-falcon"), "--out", help="Output model dir."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Output model dir (default: checkpoints/tiny-<arch>)."
+    ),
+    arch: str = typer.Option(
+        "falcon", "--arch", help="falcon (Falcon-7B's), llama (Llama 3's) or qwen2 (Qwen2.5's) architecture."
+    ),
     pretrain_steps: int = typer.Option(0, "--pretrain-steps", min=0, help="Pretrain all params N steps."),
     texts: Path | None = typer.Option(
         None,
@@ -35,7 +40,10 @@ def tiny_cmd(
     layers: int = typer.Option(4, "--layers", min=1),
     heads: int = typer.Option(4, "--heads", min=1),
 ) -> None:
-    """Build the tiny Falcon (Falcon-7B's architecture, toy size) + a BPE tokenizer on your chats."""
+    """Build a tiny base (Falcon-7B's, Llama 3's or Qwen2's architecture, toy size) + a BPE tokenizer on your chats.
+
+    llama and qwen2 tokenizers carry their family's chat template, so training picks chat-v1.
+    """
     from twin.model.load import prefer_passive_omp_wait
 
     prefer_passive_omp_wait()
@@ -50,8 +58,9 @@ def tiny_cmd(
         docs, source = fallback_texts(), "the built-in corpus (`twin prepare` first to use your chats)"
     log.info("tokenizer and pretraining text: %d documents from %s", len(docs), source)
     path = build_tiny(
-        out,
+        out or Path(f"checkpoints/tiny-{arch}"),
         docs,
+        arch=arch,
         pretrain_steps=pretrain_steps,
         seed=seed,
         vocab_size=vocab_size,
@@ -59,7 +68,7 @@ def tiny_cmd(
         num_layers=layers,
         num_heads=heads,
     )
-    typer.echo(f"tiny Falcon written to {path}")
+    typer.echo(f"tiny {arch} written to {path}")
 
 
 def download_cmd(

@@ -1,10 +1,12 @@
-"""The tiny Falcon: Falcon-7B's architecture at toy size, for tests and the CPU demo.
+"""The tiny bases: Falcon-7B's (and Llama 3's, Qwen2's) architecture at toy size, for tests and the CPU demo.
 
 It keeps what matters to the code that trains and serves Falcon-7B — ``FalconForCausalLM``,
 multi-query attention, parallel attention/MLP, rotary positions, no biases, the fused
 ``query_key_value`` projection LoRA targets — and is saved with ``save_pretrained`` next to a
 byte-level BPE tokenizer trained on the user's own chat text, so it loads through exactly the
-code path (:func:`twin.model.load.load_base`) a downloaded Falcon-7B does.
+code path (:func:`twin.model.load.load_base`) a downloaded Falcon-7B does. ``arch="llama"`` and
+``"qwen2"`` build Llama 3- and Qwen2.5-shaped models the same way, their tokenizers carrying the
+family's special tokens and chat template (:mod:`twin.model.chat_templates`).
 
 ``pretrain_steps`` trains all parameters briefly on that text (plain next-token prediction), so
 the demo's replies are words rather than noise; the LoRA fine-tune then teaches the format and style.
@@ -24,11 +26,9 @@ from typing import Any
 
 from twin.errors import TwinError
 from twin.fileio import iter_jsonl, replace_path
+from twin.model.chat_templates import ARCHS, FAMILIES, TokenizerFamily
 
 log = logging.getLogger(__name__)
-
-EOS = "<|endoftext|>"
-PAD = "<|pad|>"
 
 # Used when no chat text is given (tests): enough variety for a BPE vocabulary in two alphabets.
 _FALLBACK_LINES = (
@@ -110,59 +110,116 @@ def texts_from_dir(path: str | os.PathLike) -> list[str]:
     return docs
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int, model_max_length: int) -> Any:
-    """Byte-level BPE (as Falcon's own tokenizer): any text round-trips, no unknown tokens."""
+def train_tokenizer(
+    texts: Iterable[str],
+    vocab_size: int,
+    model_max_length: int,
+    *,
+    arch: str = "falcon",
+    pad_vocab_to: int | None = None,
+) -> Any:
+    """Byte-level BPE (as Falcon's, Llama 3's and Qwen2's own): any text round-trips, no unknown tokens.
+
+    The family's special tokens come first and its chat template is attached (:mod:`chat_templates`).
+    ``pad_vocab_to`` fills the vocabulary with never-produced entries up to a real model's size.
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
+    family = _family(arch)
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     tok.post_processor = processors.ByteLevel(trim_offsets=False)
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=[EOS, PAD],
+        special_tokens=list(family.special),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     tok.train_from_iterator(texts, trainer=trainer)
-    return PreTrainedTokenizerFast(
+    if pad_vocab_to is not None:
+        tok = _pad_vocab(tok, pad_vocab_to)
+    fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
-        eos_token=EOS,
-        bos_token=EOS,
-        pad_token=PAD,
+        eos_token=family.eos,
+        bos_token=family.bos,
+        pad_token=family.pad,
         model_max_length=model_max_length,
     )
+    if family.chat_template:
+        fast.chat_template = family.chat_template
+    return fast
+
+
+def _family(arch: str) -> TokenizerFamily:
+    if arch not in FAMILIES:
+        raise TwinError(f"--arch {arch!r} is unknown; use one of {', '.join(ARCHS)}")
+    return FAMILIES[arch]
+
+
+def _pad_vocab(tok: Any, size: int) -> Any:
+    from tokenizers import Tokenizer
+
+    spec = json.loads(tok.to_str())
+    vocab = spec["model"]["vocab"]
+    for i in range(size - tok.get_vocab_size()):  # never produced: no merge leads to them
+        vocab[f"<|unused_{i}|>"] = len(vocab)
+    padded = Tokenizer.from_str(json.dumps(spec))
+    if padded.get_vocab_size() != size:
+        raise TwinError(f"tokenizer has {padded.get_vocab_size()} entries, wanted {size}")
+    return padded
 
 
 def tiny_config(
     vocab_size: int,
     *,
+    arch: str = "falcon",
     hidden_size: int = 128,
     num_layers: int = 4,
     num_heads: int = 4,
     max_positions: int = 1024,
-    eos_id: int = 0,
-    pad_id: int = 1,
+    token_ids: dict[str, Any] | None = None,
 ) -> Any:
-    """A FalconConfig with Falcon-7B's architecture switches and toy sizes."""
-    from transformers import FalconConfig
+    """The family's config with its real architecture switches and toy sizes.
 
-    return FalconConfig(
+    Falcon as Falcon-7B (multi-query, parallel attention/MLP, tied embeddings); Llama as Llama 3
+    (grouped-query attention, SwiGLU, RMSNorm, rope theta 500k, untied head as in the 8B); Qwen2 as
+    Qwen2.5-7B (the same plus q/k/v biases, rope theta 1M).
+    """
+    ids = {"bos_token_id": 0, "eos_token_id": 0, "pad_token_id": 1, **(token_ids or {})}
+    if arch == "falcon":
+        from transformers import FalconConfig
+
+        return FalconConfig(
+            vocab_size=vocab_size,
+            hidden_size=hidden_size,
+            num_hidden_layers=num_layers,
+            num_attention_heads=num_heads,
+            multi_query=True,  # Falcon-7B: one shared key/value head
+            parallel_attn=True,  # attention and MLP read the same layer norm output
+            new_decoder_architecture=False,
+            alibi=False,  # rotary positions
+            bias=False,
+            max_position_embeddings=max_positions,
+            tie_word_embeddings=True,
+            **ids,
+        )
+    from transformers import LlamaConfig, Qwen2Config
+
+    config_cls, rope_theta = {"llama": (LlamaConfig, 500_000.0), "qwen2": (Qwen2Config, 1_000_000.0)}[arch]
+    return config_cls(
         vocab_size=vocab_size,
         hidden_size=hidden_size,
+        intermediate_size=hidden_size * 2,
         num_hidden_layers=num_layers,
         num_attention_heads=num_heads,
-        multi_query=True,  # Falcon-7B: one shared key/value head
-        parallel_attn=True,  # attention and MLP read the same layer norm output
-        new_decoder_architecture=False,
-        alibi=False,  # rotary positions
-        bias=False,
+        num_key_value_heads=max(1, num_heads // 2),  # grouped-query attention
         max_position_embeddings=max_positions,
-        bos_token_id=eos_id,
-        eos_token_id=eos_id,
-        pad_token_id=pad_id,
-        tie_word_embeddings=True,
+        rms_norm_eps=1e-5 if arch == "llama" else 1e-6,
+        rope_theta=rope_theta,
+        tie_word_embeddings=False,
+        **ids,
     )
 
 
@@ -223,6 +280,7 @@ def build_tiny(
     out_dir: str | os.PathLike,
     texts: Iterable[str] | None = None,
     *,
+    arch: str = "falcon",
     pretrain_steps: int = 0,
     seed: int = 0,
     vocab_size: int = 2048,
@@ -234,31 +292,17 @@ def build_tiny(
     pretrain_block_size: int = 128,
     pretrain_lr: float = 3e-3,
 ) -> Path:
-    """Build (and optionally pretrain) a tiny Falcon + tokenizer into ``out_dir``; returns it.
+    """Build (and optionally pretrain) a tiny ``arch`` model + tokenizer into ``out_dir``; returns it.
 
     Deterministic for a given ``seed`` and text. The directory is replaced atomically.
     """
-    import torch
-    from transformers import FalconForCausalLM
-
-    out = Path(out_dir)
     docs = [t for t in (texts if texts is not None else fallback_texts()) if t and t.strip()]
     if not docs:
         raise TwinError("no text to train the tiny tokenizer on; give chat text or omit --texts")
     if hidden_size % num_heads:
         raise TwinError(f"hidden_size {hidden_size} must be a multiple of num_heads {num_heads}")
-    tokenizer = train_tokenizer(docs, vocab_size, max_positions)
-    cfg = tiny_config(
-        len(tokenizer),
-        hidden_size=hidden_size,
-        num_layers=num_layers,
-        num_heads=num_heads,
-        max_positions=max_positions,
-        eos_id=tokenizer.eos_token_id,
-        pad_id=tokenizer.pad_token_id,
-    )
-    torch.manual_seed(seed)
-    model = FalconForCausalLM(cfg)
+    tokenizer = train_tokenizer(docs, vocab_size, max_positions, arch=arch)
+    model = _init_model(arch, tokenizer, seed, hidden_size, num_layers, num_heads, max_positions)
     losses: list[float] = []
     if pretrain_steps > 0:
         losses = pretrain(
@@ -272,26 +316,55 @@ def build_tiny(
             seed=seed,
         )
         log.info("pretrained %d steps: loss %.3f -> %.3f", pretrain_steps, losses[0], losses[-1])
+    record = {"built_by": "twin model tiny", "arch": arch, "seed": seed, "documents": len(docs)}
+    record |= {"pretrain_steps": pretrain_steps, "pretrain_loss": [losses[0], losses[-1]] if losses else None}
+    record["parameters"] = sum(p.numel() for p in model.parameters())
+    return _save(Path(out_dir), model, tokenizer, record)
+
+
+def _init_model(
+    arch: str,
+    tokenizer: Any,
+    seed: int,
+    hidden_size: int,
+    num_layers: int,
+    num_heads: int,
+    max_positions: int,
+) -> Any:
+    """The randomly initialised model; generation stops at every end token of the family."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    family = _family(arch)
+    stop_ids = [tokenizer.convert_tokens_to_ids(t) for t in family.stop]
+    ids = {
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+    cfg = tiny_config(
+        len(tokenizer),
+        arch=arch,
+        hidden_size=hidden_size,
+        num_layers=num_layers,
+        num_heads=num_heads,
+        max_positions=max_positions,
+        token_ids=ids,
+    )
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(cfg)
+    model.generation_config.eos_token_id = stop_ids if len(stop_ids) > 1 else stop_ids[0]
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model
+
+
+def _save(out: Path, model: Any, tokenizer: Any, record: dict) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        (tmp / "tiny.json").write_text(
-            json.dumps(
-                {
-                    "built_by": "twin model tiny",
-                    "seed": seed,
-                    "documents": len(docs),
-                    "pretrain_steps": pretrain_steps,
-                    "pretrain_loss": [losses[0], losses[-1]] if losses else None,
-                    "parameters": sum(p.numel() for p in model.parameters()),
-                },
-                indent=2,
-            )
-            + "\n",
-            encoding="utf-8",
-        )
+        (tmp / "tiny.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         replace_path(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
