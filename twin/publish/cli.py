@@ -41,14 +41,38 @@ def merge_cmd(
 
 
 def gguf_cmd(
-    model: Path = typer.Option(..., "--model", help="Merged model dir (from `twin publish merge`)."),
+    model: Path | None = typer.Option(None, "--model", help="Merged model dir (from `twin publish merge`)."),
     out: Path = typer.Option(..., "--out", help="Output dir for the .gguf and the Ollama Modelfile."),
     type_: str = typer.Option("f16", "--type", help="f16 or q8_0."),
-    name: str | None = typer.Option(None, "--name", help="File/model name (default: the model dir's name)."),
+    name: str | None = typer.Option(None, "--name", help="File/model name (default: the input dir's name)."),
+    adapter_only: bool = typer.Option(
+        False, "--adapter-only", help="Write the LoRA alone as a GGUF adapter (Ollama ADAPTER), no merge."
+    ),
+    adapter: Path | None = typer.Option(
+        None, "--adapter", help="With --adapter-only: adapter dir from `twin train`."
+    ),
+    base: Path | None = typer.Option(
+        None, "--base", help="With --adapter-only: base dir (default: twin.json's)."
+    ),
+    from_: str | None = typer.Option(
+        None,
+        "--from",
+        help="With --adapter-only: the Modelfile's FROM (default: the base dir; or an Ollama tag).",
+    ),
 ) -> None:
-    """Merged Falcon -> GGUF (f16/q8_0) + Ollama Modelfile with the twin's prompt template."""
-    from twin.publish.gguf import export_gguf
+    """Merged Falcon/Llama/Qwen2 -> GGUF + Ollama Modelfile; or --adapter-only: the LoRA as a GGUF adapter."""
+    from twin.errors import TwinError
+    from twin.publish.gguf import export_adapter_gguf, export_gguf
 
-    res = export_gguf(model, out, outtype=type_, name=name)
+    if adapter_only:
+        if adapter is None:
+            raise TwinError("--adapter-only needs --adapter DIR (the adapter dir written by `twin train`)")
+        res = export_adapter_gguf(adapter, out, base=base, outtype=type_, name=name, source=from_)
+    elif model is None:
+        raise TwinError(
+            "--model DIR is required (a `twin publish merge` output), or use --adapter-only --adapter DIR"
+        )
+    else:
+        res = export_gguf(model, out, outtype=type_, name=name)
     typer.echo(f"gguf: {res['gguf']} ({res['tensors']} tensors, {res['outtype']})")
     typer.echo(f"Modelfile: {res['modelfile']}  ->  cd {out} && ollama create mytwin -f Modelfile")
