@@ -1,16 +1,21 @@
-"""`twin export-gguf`: read the file back with gguf's own reader (names, shapes, metadata, data)."""
+"""`twin publish gguf`: read the files back with gguf's own reader (names, shapes, metadata, data) and
+load them in llama.cpp: the tiny Falcon, and Llama 3- / Qwen2-shaped tiny models merged and as
+GGUF LoRA adapters on top of their base."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from twin.errors import TwinError
-from twin.publish.gguf import PLAIN_V1_GO_TEMPLATE, export_gguf, qkv_to_gguf
+from twin.publish.gguf import export_adapter_gguf, export_gguf, permute_rope_rows, qkv_to_gguf
+from twin.publish.ollama import PLAIN_V1_GO_TEMPLATE
 
 
 def _hf_tensors(model_dir):
@@ -151,38 +156,50 @@ func main() {
 """
 
 
-@pytest.mark.skipif(
-    shutil.which("go") is None, reason="Go toolchain not installed (apt-get install golang-go)"
-)
-def test_go_template_renders_exactly_the_plain_v1_prompt(tmp_path):
-    from twin.prompt import build_prompt
+@pytest.fixture(scope="module")
+def go_render(tmp_path_factory):
+    """Render an Ollama Go template over messages with Go's own text/template (built once)."""
+    if shutil.which("go") is None:
+        pytest.skip("Go toolchain not installed (apt-get install golang-go)")
+    d = tmp_path_factory.mktemp("go")
+    (d / "main.go").write_text(GO_RENDER)
+    env = {**os.environ, "GOCACHE": str(d / "gocache"), "GOPATH": str(d / "gopath"), "GO111MODULE": "off"}
+    subprocess.run(
+        ["go", "build", "-o", str(d / "render"), str(d / "main.go")], check=True, timeout=300, env=env
+    )
 
-    (tmp_path / "t.tmpl").write_text(PLAIN_V1_GO_TEMPLATE)
-    (tmp_path / "main.go").write_text(GO_RENDER)
-    cases = [
-        ([], "hi there"),
-        ([{"role": "them", "text": "hey"}, {"role": "me", "text": "yo 🙂"}], "как дела?"),
-    ]
-    for context, message in cases:
-        msgs = [{"Role": "system", "Content": "ignored"}]
-        msgs += [
-            {"Role": "assistant" if t["role"] == "me" else "user", "Content": t["text"]} for t in context
-        ]
-        msgs.append({"Role": "user", "Content": message})
+    def render(template: str, msgs: list[dict]) -> str:
+        (d / "t.tmpl").write_text(template)
         out = subprocess.run(
-            ["go", "run", str(tmp_path / "main.go"), str(tmp_path / "t.tmpl"), json.dumps(msgs)],
+            [str(d / "render"), str(d / "t.tmpl"), json.dumps(msgs)],
             capture_output=True,
             text=True,
             check=True,
-            timeout=120,
-            cwd=tmp_path,
-            env={
-                **__import__("os").environ,
-                "GOCACHE": str(tmp_path / "gocache"),
-                "GOPATH": str(tmp_path / "gopath"),
-            },
-        ).stdout
-        assert out == build_prompt(context, message)
+        )
+        return out.stdout
+
+    return render
+
+
+def _go_messages(context, message, system="ignored"):
+    msgs = [{"Role": "system", "Content": system}]
+    msgs += [{"Role": "assistant" if t["role"] == "me" else "user", "Content": t["text"]} for t in context]
+    return [*msgs, {"Role": "user", "Content": message}]
+
+
+CASES = [
+    ([], "hi there"),
+    ([{"role": "them", "text": "hey"}, {"role": "me", "text": "yo 🙂"}], "как дела?"),
+]
+
+
+def test_go_template_renders_exactly_the_plain_v1_prompt(go_render):
+    from twin.prompt import build_prompt
+
+    for context, message in CASES:
+        assert go_render(PLAIN_V1_GO_TEMPLATE, _go_messages(context, message)) == build_prompt(
+            context, message
+        )
 
 
 def test_bad_inputs_are_twin_errors(tmp_path, tiny_base):
@@ -190,9 +207,9 @@ def test_bad_inputs_are_twin_errors(tmp_path, tiny_base):
         export_gguf(tmp_path / "nope", tmp_path / "out")
     with pytest.raises(TwinError, match="f16, q8_0"):
         export_gguf(tiny_base, tmp_path / "out", outtype="q4")
-    other = tmp_path / "llama"
+    other = tmp_path / "gpt2"
     other.mkdir()
-    (other / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    (other / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
     with pytest.raises(TwinError, match="convert_hf_to_gguf"):
         export_gguf(other, tmp_path / "out")
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*.gguf"))
@@ -220,3 +237,270 @@ def test_llama_cpp_loads_and_matches_transformers(tiny_base, exported):
     np.testing.assert_allclose(got, want, atol=2e-2 * max(1.0, np.abs(want).max()))
     out = llm("Me: hi\nThem:", max_tokens=5, temperature=0)
     assert out["usage"]["completion_tokens"] >= 1
+
+
+# ---------------------------------------------------------------- Llama 3 and Qwen2 families
+
+FAMILY_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "down_proj"]
+CHAT_CONTEXT = [
+    {"role": "them", "text": "hey! called you 12345 times\n\nwhere are you?"},
+    {"role": "me", "text": "привет!!  sorry, on the bus"},
+]
+CHAT_MESSAGE = "ok see you at 7:30 then"
+
+
+def _sharp_base(arch, out):
+    """A tiny ``arch`` base whose attention is sharp enough for positions to matter.
+
+    At random initialisation attention is nearly uniform, so a wrong rotary layout (e.g. Llama's
+    Q/K not permuted) moves the logits by less than 2%; Q and K scaled by 8 (and the head by 4,
+    for a logit range of a few units) make the same mistake move them by ~90%.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from twin.model.tiny import build_tiny
+
+    base = build_tiny(out, arch=arch, seed=0, num_layers=2)
+    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if n.endswith(("q_proj.weight", "k_proj.weight")):
+                p.mul_(8.0)
+            elif n == "lm_head.weight":
+                p.mul_(4.0)
+    model.save_pretrained(base)
+    return base
+
+
+def _random_adapter(base, out, template="chat-v1", targets=FAMILY_TARGETS, **lora):
+    """A LoRA adapter dir on ``base`` with random, non-zero B, and a twin.json as `twin train` writes."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from twin.model.load import base_fingerprint, load_base
+
+    model, tok = load_base(base)
+    torch.manual_seed(1)
+    cfg = LoraConfig(r=4, lora_alpha=8, target_modules=targets, init_lora_weights=False, **lora)
+    get_peft_model(model, cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+    meta = {
+        "format": 1,
+        "base_model": {
+            "path": str(base),
+            "fingerprint": base_fingerprint(base),
+            "model_type": json.loads((Path(base) / "config.json").read_text())["model_type"],
+        },
+        "template": template,
+        "prepare": {"max_context_tokens": 256, "context_unit": "tokens"},
+        "train": {"data": {"max_seq_length": 256}},
+        "metrics": {},
+        "created": "2026-01-01T00:00:00Z",
+    }
+    (out / "twin.json").write_text(json.dumps(meta))
+    return out
+
+
+@pytest.fixture(scope="module", params=["llama", "qwen2"])
+def family(request, tmp_path_factory):
+    """Per family: sharp tiny base, random chat-v1 adapter, merged model, and their GGUF exports."""
+    from twin.publish.merge import merge_adapter
+
+    arch = request.param
+    d = tmp_path_factory.mktemp(arch)
+    base = _sharp_base(arch, d / "base")
+    adapter = _random_adapter(base, d / "adapter")
+    merged = merge_adapter(None, adapter, d / "merged")
+    return {
+        "arch": arch,
+        "base": base,
+        "adapter": adapter,
+        "merged": merged,
+        "merged_gguf": export_gguf(merged, d / "gguf-merged", name="twin"),
+        "base_gguf": export_gguf(base, d / "gguf-base", name="base"),
+        "adapter_gguf": export_adapter_gguf(adapter, d / "gguf-adapter", name="twin"),
+    }
+
+
+def _chat_prompt(model_dir):
+    from transformers import AutoTokenizer
+
+    from twin.prompt import build_prompt
+
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    text = build_prompt(CHAT_CONTEXT, CHAT_MESSAGE, template="chat-v1", tokenizer=tok)
+    return tok, text, tok(text, add_special_tokens=False)["input_ids"]
+
+
+def _hf_last_logits(model, ids):
+    import torch
+
+    with torch.no_grad():
+        return model(torch.tensor([ids])).logits[0, -1].numpy()
+
+
+def _llama_cpp_last_logits(ids, **kw):
+    llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python not installed (make llama-cpp)")
+    llm = llama_cpp.Llama(n_ctx=256, logits_all=True, verbose=False, seed=0, **kw)
+    llm.eval(ids)
+    return llm, np.array(llm.scores[len(ids) - 1])
+
+
+def _assert_close(got, want):
+    np.testing.assert_allclose(got, want, atol=2e-2 * max(1.0, np.abs(want).max()))
+
+
+def test_family_gguf_layout_and_metadata(family):
+    from gguf import GGUFReader
+
+    from twin.model.chat_templates import FAMILIES
+
+    arch, base = family["arch"], family["base"]
+    cfg = json.loads((base / "config.json").read_text())
+    r = GGUFReader(family["merged_gguf"]["gguf"])
+    t = {x.name: x for x in r.tensors}
+    assert _field(r, "general.architecture") == arch
+    assert _field(r, f"{arch}.attention.head_count") == cfg["num_attention_heads"]
+    assert (
+        _field(r, f"{arch}.attention.head_count_kv")
+        == cfg["num_key_value_heads"]
+        < cfg["num_attention_heads"]
+    )
+    assert _field(r, f"{arch}.rope.freq_base") == cfg["rope_parameters"]["rope_theta"]
+    assert _field(r, f"{arch}.attention.layer_norm_rms_epsilon") == pytest.approx(cfg["rms_norm_eps"])
+    assert "output.weight" in t  # untied head, as Llama 3 8B / Qwen2.5 7B
+    assert (
+        ("blk.0.attn_q.bias" in t)
+        == ("blk.0.attn_k.bias" in t)
+        == ("blk.0.attn_v.bias" in t)
+        == (arch == "qwen2")
+    )
+    fam = FAMILIES[arch]
+    tokens = _field(r, "tokenizer.ggml.tokens")
+    assert _field(r, "tokenizer.ggml.model") == "gpt2"
+    assert _field(r, "tokenizer.ggml.pre") == {"llama": "gpt-2", "qwen2": "qwen2"}[arch]
+    assert tokens[_field(r, "tokenizer.ggml.eos_token_id")] == fam.eos
+    assert tokens[_field(r, "tokenizer.ggml.eot_token_id")] == fam.eos
+    assert tokens[_field(r, "tokenizer.ggml.padding_token_id")] == fam.pad
+    assert _field(r, "tokenizer.ggml.add_bos_token") is (fam.bos is not None)  # Llama 3: BOS by llama.cpp
+    assert _field(r, "tokenizer.chat_template") == fam.chat_template
+    assert _field(r, "twin.template") == "chat-v1"
+
+    hf = _hf_tensors(family["merged"])
+    q = np.asarray(t["blk.1.attn_q.weight"].data).astype(np.float32)
+    k = np.asarray(t["blk.1.attn_k.weight"].data).astype(np.float32)
+    want_q, want_k = (
+        hf["model.layers.1.self_attn.q_proj.weight"],
+        hf["model.layers.1.self_attn.k_proj.weight"],
+    )
+    if arch == "llama":  # llama.cpp's llama graph rotates interleaved pairs; Qwen2's, HF's halves
+        want_q = permute_rope_rows(want_q, cfg["num_attention_heads"])
+        want_k = permute_rope_rows(want_k, cfg["num_key_value_heads"])
+    np.testing.assert_allclose(q, want_q, atol=np.abs(want_q).max() / 500)
+    np.testing.assert_allclose(k, want_k, atol=np.abs(want_k).max() / 500)
+
+
+def test_family_merged_gguf_same_tokens_and_logits_in_llama_cpp(family):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    tok, text, ids = _chat_prompt(family["merged"])
+    # What Ollama sends: the rendered prompt without the template's BOS text, tokenized with the
+    # model's add_bos and special tokens parsed.
+    sent = text.removeprefix(tok.bos_token or "")
+    llm, got = _llama_cpp_last_logits(ids, model_path=family["merged_gguf"]["gguf"])
+    assert llm.tokenize(sent.encode(), add_bos=True, special=True) == ids
+    model = AutoModelForCausalLM.from_pretrained(str(family["merged"]), dtype=torch.float32).eval()
+    _assert_close(got, _hf_last_logits(model, ids))
+
+
+def test_family_adapter_gguf_on_base_matches_peft(family):
+    import torch
+    from gguf import GGUFReader
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    r = GGUFReader(family["adapter_gguf"]["gguf"])
+    t = {x.name: x for x in r.tensors}
+    assert _field(r, "general.type") == "adapter"
+    assert _field(r, "adapter.type") == "lora"
+    assert _field(r, "adapter.lora.alpha") == 8.0
+    assert _field(r, "general.architecture") == family["arch"]
+    cfg = json.loads((family["base"] / "config.json").read_text())
+    hidden, n_kv_rows = (
+        cfg["hidden_size"],
+        cfg["num_key_value_heads"] * cfg["hidden_size"] // cfg["num_attention_heads"],
+    )
+    assert list(t["blk.0.attn_q.weight.lora_a"].shape) == [hidden, 4]  # GGUF: innermost first
+    assert list(t["blk.0.attn_k.weight.lora_b"].shape) == [4, n_kv_rows]
+    assert len(t) == 2 * len(FAMILY_TARGETS) * cfg["num_hidden_layers"]
+
+    _, _, ids = _chat_prompt(family["base"])
+    _, got = _llama_cpp_last_logits(
+        ids, model_path=family["base_gguf"]["gguf"], lora_path=family["adapter_gguf"]["gguf"]
+    )
+    base = AutoModelForCausalLM.from_pretrained(str(family["base"]), dtype=torch.float32).eval()
+    without = _hf_last_logits(base, ids)
+    want = _hf_last_logits(PeftModel.from_pretrained(base, str(family["adapter"])).eval(), ids)
+    assert np.abs(want - without).max() > 0.2 * np.abs(want).max()  # the adapter really changes them
+    _assert_close(got, want)
+
+
+def test_family_modelfiles_use_the_family_template_and_stops(family):
+    from twin.model.chat_templates import FAMILIES
+    from twin.prompt import system_prompt
+
+    fam = FAMILIES[family["arch"]]
+    merged = Path(family["merged_gguf"]["modelfile"]).read_text(encoding="utf-8")
+    adapter = Path(family["adapter_gguf"]["modelfile"]).read_text(encoding="utf-8")
+    assert "FROM ./twin-f16.gguf\n" in merged and "ADAPTER" not in merged
+    assert f"FROM {family['base']}\nADAPTER ./twin-lora-f16.gguf\n" in adapter
+    for text in (merged, adapter):
+        template = text.split('TEMPLATE """', 1)[1].split('"""', 1)[0]
+        assert fam.eos in template and "{{ .Content }}" in template
+        assert f'SYSTEM """{system_prompt(None)}"""' in text
+        assert [ln for ln in text.splitlines() if ln.startswith("PARAMETER stop")] == [
+            f'PARAMETER stop "{s}"' for s in fam.stop
+        ]
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_go_template_renders_exactly_the_family_chat_prompt(arch, go_render, tmp_path):
+    from transformers import AutoTokenizer
+
+    from twin.model.tiny import train_tokenizer
+    from twin.prompt import build_prompt, system_prompt
+    from twin.publish.ollama import chat_go_template, chat_turns
+
+    train_tokenizer(["hi there", "как дела"], 300, 256, arch=arch).save_pretrained(tmp_path)
+    tok = AutoTokenizer.from_pretrained(str(tmp_path))
+    turns = chat_turns(tok)
+    template = chat_go_template(turns)
+    for context, message in CASES:
+        want = build_prompt(context, message, template="chat-v1", tokenizer=tok)
+        got = go_render(template, _go_messages(context, message, system=system_prompt(None)))
+        assert (turns.bos or "") + got == want
+    # no system message: the template's own default (ChatML's), as apply_chat_template renders it
+    bare = [{"role": "user", "content": "hi"}]
+    want = tok.apply_chat_template(bare, tokenize=False, add_generation_prompt=True)
+    assert (turns.bos or "") + go_render(template, [{"Role": "user", "Content": "hi"}]) == want
+
+
+def test_falcon_adapter_gguf_on_base_matches_peft(tiny_base, random_lora_adapter, exported, tmp_path):
+    """llama.cpp applies LoRA to Falcon's fused QKV too, so Falcon adapters export as well."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    res = export_adapter_gguf(random_lora_adapter, tmp_path, name="twin")
+    tok = AutoTokenizer.from_pretrained(str(tiny_base))
+    ids = tok("Them: hey! how are you doing today?\nMe:", add_special_tokens=False)["input_ids"]
+    _, got = _llama_cpp_last_logits(ids, model_path=exported["f16"]["gguf"], lora_path=res["gguf"])
+    base = AutoModelForCausalLM.from_pretrained(str(tiny_base), dtype=torch.float32).eval()
+    without = _hf_last_logits(base, ids)
+    want = _hf_last_logits(PeftModel.from_pretrained(base, str(random_lora_adapter)).eval(), ids)
+    assert np.abs(want - without).max() > 0.2 * np.abs(want).max()
+    _assert_close(got, want)
+    text = Path(res["modelfile"]).read_text(encoding="utf-8")
+    assert 'TEMPLATE """You are chatting with a friend.' in text and 'PARAMETER stop "###"' in text
