@@ -504,3 +504,119 @@ def test_falcon_adapter_gguf_on_base_matches_peft(tiny_base, random_lora_adapter
     _assert_close(got, want)
     text = Path(res["modelfile"]).read_text(encoding="utf-8")
     assert 'TEMPLATE """You are chatting with a friend.' in text and 'PARAMETER stop "###"' in text
+
+
+@pytest.fixture(scope="module")
+def sharp_llama(tmp_path_factory):
+    return _sharp_base("llama", tmp_path_factory.mktemp("sharp-llama") / "base")
+
+
+def _copy_dir(src, dst):
+    shutil.copytree(src, dst)
+    return dst
+
+
+@pytest.mark.parametrize(
+    ("pre", "regex"),
+    [
+        (
+            "llama-bpe",
+            r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",
+        ),
+        (
+            "qwen2",
+            r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",
+        ),
+    ],
+)
+def test_downloaded_family_pre_tokenizers_tokenize_identically_in_llama_cpp(
+    pre, regex, sharp_llama, tmp_path
+):
+    """Llama 3's and Qwen2.5's own tokenizer.json split with a regex; the GGUF names the llama.cpp
+    pre-tokenizer that splits the same way (the GPT-2 split would give other tokens here)."""
+    from gguf import GGUFReader
+    from transformers import AutoTokenizer
+
+    llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python not installed (make llama-cpp)")
+    text = "called you 12345 times!!\n\n\n  where are you?? 7:30, ok…\nпривет  "
+    gpt2_ids = AutoTokenizer.from_pretrained(str(sharp_llama))(text, add_special_tokens=False)["input_ids"]
+    model = _copy_dir(sharp_llama, tmp_path / "m")
+    tj = json.loads((model / "tokenizer.json").read_text())
+    tj["pre_tokenizer"] = {
+        "type": "Sequence",
+        "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": regex}, "behavior": "Isolated", "invert": False},
+            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False},
+        ],
+    }
+    (model / "tokenizer.json").write_text(json.dumps(tj))
+    ids = AutoTokenizer.from_pretrained(str(model))(text, add_special_tokens=False)["input_ids"]
+    assert ids != gpt2_ids  # the split matters for this text
+    res = export_gguf(model, tmp_path / "out", name="m")
+    assert _field(GGUFReader(res["gguf"]), "tokenizer.ggml.pre") == pre
+    llm = llama_cpp.Llama(model_path=res["gguf"], vocab_only=True, verbose=False)
+    assert llm.tokenize(text.encode(), add_bos=False, special=True) == ids
+
+
+def test_llama31_rope_scaling_becomes_rope_freqs(sharp_llama, tmp_path):
+    """Llama 3.1's rope_type llama3 rescales low frequencies: written as llama.cpp's rope_freqs.
+
+    original_max_position_embeddings 16 (8192 in Llama 3.1) puts the rescaled band where a short
+    prompt's positions reach it, so leaving the factors out would move these logits by far more
+    than 2%."""
+    import torch
+    from gguf import GGUFReader
+    from transformers import AutoModelForCausalLM
+
+    model_dir = _copy_dir(sharp_llama, tmp_path / "m")
+    cfg = json.loads((model_dir / "config.json").read_text())
+    rope = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0}
+    cfg["rope_parameters"] |= {**rope, "original_max_position_embeddings": 16}
+    (model_dir / "config.json").write_text(json.dumps(cfg))
+    res = export_gguf(model_dir, tmp_path / "out", name="m")
+    factors = {t.name: np.asarray(t.data) for t in GGUFReader(res["gguf"]).tensors}["rope_freqs.weight"]
+    # llama.cpp divides each rotary frequency by its factor: the frequencies transformers uses
+    from transformers import AutoConfig
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+
+    scaled, _ = ROPE_INIT_FUNCTIONS["llama3"](AutoConfig.from_pretrained(str(model_dir)))
+    dim, theta = cfg["head_dim"], cfg["rope_parameters"]["rope_theta"]
+    plain_freqs = 1.0 / theta ** (np.arange(0, dim, 2) / dim)
+    np.testing.assert_allclose(plain_freqs / factors, scaled.numpy(), rtol=1e-5)
+    assert factors.max() == 8.0
+
+    _, _, ids = _chat_prompt(model_dir)
+    _, got = _llama_cpp_last_logits(ids, model_path=res["gguf"])
+    want = _hf_last_logits(
+        AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32).eval(), ids
+    )
+    plain = _hf_last_logits(
+        AutoModelForCausalLM.from_pretrained(str(sharp_llama), dtype=torch.float32).eval(), ids
+    )
+    assert np.abs(want - plain).max() > 0.1 * np.abs(want).max()
+    _assert_close(got, want)
+
+
+def test_cli_adapter_only_and_its_bad_inputs(random_lora_adapter, tiny_base, tmp_path):
+    from typer.testing import CliRunner
+
+    from twin.cli import app
+    from twin.publish.gguf import pre_tokenizer_name
+
+    runner = CliRunner()
+    out = tmp_path / "out"
+    args = ["publish", "gguf", "--adapter-only", "--adapter", str(random_lora_adapter), "--out", str(out)]
+    res = runner.invoke(app, [*args, "--from", "falcon-7b-base:latest", "--name", "me"])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.iterdir()) == ["Modelfile", "me-lora-f16.gguf"]
+    assert "FROM falcon-7b-base:latest\nADAPTER ./me-lora-f16.gguf\n" in (out / "Modelfile").read_text()
+    res = runner.invoke(app, ["publish", "gguf", "--adapter-only", "--out", str(out)])
+    assert isinstance(res.exception, TwinError) and "--adapter DIR" in str(res.exception)  # main(): exit 2
+    res = runner.invoke(app, ["publish", "gguf", "--out", str(out)])
+    assert isinstance(res.exception, TwinError) and "--model DIR" in str(res.exception)
+
+    dora = _random_adapter(tiny_base, tmp_path / "dora", "plain-v1", ["query_key_value"], use_dora=True)
+    with pytest.raises(TwinError, match="DoRA"):
+        export_adapter_gguf(dora, tmp_path / "d")
+    with pytest.raises(TwinError, match="pre-tokenizer"):
+        pre_tokenizer_name({"pre_tokenizer": {"type": "Metaspace"}}, "llama", tmp_path / "tokenizer.json")
