@@ -600,8 +600,9 @@ def export_adapter_gguf(
     tok = tokenizer_metadata(hf_tok, hp["vocab_size"], hp["arch"], base_dir)
     prompt = prompt_settings(template, hf_tok, stop_tokens(base_dir, tok))
     notes = (
-        "FROM: the base the adapter was trained on. An Ollama tag of the very same weights works",
-        "too (e.g. FROM llama3.1:8b-instruct-fp16); any other model gets a meaningless adapter.",
+        "FROM: the base this adapter was trained on: its HF dir (Ollama imports Llama/Qwen2 safetensors),",
+        "its GGUF (twin publish gguf --model BASE), or an Ollama tag of the very same weights",
+        "(e.g. llama3.1:8b-instruct-fp16). On any other model the adapter is meaningless.",
     )
     modelfile = _write_modelfile(
         out, source or str(base_dir), template, prompt, hp, sampling, adapter=gguf_path.name, notes=notes
