@@ -51,10 +51,7 @@ def decode_bound() -> dict:
 
 def make_workdir(work: Path, base: Path | None = None) -> tuple[Path, Path]:
     """Tiny base + a LoRA adapter (random non-zero weights: speed does not depend on their values)."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-
-    from twin.model.load import base_fingerprint, load_base
+    from tests.adapters import write_random_lora
     from twin.model.tiny import build_tiny
 
     base = base or work / "tiny-falcon"
@@ -62,32 +59,7 @@ def make_workdir(work: Path, base: Path | None = None) -> tuple[Path, Path]:
         build_tiny(base, seed=0)
     adapter = work / "adapter"
     if not (adapter / "twin.json").is_file():
-        model, tok = load_base(base)
-        torch.manual_seed(0)
-        lora = LoraConfig(
-            r=8,
-            lora_alpha=16,
-            target_modules=["query_key_value"],
-            init_lora_weights=False,
-            task_type="CAUSAL_LM",
-        )
-        get_peft_model(model, lora).save_pretrained(adapter)
-        tok.save_pretrained(adapter)
-        meta = {
-            "format": 1,
-            "base_model": {"path": str(base), "fingerprint": base_fingerprint(base), "model_type": "falcon"},
-            "template": "plain-v1",
-            "prepare": {
-                "max_context_tokens": 256,
-                "context_unit": "tokens",
-                "chars_per_token": 4.0,
-                "tokenizer": None,
-            },
-            "train": {},
-            "metrics": {},
-            "created": "bench",
-        }
-        (adapter / "twin.json").write_text(json.dumps(meta, indent=2))
+        write_random_lora(base, adapter, seed=0, r=8, alpha=16)
     return base, adapter
 
 
