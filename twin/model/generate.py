@@ -128,16 +128,23 @@ def build_reply_prompt(
     unit, and rendered with the template version the adapter was trained with; ``memory`` (a
     ``twin.memory.Memory``, for adapters trained with ``--memory``) adds its ``k`` past exchanges.
     """
-    template = meta.get("template", PLAIN)
+    context, template, past = _reply_parts(meta, tokenizer, history, message, contact, memory)
+    return build_prompt(
+        context, message, template=template, contact=contact, tokenizer=tokenizer, memory=past
+    )
+
+
+def _reply_parts(
+    meta: dict, tokenizer: Any, history: list[dict], message: str, contact: str | None, memory: Any | None
+) -> tuple[list[dict], str, list[dict] | None]:
+    """``(context cut to the adapter's budget, its template, the remembered exchanges or None)``."""
     context = fit_context(
         [{"role": t["role"], "text": t["text"]} for t in history],
         context_budget(meta),
         context_counter(meta, tokenizer),
     )
     past = memory.retrieve(message, memory.k, contact=contact) if memory is not None else None
-    return build_prompt(
-        context, message, template=template, contact=contact, tokenizer=tokenizer, memory=past
-    )
+    return context, meta.get("template", PLAIN), past
 
 
 def fit_prompt_ids(
@@ -193,13 +200,7 @@ def reply_prompt_ids(
     memory: Any | None = None,
 ) -> list[int]:
     """:func:`build_reply_prompt` as token ids, cut by :func:`fit_prompt_ids` to ``room`` tokens."""
-    context = fit_context(
-        [{"role": t["role"], "text": t["text"]} for t in history],
-        context_budget(meta),
-        context_counter(meta, tokenizer),
-    )
-    template = meta.get("template", PLAIN)
-    past = memory.retrieve(message, memory.k, contact=contact) if memory is not None else None
+    context, template, past = _reply_parts(meta, tokenizer, history, message, contact, memory)
     return fit_prompt_ids(
         tokenizer, context, message, template=template, contact=contact, room=room, memory=past
     )
