@@ -102,7 +102,7 @@ def write_results_row(row: str) -> None:
     atomic_write_text(RESULTS, text[:start] + section + text[end:])
 
 
-def main(argv: list[str] | None = None) -> dict:
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="bench.bench_import", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="20,000 messages, 1 round, no RESULTS.md (smoke)")
     ap.add_argument("--messages", type=int, default=None, help="default 1,000,000 (20,000 with --quick)")
@@ -114,7 +114,65 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", type=Path, default=OUT / "import.json", help="raw numbers (JSON)")
     ap.add_argument("--write", action=argparse.BooleanOptionalAction, default=None,
                     help="append a row to bench/RESULTS.md (default: yes unless --quick)")  # fmt: skip
-    a = ap.parse_args(argv)
+    return ap.parse_args(argv)
+
+
+def _fresh_imports(export: Path, work: Path, rounds: int) -> list[dict]:
+    """Step 1: ``rounds`` imports into an empty ``--out`` each."""
+    fresh = []
+    for r in range(rounds):
+        out = work / f"raw{r}"
+        res = measure_cli(export, out, work / f"fresh{r}.log")
+        res["files"] = len(list((out / "telegram").glob("*.jsonl")))
+        res["records"] = sum(1 for p in (out / "telegram").glob("*.jsonl") for _ in p.open("rb"))
+        fresh.append(res)
+        print(f"fresh import {r + 1}: {res['wall_s']:.1f}s wall, {res['cpu_s']:.1f}s CPU, "
+              f"{res['max_rss_mb']:.0f} MiB peak", flush=True)  # fmt: skip
+    return fresh
+
+
+def _profile(export: Path, out: Path) -> dict:
+    """Step 3: ``import_desktop`` in a fresh process, with its phase timings."""
+    import subprocess
+
+    proc = subprocess.run(
+        [*one_core(), sys.executable, "-c", PROFILE, str(export), str(out)],
+        capture_output=True, text=True, cwd=REPO, check=True,
+    )  # fmt: skip
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _print_table(report: dict) -> None:
+    n, size_mb, rounds = report["messages"], report["export_mb"], len(report["rounds"])
+    wall, cpu, rss = report["wall_s"], report["cpu_s"], report["max_rss_mb"]
+    again, profile, first = report["reimport"], report["profile"], report["rounds"][0]
+    print(f"\nimport of a {n:,}-message Desktop export ({size_mb:.0f} MiB), one core, {report['machine']}")
+    print("| measure | value |\n|---|---:|")
+    print(f"| fresh import wall (median of {rounds}) | {wall:.1f} s |")
+    print(f"| fresh import CPU | {cpu:.1f} s |")
+    print(f"| messages/s | {n / wall:,.0f} |")
+    print(f"| peak RSS | {rss:,.0f} MiB |")
+    print(f"| re-import wall / peak RSS | {again['wall_s']:.1f} s / {again['max_rss_mb']:,.0f} MiB |")
+    print(f"| records written / dialog files | {first['records']:,} / {first['files']} |")
+    print(f"| in-process import_desktop (no CLI start-up) | {profile['wall_s']:.1f} s |")
+    for phase, secs in profile["phases"].items():
+        print(f"| phase: {phase} | {secs:.2f} s |")
+    print(
+        f"targets (< {TARGET_S:.0f} s, < {TARGET_MB / 1024:.0f} GB): {'met' if report['targets']['met'] else 'NOT met'}"
+    )
+
+
+def _results_row(report: dict) -> str:
+    again, (load_before, load_after) = report["reimport"], report["load_avg"]
+    return (
+        f"| {report['date']} | {report['messages']:,} ({report['export_mb']:.0f} MiB) | {report['wall_s']:.1f} | "
+        f"{report['cpu_s']:.1f} | {report['max_rss_mb']:,.0f} MiB | "
+        f"{again['wall_s']:.1f} | {again['max_rss_mb']:,.0f} MiB | {load_before:.1f} / {load_after:.1f} |"
+    )
+
+
+def main(argv: list[str] | None = None) -> dict:
+    a = _parse_args(argv)
     n = a.messages or (20_000 if a.quick else 1_000_000)
     rounds = a.rounds or (1 if a.quick else 2)
     write = (not a.quick) if a.write is None else a.write
@@ -123,47 +181,30 @@ def main(argv: list[str] | None = None) -> dict:
 
     a.cache.mkdir(parents=True, exist_ok=True)
     export = cached_export(n, a.seed, a.cache)
-    size_mb = export.stat().st_size / 2**20
     load_before = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="twin-bench-import-", dir=a.cache))
     try:
-        fresh = []
-        for r in range(rounds):
-            out = work / f"raw{r}"
-            res = measure_cli(export, out, work / f"fresh{r}.log")
-            res["files"] = len(list((out / "telegram").glob("*.jsonl")))
-            res["records"] = sum(1 for p in (out / "telegram").glob("*.jsonl") for _ in p.open("rb"))
-            fresh.append(res)
-            print(f"fresh import {r + 1}: {res['wall_s']:.1f}s wall, {res['cpu_s']:.1f}s CPU, "
-                  f"{res['max_rss_mb']:.0f} MiB peak", flush=True)  # fmt: skip
-        again = measure_cli(export, work / "raw0", work / "again.log")
+        fresh = _fresh_imports(export, work, rounds)
+        again = measure_cli(export, work / "raw0", work / "again.log")  # step 2: re-import
         print(f"re-import: {again['wall_s']:.1f}s wall, {again['max_rss_mb']:.0f} MiB peak", flush=True)
-        import subprocess
-
-        prof_out = work / "profile"
-        proc = subprocess.run(
-            [*one_core(), sys.executable, "-c", PROFILE, str(export), str(prof_out)],
-            capture_output=True, text=True, cwd=REPO, check=True,
-        )  # fmt: skip
-        profile = json.loads(proc.stdout.strip().splitlines()[-1])
+        profile = _profile(export, work / "profile")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     load_after = os.getloadavg()[0]
 
     wall = median([r["wall_s"] for r in fresh])
     rss = max(r["max_rss_mb"] for r in fresh)
-    cpu = median([r["cpu_s"] for r in fresh])
     report = {
         "command": "python -m bench.bench_import" + (" --quick" if a.quick else ""),
         "date": today(),
         "machine": machine(),
         "messages": n,
-        "export_mb": size_mb,
+        "export_mb": export.stat().st_size / 2**20,
         "records_written": fresh[0]["records"],
         "dialog_files": fresh[0]["files"],
         "rounds": fresh,
         "wall_s": wall,
-        "cpu_s": cpu,
+        "cpu_s": median([r["cpu_s"] for r in fresh]),
         "max_rss_mb": rss,
         "messages_per_s": n / wall,
         "reimport": again,
@@ -173,26 +214,9 @@ def main(argv: list[str] | None = None) -> dict:
     }
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-
-    print(f"\nimport of a {n:,}-message Desktop export ({size_mb:.0f} MiB), one core, {report['machine']}")
-    print("| measure | value |\n|---|---:|")
-    print(f"| fresh import wall (median of {rounds}) | {wall:.1f} s |")
-    print(f"| fresh import CPU | {cpu:.1f} s |")
-    print(f"| messages/s | {n / wall:,.0f} |")
-    print(f"| peak RSS | {rss:,.0f} MiB |")
-    print(f"| re-import wall / peak RSS | {again['wall_s']:.1f} s / {again['max_rss_mb']:,.0f} MiB |")
-    print(f"| records written / dialog files | {fresh[0]['records']:,} / {fresh[0]['files']} |")
-    print(f"| in-process import_desktop (no CLI start-up) | {profile['wall_s']:.1f} s |")
-    for phase, secs in profile["phases"].items():
-        print(f"| phase: {phase} | {secs:.2f} s |")
-    print(
-        f"targets (< {TARGET_S:.0f} s, < {TARGET_MB / 1024:.0f} GB): {'met' if report['targets']['met'] else 'NOT met'}"
-    )
+    _print_table(report)
     if write:
-        write_results_row(
-            f"| {report['date']} | {n:,} ({size_mb:.0f} MiB) | {wall:.1f} | {cpu:.1f} | {rss:,.0f} MiB | "
-            f"{again['wall_s']:.1f} | {again['max_rss_mb']:,.0f} MiB | {load_before:.1f} / {load_after:.1f} |"
-        )
+        write_results_row(_results_row(report))
         print(f"row appended to {RESULTS.relative_to(REPO)}")
     return report
 

@@ -185,70 +185,51 @@ def _cpu_seconds() -> tuple[float, float]:
     return own.ru_utime + own.ru_stime, kids.ru_utime + kids.ru_stime
 
 
-def main(argv: list[str] | None = None) -> dict:
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="bench.bench_prepare", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="20,000 messages (smoke)")
     ap.add_argument("--messages", type=int, default=None)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path, default=OUT / "prepare.json")
     ap.add_argument("--cache", type=Path, default=OUT)
-    args = ap.parse_args(argv)
-    n = args.messages or (20_000 if args.quick else 1_000_000)
+    return ap.parse_args(argv)
 
+
+def _timed_prepare(raw: Path, work: Path, workers: int, quick: bool) -> dict:
+    """One ``run_prepare`` of ``raw``: its stats, wall and CPU seconds, load average and peak RSS."""
     from twin.prepare import pipeline
     from twin.prepare.config import PrepareConfig
 
+    if quick:
+        pipeline._POOL_MIN_BYTES = 0  # exercise the pool even at smoke size
+    cfg = PrepareConfig(raw=str(raw), out=str(work / "processed"), workers=workers)
+    load_before = os.getloadavg()[0]
+    cpu0 = _cpu_seconds()
     t0 = time.perf_counter()
-    raw = generate_raw(args.cache / f"prepare-raw-{n}", n)
-    gen_s = time.perf_counter() - t0
-    raw_mb = sum(p.stat().st_size for p in (raw / "telegram").glob("*.jsonl")) / 1e6
-
-    work = Path(tempfile.mkdtemp(prefix="bench-prepare-"))
-    try:
-        if args.quick:
-            pipeline._POOL_MIN_BYTES = 0  # exercise the pool even at smoke size
-        cfg = PrepareConfig(raw=str(raw), out=str(work / "processed"), workers=args.workers)
-        load_before = os.getloadavg()[0]
-        cpu0 = _cpu_seconds()
-        t0 = time.perf_counter()
-        stats = pipeline.run_prepare(cfg)
-        wall = time.perf_counter() - t0
-        cpu1 = _cpu_seconds()
-        cpu_parent, cpu_workers = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
-        cpu = cpu_parent + cpu_workers
-        load_after = os.getloadavg()[0]
-        rss = peak_rss_mb()
-        prof = profile_phases(raw, min(n, 100_000))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-    report = {
-        "messages": n,
-        "raw_mb": round(raw_mb, 1),
-        "workers": args.workers,
-        "seconds": round(wall, 2),
-        "messages_per_s": round(n / wall),
-        "cpu_seconds": round(cpu, 1),
-        "cpu_seconds_parent_workers": [round(cpu_parent, 1), round(cpu_workers, 1)],
-        "messages_per_cpu_s": round(n / cpu),
-        "load_average_before_after": [round(load_before, 1), round(load_after, 1)],
-        "examples": stats["counts"]["examples"],
-        "pii_hits": sum(stats["pii"].values()),
-        "peak_rss": rss,
-        "profile_single_process": prof,
-        "generate_seconds": round(gen_s, 1),
-        "command": "python -m bench.bench_prepare" + (" --quick" if args.quick else ""),
+    stats = pipeline.run_prepare(cfg)
+    wall = time.perf_counter() - t0
+    cpu1 = _cpu_seconds()
+    return {
+        "stats": stats,
+        "wall": wall,
+        "cpu_parent": cpu1[0] - cpu0[0],
+        "cpu_workers": cpu1[1] - cpu0[1],
+        "load": (load_before, os.getloadavg()[0]),
+        "rss": peak_rss_mb(),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+
+def _print_tables(report: dict, run: dict) -> None:
+    n, wall, rss, prof = report["messages"], run["wall"], run["rss"], report["profile_single_process"]
+    load_before, load_after = run["load"]
     print(
         "| messages | workers | wall s | messages/s | CPU s parent + workers | examples | PII hits "
         "| peak RSS parent / worker | load avg before / after |"
     )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     print(
-        f"| {n:,} | {args.workers} | {wall:.1f} | {n / wall:,.0f} | {cpu_parent:.1f} + {cpu_workers:.1f} "
-        f"| {report['examples']:,} | "
+        f"| {n:,} | {report['workers']} | {wall:.1f} | {n / wall:,.0f} | "
+        f"{run['cpu_parent']:.1f} + {run['cpu_workers']:.1f} | {report['examples']:,} | "
         f"{report['pii_hits']:,} | {rss['parent_mb']:.0f} MB / {rss['largest_worker_mb']:.0f} MB "
         f"| {load_before:.1f} / {load_after:.1f} |"
     )
@@ -256,6 +237,44 @@ def main(argv: list[str] | None = None) -> dict:
     print("| phase | µs / message | share |\n|---|---:|---:|")
     for k, v in prof["phases"].items():
         print(f"| {k} | {v['us_per_message']} | {v['share']:.0%} |")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = _parse_args(argv)
+    n = args.messages or (20_000 if args.quick else 1_000_000)
+    t0 = time.perf_counter()
+    raw = generate_raw(args.cache / f"prepare-raw-{n}", n)
+    gen_s = time.perf_counter() - t0
+    raw_mb = sum(p.stat().st_size for p in (raw / "telegram").glob("*.jsonl")) / 1e6
+
+    work = Path(tempfile.mkdtemp(prefix="bench-prepare-"))
+    try:
+        run = _timed_prepare(raw, work, args.workers, args.quick)
+        prof = profile_phases(raw, min(n, 100_000))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    wall, cpu = run["wall"], run["cpu_parent"] + run["cpu_workers"]
+    report = {
+        "messages": n,
+        "raw_mb": round(raw_mb, 1),
+        "workers": args.workers,
+        "seconds": round(wall, 2),
+        "messages_per_s": round(n / wall),
+        "cpu_seconds": round(cpu, 1),
+        "cpu_seconds_parent_workers": [round(run["cpu_parent"], 1), round(run["cpu_workers"], 1)],
+        "messages_per_cpu_s": round(n / cpu),
+        "load_average_before_after": [round(x, 1) for x in run["load"]],
+        "examples": run["stats"]["counts"]["examples"],
+        "pii_hits": sum(run["stats"]["pii"].values()),
+        "peak_rss": run["rss"],
+        "profile_single_process": prof,
+        "generate_seconds": round(gen_s, 1),
+        "command": "python -m bench.bench_prepare" + (" --quick" if args.quick else ""),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    _print_tables(report, run)
     return report
 
 

@@ -21,7 +21,9 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -49,10 +51,7 @@ def decode_bound() -> dict:
 
 def make_workdir(work: Path, base: Path | None = None) -> tuple[Path, Path]:
     """Tiny base + a LoRA adapter (random non-zero weights: speed does not depend on their values)."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-
-    from twin.model.load import base_fingerprint, load_base
+    from tests.adapters import write_random_lora
     from twin.model.tiny import build_tiny
 
     base = base or work / "tiny-falcon"
@@ -60,32 +59,7 @@ def make_workdir(work: Path, base: Path | None = None) -> tuple[Path, Path]:
         build_tiny(base, seed=0)
     adapter = work / "adapter"
     if not (adapter / "twin.json").is_file():
-        model, tok = load_base(base)
-        torch.manual_seed(0)
-        lora = LoraConfig(
-            r=8,
-            lora_alpha=16,
-            target_modules=["query_key_value"],
-            init_lora_weights=False,
-            task_type="CAUSAL_LM",
-        )
-        get_peft_model(model, lora).save_pretrained(adapter)
-        tok.save_pretrained(adapter)
-        meta = {
-            "format": 1,
-            "base_model": {"path": str(base), "fingerprint": base_fingerprint(base), "model_type": "falcon"},
-            "template": "plain-v1",
-            "prepare": {
-                "max_context_tokens": 256,
-                "context_unit": "tokens",
-                "chars_per_token": 4.0,
-                "tokenizer": None,
-            },
-            "train": {},
-            "metrics": {},
-            "created": "bench",
-        }
-        (adapter / "twin.json").write_text(json.dumps(meta, indent=2))
+        write_random_lora(base, adapter, seed=0, r=8, alpha=16)
     return base, adapter
 
 
@@ -107,24 +81,17 @@ def summarize(latencies: list[float], tokens: list[int], wall: float) -> dict:
     }
 
 
-def one_client_alternating(base: Path, adapter: Path, url: str, new_tokens: int, repeats: int) -> dict:
-    """1 client: transformers' generate, twin's generate (both in this process) and one POST /reply
-    to the server, in turn, ``repeats`` times; alternating so machine noise hits all three alike."""
-    import httpx
+SERVED = "twin serve, POST /reply"
+
+
+def _in_process_paths(model: Any, tok: Any, prompt: str, new_tokens: int) -> dict[str, Callable[[], int]]:
+    """transformers' ``model.generate`` and twin's ``generate`` on ``prompt``; each returns its new tokens."""
     import torch
 
-    from twin.model.generate import GenParams, build_reply_prompt, generate
-    from twin.serve.engine import Engine
+    from twin.model.generate import GenParams, generate
 
-    torch.set_num_threads(1)
-    engine = Engine(base, [("twin", adapter)])
-    engine.model.set_adapter("twin")
-    model, tok = engine.model, engine.tokenizer
-    prompt = build_reply_prompt(engine.adapters["twin"].meta, tok, HISTORY, MESSAGE)
     enc = tok(prompt, return_tensors="pt", add_special_tokens=False)
     params = GenParams(max_new_tokens=new_tokens, temperature=0, repetition_penalty=1.1)
-    body = {"message": MESSAGE, "history": HISTORY, "temperature": 0, "max_new_tokens": new_tokens}
-    client = httpx.Client(base_url=url, timeout=600)
 
     def hf() -> int:
         with torch.inference_mode():
@@ -135,16 +102,11 @@ def one_client_alternating(base: Path, adapter: Path, url: str, new_tokens: int,
     def ours() -> int:
         return generate(model, tok, prompt, params).completion_tokens
 
-    inside: list[float] = []  # the server's own generation time per request (its latency_s)
+    return {"model.generate (HF), in-process": hf, "twin generate(), in-process": ours}
 
-    def served() -> int:
-        r = client.post("/reply", json=body)
-        r.raise_for_status()
-        inside.append(r.json()["latency_s"])
-        return r.json()["usage"]["completion_tokens"]
 
-    paths = {"model.generate (HF), in-process": hf, "twin generate(), in-process": ours,
-             "twin serve, POST /reply": served}  # fmt: skip
+def _alternate(paths: dict[str, Callable[[], int]], repeats: int) -> tuple[dict, dict]:
+    """One warm-up call each, then ``repeats`` rounds of one call each: latencies and token counts."""
     for fn in paths.values():
         fn()  # warm-up
     lat: dict[str, list[float]] = {k: [] for k in paths}
@@ -155,19 +117,49 @@ def one_client_alternating(base: Path, adapter: Path, url: str, new_tokens: int,
             n = fn()
             lat[name].append(time.perf_counter() - t0)
             toks[name].append(n)
-    client.close()
-    out = {name: {"clients": 1, **summarize(lat[name], toks[name], sum(lat[name]))} for name in paths}
-    out["prompt_tokens"] = int(enc["input_ids"].shape[1])
-    # Direct overhead per request: what the client waited minus what generation took inside the
-    # server (HTTP, JSON, validation, queue hand-off, prompt rendering). Immune to machine noise
-    # that slows generation itself, unlike comparing medians of separate runs.
-    served_lat = lat["twin serve, POST /reply"]
-    extra = [c - g for c, g in zip(served_lat, inside[1:], strict=True)]  # inside[0]: warm-up
-    out["http_overhead"] = {
+    return lat, toks
+
+
+def _http_overhead(served_lat: list[float], inside: list[float]) -> dict:
+    """What the client waited minus what generation took inside the server (HTTP, JSON, validation,
+    queue hand-off, prompt rendering), per request. Immune to machine noise that slows generation
+    itself, unlike comparing medians of separate runs."""
+    extra = [c - g for c, g in zip(served_lat, inside, strict=True)]
+    return {
         "p50_ms": round(statistics.median(extra) * 1000, 2),
         "p95_ms": round(pct(extra, 0.95) * 1000, 2),
         "fraction_of_p50_latency": round(statistics.median(extra) / statistics.median(served_lat), 4),
     }
+
+
+def one_client_alternating(base: Path, adapter: Path, url: str, new_tokens: int, repeats: int) -> dict:
+    """1 client: transformers' generate, twin's generate (both in this process) and one POST /reply
+    to the server, in turn, ``repeats`` times; alternating so machine noise hits all three alike."""
+    import httpx
+    import torch
+
+    from twin.model.generate import build_reply_prompt
+    from twin.serve.engine import Engine
+
+    torch.set_num_threads(1)
+    engine = Engine(base, [("twin", adapter)])
+    engine.model.set_adapter("twin")
+    prompt = build_reply_prompt(engine.adapters["twin"].meta, engine.tokenizer, HISTORY, MESSAGE)
+    paths = _in_process_paths(engine.model, engine.tokenizer, prompt, new_tokens)
+    body = {"message": MESSAGE, "history": HISTORY, "temperature": 0, "max_new_tokens": new_tokens}
+    inside: list[float] = []  # the server's own generation time per request (its latency_s)
+    with httpx.Client(base_url=url, timeout=600) as client:
+
+        def served() -> int:
+            r = client.post("/reply", json=body)
+            r.raise_for_status()
+            inside.append(r.json()["latency_s"])
+            return r.json()["usage"]["completion_tokens"]
+
+        lat, toks = _alternate({**paths, SERVED: served}, repeats)
+    out = {name: {"clients": 1, **summarize(lat[name], toks[name], sum(lat[name]))} for name in lat}
+    out["prompt_tokens"] = len(engine.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    out["http_overhead"] = _http_overhead(lat[SERVED], inside[1:])  # inside[0]: the warm-up
     return out
 
 
@@ -201,7 +193,7 @@ async def load(url: str, clients: int, per_client: int, new_tokens: int) -> dict
     return {"clients": clients, **summarize(lat, toks, wall), "refused_503": refused}
 
 
-def main(argv: list[str] | None = None) -> dict:
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m bench.bench_serve", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smoke size: 8 tokens, 1 and 2 clients")
     ap.add_argument("--tokens", type=int, default=None, help="max_new_tokens per request (default 64)")
@@ -210,29 +202,57 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument(
         "--base", type=Path, default=None, help="an existing tiny base dir (default: build one in --work)"
     )
-    args = ap.parse_args(argv)
-    new_tokens = args.tokens or (8 if args.quick else 64)
-    levels = [1, 2] if args.quick else [1, 8, 32]
-    repeats = 2 if args.quick else 20
+    return ap.parse_args(argv)
 
+
+def _measure(
+    base: Path, adapter: Path, new_tokens: int, levels: list[int], repeats: int
+) -> tuple[dict, list]:
+    """``(single-client results by path, the server's rows by concurrency)`` against a real `twin serve`."""
     from tests.live_server import twin_process
 
-    args.work.mkdir(parents=True, exist_ok=True)
-    base, adapter = make_workdir(args.work, args.base)
     serve_args = ("--base", str(base), "--adapter", f"twin={adapter}", "--threads", "1", "--queue-size", "64")
     env = {**os.environ, "TWIN_API_TOKEN": ""}
     with twin_process("serve", *serve_args, health="/healthz", env=env, timeout=180) as url:
         single = one_client_alternating(base, adapter, url, new_tokens, repeats)
-        prompt_tokens = single.pop("prompt_tokens")
-        http_overhead = single.pop("http_overhead")
-        served = single.pop("twin serve, POST /reply")
-        server = [served]
+        server = [single.pop(SERVED)]
         for clients in levels[1:]:
             # Each client sends requests back to back; about 2 x repeats requests in all.
             per_client = max(1, (2 * repeats) // clients + 1)
             server.append(asyncio.run(load(url, clients, per_client, new_tokens)))
+    return single, server
 
-    baseline = single
+
+def _print_tables(report: dict, new_tokens: int) -> None:
+    print(f"\nserve bench: tiny Falcon + LoRA, greedy, {new_tokens} new tokens, 1 torch thread\n")
+    print("| path | clients | requests | p50 latency | p95 latency | tokens/request | tokens/s (aggregate) |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, row in report["in_process"].items():
+        print(f"| {name} | 1 | {row['requests']} | {row['p50_s'] * 1000:.0f} ms | "
+              f"{row['p95_s'] * 1000:.0f} ms | {row['tokens_per_request']} | {row['tokens_per_s']} |")  # fmt: skip
+    for row in report["server"]:
+        print(f"| {SERVED} | {row['clients']} | {row['requests']} | {row['p50_s'] * 1000:.0f} ms | "
+              f"{row['p95_s'] * 1000:.0f} ms | {row['tokens_per_request']} | {row['tokens_per_s']} |")  # fmt: skip
+    for name, value in report["overhead_1_client"].items():
+        print(f"server overhead at 1 client (p50) vs {name}: {value * 100:+.1f}%")
+    h = report["http_overhead_1_client"]
+    print(f"server overhead per request at 1 client (client latency - server generation time): p50 {h['p50_ms']} ms, "
+          f"p95 {h['p95_ms']} ms = {h['fraction_of_p50_latency'] * 100:.1f}% of the p50 latency")  # fmt: skip
+    print("Falcon-7B batch-1 decode bound on A100 (weights bytes / bandwidth), tokens/s:")
+    for gpu, row in report["falcon7b_a100_decode_bound_tokens_per_s"].items():
+        print(f"  {gpu}: " + ", ".join(f"{k} {v}" for k, v in row.items()))
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = _parse_args(argv)
+    new_tokens = args.tokens or (8 if args.quick else 64)
+    levels = [1, 2] if args.quick else [1, 8, 32]
+    repeats = 2 if args.quick else 20
+    args.work.mkdir(parents=True, exist_ok=True)
+    base, adapter = make_workdir(args.work, args.base)
+    baseline, server = _measure(base, adapter, new_tokens, levels, repeats)
+    prompt_tokens = baseline.pop("prompt_tokens")
+    http_overhead = baseline.pop("http_overhead")
     report = {
         "settings": {
             "max_new_tokens": new_tokens,
@@ -245,31 +265,14 @@ def main(argv: list[str] | None = None) -> dict:
         "server": server,
         "http_overhead_1_client": http_overhead,
         "overhead_1_client": {
-            name: round(served["p50_s"] / row["p50_s"] - 1, 4) for name, row in baseline.items()
+            name: round(server[0]["p50_s"] / row["p50_s"] - 1, 4) for name, row in baseline.items()
         },
         "falcon7b_a100_decode_bound_tokens_per_s": decode_bound(),
         "reference_tokens_per_s": 45.5,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
-
-    print(f"\nserve bench: tiny Falcon + LoRA, greedy, {new_tokens} new tokens, 1 torch thread\n")
-    print("| path | clients | requests | p50 latency | p95 latency | tokens/request | tokens/s (aggregate) |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for name, row in baseline.items():
-        print(f"| {name} | 1 | {row['requests']} | {row['p50_s'] * 1000:.0f} ms | "
-              f"{row['p95_s'] * 1000:.0f} ms | {row['tokens_per_request']} | {row['tokens_per_s']} |")  # fmt: skip
-    for row in server:
-        print(f"| twin serve, POST /reply | {row['clients']} | {row['requests']} | {row['p50_s'] * 1000:.0f} ms | "
-              f"{row['p95_s'] * 1000:.0f} ms | {row['tokens_per_request']} | {row['tokens_per_s']} |")  # fmt: skip
-    for name, value in report["overhead_1_client"].items():
-        print(f"server overhead at 1 client (p50) vs {name}: {value * 100:+.1f}%")
-    h = report["http_overhead_1_client"]
-    print(f"server overhead per request at 1 client (client latency - server generation time): p50 {h['p50_ms']} ms, "
-          f"p95 {h['p95_ms']} ms = {h['fraction_of_p50_latency'] * 100:.1f}% of the p50 latency")  # fmt: skip
-    print("Falcon-7B batch-1 decode bound on A100 (weights bytes / bandwidth), tokens/s:")
-    for gpu, row in report["falcon7b_a100_decode_bound_tokens_per_s"].items():
-        print(f"  {gpu}: " + ", ".join(f"{k} {v}" for k, v in row.items()))
+    _print_tables(report, new_tokens)
     print(f"wrote {args.out}")
     return report
 

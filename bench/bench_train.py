@@ -104,7 +104,14 @@ def _run(base: Path, data: Path, work: Path, steps: int, over: dict) -> dict:
     return train(cfg)
 
 
-def main(argv: list[str] | None = None) -> dict:
+VARIANTS = {
+    "grouped, 2 threads": {"data": {"group_by_length": True}, "num_threads": 2},
+    "ungrouped, 2 threads": {"data": {"group_by_length": False}, "num_threads": 2},
+    "grouped, 1 thread": {"data": {"group_by_length": True}, "num_threads": 1},
+}
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m bench.bench_train", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 round of 2 steps")
     ap.add_argument("--steps", type=int, default=40)
@@ -112,7 +119,53 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", type=Path, default=OUT / "train.json")
     ap.add_argument("--data", type=Path, help="a prepare output dir instead of synthetic chats")
     ap.add_argument("--base", type=Path, help="a base model dir instead of a fresh tiny Falcon")
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
+
+
+def _measure(base: Path, data: Path, work: Path, steps: int, rounds: int) -> dict[str, list[dict]]:
+    """Every variant's train() results, the variants alternating within each round."""
+    results: dict[str, list[dict]] = {k: [] for k in VARIANTS}
+    for _ in range(rounds):
+        for name, over in VARIANTS.items():
+            results[name].append(_run(base, data, work, steps, over))
+    return results
+
+
+def _summarize(results: dict[str, list[dict]], steps: int, rounds: int) -> list[dict]:
+    return [
+        {
+            "variant": name,
+            "tokens_per_s": round(statistics.median(r["tokens_per_s"] for r in runs), 1),
+            "padding_fraction": runs[0]["padding_fraction"],
+            "steps": steps,
+            "rounds": rounds,
+        }
+        for name, runs in results.items()
+    ]
+
+
+def _falcon7b_budget() -> dict[str, dict[str, float]]:
+    return {
+        "LoRA bf16, grad checkpointing": falcon7b_memory(),
+        "LoRA bf16, no checkpointing": falcon7b_memory(checkpointing=False),
+        "QLoRA nf4, grad checkpointing": falcon7b_memory(quant="nf4"),
+    }
+
+
+def _print_tables(table: list[dict], peak: float, budget: dict[str, dict[str, float]]) -> None:
+    print("| variant | tokens/s (median) | padding |")
+    print("|---|---:|---:|")
+    for row in table:
+        print(f"| {row['variant']} | {row['tokens_per_s']:,.0f} | {100 * row['padding_fraction']:.1f}% |")
+    print(f"\npeak RSS (whole process): {peak:,.0f} MB\n")
+    print("| Falcon-7B (seq 512, micro-batch 4, r=16) | " + " | ".join(next(iter(budget.values()))) + " |")
+    print("|---|" + "---:|" * len(next(iter(budget.values()))))
+    for k, d in budget.items():
+        print(f"| {k} | " + " | ".join(f"{v:.1f}" for v in d.values()) + " |")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = _parse_args(argv)
     steps, rounds = (2, 1) if args.quick else (args.steps, args.rounds)
     import logging
 
@@ -121,36 +174,10 @@ def main(argv: list[str] | None = None) -> dict:
 
     work = OUT / "train-work"
     base, data = _setup(work, 64 if args.quick else 512)
-    if args.data:
-        data = args.data
-    if args.base:
-        base = args.base
-    variants = {
-        "grouped, 2 threads": {"data": {"group_by_length": True}, "num_threads": 2},
-        "ungrouped, 2 threads": {"data": {"group_by_length": False}, "num_threads": 2},
-        "grouped, 1 thread": {"data": {"group_by_length": True}, "num_threads": 1},
-    }
-    results: dict[str, list[dict]] = {k: [] for k in variants}
-    for _ in range(rounds):
-        for name, over in variants.items():
-            results[name].append(_run(base, data, work, steps, over))
-    table = []
-    for name, runs in results.items():
-        table.append(
-            {
-                "variant": name,
-                "tokens_per_s": round(statistics.median(r["tokens_per_s"] for r in runs), 1),
-                "padding_fraction": runs[0]["padding_fraction"],
-                "steps": steps,
-                "rounds": rounds,
-            }
-        )
+    results = _measure(args.base or base, args.data or data, work, steps, rounds)
+    table = _summarize(results, steps, rounds)
     peak = max(r["peak_memory_mb"] for runs in results.values() for r in runs)
-    budget = {
-        "LoRA bf16, grad checkpointing": falcon7b_memory(),
-        "LoRA bf16, no checkpointing": falcon7b_memory(checkpointing=False),
-        "QLoRA nf4, grad checkpointing": falcon7b_memory(quant="nf4"),
-    }
+    budget = _falcon7b_budget()
     report = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "command": "python -m bench.bench_train" + (" --quick" if args.quick else ""),
@@ -164,15 +191,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print("| variant | tokens/s (median) | padding |")
-    print("|---|---:|---:|")
-    for row in table:
-        print(f"| {row['variant']} | {row['tokens_per_s']:,.0f} | {100 * row['padding_fraction']:.1f}% |")
-    print(f"\npeak RSS (whole process): {peak:,.0f} MB\n")
-    print("| Falcon-7B (seq 512, micro-batch 4, r=16) | " + " | ".join(next(iter(budget.values()))) + " |")
-    print("|---|" + "---:|" * len(next(iter(budget.values()))))
-    for k, d in budget.items():
-        print(f"| {k} | " + " | ".join(f"{v:.1f}" for v in d.values()) + " |")
+    _print_tables(table, peak, budget)
     return report
 
 

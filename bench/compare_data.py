@@ -95,7 +95,7 @@ def markdown(summary: dict, meta: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> dict:
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m bench.compare_data", description=__doc__.splitlines()[0])
     ap.add_argument(
         "--quick", action="store_true", help="smoke run: 5,000 messages, 1 round, nothing written"
@@ -108,9 +108,57 @@ def main(argv: list[str] | None = None) -> dict:
                     help="update bench/RESULTS.md (default: yes unless --quick)")  # fmt: skip
     ap.add_argument("--json", type=Path, default=common.ROOT / "bench" / "out" / "compare_data.json")
     a = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     if a.quick:
         a.messages, a.rounds = 5_000, 1
+    return a
+
+
+def _measure(export: Path, work: Path, names: list[str], rounds: int, messages: int) -> dict[str, list[dict]]:
+    """Each contender's runs, the order alternating between rounds so machine noise hits all."""
+    runs: dict[str, list[dict]] = {n: [] for n in names}
+    for rnd in range(rounds):
+        order = names if rnd % 2 == 0 else names[::-1]
+        # The no-scrub variant only shows what scrubbing costs: one run is enough for that.
+        for name in [n for n in order if rnd == 0 or n != "twin --no-scrub"]:
+            d = work / name.replace(" ", "").replace("-", "")
+            d.mkdir(exist_ok=True)
+            res = (
+                run_reference(export, d)
+                if name == "reference"
+                else run_twin(export, d, "no-scrub" not in name)
+            )
+            res["messages_per_s"] = messages / res["wall_s"]
+            runs[name].append(res)
+            log.info("round %d %-16s %9.0f msg/s  wall %6.1fs  rss %5.0f MiB  examples %d",
+                     rnd + 1, name, res["messages_per_s"], res["wall_s"], res["max_rss_mb"], res["examples"])  # fmt: skip
+    return runs
+
+
+def _report(a: argparse.Namespace, runs: dict[str, list[dict]], export: Path) -> dict:
+    """Medians per contender, the run's description, and whether all produced the same examples."""
+    counts = {n: rs[0]["examples"] for n, rs in runs.items()}
+    same = len(set(counts.values())) == 1
+    keys = ("messages_per_s", "wall_s", "import_s", "prepare_s", "max_rss_mb", "tree_rss_mb")
+    summary = {
+        n: {k: common.median([r.get(k) for r in rs]) for k in keys}
+        | {"examples": rs[0]["examples"], "runs": len(rs)}
+        for n, rs in runs.items()
+    }
+    meta = {
+        "command": "python -m bench.compare_data" + (" --quick" if a.quick else ""),
+        "date": common.today(),
+        "machine": common.machine(),
+        "messages": a.messages,
+        "export_mb": export.stat().st_size / 2**20,
+        "rounds": a.rounds,
+        "counts": "identical" if same else f"DIFFER {counts}",
+    }
+    return {"meta": meta, "summary": summary, "runs": runs, "same_counts": same}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    a = _parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     write = (not a.quick) if a.write is None else a.write
     names = [c.strip() for c in a.contenders.split(",") if c.strip()]
     if set(names) - set(CONTENDERS):
@@ -123,47 +171,15 @@ def main(argv: list[str] | None = None) -> dict:
         export = work / "result.json"
         log.info("generating a %s-message export ...", f"{a.messages:,}")
         generate_export(export, a.messages, 0)
-        runs: dict[str, list[dict]] = {n: [] for n in names}
-        for rnd in range(a.rounds):
-            order = names if rnd % 2 == 0 else names[::-1]
-            # The no-scrub variant only shows what scrubbing costs: one run is enough for that.
-            for name in [n for n in order if rnd == 0 or n != "twin --no-scrub"]:
-                d = work / name.replace(" ", "").replace("-", "")
-                d.mkdir(exist_ok=True)
-                res = (
-                    run_reference(export, d)
-                    if name == "reference"
-                    else run_twin(export, d, "no-scrub" not in name)
-                )
-                res["messages_per_s"] = a.messages / res["wall_s"]
-                runs[name].append(res)
-                log.info("round %d %-16s %9.0f msg/s  wall %6.1fs  rss %5.0f MiB  examples %d",
-                         rnd + 1, name, res["messages_per_s"], res["wall_s"], res["max_rss_mb"], res["examples"])  # fmt: skip
-        counts = {n: rs[0]["examples"] for n, rs in runs.items()}
-        same = len(set(counts.values())) == 1
-        keys = ("messages_per_s", "wall_s", "import_s", "prepare_s", "max_rss_mb", "tree_rss_mb")
-        summary = {
-            n: {k: common.median([r.get(k) for r in rs]) for k in keys}
-            | {"examples": rs[0]["examples"], "runs": len(rs)}
-            for n, rs in runs.items()
-        }
-        meta = {
-            "command": "python -m bench.compare_data" + (" --quick" if a.quick else ""),
-            "date": common.today(),
-            "machine": common.machine(),
-            "messages": a.messages,
-            "export_mb": export.stat().st_size / 2**20,
-            "rounds": a.rounds,
-            "counts": "identical" if same else f"DIFFER {counts}",
-        }
-        report = {"meta": meta, "summary": summary, "runs": runs, "same_counts": same}
+        report = _report(a, _measure(export, work, names, a.rounds, a.messages), export)
         a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        md = markdown(summary, meta)
+        md = markdown(report["summary"], report["meta"])
         print(md)
         if write:
             common.write_block("data", md)
-        if not same:
+        if not report["same_counts"]:
+            counts = {n: rs[0]["examples"] for n, rs in report["runs"].items()}
             log.warning("example counts differ between contenders: %s", counts)
         return report
     finally:

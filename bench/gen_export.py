@@ -103,22 +103,78 @@ def _text(r: random.Random, lang: list[str]) -> tuple[object, list[dict]]:
     return plain, [{"type": "plain", "text": plain}]
 
 
+GROUP_TYPES = ("private_group", "private_supergroup", "public_supergroup")
+
+
+def _people(spec: dict, r: random.Random) -> list[tuple[str, str | None]]:
+    """``(from_id, from)`` of who writes in the chat; the owner first where they write."""
+    ctype = spec["type"]
+    me = (f"user{OWNER_ID}", OWNER_NAME)
+    if ctype in GROUP_TYPES:
+        return [me] + [(f"user{300_000_000 + r.randrange(10**6)}", _name(r)) for _ in range(6)]
+    if ctype.endswith("channel"):
+        return [(f"channel{spec['id']}", spec["name"])]
+    if ctype == "bot_chat":
+        return [me, (f"user{spec['id']}", "BotFather")]
+    if ctype == "saved_messages":
+        return [me]
+    return [me, (f"user{spec['id']}", None if spec.get("deleted") else spec["name"])]
+
+
+def _service(mid: int, t: int, who: tuple, ctype: str, recent: list[int], r: random.Random) -> dict:
+    """A call (personal chats) or a pin (elsewhere)."""
+    m = {"id": mid, "type": "service", "date": _iso_local(t), "date_unixtime": str(t),
+         "actor": who[1], "actor_id": who[0]}  # fmt: skip
+    if ctype == "personal_chat":
+        m |= {"action": "phone_call", "discard_reason": r.choice(CALL_REASONS)}
+        if m["discard_reason"] == "hangup":
+            m["duration_seconds"] = r.randrange(5, 3600)
+    else:
+        m |= {"action": "pin_message", "message_id": recent[-1] if recent else mid}
+    return m | {"text": "", "text_entities": []}
+
+
+def _attach(m: dict, r: random.Random, lang: list[str]) -> tuple[object, list[dict]]:
+    """Adds a media attachment to ``m`` (8% of messages); returns the message's text and entities."""
+    roll = r.random()
+    if roll < 0.03:
+        m |= {"photo": NOT_INCLUDED, "width": 1280, "height": 960}
+        return _text(r, lang) if r.random() < 0.4 else ("", [])
+    if roll < 0.05:
+        m |= {"file": NOT_INCLUDED, "thumbnail": NOT_INCLUDED, "media_type": "sticker",
+              "sticker_emoji": r.choice(STICKERS), "width": 512, "height": 512}  # fmt: skip
+        return "", []
+    if roll < 0.065:
+        m |= {"file": NOT_INCLUDED, "media_type": "voice_message", "mime_type": "audio/ogg",
+              "duration_seconds": r.randrange(1, 120)}  # fmt: skip
+        return "", []
+    if roll < 0.075:
+        m |= {"file": NOT_INCLUDED, "thumbnail": NOT_INCLUDED, "media_type": "video_file",
+              "mime_type": "video/mp4", "duration_seconds": r.randrange(1, 90), "width": 720, "height": 1280}  # fmt: skip
+        return _text(r, lang) if r.random() < 0.3 else ("", [])
+    if roll < 0.08:
+        m |= {"file": NOT_INCLUDED, "mime_type": "application/pdf"}
+        return "", []
+    return _text(r, lang)
+
+
+def _message(mid: int, t: int, who: tuple, recent: list[int], r: random.Random, lang: list[str]) -> dict:
+    m = {"id": mid, "type": "message", "date": _iso_local(t), "date_unixtime": str(t)}
+    if r.random() < 0.03:
+        m |= {"edited": _iso_local(t + 120), "edited_unixtime": str(t + 120)}
+    m |= {"from": who[1], "from_id": who[0]}
+    if recent and r.random() < 0.05:
+        m["reply_to_message_id"] = r.choice(recent[-20:])
+    if r.random() < 0.01:
+        m["forwarded_from"] = _name(r)
+    text, ents = _attach(m, r, lang)
+    return m | {"text": text, "text_entities": ents}
+
+
 def _chat(spec: dict, r: random.Random, next_id: list[int]) -> dict:
     ctype, n = spec["type"], spec["n"]
     lang = RU if r.random() < 0.5 else EN
-    peer = (f"user{spec['id']}", None if spec.get("deleted") else spec["name"])
-    me = (f"user{OWNER_ID}", OWNER_NAME)
-    if ctype in ("private_group", "private_supergroup", "public_supergroup"):
-        people = [me] + [(f"user{300_000_000 + r.randrange(10**6)}", _name(r)) for _ in range(6)]
-    elif ctype.endswith("channel"):
-        people = [(f"channel{spec['id']}", spec["name"])]
-    elif ctype == "bot_chat":
-        peer = (f"user{spec['id']}", "BotFather")
-        people = [me, peer]
-    elif ctype == "saved_messages":
-        people = [me]
-    else:
-        people = [me, peer]
+    people = _people(spec, r)
     per_channel = ctype.endswith("supergroup") or ctype.endswith("channel")
     t = START + r.randrange(86400 * 30)
     msgs: list[dict] = []
@@ -132,50 +188,10 @@ def _chat(spec: dict, r: random.Random, next_id: list[int]) -> dict:
             next_id[0] += 1
             mid = next_id[0]
         who = people[0] if len(people) == 1 else r.choice(people)
-        local = _iso_local(t)
         if r.random() < 0.015 and ctype != "saved_messages":
-            m = {"id": mid, "type": "service", "date": local, "date_unixtime": str(t),
-                 "actor": who[1], "actor_id": who[0]}  # fmt: skip
-            if ctype == "personal_chat":
-                m |= {"action": "phone_call", "discard_reason": r.choice(CALL_REASONS)}
-                if m["discard_reason"] == "hangup":
-                    m["duration_seconds"] = r.randrange(5, 3600)
-            else:
-                m |= {"action": "pin_message", "message_id": recent[-1] if recent else mid}
-            m |= {"text": "", "text_entities": []}
-            msgs.append(m)
+            msgs.append(_service(mid, t, who, ctype, recent, r))
             continue
-        m = {"id": mid, "type": "message", "date": local, "date_unixtime": str(t)}
-        if r.random() < 0.03:
-            m |= {"edited": _iso_local(t + 120), "edited_unixtime": str(t + 120)}
-        m |= {"from": who[1], "from_id": who[0]}
-        if recent and r.random() < 0.05:
-            m["reply_to_message_id"] = r.choice(recent[-20:])
-        if r.random() < 0.01:
-            m["forwarded_from"] = _name(r)
-        roll = r.random()
-        if roll < 0.03:
-            m |= {"photo": NOT_INCLUDED, "width": 1280, "height": 960}
-            text, ents = _text(r, lang) if r.random() < 0.4 else ("", [])
-        elif roll < 0.05:
-            m |= {"file": NOT_INCLUDED, "thumbnail": NOT_INCLUDED, "media_type": "sticker",
-                  "sticker_emoji": r.choice(STICKERS), "width": 512, "height": 512}  # fmt: skip
-            text, ents = "", []
-        elif roll < 0.065:
-            m |= {"file": NOT_INCLUDED, "media_type": "voice_message", "mime_type": "audio/ogg",
-                  "duration_seconds": r.randrange(1, 120)}  # fmt: skip
-            text, ents = "", []
-        elif roll < 0.075:
-            m |= {"file": NOT_INCLUDED, "thumbnail": NOT_INCLUDED, "media_type": "video_file",
-                  "mime_type": "video/mp4", "duration_seconds": r.randrange(1, 90), "width": 720, "height": 1280}  # fmt: skip
-            text, ents = _text(r, lang) if r.random() < 0.3 else ("", [])
-        elif roll < 0.08:
-            m |= {"file": NOT_INCLUDED, "mime_type": "application/pdf"}
-            text, ents = "", []
-        else:
-            text, ents = _text(r, lang)
-        m |= {"text": text, "text_entities": ents}
-        msgs.append(m)
+        msgs.append(_message(mid, t, who, recent, r, lang))
         recent.append(mid)
         if len(recent) > 40:
             del recent[:20]

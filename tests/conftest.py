@@ -81,36 +81,7 @@ def tiny_adapter(tiny_base: Path, processed_dir: Path, tmp_path_factory: pytest.
 
 @pytest.fixture(scope="session")
 def random_lora_adapter(tiny_base: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A LoRA adapter dir on tiny_base with random, non-zero B (so it really changes the outputs).
+    """A LoRA adapter dir on tiny_base with random, non-zero B (untrained, hence instant)."""
+    from adapters import write_random_lora
 
-    Untrained, hence instant: PEFT files, the tokenizer, and a ``twin.json`` shaped like the one
-    `twin train` writes (base path and fingerprint, template, prepare and train settings).
-    """
-    import json
-
-    import torch
-    from peft import LoraConfig, get_peft_model
-
-    from twin.model.load import base_fingerprint, load_base
-
-    model, tok = load_base(tiny_base)
-    torch.manual_seed(1)
-    cfg = LoraConfig(r=4, lora_alpha=8, target_modules=["query_key_value"], init_lora_weights=False)
-    out = tmp_path_factory.mktemp("adapter") / "random-lora"
-    get_peft_model(model, cfg).save_pretrained(out)
-    tok.save_pretrained(out)
-    meta = {
-        "format": 1,
-        "base_model": {
-            "path": str(tiny_base),
-            "fingerprint": base_fingerprint(tiny_base),
-            "model_type": "falcon",
-        },
-        "template": "plain-v1",
-        "prepare": {"max_context_tokens": 256, "context_unit": "tokens"},
-        "train": {"data": {"max_seq_length": 256}},
-        "metrics": {"val_loss": 5.5},
-        "created": "2026-01-01T00:00:00Z",
-    }
-    (out / "twin.json").write_text(json.dumps(meta))
-    return out
+    return write_random_lora(tiny_base, tmp_path_factory.mktemp("adapter") / "random-lora")

@@ -335,6 +335,13 @@ def telegram_history(messages: list[Any], request: Any) -> list[Any]:
     return desc[start:end]
 
 
+def history_slice(messages: list[Any], request: Any) -> Any:
+    """The ``messages.MessagesSlice`` Telegram answers a ``GetHistoryRequest`` with."""
+    return types.messages.MessagesSlice(
+        count=len(messages), messages=telegram_history(messages, request), topics=[], chats=[], users=[]
+    )
+
+
 def scripted_telegram_client(chats: list[tuple[Any, list[Any]]], *, flood_on_request: int | None = None):
     """A real ``telethon.TelegramClient`` (in-memory session) whose wire is a script.
 
@@ -361,14 +368,7 @@ def scripted_telegram_client(chats: list[tuple[Any, list[Any]]], *, flood_on_req
             self.requests.append({"peer_id": peer_id, **{f: getattr(request, f) for f in fields}})
             if flood_on_request is not None and len(self.requests) == flood_on_request:
                 raise FloodWaitError(request=request, capture=7)
-            messages = next(m for e, m in chats if utils.get_peer_id(e) == peer_id)
-            return types.messages.MessagesSlice(
-                count=len(messages),
-                messages=telegram_history(messages, request),
-                topics=[],
-                chats=[],
-                users=[],
-            )
+            return history_slice(next(m for e, m in chats if utils.get_peer_id(e) == peer_id), request)
 
         async def iter_dialogs(self, *args: Any, **kwargs: Any) -> AsyncIterator[Dialog]:
             for d in self.fake._dialogs():
@@ -401,14 +401,7 @@ def scripted_live_client(chats: list[tuple[Any, list[Any]]], me: types.User):
         ) -> Any:
             self.requests.append(request)
             if isinstance(request, functions.messages.GetHistoryRequest):
-                messages = self.fake.chats[self._index(request.peer)][1]
-                return types.messages.MessagesSlice(
-                    count=len(messages),
-                    messages=telegram_history(messages, request),
-                    topics=[],
-                    chats=[],
-                    users=[],
-                )
+                return history_slice(self.fake.chats[self._index(request.peer)][1], request)
             return self._answer(request)
 
         def _index(self, peer: Any) -> int:

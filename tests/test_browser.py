@@ -7,10 +7,13 @@ server runs on uvicorn on another. Skips, with the reason printed, only when Chr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from live_server import serve_in_thread, twin_process
@@ -55,65 +58,61 @@ def chat_page(tiny_base, tiny_adapter, runs_dir):
             yield url
 
 
-def test_send_a_message_and_see_the_twins_reply(chat_page):
-    try:
-        from playwright.sync_api import expect, sync_playwright
-    except ImportError:
-        _skip("the playwright package is not installed (pip install playwright)")
+@contextlib.contextmanager
+def _page(url: str, height: int) -> Iterator[Any]:
+    """A fresh Chromium tab on ``url`` (60 s default timeout); the browser closes afterwards."""
+    from playwright.sync_api import sync_playwright
+
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         try:
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page = browser.new_page(viewport={"width": 1200, "height": height})
             page.set_default_timeout(60_000)
-            page.goto(chat_page)
-            # The adapter picker filled from GET /adapters: the server is reachable.
-            expect(page.get_by_text("Chat with your twin")).to_be_visible()
-            expect(page.locator("section[data-testid='stSidebar']").get_by_text("twin").first).to_be_visible()
-            box = page.get_by_placeholder("Write as them")
-            box.fill("hey, are we still on for dinner tonight?")
-            box.press("Enter")
-            # streamlit-chat draws each bubble in its own component iframe: theirs, then the twin's.
-            frames = page.locator("iframe[title='streamlit_chat.streamlit_chat']")
-            expect(frames).to_have_count(2, timeout=90_000)
-            theirs = (
-                page.frame_locator("iframe[title='streamlit_chat.streamlit_chat']").nth(0).locator(".chat")
-            )
-            reply = (
-                page.frame_locator("iframe[title='streamlit_chat.streamlit_chat']").nth(1).locator(".chat")
-            )
-            expect(theirs).to_contain_text("dinner tonight")
-            expect(theirs).to_have_class("chat user")
-            expect(reply).to_be_visible()
-            expect(reply).not_to_have_class("chat user")  # the twin's side, not the typist's
-            text = reply.inner_text().strip()
-            assert text and "dinner tonight" not in text
-            expect(page.get_by_text("tokens/s")).to_be_visible()
-            page.screenshot(path=str(ARTIFACTS / "browser_chat.png"), full_page=True)
+            page.goto(url)
+            yield page
         finally:
             browser.close()
+
+
+def test_send_a_message_and_see_the_twins_reply(chat_page):
+    from playwright.sync_api import expect
+
+    with _page(chat_page, 900) as page:
+        # The adapter picker filled from GET /adapters: the server is reachable.
+        expect(page.get_by_text("Chat with your twin")).to_be_visible()
+        expect(page.locator("section[data-testid='stSidebar']").get_by_text("twin").first).to_be_visible()
+        box = page.get_by_placeholder("Write as them")
+        box.fill("hey, are we still on for dinner tonight?")
+        box.press("Enter")
+        # streamlit-chat draws each bubble in its own component iframe: theirs, then the twin's.
+        frames = page.locator("iframe[title='streamlit_chat.streamlit_chat']")
+        expect(frames).to_have_count(2, timeout=90_000)
+        theirs = page.frame_locator("iframe[title='streamlit_chat.streamlit_chat']").nth(0).locator(".chat")
+        reply = page.frame_locator("iframe[title='streamlit_chat.streamlit_chat']").nth(1).locator(".chat")
+        expect(theirs).to_contain_text("dinner tonight")
+        expect(theirs).to_have_class("chat user")
+        expect(reply).to_be_visible()
+        expect(reply).not_to_have_class("chat user")  # the twin's side, not the typist's
+        text = reply.inner_text().strip()
+        assert text and "dinner tonight" not in text
+        expect(page.get_by_text("tokens/s")).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "browser_chat.png"), full_page=True)
     assert (ARTIFACTS / "browser_chat.png").stat().st_size > 10_000
 
 
 def test_blind_test_tab_records_a_pick(chat_page, runs_dir):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 1100})
-            page.set_default_timeout(60_000)
-            page.goto(chat_page)
-            page.get_by_role("tab", name="Is it me?").click()
-            page.get_by_role("button", name="Start the blind test").click()
-            # the twin's reply comes live from the server; then both replies and the three choices
-            expect(page.get_by_text("Which reply did you write?")).to_be_visible(timeout=90_000)
-            expect(page.get_by_text("Round 1 of 16")).to_be_visible()
-            page.get_by_role("button", name="A is mine").click()
-            expect(page.get_by_text("Round 2 of 16")).to_be_visible(timeout=90_000)
-            page.screenshot(path=str(ARTIFACTS / "browser_blind.png"), full_page=True)
-        finally:
-            browser.close()
+    with _page(chat_page, 1100) as page:
+        page.get_by_role("tab", name="Is it me?").click()
+        page.get_by_role("button", name="Start the blind test").click()
+        # the twin's reply comes live from the server; then both replies and the three choices
+        expect(page.get_by_text("Which reply did you write?")).to_be_visible(timeout=90_000)
+        expect(page.get_by_text("Round 1 of 16")).to_be_visible()
+        page.get_by_role("button", name="A is mine").click()
+        expect(page.get_by_text("Round 2 of 16")).to_be_visible(timeout=90_000)
+        page.screenshot(path=str(ARTIFACTS / "browser_blind.png"), full_page=True)
     saved = [json.loads(line) for line in (runs_dir / "twin" / "blind.jsonl").read_text().splitlines()]
     assert len(saved) == 1 and saved[0]["pick"] == "A" and saved[0]["real"] in ("A", "B")
     assert saved[0]["run"] == "twin" and isinstance(saved[0]["prompt"], int)

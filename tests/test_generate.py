@@ -8,6 +8,7 @@ import pytest
 
 from twin.errors import TwinError
 from twin.model.generate import (
+    Generation,
     GenParams,
     _partial_stop,
     _visible,
@@ -15,7 +16,6 @@ from twin.model.generate import (
     context_budget,
     generate,
     speaker_stops,
-    stream_with_stats,
 )
 from twin.prompt import STOP_STRINGS, build_prompt, build_training_pair, fit_context
 
@@ -106,15 +106,23 @@ def test_seed_and_greedy_are_deterministic(tiny, prompt):
     assert greedy[0] == greedy[1]
 
 
+def _streamed(model, tok, prompt: str, params: GenParams) -> tuple[list[str], Generation]:
+    """The text deltas the server streams (the batch scheduler's ``on_delta``), and the whole reply."""
+    from twin.model.batch import Request, Scheduler
+
+    deltas: list[str] = []
+    ids = tok(prompt, add_special_tokens=False)["input_ids"]
+    future = Scheduler(model, tok, max_batch=1).submit(Request(ids, params, on_delta=deltas.append))
+    return deltas, future.result(timeout=120)
+
+
 def test_stream_deltas_join_to_the_reply(tiny, prompt):
     model, tok = tiny
     params = GenParams(max_new_tokens=20, temperature=1.0, seed=3)
-    deltas = list(stream_with_stats(model, tok, prompt, params)[0])
+    deltas, streamed = _streamed(model, tok, prompt, params)
     assert all(deltas)
-    assert "".join(deltas) == generate(model, tok, prompt, params).text
-    it, stats = stream_with_stats(model, tok, prompt, params)
-    list(it)
-    assert stats.completion_tokens >= 1 and stats.prompt_tokens > 10
+    assert "".join(deltas) == streamed.text == generate(model, tok, prompt, params).text
+    assert streamed.completion_tokens >= 1 and streamed.prompt_tokens > 10
 
 
 def _ids(tok, text: str) -> list[int]:
@@ -141,7 +149,7 @@ def test_stops_at_stop_strings_and_eos(tiny, prompt, script, extra, want, reason
     assert gen.text == want
     assert gen.stopped_by == reason
     # Streaming never shows a character past the stop, not even transiently.
-    deltas = list(stream_with_stats(Scripted(model, ids), tok, prompt, params)[0])
+    deltas, _ = _streamed(Scripted(model, ids), tok, prompt, params)
     assert "".join(deltas) == want
     assert all("Alice" not in d and "#" not in d for d in deltas)
 

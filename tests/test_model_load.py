@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from adapters import edited_copy, on_other_base
 
 from twin.errors import TwinError
 from twin.model.load import base_fingerprint, check_base_dir, load_base, read_adapter_meta
@@ -153,22 +154,21 @@ def test_resolve_base_defaults_to_the_recorded_base_and_checks_its_fingerprint(
     assert resolve_base(tiny_adapter) == tiny_base  # from twin.json
     assert resolve_base(tiny_adapter, tiny_base) == tiny_base  # explicit, same model
 
-    other = tmp_path / "other-base"
-    shutil.copytree(tiny_base, other)
-    cfg = json.loads((other / "config.json").read_text())
-    cfg["num_hidden_layers"] += 1  # another model: the fingerprint covers the config
-    (other / "config.json").write_text(json.dumps(cfg))
+    # another model: the fingerprint covers the config
+    other = edited_copy(tiny_base, tmp_path / "other-base", "config.json", _one_more_layer)
     with pytest.raises(TwinError, match="different base"):
         resolve_base(tiny_adapter, other)
 
-    moved = tmp_path / "adapter-of-a-moved-base"
-    shutil.copytree(tiny_adapter, moved)
-    meta = json.loads((moved / "twin.json").read_text())
-    meta["base_model"]["path"] = str(tmp_path / "gone")
-    (moved / "twin.json").write_text(json.dumps(meta))
+    gone = str(tmp_path / "gone")
+    moved = edited_copy(tiny_adapter, tmp_path / "adapter-of-a-moved-base", "twin.json",
+                        lambda m: m["base_model"].update(path=gone))  # fmt: skip
     with pytest.raises(TwinError, match=r"not found; pass --base DIR"):
         resolve_base(moved)
     assert resolve_base(moved, tiny_base) == tiny_base
+
+
+def _one_more_layer(cfg: dict) -> None:
+    cfg["num_hidden_layers"] += 1
 
 
 def _other_weights(tiny_base: Path, dst: Path) -> Path:
@@ -230,18 +230,11 @@ def test_an_adapter_with_the_old_fingerprint_keeps_working_with_a_warning(
 ) -> None:
     from twin.model.load import legacy_fingerprint, resolve_base
 
-    old = tmp_path / "old-adapter"
-    shutil.copytree(tiny_adapter, old)
-    meta = json.loads((old / "twin.json").read_text())
-    meta["base_model"]["fingerprint"] = legacy_fingerprint(tiny_base)  # as twin.json files before v2
-    (old / "twin.json").write_text(json.dumps(meta))
-    assert meta["base_model"]["fingerprint"].startswith("sha256:")
+    legacy = legacy_fingerprint(tiny_base)  # as twin.json files before v2
+    old = on_other_base(tiny_adapter, tmp_path / "old-adapter", fingerprint=legacy)
+    assert legacy.startswith("sha256:")
     assert resolve_base(old) == tiny_base
     assert "older base fingerprint" in caplog.text and "not weights" in caplog.text
-    other = tmp_path / "other-config"
-    shutil.copytree(tiny_base, other)
-    cfg = json.loads((other / "config.json").read_text())
-    cfg["num_hidden_layers"] += 1
-    (other / "config.json").write_text(json.dumps(cfg))
+    other = edited_copy(tiny_base, tmp_path / "other-config", "config.json", _one_more_layer)
     with pytest.raises(TwinError, match="different base"):
         resolve_base(old, other)

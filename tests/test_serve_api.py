@@ -320,13 +320,11 @@ def test_full_queue_is_503_with_retry_after(engine):
 
 
 def test_mismatched_base_is_refused(tiny_base, tiny_adapter, tmp_path):
+    from adapters import on_other_base
+
     from twin.serve.engine import Engine
 
-    bad = tmp_path / "wrong-base"
-    shutil.copytree(tiny_adapter, bad)
-    meta = json.loads((bad / "twin.json").read_text())
-    meta["base_model"]["fingerprint"] = "sha256:0000000000000000"
-    (bad / "twin.json").write_text(json.dumps(meta))
+    bad = on_other_base(tiny_adapter, tmp_path / "wrong-base")
     with pytest.raises(TwinError, match="trained on a different base model"):
         Engine(tiny_base, [str(bad)])
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -70,11 +69,9 @@ def test_32_concurrent_clients_answered_or_cleanly_refused(live):
 
 
 def test_cli_refuses_a_mismatched_adapter_in_one_line(tiny_base, tiny_adapter, tmp_path):
-    bad = tmp_path / "other-base-adapter"
-    shutil.copytree(tiny_adapter, bad)
-    meta = json.loads((bad / "twin.json").read_text())
-    meta["base_model"]["fingerprint"] = "sha256:ffffffffffffffff"
-    (bad / "twin.json").write_text(json.dumps(meta))
+    from adapters import on_other_base
+
+    bad = on_other_base(tiny_adapter, tmp_path / "other-base-adapter")
     out = subprocess.run(_twin("serve", "--base", str(tiny_base), "--adapter", str(bad), "--port", str(free_port())),
                          capture_output=True, text=True, timeout=120)  # fmt: skip
     assert out.returncode == 2

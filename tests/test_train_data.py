@@ -5,10 +5,12 @@ from __future__ import annotations
 import random
 from pathlib import Path
 from types import SimpleNamespace
+from typing import get_args
 
 import pytest
 
 from twin.examples import encode_examples
+from twin.train.config import SchedulerName
 from twin.train.data import make_batches, padding_fraction
 
 
@@ -57,15 +59,7 @@ def test_encode_trims_context_cuts_replies_and_drops_hopeless(tiny_base: Path, c
     assert "message number 0 " not in tok.decode(data.ids[0][: data.prompt_lens[0]])
 
 
-SCHEDULES = [
-    "constant",
-    "constant_with_warmup",
-    "linear",
-    "cosine",
-    "cosine_with_restarts",
-    "polynomial",
-    "inverse_sqrt",
-]
+SCHEDULES = get_args(SchedulerName)  # every schedule a config may name
 
 
 @pytest.mark.parametrize("name", SCHEDULES)

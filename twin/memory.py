@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from twin.errors import TwinError
-from twin.fileio import atomic_write_json, atomic_write_jsonl
+from twin.fileio import atomic_write_json, atomic_write_jsonl, iter_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -54,24 +54,18 @@ def _cut(text: str) -> str:
 
 def _read_pairs(train_file: Path) -> list[dict]:
     pairs = []
-    with train_file.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                ex = json.loads(line)
-                pairs.append(
-                    {
-                        "session": ex.get("session"),
-                        "contact": ex.get("contact"),
-                        "them": _cut(ex["instruction"]),
-                        "me": _cut(ex["response"]),
-                    }
-                )
-            except (ValueError, KeyError, TypeError):
-                raise TwinError(
-                    f"{train_file}:{lineno}: not a prepared example; re-run `twin prepare`"
-                ) from None
+    for lineno, ex in iter_jsonl(train_file, hint="re-run `twin prepare`"):
+        try:
+            pairs.append(
+                {
+                    "session": ex.get("session"),
+                    "contact": ex.get("contact"),
+                    "them": _cut(ex["instruction"]),
+                    "me": _cut(ex["response"]),
+                }
+            )
+        except (AttributeError, KeyError, TypeError):
+            raise TwinError(f"{train_file}:{lineno}: not a prepared example; re-run `twin prepare`") from None
     return pairs
 
 
@@ -139,10 +133,9 @@ class Memory:
 
         p = Path(path)
         try:
-            with (p / PAIRS_FILE).open(encoding="utf-8") as f:
-                pairs = [json.loads(line) for line in f if line.strip()]
+            pairs = [pair for _, pair in iter_jsonl(p / PAIRS_FILE)]
             retriever = bm25s.BM25.load(str(p / INDEX_DIR))
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, TwinError) as e:
             raise TwinError(
                 f"{p}: memory missing or unreadable ({e.__class__.__name__}); re-run `twin prepare`"
             ) from None

@@ -108,11 +108,6 @@ def fmt(x: float | None, digits: int = 1) -> str:
     return f"{x:,.{digits}f}"
 
 
-def python_main() -> str:
-    """The main venv's interpreter (the one running this), for the twin and Trainer runs."""
-    return sys.executable
-
-
 def write_block(name: str, markdown: str, path: Path = RESULTS) -> None:
     """Replace (or add) the block ``name`` inside the compare section of RESULTS.md, atomically.
 

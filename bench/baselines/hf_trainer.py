@@ -19,7 +19,9 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 IGNORE = -100
 
@@ -39,7 +41,7 @@ def tokenize_examples(rows: list[dict], tokenizer, max_len: int) -> list[dict]:
     return out
 
 
-def main(argv: list[str] | None = None) -> dict:
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="bench.baselines.hf_trainer", description=__doc__.splitlines()[0])
     ap.add_argument("--base", required=True)
     ap.add_argument("--data", required=True)
@@ -56,51 +58,41 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--lora-alpha", type=float, default=16)
     ap.add_argument("--lora-dropout", type=float, default=0.05)
     ap.add_argument("--seed", type=int, default=42)
-    a = ap.parse_args(argv)
+    return ap.parse_args(argv)
 
+
+def _lora_model(a: argparse.Namespace) -> tuple[Any, Any]:
+    """The tutorial way: ``AutoModelForCausalLM`` in fp32 wrapped by ``get_peft_model``."""
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import (
-        AutoModelForCausalLM,
-        AutoTokenizer,
-        DataCollatorForSeq2Seq,
-        Trainer,
-        TrainerCallback,
-        TrainingArguments,
-    )
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    t_start = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(a.base)
     model = AutoModelForCausalLM.from_pretrained(a.base, dtype=torch.float32)
-    model = get_peft_model(
-        model,
-        LoraConfig(
-            r=a.lora_r,
-            lora_alpha=a.lora_alpha,
-            lora_dropout=a.lora_dropout,
-            target_modules=["query_key_value"],
-            task_type="CAUSAL_LM",
-        ),
-    )
-    rows = [
-        json.loads(line) for line in (Path(a.data) / "train.jsonl").open(encoding="utf-8") if line.strip()
-    ]
-    dataset = tokenize_examples(rows, tokenizer, a.max_seq_length)
+    lora = LoraConfig(r=a.lora_r, lora_alpha=a.lora_alpha, lora_dropout=a.lora_dropout,
+                      target_modules=["query_key_value"], task_type="CAUSAL_LM")  # fmt: skip
+    return get_peft_model(model, lora), tokenizer
+
+
+def _counting_collator(tokenizer: Any, counted: dict[str, int]) -> Callable[[list[dict]], Any]:
+    """``DataCollatorForSeq2Seq`` that adds each batch's real and padded tokens to ``counted``."""
+    from transformers import DataCollatorForSeq2Seq
 
     base_collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=IGNORE)
-    counted = {"real_tokens": 0, "padded_tokens": 0}
 
-    def collator(features):
+    def collator(features: list[dict]) -> Any:
         batch = base_collator(features)
         # Counted as the batches are built (no workers, no prefetch: each one is trained on).
         counted["real_tokens"] += int(batch["attention_mask"].sum())
         counted["padded_tokens"] += batch["input_ids"].numel()
         return batch
 
-    clock: dict[str, float] = {}
-    losses: list[tuple[int, float]] = []
+    return collator
+
+
+def _clock_callback(clock: dict[str, float], losses: list[tuple[int, float]]) -> Any:
+    """A ``TrainerCallback`` timing the training loop alone and recording every logged loss."""
+    from transformers import TrainerCallback
 
     class Clock(TrainerCallback):
         def on_train_begin(self, args, state, control, **kw):
@@ -113,7 +105,13 @@ def main(argv: list[str] | None = None) -> dict:
             if logs and "loss" in logs:
                 losses.append((state.global_step, float(logs["loss"])))
 
-    args = TrainingArguments(
+    return Clock()
+
+
+def _training_args(a: argparse.Namespace, out: Path) -> Any:
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
         output_dir=str(out / "trainer"),
         per_device_train_batch_size=a.micro_batch,
         gradient_accumulation_steps=a.batch // a.micro_batch,
@@ -130,9 +128,26 @@ def main(argv: list[str] | None = None) -> dict:
         use_cpu=True,
         disable_tqdm=True,
     )
-    trainer = Trainer(
-        model=model, args=args, train_dataset=dataset, data_collator=collator, callbacks=[Clock()]
-    )
+
+
+def main(argv: list[str] | None = None) -> dict:
+    a = _parse_args(argv)
+    from transformers import Trainer
+
+    from twin.fileio import iter_jsonl
+
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    model, tokenizer = _lora_model(a)
+    rows = [row for _, row in iter_jsonl(Path(a.data) / "train.jsonl")]
+    dataset = tokenize_examples(rows, tokenizer, a.max_seq_length)
+    counted = {"real_tokens": 0, "padded_tokens": 0}
+    clock: dict[str, float] = {}
+    losses: list[tuple[int, float]] = []
+    trainer = Trainer(model=model, args=_training_args(a, out), train_dataset=dataset,
+                      data_collator=_counting_collator(tokenizer, counted),
+                      callbacks=[_clock_callback(clock, losses)])  # fmt: skip
     trainer.train()
     model.save_pretrained(out / "adapter")
     loop = clock["end"] - clock["begin"]

@@ -21,14 +21,18 @@ import logging
 import math
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
 from twin.config import StageConfig
 from twin.errors import TwinError
 from twin.eval import metrics
+
+if TYPE_CHECKING:
+    from twin.memory import Memory
 
 log = logging.getLogger(__name__)
 
@@ -168,14 +172,28 @@ def score_authorship(cfg: EvalConfig, val: list[dict], rows: list[dict]) -> dict
     return block
 
 
-def run_eval(cfg: EvalConfig, *, progress: bool = True) -> dict:
-    """Evaluate and write eval.json, eval_samples.jsonl and report.html; returns the results dict."""
-    from twin.examples import read_examples
-    from twin.fileio import atomic_write_json, atomic_write_jsonl
-    from twin.memory import adapter_memory
-    from twin.model.load import load_base, read_adapter_meta, resolve_base
+@dataclass
+class _Plan:
+    """What one evaluation reads, all checked before the slow model load."""
 
-    started = time.perf_counter()
+    adapter: Path
+    meta: dict
+    base: Path
+    val_path: Path
+    val_all: list[dict]  # the authorship verifier is checked on all of val
+    examples: list[dict]  # the selected subset, with memory attached when the adapter has it
+    memory: Memory | None  # the adapter's own memory, if it was trained with one
+    run: str
+    out: Path
+    template: str
+    max_seq: int
+
+
+def _plan(cfg: EvalConfig) -> _Plan:
+    from twin.examples import read_examples
+    from twin.memory import adapter_memory
+    from twin.model.load import read_adapter_meta, resolve_base
+
     adapter = Path(cfg.adapter)
     meta = read_adapter_meta(adapter)
     base = resolve_base(adapter, cfg.base, meta)
@@ -186,29 +204,40 @@ def run_eval(cfg: EvalConfig, *, progress: bool = True) -> dict:
     if memory is not None:  # the prompts remember what the server's would: the adapter's own memory
         examples = memory.attach(examples, memory.k)
     run = cfg.run or adapter.name
-    out = Path(cfg.out_dir) / "runs" / run
-    template = meta["template"]
     max_seq = cfg.max_seq_length or int(
         ((meta.get("train") or {}).get("data") or {}).get("max_seq_length") or 512
     )
+    return _Plan(adapter=adapter, meta=meta, base=base, val_path=val_path, val_all=val_all,
+                 examples=examples, memory=memory, run=run, out=Path(cfg.out_dir) / "runs" / run,
+                 template=meta["template"], max_seq=max_seq)  # fmt: skip
 
+
+def _load_twin(plan: _Plan, dtype: str) -> tuple[Any, Any]:
+    """The base with the adapter on top, in eval mode (the base's turn switches the adapter off)."""
     from peft import PeftModel
 
-    model, tokenizer = load_base(base, dtype=cfg.dtype)
+    from twin.model.load import load_base
+
+    model, tokenizer = load_base(plan.base, dtype=dtype)
     try:
-        model = PeftModel.from_pretrained(model, str(adapter))
+        model = PeftModel.from_pretrained(model, str(plan.adapter))
     except (OSError, ValueError) as e:
-        raise TwinError(f"{adapter}: could not load the adapter ({str(e).splitlines()[0]})") from None
+        raise TwinError(f"{plan.adapter}: could not load the adapter ({str(e).splitlines()[0]})") from None
     model.eval()
+    return model, tokenizer
 
-    log.info("loss on %d val examples (base and twin)", len(examples))
+
+def _losses(cfg: EvalConfig, plan: _Plan, model: Any, tokenizer: Any) -> dict:
+    log.info("loss on %d val examples (base and twin)", len(plan.examples))
     with model.disable_adapter():
-        base_loss = reply_loss(model, tokenizer, examples, template, max_seq, cfg.batch_size)
-    twin_loss = reply_loss(model, tokenizer, examples, template, max_seq, cfg.batch_size)
+        base_loss = reply_loss(model, tokenizer, plan.examples, plan.template, plan.max_seq, cfg.batch_size)
+    twin_loss = reply_loss(model, tokenizer, plan.examples, plan.template, plan.max_seq, cfg.batch_size)
+    return {"base": base_loss, "twin": twin_loss}
 
-    gen_started = time.perf_counter()
-    replies, prompt_tokens = generate_replies(cfg, model, tokenizer, examples, template, progress)
-    rows = [
+
+def _sample_rows(examples: list[dict], replies: list[tuple[str, str]]) -> list[dict]:
+    """One row per example: its prompt, the real reply and both generated ones."""
+    return [
         {
             "session": ex.get("session"),
             "contact": ex.get("contact"),
@@ -220,18 +249,21 @@ def run_eval(cfg: EvalConfig, *, progress: bool = True) -> dict:
         }
         for ex, (base_reply, twin_reply) in zip(examples, replies, strict=True)
     ]
-    gen_seconds = time.perf_counter() - gen_started
-    authorship = score_authorship(cfg, val_all, rows)
 
-    result = {
-        "run": run,
-        "adapter": str(adapter),
-        "base": str(base),
-        "template": template,
-        "val_file": str(val_path),
+
+def _result(cfg: EvalConfig, plan: _Plan, rows: list[dict], loss: dict, authorship: dict,
+            prompt_tokens: list[int], seconds: dict) -> dict:  # fmt: skip
+    """``eval.json``'s content (without the blind block, added by the caller)."""
+    memory = plan.memory
+    return {
+        "run": plan.run,
+        "adapter": str(plan.adapter),
+        "base": str(plan.base),
+        "template": plan.template,
+        "val_file": str(plan.val_path),
         "examples": len(rows),
         "config": cfg.model_dump(mode="json"),
-        "loss": {"base": base_loss, "twin": twin_loss},
+        "loss": loss,
         **summarize(rows, pet_top=cfg.pet_phrases),
         "authorship": authorship,
         "memory": {"k": memory.k if memory else 0, "pairs": len(memory.pairs) if memory else 0},
@@ -239,29 +271,51 @@ def run_eval(cfg: EvalConfig, *, progress: bool = True) -> dict:
             "mean": sum(prompt_tokens) / len(prompt_tokens) if prompt_tokens else 0.0,
             "max": max(prompt_tokens, default=0),
         },
-        "train_metrics": meta.get("metrics") or {},
-        "seconds": {
-            "generation": gen_seconds,
-            "per_reply": gen_seconds / (2 * len(rows)) if rows else 0.0,  # base and twin each
-            "total": time.perf_counter() - started,
-        },
+        "train_metrics": plan.meta.get("metrics") or {},
+        "seconds": seconds,
     }
-    from twin.eval.blind import blind_score, blind_sentence
-    from twin.eval.report import write_report
 
-    result["blind"] = blind_score(out / "blind.jsonl")  # the chat page's "Is it me?" rounds
-    log.info("%s", blind_sentence(result["blind"], run))
+
+def _write_outputs(out: Path, result: dict, rows: list[dict], samples: int) -> None:
+    from twin.eval.report import write_report
+    from twin.fileio import atomic_write_json, atomic_write_jsonl
 
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_jsonl(out / "eval_samples.jsonl", rows)
     atomic_write_json(out / "eval.json", result)
-    write_report(result, rows[: cfg.samples], out / "report.html", metrics_csv=out / "metrics.csv")
+    write_report(result, rows[:samples], out / "report.html", metrics_csv=out / "metrics.csv")
     log.info(
         "eval: loss base %.3f -> twin %.3f; BLEU-4 base %.2f -> twin %.2f; report %s",
-        base_loss["loss"],
-        twin_loss["loss"],
+        result["loss"]["base"]["loss"],
+        result["loss"]["twin"]["loss"],
         result["overlap"]["base"]["bleu4"],
         result["overlap"]["twin"]["bleu4"],
         out / "report.html",
     )
+
+
+def run_eval(cfg: EvalConfig, *, progress: bool = True) -> dict:
+    """Evaluate and write eval.json, eval_samples.jsonl and report.html; returns the results dict."""
+    from twin.eval.blind import blind_score, blind_sentence
+
+    started = time.perf_counter()
+    plan = _plan(cfg)
+    model, tokenizer = _load_twin(plan, cfg.dtype)
+    loss = _losses(cfg, plan, model, tokenizer)
+
+    gen_started = time.perf_counter()
+    replies, prompt_tokens = generate_replies(cfg, model, tokenizer, plan.examples, plan.template, progress)
+    rows = _sample_rows(plan.examples, replies)
+    gen_seconds = time.perf_counter() - gen_started
+    authorship = score_authorship(cfg, plan.val_all, rows)
+
+    seconds = {
+        "generation": gen_seconds,
+        "per_reply": gen_seconds / (2 * len(rows)) if rows else 0.0,  # base and twin each
+        "total": time.perf_counter() - started,
+    }
+    result = _result(cfg, plan, rows, loss, authorship, prompt_tokens, seconds)
+    result["blind"] = blind_score(plan.out / "blind.jsonl")  # the chat page's "Is it me?" rounds
+    log.info("%s", blind_sentence(result["blind"], plan.run))
+    _write_outputs(plan.out, result, rows, cfg.samples)
     return result

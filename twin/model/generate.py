@@ -1,8 +1,8 @@
 """Reply generation shared by the server and the evaluation: one prompt in, my reply out.
 
 A small decoding loop over the model's KV cache rather than ``model.generate``, because serving
-needs three things ``generate`` does not give directly: text deltas as an iterator (no streamer
-thread), a private random generator per request (a seed makes a reply reproducible without
+needs three things ``generate`` does not give directly: text deltas as they are decoded (no
+streamer thread), a private random generator per request (a seed makes a reply reproducible without
 touching the process-wide RNG another request may rely on), and stopping on *decoded text* —
 the template's stop strings — with nothing past the stop ever shown, even mid-stream. The logits
 processing is transformers' own (repetition penalty, temperature, top-k, top-p in the order
@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import secrets
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,16 +128,23 @@ def build_reply_prompt(
     unit, and rendered with the template version the adapter was trained with; ``memory`` (a
     ``twin.memory.Memory``, for adapters trained with ``--memory``) adds its ``k`` past exchanges.
     """
-    template = meta.get("template", PLAIN)
+    context, template, past = _reply_parts(meta, tokenizer, history, message, contact, memory)
+    return build_prompt(
+        context, message, template=template, contact=contact, tokenizer=tokenizer, memory=past
+    )
+
+
+def _reply_parts(
+    meta: dict, tokenizer: Any, history: list[dict], message: str, contact: str | None, memory: Any | None
+) -> tuple[list[dict], str, list[dict] | None]:
+    """``(context cut to the adapter's budget, its template, the remembered exchanges or None)``."""
     context = fit_context(
         [{"role": t["role"], "text": t["text"]} for t in history],
         context_budget(meta),
         context_counter(meta, tokenizer),
     )
     past = memory.retrieve(message, memory.k, contact=contact) if memory is not None else None
-    return build_prompt(
-        context, message, template=template, contact=contact, tokenizer=tokenizer, memory=past
-    )
+    return context, meta.get("template", PLAIN), past
 
 
 def fit_prompt_ids(
@@ -193,13 +200,7 @@ def reply_prompt_ids(
     memory: Any | None = None,
 ) -> list[int]:
     """:func:`build_reply_prompt` as token ids, cut by :func:`fit_prompt_ids` to ``room`` tokens."""
-    context = fit_context(
-        [{"role": t["role"], "text": t["text"]} for t in history],
-        context_budget(meta),
-        context_counter(meta, tokenizer),
-    )
-    template = meta.get("template", PLAIN)
-    past = memory.retrieve(message, memory.k, contact=contact) if memory is not None else None
+    context, template, past = _reply_parts(meta, tokenizer, history, message, contact, memory)
     return fit_prompt_ids(
         tokenizer, context, message, template=template, contact=contact, room=room, memory=past
     )
@@ -420,37 +421,20 @@ class Decoding:
         return Generation(text, s.prompt_tokens, s.completion_tokens, s.seconds, s.stopped_by)
 
 
-def _decode(model: Any, tokenizer: Any, prompt: str, params: GenParams, stats: _Stats) -> Iterator[str]:
+def generate(model: Any, tokenizer: Any, prompt: str, params: GenParams) -> Generation:
+    """My whole reply to ``prompt``, decoded alone, with token counts and the time it took (the batch
+    scheduler, :mod:`twin.model.batch`, gives the same reply to the same request)."""
     import torch
 
     ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
     dec = Decoding(model, tokenizer, ids, params)
-    dec.stats = stats
-    stats.prompt_tokens = len(ids)
-    step_input = dec.seq
-    cache = None
+    parts: list[str] = []
+    step_input, cache = dec.seq, None
     while not dec.done:
         with torch.inference_mode():
             out = model(input_ids=step_input, past_key_values=cache, use_cache=True, logits_to_keep=1)
         cache = out.past_key_values
-        delta = dec.step(out.logits[:, -1, :])
-        if delta:
-            yield delta
+        parts.append(dec.step(out.logits[:, -1, :]))
         if not dec.done:
             step_input = dec.seq[:, -1:]
-
-
-def stream_with_stats(
-    model: Any, tokenizer: Any, prompt: str, params: GenParams
-) -> tuple[Iterator[str], Any]:
-    """Text deltas of my reply as they are decoded (``"".join`` of them is ``generate(...).text``),
-    and a stats object (token counts, seconds, stop reason) complete once the iterator is exhausted."""
-    stats = _Stats()
-    return _decode(model, tokenizer, prompt, params, stats), stats
-
-
-def generate(model: Any, tokenizer: Any, prompt: str, params: GenParams) -> Generation:
-    """My whole reply to ``prompt``, with token counts and the time it took."""
-    stats = _Stats()
-    text = "".join(_decode(model, tokenizer, prompt, params, stats))
-    return Generation(text, stats.prompt_tokens, stats.completion_tokens, stats.seconds, stats.stopped_by)
+    return dec.result("".join(parts))

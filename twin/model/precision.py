@@ -45,9 +45,6 @@ class Choice:
     def dtype(self) -> str:
         return DTYPE_OF[self.precision]
 
-    def as_dict(self) -> dict:
-        return {"precision": self.precision, "dtype": self.dtype, "reason": self.reason}
-
 
 def choose_precision(base: str | os.PathLike, accelerator: str = "auto", devices: int = 1) -> Choice:
     """The precision for ``base`` on this machine (see the module docstring)."""

@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 # Below this much raw data a process pool costs more than it saves.
 _POOL_MIN_BYTES = 4 << 20
 
+# A pool worker's settings and token counter, set once per worker process by _init_worker: a
+# ProcessPoolExecutor initializer has nowhere else to leave them, and loading a tokenizer per task
+# would cost more than the work. The parent process never fills it (it passes cfg and count).
 _worker: dict[str, Any] = {}
 
 

@@ -7,11 +7,16 @@ import logging
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from twin.errors import TwinError
+
+if TYPE_CHECKING:
+    from twin.serve.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -55,19 +60,38 @@ def register(app: typer.Typer) -> None:
     app.command("chat")(chat_cmd)
 
 
+@dataclass(frozen=True)
+class ServeSettings:
+    """What ``twin serve`` was asked for: its options, one field each."""
+
+    base: str | None
+    adapters: list[str]
+    default_adapter: str | None
+    host: str
+    port: int
+    quantize: str | None
+    dtype: str
+    device: str
+    threads: int | None
+    queue_size: int
+    max_batch: int
+    max_batch_tokens: int
+    max_new_tokens: int
+    max_history: int
+    max_message_chars: int
+    max_body_bytes: int
+    memory: int | None
+
+
 def serve_cmd(
     base: str | None = typer.Option(
-        None,
-        "--base",
-        help="Base model dir (default: the base recorded in the first adapter's twin.json).",
+        None, "--base", help="Base model dir (default: the base recorded in the first adapter's twin.json)."
     ),
     adapter: list[str] = typer.Option(
         None, "--adapter", help="Adapter dir, or NAME=DIR (repeatable; the first is the default)."
     ),
     default_adapter: str | None = typer.Option(
-        None,
-        "--default-adapter",
-        help="Adapter name used when a request names none ('base' = no adapter).",
+        None, "--default-adapter", help="Adapter name used when a request names none ('base' = no adapter)."
     ),
     host: str = typer.Option("127.0.0.1", "--host", help="Bind address (loopback by default)."),
     port: int = typer.Option(8000, "--port", help="TCP port."),
@@ -93,63 +117,82 @@ def serve_cmd(
     ),
 ) -> None:
     """Serve the twin over HTTP: POST /reply, /reply/stream, /v1/chat/completions (token: $TWIN_API_TOKEN)."""
+    serve(ServeSettings(
+        base=base, adapters=adapter or [], default_adapter=default_adapter, host=host, port=port,
+        quantize=quantize, dtype=dtype, device=device, threads=threads, queue_size=queue_size,
+        max_batch=max_batch, max_batch_tokens=max_batch_tokens, max_new_tokens=max_new_tokens,
+        max_history=max_history, max_message_chars=max_message_chars, max_body_bytes=max_body_bytes,
+        memory=memory,
+    ))  # fmt: skip
+
+
+def serve(s: ServeSettings) -> None:
+    """Check the settings, load the model and adapters, then answer HTTP until stopped."""
     from twin.model.load import prefer_passive_omp_wait
 
     prefer_passive_omp_wait()
-    _check_serve_options(
-        host, queue_size, max_new_tokens, max_history, max_message_chars, max_body_bytes, max_batch
-    )
-    if max_batch_tokens < 0:
-        raise TwinError("--max-batch-tokens must be >= 0 (0: --max-batch times the model's context)")
-    if threads:
+    _check_serve_options(s)
+    if s.threads:
         import torch
 
-        torch.set_num_threads(threads)
+        torch.set_num_threads(s.threads)
     import uvicorn
 
     from twin.serve.app import create_app
-    from twin.serve.engine import Engine
     from twin.serve.schemas import Limits
 
-    base_dir = _base_dir(base, adapter)
+    engine = _load_engine(s)
+    limits = Limits(
+        max_body_bytes=s.max_body_bytes,
+        max_history=s.max_history,
+        max_message_chars=s.max_message_chars,
+        max_new_tokens=s.max_new_tokens,
+    )
+    api = create_app(engine, limits=limits, queue_size=s.queue_size)
+    log.info("twin is listening on http://%s:%d (chat page: `make chat`)", s.host, s.port)
+    # access_log off: URLs carry nothing private, but the server logs only what it chooses to.
+    uvicorn.run(api, host=s.host, port=s.port, log_level="warning", access_log=False)
+
+
+def _check_serve_options(s: ServeSettings) -> None:
+    from twin.serve.app import TOKEN_ENV
+
+    caps = (s.max_new_tokens, s.max_history, s.max_message_chars, s.max_body_bytes, s.max_batch)
+    if s.queue_size < 0 or min(caps) < 1:
+        raise TwinError("--queue-size must be >= 0 and every --max-* option >= 1")
+    if not is_loopback(s.host) and not os.environ.get(TOKEN_ENV):
+        log.warning(
+            "binding %s without $%s: anyone who can reach this address can talk to your twin",
+            s.host,
+            TOKEN_ENV,
+        )
+    if s.max_batch_tokens < 0:
+        raise TwinError("--max-batch-tokens must be >= 0 (0: --max-batch times the model's context)")
+
+
+def _load_engine(s: ServeSettings) -> Engine:
+    """The base (``--dtype auto``: the fastest precision this machine runs well) with every adapter."""
+    from twin.serve.engine import Engine
+
+    base_dir = _base_dir(s.base, s.adapters)
+    dtype = s.dtype
     if dtype == "auto":
         from twin.model.precision import choose_precision
 
-        choice = choose_precision(base_dir, "cpu" if device == "cpu" else "auto")
+        choice = choose_precision(base_dir, "cpu" if s.device == "cpu" else "auto")
         (log.warning if choice.slow else log.info)("--dtype auto -> %s: %s", choice.dtype, choice.reason)
         dtype = choice.dtype
-    engine = Engine(
+    return Engine(
         base_dir,
-        adapter or [],
-        default=default_adapter,
+        s.adapters,
+        default=s.default_adapter,
         dtype=dtype,
-        quantize=quantize,
-        device=device,
-        max_batch=max_batch,
-        max_batch_tokens=max_batch_tokens or None,
-        memory=memory,
+        quantize=s.quantize,
+        device=s.device,
+        max_batch=s.max_batch,
+        max_batch_tokens=s.max_batch_tokens or None,
+        memory=s.memory,
     )
-    limits = Limits(
-        max_body_bytes=max_body_bytes,
-        max_history=max_history,
-        max_message_chars=max_message_chars,
-        max_new_tokens=max_new_tokens,
-    )
-    api = create_app(engine, limits=limits, queue_size=queue_size)
-    log.info("twin is listening on http://%s:%d (chat page: `make chat`)", host, port)
-    # access_log off: URLs carry nothing private, but the server logs only what it chooses to.
-    uvicorn.run(api, host=host, port=port, log_level="warning", access_log=False)
-
-
-def _check_serve_options(host: str, queue_size: int, *caps: int) -> None:
-    from twin.serve.app import TOKEN_ENV
-
-    if queue_size < 0 or min(caps) < 1:
-        raise TwinError("--queue-size must be >= 0 and every --max-* option >= 1")
-    if not is_loopback(host) and not os.environ.get(TOKEN_ENV):
-        log.warning(
-            "binding %s without $%s: anyone who can reach this address can talk to your twin", host, TOKEN_ENV
-        )
 
 
 def _base_dir(base: str | None, adapters: list[str] | None) -> str:

@@ -54,8 +54,23 @@ class AdaptersResponse(BaseModel):
     adapters: list[AdapterOut]
 
 
+class Sampling(BaseModel):
+    """Sampling fields both request kinds accept (None: the server's default)."""
+
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    top_k: int | None = Field(None, ge=0, le=1000)
+    repetition_penalty: float | None = Field(None, ge=0.5, le=2)
+    seed: int | None = Field(None, ge=0, le=2**63 - 1)
+
+
 def request_models(limits: Limits) -> tuple[type[BaseModel], type[BaseModel]]:
     """``(ReplyRequest, ChatCompletionRequest)`` with ``limits`` as their field constraints."""
+    return _reply_request(limits), _chat_completion_request(limits)
+
+
+def _reply_request(limits: Limits) -> type[BaseModel]:
+    """``POST /reply``'s body: twin's own format (a message, the history as me/them turns)."""
     Message = Annotated[str, Field(min_length=1, max_length=limits.max_message_chars)]
     Text = Annotated[str, Field(max_length=limits.max_message_chars)]
 
@@ -64,13 +79,6 @@ def request_models(limits: Limits) -> tuple[type[BaseModel], type[BaseModel]]:
         role: Literal["me", "them"]
         text: Text
 
-    class Sampling(BaseModel):
-        temperature: float | None = Field(None, ge=0, le=2)
-        top_p: float | None = Field(None, gt=0, le=1)
-        top_k: int | None = Field(None, ge=0, le=1000)
-        repetition_penalty: float | None = Field(None, ge=0.5, le=2)
-        seed: int | None = Field(None, ge=0, le=2**63 - 1)
-
     class ReplyRequest(Sampling):
         model_config = ConfigDict(extra="forbid")
         message: Message
@@ -78,6 +86,13 @@ def request_models(limits: Limits) -> tuple[type[BaseModel], type[BaseModel]]:
         adapter: str | None = Field(None, pattern=NAME_PATTERN)
         contact: str | None = Field(None, max_length=limits.max_contact_chars)
         max_new_tokens: int | None = Field(None, ge=1, le=limits.max_new_tokens)
+
+    return ReplyRequest
+
+
+def _chat_completion_request(limits: Limits) -> type[BaseModel]:
+    """``POST /v1/chat/completions``' body: the OpenAI format, with twin's caps."""
+    Text = Annotated[str, Field(max_length=limits.max_message_chars)]
 
     class TextPart(BaseModel):
         type: Literal["text"]
@@ -124,4 +139,4 @@ def request_models(limits: Limits) -> tuple[type[BaseModel], type[BaseModel]]:
                 return ()
             return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
 
-    return ReplyRequest, ChatCompletionRequest
+    return ChatCompletionRequest

@@ -74,7 +74,36 @@ class _Stats:
     media_only: int = 0
     skipped_service: int = 0
     flood_waits: int = 0
+    on_disk: int = 0  # messages in the exported dialogs' files after the run
     skipped_dialogs: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _DialogFile:
+    """One dialog's records on disk, plus those fetched and not yet written (``flush`` writes them)."""
+
+    path: Path
+    on_disk: list[dict]
+    buffer: list[dict] = field(default_factory=list)
+    added: int = 0  # records fetched by this run
+
+    @classmethod
+    def open(cls, path: Path) -> _DialogFile:
+        return cls(path, read_dialog(path) if path.exists() else [])
+
+    def newest_id(self) -> int:
+        return max((r["id"] for r in self.on_disk), default=0)
+
+    def add(self, rec: dict) -> None:
+        self.buffer.append(rec)
+        self.added += 1
+
+    def flush(self) -> None:
+        if not self.buffer:
+            return
+        merged = merge_records(self.on_disk, self.buffer)
+        write_dialog(self.path, merged)
+        self.on_disk, self.buffer = merged, []
 
 
 async def _wait_flood(error: Any, sleep: Sleep, stats: _Stats) -> None:
@@ -117,6 +146,43 @@ async def _select_dialogs(
         return chosen
 
 
+async def _fetch_newer(
+    client: Any,
+    dialog: Any,
+    file: _DialogFile,
+    *,
+    since: datetime | None,
+    chunk_size: int,
+    stats: _Stats,
+    bar: Any,
+) -> None:
+    """One pass over the dialog's messages newer than the newest on disk, written every ``chunk_size``."""
+    # Resume point = newest message on disk; ids only grow within a dialog.
+    min_id = file.newest_id()
+    kwargs: dict[str, Any] = {"min_id": min_id, "reverse": True}
+    if since is not None and min_id == 0:
+        # reverse=True turns offset_date into "after this date" (exclusive, whole seconds).
+        kwargs["offset_date"] = since - timedelta(seconds=1)
+    messages = client.iter_messages(dialog.input_entity, **kwargs)
+    did, name = export_id(dialog), dialog_name(dialog)
+    async for message in messages:
+        if min_id == 0 and bar.total is None and getattr(messages, "total", None):
+            # telethon learns the dialog's size with the first page; on an incremental
+            # fetch that size is not what is left, so the bar just counts.
+            bar.total = messages.total
+        bar.update(1)
+        rec = message_record(message, did, name)
+        if rec is None:
+            stats.skipped_service += 1
+            continue
+        if since is not None and message.date < since:
+            continue  # resumed fetch (min_id) ignores offset_date: filter here
+        file.add(rec)
+        stats.media_only += rec["text"] == ""
+        if len(file.buffer) >= chunk_size:
+            file.flush()
+
+
 async def _export_one(
     client: Any,
     dialog: Any,
@@ -133,61 +199,49 @@ async def _export_one(
     from telethon.errors import FloodWaitError
     from tqdm import tqdm
 
-    on_disk: list[dict] = read_dialog(path) if path.exists() else []
-    name = dialog_name(dialog)
-    added = 0
-    buffer: list[dict] = []
-
-    def flush() -> None:
-        nonlocal on_disk, buffer
-        if not buffer:
-            return
-        merged = merge_records(on_disk, buffer)
-        write_dialog(path, merged)
-        on_disk, buffer = merged, []
-
+    file = _DialogFile.open(path)
     bar = tqdm(desc=label, unit="msg", leave=False, disable=None if progress is None else not progress)
     try:
         while True:
-            # Resume point = newest message on disk; ids only grow within a dialog.
-            min_id = max((r["id"] for r in on_disk), default=0)
-            kwargs: dict[str, Any] = {"min_id": min_id, "reverse": True}
-            if since is not None and min_id == 0:
-                # reverse=True turns offset_date into "after this date" (exclusive, whole seconds).
-                kwargs["offset_date"] = since - timedelta(seconds=1)
-            messages = client.iter_messages(dialog.input_entity, **kwargs)
             try:
-                async for message in messages:
-                    if min_id == 0 and bar.total is None and getattr(messages, "total", None):
-                        # telethon learns the dialog's size with the first page; on an incremental
-                        # fetch that size is not what is left, so the bar just counts.
-                        bar.total = messages.total
-                    bar.update(1)
-                    rec = message_record(message, export_id(dialog), name)
-                    if rec is None:
-                        stats.skipped_service += 1
-                        continue
-                    if since is not None and message.date < since:
-                        continue  # resumed fetch (min_id) ignores offset_date: filter here
-                    buffer.append(rec)
-                    added += 1
-                    stats.media_only += rec["text"] == ""
-                    if len(buffer) >= chunk_size:
-                        flush()
+                await _fetch_newer(
+                    client, dialog, file, since=since, chunk_size=chunk_size, stats=stats, bar=bar
+                )
             except FloodWaitError as e:
-                flush()
+                file.flush()
                 await _wait_flood(e, sleep, stats)
-                continue  # min_id is recomputed from what is now on disk
+                continue  # the next pass starts after what is now on disk
             except BaseException:
                 # Ctrl-C, a dropped connection, anything: keep what already arrived. The write is
                 # atomic, so even an interrupt during it leaves the previous complete file.
                 with contextlib.suppress(Exception):
-                    flush()
+                    file.flush()
                 raise
-            flush()
-            return added, len(on_disk)
+            file.flush()
+            return file.added, len(file.on_disk)
     finally:
         bar.close()
+
+
+async def _export_counted(
+    client: Any, dialog: Any, out_root: Path, label: str, stats: _Stats, **options: Any
+) -> None:
+    """:func:`_export_one`, a lost connection turned into a one-line error, the counts added to ``stats``."""
+    did = export_id(dialog)
+    label = f"{label} {(dialog_name(dialog) or str(did))[:24]}"
+    try:
+        added, n = await _export_one(
+            client, dialog, dialog_path(out_root, did), stats=stats, label=label, **options
+        )
+    except (ConnectionError, TimeoutError) as e:
+        raise TwinError(
+            f"lost the connection to Telegram while exporting dialog {did} ({type(e).__name__}); "
+            f"everything fetched so far is saved in {out_root / SOURCE}: run the same command again to continue"
+        ) from None
+    stats.dialogs += 1
+    stats.new_messages += added
+    stats.on_disk += n
+    log.debug("dialog %d: %d new, %d on disk", did, added, n)
 
 
 async def export_dialogs(
@@ -220,37 +274,18 @@ async def export_dialogs(
         stats=stats,
     )
     log.info("exporting %d dialog(s) to %s", len(dialogs), out_root / SOURCE)
-    total_on_disk = 0
     for i, dialog in enumerate(dialogs, 1):
-        did = export_id(dialog)
-        path = dialog_path(out_root, did)
-        label = f"[{i}/{len(dialogs)}] {(dialog_name(dialog) or str(did))[:24]}"
-        try:
-            added, n = await _export_one(
-                client,
-                dialog,
-                path,
-                since=since_dt,
-                chunk_size=chunk_size,
-                sleep=sleep,
-                stats=stats,
-                progress=progress,
-                label=label,
-            )
-        except (ConnectionError, TimeoutError) as e:
-            raise TwinError(
-                f"lost the connection to Telegram while exporting dialog {did} ({type(e).__name__}); "
-                f"everything fetched so far is saved in {out_root / SOURCE}: run the same command again to continue"
-            ) from None
-        stats.dialogs += 1
-        stats.new_messages += added
-        total_on_disk += n
-        log.debug("dialog %d: %d new, %d on disk", did, added, n)
+        await _export_counted(client, dialog, out_root, f"[{i}/{len(dialogs)}]", stats,
+                              since=since_dt, chunk_size=chunk_size, sleep=sleep, progress=progress)  # fmt: skip
+    return _summary(stats, out_root)
+
+
+def _summary(stats: _Stats, out_root: Path) -> dict:
     return {
         "dialogs": stats.dialogs,
         "new messages": stats.new_messages,
         "of them media only": stats.media_only,
-        "messages on disk (these dialogs)": total_on_disk,
+        "messages on disk (these dialogs)": stats.on_disk,
         "skipped service/empty messages": stats.skipped_service,
         "skipped dialogs": dict(sorted(stats.skipped_dialogs.items())),
         "flood waits": stats.flood_waits,

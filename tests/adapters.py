@@ -1,0 +1,55 @@
+"""Adapter helpers for tests and benchmarks: an instant random LoRA adapter, and edited copies.
+
+Benchmarks import this as ``tests.adapters`` (test helpers live in ``tests/``, not in the package).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+
+def write_random_lora(base: Path, out: Path, *, seed: int = 1, r: int = 4, alpha: int = 8) -> Path:
+    """A LoRA adapter dir on ``base`` with random, non-zero B (so it really changes the outputs).
+
+    Untrained, hence instant: PEFT files, the tokenizer, and a ``twin.json`` shaped like the one
+    `twin train` writes (base path and fingerprint, template, prepare and train settings).
+    """
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from twin.model.load import base_fingerprint, load_base
+
+    model, tok = load_base(base)
+    torch.manual_seed(seed)
+    cfg = LoraConfig(r=r, lora_alpha=alpha, target_modules=["query_key_value"], init_lora_weights=False,
+                     task_type="CAUSAL_LM")  # fmt: skip
+    get_peft_model(model, cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+    meta = {
+        "format": 1,
+        "base_model": {"path": str(base), "fingerprint": base_fingerprint(base), "model_type": "falcon"},
+        "template": "plain-v1",
+        "prepare": {"max_context_tokens": 256, "context_unit": "tokens"},
+        "train": {"data": {"max_seq_length": 256}},
+        "metrics": {"val_loss": 5.5},
+        "created": "2026-01-01T00:00:00Z",
+    }
+    (out / "twin.json").write_text(json.dumps(meta))
+    return out
+
+
+def edited_copy(src: Path, dst: Path, name: str, edit: Callable[[dict], object]) -> Path:
+    """A copy of the directory ``src`` at ``dst`` whose JSON file ``name`` went through ``edit``."""
+    shutil.copytree(src, dst)
+    data = json.loads((dst / name).read_text())
+    edit(data)
+    (dst / name).write_text(json.dumps(data))
+    return dst
+
+
+def on_other_base(adapter: Path, dst: Path, fingerprint: str = "sha256:ffffffffffffffff") -> Path:
+    """A copy of ``adapter`` whose twin.json says it was trained on another base."""
+    return edited_copy(adapter, dst, "twin.json", lambda m: m["base_model"].update(fingerprint=fingerprint))
