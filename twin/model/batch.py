@@ -37,6 +37,7 @@ from typing import Any
 
 from twin.errors import TwinError
 from twin.model.generate import Decoding, Generation, GenParams
+from twin.model.multi_lora import MultiLora
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +145,7 @@ class Scheduler:
         self._batch = _Batch()
         self._thread: threading.Thread | None = None
         self.peak_batch = 0  # most rows seen in one decode step (for tests and the log)
+        self.multi_lora: MultiLora | None = None  # built at the first mixed-adapter batch
 
     @property
     def pending(self) -> int:
@@ -277,6 +279,13 @@ class Scheduler:
         gen.queue_seconds = (req.started or time.perf_counter()) - req.submitted
         req.future.set_result(gen)
 
+    def _multi_lora(self) -> MultiLora | None:
+        """The stacked adapters for a mixed batch (rebuilt when the registered adapters change);
+        None when the model has LoRA layers they cannot express (peft's ``adapter_names`` then)."""
+        if self.multi_lora is None or self.multi_lora.stale():
+            self.multi_lora = MultiLora(self.model)
+        return self.multi_lora if self.multi_lora.supported else None
+
     @contextlib.contextmanager
     def _adapters(self, names: list[str | None]) -> Iterator[dict]:
         """The forward-pass setting for rows using ``names``: one adapter made active, or per-row names."""
@@ -286,7 +295,12 @@ class Scheduler:
             return
         unique = set(names)
         if len(unique) > 1:
-            yield {"adapter_names": [n or PEFT_BASE for n in names]}
+            multi = self._multi_lora()
+            if multi is None:
+                yield {"adapter_names": [n or PEFT_BASE for n in names]}
+                return
+            with multi.rows(names):
+                yield {}
             return
         (name,) = unique
         if name is None:
