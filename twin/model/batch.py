@@ -16,8 +16,10 @@ mask hides the padding and explicit ``position_ids`` give each row its own posit
 cache is re-stacked only when a row joins or leaves, and its all-padding left columns are trimmed.
 
 Adapters: a batch whose rows all use one adapter runs with that adapter active (``set_adapter``, or
-``disable_adapter`` for the bare base); a mixed batch passes peft's per-row ``adapter_names``
-(``"__base__"`` = adapters off) to the same forward pass.
+``disable_adapter`` for the bare base); a mixed batch gives each row its own adapter in the same
+forward pass through :class:`~twin.model.multi_lora.MultiLora` (every adapter's A and B stacked per
+layer, a row mask picks each row's), or peft's per-row ``adapter_names`` (``"__base__"`` = adapters
+off) for LoRA layers the stack cannot express.
 
 Each row keeps its own :class:`~twin.model.generate.Decoding` (sampling parameters, random
 generator, stop rules), so a reply is the same token for token as when it is decoded alone.
