@@ -285,7 +285,12 @@ class Scheduler:
         """The stacked adapters for a mixed batch (rebuilt when the registered adapters change);
         None when the model has LoRA layers they cannot express (peft's ``adapter_names`` then)."""
         if self.multi_lora is None or self.multi_lora.stale():
-            self.multi_lora = MultiLora(self.model)
+            self.multi_lora = multi = MultiLora(self.model)
+            log.info(
+                "mixed-adapter batches: %s", "peft's adapter_names (LoRA layers other than Linear)"
+                if not multi.supported else f"{len(multi.stacked)} adapters stacked over {len(multi.layers)} "
+                f"LoRA layers ({multi.width} ranks), {len(multi.per_adapter)} run on their own rows (DoRA)",
+            )  # fmt: skip
         return self.multi_lora if self.multi_lora.supported else None
 
     @contextlib.contextmanager
