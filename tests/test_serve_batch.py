@@ -342,3 +342,36 @@ def test_scheduler_rebuilds_the_stack_when_adapters_change_and_leaves_other_lora
     # LoRA on the embeddings is not a Linear layer: mixed batches keep peft's adapter_names there.
     model.add_adapter("e", LoraConfig(r=2, target_modules=["embed_tokens"], init_lora_weights=False))
     assert sched._multi_lora() is None
+
+
+def test_a_dora_adapter_in_a_mixed_batch_replies_as_alone(tiny_base, tiny_adapter, tmp_path):
+    """End to end through the scheduler: DoRA rows share the batch with LoRA and base rows (peft's own
+    per-row path would refuse the batch) and every reply is what it is alone."""
+    import shutil
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from twin.model.load import load_base
+    from twin.serve.engine import Engine
+
+    model, _ = load_base(tiny_base)
+    torch.manual_seed(5)
+    cfg = LoraConfig(r=4, lora_alpha=16, target_modules=["query_key_value"], use_dora=True,
+                     init_lora_weights=False, task_type="CAUSAL_LM")  # fmt: skip
+    get_peft_model(model, cfg).save_pretrained(tmp_path / "dora")
+    shutil.copy(tiny_adapter / "twin.json", tmp_path / "dora" / "twin.json")
+    engine = Engine(tiny_base, [("twin", tiny_adapter), ("dora", tmp_path / "dora")], max_batch=4)
+    names = ["dora", "twin", "base", "dora"]
+    params = GenParams(max_new_tokens=12, min_new_tokens=12, temperature=0)
+
+    def reply(i: int, name: str):
+        return engine.submit(engine.adapters[name], [], MESSAGES[i], "Alice", params)
+
+    alone = [reply(i, name).result(timeout=120) for i, name in enumerate(names)]
+    assert alone[0].text != engine.run(engine.adapters["base"], [], MESSAGES[0], "Alice", params).text
+    futures = [reply(i, name) for i, name in enumerate(names)]
+    for i, (a, f) in enumerate(zip(alone, futures, strict=True)):
+        assert same(a, f.result(timeout=120)), (i, names[i])
+    multi = engine.scheduler.multi_lora
+    assert multi.stacked == ["twin"] and multi.per_adapter == ["dora"] and multi.passes >= 8
