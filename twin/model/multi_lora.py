@@ -10,8 +10,9 @@ Here, in the spirit of Punica / S-LoRA, each LoRA layer's adapters are stacked o
 
 and a mixed batch adds, after the layer's base output, ``((x @ A.T) * M) @ B.T`` where the row mask
 ``M`` keeps row i's block of ranks (all zeros for a base row). That is the four operations of one
-adapter (A, B, scale, add) whatever the mix of rows: a per-row gather + ``bmm`` would copy every
-row's A and B each step, which costs more than the extra ranks multiplied here for a few adapters.
+adapter (A, mask, B, add) whatever the mix of rows. The price is multiplying every loaded adapter's
+ranks for every row, small next to the base layer for the handful of adapters a server holds; a
+per-row gather + ``bmm`` would instead copy each row's A and B at every layer and step.
 
 Adapters whose layers are more than ``B A`` (DoRA's magnitude vector, a LoRA bias, other peft
 variants) stay out of the stack: their rows are computed by peft's own per-adapter code on their
