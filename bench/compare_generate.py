@@ -3,6 +3,7 @@ adapters in one batch, and ``twin eval``'s generation batched vs one at a time.
 
     .venv/bin/python -m bench.compare_generate            # 3 rounds, writes RESULTS.md
     .venv/bin/python -m bench.compare_generate --quick    # smoke: 1 round, 8 tokens, nothing written
+    .venv/bin/python -m bench.compare_generate --mixed-only --rounds 9 --requests 32   # the mixed ratio alone
 
 Two real ``twin serve`` processes on 127.0.0.1 hold the same tiny Falcon and LoRA adapter (registered
 twice, as ``twin`` and ``twin2``, so a batch can mix adapters): one with ``--max-batch 1`` (the serial
@@ -10,7 +11,9 @@ engine: one reply at a time, as before continuous batching), one with ``--max-ba
 torch thread. Every request is the same prompt (built by the server from ``bench_serve``'s message and
 history), greedy, repetition penalty 1.1, ``--tokens`` new tokens; each client sends its requests back
 to back. In every round the two servers are measured in turn (order flipped each round); medians over
-rounds. The eval part runs ``twin eval``'s generation (``generate_replies``) in-process on 100
+rounds. Mixed adapters: on the batched server, waves of 4 simultaneous requests, all on ``twin`` or
+half on ``twin2`` (one mixed batch), alternate within the round; the ratio is the two kinds' tokens/s
+over the round (identical weights, so identical replies: only the mixed-batch path differs). The eval part runs ``twin eval``'s generation (``generate_replies``) in-process on 100
 synthetic val examples with ``batch_size`` 1 and 8 (sampled, 48 new tokens: eval's defaults).
 """
 
@@ -97,14 +100,50 @@ def server_round(urls: dict[str, str], levels: list[int], tokens: int, requests:
         for c in levels:
             per_client = max(1, requests // c)
             rows[f"{name}|{c}"] = asyncio.run(load(urls[name], c, per_client, tokens, ("twin",)))
-    mixes = (("one adapter", ("twin",)), ("two adapters", ("twin", "twin2")))
-    for key, adapters in mixes[:: -1 if flip else 1]:
-        rows[f"mixed|{key}"] = asyncio.run(load(urls[BATCHED], 4, max(1, requests // 4), tokens, adapters))
-    rows["ratios"] = {
-        "mixed": rows["mixed|two adapters"]["tokens_per_s"] / rows["mixed|one adapter"]["tokens_per_s"],
-        **paired_one_client(urls, tokens, max(2, requests // 2)),
-    }
+    rows.update(mixed_round(urls[BATCHED], tokens, requests, flip))
+    rows["ratios"].update(paired_one_client(urls, tokens, max(2, requests // 2)))
     return rows
+
+
+def mixed_round(url: str, tokens: int, requests: int, flip: bool) -> dict:
+    """4 clients on one adapter vs 4 clients on two (one mixed batch): see :func:`mixed_waves`."""
+    rows = asyncio.run(mixed_waves(url, tokens, max(1, requests // 4), flip))
+    ratio = rows["mixed|two adapters"]["tokens_per_s"] / rows["mixed|one adapter"]["tokens_per_s"]
+    rows["ratios"] = {"mixed": ratio}
+    return rows
+
+
+async def mixed_waves(url: str, tokens: int, waves: int, flip: bool) -> dict:
+    """``waves`` times: 4 clients send one request each at once on one adapter, then 4 on two adapters
+    (or the other way round, alternately). Each wave is one batch of 4 rows; the two kinds alternate
+    every second or so, so a machine busy with other jobs slows both alike."""
+    import httpx
+
+    from bench.bench_serve import HISTORY, MESSAGE, summarize
+
+    kinds = {"one adapter": ("twin",) * 4, "two adapters": ("twin", "twin2") * 2}
+    lat: dict[str, list[float]] = {k: [] for k in kinds}
+    toks: dict[str, list[int]] = {k: [] for k in kinds}
+    wall = dict.fromkeys(kinds, 0.0)
+
+    async def one(c: httpx.AsyncClient, adapter: str) -> tuple[float, int]:
+        body = {"message": MESSAGE, "history": HISTORY, "temperature": 0, "max_new_tokens": tokens,
+                "adapter": adapter}  # fmt: skip
+        t0 = time.perf_counter()
+        r = await c.post("/reply", json=body)
+        r.raise_for_status()
+        return time.perf_counter() - t0, r.json()["usage"]["completion_tokens"]
+
+    async with httpx.AsyncClient(base_url=url, timeout=600) as c:
+        await asyncio.gather(*(one(c, a) for a in kinds["two adapters"]))  # warm-up
+        for wave in range(waves):
+            for kind in list(kinds)[:: -1 if (wave + flip) % 2 else 1]:
+                t0 = time.perf_counter()
+                done = await asyncio.gather(*(one(c, a) for a in kinds[kind]))
+                wall[kind] += time.perf_counter() - t0
+                lat[kind] += [s for s, _ in done]
+                toks[kind] += [n for _, n in done]
+    return {f"mixed|{k}": summarize(lat[k], toks[k], wall[k]) for k in kinds}
 
 
 def synthetic_val(n: int) -> list[dict]:
@@ -186,7 +225,7 @@ def markdown(summary: dict, evals: dict, meta: dict, levels: list[int]) -> str:
         "",
         f"- 1 client, requests alternating between the two servers: p50 latency of the batched engine vs "
         f"the serial one **{100 * p50:+.1f}%** (median of per-pair ratios).",
-        f"- 4 clients on 2 adapters (one mixed batch, peft `adapter_names`) vs 4 clients on 1 adapter, same "
+        f"- 4 clients on 2 adapters (one mixed batch, stacked per-row LoRA) vs 4 clients on 1 adapter, same "
         f"round: **{mixed:.2f}x** the tokens/s (median of per-round ratios).",
     ]
     if evals:
@@ -197,7 +236,73 @@ def markdown(summary: dict, evals: dict, meta: dict, levels: list[int]) -> str:
             f"(batch_size 32: {evals['batch_size 32']:.1f} s, "
             f"{evals['batch_size 1'] / evals['batch_size 32']:.2f}x); replies identical: {evals['replies_equal']}."
         )
+    lines += goals(summary, evals, levels)
     return "\n".join(lines)
+
+
+def goals(summary: dict, evals: dict, levels: list[int]) -> list[str]:
+    """The issue's targets, each marked met or not met from this run's numbers."""
+
+    def verdict(ok: bool, shown: str) -> str:
+        return f"**{'met' if ok else 'not met'} ({shown})**"
+
+    parts = []
+    if 8 in levels:
+        x8 = summary[f"{BATCHED}|8"]["tokens_per_s"] / summary[f"{BATCHED}|1"]["tokens_per_s"]
+        parts.append(f"8 clients ≥ 4x the aggregate tokens/s of 1 client — {verdict(x8 >= 4, f'{x8:.2f}x')}")
+    p50 = summary["ratios"]["p50_ratio"] - 1
+    parts.append(f"1 client p50 ≤ +5% vs the serial engine — {verdict(p50 <= 0.05, f'{100 * p50:+.1f}%')}")
+    if evals:
+        x = evals["batch_size 1"] / evals["batch_size 8"]
+        parts.append(f"`twin eval` ≥ 3x — {verdict(x >= 3, f'{x:.2f}x at the default batch_size 8')}")
+    mixed = summary["ratios"]["mixed"]
+    parts.append(f"mixed adapters within 10% of one adapter — {verdict(mixed >= 0.9, f'{mixed:.2f}x')}")
+    return [
+        "- Goals: " + "; ".join(parts) + ".",
+        "- Batched replies equal replies decoded alone, token for token: `tests/test_serve_batch.py` (greedy and "
+        "seeded, mixed adapters); the eval runs above give identical replies at batch sizes 1, 8 and 32.",
+    ]
+
+
+def server_rounds(a: argparse.Namespace, levels: list[int], base: Path, adapter: Path) -> list[dict]:
+    """Every round against the two servers (only the batched one with ``--mixed-only``)."""
+    from tests.live_server import twin_process
+
+    engines = ((BATCHED, 8),) if a.mixed_only else ((SERIAL, 1), (BATCHED, 8))
+    runs: list[dict] = []
+    with contextlib.ExitStack() as stack:
+        urls = {
+            name: stack.enter_context(start_server(twin_process, base, adapter, mb)) for name, mb in engines
+        }
+        for rnd in range(a.rounds):
+            flip = rnd % 2 == 1
+            if a.mixed_only:
+                runs.append(mixed_round(urls[BATCHED], a.tokens, a.requests, flip))
+            else:
+                runs.append(server_round(urls, levels, a.tokens, a.requests, flip))
+            print(
+                f"round {rnd + 1}: "
+                + ", ".join(f"{k} {v.get('tokens_per_s', v)}" for k, v in runs[-1].items())
+            )
+    return runs
+
+
+def mixed_only_report(a: argparse.Namespace, summary: dict, runs: list[dict], meta: dict) -> dict:
+    """``--mixed-only``: the mixed-adapter ratio alone, printed and saved as JSON (RESULTS.md untouched)."""
+    meta["command"] += f" --mixed-only --rounds {a.rounds} --requests {a.requests}"
+    ratios = [r["ratios"]["mixed"] for r in runs]
+    report = {"meta": meta, "summary": summary, "runs": runs}
+    path = a.json.with_name(a.json.stem + "_mixed.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    one, two = summary["mixed|one adapter"]["tokens_per_s"], summary["mixed|two adapters"]["tokens_per_s"]
+    print(
+        f"`{meta['command']}`: 4 clients on 2 adapters vs 4 clients on 1 adapter, same round: "
+        f"**{summary['ratios']['mixed']:.2f}x** the tokens/s (median of {len(runs)} per-round ratios: "
+        + ", ".join(f"{r:.2f}" for r in ratios)
+        + f"; medians {two:.1f} vs {one:.1f} tokens/s)"
+    )
+    return report
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -210,6 +315,8 @@ def main(argv: list[str] | None = None) -> dict:
     )
     ap.add_argument("--clients", default="1,4,8,32", help="concurrency levels")
     ap.add_argument("--eval-examples", type=int, default=100, help="val examples for the eval part (0: skip)")
+    ap.add_argument("--mixed-only", action="store_true",
+                    help="only the mixed-adapter ratio (batched server, 4 clients): printed, RESULTS.md untouched")  # fmt: skip
     ap.add_argument("--work", type=Path, help="keep work files here (default: a temp dir, removed)")
     ap.add_argument("--write", action=argparse.BooleanOptionalAction, default=None,
                     help="update bench/RESULTS.md (default: yes unless --quick)")  # fmt: skip
@@ -217,31 +324,25 @@ def main(argv: list[str] | None = None) -> dict:
     a = ap.parse_args(argv)
     if a.quick:
         a.rounds, a.tokens, a.requests, a.eval_examples = 1, 8, 4, 8
-    write = (not a.quick) if a.write is None else a.write
+    write = (not a.quick and not a.mixed_only) if a.write is None else a.write
     levels = sorted({1, *(int(c) for c in a.clients.split(",") if c.strip())})
     from bench import bench_serve
-    from tests.live_server import twin_process
 
     work = a.work or Path(tempfile.mkdtemp(prefix="twin-compare-generate-"))
     work.mkdir(parents=True, exist_ok=True)
     base, adapter = bench_serve.make_workdir(work)
-    runs: list[dict] = []
-    with contextlib.ExitStack() as stack:
-        urls = {name: stack.enter_context(start_server(twin_process, base, adapter, mb))
-                for name, mb in ((SERIAL, 1), (BATCHED, 8))}  # fmt: skip
-        for rnd in range(a.rounds):
-            runs.append(server_round(urls, levels, a.tokens, a.requests, flip=rnd % 2 == 1))
-            print(
-                f"round {rnd + 1}: "
-                + ", ".join(f"{k} {v.get('tokens_per_s', v)}" for k, v in runs[-1].items())
-            )
-    evals = eval_generation(base, adapter, a.eval_examples, 8 if a.quick else None) if a.eval_examples else {}
+    runs = server_rounds(a, levels, base, adapter)
+    evals = {}
+    if a.eval_examples and not a.mixed_only:
+        evals = eval_generation(base, adapter, a.eval_examples, 8 if a.quick else None)
     if a.work is None:
         shutil.rmtree(work, ignore_errors=True)
 
     summary = summarize_rounds(runs)
     meta = {"command": "python -m bench.compare_generate" + (" --quick" if a.quick else ""),
             "date": common.today(), "machine": common.machine(), "tokens": a.tokens, "rounds": a.rounds}  # fmt: skip
+    if a.mixed_only:
+        return mixed_only_report(a, summary, runs, meta)
     report = {"meta": meta, "summary": summary, "eval": evals, "runs": runs}
     a.json.parent.mkdir(parents=True, exist_ok=True)
     a.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

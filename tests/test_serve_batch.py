@@ -67,8 +67,12 @@ def test_mixed_adapter_batch_equals_one_at_a_time(engine, sampled):
                    for name in ("twin", "other", "base")}  # fmt: skip
         assert len(set(replies.values())) == 3, replies
     engine.scheduler.peak_batch = 0
+    passes = engine.scheduler.multi_lora.passes if engine.scheduler.multi_lora else 0
     batched = together(engine, params_for)
     assert engine.scheduler.peak_batch >= 4  # they really shared forward passes
+    # ... with every row's adapter applied by the stacked per-row path (not peft's adapter_names)
+    assert engine.scheduler.multi_lora.stacked == ["twin", "other"]
+    assert engine.scheduler.multi_lora.passes - passes >= 12
     assert [g.completion_tokens for g in one] == [12 + 3 * i for i in range(8)]
     for i, (a, b) in enumerate(zip(one, batched, strict=True)):
         assert same(a, b), (i, ADAPTERS[i], a, b)
@@ -218,3 +222,156 @@ def test_each_adapter_really_applies_in_a_mixed_batch(engine):
     ]
     twin, other, base = (f.result(timeout=120).text for f in futures)
     assert len({twin, other, base}) == 3, (twin, other, base)
+
+
+# Per-row LoRA (twin.model.multi_lora): a mixed batch's rows get exactly what peft gives each alone.
+
+ROWS = ["ann", "bob", None, "bob", "ann"]  # None: the bare base
+TARGETS = {"falcon": ["query_key_value", "dense"], "llama": ["q_proj", "k_proj", "v_proj", "o_proj"]}
+TARGETS["qwen2"] = TARGETS["llama"]
+
+
+def tiny_peft(arch: str, adapters: dict[str, dict], seed: int = 0):
+    """A tiny ``arch`` model (random init, toy sizes) with random, non-zero LoRA adapters on it."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from twin.model.tiny import tiny_config
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(tiny_config(256, arch=arch, hidden_size=64, num_layers=2))
+    peft_model = None
+    for name, shape in adapters.items():
+        cfg = LoraConfig(target_modules=TARGETS[arch], init_lora_weights=False, **shape)
+        if peft_model is None:
+            peft_model = get_peft_model(model, cfg, adapter_name=name)
+        else:
+            peft_model.add_adapter(name, cfg)
+    return peft_model.eval()
+
+
+def alone_logits(model, ids, names):
+    """Each row on its own through peft's single-adapter path (``set_adapter`` / ``disable_adapter``)."""
+    import contextlib
+
+    import torch
+
+    rows = []
+    for i, name in enumerate(names):
+        if name is not None:
+            model.set_adapter(name)
+        with torch.inference_mode(), model.disable_adapter() if name is None else contextlib.nullcontext():
+            rows.append(model(input_ids=ids[i : i + 1]).logits)
+    return torch.cat(rows)
+
+
+def rows_logits(model, multi, ids, names):
+    import torch
+
+    with torch.inference_mode(), multi.rows(names):
+        return model(input_ids=ids).logits
+
+
+def assert_rows_differ(logits, names):
+    """The same tokens under different adapters give different logits (so equality above means something)."""
+    first = {name: logits[names.index(name)] for name in dict.fromkeys(names)}
+    values = list(first.values())
+    for i in range(len(values)):
+        for j in range(i + 1, len(values)):
+            assert (values[i] - values[j]).abs().max() > 1e-3, list(first)
+
+
+@pytest.mark.parametrize("arch", ["falcon", "llama", "qwen2"])
+def test_per_row_lora_equals_each_adapter_alone(arch):
+    """Two adapters of different rank and scaling (one rsLoRA) and base rows, in one forward pass."""
+    import torch
+
+    from twin.model.multi_lora import MultiLora
+
+    model = tiny_peft(
+        arch, {"ann": {"r": 4, "lora_alpha": 8}, "bob": {"r": 8, "lora_alpha": 4, "use_rslora": True}}
+    )
+    multi = MultiLora(model)
+    assert multi.supported and multi.stacked == ["ann", "bob"] and multi.per_adapter == []
+    ids = torch.randint(3, 256, (1, 9)).repeat(len(ROWS), 1)  # the same tokens in every row
+    got = rows_logits(model, multi, ids, ROWS)
+    want = alone_logits(model, ids, ROWS)
+    assert_rows_differ(want, ROWS)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)  # float32 sums in another order
+    # Afterwards the model is peft's again: the active adapter alone, no hooks left behind.
+    model.set_adapter("bob")
+    with torch.inference_mode():
+        torch.testing.assert_close(model(input_ids=ids[:1]).logits, want[1:2], rtol=1e-4, atol=1e-5)
+    assert multi.passes == 1
+
+
+def test_dora_rows_fall_back_to_peft_per_adapter_code():
+    """DoRA scales by a learned magnitude, which a stacked B A cannot express: its rows are computed by
+    peft's DoRA code on their own sub-batch (peft's own mixed-batch path refuses DoRA outright)."""
+    import torch
+
+    from twin.model.multi_lora import MultiLora
+
+    model = tiny_peft(
+        "llama", {"ann": {"r": 4, "lora_alpha": 8}, "dora": {"r": 4, "lora_alpha": 8, "use_dora": True}}
+    )
+    multi = MultiLora(model)
+    assert multi.stacked == ["ann"] and multi.per_adapter == ["dora"]
+    names = ["dora", "ann", None, "dora"]
+    ids = torch.randint(3, 256, (1, 9)).repeat(len(names), 1)
+    want = alone_logits(model, ids, names)
+    assert_rows_differ(want, names)
+    torch.testing.assert_close(rows_logits(model, multi, ids, names), want, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="DoRA"), torch.inference_mode():
+        model(input_ids=ids, adapter_names=["dora", "ann", "__base__", "dora"])
+
+
+def test_scheduler_rebuilds_the_stack_when_adapters_change_and_leaves_other_lora_kinds_to_peft():
+    from peft import LoraConfig
+
+    from twin.model.batch import Scheduler
+
+    model = tiny_peft("llama", {"ann": {"r": 4, "lora_alpha": 8}})
+    sched = Scheduler(model, None)
+    multi = sched._multi_lora()
+    assert multi is not None and multi.stacked == ["ann"] and sched._multi_lora() is multi
+    model.add_adapter("bob", LoraConfig(r=2, target_modules=["q_proj"], init_lora_weights=False))
+    rebuilt = sched._multi_lora()
+    assert rebuilt is not multi and rebuilt.stacked == ["ann", "bob"]
+    # LoRA on the embeddings is not a Linear layer: mixed batches keep peft's adapter_names there.
+    model.add_adapter("e", LoraConfig(r=2, target_modules=["embed_tokens"], init_lora_weights=False))
+    assert sched._multi_lora() is None
+
+
+def test_a_dora_adapter_in_a_mixed_batch_replies_as_alone(tiny_base, tiny_adapter, tmp_path):
+    """End to end through the scheduler: DoRA rows share the batch with LoRA and base rows (peft's own
+    per-row path would refuse the batch) and every reply is what it is alone."""
+    import shutil
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from twin.model.load import load_base
+    from twin.serve.engine import Engine
+
+    model, _ = load_base(tiny_base)
+    torch.manual_seed(5)
+    cfg = LoraConfig(r=4, lora_alpha=16, target_modules=["query_key_value"], use_dora=True,
+                     init_lora_weights=False, task_type="CAUSAL_LM")  # fmt: skip
+    get_peft_model(model, cfg).save_pretrained(tmp_path / "dora")
+    shutil.copy(tiny_adapter / "twin.json", tmp_path / "dora" / "twin.json")
+    engine = Engine(tiny_base, [("twin", tiny_adapter), ("dora", tmp_path / "dora")], max_batch=4)
+    names = ["dora", "twin", "base", "dora"]
+    params = GenParams(max_new_tokens=12, min_new_tokens=12, temperature=0)
+
+    def reply(i: int, name: str):
+        return engine.submit(engine.adapters[name], [], MESSAGES[i], "Alice", params)
+
+    alone = [reply(i, name).result(timeout=120) for i, name in enumerate(names)]
+    assert alone[0].text != engine.run(engine.adapters["base"], [], MESSAGES[0], "Alice", params).text
+    futures = [reply(i, name) for i, name in enumerate(names)]
+    for i, (a, f) in enumerate(zip(alone, futures, strict=True)):
+        assert same(a, f.result(timeout=120)), (i, names[i])
+    multi = engine.scheduler.multi_lora
+    assert multi.stacked == ["twin"] and multi.per_adapter == ["dora"] and multi.passes >= 8

@@ -1,8 +1,8 @@
 """``twin eval``: the base model versus the twin (base + adapter) on the held-out ``val.jsonl``.
 
 Both sides come from ONE loaded model: the adapter is switched off for the base's turn
-(``peft``'s ``disable_adapter``, or per-row ``adapter_names`` when base and twin rows share a
-generation batch), so a 7B base is held in memory once. For each side:
+(``peft``'s ``disable_adapter``, or per-row adapters when base and twin rows share a generation
+batch: ``twin.model.multi_lora``), so a 7B base is held in memory once. For each side:
 
 * loss and perplexity of the real replies, token-weighted, with exactly the training masking
   (prompt rendered by ``twin.prompt``, loss on the reply + EOS only: ``twin.train.data``);

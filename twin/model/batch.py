@@ -16,8 +16,10 @@ mask hides the padding and explicit ``position_ids`` give each row its own posit
 cache is re-stacked only when a row joins or leaves, and its all-padding left columns are trimmed.
 
 Adapters: a batch whose rows all use one adapter runs with that adapter active (``set_adapter``, or
-``disable_adapter`` for the bare base); a mixed batch passes peft's per-row ``adapter_names``
-(``"__base__"`` = adapters off) to the same forward pass.
+``disable_adapter`` for the bare base); a mixed batch gives each row its own adapter in the same
+forward pass through :class:`~twin.model.multi_lora.MultiLora` (every adapter's A and B stacked per
+layer, a row mask picks each row's), or peft's per-row ``adapter_names`` (``"__base__"`` = adapters
+off) for LoRA layers the stack cannot express.
 
 Each row keeps its own :class:`~twin.model.generate.Decoding` (sampling parameters, random
 generator, stop rules), so a reply is the same token for token as when it is decoded alone.
@@ -37,6 +39,7 @@ from typing import Any
 
 from twin.errors import TwinError
 from twin.model.generate import Decoding, Generation, GenParams
+from twin.model.multi_lora import MultiLora
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +147,7 @@ class Scheduler:
         self._batch = _Batch()
         self._thread: threading.Thread | None = None
         self.peak_batch = 0  # most rows seen in one decode step (for tests and the log)
+        self.multi_lora: MultiLora | None = None  # built at the first mixed-adapter batch
 
     @property
     def pending(self) -> int:
@@ -277,6 +281,18 @@ class Scheduler:
         gen.queue_seconds = (req.started or time.perf_counter()) - req.submitted
         req.future.set_result(gen)
 
+    def _multi_lora(self) -> MultiLora | None:
+        """The stacked adapters for a mixed batch (rebuilt when the registered adapters change);
+        None when the model has LoRA layers they cannot express (peft's ``adapter_names`` then)."""
+        if self.multi_lora is None or self.multi_lora.stale():
+            self.multi_lora = multi = MultiLora(self.model)
+            log.info(
+                "mixed-adapter batches: %s", "peft's adapter_names (LoRA layers other than Linear)"
+                if not multi.supported else f"{len(multi.stacked)} adapters stacked over {len(multi.layers)} "
+                f"LoRA layers ({multi.width} ranks), {len(multi.per_adapter)} run on their own rows (DoRA)",
+            )  # fmt: skip
+        return self.multi_lora if self.multi_lora.supported else None
+
     @contextlib.contextmanager
     def _adapters(self, names: list[str | None]) -> Iterator[dict]:
         """The forward-pass setting for rows using ``names``: one adapter made active, or per-row names."""
@@ -286,7 +302,12 @@ class Scheduler:
             return
         unique = set(names)
         if len(unique) > 1:
-            yield {"adapter_names": [n or PEFT_BASE for n in names]}
+            multi = self._multi_lora()
+            if multi is None:
+                yield {"adapter_names": [n or PEFT_BASE for n in names]}
+                return
+            with multi.rows(names):
+                yield {}
             return
         (name,) = unique
         if name is None:

@@ -107,6 +107,42 @@ def register_adapters(model: Any, pairs: list[tuple[str, Path]]) -> Any:
     return model
 
 
+def resolve_device(device: str, quantize: str | None) -> str:
+    """``auto`` -> cuda when there is one, else cpu; a quantization this device cannot run is refused."""
+    import torch
+
+    from twin.model.load import check_quantize
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    check_quantize(quantize, device, name="--quantize", instead="leave it out to serve on this machine")
+    return device
+
+
+def check_default(default: str | None, pairs: list[tuple[str, Path]]) -> None:
+    """``--default-adapter`` names a registered adapter or ``base`` (checked before the slow model load)."""
+    names = [n for n, _ in pairs] + [BASE_NAME]
+    if default is not None and default not in names:
+        raise TwinError(f"--default-adapter {default}: not registered; registered: {', '.join(names)}")
+
+
+def adapter_table(
+    pairs: list[tuple[str, Path]], metas: dict[str, dict], memories: dict[str, Any], tokenizer: Any
+) -> dict[str, Adapter]:
+    """Every served name -> its :class:`Adapter`, the bare base last.
+
+    The bare base renders prompts like the first adapter (so base-vs-twin compare like for like).
+    """
+    table = {
+        name: Adapter(name, path, metas[name], metas[name].get("template") or "plain-v1", memories[name])
+        for name, path in pairs
+    }
+    ref = next(iter(table.values()), None)
+    meta = dict(ref.meta) if ref else {"template": resolve_template("auto", tokenizer), "prepare": {}}
+    table[BASE_NAME] = Adapter(BASE_NAME, None, meta, meta["template"], ref.memory if ref else None)
+    return table
+
+
 class Engine:
     """The loaded base + adapters and the scheduler that owns them; ``submit`` queues one reply."""
 
@@ -123,57 +159,39 @@ class Engine:
         max_batch_tokens: int | None = None,
         memory: int | None = None,  # past exchanges per prompt; None: as each adapter was trained
     ) -> None:
-        import torch
-
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        from twin.model.load import check_quantize
-
-        check_quantize(quantize, device, name="--quantize", instead="leave it out to serve on this machine")
-        specs = [f"{a[0]}={a[1]}" if isinstance(a, tuple) else str(a) for a in (adapters or [])]
-        pairs = parse_adapter_specs(specs)
-        self.base_path = Path(base)
-        names = [n for n, _ in pairs] + [BASE_NAME]
-        if default is not None and default not in names:  # checked before the slow model load
-            raise TwinError(f"--default-adapter {default}: not registered; registered: {', '.join(names)}")
-        metas = check_adapters(self.base_path, pairs)
         from twin.memory import adapter_memory
-
-        mems = {name: adapter_memory(path, metas[name], memory) for name, path in pairs}
-
         from twin.model.load import load_base, model_type
 
+        device = resolve_device(device, quantize)
+        specs = [f"{a[0]}={a[1]}" if isinstance(a, tuple) else str(a) for a in (adapters or [])]
+        pairs = parse_adapter_specs(specs)
+        check_default(default, pairs)
+        self.base_path = Path(base)
+        metas = check_adapters(self.base_path, pairs)
+        memories = {name: adapter_memory(path, metas[name], memory) for name, path in pairs}
+
         t0 = time.perf_counter()
-        model, tokenizer = load_base(self.base_path, dtype=dtype, quantize=quantize, device=device)
-        self.tokenizer = tokenizer
+        model, self.tokenizer = load_base(self.base_path, dtype=dtype, quantize=quantize, device=device)
         self.base_model_type = model_type(self.base_path)
         self.model = register_adapters(model, pairs).eval()
-        self.adapters: dict[str, Adapter] = {
-            name: Adapter(name, path, metas[name], metas[name].get("template") or "plain-v1", mems[name])
-            for name, path in pairs
-        }
-        # The bare base renders prompts like the first adapter (so base-vs-twin compare like for like).
-        ref = next(iter(self.adapters.values()), None)
-        base_meta = (
-            dict(ref.meta) if ref else {"template": resolve_template("auto", tokenizer), "prepare": {}}
-        )
-        self.adapters[BASE_NAME] = Adapter(
-            BASE_NAME, None, base_meta, base_meta["template"], ref.memory if ref else None
-        )
+        self.adapters = adapter_table(pairs, metas, memories, self.tokenizer)
         self.default = default or (pairs[0][0] if pairs else BASE_NAME)
-        self.scheduler = Scheduler(self.model, tokenizer, max_batch=max_batch, max_tokens=max_batch_tokens)
+        self.scheduler = Scheduler(
+            self.model, self.tokenizer, max_batch=max_batch, max_tokens=max_batch_tokens
+        )
         self.lock = self.scheduler.lock
+        self._log_loaded(time.perf_counter() - t0)
+
+    def _log_loaded(self, seconds: float) -> None:
         log.info(
             "loaded %s base in %.1fs with adapters: %s (default %s)",
-            self.base_model_type,
-            time.perf_counter() - t0,
-            ", ".join(self.adapters),
-            self.default,
-        )
+            self.base_model_type, seconds, ", ".join(self.adapters), self.default,
+        )  # fmt: skip
         per_token = kv_bytes_per_token(self.model)
+        sched = self.scheduler
         log.info(
             "batching: up to %d replies at once, %d tokens in flight (%.0f MiB of KV cache at %d B/token)",
-            max_batch, self.scheduler.max_tokens, self.scheduler.max_tokens * per_token / 2**20, per_token,
+            sched.max_batch, sched.max_tokens, sched.max_tokens * per_token / 2**20, per_token,
         )  # fmt: skip
 
     @property
