@@ -107,9 +107,12 @@ def test_eval_runs_on_the_adapter(run: Run, tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     report = json.loads((tmp_path / "runs" / "e" / "eval.json").read_text())
     assert report["examples"] == 2
-    assert report["loss"]["twin"]["loss"] < report["loss"]["base"]["loss"] + 1.0
-    for row in map(json.loads, (tmp_path / "runs" / "e" / "eval_samples.jsonl").read_text().splitlines()):
-        assert END_OF_TURN[run.arch] not in row["twin"]
+    rows = [json.loads(x) for x in (tmp_path / "runs" / "e" / "eval_samples.jsonl").read_text().splitlines()]
+    # its loss is over exactly the training targets: each real reply's tokens + one end-of-turn token
+    want = sum(len(run.tokenizer(r["real"], add_special_tokens=False)["input_ids"]) + 1 for r in rows)
+    assert report["loss"]["twin"]["tokens"] == report["loss"]["base"]["tokens"] == want
+    assert report["loss"]["twin"]["loss"] != report["loss"]["base"]["loss"]
+    assert not any(END_OF_TURN[run.arch] in r["twin"] for r in rows)
 
 
 def test_serve_stops_at_the_end_of_turn_token_and_hides_it(run: Run) -> None:
