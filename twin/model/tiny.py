@@ -158,16 +158,18 @@ def train_tokenizer(
     *,
     arch: str = "falcon",
     pad_vocab_to: int | None = None,
+    family: TokenizerFamily | None = None,
 ) -> Any:
     """Byte-level BPE (as Falcon's, Llama 3's and Qwen2's own): any text round-trips, no unknown tokens.
 
-    The family's special tokens come first and its chat template is attached (:mod:`chat_templates`).
+    The family's special tokens come first and its chat template is attached (:mod:`chat_templates`);
+    ``family`` overrides ``arch``'s (e.g. a real model's exact special tokens and their ids).
     ``pad_vocab_to`` fills the vocabulary with never-produced entries up to a real model's size.
     """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
-    family = _family(arch)
+    family = family or _family(arch)
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
