@@ -47,6 +47,7 @@ SETUPS = {  # the recipes' setups: pipelines/<base>.yaml and its -qlora variant
     "LoRA bf16, grad checkpointing": {},
     "LoRA bf16, no checkpointing": {"checkpointing": False},
     "QLoRA nf4, grad checkpointing": {"quant": "nf4"},
+    "QLoRA nf4, grad checkpointing, micro-batch 2": {"quant": "nf4", "micro": 2},  # the -qlora recipes
 }
 
 
