@@ -194,3 +194,18 @@ def test_completion_stops_at_the_end_of_turn_token():
     # without a special token the whole tail is kept and EOS is added at tokenization
     plain_end = check_chat_template(FakeChatTokenizer())
     assert (plain_end.keep, plain_end.ends_with_special) == ("</>", False)
+
+
+class NoSystemRole(FakeChatTokenizer):
+    def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=False):
+        if messages[0]["role"] == "system":
+            raise ValueError("System role not supported")
+        return super().apply_chat_template(messages, tokenize, add_generation_prompt)
+
+
+def test_a_template_that_raises_is_one_line():
+    from twin.prompt import check_chat_template
+
+    with pytest.raises(TwinError, match="refuses a twin conversation.*System role not supported") as err:
+        check_chat_template(NoSystemRole())
+    assert "\n" not in str(err.value) and "data.template=plain-v1" in str(err.value)

@@ -164,7 +164,9 @@ class TurnEnd:
 
 _PROBE_TURNS = ("probe one", "probe two", "probe three", "probe four")
 _PROBE_REPLY = "probe reply"
-_TEMPLATE_FIX = "use --set data.template=plain-v1 (or fix chat_template in the base's tokenizer_config.json)"
+_TEMPLATE_FIX = (
+    "use --set data.template=plain-v1 (or fix the base's chat_template.jinja / tokenizer_config.json)"
+)
 
 
 def check_chat_template(tokenizer: Any) -> TurnEnd:
@@ -177,10 +179,17 @@ def check_chat_template(tokenizer: Any) -> TurnEnd:
     roles = ("them", "me", "them", "me")
     context = [{"role": r, "text": t} for r, t in zip(roles, _PROBE_TURNS, strict=True)]
     msgs = _chat_messages(context, "probe question", "Probe")
-    prompt = tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
-    full = tokenizer.apply_chat_template(
-        [*msgs, {"role": "assistant", "content": _PROBE_REPLY}], tokenize=False
-    )
+    try:
+        prompt = tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+        full = tokenizer.apply_chat_template(
+            [*msgs, {"role": "assistant", "content": _PROBE_REPLY}], tokenize=False
+        )
+    except Exception as e:  # jinja's raise_exception, e.g. "System role not supported" (Gemma)
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise TwinError(
+            f"the base's chat template refuses a twin conversation (system message, alternating "
+            f"turns): {first}; {_TEMPLATE_FIX}"
+        ) from None
     positions = [prompt.find(t) for t in (*_PROBE_TURNS, "probe question")]
     if -1 in positions or positions != sorted(positions):
         raise TwinError(
