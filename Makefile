@@ -57,7 +57,7 @@ prepare: $(STAMP)  ## raw messages -> train/val examples (PII scrubbed)
 tiny: $(STAMP)  ## build the tiny Falcon base used by the demo and tests
 	$(TWIN) model tiny --out $(TINY) $(ARGS)
 
-download: $(STAMP)  ## fetch a base model from the hub (needs internet): make download MODEL=tiiuae/falcon-7b
+download: $(STAMP)  ## fetch a base model from the hub (needs internet): make download MODEL=tiiuae/falcon-7b; gated (meta-llama/*): `hf auth login` (or HF_TOKEN) and accept the license on its page first
 	$(TWIN) model download $(MODEL) $(ARGS)
 
 train: $(STAMP)  ## LoRA fine-tune: make train CONFIG=pipelines/tiny.yaml RUN=name

@@ -77,27 +77,14 @@ def falcon_config(layers: int, overrides: dict[str, Any] | None = None) -> Any:
 
 
 def build_tokenizer(out: Path, texts: list[str], vocab_size: int) -> Any:
-    """Byte-level BPE trained on ``texts``, its vocabulary padded with unused entries to ``vocab_size``."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
+    """Byte-level BPE trained on ``texts`` with Falcon-7B's special tokens (eos at its id), padded with
+    unused entries to ``vocab_size`` (:func:`twin.model.tiny.train_tokenizer`), saved to ``out``."""
+    from twin.model.chat_templates import TokenizerFamily
+    from twin.model.tiny import train_tokenizer
 
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.post_processor = processors.ByteLevel(trim_offsets=False)
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=list(SPECIAL),
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(texts, trainer=trainer)
-    spec = json.loads(tok.to_str())
-    vocab = spec["model"]["vocab"]
-    for i in range(vocab_size - tok.get_vocab_size()):  # never produced: no merge leads to them
-        vocab[f"<|unused_{i}|>"] = len(vocab)
-    tok = Tokenizer.from_str(json.dumps(spec))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", model_max_length=2048)
+    eos = "<|endoftext|>"
+    falcon_7b = TokenizerFamily(special=SPECIAL, eos=eos, pad=None, bos=None, chat_template=None, stop=(eos,))
+    fast = train_tokenizer(texts, vocab_size, 2048, pad_vocab_to=vocab_size, family=falcon_7b)
     if len(fast) != vocab_size:
         raise RuntimeError(f"tokenizer has {len(fast)} entries, wanted {vocab_size}")
     fast.save_pretrained(out)

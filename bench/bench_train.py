@@ -1,5 +1,6 @@
 """Train-stage benchmark: tokens/s, padding fraction and peak memory of the tiny recipe on CPU,
-plus the Falcon-7B GPU memory budget computed from its architecture.
+plus the GPU memory budget of each recipe's base (Falcon-7B, Llama-3.1-8B, Qwen2.5-7B) computed from
+its architecture (:func:`lora_memory`; the figures in the pipelines/*.yaml headers).
 
     .venv/bin/python -m bench.bench_train            # 2 rounds x 40 steps per variant
     .venv/bin/python -m bench.bench_train --quick    # smoke: 1 round x 2 steps
@@ -25,34 +26,61 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "bench" / "out"
 
-# Falcon-7B (tiiuae/falcon-7b config.json) and the reference recipe (pipelines/falcon-7b.yaml).
-FALCON_7B = {"params": 6.92e9, "hidden": 4544, "layers": 32, "heads": 71, "vocab": 65024, "ffn": 4 * 4544}
+
+# Shapes from each base's config.json on the Hub; `targets` are the LoRA targets twin picks for the
+# family (twin/model/lora.py) as (in, out) features. Falcon-7B: multi-query attention, GELU MLP, tied
+# embeddings. Llama-3.1-8B and Qwen2.5-7B: grouped-query attention, SwiGLU MLP, untied head.
+def _attn_mlp_targets(hidden: int, heads: int, kv_heads: int, ffn: int) -> list[tuple[int, int]]:
+    """q, k, v, o, gate, up, down as (in, out) features."""
+    kv = hidden // heads * kv_heads
+    return [(hidden, hidden), (hidden, kv), (hidden, kv), (hidden, hidden), (hidden, ffn), (hidden, ffn), (ffn, hidden)]  # fmt: skip
 
 
-def falcon7b_memory(
-    *, seq: int = 512, micro: int = 4, r: int = 16, quant: str | None = None, checkpointing: bool = True,
-    reply_share: float = 0.25,
+FALCON_7B = {"params": 6.92e9, "hidden": 4544, "layers": 32, "heads": 71, "kv_heads": 1, "ffn": 4 * 4544,
+             "vocab": 65024, "tied": True, "swiglu": False, "targets": [(4544, 4544 + 2 * 64)]}  # fmt: skip
+LLAMA_31_8B = {"params": 8.03e9, "hidden": 4096, "layers": 32, "heads": 32, "kv_heads": 8, "ffn": 14336,
+               "vocab": 128256, "tied": False, "swiglu": True, "targets": _attn_mlp_targets(4096, 32, 8, 14336)}  # fmt: skip
+QWEN_25_7B = {"params": 7.62e9, "hidden": 3584, "layers": 28, "heads": 28, "kv_heads": 4, "ffn": 18944,
+              "vocab": 152064, "tied": False, "swiglu": True, "targets": _attn_mlp_targets(3584, 28, 4, 18944)}  # fmt: skip
+BASES = {"Falcon-7B": FALCON_7B, "Llama-3.1-8B": LLAMA_31_8B, "Qwen2.5-7B": QWEN_25_7B}
+SETUPS = {  # the recipes' setups: pipelines/<base>.yaml and its -qlora variant
+    "LoRA bf16, grad checkpointing": {},
+    "LoRA bf16, no checkpointing": {"checkpointing": False},
+    "QLoRA nf4, grad checkpointing": {"quant": "nf4"},
+    "QLoRA nf4, grad checkpointing, micro-batch 2": {"quant": "nf4", "micro": 2},  # the -qlora recipes
+}
+
+
+def lora_params(shape: dict, r: int = 16) -> int:
+    """LoRA parameters on the shape's targets: A is r x in, B is out x r, per layer."""
+    return shape["layers"] * r * sum(i + o for i, o in shape["targets"])
+
+
+def lora_memory(
+    shape: dict = FALCON_7B, *, seq: int = 512, micro: int = 4, r: int = 16, quant: str | None = None,
+    checkpointing: bool = True, reply_share: float = 0.25,
 ) -> dict[str, float]:  # fmt: skip
-    """GiB estimate of GPU memory for LoRA on Falcon-7B (bf16), from the architecture alone.
+    """GiB estimate of GPU memory for LoRA on a base of this ``shape`` (bf16), from the architecture alone.
 
-    weights: bf16 = 2 B/param; nf4 ~ 0.55 B/param for the decoder blocks, embedding kept in bf16.
-    adapter: LoRA on query_key_value (4544 -> 4672), params + grads + AdamW moments (bf16-true: 2 B each).
+    weights: bf16 = 2 B/param; nf4 ~ 0.55 B/param for the decoder blocks, embedding and an untied
+    head kept in bf16 (bitsandbytes leaves them unquantized).
+    adapter: LoRA on the shape's targets, params + grads + AdamW moments (bf16-true: 2 B each).
     activations: with gradient checkpointing, one hidden state per layer boundary plus one layer
-    recomputed in full; without it, every layer's (~10 x hidden + 2 x ffn) values per token.
+    recomputed in full; without it, every layer's values per token: ~10 x hidden on the attention
+    side (k/v counted at full width: an upper bound under grouped-query attention) plus the MLP's
+    2 x ffn (GELU: pre- and post-activation) or 3 x ffn (SwiGLU: gate, up and their product).
     logits: only the reply tokens go through the LM head (twin's ResponseLoss), in float32.
     """
-    f = FALCON_7B
+    f = shape
     gib = 2**30
-    emb = f["vocab"] * f["hidden"]
+    emb = f["vocab"] * f["hidden"] * (1 if f["tied"] else 2)
     blocks = f["params"] - emb
     weights = (blocks * 0.55 + emb * 2) if quant == "nf4" else (blocks * 1.0 + emb * 2) if quant == "int8" else f[
         "params"
     ] * 2  # fmt: skip
-    head_dim = f["hidden"] // f["heads"]
-    lora_params = f["layers"] * r * (f["hidden"] + f["hidden"] + 2 * head_dim)
-    adapter = lora_params * 2 * 4  # weights, grads, 2 AdamW moments
+    adapter = lora_params(f, r) * 2 * 4  # weights, grads, 2 AdamW moments
     tokens = seq * micro
-    per_layer = tokens * (10 * f["hidden"] + 2 * f["ffn"]) * 2
+    per_layer = tokens * (10 * f["hidden"] + (3 if f["swiglu"] else 2) * f["ffn"]) * 2
     boundary = f["layers"] * tokens * f["hidden"] * 2
     activations = boundary + per_layer if checkpointing else f["layers"] * per_layer
     logits = tokens * reply_share * f["vocab"] * 4 * 2  # logits + their gradient
@@ -67,6 +95,11 @@ def falcon7b_memory(
     parts = {k: v / gib for k, v in parts.items()}
     parts["total"] = sum(parts.values())
     return parts
+
+
+def falcon7b_memory(**kw: object) -> dict[str, float]:
+    """:func:`lora_memory` for Falcon-7B (the reference recipe's budget in bench/RESULTS.md)."""
+    return lora_memory(FALCON_7B, **kw)  # type: ignore[arg-type]
 
 
 def _setup(work: Path, n_train: int) -> tuple[Path, Path]:
@@ -144,11 +177,11 @@ def _summarize(results: dict[str, list[dict]], steps: int, rounds: int) -> list[
     ]
 
 
-def _falcon7b_budget() -> dict[str, dict[str, float]]:
+def _budget() -> dict[str, dict[str, float]]:
     return {
-        "LoRA bf16, grad checkpointing": falcon7b_memory(),
-        "LoRA bf16, no checkpointing": falcon7b_memory(checkpointing=False),
-        "QLoRA nf4, grad checkpointing": falcon7b_memory(quant="nf4"),
+        f"{name}: {setup}": lora_memory(shape, **kw)
+        for name, shape in BASES.items()
+        for setup, kw in SETUPS.items()
     }
 
 
@@ -158,7 +191,7 @@ def _print_tables(table: list[dict], peak: float, budget: dict[str, dict[str, fl
     for row in table:
         print(f"| {row['variant']} | {row['tokens_per_s']:,.0f} | {100 * row['padding_fraction']:.1f}% |")
     print(f"\npeak RSS (whole process): {peak:,.0f} MB\n")
-    print("| Falcon-7B (seq 512, micro-batch 4, r=16) | " + " | ".join(next(iter(budget.values()))) + " |")
+    print("| base: setup (seq 512, micro-batch 4, r=16) | " + " | ".join(next(iter(budget.values()))) + " |")
     print("|---|" + "---:|" * len(next(iter(budget.values()))))
     for k, d in budget.items():
         print(f"| {k} | " + " | ".join(f"{v:.1f}" for v in d.values()) + " |")
@@ -177,7 +210,7 @@ def main(argv: list[str] | None = None) -> dict:
     results = _measure(args.base or base, args.data or data, work, steps, rounds)
     table = _summarize(results, steps, rounds)
     peak = max(r["peak_memory_mb"] for runs in results.values() for r in runs)
-    budget = _falcon7b_budget()
+    budget = _budget()
     report = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "command": "python -m bench.bench_train" + (" --quick" if args.quick else ""),
@@ -187,7 +220,13 @@ def main(argv: list[str] | None = None) -> dict:
         "base": str(args.base) if args.base else "fresh tiny Falcon",
         "tiny": table,
         "peak_rss_mb": peak,
-        "falcon7b_budget_gib": {k: {p: round(v, 2) for p, v in d.items()} for k, d in budget.items()},
+        "falcon7b_budget_gib": {
+            k.split(": ", 1)[1]: {p: round(v, 2) for p, v in d.items()}
+            for k, d in budget.items()
+            if k.startswith("Falcon-7B")
+        },
+        "gpu_budget_gib": {k: {p: round(v, 2) for p, v in d.items()} for k, d in budget.items()},
+        "lora_params_r16": {name: lora_params(shape) for name, shape in BASES.items()},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

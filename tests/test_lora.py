@@ -16,8 +16,9 @@ from twin.train.config import LoraConfig
 
 def test_target_modules_per_architecture() -> None:
     assert target_modules_for("falcon") == ["query_key_value"]
-    assert target_modules_for("llama") == ["q_proj", "v_proj"]
-    assert target_modules_for("qwen2") == ["q_proj", "v_proj"]
+    every_linear = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    assert target_modules_for("llama") == every_linear  # the families' practice: attention and MLP
+    assert target_modules_for("qwen2") == every_linear
     assert target_modules_for("bloom") == ["query_key_value"]  # from peft's own table
     assert target_modules_for("falcon", "all-linear") == "all-linear"
     assert target_modules_for("falcon", ["dense"]) == ["dense"]
@@ -55,14 +56,55 @@ def test_dora_and_all_linear(tiny_base: Path) -> None:
         apply_lora(load_base(tiny_base)[0], LoraConfig(target_modules=["q_proj"]))
 
 
-def test_llama_like_targets_q_and_v() -> None:
-    from transformers import LlamaConfig, LlamaForCausalLM
+def _targets(peft_model) -> set[str]:
+    return {n.split(".lora_")[0].rsplit(".", 1)[-1] for n in _lora_names(peft_model)}
 
-    cfg = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2)  # fmt: skip
-    peft_model = apply_lora(LlamaForCausalLM(cfg), LoraConfig(r=2))
-    targets = {n.split(".lora_")[0].rsplit(".", 1)[-1] for n in _lora_names(peft_model)}
-    assert targets == {"q_proj", "v_proj"}
+
+def test_llama_and_qwen2_target_every_attention_and_mlp_linear() -> None:
+    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+    shape = dict(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                 num_attention_heads=4, num_key_value_heads=2)  # fmt: skip
+    for model in (LlamaForCausalLM(LlamaConfig(**shape)), Qwen2ForCausalLM(Qwen2Config(**shape))):
+        peft_model = apply_lora(model, LoraConfig(r=2))
+        assert _targets(peft_model) == {
+            "q_proj",
+            "k_proj",
+            "v_proj",
+            "o_proj",
+            "gate_proj",
+            "up_proj",
+            "down_proj",
+        }
+        assert not any("lm_head" in n or "embed" in n for n in _lora_names(peft_model))
+
+
+def test_unknown_architecture_lists_its_linear_layers() -> None:
+    from transformers import Starcoder2Config, Starcoder2ForCausalLM
+
+    model = Starcoder2ForCausalLM(
+        Starcoder2Config(
+            vocab_size=64,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+        )  # fmt: skip
+    )
+    with pytest.raises(TwinError) as err:
+        apply_lora(model, LoraConfig(r=2))
+    msg = str(err.value)
+    assert (
+        "\n" not in msg and "no default for model type 'starcoder2'" in msg and "lora.target_modules" in msg
+    )
+    assert "(c_fc, c_proj, k_proj, o_proj, q_proj, v_proj)" in msg  # every Linear below the head
+    assert "lm_head" not in msg
+    # the names it lists are the ones to choose from: picking two works
+    assert _targets(apply_lora(model, LoraConfig(r=2, target_modules=["c_fc", "q_proj"]))) == {
+        "c_fc",
+        "q_proj",
+    }
 
 
 def test_loraplus_gives_b_its_own_learning_rate(tiny_base: Path) -> None:

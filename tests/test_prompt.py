@@ -139,3 +139,73 @@ def test_chat_memory_goes_into_the_system_message_and_v1_refuses_memory():
         build_prompt(CTX, "coffee?", memory=MEM)
     with pytest.raises(TwinError, match="no memory section"):
         build_training_pair(ex, template=CHAT, tokenizer=tok)
+
+
+class DropsMyEarlierTurns(FakeChatTokenizer):
+    """Renders assistant messages only after the last user message (earlier replies are dropped)."""
+
+    def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=False):
+        last_user = max(i for i, m in enumerate(messages) if m["role"] == "user")
+        kept = [m for i, m in enumerate(messages) if m["role"] != "assistant" or i > last_user]
+        return super().apply_chat_template(kept, tokenize, add_generation_prompt)
+
+
+class ReplyInsideGenerationPrompt(FakeChatTokenizer):
+    """The generation prompt ends with a marker the full rendering does not have before the reply."""
+
+    def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=False):
+        out = "".join(f"<{m['role']}>{m['content']}</>" for m in messages)
+        return out + ("<assistant>\n" if add_generation_prompt else "")
+
+
+def test_template_check_catches_what_a_per_example_prefix_check_misses():
+    from twin.prompt import check_chat_template
+
+    ex = {"context": CTX, "instruction": "coffee?", "response": "sure"}
+    # dropping my earlier replies keeps the prompt a prefix of the full text: only the probe sees it
+    build_training_pair(
+        ex, template=CHAT, tokenizer=DropsMyEarlierTurns(), turn_end=check_chat_template(FakeChatTokenizer())
+    )
+    with pytest.raises(TwinError, match="drops or reorders earlier turns") as err:
+        check_chat_template(DropsMyEarlierTurns())
+    assert "data.template=plain-v1" in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(TwinError, match="does not render the reply after its generation prompt"):
+        check_chat_template(ReplyInsideGenerationPrompt())
+
+
+class SpecialEndOfTurn(FakeChatTokenizer):
+    """ChatML's shape: the end-of-turn is a special token and a newline follows it."""
+
+    all_special_tokens = ["<|end|>"]
+
+    def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=False):
+        out = "".join(f"<{m['role']}>{m['content']}<|end|>\n" for m in messages)
+        return out + ("<assistant>" if add_generation_prompt else "")
+
+
+def test_completion_stops_at_the_end_of_turn_token():
+    from twin.prompt import check_chat_template
+
+    end = check_chat_template(SpecialEndOfTurn())
+    assert (end.after, end.keep, end.ends_with_special) == ("<|end|>\n", "<|end|>", True)
+    ex = {"context": CTX, "instruction": "coffee?", "response": "sure\nat 5"}
+    _, completion = build_training_pair(ex, template=CHAT, tokenizer=SpecialEndOfTurn())
+    assert completion == "sure\nat 5<|end|>"
+    # without a special token the whole tail is kept and EOS is added at tokenization
+    plain_end = check_chat_template(FakeChatTokenizer())
+    assert (plain_end.keep, plain_end.ends_with_special) == ("</>", False)
+
+
+class NoSystemRole(FakeChatTokenizer):
+    def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=False):
+        if messages[0]["role"] == "system":
+            raise ValueError("System role not supported")
+        return super().apply_chat_template(messages, tokenize, add_generation_prompt)
+
+
+def test_a_template_that_raises_is_one_line():
+    from twin.prompt import check_chat_template
+
+    with pytest.raises(TwinError, match="refuses a twin conversation.*System role not supported") as err:
+        check_chat_template(NoSystemRole())
+    assert "\n" not in str(err.value) and "data.template=plain-v1" in str(err.value)

@@ -3,7 +3,8 @@
 One JSON object per line of ``data/processed/{train,val}.jsonl``: ``context`` (earlier turns,
 ``{"role": "me"|"them", "text"}``), ``instruction`` (their message), ``response`` (my reply), and
 ``contact``/``session``/``dialog_id``. Each example is rendered by THE prompt template
-(:mod:`twin.prompt`) and tokenized once as ``prompt_ids + completion_ids + [eos]``; the loss is
+(:mod:`twin.prompt`) and tokenized once as ``prompt_ids + completion_ids + [eos]`` (a chat
+template's completion ends in its own end-of-turn token instead of EOS); the loss is
 taken on the completion and EOS only (prompt positions and padding are labelled -100), so the model
 learns to reply and to stop, never to write the prompt. Reading and encoding run before any model
 loads, so bad data or a too-small ``max_seq_length`` fails in a second.
@@ -26,7 +27,7 @@ from pydantic import Field, computed_field
 from twin.config import StageConfig
 from twin.errors import TwinError
 from twin.fileio import iter_jsonl
-from twin.prompt import build_training_pair
+from twin.prompt import CHAT_TEMPLATES, TurnEnd, build_training_pair, check_chat_template
 
 log = logging.getLogger(__name__)
 
@@ -107,32 +108,33 @@ def encode_examples(examples: Sequence[dict], tokenizer: Any, template: str, max
     A prompt longer than ``max_seq_length`` loses its oldest context turns until it fits (what
     serving does with ``fit_context``); if it still does not fit the example is dropped. A reply
     running past the limit is cut (and gets no EOS: it did not end there). Counts go to ``stats``.
+    A chat template's completion already ends in its end-of-turn token, so no EOS is appended.
     """
     eos = tokenizer.eos_token_id
+    turn_end = check_chat_template(tokenizer) if template in CHAT_TEMPLATES else None
+    append_eos = turn_end is None or not turn_end.ends_with_special
     # The template alone must fit with room for a reply, or no example can ever be trained on.
+    empty = {"context": [], "instruction": "", "response": ""}
     header = _tok(
-        tokenizer,
-        [
-            build_training_pair(
-                {"context": [], "instruction": "", "response": ""}, template=template, tokenizer=tokenizer
-            )[0]
-        ],
+        tokenizer, [build_training_pair(empty, template=template, tokenizer=tokenizer, turn_end=turn_end)[0]]
     )[0]
     if len(header) + 2 > max_seq_length:
         raise TwinError(
             f"data.max_seq_length {max_seq_length} is smaller than the prompt template alone "
             f"({len(header)} tokens); raise it, e.g. --set data.max_seq_length=512"
         )
-    pairs = [build_training_pair(ex, template=template, tokenizer=tokenizer) for ex in examples]
+    pairs = [
+        build_training_pair(ex, template=template, tokenizer=tokenizer, turn_end=turn_end) for ex in examples
+    ]
     prompts = _tok(tokenizer, [p for p, _ in pairs])
     completions = _tok(tokenizer, [c for _, c in pairs])
     stats = {"examples": len(examples), "context_trimmed": 0, "dropped_prompt_too_long": 0, "reply_cut": 0}
     out = Encoded([], [], stats)
     for ex, prompt_ids, comp_ids in zip(examples, prompts, completions, strict=True):
-        if not comp_ids or comp_ids[-1] != eos:
+        if append_eos and (not comp_ids or comp_ids[-1] != eos):
             comp_ids = [*comp_ids, eos]
         if len(prompt_ids) + 1 > max_seq_length:
-            prompt_ids = _refit_prompt(ex, tokenizer, template, max_seq_length)
+            prompt_ids = _refit_prompt(ex, tokenizer, template, max_seq_length, turn_end)
             if prompt_ids is None:
                 stats["dropped_prompt_too_long"] += 1
                 continue
@@ -158,12 +160,16 @@ def encode_examples(examples: Sequence[dict], tokenizer: Any, template: str, max
     return out
 
 
-def _refit_prompt(ex: dict, tokenizer: Any, template: str, max_seq_length: int) -> list[int] | None:
+def _refit_prompt(
+    ex: dict, tokenizer: Any, template: str, max_seq_length: int, turn_end: TurnEnd | None
+) -> list[int] | None:
     """Drop the oldest context turns until the prompt leaves room for at least one reply token."""
     context = list(ex["context"])
     while context:
         context = context[1:]
-        prompt, _ = build_training_pair({**ex, "context": context}, template=template, tokenizer=tokenizer)
+        prompt, _ = build_training_pair(
+            {**ex, "context": context}, template=template, tokenizer=tokenizer, turn_end=turn_end
+        )
         ids = _tok(tokenizer, [prompt])[0]
         if len(ids) + 1 <= max_seq_length:
             return ids

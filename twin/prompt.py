@@ -19,6 +19,7 @@ the oldest side by :func:`fit_context` — the same function in prepare and serv
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from twin.errors import TwinError
@@ -28,6 +29,7 @@ CHAT = "chat-v1"
 PLAIN_MEMORY = "plain-v2"
 CHAT_MEMORY = "chat-v2"
 TEMPLATE_VERSIONS = (PLAIN, CHAT, PLAIN_MEMORY, CHAT_MEMORY)
+CHAT_TEMPLATES = (CHAT, CHAT_MEMORY)  # rendered by the tokenizer's own chat template
 MEMORY_TEMPLATES = {PLAIN: PLAIN_MEMORY, CHAT: CHAT_MEMORY}  # v1 -> its version with a memory section
 TemplateChoice = Literal["auto", "plain-v1", "chat-v1"]
 
@@ -146,14 +148,92 @@ def build_prompt(
     raise TwinError(f"prompt template {template!r} is unknown; use one of {', '.join(TEMPLATE_VERSIONS)}")
 
 
+@dataclass(frozen=True)
+class TurnEnd:
+    """What a chat template writes after my reply (``after``) and the part of it trained on (``keep``).
+
+    ``keep`` runs up to and including the first special token of ``after`` (the end-of-turn token:
+    ``<|eot_id|>``, ``<|im_end|>``): what follows it (ChatML's ``\\n``) is the next turn's
+    layout, which generation never reaches because it stops at that token.
+    """
+
+    after: str
+    keep: str
+    ends_with_special: bool  # keep ends in a special token: it is the stop, no EOS is appended
+
+
+_PROBE_TURNS = ("probe one", "probe two", "probe three", "probe four")
+_PROBE_REPLY = "probe reply"
+_TEMPLATE_FIX = (
+    "use --set data.template=plain-v1 (or fix the base's chat_template.jinja / tokenizer_config.json)"
+)
+
+
+def check_chat_template(tokenizer: Any) -> TurnEnd:
+    """Check once, on a probe conversation, that twin can split the tokenizer's chat template.
+
+    The prompt (with the generation prompt) must render every earlier turn, in order, and be a
+    prefix of the conversation with my reply; the reply must appear after it. Returns how the
+    template ends my turn. A TwinError names what the template does wrong.
+    """
+    roles = ("them", "me", "them", "me")
+    context = [{"role": r, "text": t} for r, t in zip(roles, _PROBE_TURNS, strict=True)]
+    msgs = _chat_messages(context, "probe question", "Probe")
+    try:
+        prompt = tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+        full = tokenizer.apply_chat_template(
+            [*msgs, {"role": "assistant", "content": _PROBE_REPLY}], tokenize=False
+        )
+    except Exception as e:  # jinja's raise_exception, e.g. "System role not supported" (Gemma)
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise TwinError(
+            f"the base's chat template refuses a twin conversation (system message, alternating "
+            f"turns): {first}; {_TEMPLATE_FIX}"
+        ) from None
+    positions = [prompt.find(t) for t in (*_PROBE_TURNS, "probe question")]
+    if -1 in positions or positions != sorted(positions):
+        raise TwinError(
+            "the base's chat template drops or reorders earlier turns of the conversation "
+            f"(e.g. my earlier replies), so twin cannot train on the history; {_TEMPLATE_FIX}"
+        )
+    if not full.startswith(prompt) or _PROBE_REPLY not in full[len(prompt) :]:
+        raise TwinError(
+            "the base's chat template does not render the reply after its generation prompt, "
+            f"so twin cannot tell the prompt from the reply; {_TEMPLATE_FIX}"
+        )
+    completion = full[len(prompt) :]
+    after = completion[completion.index(_PROBE_REPLY) + len(_PROBE_REPLY) :]
+    keep = _through_first_special(after, tokenizer)
+    return TurnEnd(after=after, keep=keep, ends_with_special=_ends_special(keep, tokenizer))
+
+
+def _special_tokens(tokenizer: Any) -> set[str]:
+    added = getattr(tokenizer, "added_tokens_decoder", None) or {}
+    specials = {t.content for t in added.values() if getattr(t, "special", False)}
+    return specials | set(getattr(tokenizer, "all_special_tokens", None) or ())
+
+
+def _through_first_special(text: str, tokenizer: Any) -> str:
+    hits = [(i, len(t)) for t in _special_tokens(tokenizer) if (i := text.find(t)) >= 0]
+    if not hits:
+        return text
+    i, n = min(hits)
+    return text[: i + n]
+
+
+def _ends_special(text: str, tokenizer: Any) -> bool:
+    return bool(text) and any(text.endswith(t) for t in _special_tokens(tokenizer))
+
+
 def build_training_pair(
-    example: dict, *, template: str = PLAIN, tokenizer: Any | None = None
+    example: dict, *, template: str = PLAIN, tokenizer: Any | None = None, turn_end: TurnEnd | None = None
 ) -> tuple[str, str]:
     """``(prompt, completion)`` for one example. The loss is taken on the completion only.
 
     For ``plain-v1`` the completion is the bare reply; the tokenizing code appends EOS so the
     model learns to stop. For ``chat-v1`` it is what the chat template puts after the
-    generation prompt (the reply and the template's end-of-turn marker).
+    generation prompt: the reply and the template's end-of-turn token, nothing after it
+    (``turn_end``, from :func:`check_chat_template`; computed here when not given).
     """
     context, instruction, response = example["context"], example["instruction"], example["response"]
     contact, memory = example.get("contact"), example.get("memory")
@@ -162,6 +242,7 @@ def build_training_pair(
     )
     if template in (PLAIN, PLAIN_MEMORY):
         return prompt, response
+    turn_end = turn_end or check_chat_template(tokenizer)
     mem = (memory or []) if template == CHAT_MEMORY else None
     full = tokenizer.apply_chat_template(
         [*_chat_messages(context, instruction, contact, mem), {"role": "assistant", "content": response}],
@@ -171,7 +252,10 @@ def build_training_pair(
         raise TwinError(
             "the tokenizer's chat template renders the reply in a way twin cannot split; use 'plain-v1'"
         )
-    return prompt, full[len(prompt) :]
+    completion = full[len(prompt) :]
+    if turn_end.after and completion.endswith(turn_end.after):
+        completion = completion[: len(completion) - len(turn_end.after)] + turn_end.keep
+    return prompt, completion
 
 
 def fit_context(context: Sequence[dict], budget: int, count: Callable[[str], int] = len) -> list[dict]:

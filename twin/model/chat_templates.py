@@ -36,7 +36,7 @@ class TokenizerFamily:
 
     special: tuple[str, ...]
     eos: str  # what ends a reply: the end-of-turn token for chat families
-    pad: str
+    pad: str | None  # None: the loader pads with eos (as for Falcon-7B's own tokenizer)
     bos: str | None
     chat_template: str | None
     stop: tuple[str, ...]  # every token generation stops at (generation_config.eos_token_id)

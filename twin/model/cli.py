@@ -47,13 +47,19 @@ def tiny_cmd(
     from twin.model.load import prefer_passive_omp_wait
 
     prefer_passive_omp_wait()
-    from twin.model.tiny import build_tiny, fallback_texts, texts_from_dir
+    from twin.model.tiny import build_tiny, conversations_from_dir, fallback_texts, texts_from_dir
 
+    conversations = None  # chat families pretrain on these rendered in their chat template instead
+    from twin.model.chat_templates import FAMILIES
+
+    family = FAMILIES.get(arch)
+    plain = not (family and family.chat_template)  # plain-v1's wording: only for a base without one
     if texts is not None:
-        docs = texts_from_dir(texts)
+        docs, conversations = texts_from_dir(texts, plain_prompts=plain), conversations_from_dir(texts)
         source = str(texts)
     elif (Path("data/processed") / "train.jsonl").is_file():
-        docs, source = texts_from_dir("data/processed"), "data/processed"
+        docs, source = texts_from_dir("data/processed", plain_prompts=plain), "data/processed"
+        conversations = conversations_from_dir(source)
     else:  # never data/raw: the tokenizer and weights must not learn unscrubbed text
         docs, source = fallback_texts(), "the built-in corpus (`twin prepare` first to use your chats)"
     log.info("tokenizer and pretraining text: %d documents from %s", len(docs), source)
@@ -67,6 +73,7 @@ def tiny_cmd(
         hidden_size=hidden_size,
         num_layers=layers,
         num_heads=heads,
+        conversations=conversations,
     )
     typer.echo(f"tiny {arch} written to {path}")
 

@@ -1,7 +1,8 @@
 """``twin model download REPO``: a base model from the Hugging Face Hub into ``checkpoints/<repo id>``.
 
 The only networked command of the model stage; everything else loads local directories. Offline
-(or with ``HF_HUB_OFFLINE=1``) it fails with one line saying how to get the files another way.
+(or with ``HF_HUB_OFFLINE=1``) it fails with one line saying how to get the files another way; a
+gated model (Llama 3.1) without a login or an accepted license, with one line saying how to log in.
 """
 
 from __future__ import annotations
@@ -44,12 +45,6 @@ def download(repo_id: str, out: str | os.PathLike | None = None, *, revision: st
         "or pass --base to any local model directory"
     )
     from huggingface_hub import HfApi, snapshot_download
-    from huggingface_hub.errors import (
-        GatedRepoError,
-        OfflineModeIsEnabled,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
 
     try:
         files = HfApi().list_repo_files(repo_id, revision=revision)
@@ -58,23 +53,47 @@ def download(repo_id: str, out: str | os.PathLike | None = None, *, revision: st
             ignore += ["*.bin", "*.pt", "*.pth"]  # the same weights twice: keep safetensors only
         log.info("downloading %s to %s", repo_id, target)
         path = snapshot_download(repo_id, revision=revision, local_dir=str(target), ignore_patterns=ignore)
-    except OfflineModeIsEnabled:
-        raise TwinError(f"cannot download {repo_id}: HF_HUB_OFFLINE is set; {how_else}") from None
-    except GatedRepoError:
-        raise TwinError(
-            f"{repo_id} is gated: accept its license on huggingface.co and log in with `hf auth login`"
-        ) from None
-    except RepositoryNotFoundError:
-        raise TwinError(f"{repo_id}: no such model on the Hub (or it is private); check the id") from None
-    except RevisionNotFoundError:
-        raise TwinError(f"{repo_id}: revision {revision!r} not found") from None
     except KeyboardInterrupt:
         raise
-    except Exception as e:  # network down, DNS, proxy, timeout: all mean "can't reach the hub"
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise TwinError(
-            f"cannot download {repo_id} (no connection to the Hub? {first}); {how_else}"
-        ) from None
+    except Exception as e:
+        raise hub_error(e, repo_id, revision, how_else) from None
     from twin.model.load import check_base_dir
 
     return check_base_dir(path)
+
+
+def _login_hint(repo_id: str) -> str:
+    return (
+        f"log in with `hf auth login` (or set HF_TOKEN to a token from huggingface.co/settings/tokens) "
+        f"and accept the license on https://huggingface.co/{repo_id}"
+    )
+
+
+def hub_error(e: Exception, repo_id: str, revision: str | None, how_else: str) -> TwinError:
+    """The one line for a failed download: huggingface_hub's exception -> what to do about it."""
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    status = getattr(getattr(e, "response", None), "status_code", None)
+    if isinstance(e, OfflineModeIsEnabled):
+        return TwinError(f"cannot download {repo_id}: HF_HUB_OFFLINE is set; {how_else}")
+    if isinstance(e, GatedRepoError):  # before RepositoryNotFoundError: it is a subclass
+        return TwinError(f"{repo_id} is gated: {_login_hint(repo_id)}")
+    if isinstance(e, RepositoryNotFoundError):
+        if status == 401:  # the Hub answers 401 for private and gated repos when not logged in
+            return TwinError(
+                f"{repo_id}: not found, or private/gated and you are not logged in; {_login_hint(repo_id)}"
+            )
+        return TwinError(f"{repo_id}: no such model on the Hub (or it is private); check the id")
+    if isinstance(e, RevisionNotFoundError):
+        return TwinError(f"{repo_id}: revision {revision!r} not found")
+    if isinstance(e, HfHubHTTPError) and status in (401, 403):  # a bad token, or no access granted
+        return TwinError(f"{repo_id}: the Hub refused access (HTTP {status}); {_login_hint(repo_id)}")
+    # network down, DNS, proxy, timeout: all mean "can't reach the hub"
+    first = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return TwinError(f"cannot download {repo_id} (no connection to the Hub? {first}); {how_else}")

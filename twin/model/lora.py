@@ -6,25 +6,44 @@ from typing import Any
 
 from twin.errors import TwinError
 
-# Where the attention projections live, per `config.model_type`. Falcon fuses Q, K and V into one
-# `query_key_value` Linear (the reference recipe's target); Llama-like models keep them apart.
+# Per `config.model_type`. Falcon fuses Q, K and V into one `query_key_value` Linear (the reference
+# recipe's target, as in the Falcon-7B LoRA article this project follows). Llama-, Mistral-, Qwen- and
+# Gemma-shaped models get every linear layer of attention and MLP, the families' own fine-tuning
+# practice (Meta's llama-recipes, Qwen's LoRA examples; the QLoRA paper found LoRA on all linear
+# layers of the block needed to match full fine-tuning, q/v alone is not). The adapter stays small:
+# 42M parameters at r=16 on Llama-3.1-8B, 0.5% of the base.
+_ATTN_MLP = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 TARGETS: dict[str, list[str]] = {
     "falcon": ["query_key_value"],
-    "llama": ["q_proj", "v_proj"],
-    "mistral": ["q_proj", "v_proj"],
-    "mixtral": ["q_proj", "v_proj"],
-    "qwen2": ["q_proj", "v_proj"],
-    "qwen3": ["q_proj", "v_proj"],
-    "gemma": ["q_proj", "v_proj"],
-    "gemma2": ["q_proj", "v_proj"],
+    "llama": _ATTN_MLP,
+    "mistral": _ATTN_MLP,
+    "mixtral": ["q_proj", "k_proj", "v_proj", "o_proj"],  # its MLPs are experts (w1/w2/w3)
+    "qwen2": _ATTN_MLP,
+    "qwen3": _ATTN_MLP,
+    "gemma": _ATTN_MLP,
+    "gemma2": _ATTN_MLP,
     "phi3": ["qkv_proj"],
     "gpt_neox": ["query_key_value"],
     "gpt2": ["c_attn"],
 }
 
 
-def target_modules_for(model_type: str, choice: str | list[str] = "auto") -> str | list[str]:
-    """Resolve ``auto`` to the architecture's attention projections; pass ``all-linear``/lists through."""
+def linear_layer_names(model: Any) -> list[str]:
+    """Names (last component) of the model's Linear layers below the head: what LoRA can target."""
+    import torch
+
+    names = {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+    names.discard("lm_head")
+    return sorted(names)
+
+
+def target_modules_for(
+    model_type: str, choice: str | list[str] = "auto", linear_names: list[str] | None = None
+) -> str | list[str]:
+    """Resolve ``auto`` to the architecture's targets; pass ``all-linear``/lists through.
+
+    ``linear_names`` (:func:`linear_layer_names`) are listed in the error when the type has no default.
+    """
     if isinstance(choice, list):
         if not choice:
             raise TwinError("lora.target_modules: empty list; use auto, all-linear or module names")
@@ -39,9 +58,11 @@ def target_modules_for(model_type: str, choice: str | list[str] = "auto") -> str
 
     if model_type in PEFT_TARGETS:
         return list(PEFT_TARGETS[model_type])
+    example = ",".join(linear_names[:2]) if linear_names else "q_proj,v_proj"
+    which = f"choose from its linear layers ({', '.join(linear_names)})" if linear_names else "set it"
     raise TwinError(
-        f"lora.target_modules: no default for model type {model_type!r}; set it explicitly, "
-        "e.g. --set 'lora.target_modules=[q_proj,v_proj]' or --set lora.target_modules=all-linear"
+        f"lora.target_modules: no default for model type {model_type!r}; {which}, "
+        f"e.g. --set 'lora.target_modules=[{example}]' or --set lora.target_modules=all-linear"
     )
 
 
@@ -49,12 +70,13 @@ def apply_lora(model: Any, lora: Any) -> Any:
     """Wrap ``model`` in a peft model with fresh adapters per ``lora`` (a twin LoraConfig)."""
     from peft import LoraConfig, get_peft_model
 
-    targets = target_modules_for(model.config.model_type, lora.target_modules)
+    linear = linear_layer_names(model)
+    targets = target_modules_for(model.config.model_type, lora.target_modules, linear)
     names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
     if isinstance(targets, list) and not set(targets) & names:
         raise TwinError(
             f"lora.target_modules: none of {targets} exist in this {model.config.model_type} model; "
-            "use auto or all-linear"
+            f"choose from its linear layers: {', '.join(linear)}; or use auto or all-linear"
         )
     peft_cfg = LoraConfig(
         r=lora.r,

@@ -20,7 +20,7 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -73,8 +73,11 @@ def fallback_texts() -> list[str]:
     return docs
 
 
-def texts_from_dir(path: str | os.PathLike) -> list[str]:
+def texts_from_dir(path: str | os.PathLike, *, plain_prompts: bool = True) -> list[str]:
     """Chat text for the tokenizer and pretraining, from a prepare output (its ``train.jsonl``).
+
+    ``plain_prompts``: also plain-v1's prompt with the reply once per session (a chat family's base
+    reads its chat template's renderings instead: :func:`chat_docs`).
 
     Only scrubbed text: raw records are refused, because the tokenizer (copied into every adapter,
     merged model and GGUF) and the pretrained weights would learn their PII.
@@ -99,7 +102,7 @@ def texts_from_dir(path: str | os.PathLike) -> list[str]:
         turns.append({"role": "me", "text": ex["response"]})
         docs.append(render_context(turns, ex.get("contact")))
         session = str(ex.get("session"))
-        if session not in seen_sessions:  # the prompt's own wording, once per session
+        if plain_prompts and session not in seen_sessions:  # the prompt's own wording, once per session
             seen_sessions.add(session)
             # With the reply after it: a bare prompt followed by EOS taught the base that a
             # reply is empty, and the nearest thing to it, a "Name: text" transcript line.
@@ -110,6 +113,44 @@ def texts_from_dir(path: str | os.PathLike) -> list[str]:
     return docs
 
 
+# Chat renderings mixed into a chat family's pretraining: enough for the turn layout, cheap to render.
+_MAX_CHAT_DOCS = 1024
+
+
+def fallback_conversations() -> list[dict]:
+    """The built-in corpus as examples (their line, my reply, the line before as context)."""
+    lines = _FALLBACK_LINES
+    n = len(lines)
+    return [
+        {
+            "context": [{"role": "me", "text": lines[(i - 1) % n]}] if i % 2 else [],
+            "instruction": lines[i],
+            "response": lines[(i + 1) % n],
+            "contact": None,
+        }
+        for i in range(n)
+    ]
+
+
+def conversations_from_dir(path: str | os.PathLike) -> list[dict]:
+    """The examples of a prepare output's ``train.jsonl`` (scrubbed), for chat-format pretraining."""
+    p = Path(path)
+    train = p / "train.jsonl" if p.is_dir() else p
+    if not train.is_file():
+        return []
+    keys = {"context", "instruction", "response"}
+    return [ex for _, ex in iter_jsonl(train) if isinstance(ex, dict) and keys <= ex.keys()]
+
+
+def chat_docs(tokenizer: Any, conversations: Sequence[dict]) -> list[str]:
+    """Conversations rendered as chat-v1 renders a training example: prompt, reply, end-of-turn token."""
+    from twin.prompt import CHAT, build_training_pair, check_chat_template
+
+    end = check_chat_template(tokenizer)
+    rows = conversations[:_MAX_CHAT_DOCS]
+    return ["".join(build_training_pair(ex, template=CHAT, tokenizer=tokenizer, turn_end=end)) for ex in rows]
+
+
 def train_tokenizer(
     texts: Iterable[str],
     vocab_size: int,
@@ -117,16 +158,18 @@ def train_tokenizer(
     *,
     arch: str = "falcon",
     pad_vocab_to: int | None = None,
+    family: TokenizerFamily | None = None,
 ) -> Any:
     """Byte-level BPE (as Falcon's, Llama 3's and Qwen2's own): any text round-trips, no unknown tokens.
 
-    The family's special tokens come first and its chat template is attached (:mod:`chat_templates`).
+    The family's special tokens come first and its chat template is attached (:mod:`chat_templates`);
+    ``family`` overrides ``arch``'s (e.g. a real model's exact special tokens and their ids).
     ``pad_vocab_to`` fills the vocabulary with never-produced entries up to a real model's size.
     """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
-    family = _family(arch)
+    family = family or _family(arch)
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -241,7 +284,8 @@ def pretrain(
     ids: list[int] = []
     for enc in tokenizer(texts, add_special_tokens=False)["input_ids"]:
         ids.extend(enc)
-        ids.append(tokenizer.eos_token_id)
+        if not enc or enc[-1] != tokenizer.eos_token_id:  # a chat rendering ends in it already
+            ids.append(tokenizer.eos_token_id)
     data = torch.tensor(ids, dtype=torch.long)
     block_size = min(block_size, max(8, len(data) // 2))
     if len(data) <= block_size + 1:
@@ -291,9 +335,13 @@ def build_tiny(
     pretrain_batch_size: int = 16,
     pretrain_block_size: int = 128,
     pretrain_lr: float = 3e-3,
+    conversations: Sequence[dict] | None = None,
 ) -> Path:
     """Build (and optionally pretrain) a tiny ``arch`` model + tokenizer into ``out_dir``; returns it.
 
+    For a chat family (llama, qwen2) pretraining also reads ``conversations`` (examples in prepare's
+    format; default: the built-in corpus's) rendered through its chat template exactly as chat-v1
+    trains on them, so the base already ends a reply with its end-of-turn token.
     Deterministic for a given ``seed`` and text. The directory is replaced atomically.
     """
     docs = [t for t in (texts if texts is not None else fallback_texts()) if t and t.strip()]
@@ -301,14 +349,22 @@ def build_tiny(
         raise TwinError("no text to train the tiny tokenizer on; give chat text or omit --texts")
     if hidden_size % num_heads:
         raise TwinError(f"hidden_size {hidden_size} must be a multiple of num_heads {num_heads}")
-    tokenizer = train_tokenizer(docs, vocab_size, max_positions, arch=arch)
+    from twin.prompt import system_prompt
+
+    family = _family(arch)
+    # a chat family's system message (chat-v1) is in every prompt: its words become tokens too
+    tokenizer_docs = [*docs, system_prompt(None)] if family.chat_template else docs
+    tokenizer = train_tokenizer(tokenizer_docs, vocab_size, max_positions, arch=arch)
     model = _init_model(arch, tokenizer, seed, hidden_size, num_layers, num_heads, max_positions)
     losses: list[float] = []
+    chat: list[str] = []
     if pretrain_steps > 0:
+        if family.chat_template:
+            chat = chat_docs(tokenizer, conversations or fallback_conversations())
         losses = pretrain(
             model,
             tokenizer,
-            docs,
+            docs + chat,
             steps=pretrain_steps,
             batch_size=pretrain_batch_size,
             block_size=pretrain_block_size,
@@ -317,6 +373,7 @@ def build_tiny(
         )
         log.info("pretrained %d steps: loss %.3f -> %.3f", pretrain_steps, losses[0], losses[-1])
     record = {"built_by": "twin model tiny", "arch": arch, "seed": seed, "documents": len(docs)}
+    record["chat_documents"] = len(chat)
     record |= {"pretrain_steps": pretrain_steps, "pretrain_loss": [losses[0], losses[-1]] if losses else None}
     record["parameters"] = sum(p.numel() for p in model.parameters())
     return _save(Path(out_dir), model, tokenizer, record)

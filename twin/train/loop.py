@@ -218,12 +218,14 @@ def main(fabric: Any, cfg: TrainConfig, resume: bool, precision: dict | None = N
 def load_data(cfg: TrainConfig) -> TrainData:
     from twin.examples import encode_examples
     from twin.model.load import load_tokenizer
-    from twin.prompt import resolve_template, with_memory
+    from twin.prompt import CHAT_TEMPLATES, check_chat_template, resolve_template, with_memory
     from twin.train.data import file_digest, read_with_memory
 
     data_dir = Path(cfg.data.dir)
     tokenizer = load_tokenizer(cfg.base)
     template = with_memory(resolve_template(cfg.data.template, tokenizer), cfg.data.memory)
+    if template in CHAT_TEMPLATES:  # a template twin cannot split stops here, not as a mis-masked run
+        check_chat_template(tokenizer)
     train_file = data_dir / cfg.data.train_file
     rows = read_with_memory(train_file, data_dir, cfg.data.memory, cfg.data.train_file)
     return TrainData(

@@ -28,7 +28,7 @@ def list_configs(root: str | os.PathLike | None = None) -> list[dict]:
     """
     d = Path(root) if root else pipelines_dir()
     out = []
-    for f in sorted(d.glob("*.yaml")):
+    for f in sorted(d.glob("*.yaml"), key=lambda f: f.stem):  # llama-3.1-8b before llama-3.1-8b-qlora
         lines = []
         for line in f.read_text(encoding="utf-8").splitlines():
             if not line.startswith("#"):
