@@ -1,6 +1,6 @@
 """Training: twin train vs transformers Trainer + peft vs litgpt finetune_lora, side by side.
 
-    .venv/bin/python -m bench.compare_train            # both models, 3 rounds x 20 steps, writes RESULTS.md
+    .venv/bin/python -m bench.compare_train            # both models, 3 rounds x 49 steps, writes RESULTS.md
     .venv/bin/python -m bench.compare_train --quick    # smoke: 1 round x 2 steps, nothing written
     .venv/bin/python -m bench.compare_train --models llama --tools twin,trainer+best
 
@@ -50,7 +50,8 @@ PEER_BEST = {
     "litgpt": ("--data.num_workers", "0"),
 }
 VARIANTS = tuple(f"{t}+{v}" for t in PEERS for v in ("best", "passive", "best+passive"))
-DEFAULT_TOOLS = ("twin", "trainer", "trainer+best", "litgpt", "litgpt+best")
+DEFAULT_TOOLS = ("twin", "trainer", "trainer+best", "trainer+best+passive", "litgpt", "litgpt+best",
+                 "litgpt+best+passive")  # fmt: skip
 # Environment twin's own CLI sets for itself: never leak it from this process into the baselines.
 _TWIN_ONLY_ENV = ("OMP_WAIT_POLICY", "TOKENIZERS_PARALLELISM")
 
@@ -430,7 +431,8 @@ def profile_markdown(prof: dict[str, dict]) -> str:
 
 
 def summarize(runs: dict[str, list[dict]]) -> dict[str, dict]:
-    keys = ("tokens_per_s", "loop_seconds", "wall_s", "max_rss_mb", "tree_rss_mb", "val_loss", "train_loss")
+    keys = ("tokens_per_s", "real_tokens", "loop_seconds", "wall_s", "max_rss_mb", "tree_rss_mb", "val_loss",
+            "train_loss")  # fmt: skip
     return {
         t: {k: common.median([r.get(k) for r in rs]) for k in keys} | {"runs": len(rs)}
         for t, rs in runs.items()
@@ -464,13 +466,14 @@ def ratio_line(label: str, summary: dict[str, dict]) -> str:
 def table(summary: dict[str, dict]) -> list[str]:
     tw = summary.get("twin", {})
     lines = [
-        "| tool | real tokens/s (loop) | twin ÷ tool | process wall s | peak RSS MiB (largest process / tree) | val loss (same evaluator) | last train loss |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| tool | real tokens/s (loop) | twin ÷ tool | real tokens trained | process wall s | peak RSS MiB (largest process / tree) | val loss (same evaluator) | last train loss |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]  # fmt: skip
     for tool, row in summary.items():
         r = common.ratio(tw.get("tokens_per_s"), row["tokens_per_s"])
         lines.append(
             f"| {tool} | {common.fmt(row['tokens_per_s'], 0)} | {common.fmt(r, 2) + 'x' if r is not None and tool != 'twin' else '—'} | "
+            f"{common.fmt(row['real_tokens'], 0)} | "
             f"{common.fmt(row['wall_s'])} | {common.fmt(row['max_rss_mb'], 0)} / {common.fmt(row['tree_rss_mb'], 0)} | "
             f"{common.fmt(row['val_loss'], 4)} | {common.fmt(row['train_loss'], 4)} |"
         )
@@ -528,7 +531,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--quick", action="store_true", help="smoke run: 1 round x 2 steps, tiny data, no RESULTS.md"
     )
-    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--steps", type=int, help="optimizer steps (default: one Trainer megabatch, ~49)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, from {', '.join(MODELS)}")
     ap.add_argument("--messages", type=int, default=20_000, help="size of the generated export")
@@ -572,15 +575,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return a
 
 
+def megabatch_steps(n_train: int, batch: int) -> int:
+    """Optimizer steps in one of the Trainer's length-grouped megabatches (``get_length_grouped_indices``).
+
+    ``group_by_length`` sorts each megabatch (a random sample of ``mult`` x ``batch`` examples)
+    longest first, so a run shorter than one megabatch trains on the longest examples of it and
+    flatters tokens/s; a whole megabatch is an unbiased sample again, like twin's and litgpt's.
+    """
+    return max(1, min(n_train // (batch * 4), 50))
+
+
 def prepare_model(model: Model, a: argparse.Namespace, work: Path, data: Path) -> tuple[dict, list[str]]:
     """Base, fitted examples (checked identical across tools), litgpt checkpoint: (ctx, tools to run)."""
     from transformers import AutoTokenizer
 
-    s = settings(a.config, a.steps, model)
+    s = settings(a.config, a.steps or 1, model)
     base = make_base(work, data, a.pretrain_steps, model.arch)
     tokenizer = AutoTokenizer.from_pretrained(base)
     fitted = work / "data"
     fit = fit_data(data, fitted, tokenizer, s["template"], s["max_seq_length"])
+    if a.steps is None:
+        n_train = sum(1 for x in (fitted / "train.jsonl").open() if x.strip())
+        s = settings(a.config, megabatch_steps(n_train, s["batch"]), model)
     enc = twin_encoding(fitted, tokenizer, s)
     ctx = {"model": model, "base": base, "data": fitted, "config": a.config, "settings": s,
            "profile_all": a.profile_all, "fit": fit, "pairs": check_trainer_pairs(fitted, tokenizer, s, enc),
@@ -643,6 +659,9 @@ def load_note(start: tuple[float, ...], end: tuple[float, ...]) -> str:
 def main(argv: list[str] | None = None) -> dict:
     a = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # This process builds the bases (pretraining): as twin's CLI does; never passed to a baseline.
+    omp_before = os.environ.get("OMP_WAIT_POLICY")
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     work = a.work or Path(tempfile.mkdtemp(prefix="twin-compare-train-"))
     work.mkdir(parents=True, exist_ok=True)
     load_start = os.getloadavg()
@@ -666,6 +685,8 @@ def main(argv: list[str] | None = None) -> dict:
             common.write_block("train", md)
         return report
     finally:
+        if omp_before is None:  # main() is also called in-process (tests): leave the env as found
+            os.environ.pop("OMP_WAIT_POLICY", None)
         if a.work is None:
             shutil.rmtree(work, ignore_errors=True)
 
