@@ -431,13 +431,25 @@ def profile_markdown(prof: dict[str, dict]) -> str:
 
 
 def summarize(runs: dict[str, list[dict]]) -> dict[str, dict]:
+    """Medians per tool, and twin's ratio to it: the median of per-round ratios (same load)."""
     keys = ("tokens_per_s", "real_tokens", "loop_seconds", "wall_s", "max_rss_mb", "tree_rss_mb", "val_loss",
             "train_loss")  # fmt: skip
-    return {
-        t: {k: common.median([r.get(k) for r in rs]) for k in keys} | {"runs": len(rs)}
-        for t, rs in runs.items()
-        if rs
-    }
+    twin = [r["tokens_per_s"] for r in runs.get("twin", [])]
+    out = {}
+    for t, rs in runs.items():
+        if not rs:
+            continue
+        per_round = [tw / r["tokens_per_s"] for tw, r in zip(twin, rs, strict=False) if r["tokens_per_s"]]
+        out[t] = {k: common.median([r.get(k) for r in rs]) for k in keys} | {"runs": len(rs)}
+        out[t]["twin_ratio"] = common.median(per_round) if t != "twin" else None
+    return out
+
+
+def _twin_ratio(summary: dict[str, dict], name: str) -> float | None:
+    row = summary[name]
+    if row.get("twin_ratio") is not None:
+        return row["twin_ratio"]
+    return common.ratio(summary.get("twin", {}).get("tokens_per_s"), row["tokens_per_s"])
 
 
 def strongest(summary: dict[str, dict]) -> dict[str, tuple[str, float]]:
@@ -456,7 +468,7 @@ def ratio_line(label: str, summary: dict[str, dict]) -> str:
     best = sorted(strongest(summary).items(), key=lambda kv: -kv[1][1])
     if not tw or not best:
         return f"- **{label}**: no ratio (twin or every peer missing from this run)"
-    parts = [f"{common.fmt(tw / tps, 2)}x {peer} at its best (`{name}`, {common.fmt(tps, 0)} tok/s)"
+    parts = [f"{common.fmt(_twin_ratio(summary, name), 2)}x {peer} at its best (`{name}`, {common.fmt(tps, 0)} tok/s)"
              for peer, (name, tps) in best]  # fmt: skip
     return f"- **{label}: twin ({common.fmt(tw, 0)} tok/s) ÷ strongest peer = {parts[0]}**" + "".join(
         f"; {p}" for p in parts[1:]
@@ -464,13 +476,12 @@ def ratio_line(label: str, summary: dict[str, dict]) -> str:
 
 
 def table(summary: dict[str, dict]) -> list[str]:
-    tw = summary.get("twin", {})
     lines = [
-        "| tool | real tokens/s (loop) | twin ÷ tool | real tokens trained | process wall s | peak RSS MiB (largest process / tree) | val loss (same evaluator) | last train loss |",
+        "| tool | real tokens/s (loop) | twin ÷ tool (median of per-round ratios) | real tokens trained | process wall s | peak RSS MiB (largest process / tree) | val loss (same evaluator) | last train loss |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]  # fmt: skip
     for tool, row in summary.items():
-        r = common.ratio(tw.get("tokens_per_s"), row["tokens_per_s"])
+        r = _twin_ratio(summary, tool)
         lines.append(
             f"| {tool} | {common.fmt(row['tokens_per_s'], 0)} | {common.fmt(r, 2) + 'x' if r is not None and tool != 'twin' else '—'} | "
             f"{common.fmt(row['real_tokens'], 0)} | "

@@ -109,6 +109,19 @@ def test_ratio_is_against_each_peers_strongest_configuration():
     assert line.endswith("2.00x litgpt at its best (`litgpt`, 4,500 tok/s)")
 
 
+def test_twin_ratio_pairs_runs_of_the_same_round():
+    """Load drifts between rounds: twin's ratio is taken round by round, then the median."""
+    from bench.compare_train import summarize
+
+    runs = {
+        "twin": [{"tokens_per_s": 10.0}, {"tokens_per_s": 20.0}, {"tokens_per_s": 30.0}],
+        "trainer": [{"tokens_per_s": 4.0}, {"tokens_per_s": 40.0}, {"tokens_per_s": 20.0}],
+    }
+    s = summarize(runs)
+    assert s["trainer"]["twin_ratio"] == 1.5  # per round 2.5, 0.5, 1.5 (ratio of medians: 20 / 20)
+    assert s["trainer"]["tokens_per_s"] == 20.0 and s["twin"]["twin_ratio"] is None
+
+
 @pytest.mark.slow
 def test_compare_train_quick(tmp_path):
     """twin and Trainer+peft (defaults and at its best) on both tiny bases, 2 steps each, own processes."""
