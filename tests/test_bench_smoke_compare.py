@@ -73,21 +73,78 @@ def test_litgpt_config_maps_the_tiny_falcon():
     assert c["padded_vocab_size"] == 691 and c["intermediate_size"] == 512 and c["n_embd"] == 128
 
 
+def test_litgpt_config_maps_the_tiny_llama():
+    from bench.baselines.litgpt_driver import litgpt_config
+
+    hf = {
+        "model_type": "llama", "hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": 4,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 2048, "rms_norm_eps": 1e-5,
+        "max_position_embeddings": 1024, "rope_parameters": {"rope_theta": 500000.0, "rope_type": "default"},
+        "tie_word_embeddings": False, "attention_bias": False, "mlp_bias": False,
+    }  # fmt: skip
+    c = litgpt_config(hf, "Llama-3-twin-tiny")
+    assert (c["n_query_groups"], c["head_size"], c["rope_base"]) == (2, 32, 500000)
+    assert (
+        c["mlp_class_name"] == "LLaMAMLP" and c["norm_class_name"] == "RMSNorm" and not c["parallel_residual"]
+    )
+    with pytest.raises(SystemExit, match="Llama-3"):  # litgpt's Llama 3 BOS rule keys on the name
+        litgpt_config(hf, "tiny-llama")
+    with pytest.raises(SystemExit, match="untied"):
+        litgpt_config({**hf, "tie_word_embeddings": True}, "Llama-3-twin-tiny")
+
+
+def test_ratio_is_against_each_peers_strongest_configuration():
+    from bench.compare_train import ratio_line, strongest
+
+    summary = {
+        "twin": {"tokens_per_s": 9000.0},
+        "trainer": {"tokens_per_s": 3000.0},
+        "trainer+best": {"tokens_per_s": 6000.0},
+        "litgpt": {"tokens_per_s": 4500.0},
+        "litgpt+best": {"tokens_per_s": 4000.0},
+    }
+    assert strongest(summary) == {"trainer": ("trainer+best", 6000.0), "litgpt": ("litgpt", 4500.0)}
+    line = ratio_line("Tiny Falcon", summary)
+    assert "strongest peer = 1.50x trainer at its best (`trainer+best`" in line
+    assert line.endswith("2.00x litgpt at its best (`litgpt`, 4,500 tok/s)")
+
+
+def test_twin_ratio_pairs_runs_of_the_same_round():
+    """Load drifts between rounds: twin's ratio is taken round by round, then the median."""
+    from bench.compare_train import summarize
+
+    runs = {
+        "twin": [{"tokens_per_s": 10.0}, {"tokens_per_s": 20.0}, {"tokens_per_s": 30.0}],
+        "trainer": [{"tokens_per_s": 4.0}, {"tokens_per_s": 40.0}, {"tokens_per_s": 20.0}],
+    }
+    s = summarize(runs)
+    assert s["trainer"]["twin_ratio"] == 1.5  # per round 2.5, 0.5, 1.5 (ratio of medians: 20 / 20)
+    assert s["trainer"]["tokens_per_s"] == 20.0 and s["twin"]["twin_ratio"] is None
+
+
 @pytest.mark.slow
 def test_compare_train_quick(tmp_path):
-    """twin and Trainer+peft on the same data and model, 2 steps each, measured in their own processes."""
+    """twin and Trainer+peft (defaults and at its best) on both tiny bases, 2 steps each, own processes."""
     from bench import compare_train
 
     out = tmp_path / "ct.json"
     report = compare_train.main(
-        ["--quick", "--tools", "twin,trainer", "--work", str(tmp_path / "w"), "--json", str(out)]
+        ["--quick", "--tools", "twin,trainer,trainer+best", "--work", str(tmp_path / "w"), "--json", str(out)]
     )
-    summary = report["summary"]
-    assert set(summary) == {"twin", "trainer"}
-    for row in summary.values():
-        assert row["tokens_per_s"] > 0 and row["max_rss_mb"] > 100 and row["wall_s"] > 0
-        assert 0 < row["train_loss"] < 20
-    assert json.loads(out.read_text())["settings"]["steps"] == 2
+    assert set(report["models"]) == {"falcon", "llama"}
+    for arch, template in (("falcon", "plain-v1"), ("llama", "chat-v1")):
+        m = report["models"][arch]
+        assert m["settings"]["template"] == template
+        # The Trainer was held to twin's exact token ids and reply masks before anything ran.
+        assert m["meta"]["pairs"].startswith("Trainer token ids and reply masks = twin's for all")
+        assert set(m["summary"]) == {"twin", "trainer", "trainer+best"}
+        for row in m["summary"].values():
+            assert row["tokens_per_s"] > 0 and row["max_rss_mb"] > 100 and row["wall_s"] > 0
+            assert 0 < row["train_loss"] < 20
+        assert m["runs"]["trainer+best"][0]["settings"]["sampling"] == "group_by_length"
+        assert m["runs"]["trainer"][0]["settings"]["sampling"] == "random"
+    saved = json.loads(out.read_text())
+    assert saved["models"]["llama"]["settings"]["targets"] == ["q_proj", "v_proj"]
 
 
 @pytest.mark.slow
@@ -96,15 +153,18 @@ def test_compare_train_quick(tmp_path):
     reason=".venv-bench (litgpt) not set up: python -m bench setup",
 )
 def test_compare_train_quick_litgpt(tmp_path):
-    """The tiny Falcon through litgpt's converter (logits checked against HF) and `litgpt finetune_lora`."""
+    """Both tiny bases through litgpt's converter (logits and token ids checked) and `litgpt finetune_lora`."""
     from bench import compare_train
 
     report = compare_train.main(
-        ["--quick", "--tools", "litgpt", "--work", str(tmp_path / "w"), "--json", str(tmp_path / "ct.json")]
-    )
-    assert "max |logit diff| vs HF" in report["meta"]["litgpt"]
-    row = report["summary"]["litgpt"]
-    assert row["tokens_per_s"] > 0 and 0 < row["train_loss"] < 20
+        ["--quick", "--tools", "litgpt+best", "--work", str(tmp_path / "w"), "--json", str(tmp_path / "ct.json")]
+    )  # fmt: skip
+    for arch in ("falcon", "llama"):
+        m = report["models"][arch]
+        assert "max |logit diff| vs HF" in m["meta"]["litgpt"]
+        assert "SFTDataset token ids and reply masks = twin's" in m["meta"]["litgpt"]
+        row = m["summary"]["litgpt+best"]
+        assert row["tokens_per_s"] > 0 and 0 < row["train_loss"] < 20
 
 
 def test_reference_prep_matches_twin_rules(tmp_path):

@@ -2,8 +2,8 @@
 
 Each trainer logs its own loss its own way (per micro-batch means, running windows, token-weighted
 sums), so "the same loss after the same steps" is checked here, identically for all: the examples
-are encoded by ``twin.train.data`` (prompt by ``twin/prompt.py``, EOS appended, prompt masked) and
-the loss is the mean over every reply token of the whole val set.
+are encoded by ``twin.examples`` (prompt by ``twin/prompt.py`` with ``--template``, the reply's end
+token appended, prompt masked) and the loss is the mean over every reply token of the whole val set.
 
 ``--adapter DIR``: a peft LoRA adapter on ``--base`` (twin, Trainer). ``--state FILE``: a full
 Hugging Face state dict (litgpt's merged model converted back with its ``convert_lit_checkpoint``).
@@ -17,13 +17,15 @@ import json
 from pathlib import Path
 
 
-def val_loss(model, tokenizer, val_file: Path, max_seq_length: int, batch: int = 16) -> tuple[float, int]:
+def val_loss(
+    model, tokenizer, val_file: Path, max_seq_length: int, template: str = "plain-v1", batch: int = 16
+) -> tuple[float, int]:
     import torch
     import torch.nn.functional as F
 
     from twin.examples import collate, encode_examples, read_examples
 
-    data = encode_examples(read_examples(val_file), tokenizer, "plain-v1", max_seq_length)
+    data = encode_examples(read_examples(val_file), tokenizer, template, max_seq_length)
     total, count = 0.0, 0
     model.eval()
     with torch.no_grad():
@@ -44,6 +46,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--adapter")
     ap.add_argument("--state")
     ap.add_argument("--max-seq-length", type=int, default=384)
+    ap.add_argument("--template", default="plain-v1", choices=("plain-v1", "chat-v1"))
     a = ap.parse_args(argv)
 
     import torch
@@ -59,7 +62,7 @@ def main(argv: list[str] | None = None) -> dict:
         missing, unexpected = model.load_state_dict(torch.load(a.state, weights_only=True), strict=False)
         if unexpected or [k for k in missing if k != "lm_head.weight"]:
             raise SystemExit(f"state dict does not fit the base: missing {missing}, unexpected {unexpected}")
-    loss, n = val_loss(model, tokenizer, a.val, a.max_seq_length)
+    loss, n = val_loss(model, tokenizer, a.val, a.max_seq_length, a.template)
     out = {"val_loss": loss, "tokens": n}
     print(json.dumps(out))
     return out

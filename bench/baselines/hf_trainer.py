@@ -4,14 +4,21 @@ The recipe (as in the peft / transformers causal-LM fine-tuning tutorials): load
 ``AutoModelForCausalLM``, wrap it with ``get_peft_model(LoraConfig(...))``, tokenize every
 example into ``input_ids`` + ``labels`` (prompt masked with -100), pad per batch with
 ``DataCollatorForSeq2Seq``, and call ``Trainer.train()`` with ``TrainingArguments``. Everything the
-comparison holds equal is passed in: the same examples rendered by ``twin/prompt.py`` (identical
-text and token ids; EOS appended to the reply; loss on reply + EOS only), LoRA r/alpha/dropout on
-Falcon's ``query_key_value``, sequence length, micro-batch, gradient accumulation, fp32, optimizer
-steps, AdamW learning rate / weight decay / clipping, and the cosine schedule with the same warmup.
-Everything else is the Trainer's default (random batch order, ``adamw_torch_fused``, no workers).
+comparison holds equal is passed in: the same examples rendered by ``twin/prompt.py`` with the same
+template (``plain-v1``, or ``chat-v1`` through the tokenizer's chat template: identical text and
+token ids; EOS appended to the reply unless the template already ends it with its end-of-turn
+token; loss on the completion only), the LoRA target modules, r/alpha/dropout, sequence length,
+micro-batch, gradient accumulation, fp32, optimizer steps, AdamW learning rate / weight decay /
+clipping, and the cosine schedule with the same warmup.
+
+Everything else is the Trainer's default (random batch order, ``adamw_torch_fused``, no workers),
+unless one of the speed settings a user may set is given: ``--sampling group_by_length`` (the
+Trainer's ``LengthGroupedSampler``; ``group_by_length=True`` of transformers 4.x),
+``--workers N`` (DataLoader worker processes), ``--torch-compile``.
 
 Run (main venv): ``python -m bench.baselines.hf_trainer --base DIR --data DIR --out DIR --steps N ...``.
-Writes ``<out>/result.json``: real (non-padding) tokens, training-loop seconds, last train loss.
+Writes ``<out>/result.json``: real (non-padding) and padded tokens of the batches trained on,
+training-loop seconds, last train loss.
 """
 
 from __future__ import annotations
@@ -19,29 +26,31 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 IGNORE = -100
+SAMPLING = ("random", "group_by_length", "batch_rebalance")
 
 
-def tokenize_examples(rows: list[dict], tokenizer, max_len: int) -> list[dict]:
-    """input_ids = prompt + reply + EOS; labels mask the prompt. Long prompts lose their start."""
+def tokenize_examples(rows: list[dict], tokenizer, max_len: int, template: str = "plain-v1") -> list[dict]:
+    """input_ids = prompt + completion (+ EOS); labels mask the prompt; cut at ``max_len``."""
     from twin.prompt import build_training_pair
 
+    eos = tokenizer.eos_token_id
     out = []
     for row in rows:
-        prompt, reply = build_training_pair(row)
+        prompt, completion = build_training_pair(row, template=template, tokenizer=tokenizer)
         p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        r = tokenizer(reply, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        r = tokenizer(completion, add_special_tokens=False)["input_ids"]
+        if not r or r[-1] != eos:  # chat templates end the reply with their end-of-turn token
+            r = [*r, eos]
         ids = (p + r)[:max_len]
         labels = ([IGNORE] * len(p) + r)[:max_len]
         out.append({"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels})
     return out
 
 
-def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="bench.baselines.hf_trainer", description=__doc__.splitlines()[0])
     ap.add_argument("--base", required=True)
     ap.add_argument("--data", required=True)
@@ -57,58 +66,33 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--lora-r", type=int, default=8)
     ap.add_argument("--lora-alpha", type=float, default=16)
     ap.add_argument("--lora-dropout", type=float, default=0.05)
+    ap.add_argument("--target-modules", default="query_key_value", help="comma-separated module names")
+    ap.add_argument("--template", default="plain-v1", choices=("plain-v1", "chat-v1"))
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--sampling", default="random", choices=SAMPLING, help="train_sampling_strategy")
+    ap.add_argument("--workers", type=int, default=0, help="dataloader_num_workers")
+    ap.add_argument("--torch-compile", action="store_true")
     return ap.parse_args(argv)
 
 
-def _lora_model(a: argparse.Namespace) -> tuple[Any, Any]:
-    """The tutorial way: ``AutoModelForCausalLM`` in fp32 wrapped by ``get_peft_model``."""
+def load_model(a: argparse.Namespace):
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(a.base)
     model = AutoModelForCausalLM.from_pretrained(a.base, dtype=torch.float32)
-    lora = LoraConfig(r=a.lora_r, lora_alpha=a.lora_alpha, lora_dropout=a.lora_dropout,
-                      target_modules=["query_key_value"], task_type="CAUSAL_LM")  # fmt: skip
-    return get_peft_model(model, lora), tokenizer
+    lora = LoraConfig(
+        r=a.lora_r,
+        lora_alpha=a.lora_alpha,
+        lora_dropout=a.lora_dropout,
+        target_modules=a.target_modules.split(","),
+        task_type="CAUSAL_LM",
+    )
+    return tokenizer, get_peft_model(model, lora)
 
 
-def _counting_collator(tokenizer: Any, counted: dict[str, int]) -> Callable[[list[dict]], Any]:
-    """``DataCollatorForSeq2Seq`` that adds each batch's real and padded tokens to ``counted``."""
-    from transformers import DataCollatorForSeq2Seq
-
-    base_collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=IGNORE)
-
-    def collator(features: list[dict]) -> Any:
-        batch = base_collator(features)
-        # Counted as the batches are built (no workers, no prefetch: each one is trained on).
-        counted["real_tokens"] += int(batch["attention_mask"].sum())
-        counted["padded_tokens"] += batch["input_ids"].numel()
-        return batch
-
-    return collator
-
-
-def _clock_callback(clock: dict[str, float], losses: list[tuple[int, float]]) -> Any:
-    """A ``TrainerCallback`` timing the training loop alone and recording every logged loss."""
-    from transformers import TrainerCallback
-
-    class Clock(TrainerCallback):
-        def on_train_begin(self, args, state, control, **kw):
-            clock["begin"] = time.perf_counter()
-
-        def on_train_end(self, args, state, control, **kw):
-            clock["end"] = time.perf_counter()
-
-        def on_log(self, args, state, control, logs=None, **kw):
-            if logs and "loss" in logs:
-                losses.append((state.global_step, float(logs["loss"])))
-
-    return Clock()
-
-
-def _training_args(a: argparse.Namespace, out: Path) -> Any:
+def training_args(a: argparse.Namespace, out: Path):
     from transformers import TrainingArguments
 
     return TrainingArguments(
@@ -127,40 +111,74 @@ def _training_args(a: argparse.Namespace, out: Path) -> Any:
         seed=a.seed,
         use_cpu=True,
         disable_tqdm=True,
+        train_sampling_strategy=a.sampling,
+        dataloader_num_workers=a.workers,
+        dataloader_persistent_workers=a.workers > 0,
+        torch_compile=a.torch_compile,
     )
 
 
-def main(argv: list[str] | None = None) -> dict:
-    a = _parse_args(argv)
-    from transformers import Trainer
+def train(a: argparse.Namespace, tokenizer, model, dataset: list[dict], out: Path) -> dict:
+    """Trainer.train(); the batches it trains on are counted in the training process itself."""
+    from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback
 
-    from twin.fileio import iter_jsonl
-
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    t_start = time.perf_counter()
-    model, tokenizer = _lora_model(a)
-    rows = [row for _, row in iter_jsonl(Path(a.data) / "train.jsonl")]
-    dataset = tokenize_examples(rows, tokenizer, a.max_seq_length)
     counted = {"real_tokens": 0, "padded_tokens": 0}
     clock: dict[str, float] = {}
     losses: list[tuple[int, float]] = []
-    trainer = Trainer(model=model, args=_training_args(a, out), train_dataset=dataset,
-                      data_collator=_counting_collator(tokenizer, counted),
-                      callbacks=[_clock_callback(clock, losses)])  # fmt: skip
+
+    class Counting(Trainer):
+        # Here, not in the collator: with DataLoader workers the collator runs in other processes,
+        # and prefetched batches that are never trained on must not count.
+        def training_step(self, model, inputs, *args, **kwargs):
+            counted["real_tokens"] += int(inputs["attention_mask"].sum())
+            counted["padded_tokens"] += inputs["input_ids"].numel()
+            return super().training_step(model, inputs, *args, **kwargs)
+
+    class Clock(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kw):
+            clock["begin"] = time.perf_counter()
+
+        def on_train_end(self, args, state, control, **kw):
+            clock["end"] = time.perf_counter()
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            if logs and "loss" in logs:
+                losses.append((state.global_step, float(logs["loss"])))
+
+    collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=IGNORE)
+    trainer = Counting(
+        model=model,
+        args=training_args(a, out),
+        train_dataset=dataset,
+        data_collator=collator,
+        processing_class=tokenizer,
+        callbacks=[Clock()],
+    )
     trainer.train()
-    model.save_pretrained(out / "adapter")
     loop = clock["end"] - clock["begin"]
-    result = {
-        "tool": "trainer",
-        "steps": a.steps,
-        "real_tokens": counted["real_tokens"],
-        "padded_tokens": counted["padded_tokens"],
+    return {
+        **counted,
         "loop_seconds": loop,
         "tokens_per_s": counted["real_tokens"] / loop,
         "train_loss": losses[-1][1] if losses else None,
-        "process_seconds": time.perf_counter() - t_start,
     }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    a = parse_args(argv)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    tokenizer, model = load_model(a)
+    rows = [
+        json.loads(line) for line in (Path(a.data) / "train.jsonl").open(encoding="utf-8") if line.strip()
+    ]
+    dataset = tokenize_examples(rows, tokenizer, a.max_seq_length, a.template)
+    figures = train(a, tokenizer, model, dataset, out)
+    model.save_pretrained(out / "adapter")
+    settings = {"sampling": a.sampling, "workers": a.workers, "torch_compile": a.torch_compile}
+    result = {"tool": "trainer", "steps": a.steps, **figures, "settings": settings}
+    result["process_seconds"] = time.perf_counter() - t_start
     (out / "result.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
     return result
 
