@@ -177,6 +177,7 @@ class FakeClient:
         self.sent: list[dict] = []  # every send_message: peer id ("me" = Saved Messages), text, reply_to
         self.actions: list[tuple[int, str]] = []
         self.raise_on: dict[str, list[BaseException]] = {}
+        self.reads: list[dict] = []  # every get_messages: peer id, limit, min_id
         self._gone = asyncio.Event()
 
     def add(self, entity: Any, *messages: Any) -> None:
@@ -225,12 +226,16 @@ class FakeClient:
         if queue:
             raise queue.pop(0)
 
-    async def get_messages(self, entity: Any, limit: int | None = None, **kwargs: Any) -> list[Any]:
-        """Newest first, like telethon's ``get_messages`` without ``reverse``."""
+    async def get_messages(
+        self, entity: Any, limit: int | None = None, *, min_id: int = 0, max_id: int = 0, **kwargs: Any
+    ) -> list[Any]:
+        """Newest first, like telethon's ``get_messages`` without ``reverse``; ``min_id``/``max_id`` exclusive."""
         self._fail("get_messages")
+        self.reads.append({"peer_id": utils.get_peer_id(entity), "limit": limit, "min_id": min_id})
         peer_id = utils.get_peer_id(entity)
         messages = next(m for e, m in self.chats if utils.get_peer_id(e) == peer_id)
-        return sorted(messages, key=lambda m: m.id, reverse=True)[:limit]
+        chosen = [m for m in messages if m.id > min_id and (not max_id or m.id < max_id)]
+        return sorted(chosen, key=lambda m: m.id, reverse=True)[:limit]
 
     async def get_drafts(self, entity: Any) -> Draft:
         self._fail("get_drafts")

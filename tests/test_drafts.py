@@ -66,7 +66,7 @@ def account() -> FakeClient:
 
 def options(url: str, **kw) -> DraftsOptions:
     base = dict(chats=["Anna K"], server=url, token=TOKEN, debounce=0.2, max_new_tokens=6, temperature=0.0,
-                retry_initial_s=0.05, retry_max_s=0.2)  # fmt: skip
+                retry_initial_s=0.05, retry_max_s=0.2, feedback_dir=None)  # fmt: skip
     return DraftsOptions(**{**base, **kw})
 
 
@@ -344,14 +344,15 @@ def test_conversation_is_the_last_session_scrubbed_like_training():
     later = [msg(ANNA, 2, "hi", out=True, minutes=3000), msg(ANNA, 3, f"my card {PII[1]}", minutes=3001)]
     chat = asyncio.run(resolve_chats(chat_client, ["@ANNA_K"], None))[0]
     conv = conversation(
-        records_of([*later, old], chat), chat, gap_hours=24, scrubber=Scrubber(), context_chars=1024
+        records_of([*later, old], chat), chat, last_out=2, gap_hours=24, scrubber=Scrubber(), context_chars=1024
     )
     assert conv.payload == {"message": "my card [CARD]", "history": [{"role": "me", "text": "hi"}],
                             "contact": "Anna K"}  # fmt: skip
     assert conv.last_incoming_id == 3
     media_only = [msg(ANNA, 4, None, media=types.MessageMediaGeo(geo=types.GeoPointEmpty()))]
     assert (
-        conversation(records_of(media_only, chat), chat, gap_hours=24, scrubber=Scrubber(), context_chars=99)
+        conversation(records_of(media_only, chat), chat, last_out=0, gap_hours=24, scrubber=Scrubber(),
+                     context_chars=99)
         is None
     )
 
@@ -502,7 +503,8 @@ def factory(*args):
     asyncio.get_running_loop().call_later(0.5, lambda: asyncio.ensure_future(arrive()))
     return client
 
-opts = DraftsOptions(chats=["Anna K"], server=sys.argv[1], debounce=30, session=sys.argv[2], env_file=None)
+opts = DraftsOptions(chats=["Anna K"], server=sys.argv[1], debounce=30, session=sys.argv[2], env_file=None,
+                     feedback_dir=None)
 try:
     run_drafts(opts, client_factory=factory)
 except KeyboardInterrupt:

@@ -52,6 +52,13 @@ def drafts_cmd(
     ),
     session: Path | None = typer.Option(None, "--session", help="The session file of twin export telegram."),
     env_file: Path = typer.Option(Path(".env"), "--env-file", help="Where to read TELEGRAM_* from."),
+    feedback_dir: Path = typer.Option(
+        Path("data/feedback"), "--feedback-dir", help="Where what you did with each suggestion is kept (scrubbed)."
+    ),
+    no_feedback: bool = typer.Option(False, "--no-feedback", help="Keep no record of what you sent."),
+    feedback_hours: float = typer.Option(
+        6.0, "--feedback-hours", help="How long after a suggestion what you send still counts."
+    ),
 ) -> None:
     """Your twin inside Telegram: writes its suggested reply into the chat's draft; you send it."""
     from twin.drafts.options import DraftsOptions, server_from_env
@@ -62,6 +69,7 @@ def drafts_cmd(
         dry_run=dry_run, i_understand_it_sends=i_understand_it_sends, max_per_hour=max_per_hour,
         signature=signature, adapter=adapter, max_new_tokens=max_new_tokens, temperature=temperature,
         gap_hours=gap_hours, region=region, session=session, env_file=env_file,
+        feedback_dir=None if no_feedback else feedback_dir, feedback_hours=feedback_hours,
     )  # fmt: skip
     try:
         run_drafts(options)

@@ -1,9 +1,13 @@
 """The chat's current conversation as a ``/reply`` request, cut and cleaned exactly like training data.
 
 Telegram messages → raw records (the exporter's :func:`message_record`) → the last session (the
-prepare stage's gap rule) → turns (its merge of consecutive messages, scrubbed by its
-:class:`Scrubber` as each text enters a turn) → ``message`` = their last turn, ``history`` = the
-turns before it (newest kept within a character budget, :func:`twin.prompt.fit_context`).
+prepare stage's gap rule) → its texts scrubbed in order by the prepare stage's :class:`Scrubber`
+(an answer with its question in view) → turns (its merge of consecutive messages).
+
+What is answered is what they wrote **after your last outgoing message of any kind** (text, photo,
+location, sticker, voice, a call you made: anything Telegram marks ``out``): ``message`` = their
+text messages since then as one turn, ``history`` = the turns before it (newest kept within a
+character budget, :func:`twin.prompt.fit_context`). A location you sent closes their earlier question.
 """
 
 from __future__ import annotations
@@ -15,8 +19,8 @@ from typing import Any
 from twin.drafts.chats import Chat
 from twin.prompt import fit_context
 from twin.sources.telegram_client import message_record
-from twin.text.scrub import Scrubber
-from twin.text.sessions import build_sessions
+from twin.text.scrub import Scrubber, scrub_messages
+from twin.text.sessions import merge_turns, split_sessions
 
 # The server's default caps (twin serve --max-message-chars / --max-contact-chars): cut, never refused.
 MAX_MESSAGE_CHARS = 4000
@@ -37,32 +41,47 @@ def records_of(messages: Sequence[Any], chat: Chat) -> list[dict]:
     return sorted((r for r in records if r is not None), key=lambda r: r["id"])
 
 
-def answered(records: Sequence[dict]) -> bool:
-    """Whether the newest message is yours: you replied (a sticker counts) after their last message."""
-    return bool(records) and bool(records[-1]["out"])
+def last_outgoing_id(messages: Sequence[Any]) -> int:
+    """The id of your newest message among ``messages``, whatever its kind (service ones too); 0 if none."""
+    return max((int(m.id) for m in messages if getattr(m, "out", False)), default=0)
+
+
+def answered(records: Sequence[dict], last_out: int) -> bool:
+    """Whether nothing of theirs came after your last outgoing message (``last_out``): you answered."""
+    return not any(not r["out"] and r["id"] > last_out for r in records)
+
+
+def _scrubbed(records: Sequence[dict], scrubber: Scrubber) -> list[dict]:
+    """The records with their texts scrubbed in order, as :func:`merge_turns` would scrub them."""
+    usable = [r for r in records if r.get("text") and not r.get("forwarded") and r["text"].strip()]
+    clean = dict(zip((r["id"] for r in usable), scrub_messages([r["text"].strip() for r in usable], scrubber),
+                     strict=True))  # fmt: skip
+    return [{**r, "text": clean.get(r["id"], "")} for r in records]
 
 
 def conversation(
     records: Sequence[dict],
     chat: Chat,
     *,
+    last_out: int,
     gap_hours: float,
     scrubber: Scrubber,
     context_chars: int,
 ) -> Conversation | None:
-    """The request for the reply to their latest turn, or None when there is nothing to answer.
+    """The request for the reply to what they wrote after ``last_out``, or None when there is nothing to answer.
 
-    None when you wrote last, or their latest messages carry no text of their own (media only,
-    forwards): the model answers words, not photos.
+    None when nothing of theirs came after your last outgoing message, or what came carries no
+    text of their own (media only, forwards): the model answers words, not photos.
     """
-    if not records or answered(records):
+    if not records or answered(records, last_out):
         return None
-    sessions = build_sessions(list(records), gap_hours=gap_hours, scrubber=scrubber)
-    turns = sessions[-1].turns
-    if not turns or turns[-1].role != "them":
+    session = _scrubbed(split_sessions(list(records), gap_hours)[-1], scrubber)
+    before = merge_turns([r for r in session if r["id"] <= last_out])
+    after = merge_turns([r for r in session if r["id"] > last_out])
+    if not after:
         return None
-    history = fit_context([{"role": t.role, "text": t.text} for t in turns[:-1]], context_chars)
-    message = turns[-1].text[-MAX_MESSAGE_CHARS:]  # the end of a long message is what the reply answers
+    history = fit_context([{"role": t.role, "text": t.text} for t in before], context_chars)
+    message = after[-1].text[-MAX_MESSAGE_CHARS:]  # the end of a long message is what the reply answers
     payload = {"message": message, "history": history, "contact": chat.name[:MAX_CONTACT_CHARS]}
     last_incoming = max(r["id"] for r in records if not r["out"])
     return Conversation(payload, last_incoming)

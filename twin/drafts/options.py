@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,8 @@ class DraftsOptions:
     retry_initial_s: float = 2.0  # server down: first retry after this, doubling up to retry_max_s
     retry_max_s: float = 60.0
     server_timeout_s: float = 300.0
+    feedback_dir: Path | None = Path("data/feedback")  # None: --no-feedback
+    feedback_hours: float = 6.0  # a suggestion's window for what you send (or their next message)
 
 
 def server_from_env(server: str | None) -> str:
@@ -59,6 +62,8 @@ def check_options(o: DraftsOptions) -> None:
         raise TwinError(f"--recent must be at least 1, got {o.recent}")
     if o.debounce < 0:
         raise TwinError(f"--debounce must be 0 or more seconds, got {o.debounce}")
+    if not math.isfinite(o.feedback_hours) or o.feedback_hours <= 0:
+        raise TwinError(f"--feedback-hours must be a number of hours above 0, got {o.feedback_hours}")
     if not o.server.startswith(("http://", "https://")):
         raise TwinError(f"--server {o.server!r}: give the twin server's URL, e.g. {DEFAULT_SERVER}")
     check_region(o.region)

@@ -21,6 +21,7 @@ from twin.drafts.options import DraftsOptions, check_options
 from twin.drafts.server import TwinServer
 from twin.drafts.watcher import SESSION_GONE, Sleep, Stats, Watcher
 from twin.errors import TwinError
+from twin.feedback import check_dir
 from twin.sources.telegram_client import (
     Credentials,
     load_credentials,
@@ -66,9 +67,8 @@ async def watch(
     }
     server = TwinServer(options.server, options.token, options.server_timeout_s, defaults)
     watcher = Watcher(client, chats, server, options, sleep=sleep, clock=clock, out=out)
-    client.add_event_handler(
-        watcher.on_event, events.NewMessage(chats=[c.peer_id for c in chats], incoming=True)
-    )
+    # Both directions: theirs start suggestions, yours (from any device) are what you did with them.
+    client.add_event_handler(watcher.on_event, events.NewMessage(chats=[c.peer_id for c in chats]))
     log.info("watching %d chat(s) (%s) in --mode %s%s, server %s; Ctrl-C to stop",
              len(chats), ", ".join(c.label() for c in chats), options.mode,
              " (dry run)" if options.dry_run else "", options.server)  # fmt: skip
@@ -125,6 +125,8 @@ def run_drafts(
 ) -> Stats:
     """The command: refuse bad options, open the session of ``twin export telegram`` (or log in the same way), watch."""
     check_options(options)
+    if options.feedback_dir is not None:
+        check_dir(options.feedback_dir)  # 0700, or one line saying why not, before any login
     options.token = options.token if options.token is not None else os.environ.get("TWIN_API_TOKEN") or None
     creds = load_credentials(options.env_file)
     path = session_file(options.session)

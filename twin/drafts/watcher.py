@@ -2,9 +2,12 @@
 
 One :class:`Watcher` per run. Each chosen chat has at most one pending suggestion (an asyncio task):
 a new incoming message cancels it and starts the wait again, so a burst becomes one suggestion
-built from all of it. Every Telegram call goes through :meth:`Watcher.tg`, which waits out flood
-limits and turns a revoked session into a fatal :class:`TwinError`. Log lines name chats by id
-and never hold message text; only ``--dry-run`` prints text, to the terminal.
+built from all of it. Every Telegram read goes through :meth:`Watcher.tg`, which waits out flood
+limits and turns a revoked session into a fatal :class:`TwinError`; every write goes through
+:meth:`Watcher.put`, which reads the guards (you answered since their message? your own draft in
+the chat?) right before the write and again after each flood wait, and drops the write if one
+says no. Log lines name chats by id and never hold message text; only ``--dry-run`` prints text,
+to the terminal. What you then send is recorded per suggestion (:mod:`twin.drafts.followup`).
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from twin.drafts.chats import Chat
-from twin.drafts.context import Conversation, answered, conversation, records_of
+from twin.drafts.context import Conversation, answered, conversation, last_outgoing_id, records_of
+from twin.drafts.followup import Pending
 from twin.drafts.options import DraftsOptions
 from twin.drafts.server import RequestRefused, ServerUnavailable, TwinServer
 from twin.errors import TwinError
+from twin.feedback import append_record
 from twin.text.scrub import Scrubber
 
 log = logging.getLogger(__name__)
@@ -40,12 +45,14 @@ class Stats:
     dry_run: int = 0
     kept_your_draft: int = 0
     you_answered: int = 0
+    writes_dropped: int = 0  # a guard said no right before a write (after a wait, too): nothing written
     nothing_to_answer: int = 0
     rate_limited: int = 0
     server_retries: int = 0
     refused_by_server: int = 0
     flood_waits: int = 0
     errors: int = 0
+    feedback: int = 0  # records of what you did with a suggestion (data/feedback)
 
     def summary(self) -> str:
         return ", ".join(f"{f.name.replace('_', ' ')} {getattr(self, f.name)}" for f in fields(self))
@@ -57,6 +64,8 @@ class ChatState:
     task: asyncio.Task | None = None
     written: deque[str] = field(default_factory=lambda: deque(maxlen=KEEP_WRITTEN))
     sent_at: deque[float] = field(default_factory=deque)
+    yours: int = 0  # newest id of a message you sent, seen as an event (any device, any kind)
+    pending: Pending | None = None  # the last suggestion, waiting for what you send
 
 
 class Watcher:
@@ -84,20 +93,37 @@ class Watcher:
     # ------------------------------------------------------------------ incoming messages
 
     async def on_event(self, event: Any) -> None:
-        """telethon's ``events.NewMessage`` handler."""
-        self.take(event.message)
+        """telethon's ``events.NewMessage`` handler (both directions: yours are the feedback)."""
+        if event.message.out:
+            self.note_yours(event.message)
+        else:
+            self.take(event.message)
+
+    def _chat_of(self, message: Any) -> Chat | None:
+        from telethon import utils
+
+        return self.chats.get(utils.get_peer_id(message.peer_id))
+
+    def note_yours(self, message: Any) -> None:
+        """A message you sent in a chosen chat (from any device): the guards and the feedback see it."""
+        chat = self._chat_of(message)
+        if chat is None:
+            return
+        state = self.state[chat.peer_id]
+        state.yours = max(state.yours, int(message.id))
+        if state.pending is not None:
+            state.pending.note(message, self.clock(), self.o.feedback_hours * HOUR_S)
 
     def take(self, message: Any) -> None:
         """A new message: (re)start the chat's debounce if it is theirs, in a chosen chat, and new."""
-        from telethon import utils
-
-        chat = self.chats.get(utils.get_peer_id(message.peer_id))
+        chat = self._chat_of(message)
         if chat is None or message.out:
             return
         state = self.state[chat.peer_id]
         if message.id <= state.seen:
             return  # delivered again after a reconnect: handled once
         state.seen = message.id
+        self.close_feedback(chat, closed=True)  # their next message ends the previous suggestion's window
         if state.task is not None and not state.task.done():
             state.task.cancel()
         state.task = asyncio.create_task(self._chat_task(chat))
@@ -126,19 +152,10 @@ class Watcher:
         if not reply:
             log.info("chat %s: the twin had nothing to say; nothing written", chat.label())
             return
-        if await self.answered_now(chat):
-            log.info("chat %s: you answered while the twin was thinking; suggestion dropped", chat.label())
-            return
         what = await self.deliver(chat, conv, reply) + (" (dry run: printed only)" if self.o.dry_run else "")
         usage = result.get("usage") or {}
         log.info("chat %s: %s (%s prompt + %s reply tokens, %.1f s)", chat.label(), what,
                  usage.get("prompt_tokens", "?"), usage.get("completion_tokens", "?"), latency)  # fmt: skip
-
-    async def answered_now(self, chat: Chat) -> bool:
-        """Whether the chat's newest message is now yours (counted in ``you_answered``)."""
-        latest = records_of(await self.tg(lambda: self.client.get_messages(chat.input_entity, limit=1)), chat)
-        self.stats.you_answered += answered(latest)
-        return answered(latest)
 
     async def ask(self, chat: Chat) -> tuple[Conversation, dict, float] | None:
         """The server's answer for the chat's current conversation; waits out a down server."""
@@ -166,12 +183,13 @@ class Watcher:
         limit = self.o.history_messages
         messages = await self.tg(lambda: self.client.get_messages(chat.input_entity, limit=limit))
         records = records_of(messages, chat)
-        if answered(records):
+        last_out = max(last_outgoing_id(messages), self.state[chat.peer_id].yours)
+        if answered(records, last_out):
             self.stats.you_answered += 1
             log.info("chat %s: you answered already; no suggestion", chat.label())
             return None
-        conv = conversation(records, chat, gap_hours=self.o.gap_hours, scrubber=self.scrubber,
-                            context_chars=self.o.context_chars)  # fmt: skip
+        conv = conversation(records, chat, last_out=last_out, gap_hours=self.o.gap_hours,
+                            scrubber=self.scrubber, context_chars=self.o.context_chars)  # fmt: skip
         if conv is None:
             self.stats.nothing_to_answer += 1
             log.info("chat %s: no text to answer (media or forwards only)", chat.label())
@@ -188,44 +206,93 @@ class Watcher:
             self.server_down = False
             log.info("the twin server answers again")
 
+    # ------------------------------------------------------------------ the guards
+
+    async def you_answered(self, chat: Chat, conv: Conversation) -> bool:
+        """Whether any message of yours (text, media, sticker, location, a call...) came after the trigger.
+
+        Every message newer than the trigger is read, not only the newest: an answer followed by a
+        service message or anything else still counts. Your messages seen as events count too.
+        """
+        trigger = conv.last_incoming_id
+        if self.state[chat.peer_id].yours > trigger:
+            return True
+        newer = await self.tg(lambda: self.client.get_messages(chat.input_entity, min_id=trigger, limit=None))
+        return last_outgoing_id(newer) > trigger
+
+    async def your_draft(self, chat: Chat) -> bool:
+        """Whether the chat's draft holds text this run did not write (you are typing, or an earlier run's)."""
+        draft = await self.tg(lambda: self.client.get_drafts(chat.input_entity))
+        current = (getattr(draft, "raw_text", "") or "").strip()
+        return bool(current) and current not in self.state[chat.peer_id].written
+
+    async def refusal(self, chat: Chat, conv: Conversation, where: str) -> str | None:
+        """Why the write to ``where`` must not happen now (counted), or None. Read fresh each time."""
+        if where != "Saved Messages" and await self.your_draft(chat):
+            self.stats.kept_your_draft += 1
+            return "your own draft is there: left untouched"
+        if await self.you_answered(chat, conv):
+            self.stats.you_answered += 1
+            return "you answered since their message: nothing written"
+        return None
+
     # ------------------------------------------------------------------ writing
 
     async def deliver(self, chat: Chat, conv: Conversation, reply: str) -> str:
         """Put the reply where ``--mode`` says; returns what was done (for the status line)."""
         if self.o.mode == "saved":
             text = f"Suggested reply to {chat.name}: {reply}"
-            await self.put(
-                chat, "Saved Messages", text, lambda: self.client.send_message("me", text, parse_mode=None)
+            why = await self.put(
+                chat, conv, "Saved Messages", text, lambda: self.client.send_message("me", text, parse_mode=None)
             )
+            if why is not None:
+                return why
             self.stats.saved += not self.o.dry_run
+            self.open_feedback(chat, conv, reply)
             return "suggestion posted to Saved Messages"
         if self.o.mode == "send":
             return await self.send(chat, conv, reply)
         return await self.write_draft(chat, conv, reply)
 
-    async def put(self, chat: Chat, where: str, text: str, write: Callable[[], Awaitable[Any]]) -> None:
-        """Write to Telegram, or with ``--dry-run`` print what would be written (terminal only)."""
-        if self.o.dry_run:
-            self.stats.dry_run += 1
-            self.out(f"[dry run] {where} of {chat.name} ({chat.dialog_id}): {text}")
-            return
-        await self.tg(write)
+    async def put(
+        self, chat: Chat, conv: Conversation, where: str, text: str, write: Callable[[], Awaitable[Any]]
+    ) -> str | None:
+        """Write to Telegram (``--dry-run``: print, terminal only) unless a guard says no; None when done.
+
+        The guards are read right before the write and again after every flood wait, so what you do
+        while Telegram makes the twin wait (type a draft, answer) always wins. A refused write is
+        dropped and counted, never retried.
+        """
+        from telethon import errors
+
+        while True:
+            why = await self.refusal(chat, conv, where)
+            if why is not None:
+                self.stats.writes_dropped += 1
+                return why
+            if self.o.dry_run:
+                self.stats.dry_run += 1
+                self.out(f"[dry run] {where} of {chat.name} ({chat.dialog_id}): {text}")
+                return None
+            try:
+                await self.tg_once(write)
+                return None
+            except errors.FloodWaitError as e:
+                await self.flood_wait(e)
 
     async def write_draft(self, chat: Chat, conv: Conversation, reply: str) -> str:
         from telethon import functions, types
 
-        draft = await self.tg(lambda: self.client.get_drafts(chat.input_entity))
-        current = (getattr(draft, "raw_text", "") or "").strip()
         state = self.state[chat.peer_id]
-        if current and current not in state.written:
-            self.stats.kept_your_draft += 1
-            return "your own draft is there: left untouched"
         state.written.append(reply)  # before the request: if it is cut off, the draft is still "ours"
         request = functions.messages.SaveDraftRequest(
             peer=chat.input_entity, message=reply, reply_to=types.InputReplyToMessage(conv.last_incoming_id)
         )
-        await self.put(chat, "draft", reply, lambda: self.client(request))
+        why = await self.put(chat, conv, "draft", reply, lambda: self.client(request))
+        if why is not None:
+            return why
         self.stats.drafts += not self.o.dry_run
+        self.open_feedback(chat, conv, reply)
         return "draft written"
 
     async def send(self, chat: Chat, conv: Conversation, reply: str) -> str:
@@ -239,37 +306,74 @@ class Watcher:
             return f"--max-per-hour {self.o.max_per_hour} reached, not sent; {what}"
         text = reply + self.o.signature
         if not self.o.dry_run:
+            if (why := await self.refusal(chat, conv, "message")) is not None:  # no "typing" after you answered
+                self.stats.writes_dropped += 1
+                return why
             delay = min(len(text) / self.o.chars_per_second, self.o.max_typing_s)
             async with self.client.action(chat.input_entity, "typing"):
                 await self.sleep(delay)
-            if await self.answered_now(chat):  # you wrote during the typing delay
-                return "you answered while the twin was typing: not sent"
-            state.sent_at.append(self.clock())
         send = self.client.send_message
-        await self.put(
-            chat,
-            "message",
-            text,
+        why = await self.put(
+            chat, conv, "message", text,
             lambda: send(chat.input_entity, text, reply_to=conv.last_incoming_id, parse_mode=None),
-        )
-        self.stats.sent += not self.o.dry_run
+        )  # fmt: skip
+        if why is not None:
+            return f"{why} (while the twin was typing or waiting): not sent"
+        if not self.o.dry_run:
+            state.sent_at.append(self.clock())
+            self.stats.sent += 1
         return "message sent"
+
+    # ------------------------------------------------------------------ feedback (what you did with it)
+
+    def open_feedback(self, chat: Chat, conv: Conversation, reply: str) -> None:
+        if self.o.feedback_dir is None or self.o.dry_run:
+            return
+        self.close_feedback(chat, closed=True)
+        self.state[chat.peer_id].pending = Pending(chat, conv, reply, self.clock())
+
+    def close_feedback(self, chat: Chat, *, closed: bool) -> None:
+        """Record what you did with the chat's pending suggestion (``closed``: its window has ended)."""
+        state = self.state[chat.peer_id]
+        pending, state.pending = state.pending, None
+        if pending is None or self.o.feedback_dir is None:
+            return
+        ended = closed or self.clock() - pending.opened > self.o.feedback_hours * HOUR_S
+        record = pending.record(self.scrubber, closed=ended)
+        if record is None:
+            return
+        try:
+            append_record(self.o.feedback_dir, record)
+        except (OSError, TwinError) as e:  # the suggestion is already written: say so, keep watching
+            log.error("chat %s: feedback not recorded (%s)", chat.label(), getattr(e, "strerror", None) or e)
+            return
+        self.stats.feedback += 1
 
     # ------------------------------------------------------------------ Telegram calls
 
     async def tg(self, call: Callable[[], Awaitable[Any]]) -> Any:
-        """``await call()``, waiting out flood limits; a revoked session is fatal (TwinError)."""
+        """``await call()``, waiting out flood limits (reads only: writes go through :meth:`put`)."""
         from telethon import errors
 
         while True:
             try:
-                return await call()
+                return await self.tg_once(call)
             except errors.FloodWaitError as e:
-                self.stats.flood_waits += 1
-                log.warning("Telegram asks to wait %d s (flood limit); waiting, then continuing", e.seconds)
-                await self.sleep(e.seconds + 1)  # +1: the server rounds down
-            except (errors.UnauthorizedError, errors.AuthKeyDuplicatedError):
-                raise TwinError(SESSION_GONE) from None
+                await self.flood_wait(e)
+
+    async def tg_once(self, call: Callable[[], Awaitable[Any]]) -> Any:
+        """``await call()``; a revoked session is fatal (TwinError), a flood wait is the caller's."""
+        from telethon import errors
+
+        try:
+            return await call()
+        except (errors.UnauthorizedError, errors.AuthKeyDuplicatedError):
+            raise TwinError(SESSION_GONE) from None
+
+    async def flood_wait(self, e: Any) -> None:
+        self.stats.flood_waits += 1
+        log.warning("Telegram asks to wait %d s (flood limit); waiting, then continuing", e.seconds)
+        await self.sleep(e.seconds + 1)  # +1: the server rounds down
 
     async def until_stopped(self) -> None:
         """Until the client disconnects or a fatal error; then every pending suggestion is cancelled."""
@@ -297,4 +401,6 @@ class Watcher:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        for chat in self.chats.values():  # answered suggestions are recorded; open, unanswered ones are not
+            self.close_feedback(chat, closed=False)
         await self.server.close()
