@@ -82,13 +82,19 @@ def msg(
     )
 
 
-def service(peer: Any, mid: int) -> types.MessageService:
+def service(peer: Any, mid: int, *, out: bool = False) -> types.MessageService:
+    """A call (``out``: one you made), as Telegram lists it among a chat's messages."""
     return types.MessageService(
         id=mid,
         peer_id=utils.get_peer(peer),
         date=T0 + timedelta(minutes=mid),
         action=types.MessageActionPhoneCall(call_id=1, duration=5),
+        out=out,
     )
+
+
+def location() -> types.MessageMediaGeo:
+    return types.MessageMediaGeo(geo=types.GeoPoint(long=13.4, lat=52.5, access_hash=1))
 
 
 def photo() -> types.MessageMediaPhoto:
@@ -399,12 +405,17 @@ def scripted_live_client(chats: list[tuple[Any, list[Any]]], me: types.User):
             self.fake = FakeClient(chats)
             self.requests: list[Any] = []
             self.drafts: dict[int, types.DraftMessage] = {}
+            self.flood: dict[type, list[int]] = {}  # request type -> seconds of the next FloodWaitErrors
             self._gone = asyncio.Event()
 
         async def __call__(
             self, request: Any, ordered: bool = False, flood_sleep_threshold: Any = None
         ) -> Any:
+            from telethon.errors import FloodWaitError
+
             self.requests.append(request)
+            if self.flood.get(type(request)):
+                raise FloodWaitError(request=request, capture=self.flood[type(request)].pop(0))
             if isinstance(request, functions.messages.GetHistoryRequest):
                 return history_slice(self.fake.chats[self._index(request.peer)][1], request)
             return self._answer(request)

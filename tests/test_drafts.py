@@ -21,7 +21,7 @@ from live_server import free_port, twin_process
 from telethon import errors, utils
 from telethon.tl import types
 
-from tests.fake_telethon import FakeClient, group, msg, user
+from tests.fake_telethon import FakeClient, group, location, msg, service, sticker, user, voice
 from twin.drafts.chats import resolve_chats
 from twin.drafts.context import conversation, records_of
 from twin.drafts.options import DraftsOptions, check_options
@@ -572,3 +572,228 @@ def test_send_mode_drops_the_message_when_you_answer_during_the_typing_delay(ser
     opts = options(server, mode="send", i_understand_it_sends=True)
     stats = asyncio.run(session(client, opts, script, sleep=sleep))
     assert client.sent == [] and client.actions == [(ANNA_ID, "typing")] and stats.you_answered == 1
+
+
+# ---------------------------------------------------------------------- the twin never writes over you
+# Each write kind meets a flood wait; what you do during the wait (type a draft, answer with text,
+# a sticker, a location, then a call) must win over the twin's retried write.
+
+FLOOD_S = 7  # the twin sleeps FLOOD_S + 1
+
+
+def flood_sleep(during_wait):
+    """An injected sleep: the debounce (0.2) passes, and during the flood wait ``during_wait()`` runs."""
+
+    async def sleep(seconds: float) -> None:
+        if seconds == FLOOD_S + 1:
+            during_wait()
+        await asyncio.sleep(min(seconds, 0.2))
+
+    return sleep
+
+
+def your_draft(client: FakeClient, text: str = "my own words") -> None:
+    client.drafts[ANNA_ID] = types.DraftMessage(message=text, date=None)
+
+
+def you_answer(*extra: Any):
+    """You answer (and then ``extra`` messages arrive) from your phone, during the wait."""
+    return lambda client: client.add(ANNA, *extra)
+
+
+WRITES = {  # mode -> (the fake's failing call, what a write looks like on the fake client)
+    "draft": ("SaveDraftRequest", lambda c: c.saved_drafts),
+    "saved": ("send_message", lambda c: c.sent),
+    "send": ("send_message", lambda c: c.sent),
+}
+
+
+@pytest.mark.parametrize(
+    "mode, during",
+    [
+        ("draft", your_draft),
+        ("draft", you_answer(msg(ANNA, 4, "yes, 8 is fine", out=True))),
+        ("saved", you_answer(msg(ANNA, 4, None, out=True, media=sticker()), service(ANNA, 5))),
+        ("send", you_answer(msg(ANNA, 4, "да, иду", out=True))),
+        ("send", your_draft),
+        ("send", you_answer(msg(ANNA, 4, None, out=True, media=location()), service(ANNA, 5))),
+    ],
+    ids=["draft-you-type", "draft-you-send", "saved-sticker-then-call", "send-you-send", "send-you-type",
+         "send-location-then-call"],  # fmt: skip
+)
+def test_a_flood_wait_on_any_write_never_writes_over_what_you_did_meanwhile(server, caplog, mode, during):
+    client = account()
+    caplog.set_level(logging.INFO, logger="twin.drafts")
+    call, written = WRITES[mode]
+    client.raise_on[call] = [errors.FloodWaitError(request=None, capture=FLOOD_S)]
+    sleep = flood_sleep(lambda: during(client))
+
+    async def script():
+        await client.emit(msg(ANNA, 3, "dinner at 8?"))
+        await until(lambda: "nothing written" in caplog.text or "left untouched" in caplog.text
+                    or written(client))  # fmt: skip
+        await asyncio.sleep(0.3)
+
+    opts = options(server, mode=mode, i_understand_it_sends=True, chars_per_second=1e6)
+    stats = asyncio.run(session(client, opts, script, sleep=sleep))
+    assert written(client) == [] and stats.flood_waits == 1 and stats.writes_dropped == 1
+    assert stats.drafts == stats.saved == stats.sent == 0
+    if during is your_draft:
+        assert client.drafts[ANNA_ID].message == "my own words" and stats.kept_your_draft == 1
+    else:
+        assert stats.you_answered == 1
+
+
+def test_an_answer_followed_by_a_call_stops_the_send_after_the_typing_delay(server, caplog):
+    """Not only the newest message is read: your answer, then a call, is still your answer."""
+    client = account()
+    caplog.set_level(logging.INFO, logger="twin.drafts")
+
+    async def sleep(seconds: float) -> None:
+        if seconds != 0.2:  # the typing delay: you answer from your phone, then they call you
+            client.add(ANNA, msg(ANNA, 4, "on my way", out=True), service(ANNA, 5))
+        await asyncio.sleep(min(seconds, 0.2))
+
+    async def script():
+        await client.emit(msg(ANNA, 3, "where are you?"))
+        await until(lambda: "not sent" in caplog.text or client.sent)
+
+    opts = options(server, mode="send", i_understand_it_sends=True)
+    stats = asyncio.run(session(client, opts, script, sleep=sleep))
+    assert client.sent == [] and stats.you_answered == 1 and stats.writes_dropped == 1
+    guard = client.reads[-1]  # every message after their message was read, not just the newest
+    assert guard["min_id"] == 3 and guard["limit"] is None
+
+
+class SlowServer:
+    """A TCP front for the real server that runs ``meanwhile()`` before forwarding (a slow server)
+    and keeps the bytes of each request it forwards."""
+
+    def __init__(self, target_port: int, meanwhile=lambda: None) -> None:
+        self.port, self.target, self.meanwhile = free_port(), target_port, meanwhile
+        self.server: asyncio.AbstractServer | None = None
+        self.received: list[bytes] = []
+
+    def bodies(self) -> list[dict]:
+        import json
+
+        joined = b"".join(self.received).split(b"POST ")[1:]
+        return [json.loads(r.split(b"\r\n\r\n", 1)[1]) for r in joined]
+
+    async def __aenter__(self) -> SlowServer:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self.server.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.meanwhile()
+        up_r, up_w = await asyncio.open_connection("127.0.0.1", self.target)
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, keep: list | None) -> None:
+            with contextlib.suppress(ConnectionError):
+                while data := await src.read(65536):
+                    if keep is not None:
+                        keep.append(data)
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_w, self.received), pipe(up_r, writer, None))
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        (msg(ANNA, 4, "see you", out=True), service(ANNA, 5)),  # text, then a call
+        (msg(ANNA, 4, None, out=True, media=voice()),),  # a voice message only
+        (service(ANNA, 4, out=True),),  # you called them back
+    ],
+    ids=["text-then-call", "voice-only", "your-call"],
+)
+def test_you_answer_while_the_server_is_slow_then_no_draft(server, caplog, answer):
+    client = account()
+    caplog.set_level(logging.INFO, logger="twin.drafts")
+
+    async def main():
+        async with SlowServer(int(server.rsplit(":", 1)[1]), lambda: client.add(ANNA, *answer)) as slow:
+
+            async def script():
+                await client.emit(msg(ANNA, 3, "are you coming?"))
+                await until(lambda: "nothing written" in caplog.text or client.saved_drafts)
+
+            return await session(client, options(f"http://127.0.0.1:{slow.port}"), script)
+
+    stats = asyncio.run(main())
+    assert client.saved_drafts == [] and stats.you_answered == 1 and stats.drafts == 0
+
+
+def test_a_location_you_sent_closes_their_earlier_question(server, caplog):
+    """They ask, you answer with a location only, they send a location: nothing to answer."""
+    client = account()
+    caplog.set_level(logging.INFO, logger="twin.drafts")
+    client.add(ANNA, msg(ANNA, 3, "dinner at 8? where?"), msg(ANNA, 4, None, out=True, media=location()))
+
+    async def script():
+        await client.emit(msg(ANNA, 5, None, media=location()))
+        await until(lambda: "no text to answer" in caplog.text or client.saved_drafts)
+
+    stats = asyncio.run(session(client, options(server), script))
+    assert client.saved_drafts == [] and stats.nothing_to_answer == 1
+
+
+def test_the_trigger_is_only_what_came_after_your_last_message_of_any_kind(server):
+    """You answered "dinner at 8?" with a sticker; their next words are what the twin answers."""
+    client = account()
+    client.add(ANNA, msg(ANNA, 3, "dinner at 8?"), msg(ANNA, 4, None, out=True, media=sticker()))
+
+    async def main() -> list[dict]:
+        async with SlowServer(int(server.rsplit(":", 1)[1])) as front:
+
+            async def script():
+                await client.emit(msg(ANNA, 5, "great, and bring wine"))
+                await until(lambda: client.saved_drafts)
+
+            await session(client, options(f"http://127.0.0.1:{front.port}"), script)
+            return front.bodies()
+
+    (body,) = asyncio.run(main())
+    history = [{"role": "me", "text": "hi Anna"}, {"role": "them", "text": "hello\ndinner at 8?"}]
+    assert body["message"] == "great, and bring wine" and body["history"] == history
+    expected = direct_reply(server, "great, and bring wine", history)
+    assert client.saved_drafts == [{"peer_id": ANNA_ID, "text": expected, "reply_to": 5}]
+
+
+def test_real_telethon_client_flood_on_send_then_your_answer_and_a_call_means_not_sent(server, caplog):
+    """telethon's own get_messages(min_id=..., limit=None) reads past the call to your answer."""
+    from telethon import functions
+
+    from tests.fake_telethon import scripted_live_client
+
+    caplog.set_level(logging.INFO, logger="twin.drafts")
+    client_box: list[Any] = []
+
+    async def sleep(seconds: float) -> None:
+        if seconds == FLOOD_S + 1:  # during the flood wait: you answer, then they call
+            client_box[0].fake.add(ANNA, msg(ANNA, 4, "yes!", out=True), service(ANNA, 5))
+        await asyncio.sleep(min(seconds, 0.2))
+
+    async def run() -> Any:
+        client = scripted_live_client([(ANNA, [msg(ANNA, 1, "hi Anna", out=True), msg(ANNA, 2, "hello")])],
+                                      ME_USER)  # fmt: skip
+        client_box.append(client)
+        client.flood[functions.messages.SendMessageRequest] = [FLOOD_S]
+        opts = options(server, mode="send", i_understand_it_sends=True, chars_per_second=1e6)
+        task = asyncio.create_task(watch(client, opts, sleep=sleep))
+        await until(lambda: client._event_builders or task.done(), 10)
+        await client.deliver(msg(ANNA, 3, "coming?"))
+        await until(lambda: "not sent" in caplog.text or len(sent_requests(client)) > 1)
+        await client.disconnect()
+        return client, await asyncio.wait_for(task, 10)
+
+    def sent_requests(client: Any) -> list[Any]:
+        return [r for r in client.requests if isinstance(r, functions.messages.SendMessageRequest)]
+
+    client, stats = asyncio.run(run())
+    assert len(sent_requests(client)) == 1 and stats.flood_waits == 1 and stats.you_answered == 1 and stats.sent == 0

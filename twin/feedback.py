@@ -128,6 +128,20 @@ def acceptance_by_week(records: Iterable[dict]) -> list[dict]:
     return out
 
 
+def acceptance(records: list[dict]) -> dict | None:
+    """``eval.json``'s ``acceptance``: overall ``n``, ``share_unchanged``, ``median_edit_distance``
+    and ``weeks`` (:func:`acceptance_by_week`); None without records."""
+    if not records:
+        return None
+    distances = [r["edit_distance"] for r in records if r.get("edit_distance") is not None]
+    return {
+        "n": len(records),
+        "share_unchanged": sum(r["outcome"] == "unchanged" for r in records) / len(records),
+        "median_edit_distance": statistics.median(distances) if distances else None,
+        "weeks": acceptance_by_week(records),
+    }
+
+
 def preference_pairs(records: Iterable[dict]) -> list[dict]:
     """Pairs for the preference stage: the owner's text (edited or other) chosen over the twin's draft."""
     return [

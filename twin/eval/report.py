@@ -32,6 +32,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("pet-phrases", "Your pet phrases"),
     ("training", "Training curve"),
     ("blind", "Is it me? The blind test"),
+    ("acceptance", "Your edits of the drafts"),
     ("samples", "Side by side: their message | your real reply | base | twin"),
 )
 SIDES = ("real", "base", "twin")
@@ -404,6 +405,29 @@ def _section_samples(rows: Sequence[dict]) -> str:
     return _table(["their message", "your real reply", "base model", "twin"], table_rows, cls="samples")
 
 
+def acceptance_section(acc: dict | None) -> str:
+    """What you did with ``twin drafts``' suggestions, per week (``eval.json``'s ``acceptance``)."""
+    if not acc:
+        return (
+            "<p>No drafts feedback yet: run <code>twin drafts</code>; what you send after each suggestion "
+            "is recorded (scrubbed) in <code>data/feedback/</code> and summed up here.</p>"
+        )
+    med = acc["median_edit_distance"]
+    text = (
+        f"You sent {acc['share_unchanged']:.0%} of {acc['n']} suggestions unchanged; the median edit "
+        f"distance between a suggestion and what you sent is {_fmt(med, 1) if med is not None else 'n/a'} "
+        "characters (lower is better; a rising share unchanged means the twin is getting closer to you)."
+    )
+    rows = [
+        [w["week"], w["n"], w["unchanged"], w["edited"], w["other"], w["none"], w["share_unchanged"],
+         "" if w["median_edit_distance"] is None else w["median_edit_distance"]]  # fmt: skip
+        for w in acc["weeks"]
+    ]
+    header = ["week", "suggestions", "sent unchanged", "edited", "something else", "nothing",
+              "share unchanged", "median edit distance"]  # fmt: skip
+    return f"<p>{_esc(text)}</p>" + _table(header, rows)
+
+
 def render_report(result: dict, samples: Sequence[dict], *, metrics_csv: Path | None = None) -> str:
     """The whole HTML page as a string."""
     body = {
@@ -416,6 +440,7 @@ def render_report(result: dict, samples: Sequence[dict], *, metrics_csv: Path | 
         "pet-phrases": _section_pet_phrases(result),
         "training": _section_training(result, metrics_csv),
         "blind": blind_section(result.get("blind"), result["run"]),
+        "acceptance": acceptance_section(result.get("acceptance")),
         "samples": _section_samples(samples),
     }
     nav = " · ".join(f'<a href="#{sid}">{_esc(title.split(":")[0])}</a>' for sid, title in SECTIONS)

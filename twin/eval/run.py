@@ -30,6 +30,7 @@ from pydantic import Field
 from twin.config import StageConfig
 from twin.errors import TwinError
 from twin.eval import metrics
+from twin.feedback import acceptance, read_feedback
 
 if TYPE_CHECKING:
     from twin.memory import Memory
@@ -58,6 +59,7 @@ class EvalConfig(StageConfig):
     dtype: str = "auto"
     pet_phrases: int = Field(10, ge=0)
     memory: int | None = Field(None, ge=0)  # past exchanges per prompt; null: as trained (twin.json)
+    feedback: str = "data/feedback"  # twin drafts' records of what you sent: the acceptance figures
 
 
 def _select(examples: list[dict], limit: int | None, seed: int) -> list[dict]:
@@ -299,6 +301,7 @@ def run_eval(cfg: EvalConfig, *, progress: bool = True) -> dict:
     from twin.eval.blind import blind_score, blind_sentence
 
     started = time.perf_counter()
+    drafts_acceptance = acceptance(read_feedback(cfg.feedback))  # a bad file stops before any loading
     plan = _plan(cfg)
     model, tokenizer = _load_twin(plan, cfg.dtype)
     loss = _losses(cfg, plan, model, tokenizer)
@@ -317,5 +320,6 @@ def run_eval(cfg: EvalConfig, *, progress: bool = True) -> dict:
     result = _result(cfg, plan, rows, loss, authorship, prompt_tokens, seconds)
     result["blind"] = blind_score(plan.out / "blind.jsonl")  # the chat page's "Is it me?" rounds
     log.info("%s", blind_sentence(result["blind"], plan.run))
+    result["acceptance"] = drafts_acceptance  # what you did with twin drafts' suggestions, per week
     _write_outputs(plan.out, result, rows, cfg.samples)
     return result
