@@ -13,7 +13,8 @@ message to the handlers registered with ``add_event_handler`` (as telethon's own
 ``events.NewMessage.Event``), drafts are real ``types.DraftMessage`` read back through telethon's
 ``custom.Draft``, and ``messages.SaveDraftRequest``, ``send_message`` and ``action`` are recorded.
 ``raise_on[name]`` injects errors (``FloodWaitError``, ``SessionRevokedError``...) into the next
-calls of ``get_messages``, ``get_drafts``, ``SaveDraftRequest`` or ``send_message``.
+calls of ``get_messages``, ``get_drafts``, ``SaveDraftRequest`` or ``send_message``, and
+``on_request[name]`` runs hooks as they arrive (you answer while the twin's write is in flight).
 """
 
 from __future__ import annotations
@@ -184,6 +185,7 @@ class FakeClient:
         self.actions: list[tuple[int, str]] = []
         self.raise_on: dict[str, list[BaseException]] = {}
         self.reads: list[dict] = []  # every get_messages: peer id, limit, min_id
+        self.on_request: dict[str, list[Callable[[], Any]]] = {}  # name -> hooks run as the next calls arrive
         self._gone = asyncio.Event()
 
     def add(self, entity: Any, *messages: Any) -> None:
@@ -228,6 +230,9 @@ class FakeClient:
         return next(e for e, _ in self.chats if utils.get_peer_id(e) == peer_id)
 
     def _fail(self, name: str) -> None:
+        hooks = self.on_request.get(name)
+        if hooks:
+            hooks.pop(0)()  # what happens on Telegram's side while this request is on its way
         queue = self.raise_on.get(name)
         if queue:
             raise queue.pop(0)

@@ -344,15 +344,26 @@ def test_conversation_is_the_last_session_scrubbed_like_training():
     later = [msg(ANNA, 2, "hi", out=True, minutes=3000), msg(ANNA, 3, f"my card {PII[1]}", minutes=3001)]
     chat = asyncio.run(resolve_chats(chat_client, ["@ANNA_K"], None))[0]
     conv = conversation(
-        records_of([*later, old], chat), chat, last_out=2, gap_hours=24, scrubber=Scrubber(), context_chars=1024
+        records_of([*later, old], chat),
+        chat,
+        last_out=2,
+        gap_hours=24,
+        scrubber=Scrubber(),
+        context_chars=1024,
     )
     assert conv.payload == {"message": "my card [CARD]", "history": [{"role": "me", "text": "hi"}],
                             "contact": "Anna K"}  # fmt: skip
     assert conv.last_incoming_id == 3
     media_only = [msg(ANNA, 4, None, media=types.MessageMediaGeo(geo=types.GeoPointEmpty()))]
     assert (
-        conversation(records_of(media_only, chat), chat, last_out=0, gap_hours=24, scrubber=Scrubber(),
-                     context_chars=99)
+        conversation(
+            records_of(media_only, chat),
+            chat,
+            last_out=0,
+            gap_hours=24,
+            scrubber=Scrubber(),
+            context_chars=99,
+        )
         is None
     )
 
@@ -618,8 +629,14 @@ WRITES = {  # mode -> (the fake's failing call, what a write looks like on the f
         ("send", your_draft),
         ("send", you_answer(msg(ANNA, 4, None, out=True, media=location()), service(ANNA, 5))),
     ],
-    ids=["draft-you-type", "draft-you-send", "saved-sticker-then-call", "send-you-send", "send-you-type",
-         "send-location-then-call"],  # fmt: skip
+    ids=[
+        "draft-you-type",
+        "draft-you-send",
+        "saved-sticker-then-call",
+        "send-you-send",
+        "send-you-type",
+        "send-location-then-call",
+    ],  # fmt: skip
 )
 def test_a_flood_wait_on_any_write_never_writes_over_what_you_did_meanwhile(server, caplog, mode, during):
     client = account()
@@ -796,4 +813,44 @@ def test_real_telethon_client_flood_on_send_then_your_answer_and_a_call_means_no
         return [r for r in client.requests if isinstance(r, functions.messages.SendMessageRequest)]
 
     client, stats = asyncio.run(run())
-    assert len(sent_requests(client)) == 1 and stats.flood_waits == 1 and stats.you_answered == 1 and stats.sent == 0
+    assert (
+        len(sent_requests(client)) == 1
+        and stats.flood_waits == 1
+        and stats.you_answered == 1
+        and stats.sent == 0
+    )
+
+
+def test_an_answer_that_crosses_the_draft_write_withdraws_the_draft(server, caplog):
+    """The race no guard can close: your answer reaches Telegram while the twin's draft is in flight."""
+    client = account()
+    caplog.set_level(logging.INFO, logger="twin.drafts")
+    client.on_request["SaveDraftRequest"] = [lambda: client.add(ANNA, msg(ANNA, 4, "yes!", out=True))]
+
+    async def script():
+        await client.emit(msg(ANNA, 3, "coming?"))
+        await until(lambda: "withdrawn" in caplog.text)
+
+    stats = asyncio.run(session(client, options(server), script))
+    assert [d["text"] for d in client.saved_drafts][1:] == [""] and client.drafts[ANNA_ID].message == ""
+    assert stats.drafts == 1 and stats.drafts_withdrawn == 1
+
+
+def test_your_answer_after_the_draft_withdraws_it_unless_the_draft_is_yours_now(server, caplog):
+    client = account()
+    caplog.set_level(logging.INFO, logger="twin.drafts")
+
+    async def script():
+        await client.emit(msg(ANNA, 3, "coming?"))
+        await until(lambda: client.saved_drafts)
+        await client.emit(msg(ANNA, 4, "yes, at 8", out=True))  # from a device the draft had not reached
+        await until(lambda: len(client.saved_drafts) == 2)
+        await client.emit(msg(ANNA, 5, "and Bob?"))
+        await until(lambda: len(client.saved_drafts) == 3)
+        your_draft(client, "he comes too, and")  # you edit the twin's draft into your own words...
+        await client.emit(msg(ANNA, 6, "he comes", out=True))  # ...and send from your phone
+        await asyncio.sleep(0.3)
+
+    stats = asyncio.run(session(client, options(server), script))
+    assert [d["text"] == "" for d in client.saved_drafts] == [False, True, False]
+    assert client.drafts[ANNA_ID].message == "he comes too, and" and stats.drafts_withdrawn == 1

@@ -168,7 +168,9 @@ def test_a_feedback_dir_that_cannot_be_made_stops_before_login(tmp_path, monkeyp
     monkeypatch.setenv("TELEGRAM_API_ID", "12345")
     monkeypatch.setenv("TELEGRAM_API_HASH", "0" * 32)
     (tmp_path / "file").write_text("x")
-    opts = DraftsOptions(chats=["Anna K"], session=tmp_path / "tg", env_file=None, feedback_dir=tmp_path / "file" / "fb")
+    opts = DraftsOptions(
+        chats=["Anna K"], session=tmp_path / "tg", env_file=None, feedback_dir=tmp_path / "file" / "fb"
+    )
     called = []
     with pytest.raises(TwinError, match=r"cannot use it for drafts feedback .*--no-feedback"):
         run_drafts(opts, client_factory=lambda *a: called.append(a))
@@ -240,10 +242,8 @@ def test_eval_reports_acceptance_per_week(random_lora_adapter, tmp_path):
         append_record(fb, r)
     result = run_eval(_cfg(random_lora_adapter, data, tmp_path / "out", feedback=str(fb)), progress=False)
     acc = json.loads((tmp_path / "out" / "runs" / result["run"] / "eval.json").read_text())["acceptance"]
-    assert acc["n"] == 2 and acc["share_unchanged"] == 0.5 and [w["week"] for w in acc["weeks"]] == [
-        "2026-W49",
-        "2026-W50",
-    ]
+    assert acc["n"] == 2 and acc["share_unchanged"] == 0.5
+    assert [w["week"] for w in acc["weeks"]] == ["2026-W49", "2026-W50"]
     page = (tmp_path / "out" / "runs" / result["run"] / "report.html").read_text()
     section = page.split('<section id="acceptance">')[1].split("</section>")[0]
     assert "You sent 50% of 2 suggestions unchanged" in section and "2026-W50" in section

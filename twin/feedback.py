@@ -97,7 +97,11 @@ def read_feedback(directory: str | os.PathLike) -> list[dict]:
     out: list[dict] = []
     for file in sorted(path.glob("*.jsonl")):
         for lineno, obj in iter_jsonl(file, hint="it should hold drafts feedback written by `twin drafts`"):
-            if not isinstance(obj, dict) or obj.get("outcome") not in OUTCOMES or not isinstance(obj.get("ts"), str):
+            if (
+                not isinstance(obj, dict)
+                or obj.get("outcome") not in OUTCOMES
+                or not isinstance(obj.get("ts"), str)
+            ):
                 raise TwinError(f"{file}:{lineno}: not a drafts feedback record (needs ts and outcome)")
             out.append(obj)
     return sorted(out, key=lambda r: r["ts"])
@@ -145,8 +149,13 @@ def acceptance(records: list[dict]) -> dict | None:
 def preference_pairs(records: Iterable[dict]) -> list[dict]:
     """Pairs for the preference stage: the owner's text (edited or other) chosen over the twin's draft."""
     return [
-        {"contact": r.get("contact"), "context": r.get("context") or [], "instruction": r.get("instruction"),
-         "chosen": r["sent"], "rejected": r["draft"]}  # fmt: skip
+        {
+            "contact": r.get("contact"),
+            "context": r.get("context") or [],
+            "instruction": r.get("instruction"),
+            "chosen": r["sent"],
+            "rejected": r["draft"],
+        }  # fmt: skip
         for r in records
         if r["outcome"] in ("edited", "other") and (r.get("sent") or "").strip() and r.get("draft")
     ]

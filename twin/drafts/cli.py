@@ -53,7 +53,9 @@ def drafts_cmd(
     session: Path | None = typer.Option(None, "--session", help="The session file of twin export telegram."),
     env_file: Path = typer.Option(Path(".env"), "--env-file", help="Where to read TELEGRAM_* from."),
     feedback_dir: Path = typer.Option(
-        Path("data/feedback"), "--feedback-dir", help="Where what you did with each suggestion is kept (scrubbed)."
+        Path("data/feedback"),
+        "--feedback-dir",
+        help="Where what you did with each suggestion is kept (scrubbed).",
     ),
     no_feedback: bool = typer.Option(False, "--no-feedback", help="Keep no record of what you sent."),
     feedback_hours: float = typer.Option(

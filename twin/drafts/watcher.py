@@ -46,6 +46,7 @@ class Stats:
     kept_your_draft: int = 0
     you_answered: int = 0
     writes_dropped: int = 0  # a guard said no right before a write (after a wait, too): nothing written
+    drafts_withdrawn: int = 0  # you answered after the twin's draft was written: it was cleared
     nothing_to_answer: int = 0
     rate_limited: int = 0
     server_retries: int = 0
@@ -66,6 +67,7 @@ class ChatState:
     sent_at: deque[float] = field(default_factory=deque)
     yours: int = 0  # newest id of a message you sent, seen as an event (any device, any kind)
     pending: Pending | None = None  # the last suggestion, waiting for what you send
+    draft_for: int = 0  # the trigger id of the twin's draft now in the chat (0: none known)
 
 
 class Watcher:
@@ -89,6 +91,7 @@ class Watcher:
         self.fatal: BaseException | None = None
         self.stopped = asyncio.Event()
         self.server_down = False
+        self.background: set[asyncio.Future] = set()
 
     # ------------------------------------------------------------------ incoming messages
 
@@ -111,6 +114,9 @@ class Watcher:
             return
         state = self.state[chat.peer_id]
         state.yours = max(state.yours, int(message.id))
+        if state.draft_for and message.id > state.draft_for:  # you answered: the twin's draft is stale
+            state.draft_for = 0
+            self.spawn(self.withdraw_draft(chat))
         if state.pending is not None:
             state.pending.note(message, self.clock(), self.o.feedback_hours * HOUR_S)
 
@@ -243,7 +249,11 @@ class Watcher:
         if self.o.mode == "saved":
             text = f"Suggested reply to {chat.name}: {reply}"
             why = await self.put(
-                chat, conv, "Saved Messages", text, lambda: self.client.send_message("me", text, parse_mode=None)
+                chat,
+                conv,
+                "Saved Messages",
+                text,
+                lambda: self.client.send_message("me", text, parse_mode=None),
             )
             if why is not None:
                 return why
@@ -293,7 +303,49 @@ class Watcher:
             return why
         self.stats.drafts += not self.o.dry_run
         self.open_feedback(chat, conv, reply)
+        if self.o.dry_run:
+            return "draft written"
+        state.draft_for = conv.last_incoming_id
+        if await self.you_answered(chat, conv):  # your answer crossed the write on its way to Telegram
+            state.draft_for = 0
+            await self.withdraw_draft(chat)
+            return "draft written, then withdrawn: you answered meanwhile"
         return "draft written"
+
+    async def withdraw_draft(self, chat: Chat) -> None:
+        """Clear the chat's draft if it is still exactly one the twin wrote (re-read after each flood wait)."""
+        from telethon import errors, functions
+
+        request = functions.messages.SaveDraftRequest(peer=chat.input_entity, message="")
+        while True:
+            draft = await self.tg(lambda: self.client.get_drafts(chat.input_entity))
+            current = (getattr(draft, "raw_text", "") or "").strip()
+            if not current or current not in self.state[chat.peer_id].written:
+                return  # cleared by your send, or yours now: nothing to do
+            try:
+                await self.tg_once(lambda: self.client(request))
+                self.stats.drafts_withdrawn += 1
+                log.info("chat %s: you answered; the twin's draft was withdrawn", chat.label())
+                return
+            except errors.FloodWaitError as e:
+                await self.flood_wait(e)
+
+    def spawn(self, work: Awaitable[Any]) -> None:
+        """Run ``work`` beside the chat tasks (cancelled on stop; its failure logged, never fatal to others)."""
+
+        async def run() -> None:
+            try:
+                await work
+            except TwinError as e:
+                self.fatal = e
+                self.stopped.set()
+            except Exception as e:
+                self.stats.errors += 1
+                log.error("background step failed (%s)", type(e).__name__)
+
+        task = asyncio.ensure_future(run())
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
 
     async def send(self, chat: Chat, conv: Conversation, reply: str) -> str:
         state = self.state[chat.peer_id]
@@ -306,7 +358,8 @@ class Watcher:
             return f"--max-per-hour {self.o.max_per_hour} reached, not sent; {what}"
         text = reply + self.o.signature
         if not self.o.dry_run:
-            if (why := await self.refusal(chat, conv, "message")) is not None:  # no "typing" after you answered
+            why = await self.refusal(chat, conv, "message")
+            if why is not None:  # no "typing" shown after you answered
                 self.stats.writes_dropped += 1
                 return why
             delay = min(len(text) / self.o.chars_per_second, self.o.max_typing_s)
@@ -398,6 +451,7 @@ class Watcher:
 
     async def close(self) -> None:
         tasks = [s.task for s in self.state.values() if s.task is not None and not s.task.done()]
+        tasks += [t for t in self.background if not t.done()]
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -419,8 +419,16 @@ def acceptance_section(acc: dict | None) -> str:
         "characters (lower is better; a rising share unchanged means the twin is getting closer to you)."
     )
     rows = [
-        [w["week"], w["n"], w["unchanged"], w["edited"], w["other"], w["none"], w["share_unchanged"],
-         "" if w["median_edit_distance"] is None else w["median_edit_distance"]]  # fmt: skip
+        [
+            w["week"],
+            w["n"],
+            w["unchanged"],
+            w["edited"],
+            w["other"],
+            w["none"],
+            w["share_unchanged"],
+            "" if w["median_edit_distance"] is None else w["median_edit_distance"],
+        ]  # fmt: skip
         for w in acc["weeks"]
     ]
     header = ["week", "suggestions", "sent unchanged", "edited", "something else", "nothing",
