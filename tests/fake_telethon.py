@@ -234,8 +234,8 @@ class FakeClient:
         if hooks:
             hooks.pop(0)()  # what happens on Telegram's side while this request is on its way
         queue = self.raise_on.get(name)
-        if queue:
-            raise queue.pop(0)
+        if queue and (error := queue.pop(0)) is not None:  # None: this call goes through
+            raise error
 
     async def get_messages(
         self, entity: Any, limit: int | None = None, *, min_id: int = 0, max_id: int = 0, **kwargs: Any

@@ -854,3 +854,21 @@ def test_your_answer_after_the_draft_withdraws_it_unless_the_draft_is_yours_now(
     stats = asyncio.run(session(client, options(server), script))
     assert [d["text"] == "" for d in client.saved_drafts] == [False, True, False]
     assert client.drafts[ANNA_ID].message == "he comes too, and" and stats.drafts_withdrawn == 1
+
+
+def test_a_flood_wait_on_a_guard_read_makes_both_guards_read_again(server, caplog):
+    """Your draft was read empty, then the "did you answer?" read waits out a flood limit while you
+    type: the draft read from before the wait must not let the twin write over you."""
+    client = account()
+    caplog.set_level(logging.INFO, logger="twin.drafts")
+    # the 1st get_messages reads the chat; the 2nd (the guard's) meets the flood wait
+    client.raise_on["get_messages"] = [None, errors.FloodWaitError(request=None, capture=FLOOD_S)]
+    sleep = flood_sleep(lambda: your_draft(client))
+
+    async def script():
+        await client.emit(msg(ANNA, 3, "dinner at 8?"))
+        await until(lambda: "left untouched" in caplog.text or client.saved_drafts)
+
+    stats = asyncio.run(session(client, options(server), script, sleep=sleep))
+    assert client.saved_drafts == [] and client.drafts[ANNA_ID].message == "my own words"
+    assert stats.flood_waits == 1 and stats.kept_your_draft == 1 and stats.writes_dropped == 1

@@ -233,11 +233,23 @@ class Watcher:
         return bool(current) and current not in self.state[chat.peer_id].written
 
     async def refusal(self, chat: Chat, conv: Conversation, where: str) -> str | None:
-        """Why the write to ``where`` must not happen now (counted), or None. Read fresh each time."""
-        if where != "Saved Messages" and await self.your_draft(chat):
+        """Why the write to ``where`` must not happen now (counted), or None.
+
+        Both guards are read together (one round trip before the write) and read again if any flood
+        wait came in between: a draft read before a 30 s wait says nothing about the draft after it.
+        """
+        while True:
+            waits = self.stats.flood_waits
+            yours, answered = await asyncio.gather(
+                self.your_draft(chat) if where != "Saved Messages" else _false(),
+                self.you_answered(chat, conv),
+            )
+            if self.stats.flood_waits == waits:
+                break
+        if yours:
             self.stats.kept_your_draft += 1
             return "your own draft is there: left untouched"
-        if await self.you_answered(chat, conv):
+        if answered:
             self.stats.you_answered += 1
             return "you answered since their message: nothing written"
         return None
@@ -307,7 +319,7 @@ class Watcher:
             return "draft written"
         state.draft_for = conv.last_incoming_id
         if await self.you_answered(chat, conv):  # your answer crossed the write on its way to Telegram
-            state.draft_for = 0
+            state.draft_for, state.pending = 0, None  # you never saw it: no feedback either
             await self.withdraw_draft(chat)
             return "draft written, then withdrawn: you answered meanwhile"
         return "draft written"
@@ -458,3 +470,7 @@ class Watcher:
         for chat in self.chats.values():  # answered suggestions are recorded; open, unanswered ones are not
             self.close_feedback(chat, closed=False)
         await self.server.close()
+
+
+async def _false() -> bool:
+    return False
