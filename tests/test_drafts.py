@@ -872,3 +872,22 @@ def test_a_flood_wait_on_a_guard_read_makes_both_guards_read_again(server, caplo
     stats = asyncio.run(session(client, options(server), script, sleep=sleep))
     assert client.saved_drafts == [] and client.drafts[ANNA_ID].message == "my own words"
     assert stats.flood_waits == 1 and stats.kept_your_draft == 1 and stats.writes_dropped == 1
+
+
+def test_the_contacts_name_is_scrubbed_in_the_request(server):
+    """A contact saved with a phone and an e-mail in the name: the server sees placeholders."""
+    oleg = user(2005, "Oleg +1 212 555 0199", "oleg.k@example.org")
+    client = FakeClient([(oleg, [msg(oleg, 1, "hello")])])
+
+    async def main() -> list[dict]:
+        async with SlowServer(int(server.rsplit(":", 1)[1])) as front:
+
+            async def script():
+                await client.emit(msg(oleg, 2, "how are you?"))
+                await until(lambda: client.saved_drafts)
+
+            await session(client, options(f"http://127.0.0.1:{front.port}", chats=["2005"]), script)
+            return front.bodies()
+
+    (body,) = asyncio.run(main())
+    assert body["contact"] == "Oleg [PHONE] [EMAIL]" and body["message"] == "hello\nhow are you?"

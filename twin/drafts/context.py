@@ -82,6 +82,11 @@ def conversation(
         return None
     history = fit_context([{"role": t.role, "text": t.text} for t in before], context_chars)
     message = after[-1].text[-MAX_MESSAGE_CHARS:]  # the end of a long message is what the reply answers
-    payload = {"message": message, "history": history, "contact": chat.name[:MAX_CONTACT_CHARS]}
+    # The name goes through the same scrubber as the texts (a contact saved as "Oleg +7 916 ...").
+    payload = {
+        "message": message,
+        "history": history,
+        "contact": scrubber.scrub(chat.name)[:MAX_CONTACT_CHARS],
+    }
     last_incoming = max(r["id"] for r in records if not r["out"])
     return Conversation(payload, last_incoming)

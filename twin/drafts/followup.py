@@ -54,7 +54,7 @@ class Pending:
         # Your text scrubbed with the message it answers in view, as prepare scrubs a session.
         clean_sent = scrub_messages([payload["message"], sent], scrubber)[1] if sent is not None else None
         return {
-            "ts": self.ts, "dialog_id": self.chat.dialog_id, "contact": scrubber.scrub(payload["contact"]),
+            "ts": self.ts, "dialog_id": self.chat.dialog_id, "contact": payload["contact"],
             "context": payload["history"], "instruction": payload["message"], "draft": scrubber.scrub(self.draft),
             "sent": clean_sent, "outcome": kind, "edit_distance": distance,
         }  # fmt: skip

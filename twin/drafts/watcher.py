@@ -190,7 +190,7 @@ class Watcher:
         messages = await self.tg(lambda: self.client.get_messages(chat.input_entity, limit=limit))
         records = records_of(messages, chat)
         last_out = max(last_outgoing_id(messages), self.state[chat.peer_id].yours)
-        if answered(records, last_out):
+        if records and answered(records, last_out):
             self.stats.you_answered += 1
             log.info("chat %s: you answered already; no suggestion", chat.label())
             return None
