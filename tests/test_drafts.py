@@ -619,6 +619,7 @@ WRITES = {  # mode -> (the fake's failing call, what a write looks like on the f
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "mode, during",
     [
@@ -661,6 +662,7 @@ def test_a_flood_wait_on_any_write_never_writes_over_what_you_did_meanwhile(serv
         assert stats.you_answered == 1
 
 
+@pytest.mark.slow
 def test_an_answer_followed_by_a_call_stops_the_send_after_the_typing_delay(server, caplog):
     """Not only the newest message is read: your answer, then a call, is still your answer."""
     client = account()
@@ -720,6 +722,7 @@ class SlowServer:
         await asyncio.gather(pipe(reader, up_w, self.received), pipe(up_r, writer, None))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "answer",
     [
@@ -746,6 +749,7 @@ def test_you_answer_while_the_server_is_slow_then_no_draft(server, caplog, answe
     assert client.saved_drafts == [] and stats.you_answered == 1 and stats.drafts == 0
 
 
+@pytest.mark.slow
 def test_a_location_you_sent_closes_their_earlier_question(server, caplog):
     """They ask, you answer with a location only, they send a location: nothing to answer."""
     client = account()
@@ -760,6 +764,7 @@ def test_a_location_you_sent_closes_their_earlier_question(server, caplog):
     assert client.saved_drafts == [] and stats.nothing_to_answer == 1
 
 
+@pytest.mark.slow
 def test_the_trigger_is_only_what_came_after_your_last_message_of_any_kind(server):
     """You answered "dinner at 8?" with a sticker; their next words are what the twin answers."""
     client = account()
@@ -782,6 +787,7 @@ def test_the_trigger_is_only_what_came_after_your_last_message_of_any_kind(serve
     assert client.saved_drafts == [{"peer_id": ANNA_ID, "text": expected, "reply_to": 5}]
 
 
+@pytest.mark.slow
 def test_real_telethon_client_flood_on_send_then_your_answer_and_a_call_means_not_sent(server, caplog):
     """telethon's own get_messages(min_id=..., limit=None) reads past the call to your answer."""
     from telethon import functions
@@ -821,6 +827,7 @@ def test_real_telethon_client_flood_on_send_then_your_answer_and_a_call_means_no
     )
 
 
+@pytest.mark.slow
 def test_an_answer_that_crosses_the_draft_write_withdraws_the_draft(server, caplog):
     """The race no guard can close: your answer reaches Telegram while the twin's draft is in flight."""
     client = account()
@@ -836,6 +843,7 @@ def test_an_answer_that_crosses_the_draft_write_withdraws_the_draft(server, capl
     assert stats.drafts == 1 and stats.drafts_withdrawn == 1
 
 
+@pytest.mark.slow
 def test_your_answer_after_the_draft_withdraws_it_unless_the_draft_is_yours_now(server, caplog):
     client = account()
     caplog.set_level(logging.INFO, logger="twin.drafts")
@@ -856,6 +864,7 @@ def test_your_answer_after_the_draft_withdraws_it_unless_the_draft_is_yours_now(
     assert client.drafts[ANNA_ID].message == "he comes too, and" and stats.drafts_withdrawn == 1
 
 
+@pytest.mark.slow
 def test_a_flood_wait_on_a_guard_read_makes_both_guards_read_again(server, caplog):
     """Your draft was read empty, then the "did you answer?" read waits out a flood limit while you
     type: the draft read from before the wait must not let the twin write over you."""
@@ -874,6 +883,7 @@ def test_a_flood_wait_on_a_guard_read_makes_both_guards_read_again(server, caplo
     assert stats.flood_waits == 1 and stats.kept_your_draft == 1 and stats.writes_dropped == 1
 
 
+@pytest.mark.slow
 def test_the_contacts_name_is_scrubbed_in_the_request(server):
     """A contact saved with a phone and an e-mail in the name: the server sees placeholders."""
     oleg = user(2005, "Oleg +1 212 555 0199", "oleg.k@example.org")

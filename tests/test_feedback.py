@@ -47,6 +47,7 @@ def lines(path) -> list[dict]:
     return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()]
 
 
+@pytest.mark.slow
 def test_each_outcome_is_recorded_scrubbed_0600_in_a_0700_dir(server, tmp_path):
     """unchanged / edited / something else / media only / nothing, each closed by their next message;
     a suggestion still open and unanswered when the command stops is not recorded."""
@@ -98,6 +99,7 @@ def test_each_outcome_is_recorded_scrubbed_0600_in_a_0700_dir(server, tmp_path):
     assert read_feedback(fb) == rows
 
 
+@pytest.mark.slow
 def test_the_window_closes_after_feedback_hours_and_no_feedback_keeps_nothing(server, tmp_path):
     now = [1000.0]
 
@@ -124,6 +126,7 @@ def test_the_window_closes_after_feedback_hours_and_no_feedback_keeps_nothing(se
     assert stats.sent == 2 and stats.feedback == 0 and not (tmp_path / "send").exists()
 
 
+@pytest.mark.slow
 def test_saved_mode_and_stopping_after_you_answered_are_recorded(server, tmp_path):
     client = account()
     fb = tmp_path / "fb"
@@ -140,6 +143,7 @@ def test_saved_mode_and_stopping_after_you_answered_are_recorded(server, tmp_pat
     assert client.sent[0]["text"] == f"Suggested reply to Anna K: {row['draft']}" and stats.feedback == 1
 
 
+@pytest.mark.slow
 def test_real_telethon_client_delivers_your_messages_as_feedback(server, tmp_path):
     """telethon's own event dispatch brings your outgoing messages (sent from another device)."""
     from tests.fake_telethon import scripted_live_client
