@@ -13,14 +13,21 @@ Texts stay in memory until the window closes; then only the scrubbed record is w
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from twin.drafts.chats import Chat
 from twin.drafts.context import Conversation
-from twin.feedback import outcome
+from twin.errors import TwinError
+from twin.feedback import append_record, outcome
 from twin.text.scrub import Scrubber, scrub_messages
+
+log = logging.getLogger(__name__)
+HOUR_S = 3600.0
 
 
 @dataclass
@@ -58,3 +65,42 @@ class Pending:
             "context": payload["history"], "instruction": payload["message"], "draft": scrubber.scrub(self.draft),
             "sent": clean_sent, "outcome": kind, "edit_distance": distance,
         }  # fmt: skip
+
+
+class Followups:
+    """The open suggestion of each chat and its window; writes each record as its window closes."""
+
+    def __init__(self, directory: Path | None, hours: float, scrubber: Scrubber, clock: Callable[[], float]):
+        self.directory, self.window_s, self.scrubber, self.clock = directory, hours * HOUR_S, scrubber, clock
+        self.open: dict[int, Pending] = {}  # chat peer id -> its suggestion waiting for what you send
+        self.recorded = 0
+
+    def start(self, chat: Chat, conv: Conversation, draft: str) -> None:
+        """A suggestion was written: its window opens (the previous one of the chat closes)."""
+        if self.directory is None:
+            return
+        self.close(chat, ended=True)
+        self.open[chat.peer_id] = Pending(chat, conv, draft, self.clock())
+
+    def forget(self, chat: Chat) -> None:
+        """The suggestion was withdrawn before you could see it: nothing to learn from it."""
+        self.open.pop(chat.peer_id, None)
+
+    def yours(self, chat: Chat, message: Any) -> None:
+        if (pending := self.open.get(chat.peer_id)) is not None:
+            pending.note(message, self.clock(), self.window_s)
+
+    def close(self, chat: Chat, *, ended: bool) -> None:
+        """Record the chat's open suggestion (``ended``: their next message came; else only if answered)."""
+        pending = self.open.pop(chat.peer_id, None)
+        if pending is None or self.directory is None:
+            return
+        record = pending.record(self.scrubber, closed=ended or self.clock() - pending.opened > self.window_s)
+        if record is None:
+            return
+        try:
+            append_record(self.directory, record)
+        except (OSError, TwinError) as e:  # the suggestion is already written: say so, keep watching
+            log.error("chat %s: feedback not recorded (%s)", chat.label(), getattr(e, "strerror", None) or e)
+            return
+        self.recorded += 1

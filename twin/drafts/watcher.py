@@ -22,11 +22,10 @@ from typing import Any
 
 from twin.drafts.chats import Chat
 from twin.drafts.context import Conversation, answered, conversation, last_outgoing_id, records_of
-from twin.drafts.followup import Pending
+from twin.drafts.followup import Followups
 from twin.drafts.options import DraftsOptions
 from twin.drafts.server import RequestRefused, ServerUnavailable, TwinServer
 from twin.errors import TwinError
-from twin.feedback import append_record
 from twin.text.scrub import Scrubber
 
 log = logging.getLogger(__name__)
@@ -66,7 +65,6 @@ class ChatState:
     written: deque[str] = field(default_factory=lambda: deque(maxlen=KEEP_WRITTEN))
     sent_at: deque[float] = field(default_factory=deque)
     yours: int = 0  # newest id of a message you sent, seen as an event (any device, any kind)
-    pending: Pending | None = None  # the last suggestion, waiting for what you send
     draft_for: int = 0  # the trigger id of the twin's draft now in the chat (0: none known)
 
 
@@ -92,6 +90,8 @@ class Watcher:
         self.stopped = asyncio.Event()
         self.server_down = False
         self.background: set[asyncio.Future] = set()
+        hours = options.feedback_hours
+        self.followups = Followups(options.feedback_dir, hours, self.scrubber, clock)
 
     # ------------------------------------------------------------------ incoming messages
 
@@ -117,8 +117,7 @@ class Watcher:
         if state.draft_for and message.id > state.draft_for:  # you answered: the twin's draft is stale
             state.draft_for = 0
             self.spawn(self.withdraw_draft(chat))
-        if state.pending is not None:
-            state.pending.note(message, self.clock(), self.o.feedback_hours * HOUR_S)
+        self.followups.yours(chat, message)
 
     def take(self, message: Any) -> None:
         """A new message: (re)start the chat's debounce if it is theirs, in a chosen chat, and new."""
@@ -129,7 +128,8 @@ class Watcher:
         if message.id <= state.seen:
             return  # delivered again after a reconnect: handled once
         state.seen = message.id
-        self.close_feedback(chat, closed=True)  # their next message ends the previous suggestion's window
+        self.followups.close(chat, ended=True)  # their next message ends the previous suggestion's window
+        self.stats.feedback = self.followups.recorded
         if state.task is not None and not state.task.done():
             state.task.cancel()
         state.task = asyncio.create_task(self._chat_task(chat))
@@ -270,7 +270,7 @@ class Watcher:
             if why is not None:
                 return why
             self.stats.saved += not self.o.dry_run
-            self.open_feedback(chat, conv, reply)
+            self.feedback(chat, conv, reply)
             return "suggestion posted to Saved Messages"
         if self.o.mode == "send":
             return await self.send(chat, conv, reply)
@@ -314,12 +314,13 @@ class Watcher:
         if why is not None:
             return why
         self.stats.drafts += not self.o.dry_run
-        self.open_feedback(chat, conv, reply)
+        self.feedback(chat, conv, reply)
         if self.o.dry_run:
             return "draft written"
         state.draft_for = conv.last_incoming_id
         if await self.you_answered(chat, conv):  # your answer crossed the write on its way to Telegram
-            state.draft_for, state.pending = 0, None  # you never saw it: no feedback either
+            state.draft_for = 0
+            self.followups.forget(chat)  # you never saw it: no feedback either
             await self.withdraw_draft(chat)
             return "draft written, then withdrawn: you answered meanwhile"
         return "draft written"
@@ -389,30 +390,11 @@ class Watcher:
             self.stats.sent += 1
         return "message sent"
 
-    # ------------------------------------------------------------------ feedback (what you did with it)
-
-    def open_feedback(self, chat: Chat, conv: Conversation, reply: str) -> None:
-        if self.o.feedback_dir is None or self.o.dry_run:
-            return
-        self.close_feedback(chat, closed=True)
-        self.state[chat.peer_id].pending = Pending(chat, conv, reply, self.clock())
-
-    def close_feedback(self, chat: Chat, *, closed: bool) -> None:
-        """Record what you did with the chat's pending suggestion (``closed``: its window has ended)."""
-        state = self.state[chat.peer_id]
-        pending, state.pending = state.pending, None
-        if pending is None or self.o.feedback_dir is None:
-            return
-        ended = closed or self.clock() - pending.opened > self.o.feedback_hours * HOUR_S
-        record = pending.record(self.scrubber, closed=ended)
-        if record is None:
-            return
-        try:
-            append_record(self.o.feedback_dir, record)
-        except (OSError, TwinError) as e:  # the suggestion is already written: say so, keep watching
-            log.error("chat %s: feedback not recorded (%s)", chat.label(), getattr(e, "strerror", None) or e)
-            return
-        self.stats.feedback += 1
+    def feedback(self, chat: Chat, conv: Conversation, reply: str) -> None:
+        """Watch what you send after this suggestion (not for --dry-run: you never saw it)."""
+        if not self.o.dry_run:
+            self.followups.start(chat, conv, reply)
+        self.stats.feedback = self.followups.recorded
 
     # ------------------------------------------------------------------ Telegram calls
 
@@ -468,7 +450,8 @@ class Watcher:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         for chat in self.chats.values():  # answered suggestions are recorded; open, unanswered ones are not
-            self.close_feedback(chat, closed=False)
+            self.followups.close(chat, ended=False)
+        self.stats.feedback = self.followups.recorded
         await self.server.close()
 
 
