@@ -4,13 +4,14 @@ Stages, each one line of progress with its wall time::
 
     import   data/sample/result.json -> data/raw/telegram/*.jsonl        (Telegram Desktop importer)
     prepare  data/raw -> data/processed/{train,val}.jsonl               (sessions, PII scrub, split)
-    base     tiny Falcon + tokenizer, briefly pretrained on train.jsonl -> checkpoints/tiny-falcon
+    base     tiny Falcon + tokenizer, briefly pretrained on the contacts' side of train.jsonl -> checkpoints/tiny-falcon
     train    LoRA on it with pipelines/tiny.yaml -> checkpoints/adapters/demo
     eval     base vs twin on val.jsonl -> checkpoints/runs/demo/report.html
     serve    (--serve 1) REST server + chat page until ctrl-C
 
 The base is pretrained on the *prepared* training split, not the raw export: that text is
-PII-scrubbed, and it holds no validation replies, so the eval compares fairly.
+PII-scrubbed, and it holds no validation replies; and only on the contacts' messages, never the
+owner's, so it plays a real base that has never seen the owner and the eval compares fairly.
 
 Reruns reuse finished stages: each stage writes a stamp (``checkpoints/demo/<stage>.json``)
 with a hash of its inputs (input files, settings, upstream stamps); a stage whose stamp matches
@@ -228,7 +229,12 @@ def _base_stage(stages: Stages, opts: DemoOptions, p: dict[str, Path], n: int, t
         build_tiny(p["base"], texts_from_dir(p["processed"]), pretrain_steps=opts.pretrain_steps, seed=0)
         return json.loads((p["base"] / "tiny.json").read_text(encoding="utf-8"))
 
-    inputs = {"train": hash_paths([p["processed"] / "train.jsonl"]), "steps": opts.pretrain_steps}
+    # "text": the base reads the contacts' side only (an older stamp, with the owner's replies, is stale)
+    inputs = {
+        "train": hash_paths([p["processed"] / "train.jsonl"]),
+        "steps": opts.pretrain_steps,
+        "text": "contacts",
+    }
     outputs = [p["base"] / "config.json", p["base"] / "model.safetensors"]
     stages.run("base", inputs, outputs, do_base, n, total)
 
