@@ -43,7 +43,9 @@ log = logging.getLogger(__name__)
 
 RUN = "demo"
 PRETRAIN_STEPS = 150  # enough for words rather than byte noise; ~1-3 min on 2 shared cores
-EVAL_EXAMPLES = 30
+# 200 contact-balanced val prompts: the paired twin - base interval about +-0.07 (30 gave +-0.2);
+# batched generation keeps it around a minute and a half (bench/RESULTS.md, section evalbase).
+EVAL_EXAMPLES = 200
 EVAL_NEW_TOKENS = 32
 # pipelines/tiny.yaml as is would run 2 epochs over the sample (~900 steps, 30+ min on 2 busy
 # cores); the demo caps the steps and thins the periodic validation so the whole pipeline stays

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from twin.errors import TwinError
-from twin.prompt import ME_LABEL, PLAIN, PLAIN_MEMORY, STOP_STRINGS, build_prompt, fit_context
+from twin.prompt import ME_LABEL, PLAIN, STOP_STRINGS, build_prompt, fit_context
 
 
 @dataclass
@@ -217,14 +217,17 @@ def prompt_room(model: Any, max_new_tokens: int) -> int | None:
 
 
 def speaker_stops(contact: str | None = None, template: str = PLAIN) -> tuple[str, ...]:
-    """Stop strings for the plain template's speaker lines: a new line starting ``Me: `` or ``<contact>: ``.
+    """Stop strings for speaker lines: a new line starting ``Me:`` or ``<contact>:`` (``Them:`` unnamed).
 
-    The adapter learned to end with EOS; these catch a model (an undertrained one, or the bare
-    base) that carries on writing the conversation, so it can never put words in their mouth.
+    The adapter learned to end with EOS and no training reply holds a speaker label; these catch a
+    model (an undertrained one, or the bare base) that carries on writing the conversation, so it
+    can never put words in their mouth, and :func:`_leading_label` drops such a label opening the
+    reply. For every template: a chat template renders no labels, but a base pretrained on
+    transcripts (the old tiny base, a model that read chat logs) writes them after its turn starts too.
     """
-    if template not in (PLAIN, PLAIN_MEMORY):
-        return ()
-    return (f"\n{ME_LABEL}:", f"\n{contact or 'Them'}:")
+    del template  # kept for callers; every template gets the same stops
+    labels = dict.fromkeys((ME_LABEL, contact or "Them"))
+    return tuple(f"\n{label}:" for label in labels)
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
