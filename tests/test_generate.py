@@ -17,7 +17,7 @@ from twin.model.generate import (
     generate,
     speaker_stops,
 )
-from twin.prompt import STOP_STRINGS, build_prompt, build_training_pair, fit_context
+from twin.prompt import CHAT, STOP_STRINGS, build_prompt, build_training_pair, fit_context
 
 META = {
     "template": "plain-v1",
@@ -139,6 +139,10 @@ def _ids(tok, text: str) -> list[int]:
         ("Alice: see you at 7", speaker_stops("Alice"), "see you at 7", "eos"),
         ("Me: ok\nAlice: fine", speaker_stops("Alice"), "ok", "stop"),
         ("Ali is here", speaker_stops("Alice"), "Ali is here", "eos"),
+        # chat templates get the same guard: "Masha: я" / "Me:" leaked from a transcript-read base
+        ("Masha: я\nMe: ок", speaker_stops("Masha", CHAT), "я", "stop"),
+        ("Me: sure thing\nMasha: ok", speaker_stops("Masha", CHAT), "sure thing", "stop"),
+        ("Them: hi", speaker_stops(None, CHAT), "hi", "eos"),
     ],
 )
 def test_stops_at_stop_strings_and_eos(tiny, prompt, script, extra, want, reason):
@@ -151,7 +155,7 @@ def test_stops_at_stop_strings_and_eos(tiny, prompt, script, extra, want, reason
     # Streaming never shows a character past the stop, not even transiently.
     deltas, _ = _streamed(Scripted(model, ids), tok, prompt, params)
     assert "".join(deltas) == want
-    assert all("Alice" not in d and "#" not in d for d in deltas)
+    assert all(label not in d for d in deltas for label in ("Alice", "Masha", "Me:", "Them", "#"))
 
 
 def test_max_new_tokens_caps_the_reply(tiny, prompt):
