@@ -65,7 +65,8 @@ def tiny_cmd(
     if texts is not None:  # the contacts' side only, unless --with-owner-replies
         docs = texts_from_dir(texts, plain_prompts=plain, owner_replies=owner_replies)
         conversations = conversations_from_dir(texts, owner_replies=owner_replies)
-        source = f"{texts} ({'with your replies' if owner_replies else 'your contacts side only'})"
+        side = "with your replies" if owner_replies else "your contacts' side only"
+        source = f"{texts} ({side})"
     else:  # never data/raw: the tokenizer and weights must not learn unscrubbed text
         docs, source = fallback_texts(), "the built-in corpus (`twin prepare` first to use your chats)"
     log.info("tokenizer and pretraining text: %d documents from %s", len(docs), source)
