@@ -3,7 +3,7 @@
 It keeps what matters to the code that trains and serves Falcon-7B — ``FalconForCausalLM``,
 multi-query attention, parallel attention/MLP, rotary positions, no biases, the fused
 ``query_key_value`` projection LoRA targets — and is saved with ``save_pretrained`` next to a
-byte-level BPE tokenizer trained on the same chat text, so it loads through exactly the
+byte-level BPE tokenizer trained on the pretraining text (below), so it loads through exactly the
 code path (:func:`twin.model.load.load_base`) a downloaded Falcon-7B does. ``arch="llama"`` and
 ``"qwen2"`` build Llama 3- and Qwen2.5-shaped models the same way, their tokenizers carrying the
 family's special tokens and chat template (:mod:`twin.model.chat_templates`).
