@@ -123,6 +123,7 @@ def test_too_few_prompts_give_no_verdict_and_no_interval():
     block, _ = authorship_block(train, val, {"real": real, "base": base, "twin": real}, seed=0)
     assert block["verifier_ok"] is True  # the verifier itself is fine ...
     assert block["enough_examples"] is False and block["meaningful"] is False  # ... n = 3 is not
+    block["val_examples"] = 3  # a chat whose whole val split is 3 prompts
     sentence = authorship_sentence(block)
     assert "Too little held-out data to judge: only 3 of your replies" in sentence
     assert "interval" not in sentence and "%" not in sentence and "meaningful" not in sentence

@@ -165,7 +165,10 @@ def test_small_val_says_so_and_prints_no_interval(tmp_path):
     text = headline(r)
     assert text.startswith("Too little held-out data to judge: only 3 of your replies")
     assert "interval" not in text and "%" not in text
+    r["authorship"]["val_examples"] = 359  # val was large enough: only --max-examples was too small
+    assert headline(r).startswith("Too few prompts scored to judge: 3 of the 359 in val.jsonl")
+    assert "--max-examples" in headline(r) and "interval" not in headline(r)
     page = write_report(r, ROWS, tmp_path / "r.html").read_text(encoding="utf-8")
     section = page[page.index('id="authorship"') : page.index('id="overlap"')]
-    assert "Too little held-out data" in section
+    assert "Too few prompts scored" in section
     assert "95% interval" not in section and "<img" not in section and "meaningful" not in section

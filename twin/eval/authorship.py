@@ -178,6 +178,7 @@ def authorship_block(
         "verifier_ok": verifier_ok,
         "enough_examples": n >= MIN_EXAMPLES,
         "min_examples": MIN_EXAMPLES,
+        "val_examples": len(val_examples),
         "accuracy": accuracy,
         "train": counts,
         "min_accuracy": MIN_ACCURACY,

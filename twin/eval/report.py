@@ -165,6 +165,13 @@ def _too_few(a: dict) -> bool:
 
 def _too_few_sentence(a: dict) -> str:
     n = (a.get("real") or {}).get("n", 0)
+    val = a.get("val_examples") or n
+    if val >= a.get("min_examples", 30):  # val has enough: only the sample asked for was too small
+        return (
+            f"Too few prompts scored to judge: {n} of the {val} in val.jsonl; at least "
+            f'{a.get("min_examples", 30)} are needed before a share judged "you" means anything (so none is '
+            "shown). Run `twin eval` again with a larger --max-examples."
+        )
     return (
         f"Too little held-out data to judge: only {n} of your replies are in val.jsonl, and at least "
         f'{a.get("min_examples", 30)} are needed before a share judged "you" means anything (so none is '
