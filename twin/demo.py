@@ -45,7 +45,7 @@ RUN = "demo"
 # The tiny base reads the contacts' side only (a base that has never seen the owner, as a real one):
 # the eval's base is then a fair "not you" (2% judged you), but on the bundled sample the twin learns
 # little from it in 600 LoRA steps (9% judged you, loss 6.3; bench/RESULTS.md, section evalbase).
-# True: the old corpus with the owner's replies (base 57%, twin 77%, loss 2.10).
+# True: the old corpus with the owner's replies (base 56.5%, twin 76.5%, loss 2.10).
 BASE_OWNER_REPLIES = False
 PRETRAIN_STEPS = 150  # enough for words rather than byte noise; ~1-3 min on 2 shared cores
 # 200 contact-balanced val prompts: the paired twin - base interval about +-0.07 (30 gave +-0.2);
