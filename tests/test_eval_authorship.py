@@ -87,3 +87,43 @@ def test_bootstrap_interval_brackets_the_mean_and_narrows_with_n():
     assert lo_s < 0.5 < hi_s and lo_l < 0.5 < hi_l
     assert hi_l - lo_l < (hi_s - lo_s) / 3
     assert bootstrap_interval([1.0] * 5) == (1.0, 1.0)
+
+
+def test_roc_auc_matches_sklearn_and_reads_as_separability():
+    from sklearn.metrics import roc_auc_score
+
+    from twin.eval.authorship import roc_auc
+
+    rng = random.Random(0)
+    real = [rng.random() * 0.5 + 0.4 for _ in range(50)]
+    other = [rng.random() * 0.5 + 0.2 for _ in range(50)]
+    got = roc_auc(real, other, seed=0)
+    want = roc_auc_score([1] * 50 + [0] * 50, real + other)
+    assert got["auc"] == pytest.approx(want) and 0.5 < want < 1.0
+    assert got["low"] < got["auc"] < got["high"] and got["n"] == 50
+    assert roc_auc(real, real, seed=0)["auc"] == pytest.approx(0.5)  # the same replies: indistinguishable
+    assert roc_auc([0.9, 0.8, 0.7], [0.1, 0.2, 0.3], seed=0)["auc"] == 1.0
+
+
+def test_block_has_auc_for_twin_and_base():
+    train, val = styled_examples(120, 1), styled_examples(60, 2, session_prefix="v")
+    real = [ex["response"] for ex in val[:40]]
+    base = [contact_text(random.Random(i)) for i in range(40)]
+    block, _ = authorship_block(train, val, {"real": real, "base": base, "twin": real}, seed=0)
+    auc = block["auc"]
+    assert auc["real_vs_twin"]["auc"] == pytest.approx(0.5)  # twin == real
+    assert auc["real_vs_base"]["auc"] > 0.95  # the contacts' style is told apart
+    assert "ROC AUC 0.50 (twin) and" in authorship_sentence(block)
+
+
+def test_too_few_prompts_give_no_verdict_and_no_interval():
+    train, val = styled_examples(120, 1), styled_examples(60, 2, session_prefix="v")
+    real = [ex["response"] for ex in val[:3]]  # a small chat: 3 held-out replies
+    base = [contact_text(random.Random(i)) for i in range(3)]
+    block, _ = authorship_block(train, val, {"real": real, "base": base, "twin": real}, seed=0)
+    assert block["verifier_ok"] is True  # the verifier itself is fine ...
+    assert block["enough_examples"] is False and block["meaningful"] is False  # ... n = 3 is not
+    block["val_examples"] = 3  # a chat whose whole val split is 3 prompts
+    sentence = authorship_sentence(block)
+    assert "Too little held-out data to judge: only 3 of your replies" in sentence
+    assert "interval" not in sentence and "%" not in sentence and "meaningful" not in sentence

@@ -120,3 +120,55 @@ def test_summarize_scores_each_side():
     assert s["lengths"]["base"] == [11, 0, 2]
     assert s["pet_phrases"][0]["phrase"] == "see you"
     assert s["pet_phrases"][0]["real"] == 2 / 3
+
+
+def _headline_result(**authorship):
+    a = {
+        **AUTHORSHIP,
+        "verifier_ok": True,
+        "enough_examples": True,
+        "real": {**_SHARE, "share": 0.98, "low": 0.96, "high": 1.0, "n": 200},
+        "base": {**_SHARE, "share": 0.31, "low": 0.25, "high": 0.38, "n": 200},
+        "twin": {**_SHARE, "share": 0.86, "low": 0.81, "high": 0.9, "n": 200},
+        "twin_minus_base": {"share": 0.55, "low": 0.47, "high": 0.62, "n": 200},
+        **authorship,
+    }
+    return {**_result(), "authorship": a, "contacts": {"count": 22, "max_share": 0.07}}
+
+
+def test_report_opens_with_the_answer_and_its_numbers(tmp_path):
+    from twin.eval.report import acceptance_rate, headline
+
+    r = _headline_result()
+    want = (
+        'Judged "you" by a style verifier: your real replies 98%, the twin 86%, the base model 31% '
+        "(twin - base +55 points, 95% interval +47 to +62, over 200 held-out prompts from 22 contacts)."
+    )
+    assert headline(r) == want
+    r["blind"] = {"rounds": 10, "rate": 0.4, "low": 0.17, "high": 0.69, "twin_picked": 4, "real_picked": 6}
+    r["blind"] |= {"unsure": 0, "median_seconds": 3.0}
+    assert headline(r, 0.35).endswith(
+        "; blind test: you took the twin for yourself in 40% of 10 rounds; drafts: 35% sent unchanged."
+    )
+    assert acceptance_rate(r) is None and acceptance_rate({**r, "acceptance": {"rate": 0.35}}) == 0.35
+    page = write_report(r, ROWS, tmp_path / "r.html").read_text(encoding="utf-8")
+    first = page.index('<p class="answer"')
+    assert first < page.index("<section")  # before every section
+    assert "your real replies 98%, the twin 86%, the base model 31%" in page[first:]
+
+
+def test_small_val_says_so_and_prints_no_interval(tmp_path):
+    from twin.eval.report import headline
+
+    small = {**_SHARE, "n": 3}
+    r = _headline_result(enough_examples=False, meaningful=False, real=small, base=small, twin=small)
+    text = headline(r)
+    assert text.startswith("Too little held-out data to judge: only 3 of your replies")
+    assert "interval" not in text and "%" not in text
+    r["authorship"]["val_examples"] = 359  # val was large enough: only --max-examples was too small
+    assert headline(r).startswith("Too few prompts scored to judge: 3 of the 359 in val.jsonl")
+    assert "--max-examples" in headline(r) and "interval" not in headline(r)
+    page = write_report(r, ROWS, tmp_path / "r.html").read_text(encoding="utf-8")
+    section = page[page.index('id="authorship"') : page.index('id="overlap"')]
+    assert "Too few prompts scored" in section
+    assert "95% interval" not in section and "<img" not in section and "meaningful" not in section

@@ -210,3 +210,23 @@ def test_eval_scores_authorship_per_reply(random_lora_adapter, data_dir, tmp_pat
     assert "Too little data" in (tmp_path / "b" / "runs" / "random-lora" / "report.html").read_text(
         encoding="utf-8"
     )
+
+
+def test_select_balances_contacts():
+    from twin.eval.run import _select, contact_spread
+
+    chatty = [{"contact": "Mom", "i": i} for i in range(80)]
+    others = [{"contact": c, "i": 100 + k} for c in ("Ann", "Bob", "Cy", "Dee") for k in range(5)]
+    val = chatty[:40] + others + chatty[40:]
+    picked = _select(val, 20, seed=0)
+    per = {c: sum(x["contact"] == c for x in picked) for c in ("Mom", "Ann", "Bob", "Cy", "Dee")}
+    assert per == dict.fromkeys(per, 4)  # a plain random sample gives Mom about 16 of 20
+    assert [val.index(x) for x in picked] == sorted(val.index(x) for x in picked)  # file order
+    assert _select(val, 20, seed=0) == picked and _select(val, 20, seed=1) != picked  # seeded
+    # a contact with fewer examples than its share gives them all; the rest go round the others
+    assert sum(x["contact"] == "Ann" for x in _select(val, 40, seed=0)) == 5
+    assert contact_spread([{"contact": "a"}, {"contact": "a"}, {"contact": "b"}, {"contact": None}]) == {
+        "count": 3,
+        "max_share": 0.5,
+    }
+    assert _select(val, None, seed=0) is val and _select(val, 500, seed=0) is val

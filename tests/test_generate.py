@@ -17,7 +17,7 @@ from twin.model.generate import (
     generate,
     speaker_stops,
 )
-from twin.prompt import STOP_STRINGS, build_prompt, build_training_pair, fit_context
+from twin.prompt import CHAT, STOP_STRINGS, build_prompt, build_training_pair, fit_context
 
 META = {
     "template": "plain-v1",
@@ -139,6 +139,17 @@ def _ids(tok, text: str) -> list[int]:
         ("Alice: see you at 7", speaker_stops("Alice"), "see you at 7", "eos"),
         ("Me: ok\nAlice: fine", speaker_stops("Alice"), "ok", "stop"),
         ("Ali is here", speaker_stops("Alice"), "Ali is here", "eos"),
+        # chat templates get the same guard: "Masha: я" / "Me:" leaked from a transcript-read base
+        ("Masha: я\nMe: ок", speaker_stops("Masha", CHAT), "я", "stop"),
+        ("Me: sure thing\nMasha: ok", speaker_stops("Masha", CHAT), "sure thing", "stop"),
+        ("Them: hi", speaker_stops(None, CHAT), "hi", "eos"),
+        # another contact's label (the old tiny base copied them from its transcripts): no stop names it
+        ("Олег (работа): отлично", speaker_stops("Мама"), "отлично", "eos"),
+        ("ок, понял 👌\nКатя: сто лет", speaker_stops("Мама"), "ок, понял 👌", "stop"),
+        ("what time?\nSam Carter: 7", speaker_stops("Alice"), "what time?", "stop"),
+        # not labels: lower-case "key: value" lines, "P.S:", a capitalised line without a colon
+        ("np\nhotel in berlin: [PHONE]", speaker_stops("Alice"), "np\nhotel in berlin: [PHONE]", "eos"),
+        ("P.S: see you\nI think so", speaker_stops("Alice"), "P.S: see you\nI think so", "eos"),
     ],
 )
 def test_stops_at_stop_strings_and_eos(tiny, prompt, script, extra, want, reason):
@@ -151,7 +162,8 @@ def test_stops_at_stop_strings_and_eos(tiny, prompt, script, extra, want, reason
     # Streaming never shows a character past the stop, not even transiently.
     deltas, _ = _streamed(Scripted(model, ids), tok, prompt, params)
     assert "".join(deltas) == want
-    assert all("Alice" not in d and "#" not in d for d in deltas)
+    labels = ("Alice", "Masha", "Me:", "Them", "#", "Олег", "Катя", "Sam")
+    assert all(label not in d for d in deltas for label in labels)
 
 
 def test_max_new_tokens_caps_the_reply(tiny, prompt):
@@ -175,6 +187,11 @@ def test_visible_holds_back_possible_stop_prefixes():
     assert _visible(" Mom: hi", labels, final=False) == ("hi", False)
     assert _visible("Me", labels, final=True) == ("Me", False)
     assert _visible("Mommy dearest", labels, final=False) == ("Mommy dearest", False)
+    # any name-shaped line start is held back until it is known not to be a label
+    assert _visible("ok\nOleg (wor", labels, final=False) == ("ok", False)
+    assert _visible("ok\nOleg (work): hi", labels, final=False) == ("ok", True)
+    assert _visible("ok\nOleg is here", labels, final=False) == ("ok\nOleg is here", False)
+    assert _visible("Олег (работа): отлично", STOP_STRINGS, final=True)[0].startswith("Олег")  # guard off
 
 
 def test_build_reply_prompt_is_the_training_prompt(tiny):

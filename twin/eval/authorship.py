@@ -13,7 +13,14 @@ On the val split it reports:
   is flagged ``meaningful: false`` and the report says so;
 * the share of real, base and twin replies it judges "owner" (probability >= 0.5), each with a
   percentile-bootstrap 95% interval, and a per-reply probability; and the paired difference
-  twin - base over the same prompts (``twin_minus_base``), with its interval.
+  twin - base over the same prompts (``twin_minus_base``), with its interval;
+* how well its P(owner) tells the real replies from the twin's and from the base's: ROC AUC
+  (``auc``: ``real_vs_twin``, ``real_vs_base``; 0.5 = indistinguishable, 1.0 = always told apart),
+  with a bootstrap interval over prompts.
+
+Fewer than :data:`MIN_EXAMPLES` scored prompts: the block says ``enough_examples: false`` and
+``meaningful: false`` whatever the verifier's accuracy — a share of 3 replies is not a measurement,
+and the report prints no interval for it.
 
 Fewer than :data:`MIN_MESSAGES` distinct owner or contact messages in train: no verifier, the
 block says ``status: too_little_data`` with the counts. scikit-learn is imported only when a
@@ -30,6 +37,7 @@ from typing import Any
 import numpy as np
 
 MIN_MESSAGES = 50
+MIN_EXAMPLES = 30  # scored prompts below which no share or interval is reported as meaning anything
 MIN_ACCURACY = 0.6
 BOOTSTRAP = 1000
 SIDES = ("real", "base", "twin")
@@ -118,6 +126,33 @@ def held_out_accuracy(verifier: Verifier, owner: Sequence[str], contacts: Sequen
     }
 
 
+def roc_auc(real: Sequence[float], other: Sequence[float], *, seed: int = 0, n: int = BOOTSTRAP) -> dict:
+    """ROC AUC of P(owner) separating ``real`` replies (positives) from ``other`` (the twin's or the
+    base's, same prompts), with a percentile-bootstrap 95% interval that resamples prompts (pairs)."""
+    from sklearn.metrics import roc_auc_score  # lazy: scikit-learn is slow to import
+
+    real_a, other_a = np.asarray(real, dtype=float), np.asarray(other, dtype=float)
+    m = len(real_a)
+    labels = np.r_[np.ones(m), np.zeros(len(other_a))]
+    value = float(roc_auc_score(labels, np.r_[real_a, other_a]))
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(n):
+        idx = rng.integers(0, m, size=m)
+        draws.append(_auc_ranks(real_a[idx], other_a[idx]))
+    low, high = np.percentile(draws, [2.5, 97.5])
+    return {"auc": value, "low": float(low), "high": float(high), "n": m}
+
+
+def _auc_ranks(pos: Any, neg: Any) -> float:
+    """Mann-Whitney AUC (ties count half): the same figure as roc_auc_score, fast enough to bootstrap."""
+    from scipy.stats import rankdata
+
+    ranks = rankdata(np.r_[pos, neg])
+    n_pos, n_neg = len(pos), len(neg)
+    return float((ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
 def authorship_block(
     train_examples: Sequence[dict], val_examples: Sequence[dict], replies: dict[str, Sequence[str]], seed: int
 ) -> tuple[dict, dict[str, list[float]]]:
@@ -134,11 +169,16 @@ def authorship_block(
     if not val_owner or not val_contacts:
         return {"status": "no_held_out_messages", "train": counts}, {}
     accuracy = held_out_accuracy(verifier, val_owner, val_contacts, seed)
-    meaningful = accuracy["balanced"] >= MIN_ACCURACY and accuracy["low"] > 0.5
+    verifier_ok = accuracy["balanced"] >= MIN_ACCURACY and accuracy["low"] > 0.5
     scores = {side: verifier.score(replies[side]) for side in SIDES if side in replies}
+    n = min((len(v) for v in scores.values()), default=0)
     block: dict = {
         "status": "ok",
-        "meaningful": meaningful,
+        "meaningful": verifier_ok and n >= MIN_EXAMPLES,
+        "verifier_ok": verifier_ok,
+        "enough_examples": n >= MIN_EXAMPLES,
+        "min_examples": MIN_EXAMPLES,
+        "val_examples": len(val_examples),
         "accuracy": accuracy,
         "train": counts,
         "min_accuracy": MIN_ACCURACY,
@@ -151,4 +191,10 @@ def authorship_block(
             float(t >= 0.5) - float(b >= 0.5) for t, b in zip(scores["twin"], scores["base"], strict=True)
         ]
         block["twin_minus_base"] = share(diffs, seed=seed)
+    if "real" in scores and n >= 2:
+        block["auc"] = {
+            f"real_vs_{side}": roc_auc(scores["real"], scores[side], seed=seed)
+            for side in ("twin", "base")
+            if side in scores
+        }
     return block, scores

@@ -19,7 +19,9 @@ def eval_cmd(
     ),
     run: str | None = typer.Option(None, "--run", help="Run name: report goes to <out-dir>/runs/<run>/."),
     out_dir: Path = typer.Option(Path("checkpoints"), "--out-dir"),
-    max_examples: int | None = typer.Option(100, "--max-examples", help="Val examples to generate for."),
+    max_examples: int | None = typer.Option(
+        200, "--max-examples", help="Val examples to generate for (contact-balanced sample)."
+    ),
     samples: int = typer.Option(20, "--samples", help="Rows in the side-by-side table."),
     seed: int = typer.Option(0, "--seed"),
     temperature: float = typer.Option(0.7, "--temperature", help="0 = greedy."),
@@ -57,4 +59,7 @@ def eval_cmd(
         f"loss base {lb['loss']:.3f} (ppl {lb['perplexity']:.1f}) -> twin {lt['loss']:.3f} (ppl {lt['perplexity']:.1f}); "
         f"BLEU-4 {result['overlap']['base']['bleu4']:.2f} -> {result['overlap']['twin']['bleu4']:.2f}"
     )
+    from twin.eval.report import acceptance_rate, headline
+
+    typer.echo(headline(result, acceptance_rate(result)))
     typer.echo(f"report: {out / 'report.html'}")

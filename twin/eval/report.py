@@ -46,7 +46,7 @@ table{border-collapse:collapse;margin:.5em 0} td,th{border:1px solid #ddd;paddin
 th{background:#f6f6f6} td.num{text-align:right;font-variant-numeric:tabular-nums}
 table.samples td{white-space:pre-wrap;max-width:260px;font-size:.92em} .muted{color:#777}
 details summary{cursor:pointer;color:#555} img{max-width:100%}
-.better{color:#1a7f37;font-weight:600}
+.better{color:#1a7f37;font-weight:600} p.answer{font-size:1.15em;font-weight:600}
 """
 
 
@@ -147,6 +147,67 @@ def _section_loss(r: dict) -> str:
     return note + _table(["model", "loss", "perplexity", "reply tokens", "examples"], rows) + _png(fig)
 
 
+def acceptance_rate(result: dict) -> float | None:
+    """MERGE SLOT (drafts feedback, ``twin/feedback.py``): the share of drafts the owner sent unchanged,
+    from eval.json's ``acceptance`` block; None when there is no feedback yet. The lead wires the
+    block's real key here at merge; until then a bare number or a ``rate`` key is read."""
+    acc = result.get("acceptance")
+    if isinstance(acc, int | float) and not isinstance(acc, bool):
+        return float(acc)
+    if isinstance(acc, dict) and isinstance(acc.get("rate"), int | float):
+        return float(acc["rate"])
+    return None
+
+
+def _too_few(a: dict) -> bool:
+    """Too few scored prompts for a share to mean anything (older eval.json files: enough)."""
+    return a.get("status") == "ok" and not a.get("enough_examples", True)
+
+
+def _too_few_sentence(a: dict) -> str:
+    n = (a.get("real") or {}).get("n", 0)
+    val = a.get("val_examples") or n
+    if val >= a.get("min_examples", 30):  # val has enough: only the sample asked for was too small
+        return (
+            f"Too few prompts scored to judge: {n} of the {val} in val.jsonl; at least "
+            f'{a.get("min_examples", 30)} are needed before a share judged "you" means anything (so none is '
+            "shown). Run `twin eval` again with a larger --max-examples."
+        )
+    return (
+        f"Too little held-out data to judge: only {n} of your replies are in val.jsonl, and at least "
+        f'{a.get("min_examples", 30)} are needed before a share judged "you" means anything (so none is '
+        "shown). Export more of your chats (a longer history, more contacts) and run `twin prepare`, "
+        "`twin train` and `twin eval` again."
+    )
+
+
+def headline(result: dict, acceptance: float | None = None) -> str:
+    """The report's first sentence, the answer with its numbers: the share judged "you" of real / twin /
+    base replies, the blind-test rate when there is one, and the drafts ``acceptance`` rate (the share
+    sent unchanged) when there is one (:func:`acceptance_rate`)."""
+    a = result.get("authorship") or {"status": "missing"}
+    if a.get("status") != "ok" or not a.get("verifier_ok", a.get("meaningful")) or _too_few(a):
+        parts = [authorship_sentence(a).rstrip(".")]
+    else:
+        d = a.get("twin_minus_base") or {}
+        contacts = result.get("contacts") or {}
+        who = f" from {contacts['count']} contacts" if contacts.get("count") else ""
+        parts = [
+            f'Judged "you" by a style verifier: your real replies {a["real"]["share"]:.0%}, the twin '
+            f"{a['twin']['share']:.0%}, the base model {a['base']['share']:.0%} (twin - base "
+            f"{100 * d.get('share', float('nan')):+.0f} points, 95% interval {100 * d.get('low', float('nan')):+.0f} to "
+            f"{100 * d.get('high', float('nan')):+.0f}, over {a['twin']['n']} held-out prompts{who})"
+        ]
+    blind = result.get("blind")
+    if blind and blind.get("rounds"):
+        parts.append(
+            f"blind test: you took the twin for yourself in {blind['rate']:.0%} of {blind['rounds']} rounds"
+        )
+    if acceptance is not None:
+        parts.append(f"drafts: {acceptance:.0%} sent unchanged")
+    return "; ".join(parts) + "."
+
+
 def authorship_sentence(a: dict) -> str:
     """One sentence saying what the authorship block means (plain text)."""
     status = a.get("status")
@@ -159,12 +220,14 @@ def authorship_sentence(a: dict) -> str:
     if status != "ok":
         return f"No authorship score ({status}): it needs train.jsonl and val.jsonl from `twin prepare`."
     acc = a["accuracy"]
-    if not a["meaningful"]:
+    if not a.get("verifier_ok", a["meaningful"]):
         return (
             f"The verifier tells your held-out messages from your contacts' only {acc['balanced']:.0%} of the "
             f"time (balanced accuracy, 95% interval {acc['low']:.0%}-{acc['high']:.0%}; chance is 50%), so the "
             "authorship score is not meaningful for this data."
         )
+    if _too_few(a):
+        return _too_few_sentence(a)
     real, base, twin = a["real"], a["base"], a["twin"]
     diff = a.get("twin_minus_base") or {"share": twin["share"] - base["share"], "low": float("nan")}
     span = f"paired difference {diff['share']:+.0%}" + (
@@ -176,18 +239,25 @@ def authorship_sentence(a: dict) -> str:
         verdict = f"more like you than the base model, but not clearly ({span})"
     else:
         verdict = f"no more like you than the base model ({span})"
-    return (
+    sentence = (
         f"A classifier that tells your messages from your contacts' ({acc['balanced']:.0%} balanced accuracy "
         f"on held-out messages) takes {twin['share']:.0%} of the twin's replies for yours and "
         f"{base['share']:.0%} of the base model's: the twin is {verdict}; your real replies score "
         f"{real['share']:.0%}."
     )
+    auc = a.get("auc") or {}
+    if "real_vs_twin" in auc and "real_vs_base" in auc:
+        sentence += (
+            f" Told apart from your real replies by its score with ROC AUC {auc['real_vs_twin']['auc']:.2f} "
+            f"(twin) and {auc['real_vs_base']['auc']:.2f} (base); 0.5 = indistinguishable."
+        )
+    return sentence
 
 
 def _section_authorship(r: dict) -> str:
     a = r.get("authorship") or {"status": "missing"}
     text = f"<p>{_esc(authorship_sentence(a))}</p>"
-    if a.get("status") != "ok":
+    if a.get("status") != "ok" or _too_few(a):
         return text
     rows = [
         [_LABELS[s], a[s]["share"], _esc(f"{a[s]['low']:.2f}-{a[s]['high']:.2f}"), a[s]["mean_probability"]]
@@ -213,7 +283,22 @@ def _section_authorship(r: dict) -> str:
         "P(you) &ge; 0.5. Intervals: percentile bootstrap over replies.</p>"
     )
     header = ["replies", 'share judged "you"', "95% interval", "mean P(you)"]
-    return text + note + _table(header, rows) + _png(fig)
+    return text + note + _table(header, rows) + _auc_table(a.get("auc") or {}) + _png(fig)
+
+
+def _auc_table(auc: dict) -> str:
+    if not auc:
+        return ""
+    rows = [
+        [f"your real replies vs the {_LABELS[side]}", d["auc"], _esc(f"{d['low']:.2f}-{d['high']:.2f}")]
+        for side, d in ((k.removeprefix("real_vs_"), v) for k, v in auc.items())
+    ]
+    note = (
+        '<p class="muted">How well the verifier\'s P(you) tells your real replies from generated ones '
+        "(ROC AUC over the same prompts; 0.5 = indistinguishable, 1.0 = always told apart; interval: "
+        "bootstrap over prompts).</p>"
+    )
+    return note + _table(["pair", "ROC AUC", "95% interval"], rows)
 
 
 def _section_overlap(r: dict) -> str:
@@ -437,7 +522,7 @@ def acceptance_section(acc: dict | None) -> str:
 
 
 def render_report(result: dict, samples: Sequence[dict], *, metrics_csv: Path | None = None) -> str:
-    """The whole HTML page as a string."""
+    """The whole HTML page as a string; it opens with the answer (:func:`headline`)."""
     body = {
         "summary": _section_summary(result),
         "loss": _section_loss(result),
@@ -458,7 +543,9 @@ def render_report(result: dict, samples: Sequence[dict], *, metrics_csv: Path | 
     return (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>twin eval: {_esc(result['run'])}</title><style>{_CSS}</style></head><body>"
-        f'<h1>twin eval: {_esc(result["run"])}</h1><p class="muted">{nav}</p>{sections}'
+        f"<h1>twin eval: {_esc(result['run'])}</h1>"
+        f'<p class="answer" id="answer">{_esc(headline(result, acceptance_rate(result)))}</p>'
+        f'<p class="muted">{nav}</p>{sections}'
         '<p class="muted">Generated by <code>twin eval</code>. This page contains your chat text: keep it private.</p>'
         "</body></html>\n"
     )

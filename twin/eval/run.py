@@ -46,7 +46,9 @@ class EvalConfig(StageConfig):
     train_file: str = "train.jsonl"  # the authorship verifier learns the owner's style from it
     run: str | None = None  # null: the adapter directory's name
     out_dir: str = "checkpoints"  # report goes to <out_dir>/runs/<run>/
-    max_examples: int | None = Field(100, ge=1)  # generation is the slow part; null: all of val
+    # 200: the paired twin - base interval is about +-0.07 wide on the bundled sample (bench/RESULTS.md,
+    # section evalbase); generation is the slow part; null: all of val
+    max_examples: int | None = Field(200, ge=1)
     samples: int = Field(20, ge=0)  # rows in the report's side-by-side table
     batch_size: int = Field(8, ge=1)  # for the loss pass, and replies generated together
     max_seq_length: int | None = Field(None, ge=8)  # null: as trained (twin.json), else 512
@@ -63,11 +65,26 @@ class EvalConfig(StageConfig):
 
 
 def _select(examples: list[dict], limit: int | None, seed: int) -> list[dict]:
-    """A seeded subset (kept in file order) when val is larger than ``limit``."""
+    """A seeded, contact-balanced subset (kept in file order) when val is larger than ``limit``.
+
+    Round-robin over contacts, each contact's examples in a seeded random order: every contact
+    gives one example before any gives a second, so no chatty contact dominates the score (a plain
+    random sample took 15 of 30 examples from one of 12 contacts).
+    """
     if limit is None or len(examples) <= limit:
         return examples
-    keep = sorted(random.Random(seed).sample(range(len(examples)), limit))
-    return [examples[i] for i in keep]
+    rng = random.Random(seed)
+    by_contact: dict[str, list[int]] = {}
+    for i, ex in enumerate(examples):
+        by_contact.setdefault(str(ex.get("contact") or ex.get("dialog_id") or ""), []).append(i)
+    queues = [rng.sample(idx, len(idx)) for _, idx in sorted(by_contact.items())]
+    rng.shuffle(queues)  # which contacts get the last round's places
+    keep: list[int] = []
+    while len(keep) < limit:
+        for q in queues:
+            if q and len(keep) < limit:
+                keep.append(q.pop())
+    return [examples[i] for i in sorted(keep)]
 
 
 def reply_loss(
@@ -174,6 +191,17 @@ def score_authorship(cfg: EvalConfig, val: list[dict], rows: list[dict]) -> dict
     return block
 
 
+def contact_spread(rows: list[dict]) -> dict:
+    """How the scored prompts spread over contacts: how many, and the largest share from one (counts
+    only, no names)."""
+    counts: dict[str, int] = {}
+    for r in rows:
+        key = str(r.get("contact"))
+        counts[key] = counts.get(key, 0) + 1
+    top = max(counts.values(), default=0)
+    return {"count": len(counts), "max_share": top / len(rows) if rows else 0.0}
+
+
 @dataclass
 class _Plan:
     """What one evaluation reads, all checked before the slow model load."""
@@ -264,6 +292,7 @@ def _result(cfg: EvalConfig, plan: _Plan, rows: list[dict], loss: dict, authorsh
         "template": plan.template,
         "val_file": str(plan.val_path),
         "examples": len(rows),
+        "contacts": contact_spread(rows),
         "config": cfg.model_dump(mode="json"),
         "loss": loss,
         **summarize(rows, pet_top=cfg.pet_phrases),
@@ -279,13 +308,14 @@ def _result(cfg: EvalConfig, plan: _Plan, rows: list[dict], loss: dict, authorsh
 
 
 def _write_outputs(out: Path, result: dict, rows: list[dict], samples: int) -> None:
-    from twin.eval.report import write_report
+    from twin.eval.report import acceptance_rate, headline, write_report
     from twin.fileio import atomic_write_json, atomic_write_jsonl
 
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_jsonl(out / "eval_samples.jsonl", rows)
     atomic_write_json(out / "eval.json", result)
     write_report(result, rows[:samples], out / "report.html", metrics_csv=out / "metrics.csv")
+    log.info("%s", headline(result, acceptance_rate(result)))
     log.info(
         "eval: loss base %.3f -> twin %.3f; BLEU-4 base %.2f -> twin %.2f; report %s",
         result["loss"]["base"]["loss"],

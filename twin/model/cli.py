@@ -34,6 +34,12 @@ def tiny_cmd(
         help="Chat text: a prepare output dir (train.jsonl, PII scrubbed) "
         "(default: data/processed, else a built-in corpus; raw records are never used).",
     ),
+    owner_replies: bool = typer.Option(
+        False,
+        "--with-owner-replies",
+        help="Also pretrain on your own replies (the old corpus): a base that already writes like you, "
+        "so `twin eval` no longer compares the twin with a base that has never seen you.",
+    ),
     seed: int = typer.Option(0, "--seed"),
     vocab_size: int = typer.Option(2048, "--vocab-size", min=300),
     hidden_size: int = typer.Option(128, "--hidden-size", min=8),
@@ -54,12 +60,13 @@ def tiny_cmd(
 
     family = FAMILIES.get(arch)
     plain = not (family and family.chat_template)  # plain-v1's wording: only for a base without one
-    if texts is not None:
-        docs, conversations = texts_from_dir(texts, plain_prompts=plain), conversations_from_dir(texts)
-        source = str(texts)
-    elif (Path("data/processed") / "train.jsonl").is_file():
-        docs, source = texts_from_dir("data/processed", plain_prompts=plain), "data/processed"
-        conversations = conversations_from_dir(source)
+    if texts is None and (Path("data/processed") / "train.jsonl").is_file():
+        texts = Path("data/processed")
+    if texts is not None:  # the contacts' side only, unless --with-owner-replies
+        docs = texts_from_dir(texts, plain_prompts=plain, owner_replies=owner_replies)
+        conversations = conversations_from_dir(texts, owner_replies=owner_replies)
+        side = "with your replies" if owner_replies else "your contacts' side only"
+        source = f"{texts} ({side})"
     else:  # never data/raw: the tokenizer and weights must not learn unscrubbed text
         docs, source = fallback_texts(), "the built-in corpus (`twin prepare` first to use your chats)"
     log.info("tokenizer and pretraining text: %d documents from %s", len(docs), source)

@@ -3,13 +3,15 @@
 It keeps what matters to the code that trains and serves Falcon-7B — ``FalconForCausalLM``,
 multi-query attention, parallel attention/MLP, rotary positions, no biases, the fused
 ``query_key_value`` projection LoRA targets — and is saved with ``save_pretrained`` next to a
-byte-level BPE tokenizer trained on the user's own chat text, so it loads through exactly the
+byte-level BPE tokenizer trained on the pretraining text (below), so it loads through exactly the
 code path (:func:`twin.model.load.load_base`) a downloaded Falcon-7B does. ``arch="llama"`` and
 ``"qwen2"`` build Llama 3- and Qwen2.5-shaped models the same way, their tokenizers carrying the
 family's special tokens and chat template (:mod:`twin.model.chat_templates`).
 
 ``pretrain_steps`` trains all parameters briefly on that text (plain next-token prediction), so
 the demo's replies are words rather than noise; the LoRA fine-tune then teaches the format and style.
+The text is the contacts' side of the chats only (their messages, in the prompt layout): like a
+real base, the tiny one has never read the owner, so ``twin eval``'s base is a fair "not you".
 """
 
 from __future__ import annotations
@@ -73,17 +75,35 @@ def fallback_texts() -> list[str]:
     return docs
 
 
-def texts_from_dir(path: str | os.PathLike, *, plain_prompts: bool = True) -> list[str]:
+def texts_from_dir(
+    path: str | os.PathLike, *, plain_prompts: bool = True, owner_replies: bool = False
+) -> list[str]:
     """Chat text for the tokenizer and pretraining, from a prepare output (its ``train.jsonl``).
 
-    ``plain_prompts``: also plain-v1's prompt with the reply once per session (a chat family's base
-    reads its chat template's renderings instead: :func:`chat_docs`).
+    By default only the contacts' side: each of their messages as the reply to the contact message
+    before it, in plain-v1's prompt (:func:`contact_conversations`). The owner's own messages are
+    never read, so the tiny base plays a real base (Falcon, Llama, Qwen) that has never seen them and
+    the eval's base-vs-twin comparison measures what fine-tuning adds. Every document is a prompt with
+    its reply, never a bare ``Name: text`` transcript: a base that read transcripts carried the layout
+    on after the response cue and opened replies with a speaker label ("Олег (работа): ...").
+
+    ``owner_replies=True``: the old corpus (transcripts with the owner's replies, and plain-v1's
+    prompt with the owner's reply once per session), for a base that already writes like the owner.
+    ``plain_prompts``: plain-v1 prompts at all (a chat family's base reads its chat template's
+    renderings instead: :func:`chat_docs`); without them the contacts' texts are documents on their own.
 
     Only scrubbed text: raw records are refused, because the tokenizer (copied into every adapter,
     merged model and GGUF) and the pretrained weights would learn their PII.
     """
-    from twin.prompt import build_prompt, render_context
+    train = _train_file(path)
+    examples = _examples(train)
+    docs = _owner_docs(examples, plain_prompts) if owner_replies else _contact_docs(examples, plain_prompts)
+    if not docs:
+        raise TwinError(f"{train}: no examples in it; run `twin prepare` again")
+    return docs
 
+
+def _train_file(path: str | os.PathLike) -> Path:
     p = Path(path)
     if not p.exists():
         raise TwinError(f"{p}: text directory not found; run `twin prepare` first or omit --texts")
@@ -93,11 +113,22 @@ def texts_from_dir(path: str | os.PathLike, *, plain_prompts: bool = True) -> li
             f"{p}: no train.jsonl; give a `twin prepare` output dir (raw records are not used: "
             "the base must only see PII-scrubbed text)"
         )
+    return train
+
+
+def _examples(train: Path) -> list[dict]:
+    keys = {"context", "instruction", "response"}
+    return [ex for _, ex in iter_jsonl(train) if isinstance(ex, dict) and keys <= ex.keys()]
+
+
+def _owner_docs(examples: Sequence[dict], plain_prompts: bool) -> list[str]:
+    """The old corpus: every example as a transcript ending in the owner's reply, and plain-v1's
+    prompt with the owner's reply once per session."""
+    from twin.prompt import build_prompt, render_context
+
     docs: list[str] = []
     seen_sessions: set[str] = set()
-    for _, ex in iter_jsonl(train):
-        if not isinstance(ex, dict) or not {"context", "instruction", "response"} <= ex.keys():
-            continue
+    for ex in examples:
         turns = [*ex["context"], {"role": "them", "text": ex["instruction"]}]
         turns.append({"role": "me", "text": ex["response"]})
         docs.append(render_context(turns, ex.get("contact")))
@@ -108,9 +139,54 @@ def texts_from_dir(path: str | os.PathLike, *, plain_prompts: bool = True) -> li
             # reply is empty, and the nearest thing to it, a "Name: text" transcript line.
             prompt = build_prompt([], ex["instruction"], contact=ex.get("contact"))
             docs.append(prompt + ex["response"])
-    if not docs:
-        raise TwinError(f"{train}: no examples in it; run `twin prepare` again")
     return docs
+
+
+def _contact_docs(examples: Sequence[dict], plain_prompts: bool) -> list[str]:
+    """The contacts' side only: plain-v1 prompts whose reply is the contact's next message."""
+    from twin.prompt import build_prompt
+
+    convs = contact_conversations(examples)
+    if not plain_prompts:
+        return [c["response"] for c in convs]
+    return [
+        build_prompt(c["context"], c["instruction"], contact=c.get("contact")) + c["response"] for c in convs
+    ]
+
+
+# Earlier contact messages shown as context in a contacts-only document (enough for the layout).
+_CONTACT_CONTEXT = 3
+
+
+def contact_messages(examples: Sequence[dict]) -> list[tuple[str | None, list[str]]]:
+    """``[(contact, their distinct messages in order), ...]`` per session; nothing the owner wrote."""
+    sessions: dict[str, tuple[str | None, dict[str, None]]] = {}
+    for ex in examples:
+        key = str(ex.get("session", ex.get("dialog_id")))
+        _, texts = sessions.setdefault(key, (ex.get("contact"), {}))
+        for turn in ex["context"]:
+            if turn.get("role") == "them":
+                texts[turn.get("text", "")] = None
+        texts[ex["instruction"]] = None
+    return [(contact, [t for t in texts if t.strip()]) for contact, texts in sessions.values()]
+
+
+def contact_conversations(examples: Sequence[dict]) -> list[dict]:
+    """Examples in prepare's format built from the contacts' side alone: each contact message is the
+    "reply" to their message before it, with up to :data:`_CONTACT_CONTEXT` earlier ones as context.
+
+    The base learns the language, the prompt layout and where a reply ends, from people who are not
+    the owner — as a real base knows language but not its user.
+    """
+    convs: list[dict] = []
+    for contact, texts in contact_messages(examples):
+        for i in range(1, len(texts)):
+            earlier = texts[max(0, i - 1 - _CONTACT_CONTEXT) : i - 1]
+            context = [{"role": "them", "text": t} for t in earlier]
+            convs.append(
+                {"context": context, "instruction": texts[i - 1], "response": texts[i], "contact": contact}
+            )
+    return convs
 
 
 # Chat renderings mixed into a chat family's pretraining: enough for the turn layout, cheap to render.
@@ -132,14 +208,15 @@ def fallback_conversations() -> list[dict]:
     ]
 
 
-def conversations_from_dir(path: str | os.PathLike) -> list[dict]:
-    """The examples of a prepare output's ``train.jsonl`` (scrubbed), for chat-format pretraining."""
+def conversations_from_dir(path: str | os.PathLike, *, owner_replies: bool = False) -> list[dict]:
+    """Examples for chat-format pretraining from a prepare output's ``train.jsonl`` (scrubbed): the
+    contacts' side only (:func:`contact_conversations`), or with ``owner_replies`` the owner's own."""
     p = Path(path)
     train = p / "train.jsonl" if p.is_dir() else p
     if not train.is_file():
         return []
-    keys = {"context", "instruction", "response"}
-    return [ex for _, ex in iter_jsonl(train) if isinstance(ex, dict) and keys <= ex.keys()]
+    examples = _examples(train)
+    return examples if owner_replies else contact_conversations(examples)
 
 
 def chat_docs(tokenizer: Any, conversations: Sequence[dict]) -> list[str]:
@@ -147,7 +224,8 @@ def chat_docs(tokenizer: Any, conversations: Sequence[dict]) -> list[str]:
     from twin.prompt import CHAT, build_training_pair, check_chat_template
 
     end = check_chat_template(tokenizer)
-    rows = conversations[:_MAX_CHAT_DOCS]
+    step = max(1, len(conversations) // _MAX_CHAT_DOCS)  # spread over all chats, not the first few
+    rows = conversations[::step][:_MAX_CHAT_DOCS]
     return ["".join(build_training_pair(ex, template=CHAT, tokenizer=tokenizer, turn_end=end)) for ex in rows]
 
 
