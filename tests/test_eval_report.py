@@ -138,6 +138,7 @@ def _headline_result(**authorship):
 
 def test_report_opens_with_the_answer_and_its_numbers(tmp_path):
     from twin.eval.report import acceptance_rate, headline
+    from twin.feedback import acceptance
 
     r = _headline_result()
     want = (
@@ -150,8 +151,16 @@ def test_report_opens_with_the_answer_and_its_numbers(tmp_path):
     assert headline(r, 0.35).endswith(
         "; blind test: you took the twin for yourself in 40% of 10 rounds; drafts: 35% sent unchanged."
     )
-    assert acceptance_rate(r) is None and acceptance_rate({**r, "acceptance": {"rate": 0.35}}) == 0.35
+    assert acceptance_rate(r) is None
+    # the drafts' feedback records as twin/feedback.py summarizes them: 7 of 20 sent unchanged
+    records = [
+        {"ts": "2026-12-01T10:00:00Z", "outcome": "unchanged" if i < 7 else "edited", "edit_distance": i}
+        for i in range(20)
+    ]
+    r["acceptance"] = acceptance(records)
+    assert acceptance_rate(r) == 0.35
     page = write_report(r, ROWS, tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "drafts: 35% sent unchanged." in page
     first = page.index('<p class="answer"')
     assert first < page.index("<section")  # before every section
     assert "your real replies 98%, the twin 86%, the base model 31%" in page[first:]

@@ -148,14 +148,11 @@ def _section_loss(r: dict) -> str:
 
 
 def acceptance_rate(result: dict) -> float | None:
-    """MERGE SLOT (drafts feedback, ``twin/feedback.py``): the share of drafts the owner sent unchanged,
-    from eval.json's ``acceptance`` block; None when there is no feedback yet. The lead wires the
-    block's real key here at merge; until then a bare number or a ``rate`` key is read."""
+    """The share of ``twin drafts``' suggestions the owner sent unchanged (eval.json's ``acceptance``,
+    written from ``twin/feedback.py``); None when there is no feedback yet."""
     acc = result.get("acceptance")
-    if isinstance(acc, int | float) and not isinstance(acc, bool):
-        return float(acc)
-    if isinstance(acc, dict) and isinstance(acc.get("rate"), int | float):
-        return float(acc["rate"])
+    if isinstance(acc, dict) and isinstance(acc.get("share_unchanged"), int | float):
+        return float(acc["share_unchanged"])
     return None
 
 
