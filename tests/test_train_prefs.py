@@ -113,7 +113,7 @@ def test_dpo_loss_is_minus_logsigmoid_of_beta_margin(tiny_base: Path, tiny_adapt
 
     from twin.examples import collate, encode_examples
     from twin.model.load import load_base
-    from twin.train.loop import _trainable, _make_loss_module
+    from twin.train.loop import _make_loss_module, _trainable
     from twin.train.prefs import dpo_loss, pair_rows
 
     rows = feedback_examples(True) + feedback_examples(False)

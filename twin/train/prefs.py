@@ -286,8 +286,8 @@ def build_pairs(
                 reply, score = least_like_owner(twin[i], verifier)
                 pairs.add(prompt, ex["response"], reply, "twin", score)
             if base is not None:
-                score = verifier.score([base[i]])[0] if verifier else None
-                pairs.add(prompt, ex["response"], base[i], "base", score)
+                score = verifier.score(base[i])[0] if verifier else None
+                pairs.add(prompt, ex["response"], base[i][0], "base", score)
     for fb in feedback:
         pairs.add(
             {k: fb[k] for k in ("context", "instruction", "contact")},
@@ -438,9 +438,9 @@ def prefs_step(
             loss = dpo + p.nll_weight * nll
             fabric.backward(loss)
         margin = ((pol_c - ref_c) - (pol_r - ref_r)).detach()
-        totals["loss"] += float(loss)
-        totals["dpo"] += float(dpo)
-        totals["nll"] += float(nll)
+        totals["loss"] += float(loss.detach())
+        totals["dpo"] += float(dpo.detach())
+        totals["nll"] += float(nll.detach())
         totals["accuracy"] += float((margin > 0).sum()) / len(batch)
         totals["margin"] += float(margin.sum()) / len(batch)
     if cfg.optim.max_grad_norm:
