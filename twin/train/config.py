@@ -97,6 +97,8 @@ class PrefsConfig(StageConfig):
     prompts: int = Field(256, ge=1)  # train prompts sampled for generated pairs
     sources: list[PairSource] = Field(default_factory=lambda: ["twin", "base", "feedback"], min_length=1)
     samples: int = Field(4, ge=1)  # twin samples per prompt; the verifier's least owner-like is rejected
+    # A generated reply is "not theirs" only if the verifier says so: P(owner) below this (1: keep all).
+    max_rejected_p: float = Field(0.5, gt=0, le=1)
     max_new_tokens: int = Field(32, ge=1)
     temperature: float = Field(1.0, ge=0)
     top_p: float = Field(0.95, gt=0, le=1)

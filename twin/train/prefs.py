@@ -7,7 +7,9 @@
 A pair is one train-split prompt with two replies: **chosen** is what the owner really wrote;
 **rejected** is a plausible reply that is not theirs: of ``prefs.samples`` replies the SFT twin
 samples for that prompt, the one the owner-style verifier (:mod:`twin.style`, fitted on the train
-split) scores least like the owner, and the base's own reply (the adapter switched off). Drafts
+split) scores least like the owner, and the base's own reply (the adapter switched off), each kept
+only when the verifier puts it below ``prefs.max_rejected_p`` (a reply it takes for the owner's is
+no evidence of what the owner would not write). Drafts
 feedback adds pairs where the owner rewrote a suggestion (chosen = what they sent, rejected = the
 draft). Val prompts are never used.
 
@@ -169,6 +171,9 @@ class Pairs:
     rejected: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
     scores: list[float | None] = field(default_factory=list)  # verifier P(owner) of the rejected reply
+    owner_like: dict[str, int] = field(
+        default_factory=dict
+    )  # samples left out: the verifier took them for the owner's
 
     def add(self, prompt: dict, chosen: str, rejected: str, source: str, score: float | None = None) -> None:
         if rejected.strip() and rejected.strip() != chosen.strip():
@@ -284,10 +289,10 @@ def build_pairs(
             }
             if twin is not None:
                 reply, score = least_like_owner(twin[i], verifier)
-                pairs.add(prompt, ex["response"], reply, "twin", score)
+                _add_generated(pairs, prompt, ex["response"], reply, "twin", score, p.max_rejected_p)
             if base is not None:
                 score = verifier.score(base[i])[0] if verifier else None
-                pairs.add(prompt, ex["response"], base[i][0], "base", score)
+                _add_generated(pairs, prompt, ex["response"], base[i][0], "base", score, p.max_rejected_p)
     for fb in feedback:
         pairs.add(
             {k: fb[k] for k in ("context", "instruction", "contact")},
@@ -296,6 +301,14 @@ def build_pairs(
             "feedback",
         )
     return pairs, status
+
+
+def _add_generated(pairs: Pairs, prompt: dict, chosen: str, reply: str, source: str, score: float | None,
+                   limit: float) -> None:  # fmt: skip
+    if score is not None and score >= limit:
+        pairs.owner_like[source] = pairs.owner_like.get(source, 0) + 1
+        return
+    pairs.add(prompt, chosen, reply, source, score)
 
 
 def sample_replies(
@@ -486,6 +499,7 @@ def prefs_record(
         "pairs": n,
         "pair_sources": by_source,
         "rejected_p_owner": {s: round(sum(v) / len(v), 4) for s, v in scored.items() if v},
+        "left_out_owner_like": pairs.owner_like,
         "verifier": verifier_status,
         "steps": len(rows),
         "margin_before": round(margin_before, 4),
