@@ -39,11 +39,15 @@ def run_prefs(workdir: Path, overrides: list[str]) -> dict:
     return record
 
 
-def evaluate(workdir: Path, run: str, examples: int) -> tuple[dict, list[dict]]:
+def evaluate(workdir: Path, run: str, examples: int, reuse: bool = False) -> tuple[dict, list[dict]]:
     from twin.demo import EVAL_NEW_TOKENS
     from twin.eval.run import EvalConfig, run_eval
 
     ck = workdir / "checkpoints"
+    done = ck / "runs" / f"cmp-{run}" / "eval.json"
+    if reuse and done.is_file() and json.loads(done.read_text())["examples"] == examples:
+        rows = [json.loads(x) for x in (done.parent / "eval_samples.jsonl").read_text().splitlines()]
+        return json.loads(done.read_text()), rows
     cfg = EvalConfig(adapter=str(ck / "adapters" / run), data=str(workdir / "data" / "processed"),
                      run=f"cmp-{run}", out_dir=str(ck), max_examples=examples, max_new_tokens=EVAL_NEW_TOKENS)  # fmt: skip
     result = run_eval(cfg, progress=False)
@@ -110,6 +114,9 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, required=True)
     ap.add_argument("--examples", type=int, default=200)
     ap.add_argument("--reuse", action="store_true", help="keep an existing demo-prefs adapter")
+    ap.add_argument(
+        "--reuse-sft-eval", action="store_true", help="the SFT adapter's eval from a previous run"
+    )
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="train config key=value")
     a = ap.parse_args()
     ck = a.workdir / "checkpoints"
@@ -119,7 +126,7 @@ def main() -> None:
         record.setdefault("wall_s", record["seconds"]["total"])
     else:
         record = run_prefs(a.workdir, a.overrides)
-    sft_res, sft_rows = evaluate(a.workdir, "demo", a.examples)
+    sft_res, sft_rows = evaluate(a.workdir, "demo", a.examples, reuse=a.reuse_sft_eval)
     prefs_res, prefs_rows = evaluate(a.workdir, "demo-prefs", a.examples)
     sft_meta = json.loads((ck / "adapters" / "demo" / "twin.json").read_text())
     rep = {
