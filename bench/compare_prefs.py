@@ -84,20 +84,49 @@ def side(result: dict, rows: list[dict]) -> dict:
     }
 
 
-def paired(sft_rows: list[dict], prefs_rows: list[dict]) -> dict:
+def word_judge(workdir: Path) -> object:
+    """A second owner-vs-contacts classifier the stage never saw: word 1-2-grams instead of the
+    verifier's character n-grams, same train split. If only the verifier the stage optimised against
+    moved, this one would not."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    from twin.examples import read_examples
+    from twin.style import split_messages
+
+    owner, contacts = split_messages(read_examples(workdir / "data" / "processed" / "train.jsonl"))
+    judge = make_pipeline(TfidfVectorizer(analyzer="word", ngram_range=(1, 2), min_df=2, sublinear_tf=True),
+                          LogisticRegression(class_weight="balanced", max_iter=2000))  # fmt: skip
+    judge.fit([*owner, *contacts], [1] * len(owner) + [0] * len(contacts))
+    return judge
+
+
+def judged(judge: object, rows: list[dict], key: str) -> list[float]:
+    return [float(p >= 0.5) for p in judge.predict_proba([r[key] for r in rows])[:, 1]]
+
+
+def paired(sft_rows: list[dict], prefs_rows: list[dict], judge: object | None = None) -> dict:
+    """prefs - SFT share judged "owner" on the same prompts (the verifier's, or ``judge``'s)."""
     from twin.eval.authorship import share
 
     assert [r["message"] for r in sft_rows] == [r["message"] for r in prefs_rows], "not the same prompts"
+    if judge is not None:
+        a, b = judged(judge, sft_rows, "twin"), judged(judge, prefs_rows, "twin")
+        return share([y - x for x, y in zip(a, b, strict=True)]) | {
+            "sft": sum(a) / len(a), "prefs": sum(b) / len(b), "real": sum(judged(judge, sft_rows, "real")) / len(a)
+        }  # fmt: skip
     diffs = [float(b["authorship"]["twin"] >= 0.5) - float(a["authorship"]["twin"] >= 0.5)
              for a, b in zip(sft_rows, prefs_rows, strict=True)]  # fmt: skip
     return share(diffs)
 
 
 def table(rep: dict) -> str:
-    s, p, d = rep["sft"], rep["prefs"], rep["paired"]
+    s, p, d, w = rep["sft"], rep["prefs"], rep["paired"], rep["word_judge"]
     rows = [
         ("share judged \"owner\" (95% interval)", *(f"{x['judged_owner']:.3f} ({x['interval'][0]:.2f}-{x['interval'][1]:.2f})" for x in (s, p))),
         ("paired prefs − SFT (95% interval)", "", f"{d['share']:+.3f} ({d['low']:+.3f} to {d['high']:+.3f})"),
+        ("word 1-2-gram judge: share \"owner\" (real: {:.2f})".format(w["real"]), f"{w['sft']:.3f}", f"{w['prefs']:.3f}, paired {w['share']:+.3f} ({w['low']:+.3f} to {w['high']:+.3f})"),
         ("mean P(owner) of twin replies", f"{s['mean_p_owner']:.3f}", f"{p['mean_p_owner']:.3f}"),
         ("ROC AUC real vs twin (0.5 = indistinguishable)", f"{s['auc_real_vs_twin']:.3f}", f"{p['auc_real_vs_twin']:.3f}"),
         ("loss of the real replies (eval)", f"{s['loss_real']:.4f}", f"{p['loss_real']:.4f} ({p['loss_real'] / s['loss_real'] - 1:+.1%})"),
@@ -136,6 +165,7 @@ def main() -> None:
         "sft": side(sft_res, sft_rows),
         "prefs": side(prefs_res, prefs_rows),
         "paired": paired(sft_rows, prefs_rows),
+        "word_judge": paired(sft_rows, prefs_rows, word_judge(a.workdir)),
         "sft_train_s": sft_meta["metrics"]["seconds"],
         "prefs_record": {k: v for k, v in record.items() if k != "config"} | {"config": record.get("config")},
         "verifier_accuracy": sft_res["authorship"].get("accuracy"),

@@ -276,3 +276,27 @@ def test_in_place_twice_is_refused(feedback_only: dict, tiny_base: Path, process
     cfg = tiny_train_config(tiny_base, processed_dir, out, run="fb", prefs={"sources": ["feedback"]})
     with pytest.raises(TwinError, match="already has a preference stage"):
         train_prefs(cfg)
+
+
+@pytest.mark.slow
+def test_recipe_key_runs_sft_then_prefs_in_place(
+    tiny_base: Path, processed_dir: Path, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from twin.cli import app
+    from twin.model.load import read_adapter_meta
+
+    fb = write_feedback(tmp_path / "feedback")
+    args = ["train", "--config", str(REPO / "pipelines" / "tiny.yaml"), "--base", str(tiny_base),
+            "--data", str(processed_dir), "--run", "both", "--max-steps", "2", "--precision", "32-true",
+            "--feedback", str(fb), "--set", f"out_dir={tmp_path}", "--set", "num_threads=2",
+            "--set", "prefs.enabled=true", "--set", "prefs.sources=[feedback]", "--set", "prefs.steps=2",
+            "--set", "prefs.batch_size=2", "--set", "prefs.micro_batch_size=2"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    meta = read_adapter_meta(tmp_path / "adapters" / "both")
+    kept = read_adapter_meta(tmp_path / "runs" / "both" / "sft-adapter")  # the step back
+    assert meta["prefs"]["init"] == str(tmp_path / "adapters" / "both") and "prefs" not in kept
+    assert meta["metrics"] == kept["metrics"] and meta["prefs"]["pair_sources"] == {"feedback": 2}
+    assert "trained 2 steps" in result.output and "preference stage (dpo" in result.output
