@@ -208,14 +208,16 @@ def main_prefs(fabric: Any, cfg: TrainConfig, plan: Plan) -> dict:
     enc = encode_pairs(
         pairs, tokenizer, template, _recorded(plan.meta, "max_seq_length", cfg.data.max_seq_length)
     )
-    t = time.perf_counter()
-    ref = reference_logps(fabric, model.module, enc, tokenizer.pad_token_id, p.micro_batch_size)
+    t = time.perf_counter()  # the reference: the SFT adapter's log-probs, once, before any update
+    ref = sequence_logps(fabric, model.module, enc, tokenizer.pad_token_id, p.micro_batch_size)
     timings["reference"] = time.perf_counter() - t
     val_before = _val_loss(fabric, model, val, tokenizer, step_cfg)
     t = time.perf_counter()
     rows = fit_prefs(fabric, step_cfg, model, enc, ref, tokenizer.pad_token_id)
     timings["train"] = time.perf_counter() - t
-    after = reference_logps(fabric, model.module, enc, tokenizer.pad_token_id, p.micro_batch_size)
+    after = sequence_logps(  # the same pairs after the stage: the margin it reached
+        fabric, model.module, enc, tokenizer.pad_token_id, p.micro_batch_size
+    )
     val_after = _val_loss(fabric, model, val, tokenizer, step_cfg)
     timings["total"] = time.perf_counter() - started
     record = prefs_record(
@@ -386,7 +388,7 @@ def pair_rows(batch: list[int], n: int) -> list[int]:
     return [*batch, *(n + i for i in batch)]
 
 
-def reference_logps(fabric: Any, module: Any, enc: Any, pad_id: int, micro: int) -> Any:
+def sequence_logps(fabric: Any, module: Any, enc: Any, pad_id: int, micro: int) -> Any:
     """Summed log-prob of every encoded row under the current weights, no grad, dropout off: ``[2n]``."""
     import torch
 
