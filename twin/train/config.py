@@ -93,7 +93,7 @@ class PrefsConfig(StageConfig):
     steps: int = Field(60, ge=1)  # optimizer steps
     batch_size: int = Field(16, ge=1)  # pairs per optimizer step
     micro_batch_size: int = Field(4, ge=1)  # pairs per forward pass (each pair is two rows)
-    lr: float = Field(5e-4, gt=0)
+    lr: float = Field(2e-3, gt=0)  # the recipe's SFT lr is 3e-3; 5e-4 barely moved (bench/RESULTS.md, prefs)
     prompts: int = Field(256, ge=1)  # train prompts sampled for generated pairs
     sources: list[PairSource] = Field(default_factory=lambda: ["twin", "base", "feedback"], min_length=1)
     samples: int = Field(4, ge=1)  # twin samples per prompt; the verifier's least owner-like is rejected

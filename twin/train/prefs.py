@@ -223,10 +223,22 @@ def main_prefs(fabric: Any, cfg: TrainConfig, plan: Plan) -> dict:
     record = prefs_record(
         cfg, plan, pairs, verifier_status, ref, after, (val_before, val_after), rows, timings
     )
+    _warn_loss(record, cfg)
     if fabric.is_global_zero:
         write_prefs_metrics(cfg, rows)
         save_prefs(cfg, plan, model.peft, record)
     return record
+
+
+def _warn_loss(record: dict, cfg: TrainConfig) -> None:
+    """The stage should not cost the owner's real replies more than 2% of their loss."""
+    change = record["val_loss_change"]
+    if change is not None and change > 0.02:
+        log.warning(
+            "preference stage: val loss of the real replies %.1f%% worse than the SFT adapter's; "
+            "raise prefs.nll_weight (now %s) or lower prefs.lr (now %s)",
+            100 * change, cfg.prefs.nll_weight, cfg.prefs.lr,
+        )  # fmt: skip
 
 
 def load_prefs_data(cfg: TrainConfig, plan: Plan) -> tuple[Any, str, list[dict], Any]:
