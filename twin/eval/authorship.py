@@ -30,55 +30,18 @@ and pandas), measured with ``python -X importtime``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-MIN_MESSAGES = 50
+# The verifier itself lives below the stages (train's preference stage uses it too).
+from twin.style import MIN_MESSAGES, Verifier, split_messages, train_verifier
+
 MIN_EXAMPLES = 30  # scored prompts below which no share or interval is reported as meaning anything
 MIN_ACCURACY = 0.6
 BOOTSTRAP = 1000
 SIDES = ("real", "base", "twin")
-
-
-def split_messages(examples: Iterable[dict]) -> tuple[list[str], list[str]]:
-    """``(owner, contacts)``: the distinct non-empty texts each side wrote, in first-seen order."""
-    owner: dict[str, None] = {}
-    contacts: dict[str, None] = {}
-    for ex in examples:
-        for turn in ex.get("context") or []:
-            (owner if turn.get("role") == "me" else contacts)[turn.get("text", "")] = None
-        contacts[ex.get("instruction", "")] = None
-        owner[ex.get("response", "")] = None
-    return [t for t in owner if t.strip()], [t for t in contacts if t.strip()]
-
-
-@dataclass
-class Verifier:
-    """A fitted owner-vs-contacts classifier; :meth:`score` is P(owner) per text."""
-
-    pipeline: Any
-
-    def score(self, texts: Sequence[str]) -> list[float]:
-        if not texts:
-            return []
-        return [float(p) for p in self.pipeline.predict_proba(list(texts))[:, 1]]
-
-
-def train_verifier(owner: Sequence[str], contacts: Sequence[str], *, seed: int = 0) -> Verifier:
-    """Fit TF-IDF char n-grams + class-balanced logistic regression (label 1 = owner)."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-
-    pipeline = make_pipeline(
-        TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 4), lowercase=False, sublinear_tf=True, min_df=2),
-        LogisticRegression(class_weight="balanced", max_iter=2000, random_state=seed),
-    )
-    pipeline.fit([*owner, *contacts], [1] * len(owner) + [0] * len(contacts))
-    return Verifier(pipeline)
 
 
 def bootstrap_interval(values: Sequence[float], *, seed: int = 0, n: int = BOOTSTRAP) -> tuple[float, float]:

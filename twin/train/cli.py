@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from twin.train.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +44,21 @@ def train_cmd(
         min=0,
         help="K most similar past exchanges in each prompt (default: data.memory, 0).",
     ),
+    stage: str | None = typer.Option(
+        None,
+        "--stage",
+        help="sft | prefs. Default: SFT, then the preference stage if prefs.enabled. "
+        "prefs: only the preference stage (DPO), continuing an SFT adapter.",
+    ),
+    from_: str | None = typer.Option(
+        None, "--from", help="prefs: the adapter to continue, a run name or a dir (default: --run's)."
+    ),
+    feedback: str | None = typer.Option(
+        None, "--feedback", help="prefs: drafts feedback dir (default: data/feedback when it exists)."
+    ),
     set_: list[str] = typer.Option(None, "--set", help="Override a config key: --set lora.r=8 (repeatable)."),
 ) -> None:
-    """LoRA fine-tune a base model on data/processed (Lightning Fabric + peft)."""
+    """LoRA fine-tune a base model on data/processed (Lightning Fabric + peft), then optionally DPO."""
     from twin.model.load import prefer_passive_omp_wait
 
     prefer_passive_omp_wait()
@@ -64,7 +80,15 @@ def train_cmd(
         flags["data"] = {"dir": data}
     if memory is not None:
         flags.setdefault("data", {})["memory"] = memory
+    if from_ is not None:
+        flags["prefs"] = {"init": from_}
+    if feedback is not None:
+        flags.setdefault("prefs", {})["feedback"] = feedback
+    _check_stage(stage, resume)
     cfg = load_config(TrainConfig, config, deep_merge(flags, parse_overrides(set_)))
+    if stage == "prefs":
+        _run_prefs(cfg, feedback is not None)
+        return
     from twin.train.loop import train
 
     try:
@@ -82,6 +106,31 @@ def train_cmd(
             f"{metrics['tokens_per_s']} tokens/s, padding {100 * metrics['padding_fraction']:.1f}%"
         )
         typer.echo(f"adapter: {Path(cfg.out_dir) / 'adapters' / cfg.run}")
+    if cfg.prefs.enabled and stage is None:
+        _run_prefs(cfg.model_copy(update={"prefs": cfg.prefs.model_copy(update={"init": None})}), False)
+
+
+def _check_stage(stage: str | None, resume: bool) -> None:
+    from twin.errors import TwinError
+
+    if stage not in (None, "sft", "prefs"):
+        raise TwinError(f"--stage {stage!r}: use sft or prefs (default: sft, then prefs if prefs.enabled)")
+    if stage == "prefs" and resume:
+        raise TwinError(
+            "--resume: the preference stage has no resume; rerun it (it restarts from the SFT adapter)"
+        )
+
+
+def _run_prefs(cfg: TrainConfig, feedback_required: bool) -> None:
+    from twin.train.prefs import train_prefs
+
+    rec = train_prefs(cfg, feedback_required=feedback_required)
+    typer.echo(
+        f"preference stage ({rec['objective']}, beta {rec['beta']}): {rec['pairs']} pairs {rec['pair_sources']}, "
+        f"margin {rec['margin_before']} -> {rec['margin_after']}, val loss {rec['val_loss_before']} -> "
+        f"{rec['val_loss_after']}"
+    )
+    typer.echo(f"adapter: {Path(cfg.out_dir) / 'adapters' / cfg.run}")
 
 
 def configs_list_cmd() -> None:

@@ -77,6 +77,44 @@ class EvalConfig(StageConfig):
     micro_batch_size: int | None = Field(None, ge=1)  # null: as training
 
 
+PairSource = Literal["twin", "base", "feedback"]
+
+
+class PrefsConfig(StageConfig):
+    """The preference stage after SFT (``twin/train/prefs.py``): DPO against the SFT adapter, plus an
+    NLL term on the owner's real replies (RPO). ``enabled``: ``twin train`` runs it right after SFT;
+    ``twin train --stage prefs`` runs it alone on an existing adapter whatever this says."""
+
+    enabled: bool = False
+    init: str | None = None  # adapter dir to continue; null: <out_dir>/adapters/<run> (the SFT output)
+    objective: Literal["dpo"] = "dpo"
+    beta: float = Field(0.1, gt=0)  # DPO's KL strength: higher stays closer to the SFT adapter
+    nll_weight: float = Field(1.0, ge=0)  # RPO: per-token NLL of the chosen reply, added to the loss
+    steps: int = Field(60, ge=1)  # optimizer steps
+    batch_size: int = Field(16, ge=1)  # pairs per optimizer step
+    micro_batch_size: int = Field(4, ge=1)  # pairs per forward pass (each pair is two rows)
+    lr: float = Field(2e-3, gt=0)  # the recipe's SFT lr is 3e-3; 5e-4 barely moved (bench/RESULTS.md, prefs)
+    prompts: int = Field(256, ge=1)  # train prompts sampled for generated pairs
+    sources: list[PairSource] = Field(default_factory=lambda: ["twin", "base", "feedback"], min_length=1)
+    samples: int = Field(4, ge=1)  # twin samples per prompt; the verifier's least owner-like is rejected
+    # A generated reply is "not theirs" only if the verifier says so: P(owner) below this (1: keep all).
+    max_rejected_p: float = Field(0.5, gt=0, le=1)
+    max_new_tokens: int = Field(32, ge=1)
+    temperature: float = Field(1.0, ge=0)
+    top_p: float = Field(0.95, gt=0, le=1)
+    gen_batch: int = Field(16, ge=1)  # replies generated together
+    feedback: str = "data/feedback"  # drafts feedback records (<dialog_id>.jsonl); skipped when missing
+
+    @model_validator(mode="after")
+    def _pairs_divide(self) -> PrefsConfig:
+        if self.batch_size % self.micro_batch_size:
+            raise ValueError(
+                f"prefs.batch_size {self.batch_size} must be a multiple of prefs.micro_batch_size "
+                f"{self.micro_batch_size}"
+            )
+        return self
+
+
 class TrainConfig(StageConfig):
     base: str = "checkpoints/tiny-falcon"
     run: str = "default"
@@ -100,6 +138,7 @@ class TrainConfig(StageConfig):
     schedule: ScheduleConfig = ScheduleConfig()
     data: DataConfig = DataConfig()
     eval: EvalConfig = EvalConfig()
+    prefs: PrefsConfig = PrefsConfig()
 
     @model_validator(mode="after")
     def _batch_divides(self) -> TrainConfig:

@@ -299,8 +299,11 @@ def _log_plan(cfg: TrainConfig, data: TrainData, plan: BatchPlan, total_steps: i
     )
 
 
-def load_model(fabric: Any, cfg: TrainConfig, total_steps: int) -> Model:
-    """The base, peft LoRA on top, the loss module, AdamW and the LR schedule, set up by Fabric."""
+def load_model(fabric: Any, cfg: TrainConfig, total_steps: int, init_adapter: Path | None = None) -> Model:
+    """The base, peft LoRA on top, the loss module, AdamW and the LR schedule, set up by Fabric.
+
+    ``init_adapter``: continue that trained adapter (the preference stage) instead of a fresh LoRA.
+    """
     import torch
 
     from twin.model.load import load_base
@@ -320,7 +323,7 @@ def load_model(fabric: Any, cfg: TrainConfig, total_steps: int) -> Model:
             model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
         else:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
-    peft_model = apply_lora(model, cfg.lora)
+    peft_model = apply_lora(model, cfg.lora) if init_adapter is None else _trainable(model, init_adapter)
     module = _make_loss_module(peft_model)
     trainable = {n for n, p in module.named_parameters() if p.requires_grad}
     optimizer = torch.optim.AdamW(
@@ -332,6 +335,16 @@ def load_model(fabric: Any, cfg: TrainConfig, total_steps: int) -> Model:
     module, optimizer = fabric.setup(module, optimizer, move_to_device=not cfg.quantize)
     scheduler = build_scheduler(cfg.schedule, optimizer, total_steps)
     return Model(peft_model, module, optimizer, scheduler, trainable)
+
+
+def _trainable(model: Any, adapter: Path) -> Any:
+    """A saved adapter loaded for further training (its LoRA weights require grad)."""
+    from peft import PeftModel
+
+    try:
+        return PeftModel.from_pretrained(model, str(adapter), is_trainable=True)
+    except (OSError, ValueError) as e:
+        raise TwinError(f"{adapter}: could not load the adapter ({str(e).splitlines()[0]})") from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -653,7 +666,14 @@ def _make_loss_module(peft_model: Any) -> Any:
             super().__init__()
             self.peft_model = peft_model
 
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor) -> Any:
+        def forward(
+            self,
+            input_ids: torch.Tensor,
+            attention_mask: torch.Tensor,
+            labels: torch.Tensor,
+            per_row: bool = False,
+        ) -> Any:
+            """The summed loss, or with ``per_row`` each row's own sum (minus its log-probability)."""
             targets = labels[:, 1:]
             keep = targets != -100
             if fast:
@@ -662,7 +682,11 @@ def _make_loss_module(peft_model: Any) -> Any:
             else:
                 out = self.peft_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
                 logits = out.logits[:, :-1][keep]
-            return F.cross_entropy(logits.float(), targets[keep], reduction="sum")
+            if not per_row:
+                return F.cross_entropy(logits.float(), targets[keep], reduction="sum")
+            losses = F.cross_entropy(logits.float(), targets[keep], reduction="none")
+            rows = keep.nonzero()[:, 0]  # boolean indexing is row-major: rows line up with `losses`
+            return losses.new_zeros(len(input_ids)).index_add(0, rows, losses)
 
     return ResponseLoss()
 

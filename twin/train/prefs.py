@@ -1,0 +1,580 @@
+"""The preference stage: DPO on the owner's own replies, continuing an SFT adapter.
+
+    twin train --stage prefs --run demo                       # continue adapters/demo, in place
+    twin train --stage prefs --from demo --run demo-prefs     # leave the SFT adapter as it is
+    prefs: {enabled: true}   (in a recipe)                    # `twin train` runs SFT, then this
+
+A pair is one train-split prompt with two replies: **chosen** is what the owner really wrote;
+**rejected** is a plausible reply that is not theirs: of ``prefs.samples`` replies the SFT twin
+samples for that prompt, the one the owner-style verifier (:mod:`twin.style`, fitted on the train
+split) scores least like the owner, and the base's own reply (the adapter switched off), each kept
+only when the verifier puts it below ``prefs.max_rejected_p`` (a reply it takes for the owner's is
+no evidence of what the owner would not write). Drafts
+feedback adds pairs where the owner rewrote a suggestion (chosen = what they sent, rejected = the
+draft). Val prompts are never used.
+
+The objective is DPO (Rafailov et al. 2023) against the SFT adapter as reference, plus the NLL of
+the chosen reply (RPO, Pang et al. 2024), which keeps the owner's real replies likely while the
+margin grows. The reference log-probs are computed ONCE, before the first update, by the same
+model (the adapter is the SFT one then) and kept as a tensor: no second model is held in memory.
+
+The same Fabric, model loading and loss module as :mod:`twin.train.loop`; one device; no resume
+(a rerun restarts from the SFT adapter, which is never overwritten until the end, atomically).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from twin.errors import TwinError
+from twin.fileio import atomic_write_json, iter_jsonl, replace_path
+from twin.train.config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+FEEDBACK_KEYS = ("dialog_id", "context", "instruction", "draft", "sent", "outcome")
+FEEDBACK_PAIR_OUTCOMES = ("edited", "other")  # the owner rewrote the draft: a preference
+PREFS_METRICS = ("step", "loss", "dpo", "nll", "accuracy", "margin", "lr", "elapsed_s")
+
+
+# --------------------------------------------------------------------------------------------
+# Preflight (no torch): the adapter to continue, the data, the feedback records
+
+
+@dataclass
+class Plan:
+    init: Path  # the adapter continued
+    meta: dict  # its twin.json
+    out: Path  # where the result goes (== init: in place)
+    feedback: list[dict]  # pairs from drafts feedback
+
+
+def init_adapter(cfg: TrainConfig) -> Path:
+    """``prefs.init`` as a directory (a bare name is a run under ``<out_dir>/adapters``)."""
+    raw = cfg.prefs.init or cfg.run
+    p = Path(raw)
+    if cfg.prefs.init and (p.is_dir() or os.sep in raw):
+        return p
+    return Path(cfg.out_dir) / "adapters" / raw
+
+
+def preflight_prefs(cfg: TrainConfig, *, feedback_required: bool = False) -> tuple[TrainConfig, Plan]:
+    """Every cheap check before torch: returns the config pointed at the adapter's base, and the plan."""
+    from twin.model.load import read_adapter_meta, resolve_base
+    from twin.train.loop import adapter_dir, preflight
+
+    if cfg.devices != 1:
+        raise TwinError(f"--devices {cfg.devices}: the preference stage runs on one device; use --devices 1")
+    init = init_adapter(cfg)
+    if not (init / "twin.json").is_file():
+        raise TwinError(
+            f"{init}: no SFT adapter to continue; train one first (`twin train --run {cfg.run}`) "
+            "or name it with --from RUN_OR_DIR"
+        )
+    meta = read_adapter_meta(init)
+    out = adapter_dir(cfg)
+    if meta.get("prefs") and out.resolve() == init.resolve():
+        raise TwinError(
+            f"{init / 'twin.json'}: already has a preference stage; continue from the SFT adapter "
+            f"kept in {Path(cfg.out_dir) / 'runs' / cfg.run / 'sft-adapter'} (--from DIR) or pick "
+            "another --run"
+        )
+    base = Path(cfg.base) if Path(cfg.base).is_dir() else None
+    cfg = cfg.model_copy(update={"base": str(resolve_base(init, base, meta))})
+    preflight(cfg)  # the template and max_seq_length are the adapter's own (twin.json), not the recipe's
+    return cfg, Plan(init=init, meta=meta, out=out, feedback=_feedback(cfg, feedback_required))
+
+
+def _recorded(meta: dict, key: str, default: Any) -> Any:
+    """A data setting the adapter was trained with (``twin.json`` → train.data)."""
+    return ((meta.get("train") or {}).get("data") or {}).get(key, default)
+
+
+def _feedback(cfg: TrainConfig, required: bool) -> list[dict]:
+    if "feedback" not in cfg.prefs.sources:
+        return []
+    d = Path(cfg.prefs.feedback)
+    if not d.is_dir():
+        if required:
+            raise TwinError(f"{d}: feedback directory not found; pass the directory `twin drafts` writes to")
+        return []
+    return feedback_pairs(read_feedback(d))
+
+
+# --------------------------------------------------------------------------------------------
+# Drafts feedback: data/feedback/<dialog_id>.jsonl (written by `twin drafts`)
+
+
+def read_feedback(directory: str | os.PathLike) -> list[dict]:
+    """Every feedback record under ``directory``; a malformed one is a TwinError naming file:line."""
+    records: list[dict] = []
+    for f in sorted(Path(directory).glob("*.jsonl")):
+        for lineno, rec in iter_jsonl(f, hint="fix or delete that line"):
+            if not isinstance(rec, dict):
+                raise TwinError(f"{f}:{lineno}: expected a JSON object per line; fix or delete that line")
+            missing = [k for k in FEEDBACK_KEYS if k not in rec]
+            if missing:
+                raise TwinError(
+                    f"{f}:{lineno}: missing field(s) {', '.join(missing)}; fix or delete that line"
+                )
+            if not isinstance(rec["context"], list) or not all(
+                isinstance(t, dict) and isinstance(t.get("text"), str) for t in rec["context"]
+            ):
+                raise TwinError(
+                    f"{f}:{lineno}: 'context' must be a list of {{role, text}}; fix or delete that line"
+                )
+            records.append(rec)
+    return records
+
+
+def feedback_pairs(records: list[dict]) -> list[dict]:
+    """Where the owner rewrote a suggestion: chosen = what they sent, rejected = the draft."""
+    pairs = []
+    for r in records:
+        sent, draft = (r.get("sent") or "").strip(), (r.get("draft") or "").strip()
+        if r.get("outcome") in FEEDBACK_PAIR_OUTCOMES and sent and draft and sent != draft:
+            prompt = {"contact": r.get("contact"), "context": r["context"], "instruction": r["instruction"]}
+            pairs.append({**prompt, "chosen": sent, "rejected": draft})
+    return pairs
+
+
+# --------------------------------------------------------------------------------------------
+# Entry point
+
+
+def train_prefs(cfg: TrainConfig, *, feedback_required: bool = False) -> dict:
+    """Run the preference stage on ``prefs.init`` (default: this run's adapter); returns its record."""
+    from twin.train.loop import resolve_precision, setup
+
+    cfg, plan = preflight_prefs(cfg, feedback_required=feedback_required)
+    precision = resolve_precision(cfg)
+    cfg = cfg.model_copy(update={"precision": precision["precision"]})
+    return setup(cfg).launch(main_prefs, cfg, plan)
+
+
+@dataclass
+class Pairs:
+    """Prompts with a chosen and a rejected reply, and where each rejected one came from."""
+
+    prompts: list[dict] = field(default_factory=list)  # context, instruction, contact (+ memory)
+    chosen: list[str] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    scores: list[float | None] = field(default_factory=list)  # verifier P(owner) of the rejected reply
+    owner_like: dict[str, int] = field(
+        default_factory=dict
+    )  # samples left out: the verifier took them for the owner's
+
+    def add(self, prompt: dict, chosen: str, rejected: str, source: str, score: float | None = None) -> None:
+        if rejected.strip() and rejected.strip() != chosen.strip():
+            self.prompts.append(prompt)
+            self.chosen.append(chosen)
+            self.rejected.append(rejected)
+            self.sources.append(source)
+            self.scores.append(score)
+
+
+def main_prefs(fabric: Any, cfg: TrainConfig, plan: Plan) -> dict:
+    """Load, build pairs, score the reference once, train, measure, save. Returns the prefs record."""
+    import torch
+
+    from twin.train.loop import load_model
+
+    started = time.perf_counter()
+    torch.set_num_threads(cfg.num_threads or max(1, os.cpu_count() or 1))
+    fabric.seed_everything(cfg.seed, verbose=False)
+    tokenizer, template, train_rows, val = load_prefs_data(cfg, plan)
+    p = cfg.prefs
+    step_cfg = cfg.model_copy(update={"optim": cfg.optim.model_copy(update={"lr": p.lr})})
+    model = load_model(fabric, step_cfg, p.steps, init_adapter=plan.init)
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    pairs, verifier_status = build_pairs(cfg, model.peft, tokenizer, template, train_rows, plan.feedback)
+    timings["pairs"] = time.perf_counter() - t
+    if not pairs.chosen:
+        raise TwinError(
+            "no preference pairs could be built (every sample matched the real reply); check the data"
+        )
+    enc = encode_pairs(
+        pairs, tokenizer, template, _recorded(plan.meta, "max_seq_length", cfg.data.max_seq_length)
+    )
+    t = time.perf_counter()  # the reference: the SFT adapter's log-probs, once, before any update
+    ref = sequence_logps(fabric, model.module, enc, tokenizer.pad_token_id, p.micro_batch_size)
+    timings["reference"] = time.perf_counter() - t
+    val_before = _val_loss(fabric, model, val, tokenizer, step_cfg)
+    t = time.perf_counter()
+    rows = fit_prefs(fabric, step_cfg, model, enc, ref, tokenizer.pad_token_id)
+    timings["train"] = time.perf_counter() - t
+    after = sequence_logps(  # the same pairs after the stage: the margin it reached
+        fabric, model.module, enc, tokenizer.pad_token_id, p.micro_batch_size
+    )
+    val_after = _val_loss(fabric, model, val, tokenizer, step_cfg)
+    timings["total"] = time.perf_counter() - started
+    record = prefs_record(
+        cfg, plan, pairs, verifier_status, ref, after, (val_before, val_after), rows, timings
+    )
+    _warn_loss(record, cfg)
+    if fabric.is_global_zero:
+        write_prefs_metrics(cfg, rows)
+        save_prefs(cfg, plan, model.peft, record)
+    return record
+
+
+def _warn_loss(record: dict, cfg: TrainConfig) -> None:
+    """The stage should not cost the owner's real replies more than 2% of their loss."""
+    change = record["val_loss_change"]
+    if change is not None and change > 0.02:
+        log.warning(
+            "preference stage: val loss of the real replies %.1f%% worse than the SFT adapter's; "
+            "raise prefs.nll_weight (now %s) or lower prefs.lr (now %s)",
+            100 * change, cfg.prefs.nll_weight, cfg.prefs.lr,
+        )  # fmt: skip
+
+
+def load_prefs_data(cfg: TrainConfig, plan: Plan) -> tuple[Any, str, list[dict], Any]:
+    """The tokenizer, the adapter's own template, the train split (with memory if trained with it), val."""
+    from twin.examples import encode_examples
+    from twin.model.load import load_tokenizer
+    from twin.train.data import read_with_memory
+
+    data_dir = Path(cfg.data.dir)
+    tokenizer = load_tokenizer(cfg.base)
+    template = plan.meta["template"]
+    k = int((plan.meta.get("memory") or {}).get("k", 0))
+    rows = read_with_memory(data_dir / cfg.data.train_file, data_dir, k, cfg.data.train_file)
+    val_path = data_dir / cfg.data.val_file
+    val = None
+    if val_path.is_file() and val_path.stat().st_size:
+        val_rows = read_with_memory(val_path, data_dir, k, cfg.data.train_file)
+        val = encode_examples(val_rows, tokenizer, template, _recorded(plan.meta, "max_seq_length", 512))
+    return tokenizer, template, rows, val
+
+
+def _val_loss(fabric: Any, model: Any, val: Any, tokenizer: Any, cfg: TrainConfig) -> float | None:
+    from twin.train.loop import validate
+
+    return None if val is None else validate(fabric, model.module, val, tokenizer.pad_token_id, cfg)
+
+
+# --------------------------------------------------------------------------------------------
+# Pairs: the twin's and the base's samples on train prompts, batched
+
+
+def build_pairs(
+    cfg: TrainConfig, peft_model: Any, tokenizer: Any, template: str, rows: list[dict], feedback: list[dict]
+) -> tuple[Pairs, str]:
+    """Generated pairs on ``prefs.prompts`` seeded train prompts, then the feedback pairs."""
+    p = cfg.prefs
+    picked = random.Random(cfg.seed).sample(rows, min(p.prompts, len(rows)))
+    pairs = Pairs()
+    status = "not used"
+    if "twin" in p.sources or "base" in p.sources:
+        from twin.style import verifier_for
+
+        verifier = verifier_for(rows, seed=cfg.seed) if "twin" in p.sources else None
+        status = "ok" if verifier else ("too_little_data" if "twin" in p.sources else "not used")
+        peft_model.eval()  # no dropout while sampling
+        try:
+            twin = (
+                sample_replies(cfg, peft_model, tokenizer, template, picked, "default")
+                if "twin" in p.sources
+                else None
+            )
+            base = (
+                sample_replies(cfg, peft_model, tokenizer, template, picked, None)
+                if "base" in p.sources
+                else None
+            )
+        finally:
+            peft_model.train()
+        for i, ex in enumerate(picked):
+            prompt = {
+                k: ex.get(k) for k in ("context", "instruction", "contact", "memory") if ex.get(k) is not None
+            }
+            if twin is not None:
+                reply, score = least_like_owner(twin[i], verifier)
+                _add_generated(pairs, prompt, ex["response"], reply, "twin", score, p.max_rejected_p)
+            if base is not None:
+                score = verifier.score(base[i])[0] if verifier else None
+                _add_generated(pairs, prompt, ex["response"], base[i][0], "base", score, p.max_rejected_p)
+    for fb in feedback:
+        pairs.add(
+            {k: fb[k] for k in ("context", "instruction", "contact")},
+            fb["chosen"],
+            fb["rejected"],
+            "feedback",
+        )
+    return pairs, status
+
+
+def _add_generated(pairs: Pairs, prompt: dict, chosen: str, reply: str, source: str, score: float | None,
+                   limit: float) -> None:  # fmt: skip
+    if score is not None and score >= limit:
+        pairs.owner_like[source] = pairs.owner_like.get(source, 0) + 1
+        return
+    pairs.add(prompt, chosen, reply, source, score)
+
+
+def sample_replies(
+    cfg: TrainConfig, model: Any, tokenizer: Any, template: str, rows: list[dict], adapter: str | None
+) -> list[list[str]]:
+    """``prefs.samples`` replies per row from the adapter (or 1 from the base: ``adapter`` None)."""
+    from tqdm.auto import tqdm
+
+    from twin.model.batch import Request, Scheduler, generate_many
+    from twin.model.generate import GenParams, fit_prompt_ids, prompt_room, speaker_stops
+
+    p = cfg.prefs
+    n = p.samples if adapter else 1
+    room = prompt_room(model, p.max_new_tokens)
+    requests = []
+    for i, ex in enumerate(rows):
+        contact = ex.get("contact")
+        ids = fit_prompt_ids(tokenizer, ex["context"], ex["instruction"], template=template, contact=contact,
+                             room=room, memory=ex.get("memory"))  # fmt: skip
+        for j in range(n):
+            params = GenParams(max_new_tokens=p.max_new_tokens, temperature=p.temperature, top_p=p.top_p,
+                               seed=cfg.seed + i * n + j, extra_stops=speaker_stops(contact, template))  # fmt: skip
+            requests.append(Request(ids, params, adapter))
+    desc = f"sampling {'twin' if adapter else 'base'} replies on train prompts"
+    with tqdm(total=len(requests), desc=desc, unit="reply", dynamic_ncols=True) as bar:
+        gens = generate_many(Scheduler(model, tokenizer, max_batch=p.gen_batch), requests, bar.update)
+    texts = [g.text.strip() for g in gens]
+    return [texts[i * n : (i + 1) * n] for i in range(len(rows))]
+
+
+def least_like_owner(samples: list[str], verifier: Any) -> tuple[str, float | None]:
+    """The sample the verifier scores least like the owner (the first non-empty one without a verifier)."""
+    candidates = [s for s in samples if s.strip()] or samples
+    if verifier is None:
+        return candidates[0], None
+    scores = verifier.score(candidates)
+    best = min(range(len(candidates)), key=scores.__getitem__)
+    return candidates[best], scores[best]
+
+
+def encode_pairs(pairs: Pairs, tokenizer: Any, template: str, max_seq_length: int) -> Any:
+    """One :class:`~twin.examples.Encoded`: rows ``0..n-1`` the chosen replies, ``n..2n-1`` the rejected.
+
+    Both replies of a pair share the prompt, so training's masking and cutting apply alike to both.
+    """
+    from twin.examples import encode_examples
+
+    rows = [{**pr, "response": c} for pr, c in zip(pairs.prompts, pairs.chosen, strict=True)]
+    rows += [{**pr, "response": r} for pr, r in zip(pairs.prompts, pairs.rejected, strict=True)]
+    enc = encode_examples(rows, tokenizer, template, max_seq_length)
+    if len(enc) != len(rows):  # a prompt too long for max_seq_length drops both of its rows
+        raise TwinError(
+            f"{len(rows) - len(enc)} preference rows had a prompt longer than data.max_seq_length "
+            f"{max_seq_length}; raise it or re-run `twin prepare` with a smaller context budget"
+        )
+    return enc
+
+
+# --------------------------------------------------------------------------------------------
+# The objective
+
+
+def dpo_loss(
+    policy_chosen: Any, policy_rejected: Any, ref_chosen: Any, ref_rejected: Any, beta: float
+) -> Any:
+    """Per-pair DPO loss: ``-log sigmoid(beta * ((pi_c - ref_c) - (pi_r - ref_r)))`` on summed log-probs."""
+    import torch.nn.functional as F
+
+    margin = (policy_chosen - ref_chosen) - (policy_rejected - ref_rejected)
+    return -F.logsigmoid(beta * margin)
+
+
+def pair_rows(batch: list[int], n: int) -> list[int]:
+    """The encoded rows of pairs ``batch``: their chosen rows, then their rejected rows."""
+    return [*batch, *(n + i for i in batch)]
+
+
+def sequence_logps(fabric: Any, module: Any, enc: Any, pad_id: int, micro: int) -> Any:
+    """Summed log-prob of every encoded row under the current weights, no grad, dropout off: ``[2n]``."""
+    import torch
+
+    from twin.examples import collate
+    from twin.train.loop import _to
+
+    out = torch.zeros(len(enc), dtype=torch.float32)
+    module.eval()
+    with torch.no_grad():
+        for start in range(0, len(enc), 2 * micro):
+            idx = list(range(start, min(start + 2 * micro, len(enc))))
+            out[idx] = -module(**_to(collate(enc, idx, pad_id), fabric.device), per_row=True).float().cpu()
+    module.train()
+    return out
+
+
+def fit_prefs(fabric: Any, cfg: TrainConfig, model: Any, enc: Any, ref: Any, pad_id: int) -> list[dict]:
+    """``prefs.steps`` optimizer steps of ``prefs.batch_size`` pairs, in a seeded order over the pairs."""
+    from tqdm.auto import tqdm
+
+    p, n = cfg.prefs, len(enc) // 2
+    order: list[int] = []
+    rng = random.Random(cfg.seed)
+    rows: list[dict] = []
+    start = time.perf_counter()
+    with tqdm(total=p.steps, desc="preference stage (DPO)", unit="step", dynamic_ncols=True) as bar:
+        for step in range(1, p.steps + 1):
+            while len(order) < p.batch_size:
+                order += rng.sample(range(n), n)
+            batch, order = order[: p.batch_size], order[p.batch_size :]
+            row = prefs_step(fabric, cfg, model, enc, ref, batch, pad_id)
+            rows.append({**row, "step": step, "lr": model.scheduler.get_last_lr()[0],
+                         "elapsed_s": round(time.perf_counter() - start, 2)})  # fmt: skip
+            if not math.isfinite(row["loss"]):
+                raise TwinError(
+                    f"preference loss became {row['loss']} at step {step}; lower prefs.lr ({p.lr})"
+                )
+            bar.update()
+            bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['accuracy']:.2f}")
+    return rows
+
+
+def prefs_step(
+    fabric: Any, cfg: TrainConfig, model: Any, enc: Any, ref: Any, batch: list[int], pad_id: int
+) -> dict:
+    """One optimizer step: DPO averaged over the step's pairs + NLL per chosen token, accumulated."""
+    from twin.examples import collate, count_targets
+    from twin.train.loop import _to
+
+    p, n = cfg.prefs, len(enc) // 2
+    micro = [batch[i : i + p.micro_batch_size] for i in range(0, len(batch), p.micro_batch_size)]
+    chosen_tokens = max(1, count_targets(enc, batch))
+    totals = {"loss": 0.0, "dpo": 0.0, "nll": 0.0, "accuracy": 0.0, "margin": 0.0}
+    for k, b in enumerate(micro):
+        idx = pair_rows(b, n)
+        with fabric.no_backward_sync(model.module, enabled=k < len(micro) - 1):
+            neg = model.module(**_to(collate(enc, idx, pad_id), fabric.device), per_row=True)
+            pol_c, pol_r = -neg[: len(b)], -neg[len(b) :]
+            ref_c, ref_r = ref[b].to(neg.device), ref[[n + i for i in b]].to(neg.device)
+            dpo = dpo_loss(pol_c, pol_r, ref_c, ref_r, p.beta).sum() / len(batch)
+            nll = neg[: len(b)].sum() / chosen_tokens
+            loss = dpo + p.nll_weight * nll
+            fabric.backward(loss)
+        margin = ((pol_c - ref_c) - (pol_r - ref_r)).detach()
+        totals["loss"] += float(loss.detach())
+        totals["dpo"] += float(dpo.detach())
+        totals["nll"] += float(nll.detach())
+        totals["accuracy"] += float((margin > 0).sum()) / len(batch)
+        totals["margin"] += float(margin.sum()) / len(batch)
+    if cfg.optim.max_grad_norm:
+        fabric.clip_gradients(
+            model.module, model.optimizer, max_norm=cfg.optim.max_grad_norm, error_if_nonfinite=False
+        )
+    model.optimizer.step()
+    model.optimizer.zero_grad(set_to_none=True)
+    model.scheduler.step()
+    return {k: round(v, 6) for k, v in totals.items()}
+
+
+# --------------------------------------------------------------------------------------------
+# Outputs: the record in twin.json, the adapter beside the SFT one
+
+
+def prefs_record(
+    cfg: TrainConfig,
+    plan: Plan,
+    pairs: Pairs,
+    verifier_status: str,
+    ref: Any,
+    after: Any,
+    val: tuple[float | None, float | None],
+    rows: list[dict],
+    timings: dict[str, float],
+) -> dict:
+    """What twin.json records about the stage (counts and numbers only, never text)."""
+    n = len(ref) // 2
+    margin_before = float((ref[:n] - ref[n:]).mean())
+    margin_after = float((after[:n] - after[n:]).mean())
+    by_source = {s: pairs.sources.count(s) for s in dict.fromkeys(pairs.sources)}
+    scored = {s: [x for x, src in zip(pairs.scores, pairs.sources, strict=True) if src == s and x is not None]
+              for s in by_source}  # fmt: skip
+    before, after_loss = val
+    return {
+        "stage": "prefs",
+        "objective": cfg.prefs.objective,
+        "beta": cfg.prefs.beta,
+        "nll_weight": cfg.prefs.nll_weight,
+        "init": str(plan.init),
+        "init_created": plan.meta.get("created"),
+        "pairs": n,
+        "pair_sources": by_source,
+        "rejected_p_owner": {s: round(sum(v) / len(v), 4) for s, v in scored.items() if v},
+        "left_out_owner_like": pairs.owner_like,
+        "verifier": verifier_status,
+        "steps": len(rows),
+        "margin_before": round(margin_before, 4),
+        "margin_after": round(margin_after, 4),
+        "reward_accuracy_after": round(
+            float(((after[:n] - ref[:n]) > (after[n:] - ref[n:])).float().mean()), 4
+        ),
+        "val_loss_before": round(before, 6) if before is not None else None,
+        "val_loss_after": round(after_loss, 6) if after_loss is not None else None,
+        "val_loss_change": round(after_loss / before - 1, 4) if before and after_loss is not None else None,
+        "config": cfg.prefs.model_dump(mode="json"),
+        "final_step": rows[-1] if rows else None,
+        "seconds": {k: round(v, 2) for k, v in timings.items()},
+    }
+
+
+def write_prefs_metrics(cfg: TrainConfig, rows: list[dict]) -> Path:
+    """``runs/<run>/prefs_metrics.csv``: one row per optimizer step."""
+    import csv
+    import io
+
+    from twin.fileio import atomic_write_text
+    from twin.train.loop import run_dir
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=PREFS_METRICS, lineterminator="\n", extrasaction="ignore")
+    w.writeheader()
+    w.writerows(rows)
+    path = run_dir(cfg) / "prefs_metrics.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, buf.getvalue())
+    return path
+
+
+def save_prefs(cfg: TrainConfig, plan: Plan, peft_model: Any, record: dict) -> Path:
+    """The SFT adapter's directory (memory, tokenizer...) with the new weights and twin.json's ``prefs``.
+
+    Built beside and swapped in whole; continuing in place first keeps the SFT adapter in
+    ``runs/<run>/sft-adapter`` so the step back is always there.
+    """
+    from twin.train.loop import run_dir
+
+    out = plan.out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        shutil.copytree(plan.init, tmp, dirs_exist_ok=True)
+        peft_model.save_pretrained(str(tmp))
+        meta = {**plan.meta, "prefs": record, "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+        atomic_write_json(tmp / "twin.json", meta)
+        if out.resolve() == plan.init.resolve():
+            keep = run_dir(cfg) / "sft-adapter"
+            shutil.rmtree(keep, ignore_errors=True)
+            shutil.copytree(plan.init, keep)
+        replace_path(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info(
+        "preference stage: %d pairs, margin %.3f -> %.3f, val loss %s -> %s; adapter %s",
+        record["pairs"], record["margin_before"], record["margin_after"],
+        record["val_loss_before"], record["val_loss_after"], out,
+    )  # fmt: skip
+    return out
