@@ -229,9 +229,9 @@ def test_eval_and_serve_load_the_result(
 
 
 def test_feedback_reader_contract(tmp_path: Path) -> None:
-    from twin.train.prefs import feedback_pairs, read_feedback
+    from twin.feedback import preference_pairs, read_feedback
 
-    pairs = feedback_pairs(read_feedback(write_feedback(tmp_path / "fb")))
+    pairs = preference_pairs(read_feedback(write_feedback(tmp_path / "fb")))
     assert [(p["chosen"], p["rejected"]) for p in pairs] == [
         ("ok ok, at 8 :)", "I will be there at eight, see you"),
         ("ага, щас гляну", "Certainly, I would be glad to help."),
@@ -240,7 +240,9 @@ def test_feedback_reader_contract(tmp_path: Path) -> None:
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "7.jsonl").write_text('{"dialog_id": "7", "context": [], "instruction": "x"}\n')
-    with pytest.raises(TwinError, match=r"7\.jsonl:1: missing field\(s\) draft, sent, outcome"):
+    with pytest.raises(
+        TwinError, match=r"7\.jsonl:1: .*missing field\(s\) ts, contact, draft, sent, outcome, edit_distance"
+    ):
         read_feedback(bad)
 
 

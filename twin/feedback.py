@@ -90,21 +90,36 @@ def append_record(directory: str | os.PathLike, record: dict) -> Path:
 
 
 def read_feedback(directory: str | os.PathLike) -> list[dict]:
-    """Every record under ``directory`` (``<dialog_id>.jsonl`` files), oldest first; [] if none."""
+    """Every record under ``directory`` (``<dialog_id>.jsonl`` files), oldest first; [] if none.
+    A record that breaks the contract is a TwinError naming ``file:line``."""
     path = Path(directory)
     if not path.is_dir():
         return []
     out: list[dict] = []
     for file in sorted(path.glob("*.jsonl")):
         for lineno, obj in iter_jsonl(file, hint="it should hold drafts feedback written by `twin drafts`"):
-            if (
-                not isinstance(obj, dict)
-                or obj.get("outcome") not in OUTCOMES
-                or not isinstance(obj.get("ts"), str)
-            ):
-                raise TwinError(f"{file}:{lineno}: not a drafts feedback record (needs ts and outcome)")
+            problem = _contract_problem(obj)
+            if problem:
+                raise TwinError(f"{file}:{lineno}: {problem}; fix or delete that line")
             out.append(obj)
     return sorted(out, key=lambda r: r["ts"])
+
+
+def _contract_problem(obj: object) -> str | None:
+    """What makes ``obj`` not a feedback record, or None."""
+    if not isinstance(obj, dict):
+        return "expected a JSON object per line"
+    missing = [k for k in KEYS if k not in obj]
+    if missing:
+        return f"not a drafts feedback record: missing field(s) {', '.join(missing)}"
+    if obj["outcome"] not in OUTCOMES or not isinstance(obj["ts"], str):
+        return f"not a drafts feedback record: outcome must be one of {', '.join(OUTCOMES)} and ts a string"
+    context = obj["context"]
+    if not isinstance(context, list) or not all(
+        isinstance(t, dict) and isinstance(t.get("text"), str) for t in context
+    ):
+        return "'context' must be a list of {role, text}"
+    return None
 
 
 def week_of(ts: str) -> str:
@@ -147,15 +162,16 @@ def acceptance(records: list[dict]) -> dict | None:
 
 
 def preference_pairs(records: Iterable[dict]) -> list[dict]:
-    """Pairs for the preference stage: the owner's text (edited or other) chosen over the twin's draft."""
-    return [
-        {
-            "contact": r.get("contact"),
-            "context": r.get("context") or [],
-            "instruction": r.get("instruction"),
-            "chosen": r["sent"],
-            "rejected": r["draft"],
-        }  # fmt: skip
-        for r in records
-        if r["outcome"] in ("edited", "other") and (r.get("sent") or "").strip() and r.get("draft")
-    ]
+    """Pairs for the preference stage where the owner rewrote a suggestion (edited or other):
+    chosen = what they sent, rejected = the draft."""
+    pairs = []
+    for r in records:
+        sent, draft = (r.get("sent") or "").strip(), (r.get("draft") or "").strip()
+        if r["outcome"] in ("edited", "other") and sent and draft and sent != draft:
+            prompt = {
+                "contact": r.get("contact"),
+                "context": r.get("context") or [],
+                "instruction": r.get("instruction"),
+            }
+            pairs.append({**prompt, "chosen": sent, "rejected": draft})
+    return pairs

@@ -37,13 +37,11 @@ from pathlib import Path
 from typing import Any
 
 from twin.errors import TwinError
-from twin.fileio import atomic_write_json, iter_jsonl, replace_path
+from twin.fileio import atomic_write_json, replace_path
 from twin.train.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
-FEEDBACK_KEYS = ("dialog_id", "context", "instruction", "draft", "sent", "outcome")
-FEEDBACK_PAIR_OUTCOMES = ("edited", "other")  # the owner rewrote the draft: a preference
 PREFS_METRICS = ("step", "loss", "dpo", "nll", "accuracy", "margin", "lr", "elapsed_s")
 
 
@@ -108,44 +106,9 @@ def _feedback(cfg: TrainConfig, required: bool) -> list[dict]:
         if required:
             raise TwinError(f"{d}: feedback directory not found; pass the directory `twin drafts` writes to")
         return []
-    return feedback_pairs(read_feedback(d))
+    from twin.feedback import preference_pairs, read_feedback
 
-
-# --------------------------------------------------------------------------------------------
-# Drafts feedback: data/feedback/<dialog_id>.jsonl (written by `twin drafts`)
-
-
-def read_feedback(directory: str | os.PathLike) -> list[dict]:
-    """Every feedback record under ``directory``; a malformed one is a TwinError naming file:line."""
-    records: list[dict] = []
-    for f in sorted(Path(directory).glob("*.jsonl")):
-        for lineno, rec in iter_jsonl(f, hint="fix or delete that line"):
-            if not isinstance(rec, dict):
-                raise TwinError(f"{f}:{lineno}: expected a JSON object per line; fix or delete that line")
-            missing = [k for k in FEEDBACK_KEYS if k not in rec]
-            if missing:
-                raise TwinError(
-                    f"{f}:{lineno}: missing field(s) {', '.join(missing)}; fix or delete that line"
-                )
-            if not isinstance(rec["context"], list) or not all(
-                isinstance(t, dict) and isinstance(t.get("text"), str) for t in rec["context"]
-            ):
-                raise TwinError(
-                    f"{f}:{lineno}: 'context' must be a list of {{role, text}}; fix or delete that line"
-                )
-            records.append(rec)
-    return records
-
-
-def feedback_pairs(records: list[dict]) -> list[dict]:
-    """Where the owner rewrote a suggestion: chosen = what they sent, rejected = the draft."""
-    pairs = []
-    for r in records:
-        sent, draft = (r.get("sent") or "").strip(), (r.get("draft") or "").strip()
-        if r.get("outcome") in FEEDBACK_PAIR_OUTCOMES and sent and draft and sent != draft:
-            prompt = {"contact": r.get("contact"), "context": r["context"], "instruction": r["instruction"]}
-            pairs.append({**prompt, "chosen": sent, "rejected": draft})
-    return pairs
+    return preference_pairs(read_feedback(d))
 
 
 # --------------------------------------------------------------------------------------------
