@@ -42,11 +42,13 @@ from twin.fileio import atomic_write_json
 log = logging.getLogger(__name__)
 
 RUN = "demo"
-# The tiny base reads the contacts' side only (a base that has never seen the owner, as a real one):
-# the eval's base is then a fair "not you" (2% judged you), but on the bundled sample the twin learns
-# little from it in 600 LoRA steps (9% judged you, loss 6.3; bench/RESULTS.md, section evalbase).
-# True: the old corpus with the owner's replies (base 56.5%, twin 76.5%, loss 2.10).
-BASE_OWNER_REPLIES = False
+# The demo's tiny base reads the old corpus, the owner's replies included (`twin model tiny
+# --with-owner-replies`): on the bundled sample the synthetic owner's phrases appear nowhere in the
+# contacts' text, so a contacts-only base has not even their words (a real base has) and its twin is
+# judged "you" 9% of the time (loss 6.3). With this base: base 56.5%, twin 76.5%, twin - base +0.20
+# (95% interval +0.125 to +0.275, n = 200; bench/RESULTS.md, section evalbase). `twin model tiny`
+# itself defaults to the contacts-only base.
+BASE_OWNER_REPLIES = True
 PRETRAIN_STEPS = 150  # enough for words rather than byte noise; ~1-3 min on 2 shared cores
 # 200 contact-balanced val prompts: the paired twin - base interval about +-0.07 (30 gave +-0.2);
 # batched generation keeps it around a minute and a half (bench/RESULTS.md, section evalbase).
