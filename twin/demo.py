@@ -355,6 +355,10 @@ def demo_cmd(
     chat_port: int = typer.Option(8501, "--chat-port", help="Chat page port."),
 ) -> None:
     """The whole pipeline on the bundled sample: base, import, prepare, train, eval (+ serve)."""
+    from twin.checks import check_port
+
+    check_port("--port", port)
+    check_port("--chat-port", chat_port)
     from twin.model.load import prefer_passive_omp_wait
 
     prefer_passive_omp_wait()  # the demo trains in this process

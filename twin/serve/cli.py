@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from twin.checks import check_number, check_port
 from twin.errors import TwinError
 
 if TYPE_CHECKING:
@@ -155,19 +156,26 @@ def serve(s: ServeSettings) -> None:
 
 
 def _check_serve_options(s: ServeSettings) -> None:
-    from twin.serve.app import TOKEN_ENV
+    from twin.serve.http import TOKEN_ENV
 
-    caps = (s.max_new_tokens, s.max_history, s.max_message_chars, s.max_body_bytes, s.max_batch)
-    if s.queue_size < 0 or min(caps) < 1:
-        raise TwinError("--queue-size must be >= 0 and every --max-* option >= 1")
+    check_port("--port", s.port)
+    for option, value in (
+        ("--max-new-tokens", s.max_new_tokens),
+        ("--max-history", s.max_history),
+        ("--max-message-chars", s.max_message_chars),
+        ("--max-body-bytes", s.max_body_bytes),
+        ("--max-batch", s.max_batch),
+        ("--threads", s.threads),
+    ):
+        check_number(option, value, low=1)
+    check_number("--queue-size", s.queue_size, low=0)
+    check_number("--max-batch-tokens", s.max_batch_tokens, low=0)
     if not is_loopback(s.host) and not os.environ.get(TOKEN_ENV):
         log.warning(
             "binding %s without $%s: anyone who can reach this address can talk to your twin",
             s.host,
             TOKEN_ENV,
         )
-    if s.max_batch_tokens < 0:
-        raise TwinError("--max-batch-tokens must be >= 0 (0: --max-batch times the model's context)")
 
 
 def _load_engine(s: ServeSettings) -> Engine:
@@ -213,6 +221,7 @@ def chat_cmd(
     host: str = typer.Option("127.0.0.1", "--host", help="Bind address of the chat page."),
 ) -> None:
     """Open the chat page (Streamlit) talking to a running `twin serve`."""
+    check_port("--port", port)
     cmd = chat_command(server, port, host)
     env = {**os.environ, SERVER_ENV: server, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
     log.info("chat page on http://%s:%d (talking to %s)", host, port, server)

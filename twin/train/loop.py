@@ -20,7 +20,6 @@ import json
 import logging
 import math
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -40,7 +39,6 @@ log = logging.getLogger(__name__)
 STATE_FILE = "state.ckpt"
 METRIC_FIELDS = ("step", "epoch", "train_loss", "lr", "tokens_per_s", "val_loss", "val_ppl", "elapsed_s")
 _PRECISION_DTYPE = {"bf16-true": "bfloat16", "16-true": "float16"}  # the rest load in float32
-_RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 # --------------------------------------------------------------------------------------------
@@ -57,12 +55,10 @@ def adapter_dir(cfg: TrainConfig) -> Path:
 
 def preflight(cfg: TrainConfig) -> None:
     """Every cheap check, before torch is even imported: each failure is one clear line."""
+    from twin.checks import check_run_name
     from twin.model.load import check_base_dir, check_quantize
 
-    if not _RUN_NAME.match(cfg.run):
-        raise TwinError(
-            f"run name {cfg.run!r}: use letters, digits, '.', '_' or '-' (it becomes a directory)"
-        )
+    check_run_name(cfg.run)
     check_quantize(cfg.quantize)
     if cfg.quantize and cfg.strategy == "fsdp":
         raise TwinError("quantize with strategy fsdp is not supported; use ddp (or a single device)")
