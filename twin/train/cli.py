@@ -40,6 +40,11 @@ def train_cmd(
         min=0,
         help="K most similar past exchanges in each prompt (default: data.memory, 0).",
     ),
+    memory_scope: str | None = typer.Option(
+        None,
+        "--memory-scope",
+        help="Whose past exchanges: contact (default: the same contact's only) or all (anyone's).",
+    ),
     set_: list[str] = typer.Option(None, "--set", help="Override a config key: --set lora.r=8 (repeatable)."),
 ) -> None:
     """LoRA fine-tune a base model on data/processed (Lightning Fabric + peft)."""
@@ -64,6 +69,10 @@ def train_cmd(
         flags["data"] = {"dir": data}
     if memory is not None:
         flags.setdefault("data", {})["memory"] = memory
+    if memory_scope is not None:
+        from twin.memory import check_scope
+
+        flags.setdefault("data", {})["memory_scope"] = check_scope(memory_scope)
     cfg = load_config(TrainConfig, config, deep_merge(flags, parse_overrides(set_)))
     from twin.train.loop import train
 

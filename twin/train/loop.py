@@ -223,7 +223,7 @@ def load_data(cfg: TrainConfig) -> TrainData:
     if template in CHAT_TEMPLATES:  # a template twin cannot split stops here, not as a mis-masked run
         check_chat_template(tokenizer)
     train_file = data_dir / cfg.data.train_file
-    rows = read_with_memory(train_file, data_dir, cfg.data.memory, cfg.data.train_file)
+    rows = read_with_memory(train_file, data_dir, cfg.data.memory, cfg.data.train_file, cfg.data.memory_scope)
     return TrainData(
         tokenizer=tokenizer,
         template=template,
@@ -681,7 +681,7 @@ def _read_val(path: Path, tokenizer: Any, template: str, cfg: TrainConfig) -> An
     if not path.is_file() or path.stat().st_size == 0 or not path.read_text(encoding="utf-8").strip():
         log.warning("%s: no validation examples; validation loss will not be reported", path)
         return None
-    rows = read_with_memory(path, cfg.data.dir, cfg.data.memory, cfg.data.train_file)
+    rows = read_with_memory(path, cfg.data.dir, cfg.data.memory, cfg.data.train_file, cfg.data.memory_scope)
     return encode_examples(rows, tokenizer, template, cfg.data.max_seq_length)
 
 
@@ -784,7 +784,7 @@ def _save_adapter(
             from twin.memory import MEMORY_DIR, copy_memory
 
             mem = copy_memory(Path(cfg.data.dir) / MEMORY_DIR, tmp)
-            meta["memory"] = {"k": cfg.data.memory, "dir": mem.name}
+            meta["memory"] = {"k": cfg.data.memory, "dir": mem.name, "scope": cfg.data.memory_scope}
         atomic_write_json(tmp / "twin.json", meta)
         replace_path(tmp, out)
     except BaseException:
