@@ -82,6 +82,8 @@ class ServeSettings:
     max_message_chars: int
     max_body_bytes: int
     memory: int | None
+    allow_hosts: tuple[str, ...] = ()
+    docs: bool = False
 
 
 def serve_cmd(
@@ -116,6 +118,14 @@ def serve_cmd(
     memory: int | None = typer.Option(
         None, "--memory", min=0, help="Past exchanges per prompt (default: as trained, from twin.json)."
     ),
+    allow_host: list[str] = typer.Option(
+        None,
+        "--allow-host",
+        help="Bound to loopback, also accept this Host name (repeatable; e.g. an SSH-tunnel or /etc/hosts alias).",
+    ),
+    docs: bool = typer.Option(
+        False, "--docs", help="Serve /docs (Swagger UI: the browser loads it from a CDN)."
+    ),
 ) -> None:
     """Serve the twin over HTTP: POST /reply, /reply/stream, /v1/chat/completions (token: $TWIN_API_TOKEN)."""
     serve(ServeSettings(
@@ -123,7 +133,7 @@ def serve_cmd(
         quantize=quantize, dtype=dtype, device=device, threads=threads, queue_size=queue_size,
         max_batch=max_batch, max_batch_tokens=max_batch_tokens, max_new_tokens=max_new_tokens,
         max_history=max_history, max_message_chars=max_message_chars, max_body_bytes=max_body_bytes,
-        memory=memory,
+        memory=memory, allow_hosts=tuple(allow_host or ()), docs=docs,
     ))  # fmt: skip
 
 
@@ -149,7 +159,9 @@ def serve(s: ServeSettings) -> None:
         max_message_chars=s.max_message_chars,
         max_new_tokens=s.max_new_tokens,
     )
-    api = create_app(engine, limits=limits, queue_size=s.queue_size)
+    # Bound to loopback: refuse other Host names (a web page rebinding its domain to 127.0.0.1).
+    hosts = list(s.allow_hosts) if is_loopback(s.host) else None
+    api = create_app(engine, limits=limits, queue_size=s.queue_size, loopback_hosts=hosts, docs=s.docs)
     log.info("twin is listening on http://%s:%d (chat page: `make chat`)", s.host, s.port)
     # access_log off: URLs carry nothing private, but the server logs only what it chooses to.
     uvicorn.run(api, host=s.host, port=s.port, log_level="warning", access_log=False)
