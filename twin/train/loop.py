@@ -367,7 +367,7 @@ def restore(fabric: Any, cfg: TrainConfig, model: Model, total_steps: int) -> Pr
             log.warning("--resume: no checkpoint in %s yet, starting from step 0", run_dir(cfg))
         return Progress()
     state = {"model": model.module, "optimizer": model.optimizer, "scheduler": model.scheduler}
-    extra = fabric.load(state_path, state, strict=False)
+    extra = fabric.load(state_path, state, strict=False, weights_only=True)  # data only, never code
     changed = changed_keys(extra.get("config", {}), cfg.model_dump(mode="json"))
     if changed and zero:
         log.warning("resuming with changed settings: %s", ", ".join(changed))
@@ -726,7 +726,7 @@ def _full_adapter_state(state_path: Path) -> dict | None:
 
     if not state_path.is_file():
         return None
-    sd = torch.load(state_path, map_location="cpu", weights_only=False)["model"]
+    sd = torch.load(state_path, map_location="cpu", weights_only=True)["model"]  # data only, never code
     return {k.removeprefix("peft_model."): v for k, v in sd.items()}
 
 
