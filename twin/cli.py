@@ -12,6 +12,7 @@ import sys
 import typer
 
 from twin.errors import TwinError
+from twin.fileio import keep_private
 
 app = typer.Typer(
     name="twin",
@@ -52,6 +53,7 @@ _register_stages()
 def main() -> None:
     # the click typer runs on (vendored as typer._click in recent typer): its exception classes
     click = sys.modules[typer.BadParameter.__module__]
+    keep_private()  # everything written from here on is 0600 / 0700: it is all derived from your chats
     try:
         code = app(standalone_mode=False)
     except TwinError as e:
