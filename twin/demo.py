@@ -64,6 +64,8 @@ def _repo_root() -> Path:
 class DemoOptions:
     workdir: Path = Path(".")
     sample: Path | None = None
+    me: str | None = None  # --me, for an export whose owner cannot be detected (as in `twin export desktop`)
+    include_groups: bool = False  # --include-groups: import groups too (a group-only export needs it)
     fresh: bool = False
     serve: bool = True
     host: str = "127.0.0.1"
@@ -202,9 +204,16 @@ def _import_stage(stages: Stages, opts: DemoOptions, p: dict[str, Path], n: int,
     def do_import() -> object:
         from twin.sources.telegram_desktop import import_desktop
 
-        return _summary_counts(import_desktop(p["sample"], out_root=str(p["raw"])))
+        summary = import_desktop(
+            p["sample"], out_root=str(p["raw"]), me=opts.me, include_groups=opts.include_groups
+        )
+        if not summary.get("dialogs"):
+            hint = "" if opts.include_groups else "; for a group chat add --include-groups"
+            raise TwinError(f"{p['sample']}: no chat to import (see the line above){hint}")
+        return _summary_counts(summary)
 
-    stages.run("import", {"sample": hash_paths([p["sample"]])}, [p["raw"] / "telegram"], do_import, n, total)
+    inputs = {"sample": hash_paths([p["sample"]]), "me": opts.me, "groups": opts.include_groups}
+    stages.run("import", inputs, [p["raw"] / "telegram"], do_import, n, total)
 
 
 def _prepare_stage(stages: Stages, opts: DemoOptions, p: dict[str, Path], n: int, total: int) -> None:
@@ -349,6 +358,10 @@ def demo_cmd(
     sample: Path | None = typer.Option(
         None, "--sample", help="Telegram Desktop result.json (default: the bundled sample)."
     ),
+    me: str | None = typer.Option(
+        None, "--me", help="You in the export, if it cannot tell: user id, user123 or exact name."
+    ),
+    include_groups: bool = typer.Option(False, "--include-groups", help="Import group chats too."),
     fresh: bool = typer.Option(False, "--fresh", help="Redo every stage even if its outputs are current."),
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8000, "--port", help="REST server port."),
@@ -365,6 +378,8 @@ def demo_cmd(
     opts = DemoOptions(
         workdir=workdir,
         sample=sample,
+        me=me,
+        include_groups=include_groups,
         fresh=fresh,
         serve=bool(serve),
         host=host,
