@@ -174,7 +174,11 @@ def pipeline(watched, tmp_path_factory):
     w = tmp_path_factory.mktemp("pipeline")
     raw, data, ck = w / "data" / "raw", w / "data" / "processed", w / "checkpoints"
     logs: dict[str, str] = {}
-    sample = ROOT / "data" / "sample" / "result.json"
+    # the bundled sample, cut to a few chats (~2,500 messages) so every stage stays quick
+    full = json.loads((ROOT / "data" / "sample" / "result.json").read_text(encoding="utf-8"))
+    full["chats"]["list"] = full["chats"]["list"][:3]
+    sample = w / "result.json"
+    sample.write_text(json.dumps(full, ensure_ascii=False), encoding="utf-8")
     _stage(env, logs, "export", "export", "desktop", str(sample), "--out", str(raw))
     _stage(env, logs, "prepare", "prepare", "--raw", str(raw), "--out", str(data))
     _stage(env, logs, "tiny", "model", "tiny", "--out", str(ck / "tiny"), "--texts", str(data))
@@ -218,6 +222,7 @@ def test_everything_written_is_private(pipeline):
     # chats, examples, memory, base, adapter, checkpoint, report, merged model, GGUF: 0600 in 0700
     w = pipeline["dir"]
     written = [p for top in (w / "data", w / "checkpoints") for p in [top, *top.rglob("*")]]
+    assert any(p.name == "pairs.jsonl" for p in written) and any(p.name == "report.html" for p in written)
     assert any(p.name == "state.ckpt" for p in written) and any(p.suffix == ".gguf" for p in written)
     loose = [
         f"{oct(p.stat().st_mode & 0o777)} {p.relative_to(w)}"
