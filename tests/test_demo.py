@@ -201,3 +201,14 @@ def test_demo_command_has_the_options_it_tells_you_to_add(tmp_path):
     )  # fmt: skip
     errors = [ln for ln in out.stderr.splitlines() if ln.startswith("error:")]
     assert out.returncode == 2 and len(errors) == 1 and "nobody-here" in errors[0], out.stderr
+
+
+def test_demo_stops_after_prepare_when_there_is_nothing_to_evaluate_on(tmp_path):
+    # DM_2A_7M: 1 example, 0 held out; the demo used to pretrain and train for minutes, then fail in eval
+    opts = DemoOptions(workdir=tmp_path / "w", sample=FIXTURES / "DM_2A_7M.json", echo=lambda s: None)
+    p = opts.paths
+    stages = Stages(p["stamps"], fresh=False, echo=opts.echo)
+    demo._import_stage(stages, opts, p, 1, 2)
+    with pytest.raises(demo.TwinError, match="held-out"):
+        demo._prepare_stage(stages, opts, p, 2, 2)
+    assert not (p["stamps"] / "prepare.json").exists()

@@ -222,12 +222,24 @@ def _prepare_stage(stages: Stages, opts: DemoOptions, p: dict[str, Path], n: int
         from twin.prepare.pipeline import run_prepare
 
         cfg = PrepareConfig(raw=str(p["raw"]), out=str(p["processed"]))
-        return _summary_counts((run_prepare(cfg) or {}).get("counts", {}))
+        counts = (run_prepare(cfg) or {}).get("counts", {})
+        _check_enough(counts, p["sample"])
+        return _summary_counts(counts)
 
     raw_files = p["raw"] / "telegram"
     inputs = {"raw": hash_paths([raw_files]) if raw_files.exists() else None}
     outputs = [p["processed"] / "train.jsonl", p["processed"] / "val.jsonl"]
     stages.run("prepare", inputs, outputs, do_prepare, n, total)
+
+
+def _check_enough(counts: dict, sample: Path) -> None:
+    """Stop before minutes of training when the evaluation could not run (no held-out example)."""
+    if not counts.get("train") or not counts.get("val"):
+        raise TwinError(
+            f"{sample}: {counts.get('train', 0)} training and {counts.get('val', 0)} held-out examples; the demo "
+            "needs both (it evaluates on held-out replies): export more of your chats, or run the stages "
+            "yourself (`make prepare`, `make train`)"
+        )
 
 
 def _base_stage(stages: Stages, opts: DemoOptions, p: dict[str, Path], n: int, total: int) -> None:
