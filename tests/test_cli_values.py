@@ -50,6 +50,10 @@ CASES = {
     "eval-run-set": (["eval", "--adapter", NOWHERE, "--set", "run=../x"], "--run '../x'"),
     "eval-adapter-name": (["eval", "--adapter", NOWHERE + "/.."], "'..'"),
     "train-run": (["train", "--run", "../x", "--base", NOWHERE], "'../x'"),
+    # a float setting of inf/nan anywhere in a stage config (StageConfig: allow_inf_nan=False)
+    "eval-temperature-inf": (["eval", "--adapter", NOWHERE, "--temperature", "inf"], "temperature"),
+    "prepare-gap-inf": (["prepare", "--raw", NOWHERE, "--gap-hours", "inf"], "gap_hours"),
+    "train-lr-nan": (["train", "--base", NOWHERE, "--set", "optim.lr=.nan"], "optim.lr"),
     # typer's own range checks and parse errors: one line too, not a usage box
     "typer-range": (["model", "tiny", "--out", NOWHERE, "--pretrain-steps", "-1"], "--pretrain-steps"),
     "typer-parse": (["serve", "--port", "abc"], "--port"),
