@@ -50,6 +50,7 @@ CASES = {
     "eval-run-set": (["eval", "--adapter", NOWHERE, "--set", "run=../x"], "--run '../x'"),
     "eval-adapter-name": (["eval", "--adapter", NOWHERE + "/.."], "'..'"),
     "train-run": (["train", "--run", "../x", "--base", NOWHERE], "'../x'"),
+    "train-memory-scope": (["train", "--base", NOWHERE, "--memory-scope", "everyone"], "--memory-scope"),
     # a float setting of inf/nan anywhere in a stage config (StageConfig: allow_inf_nan=False)
     "eval-temperature-inf": (["eval", "--adapter", NOWHERE, "--temperature", "inf"], "temperature"),
     "prepare-gap-inf": (["prepare", "--raw", NOWHERE, "--gap-hours", "inf"], "gap_hours"),
