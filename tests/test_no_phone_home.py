@@ -230,3 +230,23 @@ def test_everything_written_is_private(pipeline):
         if not p.is_symlink() and p.stat().st_mode & 0o777 != (0o700 if p.is_dir() else 0o600)
     ]
     assert loose == []
+
+
+def test_bitsandbytes_stays_unloaded_until_qlora_asks_for_it(watched, tmp_path):
+    # importing peft (as train, serve, eval and merge do) must not import bitsandbytes, whose import
+    # fetches a kernel from the hub; QLoRA (check_quantize on a CUDA machine) lets it back in.
+    env, _ = watched
+    log = tmp_path / "bnb.log"
+    code = (
+        "import sys, importlib.util, twin, peft\n"
+        "from transformers.utils.import_utils import is_bitsandbytes_available as t\n"
+        "from peft.import_utils import is_bnb_available as p\n"
+        "print('BEFORE', 'bitsandbytes' in sys.modules and sys.modules['bitsandbytes'] is not None, t(), p())\n"
+        "twin.allow_bitsandbytes()\n"
+        "print('AFTER', importlib.util.find_spec('bitsandbytes') is not None, t(), p())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "TWIN_TEST_CONNECT_LOG": str(log)},
+                         capture_output=True, text=True, timeout=180)  # fmt: skip
+    assert "BEFORE False False False" in out.stdout, out.stdout + out.stderr
+    assert "AFTER True True True" in out.stdout, out.stdout + out.stderr
+    assert "gemm_4bit_forward" not in out.stderr and not log.exists()
