@@ -12,7 +12,7 @@ from twin.errors import TwinError
 
 
 def test_twin_error_prints_one_line_and_exits_2(monkeypatch, capsys):
-    def boom():
+    def boom(**_):
         raise TwinError("data/raw/1.jsonl:3: record is missing 'date'")
 
     monkeypatch.setattr(cli, "app", boom)

@@ -156,3 +156,59 @@ def test_demo_runs_end_to_end_then_reuses_every_stage(tmp_path):
     second = demo.run_demo(opts)
     assert second["skipped"] == ["import", "prepare", "base", "train", "eval"]
     assert second["total_seconds"] < 10
+
+
+# ---------------------------------------------------------------- real exports (issue 19, section 6)
+
+FIXTURES = __import__("pathlib").Path(__file__).resolve().parent / "fixtures" / "telegram"
+
+
+def _import_only(tmp_path, sample, **kw):
+    opts = DemoOptions(workdir=tmp_path / "w", sample=sample, echo=lambda s: None, **kw)
+    p = opts.paths
+    demo._import_stage(Stages(p["stamps"], fresh=False, echo=opts.echo), opts, p, 1, 1)
+    return sorted(f.name for f in (p["raw"] / "telegram").glob("*.jsonl"))
+
+
+def test_demo_takes_me_for_an_export_whose_owner_it_cannot_tell(tmp_path):
+    sample = FIXTURES / "langchain_result.json"  # anonymised: neither sender is the chat's peer
+    with pytest.raises(demo.TwinError, match="--me"):
+        _import_only(tmp_path / "a", sample)
+    assert _import_only(tmp_path / "b", sample, me="Batman & Robin") == ["5965280513.jsonl"]
+
+
+def test_demo_takes_include_groups_for_a_group_export(tmp_path):
+    import json
+
+    full = json.loads((FIXTURES / "MultiChat_2C_6M.json").read_text(encoding="utf-8"))
+    full["chats"]["list"] = [c for c in full["chats"]["list"] if c["type"] == "private_group"]
+    group = tmp_path / "group.json"
+    group.write_text(json.dumps(full), encoding="utf-8")
+    with pytest.raises(demo.TwinError, match="--include-groups"):
+        _import_only(tmp_path / "a", group)  # stops here, not later with "raw data directory not found"
+    assert _import_only(tmp_path / "b", group, include_groups=True) == ["700000002.jsonl"]
+
+
+def test_demo_command_has_the_options_it_tells_you_to_add(tmp_path):
+    import os
+    import subprocess
+
+    root = FIXTURES.parents[2]
+    out = subprocess.run(
+        [sys.executable, "-m", "twin.cli", "demo", "--serve", "0", "--workdir", str(tmp_path),
+         "--sample", str(FIXTURES / "langchain_result.json"), "--me", "nobody-here"],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(root)}, timeout=120,
+    )  # fmt: skip
+    errors = [ln for ln in out.stderr.splitlines() if ln.startswith("error:")]
+    assert out.returncode == 2 and len(errors) == 1 and "nobody-here" in errors[0], out.stderr
+
+
+def test_demo_stops_after_prepare_when_there_is_nothing_to_evaluate_on(tmp_path):
+    # DM_2A_7M: 1 example, 0 held out; the demo used to pretrain and train for minutes, then fail in eval
+    opts = DemoOptions(workdir=tmp_path / "w", sample=FIXTURES / "DM_2A_7M.json", echo=lambda s: None)
+    p = opts.paths
+    stages = Stages(p["stamps"], fresh=False, echo=opts.echo)
+    demo._import_stage(stages, opts, p, 1, 2)
+    with pytest.raises(demo.TwinError, match="held-out"):
+        demo._prepare_stage(stages, opts, p, 2, 2)
+    assert not (p["stamps"] / "prepare.json").exists()

@@ -577,7 +577,8 @@ def test_failed_write_leaves_every_file_as_it_was(tmp_path, monkeypatch):
 # ------------------------------------------------------------------- edges found on real exports
 
 
-def test_messages_sharing_one_id_warn_with_the_count(tmp_path, caplog):
+def test_messages_sharing_one_id_are_kept_when_their_dates_differ(tmp_path, caplog):
+    # tele_dashboard's sample: 250 messages, all with one id, each of its own date (issue 19, section 6)
     same = [msg(1, "user2" if i % 2 else "user1", f"m{i}", t=1_700_000_000 + i) for i in range(250)]
     media = [msg(2, "user2", "", media_type="sticker"), msg(2, "user2", "", media_type="sticker")]
     f = write_json(
@@ -585,10 +586,18 @@ def test_messages_sharing_one_id_warn_with_the_count(tmp_path, caplog):
         account([{"name": "P", "type": "personal_chat", "id": 2, "messages": same + media}]),
     )
     s = import_desktop(f, tmp_path / "raw")
-    assert s["messages"] == 2 and s["skipped_messages"]["duplicate"] == 250
+    assert s["messages"] == 251 and s["skipped_messages"]["duplicate"] == 1  # the sticker listed twice
+    rows = read_dialog(tmp_path / "raw" / "telegram" / "2.jsonl")
+    assert [r["text"] for r in rows if r["id"] == 1] == [f"m{i}" for i in range(250)]
     assert s["media_only"] == 1  # counted after de-duplication: one sticker record was written
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert len(warnings) == 1 and "250 message(s) repeat the id" in warnings[0]
+    assert len(warnings) == 2
+    assert "1 duplicate message(s) dropped: same id and date" in warnings[0]
+    assert "249 message(s) share their id" in warnings[1] and "kept as distinct" in warnings[1]
+    # importing the same export again changes nothing, and the shared-id messages stay distinct
+    once = tree_hash(tmp_path / "raw")
+    import_desktop(f, tmp_path / "raw")
+    assert tree_hash(tmp_path / "raw") == once
 
 
 def test_a_chat_in_both_chats_and_left_chats_is_not_a_damaged_export(tmp_path, caplog):

@@ -37,21 +37,40 @@ def memory(tmp_path):
     return Memory.open(build_memory(_write(tmp_path / "data", TRAIN)))
 
 
-def test_same_contact_first_then_the_rest_by_score(memory):
+def test_by_default_only_the_same_contacts_exchanges(memory):
+    # One person's chats never reach a prompt written for another (issue 19, section 3).
+    assert memory.scope == "contact"
     got = memory.retrieve("dinner tonight?", 3, contact="Alice")
-    assert [m["contact"] for m in got] == ["Alice", "Alice", "Bob"]
+    assert [m["contact"] for m in got] == ["Alice", "Alice"]
     assert got[0] == {"contact": "Alice", "them": "dinner tonight?", "me": "sure, 8?"}  # best match first
-    assert got[2]["me"] == "can't, sorry"
-    # another contact: their exchanges come first, the identical exchange only once
     bob = memory.retrieve("dinner tonight?", 3, contact="Bob")
-    assert [m["contact"] for m in bob] == ["Bob", "Bob", "Alice"]
-    assert bob[0]["them"] == "dinner tonight?" and bob[1]["them"] == "dinner tonight with us?"
+    assert [m["contact"] for m in bob] == ["Bob", "Bob"]
+    # a new contact, or a request naming none, sees nobody's exchanges
+    assert memory.retrieve("dinner tonight?", 3, contact="Katya") == []
+    assert memory.retrieve("dinner tonight?", 3) == []
     assert memory.retrieve("ты поел?", 1, contact="Мама") == [
         {"contact": "Мама", "them": "ты поел?", "me": "да, мам)"}
     ]
 
 
+def test_scope_all_is_same_contact_first_then_the_rest_by_score(memory):
+    memory.scope = "all"
+    got = memory.retrieve("dinner tonight?", 3, contact="Alice")
+    assert [m["contact"] for m in got] == ["Alice", "Alice", "Bob"]
+    assert got[2]["me"] == "can't, sorry"
+    # another contact: their exchanges come first, the identical exchange only once
+    bob = memory.retrieve("dinner tonight?", 3, contact="Bob")
+    assert [m["contact"] for m in bob] == ["Bob", "Bob", "Alice"]
+    assert bob[0]["them"] == "dinner tonight?" and bob[1]["them"] == "dinner tonight with us?"
+    assert [m["contact"] for m in memory.retrieve("dinner tonight?", 3, contact="Katya")] == [
+        "Alice",
+        "Bob",
+        "Bob",
+    ]
+
+
 def test_never_the_examples_own_session_and_nothing_without_a_shared_word(memory):
+    memory.scope = "all"
     got = memory.retrieve("dinner tonight?", 5, contact="Bob", session="b-1")
     assert got and all(m["me"] != "can't, sorry" for m in got)
     assert memory.retrieve("completely unrelated words", 3, contact="Alice") == []
@@ -81,6 +100,10 @@ def test_adapter_memory_follows_twin_json_and_refuses_memory_it_was_not_trained_
     shutil.copytree(data / MEMORY_DIR, adapter / MEMORY_DIR)
     mem = adapter_memory(adapter, {"memory": {"k": 2, "dir": MEMORY_DIR}})
     assert mem.k == 2 and len(mem.pairs) == len(TRAIN)
+    assert mem.scope == "contact"  # adapters from before the scope was recorded: the private default
+    assert adapter_memory(adapter, {"memory": {"k": 2, "dir": MEMORY_DIR, "scope": "all"}}).scope == "all"
+    with pytest.raises(TwinError, match="memory-scope"):
+        adapter_memory(adapter, {"memory": {"k": 2, "dir": MEMORY_DIR, "scope": "everyone"}})
     assert adapter_memory(adapter, {"memory": {"k": 2, "dir": MEMORY_DIR}}, 5).k == 5
     assert adapter_memory(adapter, {}) is None and adapter_memory(adapter, {}, 0) is None
     with pytest.raises(TwinError, match="trained without memory"):

@@ -32,7 +32,7 @@ def memory_adapter(tiny_base, processed_dir, tmp_path_factory):
 def test_twin_json_records_memory_and_the_adapter_carries_it(memory_adapter):
     meta = json.loads((memory_adapter / "twin.json").read_text())
     assert meta["template"] == "plain-v2"
-    assert meta["memory"] == {"k": 2, "dir": "memory"}
+    assert meta["memory"] == {"k": 2, "dir": "memory", "scope": "contact"}
     pairs = (memory_adapter / "memory" / "pairs.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(pairs) == 96 and set(json.loads(pairs[0])) == {"session", "contact", "them", "me"}
 
@@ -50,6 +50,15 @@ def test_serving_is_self_contained_and_uses_the_memory(tiny_base, memory_adapter
     )
     remembered = prompt.split("### How you answered similar messages before:\n")[1].split("\n\n###")[0]
     assert "are you coming tonight?\nMe: ok ok, be there at 8" in remembered  # the synthetic owner's answer
+    assert {line.split(":")[0] for line in remembered.splitlines() if not line.startswith("Me:")} <= {
+        "Alice",
+        "",
+    }
+    # a contact the owner never wrote with gets nobody's exchanges (the default scope, from twin.json)
+    stranger = build_reply_prompt(
+        adapter.meta, engine.tokenizer, [], "are you coming tonight?", "Katya", adapter.memory
+    )
+    assert stranger.split("### How you answered similar messages before:\n")[1].startswith("(none)")
     with TestClient(create_app(engine, token="")) as client:
         r = client.post(
             "/reply", json={"message": "are you coming tonight?", "contact": "Alice", "max_new_tokens": 4}
@@ -84,7 +93,9 @@ def test_eval_remembers_like_the_server(memory_adapter, processed_dir, tmp_path)
     cfg = {"adapter": str(memory_adapter), "data": str(processed_dir), "max_new_tokens": 4, "max_examples": 6}
     r = run_eval(EvalConfig(**cfg, out_dir=str(tmp_path / "a")), progress=False)
     r0 = run_eval(EvalConfig(**cfg, out_dir=str(tmp_path / "b"), memory=0), progress=False)
-    assert r["memory"] == {"k": 2, "pairs": 96} and r0["memory"]["k"] == 0
+    assert r["memory"] == {"k": 2, "pairs": 96, "scope": "contact"} and r0["memory"]["k"] == 0
+    report = (tmp_path / "a" / "runs" / "mem" / "report.html").read_text(encoding="utf-8")
+    assert "whose exchanges (scope)</td><td>contact</td>" in report
     assert r["prompt_tokens"]["mean"] > r0["prompt_tokens"]["mean"] + 10
     assert r["loss"]["twin"]["loss"] != pytest.approx(r0["loss"]["twin"]["loss"], abs=1e-5)
 
@@ -103,7 +114,7 @@ def test_serve_cli_refuses_memory_for_an_adapter_without_it_in_one_line(tiny_ada
         "--memory",
         "2",
         "--port",
-        "0",
+        "8799",  # refused before it binds
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert out.returncode == 2

@@ -406,3 +406,43 @@ def test_disconnected_stream_client_stops_its_generation(engine, caplog):
         assert app.state.gate.pending == 0
     cancelled = [r for r in caplog.records if "generation cancelled" in r.getMessage()]
     assert cancelled and cancelled[0].args[0] < 500
+
+
+def test_bound_to_loopback_other_host_names_are_refused(engine):
+    # DNS rebinding: a page whose domain now resolves to 127.0.0.1 posts from the visitor's browser.
+    from twin.serve.app import create_app
+
+    app = create_app(engine, token="", loopback_hosts=["twin.lan"])
+    with TestClient(app, base_url="http://127.0.0.1:8000") as c:
+        msg = {"message": "hi", "max_new_tokens": 2}
+        for host in (
+            "rebind.attacker.example",
+            "rebind.attacker.example:8000",
+            "127.0.0.1.nip.io",
+            "localhost.evil",
+        ):
+            r = c.post("/reply", json=msg, headers={"host": host})
+            assert r.status_code == 400 and r.json()["error"]["param"] == "host", host
+            assert "--allow-host" in r.json()["error"]["message"]
+        assert c.get("/healthz", headers={"host": "rebind.attacker.example"}).status_code == 400
+        for host in (
+            "127.0.0.1:8000",
+            "localhost:8000",
+            "LOCALHOST",
+            "[::1]:8000",
+            "127.0.0.2",
+            "twin.lan:8000",
+        ):
+            assert c.get("/healthz", headers={"host": host}).status_code == 200, host
+        assert c.post("/reply", json=msg, headers={"host": "localhost:8000"}).status_code == 200
+
+
+def test_docs_are_off_unless_asked_for(engine):
+    # /docs makes the browser fetch Swagger UI from a CDN: not by default.
+    from twin.serve.app import create_app
+
+    with TestClient(create_app(engine, token="")) as c:
+        assert c.get("/docs").status_code == 404
+        assert c.get("/openapi.json").status_code == 200  # the schema itself is local
+    with TestClient(create_app(engine, token="", docs=True)) as c:
+        assert c.get("/docs").status_code == 200

@@ -48,6 +48,17 @@ def test_real_server_over_http(live):
     assert json.loads(lines[-1][6:])["reply"] == r.json()["reply"]
 
 
+def test_loopback_server_refuses_a_rebound_host_and_has_no_cdn_docs(live):
+    # `twin serve` binds 127.0.0.1 here: a request naming another host (DNS rebinding) gets 400.
+    body = {"message": "hi there", "max_new_tokens": 2}
+    r = httpx.post(
+        live + "/reply", json=body, headers={**AUTH, "Host": "rebind.attacker.example"}, timeout=60
+    )
+    assert r.status_code == 400 and r.json()["error"]["param"] == "host"
+    assert httpx.post(live + "/reply", json=body, headers=AUTH, timeout=60).status_code == 200
+    assert httpx.get(live + "/docs").status_code == 404
+
+
 def test_32_concurrent_clients_answered_or_cleanly_refused(live):
     async def one(client: httpx.AsyncClient, i: int) -> int:
         r = await client.post(

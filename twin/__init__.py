@@ -1,10 +1,32 @@
 """twin: turn your own Telegram chats into a model that replies like you."""
 
 import os
+import sys
 
 # Every entry point (the `twin` CLI, `import twin.serve.app`, any twin module) imports this first:
 # no Hugging Face telemetry and no usage tracking, whichever library is loaded next.
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("DO_NOT_TRACK", "1")
+
+# bitsandbytes serves only QLoRA on CUDA (`quantize: nf4|int8`), but peft imports it whenever it is
+# installed, and on a CPU with AVX-512 BF16 that import asks the Hugging Face hub for a kernel (and
+# logs "Failed to load CPU gemm_4bit_forward" when it cannot). Hidden (an import of it fails, so
+# peft and transformers see it as absent) until `twin.model.load.check_quantize` lets it in.
+sys.modules.setdefault("bitsandbytes", None)  # type: ignore[arg-type]
+
+
+def allow_bitsandbytes() -> None:
+    """Un-hide bitsandbytes (a command asked for QLoRA), and drop the libraries' cached "absent"."""
+    if "bitsandbytes" in sys.modules and sys.modules["bitsandbytes"] is None:
+        del sys.modules["bitsandbytes"]
+    for module, check in (
+        ("transformers.utils.import_utils", "is_bitsandbytes_available"),
+        ("peft.import_utils", "is_bnb_available"),
+        ("peft.import_utils", "is_bnb_4bit_available"),
+    ):
+        cached = getattr(sys.modules.get(module), check, None)
+        if hasattr(cached, "cache_clear"):
+            cached.cache_clear()
+
 
 __version__ = "0.1.0"

@@ -12,6 +12,7 @@ import sys
 import typer
 
 from twin.errors import TwinError
+from twin.fileio import keep_private
 
 app = typer.Typer(
     name="twin",
@@ -50,14 +51,35 @@ _register_stages()
 
 
 def main() -> None:
+    # the click typer runs on (vendored as typer._click in recent typer): its exception classes
+    click = sys.modules[typer.BadParameter.__module__]
+    keep_private()  # everything written from here on is 0600 / 0700: it is all derived from your chats
     try:
-        app()
+        code = app(standalone_mode=False)
     except TwinError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
+    except click.NoArgsIsHelpError as e:
+        e.show()  # `twin` alone: the help
+        sys.exit(2)
+    except click.ClickException as e:
+        # A bad option value or an unknown option: one line like every other refusal, not a box.
+        print(f"error: {_usage_line(e)}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    except click.Abort:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
     except KeyboardInterrupt:
         print("interrupted: everything written so far is kept; re-run to continue", file=sys.stderr)
         sys.exit(130)
+    if type(code) is int and code:  # typer.Exit(code) from a command
+        sys.exit(code)
+
+
+def _usage_line(e: Exception) -> str:
+    ctx = getattr(e, "ctx", None)
+    message = " ".join(e.format_message().split())  # type: ignore[attr-defined]
+    return f"{message} (see `{ctx.command_path} --help`)" if ctx is not None else message
 
 
 if __name__ == "__main__":

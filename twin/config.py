@@ -21,7 +21,11 @@ C = TypeVar("C", bound="StageConfig")
 
 
 class StageConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+    # allow_inf_nan=False: a float setting of nan or inf (`--temperature inf`, `--set optim.lr=nan`) is
+    # refused at load, in one line, instead of failing later in every step or request.
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, protected_namespaces=(), allow_inf_nan=False
+    )
 
 
 def _parse_scalar(raw: str) -> Any:

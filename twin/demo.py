@@ -74,6 +74,8 @@ def _repo_root() -> Path:
 class DemoOptions:
     workdir: Path = Path(".")
     sample: Path | None = None
+    me: str | None = None  # --me, for an export whose owner cannot be detected (as in `twin export desktop`)
+    include_groups: bool = False  # --include-groups: import groups too (a group-only export needs it)
     fresh: bool = False
     serve: bool = True
     host: str = "127.0.0.1"
@@ -212,9 +214,16 @@ def _import_stage(stages: Stages, opts: DemoOptions, p: dict[str, Path], n: int,
     def do_import() -> object:
         from twin.sources.telegram_desktop import import_desktop
 
-        return _summary_counts(import_desktop(p["sample"], out_root=str(p["raw"])))
+        summary = import_desktop(
+            p["sample"], out_root=str(p["raw"]), me=opts.me, include_groups=opts.include_groups
+        )
+        if not summary.get("dialogs"):
+            hint = "" if opts.include_groups else "; for a group chat add --include-groups"
+            raise TwinError(f"{p['sample']}: no chat to import (see the line above){hint}")
+        return _summary_counts(summary)
 
-    stages.run("import", {"sample": hash_paths([p["sample"]])}, [p["raw"] / "telegram"], do_import, n, total)
+    inputs = {"sample": hash_paths([p["sample"]]), "me": opts.me, "groups": opts.include_groups}
+    stages.run("import", inputs, [p["raw"] / "telegram"], do_import, n, total)
 
 
 def _prepare_stage(stages: Stages, opts: DemoOptions, p: dict[str, Path], n: int, total: int) -> None:
@@ -223,12 +232,24 @@ def _prepare_stage(stages: Stages, opts: DemoOptions, p: dict[str, Path], n: int
         from twin.prepare.pipeline import run_prepare
 
         cfg = PrepareConfig(raw=str(p["raw"]), out=str(p["processed"]))
-        return _summary_counts((run_prepare(cfg) or {}).get("counts", {}))
+        counts = (run_prepare(cfg) or {}).get("counts", {})
+        _check_enough(counts, p["sample"])
+        return _summary_counts(counts)
 
     raw_files = p["raw"] / "telegram"
     inputs = {"raw": hash_paths([raw_files]) if raw_files.exists() else None}
     outputs = [p["processed"] / "train.jsonl", p["processed"] / "val.jsonl"]
     stages.run("prepare", inputs, outputs, do_prepare, n, total)
+
+
+def _check_enough(counts: dict, sample: Path) -> None:
+    """Stop before minutes of training when the evaluation could not run (no held-out example)."""
+    if not counts.get("train") or not counts.get("val"):
+        raise TwinError(
+            f"{sample}: {counts.get('train', 0)} training and {counts.get('val', 0)} held-out examples; the demo "
+            "needs both (it evaluates on held-out replies): export more of your chats, or run the stages "
+            "yourself (`make prepare`, `make train`)"
+        )
 
 
 def _base_stage(stages: Stages, opts: DemoOptions, p: dict[str, Path], n: int, total: int) -> None:
@@ -366,18 +387,28 @@ def demo_cmd(
     sample: Path | None = typer.Option(
         None, "--sample", help="Telegram Desktop result.json (default: the bundled sample)."
     ),
+    me: str | None = typer.Option(
+        None, "--me", help="You in the export, if it cannot tell: user id, user123 or exact name."
+    ),
+    include_groups: bool = typer.Option(False, "--include-groups", help="Import group chats too."),
     fresh: bool = typer.Option(False, "--fresh", help="Redo every stage even if its outputs are current."),
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8000, "--port", help="REST server port."),
     chat_port: int = typer.Option(8501, "--chat-port", help="Chat page port."),
 ) -> None:
     """The whole pipeline on the bundled sample: base, import, prepare, train, eval (+ serve)."""
+    from twin.checks import check_port
+
+    check_port("--port", port)
+    check_port("--chat-port", chat_port)
     from twin.model.load import prefer_passive_omp_wait
 
     prefer_passive_omp_wait()  # the demo trains in this process
     opts = DemoOptions(
         workdir=workdir,
         sample=sample,
+        me=me,
+        include_groups=include_groups,
         fresh=fresh,
         serve=bool(serve),
         host=host,

@@ -4,6 +4,12 @@ Every file another stage reads is written to a temp file in the same directory, 
 fsynced and renamed over the target, so an interrupted run leaves either the old file or the
 new one, never a mix. Directories (a model, an adapter) are built beside their target and
 swapped in with :func:`replace_path`.
+
+Everything twin writes is private: chats, examples, memory, adapters, checkpoints, merged models,
+GGUF files and reports are derived from the owner's messages. Files are 0600 and directories 0700,
+on purpose: :func:`atomic_open` and :func:`replace_path` set the modes themselves, and the ``twin``
+command calls :func:`keep_private` first (umask 077), so files written by the libraries (torch
+checkpoints, safetensors, tokenizers, bm25s, GGUF) are created the same way.
 """
 
 from __future__ import annotations
@@ -19,15 +25,36 @@ from typing import IO, Any
 
 from twin.errors import TwinError
 
+PRIVATE_FILE = 0o600  # owner read/write only
+PRIVATE_DIR = 0o700
+PRIVATE_UMASK = 0o077  # what every file and directory the process creates is masked with
+
+
+def keep_private() -> None:
+    """From now on every file this process creates is 0600 and every directory 0700, whoever writes it."""
+    os.umask(PRIVATE_UMASK)
+
+
+def private_dir(path: str | os.PathLike) -> Path:
+    """``mkdir -p`` whose new directories are 0700 (existing ones are left as they are)."""
+    path = Path(path)
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    path.mkdir(parents=True, exist_ok=True)
+    for p in missing:
+        with contextlib.suppress(OSError):
+            os.chmod(p, PRIVATE_DIR)
+    return path
+
 
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
     """Open a temp file beside ``path``; on clean exit rename it over ``path``, else delete it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     binary = "b" in mode
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, PRIVATE_FILE)  # chat-derived data: owner only (said here, not left to mkstemp)
         with os.fdopen(
             fd, mode, encoding=None if binary else encoding, newline=None if binary else "\n"
         ) as f:
@@ -73,6 +100,7 @@ def replace_path(tmp: str | os.PathLike, dst: str | os.PathLike) -> None:
     renamed aside to ``.<name>.old`` and removed once the new one is in place.
     """
     tmp, dst = Path(tmp), Path(dst)
+    _make_private(tmp)
     if not (dst.is_dir() and not dst.is_symlink()):
         os.replace(tmp, dst)
         return
@@ -81,6 +109,23 @@ def replace_path(tmp: str | os.PathLike, dst: str | os.PathLike) -> None:
     os.replace(dst, old)
     os.replace(tmp, dst)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _make_private(path: Path) -> None:
+    """0600 files / 0700 directories for ``path`` and everything below it (a model or adapter dir)."""
+    if path.is_symlink():
+        return
+    if path.is_dir():
+        os.chmod(path, PRIVATE_DIR)
+        for root, dirs, files in os.walk(path):
+            for d in dirs:
+                if not os.path.islink(os.path.join(root, d)):
+                    os.chmod(os.path.join(root, d), PRIVATE_DIR)
+            for f in files:
+                if not os.path.islink(os.path.join(root, f)):
+                    os.chmod(os.path.join(root, f), PRIVATE_FILE)
+    elif path.exists():
+        os.chmod(path, PRIVATE_FILE)
 
 
 def iter_jsonl(path: str | os.PathLike, *, hint: str = "") -> Iterator[tuple[int, Any]]:

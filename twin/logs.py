@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 
 def setup_logging(verbose: bool = False) -> None:
     from rich.logging import RichHandler
 
     level = logging.DEBUG if verbose else logging.INFO
-    logging.basicConfig(
-        level=level,
-        format="%(message)s",
-        datefmt="[%X]",
-        handlers=[RichHandler(show_path=False, rich_tracebacks=False, markup=False)],
-        force=True,
-    )
+    # The handler's own level too: some libraries set their logger to DEBUG at import (bm25s).
+    handler = RichHandler(show_path=False, rich_tracebacks=False, markup=False, level=level)
+    logging.basicConfig(level=level, format="%(message)s", datefmt="[%X]", handlers=[handler], force=True)
+    if not verbose:
+        quiet_libraries()
     # Libraries that are chatty at INFO (and telethon logs connection details).
     for name in ("telethon", "httpx", "urllib3", "filelock", "lightning", "lightning.fabric", "fsspec"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -24,3 +23,19 @@ def setup_logging(verbose: bool = False) -> None:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def quiet_libraries() -> None:
+    """What libraries print for their developers (deprecations, internal notices) is not for the user.
+
+    Every line twin prints says what happened or what to do; a library's FutureWarning about its own
+    next version, or transformers' "Token indices sequence length is longer..." (twin cuts prompts
+    to the model's size itself), only alarms. ``twin -v`` shows them all again.
+    """
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # read by transformers when it loads
+    if "transformers" in sys.modules:  # already loaded: tell it directly
+        logging.getLogger("transformers").setLevel(logging.ERROR)

@@ -7,9 +7,12 @@ index over their messages (``bm25/``, bm25s' own files), plus ``memory.json`` re
 digest of the train file it was built from, so a stale index is rebuilt.
 
 :meth:`Memory.retrieve` returns the ``k`` past exchanges whose message is most similar to the new
-one (BM25 over lowercased word tokens, only exchanges sharing at least one word), the same
-contact's first, never one from the ``session`` being answered (so a training example never sees
-its own reply), and each distinct exchange once. Train, eval and serve all retrieve here and render
+one (BM25 over lowercased word tokens, only exchanges sharing at least one word), never one from
+the ``session`` being answered (so a training example never sees its own reply), and each distinct
+exchange once. Its **scope** decides whose exchanges: ``contact`` (the default) only the same
+contact's, so one person's chats never reach a prompt written for another; ``all`` (an explicit
+choice, ``--memory-scope all``) everyone's, the same contact's first. Train records the scope in
+``twin.json``; eval and serve read it from there. Train, eval and serve all retrieve here and render
 through ``twin.prompt.render_memory``.
 """
 
@@ -35,6 +38,8 @@ MEMORY_DIR = "memory"
 PAIRS_FILE = "pairs.jsonl"
 INDEX_DIR = "bm25"
 META_FILE = "memory.json"
+SCOPES = ("contact", "all")  # whose past exchanges a prompt may see: the same contact's, or anyone's
+DEFAULT_SCOPE = "contact"  # also for adapters trained before the scope was recorded
 MAX_CHARS = 200  # each remembered message is cut to this many characters in the prompt
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -126,6 +131,7 @@ class Memory:
     retriever: Any
     by_session: dict[str, list[int]] = field(default_factory=dict)
     k: int = 0  # how many exchanges a prompt gets (set by :func:`adapter_memory`)
+    scope: str = DEFAULT_SCOPE  # "contact": only the same contact's exchanges; "all": anyone's
 
     @classmethod
     def open(cls, path: str | Path) -> Memory:
@@ -147,18 +153,20 @@ class Memory:
     def retrieve(
         self, message: str, k: int, *, contact: str | None = None, session: str | None = None
     ) -> list[dict]:
-        """The ``k`` most similar past exchanges: same contact first, never from ``session``."""
+        """The ``k`` most similar past exchanges within the scope (same contact first), never from ``session``."""
         import numpy as np
 
         vocab = self.retriever.vocab_dict
         ids = [vocab[t] for t in tokens(message) if t in vocab]
-        if k <= 0 or not ids:
-            return []
+        if k <= 0 or not ids or (self.scope == "contact" and not contact):
+            return []  # contact scope without a contact: nobody's exchanges may be shown
         scores = np.asarray(self.retriever.get_scores(ids), dtype=float)
         if session is not None:
             scores[self.by_session.get(str(session), [])] = 0.0
         hits = np.flatnonzero(scores > 0)
         same = np.array([self.pairs[i].get("contact") == contact for i in hits], dtype=bool)
+        if self.scope == "contact":
+            hits, same = hits[same], same[same]
         order = hits[np.lexsort((hits, -scores[hits], ~same))] if len(hits) else hits
         chosen: list[dict] = []
         seen: set[tuple[str, str]] = set()
@@ -185,8 +193,16 @@ class Memory:
         ]
 
 
+def check_scope(scope: str) -> str:
+    if scope not in SCOPES:
+        raise TwinError(f"--memory-scope {scope!r}: choose contact (the default: each contact's own) or all")
+    return scope
+
+
 def adapter_memory(adapter_dir: str | Path, meta: dict, k: int | None = None) -> Memory | None:
     """The memory an adapter was trained with (``twin.json`` → ``memory``), ``k`` overriding its count.
+
+    Its scope is the recorded one (``memory.scope``; adapters from before it was recorded: ``contact``).
 
     None for an adapter trained without memory; asking such an adapter for memory (``k`` > 0) is
     a TwinError, since its template has no place for it.
@@ -201,4 +217,5 @@ def adapter_memory(adapter_dir: str | Path, meta: dict, k: int | None = None) ->
         return None
     memory = Memory.open(Path(adapter_dir) / rec.get("dir", MEMORY_DIR))
     memory.k = int(rec.get("k", 0)) if k is None else k
+    memory.scope = check_scope(rec.get("scope", DEFAULT_SCOPE))
     return memory

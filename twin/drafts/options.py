@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from twin.checks import check_number
 from twin.errors import TwinError
 
 Mode = Literal["draft", "saved", "send"]
@@ -60,8 +61,10 @@ def check_options(o: DraftsOptions) -> None:
         )
     if o.recent is not None and o.recent < 1:
         raise TwinError(f"--recent must be at least 1, got {o.recent}")
-    if o.debounce < 0:
-        raise TwinError(f"--debounce must be 0 or more seconds, got {o.debounce}")
+    check_number("--debounce", o.debounce, low=0, high=86400)
+    check_number("--max-new-tokens", o.max_new_tokens, low=1)
+    check_number("--temperature", o.temperature, low=0)
+    check_number("--gap-hours", o.gap_hours, above=0)
     if not math.isfinite(o.feedback_hours) or o.feedback_hours <= 0:
         raise TwinError(f"--feedback-hours must be a number of hours above 0, got {o.feedback_hours}")
     if not o.server.startswith(("http://", "https://")):

@@ -35,6 +35,7 @@ def eval_cmd(
     from twin.model.load import prefer_passive_omp_wait
 
     prefer_passive_omp_wait()
+    from twin.checks import check_run_name
     from twin.config import deep_merge, load_config, parse_overrides
     from twin.eval.run import EvalConfig, run_eval
 
@@ -52,6 +53,8 @@ def eval_cmd(
         "memory": memory,
     }
     cfg = load_config(EvalConfig, None, deep_merge(opts, parse_overrides(set_)))
+    # the report goes to runs/<run>/ (default: the adapter dir's name): never outside runs/
+    check_run_name(cfg.run or Path(cfg.adapter).name, "--run" if cfg.run else "--adapter's name (give --run)")
     result = run_eval(cfg)
     out = Path(cfg.out_dir) / "runs" / result["run"]
     lb, lt = result["loss"]["base"], result["loss"]["twin"]

@@ -98,6 +98,7 @@ def _section_summary(r: dict) -> str:
         ["base model", _esc(r["base"])],
         ["prompt template", _esc(r["template"])],
         ["memory: past exchanges per prompt", (r.get("memory") or {}).get("k", 0)],
+        ["memory: whose exchanges (scope)", _esc((r.get("memory") or {}).get("scope") or "-")],
         ["mean prompt tokens", (r.get("prompt_tokens") or {}).get("mean", float("nan"))],
         ["held-out examples", r["examples"]],
         ["val file", _esc(r["val_file"])],

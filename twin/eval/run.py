@@ -297,7 +297,11 @@ def _result(cfg: EvalConfig, plan: _Plan, rows: list[dict], loss: dict, authorsh
         "loss": loss,
         **summarize(rows, pet_top=cfg.pet_phrases),
         "authorship": authorship,
-        "memory": {"k": memory.k if memory else 0, "pairs": len(memory.pairs) if memory else 0},
+        "memory": {
+            "k": memory.k if memory else 0,
+            "pairs": len(memory.pairs) if memory else 0,
+            "scope": memory.scope if memory else None,
+        },
         "prompt_tokens": {
             "mean": sum(prompt_tokens) / len(prompt_tokens) if prompt_tokens else 0.0,
             "max": max(prompt_tokens, default=0),

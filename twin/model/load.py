@@ -106,6 +106,9 @@ def check_quantize(
         raise TwinError(
             f"{name}: {quantize} (QLoRA) needs a CUDA GPU for bitsandbytes and none is available here; {instead}"
         )
+    from twin import allow_bitsandbytes
+
+    allow_bitsandbytes()  # hidden by default (twin/__init__.py): only QLoRA needs it
 
 
 def model_type(path: str | os.PathLike) -> str:

@@ -321,6 +321,8 @@ def _write_gguf(path: Path, arch: str, add_kv: Callable[[Any], None], tensors: l
     from gguf.quants import quant_shape_to_byte_shape, quantize
     from tqdm.auto import tqdm
 
+    from twin.fileio import replace_path
+
     tmp = path.with_name(f".{path.name}.tmp")
     writer = GGUFWriter(tmp, arch)
     try:
@@ -340,7 +342,7 @@ def _write_gguf(path: Path, arch: str, add_kv: Callable[[Any], None], tensors: l
         for t in tqdm(tensors, desc=f"writing {path.name}", unit="tensor"):
             writer.write_tensor_data(quantize(np.ascontiguousarray(t.load()), t.qtype))
         writer.close()
-        os.replace(tmp, path)
+        replace_path(tmp, path)  # 0600, like every file twin writes (twin/fileio.py)
     except BaseException:
         writer.close()
         tmp.unlink(missing_ok=True)

@@ -21,7 +21,14 @@ from fastapi import FastAPI  # noqa: E402
 
 from twin.serve.deps import Services
 from twin.serve.engine import Engine, Gate
-from twin.serve.http import TOKEN_ENV, ApiError, BodyLimit, error_response, install_error_handlers
+from twin.serve.http import (
+    TOKEN_ENV,
+    ApiError,
+    BodyLimit,
+    LoopbackHost,
+    error_response,
+    install_error_handlers,
+)
 from twin.serve.routes import meta, openai, reply
 from twin.serve.schemas import Limits, request_models
 
@@ -35,8 +42,16 @@ def create_app(
     queue_size: int = 32,
     token: str | None = None,
     gate: Gate | None = None,
+    loopback_hosts: list[str] | None = None,
+    docs: bool = False,
 ) -> FastAPI:
-    """The twin API around a loaded engine. ``token`` (default: $TWIN_API_TOKEN) turns on bearer auth."""
+    """The twin API around a loaded engine. ``token`` (default: $TWIN_API_TOKEN) turns on bearer auth.
+
+    ``loopback_hosts``: the server is bound to loopback, so only loopback ``Host`` headers and these
+    extra names are served (DNS rebinding); None: no Host check (bound elsewhere, or a test client).
+    ``docs``: FastAPI's ``/docs`` page, which makes the browser load Swagger UI from a CDN: off
+    unless asked for (``twin serve --docs``); ``/openapi.json`` (local) is always there.
+    """
     limits = limits or Limits()
     token = (token if token is not None else os.environ.get(TOKEN_ENV)) or None  # "" = no auth
     gate = gate or Gate(queue_size=queue_size, running=engine.max_batch)
@@ -47,10 +62,14 @@ def create_app(
         yield
         gate.shutdown()
 
-    app = FastAPI(title="twin", version="1", docs_url="/docs", redoc_url=None, lifespan=lifespan)
+    app = FastAPI(
+        title="twin", version="1", docs_url="/docs" if docs else None, redoc_url=None, lifespan=lifespan
+    )
     app.state.services = Services(engine=engine, gate=gate, limits=limits, token=token)
     app.state.engine, app.state.gate, app.state.limits = engine, gate, limits
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+    if loopback_hosts is not None:
+        app.add_middleware(LoopbackHost, allowed=loopback_hosts)  # added last: runs first
     install_error_handlers(app)
     app.include_router(meta.router())
     app.include_router(reply.router(ReplyRequest))

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from twin.checks import check_number, check_port
 from twin.errors import TwinError
 
 if TYPE_CHECKING:
@@ -81,6 +82,8 @@ class ServeSettings:
     max_message_chars: int
     max_body_bytes: int
     memory: int | None
+    allow_hosts: tuple[str, ...] = ()
+    docs: bool = False
 
 
 def serve_cmd(
@@ -115,6 +118,14 @@ def serve_cmd(
     memory: int | None = typer.Option(
         None, "--memory", min=0, help="Past exchanges per prompt (default: as trained, from twin.json)."
     ),
+    allow_host: list[str] = typer.Option(
+        None,
+        "--allow-host",
+        help="Bound to loopback, also accept this Host name (repeatable; e.g. an SSH-tunnel or /etc/hosts alias).",
+    ),
+    docs: bool = typer.Option(
+        False, "--docs", help="Serve /docs (Swagger UI: the browser loads it from a CDN)."
+    ),
 ) -> None:
     """Serve the twin over HTTP: POST /reply, /reply/stream, /v1/chat/completions (token: $TWIN_API_TOKEN)."""
     serve(ServeSettings(
@@ -122,7 +133,7 @@ def serve_cmd(
         quantize=quantize, dtype=dtype, device=device, threads=threads, queue_size=queue_size,
         max_batch=max_batch, max_batch_tokens=max_batch_tokens, max_new_tokens=max_new_tokens,
         max_history=max_history, max_message_chars=max_message_chars, max_body_bytes=max_body_bytes,
-        memory=memory,
+        memory=memory, allow_hosts=tuple(allow_host or ()), docs=docs,
     ))  # fmt: skip
 
 
@@ -148,26 +159,35 @@ def serve(s: ServeSettings) -> None:
         max_message_chars=s.max_message_chars,
         max_new_tokens=s.max_new_tokens,
     )
-    api = create_app(engine, limits=limits, queue_size=s.queue_size)
+    # Bound to loopback: refuse other Host names (a web page rebinding its domain to 127.0.0.1).
+    hosts = list(s.allow_hosts) if is_loopback(s.host) else None
+    api = create_app(engine, limits=limits, queue_size=s.queue_size, loopback_hosts=hosts, docs=s.docs)
     log.info("twin is listening on http://%s:%d (chat page: `make chat`)", s.host, s.port)
     # access_log off: URLs carry nothing private, but the server logs only what it chooses to.
     uvicorn.run(api, host=s.host, port=s.port, log_level="warning", access_log=False)
 
 
 def _check_serve_options(s: ServeSettings) -> None:
-    from twin.serve.app import TOKEN_ENV
+    from twin.serve.http import TOKEN_ENV
 
-    caps = (s.max_new_tokens, s.max_history, s.max_message_chars, s.max_body_bytes, s.max_batch)
-    if s.queue_size < 0 or min(caps) < 1:
-        raise TwinError("--queue-size must be >= 0 and every --max-* option >= 1")
+    check_port("--port", s.port)
+    for option, value in (
+        ("--max-new-tokens", s.max_new_tokens),
+        ("--max-history", s.max_history),
+        ("--max-message-chars", s.max_message_chars),
+        ("--max-body-bytes", s.max_body_bytes),
+        ("--max-batch", s.max_batch),
+        ("--threads", s.threads),
+    ):
+        check_number(option, value, low=1)
+    check_number("--queue-size", s.queue_size, low=0)
+    check_number("--max-batch-tokens", s.max_batch_tokens, low=0)
     if not is_loopback(s.host) and not os.environ.get(TOKEN_ENV):
         log.warning(
             "binding %s without $%s: anyone who can reach this address can talk to your twin",
             s.host,
             TOKEN_ENV,
         )
-    if s.max_batch_tokens < 0:
-        raise TwinError("--max-batch-tokens must be >= 0 (0: --max-batch times the model's context)")
 
 
 def _load_engine(s: ServeSettings) -> Engine:
@@ -213,6 +233,7 @@ def chat_cmd(
     host: str = typer.Option("127.0.0.1", "--host", help="Bind address of the chat page."),
 ) -> None:
     """Open the chat page (Streamlit) talking to a running `twin serve`."""
+    check_port("--port", port)
     cmd = chat_command(server, port, host)
     env = {**os.environ, SERVER_ENV: server, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
     log.info("chat page on http://%s:%d (talking to %s)", host, port, server)

@@ -1,4 +1,4 @@
-"""HTTP plumbing shared by the routes: one error shape, the body-size middleware, bearer auth.
+"""HTTP plumbing shared by the routes: one error shape, the body-size and Host middlewares, bearer auth.
 
 Errors have one JSON shape, OpenAI's ``{"error": {"message", "type", "param", "code"}}``, and
 never contain chat text: FastAPI's default validation handler echoes the offending ``input``, so
@@ -7,8 +7,10 @@ it is replaced here.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import secrets
+from collections.abc import Iterable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -78,6 +80,53 @@ class BodyLimit:
             return replay.pop() if replay else await receive()
 
         await self.app(scope, replayed, send)
+
+
+class LoopbackHost:
+    """Pure ASGI middleware for a server bound to loopback: refuse (400) a ``Host`` that is not loopback.
+
+    A web page can point its own domain at 127.0.0.1 (DNS rebinding) and then post to the server
+    from the visitor's browser, same-origin as far as the browser knows; its requests still carry
+    that domain in ``Host``. Loopback addresses, ``localhost`` and the names in ``allowed``
+    (``--allow-host``) pass; a request without ``Host`` (not a browser) too.
+    """
+
+    def __init__(self, app: ASGIApp, allowed: Iterable[str] = ()) -> None:
+        self.app = app
+        self.allowed = {"localhost", *(h.strip().lower().rstrip(".") for h in allowed)}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            host = dict(scope.get("headers") or []).get(b"host")
+            if host is not None and not self.allows(host.decode("latin-1")):
+                refuse = error_response(
+                    400,
+                    "Host header names neither this machine's loopback nor an allowed name; "
+                    "start twin serve with --allow-host NAME to accept it",
+                    "host",
+                )
+                await refuse(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def allows(self, host: str) -> bool:
+        name = host_name(host)
+        if name in self.allowed:
+            return True
+        try:
+            return ipaddress.ip_address(name).is_loopback
+        except ValueError:
+            return False
+
+
+def host_name(host: str) -> str:
+    """``Host`` without its port, lowercased: ``[::1]:8000`` -> ``::1``, ``LocalHost:80`` -> ``localhost``."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    if host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    return host.rstrip(".")
 
 
 def _field(loc: tuple | list) -> str:

@@ -122,13 +122,12 @@ def sort_key(rec: dict) -> tuple[str, int]:
 
 
 def merge_records(existing: Iterable[dict], new: Iterable[dict]) -> list[dict]:
-    """Union by message id (a newer copy of a message wins, e.g. after an edit), sorted by (date, id)."""
-    by_id: dict[int, dict] = {}
-    for rec in existing:
-        by_id[rec["id"]] = rec
-    for rec in new:
-        by_id[rec["id"]] = rec
-    return sorted(by_id.values(), key=sort_key)
+    """Union by message id, sorted by (date, id): every new record is kept and replaces the existing
+    ones with its id (a newer copy of a message wins, e.g. after an edit). Records of ``new`` that
+    share an id are distinct messages (the Desktop importer keeps those whose dates differ)."""
+    new = list(new)
+    ids = {rec["id"] for rec in new}
+    return sorted([rec for rec in existing if rec["id"] not in ids] + new, key=sort_key)
 
 
 def encode_rows(rows: list[dict]) -> bytes:

@@ -56,6 +56,11 @@ def train_cmd(
     feedback: str | None = typer.Option(
         None, "--feedback", help="prefs: drafts feedback dir (default: data/feedback when it exists)."
     ),
+    memory_scope: str | None = typer.Option(
+        None,
+        "--memory-scope",
+        help="Whose past exchanges: contact (default: the same contact's only) or all (anyone's).",
+    ),
     set_: list[str] = typer.Option(None, "--set", help="Override a config key: --set lora.r=8 (repeatable)."),
 ) -> None:
     """LoRA fine-tune a base model on data/processed (Lightning Fabric + peft), then optionally DPO."""
@@ -85,6 +90,10 @@ def train_cmd(
     if feedback is not None:
         flags.setdefault("prefs", {})["feedback"] = feedback
     _check_stage(stage, resume)
+    if memory_scope is not None:
+        from twin.memory import check_scope
+
+        flags.setdefault("data", {})["memory_scope"] = check_scope(memory_scope)
     cfg = load_config(TrainConfig, config, deep_merge(flags, parse_overrides(set_)))
     if stage == "prefs":
         _run_prefs(cfg, feedback is not None)

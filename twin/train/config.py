@@ -65,6 +65,7 @@ class DataConfig(StageConfig):
     max_seq_length: int = Field(512, ge=8)
     template: TemplateChoice = "auto"
     memory: int = Field(0, ge=0)  # K past exchanges in each prompt (twin/memory.py); 0: none
+    memory_scope: Literal["contact", "all"] = "contact"  # whose exchanges: the same contact's, or anyone's
     # Batches are drawn from length-sorted pools of this many micro-batches: little padding,
     # still shuffled (the pools and the batch order are random).
     group_by_length: bool = True

@@ -18,9 +18,9 @@ log = logging.getLogger(__name__)
 
 
 def read_with_memory(
-    path: str | Path, data_dir: str | Path, k: int, train_file: str = "train.jsonl"
+    path: str | Path, data_dir: str | Path, k: int, train_file: str = "train.jsonl", scope: str = "contact"
 ) -> list[dict]:
-    """``read_examples`` plus, when ``k`` > 0, each example's ``memory`` (the index is built if missing)."""
+    """``read_examples`` plus, when ``k`` > 0, each example's ``memory`` within ``scope`` (index built if missing)."""
     from twin.examples import read_examples
 
     examples = read_examples(path)
@@ -28,7 +28,9 @@ def read_with_memory(
         return examples
     from twin.memory import Memory, ensure_memory
 
-    return Memory.open(ensure_memory(data_dir, train_file)).attach(examples, k)
+    memory = Memory.open(ensure_memory(data_dir, train_file))
+    memory.scope = scope
+    return memory.attach(examples, k)
 
 
 def file_digest(path: str | Path) -> str:

@@ -20,7 +20,6 @@ import json
 import logging
 import math
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -40,7 +39,6 @@ log = logging.getLogger(__name__)
 STATE_FILE = "state.ckpt"
 METRIC_FIELDS = ("step", "epoch", "train_loss", "lr", "tokens_per_s", "val_loss", "val_ppl", "elapsed_s")
 _PRECISION_DTYPE = {"bf16-true": "bfloat16", "16-true": "float16"}  # the rest load in float32
-_RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 # --------------------------------------------------------------------------------------------
@@ -57,12 +55,10 @@ def adapter_dir(cfg: TrainConfig) -> Path:
 
 def preflight(cfg: TrainConfig) -> None:
     """Every cheap check, before torch is even imported: each failure is one clear line."""
+    from twin.checks import check_run_name
     from twin.model.load import check_base_dir, check_quantize
 
-    if not _RUN_NAME.match(cfg.run):
-        raise TwinError(
-            f"run name {cfg.run!r}: use letters, digits, '.', '_' or '-' (it becomes a directory)"
-        )
+    check_run_name(cfg.run)
     check_quantize(cfg.quantize)
     if cfg.quantize and cfg.strategy == "fsdp":
         raise TwinError("quantize with strategy fsdp is not supported; use ddp (or a single device)")
@@ -227,7 +223,7 @@ def load_data(cfg: TrainConfig) -> TrainData:
     if template in CHAT_TEMPLATES:  # a template twin cannot split stops here, not as a mis-masked run
         check_chat_template(tokenizer)
     train_file = data_dir / cfg.data.train_file
-    rows = read_with_memory(train_file, data_dir, cfg.data.memory, cfg.data.train_file)
+    rows = read_with_memory(train_file, data_dir, cfg.data.memory, cfg.data.train_file, cfg.data.memory_scope)
     return TrainData(
         tokenizer=tokenizer,
         template=template,
@@ -384,7 +380,7 @@ def restore(fabric: Any, cfg: TrainConfig, model: Model, total_steps: int) -> Pr
             log.warning("--resume: no checkpoint in %s yet, starting from step 0", run_dir(cfg))
         return Progress()
     state = {"model": model.module, "optimizer": model.optimizer, "scheduler": model.scheduler}
-    extra = fabric.load(state_path, state, strict=False)
+    extra = fabric.load(state_path, state, strict=False, weights_only=True)  # data only, never code
     changed = changed_keys(extra.get("config", {}), cfg.model_dump(mode="json"))
     if changed and zero:
         log.warning("resuming with changed settings: %s", ", ".join(changed))
@@ -709,7 +705,7 @@ def _read_val(path: Path, tokenizer: Any, template: str, cfg: TrainConfig) -> An
     if not path.is_file() or path.stat().st_size == 0 or not path.read_text(encoding="utf-8").strip():
         log.warning("%s: no validation examples; validation loss will not be reported", path)
         return None
-    rows = read_with_memory(path, cfg.data.dir, cfg.data.memory, cfg.data.train_file)
+    rows = read_with_memory(path, cfg.data.dir, cfg.data.memory, cfg.data.train_file, cfg.data.memory_scope)
     return encode_examples(rows, tokenizer, template, cfg.data.max_seq_length)
 
 
@@ -754,7 +750,7 @@ def _full_adapter_state(state_path: Path) -> dict | None:
 
     if not state_path.is_file():
         return None
-    sd = torch.load(state_path, map_location="cpu", weights_only=False)["model"]
+    sd = torch.load(state_path, map_location="cpu", weights_only=True)["model"]  # data only, never code
     return {k.removeprefix("peft_model."): v for k, v in sd.items()}
 
 
@@ -812,7 +808,7 @@ def _save_adapter(
             from twin.memory import MEMORY_DIR, copy_memory
 
             mem = copy_memory(Path(cfg.data.dir) / MEMORY_DIR, tmp)
-            meta["memory"] = {"k": cfg.data.memory, "dir": mem.name}
+            meta["memory"] = {"k": cfg.data.memory, "dir": mem.name, "scope": cfg.data.memory_scope}
         atomic_write_json(tmp / "twin.json", meta)
         replace_path(tmp, out)
     except BaseException:

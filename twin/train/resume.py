@@ -36,13 +36,12 @@ def data_identity(cfg: TrainConfig, train_digest: str) -> dict:
 
 def check_resume(cfg: TrainConfig, state_path: Path) -> None:
     """Before launching: a checkpoint is continued only with the settings, data and base it was made with."""
-    import torch
 
     from twin.train.data import file_digest
 
     if not state_path.is_file():
         return
-    saved = torch.load(state_path, map_location="cpu", weights_only=False, mmap=True)
+    saved = load_state(state_path)
     old_cfg, new_cfg = _flat(saved.get("config", {})), _flat(cfg.model_dump(mode="json"))
     for key in RESUME_FIXED:
         if old_cfg.get(key) != new_cfg.get(key):
@@ -58,6 +57,35 @@ def check_resume(cfg: TrainConfig, state_path: Path) -> None:
                 f"{state_path}: {what} is not the one this checkpoint was trained on; resume with the same "
                 "one, or drop --resume (or use a new --run)"
             )
+
+
+def load_state(state_path: Path, *, mmap: bool = True) -> dict:
+    """A ``state.ckpt``, loaded as data only (``weights_only``: tensors and plain types, never code).
+
+    A truncated, empty or foreign file (or one holding pickled objects) is one line, not a traceback.
+    """
+    import pickle
+
+    import torch
+
+    try:
+        saved = torch.load(state_path, map_location="cpu", weights_only=True, mmap=mmap)
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, AttributeError) as e:
+        raise TwinError(
+            f"{state_path}: not a checkpoint twin train can read ({_first_line(e)}); it may be truncated or "
+            "not written by twin: delete it (and drop --resume) or use a new --run"
+        ) from None
+    if not isinstance(saved, dict) or not {"progress", "data", "rng"} <= set(saved):
+        raise TwinError(
+            f"{state_path}: not a twin train checkpoint (fields missing); delete it (and drop --resume) "
+            "or use a new --run"
+        )
+    return saved
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0][:120]}" if text else type(e).__name__
 
 
 def rng_state() -> dict:

@@ -178,10 +178,17 @@ def _warn_about(
         )
     if counts["repeated_id"]:
         log.warning(
-            "%s: %d message(s) repeat the id of an earlier message in the same chat and were dropped "
-            "(only the copy edited last of each id is kept); the export may be damaged: export it again",
+            "%s: %d duplicate message(s) dropped: same id and date as another message of the same chat "
+            "(the copy edited last is kept); the export may be damaged: export it again",
             file.name,
             counts["repeated_id"],
+        )
+    if counts["shared_id"]:
+        log.warning(
+            "%s: %d message(s) share their id with another message of the same chat but not its date: "
+            "kept as distinct messages (ids in this export are not unique; was it edited by another tool?)",
+            file.name,
+            counts["shared_id"],
         )
     if counts["zero_unixtime"]:
         log.warning(

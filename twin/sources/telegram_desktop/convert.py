@@ -57,7 +57,9 @@ def collect(
                 t0 = time.perf_counter()
                 cid = chat["id"]
                 # a dialog met twice (e.g. in 'chats' and 'left_chats'): merge with the first copy
-                by_id = {r["id"]: r for r in decode_rows(dialogs[cid])} if cid in dialogs else {}
+                by_id: dict = {}
+                for r in decode_rows(dialogs[cid]) if cid in dialogs else ():
+                    by_id[_key(by_id, r)] = r
                 convert_chat(
                     chat, where, file, owner, zone, fix, by_id, originals.setdefault(cid, {}), counts
                 )
@@ -142,7 +144,7 @@ def convert_chat(
     if fix_surrogates and name:
         name = repair(name)
     days: dict[int, str] = {}
-    seen: set[int] = set()  # ids met in this copy of the chat: a repeat here means a damaged export
+    seen: set[tuple[int, str]] = set()  # (id, date) met in this copy of the chat: a repeat is damage
     for i, m in enumerate(chat["messages"]):
         try:
             mid, date, text, from_id = _fast_fields(m, days)
@@ -173,9 +175,9 @@ def convert_chat(
             "forwarded": "forwarded_from" in m,
             "media": media,
         }
-        if mid in seen:
+        if (mid, date) in seen:  # the same message twice in one copy of the chat: a damaged export
             counts["repeated_id"] += 1
-        seen.add(mid)
+        seen.add((mid, date))
         _keep(rec, m, by_id, originals, counts)
 
 
@@ -233,22 +235,35 @@ def _media(m: dict, text: str, loc: tuple[Path, str, int, int]) -> str | None:
     return None
 
 
-def _keep(
-    rec: dict, m: dict, by_id: dict[int, dict], originals: dict[int, int], counts: Counter[str]
-) -> None:
-    """Store ``rec``, unless a copy of the same message edited later is already there."""
+def _key(by_id: dict, rec: dict) -> int | tuple[int, str]:
+    """Where ``rec`` goes in ``by_id``: its id, unless another message of another date holds that id.
+
+    Telegram's ids are unique in a chat, but some exports (edited or anonymised by other tools)
+    give many messages one id; those are still distinct messages when their dates differ, so each
+    is kept, under ``(id, date)``. The same id with the same date is the same message again.
+    """
     mid = rec["id"]
-    if mid in by_id:
+    prev = by_id.get(mid)
+    return mid if prev is None or prev["date"] == rec["date"] else (mid, rec["date"])
+
+
+def _keep(rec: dict, m: dict, by_id: dict, originals: dict, counts: Counter[str]) -> None:
+    """Store ``rec``, unless a copy of the same message (same id and date) edited later is already there."""
+    key = _key(by_id, rec)
+    if key in by_id:
         # The same message twice (a chat listed in both 'chats' and 'left_chats', or a damaged
         # export): the copy edited last wins, so the latest text is kept; on a tie, the later copy.
         counts["duplicate"] += 1
-        prev = originals.get(mid)
+        prev = originals.get(key)
         if prev is not None and prev > _edit_time(m):
             return
-        originals[mid] = _edit_time(m)
-    elif "edited_unixtime" in m or "edited" in m:
-        originals[mid] = _edit_time(m)
-    by_id[mid] = rec
+        originals[key] = _edit_time(m)
+    else:
+        if key != rec["id"]:
+            counts["shared_id"] += 1  # kept: another message, which happens to carry a used id
+        if "edited_unixtime" in m or "edited" in m:
+            originals[key] = _edit_time(m)
+    by_id[key] = rec
 
 
 def fields_slow(

@@ -9,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 from twin.errors import TwinError
+from twin.fileio import PRIVATE_FILE, private_dir
 from twin.sources.records import FIELDS, decode_rows, encode_rows, merge_records, read_dialog
 
 
@@ -51,9 +52,10 @@ def commit(plan: list[tuple[Path, bytes]]) -> None:
     temps: list[tuple[str, Path]] = []
     try:
         for target, content in plan:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(target.parent)
             fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
             temps.append((tmp, target))
+            os.fchmod(fd, PRIVATE_FILE)  # your chats: owner only
             with os.fdopen(fd, "wb") as f:
                 f.write(content)
                 f.flush()
