@@ -63,6 +63,10 @@ def conversation(
         return None
     history = fit_context([{"role": t.role, "text": t.text} for t in turns[:-1]], context_chars)
     message = turns[-1].text[-MAX_MESSAGE_CHARS:]  # the end of a long message is what the reply answers
-    payload = {"message": message, "history": history, "contact": chat.name[:MAX_CONTACT_CHARS]}
+    payload = {
+        "message": message,
+        "history": history,
+        "contact": scrubber.scrub(chat.name)[:MAX_CONTACT_CHARS],
+    }
     last_incoming = max(r["id"] for r in records if not r["out"])
     return Conversation(payload, last_incoming)

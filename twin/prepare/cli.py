@@ -94,6 +94,9 @@ def print_summary(stats: dict, out: str) -> None:
         t.add_section()
         for kind, n in stats["pii"].items():
             t.add_row(f"PII [{kind}]", f"{n:,}")
+        regions = stats.get("phone_regions") or {}
+        if regions:  # --region plus what the chats pointed to (script, their numbers): say which
+            t.add_row("phone regions (dialogs)", ", ".join(f"{r} ({n:,})" for r, n in regions.items()))
     else:
         t.add_section()
         t.add_row("PII scrub", "OFF (--no-scrub)")

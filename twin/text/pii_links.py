@@ -12,6 +12,11 @@ import hashlib
 import ipaddress
 import re
 
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
 # --- links ------------------------------------------------------------------------------------
 # with a scheme, or scheme-less with a known top-level domain and a path ("amazon.com/gp/product/...")
 _TLDS = (
@@ -27,10 +32,10 @@ _URL_SPLIT = re.compile(
     r"^(?P<scheme>[^:/]+://)?(?:(?P<user>[^\s/?#@]*)@)?(?P<host>[^/?#]*)(?P<rest>.*)$", re.S
 )
 _URL_DELIM = re.compile(r"([/?&#=;])")
-TOKEN_PARAMS = frozenset(
+TOKEN_PARAMS = _words(
     "token access_token refresh_token id_token auth auth_token authorization api_key apikey key secret "
     "client_secret password passwd pass pwd sig signature x-amz-signature x-amz-credential session "
-    "sessionid session_id sid private_token otp code jwt".split()
+    "sessionid session_id sid private_token otp code jwt"
 )
 URL_TRAIL = ".,;:!?)]}»\"'"
 PHONE_IN_URL = re.compile(r"\+?\d{7,15}")
@@ -47,7 +52,8 @@ def url_parts(rest: str) -> list[tuple[str, str | None]]:
     """The path, query and fragment of a link cut at its delimiters, each with its parameter name."""
     parts = _URL_DELIM.split(rest)
     return [
-        (part, parts[i - 2].lower() if i >= 2 and parts[i - 1] == "=" else None) for i, part in enumerate(parts)
+        (part, parts[i - 2].lower() if i >= 2 and parts[i - 1] == "=" else None)
+        for i, part in enumerate(parts)
     ]
 
 
@@ -128,7 +134,9 @@ def obfuscated_email_ok(m: re.Match, text: str) -> bool:
 # --- IPs --------------------------------------------------------------------------------------
 IPV4 = re.compile(r"(?<![\w.])(\d{1,3}(?:\.\d{1,3}){3})(?::\d{1,5})?(?![\w]|\.\d)")
 _VERSION_BEFORE = re.compile(r"(?<!\w)(?:v|version|ver\.?|версия|версии|верс\.?)\s*$", re.I)
-IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,8}(?:[0-9A-Fa-f]{0,4}|\d{1,3}(?:\.\d{1,3}){3})(?![\w:])")
+IPV6 = re.compile(
+    r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,8}(?:[0-9A-Fa-f]{0,4}|\d{1,3}(?:\.\d{1,3}){3})(?![\w:])"
+)
 
 
 def ipv4_check(m: re.Match, text: str) -> bool:

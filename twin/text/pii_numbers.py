@@ -100,7 +100,9 @@ def _digit_span(text: str, m: re.Match) -> tuple[int, int]:
 
 
 # --- US social security numbers and passports -------------------------------------------------
-SSN = re.compile(r"(?<![\w\-])(?!000|666|9\d\d)\d{3}(?P<sep>[\- ]?)(?!00)\d{2}(?P=sep)(?!0000)\d{4}(?![\w\-])")
+SSN = re.compile(
+    r"(?<![\w\-])(?!000|666|9\d\d)\d{3}(?P<sep>[\- ]?)(?!00)\d{2}(?P=sep)(?!0000)\d{4}(?![\w\-])"
+)
 _SSN_WORD = re.compile(r"(?:ssn|social\s+security|soc\.?\s*sec|tax\s*id|itin)\W*(?:\w+\W+){0,3}$", re.I)
 
 
@@ -169,17 +171,21 @@ def _pn():
 
 
 def infer_regions(texts: Iterable[str], limit: int = 4) -> list[str]:
-    """Phone regions a chat's own text points to: its script and its international numbers."""
+    """Phone regions a chat's own text points to: its script and its international numbers.
+
+    One pass of each pattern over the joined text (a dialog of thousands of messages costs well
+    under a millisecond); the regions most voted for first.
+    """
     pn = _pn()
+    joined = "\n".join(texts)
     votes: Counter[str] = Counter()
-    for text in texts:
-        if not text.isascii():
-            for pattern, regions in _SCRIPT_REGIONS:
-                if pattern.search(text):
-                    votes.update(regions)
-        if "+" in text or "00" in text:
-            for m in _INTL.finditer(text):
-                votes.update(_regions_of_code(pn, m.group(0)))
+    if not joined.isascii():
+        for pattern, regions in _SCRIPT_REGIONS:
+            if pattern.search(joined):
+                votes.update(regions)
+    if "+" in joined or "00" in joined:
+        for m in _INTL.finditer(joined):
+            votes.update(_regions_of_code(pn, m.group(0)))
     return [r for r, _ in votes.most_common(limit)]
 
 

@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import re
 
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
 _EN_SUFFIX = (
     r"street|st|avenue|ave|av|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|way|place|pl|terrace|"
     r"close|square|sq|parkway|pkwy|highway|hwy|crescent|cres|row|gardens|mews|alley|circle|cir"
@@ -24,10 +29,10 @@ ADDRESS_EN = re.compile(
     re.I,
 )
 # words that make "2 more days and the road" a sentence, not a street name
-_NOT_NAME = frozenset(
+_NOT_NAME = _words(
     "the a an and or to of in on at for from by with more than less days day hours hour minutes min km "
     "miles mi times people years months weeks my your his her our their this that these those is are was "
-    "we you they it i me kids cars dogs cats blocks stops exits lanes way ways".split()
+    "we you they it i me kids cars dogs cats blocks stops exits lanes way ways"
 )
 
 _RU_STREET = (

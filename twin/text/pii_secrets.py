@@ -9,6 +9,11 @@ import math
 import re
 from collections import Counter
 
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
 # --- keys and tokens --------------------------------------------------------------------------
 _KEY_PATTERNS = [
     r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)",
@@ -37,7 +42,9 @@ KEY_HINTS = (
     "-----BEGIN",
 )  # fmt: skip
 LONG_TOKEN = re.compile(r"(?<![\w/+=\-])[A-Za-z0-9_+/=\-]{24,}(?![\w/+=\-])")
-_HASH_WORD = re.compile(r"(?:commit|sha\w*|hash|checksum|md5|digest|revision|rev|коммит\w*|хеш\w*|хэш\w*)\W*$", re.I)
+_HASH_WORD = re.compile(
+    r"(?:commit|sha\w*|hash|checksum|md5|digest|revision|rev|коммит\w*|хеш\w*|хэш\w*)\W*$", re.I
+)
 
 
 def shannon_bits(s: str) -> float:
@@ -68,7 +75,9 @@ def long_token_check(m: re.Match, text: str) -> bool:
 
 
 # --- keyword-introduced passwords and codes (EN + RU + UK, and transliterated) ----------------
-_PW_WORD = r"(?:password|passwd|passcode|passphrase|pass|pwd|pw|парол[ьяюеі]м?|пасс|пассворд|parol[ьj']?|porol)"
+_PW_WORD = (
+    r"(?:password|passwd|passcode|passphrase|pass|pwd|pw|парол[ьяюеі]м?|пасс|пассворд|parol[ьj']?|porol)"
+)
 _CODE_WORD = (
     r"(?:pin(?:\s*code)?|pincode|otp|cvv2?|cvc2?|one[\s\-]time\s+code|verification\s+code|"
     r"confirmation\s+code|security\s+code|sms\s+code|door\s+code|gate\s+code|code|"
@@ -103,26 +112,27 @@ CODE = re.compile(
 VAL_TRAIL = ".,;:)]}»\"'”"
 _TIME = re.compile(r"\d{1,2}[:.]\d{2}(?::\d{2})?")
 # values that are ordinary words, not secrets: "the password is wrong", "пароль не подходит"
-_NOT_A_PASSWORD = frozenset(
+_NOT_A_PASSWORD = _words(
     "is was the a an my your his her our their this that it wrong correct right incorrect same new old "
     "changed reset expired protected required forgotten again too here there below above please ok okay "
     "не неверный верный правильный неправильный новый старый тот же такой этот мой твой его её от для "
     "сменил сменила поменял поменяла забыл забыла сбросил подходит не підходить новий старий змінив "
-    "забув забула від".split()
+    "забув забула від"
 )
 # "the password is <word>": words that describe a password rather than being one
-_NOT_AFTER_IS = frozenset(
+_NOT_AFTER_IS = _words(
     "on in at not still also just empty blank easy simple short long weak strong saved stored written "
     "somewhere invalid valid fine good bad secret private set needed missing taped attached public shared "
     "different useless hard complicated enabled disabled off locked unknown closed open valid printed "
-    "mine yours what where which why case-sensitive sensitive lost gone long-ish ready done".split()
+    "mine yours what where which why case-sensitive sensitive lost gone long-ish ready done"
 )
 _PW_BEFORE_PASS = re.compile(r"(?:^|\W)(?:the|my|your|our|his|her|wifi|wi-fi)\s+$", re.I)
 _COPULA_END = re.compile(r"(?:(?<!\w)(?:is|это|це|будет))\s*[\"'«“]?$", re.I)
 CYRILLIC = re.compile(r"[а-яёіїєґ]", re.I)
 # Russian / Ukrainian words that describe or answer, not a password: adjectives, verbs, pronouns
 _CYR_NOT_VALUE = re.compile(
-    r"(?:ый|ий|ой|ая|яя|ое|ее|ые|ие|ть|ти|ся|сь|ла|ли|ло|ал|ил|ел|ув|юсь|ешь|ет|ит|ют|ят|ує|ою|ею|ам|ом)$", re.I
+    r"(?:ый|ий|ой|ая|яя|ое|ее|ые|ие|ть|ти|ся|сь|ла|ли|ло|ал|ил|ел|ув|юсь|ешь|ет|ит|ют|ят|ує|ою|ею|ам|ом)$",
+    re.I,
 )
 
 
@@ -156,7 +166,7 @@ def password_check(m: re.Match, text: str) -> bool:
 
 
 def _cyrillic_word_password(m: re.Match, text: str, val: str) -> bool:
-    """"пароль от вайфая ромашка": one Cyrillic word after the keyword and what it opens, ending the line."""
+    """ "пароль от вайфая ромашка": one Cyrillic word after the keyword and what it opens, ending the line."""
     rest = text[m.end() :]
     if re.match(r"\s*[\wа-яё]", rest, re.I) or _CYR_NOT_VALUE.search(val):
         return False  # "пароль: спроси у админа", "пароль простой" go on as a sentence or describe
@@ -184,7 +194,7 @@ _SEED_LABEL = re.compile(
     re.I,
 )
 # BIP39 words that ordinary English sentences use a lot: a run made mostly of them is prose
-_SEED_COMMON = frozenset(
+_SEED_COMMON = _words(
     "about above all also any around away because before below between both can come day disagree door "
     "early either else end enough even ever every fall family few find first find follow for found "
     "give good great have here hold home hour just kind know later like little live long make many "
@@ -192,7 +202,7 @@ _SEED_COMMON = frozenset(
     "people place please real right same say see seek select shoot should since slow some soon "
     "still such sure take tell then there they thing this time today together tomorrow too top "
     "toward try two under until upon very wait want way what when where which while why wish will "
-    "with word work world worth wrong year you young".split()
+    "with word work world worth wrong year you young"
 )
 _SEED_WORD = re.compile(r"(?:\d{1,2}[.):]\s*)?([A-Za-z]{3,8})[,;.!]?")
 
@@ -268,22 +278,22 @@ _ANSWER = re.compile(
     re.I,
 )
 # one-word replies that are not the value asked for; a reply like this keeps the question in view
-HOLD = frozenset(
+HOLD = _words(
     "sec wait hold moment minute checking looking lemme sek секунду секу сек щас ща сейчас погоди "
-    "подожди момент минуту минутку гляну смотрю зараз почекай хвилинку".split()
+    "подожди момент минуту минутку гляну смотрю зараз почекай хвилинку"
 )
-REPLIES = HOLD | frozenset(
+REPLIES = HOLD | _words(
     "ok okay k kk yes yeah yep yup no nope nah sure idk dunno forgot later why what huh hmm lol thanks "
     "thx ty sorry same nothing never none again done sent here there tomorrow today soon asap "
     "да нет ок окей ага угу неа забыл забыла потом позже завтра сегодня зачем почему что кто "
     "спасибо сорян никак никакой такой maybe probably definitely obviously nevermind nvm whatever right "
     "correct exactly true something everything hi hello hey bye please pls thank you "
     "так ні добре дякую забув забула не знаю хз незнаю потім завтра стандартный старый прежний тот "
-    "обычный такий звичайний старий".split()
+    "обычный такий звичайний старий"
 )
-_MULTI_STOP = frozenset(
+_MULTI_STOP = _words(
     "it it's its is with a an the i my me you your forgot don't dont know wait no not and or but on in "
-    "at for to of ask check later was will be".split()
+    "at for to of ask check later was will be"
 )
 PART_OF_CODE = re.compile(r"^[*#]?\d{1,3}[#*]?$")
 
@@ -330,7 +340,7 @@ def answer_span(text: str, kind: str) -> tuple[int, int] | None:
 
 
 def _multi_word_password(text: str, lead: int) -> tuple[int, int] | None:
-    """"Pelican Brief 7": a few words with a digit and none of a sentence's little words."""
+    """ "Pelican Brief 7": a few words with a digit and none of a sentence's little words."""
     words = text.split()
     if not 2 <= len(words) <= 4 or not any(c.isdigit() for c in text) or text.endswith("?"):
         return None
