@@ -201,8 +201,9 @@ def _regions_of_code(pn, raw: str) -> list[str]:
 class PhoneFinder:
     """Spans of phone numbers in a text, for an ordered list of regions (see the module doc)."""
 
-    def __init__(self, regions: list[str]) -> None:
+    def __init__(self, regions: list[str], inferred: Iterable[str] = ()) -> None:
         self.regions = regions
+        self.inferred = [r for r in inferred if r in regions]
 
     def spans(self, text: str) -> list[tuple[int, int]]:
         cands = []
@@ -234,6 +235,9 @@ class PhoneFinder:
                 return found
         if raw.startswith("+"):
             return []
+        digits = re.sub(r"\D", "", raw)
+        if len(digits) >= 9 and "." not in raw and any(_valid_in(pn, digits, r) for r in self.inferred):
+            return [c.span()]  # the matcher wants a trunk prefix ("093 ..."); a chat's own region does not
         return [c.span()] if self._written_as_phone(text, c) else []
 
     def _written_as_phone(self, text: str, c: re.Match) -> bool:

@@ -80,9 +80,10 @@ class Scrubber:
     def __init__(self, region: str | Iterable[str] = "US,RU", extra: Iterable[str] = ()) -> None:
         regions = region.split(",") if isinstance(region, str) else list(region)
         self.regions = [r.strip().upper() for r in regions if r.strip()]
-        self.regions += [r for r in extra if r not in self.regions]
+        inferred = [r.upper() for r in extra if r.upper() not in self.regions]
+        self.regions += inferred
         self.counts: Counter[str] = Counter()
-        self._phones = N.PhoneFinder(self.regions)
+        self._phones = N.PhoneFinder(self.regions, inferred)
 
     def _sub(self, kind: str, pattern: re.Pattern, text: str, check=None, group: int | str = 0) -> str:
         spans = []
@@ -259,7 +260,7 @@ def scrub_messages(texts: Sequence[str], scrubber: Scrubber) -> list[str]:
         clean = scrubber.scrub(text)
         if i and clean == text and out[-1] == texts[i - 1] and (cut := N.split_card(texts[i - 1], text)):
             out[-1] = scrubber.replace(texts[i - 1], [cut[0]], "CARD")
-            clean = text[: cut[1][0]] + "[CARD]" + text[cut[1][1] :]
+            clean = scrubber.replace(text, [cut[1]], "CARD")
         keep_asking = False
         if asked is not None and clean == text:
             span = answer_span(text, asked)
