@@ -116,7 +116,9 @@ EMAIL = re.compile(
 # "anna.k at gmail dot com", "j.smith [at] proton [dot] me", "olga собака yandex точка ru"
 _AT = r"(?:\s*[\[({<]\s*(?:at|собака|собачка|ет)\s*[\])}>]\s*|\s+(?:at|собака|собачка|равлик)\s+)"
 _DOT = r"(?:\s*[\[({<]\s*(?:dot|точка|крапка)\s*[\])}>]\s*|\s+(?:dot|точка|крапка)\s+|\.)"
-_MAIL_TLD = r"(?:com|ru|ua|net|org|io|me|de|uk|by|kz|lk|in|co|info|edu|fr|it|es|nl|pl|ch|рф)"
+_MAIL_TLD = (
+    r"(?:com|ru|ua|net|org|io|me|de|uk|by|kz|lk|in|co|info|edu|fr|it|es|nl|pl|ch|рф|ру|ком|нет|орг|юа)"
+)
 OBFUSCATED_EMAIL = re.compile(
     rf"(?<![\w.+\-])[A-Za-z0-9_+\-]+(?:{_DOT}[A-Za-z0-9_+\-]+)*{_AT}[A-Za-z0-9\-]+(?:{_DOT}[A-Za-z0-9\-]+)*"
     rf"{_DOT}{_MAIL_TLD}(?![\w.])",
@@ -125,10 +127,28 @@ OBFUSCATED_EMAIL = re.compile(
 OBFUSCATION_HINTS = (" at ", "[at]", "(at)", "{at}", "<at>", "собак", "( at )", "[ at ]", "равлик")
 
 
+_PROVIDERS = _words(
+    "gmail googlemail yahoo outlook hotmail live msn icloud me mail yandex ya proton protonmail pm ukr i bk "
+    "inbox list rambler gmx web aol zoho tutanota fastmail qq 163 naver"
+)
+_BARE_AT = re.compile(r"\s(?:at)\s", re.I)
+
+
 def obfuscated_email_ok(m: re.Match, text: str) -> bool:
-    """A real obfuscation: the "at" is spelled out and the whole is not a plain sentence with a link."""
+    """A real obfuscation, not a sentence: "I am at home dot net" and "look at google dot com" stay.
+
+    With a bare " at " the name must look like a mailbox name (a dot, digit, "_" or "+" in it) or
+    the domain must be a mail provider; the bracketed and Russian/Ukrainian forms are never prose.
+    """
     s = m.group(0)
-    return "@" not in s and re.search(r"[a-z]", s, re.I) is not None
+    if "@" in s:
+        return False
+    bare = _BARE_AT.search(s)
+    if bare is None:
+        return True
+    local, domain = s[: bare.start()], s[bare.end() :]
+    first = re.split(r"\s|\.|[\[({<]", domain.strip(), maxsplit=1)[0].lower()
+    return re.search(r"[._\d+]|\sdot\s", local, re.I) is not None or first in _PROVIDERS
 
 
 # --- IPs --------------------------------------------------------------------------------------

@@ -127,9 +127,17 @@ PASSPORT_HINTS = ("passport", "паспорт", "серия", "серія")
 PHONE_CAND = re.compile(r"(?<![\w+])\+?\(?\d[\d \t().\-]{5,22}\d(?!\w)")
 # an order, registry or tax number right before the digits: not a phone
 _NOT_PHONE_BEFORE = re.compile(
-    r"(?:order|заказ|invoice|сч[её]т|ticket|тикет|№|#|id|no\.?|nr\.?|огрн\w*|инн|кпп|окпо|бик|єдрпоу|едрпоу|"
-    r"edrpou|inn|ogrn|vat|crn|ein|kvk|hrb|abn|isbn|issn|track\w*|трек\w*|company|registr\w*|reg\.?|рег\.?)"
+    r"(?:(?:order|заказ|invoice|сч[её]т|ticket|тикет|рахун)\w*|№|#|id|no\.?|nr\.?|isbn|issn|track\w*|трек\w*"
+    r"|(?:огрн\w*|инн|кпп|окпо|бик|єдрпоу|едрпоу|edrpou|inn|ogrn|vat|crn|ein|kvk|hrb|abn|company|registr\w*|"
+    r"reg\.?|рег\.?|іпн|рнокпп)(?:\W+[^\W\d]+){0,2})"
     r"\W{0,3}(?:no\.?|nr\.?|number|номер|код|code)?\W{0,3}$",
+    re.I,
+)
+# thousands written with separators ("1 250 000", "125 000 000 rubles") and what follows an amount
+_THOUSANDS = re.compile(r"\d{1,3}(?:[ ,.\u00a0]\d{3})+")
+_UNIT_AFTER = re.compile(
+    r"^\s*(?:[$€£₽₴]|rub|руб|р\.|грн|uah|usd|eur|dollars?|euros?|users?|people|человек|людей|km|км|units?|"
+    r"шт|pcs|views?|просмотр|subscribers?|подписчик)",
     re.I,
 )
 # a word that says the digits after it are a phone number
@@ -233,9 +241,9 @@ class PhoneFinder:
             ]
             if found:
                 return found
-        if raw.startswith("+"):
-            return []
         digits = re.sub(r"\D", "", raw)
+        if raw.startswith("+"):  # "+44 7700 900123": a reserved (fiction) range is still written as a phone
+            return [c.span()] if len(digits) >= 9 and _possible_intl(pn, digits) else []
         if len(digits) >= 9 and "." not in raw and any(_valid_in(pn, digits, r) for r in self.inferred):
             return [c.span()]  # the matcher wants a trunk prefix ("093 ..."); a chat's own region does not
         return [c.span()] if self._written_as_phone(text, c) else []
@@ -247,16 +255,32 @@ class PhoneFinder:
         digits = re.sub(r"\D", "", raw)
         worded = _PHONE_WORD.search(text[max(0, c.start() - 40) : c.start()]) is not None
         national = digits[0] == "0" and len(digits) >= 9 and "." not in raw
-        if not (national or worded):
+        if not (national or (worded and len(digits) >= 8)) or _an_amount(text, c):
             return False
         if not national and _valid_intl(pn, digits):
             return True  # "380661234567", "94 77 123 4567": a country code without the "+"
         return any(_valid_in(pn, digits, r) for r in WORLD)
 
 
+def _an_amount(text: str, c: re.Match) -> bool:
+    """ "1 250 000", "125 000 000 rubles": a number grouped in thousands, or followed by a unit."""
+    raw = c.group(0).strip()
+    if _UNIT_AFTER.match(text[c.end() : c.end() + 14]):
+        return True
+    first = re.split(r"\D", raw, maxsplit=1)[0]
+    return _THOUSANDS.fullmatch(raw) is not None and (len(first) < 3 or raw.endswith("000"))
+
+
 def _valid_in(pn, digits: str, region: str) -> bool:
     try:
         return pn.is_valid_number(pn.parse(digits, region))
+    except pn.NumberParseException:
+        return False
+
+
+def _possible_intl(pn, digits: str) -> bool:
+    try:
+        return pn.is_possible_number(pn.parse("+" + digits, "ZZ"))
     except pn.NumberParseException:
         return False
 

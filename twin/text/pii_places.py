@@ -16,7 +16,8 @@ def _words(text: str) -> frozenset[str]:
 
 _EN_SUFFIX = (
     r"street|st|avenue|ave|av|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|way|place|pl|terrace|"
-    r"close|square|sq|parkway|pkwy|highway|hwy|crescent|cres|row|gardens|mews|alley|circle|cir"
+    r"close|square|sq|parkway|pkwy|highway|hwy|crescent|cres|row|gardens|mews|alley|circle|cir|gate|grove|"
+    r"quay|wharf|embankment|broadway"
 )
 _EN_UNIT = r"(?:,?\s*(?:apt|apartment|suite|ste|unit|flat|fl|room|#)\.?\s*#?\w{1,5})"
 _EN_TAIL = (
@@ -24,19 +25,19 @@ _EN_TAIL = (
     r"(?:,?\s*(?:[A-Z]{2}\s+\d{5}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2}))?"  # state + ZIP / UK postcode
 )
 ADDRESS_EN = re.compile(
-    rf"(?<![\w#$€£.,:/\-])(?P<num>\d{{1,5}}[A-Za-z]?)(?P<name>(?:\s+[A-Za-z][A-Za-z'.\-]*){{1,3}}?)"
+    rf"(?<![\w#$€£.,:/\-])(?P<num>\d{{1,5}}[A-Za-z]?)(?P<name>(?:\s+(?:[A-Za-z][A-Za-z'’.\-]*|\d{{1,3}}(?:st|nd|rd|th)))(?:\s+(?:[A-Za-z][A-Za-z'’.\-]*|\d{{1,3}}(?:st|nd|rd|th))){{0,2}}?)"
     rf"\s+(?:{_EN_SUFFIX})\b\.?(?:\s+(?:NW|NE|SW|SE|N|S|E|W)\b)?{_EN_UNIT}?{_EN_TAIL}",
     re.I,
 )
 # words that make "2 more days and the road" a sentence, not a street name
 _NOT_NAME = _words(
     "the a an and or to of in on at for from by with more than less days day hours hour minutes min km "
-    "miles mi times people years months weeks my your his her our their this that these those is are was "
+    "miles mi minute hour mile second block step steps blocks times people years months weeks my your his her our their this that these those is are was "
     "we you they it i me kids cars dogs cats blocks stops exits lanes way ways"
 )
 
 _RU_STREET = (
-    r"ул\.?|улиц[аеуы]|улицей|пр-т\.?|пр-те|пр-та|просп\.?|проспект\w*|пер\.?|переул\w*|бул\.?|бульв\.?|"
+    r"ул\.?|улиц[аеуы]|улицей|пр-т\.?|пр-те|пр-та|пр\.|просп\.?|проспект\w*|пер\.?|переул\w*|бул\.?|бульв\.?|"
     r"бульвар\w*|ш\.|шоссе|наб\.?|набережн\w*|пл\.?|площад\w*|мкр\.?|микрорайон\w*|вул\.?|вулиц\w*|"
     r"пров\.?|провул\w*|майдан\w*|тупик\w*|проезд\w*|проїзд\w*"
 )
@@ -46,11 +47,13 @@ _RU_HOUSE = (
 )
 _RU_FLAT = r"(?:,?\s*(?:кв\.?|квартира|кв-ра|офис|оф\.?|помещение|пом\.?)\s*\d{1,4})"
 _NAME = r"[А-ЯЁІЇЄҐA-Zа-яёіїєґ0-9][\w'’\-]*\.?"
+_NAME_MORE = r"(?-i:[А-ЯЁІЇЄҐA-Z0-9])[\w'’\-]*\.?"  # "Маршала Жукова", "8 Марта": capitalised words
 ADDRESS_RU = re.compile(
     # "ул. Ленина, д. 5, кв. 12", "проспект Мира 15к2", "вул. Хрещатик, 22"
-    rf"(?<!\w)(?P<kw>{_RU_STREET})(?:(?<=\.)|(?!\w))\s*(?P<name>{_NAME}(?:\s+{_NAME}){{0,2}}?),?\s*{_RU_HOUSE}{_RU_FLAT}?(?![\w])"
-    # "Тверская ул., 7, кв 45"
-    rf"|(?<!\w)[А-ЯЁІЇЄҐ][\w\-]+\s+(?:ул|вул|пр-т|просп|пер|бул)\.?,?\s*{_RU_HOUSE}{_RU_FLAT}?(?![\w])"
+    rf"(?<!\w)(?P<kw>{_RU_STREET})(?:(?<=\.)|(?!\w))\s*(?P<name>{_NAME}(?:\s+{_NAME_MORE}){{0,2}}?),?\s*{_RU_HOUSE}{_RU_FLAT}?(?![\w])"
+    # "Тверская ул., 7, кв 45", "на Ленинском проспекте 45"
+    rf"|(?<!\w)[А-ЯЁІЇЄҐ][\w\-]+\s+(?:(?:ул|вул|пр-т|просп|пер|бул)\.?|улиц\w*|проспект\w*|переул\w*|"
+    rf"бульвар\w*|шоссе|набережн\w*|вулиц\w*|провул\w*),?\s*{_RU_HOUSE}{_RU_FLAT}?(?![\w])"
     # "дом 14 корпус 3 квартира 88", "д. 5, кв. 12"
     rf"|(?<!\w)(?:д\.|дом|буд\.|будинок)\s*\d{{1,4}}[а-я]?(?:,?\s*(?:корп\.?|корпус|к\.|стр\.?)\s*\d{{1,3}})?"
     rf"{_RU_FLAT}",

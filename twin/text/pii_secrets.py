@@ -101,7 +101,7 @@ TOKEN_KW = re.compile(
     r"api[\s_\-]?secret|secret(?:[\s_\-]?key)?|token|key|апи[\s\-]?ключ|"
     r"ключ(?:\s+(?:api|апи|доступ[ау]|активации|активації|ліцензії|лицензии|от\s+\w+|від\s+\w+))?|"
     r"токен|секрет)"
-    rf"{_FILLER}\s*(?P<sep>[:=]|-|—|–|is|это|це)\s*[\"'«“]?(?P<val>[A-Za-z0-9_\-+/=.]{{8,}})",
+    rf"(?:{_FILLER}|\s+\w{{1,12}})\s*(?P<sep>[:=]|-|—|–|is|это|це)?\s*[\"'«“]?(?P<val>[A-Za-z0-9_\-+/=.]{{8,}})",
     re.I,
 )
 _DIGITS_VALUE = r"\d(?:[ \-]\d){3,7}|\d{2,4}(?:[ \-]\d{2,4}){1,3}|\d{3,8}"
@@ -138,8 +138,13 @@ _CYR_NOT_VALUE = re.compile(
 
 def token_check(m: re.Match, text: str) -> bool:
     val = m.group("val").rstrip(VAL_TRAIL)
-    if m.group("kw").lower() == "key" and m.group("sep") not in (":", "="):
+    sep = m.group("sep")
+    if m.group("kw").lower() == "key" and sep not in (":", "="):
         return False  # "the key is 2024 growth": only "key: ..." / "key = ..." is a key
+    if sep is None:  # "токен бота 7h3K9d0Qm2": no separator, so only a value that reads as random
+        return (
+            any(c.isdigit() for c in val) and any(c.islower() for c in val) and any(c.isupper() for c in val)
+        )
     return any(c.isdigit() for c in val) and any(c.isalpha() for c in val)
 
 

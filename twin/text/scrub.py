@@ -64,7 +64,7 @@ _DIGIT = re.compile(r"\d")
 # anything that could start a hit; on lower-cased text (re.I with Cyrillic is slow)
 _TRIGGER = re.compile(
     r"[\d@]|://|pass|pw|pin|code|otp|cv[vc]|парол|пасс|пин|код|-----begin|key|token|secret|ключ|токен|секрет"
-    r"|parol|porol| at |\[at\]|\(at\)|собак|равлик"
+    r"|parol|porol|[ \[({<]at[ \])}>]|собак|равлик"
 )
 _PW_HINTS = ("pass", "pw", "pin", "code", "otp", "cvv", "cvc", "парол", "пасс", "пин", "код", "parol", "porol")  # fmt: skip
 _KEY_WORDS = ("key", "token", "secret", "ключ", "токен", "секрет")
