@@ -24,7 +24,7 @@ _TLDS = (
     "ch|se|no|fi|dk|cz|tr|pt|be|at|ly|gl|gg|tv|su|рф"
 )
 URL = re.compile(
-    r"\b(?:https?|wss?|ftp|sftp|ssh|git)://[^\s<>\"'«»]+"
+    r"\b(?:https?|wss?|ftp|sftp|ssh|git|viber|whatsapp|tg|skype)://[^\s<>\"'«»]+"
     rf"|(?<![\w@./\-])(?:[\w\-]+\.)+(?:{_TLDS})/[^\s<>\"'«»]*",
     re.I,
 )
@@ -38,7 +38,9 @@ TOKEN_PARAMS = _words(
     "sessionid session_id sid private_token otp code jwt"
 )
 URL_TRAIL = ".,;:!?)]}»\"'"
-PHONE_IN_URL = re.compile(r"\+?\d{7,15}")
+PHONE_IN_URL = re.compile(r"(?:\+|%2[Bb])?\d{7,15}")
+# query parameters whose digits are a phone number; any other parameter's digits are an id or a search
+PHONE_PARAMS = _words("phone tel mobile msisdn number to from whatsapp wa")
 HEX = re.compile(r"(?:0x)?[0-9a-fA-F]+")
 # a path segment that is a key: one run of letters and digits, mixed case, no word separators
 _RANDOM_SEGMENT = re.compile(r"[A-Za-z0-9_\-]{24,}")

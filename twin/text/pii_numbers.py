@@ -69,7 +69,14 @@ def iban_spans(text: str) -> list[tuple[int, int]]:
 
 def card_check(m: re.Match, text: str) -> bool:
     digits = re.sub(r"\D", "", m.group(0))
-    return 13 <= len(digits) <= 19 and digits[0] != "0" and luhn_ok(digits)
+    if not (13 <= len(digits) <= 19 and digits[0] != "0" and luhn_ok(digits)):
+        return False
+    return not registry_number(text, m.start())  # a SIRET is Luhn-checked too
+
+
+def registry_number(text: str, start: int) -> bool:
+    """An order, tax or company registry number: the word right before the digits says so."""
+    return _NOT_PHONE_BEFORE.search(text[max(0, start - 24) : start]) is not None
 
 
 # a card typed over two messages: the digits at the end of one and at the start of the next
@@ -128,13 +135,15 @@ PHONE_CAND = re.compile(r"(?<![\w+])\+?\(?\d[\d \t().\-]{5,22}\d(?!\w)")
 # an order, registry or tax number right before the digits: not a phone
 _NOT_PHONE_BEFORE = re.compile(
     r"(?:(?:order|заказ|invoice|сч[её]т|ticket|тикет|рахун)\w*|№|#|id|no\.?|nr\.?|isbn|issn|track\w*|трек\w*"
-    r"|(?:огрн\w*|инн|кпп|окпо|бик|єдрпоу|едрпоу|edrpou|inn|ogrn|vat|crn|ein|kvk|hrb|abn|company|registr\w*|"
-    r"reg\.?|рег\.?|іпн|рнокпп)(?:\W+[^\W\d]+){0,2})"
+    r"|(?:огрн\w*|инн|кпп|окпо|бик|єдрпоу|едрпоу|edrpou|inn|ogrn|vat|crn|ein|kvk|hrb|abn|compan\w*|registr\w*|"
+    r"reg\.?|рег\.?|іпн|рнокпп|nip|regon|krs|siret|siren|ust-?id|steuer\w*|cif|nif|p\.?\s?iva|cnpj|унп|бин|"
+    r"иин|іін|ogrnip|tin|uen|gst\w*)(?:\W+[^\W\d]+){0,2})"
     r"\W{0,3}(?:no\.?|nr\.?|number|номер|код|code)?\W{0,3}$",
     re.I,
 )
 # thousands written with separators ("1 250 000", "125 000 000 rubles") and what follows an amount
 _THOUSANDS = re.compile(r"\d{1,3}(?:[ ,.\u00a0]\d{3})+")
+_DATE = re.compile(r"\d{1,4}[./\-]\d{1,2}[./\-]\d{1,4}")
 _UNIT_AFTER = re.compile(
     r"^\s*(?:[$€£₽₴]|rub|руб|р\.|грн|uah|usd|eur|dollars?|euros?|users?|people|человек|людей|km|км|units?|"
     r"шт|pcs|views?|просмотр|subscribers?|подписчик)",
@@ -217,7 +226,7 @@ class PhoneFinder:
         cands = []
         for m in PHONE_CAND.finditer(text):
             n = sum(c.isdigit() for c in m.group(0))
-            if 7 <= n <= 15 and not _NOT_PHONE_BEFORE.search(text[max(0, m.start() - 24) : m.start()]):
+            if 7 <= n <= 15 and not registry_number(text, m.start()) and not _an_amount(text, m):
                 cands.append(m)  # "order #4155552671" is an order number
         spans: list[tuple[int, int]] = []
         for c in cands:
@@ -255,7 +264,7 @@ class PhoneFinder:
         digits = re.sub(r"\D", "", raw)
         worded = _PHONE_WORD.search(text[max(0, c.start() - 40) : c.start()]) is not None
         national = digits[0] == "0" and len(digits) >= 9 and "." not in raw
-        if not (national or (worded and len(digits) >= 8)) or _an_amount(text, c):
+        if not (national or (worded and len(digits) >= 8)):
             return False
         if not national and _valid_intl(pn, digits):
             return True  # "380661234567", "94 77 123 4567": a country code without the "+"
@@ -265,6 +274,10 @@ class PhoneFinder:
 def _an_amount(text: str, c: re.Match) -> bool:
     """ "1 250 000", "125 000 000 rubles": a number grouped in thousands, or followed by a unit."""
     raw = c.group(0).strip()
+    if raw.startswith("+"):
+        return False
+    if _DATE.fullmatch(raw):
+        return True  # "04.05.2024": a date, in any region
     if _UNIT_AFTER.match(text[c.end() : c.end() + 14]):
         return True
     first = re.split(r"\D", raw, maxsplit=1)[0]
@@ -276,6 +289,12 @@ def _valid_in(pn, digits: str, region: str) -> bool:
         return pn.is_valid_number(pn.parse(digits, region))
     except pn.NumberParseException:
         return False
+
+
+def international(raw: str) -> bool:
+    """Digits that form a valid number with a country code, "+" or not ("380671234567")."""
+    digits = re.sub(r"\D", "", raw.replace("%2B", "").replace("%2b", ""))
+    return len(digits) >= 10 and _valid_intl(_pn(), digits)
 
 
 def _possible_intl(pn, digits: str) -> bool:

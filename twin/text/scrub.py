@@ -164,8 +164,8 @@ class Scrubber:
             kind = "SECRET"
         elif "@" in part and L.EMAIL.fullmatch(part):
             kind = "EMAIL"
-        elif L.PHONE_IN_URL.fullmatch(part):
-            return self._phone_sub(part)  # https://wa.me/79161234567
+        elif L.PHONE_IN_URL.fullmatch(part) and (key is None or key in L.PHONE_PARAMS):
+            return self._link_phone(part)  # https://wa.me/79161234567
         if kind is None:
             return part
         self.counts[kind] += 1
@@ -243,6 +243,14 @@ class Scrubber:
 
     def _phone_sub(self, text: str) -> str:
         return self.replace(text, self._phones.spans(text), "PHONE")
+
+    def _link_phone(self, part: str) -> str:
+        """The digits of a messenger link (wa.me/380671234567, ?number=%2B94771234567): a phone of
+        one of the regions, or an international number written without its "+"."""
+        if self._phones.spans(part) or N.international(part):
+            self.counts["PHONE"] += 1
+            return "[PHONE]"
+        return part
 
 
 def scrub_messages(texts: Sequence[str], scrubber: Scrubber) -> list[str]:
