@@ -126,7 +126,6 @@ OBFUSCATED_EMAIL = re.compile(
     rf"{_DOT}{_MAIL_TLD}(?![\w.])",
     re.I,
 )
-OBFUSCATION_HINTS = (" at ", "[at]", "(at)", "{at}", "<at>", "собак", "( at )", "[ at ]", "равлик")
 
 
 _PROVIDERS = _words(

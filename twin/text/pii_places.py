@@ -61,14 +61,13 @@ ADDRESS_RU = re.compile(
 )
 # full street words ("улица", "вулиці") take a capitalised name: "на улице жара 30" is the weather
 _ABBREVIATED = re.compile(r"^(?:ул|пр-т|просп|пер|бул|бульв|ш|наб|пл|мкр|вул|пров)\.?$", re.I)
-ADDRESS_HINTS_RU = ("ул", "пр", "пер", "бул", "ш.", "наб", "пл", "мкр", "вул", "дом", "д.", "буд", "майдан",
-                    "тупик", "проезд", "проїзд")  # fmt: skip
-_EN_SUFFIX_WORDS = frozenset(_EN_SUFFIX.split("|"))
-
-
-def en_hint(low: str) -> bool:
-    """Cheap test: a street word somewhere in the lower-cased text."""
-    return any(w.strip(".,;:!?") in _EN_SUFFIX_WORDS for w in low.split())
+# cheap gates on lower-cased text: a street word somewhere
+EN_HINT = re.compile(rf"\d[a-z]?(?:\s+[a-z0-9][a-z0-9'’.\-]*){{1,4}}\s+(?:{_EN_SUFFIX})\b")
+RU_HINT = re.compile(
+    r"ул[.\s]|пр[.\s]|пр-т|просп|пер[.\s]|бул[.\s]|бульв|ш\.|наб[.\s]|пл[.\s]|мкр|вул[.\s]|пров[.\s]|улиц|"
+    r"вулиц|проспект|переул|бульвар|шоссе|набережн|площад|микрорайон|провул|майдан|тупик|проезд|проїзд|"
+    r"д\.\s?\d|дом\s?\d|буд\.\s?\d|будинок\s?\d"
+)
 
 
 def address_en_check(m: re.Match, text: str) -> bool:

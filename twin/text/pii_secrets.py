@@ -209,6 +209,7 @@ _SEED_COMMON = _words(
     "toward try two under until upon very wait want way what when where which while why wish will "
     "with word work world worth wrong year you young"
 )
+_LATIN_WORD = re.compile(r"(?<![^\W\d_])[A-Za-z]{3,8}(?![^\W\d_])")
 _SEED_WORD = re.compile(r"(?:\d{1,2}[.):]\s*)?([A-Za-z]{3,8})[,;.!]?")
 
 
@@ -224,6 +225,9 @@ def _bip39():
 def seed_spans(text: str) -> list[tuple[int, int]]:
     """Runs of 12+ BIP39 words (numbered or not): a valid checksum, a label before, or random words."""
     words, m = _bip39()
+    latin = _LATIN_WORD.findall(text)
+    if len(latin) < 12 or sum(w.lower() in words for w in latin) < 12:
+        return []  # the common case: too few Latin words, or too few of them on the list
     spans, run = [], []
     for tok in re.finditer(r"\S+", text):
         w = _SEED_WORD.fullmatch(tok.group(0))

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from twin.text import pii_links as L
 from twin.text import pii_numbers as N
@@ -66,8 +66,24 @@ _TRIGGER = re.compile(
     r"[\d@]|://|pass|pw|pin|code|otp|cv[vc]|парол|пасс|пин|код|-----begin|key|token|secret|ключ|токен|секрет"
     r"|parol|porol|[ \[({<]at[ \])}>]|собак|равлик"
 )
-_PW_HINTS = ("pass", "pw", "pin", "code", "otp", "cvv", "cvc", "парол", "пасс", "пин", "код", "parol", "porol")  # fmt: skip
-_KEY_WORDS = ("key", "token", "secret", "ключ", "токен", "секрет")
+# cheap gates, on lower-cased text, for the detectors that need a word
+_PW_WORD = re.compile(r"pass|pw|pin|code|otp|cv[vc]|парол|пасс|пин|код|parol|porol")
+_KEY_WORD = re.compile(r"key|token|secret|ключ|токен|секрет")
+_AT_DOMAIN = re.compile(r" at [a-z0-9\-]+\.[a-z]")
+
+
+def _obfuscated_at(low: str) -> bool:
+    """Cheap test for a spelled-out "@": bracketed, Russian/Ukrainian, or " at " with a domain after it."""
+    if "собак" in low or "собачк" in low or "равлик" in low:
+        return True
+    if "at" not in low:
+        return False
+    if "[at]" in low or "(at)" in low or "{at}" in low or "<at>" in low or "[ at ]" in low or "( at )" in low:
+        return True
+    return " at " in low and (" dot " in low or "[dot]" in low or _AT_DOMAIN.search(low) is not None)
+
+
+_PASSPORT_WORD = re.compile(r"passport|паспорт|серия|серія")
 
 
 class Scrubber:
@@ -177,41 +193,36 @@ class Scrubber:
         # every key/token form is one 16+ character run without spaces (a PEM block starts with -----)
         longest = max(map(len, text.split()), default=0)
         low = text.lower()
-        if longest < 16 and text.count(":") < 2 and _TRIGGER.search(low) is None and not S.seed_hint(text):
+        seedy = S.seed_hint(text)
+        if longest < 16 and text.count(":") < 2 and _TRIGGER.search(low) is None and not seedy:
             return text  # most chat lines: no digit, no @, no keyword, no long token
-        for step in self._steps(text, low, longest):
-            text = step(text)
-        return text
-
-    def _steps(self, text: str, low: str, longest: int) -> list[Callable[[str], str]]:
-        """The detectors that could hit this text, in order (earlier ones win their characters)."""
+        # each detector runs only when a cheap test on the original text says it could hit
+        if longest >= 26:
+            text = self._sub("CRYPTO", L.CRYPTO, text, lambda m, _: L.wallet_ok(m.group(0)))
+        if (longest >= 16 and any(h in text for h in S.KEY_HINTS)) or "-----BEGIN" in text:
+            text = self._sub("SECRET", S.KEYS, text)
+        if "@" in text:
+            text = self._sub("EMAIL", L.EMAIL, text)
+        if _obfuscated_at(low):
+            text = self._sub("EMAIL", L.OBFUSCATED_EMAIL, text, L.obfuscated_email_ok)
+        if seedy:
+            text = self.replace(text, S.seed_spans(text), "SEED")
         has_digit = _DIGIT.search(text) is not None
         many_digits = has_digit and N.SEVEN_DIGITS.search(text) is not None
-        steps: list[Callable[[str], str]] = []
-        if longest >= 26:
-            steps.append(lambda t: self._sub("CRYPTO", L.CRYPTO, t, lambda m, _: L.wallet_ok(m.group(0))))
-        if (longest >= 16 and any(h in text for h in S.KEY_HINTS)) or "-----BEGIN" in text:
-            steps.append(lambda t: self._sub("SECRET", S.KEYS, t))
-        if "@" in text:
-            steps.append(lambda t: self._sub("EMAIL", L.EMAIL, t))
-        if any(h in low for h in L.OBFUSCATION_HINTS):
-            steps.append(lambda t: self._sub("EMAIL", L.OBFUSCATED_EMAIL, t, L.obfuscated_email_ok))
-        if S.seed_hint(text):
-            steps.append(lambda t: self.replace(t, S.seed_spans(t), "SEED"))
         if many_digits:
-            steps.append(self._accounts)
+            text = self._accounts(text)
         if has_digit:
-            steps.append(lambda t: self._ids(t, t.lower()))
-        if has_digit and text.count(".") >= 3:
-            steps.append(lambda t: self._sub("IP", L.IPV4, t, L.ipv4_check, group=1))  # the port stays
+            text = self._ids(text, low, many_digits)
+            if text.count(".") >= 3:
+                text = self._sub("IP", L.IPV4, text, L.ipv4_check, group=1)  # the port stays
         if text.count(":") >= 2:
-            steps.append(lambda t: self._sub("IP", L.IPV6, t, L.ipv6_check))
-        steps.append(self._keyworded)
+            text = self._sub("IP", L.IPV6, text, L.ipv6_check)
+        text = self._keyworded(text, low)
         if many_digits:
-            steps.append(self._phone_sub)
+            text = self._phone_sub(text)
         if longest >= 24:
-            steps.append(lambda t: self._sub("SECRET", S.LONG_TOKEN, t, S.long_token_check))
-        return steps
+            text = self._sub("SECRET", S.LONG_TOKEN, text, S.long_token_check)
+        return text
 
     def _accounts(self, text: str) -> str:
         """IBANs (before cards: an IBAN's digit groups can pass the Luhn check), then cards."""
@@ -219,25 +230,24 @@ class Scrubber:
             text = self.replace(text, N.iban_spans(text), "IBAN")
         return self._sub("CARD", N.CARD, text, N.card_check)
 
-    def _ids(self, text: str, low: str) -> str:
+    def _ids(self, text: str, low: str, many_digits: bool) -> str:
         """Passports, SSNs and street addresses: each needs its digits, most a word beside them."""
-        if any(h in low for h in N.PASSPORT_HINTS):
+        if _PASSPORT_WORD.search(low):
             text = self._sub("PASSPORT", N.PASSPORT, text, group="val")
-        if sum(c.isdigit() for c in text) >= 9:
+        if many_digits:  # an SSN's 9 digits
             text = self._sub("SSN", N.SSN, text, N.ssn_check)
-        if A.en_hint(low):
+        if A.EN_HINT.search(low):
             text = self._sub("ADDRESS", A.ADDRESS_EN, text, A.address_en_check)
-        if not text.isascii() and any(h in low for h in A.ADDRESS_HINTS_RU):
+        if not low.isascii() and A.RU_HINT.search(low):
             text = self._sub("ADDRESS", A.ADDRESS_RU, text, A.address_ru_check)
         return text
 
-    def _keyworded(self, text: str) -> str:
+    def _keyworded(self, text: str, low: str) -> str:
         """Values after a keyword: passwords and codes (before phones: "код 48291573" is a code), keys."""
-        low = text.lower()  # placeholders may have replaced parts since
-        if any(h in low for h in _PW_HINTS):
+        if _PW_WORD.search(low):
             text = self._sub("PASSWORD", S.PASSWORD, text, S.password_check, group="val")
             text = self._sub("CODE", S.CODE, text, S.code_check, group="val")
-        if any(h in low for h in _KEY_WORDS):
+        if _KEY_WORD.search(low):
             text = self._sub("SECRET", S.TOKEN_KW, text, S.token_check, group="val")
         return text
 
