@@ -133,7 +133,7 @@ PASSPORT = re.compile(
 PHONE_CAND = re.compile(r"(?<![\w+])\+?\(?\d[\d \t().\-]{5,22}\d(?!\w)")
 # an order, registry or tax number right before the digits: not a phone
 _NOT_PHONE_BEFORE = re.compile(
-    r"(?:(?:order|заказ|invoice|сч[её]т|ticket|тикет|рахун)\w*|№|#|id|no\.?|nr\.?|isbn|issn|track\w*|трек\w*"
+    r"(?<![^\W\d_])(?:(?:order|заказ|invoice|сч[её]т|ticket|тикет|рахун)\w*|№|#|id|no\.?|nr\.?|isbn|issn|track\w*|трек\w*"
     r"|(?:огрн\w*|инн|кпп|окпо|бик|єдрпоу|едрпоу|edrpou|inn|ogrn|vat|crn|ein|kvk|hrb|abn|compan\w*|registr\w*|"
     r"reg\.?|рег\.?|іпн|рнокпп|nip|regon|krs|siret|siren|ust-?id|steuer\w*|cif|nif|p\.?\s?iva|cnpj|унп|бин|"
     r"иин|іін|ogrnip|tin|uen|gst\w*)(?:\W+[^\W\d]+){0,2})"
@@ -280,7 +280,9 @@ def _an_amount(text: str, c: re.Match) -> bool:
     if _UNIT_AFTER.match(text[c.end() : c.end() + 14]):
         return True
     first = re.split(r"\D", raw, maxsplit=1)[0]
-    return _THOUSANDS.fullmatch(raw) is not None and (len(first) < 3 or raw.endswith("000"))
+    if raw.startswith("0") or _THOUSANDS.fullmatch(raw) is None:
+        return False  # "0 800 300 545": an amount never starts with a zero
+    return len(first) < 3 or raw.endswith("000")
 
 
 def _valid_in(pn, digits: str, region: str) -> bool:
