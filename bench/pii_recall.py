@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> dict:
     n, m = r["ordinary_changed"]
     print(f"\nadversarial cases removed: {c}/{t} = {c / t:.1%}")
     print(f"ordinary lines changed: {n}/{m} = {n / m:.2%}")
+    print(f"scrub rate on these lines: {r['messages_per_s']:,} messages/s (one process)")
     if args.show:
         for miss in r["misses"]:
             print("MISS", miss)

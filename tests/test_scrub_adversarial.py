@@ -161,3 +161,21 @@ def test_drafts_request_carries_a_scrubbed_contact_name():
     chat = Chat(peer_id=9, dialog_id=9, name="Oleg +7 916 482-73-15 oleg.k@mail.ru", input_entity=None)
     conv = conversation(recs, chat, gap_hours=24, scrubber=Scrubber(), context_chars=1000)
     assert conv is not None and conv.payload["contact"] == "Oleg [PHONE] [EMAIL]"
+
+
+def test_telethon_entities_become_pii_spans_in_python_indices():
+    """Telegram's API counts entity offsets in UTF-16 units: an emoji before a number shifts them."""
+    from telethon.tl import types
+
+    from twin.sources.telegram_client import entity_pii
+    from twin.text.sessions import merge_turns
+
+    text = "😀 ring 771 234 567 or mail n@x.lk"  # the emoji is two UTF-16 units, one Python character
+    ents = [types.MessageEntityPhone(offset=8, length=11), types.MessageEntityBold(offset=0, length=2),
+            types.MessageEntityEmail(offset=28, length=6)]  # fmt: skip
+    spans = entity_pii(text, ents)
+    assert spans == [[7, 11, "PHONE"], [27, 6, "EMAIL"]]
+    rec = _records(1, "x", [(text, False)])[0] | {"pii": spans}
+    s = Scrubber("US")
+    assert merge_turns([rec], scrubber=s)[0].text == "😀 ring [PHONE] or mail [EMAIL]"
+    assert entity_pii("hi", None) is None

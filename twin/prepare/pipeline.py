@@ -140,15 +140,10 @@ def process_dialog(
 
 
 def _dialog_scrubber(records: list[dict], cfg: PrepareConfig) -> Scrubber | None:
-    """The dialog's scrubber: ``--region`` plus the regions its own text points to; Telegram's
-    own phone/e-mail entities (the raw ``pii`` field) are replaced first."""
+    """The dialog's scrubber: ``--region`` plus the phone regions its own text points to."""
     if not cfg.scrub:
         return None
-    scrubber = Scrubber(cfg.region, extra=infer_regions(r["text"] for r in records))
-    for r in records:
-        if r.get("pii"):
-            r["text"] = scrubber.mark(r["text"], r["pii"])
-    return scrubber
+    return Scrubber(cfg.region, extra=infer_regions(r["text"] for r in records))
 
 
 def _empty_result(records: list[dict], n_sessions: int) -> dict[str, Any]:
