@@ -1,6 +1,6 @@
 """PII scrubber recall and false positives on the hand-written adversarial corpus.
 
-    .venv/bin/python -m bench.pii_recall            # per-kind recall, changed ordinary lines, speed
+    .venv/bin/python -m bench.pii_recall            # per-kind recall, changed ordinary lines
 
 Cases: ``tests/data/pii/adversarial.jsonl`` (one case a line: its messages in order and the
 values that must be gone from every scrubbed message), scrubbed the way ``twin prepare`` scrubs a
@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -44,12 +43,11 @@ def leaked(case: dict, out: list[str]) -> list[str]:
 
 
 def measure(region: str = "US,RU") -> dict:
-    """Recall per kind, the ordinary lines changed, and the scrub rate on both."""
+    """Recall per kind and the ordinary lines changed (speed: ``python -m bench.bench_prepare``)."""
     from twin.text.scrub import Scrubber
 
     cases, ordinary = load_cases(), load_ordinary()
     total, caught, misses = Counter(), Counter(), []
-    t0 = time.perf_counter()
     for case in cases:
         total[case["kind"]] += 1
         out = scrub_case(case["messages"], region)
@@ -59,14 +57,12 @@ def measure(region: str = "US,RU") -> dict:
             caught[case["kind"]] += 1
     scrubber = Scrubber(region)
     changed = [(ln, out) for ln in ordinary if (out := scrubber.scrub(ln)) != ln]
-    seconds = time.perf_counter() - t0
     return {
         "recall": {k: (caught[k], total[k]) for k in total},
         "cases": (sum(caught.values()), len(cases)),
         "ordinary_changed": (len(changed), len(ordinary)),
         "misses": misses,
         "changed": changed,
-        "messages_per_s": round((sum(len(c["messages"]) for c in cases) + len(ordinary)) / seconds),
     }
 
 
@@ -83,7 +79,6 @@ def main(argv: list[str] | None = None) -> dict:
     n, m = r["ordinary_changed"]
     print(f"\nadversarial cases removed: {c}/{t} = {c / t:.1%}")
     print(f"ordinary lines changed: {n}/{m} = {n / m:.2%}")
-    print(f"scrub rate on these lines: {r['messages_per_s']:,} messages/s (one process)")
     if args.show:
         for miss in r["misses"]:
             print("MISS", miss)

@@ -32,7 +32,7 @@ ADDRESS_EN = re.compile(
 # words that make "2 more days and the road" a sentence, not a street name
 _NOT_NAME = _words(
     "the a an and or to of in on at for from by with more than less days day hours hour minutes min km "
-    "miles mi minute hour mile second block step steps blocks times people years months weeks my your his her our their this that these those is are was "
+    "miles mi am pm minute hour mile second block step steps blocks times people years months weeks my your his her our their this that these those is are was "
     "we you they it i me kids cars dogs cats blocks stops exits lanes way ways"
 )
 
@@ -70,9 +70,16 @@ RU_HINT = re.compile(
 )
 
 
+# street words that are also everyday words ("3 goals close", "2 wins in a row"): only after a capitalised name
+_AMBIGUOUS = _words("close row place pl court ct gate square sq circle cir way mews gardens grove quay")
+
+
 def address_en_check(m: re.Match, text: str) -> bool:
     words = m.group("name").split()
-    return bool(words) and not any(w.lower().strip(".'") in _NOT_NAME for w in words)
+    if not words or any(w.lower().strip(".'") in _NOT_NAME for w in words):
+        return False
+    suffix = re.match(r"[A-Za-z]+", text[m.end("name") :].lstrip()).group(0)
+    return suffix.lower() not in _AMBIGUOUS or all(w[0].isupper() or w[0].isdigit() for w in words)
 
 
 def address_ru_check(m: re.Match, text: str) -> bool:
