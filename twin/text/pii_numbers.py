@@ -121,10 +121,10 @@ def ssn_check(m: re.Match, text: str) -> bool:
 
 
 PASSPORT = re.compile(
-    r"(?<!\w)(?:passport|паспорт\w*|загранпаспорт\w*|серия|серія)"
+    r"(?<!\w)(?:passport|паспорт\w*|загранпаспорт\w*|сери[яиюі]|серія)"
     r"[\s,:;#№.\-]*(?:(?:no|nr|number|num|номер|is|рф|данные|дані|мой|мій|my|серия|серія|и|та|us|usa)"
     r"(?!\w)[\s,:;#№.\-]*){0,4}"
-    r"(?P<val>\d{2}\s?\d{2}\s*(?:(?:номер|№|n)\s*)?\d{6}|[A-ZА-ЯІЇЄ]{1,2}\s?\d{6,8}|\d{3}\s?\d{3}\s?\d{3}|\d{6,9})"
+    r"(?P<val>\d{2}\s?\d{2}[,\s]*(?:(?:номер|№|n|no\.?)\s*)?\d{6}|[A-ZА-ЯІЇЄ]{1,2}\s?\d{6,8}|\d{3}\s?\d{3}\s?\d{3}|\d{6,9})"
     r"(?![\w])",
     re.I,
 )
@@ -261,6 +261,8 @@ class PhoneFinder:
         pn = _pn()
         raw = c.group(0)
         digits = re.sub(r"\D", "", raw)
+        if digits.startswith("80") and len(digits) >= 10:
+            digits = digits[1:]  # "8 (044) 123-45-67": the old long-distance 8 before a national 0
         worded = _PHONE_WORD.search(text[max(0, c.start() - 40) : c.start()]) is not None
         national = digits[0] == "0" and len(digits) >= 9 and "." not in raw
         if not (national or (worded and len(digits) >= 8)):

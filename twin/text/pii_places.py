@@ -25,7 +25,7 @@ _EN_TAIL = (
     r"(?:,?\s*(?:[A-Z]{2}\s+\d{5}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2}))?"  # state + ZIP / UK postcode
 )
 ADDRESS_EN = re.compile(
-    rf"(?<![\w#$€£.,:/\-])(?P<num>\d{{1,5}}[A-Za-z]?)(?P<name>(?:\s+(?:[A-Za-z][A-Za-z'’.\-]*|\d{{1,3}}(?:st|nd|rd|th)))(?:\s+(?:[A-Za-z][A-Za-z'’.\-]*|\d{{1,3}}(?:st|nd|rd|th))){{0,2}}?)"
+    rf"(?<![\w#$€£.,:/\-])(?P<num>(?:\d{{1,4}}/)?\d{{1,5}}[A-Za-z]?)(?P<name>(?:\s+(?:[A-Za-z][A-Za-z'’.\-]*|\d{{1,3}}(?:st|nd|rd|th)))(?:\s+(?:[A-Za-z][A-Za-z'’.\-]*|\d{{1,3}}(?:st|nd|rd|th))){{0,2}}?)"
     rf"\s+(?:{_EN_SUFFIX})\b\.?(?:\s+(?:NW|NE|SW|SE|N|S|E|W)\b)?{_EN_UNIT}?{_EN_TAIL}",
     re.I,
 )

@@ -83,7 +83,7 @@ def _obfuscated_at(low: str) -> bool:
     return " at " in low and (" dot " in low or "[dot]" in low or _AT_DOMAIN.search(low) is not None)
 
 
-_PASSPORT_WORD = re.compile(r"passport|паспорт|серия|серія")
+_PASSPORT_WORD = re.compile(r"passport|паспорт|сери[яиюі]|серія")
 
 
 class Scrubber:
