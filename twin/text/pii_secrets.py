@@ -274,7 +274,7 @@ _ASK_KIND = (
     ),
     ("SECRET", re.compile(r"(?<!\w)(?:api[\s_\-]?key|key|token|secret|ключ\w*|токен\w*)(?!\w)", re.I)),
 )
-ASK_HINTS = ("pin", "code", "otp", "cvv", "cvc", "pass", "pwd", "key", "token", "secret", "код", "пин", "парол", "ключ", "токен", "parol")  # fmt: skip
+_ASK_GATE = re.compile(r"pin|code|otp|cvv|cvc|pass|pwd|key|token|secret|код|пин|парол|ключ|токен|parol")
 _ASKING = re.compile(
     r"[?:]\s*\W{0,3}$|(?<!\w)(?:what'?s|whats|what\s+(?:is|was|were|are)|which|send|give|tell|share|need|"
     r"remind|скинь|кинь|пришли|дай|напиши|скажи|продиктуй|какой|какая|нужен|нужна|надішли|який|яка|"
@@ -312,8 +312,7 @@ def asked_secret(text: str, scrubbed: str) -> str | None:
 
     A message that already carried a value of that type (``scrubbed`` holds its placeholder) asks nothing.
     """
-    low = text.lower()
-    if not any(w in low for w in ASK_HINTS) or not _ASKING.search(text):
+    if _ASK_GATE.search(text.lower()) is None or not _ASKING.search(text):
         return None  # the substring test first: most messages name no secret at all
     for kind, pattern in _ASK_KIND:
         if pattern.search(text):
