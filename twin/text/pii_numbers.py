@@ -138,7 +138,8 @@ _NOT_PHONE_BEFORE = re.compile(
     r"(?<![^\W\d_])(?:(?:order|заказ|invoice|сч[её]т|ticket|тикет|рахун)\w*|№|#|id|no\.?|nr\.?|isbn|issn|track\w*|трек\w*"
     r"|(?:огрн\w*|инн|кпп|окпо|бик|єдрпоу|едрпоу|edrpou|inn|ogrn|vat|crn|ein|kvk|hrb|abn|compan\w*|registr\w*|"
     r"reg\.?|рег\.?|іпн|рнокпп|nip|regon|krs|siret|siren|ust-?id|steuer\w*|cif|nif|p\.?\s?iva|cnpj|унп|бин|"
-    r"иин|іін|ogrnip|tin|uen|gst\w*)(?:\W+[^\W\d]+){0,2})"
+    r"иин|іін|ogrnip|tin|uen|gst\w*|barcode|ean|upc|imei|serial|s/n|sku|артикул\w*|арт|штрих\w*)"
+    r"(?:\W+[^\W\d]+){0,2})"
     r"\W{0,3}(?:no\.?|nr\.?|number|номер|код|code)?\W{0,3}$",
     re.I,
 )
