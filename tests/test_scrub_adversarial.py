@@ -179,3 +179,12 @@ def test_telethon_entities_become_pii_spans_in_python_indices():
     s = Scrubber("US")
     assert merge_turns([rec], scrubber=s)[0].text == "😀 ring [PHONE] or mail [EMAIL]"
     assert entity_pii("hi", None) is None
+
+
+def test_malformed_entity_hints_are_ignored():
+    """The raw ``pii`` field is a hint: bad entries (wrong shape, type, place or overlap) change nothing."""
+    s = Scrubber("US")
+    text = "call 0771234567 now"
+    bad = [[5], ["x", 3, "PHONE"], [5, 10, "NAME"], [50, 3, "PHONE"], [6, 2, "PHONE"]]
+    assert s.mark(text, bad + [[5, 10, "PHONE"]]) == "call [PHONE] now"
+    assert s.mark(text, "not a list") == text and s.counts["PHONE"] == 1

@@ -129,11 +129,20 @@ class Scrubber:
 
     def mark(self, text: str, entities: Iterable[Sequence]) -> str:
         """Replace spans the source already tagged, ``[offset, length, kind]`` (Telegram's own entities)."""
-        spans = sorted((int(o), int(o) + int(n), str(k).upper()) for o, n, k in entities)
-        for s, e, kind in reversed(spans):
-            if kind in TYPES and 0 <= s < e <= len(text):
-                text = text[:s] + f"[{kind}]" + text[e:]
-                self.counts[kind] += 1
+        spans = []
+        for ent in entities if isinstance(entities, list) else ():
+            try:
+                o, n, k = ent
+                spans.append((int(o), int(o) + int(n), str(k).upper()))
+            except (TypeError, ValueError):
+                continue  # a hint only: a malformed entry leaves the text to the detectors
+        kept: list[tuple[int, int, str]] = []
+        for s, e, kind in sorted(spans, key=lambda sp: (sp[0], -sp[1])):  # the outer one of overlapping spans
+            if kind in TYPES and 0 <= s < e <= len(text) and (not kept or s >= kept[-1][1]):
+                kept.append((s, e, kind))
+        for s, e, kind in reversed(kept):
+            text = text[:s] + f"[{kind}]" + text[e:]
+            self.counts[kind] += 1
         return text
 
     def __call__(self, text: str) -> str:
