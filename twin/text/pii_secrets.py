@@ -85,8 +85,8 @@ _CODE_WORD = (
 )
 # a few words may sit between the keyword and the value: "password for wifi is", "код из смс:"
 _FILLER = (
-    r"(?:\s+(?:(?:for|to|from|of|on|at|от|для|на|к|из|в|від|до|з|із|ot|ot|dlya|na|do)\s+[\w.\-]{1,30}|my|the|"
-    r"wifi|wi-fi|account|router|email|mail|bank|phone|sms|is|was|will\s+be|мой|моя|мій|моя|вайфая|вайфай|"
+    r"(?:\s+(?:(?:for|to|from|of|on|at|от|для|на|к|из|в|від|до|з|із|ot|dlya|na|do)\s+[\w.\-]{1,30}|my|the|"
+    r"wifi|wi-fi|account|router|email|mail|bank|phone|sms|is|was|will\s+be|мой|моя|мій|вайфая|вайфай|"
     r"вайфаю|почты|пошти|банка|карты|картки|смс|домофона|подъезда|під'їзду|сейфа|приложения|входа|"
     r"подтверждения|підтвердження|доступу|доступа|це|это|будет|буде|такой|такое|такий)){0,3}"
 )
