@@ -116,7 +116,7 @@ EMAIL = re.compile(
     r"(?<![\w.+\-])[\w.+\-]{1,64}@(?:[^\W_](?:[\w\-]{0,61}[^\W_])?\.)+[^\W\d_]{2,24}(?!\w)", re.UNICODE
 )
 # "anna.k at gmail dot com", "j.smith [at] proton [dot] me", "olga собака yandex точка ru"
-_AT = r"(?:\s*[\[({<]\s*(?:at|собака|собачка|ет)\s*[\])}>]\s*|\s+(?:at|собака|собачка|равлик)\s+)"
+_AT = r"(?:\s*[\[({<]\s*(?:at|собака|собачка|ет)\s*[\])}>]\s*|\s+(?:at|собака|собачка|равлик)\s+|\s+@\s*|\s*@\s+)"
 _DOT = r"(?:\s*[\[({<]\s*(?:dot|точка|крапка)\s*[\])}>]\s*|\s+(?:dot|точка|крапка)\s+|\.)"
 _MAIL_TLD = (
     r"(?:com|ru|ua|net|org|io|me|de|uk|by|kz|lk|in|co|info|edu|fr|it|es|nl|pl|ch|рф|ру|ком|нет|орг|юа)"
@@ -143,7 +143,7 @@ def obfuscated_email_ok(m: re.Match, text: str) -> bool:
     """
     s = m.group(0)
     if "@" in s:
-        return False
+        return re.search(r"\s@|@\s", s) is not None  # "anna.k @ gmail.com": the plain pattern wants no spaces
     bare = _BARE_AT.search(s)
     if bare is None:
         return True

@@ -132,7 +132,7 @@ PASSPORT = re.compile(
 )
 
 # --- phones -----------------------------------------------------------------------------------
-PHONE_CAND = re.compile(r"(?<![\w+])\+?\(?\d[\d \t().\-]{5,22}\d(?!\w)")
+PHONE_CAND = re.compile(r"(?<![\w+/])\+?\(?\d[\d \t().\-/]{5,22}\d(?![\w/])")  # "030/12345678" too
 # an order, registry or tax number right before the digits: not a phone
 _NOT_PHONE_BEFORE = re.compile(
     r"(?<![^\W\d_])(?:(?:order|заказ|invoice|сч[её]т|ticket|тикет|рахун)\w*|№|#|id|no\.?|nr\.?|isbn|issn|track\w*|трек\w*"

@@ -74,7 +74,7 @@ _AT_DOMAIN = re.compile(r" at [a-z0-9\-]+\.[a-z]")
 
 def _obfuscated_at(low: str) -> bool:
     """Cheap test for a spelled-out "@": bracketed, Russian/Ukrainian, or " at " with a domain after it."""
-    if "собак" in low or "собачк" in low or "равлик" in low:
+    if "собак" in low or "собачк" in low or "равлик" in low or " @" in low or "@ " in low:
         return True
     if "at" not in low:
         return False
@@ -288,6 +288,8 @@ def scrub_messages(texts: Sequence[str], scrubber: Scrubber) -> list[str]:
         if i and clean == text and out[-1] == texts[i - 1] and (cut := N.split_card(texts[i - 1], text)):
             out[-1] = scrubber.replace(texts[i - 1], [cut[0]], "CARD")
             clean = scrubber.replace(text, [cut[1]], "CARD")
+        if clean == text and -1 < text.find("?") < len(text) - 1:
+            clean = _asked_and_answered(text, scrubber)  # "the password? it's tulip88"
         keep_asking = False
         if asked is not None and clean == text:
             span = answer_span(text, asked)
@@ -301,3 +303,14 @@ def scrub_messages(texts: Sequence[str], scrubber: Scrubber) -> list[str]:
         out.append(clean)
         asked = asked if keep_asking else asked_secret(text, clean)
     return out
+
+
+def _asked_and_answered(text: str, scrubber: Scrubber) -> str:
+    """One message that asks for a secret and answers it after the question mark."""
+    k = text.index("?") + 1
+    kind = asked_secret(text[:k], text[:k])
+    span = answer_span(text[k:], kind) if kind is not None and text[k:].strip() else None
+    if span is None:
+        return text
+    scrubber.counts[kind] += 1
+    return text[: k + span[0]] + f"[{kind}]" + text[k + span[1] :]
