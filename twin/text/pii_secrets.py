@@ -75,9 +75,7 @@ def long_token_check(m: re.Match, text: str) -> bool:
 
 
 # --- keyword-introduced passwords and codes (EN + RU + UK, and transliterated) ----------------
-_PW_WORD = (
-    r"(?:password|passwd|passcode|passphrase|pass|pwd|pw|парол[ьяюеі]м?|пасс|пассворд|parol[ьj']?|porol)"
-)
+_PW_WORD = r"(?:password|passwd|passcode|passphrase|pass|pwd|pw|парол(?:ьчик\w*|[ьяюеі]м?)|пасс|пассворд|parol[ьj']?|porol)"
 _CODE_WORD = (
     r"(?:pin(?:\s*code)?|pincode|otp|cvv2?|cvc2?|one[\s\-]time\s+code|verification\s+code|"
     r"confirmation\s+code|security\s+code|sms\s+code|door\s+code|gate\s+code|code|"
@@ -337,7 +335,8 @@ def answer_span(text: str, kind: str) -> tuple[int, int] | None:
         val = val.rstrip(".!")
         span = (span[0], span[0] + len(val))
         n = sum(c.isdigit() for c in val)
-        return span if re.fullmatch(r"[*#]?[\d \-]+[#*]?", val) and 2 <= n <= 8 else None
+        # digits, spaced or not, with "#"/"*" or one letter around them ("7719#", "К1234")
+        return span if re.fullmatch(r"[*#]?[^\W\d_]?[\d \-]+[^\W\d_]?[#*]?", val) and 2 <= n <= 8 else None
     if CYRILLIC.search(val) and not any(c.isdigit() for c in val):
         # a Russian/Ukrainian word is a password only as the whole answer to a password question
         ok = kind == "PASSWORD" and val.isalpha() and len(val) >= 4 and not _CYR_NOT_VALUE.search(val)
