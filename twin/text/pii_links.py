@@ -118,9 +118,8 @@ EMAIL = re.compile(
 # "anna.k at gmail dot com", "j.smith [at] proton [dot] me", "olga собака yandex точка ru"
 _AT = r"(?:\s*[\[({<]\s*(?:at|собака|собачка|ет)\s*[\])}>]\s*|\s+(?:at|собака|собачка|равлик)\s+|\s+@\s*|\s*@\s+)"
 _DOT = r"(?:\s*[\[({<]\s*(?:dot|точка|крапка)\s*[\])}>]\s*|\s+(?:dot|точка|крапка)\s+|\.)"
-_MAIL_TLD = (
-    r"(?:com|ru|ua|net|org|io|me|de|uk|by|kz|lk|in|co|info|edu|fr|it|es|nl|pl|ch|рф|ру|ком|нет|орг|юа)"
-)
+# any Latin top-level domain; a few spelled in Cyrillic ("точка ру")
+_MAIL_TLD = r"(?:[a-z]{2,6}|рф|ру|ком|нет|орг|юа)"
 OBFUSCATED_EMAIL = re.compile(
     rf"(?<![\w.+\-])[A-Za-z0-9_+\-]+(?:{_DOT}[A-Za-z0-9_+\-]+)*{_AT}[A-Za-z0-9\-]+(?:{_DOT}[A-Za-z0-9\-]+)*"
     rf"{_DOT}{_MAIL_TLD}(?![\w.])",
@@ -150,6 +149,19 @@ def obfuscated_email_ok(m: re.Match, text: str) -> bool:
     local, domain = s[: bare.start()], s[bare.end() :]
     first = re.split(r"\s|\.|[\[({<]", domain.strip(), maxsplit=1)[0].lower()
     return re.search(r"[._\d+]|\sdot\s", local, re.I) is not None or first in _PROVIDERS
+
+
+def obfuscated_email_spans(text: str) -> list[tuple[int, int]]:
+    """Spans of spelled-out addresses; after a rejected match ("me at m.jones") the search goes on
+    from the next character, so the real address inside it ("m.jones at yahoo.com") is still found."""
+    spans, pos = [], 0
+    while (m := OBFUSCATED_EMAIL.search(text, pos)) is not None:
+        if obfuscated_email_ok(m, text):
+            spans.append(m.span())
+            pos = m.end()
+        else:
+            pos = m.start() + 1
+    return spans
 
 
 # --- IPs --------------------------------------------------------------------------------------

@@ -213,7 +213,7 @@ class Scrubber:
         if "@" in text:
             text = self._sub("EMAIL", L.EMAIL, text)
         if _obfuscated_at(low):
-            text = self._sub("EMAIL", L.OBFUSCATED_EMAIL, text, L.obfuscated_email_ok)
+            text = self.replace(text, L.obfuscated_email_spans(text), "EMAIL")
         if seedy:
             text = self.replace(text, S.seed_spans(text), "SEED")
         has_digit = _DIGIT.search(text) is not None
