@@ -336,7 +336,7 @@ def answer_span(text: str, kind: str) -> tuple[int, int] | None:
         span = (span[0], span[0] + len(val))
         n = sum(c.isdigit() for c in val)
         # digits, spaced or not, with "#"/"*" or one letter around them ("7719#", "К1234")
-        return span if re.fullmatch(r"[*#]?[^\W\d_]?[\d \-]+[^\W\d_]?[#*]?", val) and 2 <= n <= 8 else None
+        return span if re.fullmatch(r"[*#]?[^\W\d_]?[\d \-]+[^\W\d_]?[#*]?", val) and 1 <= n <= 8 else None
     if CYRILLIC.search(val) and not any(c.isdigit() for c in val):
         # a Russian/Ukrainian word is a password only as the whole answer to a password question
         ok = kind == "PASSWORD" and val.isalpha() and len(val) >= 4 and not _CYR_NOT_VALUE.search(val)
