@@ -191,8 +191,10 @@ def test_counts_not_values():
 
 def test_region_controls_national_numbers():
     us_only = Scrubber("US")
-    assert us_only.scrub("номер 8 (916) 123-45-67") == "номер 8 (916) 123-45-67"
-    assert Scrubber("RU").scrub("номер 8 (916) 123-45-67") == "номер [PHONE]"
+    assert us_only.scrub("до 8 (916) 123-45-67") == "до 8 (916) 123-45-67"
+    assert Scrubber("RU").scrub("до 8 (916) 123-45-67") == "до [PHONE]"
+    # written as a phone (after a phone word), a national number of any region goes
+    assert us_only.scrub("номер 8 (916) 123-45-67") == "номер [PHONE]"
     assert us_only.scrub("intl +7 916 123-45-67 works anywhere") == "intl [PHONE] works anywhere"
 
 

@@ -54,9 +54,10 @@ def answered(records: Sequence[dict], last_out: int) -> bool:
 def _scrubbed(records: Sequence[dict], scrubber: Scrubber) -> list[dict]:
     """The records with their texts scrubbed in order, as :func:`merge_turns` would scrub them."""
     usable = [r for r in records if r.get("text") and not r.get("forwarded") and r["text"].strip()]
-    clean = dict(zip((r["id"] for r in usable), scrub_messages([r["text"].strip() for r in usable], scrubber),
-                     strict=True))  # fmt: skip
-    return [{**r, "text": clean.get(r["id"], "")} for r in records]
+    # the spans Telegram tagged as a phone or an e-mail (the record's ``pii``) go first, as in prepare
+    texts = [(scrubber.mark(r["text"], r["pii"]) if r.get("pii") else r["text"]).strip() for r in usable]
+    clean = dict(zip((r["id"] for r in usable), scrub_messages(texts, scrubber), strict=True))
+    return [{**r, "text": clean.get(r["id"], ""), "pii": None} for r in records]
 
 
 def conversation(

@@ -26,7 +26,10 @@ def register(app: typer.Typer) -> None:
             None, "--tokenizer", help="Base model/tokenizer dir: budget context in real tokens."
         ),
         region: str | None = typer.Option(
-            None, "--region", help="Default region(s) for national phone numbers, e.g. US or US,RU."
+            None,
+            "--region",
+            help="Phone regions tried first for national numbers, e.g. US or US,RU (default US,RU); each "
+            "chat adds the regions its script and numbers point to, listed in the summary.",
         ),
         val_fraction: float | None = typer.Option(
             None, "--val-fraction", help="Share of sessions in val (0.05)."
@@ -94,6 +97,9 @@ def print_summary(stats: dict, out: str) -> None:
         t.add_section()
         for kind, n in stats["pii"].items():
             t.add_row(f"PII [{kind}]", f"{n:,}")
+        regions = stats.get("phone_regions") or {}
+        if regions:  # --region plus what the chats pointed to (script, their numbers): say which
+            t.add_row("phone regions (dialogs)", ", ".join(f"{r} ({n:,})" for r, n in regions.items()))
     else:
         t.add_section()
         t.add_row("PII scrub", "OFF (--no-scrub)")

@@ -30,7 +30,7 @@ from twin.memory import ensure_memory
 from twin.prepare.config import PrepareConfig
 from twin.prepare.examples import CONVERTERS, dataset_info, in_val, session_examples, session_hash
 from twin.sources.records import dialog_files, validate_record
-from twin.text.scrub import TYPES, Scrubber
+from twin.text.scrub import TYPES, Scrubber, infer_regions
 from twin.text.sessions import build_sessions
 
 __all__ = ["PrepareConfig", "run_prepare", "process_dialog"]
@@ -120,8 +120,10 @@ def process_dialog(
     cfg = cfg or _worker["cfg"]
     count = count or _worker.get("count", len)
     records = _read_records(Path(path))
-    scrubber = Scrubber(cfg.region) if cfg.scrub else None
+    scrubber = _dialog_scrubber(records, cfg)
     contact = next((r["dialog_name"] for r in reversed(records) if r.get("dialog_name")), None)
+    if scrubber is not None and contact:
+        contact = scrubber.scrub(contact)  # "Oleg +7 916 ...": a contact's name is text like any other
     sessions = build_sessions(records, cfg.gap_hours, scrubber=scrubber)
     res = _empty_result(records, len(sessions))
     buf: dict[str, dict[str, list[str]]] = {k: {"train": [], "val": []} for k in ("main", *cfg.format)}
@@ -133,7 +135,15 @@ def process_dialog(
     # one string per output file: pickling a few big strings is far cheaper than many small ones
     res["text"] = {k: {sp: "".join(line + "\n" for line in v[sp]) for sp in v} for k, v in buf.items()}
     res["pii"] = dict(scrubber.counts) if scrubber else {}
+    res["regions"] = scrubber.regions if scrubber else []
     return res
+
+
+def _dialog_scrubber(records: list[dict], cfg: PrepareConfig) -> Scrubber | None:
+    """The dialog's scrubber: ``--region`` plus the phone regions its own text points to."""
+    if not cfg.scrub:
+        return None
+    return Scrubber(cfg.region, extra=infer_regions(r["text"] for r in records))
 
 
 def _empty_result(records: list[dict], n_sessions: int) -> dict[str, Any]:
@@ -314,6 +324,7 @@ def _totals(results: list[dict]) -> tuple[Counter, Counter, dict[str, list[int]]
             counts[key] += res[key]
         counts["dialogs_with_examples"] += res["examples"] > 0
         pii.update(res["pii"])
+        counts.update(f"region:{r}" for r in res.get("regions", ()))
         for k, v in res["lengths"].items():
             lengths.setdefault(k, []).extend(v)
         hashes.extend(res["session_hashes"])
@@ -346,6 +357,8 @@ def _stats(
             "val_sessions": counts["val_sessions"],
         },
         "pii": {t: pii.get(t, 0) for t in TYPES} if cfg.scrub else {},
+        # phone regions the scrubber used, with the number of dialogs each was used in
+        "phone_regions": {k[7:]: v for k, v in counts.most_common() if k.startswith("region:")},
         "lengths": {k: _percentiles(v) for k, v in lengths.items()},
     }
     stats["lengths"].setdefault("context_size", {})["unit"] = cfg.context_unit

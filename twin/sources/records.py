@@ -20,6 +20,10 @@ from twin.fileio import atomic_write_bytes, iter_jsonl
 # Field order is part of the format: it makes re-exports byte-identical.
 FIELDS = ("source", "dialog_id", "dialog_name", "id", "date", "out", "text", "reply_to", "forwarded", "media")
 REQUIRED = ("dialog_id", "id", "date", "out")
+# Optional, written only when present (older files and readers are unaffected):
+# pii: [[offset, length, "PHONE" | "EMAIL"], ...] spans of the text that Telegram itself tagged as a
+# phone number or an e-mail (Desktop's text_entities); prepare's scrubber replaces them first.
+OPTIONAL = ("pii",)
 
 
 class RawRecord(TypedDict):
@@ -33,6 +37,7 @@ class RawRecord(TypedDict):
     reply_to: int | None
     forwarded: bool
     media: str | None  # Telegram Desktop's media_type names: "photo", "sticker", "voice_message", ... or None
+    # optional (see OPTIONAL): pii: list[[offset, length, kind]]
 
 
 def iso_utc(value: datetime | int | float) -> str:
@@ -79,9 +84,18 @@ def make_record(
     }
 
 
+def canonical(rec: dict[str, Any]) -> dict[str, Any]:
+    """The record's fields in the canonical order; an optional field only when it has a value."""
+    row = {k: rec.get(k) for k in FIELDS}
+    for k in OPTIONAL:
+        if rec.get(k):
+            row[k] = rec[k]
+    return row
+
+
 def dumps_record(rec: dict[str, Any]) -> str:
     """One raw record as a compact JSON line in the canonical field order."""
-    return json.dumps({k: rec.get(k) for k in FIELDS}, ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(canonical(rec), ensure_ascii=False, separators=(",", ":"))
 
 
 def validate_record(obj: Any, where: str) -> RawRecord:
@@ -159,7 +173,7 @@ def decode_rows(blob: bytes) -> list[dict]:
 
 def write_dialog(path: str | os.PathLike, records: Iterable[dict]) -> int:
     """Atomically write a dialog file, sorted by (date, id). Returns the record count."""
-    rows = [{k: rec.get(k) for k in FIELDS} for rec in sorted(records, key=sort_key)]
+    rows = [canonical(rec) for rec in sorted(records, key=sort_key)]
     atomic_write_bytes(path, encode_rows(rows))
     return len(rows)
 

@@ -191,7 +191,7 @@ def message_record(message: Any, dialog_id: int, dialog_name: str | None) -> dic
     # A reply to a message of *another* chat (reply_to_peer_id) has an id that means nothing here.
     if isinstance(reply, types.MessageReplyHeader) and reply.reply_to_peer_id is None:
         reply_to = reply.reply_to_msg_id
-    return make_record(
+    rec = make_record(
         source=SOURCE,
         dialog_id=dialog_id,
         dialog_name=dialog_name,
@@ -203,6 +203,27 @@ def message_record(message: Any, dialog_id: int, dialog_name: str | None) -> dic
         forwarded=message.fwd_from is not None,
         media=media,
     )
+    pii = entity_pii(text, getattr(message, "entities", None))
+    if pii:
+        rec["pii"] = pii  # type: ignore[typeddict-unknown-key]
+    return rec
+
+
+def entity_pii(text: str, entities: Any) -> list[list] | None:
+    """``[[offset, length, kind]]`` (Python string indices) of the phone and e-mail entities Telegram
+    attached to a message; its offsets count UTF-16 code units, so emoji before them shift."""
+    from telethon.tl import types
+
+    kinds = {types.MessageEntityPhone: "PHONE", types.MessageEntityEmail: "EMAIL"}
+    found = [(e, kinds[type(e)]) for e in entities or () if type(e) in kinds]
+    if not found:
+        return None
+    units = text.encode("utf-16-le")
+
+    def index(u: int) -> int:
+        return len(units[: 2 * u].decode("utf-16-le", "ignore"))
+
+    return [[index(e.offset), index(e.offset + e.length) - index(e.offset), k] for e, k in found]
 
 
 def classify_dialog(dialog: Any, include_groups: bool) -> str | None:

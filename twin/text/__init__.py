@@ -1,3 +1,4 @@
 """How chat messages become clean text: sessions and turns (``sessions.py``) and the PII scrubber
-(``scrub.py``). Shared by ``twin prepare`` (training data) and ``twin drafts`` (a live chat), so the
-twin sees a conversation cut and scrubbed the same way in both."""
+(``scrub.py``, with its detectors by family in ``pii_links.py``, ``pii_numbers.py``, ``pii_places.py``
+and ``pii_secrets.py``). Shared by ``twin prepare`` (training data) and ``twin drafts`` (a live chat),
+so the twin sees a conversation cut and scrubbed the same way in both."""

@@ -79,11 +79,14 @@ def merge_turns(
     the one before it in view) before anything else sees them; ``clean`` is a per-message alternative.
     """
     usable = [r for r in messages if r.get("text") and not r.get("forwarded") and r["text"].strip()]
-    texts = [r["text"].strip() for r in usable]
     if scrubber is not None:
+        # the spans Telegram tagged as a phone or an e-mail (the raw ``pii`` field) go first
+        texts = [(scrubber.mark(r["text"], r["pii"]) if r.get("pii") else r["text"]).strip() for r in usable]
         texts = scrub_messages(texts, scrubber)
-    elif clean is not None:
-        texts = [clean(t) for t in texts]
+    else:
+        texts = [r["text"].strip() for r in usable]
+        if clean is not None:
+            texts = [clean(t) for t in texts]
     turns: list[Turn] = []
     last: Turn | None = None
     for rec, text in zip(usable, texts, strict=True):

@@ -351,7 +351,7 @@ def positives() -> list[tuple[str, str, str, str]]:
                 rows.append((kind, v, tpl.format(v=f"[{v}]"), tpl.format(v="[[IP]]")))
             else:
                 rows.append((kind, v, tpl.format(v=v), tpl.format(v=f"[{kind}]")))
-    return rows + new_positives()
+    return rows + new_positives() + ROUND2_POSITIVES
 
 
 # --- issue 10 items 3-5: split codes, plain-word passwords, links, crypto, answers -------------
@@ -786,6 +786,68 @@ def clean() -> list[str]:
                 line = line.replace(key, R.choice(vals), 1)
         out.add(line)
     return sorted(out | set(CLEAN_NEW))
+
+
+# issue 19: seed phrases, street addresses, passports, SSNs (hand-written; values from the rules:
+# BIP39 phrases from the `mnemonic` generator, SSN area/group/serial rules)
+ROUND2_POSITIVES = [
+    (
+        "SEED",
+        "dance sample radio elder uncle cancel negative zone flame lend donkey law",
+        "seed: dance sample radio elder uncle cancel negative zone flame lend donkey law",
+        "seed: [SEED]",
+    ),
+    (
+        "SEED",
+        "join live jacket tourist mango wrestle retire sleep biology ski three prefer",
+        "join live jacket tourist mango wrestle retire sleep biology ski three prefer",
+        "[SEED]",
+    ),
+    (
+        "SEED",
+        "leg boy peasant lock faint chief stairs meat evolve zero rate deny",
+        "сид фраза: leg boy peasant lock faint chief stairs meat evolve zero rate deny ок?",
+        "сид фраза: [SEED] ок?",
+    ),
+    (
+        "SEED",
+        "mimic wagon upgrade trap kite father wait detail convince afraid road park",
+        "mimic wagon upgrade trap kite father wait detail convince afraid road park.",
+        "[SEED].",
+    ),
+    (
+        "SEED",
+        "endless vault champion torch perfect cheap message proud naive much border broom",
+        "мнемоніка endless vault champion torch perfect cheap message proud naive much border broom",
+        "мнемоніка [SEED]",
+    ),
+    ("ADDRESS", "221B Baker Street", "I live at 221B Baker Street now", "I live at [ADDRESS] now"),
+    (
+        "ADDRESS",
+        "42 Maple Ave, apt 3",
+        "party at 42 Maple Ave, apt 3 — come at 8",
+        "party at [ADDRESS] — come at 8",
+    ),
+    ("ADDRESS", "17 oak road", "new place: 17 oak road", "new place: [ADDRESS]"),
+    ("ADDRESS", "ул. Ленина, д. 5, кв. 12", "адрес: ул. Ленина, д. 5, кв. 12", "адрес: [ADDRESS]"),
+    ("ADDRESS", "проспект Мира 15к2", "приезжай на проспект Мира 15к2", "приезжай на [ADDRESS]"),
+    ("ADDRESS", "вул. Хрещатик, 22, кв. 5", "адреса: вул. Хрещатик, 22, кв. 5", "адреса: [ADDRESS]"),
+    (
+        "ADDRESS",
+        "дом 14 корпус 3 квартира 88",
+        "дом 14 корпус 3 квартира 88, домофон не работает",
+        "[ADDRESS], домофон не работает",
+    ),
+    ("PASSPORT", "45 12 345678", "паспорт 45 12 345678", "паспорт [PASSPORT]"),
+    ("PASSPORT", "4512 номер 345678", "серия 4512 номер 345678, выдан ОВД", "серия [PASSPORT], выдан ОВД"),
+    ("PASSPORT", "A12345678", "my passport number is A12345678", "my passport number is [PASSPORT]"),
+    ("PASSPORT", "548792316", "passport no. 548792316", "passport no. [PASSPORT]"),
+    ("PASSPORT", "СН 123456", "паспорт СН 123456, виданий 2001", "паспорт [PASSPORT], виданий 2001"),
+    ("SSN", "123-45-6789", "SSN 123-45-6789", "SSN [SSN]"),
+    ("SSN", "078 05 1120", "my social security number is 078 05 1120", "my social security number is [SSN]"),
+    ("SSN", "219-09-9999", "for the form: 219-09-9999 is mine", "for the form: [SSN] is mine"),
+    ("SSN", "536904471", "ssn: 536904471", "ssn: [SSN]"),
+]
 
 
 if __name__ == "__main__":

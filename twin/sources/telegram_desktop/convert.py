@@ -96,6 +96,29 @@ def flatten(text: list, file: Path, where: str) -> str:
     return "".join(parts)
 
 
+_PII_ENTITIES = {"phone": "PHONE", "email": "EMAIL"}
+
+
+def entity_pii(text: Any) -> list[list] | None:
+    """``[[offset, length, kind], ...]`` of the parts Telegram tagged as a phone number or an e-mail.
+
+    Desktop keeps them in a message's ``text`` list (``{"type": "phone", "text": "0771234567"}``);
+    flattening would lose them, so their spans go into the raw record's optional ``pii`` field.
+    """
+    if type(text) is not list:
+        return None
+    spans, pos = [], 0
+    for p in text:
+        part = p if isinstance(p, str) else p.get("text", "") if isinstance(p, dict) else ""
+        if not isinstance(part, str):
+            return None  # fields_slow reports the bad part
+        kind = _PII_ENTITIES.get(p.get("type")) if isinstance(p, dict) else None
+        if kind and part:
+            spans.append([pos, len(part), kind])
+        pos += len(part)
+    return spans or None
+
+
 def repair(s: str) -> str:
     """Replace lone surrogates (only present after the stdlib fallback parse) with U+FFFD."""
     return s.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
@@ -163,6 +186,7 @@ def convert_chat(
         if not text and media is None:
             counts["empty"] += 1
             continue
+        pii = entity_pii(m.get("text"))
         rec = {
             "source": SOURCE,
             "dialog_id": dialog_id,
@@ -175,6 +199,8 @@ def convert_chat(
             "forwarded": "forwarded_from" in m,
             "media": media,
         }
+        if pii:
+            rec["pii"] = pii
         if (mid, date) in seen:  # the same message twice in one copy of the chat: a damaged export
             counts["repeated_id"] += 1
         seen.add((mid, date))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from twin.errors import TwinError
 from twin.fileio import PRIVATE_FILE, private_dir
-from twin.sources.records import FIELDS, decode_rows, encode_rows, merge_records, read_dialog
+from twin.sources.records import canonical, decode_rows, encode_rows, merge_records, read_dialog
 
 
 def plan_writes(out_dir: Path, dialogs: dict[int, bytes], counts: Counter[str]) -> list[tuple[Path, bytes]]:
@@ -28,7 +28,7 @@ def plan_writes(out_dir: Path, dialogs: dict[int, bytes], counts: Counter[str]) 
             if target.read_bytes() == blob:
                 continue  # a re-import of the same chat: nothing to merge, nothing to write
             # Canonical field order, as encode_rows needs.
-            existing = [{k: r.get(k) for k in FIELDS} for r in read_dialog(target)]
+            existing = [canonical(r) for r in read_dialog(target)]
             known = {r["id"] for r in existing}
             new = decode_rows(blob)
             counts["new"] += sum(r["id"] not in known for r in new)

@@ -1,0 +1,204 @@
+"""PII that used to get through `twin prepare` (issue 19): the adversarial corpus, contact names,
+Telegram's own phone/e-mail entities, phone regions inferred from the chats, and public links kept."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+
+from bench.pii_recall import leaked, load_cases, load_ordinary, scrub_case
+from twin.prepare.cli import print_summary
+from twin.prepare.pipeline import PrepareConfig, run_prepare
+from twin.sources.records import iso_utc, make_record, read_dialog, write_dialog
+from twin.text.scrub import Scrubber, infer_regions, scrub_messages
+
+CASES = load_cases()
+
+
+def test_corpus_covers_every_kind_in_three_languages():
+    kinds = Counter(c["kind"] for c in CASES)
+    assert len(kinds) >= 17 and min(kinds.values()) >= 4, kinds
+    assert {c["lang"] for c in CASES} == {"en", "ru", "uk"}
+    assert all(any(v in m for m in c["messages"]) for c in CASES for v in c["values"])  # values are real
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"{c['kind']}-{i}" for i, c in enumerate(CASES)])
+def test_adversarial_case_removed(case):
+    out = scrub_case(case["messages"])
+    assert not leaked(case, out), out
+    holders = [o for o, m in zip(out, case["messages"], strict=True) if any(v in m for v in case["values"])]
+    assert all("[" in o for o in holders), out  # replaced by a placeholder, not cut out
+
+
+def test_ordinary_lines_unchanged():
+    """Prices, times, dates, versions, Sinhala and mixed scripts, commit hashes, public links, registry numbers."""
+    lines = load_ordinary("ordinary.txt")
+    assert any("\u0d80" <= ch <= "\u0dff" for ln in lines for ch in ln)  # Sinhala is in
+    for region in ("US,RU", "US", "GB,DE"):
+        s = Scrubber(region, extra=infer_regions(lines))
+        assert [ln for ln in lines if s.scrub(ln) != ln] == []
+    assert scrub_messages(lines, Scrubber()) == lines  # nor in order, each after the one before
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("commit 9fceb02d0ae598e95dc970b74767f19372d61af8 is in", None),
+        ("https://www.google.com/maps/place/Baker+St+221B?q=221B+Baker+Street,+London", None),
+        ("amazon.com/gp/product/B08N5WRWNW/ref=ppx_yo_dt_b", None),
+        ("https://news.example.com/2024/05/the-long-story-of-a-new-bridge-opening-2024", None),
+        (
+            "https://api.example.com/v1/items?id=42&api_key=Zt7pQ2mVx9w",
+            "https://api.example.com/v1/items?id=42&api_key=[URL]",
+        ),
+        ("example.com/reset?token=abc123def456", "example.com/reset?token=[URL]"),
+        ("ОГРН 1027700132195", None),
+        ("key: Zt7pQ2mVx9", "key: [SECRET]"),
+        ("the key is to start early", None),
+        ("код: 7 3 9 1", "код: [CODE]"),
+        ("ticket price 1 450 to 2 100", None),
+        ("call 030 12345678", "call [PHONE]"),
+        ("0049 30 12345678", "[PHONE]"),
+    ],
+)
+def test_links_hashes_and_keywords(text, expected):
+    assert Scrubber().scrub(text) == (text if expected is None else expected)
+
+
+def test_card_over_two_messages_and_not_two_numbers():
+    s = Scrubber()
+    assert scrub_messages(["card 4398 2597", "9190 7482"], s) == ["card [CARD]", "[CARD]"]
+    assert s.counts["CARD"] == 2
+    # two numbers that do not pass Luhn together stay
+    assert scrub_messages(["room 4398 2597", "9190 7483"], Scrubber()) == ["room 4398 2597", "9190 7483"]
+
+
+def test_code_in_parts_then_the_conversation_goes_on():
+    msgs = ["what's the code?", "48", "21", "thanks, see you at 7"]
+    assert scrub_messages(msgs, Scrubber()) == ["what's the code?", "[CODE]", "[CODE]", msgs[3]]
+
+
+def test_regions_inferred_from_script_and_numbers():
+    assert "UA" in infer_regions(["привіт, як справи?", "добре"])
+    assert "LK" in infer_regions(["ඔයාට කොහොමද?"])
+    assert "DE" in infer_regions(["my number is +49 30 12345678"])
+    assert infer_regions(["hello there", "ok"]) == []
+    # a Ukrainian chat: a national number without the trunk 0 is found with UA inferred
+    texts = ["привіт, запиши", "мамин 93 123 4567 ввечері"]
+    assert "93 123 4567" in Scrubber("US").scrub(texts[1])
+    assert "93 123 4567" not in Scrubber("US", extra=infer_regions(texts)).scrub(texts[1])
+
+
+def _records(dialog_id: int, name: str, texts: list[tuple[str, bool]], pii=None) -> list[dict]:
+    recs = [
+        make_record(source="telegram", dialog_id=dialog_id, dialog_name=name, id=i + 1,
+                    date=iso_utc(1_700_000_000 + 60 * i), out=out, text=t)
+        for i, (t, out) in enumerate(texts)
+    ]  # fmt: skip
+    for i, spans in (pii or {}).items():
+        recs[i]["pii"] = spans
+    return recs
+
+
+def test_prepare_scrubs_contacts_entities_and_reports_regions(tmp_path, capsys):
+    """Contact names, Telegram-tagged numbers and a Ukrainian chat's numbers reach no output file."""
+    raw = tmp_path / "raw" / "telegram"
+    raw.mkdir(parents=True)
+    chat = [
+        ("hi, how are you?", False),
+        ("good, you?", True),
+        ("ring me at 7712 34 567 pls", False),
+        ("ok!", True),
+    ]
+    # Telegram tagged "7712 34 567" as a phone (offset 11, 11 characters): no detector needs to agree
+    write_dialog(
+        raw / "1.jsonl", _records(1, "Oleg +7 916 482-73-15 oleg.k@mail.ru", chat, {2: [[11, 11, "PHONE"]]})
+    )
+    uk = [("привіт! ось мамин номер 93 123 4567", False), ("дякую, запишу", True)] * 3
+    write_dialog(raw / "2.jsonl", _records(2, "Тарас Київ 067 234 56 78", uk))
+    stats = run_prepare(PrepareConfig(raw=str(tmp_path / "raw"), out=str(tmp_path / "out"), region="US"))
+    out = tmp_path / "out"
+    written = "".join(p.read_bytes().decode("utf-8", "replace") for p in out.rglob("*") if p.is_file())
+    for value in ("916 482-73-15", "oleg.k@mail.ru", "7712 34 567", "93 123 4567", "067 234 56 78"):
+        assert value not in written, value
+    pairs = (out / "memory" / "pairs.jsonl").read_text(encoding="utf-8")
+    assert "Oleg [PHONE] [EMAIL]" in pairs and '"contact":"Тарас Київ [PHONE]"' in written
+    assert stats["phone_regions"]["US"] == 2 and stats["phone_regions"]["UA"] == 1
+    print_summary(stats, str(out))
+    assert "UA (1)" in capsys.readouterr().out
+
+
+def test_desktop_import_keeps_telegram_phone_and_email_entities(tmp_path):
+    from twin.sources.telegram_desktop import import_desktop
+
+    text = ["call ", {"type": "phone", "text": "0771234567"}, " or ", {"type": "email", "text": "n@x.lk"}]
+    chat = {"id": 5, "name": "Nimal", "type": "personal_chat", "messages": [
+        {"id": 1, "type": "message", "date": "2024-01-01T10:00:00", "date_unixtime": "1704103200",
+         "from": "Nimal", "from_id": "user5", "text": text},
+        {"id": 2, "type": "message", "date": "2024-01-01T10:01:00", "date_unixtime": "1704103260",
+         "from": "Me", "from_id": "user1", "text": "ok"},
+    ]}  # fmt: skip
+    export = {"personal_information": {"user_id": 1}, "chats": {"list": [chat]}}
+    (tmp_path / "result.json").write_text(json.dumps(export), encoding="utf-8")
+    import_desktop(str(tmp_path / "result.json"), out_root=str(tmp_path / "raw"))
+    rec = read_dialog(tmp_path / "raw" / "telegram" / "5.jsonl")[0]
+    assert rec["text"] == "call 0771234567 or n@x.lk"
+    assert rec["pii"] == [[5, 10, "PHONE"], [19, 6, "EMAIL"]]
+    assert Scrubber("US").mark(rec["text"], rec["pii"]) == "call [PHONE] or [EMAIL]"
+    # a record without entities has no such field: older raw files stay byte-identical
+    assert (
+        "pii" not in (tmp_path / "raw" / "telegram" / "5.jsonl").read_text(encoding="utf-8").splitlines()[1]
+    )
+
+
+def test_drafts_request_carries_a_scrubbed_contact_name():
+    from twin.drafts.chats import Chat
+    from twin.drafts.context import conversation
+
+    recs = _records(9, "x", [("hey, are you around?", False)])
+    chat = Chat(peer_id=9, dialog_id=9, name="Oleg +7 916 482-73-15 oleg.k@mail.ru", input_entity=None)
+    conv = conversation(recs, chat, last_out=0, gap_hours=24, scrubber=Scrubber(), context_chars=1000)
+    assert conv is not None and conv.payload["contact"] == "Oleg [PHONE] [EMAIL]"
+
+
+def test_drafts_request_replaces_the_spans_telegram_tagged():
+    """A number only Telegram knew was a phone (no detector takes "771 234 567" alone) leaves drafts scrubbed."""
+    from twin.drafts.chats import Chat
+    from twin.drafts.context import conversation
+
+    text = "ring 771 234 567 tonight"
+    assert Scrubber("US").scrub(text) == text  # the detectors alone keep it
+    recs = _records(9, "x", [(text, False)])
+    recs[0]["pii"] = [[5, 11, "PHONE"]]
+    chat = Chat(peer_id=9, dialog_id=9, name="Oleg", input_entity=None)
+    conv = conversation(recs, chat, last_out=0, gap_hours=24, scrubber=Scrubber("US"), context_chars=1000)
+    assert conv is not None and conv.payload["message"] == "ring [PHONE] tonight"
+
+
+def test_telethon_entities_become_pii_spans_in_python_indices():
+    """Telegram's API counts entity offsets in UTF-16 units: an emoji before a number shifts them."""
+    from telethon.tl import types
+
+    from twin.sources.telegram_client import entity_pii
+    from twin.text.sessions import merge_turns
+
+    text = "😀 ring 771 234 567 or mail n@x.lk"  # the emoji is two UTF-16 units, one Python character
+    ents = [types.MessageEntityPhone(offset=8, length=11), types.MessageEntityBold(offset=0, length=2),
+            types.MessageEntityEmail(offset=28, length=6)]  # fmt: skip
+    spans = entity_pii(text, ents)
+    assert spans == [[7, 11, "PHONE"], [27, 6, "EMAIL"]]
+    rec = _records(1, "x", [(text, False)])[0] | {"pii": spans}
+    s = Scrubber("US")
+    assert merge_turns([rec], scrubber=s)[0].text == "😀 ring [PHONE] or mail [EMAIL]"
+    assert entity_pii("hi", None) is None
+
+
+def test_malformed_entity_hints_are_ignored():
+    """The raw ``pii`` field is a hint: bad entries (wrong shape, type, place or overlap) change nothing."""
+    s = Scrubber("US")
+    text = "call 0771234567 now"
+    bad = [[5], ["x", 3, "PHONE"], [5, 10, "NAME"], [50, 3, "PHONE"], [6, 2, "PHONE"]]
+    assert s.mark(text, bad + [[5, 10, "PHONE"]]) == "call [PHONE] now"
+    assert s.mark(text, "not a list") == text and s.counts["PHONE"] == 1

@@ -1,0 +1,198 @@
+"""Detectors for links, e-mail addresses, IP addresses and crypto wallet addresses.
+
+A link keeps its host and path words: only the secret parts of it (credentials, the value of a
+token-like query parameter, a key with a known prefix, a long random path segment) are replaced.
+E-mail addresses are found as written (``a@b.io``) and as people hide them from bots
+("anna at gmail dot com", "anna [at] gmail [dot] com", "anna собака mail точка ru").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# --- links ------------------------------------------------------------------------------------
+# with a scheme, or scheme-less with a known top-level domain and a path ("amazon.com/gp/product/...")
+_TLDS = (
+    "com|org|net|io|ru|ua|de|uk|fr|it|es|nl|pl|me|co|ai|dev|app|info|biz|edu|gov|by|kz|lk|in|jp|cn|us|ca|au|"
+    "ch|se|no|fi|dk|cz|tr|pt|be|at|ly|gl|gg|tv|su|рф"
+)
+URL = re.compile(
+    r"\b(?:https?|wss?|ftp|sftp|ssh|git|viber|whatsapp|tg|skype)://[^\s<>\"'«»]+"
+    rf"|(?<![\w@./\-])(?:[\w\-]+\.)+(?:{_TLDS})/[^\s<>\"'«»]*",
+    re.I,
+)
+_URL_SPLIT = re.compile(
+    r"^(?P<scheme>[^:/]+://)?(?:(?P<user>[^\s/?#@]*)@)?(?P<host>[^/?#]*)(?P<rest>.*)$", re.S
+)
+_URL_DELIM = re.compile(r"([/?&#=;])")
+TOKEN_PARAMS = _words(
+    "token access_token refresh_token id_token auth auth_token authorization api_key apikey key secret "
+    "client_secret password passwd pass pwd sig signature x-amz-signature x-amz-credential session "
+    "sessionid session_id sid private_token otp code jwt"
+)
+URL_TRAIL = ".,;:!?)]}»\"'"
+PHONE_IN_URL = re.compile(r"(?:\+|%2[Bb])?\d{7,15}")
+# query parameters whose digits are a phone number; any other parameter's digits are an id or a search
+PHONE_PARAMS = _words("phone tel mobile msisdn number to from whatsapp wa")
+HEX = re.compile(r"(?:0x)?[0-9a-fA-F]+")
+# a path segment that is a key: one run of letters and digits, mixed case, no word separators
+_RANDOM_SEGMENT = re.compile(r"[A-Za-z0-9_\-]{24,}")
+
+
+def split_url(url: str) -> re.Match | None:
+    return _URL_SPLIT.match(url)
+
+
+def url_parts(rest: str) -> list[tuple[str, str | None]]:
+    """The path, query and fragment of a link cut at its delimiters, each with its parameter name."""
+    parts = _URL_DELIM.split(rest)
+    return [
+        (part, parts[i - 2].lower() if i >= 2 and parts[i - 1] == "=" else None)
+        for i, part in enumerate(parts)
+    ]
+
+
+def random_segment(part: str) -> bool:
+    """A long path segment that reads as a key or capability token, not as words or an id."""
+    if not _RANDOM_SEGMENT.fullmatch(part) or HEX.fullmatch(part):
+        return False  # commit and transaction hashes are public
+    words = re.split(r"[\-_]", part)
+    if len(words) > 2 and max(map(len, words)) < 16:
+        return False  # a slug: "ukraine-kharkiv-offensive-what-we-know"
+    has = (any(c.islower() for c in part), any(c.isupper() for c in part), any(c.isdigit() for c in part))
+    return sum(has) == 3
+
+
+# --- crypto wallet addresses (Presidio's CryptoRecognizer rule, plus Ethereum) ----------------
+CRYPTO = re.compile(
+    r"(?<![\w/])(?:0x[0-9a-fA-F]{40}|bc1[02-9ac-hj-np-z]{11,71}|[13][1-9A-HJ-NP-Za-km-z]{25,34})(?![\w])"
+)
+_B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+_B32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+
+
+def wallet_ok(addr: str) -> bool:
+    if addr.startswith("0x"):
+        return True
+    if addr.startswith("bc1"):
+        return _bech32_ok(addr)
+    return _base58check_ok(addr)
+
+
+def _base58check_ok(addr: str) -> bool:
+    n = 0
+    for c in addr:
+        n = n * 58 + _B58.index(c)
+    if n.bit_length() > 200:
+        return False
+    raw = n.to_bytes(25, "big")
+    return hashlib.sha256(hashlib.sha256(raw[:-4]).digest()).digest()[:4] == raw[-4:]
+
+
+def _bech32_ok(addr: str) -> bool:
+    """BIP-173 / BIP-350 checksum (bech32 for segwit v0, bech32m for v1+)."""
+    hrp, _, data = addr.rpartition("1")
+    values = [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp] + [_B32.index(c) for c in data]
+    gen = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
+    chk = 1
+    for v in values:
+        top = chk >> 25
+        chk = (chk & 0x1FFFFFF) << 5 ^ v
+        for i in range(5):
+            if (top >> i) & 1:
+                chk ^= gen[i]
+    return chk in (1, 0x2BC830A3)
+
+
+# --- e-mail -----------------------------------------------------------------------------------
+EMAIL = re.compile(
+    r"(?<![\w.+\-])[\w.+\-]{1,64}@(?:[^\W_](?:[\w\-]{0,61}[^\W_])?\.)+[^\W\d_]{2,24}(?!\w)", re.UNICODE
+)
+# "anna.k at gmail dot com", "j.smith [at] proton [dot] me", "olga собака yandex точка ru"
+_AT = r"(?:\s*[\[({<]\s*(?:at|собака|собачка|ет)\s*[\])}>]\s*|\s+(?:at|собака|собачка|равлик)\s+|\s+@\s*|\s*@\s+)"
+_DOT = r"(?:\s*[\[({<]\s*(?:dot|точка|крапка)\s*[\])}>]\s*|\s+(?:dot|точка|крапка)\s+|\.)"
+# any Latin top-level domain; a few spelled in Cyrillic ("точка ру")
+_MAIL_TLD = r"(?:[a-z]{2,6}|рф|ру|ком|нет|орг|юа)"
+OBFUSCATED_EMAIL = re.compile(
+    rf"(?<![\w.+\-])[A-Za-z0-9_+\-]+(?:{_DOT}[A-Za-z0-9_+\-]+)*{_AT}[A-Za-z0-9\-]+(?:{_DOT}[A-Za-z0-9\-]+)*"
+    rf"{_DOT}{_MAIL_TLD}(?![\w.])",
+    re.I,
+)
+
+
+_PROVIDERS = _words(
+    "gmail googlemail yahoo outlook hotmail live msn icloud me mail yandex ya proton protonmail pm ukr i bk "
+    "inbox list rambler gmx web aol zoho tutanota fastmail qq 163 naver"
+)
+_BARE_AT = re.compile(r"\s(?:at)\s", re.I)
+
+
+def obfuscated_email_ok(m: re.Match, text: str) -> bool:
+    """A real obfuscation, not a sentence: "I am at home dot net" and "look at google dot com" stay.
+
+    With a bare " at " the name must look like a mailbox name (a dot, digit, "_" or "+" in it) or
+    the domain must be a mail provider; the bracketed and Russian/Ukrainian forms are never prose.
+    """
+    s = m.group(0)
+    if "@" in s:
+        return re.search(r"\s@|@\s", s) is not None  # "anna.k @ gmail.com": the plain pattern wants no spaces
+    bare = _BARE_AT.search(s)
+    if bare is None:
+        return True
+    local, domain = s[: bare.start()], s[bare.end() :]
+    first = re.split(r"\s|\.|[\[({<]", domain.strip(), maxsplit=1)[0].lower()
+    return re.search(r"[._\d+]|\sdot\s", local, re.I) is not None or first in _PROVIDERS
+
+
+def obfuscated_email_spans(text: str) -> list[tuple[int, int]]:
+    """Spans of spelled-out addresses; after a rejected match ("me at m.jones") the search goes on
+    from the next character, so the real address inside it ("m.jones at yahoo.com") is still found."""
+    spans, pos = [], 0
+    while (m := OBFUSCATED_EMAIL.search(text, pos)) is not None:
+        if obfuscated_email_ok(m, text):
+            spans.append(m.span())
+            pos = m.end()
+        else:
+            pos = m.start() + 1
+    return spans
+
+
+# --- IPs --------------------------------------------------------------------------------------
+IPV4 = re.compile(r"(?<![\w.])(\d{1,3}(?:\.\d{1,3}){3})(?::\d{1,5})?(?![\w]|\.\d)")
+_VERSION_BEFORE = re.compile(r"(?<!\w)(?:v|version|ver\.?|версия|версии|верс\.?)\s*$", re.I)
+IPV6 = re.compile(
+    r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,8}(?:[0-9A-Fa-f]{0,4}|\d{1,3}(?:\.\d{1,3}){3})(?![\w:])"
+)
+
+
+def ipv4_check(m: re.Match, text: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(m.group(1))
+    except ValueError:
+        return False
+    if _VERSION_BEFORE.search(text[max(0, m.start() - 10) : m.start()]):
+        return False
+    # "1.2.3.4" style dotted numbers of 1-digit parts are more often versions/section numbers
+    parts = m.group(1).split(".")
+    return not (all(len(p) == 1 for p in parts) and not ip.is_private)
+
+
+def ipv6_check(m: re.Match, text: str) -> bool:
+    s = m.group(0)
+    if s.count(":") < 2 or not re.search(r"[0-9A-Fa-f]{2}", s):
+        return False
+    # "addr:22" (a port written without brackets) is still the address
+    for cand in (s, s.rsplit(":", 1)[0]):
+        try:
+            ipaddress.IPv6Address(cand)
+            return True
+        except ValueError:
+            pass
+    return False

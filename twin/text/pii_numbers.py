@@ -1,0 +1,337 @@
+"""Detectors for numbers that identify a person: phones, cards, IBANs, US SSNs, passports.
+
+Phones are decided by ``phonenumbers`` (a number must be valid, not just look like one). Which
+national forms count depends on the regions: the configured ones (``--region``), those inferred
+from the chat itself (:func:`infer_regions`: its script, its international numbers), and, for a
+number written as a phone (a leading ``0`` trunk prefix, or a phone word right before it: "call",
+"номер", "whatsapp"...), every region in :data:`WORLD`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+
+# --- cards and IBANs --------------------------------------------------------------------------
+SEVEN_DIGITS = re.compile(r"\d(?:[\s\-().]{0,3}\d){6}")
+CARD = re.compile(r"(?<![\w.,])\d(?:[ \-]?\d){12,18}(?![\w]|[.,]\d)")
+IBAN = re.compile(r"(?<![\w])[A-Za-z]{2}\d{2}(?:[ ]?[A-Za-z0-9]){10,30}\b")
+_IBAN_LEN = {
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BR": 29,
+    "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28, "EE": 20, "EG": 29,
+    "ES": 24, "FI": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28,
+    "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20,
+    "LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20, "LV": 21, "MC": 27, "MD": 24, "ME": 22, "MK": 19,
+    "MR": 27, "MT": 31, "MU": 30, "NL": 18, "NO": 15, "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29,
+    "RO": 24, "RS": 22, "RU": 33, "SA": 24, "SC": 31, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "ST": 25,
+    "SV": 28, "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
+}  # fmt: skip
+
+
+def luhn_ok(digits: str) -> bool:
+    total, alt = 0, False
+    for ch in reversed(digits):
+        d = ord(ch) - 48
+        if alt:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+        alt = not alt
+    return total % 10 == 0
+
+
+def iban_ok(iban: str) -> bool:
+    iban = iban.replace(" ", "").upper()
+    expected = _IBAN_LEN.get(iban[:2])
+    if expected is None or len(iban) != expected or not iban[2:4].isdigit():
+        return False
+    rearranged = iban[4:] + iban[:4]
+    return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
+
+
+def iban_spans(text: str) -> list[tuple[int, int]]:
+    """IBANs in any case: exactly the country's length of characters (single spaces allowed), mod-97 valid."""
+    spans = []
+    for m in IBAN.finditer(text):
+        expected = _IBAN_LEN.get(m.group(0)[:2].upper())
+        if expected is None:
+            continue
+        n, end = 0, m.start()
+        while end < m.end() and n < expected:
+            n += text[end] != " "
+            end += 1
+        if n == expected and (end == len(text) or not text[end].isalnum()) and iban_ok(text[m.start() : end]):
+            spans.append((m.start(), end))
+    return spans
+
+
+def card_check(m: re.Match, text: str) -> bool:
+    digits = re.sub(r"\D", "", m.group(0))
+    if not (13 <= len(digits) <= 19 and digits[0] != "0" and luhn_ok(digits)):
+        return False
+    return not registry_number(text, m.start())  # a SIRET is Luhn-checked too
+
+
+def registry_number(text: str, start: int) -> bool:
+    """An order, tax or company registry number: the word right before the digits says so."""
+    return _NOT_PHONE_BEFORE.search(text[max(0, start - 24) : start]) is not None
+
+
+# a card typed over two messages: the digits at the end of one and at the start of the next
+CARD_TAIL = re.compile(r"(?<![\w.,])\d{4}(?:[ \-]?\d{1,4}){0,3}\W{0,2}$")
+CARD_HEAD = re.compile(r"^\W{0,2}\d{1,4}(?:[ \-]?\d{1,4}){0,4}(?![\w]|[.,]\d)")
+
+
+def split_card(prev: str, text: str) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """Spans of a card number cut in two: the tail of ``prev`` and the head of ``text``."""
+    if not (prev[-3:].strip(".,;:!?) ")[-1:].isdigit() and text[:3].lstrip("(:- ")[:1].isdigit()):
+        return None  # the common case: one message does not end in digits or the next does not start so
+    a, b = CARD_TAIL.search(prev), CARD_HEAD.match(text)
+    if a is None or b is None:
+        return None
+    da, db = re.sub(r"\D", "", a.group(0)), re.sub(r"\D", "", b.group(0))
+    digits = da + db
+    if not (13 <= len(digits) <= 19 and len(da) >= 4 and digits[0] != "0" and luhn_ok(digits)):
+        return None
+    return _digit_span(prev, a), _digit_span(text, b)
+
+
+def _digit_span(text: str, m: re.Match) -> tuple[int, int]:
+    """The span of ``m`` from its first digit to its last."""
+    s, e = m.span()
+    while s < e and not text[s].isdigit():
+        s += 1
+    while e > s and not text[e - 1].isdigit():
+        e -= 1
+    return s, e
+
+
+# --- US social security numbers and passports -------------------------------------------------
+SSN = re.compile(
+    r"(?<![\w\-])(?!000|666|9\d\d)\d{3}(?P<sep>[\- ]?)(?!00)\d{2}(?P=sep)(?!0000)\d{4}(?![\w\-])"
+)
+_SSN_WORD = re.compile(r"(?:ssn|social\s+security|soc\.?\s*sec|tax\s*id|itin)\W*(?:\w+\W+){0,3}$", re.I)
+
+
+def ssn_check(m: re.Match, text: str) -> bool:
+    """Dashed 3-2-4 is an SSN on its own; spaced or run together only after "SSN" / "social security"."""
+    if m.group("sep") == "-":
+        return True
+    return _SSN_WORD.search(text[max(0, m.start() - 40) : m.start()]) is not None
+
+
+PASSPORT = re.compile(
+    r"(?<!\w)(?:passport|паспорт\w*|загранпаспорт\w*|сери[яиюі]|серія)"
+    r"[\s,:;#№.\-]*(?:(?:no|nr|number|num|номер|is|рф|данные|дані|мой|мій|my|серия|серія|и|та|us|usa)"
+    r"(?!\w)[\s,:;#№.\-]*){0,4}"
+    r"(?P<val>\d{2}\s?\d{2}[,\s]*(?:(?:номер|№|n|no\.?)\s*)?\d{6}|[A-ZА-ЯІЇЄ]{1,2}\s?\d{6,8}|\d{3}\s?\d{3}\s?\d{3}|\d{6,9})"
+    r"(?![\w])",
+    re.I,
+)
+
+# --- phones -----------------------------------------------------------------------------------
+PHONE_CAND = re.compile(r"(?<![\w+/])\+?\(?\d[\d \t().\-/]{5,22}\d(?![\w/])")  # "030/12345678" too
+# an order, registry or tax number right before the digits: not a phone
+_NOT_PHONE_BEFORE = re.compile(
+    r"(?<![^\W\d_])(?:(?:order|заказ|invoice|сч[её]т|ticket|тикет|рахун)\w*|№|#|id|no\.?|nr\.?|isbn|issn|track\w*|трек\w*"
+    r"|(?:огрн\w*|инн|кпп|окпо|бик|єдрпоу|едрпоу|edrpou|inn|ogrn|vat|crn|ein|kvk|hrb|abn|compan\w*|registr\w*|"
+    r"reg\.?|рег\.?|іпн|рнокпп|nip|regon|krs|siret|siren|ust-?id|steuer\w*|cif|nif|p\.?\s?iva|cnpj|унп|бин|"
+    r"иин|іін|ogrnip|tin|uen|gst\w*|barcode|ean|upc|imei|serial|s/n|sku|артикул\w*|арт|штрих\w*)"
+    r"(?:\W+[^\W\d]+){0,2})"
+    r"\W{0,3}(?:no\.?|nr\.?|number|номер|код|code)?\W{0,3}$",
+    re.I,
+)
+# thousands written with separators ("1 250 000", "125 000 000 rubles") and what follows an amount
+_THOUSANDS = re.compile(r"\d{1,3}(?:[ ,.\u00a0]\d{3})+")
+_DATE = re.compile(r"\d{1,4}[./\-]\d{1,2}[./\-]\d{1,4}")
+_UNIT_AFTER = re.compile(
+    r"^\s*(?:[$€£₽₴]|rub|руб|р\.|грн|uah|usd|eur|dollars?|euros?|users?|people|человек|людей|km|км|units?|"
+    r"шт|pcs|views?|просмотр|subscribers?|подписчик)",
+    re.I,
+)
+# a word that says the digits after it are a phone number
+_PHONE_WORD = re.compile(
+    r"(?:phone|call|cell|mobile|mob|tel|text|sms|number|whats\s?app|viber|telegram|dial|reach|contact|"
+    r"номер\w*|телефон\w*|тел|моб\w*|звони\w*|позвони\w*|набери\w*|дзвони\w*|подзвони\w*|наберіть|"
+    r"вайбер\w*|ватсап\w*|viber|сотов\w*|мобіл\w*)\W{1,4}(?:\w+\W{1,3}){0,4}$",
+    re.I,
+)
+# regions tried for a number written as a phone, when the configured ones do not take it
+WORLD = (
+    "DE", "GB", "FR", "IT", "ES", "NL", "BE", "AT", "CH", "PL", "UA", "BY", "KZ", "TR", "IN", "LK", "AU",
+    "IE", "PT", "SE", "NO", "DK", "FI", "CZ", "IL", "GE", "AM", "AZ", "UZ", "RS", "RO", "BG", "GR", "HU",
+    "BR", "MX", "CA", "AR", "CO", "TH", "VN", "ID", "PH", "MY", "SG", "JP", "KR", "CN", "AE", "EG",
+    "NG", "ZA", "KE", "NZ", "PK", "BD", "NP", "MD", "LT", "LV", "EE", "US", "RU",
+)  # fmt: skip
+
+
+# the script of a chat says where its national numbers come from
+def _chars(*spans: str) -> frozenset[str]:
+    """The characters of ``"a-z"``-style ranges and plain strings."""
+    out: set[str] = set()
+    for sp in spans:
+        if len(sp) == 3 and sp[1] == "-":
+            out.update(chr(c) for c in range(ord(sp[0]), ord(sp[2]) + 1))
+        else:
+            out.update(sp)
+    return frozenset(out)
+
+
+# the script of a chat says where its national numbers come from
+_SCRIPT_REGIONS = (
+    (_chars("іїєґІЇЄҐ"), ("UA",)),
+    (_chars("ўЎ"), ("BY",)),
+    (_chars("әғқңөұүһӘҒҚҢӨҰҮҺ"), ("KZ",)),
+    (_chars("\u0d80-\u0dff"), ("LK",)),  # Sinhala
+    (_chars("\u0b80-\u0bff"), ("LK", "IN")),  # Tamil
+    (_chars("\u0900-\u097f"), ("IN",)),  # Devanagari
+    (_chars("\u10a0-\u10ff"), ("GE",)),
+    (_chars("\u0530-\u058f"), ("AM",)),
+    (_chars("\u0590-\u05ff"), ("IL",)),
+    (_chars("\u0370-\u03ff"), ("GR",)),
+    (_chars("\u0e00-\u0e7f"), ("TH",)),
+    (_chars("äöüß"), ("DE", "AT", "CH")),
+)
+_SCRIPT_CHARS = re.compile("[" + "".join(sorted(set().union(*(c for c, _ in _SCRIPT_REGIONS)))) + "]")
+# the lookbehinds after the literal: a lookbehind first would run at every position (8x slower)
+_INTL = re.compile(r"(?:\+|00)(?<![\w+]\+)(?<![\w+]00)\s?(\d{1,3})[\s\-()]*\d[\d\s\-()]{5,16}\d")
+
+
+def _pn():
+    import phonenumbers
+
+    return phonenumbers
+
+
+def infer_regions(texts: Iterable[str], limit: int = 4) -> list[str]:
+    """Phone regions a chat's own text points to: its script and its international numbers.
+
+    One pass over the joined text for its characters, one regex pass for "+"/"00" numbers; the
+    regions most voted for first.
+    """
+    pn = _pn()
+    joined = "\n".join(texts)
+    votes: Counter[str] = Counter()
+    if not joined.isascii():
+        seen = set(_SCRIPT_CHARS.findall(joined))  # one regex pass, then set lookups per script
+        for chars, regions in _SCRIPT_REGIONS:
+            if not chars.isdisjoint(seen):
+                votes.update(regions)
+    if "+" in joined or "00" in joined:
+        for m in _INTL.finditer(joined):
+            votes.update(_regions_of_code(pn, m.group(0)))
+    return [r for r, _ in votes.most_common(limit)]
+
+
+def _regions_of_code(pn, raw: str) -> list[str]:
+    digits = "+" + re.sub(r"\D", "", raw)[2 if raw.startswith("00") else 0 :]
+    try:
+        num = pn.parse(digits, None)
+    except pn.NumberParseException:
+        return []
+    return [pn.region_code_for_number(num)] if pn.is_valid_number(num) else []
+
+
+class PhoneFinder:
+    """Spans of phone numbers in a text, for an ordered list of regions (see the module doc)."""
+
+    def __init__(self, regions: list[str], inferred: Iterable[str] = ()) -> None:
+        self.regions = regions
+        self.inferred = [r for r in inferred if r in regions]
+
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        cands = []
+        for m in PHONE_CAND.finditer(text):
+            n = sum(c.isdigit() for c in m.group(0))
+            if 7 <= n <= 15 and not registry_number(text, m.start()) and not _an_amount(text, m):
+                cands.append(m)  # "order #4155552671" is an order number
+        spans: list[tuple[int, int]] = []
+        for c in cands:
+            found = self._candidate(text, c)
+            spans.extend(sp for sp in found if not any(sp[0] < e and s < sp[1] for s, e in spans))
+        return sorted(spans)
+
+    def _candidate(self, text: str, c: re.Match) -> list[tuple[int, int]]:
+        pn = _pn()
+        raw = c.group(0)
+        if raw.startswith("00"):
+            return [c.span()] if _valid_intl(pn, raw[2:]) else []
+        # a little context on each side lets the matcher see what surrounds the number
+        lo, hi = max(0, c.start() - 2), min(len(text), c.end() + 2)
+        snippet = text[lo:hi]
+        regions = self.regions[:1] if raw.lstrip("(").startswith("+") else self.regions
+        for region in regions:
+            found = [
+                _with_trunk_prefix(text, c.start(), lo + m.start, lo + m.end)
+                for m in pn.PhoneNumberMatcher(snippet, region, leniency=pn.Leniency.VALID)
+            ]
+            if found:
+                return found
+        digits = re.sub(r"\D", "", raw)
+        if raw.startswith("+"):  # "+44 7700 900123": a reserved (fiction) range is still written as a phone
+            return [c.span()] if len(digits) >= 9 and _possible_intl(pn, digits) else []
+        if len(digits) >= 9 and "." not in raw and any(_valid_in(pn, digits, r) for r in self.inferred):
+            return [c.span()]  # the matcher wants a trunk prefix ("093 ..."); a chat's own region does not
+        return [c.span()] if self._written_as_phone(text, c) else []
+
+    def _written_as_phone(self, text: str, c: re.Match) -> bool:
+        """A national number of any region: with a trunk ``0``, or after a phone word."""
+        pn = _pn()
+        raw = c.group(0)
+        digits = re.sub(r"\D", "", raw)
+        if digits.startswith("80") and len(digits) >= 10:
+            digits = digits[1:]  # "8 (044) 123-45-67": the old long-distance 8 before a national 0
+        worded = _PHONE_WORD.search(text[max(0, c.start() - 40) : c.start()]) is not None
+        national = digits[0] == "0" and len(digits) >= 9 and "." not in raw
+        if not (national or (worded and len(digits) >= 8)):
+            return False
+        if not national and _valid_intl(pn, digits):
+            return True  # "380661234567", "94 77 123 4567": a country code without the "+"
+        return any(_valid_in(pn, digits, r) for r in WORLD)
+
+
+def _an_amount(text: str, c: re.Match) -> bool:
+    """ "1 250 000", "125 000 000 rubles": a number grouped in thousands, or followed by a unit."""
+    raw = c.group(0).strip()
+    if raw.startswith("+"):
+        return False
+    if _DATE.fullmatch(raw):
+        return True  # "04.05.2024": a date, in any region
+    if _UNIT_AFTER.match(text[c.end() : c.end() + 14]):
+        return True
+    first = re.split(r"\D", raw, maxsplit=1)[0]
+    if raw.startswith("0") or _THOUSANDS.fullmatch(raw) is None:
+        return False  # "0 800 300 545": an amount never starts with a zero
+    return len(first) < 3 or raw.endswith("000")
+
+
+def _valid_in(pn, digits: str, region: str) -> bool:
+    try:
+        return pn.is_valid_number(pn.parse(digits, region))
+    except pn.NumberParseException:
+        return False
+
+
+def international(raw: str) -> bool:
+    """Digits that form a valid number with a country code, "+" or not ("380671234567")."""
+    digits = re.sub(r"\D", "", raw.replace("%2B", "").replace("%2b", ""))
+    return len(digits) >= 10 and _valid_intl(_pn(), digits)
+
+
+def _possible_intl(pn, digits: str) -> bool:
+    try:
+        return pn.is_possible_number(pn.parse("+" + digits, "ZZ"))
+    except pn.NumberParseException:
+        return False
+
+
+def _valid_intl(pn, rest: str) -> bool:
+    digits = re.sub(r"\D", "", rest)
+    return 8 <= len(digits) <= 15 and _valid_in(pn, "+" + digits, "ZZ")
+
+
+def _with_trunk_prefix(text: str, cand_start: int, s: int, e: int) -> tuple[int, int]:
+    """A match that left out the national trunk prefix ("8 (916) ...": "8 ") takes it in."""
+    return (cand_start, e) if re.fullmatch(r"8[\s\-]*", text[cand_start:s]) else (s, e)

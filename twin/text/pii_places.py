@@ -1,0 +1,92 @@
+"""Street addresses, English ("221B Baker Street", "42 Maple Ave, apt 3") and Russian/Ukrainian
+("ул. Ленина, д. 5, кв. 12", "вул. Хрещатик, 22", "дом 14 корпус 3 квартира 88").
+
+An address needs a street word and a house number: "on Baker Street" or "на улице жарко" is not one.
+A street or a city alone is public; the house number (and flat, postcode) is what locates a person.
+"""
+
+from __future__ import annotations
+
+import re
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+_EN_SUFFIX = (
+    r"street|st|avenue|ave|av|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|way|place|pl|terrace|"
+    r"close|square|sq|parkway|pkwy|highway|hwy|crescent|cres|row|gardens|mews|alley|circle|cir|gate|grove|"
+    r"quay|wharf|embankment|broadway"
+)
+_EN_UNIT = r"(?:,?\s*(?:apt|apartment|suite|ste|unit|flat|fl|room|#)\.?\s*#?\w{1,5})"
+_EN_TAIL = (
+    r"(?:,\s*[A-Z][A-Za-z]+(?:\s+[A-Z][A-Za-z]+)?)?"  # city
+    r"(?:,?\s*(?:[A-Z]{2}\s+\d{5}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2}))?"  # state + ZIP / UK postcode
+)
+ADDRESS_EN = re.compile(
+    rf"(?<![\w#$€£.,:/\-])(?P<num>(?:\d{{1,4}}/)?\d{{1,5}}[A-Za-z]?)(?P<name>(?:\s+(?:[A-Za-z][A-Za-z'’.\-]*|\d{{1,3}}(?:st|nd|rd|th)))(?:\s+(?:[A-Za-z][A-Za-z'’.\-]*|\d{{1,3}}(?:st|nd|rd|th))){{0,2}}?)"
+    rf"\s+(?:{_EN_SUFFIX})\b\.?(?:\s+(?:NW|NE|SW|SE|N|S|E|W)\b)?{_EN_UNIT}?{_EN_TAIL}",
+    re.I,
+)
+# words that make "2 more days and the road" a sentence, not a street name
+_NOT_NAME = _words(
+    "the a an and or to of in on at for from by with more than less days day hours hour minutes min km "
+    "miles mi am pm minute hour mile second block step steps blocks times people years months weeks my your his her our their this that these those is are was "
+    "we you they it i me kids cars dogs cats blocks stops exits lanes way ways"
+)
+
+_RU_STREET = (
+    r"ул\.?|улиц[аеуы]|улицей|пр-т\.?|пр-те|пр-та|пр\.|просп\.?|проспект\w*|пер\.?|переул\w*|бул\.?|бульв\.?|"
+    r"бульвар\w*|ш\.|шоссе|наб\.?|набережн\w*|пл\.?|площад\w*|мкр\.?|микрорайон\w*|вул\.?|вулиц\w*|"
+    r"пров\.?|провул\w*|майдан\w*|тупик\w*|проезд\w*|проїзд\w*"
+)
+_RU_HOUSE = (
+    r"(?:(?:д|дом|буд|будинок|б)\.?\s*)?\d{1,4}"
+    r"(?:\s*(?:/|к\.?|корп\.?|корпус|стр\.?|строение)\s*\d{1,3}|[а-яa-z](?![\w]))?"
+)
+_RU_FLAT = r"(?:,?\s*(?:кв\.?|квартира|кв-ра|офис|оф\.?|помещение|пом\.?)\s*\d{1,4})"
+_NAME = r"[А-ЯЁІЇЄҐA-Zа-яёіїєґ0-9][\w'’\-]*\.?"
+_NAME_MORE = r"(?-i:[А-ЯЁІЇЄҐA-Z0-9])[\w'’\-]*\.?"  # "Маршала Жукова", "8 Марта": capitalised words
+ADDRESS_RU = re.compile(
+    # "ул. Ленина, д. 5, кв. 12", "проспект Мира 15к2", "вул. Хрещатик, 22"
+    rf"(?<!\w)(?P<kw>{_RU_STREET})(?:(?<=\.)|(?!\w))\s*(?P<name>{_NAME}(?:\s+{_NAME_MORE}){{0,2}}?),?\s*{_RU_HOUSE}{_RU_FLAT}?(?![\w])"
+    # "Тверская ул., 7, кв 45", "на Ленинском проспекте 45"
+    rf"|(?<!\w)[А-ЯЁІЇЄҐ][\w\-]+\s+(?:(?:ул|вул|пр-т|просп|пер|бул|пр)\.|(?:ул|вул|пр-т|просп|пер|бул)|"
+    rf"улиц\w*|проспект\w*|переул\w*|"
+    rf"бульвар\w*|шоссе|набережн\w*|вулиц\w*|провул\w*),?\s*{_RU_HOUSE}{_RU_FLAT}?(?![\w])"
+    # "Ленина, 5, кв. 12": a capitalised street name, a house number and a flat
+    rf"|(?<![\w.])(?-i:[А-ЯЁІЇЄҐ])[\w\-]+,?\s+\d{{1,4}}[а-я]?(?:/\d{{1,3}})?{_RU_FLAT}"
+    # "дом 14 корпус 3 квартира 88", "д. 5, кв. 12"
+    rf"|(?<!\w)(?:д\.|дом|буд\.|будинок)\s*\d{{1,4}}[а-я]?(?:,?\s*(?:корп\.?|корпус|к\.|стр\.?)\s*\d{{1,3}})?"
+    rf"{_RU_FLAT}",
+    re.I,
+)
+# full street words ("улица", "вулиці") take a capitalised name: "на улице жара 30" is the weather
+_ABBREVIATED = re.compile(r"^(?:ул|пр-т|просп|пер|бул|бульв|ш|наб|пл|мкр|вул|пров)\.?$", re.I)
+# cheap gates on lower-cased text: a street word somewhere
+EN_HINT = re.compile(rf"\d[a-z]?(?:\s+[a-z0-9][a-z0-9'’.\-]*){{1,4}}\s+(?:{_EN_SUFFIX})\b")
+RU_HINT = re.compile(
+    r"ул[.\s]|пр[.\s]|пр-т|просп|пер[.\s]|бул[.\s]|бульв|ш\.|наб[.\s]|пл[.\s]|мкр|вул[.\s]|пров[.\s]|улиц|"
+    r"вулиц|проспект|переул|бульвар|шоссе|набережн|площад|микрорайон|провул|майдан|тупик|проезд|проїзд|"
+    r"д\.\s?\d|дом\s?\d|буд\.\s?\d|будинок\s?\d|кв\.?\s?\d|квартир"
+)
+
+
+# street words that are also everyday words ("3 goals close", "2 wins in a row"): only after a capitalised name
+_AMBIGUOUS = _words("close row place pl court ct gate square sq circle cir way mews gardens grove quay")
+
+
+def address_en_check(m: re.Match, text: str) -> bool:
+    words = m.group("name").split()
+    if not words or any(w.lower().strip(".'") in _NOT_NAME for w in words):
+        return False
+    suffix = re.match(r"[A-Za-z]+", text[m.end("name") :].lstrip()).group(0)
+    return suffix.lower() not in _AMBIGUOUS or all(w[0].isupper() or w[0].isdigit() for w in words)
+
+
+def address_ru_check(m: re.Match, text: str) -> bool:
+    kw, name = m.group("kw"), m.group("name")
+    if kw is None:
+        return True
+    return bool(_ABBREVIATED.match(kw)) or name[:1].isupper()
