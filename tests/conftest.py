@@ -21,6 +21,20 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 
+# The fast lane (`make test-fast`, `-m "not slow"`) is everything that neither trains nor serves
+# nor spawns processes. A test is slow when it says so (`@pytest.mark.slow`, or a module-level
+# `pytestmark`) or when it uses a fixture that trains a model or starts a server: pytest resolves the
+# whole fixture closure, so a module fixture built on `tiny_adapter` makes its tests slow as well, and
+# new tests land in the right lane without a marker of their own.
+SLOW_FIXTURES = frozenset({"tiny_adapter"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 def _modest_threads() -> None:
     import torch
 

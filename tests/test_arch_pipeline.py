@@ -21,6 +21,9 @@ from twin.errors import TwinError
 END_OF_TURN = {"llama": "<|eot_id|>", "qwen2": "<|im_end|>"}
 
 
+pytestmark = pytest.mark.slow  # trains an adapter per family
+
+
 @dataclass
 class Run:
     arch: str

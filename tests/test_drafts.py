@@ -528,6 +528,7 @@ except KeyboardInterrupt:
 """
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_within_a_second_with_a_summary_and_nothing_written(tmp_path):
     import signal
 

@@ -63,6 +63,7 @@ def _cfg(adapter, data_dir, out, **kw):
     )
 
 
+@pytest.mark.slow
 def test_eval_writes_report_and_is_deterministic(random_lora_adapter, data_dir, tmp_path):
     from twin.eval.report import SECTIONS
     from twin.eval.run import run_eval
@@ -156,6 +157,7 @@ def test_eval_on_a_trained_adapter_shows_the_twin_learned(tiny_adapter, processe
     assert (tmp_path / "runs" / tiny_adapter.name / "report.html").is_file()
 
 
+@pytest.mark.slow
 def test_eval_cli(random_lora_adapter, data_dir, tmp_path):
     from typer.testing import CliRunner
 
@@ -182,6 +184,7 @@ def test_eval_cli(random_lora_adapter, data_dir, tmp_path):
     assert res.exit_code != 0 and "unknown key 'bogus'" in str(res.exception)
 
 
+@pytest.mark.slow
 def test_eval_scores_authorship_per_reply(random_lora_adapter, data_dir, tmp_path):
     """With a train split the verifier scores every reply; too few messages -> no number."""
     from styled_chats import styled_examples

@@ -118,6 +118,7 @@ def test_loraplus_gives_b_its_own_learning_rate(tiny_base: Path) -> None:
     assert not b_ids & {id(p) for p in groups["lora"]["params"]}
 
 
+@pytest.mark.slow
 def test_dora_with_loraplus_trains_and_saves(tiny_base: Path, processed_dir: Path, tmp_path: Path) -> None:
     from twin.train.loop import train
 

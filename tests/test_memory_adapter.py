@@ -12,6 +12,8 @@ from fastapi.testclient import TestClient
 
 from twin.errors import TwinError
 
+pytestmark = pytest.mark.slow  # trains an adapter with memory and runs the CLI
+
 
 @pytest.fixture(scope="module")
 def memory_adapter(tiny_base, processed_dir, tmp_path_factory):

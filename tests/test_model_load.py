@@ -131,6 +131,7 @@ def test_read_adapter_meta_errors(tmp_path: Path) -> None:
     assert read_adapter_meta(tmp_path) == good
 
 
+@pytest.mark.slow
 def test_build_tiny_is_deterministic_and_pretraining_lowers_loss(tmp_path: Path) -> None:
     from twin.model.tiny import build_tiny, fallback_texts
 

@@ -45,6 +45,7 @@ def _run(entry: str) -> dict:
     return json.loads(line[4:])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("entry", ["cli", "serve", "web"])
 def test_entry_point_turns_telemetry_off(entry):
     seen = _run(entry)

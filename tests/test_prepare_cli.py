@@ -124,6 +124,7 @@ def test_no_scrub_warns_and_keeps_text(tmp_path, caplog):
     assert "bob@example.com" in text
 
 
+@pytest.mark.slow
 def test_pool_output_equals_single_process(tmp_path, monkeypatch):
     raw = make_raw(tmp_path)
     tg = raw / "telegram"
@@ -251,6 +252,7 @@ def test_config_yaml_and_set_overrides(tmp_path):
     assert isinstance(r.exception, TwinError) and "unknown key 'gap_hour'" in str(r.exception)
 
 
+@pytest.mark.slow
 def test_bad_line_in_pool_mode(tmp_path, monkeypatch):
     raw = make_raw(tmp_path)
     for d in range(3, 7):

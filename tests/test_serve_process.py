@@ -14,6 +14,8 @@ from live_server import free_port, twin_process
 
 from twin.errors import TwinError
 
+pytestmark = pytest.mark.slow  # starts a real `twin serve` process
+
 
 def _twin(*args: str) -> list[str]:
     return [sys.executable, "-m", "twin.cli", *args]

@@ -15,6 +15,9 @@ REPO = Path(__file__).resolve().parents[1]
 DDP = {"devices": 2, "strategy": "ddp", "precision": "32-true", "num_threads": 1}
 
 
+pytestmark = pytest.mark.slow  # trains in several processes
+
+
 def _rows(out: Path) -> list[dict]:
     with (out / "runs" / "r" / "metrics.csv").open() as f:
         return list(csv.DictReader(f))

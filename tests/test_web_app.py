@@ -259,6 +259,7 @@ def test_protected_server_needs_the_token(engine, monkeypatch):
         assert [t["role"] for t in at.session_state["turns"]] == ["them", "me"]
 
 
+@pytest.mark.slow
 def test_page_never_imports_torch():
     """Run the page's script bare (no server): it must not pull in torch or the model code."""
     code = (
