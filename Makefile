@@ -111,8 +111,8 @@ test-fast: $(STAMP)  ## the fast lane: pure and in-process tests, no training or
 	$(PY) -m pytest -q -m "not slow" $(ARGS)
 
 lint: $(STAMP)  ## ruff
-	$(PY) -m ruff check twin tests web bench
-	$(PY) -m ruff format --check twin tests web bench
+	$(PY) -m ruff check twin tests web bench devkit
+	$(PY) -m ruff format --check twin tests web bench devkit
 
 bench: $(STAMP)  ## benchmarks -> bench/RESULTS.md (not part of `make test`)
 	$(PY) -m bench $(ARGS)

@@ -1,0 +1,30 @@
+# Import rewrites for the moves on branch `struct` (issue 23). Apply to code written before the merge:
+#   git ls-files '*.py' '*.md' Makefile | xargs sed -i -f RENAMES.sed
+# Every line is idempotent (running it twice changes nothing more).
+# --- step 2: shared dev helpers -> devkit/ (tests and bench), test-only helpers -> tests/helpers/
+s/\bfrom \(tests\.\)\?live_server import/from devkit.live_server import/g
+s/\btests\.live_server\b/devkit.live_server/g
+s/\bfrom \(tests\.\)\?adapters import/from devkit.adapters import/g
+s/\btests\.adapters\b/devkit.adapters/g
+s/\bfrom \(tests\.\)\?synthetic_chats import/from devkit.synthetic_chats import/g
+s/\btests\.synthetic_chats\b/devkit.synthetic_chats/g
+s/\bfrom \(tests\.\)\?fake_telethon import/from helpers.fake_telethon import/g
+s/\btests\.fake_telethon\b/helpers.fake_telethon/g
+s/\bfrom \(tests\.\)\?styled_chats import/from helpers.styled_chats import/g
+s/\btests\.styled_chats\b/helpers.styled_chats/g
+s/\bfrom conftest import\b/from helpers.training import/g
+s/\bfrom test_serve_api import make_other_adapter\b/from helpers.other_adapter import make_other_adapter/g
+s/\bfrom test_web_app import write_eval_samples\b/from helpers.eval_samples import write_eval_samples/g
+# bench used private names: they are public now (twin/model/fingerprint.py, twin/prepare/pipeline.py;
+# `_compute(`/`_dumps(` are generic: check the diff if a new module defines its own)
+s/\bfingerprint import _compute\b/fingerprint import compute_digest/g
+s/\b_compute(/compute_digest(/g
+s/\b_read_records\b/read_records/g
+s/\b_dumps(/dumps_line(/g
+s/\bimport _dumps\b/import dumps_line/g
+s/, _dumps\b/, dumps_line/g
+s#\btests/live_server\.py#devkit/live_server.py#g
+s#\btests/adapters\.py#devkit/adapters.py#g
+s#\btests/synthetic_chats\.py#devkit/synthetic_chats.py#g
+s#\btests/fake_telethon\.py#tests/helpers/fake_telethon.py#g
+s#\btests/styled_chats\.py#tests/helpers/styled_chats.py#g

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
+from helpers.training import tiny_train_config, write_processed
 
 # The test machine has 2 cores shared with other jobs: more threads than cores only thrashes, and
 # OpenMP's default spin-waiting makes 2 threads ~10x slower than 1 when the other core is busy;
@@ -50,36 +51,10 @@ def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny(tmp_path_factory.mktemp("tiny-base") / "tiny-falcon", seed=0)
 
 
-def write_processed(out: Path, n_train: int = 96, n_val: int = 16, seed: int = 0, stats: bool = True) -> Path:
-    """A prepare-style output dir (train.jsonl, val.jsonl, stats.json) with synthetic chats."""
-    from synthetic_chats import write_synthetic_processed
-
-    return write_synthetic_processed(out, n_train=n_train, n_val=n_val, seed=seed, stats=stats)
-
-
 @pytest.fixture(scope="session")
 def processed_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Synthetic ``data/processed`` (96 train / 16 val examples + stats.json)."""
     return write_processed(tmp_path_factory.mktemp("processed"))
-
-
-def tiny_train_config(base: Path, data_dir: Path, out: Path, run: str = "t", **overrides):
-    """pipelines/tiny.yaml pointed at test dirs, sized to train in seconds."""
-    from twin.config import deep_merge, load_config
-    from twin.train.config import TrainConfig
-
-    defaults = {
-        "base": str(base),
-        "run": run,
-        "out_dir": str(out),
-        "data": {"dir": str(data_dir)},
-        "num_threads": 2,
-        "precision": "32-true",  # the same numbers on every CPU (auto depends on the machine)
-        "checkpoint_every_steps": 0,
-        "eval": {"every_steps": 0},
-    }
-    over = deep_merge(defaults, overrides)
-    return load_config(TrainConfig, Path(__file__).resolve().parents[1] / "pipelines" / "tiny.yaml", over)
 
 
 @pytest.fixture(scope="session")
@@ -96,6 +71,6 @@ def tiny_adapter(tiny_base: Path, processed_dir: Path, tmp_path_factory: pytest.
 @pytest.fixture(scope="session")
 def random_lora_adapter(tiny_base: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A LoRA adapter dir on tiny_base with random, non-zero B (untrained, hence instant)."""
-    from adapters import write_random_lora
+    from devkit.adapters import write_random_lora
 
     return write_random_lora(tiny_base, tmp_path_factory.mktemp("adapter") / "random-lora")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_train_config, write_processed
+from helpers.training import tiny_train_config, write_processed
 
 from twin.errors import TwinError
 

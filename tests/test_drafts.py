@@ -19,11 +19,11 @@ from typing import Any
 
 import httpx
 import pytest
-from live_server import free_port, twin_process
+from helpers.fake_telethon import FakeClient, group, location, msg, service, sticker, user, voice
 from telethon import errors, utils
 from telethon.tl import types
 
-from tests.fake_telethon import FakeClient, group, location, msg, service, sticker, user, voice
+from devkit.live_server import free_port, twin_process
 from twin.drafts.chats import resolve_chats
 from twin.drafts.context import conversation, records_of
 from twin.drafts.options import DraftsOptions, check_options
@@ -458,9 +458,8 @@ def test_stopping_with_a_suggestion_pending_is_quick_and_writes_nothing(server):
 
 def test_real_telethon_client_carries_events_drafts_typing_and_sends(server):
     """telethon's own TelegramClient methods and event dispatch; only its wire is scripted."""
+    from helpers.fake_telethon import scripted_live_client
     from telethon import functions
-
-    from tests.fake_telethon import scripted_live_client
 
     def history():
         return [
@@ -500,7 +499,7 @@ def test_real_telethon_client_carries_events_drafts_typing_and_sends(server):
 
 CTRL_C_SCRIPT = """
 import asyncio, sys, time
-from tests.fake_telethon import FakeClient, msg, user
+from helpers.fake_telethon import FakeClient, msg, user
 from twin.drafts.options import DraftsOptions
 from twin.drafts.run import run_drafts
 from twin.logs import setup_logging
@@ -794,9 +793,8 @@ def test_the_trigger_is_only_what_came_after_your_last_message_of_any_kind(serve
 @pytest.mark.slow
 def test_real_telethon_client_flood_on_send_then_your_answer_and_a_call_means_not_sent(server, caplog):
     """telethon's own get_messages(min_id=..., limit=None) reads past the call to your answer."""
+    from helpers.fake_telethon import scripted_live_client
     from telethon import functions
-
-    from tests.fake_telethon import scripted_live_client
 
     caplog.set_level(logging.INFO, logger="twin.drafts")
     client_box: list[Any] = []
@@ -1020,7 +1018,7 @@ def test_saved_mode_and_stopping_after_you_answered_are_recorded(server, tmp_pat
 @pytest.mark.slow
 def test_real_telethon_client_delivers_your_messages_as_feedback(server, tmp_path):
     """telethon's own event dispatch brings your outgoing messages (sent from another device)."""
-    from tests.fake_telethon import scripted_live_client
+    from helpers.fake_telethon import scripted_live_client
 
     fb = tmp_path / "fb"
 

@@ -187,7 +187,7 @@ def test_eval_cli(random_lora_adapter, data_dir, tmp_path):
 @pytest.mark.slow
 def test_eval_scores_authorship_per_reply(random_lora_adapter, data_dir, tmp_path):
     """With a train split the verifier scores every reply; too few messages -> no number."""
-    from styled_chats import styled_examples
+    from helpers.styled_chats import styled_examples
 
     from twin.eval.run import run_eval
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from fake_telethon import (
+from helpers.fake_telethon import (
     ME,
     Failure,
     FakeClient,
@@ -471,7 +471,7 @@ def test_real_telethon_iterator_paging_resume_and_flood(tmp_path, monkeypatch):
     """telethon's real iter_messages (reverse, min_id, paging by 100) against a scripted getHistory."""
     from types import SimpleNamespace
 
-    from fake_telethon import scripted_telegram_client
+    from helpers.fake_telethon import scripted_telegram_client
 
     paced: list[float] = []
 
@@ -514,7 +514,7 @@ def test_real_telethon_iterator_paging_resume_and_flood(tmp_path, monkeypatch):
 def test_real_telethon_iterator_since(tmp_path, monkeypatch):
     from types import SimpleNamespace
 
-    from fake_telethon import scripted_telegram_client
+    from helpers.fake_telethon import scripted_telegram_client
 
     async def no_sleep(seconds: float) -> None:
         return None

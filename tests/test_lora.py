@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import tiny_train_config
+from helpers.training import tiny_train_config
 
 from twin.errors import TwinError
 from twin.model.load import load_base

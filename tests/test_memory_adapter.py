@@ -7,8 +7,8 @@ import json
 import shutil
 
 import pytest
-from conftest import tiny_train_config
 from fastapi.testclient import TestClient
+from helpers.training import tiny_train_config
 
 from twin.errors import TwinError
 

@@ -7,8 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from adapters import edited_copy, on_other_base
 
+from devkit.adapters import edited_copy, on_other_base
 from twin.errors import TwinError
 from twin.model.load import base_fingerprint, check_base_dir, load_base, read_adapter_meta
 

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from conftest import tiny_train_config
+from helpers.training import tiny_train_config
 
 from twin.model.precision import Hardware, choose_precision, decide, parameter_count
 

@@ -3,39 +3,16 @@
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from helpers.other_adapter import make_other_adapter
 
 from twin.errors import TwinError
 
 SECRET = "my-private-chat-text-XYZZY"
-
-
-def make_other_adapter(base: Path, like: Path, out: Path) -> Path:
-    """A second, clearly different adapter: random (non-zero) LoRA weights on the same base."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-
-    from twin.model.load import load_base
-
-    cfg = json.loads((like / "adapter_config.json").read_text())
-    model, _ = load_base(base)
-    torch.manual_seed(123)
-    lora = LoraConfig(
-        r=4,
-        lora_alpha=64,
-        target_modules=cfg["target_modules"],
-        init_lora_weights=False,
-        task_type="CAUSAL_LM",
-    )
-    get_peft_model(model, lora).save_pretrained(out)
-    shutil.copy(like / "twin.json", out / "twin.json")
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -320,8 +297,7 @@ def test_full_queue_is_503_with_retry_after(engine):
 
 
 def test_mismatched_base_is_refused(tiny_base, tiny_adapter, tmp_path):
-    from adapters import on_other_base
-
+    from devkit.adapters import on_other_base
     from twin.serve.engine import Engine
 
     bad = on_other_base(tiny_adapter, tmp_path / "wrong-base")
@@ -388,8 +364,8 @@ def test_disconnected_stream_client_stops_its_generation(engine, caplog):
     import time
 
     import httpx
-    from live_server import serve_in_thread
 
+    from devkit.live_server import serve_in_thread
     from twin.serve.app import create_app
 
     caplog.set_level(logging.INFO, logger="twin.model.batch")

@@ -7,7 +7,7 @@ import logging
 import threading
 
 import pytest
-from test_serve_api import make_other_adapter
+from helpers.other_adapter import make_other_adapter
 
 from twin.errors import TwinError
 from twin.model.generate import GenParams
@@ -180,8 +180,8 @@ def test_clients_that_leave_while_queued_free_their_places(engine):
     from urllib.parse import urlparse
 
     import httpx
-    from live_server import serve_in_thread
 
+    from devkit.live_server import serve_in_thread
     from twin.serve.app import create_app
 
     app = create_app(engine, token="", queue_size=32)

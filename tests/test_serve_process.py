@@ -10,8 +10,8 @@ import sys
 
 import httpx
 import pytest
-from live_server import free_port, twin_process
 
+from devkit.live_server import free_port, twin_process
 from twin.errors import TwinError
 
 pytestmark = pytest.mark.slow  # starts a real `twin serve` process
@@ -71,7 +71,7 @@ def test_32_concurrent_clients_answered_or_cleanly_refused(live):
 
 
 def test_cli_refuses_a_mismatched_adapter_in_one_line(tiny_base, tiny_adapter, tmp_path):
-    from adapters import on_other_base
+    from devkit.adapters import on_other_base
 
     bad = on_other_base(tiny_adapter, tmp_path / "other-base-adapter")
     out = subprocess.run(_twin("serve", "--base", str(tiny_base), "--adapter", str(bad), "--port", str(free_port())),

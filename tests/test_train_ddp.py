@@ -6,7 +6,7 @@ import csv
 from pathlib import Path
 
 import pytest
-from conftest import tiny_train_config, write_processed
+from helpers.training import tiny_train_config, write_processed
 
 from twin.errors import TwinError
 

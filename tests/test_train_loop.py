@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 
 import pytest
-from conftest import tiny_train_config, write_processed
+from helpers.training import tiny_train_config, write_processed
 
 from twin.errors import TwinError
 from twin.model.load import base_fingerprint, load_base, read_adapter_meta
