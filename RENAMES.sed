@@ -28,3 +28,17 @@ s#\btests/adapters\.py#devkit/adapters.py#g
 s#\btests/synthetic_chats\.py#devkit/synthetic_chats.py#g
 s#\btests/fake_telethon\.py#tests/helpers/fake_telethon.py#g
 s#\btests/styled_chats\.py#tests/helpers/styled_chats.py#g
+# --- step 3: shared record format and Telegram client below the stages (twin/sources/ is only the export stage)
+#     telegram_client.py is renamed twin/telegram.py: "telegram_api" (the export stage) vs "telegram_client" read as a pair
+s/\btwin\.sources\.records\b/twin.records/g
+s/\btwin\.sources\.telegram_client\b/twin.telegram/g
+s/\bfrom twin\.sources import records\b/from twin import records/g
+s/\bfrom twin\.sources import telegram_client\b/from twin import telegram as telegram_client/g
+s/^\(\s*\)from twin\.sources import \(.*\), telegram_client$/\1from twin import telegram as telegram_client\n\1from twin.sources import \2/
+# twin imports absolutely; the two relative rules are for new modules under twin/sources/ (no other records.py exists)
+s/^\(\s*\)from \.\.\?records import/\1from twin.records import/
+s/^\(\s*\)from \.\.\?telegram_client import/\1from twin.telegram import/
+s#\btwin/sources/records\.py#twin/records.py#g
+s#\btwin/sources/telegram_client\.py#twin/telegram.py#g
+s#\bsources/records\.py#records.py#g
+s#\bsources/telegram_client\.py#telegram.py#g

@@ -75,7 +75,7 @@ PII = [
 
 def generate_raw(root: Path, n_messages: int, seed: int = 0) -> Path:
     """``root/telegram/<dialog>.jsonl``, ~2,500 messages per dialog (cached by size + seed)."""
-    from twin.sources.records import dumps_record, iso_utc
+    from twin.records import dumps_record, iso_utc
 
     stamp = root / ".complete"
     if stamp.exists():

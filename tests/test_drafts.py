@@ -556,7 +556,7 @@ def test_ctrl_c_stops_within_a_second_with_a_summary_and_nothing_written(tmp_pat
 def test_the_real_client_catches_up_after_a_reconnect_and_leaves_flood_waits_to_us(tmp_path):
     """telethon replays updates missed while disconnected only with catch_up=True (telethon's own flag)."""
     from twin.drafts.run import _catch_up_client
-    from twin.sources.telegram_client import prepare_session, session_file
+    from twin.telegram import prepare_session, session_file
 
     path = session_file(tmp_path / "s")
     prepare_session(path)

@@ -15,8 +15,8 @@ import pytest
 
 from twin import cli
 from twin.errors import TwinError
+from twin.records import FIELDS, decode_rows, dumps_record, encode_rows, read_dialog, write_dialog
 from twin.sources import telegram_desktop as td
-from twin.sources.records import FIELDS, decode_rows, dumps_record, encode_rows, read_dialog, write_dialog
 from twin.sources.telegram_desktop import import_desktop
 from twin.sources.telegram_desktop import parse as td_parse
 

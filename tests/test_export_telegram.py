@@ -36,11 +36,12 @@ from helpers.fake_telethon import (
 )
 from telethon.errors import ApiIdInvalidError, FloodWaitError
 
+from twin import telegram as telegram_client
 from twin.errors import TwinError
-from twin.sources import telegram_api, telegram_client
-from twin.sources.records import read_dialog
+from twin.records import read_dialog
+from twin.sources import telegram_api
 from twin.sources.telegram_api import export_dialogs, export_telegram
-from twin.sources.telegram_client import load_credentials, media_kind
+from twin.telegram import load_credentials, media_kind
 
 HASH = "0123456789abcdef0123456789abcdef"
 REPO = Path(__file__).resolve().parents[1]

@@ -15,7 +15,7 @@ from twin.errors import TwinError
 from twin.prepare import pipeline
 from twin.prepare.config import PrepareConfig
 from twin.prepare.pipeline import run_prepare
-from twin.sources.records import iso_utc, make_record, write_dialog
+from twin.records import iso_utc, make_record, write_dialog
 
 T0 = 1_700_000_000
 H = 3600

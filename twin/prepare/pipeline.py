@@ -29,7 +29,7 @@ from twin.fileio import atomic_open, iter_jsonl
 from twin.memory import ensure_memory
 from twin.prepare.config import PrepareConfig
 from twin.prepare.examples import CONVERTERS, dataset_info, in_val, session_examples, session_hash
-from twin.sources.records import dialog_files, validate_record
+from twin.records import dialog_files, validate_record
 from twin.text.scrub import TYPES, Scrubber
 from twin.text.sessions import build_sessions
 

@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 from twin.errors import TwinError
-from twin.sources.records import FIELDS, decode_rows, encode_rows, merge_records, read_dialog
+from twin.records import FIELDS, decode_rows, encode_rows, merge_records, read_dialog
 
 
 def plan_writes(out_dir: Path, dialogs: dict[int, bytes], counts: Counter[str]) -> list[tuple[Path, bytes]]:
