@@ -42,3 +42,9 @@ s#\btwin/sources/records\.py#twin/records.py#g
 s#\btwin/sources/telegram_client\.py#twin/telegram.py#g
 s#\bsources/records\.py#records.py#g
 s#\bsources/telegram_client\.py#telegram.py#g
+# --- step 4: inference is its own package (twin/model/ keeps building and loading bases)
+s/\btwin\.model\.\(generate\|batch\|multi_lora\)\b/twin.inference.\1/g
+s/\bfrom twin\.model import \(generate\|batch\|multi_lora\)\b/from twin.inference import \1/g
+s/^\(\s*\)from \.\(generate\|batch\|multi_lora\) import/\1from twin.inference.\2 import/
+s#\btwin/model/\(generate\|batch\|multi_lora\)\.py#twin/inference/\1.py#g
+s#\bmodel/\(generate\|batch\|multi_lora\)\.py#inference/\1.py#g

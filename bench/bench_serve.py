@@ -88,7 +88,7 @@ def _in_process_paths(model: Any, tok: Any, prompt: str, new_tokens: int) -> dic
     """transformers' ``model.generate`` and twin's ``generate`` on ``prompt``; each returns its new tokens."""
     import torch
 
-    from twin.model.generate import GenParams, generate
+    from twin.inference.generate import GenParams, generate
 
     enc = tok(prompt, return_tensors="pt", add_special_tokens=False)
     params = GenParams(max_new_tokens=new_tokens, temperature=0, repetition_penalty=1.1)
@@ -138,7 +138,7 @@ def one_client_alternating(base: Path, adapter: Path, url: str, new_tokens: int,
     import httpx
     import torch
 
-    from twin.model.generate import build_reply_prompt
+    from twin.inference.generate import build_reply_prompt
     from twin.serve.engine import Engine
 
     torch.set_num_threads(1)

@@ -79,7 +79,7 @@ def test_reply_shape_and_determinism(client):
 
 def test_reply_matches_generate_on_the_same_prompt(client, engine):
     """The server renders the prompt exactly as generate.build_reply_prompt does (training's template)."""
-    from twin.model.generate import GenParams, build_reply_prompt, generate, speaker_stops
+    from twin.inference.generate import GenParams, build_reply_prompt, generate, speaker_stops
 
     adapter = engine.adapters["twin"]
     engine.model.set_adapter("twin")
@@ -324,7 +324,7 @@ def test_adapter_names_and_quantize(tiny_base, tiny_adapter):
 
 def test_cancel_stops_generation_at_the_next_token(engine):
     """What a disconnected streaming client triggers: the worker stops instead of finishing the reply."""
-    from twin.model.generate import GenParams
+    from twin.inference.generate import GenParams
 
     cancel = threading.Event()
     seen: list[str] = []
@@ -368,7 +368,7 @@ def test_disconnected_stream_client_stops_its_generation(engine, caplog):
     from devkit.live_server import serve_in_thread
     from twin.serve.app import create_app
 
-    caplog.set_level(logging.INFO, logger="twin.model.batch")
+    caplog.set_level(logging.INFO, logger="twin.inference.batch")
     app = create_app(engine, token="")
     with serve_in_thread(app) as url:
         payload = body(adapter="base", max_new_tokens=500, temperature=1.0, seed=0)
