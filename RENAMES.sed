@@ -48,3 +48,5 @@ s/\bfrom twin\.model import \(generate\|batch\|multi_lora\)\b/from twin.inferenc
 s/^\(\s*\)from \.\(generate\|batch\|multi_lora\) import/\1from twin.inference.\2 import/
 s#\btwin/model/\(generate\|batch\|multi_lora\)\.py#twin/inference/\1.py#g
 s#\bmodel/\(generate\|batch\|multi_lora\)\.py#inference/\1.py#g
+s/\bfrom \(tests\.\)\?test_eval_run import VAL, _cfg\b/from helpers.eval_inputs import VAL, eval_config/g
+# ...and inside tests/test_eval_run.py and tests/test_feedback.py (only there): s/\b_cfg(/eval_config(/g

@@ -27,7 +27,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 # `pytestmark`) or when it uses a fixture that trains a model or starts a server: pytest resolves the
 # whole fixture closure, so a module fixture built on `tiny_adapter` makes its tests slow as well, and
 # new tests land in the right lane without a marker of their own.
-SLOW_FIXTURES = frozenset({"tiny_adapter"})
+SLOW_FIXTURES = frozenset({"tiny_adapter", "engine", "twin_server"})
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -74,3 +74,30 @@ def random_lora_adapter(tiny_base: Path, tmp_path_factory: pytest.TempPathFactor
     from devkit.adapters import write_random_lora
 
     return write_random_lora(tiny_base, tmp_path_factory.mktemp("adapter") / "random-lora")
+
+
+@pytest.fixture(scope="session")
+def engine(tiny_base: Path, tiny_adapter: Path, tmp_path_factory: pytest.TempPathFactory):
+    """One in-process serving engine with two real adapters, `twin` and `other` (plus the bare base).
+
+    Loading is the slow part, so the API and batching tests share it; test_web_app.py overrides it
+    with a one-adapter engine of its own.
+    """
+    from helpers.other_adapter import make_other_adapter
+
+    from twin.serve.engine import Engine
+
+    other = make_other_adapter(tiny_base, tiny_adapter, tmp_path_factory.mktemp("other") / "other")
+    return Engine(tiny_base, [("twin", tiny_adapter), ("other", other)], max_batch=8)
+
+
+@pytest.fixture(scope="session")
+def twin_server(tiny_base: Path, tiny_adapter: Path):
+    """URL of one real `twin serve` process for the session (token and options: helpers/server.py)."""
+    from helpers.server import TOKEN, serve_args
+
+    from devkit.live_server import twin_process
+
+    env = {**os.environ, "TWIN_API_TOKEN": TOKEN}
+    with twin_process("serve", *serve_args(tiny_base, tiny_adapter), health="/healthz", env=env) as url:
+        yield url

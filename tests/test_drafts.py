@@ -20,10 +20,11 @@ from typing import Any
 import httpx
 import pytest
 from helpers.fake_telethon import FakeClient, group, location, msg, service, sticker, user, voice
+from helpers.server import TOKEN
 from telethon import errors, utils
 from telethon.tl import types
 
-from devkit.live_server import free_port, twin_process
+from devkit.live_server import free_port
 from twin.drafts.chats import resolve_chats
 from twin.drafts.context import conversation, records_of
 from twin.drafts.options import DraftsOptions, check_options
@@ -33,7 +34,6 @@ from twin.errors import TwinError
 from twin.feedback import KEYS, edit_distance, read_feedback
 from twin.text.scrub import Scrubber
 
-TOKEN = "tok-drafts"
 ANNA = user(2001, "Anna", "K", username="anna_k")
 BOB = user(2002, "Bob")
 HELPER = user(2003, "Helper", bot=True)
@@ -48,11 +48,8 @@ def _twin(*args: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def server(tiny_base, tiny_adapter):
-    env = {**os.environ, "TWIN_API_TOKEN": TOKEN}
-    args = ("--base", str(tiny_base), "--adapter", f"me={tiny_adapter}", "--threads", "1")
-    with twin_process("serve", *args, health="/healthz", env=env) as url:
-        yield url
+def server(twin_server):
+    return twin_server  # the session's one `twin serve` process (conftest.py)
 
 
 def account() -> FakeClient:
@@ -533,6 +530,7 @@ def test_ctrl_c_stops_within_a_second_with_a_summary_and_nothing_written(tmp_pat
 
     (tmp_path / "tg.session").write_bytes(b"SQLite format 3\x00")
     env = {**os.environ, "TELEGRAM_API_ID": "12345", "TELEGRAM_API_HASH": "0" * 32, "COLUMNS": "200"}
+    env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(__file__), env.get("PYTHONPATH", "")])  # helpers/
     url = f"http://127.0.0.1:{free_port()}"
     proc = subprocess.Popen([sys.executable, "-c", CTRL_C_SCRIPT, url, str(tmp_path / "tg")], env=env,
                             cwd=os.path.dirname(os.path.dirname(__file__)), stdout=subprocess.PIPE,

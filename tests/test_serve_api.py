@@ -8,19 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fastapi.testclient import TestClient
-from helpers.other_adapter import make_other_adapter
 
 from twin.errors import TwinError
 
 SECRET = "my-private-chat-text-XYZZY"
-
-
-@pytest.fixture(scope="module")
-def engine(tiny_base, tiny_adapter, tmp_path_factory):
-    from twin.serve.engine import Engine
-
-    other = make_other_adapter(tiny_base, tiny_adapter, tmp_path_factory.mktemp("other") / "other")
-    return Engine(tiny_base, [("twin", tiny_adapter), ("other", other)])
 
 
 @pytest.fixture(scope="module")

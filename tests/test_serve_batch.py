@@ -7,7 +7,6 @@ import logging
 import threading
 
 import pytest
-from helpers.other_adapter import make_other_adapter
 
 from twin.errors import TwinError
 from twin.inference.generate import GenParams
@@ -23,14 +22,6 @@ MESSAGES = [
     "send me the photos pls",
 ]
 ADAPTERS = ["twin", "other", "base", "twin", "other", "base", "other", "twin"]
-
-
-@pytest.fixture(scope="module")
-def engine(tiny_base, tiny_adapter, tmp_path_factory):
-    from twin.serve.engine import Engine
-
-    other = make_other_adapter(tiny_base, tiny_adapter, tmp_path_factory.mktemp("other") / "other")
-    return Engine(tiny_base, [("twin", tiny_adapter), ("other", other)], max_batch=8)
 
 
 def submit(engine, i: int, params: GenParams, **kw):

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 
 import httpx
 import pytest
+from helpers.server import AUTH
 
-from devkit.live_server import free_port, twin_process
+from devkit.live_server import free_port
 from twin.errors import TwinError
 
 pytestmark = pytest.mark.slow  # starts a real `twin serve` process
@@ -22,14 +22,8 @@ def _twin(*args: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def live(tiny_base, tiny_adapter):
-    env = {**os.environ, "TWIN_API_TOKEN": "tok-123"}
-    args = ("--base", str(tiny_base), "--adapter", f"me={tiny_adapter}", "--queue-size", "8", "--threads", "1")  # fmt: skip
-    with twin_process("serve", *args, health="/healthz", env=env) as url:
-        yield url
-
-
-AUTH = {"Authorization": "Bearer tok-123"}
+def live(twin_server):
+    return twin_server  # the session's one `twin serve` process (conftest.py)
 
 
 def test_real_server_over_http(live):
