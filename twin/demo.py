@@ -354,7 +354,7 @@ def demo_cmd(
     port: int = typer.Option(8000, "--port", help="REST server port."),
     chat_port: int = typer.Option(8501, "--chat-port", help="Chat page port."),
 ) -> None:
-    """The whole pipeline on the bundled sample: base, import, prepare, train, eval (+ serve)."""
+    """The whole pipeline on the bundled sample: import, prepare, base, train, eval (+ serve)."""
     from twin.model.load import prefer_passive_omp_wait
 
     prefer_passive_omp_wait()  # the demo trains in this process

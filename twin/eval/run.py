@@ -5,7 +5,7 @@ Both sides come from ONE loaded model: the adapter is switched off for the base'
 batch: ``twin.inference.multi_lora``), so a 7B base is held in memory once. For each side:
 
 * loss and perplexity of the real replies, token-weighted, with exactly the training masking
-  (prompt rendered by ``twin.prompt``, loss on the reply + EOS only: ``twin.train.data``);
+  (prompt rendered by ``twin.prompt``, loss on the reply + EOS only: ``twin.examples``);
 * a generated reply per example, scored against the real one (BLEU-4, ROUGE-1/2/L), plus style
   statistics of real, base and twin replies (``twin.eval.metrics``).
 
