@@ -1,6 +1,6 @@
 # Import rewrites for the moves on branch `struct` (issue 23). Apply to code written before the merge:
-#   git ls-files '*.py' '*.md' Makefile | xargs sed -i -f RENAMES.sed
-# Every line is idempotent (running it twice changes nothing more).
+#   git ls-files '*.py' '*.md' '*.toml' Makefile | xargs sed -i -f RENAMES.sed
+# Every line is idempotent (running it twice changes nothing more). Then `ruff check --fix` (import order).
 # --- step 2: shared dev helpers -> devkit/ (tests and bench), test-only helpers -> tests/helpers/
 s/\bfrom \(tests\.\)\?live_server import/from devkit.live_server import/g
 s/\btests\.live_server\b/devkit.live_server/g
@@ -12,9 +12,12 @@ s/\bfrom \(tests\.\)\?fake_telethon import/from helpers.fake_telethon import/g
 s/\btests\.fake_telethon\b/helpers.fake_telethon/g
 s/\bfrom \(tests\.\)\?styled_chats import/from helpers.styled_chats import/g
 s/\btests\.styled_chats\b/helpers.styled_chats/g
+# conftest.py keeps only fixtures and hooks; its two helpers (tiny_train_config, write_processed) are here:
 s/\bfrom conftest import\b/from helpers.training import/g
 s/\bfrom test_serve_api import make_other_adapter\b/from helpers.other_adapter import make_other_adapter/g
 s/\bfrom test_web_app import write_eval_samples\b/from helpers.eval_samples import write_eval_samples/g
+s/\bfrom \(tests\.\)\?test_eval_run import VAL, _cfg\b/from helpers.eval_inputs import VAL, eval_config/g
+# ...and inside tests/test_eval_run.py and tests/test_feedback.py (only there): s/\b_cfg(/eval_config(/g
 # bench used private names: they are public now (twin/model/fingerprint.py, twin/prepare/pipeline.py;
 # `_compute(`/`_dumps(` are generic: check the diff if a new module defines its own)
 s/\bfingerprint import _compute\b/fingerprint import compute_digest/g
@@ -45,8 +48,11 @@ s#\bsources/telegram_client\.py#telegram.py#g
 # --- step 4: inference is its own package (twin/model/ keeps building and loading bases)
 s/\btwin\.model\.\(generate\|batch\|multi_lora\)\b/twin.inference.\1/g
 s/\bfrom twin\.model import \(generate\|batch\|multi_lora\)\b/from twin.inference import \1/g
+# (relative: only for a new module inside twin/inference/ or twin/model/; twin imports absolutely)
 s/^\(\s*\)from \.\(generate\|batch\|multi_lora\) import/\1from twin.inference.\2 import/
 s#\btwin/model/\(generate\|batch\|multi_lora\)\.py#twin/inference/\1.py#g
 s#\bmodel/\(generate\|batch\|multi_lora\)\.py#inference/\1.py#g
-s/\bfrom \(tests\.\)\?test_eval_run import VAL, _cfg\b/from helpers.eval_inputs import VAL, eval_config/g
-# ...and inside tests/test_eval_run.py and tests/test_feedback.py (only there): s/\b_cfg(/eval_config(/g
+# --- not sed-able, for the lead: tests that used the module fixtures `engine` (test_serve_api/test_serve_batch)
+# or started their own `twin serve` now get the session ones from conftest.py (`engine`, `twin_server`;
+# token and options in tests/helpers/server.py); the module fixtures `server` (test_drafts) and `live`
+# (test_serve_process) remain as aliases.
