@@ -25,7 +25,7 @@ CHAT_PORT ?= 8501
 DEMO_SERVE ?= 1
 
 .PHONY: help install export export-telegram export-desktop import-desktop prepare tiny download train serve chat drafts eval merge gguf \
-        demo test lint bench bench-7b browser go llama-cpp clean
+        demo test test-fast lint bench bench-7b browser go llama-cpp clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -106,9 +106,13 @@ go:
 test: $(STAMP) browser go  ## the test suite
 	$(PY) -m pytest -q $(ARGS)
 
+# Slow = trains, serves or spawns processes (tests/conftest.py marks tests built on trained fixtures).
+test-fast: $(STAMP)  ## the fast lane: pure and in-process tests, no training or servers
+	$(PY) -m pytest -q -m "not slow" $(ARGS)
+
 lint: $(STAMP)  ## ruff
-	$(PY) -m ruff check twin tests web bench
-	$(PY) -m ruff format --check twin tests web bench
+	$(PY) -m ruff check twin tests web bench devkit
+	$(PY) -m ruff format --check twin tests web bench devkit
 
 bench: $(STAMP)  ## benchmarks -> bench/RESULTS.md (not part of `make test`)
 	$(PY) -m bench $(ARGS)

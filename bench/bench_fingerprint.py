@@ -32,7 +32,7 @@ def write_file(path: Path, gib: float, tensors: int) -> None:
 
 
 def main() -> None:
-    from twin.model.fingerprint import _compute
+    from twin.model.fingerprint import compute_digest
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--gib", type=float, default=1.0)
@@ -42,7 +42,7 @@ def main() -> None:
         p = Path(d) / "model.safetensors"
         write_file(p, a.gib, a.tensors)
         t = time.perf_counter()
-        _compute(p, p.stat().st_size)
+        compute_digest(p, p.stat().st_size)
         sampled = time.perf_counter() - t
         t = time.perf_counter()
         h = hashlib.sha256()

@@ -75,7 +75,7 @@ PII = [
 
 def generate_raw(root: Path, n_messages: int, seed: int = 0) -> Path:
     """``root/telegram/<dialog>.jsonl``, ~2,500 messages per dialog (cached by size + seed)."""
-    from twin.sources.records import dumps_record, iso_utc
+    from twin.records import dumps_record, iso_utc
 
     stamp = root / ".complete"
     if stamp.exists():
@@ -127,7 +127,7 @@ def profile_phases(raw: Path, max_messages: int) -> dict:
     """Single-process time per phase over the first dialogs (up to ``max_messages`` messages)."""
     from twin.prepare.config import PrepareConfig
     from twin.prepare.examples import session_examples
-    from twin.prepare.pipeline import _dumps, _read_records
+    from twin.prepare.pipeline import dumps_line, read_records
     from twin.text.scrub import Scrubber
     from twin.text.sessions import build_sessions
 
@@ -142,7 +142,7 @@ def profile_phases(raw: Path, max_messages: int) -> dict:
         if n >= max_messages:
             break
         t0 = clock()
-        recs = _read_records(f)
+        recs = read_records(f)
         t1 = clock()
         scrubber = Scrubber(cfg.region)
         for r in recs:
@@ -154,7 +154,7 @@ def profile_phases(raw: Path, max_messages: int) -> dict:
         exs = [e for s in sessions for e in session_examples(s, contact="x", budget=cfg.context_budget)]
         t4 = clock()
         for e in exs:
-            _dumps(e)
+            dumps_line(e)
         t5 = clock()
         t["read+validate"] += t1 - t0
         t["scrub"] += t2 - t1

@@ -51,7 +51,7 @@ def decode_bound() -> dict:
 
 def make_workdir(work: Path, base: Path | None = None) -> tuple[Path, Path]:
     """Tiny base + a LoRA adapter (random non-zero weights: speed does not depend on their values)."""
-    from tests.adapters import write_random_lora
+    from devkit.adapters import write_random_lora
     from twin.model.tiny import build_tiny
 
     base = base or work / "tiny-falcon"
@@ -88,7 +88,7 @@ def _in_process_paths(model: Any, tok: Any, prompt: str, new_tokens: int) -> dic
     """transformers' ``model.generate`` and twin's ``generate`` on ``prompt``; each returns its new tokens."""
     import torch
 
-    from twin.model.generate import GenParams, generate
+    from twin.inference.generate import GenParams, generate
 
     enc = tok(prompt, return_tensors="pt", add_special_tokens=False)
     params = GenParams(max_new_tokens=new_tokens, temperature=0, repetition_penalty=1.1)
@@ -138,7 +138,7 @@ def one_client_alternating(base: Path, adapter: Path, url: str, new_tokens: int,
     import httpx
     import torch
 
-    from twin.model.generate import build_reply_prompt
+    from twin.inference.generate import build_reply_prompt
     from twin.serve.engine import Engine
 
     torch.set_num_threads(1)
@@ -209,7 +209,7 @@ def _measure(
     base: Path, adapter: Path, new_tokens: int, levels: list[int], repeats: int
 ) -> tuple[dict, list]:
     """``(single-client results by path, the server's rows by concurrency)`` against a real `twin serve`."""
-    from tests.live_server import twin_process
+    from devkit.live_server import twin_process
 
     serve_args = ("--base", str(base), "--adapter", f"twin={adapter}", "--threads", "1", "--queue-size", "64")
     env = {**os.environ, "TWIN_API_TOKEN": ""}

@@ -103,7 +103,7 @@ def falcon7b_memory(**kw: object) -> dict[str, float]:
 
 
 def _setup(work: Path, n_train: int) -> tuple[Path, Path]:
-    from tests.synthetic_chats import write_synthetic_processed
+    from devkit.synthetic_chats import write_synthetic_processed
     from twin.model.tiny import build_tiny, texts_from_dir
 
     data = write_synthetic_processed(work / "data", n_train=n_train, n_val=16, seed=7, max_context_pairs=5)

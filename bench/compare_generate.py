@@ -266,7 +266,7 @@ def goals(summary: dict, evals: dict, levels: list[int]) -> list[str]:
 
 def server_rounds(a: argparse.Namespace, levels: list[int], base: Path, adapter: Path) -> list[dict]:
     """Every round against the two servers (only the batched one with ``--mixed-only``)."""
-    from tests.live_server import twin_process
+    from devkit.live_server import twin_process
 
     engines = ((BATCHED, 8),) if a.mixed_only else ((SERIAL, 1), (BATCHED, 8))
     runs: list[dict] = []

@@ -92,8 +92,8 @@ def prompt_cost(adapter: Path, data: Path, n: int = 30, rounds: int = 3) -> dict
     import torch
 
     from twin.examples import read_examples
+    from twin.inference.generate import build_reply_prompt
     from twin.memory import adapter_memory
-    from twin.model.generate import build_reply_prompt
     from twin.model.load import load_base, read_adapter_meta, resolve_base
 
     meta = read_adapter_meta(adapter)

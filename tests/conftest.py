@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
+from helpers.training import tiny_train_config, write_processed
 
 # The test machine has 2 cores shared with other jobs: more threads than cores only thrashes, and
 # OpenMP's default spin-waiting makes 2 threads ~10x slower than 1 when the other core is busy;
@@ -19,6 +20,20 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+# The fast lane (`make test-fast`, `-m "not slow"`) is everything that neither trains nor serves
+# nor spawns processes. A test is slow when it says so (`@pytest.mark.slow`, or a module-level
+# `pytestmark`) or when it uses a fixture that trains a model or starts a server: pytest resolves the
+# whole fixture closure, so a module fixture built on `tiny_adapter` makes its tests slow as well, and
+# new tests land in the right lane without a marker of their own.
+SLOW_FIXTURES = frozenset({"tiny_adapter", "engine", "twin_server"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 def _modest_threads() -> None:
@@ -36,36 +51,10 @@ def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny(tmp_path_factory.mktemp("tiny-base") / "tiny-falcon", seed=0)
 
 
-def write_processed(out: Path, n_train: int = 96, n_val: int = 16, seed: int = 0, stats: bool = True) -> Path:
-    """A prepare-style output dir (train.jsonl, val.jsonl, stats.json) with synthetic chats."""
-    from synthetic_chats import write_synthetic_processed
-
-    return write_synthetic_processed(out, n_train=n_train, n_val=n_val, seed=seed, stats=stats)
-
-
 @pytest.fixture(scope="session")
 def processed_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Synthetic ``data/processed`` (96 train / 16 val examples + stats.json)."""
     return write_processed(tmp_path_factory.mktemp("processed"))
-
-
-def tiny_train_config(base: Path, data_dir: Path, out: Path, run: str = "t", **overrides):
-    """pipelines/tiny.yaml pointed at test dirs, sized to train in seconds."""
-    from twin.config import deep_merge, load_config
-    from twin.train.config import TrainConfig
-
-    defaults = {
-        "base": str(base),
-        "run": run,
-        "out_dir": str(out),
-        "data": {"dir": str(data_dir)},
-        "num_threads": 2,
-        "precision": "32-true",  # the same numbers on every CPU (auto depends on the machine)
-        "checkpoint_every_steps": 0,
-        "eval": {"every_steps": 0},
-    }
-    over = deep_merge(defaults, overrides)
-    return load_config(TrainConfig, Path(__file__).resolve().parents[1] / "pipelines" / "tiny.yaml", over)
 
 
 @pytest.fixture(scope="session")
@@ -82,6 +71,33 @@ def tiny_adapter(tiny_base: Path, processed_dir: Path, tmp_path_factory: pytest.
 @pytest.fixture(scope="session")
 def random_lora_adapter(tiny_base: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A LoRA adapter dir on tiny_base with random, non-zero B (untrained, hence instant)."""
-    from adapters import write_random_lora
+    from devkit.adapters import write_random_lora
 
     return write_random_lora(tiny_base, tmp_path_factory.mktemp("adapter") / "random-lora")
+
+
+@pytest.fixture(scope="session")
+def engine(tiny_base: Path, tiny_adapter: Path, tmp_path_factory: pytest.TempPathFactory):
+    """One in-process serving engine with two real adapters, `twin` and `other` (plus the bare base).
+
+    Loading is the slow part, so the API and batching tests share it; test_web_app.py overrides it
+    with a one-adapter engine of its own.
+    """
+    from helpers.other_adapter import make_other_adapter
+
+    from twin.serve.engine import Engine
+
+    other = make_other_adapter(tiny_base, tiny_adapter, tmp_path_factory.mktemp("other") / "other")
+    return Engine(tiny_base, [("twin", tiny_adapter), ("other", other)], max_batch=8)
+
+
+@pytest.fixture(scope="session")
+def twin_server(tiny_base: Path, tiny_adapter: Path):
+    """URL of one real `twin serve` process for the session (token and options: helpers/server.py)."""
+    from helpers.server import TOKEN, serve_args
+
+    from devkit.live_server import twin_process
+
+    env = {**os.environ, "TWIN_API_TOKEN": TOKEN}
+    with twin_process("serve", *serve_args(tiny_base, tiny_adapter), health="/healthz", env=env) as url:
+        yield url

@@ -14,11 +14,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_train_config, write_processed
+from helpers.training import tiny_train_config, write_processed
 
 from twin.errors import TwinError
 
 END_OF_TURN = {"llama": "<|eot_id|>", "qwen2": "<|im_end|>"}
+
+
+pytestmark = pytest.mark.slow  # trains an adapter per family
 
 
 @dataclass

@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors import safe_open
 
@@ -22,6 +23,7 @@ def test_the_7b_bench_is_opt_in() -> None:
     assert "bench_7b" not in discover()  # 14 GB and ~30 min: only `make bench-7b` / `--only bench_7b`
 
 
+@pytest.mark.slow
 def test_build_base_writes_loadable_bf16_shards_and_a_tokenizer_of_the_exact_size(tmp_path: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -14,6 +14,9 @@ if str(ROOT) not in sys.path:  # `bench` is a folder of the repo, not an install
     sys.path.insert(0, str(ROOT))
 
 
+pytestmark = pytest.mark.slow  # runs the comparisons as subprocesses
+
+
 def test_runner_lists_modules_in_order():
     out = subprocess.run(
         [sys.executable, "-m", "bench", "--list"], cwd=ROOT, capture_output=True, text=True, check=True

@@ -7,7 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
+
+
+pytestmark = pytest.mark.slow  # runs the benchmark as a subprocess
 
 
 def test_bench_import_quick(tmp_path: Path) -> None:

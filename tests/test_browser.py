@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from live_server import serve_in_thread, twin_process
+
+from devkit.live_server import serve_in_thread, twin_process
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -35,7 +36,7 @@ def _skip(reason: str) -> None:
 @pytest.fixture(scope="module")
 def runs_dir(processed_dir, tmp_path_factory) -> Path:
     """A runs dir with one evaluated run, ``twin``, for the blind-test tab."""
-    from test_web_app import write_eval_samples
+    from helpers.eval_samples import write_eval_samples
 
     runs = tmp_path_factory.mktemp("runs")
     write_eval_samples(runs, "twin", processed_dir)

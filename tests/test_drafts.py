@@ -19,11 +19,12 @@ from typing import Any
 
 import httpx
 import pytest
-from live_server import free_port, twin_process
+from helpers.fake_telethon import FakeClient, group, location, msg, service, sticker, user, voice
+from helpers.server import TOKEN
 from telethon import errors, utils
 from telethon.tl import types
 
-from tests.fake_telethon import FakeClient, group, location, msg, service, sticker, user, voice
+from devkit.live_server import free_port
 from twin.drafts.chats import resolve_chats
 from twin.drafts.context import conversation, records_of
 from twin.drafts.options import DraftsOptions, check_options
@@ -33,7 +34,6 @@ from twin.errors import TwinError
 from twin.feedback import KEYS, edit_distance, read_feedback
 from twin.text.scrub import Scrubber
 
-TOKEN = "tok-drafts"
 ANNA = user(2001, "Anna", "K", username="anna_k")
 BOB = user(2002, "Bob")
 HELPER = user(2003, "Helper", bot=True)
@@ -48,11 +48,8 @@ def _twin(*args: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def server(tiny_base, tiny_adapter):
-    env = {**os.environ, "TWIN_API_TOKEN": TOKEN}
-    args = ("--base", str(tiny_base), "--adapter", f"me={tiny_adapter}", "--threads", "1")
-    with twin_process("serve", *args, health="/healthz", env=env) as url:
-        yield url
+def server(twin_server):
+    return twin_server  # the session's one `twin serve` process (conftest.py)
 
 
 def account() -> FakeClient:
@@ -458,9 +455,8 @@ def test_stopping_with_a_suggestion_pending_is_quick_and_writes_nothing(server):
 
 def test_real_telethon_client_carries_events_drafts_typing_and_sends(server):
     """telethon's own TelegramClient methods and event dispatch; only its wire is scripted."""
+    from helpers.fake_telethon import scripted_live_client
     from telethon import functions
-
-    from tests.fake_telethon import scripted_live_client
 
     def history():
         return [
@@ -500,7 +496,7 @@ def test_real_telethon_client_carries_events_drafts_typing_and_sends(server):
 
 CTRL_C_SCRIPT = """
 import asyncio, sys, time
-from tests.fake_telethon import FakeClient, msg, user
+from helpers.fake_telethon import FakeClient, msg, user
 from twin.drafts.options import DraftsOptions
 from twin.drafts.run import run_drafts
 from twin.logs import setup_logging
@@ -528,11 +524,13 @@ except KeyboardInterrupt:
 """
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_within_a_second_with_a_summary_and_nothing_written(tmp_path):
     import signal
 
     (tmp_path / "tg.session").write_bytes(b"SQLite format 3\x00")
     env = {**os.environ, "TELEGRAM_API_ID": "12345", "TELEGRAM_API_HASH": "0" * 32, "COLUMNS": "200"}
+    env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(__file__), env.get("PYTHONPATH", "")])  # helpers/
     url = f"http://127.0.0.1:{free_port()}"
     proc = subprocess.Popen([sys.executable, "-c", CTRL_C_SCRIPT, url, str(tmp_path / "tg")], env=env,
                             cwd=os.path.dirname(os.path.dirname(__file__)), stdout=subprocess.PIPE,
@@ -556,7 +554,7 @@ def test_ctrl_c_stops_within_a_second_with_a_summary_and_nothing_written(tmp_pat
 def test_the_real_client_catches_up_after_a_reconnect_and_leaves_flood_waits_to_us(tmp_path):
     """telethon replays updates missed while disconnected only with catch_up=True (telethon's own flag)."""
     from twin.drafts.run import _catch_up_client
-    from twin.sources.telegram_client import prepare_session, session_file
+    from twin.telegram import prepare_session, session_file
 
     path = session_file(tmp_path / "s")
     prepare_session(path)
@@ -793,9 +791,8 @@ def test_the_trigger_is_only_what_came_after_your_last_message_of_any_kind(serve
 @pytest.mark.slow
 def test_real_telethon_client_flood_on_send_then_your_answer_and_a_call_means_not_sent(server, caplog):
     """telethon's own get_messages(min_id=..., limit=None) reads past the call to your answer."""
+    from helpers.fake_telethon import scripted_live_client
     from telethon import functions
-
-    from tests.fake_telethon import scripted_live_client
 
     caplog.set_level(logging.INFO, logger="twin.drafts")
     client_box: list[Any] = []
@@ -1019,7 +1016,7 @@ def test_saved_mode_and_stopping_after_you_answered_are_recorded(server, tmp_pat
 @pytest.mark.slow
 def test_real_telethon_client_delivers_your_messages_as_feedback(server, tmp_path):
     """telethon's own event dispatch brings your outgoing messages (sent from another device)."""
-    from tests.fake_telethon import scripted_live_client
+    from helpers.fake_telethon import scripted_live_client
 
     fb = tmp_path / "fb"
 

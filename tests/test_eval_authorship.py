@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from styled_chats import contact_text, styled_examples
+from helpers.styled_chats import contact_text, styled_examples
 
 from twin.eval.authorship import authorship_block, bootstrap_interval, split_messages
 from twin.eval.report import authorship_sentence

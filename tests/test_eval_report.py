@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import re
 
+import pytest
+
 from twin.eval.report import SECTIONS, write_report
 from twin.eval.run import EvalConfig, summarize
 
@@ -65,6 +67,7 @@ def _result(rows=ROWS):
     }
 
 
+@pytest.mark.slow
 def test_report_has_every_section_and_inline_plots(tmp_path):
     csv = tmp_path / "metrics.csv"
     csv.write_text("step,train_loss,val_loss\n1,3.0,\n2,2.5,2.7\n3,2.0,\n", encoding="utf-8")
@@ -96,6 +99,7 @@ def test_report_has_every_section_and_inline_plots(tmp_path):
     assert "see you" in page.split('<section id="pet-phrases">')[1].split("</section>")[0]
 
 
+@pytest.mark.slow
 def test_report_sections_say_why_when_empty(tmp_path):
     rows = [{"context": [], "contact": None, "message": "m", "real": "a", "base": "b", "twin": "c"}]
     page = write_report({**_result(rows), "train_metrics": {}}, [], tmp_path / "r.html").read_text()

@@ -6,43 +6,9 @@ import json
 
 import pytest
 import torch
+from helpers.eval_inputs import VAL, eval_config
 
 from twin.errors import TwinError
-
-VAL = [
-    {
-        "dialog_id": 1,
-        "session": "1-0",
-        "contact": "Alice",
-        "context": [{"role": "them", "text": "hey!"}],
-        "instruction": "how are you doing today?",
-        "response": "pretty good, just got back from work. you?",
-    },
-    {
-        "dialog_id": 2,
-        "session": "2-0",
-        "contact": None,
-        "context": [],
-        "instruction": "привет! как дела?",
-        "response": "нормально, работаю. а у тебя?",
-    },
-    {
-        "dialog_id": 1,
-        "session": "1-1",
-        "contact": "Alice",
-        "context": [{"role": "me", "text": "see you at 7"}, {"role": "them", "text": "ok"}],
-        "instruction": "where are you?",
-        "response": "running late, sorry 🙂",
-    },
-    {
-        "dialog_id": 3,
-        "session": "3-0",
-        "contact": "Bob",
-        "context": [],
-        "instruction": "thanks a lot",
-        "response": "you're the best, see you",
-    },
-]
 
 
 @pytest.fixture()
@@ -55,23 +21,16 @@ def data_dir(tmp_path):
     return d
 
 
-def _cfg(adapter, data_dir, out, **kw):
-    from twin.eval.run import EvalConfig
-
-    return EvalConfig(
-        adapter=str(adapter), data=str(data_dir), out_dir=str(out), max_new_tokens=8, samples=3, **kw
-    )
-
-
+@pytest.mark.slow
 def test_eval_writes_report_and_is_deterministic(random_lora_adapter, data_dir, tmp_path):
     from twin.eval.report import SECTIONS
     from twin.eval.run import run_eval
 
-    r1 = run_eval(_cfg(random_lora_adapter, data_dir, tmp_path / "a"), progress=False)
+    r1 = run_eval(eval_config(random_lora_adapter, data_dir, tmp_path / "a"), progress=False)
     blind = tmp_path / "b" / "runs" / "random-lora" / "blind.jsonl"  # two rounds of the page's blind test
     blind.parent.mkdir(parents=True)
     blind.write_text('{"real": "A", "pick": "B"}\n{"real": "B", "pick": "B"}\n', encoding="utf-8")
-    r2 = run_eval(_cfg(random_lora_adapter, data_dir, tmp_path / "b"), progress=False)
+    r2 = run_eval(eval_config(random_lora_adapter, data_dir, tmp_path / "b"), progress=False)
     assert r1["blind"] is None and r2["blind"]["rounds"] == 2 and r2["blind"]["rate"] == 0.5
     assert "50% of 2 rounds" in (blind.parent / "report.html").read_text(encoding="utf-8")
     run_dir = tmp_path / "a" / "runs" / "random-lora"  # run name defaults to the adapter dir's name
@@ -100,7 +59,9 @@ def test_eval_writes_report_and_is_deterministic(random_lora_adapter, data_dir, 
     saved = json.loads((run_dir / "eval.json").read_text())
     assert saved["loss"] == json.loads(json.dumps(r1["loss"]))
 
-    r3 = run_eval(_cfg(random_lora_adapter, data_dir, tmp_path / "c", seed=7, max_examples=2), progress=False)
+    r3 = run_eval(
+        eval_config(random_lora_adapter, data_dir, tmp_path / "c", seed=7, max_examples=2), progress=False
+    )
     assert r3["examples"] == 2
 
 
@@ -129,14 +90,14 @@ def test_eval_errors_name_the_file(random_lora_adapter, data_dir, tmp_path, tiny
     from twin.eval.run import run_eval
 
     with pytest.raises(TwinError, match="val.jsonl"):
-        run_eval(_cfg(random_lora_adapter, tmp_path / "nowhere", tmp_path), progress=False)
+        run_eval(eval_config(random_lora_adapter, tmp_path / "nowhere", tmp_path), progress=False)
     with pytest.raises(TwinError, match="twin.json"):
-        run_eval(_cfg(tmp_path, data_dir, tmp_path), progress=False)
+        run_eval(eval_config(tmp_path, data_dir, tmp_path), progress=False)
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "val.jsonl").write_text('{"context": []}\n')
     with pytest.raises(TwinError, match=r"val.jsonl:1"):
-        run_eval(_cfg(random_lora_adapter, bad, tmp_path), progress=False)
+        run_eval(eval_config(random_lora_adapter, bad, tmp_path), progress=False)
 
 
 def test_eval_on_a_trained_adapter_shows_the_twin_learned(tiny_adapter, processed_dir, tmp_path):
@@ -156,6 +117,7 @@ def test_eval_on_a_trained_adapter_shows_the_twin_learned(tiny_adapter, processe
     assert (tmp_path / "runs" / tiny_adapter.name / "report.html").is_file()
 
 
+@pytest.mark.slow
 def test_eval_cli(random_lora_adapter, data_dir, tmp_path):
     from typer.testing import CliRunner
 
@@ -182,9 +144,10 @@ def test_eval_cli(random_lora_adapter, data_dir, tmp_path):
     assert res.exit_code != 0 and "unknown key 'bogus'" in str(res.exception)
 
 
+@pytest.mark.slow
 def test_eval_scores_authorship_per_reply(random_lora_adapter, data_dir, tmp_path):
     """With a train split the verifier scores every reply; too few messages -> no number."""
-    from styled_chats import styled_examples
+    from helpers.styled_chats import styled_examples
 
     from twin.eval.run import run_eval
 
@@ -192,7 +155,7 @@ def test_eval_scores_authorship_per_reply(random_lora_adapter, data_dir, tmp_pat
     train.write_text(
         "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in styled_examples(60, 1)), encoding="utf-8"
     )
-    r = run_eval(_cfg(random_lora_adapter, data_dir, tmp_path / "a"), progress=False)
+    r = run_eval(eval_config(random_lora_adapter, data_dir, tmp_path / "a"), progress=False)
     a = r["authorship"]
     assert a["status"] == "ok" and a["train"]["owner_messages"] >= 50
     assert a["accuracy"]["owner_messages"] == len(VAL) + 1  # the replies and one "me" context turn
@@ -205,7 +168,7 @@ def test_eval_scores_authorship_per_reply(random_lora_adapter, data_dir, tmp_pat
     assert "P(you)" in (run_dir / "report.html").read_text(encoding="utf-8")
 
     train.write_text("".join(json.dumps(x) + "\n" for x in styled_examples(10, 1)), encoding="utf-8")
-    r = run_eval(_cfg(random_lora_adapter, data_dir, tmp_path / "b"), progress=False)
+    r = run_eval(eval_config(random_lora_adapter, data_dir, tmp_path / "b"), progress=False)
     assert r["authorship"]["status"] == "too_little_data"
     assert "Too little data" in (tmp_path / "b" / "runs" / "random-lora" / "report.html").read_text(
         encoding="utf-8"

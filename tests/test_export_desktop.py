@@ -15,8 +15,8 @@ import pytest
 
 from twin import cli
 from twin.errors import TwinError
+from twin.records import FIELDS, decode_rows, dumps_record, encode_rows, read_dialog, write_dialog
 from twin.sources import telegram_desktop as td
-from twin.sources.records import FIELDS, decode_rows, dumps_record, encode_rows, read_dialog, write_dialog
 from twin.sources.telegram_desktop import import_desktop
 from twin.sources.telegram_desktop import parse as td_parse
 
@@ -160,6 +160,7 @@ def test_unknown_display_name_is_an_error(tmp_path):
         import_desktop(LANGCHAIN, tmp_path, me="Robin")
 
 
+@pytest.mark.slow
 def test_bundled_sample_imports_every_personal_chat(tmp_path):
     data = json.loads(SAMPLE.read_text(encoding="utf-8"))
     s = import_desktop(SAMPLE, tmp_path)
@@ -423,6 +424,7 @@ def _bad_inputs(tmp: Path) -> dict[str, tuple[Path, list[str], str]]:
     }  # fmt: skip
 
 
+@pytest.mark.slow
 def test_every_bad_input_is_one_line_exit_2_and_data_raw_untouched(tmp_path, monkeypatch, capsys):
     raw = tmp_path / "raw"
     import_desktop(SAMPLE, raw)  # something already on disk that must survive every failure
@@ -441,6 +443,7 @@ def test_every_bad_input_is_one_line_exit_2_and_data_raw_untouched(tmp_path, mon
         assert tree_hash(raw) == before, name
 
 
+@pytest.mark.slow
 def test_corrupt_existing_dialog_file_fails_before_any_write(tmp_path):
     raw = tmp_path / "raw"
     import_desktop(SAMPLE, raw)
@@ -624,6 +627,7 @@ def test_zero_unixtime_falls_back_to_the_local_date_with_a_warning(tmp_path, cap
     assert "1 message(s) had date_unixtime 0" in caplog.text
 
 
+@pytest.mark.slow
 def test_me_hint_lists_every_sender_pasteably(tmp_path, monkeypatch, capsys):
     # 25 senders, none decidable as the owner: the error names 20 and says how to see the rest.
     names = [f"P{i} 🌸" for i in range(23)] + ["Al\x07ice", "O'Neil"]

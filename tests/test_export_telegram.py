@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from fake_telethon import (
+from helpers.fake_telethon import (
     ME,
     Failure,
     FakeClient,
@@ -36,11 +36,12 @@ from fake_telethon import (
 )
 from telethon.errors import ApiIdInvalidError, FloodWaitError
 
+from twin import telegram as telegram_client
 from twin.errors import TwinError
-from twin.sources import telegram_api, telegram_client
-from twin.sources.records import read_dialog
+from twin.records import read_dialog
+from twin.sources import telegram_api
 from twin.sources.telegram_api import export_dialogs, export_telegram
-from twin.sources.telegram_client import load_credentials, media_kind
+from twin.telegram import load_credentials, media_kind
 
 HASH = "0123456789abcdef0123456789abcdef"
 REPO = Path(__file__).resolve().parents[1]
@@ -471,7 +472,7 @@ def test_real_telethon_iterator_paging_resume_and_flood(tmp_path, monkeypatch):
     """telethon's real iter_messages (reverse, min_id, paging by 100) against a scripted getHistory."""
     from types import SimpleNamespace
 
-    from fake_telethon import scripted_telegram_client
+    from helpers.fake_telethon import scripted_telegram_client
 
     paced: list[float] = []
 
@@ -514,7 +515,7 @@ def test_real_telethon_iterator_paging_resume_and_flood(tmp_path, monkeypatch):
 def test_real_telethon_iterator_since(tmp_path, monkeypatch):
     from types import SimpleNamespace
 
-    from fake_telethon import scripted_telegram_client
+    from helpers.fake_telethon import scripted_telegram_client
 
     async def no_sleep(seconds: float) -> None:
         return None

@@ -88,7 +88,8 @@ def test_acceptance_by_week_and_preference_pairs(tmp_path):
 
 @pytest.mark.slow
 def test_eval_reports_acceptance_per_week(random_lora_adapter, tmp_path):
-    from tests.test_eval_run import VAL, _cfg
+    from helpers.eval_inputs import VAL, eval_config
+
     from twin.eval.run import run_eval
 
     data = tmp_path / "processed"
@@ -98,7 +99,9 @@ def test_eval_reports_acceptance_per_week(random_lora_adapter, tmp_path):
     for r in (record("2026-11-30T10:00:00Z", "unchanged", sent="ok", d=0),
               record("2026-12-07T08:00:00Z", "edited", sent="ok!", d=1)):  # fmt: skip
         append_record(fb, r)
-    result = run_eval(_cfg(random_lora_adapter, data, tmp_path / "out", feedback=str(fb)), progress=False)
+    result = run_eval(
+        eval_config(random_lora_adapter, data, tmp_path / "out", feedback=str(fb)), progress=False
+    )
     acc = json.loads((tmp_path / "out" / "runs" / result["run"] / "eval.json").read_text())["acceptance"]
     assert acc["n"] == 2 and acc["share_unchanged"] == 0.5
     assert [w["week"] for w in acc["weeks"]] == ["2026-W49", "2026-W50"]
@@ -107,4 +110,4 @@ def test_eval_reports_acceptance_per_week(random_lora_adapter, tmp_path):
     assert "You sent 50% of 2 suggestions unchanged" in section and "2026-W50" in section
     (fb / "1.jsonl").write_text("not json\n")
     with pytest.raises(TwinError, match=r"1\.jsonl:1: not valid JSON"):
-        run_eval(_cfg(random_lora_adapter, data, tmp_path / "out2", feedback=str(fb)), progress=False)
+        run_eval(eval_config(random_lora_adapter, data, tmp_path / "out2", feedback=str(fb)), progress=False)

@@ -3,7 +3,14 @@
 import pytest
 
 from twin.errors import TwinError
-from twin.fileio import atomic_open, atomic_write_jsonl, atomic_write_text, iter_jsonl, replace_path
+from twin.fileio import (
+    atomic_dir,
+    atomic_open,
+    atomic_write_jsonl,
+    atomic_write_text,
+    iter_jsonl,
+    replace_path,
+)
 
 
 def test_failed_write_keeps_the_previous_file(tmp_path):
@@ -14,6 +21,23 @@ def test_failed_write_keeps_the_previous_file(tmp_path):
         raise RuntimeError("killed mid-write")
     assert target.read_text() == "old\n"
     assert [p.name for p in target.parent.iterdir()] == ["train.jsonl"]
+
+
+def test_atomic_dir_swaps_in_whole_or_leaves_the_old_directory(tmp_path):
+    out = tmp_path / "models" / "adapter"
+    with atomic_dir(out) as tmp:
+        (tmp / "a.bin").write_text("1")
+        assert not out.exists()  # nothing visible until the block ends
+    assert [p.name for p in out.iterdir()] == ["a.bin"]
+    with pytest.raises(RuntimeError), atomic_dir(out) as tmp:
+        (tmp / "b.bin").write_text("half")
+        raise RuntimeError("killed mid-build")
+    assert [p.name for p in out.iterdir()] == ["a.bin"]
+    assert [p.name for p in out.parent.iterdir()] == ["adapter"]  # the half-built copy is gone
+    with atomic_dir(out) as tmp:
+        (tmp / "c.bin").write_text("2")
+    assert [p.name for p in out.iterdir()] == ["c.bin"]
+    assert [p.name for p in out.parent.iterdir()] == ["adapter"]
 
 
 def test_jsonl_rows_are_compact_and_unicode(tmp_path):

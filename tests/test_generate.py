@@ -1,4 +1,4 @@
-"""twin.model.generate on the real tiny Falcon: greedy == transformers' generate, seeds, streaming, stops."""
+"""twin.inference.generate on the real tiny Falcon: greedy == transformers' generate, seeds, streaming, stops."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 
 from twin.errors import TwinError
-from twin.model.generate import (
+from twin.inference.generate import (
     Generation,
     GenParams,
     _partial_stop,
@@ -108,7 +108,7 @@ def test_seed_and_greedy_are_deterministic(tiny, prompt):
 
 def _streamed(model, tok, prompt: str, params: GenParams) -> tuple[list[str], Generation]:
     """The text deltas the server streams (the batch scheduler's ``on_delta``), and the whole reply."""
-    from twin.model.batch import Request, Scheduler
+    from twin.inference.batch import Request, Scheduler
 
     deltas: list[str] = []
     ids = tok(prompt, add_special_tokens=False)["input_ids"]

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import tiny_train_config
+from helpers.training import tiny_train_config
 
 from twin.errors import TwinError
 from twin.model.load import load_base
@@ -118,6 +118,7 @@ def test_loraplus_gives_b_its_own_learning_rate(tiny_base: Path) -> None:
     assert not b_ids & {id(p) for p in groups["lora"]["params"]}
 
 
+@pytest.mark.slow
 def test_dora_with_loraplus_trains_and_saves(tiny_base: Path, processed_dir: Path, tmp_path: Path) -> None:
     from twin.train.loop import train
 

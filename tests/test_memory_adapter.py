@@ -7,10 +7,12 @@ import json
 import shutil
 
 import pytest
-from conftest import tiny_train_config
 from fastapi.testclient import TestClient
+from helpers.training import tiny_train_config
 
 from twin.errors import TwinError
+
+pytestmark = pytest.mark.slow  # trains an adapter with memory and runs the CLI
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +40,7 @@ def test_twin_json_records_memory_and_the_adapter_carries_it(memory_adapter):
 
 
 def test_serving_is_self_contained_and_uses_the_memory(tiny_base, memory_adapter):
-    from twin.model.generate import build_reply_prompt
+    from twin.inference.generate import build_reply_prompt
     from twin.serve.app import create_app
     from twin.serve.engine import Engine
 

@@ -7,8 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from adapters import edited_copy, on_other_base
 
+from devkit.adapters import edited_copy, on_other_base
 from twin.errors import TwinError
 from twin.model.load import base_fingerprint, check_base_dir, load_base, read_adapter_meta
 
@@ -131,6 +131,7 @@ def test_read_adapter_meta_errors(tmp_path: Path) -> None:
     assert read_adapter_meta(tmp_path) == good
 
 
+@pytest.mark.slow
 def test_build_tiny_is_deterministic_and_pretraining_lowers_loss(tmp_path: Path) -> None:
     from twin.model.tiny import build_tiny, fallback_texts
 

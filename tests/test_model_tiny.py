@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from styled_chats import styled_examples
+from helpers.styled_chats import styled_examples
 
 from twin.errors import TwinError
 from twin.eval.authorship import split_messages

@@ -45,6 +45,7 @@ def _run(entry: str) -> dict:
     return json.loads(line[4:])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("entry", ["cli", "serve", "web"])
 def test_entry_point_turns_telemetry_off(entry):
     seen = _run(entry)
@@ -142,7 +143,8 @@ def _stage(env: dict, logs: dict, name: str, *args: str, timeout: float = 600) -
 
 def _serve_and_chat(env: dict, logs: dict, w: Path) -> None:
     import httpx
-    from live_server import twin_process
+
+    from devkit.live_server import twin_process
 
     adapter = w / "checkpoints" / "adapters" / "t"
     with twin_process(

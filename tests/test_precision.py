@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from conftest import tiny_train_config
+from helpers.training import tiny_train_config
 
 from twin.model.precision import Hardware, choose_precision, decide, parameter_count
 
@@ -43,6 +43,7 @@ def test_parameter_count_from_headers_matches_the_model(tiny_base: Path) -> None
     assert parameter_count(tiny_base) == sum(p.numel() for p in model.parameters())
 
 
+@pytest.mark.slow
 def test_train_with_auto_records_the_choice(
     tiny_base: Path, processed_dir: Path, tmp_path: Path, caplog
 ) -> None:

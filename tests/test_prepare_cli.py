@@ -15,7 +15,7 @@ from twin.errors import TwinError
 from twin.prepare import pipeline
 from twin.prepare.config import PrepareConfig
 from twin.prepare.pipeline import run_prepare
-from twin.sources.records import iso_utc, make_record, write_dialog
+from twin.records import iso_utc, make_record, write_dialog
 
 T0 = 1_700_000_000
 H = 3600
@@ -124,6 +124,7 @@ def test_no_scrub_warns_and_keeps_text(tmp_path, caplog):
     assert "bob@example.com" in text
 
 
+@pytest.mark.slow
 def test_pool_output_equals_single_process(tmp_path, monkeypatch):
     raw = make_raw(tmp_path)
     tg = raw / "telegram"
@@ -251,6 +252,7 @@ def test_config_yaml_and_set_overrides(tmp_path):
     assert isinstance(r.exception, TwinError) and "unknown key 'gap_hour'" in str(r.exception)
 
 
+@pytest.mark.slow
 def test_bad_line_in_pool_mode(tmp_path, monkeypatch):
     raw = make_raw(tmp_path)
     for d in range(3, 7):

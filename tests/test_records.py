@@ -5,7 +5,7 @@ import json
 import pytest
 
 from twin.errors import TwinError
-from twin.sources.records import (
+from twin.records import (
     FIELDS,
     dialog_files,
     dumps_record,

@@ -31,6 +31,7 @@ def flat(text) -> str:
     return text if isinstance(text, str) else "".join(p if isinstance(p, str) else p["text"] for p in text)
 
 
+@pytest.mark.slow
 def test_generator_reproduces_the_committed_files():
     spec = importlib.util.spec_from_file_location("sample_generate", SAMPLE / "generate.py")
     mod = importlib.util.module_from_spec(spec)
@@ -128,6 +129,7 @@ def _importer():
     return import_desktop
 
 
+@pytest.mark.slow
 def test_no_planted_value_survives_import_and_prepare(tmp_path, planted):
     import_desktop = _importer()
     from twin.prepare.config import PrepareConfig

@@ -12,7 +12,7 @@ import pytest
 
 from twin.errors import TwinError
 from twin.prepare.pipeline import PrepareConfig, run_prepare
-from twin.sources.records import iso_utc, make_record, write_dialog
+from twin.records import iso_utc, make_record, write_dialog
 from twin.text.scrub import TYPES, Scrubber, iban_ok, luhn_ok, scrub_messages
 
 CORPUS = Path(__file__).parent / "data" / "pii"

@@ -11,7 +11,7 @@ import pytest
 from bench.pii_recall import leaked, load_cases, load_ordinary, scrub_case
 from twin.prepare.cli import print_summary
 from twin.prepare.pipeline import PrepareConfig, run_prepare
-from twin.sources.records import iso_utc, make_record, read_dialog, write_dialog
+from twin.records import iso_utc, make_record, read_dialog, write_dialog
 from twin.text.scrub import Scrubber, infer_regions, scrub_messages
 
 CASES = load_cases()
@@ -181,7 +181,7 @@ def test_telethon_entities_become_pii_spans_in_python_indices():
     """Telegram's API counts entity offsets in UTF-16 units: an emoji before a number shifts them."""
     from telethon.tl import types
 
-    from twin.sources.telegram_client import entity_pii
+    from twin.telegram import entity_pii
     from twin.text.sessions import merge_turns
 
     text = "😀 ring 771 234 567 or mail n@x.lk"  # the emoji is two UTF-16 units, one Python character

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,36 +12,6 @@ from fastapi.testclient import TestClient
 from twin.errors import TwinError
 
 SECRET = "my-private-chat-text-XYZZY"
-
-
-def make_other_adapter(base: Path, like: Path, out: Path) -> Path:
-    """A second, clearly different adapter: random (non-zero) LoRA weights on the same base."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-
-    from twin.model.load import load_base
-
-    cfg = json.loads((like / "adapter_config.json").read_text())
-    model, _ = load_base(base)
-    torch.manual_seed(123)
-    lora = LoraConfig(
-        r=4,
-        lora_alpha=64,
-        target_modules=cfg["target_modules"],
-        init_lora_weights=False,
-        task_type="CAUSAL_LM",
-    )
-    get_peft_model(model, lora).save_pretrained(out)
-    shutil.copy(like / "twin.json", out / "twin.json")
-    return out
-
-
-@pytest.fixture(scope="module")
-def engine(tiny_base, tiny_adapter, tmp_path_factory):
-    from twin.serve.engine import Engine
-
-    other = make_other_adapter(tiny_base, tiny_adapter, tmp_path_factory.mktemp("other") / "other")
-    return Engine(tiny_base, [("twin", tiny_adapter), ("other", other)])
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +70,7 @@ def test_reply_shape_and_determinism(client):
 
 def test_reply_matches_generate_on_the_same_prompt(client, engine):
     """The server renders the prompt exactly as generate.build_reply_prompt does (training's template)."""
-    from twin.model.generate import GenParams, build_reply_prompt, generate, speaker_stops
+    from twin.inference.generate import GenParams, build_reply_prompt, generate, speaker_stops
 
     adapter = engine.adapters["twin"]
     engine.model.set_adapter("twin")
@@ -320,8 +288,7 @@ def test_full_queue_is_503_with_retry_after(engine):
 
 
 def test_mismatched_base_is_refused(tiny_base, tiny_adapter, tmp_path):
-    from adapters import on_other_base
-
+    from devkit.adapters import on_other_base
     from twin.serve.engine import Engine
 
     bad = on_other_base(tiny_adapter, tmp_path / "wrong-base")
@@ -348,7 +315,7 @@ def test_adapter_names_and_quantize(tiny_base, tiny_adapter):
 
 def test_cancel_stops_generation_at_the_next_token(engine):
     """What a disconnected streaming client triggers: the worker stops instead of finishing the reply."""
-    from twin.model.generate import GenParams
+    from twin.inference.generate import GenParams
 
     cancel = threading.Event()
     seen: list[str] = []
@@ -388,11 +355,11 @@ def test_disconnected_stream_client_stops_its_generation(engine, caplog):
     import time
 
     import httpx
-    from live_server import serve_in_thread
 
+    from devkit.live_server import serve_in_thread
     from twin.serve.app import create_app
 
-    caplog.set_level(logging.INFO, logger="twin.model.batch")
+    caplog.set_level(logging.INFO, logger="twin.inference.batch")
     app = create_app(engine, token="")
     with serve_in_thread(app) as url:
         payload = body(adapter="base", max_new_tokens=500, temperature=1.0, seed=0)

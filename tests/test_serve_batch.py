@@ -1,4 +1,4 @@
-"""Continuous batching (twin.model.batch) on the tiny Falcon with two real LoRA adapters and the bare base:
+"""Continuous batching (twin.inference.batch) on the tiny Falcon with two real LoRA adapters and the bare base:
 a reply decoded in a mixed batch is token for token the reply decoded alone."""
 
 from __future__ import annotations
@@ -7,10 +7,9 @@ import logging
 import threading
 
 import pytest
-from test_serve_api import make_other_adapter
 
 from twin.errors import TwinError
-from twin.model.generate import GenParams
+from twin.inference.generate import GenParams
 
 MESSAGES = [
     "are you coming tonight?",
@@ -23,14 +22,6 @@ MESSAGES = [
     "send me the photos pls",
 ]
 ADAPTERS = ["twin", "other", "base", "twin", "other", "base", "other", "twin"]
-
-
-@pytest.fixture(scope="module")
-def engine(tiny_base, tiny_adapter, tmp_path_factory):
-    from twin.serve.engine import Engine
-
-    other = make_other_adapter(tiny_base, tiny_adapter, tmp_path_factory.mktemp("other") / "other")
-    return Engine(tiny_base, [("twin", tiny_adapter), ("other", other)], max_batch=8)
 
 
 def submit(engine, i: int, params: GenParams, **kw):
@@ -102,7 +93,7 @@ def test_a_request_joins_a_running_batch(engine):
 
 
 def test_a_cancelled_row_leaves_and_the_others_finish(engine, caplog):
-    caplog.set_level(logging.INFO, logger="twin.model.batch")
+    caplog.set_level(logging.INFO, logger="twin.inference.batch")
     params = GenParams(max_new_tokens=40, min_new_tokens=40, temperature=0)
     refs = [submit(engine, i, params).result(timeout=120) for i in (1, 2)]
     cancel = threading.Event()
@@ -118,13 +109,13 @@ def test_a_cancelled_row_leaves_and_the_others_finish(engine, caplog):
 
 
 def test_token_cap_refuses_what_cannot_fit_with_a_log_line(tiny_base, caplog):
-    from twin.model.batch import Request, Scheduler
+    from twin.inference.batch import Request, Scheduler
     from twin.model.load import load_base
 
     model, tok = load_base(tiny_base)
     sched = Scheduler(model, tok, max_batch=2, max_tokens=64)
     ids = tok("Alice: hello there, how are you?\nMe:", add_special_tokens=False)["input_ids"]
-    caplog.set_level(logging.WARNING, logger="twin.model.batch")
+    caplog.set_level(logging.WARNING, logger="twin.inference.batch")
     with pytest.raises(TwinError, match="cap of 64 tokens in flight"):
         sched.submit(Request(ids, GenParams(max_new_tokens=64, temperature=0)))
     assert any("--max-batch-tokens" in r.getMessage() for r in caplog.records)
@@ -138,8 +129,8 @@ def test_token_cap_refuses_what_cannot_fit_with_a_log_line(tiny_base, caplog):
 
 
 def test_over_long_prompt_is_cut_like_training_keeping_the_header(tiny_base):
-    from twin.model.batch import Request, Scheduler
-    from twin.model.generate import build_reply_prompt, generate, reply_prompt_ids
+    from twin.inference.batch import Request, Scheduler
+    from twin.inference.generate import build_reply_prompt, generate, reply_prompt_ids
     from twin.model.load import load_base
 
     model, tok = load_base(tiny_base)
@@ -180,8 +171,8 @@ def test_clients_that_leave_while_queued_free_their_places(engine):
     from urllib.parse import urlparse
 
     import httpx
-    from live_server import serve_in_thread
 
+    from devkit.live_server import serve_in_thread
     from twin.serve.app import create_app
 
     app = create_app(engine, token="", queue_size=32)
@@ -224,7 +215,7 @@ def test_each_adapter_really_applies_in_a_mixed_batch(engine):
     assert len({twin, other, base}) == 3, (twin, other, base)
 
 
-# Per-row LoRA (twin.model.multi_lora): a mixed batch's rows get exactly what peft gives each alone.
+# Per-row LoRA (twin.inference.multi_lora): a mixed batch's rows get exactly what peft gives each alone.
 
 ROWS = ["ann", "bob", None, "bob", "ann"]  # None: the bare base
 TARGETS = {"falcon": ["query_key_value", "dense"], "llama": ["q_proj", "k_proj", "v_proj", "o_proj"]}
@@ -287,7 +278,7 @@ def test_per_row_lora_equals_each_adapter_alone(arch):
     """Two adapters of different rank and scaling (one rsLoRA) and base rows, in one forward pass."""
     import torch
 
-    from twin.model.multi_lora import MultiLora
+    from twin.inference.multi_lora import MultiLora
 
     model = tiny_peft(
         arch, {"ann": {"r": 4, "lora_alpha": 8}, "bob": {"r": 8, "lora_alpha": 4, "use_rslora": True}}
@@ -311,7 +302,7 @@ def test_dora_rows_fall_back_to_peft_per_adapter_code():
     peft's DoRA code on their own sub-batch (peft's own mixed-batch path refuses DoRA outright)."""
     import torch
 
-    from twin.model.multi_lora import MultiLora
+    from twin.inference.multi_lora import MultiLora
 
     model = tiny_peft(
         "llama", {"ann": {"r": 4, "lora_alpha": 8}, "dora": {"r": 4, "lora_alpha": 8, "use_dora": True}}
@@ -330,7 +321,7 @@ def test_dora_rows_fall_back_to_peft_per_adapter_code():
 def test_scheduler_rebuilds_the_stack_when_adapters_change_and_leaves_other_lora_kinds_to_peft():
     from peft import LoraConfig
 
-    from twin.model.batch import Scheduler
+    from twin.inference.batch import Scheduler
 
     model = tiny_peft("llama", {"ann": {"r": 4, "lora_alpha": 8}})
     sched = Scheduler(model, None)

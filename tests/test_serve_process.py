@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 
 import httpx
 import pytest
-from live_server import free_port, twin_process
+from helpers.server import AUTH
 
+from devkit.live_server import free_port
 from twin.errors import TwinError
+
+pytestmark = pytest.mark.slow  # starts a real `twin serve` process
 
 
 def _twin(*args: str) -> list[str]:
@@ -20,14 +22,8 @@ def _twin(*args: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def live(tiny_base, tiny_adapter):
-    env = {**os.environ, "TWIN_API_TOKEN": "tok-123"}
-    args = ("--base", str(tiny_base), "--adapter", f"me={tiny_adapter}", "--queue-size", "8", "--threads", "1")  # fmt: skip
-    with twin_process("serve", *args, health="/healthz", env=env) as url:
-        yield url
-
-
-AUTH = {"Authorization": "Bearer tok-123"}
+def live(twin_server):
+    return twin_server  # the session's one `twin serve` process (conftest.py)
 
 
 def test_real_server_over_http(live):
@@ -80,7 +76,7 @@ def test_32_concurrent_clients_answered_or_cleanly_refused(live):
 
 
 def test_cli_refuses_a_mismatched_adapter_in_one_line(tiny_base, tiny_adapter, tmp_path):
-    from adapters import on_other_base
+    from devkit.adapters import on_other_base
 
     bad = on_other_base(tiny_adapter, tmp_path / "other-base-adapter")
     out = subprocess.run(_twin("serve", "--base", str(tiny_base), "--adapter", str(bad), "--port", str(free_port())),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from twin.sources.records import iso_utc, make_record
+from twin.records import iso_utc, make_record
 from twin.text.sessions import build_sessions, merge_turns, split_sessions
 
 T0 = 1_700_000_000  # 2023-11-14T22:13:20Z

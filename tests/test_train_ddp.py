@@ -6,13 +6,16 @@ import csv
 from pathlib import Path
 
 import pytest
-from conftest import tiny_train_config, write_processed
+from helpers.training import tiny_train_config, write_processed
 
 from twin.errors import TwinError
 
 REPO = Path(__file__).resolve().parents[1]
 # 32-true: the comparisons below are about weighting and RNG, not bf16 rounding.
 DDP = {"devices": 2, "strategy": "ddp", "precision": "32-true", "num_threads": 1}
+
+
+pytestmark = pytest.mark.slow  # trains in several processes
 
 
 def _rows(out: Path) -> list[dict]:

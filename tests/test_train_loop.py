@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 
 import pytest
-from conftest import tiny_train_config, write_processed
+from helpers.training import tiny_train_config, write_processed
 
 from twin.errors import TwinError
 from twin.model.load import base_fingerprint, load_base, read_adapter_meta
@@ -115,6 +115,7 @@ def test_response_only_mask_is_exact(tiny_base: Path) -> None:
     assert torch.allclose(got, want, rtol=1e-4), (got, want)
 
 
+@pytest.mark.slow
 def test_resume_after_kill_matches_uninterrupted(
     tiny_base: Path, processed_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -253,6 +254,7 @@ def test_max_length_smaller_than_prompt(
     )
 
 
+@pytest.mark.slow
 def test_bf16_true_without_stats_json(tiny_base: Path, tmp_path: Path, caplog) -> None:
     """The default precision runs on CPU too; a data dir without stats.json gets prepare's defaults."""
     import torch
@@ -270,6 +272,7 @@ def test_bf16_true_without_stats_json(tiny_base: Path, tmp_path: Path, caplog) -
     assert all(w.dtype == torch.bfloat16 for w in weights.values())
 
 
+@pytest.mark.slow
 def test_gradient_checkpointing_gives_the_same_adapter(
     tiny_base: Path, processed_dir: Path, tmp_path: Path
 ) -> None:

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import tiny_train_config
+from helpers.training import tiny_train_config
 
 from twin.errors import TwinError
 
@@ -209,7 +209,7 @@ def test_eval_and_serve_load_the_result(
     full_run: dict, tiny_base: Path, processed_dir: Path, tmp_path: Path
 ) -> None:
     from twin.eval.run import EvalConfig, run_eval
-    from twin.model.generate import GenParams
+    from twin.inference.generate import GenParams
     from twin.serve.engine import Engine
 
     r = run_eval(

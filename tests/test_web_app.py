@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from helpers.eval_samples import write_eval_samples
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "web" / "app.py"
@@ -26,8 +27,7 @@ def engine(tiny_base, tiny_adapter):
 
 @pytest.fixture(scope="module")
 def server(engine):
-    from live_server import serve_in_thread
-
+    from devkit.live_server import serve_in_thread
     from twin.serve.app import create_app
 
     with serve_in_thread(create_app(engine, token="")) as url:
@@ -104,8 +104,7 @@ def other_host():
 
 @pytest.fixture(scope="module")
 def protected_server(engine):
-    from live_server import serve_in_thread
-
+    from devkit.live_server import serve_in_thread
     from twin.serve.app import create_app
 
     with serve_in_thread(create_app(engine, token="page-secret")) as url:
@@ -178,8 +177,7 @@ def test_sixty_exchanges_all_answered(server, monkeypatch):
 
 
 def test_page_follows_the_caps_the_server_states(engine, monkeypatch):
-    from live_server import serve_in_thread
-
+    from devkit.live_server import serve_in_thread
     from twin.serve.app import create_app
     from twin.serve.schemas import Limits
 
@@ -234,7 +232,7 @@ def test_chat_round_trip(server, monkeypatch):
 
 
 def test_server_down_says_what_to_run(monkeypatch):
-    from live_server import free_port
+    from devkit.live_server import free_port
 
     at = page(monkeypatch, f"http://127.0.0.1:{free_port()}")
     assert at.error and "make serve" in at.error[0].value
@@ -245,8 +243,7 @@ def test_server_down_says_what_to_run(monkeypatch):
 
 
 def test_protected_server_needs_the_token(engine, monkeypatch):
-    from live_server import serve_in_thread
-
+    from devkit.live_server import serve_in_thread
     from twin.serve.app import create_app
 
     with serve_in_thread(create_app(engine, token="page-secret")) as url:
@@ -259,6 +256,7 @@ def test_protected_server_needs_the_token(engine, monkeypatch):
         assert [t["role"] for t in at.session_state["turns"]] == ["them", "me"]
 
 
+@pytest.mark.slow
 def test_page_never_imports_torch():
     """Run the page's script bare (no server): it must not pull in torch or the model code."""
     code = (
@@ -286,18 +284,6 @@ def test_twin_chat_command_line():
 
     cfg = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert cfg["browser"]["gatherUsageStats"] is False and cfg["server"]["address"] == "127.0.0.1"
-
-
-def write_eval_samples(runs: Path, run: str, processed: Path) -> list[dict]:
-    """``<runs>/<run>/eval_samples.jsonl`` as `twin eval` writes it, from the val examples."""
-    rows = [
-        {"session": ex["session"], "contact": ex["contact"], "context": ex["context"],
-         "message": ex["instruction"], "real": ex["response"], "base": "b", "twin": "t"}
-        for ex in map(json.loads, (processed / "val.jsonl").read_text(encoding="utf-8").splitlines())
-    ]  # fmt: skip
-    (runs / run).mkdir(parents=True)
-    (runs / run / "eval_samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return rows
 
 
 def test_blind_tab_without_eval_says_run_make_eval(server, tmp_path, monkeypatch):
@@ -356,7 +342,7 @@ def test_blind_tab_rounds_go_to_blind_jsonl(protected_server, processed_dir, tmp
 
 
 def test_blind_tab_needs_the_server_and_never_shows_the_stored_reply(processed_dir, tmp_path, monkeypatch):
-    from live_server import free_port
+    from devkit.live_server import free_port
 
     runs = tmp_path / "runs"
     write_eval_samples(runs, "me", processed_dir)

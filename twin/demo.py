@@ -396,7 +396,7 @@ def demo_cmd(
     port: int = typer.Option(8000, "--port", help="REST server port."),
     chat_port: int = typer.Option(8501, "--chat-port", help="Chat page port."),
 ) -> None:
-    """The whole pipeline on the bundled sample: base, import, prepare, train, eval (+ serve)."""
+    """The whole pipeline on the bundled sample: import, prepare, base, train, eval (+ serve)."""
     from twin.checks import check_port
 
     check_port("--port", port)

@@ -2,8 +2,8 @@
 
 Every file another stage reads is written to a temp file in the same directory, flushed,
 fsynced and renamed over the target, so an interrupted run leaves either the old file or the
-new one, never a mix. Directories (a model, an adapter) are built beside their target and
-swapped in with :func:`replace_path`.
+new one, never a mix. Directories (a model, an adapter, an index) are built beside their target
+and swapped in whole (:func:`atomic_dir`, over :func:`replace_path`).
 
 Everything twin writes is private: chats, examples, memory, adapters, checkpoints, merged models,
 GGUF files and reports are derived from the owner's messages. Files are 0600 and directories 0700,
@@ -126,6 +126,23 @@ def _make_private(path: Path) -> None:
                     os.chmod(os.path.join(root, f), PRIVATE_FILE)
     elif path.exists():
         os.chmod(path, PRIVATE_FILE)
+
+
+@contextlib.contextmanager
+def atomic_dir(out: str | os.PathLike) -> Iterator[Path]:
+    """Build a directory beside ``out`` (the block writes into the yielded path), then swap it in whole.
+
+    If the block raises, the half-built copy is removed and ``out`` is left as it was.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        yield tmp
+        replace_path(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def iter_jsonl(path: str | os.PathLike, *, hint: str = "") -> Iterator[tuple[int, Any]]:

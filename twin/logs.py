@@ -19,9 +19,7 @@ def setup_logging(verbose: bool = False) -> None:
     # Libraries that are chatty at INFO (and telethon logs connection details).
     for name in ("telethon", "httpx", "urllib3", "filelock", "lightning", "lightning.fabric", "fsspec"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    # Never phone home: no hub calls, no telemetry from the libraries we use.
-    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    os.environ.setdefault("DO_NOT_TRACK", "1")
+    # Telemetry is off from `import twin` (twin/__init__.py); tokenizers' threads fight ours.
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 

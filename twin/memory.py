@@ -23,14 +23,13 @@ import json
 import logging
 import re
 import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from twin.errors import TwinError
-from twin.fileio import atomic_write_json, atomic_write_jsonl, iter_jsonl
+from twin.fileio import atomic_dir, atomic_write_json, atomic_write_jsonl, iter_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -86,19 +85,12 @@ def build_memory(data_dir: str | Path, train_file: str = "train.jsonl") -> Path:
     if not pairs:
         raise TwinError(f"{src}: no examples to remember; export more chats or check `twin prepare`")
     out = data / MEMORY_DIR
-    tmp = Path(tempfile.mkdtemp(prefix=f".{MEMORY_DIR}.", dir=data))
-    try:
+    with atomic_dir(out) as tmp:
         retriever = bm25s.BM25()
         retriever.index([tokens(p["them"]) for p in pairs], show_progress=False)
         retriever.save(str(tmp / INDEX_DIR), show_progress=False)
         atomic_write_jsonl(tmp / PAIRS_FILE, pairs)
         atomic_write_json(tmp / META_FILE, {"format": 1, "train_digest": _digest(src), "pairs": len(pairs)})
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     log.info("memory: %d past exchanges indexed -> %s", len(pairs), out)
     return out
 

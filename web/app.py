@@ -25,10 +25,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from twin import no_phone_home
+
 # Before any library that might talk to the Hugging Face hub is imported: nothing phones home.
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("DO_NOT_TRACK", "1")
+no_phone_home(offline=True)
 
 import httpx  # noqa: E402
 import streamlit as st  # noqa: E402

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from twin.errors import TwinError
-from twin.sources.telegram_client import classify_dialog, dialog_name, export_id
+from twin.telegram import classify_dialog, dialog_name, export_id
 
 REFUSED = {
     "saved_messages": "your Saved Messages",

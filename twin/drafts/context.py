@@ -18,7 +18,7 @@ from typing import Any
 
 from twin.drafts.chats import Chat
 from twin.prompt import fit_context
-from twin.sources.telegram_client import message_record
+from twin.telegram import message_record
 from twin.text.scrub import Scrubber, scrub_messages
 from twin.text.sessions import merge_turns, split_sessions
 

@@ -1,7 +1,7 @@
 """``twin drafts``: open the export's Telegram session, pick the chats, watch until stopped.
 
 :func:`watch` takes any logged-in client with telethon's interface (the tests pass the fake one
-from ``tests/fake_telethon.py``); :func:`run_drafts` is the command: credentials, session file,
+from ``tests/helpers/fake_telethon.py``); :func:`run_drafts` is the command: credentials, session file,
 the real telethon client, and the exit paths (Ctrl-C, revoked session).
 """
 
@@ -22,7 +22,7 @@ from twin.drafts.server import TwinServer
 from twin.drafts.watcher import SESSION_GONE, Sleep, Stats, Watcher
 from twin.errors import TwinError
 from twin.feedback import check_dir
-from twin.sources.telegram_client import (
+from twin.telegram import (
     Credentials,
     load_credentials,
     login,

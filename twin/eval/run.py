@@ -2,10 +2,10 @@
 
 Both sides come from ONE loaded model: the adapter is switched off for the base's turn
 (``peft``'s ``disable_adapter``, or per-row adapters when base and twin rows share a generation
-batch: ``twin.model.multi_lora``), so a 7B base is held in memory once. For each side:
+batch: ``twin.inference.multi_lora``), so a 7B base is held in memory once. For each side:
 
 * loss and perplexity of the real replies, token-weighted, with exactly the training masking
-  (prompt rendered by ``twin.prompt``, loss on the reply + EOS only: ``twin.train.data``);
+  (prompt rendered by ``twin.prompt``, loss on the reply + EOS only: ``twin.examples``);
 * a generated reply per example, scored against the real one (BLEU-4, ROUGE-1/2/L), plus style
   statistics of real, base and twin replies (``twin.eval.metrics``).
 
@@ -117,14 +117,14 @@ def generate_replies(
     cfg: EvalConfig, model: Any, tokenizer: Any, examples: list[dict], template: str, progress: bool
 ) -> tuple[list[tuple[str, str]], list[int]]:
     """``(base reply, twin reply)`` per example, generated in batches by the serving engine's scheduler
-    (:mod:`twin.model.batch`: base and twin rows share forward passes), so the report shows what the
+    (:mod:`twin.inference.batch`: base and twin rows share forward passes), so the report shows what the
     server would answer. Seeds are ``seed + index`` on both sides. Also returns each prompt's length in tokens."""
     from dataclasses import replace
 
     from tqdm.auto import tqdm
 
-    from twin.model.batch import Request, Scheduler, generate_many
-    from twin.model.generate import GenParams, fit_prompt_ids, prompt_room, speaker_stops
+    from twin.inference.batch import Request, Scheduler, generate_many
+    from twin.inference.generate import GenParams, fit_prompt_ids, prompt_room, speaker_stops
 
     room = prompt_room(model, cfg.max_new_tokens)
     requests: list[Request] = []

@@ -42,13 +42,13 @@ def weights_digest(path: Path) -> str:
     cache = _read_cache()
     if key in cache:
         return cache[key]
-    digest = _compute(path, st.st_size)
+    digest = compute_digest(path, st.st_size)
     cache[key] = digest
     _write_cache(dict(list(cache.items())[-_MAX_CACHED:]))
     return digest
 
 
-def _compute(path: Path, size: int) -> str:
+def compute_digest(path: Path, size: int) -> str:
     h = hashlib.sha256(f"{path.name}\0{size}\0".encode())
     with path.open("rb") as f:
         if path.suffix == ".safetensors":

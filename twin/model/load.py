@@ -264,7 +264,7 @@ def resolve_base(
 
 
 def read_adapter_meta(adapter_dir: str | os.PathLike) -> dict:
-    """The adapter's ``twin.json`` (interfaces.md item 4); TwinError if missing or malformed."""
+    """The adapter's ``twin.json`` (written by ``twin.train.loop``); TwinError if missing or malformed."""
     d = Path(adapter_dir)
     f = d / "twin.json"
     if not d.is_dir():

@@ -20,14 +20,12 @@ import json
 import logging
 import math
 import os
-import shutil
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from twin.errors import TwinError
-from twin.fileio import iter_jsonl, replace_path
+from twin.fileio import atomic_dir, iter_jsonl
 from twin.model.chat_templates import ARCHS, FAMILIES, TokenizerFamily
 
 log = logging.getLogger(__name__)
@@ -494,14 +492,8 @@ def _init_model(
 
 
 def _save(out: Path, model: Any, tokenizer: Any, record: dict) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         (tmp / "tiny.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        replace_path(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out

@@ -29,7 +29,7 @@ from twin.fileio import atomic_open, iter_jsonl
 from twin.memory import ensure_memory
 from twin.prepare.config import PrepareConfig
 from twin.prepare.examples import CONVERTERS, dataset_info, in_val, session_examples, session_hash
-from twin.sources.records import dialog_files, validate_record
+from twin.records import dialog_files, validate_record
 from twin.text.scrub import TYPES, Scrubber, infer_regions
 from twin.text.sessions import build_sessions
 
@@ -80,12 +80,12 @@ def _init_worker(cfg_json: dict) -> None:
     _worker["count"] = load_counter(cfg.tokenizer) if cfg.tokenizer else len
 
 
-def _dumps(obj: Any) -> str:
+def dumps_line(obj: Any) -> str:
     """One JSON line (orjson: several times faster than the stdlib on a million lines)."""
     return orjson.dumps(obj).decode()
 
 
-def _read_records(path: Path) -> list[dict]:
+def read_records(path: Path) -> list[dict]:
     """Every record of a dialog file; a bad line raises TwinError naming ``file:line``.
 
     The common case (a well-formed record) is checked inline; anything unusual goes through
@@ -119,7 +119,7 @@ def process_dialog(
     """One dialog file -> its serialized examples (train / val) and its counts."""
     cfg = cfg or _worker["cfg"]
     count = count or _worker.get("count", len)
-    records = _read_records(Path(path))
+    records = read_records(Path(path))
     scrubber = _dialog_scrubber(records, cfg)
     contact = next((r["dialog_name"] for r in reversed(records) if r.get("dialog_name")), None)
     if scrubber is not None and contact:
@@ -176,9 +176,9 @@ def _add_session(
     res["runs"][split].append((sid, len(exs)))
     L = res["lengths"]
     for ex in exs:
-        buf["main"][split].append(_dumps(ex))
+        buf["main"][split].append(dumps_line(ex))
         for fmt in cfg.format:
-            buf[fmt][split].append(_dumps(CONVERTERS[fmt](ex)))
+            buf[fmt][split].append(dumps_line(CONVERTERS[fmt](ex)))
         L["instruction_chars"].append(len(ex["instruction"]))
         L["response_chars"].append(len(ex["response"]))
         L["context_turns"].append(len(ex["context"]))

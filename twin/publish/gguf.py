@@ -73,7 +73,7 @@ def _load_json(path: Path) -> dict:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise TwinError(f"{path}: missing; export from a model dir written by `twin merge`") from None
+        raise TwinError(f"{path}: missing; export from a model dir written by `twin publish merge`") from None
     except ValueError as e:
         raise TwinError(f"{path}: not valid JSON ({e})") from None
 
@@ -248,7 +248,7 @@ def _weight_files(model_dir: Path) -> list[Path]:
     found = sorted(model_dir.glob("*.safetensors"))
     if not found:
         raise TwinError(
-            f"{model_dir}: no *.safetensors weights; run `twin merge` first and export its --out dir"
+            f"{model_dir}: no *.safetensors weights; run `twin publish merge` first and export its --out dir"
         )
     return found
 
@@ -487,7 +487,7 @@ def export_gguf(
     from twin.publish.merge import read_merged_meta
     from twin.publish.ollama import prompt_settings
 
-    src = _check_source(model_dir, outtype, "run `twin merge` first (make merge)")
+    src = _check_source(model_dir, outtype, "run `twin publish merge` first (make merge)")
     cfg = _load_json(src / "config.json")
     hp = model_params(cfg, src / "config.json")
     template = template or read_merged_meta(src).get("template") or "plain-v1"

@@ -11,13 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 from twin.errors import TwinError
-from twin.fileio import replace_path
+from twin.fileio import atomic_dir
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +49,7 @@ def merge_adapter(
         raise TwinError(f"{adapter}: could not load the adapter ({str(e).splitlines()[0]})") from None
     # safe_merge: check for NaNs before overwriting the base weights.
     merged = model.merge_and_unload(safe_merge=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         merged.save_pretrained(tmp, max_shard_size=max_shard_size)
         tokenizer.save_pretrained(tmp)
         info = {
@@ -71,10 +67,6 @@ def merge_adapter(
         (tmp / MERGED_META).write_text(
             json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )
-        replace_path(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     log.info("merged %s into %s -> %s", adapter, base, out)
     return out
 

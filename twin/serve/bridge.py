@@ -18,7 +18,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
-from twin.model.generate import Generation
+from twin.inference.generate import Generation
 from twin.serve.deps import Job, Services
 from twin.serve.engine import Overloaded
 from twin.serve.http import ApiError

@@ -2,7 +2,7 @@
 
 The base is loaded once and every adapter is registered on it by name (peft multi-adapter:
 ``PeftModel.from_pretrained`` + ``load_adapter``). The model belongs to one scheduler thread
-(:class:`twin.model.batch.Scheduler`, continuous batching): requests join the running batch at the
+(:class:`twin.inference.batch.Scheduler`, continuous batching): requests join the running batch at the
 next decode step, each with its own adapter (or the bare base), sampling parameters and seed.
 In front of it, :class:`Gate` bounds the requests the server holds (running + waiting); one more is
 refused at once (the app turns it into 503 + ``Retry-After``).
@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from twin.errors import TwinError
-from twin.model.batch import Request, Scheduler, kv_bytes_per_token
-from twin.model.generate import Generation, GenParams, prompt_room, reply_prompt_ids, speaker_stops
+from twin.inference.batch import Request, Scheduler, kv_bytes_per_token
+from twin.inference.generate import Generation, GenParams, prompt_room, reply_prompt_ids, speaker_stops
 from twin.prompt import resolve_template
 from twin.serve.schemas import NAME_PATTERN
 

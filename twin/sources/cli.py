@@ -1,7 +1,7 @@
 """``twin export telegram`` (telethon) and ``twin export desktop`` (Telegram Desktop JSON).
 
 Nothing heavy is imported at module level: telethon loads only when ``export telegram`` runs.
-Both commands write the same raw format (``twin/sources/records.py``) under ``--out``.
+Both commands write the same raw format (``twin/records.py``) under ``--out``.
 """
 
 from __future__ import annotations

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from twin.errors import TwinError
-from twin.sources.records import merge_records, read_dialog, write_dialog
-from twin.sources.telegram_client import (
+from twin.records import merge_records, read_dialog, write_dialog
+from twin.telegram import (
     SOURCE,
     Credentials,
     Sleep,

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from twin.sources.records import sort_key
+from twin.records import sort_key
 from twin.text.scrub import Scrubber, scrub_messages
 
 _EPOCH = datetime(1970, 1, 1)

@@ -159,7 +159,7 @@ class TrainData:
 
     tokenizer: Any
     template: str
-    train: Any  # train.data.Encoded
+    train: Any  # twin.examples.Encoded
     val: Any  # Encoded, or None when prepare wrote no validation examples
     digest: str  # of train.jsonl: a resumed run must see the same data
 

@@ -294,8 +294,8 @@ def sample_replies(
     """``prefs.samples`` replies per row from the adapter (or 1 from the base: ``adapter`` None)."""
     from tqdm.auto import tqdm
 
-    from twin.model.batch import Request, Scheduler, generate_many
-    from twin.model.generate import GenParams, fit_prompt_ids, prompt_room, speaker_stops
+    from twin.inference.batch import Request, Scheduler, generate_many
+    from twin.inference.generate import GenParams, fit_prompt_ids, prompt_room, speaker_stops
 
     p = cfg.prefs
     n = p.samples if adapter else 1

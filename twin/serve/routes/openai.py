@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
-from twin.model.generate import Generation
+from twin.inference.generate import Generation
 from twin.serve import bridge
 from twin.serve.deps import Job, Services, adapter_for, params_from, require_token, services
 from twin.serve.http import ApiError

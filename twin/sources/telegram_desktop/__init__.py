@@ -3,7 +3,7 @@
 Telegram Desktop writes ``result.json`` in two shapes: one chat (``{"name", "type", "id",
 "messages"}``) or the whole account (``{"personal_information", "chats": {"list": [...]},
 "left_chats": {"list": [...]}}``). Both become the raw record format of
-:mod:`twin.sources.records`, one file per dialog: ``<out>/telegram/<chat id>.jsonl``.
+:mod:`twin.records`, one file per dialog: ``<out>/telegram/<chat id>.jsonl``.
 
 The import is all-or-nothing: the whole export is parsed and checked, and the dialog files already
 on disk are read and merged, before the first file is written; then every file is written to a

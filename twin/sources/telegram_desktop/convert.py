@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from twin.errors import TwinError
-from twin.sources.records import decode_rows, encode_rows
+from twin.records import decode_rows, encode_rows
 from twin.sources.telegram_desktop.common import MEDIA_KEYS, SOURCE, kind, wanted
 from twin.sources.telegram_desktop.owner import sender_of
 

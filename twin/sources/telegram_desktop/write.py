@@ -10,7 +10,7 @@ from pathlib import Path
 
 from twin.errors import TwinError
 from twin.fileio import PRIVATE_FILE, private_dir
-from twin.sources.records import canonical, decode_rows, encode_rows, merge_records, read_dialog
+from twin.records import canonical, decode_rows, encode_rows, merge_records, read_dialog
 
 
 def plan_writes(out_dir: Path, dialogs: dict[int, bytes], counts: Counter[str]) -> list[tuple[Path, bytes]]:

@@ -17,11 +17,11 @@ cache is re-stacked only when a row joins or leaves, and its all-padding left co
 
 Adapters: a batch whose rows all use one adapter runs with that adapter active (``set_adapter``, or
 ``disable_adapter`` for the bare base); a mixed batch gives each row its own adapter in the same
-forward pass through :class:`~twin.model.multi_lora.MultiLora` (every adapter's A and B stacked per
+forward pass through :class:`~twin.inference.multi_lora.MultiLora` (every adapter's A and B stacked per
 layer, a row mask picks each row's), or peft's per-row ``adapter_names`` (``"__base__"`` = adapters
 off) for LoRA layers the stack cannot express.
 
-Each row keeps its own :class:`~twin.model.generate.Decoding` (sampling parameters, random
+Each row keeps its own :class:`~twin.inference.generate.Decoding` (sampling parameters, random
 generator, stop rules), so a reply is the same token for token as when it is decoded alone.
 """
 
@@ -38,8 +38,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from twin.errors import TwinError
-from twin.model.generate import Decoding, Generation, GenParams
-from twin.model.multi_lora import MultiLora
+from twin.inference.generate import Decoding, Generation, GenParams
+from twin.inference.multi_lora import MultiLora
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,4 @@
-"""Adapter helpers for tests and benchmarks: an instant random LoRA adapter, and edited copies.
-
-Benchmarks import this as ``tests.adapters`` (test helpers live in ``tests/``, not in the package).
-"""
+"""Adapter helpers for tests and benchmarks: an instant random LoRA adapter, and edited copies."""
 
 from __future__ import annotations
 

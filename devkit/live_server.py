@@ -1,8 +1,4 @@
-"""Live servers for tests and benchmarks: a twin app in a thread, or a real `twin` process.
-
-Benchmarks import this file as ``tests.live_server`` (run from the repository root); tests as
-``live_server``.
-"""
+"""Live servers for tests and benchmarks: a twin app in a thread, or a real `twin` process."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Credentials (environment or ``.env``, never logged), the session file (mode 0600 in a 0700 folder,
 outside the repository), the client and its interactive login, and the conversion of a telethon
-message into a raw record (:mod:`twin.sources.records`) with Telegram Desktop's media names, so
+message into a raw record (:mod:`twin.records`) with Telegram Desktop's media names, so
 both commands see a chat the same way. telethon itself is imported lazily.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from twin.errors import TwinError
-from twin.sources.records import iso_utc, make_record
+from twin.records import iso_utc, make_record
 
 log = logging.getLogger(__name__)
 

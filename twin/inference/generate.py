@@ -388,7 +388,7 @@ class Decoding:
 
     The caller runs the model and hands this the next-token logits (``step``); it picks the token,
     and returns the text that became safe to show. Shared by :func:`generate` (one sequence) and the
-    batch scheduler (:mod:`twin.model.batch`), so a reply is the same token for token either way.
+    batch scheduler (:mod:`twin.inference.batch`), so a reply is the same token for token either way.
     """
 
     def __init__(self, model: Any, tokenizer: Any, ids: list[int], params: GenParams) -> None:
@@ -472,7 +472,7 @@ class Decoding:
 
 def generate(model: Any, tokenizer: Any, prompt: str, params: GenParams) -> Generation:
     """My whole reply to ``prompt``, decoded alone, with token counts and the time it took (the batch
-    scheduler, :mod:`twin.model.batch`, gives the same reply to the same request)."""
+    scheduler, :mod:`twin.inference.batch`, gives the same reply to the same request)."""
     import torch
 
     ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
