@@ -123,8 +123,9 @@ def resolve_precision(cfg: TrainConfig) -> dict:
 
 def setup(cfg: TrainConfig) -> Any:
     """The Fabric that runs ``main`` on every device."""
-    from lightning.fabric import Fabric
+    from twin.imports import import_fabric
 
+    Fabric = import_fabric(cfg.quantize)  # noqa: N806  # without lightning's unused extras (twin/imports.py)
     return Fabric(
         accelerator=cfg.accelerator, devices=cfg.devices, strategy=_strategy(cfg), precision=cfg.precision
     )
@@ -426,11 +427,14 @@ def fit(
     bar = tqdm(total=total_steps, initial=progress.step, desc=f"train {cfg.run}", unit="step",
                disable=not fabric.is_global_zero, dynamic_ncols=True, mininterval=1.0)  # fmt: skip
     model.module.train()
+    first_step = progress.step + 1
     with bar:
         while progress.step < total_steps:
             loss, tokens = train_step(fabric, cfg, model, data, plan, progress)
             window.add(loss, tokens)
             progress.step += 1
+            if progress.step == first_step and fabric.is_global_zero:
+                _log_first_step()
             bar.update(1)
             step = progress.step
             if step % cfg.log_every_steps == 0 or step == total_steps:
@@ -489,6 +493,13 @@ def train_step(
     model.optimizer.zero_grad(set_to_none=True)
     model.scheduler.step()
     return step_loss, tokens
+
+
+def _log_first_step() -> None:
+    """How long the user waited for training to start (goal: seconds; bench/RESULTS.md#compare-train)."""
+    from twin.logs import process_age
+
+    log.info("first optimizer step at %.1f s (CPU %.1f s)", process_age(), time.process_time())
 
 
 def log_step(
