@@ -26,7 +26,9 @@ main()
 
 
 @pytest.mark.slow
-def test_twin_train_imports_nothing_on_the_deny_list(tiny_base: Path, processed_dir: Path, tmp_path: Path) -> None:
+def test_twin_train_imports_nothing_on_the_deny_list(
+    tiny_base: Path, processed_dir: Path, tmp_path: Path
+) -> None:
     mods = tmp_path / "modules.json"
     cmd = [sys.executable, "-c", CLI, str(mods), "train", "--base", str(tiny_base), "--data", str(processed_dir),
            "--run", "imports", "--max-steps", "2", "--set", f"out_dir={tmp_path / 'out'}",
@@ -39,3 +41,16 @@ def test_twin_train_imports_nothing_on_the_deny_list(tiny_base: Path, processed_
     assert (tmp_path / "out" / "adapters" / "imports" / "adapter_model.safetensors").is_file()
     assert sorted(m for m in loaded for d in DENY if m == d or m.startswith(d + ".")) == []
     assert "first optimizer step at" in proc.stdout + proc.stderr
+
+
+def test_omp_wait_policy_follows_the_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    from twin.model.load import choose_omp_wait
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    assert "idle" in choose_omp_wait(load=0.4, cores=2)
+    assert "OMP_WAIT_POLICY" not in os.environ  # OpenMP's own default on an idle machine
+    assert "busy" in choose_omp_wait(load=3.0, cores=2)
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # the user's setting is kept
+    assert "set outside twin" in choose_omp_wait(load=9.0, cores=2)
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"

@@ -217,7 +217,6 @@ def main(fabric: Any, cfg: TrainConfig, resume: bool, precision: dict | None = N
 
 
 def load_data(cfg: TrainConfig) -> TrainData:
-    from twin.examples import encode_examples
     from twin.model.load import load_tokenizer
     from twin.prompt import CHAT_TEMPLATES, check_chat_template, resolve_template, with_memory
     from twin.train.data import file_digest, read_with_memory
@@ -232,7 +231,7 @@ def load_data(cfg: TrainConfig) -> TrainData:
     return TrainData(
         tokenizer=tokenizer,
         template=template,
-        train=encode_examples(rows, tokenizer, template, cfg.data.max_seq_length),
+        train=_encode(rows, train_file, tokenizer, template, cfg),
         val=_read_val(data_dir / cfg.data.val_file, tokenizer, template, cfg),
         digest=file_digest(train_file),
     )
@@ -690,14 +689,24 @@ def _to(batch: dict, device: Any) -> dict:
 
 def _read_val(path: Path, tokenizer: Any, template: str, cfg: TrainConfig) -> Any:
     """The validation set, or None (with a warning) when prepare wrote none."""
-    from twin.examples import encode_examples
     from twin.train.data import read_with_memory
 
     if not path.is_file() or path.stat().st_size == 0 or not path.read_text(encoding="utf-8").strip():
         log.warning("%s: no validation examples; validation loss will not be reported", path)
         return None
     rows = read_with_memory(path, cfg.data.dir, cfg.data.memory, cfg.data.train_file)
-    return encode_examples(rows, tokenizer, template, cfg.data.max_seq_length)
+    return _encode(rows, path, tokenizer, template, cfg)
+
+
+def _encode(rows: list[dict], path: Path, tokenizer: Any, template: str, cfg: TrainConfig) -> Any:
+    """Tokenized examples: cached beside the data (``train/data.py``) unless memory makes them per-run."""
+    from twin.train.data import encode_cached, encode_in_chunks
+
+    if cfg.data.memory:  # retrieved exchanges depend on the memory index too: encoded each run
+        return encode_in_chunks(
+            rows, tokenizer, template, cfg.data.max_seq_length, desc=f"tokenizing {path.name}"
+        )
+    return encode_cached(rows, path, cfg.base, tokenizer, template, cfg.data.max_seq_length)
 
 
 def _write_metrics(rdir: Path, rows: list[dict]) -> None:
