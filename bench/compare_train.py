@@ -55,6 +55,7 @@ VARIANTS = tuple(f"{t}+{v}" for t in PEERS for v in ("best", "passive", "best+pa
     "twin+passive",
     "twin+active",
     "twin+cached",  # twin's tokenization cache kept from an earlier run (plain "twin": always cold)
+    "twin+t1",  # one torch thread instead of one per core
 )
 DEFAULT_TOOLS = ("twin", "trainer", "trainer+best", "trainer+best+passive", "litgpt", "litgpt+best",
                  "litgpt+best+passive")  # fmt: skip
@@ -358,7 +359,9 @@ def tool_command(name: str, ctx: dict, run_dir: Path) -> list[str]:
     s = ctx["settings"]
     extra = PEER_BEST[tool] if "best" in variants else ()
     if tool == "twin":
-        return twin_command(s, ctx["base"], ctx["data"], run_dir, ctx["config"])
+        return twin_command(s, ctx["base"], ctx["data"], run_dir, ctx["config"]) + (
+            ["--set", "num_threads=1"] if "t1" in variants else []
+        )
     if tool == "trainer":
         return trainer_command(s, ctx["base"], ctx["data"], run_dir, extra)
     return litgpt_command(s, ctx["lit_ckpt"], ctx["lit_data"], run_dir, ctx["model"].lit_lora, extra)
