@@ -31,6 +31,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -49,7 +50,13 @@ PEER_BEST = {
     "trainer": ("--sampling", "group_by_length"),
     "litgpt": ("--data.num_workers", "0"),
 }
-VARIANTS = tuple(f"{t}+{v}" for t in PEERS for v in ("best", "passive", "best+passive"))
+# twin's own thread policy forced either way ("+passive", "+active"): twin picks one by the load.
+VARIANTS = tuple(f"{t}+{v}" for t in PEERS for v in ("best", "passive", "best+passive")) + (
+    "twin+passive",
+    "twin+active",
+    "twin+cached",  # twin's tokenization cache kept from an earlier run (plain "twin": always cold)
+    "twin+t1",  # one torch thread instead of one per core
+)
 DEFAULT_TOOLS = ("twin", "trainer", "trainer+best", "trainer+best+passive", "litgpt", "litgpt+best",
                  "litgpt+best+passive")  # fmt: skip
 # Environment twin's own CLI sets for itself: never leak it from this process into the baselines.
@@ -312,7 +319,9 @@ def litgpt_command(
 
 def _twin_result(out: Path) -> dict:
     m = json.loads((out / "adapters" / "cmp" / "twin.json").read_text(encoding="utf-8"))["metrics"]
+    first = re.search(r"first optimizer step at ([0-9.]+) s", (out / "run.log").read_text(errors="replace"))
     return {
+        "first_step_s": float(first.group(1)) if first else None,
         "real_tokens": m["tokens"],
         "loop_seconds": m["tokens"] / m["tokens_per_s"],
         "tokens_per_s": m["tokens_per_s"],
@@ -350,7 +359,9 @@ def tool_command(name: str, ctx: dict, run_dir: Path) -> list[str]:
     s = ctx["settings"]
     extra = PEER_BEST[tool] if "best" in variants else ()
     if tool == "twin":
-        return twin_command(s, ctx["base"], ctx["data"], run_dir, ctx["config"])
+        return twin_command(s, ctx["base"], ctx["data"], run_dir, ctx["config"]) + (
+            ["--set", "num_threads=1"] if "t1" in variants else []
+        )
     if tool == "trainer":
         return trainer_command(s, ctx["base"], ctx["data"], run_dir, extra)
     return litgpt_command(s, ctx["lit_ckpt"], ctx["lit_data"], run_dir, ctx["model"].lit_lora, extra)
@@ -362,7 +373,13 @@ def run_tool(name: str, ctx: dict, run_dir: Path) -> dict:
     tool, *variants = name.split("+")
     if "passive" in variants:
         env["OMP_WAIT_POLICY"] = "PASSIVE"
+    elif "active" in variants:
+        env["OMP_WAIT_POLICY"] = "ACTIVE"
     cmd = tool_command(name, ctx, run_dir)
+    if tool == "twin" and "cached" not in variants:  # each twin run tokenizes, as the peers do
+        from twin.train.data import CACHE_DIR
+
+        shutil.rmtree(ctx["data"] / CACHE_DIR, ignore_errors=True)
     if run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
@@ -433,7 +450,7 @@ def profile_markdown(prof: dict[str, dict]) -> str:
 def summarize(runs: dict[str, list[dict]]) -> dict[str, dict]:
     """Medians per tool, and twin's ratio to it: the median of per-round ratios (same load)."""
     keys = ("tokens_per_s", "real_tokens", "loop_seconds", "wall_s", "max_rss_mb", "tree_rss_mb", "val_loss",
-            "train_loss")  # fmt: skip
+            "train_loss", "first_step_s")  # fmt: skip
     twin = [r["tokens_per_s"] for r in runs.get("twin", [])]
     out = {}
     for t, rs in runs.items():
@@ -477,15 +494,15 @@ def ratio_line(label: str, summary: dict[str, dict]) -> str:
 
 def table(summary: dict[str, dict]) -> list[str]:
     lines = [
-        "| tool | real tokens/s (loop) | twin ÷ tool (median of per-round ratios) | real tokens trained | process wall s | peak RSS MiB (largest process / tree) | val loss (same evaluator) | last train loss |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| tool | real tokens/s (loop) | twin ÷ tool (median of per-round ratios) | real tokens trained | process wall s | first step at s | peak RSS MiB (largest process / tree) | val loss (same evaluator) | last train loss |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]  # fmt: skip
     for tool, row in summary.items():
         r = _twin_ratio(summary, tool)
         lines.append(
             f"| {tool} | {common.fmt(row['tokens_per_s'], 0)} | {common.fmt(r, 2) + 'x' if r is not None and tool != 'twin' else '—'} | "
             f"{common.fmt(row['real_tokens'], 0)} | "
-            f"{common.fmt(row['wall_s'])} | {common.fmt(row['max_rss_mb'], 0)} / {common.fmt(row['tree_rss_mb'], 0)} | "
+            f"{common.fmt(row['wall_s'])} | {common.fmt(row.get('first_step_s'))} | {common.fmt(row['max_rss_mb'], 0)} / {common.fmt(row['tree_rss_mb'], 0)} | "
             f"{common.fmt(row['val_loss'], 4)} | {common.fmt(row['train_loss'], 4)} |"
         )
     return lines

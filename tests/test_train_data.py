@@ -59,6 +59,35 @@ def test_encode_trims_context_cuts_replies_and_drops_hopeless(tiny_base: Path, c
     assert "message number 0 " not in tok.decode(data.ids[0][: data.prompt_lens[0]])
 
 
+def test_encoding_is_cached_beside_the_data(
+    tiny_base: Path, processed_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    import shutil
+
+    from twin.examples import read_examples
+    from twin.model.load import load_tokenizer
+    from twin.train import data as train_data
+
+    tok = load_tokenizer(tiny_base)
+    src = tmp_path / "train.jsonl"
+    shutil.copy(processed_dir / "train.jsonl", src)
+    rows = read_examples(src)
+    monkeypatch.setattr(train_data, "CHUNK", 40)  # several chunks: they must join up exactly
+    want = encode_examples(rows, tok, "plain-v1", 128)
+    first = train_data.encode_cached(rows, src, tiny_base, tok, "plain-v1", 128)
+    assert (first.ids, first.prompt_lens, first.stats) == (want.ids, want.prompt_lens, want.stats)
+    assert len(list((tmp_path / ".twin-cache").glob("encoded-*.npz"))) == 1
+    # A hit never touches the tokenizer.
+    hit = train_data.encode_cached(rows, src, tiny_base, None, "plain-v1", 128)
+    assert (hit.ids, hit.prompt_lens, hit.stats) == (want.ids, want.prompt_lens, want.stats)
+    # Another max length, or other data in the file, is another entry (the tokenizer is needed again).
+    with pytest.raises(AttributeError):
+        train_data.encode_cached(rows, src, tiny_base, None, "plain-v1", 100)
+    src.write_text(src.read_text() + src.read_text().splitlines()[0] + "\n")
+    with pytest.raises(AttributeError):
+        train_data.encode_cached(rows, src, tiny_base, None, "plain-v1", 128)
+
+
 SCHEDULES = get_args(SchedulerName)  # every schedule a config may name
 
 

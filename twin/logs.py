@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -37,3 +38,19 @@ def quiet_libraries() -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # read by transformers when it loads
     if "transformers" in sys.modules:  # already loaded: tell it directly
         logging.getLogger("transformers").setLevel(logging.ERROR)
+
+
+def process_age() -> float:
+    """Seconds since this process started (the kernel's start time on Linux, so interpreter start-up
+    and imports count); elsewhere, since this module was imported."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])  # field 22, starttime
+        with open("/proc/uptime", encoding="ascii") as f:
+            uptime = float(f.read().split()[0])
+        return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return time.monotonic() - _IMPORTED
+
+
+_IMPORTED = time.monotonic()

@@ -84,6 +84,28 @@ def prefer_passive_omp_wait() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
+def choose_omp_wait(load: float | None = None, cores: int | None = None) -> str:
+    """Training's OpenMP wait policy, chosen by how busy the machine is; call before torch is imported.
+
+    Measured (bench/RESULTS.md#compare-train): on an idle machine OpenMP's default (spin a little,
+    then sleep) trains ~1.2x faster than ``PASSIVE``; on a busy one, spinning threads fight the
+    other jobs for the cores and ``PASSIVE`` wins. So: 1-minute load average below half the cores
+    -> the default, else ``PASSIVE``. An ``OMP_WAIT_POLICY`` already set is kept. Returns the reason.
+    """
+    if os.environ.get("OMP_WAIT_POLICY"):
+        return f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']} (set outside twin)"
+    cores = cores or os.cpu_count() or 1
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except OSError:  # no load average on this platform: the safe choice
+            load = float(cores)
+    if load < 0.5 * cores:
+        return f"OpenMP default wait (load average {load:.1f} on {cores} cores: idle)"
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    return f"OMP_WAIT_POLICY=PASSIVE (load average {load:.1f} on {cores} cores: busy)"
+
+
 def check_quantize(
     quantize: str | None,
     device: str = "auto",

@@ -64,9 +64,9 @@ def train_cmd(
     set_: list[str] = typer.Option(None, "--set", help="Override a config key: --set lora.r=8 (repeatable)."),
 ) -> None:
     """LoRA fine-tune a base model on data/processed (Lightning Fabric + peft), then optionally DPO."""
-    from twin.model.load import prefer_passive_omp_wait
+    from twin.model.load import choose_omp_wait
 
-    prefer_passive_omp_wait()
+    omp = choose_omp_wait()  # before torch loads
     from twin.config import deep_merge, load_config, parse_overrides
     from twin.train.config import TrainConfig
 
@@ -95,6 +95,7 @@ def train_cmd(
 
         flags.setdefault("data", {})["memory_scope"] = check_scope(memory_scope)
     cfg = load_config(TrainConfig, config, deep_merge(flags, parse_overrides(set_)))
+    log.info("threads: %s", omp)
     if stage == "prefs":
         _run_prefs(cfg, feedback is not None)
         return

@@ -7,12 +7,16 @@ Everything here runs before the model is loaded.
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import logging
 import random
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from twin.errors import TwinError
+from twin.fileio import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +39,88 @@ def read_with_memory(
 
 def file_digest(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+# Files that define how text becomes token ids: the tokenizer's (in the base dir) and twin's own
+# rendering code, so a change to either makes a new cache entry instead of reusing stale ids.
+_TOKENIZER_GLOBS = ("tokenizer*", "vocab*", "merges.txt", "special_tokens_map.json", "added_tokens.json",
+                    "*.model", "chat_template*")  # fmt: skip
+CACHE_DIR = ".twin-cache"
+CHUNK = 2048  # examples per tokenizer call: a progress bar that moves, batches that stay large
+
+
+def encode_cached(
+    rows: Sequence[dict], source: str | Path, base: str | Path, tokenizer: Any, template: str, max_len: int
+) -> Any:
+    """``encode_examples`` of ``rows`` (read from ``source``), reusing the ids cached beside it.
+
+    The cache (``<data dir>/.twin-cache/encoded-<key>.npz``) is keyed by the file's bytes, the
+    base's tokenizer files, twin's rendering code, the template and ``max_len``: a second run on the
+    same data starts training without tokenizing. A read-only data dir just means no cache.
+    """
+    import numpy as np
+
+    path = Path(source).parent / CACHE_DIR / f"encoded-{_cache_key(source, base, template, max_len)}.npz"
+    if path.is_file():
+        try:
+            with np.load(path) as z:
+                enc = _from_arrays(z["flat"], z["offsets"], z["prompt_lens"], json.loads(str(z["stats"])))
+            if enc.stats.get("dropped_prompt_too_long"):
+                log.warning("%s: %d of %d examples dropped: their prompt alone is longer than "
+                            "data.max_seq_length=%d", source, enc.stats["dropped_prompt_too_long"],
+                            enc.stats["examples"], max_len)  # fmt: skip
+            return enc
+        except (OSError, ValueError, KeyError) as e:  # a damaged cache is rebuilt, never trusted
+            log.debug("%s: unreadable cache (%s), re-encoding", path, e)
+    enc = encode_in_chunks(rows, tokenizer, template, max_len, desc=f"tokenizing {Path(source).name}")
+    try:
+        path.parent.mkdir(exist_ok=True)
+        buf = io.BytesIO()
+        offsets = np.cumsum([0, *(len(x) for x in enc.ids)], dtype=np.int64)
+        flat = np.fromiter((t for x in enc.ids for t in x), dtype=np.int32, count=int(offsets[-1]))
+        np.savez(buf, flat=flat, offsets=offsets, prompt_lens=np.asarray(enc.prompt_lens, dtype=np.int32),
+                 stats=np.asarray(json.dumps(enc.stats)))  # fmt: skip
+        atomic_write_bytes(path, buf.getvalue())
+    except OSError as e:
+        log.debug("%s: not cached (%s)", path, e)
+    return enc
+
+
+def encode_in_chunks(rows: Sequence[dict], tokenizer: Any, template: str, max_len: int, desc: str) -> Any:
+    """``encode_examples`` in chunks of ``CHUNK``, with a progress bar when there is more than one."""
+    from tqdm.auto import tqdm
+
+    from twin.examples import Encoded, encode_examples
+
+    out = Encoded([], [], {})
+    with tqdm(total=len(rows), desc=desc, unit="ex", disable=len(rows) <= CHUNK or None, leave=False) as bar:
+        for start in range(0, len(rows), CHUNK):
+            part = encode_examples(rows[start : start + CHUNK], tokenizer, template, max_len)
+            out.ids += part.ids
+            out.prompt_lens += part.prompt_lens
+            for k, v in part.stats.items():
+                out.stats[k] = out.stats.get(k, 0) + v
+            bar.update(min(CHUNK, len(rows) - start))
+    return out
+
+
+def _cache_key(source: str | Path, base: str | Path, template: str, max_len: int) -> str:
+    import twin.examples
+    import twin.prompt
+
+    h = hashlib.sha256(f"{template}\0{max_len}\0".encode())
+    files = [Path(source), Path(twin.examples.__file__), Path(twin.prompt.__file__)]
+    files += sorted({f for g in _TOKENIZER_GLOBS for f in Path(base).glob(g) if f.is_file()})
+    for f in files:
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:24]
+
+
+def _from_arrays(flat: Any, offsets: Any, prompt_lens: Any, stats: dict) -> Any:
+    from twin.examples import Encoded
+
+    ids = [flat[a:b].tolist() for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+    return Encoded(ids, prompt_lens.tolist(), stats)
 
 
 def make_batches(

@@ -119,8 +119,9 @@ def resolve_precision(cfg: TrainConfig) -> dict:
 
 def setup(cfg: TrainConfig) -> Any:
     """The Fabric that runs ``main`` on every device."""
-    from lightning.fabric import Fabric
+    from twin.imports import import_fabric
 
+    Fabric = import_fabric(cfg.quantize)  # noqa: N806  # without lightning's unused extras (twin/imports.py)
     return Fabric(
         accelerator=cfg.accelerator, devices=cfg.devices, strategy=_strategy(cfg), precision=cfg.precision
     )
@@ -212,7 +213,6 @@ def main(fabric: Any, cfg: TrainConfig, resume: bool, precision: dict | None = N
 
 
 def load_data(cfg: TrainConfig) -> TrainData:
-    from twin.examples import encode_examples
     from twin.model.load import load_tokenizer
     from twin.prompt import CHAT_TEMPLATES, check_chat_template, resolve_template, with_memory
     from twin.train.data import file_digest, read_with_memory
@@ -227,7 +227,7 @@ def load_data(cfg: TrainConfig) -> TrainData:
     return TrainData(
         tokenizer=tokenizer,
         template=template,
-        train=encode_examples(rows, tokenizer, template, cfg.data.max_seq_length),
+        train=_encode(rows, train_file, tokenizer, template, cfg),
         val=_read_val(data_dir / cfg.data.val_file, tokenizer, template, cfg),
         digest=file_digest(train_file),
     )
@@ -435,11 +435,14 @@ def fit(
     bar = tqdm(total=total_steps, initial=progress.step, desc=f"train {cfg.run}", unit="step",
                disable=not fabric.is_global_zero, dynamic_ncols=True, mininterval=1.0)  # fmt: skip
     model.module.train()
+    first_step = progress.step + 1
     with bar:
         while progress.step < total_steps:
             loss, tokens = train_step(fabric, cfg, model, data, plan, progress)
             window.add(loss, tokens)
             progress.step += 1
+            if progress.step == first_step and fabric.is_global_zero:
+                _log_first_step()
             bar.update(1)
             step = progress.step
             if step % cfg.log_every_steps == 0 or step == total_steps:
@@ -498,6 +501,13 @@ def train_step(
     model.optimizer.zero_grad(set_to_none=True)
     model.scheduler.step()
     return step_loss, tokens
+
+
+def _log_first_step() -> None:
+    """How long the user waited for training to start (goal: seconds; bench/RESULTS.md#compare-train)."""
+    from twin.logs import process_age
+
+    log.info("first optimizer step at %.1f s (CPU %.1f s)", process_age(), time.process_time())
 
 
 def log_step(
@@ -699,14 +709,24 @@ def _to(batch: dict, device: Any) -> dict:
 
 def _read_val(path: Path, tokenizer: Any, template: str, cfg: TrainConfig) -> Any:
     """The validation set, or None (with a warning) when prepare wrote none."""
-    from twin.examples import encode_examples
     from twin.train.data import read_with_memory
 
     if not path.is_file() or path.stat().st_size == 0 or not path.read_text(encoding="utf-8").strip():
         log.warning("%s: no validation examples; validation loss will not be reported", path)
         return None
     rows = read_with_memory(path, cfg.data.dir, cfg.data.memory, cfg.data.train_file, cfg.data.memory_scope)
-    return encode_examples(rows, tokenizer, template, cfg.data.max_seq_length)
+    return _encode(rows, path, tokenizer, template, cfg)
+
+
+def _encode(rows: list[dict], path: Path, tokenizer: Any, template: str, cfg: TrainConfig) -> Any:
+    """Tokenized examples: cached beside the data (``train/data.py``) unless memory makes them per-run."""
+    from twin.train.data import encode_cached, encode_in_chunks
+
+    if cfg.data.memory:  # retrieved exchanges depend on the memory index too: encoded each run
+        return encode_in_chunks(
+            rows, tokenizer, template, cfg.data.max_seq_length, desc=f"tokenizing {path.name}"
+        )
+    return encode_cached(rows, path, cfg.base, tokenizer, template, cfg.data.max_seq_length)
 
 
 def _write_metrics(rdir: Path, rows: list[dict]) -> None:

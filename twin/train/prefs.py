@@ -214,11 +214,13 @@ def load_prefs_data(cfg: TrainConfig, plan: Plan) -> tuple[Any, str, list[dict],
     tokenizer = load_tokenizer(cfg.base)
     template = plan.meta["template"]
     k = int((plan.meta.get("memory") or {}).get("k", 0))
-    rows = read_with_memory(data_dir / cfg.data.train_file, data_dir, k, cfg.data.train_file)
+    rows = read_with_memory(
+        data_dir / cfg.data.train_file, data_dir, k, cfg.data.train_file, cfg.data.memory_scope
+    )
     val_path = data_dir / cfg.data.val_file
     val = None
     if val_path.is_file() and val_path.stat().st_size:
-        val_rows = read_with_memory(val_path, data_dir, k, cfg.data.train_file)
+        val_rows = read_with_memory(val_path, data_dir, k, cfg.data.train_file, cfg.data.memory_scope)
         val = encode_examples(val_rows, tokenizer, template, _recorded(plan.meta, "max_seq_length", 512))
     return tokenizer, template, rows, val
 

@@ -1,0 +1,71 @@
+"""`twin train --max-steps 1`: CPU seconds of the whole process, and of the start-up to the first step.
+
+    .venv/bin/python -m bench.train_startup --work W --old /tmp/old-tree --rounds 3
+
+Runs the real command on the tiny Falcon that ``python -m bench.compare_train --work W`` built
+(``W/falcon/{base,data}``), alternately from this tree (cold: its encoding cache removed first;
+and cached) and, with ``--old``, from another checkout (``git archive <commit> | tar -x -C DIR``).
+CPU seconds (user + sys of the child) are reported beside the wall time because on a shared machine
+the wall time mostly measures the other jobs; the first step's time comes from twin's own log line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(tree: Path, work: Path, cached: bool) -> dict:
+    data, base = work / "falcon" / "data", work / "falcon" / "base"
+    if not cached:
+        shutil.rmtree(data / ".twin-cache", ignore_errors=True)
+    out = work / "startup-out"
+    shutil.rmtree(out, ignore_errors=True)
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | {"PYTHONPATH": str(tree)}
+    cmd = [sys.executable, "-m", "twin.cli", "train", "--config", "pipelines/tiny.yaml", "--data", str(data),
+           "--base", str(base), "--run", "cmp", "--max-steps", "1", "--set", f"out_dir={out}",
+           "--set", "eval.every_steps=0", "--set", "checkpoint_every_steps=0", "--set", "precision=32-true",
+           "--set", "data.template=plain-v1", "--set", "lora.target_modules=[query_key_value]"]  # fmt: skip
+    r0, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
+    p = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True)
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if p.returncode:
+        raise SystemExit(p.stderr[-2000:])
+    first = re.search(r"first optimizer step at ([0-9.]+) s \(CPU ([0-9.]+) s\)", p.stdout + p.stderr)
+    return {
+        "cpu_s": round(r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime, 2),
+        "wall_s": round(time.perf_counter() - t0, 1),
+        "first_step_s": float(first.group(1)) if first else None,
+        "first_step_cpu_s": float(first.group(2)) if first else None,
+        "load": round(os.getloadavg()[0], 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(prog="python -m bench.train_startup", description=__doc__.splitlines()[0])
+    ap.add_argument("--work", type=Path, required=True, help="a compare_train --work dir (tiny Falcon built)")
+    ap.add_argument("--old", type=Path, help="another checkout of twin to compare with")
+    ap.add_argument("--rounds", type=int, default=3)
+    a = ap.parse_args(argv)
+    kinds = [("new", ROOT, False), ("new+cached", ROOT, True)] + ([("old", a.old, False)] if a.old else [])
+    res: dict[str, list[dict]] = {k: [] for k, _, _ in kinds}
+    for i in range(a.rounds):
+        for name, tree, cached in kinds if i % 2 == 0 else kinds[::-1]:
+            res[name].append(run(tree, a.work, cached))
+            print(name, res[name][-1], flush=True)
+    print(json.dumps(res))
+    return res
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

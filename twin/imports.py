@@ -1,0 +1,65 @@
+"""Importing the training stack without what a run never uses (measured: bench/RESULTS.md#compare-train).
+
+Two libraries pull in large optional packages on import, before any work can start:
+
+- ``import lightning.fabric`` runs ``lightning/__init__.py``, which imports ``lightning.pytorch``
+  (the Trainer, unused here), and Fabric's import-time version probe imports ``torchmetrics``
+  whole, which imports matplotlib (building a font cache on first use), scipy and more.
+- ``import peft`` tries ``import bitsandbytes``, which imports ``torch._inductor`` and, on a CPU,
+  looks for kernels on the Hugging Face hub; it is only needed for QLoRA (``quantize``).
+
+:func:`import_fabric` loads Fabric and peft with those hidden: ``lightning`` is registered as a
+bare package (its subpackages import as usual, its ``__init__`` does not run) and the hidden
+modules fail to import inside the block (so the probes answer "not installed"), then become
+importable again. Nothing twin calls depends on them; ``tests/test_train_imports.py`` holds
+``twin train`` to this.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+# Imported by the libraries above but never used by a training run.
+TRAIN_NEVER_NEEDS = ("torchmetrics", "matplotlib", "sklearn", "bm25s", "streamlit", "lightning.pytorch")
+
+
+@contextmanager
+def hidden(*names: str) -> Iterator[None]:
+    """Inside the block, ``import name`` raises ImportError for each of ``names`` not yet imported."""
+    mine = [n for n in names if n not in sys.modules]
+    for n in mine:
+        sys.modules[n] = None  # type: ignore[assignment]  # the import system's "not importable"
+    try:
+        yield
+    finally:
+        for n in mine:
+            if sys.modules.get(n, 0) is None:
+                del sys.modules[n]
+
+
+def _bare_package(name: str) -> None:
+    """Register package ``name`` without running its ``__init__`` (its submodules import as usual)."""
+    if name in sys.modules:
+        return
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.submodule_search_locations is None:
+        return
+    sys.modules[name] = importlib.util.module_from_spec(spec)
+
+
+def import_fabric(quantize: str | None = None) -> Any:
+    """``lightning.fabric.Fabric``, with peft imported alongside, each without its unused extras."""
+    extras = ["torchmetrics"] + ([] if quantize else ["bitsandbytes"])
+    with hidden(*extras):
+        _bare_package("lightning")
+        from lightning.fabric import Fabric
+        from peft.import_utils import is_bnb_4bit_available, is_bnb_available
+
+        # peft's probes are cached (lru_cache): answered "absent" here, the LoRA layer dispatch
+        # does not import bitsandbytes later either.
+        is_bnb_available(), is_bnb_4bit_available()
+    return Fabric
