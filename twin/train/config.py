@@ -122,11 +122,6 @@ class TrainConfig(StageConfig):
                 f"batch_size {self.batch_size} must be a multiple of micro_batch_size x devices "
                 f"({self.micro_batch_size} x {self.devices}); gradient accumulation makes up the rest"
             )
-        if self.data.reply_tokens + 8 > self.data.max_seq_length:
-            raise ValueError(
-                f"data.reply_tokens {self.data.reply_tokens} leaves no room for a prompt in data.max_seq_length "
-                f"{self.data.max_seq_length}; lower it or raise max_seq_length"
-            )
         return self
 
     @property
