@@ -378,3 +378,65 @@ def test_best_val_loss_adapter_is_kept_and_survives_resume(
     pat = {**kw, "eval": {"every_steps": 1, "patience": 2}}
     mp = loop.train(tiny_train_config(tiny_base, data, tmp_path / "p", run="r", **pat))
     assert mp["kept"]["stopped_early"] and mp["steps"] < 6 and mp["kept"]["step"] == best
+
+
+# -- one prompt budget in tokens of the base, shared by train, eval and serve ----------------------
+
+
+def test_serve_fits_a_prompt_exactly_as_training_did(tiny_adapter: Path) -> None:
+    """twin.json records the budget training fitted every prompt to; serving (reply_prompt_ids, the
+    function twin serve calls) cuts a long conversation to the same token ids."""
+    from twin.examples import encode_examples
+    from twin.model.generate import context_budget, context_counter, prompt_budget, reply_prompt_ids
+    from twin.model.load import load_tokenizer
+    from twin.prompt import fit_context
+
+    meta = read_adapter_meta(tiny_adapter)
+    tok = load_tokenizer(tiny_adapter)
+    train_cfg = meta["train"]["data"]
+    assert prompt_budget(meta) == train_cfg["max_seq_length"] - train_cfg["reply_tokens"] == 256
+    history = [{"role": "them" if i % 2 else "me", "text": f"turn {i} of a long talk"} for i in range(60)]
+    pre_cut = context_budget(meta), context_counter(meta, tok)  # what prepare kept (stats.json)
+    examples = [
+        {
+            "context": fit_context(history[:n], *pre_cut),
+            "instruction": "so?",
+            "response": "ok",
+            "contact": "Bob",
+        }
+        for n in (2, 30, 60)
+    ]
+    data = encode_examples(
+        examples, tok, meta["template"], train_cfg["max_seq_length"], reply_tokens=train_cfg["reply_tokens"]
+    )
+    assert data.stats["context_trimmed"] >= 1 and data.stats["reply_cut"] == 0  # the budget cut
+    for i, ex in enumerate(examples):
+        served = reply_prompt_ids(meta, tok, ex["context"], ex["instruction"], ex["contact"], room=1000)
+        assert served == data.ids[i][: data.prompt_lens[i]]
+        assert len(served) <= 256
+
+
+@pytest.mark.slow
+def test_no_training_reply_is_cut_on_the_sample(tmp_path: Path) -> None:
+    """The bundled sample, prepared and tokenized as the demo does, with pipelines/tiny.yaml's budget:
+    every reply fits whole (with prepare's old 1,024-character context and no budget, 48 of 7,129
+    were cut), and every prompt is within the budget."""
+    from twin.examples import encode_examples, read_examples
+    from twin.model.tiny import build_tiny, texts_from_dir
+    from twin.prepare.config import PrepareConfig
+    from twin.prepare.pipeline import run_prepare
+    from twin.sources.telegram_desktop import import_desktop
+
+    sample = Path(__file__).resolve().parents[1] / "data" / "sample" / "result.json"
+    import_desktop(sample, out_root=str(tmp_path / "raw"))
+    run_prepare(PrepareConfig(raw=str(tmp_path / "raw"), out=str(tmp_path / "p")))
+    base = build_tiny(tmp_path / "tiny", texts_from_dir(tmp_path / "p"), seed=0)
+    cfg = tiny_train_config(base, tmp_path / "p", tmp_path)
+    from twin.model.load import load_tokenizer
+
+    tok = load_tokenizer(base)
+    rows = read_examples(tmp_path / "p" / "train.jsonl")
+    data = encode_examples(rows, tok, "plain-v1", cfg.data.max_seq_length, reply_tokens=cfg.data.reply_tokens)
+    assert data.stats["reply_cut"] == 0 and data.stats["dropped_prompt_too_long"] == 0
+    assert max(data.prompt_lens) <= cfg.data.max_seq_length - cfg.data.reply_tokens
+    assert data.stats["context_trimmed"] < 0.1 * len(rows)  # most prompts keep all their context

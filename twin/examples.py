@@ -171,13 +171,9 @@ def encode_examples(
     ]
     prompts = _tok(tokenizer, [p for p, _ in pairs])
     completions = _tok(tokenizer, [c for _, c in pairs])
-    stats = {
-        "examples": len(examples),
-        "context_trimmed": 0,
-        "message_cut": 0,
-        "dropped_prompt_too_long": 0,
-        "reply_cut": 0,
-    }
+    stats = {"examples": len(examples), "context_trimmed": 0, "dropped_prompt_too_long": 0, "reply_cut": 0}
+    if reply_tokens:
+        stats["message_cut"] = 0  # only the budget's rule cuts a message
     out = Encoded([], [], stats)
     for ex, prompt_ids, comp_ids in zip(examples, prompts, completions, strict=True):
         if append_eos and (not comp_ids or comp_ids[-1] != eos):
