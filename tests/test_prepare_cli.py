@@ -306,9 +306,7 @@ def test_small_chat_gets_a_val_split_big_enough_to_measure(tmp_path, caplog, ses
     assert stats["val"] == {"examples": len(val), "sessions": stats["counts"]["val_sessions"],
                             "blocks": stats["val"]["blocks"], "dialogs": 1, "min_examples": 48,
                             "enough": True, "weak": True, "warning": stats["val"]["warning"]}  # fmt: skip
-    warning = (
-        f"a chat this small makes a weak twin: {total} replies of yours ({len(train)} train, {len(val)} val)"
-    )
+    warning = f"prepare: a chat this small makes a weak twin: {total} replies of yours ({len(train)} train, {len(val)} val)"
     lines = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(lines) == 1 and lines[0].startswith(warning) and "\n" not in lines[0]
     # reruns agree (the split is by hash, not a random draw)

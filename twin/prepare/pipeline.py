@@ -268,7 +268,7 @@ def run_prepare(cfg: PrepareConfig) -> dict:
         out,
     )
     if stats["val"]["weak"]:
-        log.warning("%s", stats["val"]["warning"])
+        log.warning("prepare: %s", stats["val"]["warning"])
     return stats
 
 
