@@ -89,7 +89,8 @@ def context_counter(meta: dict, tokenizer: Any):
 
     ``tokens`` with a tokenizer counts real tokens of the served tokenizer (the adapter's base);
     without a tokenizer it is prepare's estimate ``ceil(chars / chars_per_token)``; ``chars`` is
-    plain length. Serving uses the same measure so a conversation is cut where training cut it.
+    plain length. Serving uses the same measure so a conversation is pre-cut where prepare cut it;
+    the prompt is then fitted to the adapter's token budget (:func:`prompt_budget`) as in training.
     """
     prep = meta.get("prepare") or {}
     unit = prep.get("context_unit", "tokens")
