@@ -298,8 +298,9 @@ def test_steps_come_from_the_data_not_a_fixed_count(tiny_base: Path, tmp_path: P
 
     caplog.set_level(logging.INFO, logger="twin.train.loop")
     data = write_processed(tmp_path / "small", n_train=48, n_val=8)
-    cfg = tiny_train_config(tiny_base, data, tmp_path, run="small", eval={"every_steps": "auto"})
-    assert cfg.max_steps is None and cfg.epochs == 3 and cfg.step_cap == 600  # pipelines/tiny.yaml
+    recipe = tiny_train_config(tiny_base, data, tmp_path)
+    assert recipe.max_steps is None and recipe.step_cap == 600  # pipelines/tiny.yaml: steps from epochs
+    cfg = tiny_train_config(tiny_base, data, tmp_path, run="small", epochs=3, eval={"every_steps": "auto"})
     metrics = train(cfg)
     assert metrics["steps"] == 9 and metrics["epochs"] == pytest.approx(3.0)
     reason = "48 examples, 3 epochs -> 9 steps (cap 600)"
@@ -316,7 +317,7 @@ def test_step_plan_cap_and_explicit_steps(tiny_base: Path, processed_dir: Path, 
     cfg = tiny_train_config(tiny_base, processed_dir, tmp_path, eval={"every_steps": "auto"})
     big = plan_steps(cfg, 7129, 892)  # the bundled sample: 892 micro-batches of 8 an epoch
     assert big.steps == 600 and big.reason == (
-        "7129 examples, 3 epochs -> 600 steps (cap 600): capped from 1338, 1.35 epochs"
+        "7129 examples, 20 epochs -> 600 steps (cap 600): capped from 8920, 1.35 epochs"
     )
     assert big.eval_every == 60
     fixed = plan_steps(tiny_train_config(tiny_base, processed_dir, tmp_path, max_steps=50), 400, 50)
