@@ -44,8 +44,8 @@ RUN = "demo"
 PRETRAIN_STEPS = 150  # enough for words rather than byte noise; ~1-3 min on 2 shared cores
 EVAL_EXAMPLES = 30
 EVAL_NEW_TOKENS = 32
-# The steps come from the data (pipelines/tiny.yaml: 3 epochs, at most 600 steps; the bundled sample
-# wants 1,337 and gets the cap; a user's own small chat gets its 3 epochs). 600 steps, not 150: at
+# The steps come from the data (pipelines/tiny.yaml: 20 epochs, at most 600 steps; the bundled sample
+# gets the cap, 1.35 epochs; a user's own small chat gets its epochs, the best step kept). 600 steps, not 150: at
 # 150 the twin's replies were judged "you" no more often than the base's (0.73 vs 0.73; at 600:
 # 0.80 vs 0.73, loss 2.52 vs 2.70; bench/RESULTS.md, section memory). Validation ~10 times a run on
 # 8 batches (the adapter kept is the best of them), a checkpoint halfway.
