@@ -93,9 +93,9 @@ def test_stats_contract_and_summary_table(tmp_path):
     assert "bob@example.com" not in r.output
     stats = json.loads((out / "stats.json").read_text())
     cfg = stats["config"]
-    assert cfg["max_context_tokens"] == 256 and cfg["context_unit"] == "chars"
+    assert cfg["max_context_tokens"] == 512 and cfg["context_unit"] == "chars"
     assert cfg["chars_per_token"] == 4.0 and cfg["tokenizer"] is None and cfg["scrub"] is True
-    assert {"counts", "pii", "lengths"} <= stats.keys()
+    assert {"counts", "pii", "lengths", "val"} <= stats.keys()
     # tiny input: the split still gives val one session (and no session is in both)
     train = [json.loads(x) for x in (out / "train.jsonl").read_text().splitlines()]
     val = [json.loads(x) for x in (out / "val.jsonl").read_text().splitlines()]
@@ -266,3 +266,60 @@ def test_bad_line_in_pool_mode(tmp_path, monkeypatch):
     with pytest.raises(TwinError, match=r"5\.jsonl:1: record is missing 'date'"):
         run_prepare(PrepareConfig(raw=str(raw), out=str(out), workers=2))
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+# -- a val split large enough to measure ------------------------------------------------------------
+
+
+def _chat(root: Path, sessions: int, replies: int) -> Path:
+    """One dialog of ``sessions`` sessions (2 days apart), each ``replies`` question/answer pairs."""
+    recs, i = [], 0
+    for s in range(sessions):
+        for k in range(replies):
+            t = T0 + s * 48 * H + k * 120
+            recs += [
+                rec(1, i + 1, t, False, f"q{s}.{k} what now"),
+                rec(1, i + 2, t + 60, True, f"a{s}.{k} sure"),
+            ]
+            i += 2
+    write_dialog(root / "raw" / "telegram" / "1.jsonl", recs)
+    return root / "raw"
+
+
+def _texts(ex: dict) -> set[str]:
+    return {t["text"] for t in ex["context"]} | {ex["instruction"], ex["response"]}
+
+
+@pytest.mark.parametrize("sessions,replies", [(100, 3), (2, 150)])
+def test_small_chat_gets_a_val_split_big_enough_to_measure(tmp_path, caplog, sessions, replies):
+    """~600 messages: 5% of the sessions would be ~15 val prompts (many short sessions) or a whole half
+    of the chat (two long ones). Val gets >= 48 prompts, at most 20% of the examples, and no val
+    turn is ever in a training example; prepare warns in one line with the numbers."""
+    raw = _chat(tmp_path, sessions, replies)
+    with caplog.at_level("WARNING"):
+        stats = run_prepare(PrepareConfig(raw=str(raw), out=str(tmp_path / "o")))
+    out = tmp_path / "o"
+    train = [json.loads(x) for x in (out / "train.jsonl").read_text().splitlines()]
+    val = [json.loads(x) for x in (out / "val.jsonl").read_text().splitlines()]
+    total = sessions * replies
+    assert 48 <= len(val) <= 0.2 * total and len(train) + len(val) == total
+    val_turns = {ex["response"] for ex in val} | {ex["instruction"] for ex in val}
+    assert not val_turns & set().union(*(_texts(ex) for ex in train))
+    assert stats["val"] == {"examples": len(val), "sessions": stats["counts"]["val_sessions"],
+                            "blocks": stats["val"]["blocks"], "dialogs": 1, "min_examples": 48,
+                            "enough": True, "weak": True, "warning": stats["val"]["warning"]}  # fmt: skip
+    warning = f"prepare: a chat this small makes a weak twin: {total} replies of yours ({len(train)} train, {len(val)} val)"
+    lines = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(lines) == 1 and lines[0].startswith(warning) and "\n" not in lines[0]
+    # reruns agree (the split is by hash, not a random draw)
+    run_prepare(PrepareConfig(raw=str(raw), out=str(tmp_path / "o2")))
+    assert (out / "val.jsonl").read_bytes() == (tmp_path / "o2" / "val.jsonl").read_bytes()
+
+
+def test_big_chat_keeps_the_fraction_and_no_warning(tmp_path, caplog):
+    raw = _chat(tmp_path, 400, 3)  # 1,200 replies: 5% of 400 sessions is ~60 val prompts
+    with caplog.at_level("WARNING"):
+        stats = run_prepare(PrepareConfig(raw=str(raw), out=str(tmp_path / "o")))
+    assert stats["val"]["enough"] and not stats["val"]["weak"] and stats["val"]["warning"] is None
+    assert 48 <= stats["counts"]["val"] < 0.1 * 1200
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]

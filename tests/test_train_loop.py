@@ -242,15 +242,12 @@ def test_max_length_smaller_than_prompt(
         tiny_train_config(tiny_base, processed_dir, tmp_path, data={"max_seq_length": 16}),
         r"data.max_seq_length 16 is smaller than the prompt template",
     )
-    # Fits the template but not one example's long message: nothing left -> error too.
-    d = write_processed(tmp_path / "long", n_train=4, n_val=0)
-    rows = [json.loads(x) for x in (d / "train.jsonl").read_text().splitlines()]
-    for r in rows:
-        r["instruction"] = "blah " * 400
-    (d / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    # Fits the template, but the reply's reserved room leaves no prompt budget: one line too.
     _expect(
-        tiny_train_config(tiny_base, d, tmp_path, data={"max_seq_length": 128}),
-        "smaller than every prompt",
+        tiny_train_config(
+            tiny_base, processed_dir, tmp_path, data={"max_seq_length": 128, "reply_tokens": 100}
+        ),
+        r"max_seq_length 128 - data.reply_tokens 100 leaves 28 tokens for a prompt",
     )
 
 
@@ -290,3 +287,160 @@ def test_gradient_checkpointing_gives_the_same_adapter(
     b = load_file(tmp_path / "True" / "adapters" / "t" / "adapter_model.safetensors")
     assert a.keys() == b.keys()
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+
+
+# -- steps from the data, the best adapter kept ---------------------------------------------------
+
+
+def test_steps_come_from_the_data_not_a_fixed_count(tiny_base: Path, tmp_path: Path, caplog) -> None:
+    """A small chat trains for the recipe's epochs (here 3 x 48/16 = 9 steps), not a fixed step count
+    that would be dozens of epochs; the choice is logged and recorded in twin.json."""
+    import logging
+
+    from twin.train.loop import train
+
+    caplog.set_level(logging.INFO, logger="twin.train.loop")
+    data = write_processed(tmp_path / "small", n_train=48, n_val=8)
+    recipe = tiny_train_config(tiny_base, data, tmp_path)
+    assert recipe.max_steps is None and recipe.step_cap == 600  # pipelines/tiny.yaml: steps from epochs
+    cfg = tiny_train_config(tiny_base, data, tmp_path, run="small", epochs=3, eval={"every_steps": "auto"})
+    metrics = train(cfg)
+    assert metrics["steps"] == 9 and metrics["epochs"] == pytest.approx(3.0)
+    reason = "48 examples, 3 epochs -> 9 steps (cap 600)"
+    assert reason in caplog.text and metrics["plan"]["reason"] == reason
+    meta = read_adapter_meta(tmp_path / "adapters" / "small")
+    assert meta["metrics"]["plan"]["steps"] == 9 and meta["metrics"]["plan"]["eval_every"] == 1
+    assert meta["budget"] == {"unit": "tokens", "seq_tokens": 384, "reply_tokens": 128, "prompt_tokens": 256}
+    assert meta["metrics"]["budget"]["reply_cut_share"] == 0.0
+
+
+def test_step_plan_cap_and_explicit_steps(tiny_base: Path, processed_dir: Path, tmp_path: Path) -> None:
+    from twin.train.loop import plan_steps
+
+    cfg = tiny_train_config(tiny_base, processed_dir, tmp_path, eval={"every_steps": "auto"})
+    big = plan_steps(cfg, 7129, 892)  # the bundled sample: 892 micro-batches of 8 an epoch
+    assert big.steps == 600 and big.reason == (
+        "7129 examples, 20 epochs -> 600 steps (cap 600): capped from 8920, 1.35 epochs"
+    )
+    assert big.eval_every == 60
+    fixed = plan_steps(tiny_train_config(tiny_base, processed_dir, tmp_path, max_steps=50), 400, 50)
+    assert fixed.steps == 50 and fixed.reason == "400 examples, max_steps 50 set -> 50 steps (2.0 epochs)"
+
+
+@pytest.mark.slow
+def test_best_val_loss_adapter_is_kept_and_survives_resume(
+    tiny_base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """lr 0.2 makes the val loss rise after the first steps: the adapter saved is the best step's
+    (its weights equal a run stopped at that step), also after a kill and --resume; patience stops."""
+    import torch
+    from safetensors.torch import load_file
+
+    import twin.train.loop as loop
+    from twin import examples
+
+    data = write_processed(tmp_path / "d", n_train=48, n_val=16)
+    kw = {"max_steps": 6, "optim": {"lr": 0.2}, "schedule": {"name": "constant", "warmup_ratio": 0.0},
+          "eval": {"every_steps": 1, "patience": None}, "checkpoint_every_steps": 2}  # fmt: skip
+
+    def weights(out: Path) -> dict:
+        return load_file(out / "adapters" / "r" / "adapter_model.safetensors")
+
+    m = loop.train(tiny_train_config(tiny_base, data, tmp_path / "a", run="r", **kw))
+    vals = [float(r["val_loss"]) for r in _rows(tmp_path / "a" / "runs" / "r")]
+    best = 1 + vals.index(min(vals))
+    assert best < 6 and vals[-1] > min(vals), vals  # the premise: val loss rose after the best step
+    assert m["kept"] == {"adapter": "best", "step": best, "last_val_loss": pytest.approx(vals[-1], abs=1e-5),
+                         "stopped_early": False}  # fmt: skip
+    assert m["val_loss"] == pytest.approx(min(vals), abs=1e-5) and m["steps"] == 6
+
+    # The same run stopped at the best step: the same weights.
+    loop.train(tiny_train_config(tiny_base, data, tmp_path / "s", run="r", **{**kw, "max_steps": best}))
+    wa, ws = weights(tmp_path / "a"), weights(tmp_path / "s")
+    assert wa.keys() == ws.keys() and all(torch.allclose(wa[k], ws[k], atol=1e-6) for k in wa)
+
+    # Killed during step 5 (after the step-4 checkpoint), resumed: still the best step's adapter.
+    calls, real = {"n": 0}, examples.collate
+
+    def dying_collate(*a, **k):
+        calls["n"] += 1
+        if calls["n"] > 4 * (2 + 2):  # a step: 2 micro-batches + 2 val batches (16 val examples / 8)
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    cfg_b = tiny_train_config(tiny_base, data, tmp_path / "b", run="r", **kw)
+    monkeypatch.setattr(examples, "collate", dying_collate)
+    with pytest.raises(KeyboardInterrupt):
+        loop.train(cfg_b)
+    monkeypatch.setattr(examples, "collate", real)
+    mb = loop.train(cfg_b, resume=True)
+    assert mb["kept"] == m["kept"] and mb["val_loss"] == pytest.approx(m["val_loss"], rel=1e-5)
+    wb = weights(tmp_path / "b")
+    assert all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
+
+    # Patience 2: two validations without a new best stop the run; the best is still kept.
+    pat = {**kw, "eval": {"every_steps": 1, "patience": 2}}
+    mp = loop.train(tiny_train_config(tiny_base, data, tmp_path / "p", run="r", **pat))
+    assert mp["kept"]["stopped_early"] and mp["steps"] < 6 and mp["kept"]["step"] == best
+
+
+# -- one prompt budget in tokens of the base, shared by train, eval and serve ----------------------
+
+
+def test_serve_fits_a_prompt_exactly_as_training_did(tiny_adapter: Path) -> None:
+    """twin.json records the budget training fitted every prompt to; serving (reply_prompt_ids, the
+    function twin serve calls) cuts a long conversation to the same token ids."""
+    from twin.examples import encode_examples
+    from twin.inference.generate import context_budget, context_counter, prompt_budget, reply_prompt_ids
+    from twin.model.load import load_tokenizer
+    from twin.prompt import fit_context
+
+    meta = read_adapter_meta(tiny_adapter)
+    tok = load_tokenizer(tiny_adapter)
+    train_cfg = meta["train"]["data"]
+    assert prompt_budget(meta) == train_cfg["max_seq_length"] - train_cfg["reply_tokens"] == 256
+    history = [{"role": "them" if i % 2 else "me", "text": f"turn {i} of a long talk"} for i in range(60)]
+    pre_cut = context_budget(meta), context_counter(meta, tok)  # what prepare kept (stats.json)
+    examples = [
+        {
+            "context": fit_context(history[:n], *pre_cut),
+            "instruction": "so?",
+            "response": "ok",
+            "contact": "Bob",
+        }
+        for n in (2, 30, 60)
+    ]
+    data = encode_examples(
+        examples, tok, meta["template"], train_cfg["max_seq_length"], reply_tokens=train_cfg["reply_tokens"]
+    )
+    assert data.stats["context_trimmed"] >= 1 and data.stats["reply_cut"] == 0  # the budget cut
+    for i, ex in enumerate(examples):
+        served = reply_prompt_ids(meta, tok, ex["context"], ex["instruction"], ex["contact"], room=1000)
+        assert served == data.ids[i][: data.prompt_lens[i]]
+        assert len(served) <= 256
+
+
+@pytest.mark.slow
+def test_no_training_reply_is_cut_on_the_sample(tmp_path: Path) -> None:
+    """The bundled sample, prepared and tokenized as the demo does, with pipelines/tiny.yaml's budget:
+    every reply fits whole (with prepare's old 1,024-character context and no budget, 48 of 7,129
+    were cut), and every prompt is within the budget."""
+    from twin.examples import encode_examples, read_examples
+    from twin.model.tiny import build_tiny, texts_from_dir
+    from twin.prepare.config import PrepareConfig
+    from twin.prepare.pipeline import run_prepare
+    from twin.sources.telegram_desktop import import_desktop
+
+    sample = Path(__file__).resolve().parents[1] / "data" / "sample" / "result.json"
+    import_desktop(sample, out_root=str(tmp_path / "raw"))
+    run_prepare(PrepareConfig(raw=str(tmp_path / "raw"), out=str(tmp_path / "p")))
+    base = build_tiny(tmp_path / "tiny", texts_from_dir(tmp_path / "p"), seed=0)
+    cfg = tiny_train_config(base, tmp_path / "p", tmp_path)
+    from twin.model.load import load_tokenizer
+
+    tok = load_tokenizer(base)
+    rows = read_examples(tmp_path / "p" / "train.jsonl")
+    data = encode_examples(rows, tok, "plain-v1", cfg.data.max_seq_length, reply_tokens=cfg.data.reply_tokens)
+    assert data.stats["reply_cut"] == 0 and data.stats["dropped_prompt_too_long"] == 0
+    assert max(data.prompt_lens) <= cfg.data.max_seq_length - cfg.data.reply_tokens
+    assert data.stats["context_trimmed"] < 0.1 * len(rows)  # most prompts keep all their context

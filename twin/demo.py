@@ -54,15 +54,15 @@ PRETRAIN_STEPS = 150  # enough for words rather than byte noise; ~1-3 min on 2 s
 # batched generation keeps it around a minute and a half (bench/RESULTS.md, section evalbase).
 EVAL_EXAMPLES = 200
 EVAL_NEW_TOKENS = 32
-# pipelines/tiny.yaml as is would run 2 epochs over the sample (~900 steps, 30+ min on 2 busy
-# cores); the demo caps the steps and thins the periodic validation so the whole pipeline stays
-# well under 15 minutes (bench/RESULTS.md, section demo). Everything else is the recipe.
-# 600 steps, not 150: at 150 the twin's replies were judged "you" no more often than the base's
-# (0.73 vs 0.73; at 600: 0.80 vs 0.73, loss 2.52 vs 2.70; bench/RESULTS.md, section memory).
+# The steps come from the data (pipelines/tiny.yaml: 20 epochs, at most 600 steps; the bundled sample
+# gets the cap, 1.35 epochs; a user's own small chat gets its epochs, the best step kept). 600 steps, not 150: at
+# 150 the twin's replies were judged "you" no more often than the base's (0.73 vs 0.73; at 600:
+# 0.80 vs 0.73, loss 2.52 vs 2.70; bench/RESULTS.md, section memory). Validation ~10 times a run on
+# 8 batches (the adapter kept is the best of them), a checkpoint halfway.
 TRAIN_OVERRIDES: dict = {
-    "max_steps": 600,
+    "step_cap": 600,
     "checkpoint_every_steps": 300,
-    "eval": {"every_steps": 300, "max_batches": 8},
+    "eval": {"max_batches": 8},
 }
 
 

@@ -9,8 +9,11 @@ taken on the completion and EOS only (prompt positions and padding are labelled 
 learns to reply and to stop, never to write the prompt. Reading and encoding run before any model
 loads, so bad data or a too-small ``max_seq_length`` fails in a second.
 
-:class:`ContextSettings` are the prepare settings that decided how much context an example kept;
-training copies them into the adapter's ``twin.json`` so serving cuts a conversation the same way.
+:class:`ContextSettings` are the prepare settings that decided how much context an example kept at
+most (a generous pre-cut: prepare runs before the base, and its tokenizer, may exist).
+:class:`PromptBudget` is the one budget that decides, in tokens of the base actually trained: every
+training prompt is fitted to it (:func:`twin.inference.generate.fit_prompt_ids`, oldest context turns
+first), and ``twin.json`` records both so eval and serve cut a conversation exactly as training did.
 """
 
 from __future__ import annotations
@@ -40,9 +43,13 @@ DEFAULT_CHARS_PER_TOKEN = 4.0
 
 
 class ContextSettings(StageConfig):
-    """How much earlier conversation an example keeps (``twin prepare``'s context budget)."""
+    """How much earlier conversation an example keeps at most (``twin prepare``'s pre-cut).
 
-    max_context_tokens: int = Field(256, ge=0, description="context budget per example")
+    Generous on purpose (512 estimated tokens): the budget that decides is the base's
+    :class:`PromptBudget`, applied at training time, when the base's tokenizer is known.
+    """
+
+    max_context_tokens: int = Field(512, ge=0, description="context kept per example, at most")
     chars_per_token: float = Field(DEFAULT_CHARS_PER_TOKEN, gt=0)
     tokenizer: str | None = Field(None, description="HF tokenizer dir: count context in real tokens")
 
@@ -58,6 +65,38 @@ class ContextSettings(StageConfig):
         if self.context_unit == "tokens":
             return self.max_context_tokens
         return int(self.max_context_tokens * self.chars_per_token)
+
+
+class PromptBudget(StageConfig):
+    """The one prompt budget, in tokens of the base's own tokenizer (train, eval and serve).
+
+    A prompt keeps at most ``prompt_tokens`` = ``seq_tokens - reply_tokens`` tokens (the oldest
+    context turns go first, then the head of the message), so a reply always has ``reply_tokens``
+    of room before ``seq_tokens`` (training's ``data.max_seq_length``). Recorded in ``twin.json`` as
+    ``"budget"``.
+    """
+
+    unit: Literal["tokens"] = "tokens"
+    seq_tokens: int = Field(ge=8)
+    reply_tokens: int = Field(ge=1)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def prompt_tokens(self) -> int:
+        return self.seq_tokens - self.reply_tokens
+
+    @classmethod
+    def from_record(cls, record: dict) -> PromptBudget:
+        """From ``twin.json``'s ``"budget"`` (the computed ``prompt_tokens`` is checked, not read)."""
+        from pydantic import ValidationError
+
+        try:
+            budget = cls.model_validate({k: v for k, v in record.items() if k != "prompt_tokens"})
+        except ValidationError as e:
+            raise TwinError(f"twin.json: budget is not valid ({e.errors()[0]['msg']}); re-train") from None
+        if record.get("prompt_tokens", budget.prompt_tokens) != budget.prompt_tokens:
+            raise TwinError("twin.json: budget.prompt_tokens is not seq_tokens - reply_tokens; re-train")
+        return budget
 
 
 def read_examples(path: str | os.PathLike) -> list[dict]:
@@ -102,43 +141,48 @@ def _tok(tokenizer: Any, texts: list[str]) -> list[list[int]]:
     return tokenizer(texts, add_special_tokens=False)["input_ids"]
 
 
-def encode_examples(examples: Sequence[dict], tokenizer: Any, template: str, max_seq_length: int) -> Encoded:
+def encode_examples(
+    examples: Sequence[dict],
+    tokenizer: Any,
+    template: str,
+    max_seq_length: int,
+    *,
+    reply_tokens: int | None = None,
+) -> Encoded:
     """Render (through ``twin.prompt``) and tokenize all examples, once.
 
-    A prompt longer than ``max_seq_length`` loses its oldest context turns until it fits (what
-    serving does with ``fit_context``); if it still does not fit the example is dropped. A reply
-    running past the limit is cut (and gets no EOS: it did not end there). Counts go to ``stats``.
-    A chat template's completion already ends in its end-of-turn token, so no EOS is appended.
+    With ``reply_tokens`` (training: the :class:`PromptBudget`), every prompt is fitted to
+    ``max_seq_length - reply_tokens`` tokens exactly as eval and serve fit theirs
+    (:func:`twin.inference.generate.fit_prompt_ids`: oldest context turns first, then the head of the
+    message), so each reply has that much room. Without it (older callers), a prompt longer than
+    ``max_seq_length`` loses its oldest context turns until it fits, or the example is dropped.
+    A reply running past the limit is cut (and gets no EOS: it did not end there). Counts go to
+    ``stats``: ``context_trimmed`` (prompts that lost context turns), ``message_cut``, ``reply_cut``,
+    ``dropped_prompt_too_long``. A chat template's completion already ends in its end-of-turn token,
+    so no EOS is appended.
     """
     eos = tokenizer.eos_token_id
     turn_end = check_chat_template(tokenizer) if template in CHAT_TEMPLATES else None
     append_eos = turn_end is None or not turn_end.ends_with_special
-    # The template alone must fit with room for a reply, or no example can ever be trained on.
-    empty = {"context": [], "instruction": "", "response": ""}
-    header = _tok(
-        tokenizer, [build_training_pair(empty, template=template, tokenizer=tokenizer, turn_end=turn_end)[0]]
-    )[0]
-    if len(header) + 2 > max_seq_length:
-        raise TwinError(
-            f"data.max_seq_length {max_seq_length} is smaller than the prompt template alone "
-            f"({len(header)} tokens); raise it, e.g. --set data.max_seq_length=512"
-        )
+    prompt_limit = max_seq_length - reply_tokens if reply_tokens else max_seq_length - 1
+    _check_header_fits(tokenizer, template, turn_end, max_seq_length, prompt_limit, reply_tokens)
     pairs = [
         build_training_pair(ex, template=template, tokenizer=tokenizer, turn_end=turn_end) for ex in examples
     ]
     prompts = _tok(tokenizer, [p for p, _ in pairs])
     completions = _tok(tokenizer, [c for _, c in pairs])
     stats = {"examples": len(examples), "context_trimmed": 0, "dropped_prompt_too_long": 0, "reply_cut": 0}
+    if reply_tokens:
+        stats["message_cut"] = 0  # only the budget's rule cuts a message
     out = Encoded([], [], stats)
     for ex, prompt_ids, comp_ids in zip(examples, prompts, completions, strict=True):
         if append_eos and (not comp_ids or comp_ids[-1] != eos):
             comp_ids = [*comp_ids, eos]
-        if len(prompt_ids) + 1 > max_seq_length:
-            prompt_ids = _refit_prompt(ex, tokenizer, template, max_seq_length, turn_end)
+        if len(prompt_ids) > prompt_limit:
+            prompt_ids = _fit_prompt(ex, tokenizer, template, prompt_limit, turn_end, reply_tokens, stats)
             if prompt_ids is None:
                 stats["dropped_prompt_too_long"] += 1
                 continue
-            stats["context_trimmed"] += 1
         room = max_seq_length - len(prompt_ids)
         if len(comp_ids) > room:
             comp_ids = comp_ids[:room]
@@ -158,6 +202,61 @@ def encode_examples(examples: Sequence[dict], tokenizer: Any, template: str, max
             max_seq_length,
         )
     return out
+
+
+def _check_header_fits(
+    tokenizer: Any,
+    template: str,
+    turn_end: TurnEnd | None,
+    max_seq_length: int,
+    prompt_limit: int,
+    reply_tokens: int | None,
+) -> None:
+    """The template alone must fit with room for a reply, or no example can ever be trained on."""
+    empty = {"context": [], "instruction": "", "response": ""}
+    header = _tok(
+        tokenizer, [build_training_pair(empty, template=template, tokenizer=tokenizer, turn_end=turn_end)[0]]
+    )[0]
+    if len(header) + 2 > max_seq_length:
+        raise TwinError(
+            f"data.max_seq_length {max_seq_length} is smaller than the prompt template alone "
+            f"({len(header)} tokens); raise it, e.g. --set data.max_seq_length=512"
+        )
+    if reply_tokens and len(header) + 2 > prompt_limit:
+        raise TwinError(
+            f"data.max_seq_length {max_seq_length} - data.reply_tokens {reply_tokens} leaves {prompt_limit} "
+            f"tokens for a prompt, less than the prompt template alone ({len(header)} tokens); "
+            "lower data.reply_tokens or raise data.max_seq_length"
+        )
+
+
+def _fit_prompt(
+    ex: dict,
+    tokenizer: Any,
+    template: str,
+    limit: int,
+    turn_end: TurnEnd | None,
+    reply_tokens: int | None,
+    stats: dict,
+) -> list[int] | None:
+    """A prompt over ``limit`` tokens, fitted: by the serving rule with a budget, else by dropping turns."""
+    if not reply_tokens:
+        ids = _refit_prompt(ex, tokenizer, template, limit + 1, turn_end)
+        stats["context_trimmed"] += ids is not None
+        return ids
+    from twin.inference.generate import fit_prompt_ids
+
+    cut: dict = {}
+    try:
+        ids = fit_prompt_ids(
+            tokenizer, list(ex["context"]), ex["instruction"], template=template, contact=ex.get("contact"),
+            room=limit, memory=ex.get("memory"), report=cut,
+        )  # fmt: skip
+    except TwinError:
+        return None
+    stats["context_trimmed"] += cut.get("context_dropped", 0) > 0
+    stats["message_cut"] += cut.get("message_cut", False)
+    return ids
 
 
 def _refit_prompt(

@@ -90,7 +90,8 @@ def context_counter(meta: dict, tokenizer: Any):
 
     ``tokens`` with a tokenizer counts real tokens of the served tokenizer (the adapter's base);
     without a tokenizer it is prepare's estimate ``ceil(chars / chars_per_token)``; ``chars`` is
-    plain length. Serving uses the same measure so a conversation is cut where training cut it.
+    plain length. Serving uses the same measure so a conversation is pre-cut where prepare cut it;
+    the prompt is then fitted to the adapter's token budget (:func:`prompt_budget`) as in training.
     """
     prep = meta.get("prepare") or {}
     unit = prep.get("context_unit", "tokens")
@@ -148,6 +149,17 @@ def _reply_parts(
     return context, meta.get("template", PLAIN), past
 
 
+def prompt_budget(meta: dict) -> int | None:
+    """The prompt budget the adapter was trained with (``twin.json`` "budget", tokens of its base);
+    None for adapters trained before it was recorded (their prompts were only cut to fit the model)."""
+    record = meta.get("budget")
+    if not record:
+        return None
+    from twin.examples import PromptBudget
+
+    return PromptBudget.from_record(record).prompt_tokens
+
+
 def fit_prompt_ids(
     tokenizer: Any,
     context: list[dict],
@@ -157,13 +169,19 @@ def fit_prompt_ids(
     contact: str | None,
     room: int | None,
     memory: Sequence[dict] | None = None,
+    budget: int | None = None,
+    report: dict | None = None,
 ) -> list[int]:
-    """The prompt's token ids, at most ``room`` of them, cut the way training cuts a long prompt.
+    """The prompt's token ids, at most ``room`` (and ``budget``: :func:`prompt_budget`) of them.
 
-    The oldest context turns go first, one by one; if the prompt without context is still too long,
+    The one rule training (``twin.examples.encode_examples``), eval and serve cut a long prompt by:
+    the oldest context turns go first, one by one; if the prompt without context is still too long,
     the head of the message goes (its end is what the reply answers). The template's header and the
-    reply cue are never cut: a prompt that cannot fit even then is a :class:`TwinError`.
+    reply cue are never cut: a prompt that cannot fit even then is a :class:`TwinError`. ``report``,
+    when given, gets ``context_dropped`` (turns) and ``message_cut`` (bool).
     """
+    if budget is not None:
+        room = budget if room is None else min(room, budget)
 
     def encode(ctx: list[dict], msg: str) -> list[int]:
         prompt = build_prompt(
@@ -171,18 +189,23 @@ def fit_prompt_ids(
         )
         return tokenizer(prompt, add_special_tokens=False)["input_ids"]
 
+    report = report if report is not None else {}
+    report.update(context_dropped=0, message_cut=False)
     ids = encode(context, message)
     if room is None or len(ids) <= room:
         return ids
+    n_context = len(context)
     while context and len(ids) > room:
         context = context[1:]
         ids = encode(context, message)
+    report["context_dropped"] = n_context - len(context)
     msg_ids = tokenizer(message, add_special_tokens=False)["input_ids"]
     cut = 0
     while len(ids) > room and cut < len(msg_ids):
         cut = min(len(msg_ids), cut + len(ids) - room)
         tail = tokenizer.decode(msg_ids[cut:], skip_special_tokens=True).lstrip("\ufffd")
         ids = encode(context, tail)
+    report["message_cut"] = cut > 0
     if len(ids) > room or cut >= len(msg_ids):
         raise TwinError(
             f"the prompt template alone does not leave room for max_new_tokens within the model's "
@@ -203,8 +226,9 @@ def reply_prompt_ids(
     """:func:`build_reply_prompt` as token ids, cut by :func:`fit_prompt_ids` to ``room`` tokens."""
     context, template, past = _reply_parts(meta, tokenizer, history, message, contact, memory)
     return fit_prompt_ids(
-        tokenizer, context, message, template=template, contact=contact, room=room, memory=past
-    )
+        tokenizer, context, message, template=template, contact=contact, room=room, memory=past,
+        budget=prompt_budget(meta),
+    )  # fmt: skip
 
 
 def prompt_room(model: Any, max_new_tokens: int) -> int | None:

@@ -17,7 +17,9 @@ def register(app: typer.Typer) -> None:
             None, "--gap-hours", help="Gap that starts a new session (24)."
         ),
         max_context_tokens: int | None = typer.Option(
-            None, "--max-context-tokens", help="Context budget per example (256)."
+            None,
+            "--max-context-tokens",
+            help="Context kept per example at most (512); train fits it to the base.",
         ),
         chars_per_token: float | None = typer.Option(
             None, "--chars-per-token", help="Characters per token without --tokenizer (4.0)."

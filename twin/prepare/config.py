@@ -18,6 +18,12 @@ class PrepareConfig(ContextSettings):
     scrub: bool = True
     region: str = Field("US,RU", description="default region(s) for national-format phone numbers")
     val_fraction: float = Field(0.05, ge=0, lt=1)
+    # A val split must be big enough to measure: when val_fraction gives fewer than min_val_examples,
+    # more blocks go to val (by hash), up to max_val_share of the examples. A session's examples are
+    # split into blocks of val_block consecutive replies, so a chat of few long sessions can too.
+    min_val_examples: int = Field(48, ge=0)
+    max_val_share: float = Field(0.2, gt=0, lt=1)
+    val_block: int = Field(8, ge=1)
     format: list[Literal["alpaca", "sharegpt"]] = Field(default_factory=list)
     workers: int = Field(0, ge=0, description="processes; 0 = one per CPU core")
     seed: int = Field(0, description="salt of the session hash that picks the validation split")

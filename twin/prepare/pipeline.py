@@ -3,7 +3,7 @@
 Per dialog (in a process pool, one dialog per task, both cores busy): read and validate the raw
 records, split sessions, scrub each session's messages in order (an answer with its question in
 view), merge turns, build examples, pick the split by a hash
-of the session id. The parent streams the results, in dialog order, into temp files beside the
+of each block of a session's examples. The parent streams the results, in dialog order, into temp files beside the
 outputs and renames them only when every dialog succeeded: a bad line anywhere leaves
 ``data/processed`` exactly as it was.
 """
@@ -28,7 +28,15 @@ from twin.errors import TwinError
 from twin.fileio import atomic_open, iter_jsonl
 from twin.memory import ensure_memory
 from twin.prepare.config import PrepareConfig
-from twin.prepare.examples import CONVERTERS, dataset_info, in_val, session_examples, session_hash
+from twin.prepare.examples import (
+    CONVERTERS,
+    block_id,
+    choose_val_cut,
+    dataset_info,
+    session_hash,
+    split_session,
+    val_cut,
+)
 from twin.records import dialog_files, validate_record
 from twin.text.scrub import TYPES, Scrubber, infer_regions
 from twin.text.sessions import build_sessions
@@ -114,11 +122,19 @@ def read_records(path: Path) -> list[dict]:
 
 
 def process_dialog(
-    path: str | Path, cfg: PrepareConfig | None = None, count: Callable[[str], int] | None = None
+    path: str | Path,
+    cfg: PrepareConfig | None = None,
+    count: Callable[[str], int] | None = None,
+    cut: int | None = None,
 ) -> dict:
-    """One dialog file -> its serialized examples (train / val) and its counts."""
+    """One dialog file -> its serialized examples (train / val) and its counts.
+
+    A block of a session's examples is in val when its hash is below ``cut`` (default: the
+    ``val_fraction`` of all hashes; ``run_prepare`` raises it when val would be too small).
+    """
     cfg = cfg or _worker["cfg"]
     count = count or _worker.get("count", len)
+    cut = val_cut(cfg.val_fraction) if cut is None else cut
     records = read_records(Path(path))
     scrubber = _dialog_scrubber(records, cfg)
     contact = next((r["dialog_name"] for r in reversed(records) if r.get("dialog_name")), None)
@@ -129,9 +145,17 @@ def process_dialog(
     buf: dict[str, dict[str, list[str]]] = {k: {"train": [], "val": []} for k in ("main", *cfg.format)}
     for s in sessions:
         res["turns"] += len(s.turns)
-        exs = session_examples(s, contact=contact, budget=cfg.context_budget, count=count)
+        hashes: dict[int, int] = {}
+
+        def in_val(b: int, sid: str = s.id, hashes: dict = hashes) -> bool:
+            hashes[b] = session_hash(block_id(sid, b), cfg.seed)
+            return hashes[b] < cut
+
+        exs = split_session(
+            s, contact=contact, budget=cfg.context_budget, count=count, val_block=in_val, block=cfg.val_block
+        )
         if exs:
-            _add_session(res, buf, s.id, exs, cfg, count)
+            _add_session(res, buf, exs, hashes, cfg, count)
     # one string per output file: pickling a few big strings is far cheaper than many small ones
     res["text"] = {k: {sp: "".join(line + "\n" for line in v[sp]) for sp in v} for k, v in buf.items()}
     res["pii"] = dict(scrubber.counts) if scrubber else {}
@@ -156,9 +180,10 @@ def _empty_result(records: list[dict], n_sessions: int) -> dict[str, Any]:
         "turns": 0,
         "examples": 0,
         "val_sessions": 0,
-        "session_hashes": [],
-        # per split: (session id, number of lines) in file order; a session's lines are contiguous
-        "runs": {"train": [], "val": []},
+        "val_blocks": 0,
+        "sessions_with_examples": 0,
+        "blocks": [],  # (hash, examples) of every block of examples: run_prepare picks the cut from them
+        "split": {"train": 0, "val": 0},
         # lengths as int arrays: cheap to send from a worker to the parent
         "lengths": {
             k: array("i") for k in ("instruction_chars", "response_chars", "context_turns", "context_size")
@@ -167,15 +192,24 @@ def _empty_result(records: list[dict], n_sessions: int) -> dict[str, Any]:
 
 
 def _add_session(
-    res: dict, buf: dict, sid: str, exs: list[dict], cfg: PrepareConfig, count: Callable[[str], int]
+    res: dict,
+    buf: dict,
+    exs: list[tuple[bool, dict]],
+    hashes: dict[int, int],
+    cfg: PrepareConfig,
+    count: Callable[[str], int],
 ) -> None:
-    """One session's examples into its split's buffers, with their lengths."""
-    split = "val" if in_val(sid, cfg.val_fraction, cfg.seed) else "train"
-    res["val_sessions"] += split == "val"
-    res["session_hashes"].append((session_hash(sid, cfg.seed), sid, len(exs)))
-    res["runs"][split].append((sid, len(exs)))
+    """One session's examples into their split's buffers, with their lengths."""
+    res["sessions_with_examples"] += 1
+    res["val_sessions"] += any(val for val, _ in exs)
+    for b, h in sorted(hashes.items()):
+        n = min(cfg.val_block, len(exs) - b * cfg.val_block)
+        res["blocks"].append((h, n))
+        res["val_blocks"] += exs[b * cfg.val_block][0]
     L = res["lengths"]
-    for ex in exs:
+    for val, ex in exs:
+        split = "val" if val else "train"
+        res["split"][split] += 1
         buf["main"][split].append(dumps_line(ex))
         for fmt in cfg.format:
             buf[fmt][split].append(dumps_line(CONVERTERS[fmt](ex)))
@@ -184,19 +218,6 @@ def _add_session(
         L["context_turns"].append(len(ex["context"]))
         L["context_size"].append(sum(count(t["text"]) + 1 for t in ex["context"]))
     res["examples"] += len(exs)
-
-
-def _move_session_to_val(res: dict, sid: str) -> None:
-    """Move one session's lines from train to val in every output of one dialog's result."""
-    runs = res["runs"]["train"]
-    i = next(i for i, (s, _) in enumerate(runs) if s == sid)
-    start, n = sum(k for _, k in runs[:i]), runs[i][1]
-    for texts in res["text"].values():
-        # JSON lines never hold a raw "\n" (str.splitlines would also split on U+2028)
-        lines = texts["train"].split("\n")[:-1]
-        texts["train"] = "".join(x + "\n" for x in lines[:start] + lines[start + n :])
-        texts["val"] += "".join(x + "\n" for x in lines[start : start + n])
-    res["runs"]["val"].append(runs.pop(i))
 
 
 def _percentiles(values: list[int]) -> dict:
@@ -232,31 +253,38 @@ def run_prepare(cfg: PrepareConfig) -> dict:
     # a bad tokenizer dir fails here, in one line, before any work
     count = load_counter(cfg.tokenizer) if cfg.tokenizer else len
     results = _process_all(cfg, files, count)
-    counts, pii, lengths, hashes = _totals(results)
+    counts, pii, lengths, blocks = _totals(results)
     if counts["examples"] == 0:
         raise TwinError(
             f"{raw}: no training examples: no message of yours answers one of theirs "
             f"({counts['messages']} messages in {len(files)} dialogs); check `out` in the raw records "
             "or pass --me to the import"
         )
-    _ensure_val_session(cfg, results, counts, hashes)
-    for res in results:
-        for split in ("train", "val"):
-            counts[split] += sum(n for _, n in res["runs"][split])
-    stats = _stats(cfg, len(files), counts, pii, lengths, len(hashes))
+    cut = choose_val_cut(blocks, cfg.val_fraction, cfg.min_val_examples, cfg.max_val_share)
+    if cut != val_cut(cfg.val_fraction):  # val too small at val_fraction: the same work, a wider cut
+        log.info(
+            "prepare: val_fraction %.3g gives too few val examples; taking more blocks", cfg.val_fraction
+        )
+        results = _process_all(cfg, files, count, cut)
+        counts, pii, lengths, blocks = _totals(results)
+    stats = _stats(cfg, len(files), counts, pii, lengths)
     _write_outputs(out, cfg, results, stats)
     log.info(
         "prepare: %d examples (%d train / %d val) from %d sessions -> %s",
         counts["examples"],
         counts["train"],
         counts["val"],
-        len(hashes),
+        counts["sessions_with_examples"],
         out,
     )
+    if stats["val"]["weak"]:
+        log.warning("prepare: %s", stats["val"]["warning"])
     return stats
 
 
-def _process_all(cfg: PrepareConfig, files: list[Path], count: Callable[[str], int]) -> list[dict]:
+def _process_all(
+    cfg: PrepareConfig, files: list[Path], count: Callable[[str], int], cut: int | None = None
+) -> list[dict]:
     """Every dialog's result, in file order: in a process pool when the data is big enough."""
     total_bytes = sum(p.stat().st_size for p in files)
     workers = max(1, min(cfg.workers or (os.cpu_count() or 1), len(files)))
@@ -273,13 +301,16 @@ def _process_all(cfg: PrepareConfig, files: list[Path], count: Callable[[str], i
         if not use_pool:
             results = []
             for f in files:
-                results.append(process_dialog(f, cfg, count))
+                results.append(process_dialog(f, cfg, count, cut))
                 bar.update(1)
             return results
-        return _process_in_pool(cfg, files, workers, bar)
+        return _process_in_pool(cfg, files, workers, bar, cut)
 
 
-def _process_in_pool(cfg: PrepareConfig, files: list[Path], workers: int, bar: Any) -> list[dict]:
+def _process_in_pool(
+    cfg: PrepareConfig, files: list[Path], workers: int, bar: Any, cut: int | None
+) -> list[dict]:
+    import functools
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
@@ -292,7 +323,7 @@ def _process_in_pool(cfg: PrepareConfig, files: list[Path], workers: int, bar: A
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(cfg_json,)) as pool:
         results = []
         try:
-            for res in pool.map(process_dialog, files, chunksize=chunk):
+            for res in pool.map(functools.partial(process_dialog, cut=cut), files, chunksize=chunk):
                 results.append(res)
                 bar.update(1)
         except BaseException:
@@ -310,52 +341,76 @@ _SUMMED = (
     "turns",
     "examples",
     "val_sessions",
+    "val_blocks",
+    "sessions_with_examples",
 )
 
+# Below this many train examples (replies of yours) prepare warns that the twin will be weak.
+WEAK_TRAIN_EXAMPLES = 1000
 
-def _totals(results: list[dict]) -> tuple[Counter, Counter, dict[str, list[int]], list[tuple[int, str, int]]]:
-    """Counts, PII hits, lengths and session hashes summed over every dialog's result."""
+
+def _totals(results: list[dict]) -> tuple[Counter, Counter, dict[str, list[int]], list[tuple[int, int]]]:
+    """Counts, PII hits, lengths and ``(hash, examples)`` of every block, summed over every dialog."""
     counts: Counter = Counter()
     pii: Counter = Counter()
     lengths: dict[str, list[int]] = {}
-    hashes: list[tuple[int, str, int]] = []
+    blocks: list[tuple[int, int]] = []
     for res in results:
         for key in _SUMMED:
             counts[key] += res[key]
+        for split in ("train", "val"):
+            counts[split] += res["split"][split]
         counts["dialogs_with_examples"] += res["examples"] > 0
+        counts["val_contacts"] += res["split"]["val"] > 0
         pii.update(res["pii"])
         counts.update(f"region:{r}" for r in res.get("regions", ()))
         for k, v in res["lengths"].items():
             lengths.setdefault(k, []).extend(v)
-        hashes.extend(res["session_hashes"])
-    return counts, pii, lengths, hashes
+        blocks.extend(res["blocks"])
+    return counts, pii, lengths, blocks
 
 
-def _ensure_val_session(
-    cfg: PrepareConfig, results: list[dict], counts: Counter, hashes: list[tuple[int, str, int]]
-) -> None:
-    """Tiny inputs may hash no session into val: move the lowest-hash one there (deterministic)."""
-    if cfg.val_fraction > 0 and counts["val_sessions"] == 0 and len(hashes) >= 2:
-        forced = min(hashes)[1]
-        _move_session_to_val(
-            next(r for r in results if any(h[1] == forced for h in r["session_hashes"])), forced
-        )
-        counts["val_sessions"] = 1
+def _val_record(cfg: PrepareConfig, counts: Counter) -> dict:
+    """stats.json "val": how big the val split is, whether it is enough to measure, and the warning."""
+    train, val = counts["train"], counts["val"]
+    enough = val >= cfg.min_val_examples
+    weak = train < WEAK_TRAIN_EXAMPLES or (cfg.val_fraction > 0 and not enough)
+    warning = None
+    if weak:
+        parts = [
+            f"a chat this small makes a weak twin: {counts['examples']} replies of yours ({train} train, "
+            f"{val} val) from {counts['messages']} messages"
+        ]
+        if train < WEAK_TRAIN_EXAMPLES:
+            parts.append(f"under {WEAK_TRAIN_EXAMPLES} to train on; a few thousand make a better twin")
+        if not enough:
+            parts.append(f"{val} val prompts (under {cfg.min_val_examples}) can only show large differences")
+        warning = "; ".join(parts)
+    return {
+        "examples": val,
+        "sessions": counts["val_sessions"],
+        "blocks": counts["val_blocks"],
+        "dialogs": counts["val_contacts"],
+        "min_examples": cfg.min_val_examples,
+        "enough": enough,
+        "weak": weak,
+        "warning": warning,
+    }
 
 
-def _stats(
-    cfg: PrepareConfig, n_files: int, counts: Counter, pii: Counter, lengths: dict, n_sessions: int
-) -> dict:
-    """What ``stats.json`` holds: the config, counts, PII hits per type (never values), lengths."""
+def _stats(cfg: PrepareConfig, n_files: int, counts: Counter, pii: Counter, lengths: dict) -> dict:
+    """What ``stats.json`` holds: the config, counts, the val split's size, PII hits per type (never
+    values), lengths."""
     keys = ("dialogs_with_examples", "messages", "messages_mine", "messages_no_text", "messages_forwarded")
     stats = {
         "config": cfg.model_dump(mode="json"),
         "counts": {
             "dialogs": n_files,
             **{k: counts[k] for k in (*keys, "sessions", "turns", "examples", "train", "val")},
-            "sessions_with_examples": n_sessions,
+            "sessions_with_examples": counts["sessions_with_examples"],
             "val_sessions": counts["val_sessions"],
         },
+        "val": _val_record(cfg, counts),
         "pii": {t: pii.get(t, 0) for t in TYPES} if cfg.scrub else {},
         # phone regions the scrubber used, with the number of dialogs each was used in
         "phone_regions": {k[7:]: v for k, v in counts.most_common() if k.startswith("region:")},

@@ -115,6 +115,11 @@ def train_cmd(
             f"{metrics['train_loss']}, val loss {metrics['val_loss']} (ppl {metrics['val_ppl']}), "
             f"{metrics['tokens_per_s']} tokens/s, padding {100 * metrics['padding_fraction']:.1f}%"
         )
+        kept = metrics["kept"]
+        typer.echo(
+            f"step plan: {metrics['plan']['reason']}; adapter kept: the {kept['adapter']} step "
+            f"({kept['step']}{', stopped early' if kept['stopped_early'] else ''})"
+        )
         typer.echo(f"adapter: {Path(cfg.out_dir) / 'adapters' / cfg.run}")
     if cfg.prefs.enabled and stage is None:
         _run_prefs(cfg.model_copy(update={"prefs": cfg.prefs.model_copy(update={"init": None})}), False)

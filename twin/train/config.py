@@ -6,7 +6,7 @@ Imports nothing heavy: ``twin train --help`` and config validation stay instant.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -62,7 +62,11 @@ class DataConfig(StageConfig):
     dir: str = "data/processed"
     train_file: str = "train.jsonl"
     val_file: str = "val.jsonl"
+    # The prompt budget in tokens of the base (twin.examples.PromptBudget, recorded in twin.json and
+    # used by eval and serve): a prompt keeps max_seq_length - reply_tokens tokens at most (oldest
+    # context turns dropped first), so every reply has reply_tokens of room before it is cut.
     max_seq_length: int = Field(512, ge=8)
+    reply_tokens: int = Field(128, ge=1)
     template: TemplateChoice = "auto"
     memory: int = Field(0, ge=0)  # K past exchanges in each prompt (twin/memory.py); 0: none
     memory_scope: Literal["contact", "all"] = "contact"  # whose exchanges: the same contact's, or anyone's
@@ -73,7 +77,13 @@ class DataConfig(StageConfig):
 
 
 class EvalConfig(StageConfig):
-    every_steps: int = Field(50, ge=0)  # 0: only at the end
+    # auto: ~10 validations per run (every ceil(steps / 10) steps), so the best step is found
+    # however many steps the data gives; an integer N: every N steps; 0: only at the end.
+    every_steps: Annotated[int, Field(ge=0)] | Literal["auto"] = "auto"
+    # The adapter saved is the one with the lowest val loss seen (not the last step's); with
+    # patience N the run also stops after N validations in a row without a new best.
+    keep_best: bool = True
+    patience: int | None = Field(None, ge=1)
     max_batches: int | None = Field(None, ge=1)  # null: the whole val set
     micro_batch_size: int | None = Field(None, ge=1)  # null: as training
 
@@ -127,8 +137,11 @@ class TrainConfig(StageConfig):
     strategy: Literal["auto", "ddp", "fsdp"] = "auto"
     num_threads: int | None = Field(None, ge=1)  # CPU threads per process; null: cores / devices
     seed: int = 42
+    # Steps come from the data: epochs x (examples / batch_size), at most step_cap; max_steps, when
+    # set, is an explicit step count that overrides both (twin.train.loop.plan_steps logs the choice).
     epochs: int = Field(3, ge=1)
-    max_steps: int | None = Field(None, ge=1)  # optimizer steps; overrides epochs when set
+    step_cap: int | None = Field(None, ge=1)
+    max_steps: int | None = Field(None, ge=1)
     batch_size: int = Field(128, ge=1)  # effective (global) batch per optimizer step
     micro_batch_size: int = Field(4, ge=1)  # per device per forward pass
     gradient_checkpointing: bool = False

@@ -50,17 +50,28 @@ CHUNK = 2048  # examples per tokenizer call: a progress bar that moves, batches 
 
 
 def encode_cached(
-    rows: Sequence[dict], source: str | Path, base: str | Path, tokenizer: Any, template: str, max_len: int
+    rows: Sequence[dict],
+    source: str | Path,
+    base: str | Path,
+    tokenizer: Any,
+    template: str,
+    max_len: int,
+    reply_tokens: int | None = None,
 ) -> Any:
     """``encode_examples`` of ``rows`` (read from ``source``), reusing the ids cached beside it.
 
-    The cache (``<data dir>/.twin-cache/encoded-<key>.npz``) is keyed by the file's bytes, the
-    base's tokenizer files, twin's rendering code, the template and ``max_len``: a second run on the
-    same data starts training without tokenizing. A read-only data dir just means no cache.
+        The cache (``<data dir>/.twin-cache/encoded-<key>.npz``) is keyed by the file's bytes, the
+        base's tokenizer files, twin's rendering code, the template, ``max_len`` and ``reply_tokens`` (the
+    prompt budget): a second run on the
+        same data starts training without tokenizing. A read-only data dir just means no cache.
     """
     import numpy as np
 
-    path = Path(source).parent / CACHE_DIR / f"encoded-{_cache_key(source, base, template, max_len)}.npz"
+    path = (
+        Path(source).parent
+        / CACHE_DIR
+        / f"encoded-{_cache_key(source, base, template, max_len, reply_tokens)}.npz"
+    )
     if path.is_file():
         try:
             with np.load(path) as z:
@@ -72,7 +83,9 @@ def encode_cached(
             return enc
         except (OSError, ValueError, KeyError) as e:  # a damaged cache is rebuilt, never trusted
             log.debug("%s: unreadable cache (%s), re-encoding", path, e)
-    enc = encode_in_chunks(rows, tokenizer, template, max_len, desc=f"tokenizing {Path(source).name}")
+    enc = encode_in_chunks(
+        rows, tokenizer, template, max_len, desc=f"tokenizing {Path(source).name}", reply_tokens=reply_tokens
+    )
     try:
         path.parent.mkdir(exist_ok=True)
         buf = io.BytesIO()
@@ -86,7 +99,14 @@ def encode_cached(
     return enc
 
 
-def encode_in_chunks(rows: Sequence[dict], tokenizer: Any, template: str, max_len: int, desc: str) -> Any:
+def encode_in_chunks(
+    rows: Sequence[dict],
+    tokenizer: Any,
+    template: str,
+    max_len: int,
+    desc: str,
+    reply_tokens: int | None = None,
+) -> Any:
     """``encode_examples`` in chunks of ``CHUNK``, with a progress bar when there is more than one."""
     from tqdm.auto import tqdm
 
@@ -95,7 +115,9 @@ def encode_in_chunks(rows: Sequence[dict], tokenizer: Any, template: str, max_le
     out = Encoded([], [], {})
     with tqdm(total=len(rows), desc=desc, unit="ex", disable=len(rows) <= CHUNK or None, leave=False) as bar:
         for start in range(0, len(rows), CHUNK):
-            part = encode_examples(rows[start : start + CHUNK], tokenizer, template, max_len)
+            part = encode_examples(
+                rows[start : start + CHUNK], tokenizer, template, max_len, reply_tokens=reply_tokens
+            )
             out.ids += part.ids
             out.prompt_lens += part.prompt_lens
             for k, v in part.stats.items():
@@ -104,11 +126,13 @@ def encode_in_chunks(rows: Sequence[dict], tokenizer: Any, template: str, max_le
     return out
 
 
-def _cache_key(source: str | Path, base: str | Path, template: str, max_len: int) -> str:
+def _cache_key(
+    source: str | Path, base: str | Path, template: str, max_len: int, reply_tokens: int | None = None
+) -> str:
     import twin.examples
     import twin.prompt
 
-    h = hashlib.sha256(f"{template}\0{max_len}\0".encode())
+    h = hashlib.sha256(f"{template}\0{max_len}\0{reply_tokens}\0".encode())
     files = [Path(source), Path(twin.examples.__file__), Path(twin.prompt.__file__)]
     files += sorted({f for g in _TOKENIZER_GLOBS for f in Path(base).glob(g) if f.is_file()})
     for f in files:

@@ -5,11 +5,14 @@
 Order of work, so that mistakes cost seconds, not minutes:
   1. preflight (no torch): config, quantization vs hardware, base dir, data files;
   2. Fabric launch (one process, or N processes for ``--devices N --strategy ddp``);
-  3. tokenizer, prompt template, every example tokenized once (a too-small max length fails here);
+  3. tokenizer, prompt template, every example tokenized once and fitted to the prompt budget
+     (a too-small max length fails here); the step plan chosen from the data (``plan_steps``);
   4. the base model, peft LoRA on top, AdamW, the LR schedule; resume state if asked;
-  5. the loop: length-grouped micro-batches, gradient accumulation, clipping, validation,
-     metrics.csv, atomic checkpoints; a NaN/inf loss stops the run;
-  6. the adapter (PEFT format) + tokenizer + twin.json in ``checkpoints/adapters/<run>/``.
+  5. the loop: length-grouped micro-batches, gradient accumulation, clipping, validation (the
+     best step's weights kept, optional early stop), metrics.csv, atomic checkpoints; a NaN/inf
+     loss stops the run;
+  6. the adapter of the best val loss (PEFT format) + tokenizer + twin.json in
+     ``checkpoints/adapters/<run>/``.
 """
 
 from __future__ import annotations
@@ -163,6 +166,7 @@ class TrainData:
     train: Any  # twin.examples.Encoded
     val: Any  # Encoded, or None when prepare wrote no validation examples
     digest: str  # of train.jsonl: a resumed run must see the same data
+    budget: Any  # twin.examples.PromptBudget: what every prompt was fitted to
 
 
 @dataclass
@@ -172,6 +176,7 @@ class Model:
     optimizer: Any
     scheduler: Any
     trainable: set[str]  # parameter names a checkpoint keeps (the frozen base is not saved)
+    best: dict | None = None  # CPU copies of the trainable weights at the best val loss so far
 
 
 @dataclass
@@ -184,6 +189,10 @@ class Progress:
     elapsed: float = 0.0
     train_seconds: float = 0.0  # without validation and checkpoints
     rows: list[dict] = field(default_factory=list)  # metrics.csv
+    best_step: int | None = None  # the step of the lowest val loss so far (its weights: Model.best)
+    best_val_loss: float | None = None
+    evals_since_best: int = 0  # validations in a row without a new best (eval.patience)
+    stopped_early: bool = False
 
 
 def main(fabric: Any, cfg: TrainConfig, resume: bool, precision: dict | None = None) -> dict:
@@ -193,9 +202,10 @@ def main(fabric: Any, cfg: TrainConfig, resume: bool, precision: dict | None = N
     torch.set_num_threads(cfg.num_threads or max(1, (os.cpu_count() or 1) // max(1, fabric.world_size)))
     data = load_data(cfg)
     plan = BatchPlan(data.train.lengths, cfg, fabric.world_size)
-    total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * plan.per_epoch / cfg.grad_accum_steps))
+    steps = plan_steps(cfg, len(data.train), plan.per_epoch)
+    total_steps = steps.steps
     if fabric.is_global_zero:
-        _log_plan(cfg, data, plan, total_steps, fabric.world_size)
+        _log_plan(cfg, data, plan, steps, fabric.world_size)
     fabric.seed_everything(cfg.seed, verbose=False)
     model = load_model(fabric, cfg, total_steps)
     data_id = data_identity(cfg, data.digest)
@@ -203,11 +213,12 @@ def main(fabric: Any, cfg: TrainConfig, resume: bool, precision: dict | None = N
     if fabric.is_global_zero:
         run_dir(cfg).mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir(cfg) / "config.yaml", _yaml(cfg))
-    val_loss = fit(fabric, cfg, model, data, plan, progress, total_steps, data_id)
+    val_loss = fit(fabric, cfg, model, data, plan, progress, steps, data_id)
     if data.val is not None and val_loss is None:  # resumed a finished run: report, don't retrain
         val_loss = validate(fabric, model.module, data.val, data.tokenizer.pad_token_id, cfg)
-    metrics = final_metrics(model.peft, data, plan, progress, val_loss)
-    save_checkpoint(fabric, cfg, model, progress, data_id)
+    save_checkpoint(fabric, cfg, model, progress, data_id)  # the last step: what --resume continues
+    kept = keep_best(fabric, cfg, model, progress, val_loss)
+    metrics = final_metrics(model.peft, data, plan, progress, kept) | {"plan": steps.record()}
     save(fabric, cfg, model, data, metrics, precision)
     return metrics
 
@@ -224,13 +235,67 @@ def load_data(cfg: TrainConfig) -> TrainData:
         check_chat_template(tokenizer)
     train_file = data_dir / cfg.data.train_file
     rows = read_with_memory(train_file, data_dir, cfg.data.memory, cfg.data.train_file, cfg.data.memory_scope)
+    budget = prompt_budget(cfg)
     return TrainData(
         tokenizer=tokenizer,
         template=template,
         train=_encode(rows, train_file, tokenizer, template, cfg),
         val=_read_val(data_dir / cfg.data.val_file, tokenizer, template, cfg),
         digest=file_digest(train_file),
+        budget=budget,
     )
+
+
+def prompt_budget(cfg: TrainConfig) -> Any:
+    """The run's :class:`twin.examples.PromptBudget` (tokens of ``cfg.base``), from ``data:``."""
+    from twin.examples import PromptBudget
+
+    return PromptBudget(seq_tokens=cfg.data.max_seq_length, reply_tokens=cfg.data.reply_tokens)
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """How many optimizer steps the run takes, and why (logged, and recorded in twin.json)."""
+
+    steps: int
+    steps_per_epoch: float
+    eval_every: int  # validate every this many steps (and at the last one); 0: only at the end
+    reason: str
+
+    @property
+    def epochs(self) -> float:
+        return self.steps / self.steps_per_epoch
+
+    def record(self) -> dict:
+        return {
+            "steps": self.steps,
+            "epochs": round(self.epochs, 3),
+            "steps_per_epoch": round(self.steps_per_epoch, 3),
+            "eval_every": self.eval_every,
+            "reason": self.reason,
+        }
+
+
+def plan_steps(cfg: TrainConfig, n_examples: int, micro_per_epoch: int) -> StepPlan:
+    """Steps from the data: ``epochs`` passes over the train split, at most ``step_cap``; an
+    explicit ``max_steps`` overrides both. A fixed step count would train a 1,000-message chat for
+    dozens of epochs (and a million-message one for a fraction of one)."""
+    per_epoch = max(micro_per_epoch / cfg.grad_accum_steps, 1e-9)
+    if cfg.max_steps:
+        steps = cfg.max_steps
+        reason = (
+            f"{n_examples} examples, max_steps {steps} set -> {steps} steps ({steps / per_epoch:.1f} epochs)"
+        )
+    else:
+        wanted = max(1, math.ceil(cfg.epochs * micro_per_epoch / cfg.grad_accum_steps))
+        steps = min(wanted, cfg.step_cap) if cfg.step_cap else wanted
+        cap = f" (cap {cfg.step_cap})" if cfg.step_cap else ""
+        reason = f"{n_examples} examples, {cfg.epochs} epochs -> {steps} steps{cap}"
+        if steps < wanted:
+            reason += f": capped from {wanted}, {steps / per_epoch:.2f} epochs"
+    every = cfg.eval.every_steps
+    eval_every = math.ceil(steps / 10) if every == "auto" else int(every)
+    return StepPlan(steps, per_epoch, eval_every, reason)
 
 
 class BatchPlan:
@@ -279,19 +344,36 @@ class BatchPlan:
         return padding_fraction(batches, self.lengths)
 
 
-def _log_plan(cfg: TrainConfig, data: TrainData, plan: BatchPlan, total_steps: int, world: int) -> None:
+def _log_plan(cfg: TrainConfig, data: TrainData, plan: BatchPlan, steps: StepPlan, world: int) -> None:
+    log.info("step plan: %s; validation every %s steps", steps.reason, steps.eval_every or "(end only)")
     log.info(
         "%d train / %d val examples, template %s, %d optimizer steps of %d examples "
         "(micro-batch %d x %d accumulation x %d devices), padding %.1f%% of tokens",
         len(data.train),
         len(data.val) if data.val else 0,
         data.template,
-        total_steps,
+        steps.steps,
         cfg.batch_size,
         cfg.micro_batch_size,
         cfg.grad_accum_steps,
         world,
         100 * plan.padding_fraction(),
+    )
+    _log_budget(data)
+
+
+def _log_budget(data: TrainData) -> None:
+    """What the prompt budget cost the training split: replies cut, prompts that lost context."""
+    st, b = data.train.stats, data.budget
+    n = max(1, st["examples"])
+    line = (
+        f"prompt budget: {b.prompt_tokens} tokens (max_seq_length {b.seq_tokens} - reply_tokens "
+        f"{b.reply_tokens}): {st['reply_cut']} of {st['examples']} replies cut ({100 * st['reply_cut'] / n:.1f}%), "
+        f"{st['context_trimmed']} prompts lost context turns ({100 * st['context_trimmed'] / n:.1f}%), "
+        f"{st['message_cut']} messages cut, {st['dropped_prompt_too_long']} dropped"
+    )
+    (log.warning if st["reply_cut"] > 0.01 * n else log.info)(
+        "%s%s", line, "; raise data.max_seq_length or data.reply_tokens" if st["reply_cut"] > 0.01 * n else ""
     )
 
 
@@ -358,6 +440,7 @@ def save_checkpoint(fabric: Any, cfg: TrainConfig, model: Model, progress: Progr
         "optimizer": model.optimizer,
         "scheduler": model.scheduler,
         "progress": asdict(progress),
+        "best": model.best,  # the best step's weights, so --resume still keeps the best adapter
         "data": data_id,
         "rng": gather(fabric, rng_state()),
         "config": cfg.model_dump(mode="json"),
@@ -387,6 +470,7 @@ def restore(fabric: Any, cfg: TrainConfig, model: Model, total_steps: int) -> Pr
     rng = extra["rng"]  # one state per rank (a dict: checkpoints before per-rank states)
     set_rng_state(rng[fabric.global_rank] if isinstance(rng, list) else rng)
     progress = Progress(**extra["progress"])
+    model.best = extra.get("best")  # checkpoints before the best-step record: None
     if zero:
         log.info("resumed %s at step %d/%d", cfg.run, progress.step, total_steps)
     return progress
@@ -422,12 +506,13 @@ def fit(
     data: TrainData,
     plan: BatchPlan,
     progress: Progress,
-    total_steps: int,
+    steps: StepPlan,
     data_id: dict,
 ) -> float | None:
     """The optimizer steps, with logging, validation and checkpoints; returns the last val loss."""
     from tqdm.auto import tqdm
 
+    total_steps = steps.steps
     val_loss = None
     window = Window(fabric.device)
     run_start, last_csv = time.perf_counter() - progress.elapsed, time.perf_counter()
@@ -437,7 +522,7 @@ def fit(
     model.module.train()
     first_step = progress.step + 1
     with bar:
-        while progress.step < total_steps:
+        while progress.step < total_steps and not progress.stopped_early:
             loss, tokens = train_step(fabric, cfg, model, data, plan, progress)
             window.add(loss, tokens)
             progress.step += 1
@@ -452,11 +537,14 @@ def fit(
                 window.reset()
             paused = time.perf_counter()  # validation and checkpoints are not training throughput
             if data.val is not None and (
-                step == total_steps or (cfg.eval.every_steps and step % cfg.eval.every_steps == 0)
+                step == total_steps or (steps.eval_every and step % steps.eval_every == 0)
             ):
                 val_loss = validate(fabric, model.module, data.val, data.tokenizer.pad_token_id, cfg)
                 _tb_log(tb, _record_val(fabric, progress, val_loss, bar))
+                track_best(fabric, cfg, model, progress, val_loss, bar)
             progress.elapsed = time.perf_counter() - run_start
+            if progress.stopped_early:
+                break  # main() writes the final checkpoint
             if cfg.checkpoint_every_steps and step % cfg.checkpoint_every_steps == 0 and step < total_steps:
                 save_checkpoint(fabric, cfg, model, progress, data_id)
             elif fabric.is_global_zero and time.perf_counter() - last_csv > 10:  # fresh for watchers
@@ -464,6 +552,68 @@ def fit(
                 last_csv = time.perf_counter()
             window.start += time.perf_counter() - paused
     return val_loss
+
+
+def track_best(
+    fabric: Any, cfg: TrainConfig, model: Model, progress: Progress, val_loss: float, bar: Any
+) -> None:
+    """A new lowest val loss: remember its step and (``eval.keep_best``) a copy of its weights.
+    ``eval.patience`` validations in a row without one stop the run. Every process decides the
+    same (the val loss is all-reduced), and each copies its own weights."""
+    if progress.best_val_loss is None or val_loss < progress.best_val_loss:
+        progress.best_step, progress.best_val_loss, progress.evals_since_best = progress.step, val_loss, 0
+        if _keeps_best(cfg):
+            model.best = _trainable_copy(model.peft)
+        return
+    progress.evals_since_best += 1
+    patience = cfg.eval.patience
+    if patience and progress.evals_since_best >= patience:
+        progress.stopped_early = True
+        if fabric.is_global_zero:
+            bar.write(
+                f"step {progress.step}: no lower val loss in {patience} validations since step "
+                f"{progress.best_step} ({progress.best_val_loss:.4f}); stopping early (eval.patience)"
+            )
+
+
+def _keeps_best(cfg: TrainConfig) -> bool:
+    # FSDP shards the weights and its adapter comes from the consolidated last checkpoint.
+    return cfg.eval.keep_best and cfg.strategy != "fsdp"
+
+
+def _trainable_copy(peft_model: Any) -> dict:
+    return {n: p.detach().to("cpu", copy=True) for n, p in peft_model.named_parameters() if p.requires_grad}
+
+
+def keep_best(
+    fabric: Any, cfg: TrainConfig, model: Model, progress: Progress, last_val: float | None
+) -> dict:
+    """Put the best step's weights back (after the last step's checkpoint is written) and say which
+    adapter is kept: ``{"kept", "step", "val_loss", "last_val_loss", "best_step", "stopped_early"}``."""
+    import torch
+
+    out = {"kept": "last", "step": progress.step, "val_loss": last_val, "last_val_loss": last_val,
+           "best_step": progress.best_step, "best_val_loss": progress.best_val_loss,
+           "stopped_early": progress.stopped_early}  # fmt: skip
+    if progress.best_step is None or progress.best_step == progress.step or model.best is None:
+        if fabric.is_global_zero and cfg.eval.keep_best and cfg.strategy == "fsdp":
+            log.warning(
+                "strategy fsdp: the adapter is the last step's (best-step selection needs ddp or 1 device)"
+            )
+        if fabric.is_global_zero and progress.best_step is not None:
+            log.info("best val loss %.4f at the last step %d, kept", progress.best_val_loss, progress.step)
+        return out
+    with torch.no_grad():
+        params = dict(model.peft.named_parameters())
+        for name, value in model.best.items():
+            params[name].copy_(value.to(params[name].device))
+    if fabric.is_global_zero:
+        log.info(
+            "best val loss %.4f at step %d, kept (the last step %d had %s)",
+            progress.best_val_loss, progress.best_step, progress.step,
+            f"{last_val:.4f}" if last_val is not None else "no validation",
+        )  # fmt: skip
+    return out | {"kept": "best", "step": progress.best_step, "val_loss": progress.best_val_loss}
 
 
 def train_step(
@@ -590,14 +740,22 @@ def validate(fabric: Any, module: Any, data: Any, pad_id: int, cfg: TrainConfig)
 # Outputs
 
 
-def final_metrics(
-    peft_model: Any, data: TrainData, plan: BatchPlan, progress: Progress, val_loss: float | None
-) -> dict:
+def final_metrics(peft_model: Any, data: TrainData, plan: BatchPlan, progress: Progress, kept: dict) -> dict:
+    """twin.json's metrics. ``val_loss``/``val_ppl`` are the kept adapter's (the best step's)."""
     train_losses = [r["train_loss"] for r in progress.rows if r.get("train_loss") is not None]
+    val_loss, last = kept["val_loss"], kept["last_val_loss"]
     val_ppl = math.exp(min(val_loss, 50.0)) if val_loss is not None else None
     seconds = progress.train_seconds
+    st = data.train.stats
+    n = max(1, st["examples"])
     return {
         "steps": progress.step,
+        "kept": {
+            "adapter": kept["kept"],
+            "step": kept["step"],
+            "last_val_loss": round(last, 6) if last is not None else None,
+            "stopped_early": kept["stopped_early"],
+        },
         "epochs": round(progress.micro / plan.per_epoch, 4),
         "train_loss_first": train_losses[0] if train_losses else None,
         "train_loss": train_losses[-1] if train_losses else None,
@@ -612,7 +770,13 @@ def final_metrics(
         "trainable_params": sum(p.numel() for p in peft_model.parameters() if p.requires_grad),
         "total_params": sum(p.numel() for p in peft_model.parameters()),
         "peak_memory_mb": _peak_memory_mb(),
-        "data": data.train.stats,
+        "data": st,
+        "budget": {
+            "reply_cut_share": round(st["reply_cut"] / n, 4),
+            "context_lost_share": round(st["context_trimmed"] / n, 4),
+            "val_reply_cut": data.val.stats["reply_cut"] if data.val else 0,
+            "val_context_trimmed": data.val.stats["context_trimmed"] if data.val else 0,
+        },
     }
 
 
@@ -719,14 +883,16 @@ def _read_val(path: Path, tokenizer: Any, template: str, cfg: TrainConfig) -> An
 
 
 def _encode(rows: list[dict], path: Path, tokenizer: Any, template: str, cfg: TrainConfig) -> Any:
-    """Tokenized examples: cached beside the data (``train/data.py``) unless memory makes them per-run."""
+    """Tokenized examples, every prompt fitted to the prompt budget (``data.max_seq_length`` minus
+    ``data.reply_tokens``): cached beside the data (``train/data.py``) unless memory makes them per-run."""
     from twin.train.data import encode_cached, encode_in_chunks
 
+    max_len, reply = cfg.data.max_seq_length, cfg.data.reply_tokens
     if cfg.data.memory:  # retrieved exchanges depend on the memory index too: encoded each run
         return encode_in_chunks(
-            rows, tokenizer, template, cfg.data.max_seq_length, desc=f"tokenizing {path.name}"
+            rows, tokenizer, template, max_len, desc=f"tokenizing {path.name}", reply_tokens=reply
         )
-    return encode_cached(rows, path, cfg.base, tokenizer, template, cfg.data.max_seq_length)
+    return encode_cached(rows, path, cfg.base, tokenizer, template, max_len, reply_tokens=reply)
 
 
 def _write_metrics(rdir: Path, rows: list[dict]) -> None:
@@ -819,6 +985,7 @@ def _save_adapter(
             "base_model": {"path": str(cfg.base), "fingerprint": base_fp, "model_type": base_type},
             "template": template,
             "prepare": prepare_settings(Path(cfg.data.dir)),
+            "budget": prompt_budget(cfg).model_dump(mode="json"),  # eval/serve fit prompts to it
             "train": cfg.model_dump(mode="json"),
             "precision": precision or {"precision": cfg.precision, "reason": "set in the config"},
             "metrics": metrics,

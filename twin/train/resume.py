@@ -21,6 +21,7 @@ RESUME_FIXED = (
     "devices",
     "seed",
     "data.max_seq_length",
+    "data.reply_tokens",
     "data.template",
     "data.group_by_length",
     "data.length_pool",
