@@ -193,3 +193,26 @@ def test_select_balances_contacts():
         "max_share": 0.5,
     }
     assert _select(val, None, seed=0) is val and _select(val, 500, seed=0) is val
+
+
+@pytest.mark.slow
+def test_eval_fits_prompts_to_the_budget_the_adapter_was_trained_with(random_lora_adapter, tmp_path):
+    """twin.json's "budget" (tokens of the base) caps eval's prompts as it capped training's."""
+    from devkit.adapters import edited_copy
+    from twin.eval.run import run_eval
+
+    turns = [
+        {"role": "them" if i % 2 else "me", "text": f"message number {i} about the trip"} for i in range(12)
+    ]
+    long_val = [{**VAL[0], "context": turns}, {**VAL[2], "context": turns[:6]}]
+    data = tmp_path / "processed"
+    data.mkdir()
+    (data / "val.jsonl").write_text("".join(json.dumps(x) + "\n" for x in long_val), encoding="utf-8")
+    budget = {"unit": "tokens", "seq_tokens": 160, "reply_tokens": 64}  # a 96-token prompt budget
+    fitted = edited_copy(
+        random_lora_adapter, tmp_path / "fitted", "twin.json", lambda m: m.update(budget=budget)
+    )
+    unfitted = run_eval(eval_config(random_lora_adapter, data, tmp_path / "a"), progress=False)
+    result = run_eval(eval_config(fitted, data, tmp_path / "b"), progress=False)
+    assert unfitted["prompt_tokens"]["max"] > 96  # the check can fail: these prompts are longer
+    assert 0 < result["prompt_tokens"]["max"] <= 96

@@ -88,14 +88,21 @@ def _select(examples: list[dict], limit: int | None, seed: int) -> list[dict]:
 
 
 def reply_loss(
-    model: Any, tokenizer: Any, examples: list[dict], template: str, max_seq_length: int, batch_size: int
+    model: Any,
+    tokenizer: Any,
+    examples: list[dict],
+    template: str,
+    max_seq_length: int,
+    batch_size: int,
+    reply_tokens: int | None = None,
 ) -> dict:
-    """Token-weighted mean cross-entropy of the real replies (+EOS) given their prompts."""
+    """Token-weighted mean cross-entropy of the real replies (+EOS) given their prompts, fitted to the
+    prompt budget training used (``reply_tokens``, from twin.json's "budget") when there is one."""
     import torch
 
     from twin.examples import collate, encode_examples
 
-    data = encode_examples(examples, tokenizer, template, max_seq_length)
+    data = encode_examples(examples, tokenizer, template, max_seq_length, reply_tokens=reply_tokens)
     total, count = 0.0, 0
     order = sorted(range(len(data)), key=lambda i: len(data.ids[i]))  # little padding
     with torch.inference_mode():
@@ -114,7 +121,13 @@ def reply_loss(
 
 
 def generate_replies(
-    cfg: EvalConfig, model: Any, tokenizer: Any, examples: list[dict], template: str, progress: bool
+    cfg: EvalConfig,
+    model: Any,
+    tokenizer: Any,
+    examples: list[dict],
+    template: str,
+    progress: bool,
+    budget: int | None = None,
 ) -> tuple[list[tuple[str, str]], list[int]]:
     """``(base reply, twin reply)`` per example, generated in batches by the serving engine's scheduler
     (:mod:`twin.inference.batch`: base and twin rows share forward passes), so the report shows what the
@@ -132,7 +145,7 @@ def generate_replies(
     for i, ex in enumerate(examples):
         contact = ex.get("contact")
         ids = fit_prompt_ids(tokenizer, ex["context"], ex["instruction"], template=template, contact=contact,
-                             room=room, memory=ex.get("memory"))  # fmt: skip
+                             room=room, memory=ex.get("memory"), budget=budget)  # fmt: skip
         prompt_tokens.append(len(ids))
         params = GenParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
                            top_k=cfg.top_k, repetition_penalty=cfg.repetition_penalty, seed=cfg.seed + i,
@@ -217,10 +230,13 @@ class _Plan:
     out: Path
     template: str
     max_seq: int
+    prompt_budget: int | None = None  # twin.json "budget": prompts fitted as training fitted them
+    reply_tokens: int | None = None
 
 
 def _plan(cfg: EvalConfig) -> _Plan:
     from twin.examples import read_examples
+    from twin.inference.generate import prompt_budget
     from twin.memory import adapter_memory
     from twin.model.load import read_adapter_meta, resolve_base
 
@@ -239,7 +255,8 @@ def _plan(cfg: EvalConfig) -> _Plan:
     )
     return _Plan(adapter=adapter, meta=meta, base=base, val_path=val_path, val_all=val_all,
                  examples=examples, memory=memory, run=run, out=Path(cfg.out_dir) / "runs" / run,
-                 template=meta["template"], max_seq=max_seq)  # fmt: skip
+                 template=meta["template"], max_seq=max_seq, prompt_budget=prompt_budget(meta),
+                 reply_tokens=(meta.get("budget") or {}).get("reply_tokens"))  # fmt: skip
 
 
 def _load_twin(plan: _Plan, dtype: str) -> tuple[Any, Any]:
@@ -260,8 +277,10 @@ def _load_twin(plan: _Plan, dtype: str) -> tuple[Any, Any]:
 def _losses(cfg: EvalConfig, plan: _Plan, model: Any, tokenizer: Any) -> dict:
     log.info("loss on %d val examples (base and twin)", len(plan.examples))
     with model.disable_adapter():
-        base_loss = reply_loss(model, tokenizer, plan.examples, plan.template, plan.max_seq, cfg.batch_size)
-    twin_loss = reply_loss(model, tokenizer, plan.examples, plan.template, plan.max_seq, cfg.batch_size)
+        base_loss = reply_loss(model, tokenizer, plan.examples, plan.template, plan.max_seq, cfg.batch_size,
+                               plan.reply_tokens)  # fmt: skip
+    twin_loss = reply_loss(model, tokenizer, plan.examples, plan.template, plan.max_seq, cfg.batch_size,
+                           plan.reply_tokens)  # fmt: skip
     return {"base": base_loss, "twin": twin_loss}
 
 
@@ -341,7 +360,8 @@ def run_eval(cfg: EvalConfig, *, progress: bool = True) -> dict:
     loss = _losses(cfg, plan, model, tokenizer)
 
     gen_started = time.perf_counter()
-    replies, prompt_tokens = generate_replies(cfg, model, tokenizer, plan.examples, plan.template, progress)
+    replies, prompt_tokens = generate_replies(cfg, model, tokenizer, plan.examples, plan.template, progress,
+                                              plan.prompt_budget)  # fmt: skip
     rows = _sample_rows(plan.examples, replies)
     gen_seconds = time.perf_counter() - gen_started
     authorship = score_authorship(cfg, plan.val_all, rows)
