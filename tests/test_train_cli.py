@@ -70,16 +70,13 @@ def test_model_tiny_command_uses_chat_text(processed_dir: Path, tmp_path: Path) 
 
     # the contacts' side of these chats, as `twin model tiny` reads it by default
     assert info["pretrain_steps"] == 3 and info["documents"] == len(texts_from_dir(processed_dir)) > 48
-    # Trained on these chats: their contacts' most frequent words are whole tokens, not byte soup.
-    import re
-    from collections import Counter
+    # The tokenizer was trained on these chats (their contacts' side), not the built-in text.
+    from twin.model.tiny import train_tokenizer
 
-    theirs = [
-        json.loads(line)["instruction"] for line in (processed_dir / "train.jsonl").open(encoding="utf-8")
-    ]
-    words = Counter(w for t in theirs for w in re.findall(r"[^\W\d_]{4,}", t.lower()))
-    for word, _ in words.most_common(3):
-        assert len(tok(" " + word, add_special_tokens=False).input_ids) <= 2, word
+    want = train_tokenizer(texts_from_dir(processed_dir), 400, tok.model_max_length)
+    assert tok.get_vocab() == want.get_vocab()
+    builtin = train_tokenizer(texts_from_dir(processed_dir, owner_replies=True), 400, tok.model_max_length)
+    assert tok.get_vocab() != builtin.get_vocab()  # the check can tell corpora apart
 
 
 def test_model_tiny_missing_texts_dir(tmp_path: Path) -> None:
