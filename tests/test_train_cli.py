@@ -70,7 +70,7 @@ def test_model_tiny_command_uses_chat_text(processed_dir: Path, tmp_path: Path) 
 
     # the contacts' side of these chats, as `twin model tiny` reads it by default
     assert info["pretrain_steps"] == 3 and info["documents"] == len(texts_from_dir(processed_dir)) > 48
-    # The tokenizer was trained on these chats (their contacts' side), not the built-in text.
+    # The tokenizer was trained on the contacts' side of these chats (with your replies it would differ).
     from twin.model.tiny import train_tokenizer
 
     want = train_tokenizer(texts_from_dir(processed_dir), 400, tok.model_max_length)
