@@ -193,8 +193,10 @@ class Scheduler:
         cache = out.past_key_values
         if len(joining) < len(reqs):
             cache.batch_select_indices(torch.tensor(joining))
+        rows = [reqs[i] for i in joining]
+        room = max(r.params.max_new_tokens - r.dec.stats.completion_tokens for r in rows)
         with self._cv:
-            self.cache.join([reqs[i] for i in joining], cache, mask[joining])
+            self.cache.join(rows, cache, mask[joining], room)
 
     def _step(self) -> None:
         """One decode step for every running row (rows that ended retire at the next turn)."""

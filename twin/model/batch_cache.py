@@ -10,9 +10,10 @@ keys and values in a preallocated buffer ``[slots, kv heads, columns, head dim]`
 - rows that join were prefilled together, left-padded to their longest prompt ``P``: their keys and
   values are written into free slots at columns ``[end - P, end)``; the running rows are not touched;
 - a row that leaves frees its slot by moving the last row into it (one row copied, not the batch);
-- only when the buffer is out of room (a prompt longer than the columns left of ``end``, a reply
-  reaching the last column, more rows than slots) is the live part copied into a bigger buffer,
-  with headroom on both sides, so that happens a logarithmic number of times (``relocations``).
+- a joining row reserves the columns its reply may take (``max_new_tokens``), so a reply never runs
+  out of room mid-way; only a join that does not fit (a prompt longer than the columns left of
+  ``end``, a reply longer than the columns right of it) copies the live part into a bigger buffer,
+  with headroom on both sides (``relocations`` counts these copies).
 
 Columns are not positions: positions come from the mask, so a row's padding costs attention over
 masked columns but never changes its numbers (masked keys get weight exactly 0; padding is zeros).
@@ -24,7 +25,7 @@ from typing import Any
 
 from transformers.cache_utils import DynamicCache, DynamicLayer
 
-MIN_ROOM = 64  # columns of headroom added on each side when the buffer is (re)allocated
+MIN_ROOM = 128  # columns of headroom added on each side when the buffer is (re)allocated
 
 
 class WindowLayer(DynamicLayer):
@@ -61,6 +62,7 @@ class BatchCache:
         self.mask: Any = None  # [slots, columns], 1 = a real token
         self.items: list = []  # what each row is (the scheduler's requests), in slot order
         self.start = self.end = 0
+        self.widest = 0  # the longest prompt joined so far: the left headroom kept for joiners
         self.relocations = 0  # times the running rows' cache was copied into a new buffer
 
     @property
@@ -75,13 +77,14 @@ class BatchCache:
     def columns(self) -> int:
         return 0 if self.mask is None else self.mask.shape[1]
 
-    def join(self, items: list, prefill: Any, pad_mask: Any) -> None:
+    def join(self, items: list, prefill: Any, pad_mask: Any, room: int = 1) -> None:
         """Add ``items``, the rows of ``prefill`` (a ``DynamicCache`` of ``k`` rows, left-padded as
-        ``pad_mask`` ``[k, P]``), after the running ones."""
+        ``pad_mask`` ``[k, P]``), after the running ones; ``room``: columns they may still append."""
         k, width = pad_mask.shape
-        if self.rows == 0:
-            self.start = self.end = max(width, self.end)
-        self._reserve(self.rows + k, left=width, right=1, like=prefill.layers[0].keys)
+        self.widest = max(self.widest, width)
+        if self.rows == 0:  # an empty batch starts over, with room on the left for the widest prompt yet
+            self.start = self.end = max(self.widest, MIN_ROOM)
+        self._reserve(self.rows + k, left=width, right=room, like=prefill.layers[0].keys)
         lo, hi, cols = self.rows, self.rows + k, slice(self.end - width, self.end)
         keep = pad_mask[:, None, :, None].to(prefill.layers[0].keys.dtype)
         for mine, theirs in zip(self.layers, prefill.layers, strict=True):
@@ -135,10 +138,9 @@ class BatchCache:
 
         ref = like if self.layers[0].kbuf is None else self.layers[0].kbuf
         span = self.end - self.start
-        head = max(left, span, MIN_ROOM)  # where the live columns start in the new buffer
+        head = max(left, span, self.widest, MIN_ROOM)  # where the live columns start in the new buffer
         cols = head + span + max(span, MIN_ROOM, right)
-        slots = min(self.max_slots, max(rows, 2 * self.slots)) if self.slots else rows
-        slots = max(slots, rows)
+        slots = max(rows, self.max_slots)  # every slot at once: a row joining never moves the others
         new_end = head + span
         for layer in self.layers:
             src = ref if layer.kbuf is None else layer.kbuf
