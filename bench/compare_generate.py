@@ -448,9 +448,10 @@ def main(argv: list[str] | None = None) -> dict:
     meta = {"command": "python -m bench.compare_generate" + (" --quick" if a.quick else ""),
             "date": common.today(), "machine": common.machine(), "tokens": a.tokens, "rounds": a.rounds}  # fmt: skip
     per_arch: dict[str, dict] = {}
+    workdirs: dict[str, tuple[Path, Path]] = {}
     evals: dict = {}
     for arch in archs:
-        base, adapter = arch_workdir(work, arch)
+        base, adapter = workdirs[arch] = arch_workdir(work, arch)
         runs = server_rounds(a, levels, base, adapter)
         if a.mixed_only:
             return mixed_only_report(a, summarize_rounds(runs), runs, meta)
@@ -465,7 +466,7 @@ def main(argv: list[str] | None = None) -> dict:
     if a.llama_cpp:
         from bench import llama_cpp_peer
 
-        peer = llama_cpp_peer.run(work, archs, quick=a.quick, tokens=a.tokens)
+        peer = llama_cpp_peer.run(work, workdirs, quick=a.quick, tokens=a.tokens)
     if a.work is None:
         shutil.rmtree(work, ignore_errors=True)
 
