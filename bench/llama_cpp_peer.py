@@ -95,7 +95,8 @@ def twin_server(base: Path, adapters: list[tuple[str, Path]], max_batch: int = 8
 
     from tests.live_server import twin_process
 
-    args = ["--base", str(base), "--threads", "1", "--queue-size", "64", "--max-batch", str(max_batch)]
+    args = ["--base", str(base), "--threads", "1", "--queue-size", "64", "--max-batch", str(max_batch),
+            "--dtype", "float32"]  # fmt: skip
     for name, path in adapters:
         args += ["--adapter", f"{name}={path}"]
     return twin_process(
