@@ -86,7 +86,9 @@ def twin_process(
 
 
 @contextlib.contextmanager
-def llama_cpp_process(gguf: Any, alias: str, *, threads: int = 1, n_ctx: int = 1024) -> Iterator[tuple[str, Any]]:
+def llama_cpp_process(
+    gguf: Any, alias: str, *, threads: int = 1, n_ctx: int = 1024
+) -> Iterator[tuple[str, Any]]:
     """llama-cpp-python's OpenAI-compatible server on loopback serving ``gguf`` as model ``alias``;
     yields ``(url, process)``, stopped when the block ends."""
     port = free_port()

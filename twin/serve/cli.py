@@ -117,7 +117,9 @@ def serve_cmd(
         None, "--memory", min=0, help="Past exchanges per prompt (default: as trained, from twin.json)."
     ),
     backend: str | None = typer.Option(
-        None, "--backend", help="Generate on an OpenAI-compatible server (vLLM, llama.cpp, Ollama) at this URL; "
+        None,
+        "--backend",
+        help="Generate on an OpenAI-compatible server (vLLM, llama.cpp, Ollama) at this URL; "
         "the adapter name is its model name. twin still renders prompts, checks limits and auth.",
     ),
 ) -> None:
