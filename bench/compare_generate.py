@@ -359,7 +359,8 @@ def goals(summary: dict, evals: dict, levels: list[int], flat: dict | None = Non
     return [
         "- Goals: " + "; ".join(parts) + ".",
         "- Batched replies equal replies decoded alone, token for token: `tests/test_serve_batch.py` (greedy and "
-        "seeded, mixed adapters); the eval runs above give identical replies at batch sizes 1, 8 and 32.",
+        "seeded, mixed adapters, prompts joining together)"
+        + ("; the eval runs above give identical replies at batch sizes 1, 8 and 32." if evals else "."),
     ]
 
 
