@@ -86,7 +86,7 @@ def bodies(tokens: int, prompt: str, model: str) -> tuple[dict, dict]:
     twin = {"message": MESSAGE, "history": HISTORY, "temperature": 0, "repetition_penalty": 1.0,
             "max_new_tokens": tokens, "adapter": model}  # fmt: skip
     peer = {"model": model, "prompt": prompt, "max_tokens": tokens, "min_tokens": tokens, "temperature": 0,
-            "repeat_penalty": 1.0, "top_k": -1, "min_p": 0.0, "stop": list(STOP_STRINGS)}  # fmt: skip
+            "repeat_penalty": 1.0, "top_k": 0, "min_p": 0.0, "stop": list(STOP_STRINGS)}  # fmt: skip
     return twin, peer
 
 

@@ -42,7 +42,7 @@ def test_the_request_carries_twin_sampling_settings():
         "twin", "P", GenParams(max_new_tokens=9, temperature=0, top_k=0, seed=5), ("\nMe:",)
     )
     assert body["model"] == "twin" and body["max_tokens"] == 9 and body["temperature"] == 0
-    assert body["top_k"] == -1 and body["min_p"] == 0.0 and body["stop"] == ["\nMe:"] and body["stream"]
+    assert body["top_k"] == 0 and body["min_p"] == 0.0 and body["stop"] == ["\nMe:"] and body["stream"]
     assert "seed" not in body  # greedy: a seed means nothing
     assert body["add_special_tokens"] is False
 
@@ -87,7 +87,7 @@ def apps(llama_server, tiny_base, tiny_adapter):
         yield {"backend": r, "twin": here}
 
 
-GREEDY = {"temperature": 0, "repetition_penalty": 1.0, "max_new_tokens": 24}
+GREEDY = {"temperature": 0, "repetition_penalty": 1.0, "top_k": 0, "max_new_tokens": 24}  # top_k 0: off
 
 
 @pytest.mark.slow

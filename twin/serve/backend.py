@@ -70,7 +70,7 @@ def completion_body(model: str, prompt: str, params: GenParams, stops: tuple[str
         "min_tokens": params.min_new_tokens,
         "temperature": params.temperature,
         "top_p": params.top_p,
-        "top_k": params.top_k if params.top_k > 0 else -1,
+        "top_k": params.top_k,  # 0 = off, for llama.cpp (which refuses -1) and vLLM alike
         "min_p": 0.0,
         "repetition_penalty": params.repetition_penalty,
         "repeat_penalty": params.repetition_penalty,
