@@ -39,9 +39,10 @@ SERIAL, BATCHED = "serial (--max-batch 1)", "batched (--max-batch 8)"
 def start_server(twin_process: Any, base: Path, adapter: Path, max_batch: int) -> Any:
     """``twin serve`` with the adapter under two names (for mixed-adapter batches); yields its URL."""
     args = ("--base", str(base), "--adapter", f"twin={adapter}", "--adapter", f"twin2={adapter}",
-            "--threads", "1", "--queue-size", "64", "--max-batch", str(max_batch))  # fmt: skip
+            "--threads", "1", "--queue-size", "64", "--max-batch", str(max_batch),
+            "--dtype", "float32")  # fmt: skip
     return twin_process(
-        "serve", *args, health="/healthz", env={**os.environ, "TWIN_API_TOKEN": ""}, timeout=180
+        "serve", *args, health="/healthz", env={**os.environ, "TWIN_API_TOKEN": ""}, timeout=600
     )
 
 
@@ -102,7 +103,42 @@ def server_round(urls: dict[str, str], levels: list[int], tokens: int, requests:
             rows[f"{name}|{c}"] = asyncio.run(load(urls[name], c, per_client, tokens, ("twin",)))
     rows.update(mixed_round(urls[BATCHED], tokens, requests, flip))
     rows["ratios"].update(paired_one_client(urls, tokens, max(2, requests // 2)))
+    rows["ratios"].update(asyncio.run(eight_mixed(urls[BATCHED], tokens, flip)))
     return rows
+
+
+MIXED_EIGHT = ("twin", "base", "twin2", "twin", "base", "twin2", "twin", "base")
+
+
+async def eight_mixed(url: str, tokens: int, flip: bool) -> dict:
+    """8 requests (adapter / bare base / second adapter) at once vs the same 8 one after another, on
+    the batched server: the wall-clock ratio, and whether the replies are the same both ways."""
+    import httpx
+
+    from bench.bench_serve import HISTORY, MESSAGE
+
+    async def one(c: httpx.AsyncClient, i: int, adapter: str) -> str:
+        body = {"message": f"{MESSAGE} ({i})", "history": HISTORY, "temperature": 0, "max_new_tokens": tokens,
+                "adapter": adapter}  # fmt: skip
+        r = await c.post("/reply", json=body)
+        r.raise_for_status()
+        return r.json()["reply"]
+
+    async def series(c: httpx.AsyncClient) -> list[str]:
+        return [await one(c, i, a) for i, a in enumerate(MIXED_EIGHT)]
+
+    async def together(c: httpx.AsyncClient) -> list[str]:
+        return list(await asyncio.gather(*(one(c, i, a) for i, a in enumerate(MIXED_EIGHT))))
+
+    wall, replies = {}, {}
+    async with httpx.AsyncClient(base_url=url, timeout=600) as c:
+        await together(c)  # warm-up
+        for kind, run in (("series", series), ("together", together))[:: -1 if flip else 1]:
+            t0 = time.perf_counter()
+            replies[kind] = await run(c)
+            wall[kind] = time.perf_counter() - t0
+    return {"eight_mixed": wall["series"] / wall["together"],
+            "eight_mixed_same": float(replies["series"] == replies["together"])}  # fmt: skip
 
 
 def mixed_round(url: str, tokens: int, requests: int, flip: bool) -> dict:
@@ -144,6 +180,47 @@ async def mixed_waves(url: str, tokens: int, waves: int, flip: bool) -> dict:
                 lat[kind] += [s for s, _ in done]
                 toks[kind] += [n for _, n in done]
     return {f"mixed|{k}": summarize(lat[k], toks[k], wall[k]) for k in kinds}
+
+
+def decode_flatness(base: Path, adapter: Path, tokens: int, reps: int) -> dict:
+    """Per-token decode time early in a long reply vs late in it (in-process scheduler, one row, greedy,
+    ``tokens`` forced by ``min_new_tokens``): tokens 400-512 vs 1-64 by default (scaled for --quick)."""
+    import torch
+    from peft import PeftModel
+
+    from twin.inference.batch import Request, Scheduler
+    from twin.model.load import load_base
+
+    torch.set_num_threads(1)
+    model, tok = load_base(base)
+    model = PeftModel.from_pretrained(model, str(adapter), adapter_name="twin").eval()
+    sched = Scheduler(model, tok, max_batch=8)
+    ids = tok("Alice: are we still on for dinner tonight?\nMe:", add_special_tokens=False)["input_ids"]
+    early_n, late_from = max(2, tokens // 8), tokens * 25 // 32  # 64 and 400 of 512
+    ratios, early_ms, late_ms = [], [], []
+    for _ in range(reps):
+        req = Request(ids, forced_greedy(tokens), adapter="twin")
+        stamps: list[float] = []
+        sched.submit(req)
+        accept = req.dec.accept
+        req.dec.accept = lambda t, accept=accept, stamps=stamps: (
+            stamps.append(time.perf_counter()),
+            accept(t),
+        )[1]
+        req.future.result()
+        gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+        early, late = gaps[: early_n - 1], gaps[late_from - 1 :]
+        early_ms.append(1000 * sum(early) / len(early))
+        late_ms.append(1000 * sum(late) / len(late))
+        ratios.append(late_ms[-1] / early_ms[-1])
+    return {"tokens": tokens, "early_ms": common.median(early_ms), "late_ms": common.median(late_ms),
+            "ratio": common.median(ratios), "ratios": ratios}  # fmt: skip
+
+
+def forced_greedy(tokens: int) -> Any:
+    from twin.inference.generate import GenParams
+
+    return GenParams(max_new_tokens=tokens, min_new_tokens=tokens, temperature=0)
 
 
 def synthetic_val(n: int) -> list[dict]:
@@ -197,14 +274,16 @@ def summarize_rounds(runs: list[dict]) -> dict:
     return out
 
 
-def markdown(summary: dict, evals: dict, meta: dict, levels: list[int]) -> str:
+def markdown(
+    summary: dict, evals: dict, meta: dict, levels: list[int], arch: str = "falcon", flat: dict | None = None
+) -> str:
     one = summary[f"{BATCHED}|1"]["tokens_per_s"]
     lines = [
-        "### Generation: continuous batching vs the serial engine, POST /reply",
+        f"### Generation: continuous batching vs the serial engine, POST /reply — tiny {arch.capitalize()}",
         "",
         f"`{meta['command']}` — {meta['date']}, {meta['machine']}; the machine was shared with other "
         "engineers' jobs while this ran, so absolute numbers are noisy (ratios are measured in the same rounds).",
-        f"Tiny Falcon + LoRA, greedy, {meta['tokens']} new tokens, repetition penalty 1.1, 1 torch thread per "
+        f"Tiny {arch.capitalize()} + LoRA, float32, greedy, {meta['tokens']} new tokens, repetition penalty 1.1, 1 torch thread per "
         f"server, two `twin serve` processes (`--max-batch 1` and `--max-batch 8`). Rounds: {meta['rounds']}; "
         "medians shown.",
         "",
@@ -236,20 +315,40 @@ def markdown(summary: dict, evals: dict, meta: dict, levels: list[int]) -> str:
             f"(batch_size 32: {evals['batch_size 32']:.1f} s, "
             f"{evals['batch_size 1'] / evals['batch_size 32']:.2f}x); replies identical: {evals['replies_equal']}."
         )
-    lines += goals(summary, evals, levels)
+    eight = summary["ratios"]["eight_mixed"]
+    lines.append(
+        f"- 8 requests at once (adapter / bare base / second adapter, cycled) vs the same 8 one after another "
+        f"on the batched server: **{eight:.2f}x** faster (median of per-round ratios); replies identical both "
+        f"ways in {100 * summary['ratios']['eight_mixed_same']:.0f}% of rounds."
+    )
+    if flat:
+        n = flat["tokens"]
+        lines.append(
+            f"- Per-token decode cost in a {n}-token reply (in-process scheduler, one row, 1 thread): tokens "
+            f"{n * 25 // 32}–{n} {flat['late_ms']:.2f} ms vs tokens 1–{n // 8} {flat['early_ms']:.2f} ms = "
+            f"**{flat['ratio']:.2f}x** (per run: {', '.join(f'{r:.2f}' for r in flat['ratios'])})."
+        )
+    lines += goals(summary, evals, levels, flat)
     return "\n".join(lines)
 
 
-def goals(summary: dict, evals: dict, levels: list[int]) -> list[str]:
+def goals(summary: dict, evals: dict, levels: list[int], flat: dict | None = None) -> list[str]:
     """The issue's targets, each marked met or not met from this run's numbers."""
 
     def verdict(ok: bool, shown: str) -> str:
         return f"**{'met' if ok else 'not met'} ({shown})**"
 
     parts = []
-    if 8 in levels:
-        x8 = summary[f"{BATCHED}|8"]["tokens_per_s"] / summary[f"{BATCHED}|1"]["tokens_per_s"]
-        parts.append(f"8 clients ≥ 4x the aggregate tokens/s of 1 client — {verdict(x8 >= 4, f'{x8:.2f}x')}")
+    eight = summary["ratios"]["eight_mixed"]
+    parts.append(
+        f"8 mixed requests at once ≥ 6x the same 8 in series — {verdict(eight >= 6, f'{eight:.2f}x')}"
+    )
+    if 32 in levels:
+        x32 = summary[f"{BATCHED}|32"]["tokens_per_s"] / summary[f"{SERIAL}|32"]["tokens_per_s"]
+        parts.append(f"32 clients ≥ 6x the serial engine's tokens/s — {verdict(x32 >= 6, f'{x32:.2f}x')}")
+    if flat:
+        late = flat["ratio"]
+        parts.append(f"late tokens ≤ 1.15x early ones — {verdict(late <= 1.15, f'{late:.2f}x')}")
     p50 = summary["ratios"]["p50_ratio"] - 1
     parts.append(f"1 client p50 ≤ +5% vs the serial engine — {verdict(p50 <= 0.05, f'{100 * p50:+.1f}%')}")
     if evals:
@@ -260,7 +359,8 @@ def goals(summary: dict, evals: dict, levels: list[int]) -> list[str]:
     return [
         "- Goals: " + "; ".join(parts) + ".",
         "- Batched replies equal replies decoded alone, token for token: `tests/test_serve_batch.py` (greedy and "
-        "seeded, mixed adapters); the eval runs above give identical replies at batch sizes 1, 8 and 32.",
+        "seeded, mixed adapters, prompts joining together)"
+        + ("; the eval runs above give identical replies at batch sizes 1, 8 and 32." if evals else "."),
     ]
 
 
@@ -305,16 +405,33 @@ def mixed_only_report(a: argparse.Namespace, summary: dict, runs: list[dict], me
     return report
 
 
+def arch_workdir(work: Path, arch: str) -> tuple[Path, Path]:
+    """The tiny ``arch`` base and a random LoRA adapter on it (built once in ``work``)."""
+    from bench import bench_serve
+    from twin.model.tiny import build_tiny
+
+    if arch == "falcon":
+        return bench_serve.make_workdir(work)
+    base = work / f"tiny-{arch}"
+    if not (base / "config.json").is_file():
+        build_tiny(base, arch=arch, seed=0)
+    return bench_serve.make_workdir(work / arch, base=base)
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(prog="python -m bench.compare_generate", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 round, 8 tokens, nothing written")
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--tokens", type=int, default=64, help="max_new_tokens per request")
     ap.add_argument(
         "--requests", type=int, default=16, help="requests per client level per round (at least 1 each)"
     )
-    ap.add_argument("--clients", default="1,4,8,32", help="concurrency levels")
+    ap.add_argument("--clients", default="1,8,32", help="concurrency levels")
+    ap.add_argument("--archs", default="falcon,llama", help="tiny bases to measure (falcon, llama)")
+    ap.add_argument("--long-tokens", type=int, default=512, help="reply length for the per-token cost check")
     ap.add_argument("--eval-examples", type=int, default=100, help="val examples for the eval part (0: skip)")
+    ap.add_argument("--llama-cpp", action=argparse.BooleanOptionalAction, default=True,
+                    help="add llama.cpp (llama-cpp-python's server) on the merged GGUF, when it is installed")  # fmt: skip
     ap.add_argument("--mixed-only", action="store_true",
                     help="only the mixed-adapter ratio (batched server, 4 clients): printed, RESULTS.md untouched")  # fmt: skip
     ap.add_argument("--work", type=Path, help="keep work files here (default: a temp dir, removed)")
@@ -323,30 +440,53 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--json", type=Path, default=common.ROOT / "bench" / "out" / "compare_generate.json")
     a = ap.parse_args(argv)
     if a.quick:
-        a.rounds, a.tokens, a.requests, a.eval_examples = 1, 8, 4, 8
+        a.rounds, a.tokens, a.requests, a.eval_examples, a.long_tokens = 1, 8, 4, 8, 64
     write = (not a.quick and not a.mixed_only) if a.write is None else a.write
     levels = sorted({1, *(int(c) for c in a.clients.split(",") if c.strip())})
-    from bench import bench_serve
+    archs = [x.strip() for x in a.archs.split(",") if x.strip()]
 
     work = a.work or Path(tempfile.mkdtemp(prefix="twin-compare-generate-"))
     work.mkdir(parents=True, exist_ok=True)
-    base, adapter = bench_serve.make_workdir(work)
-    runs = server_rounds(a, levels, base, adapter)
-    evals = {}
-    if a.eval_examples and not a.mixed_only:
-        evals = eval_generation(base, adapter, a.eval_examples, 8 if a.quick else None)
+    meta = {"command": "python -m bench.compare_generate" + (" --quick" if a.quick else ""),
+            "date": common.today(), "machine": common.machine(), "tokens": a.tokens, "rounds": a.rounds}  # fmt: skip
+    per_arch: dict[str, dict] = {}
+    workdirs: dict[str, tuple[Path, Path]] = {}
+    evals: dict = {}
+    for arch in archs:
+        base, adapter = workdirs[arch] = arch_workdir(work, arch)
+        runs = server_rounds(a, levels, base, adapter)
+        if a.mixed_only:
+            return mixed_only_report(a, summarize_rounds(runs), runs, meta)
+        flat = decode_flatness(base, adapter, a.long_tokens, 1 if a.quick else 2)
+        print(
+            f"{arch}: per-token decode cost late / early in a {a.long_tokens}-token reply: {flat['ratio']:.2f}x"
+        )
+        per_arch[arch] = {"summary": summarize_rounds(runs), "runs": runs, "flat": flat}
+        if arch == archs[0] and a.eval_examples:
+            evals = eval_generation(base, adapter, a.eval_examples, 8 if a.quick else None)
+    peer = {}
+    if a.llama_cpp:
+        from bench import llama_cpp_peer
+
+        try:
+            peer = llama_cpp_peer.run(work, workdirs, quick=a.quick, tokens=a.tokens)
+        except Exception as e:  # noqa: BLE001 (the peer is optional: twin's own figures still count)
+            peer = {"skipped": f"the llama.cpp part failed: {type(e).__name__}: {str(e)[:200]}"}
     if a.work is None:
         shutil.rmtree(work, ignore_errors=True)
 
-    summary = summarize_rounds(runs)
-    meta = {"command": "python -m bench.compare_generate" + (" --quick" if a.quick else ""),
-            "date": common.today(), "machine": common.machine(), "tokens": a.tokens, "rounds": a.rounds}  # fmt: skip
-    if a.mixed_only:
-        return mixed_only_report(a, summary, runs, meta)
-    report = {"meta": meta, "summary": summary, "eval": evals, "runs": runs}
+    first = per_arch[archs[0]]
+    report = {"meta": meta, "summary": first["summary"], "archs": per_arch, "eval": evals, "llama_cpp": peer}
     a.json.parent.mkdir(parents=True, exist_ok=True)
     a.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    md = markdown(summary, evals, meta, levels)
+    md = "\n\n".join(
+        markdown(r["summary"], evals if arch == archs[0] else {}, meta, levels, arch, r["flat"])
+        for arch, r in per_arch.items()
+    )
+    if peer:
+        from bench import llama_cpp_peer
+
+        md += "\n\n" + llama_cpp_peer.markdown(peer)
     print(md)
     if write:
         common.write_block("generate", md)

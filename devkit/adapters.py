@@ -21,7 +21,7 @@ def write_random_lora(base: Path, out: Path, *, seed: int = 1, r: int = 4, alpha
 
     model, tok = load_base(base)
     torch.manual_seed(seed)
-    cfg = LoraConfig(r=r, lora_alpha=alpha, target_modules=["query_key_value"], init_lora_weights=False,
+    cfg = LoraConfig(r=r, lora_alpha=alpha, target_modules=_attention_targets(base), init_lora_weights=False,
                      task_type="CAUSAL_LM")  # fmt: skip
     get_peft_model(model, cfg).save_pretrained(out)
     tok.save_pretrained(out)
@@ -50,3 +50,11 @@ def edited_copy(src: Path, dst: Path, name: str, edit: Callable[[dict], object])
 def on_other_base(adapter: Path, dst: Path, fingerprint: str = "sha256:ffffffffffffffff") -> Path:
     """A copy of ``adapter`` whose twin.json says it was trained on another base."""
     return edited_copy(adapter, dst, "twin.json", lambda m: m["base_model"].update(fingerprint=fingerprint))
+
+
+def _attention_targets(base: Path) -> list[str]:
+    """The attention projections of ``base``'s family (Falcon's fused one, or Llama/Qwen2's four)."""
+    cfg = json.loads((Path(base) / "config.json").read_text(encoding="utf-8"))
+    return (
+        ["query_key_value"] if cfg.get("model_type") == "falcon" else ["q_proj", "k_proj", "v_proj", "o_proj"]
+    )

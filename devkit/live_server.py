@@ -79,3 +79,27 @@ def twin_process(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@contextlib.contextmanager
+def llama_cpp_process(
+    gguf: Any, alias: str, *, threads: int = 1, n_ctx: int = 1024
+) -> Iterator[tuple[str, Any]]:
+    """llama-cpp-python's OpenAI-compatible server on loopback serving ``gguf`` as model ``alias``;
+    yields ``(url, process)``, stopped when the block ends."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", alias,
+           "--host", "127.0.0.1", "--port", str(port), "--n_threads", str(threads),
+           "--n_threads_batch", str(threads), "--n_ctx", str(n_ctx), "--verbose", "False"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(url + "/v1/models", timeout=120, proc=proc)
+        yield url, proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -269,3 +269,41 @@ def test_min_new_tokens_blocks_an_immediate_eos(tiny, prompt):
         Scripted(model, eos_first), tok, prompt, GenParams(max_new_tokens=4, temperature=0, min_new_tokens=1)
     )
     assert gen.completion_tokens >= 1
+
+
+class CountingTokenizer:
+    """The real tokenizer, recording how many tokens each ``decode`` call is given."""
+
+    def __init__(self, tok):
+        self.tok, self.widths = tok, []
+
+    def decode(self, ids, **kw):
+        self.widths.append(len(ids))
+        return self.tok.decode(ids, **kw)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_incremental_text_is_the_decoded_reply(tiny, seed):
+    """The reply text is decoded a few tokens at a time (so a token costs the same at any length), and
+    is at every step what decoding all the tokens gives; the decode window stays a few tokens wide."""
+    import random
+
+    from twin.inference.generate import Decoding
+
+    model, tok = tiny
+    rng = random.Random(seed)
+    params = GenParams(max_new_tokens=300, min_new_tokens=300, temperature=0)
+    dec = Decoding(model, tok, _ids(tok, "Alice: hi\nMe:"), params)
+    dec.tokenizer = counting = CountingTokenizer(tok)
+    vocab = [t for t in range(len(tok)) if t not in dec.eos and t not in tok.all_special_ids]
+    steps = 0
+    while not dec.done:
+        dec.accept(rng.choice(vocab))
+        steps += 1
+        full = tok.decode(dec.generated, skip_special_tokens=True)
+        if full.endswith("\ufffd"):  # an incomplete character waits for its next byte
+            assert full.startswith(dec.text)
+        else:
+            assert dec.text == full
+    assert steps > 20  # random text rarely spells a stop string early
+    assert max(counting.widths[:-1]) <= 10  # the last call is the one full decode as the reply ends

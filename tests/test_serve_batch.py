@@ -366,3 +366,63 @@ def test_a_dora_adapter_in_a_mixed_batch_replies_as_alone(tiny_base, tiny_adapte
         assert same(a, f.result(timeout=120)), (i, names[i])
     multi = engine.scheduler.multi_lora
     assert multi.stacked == ["twin"] and multi.per_adapter == ["dora"] and multi.passes >= 8
+
+
+def test_joining_prompts_share_one_prefill_and_the_running_rows_stay_in_place(engine):
+    """Three requests arrive while a reply decodes: one forward pass prefills all three (left-padded),
+    their KV cache goes into free slots without copying the running row's, and every reply is still
+    what it is alone."""
+    sched = engine.scheduler
+    long = GenParams(max_new_tokens=50, min_new_tokens=50, temperature=0)
+    short = [GenParams(max_new_tokens=8 + i, min_new_tokens=8 + i, temperature=0) for i in range(2)]
+    short.append(GenParams(max_new_tokens=9, min_new_tokens=9, temperature=1.0, seed=3))
+    joiners = [(3, short[0]), (5, short[1]), (6, short[2])]  # different prompt lengths and adapters
+    ref_long = submit(engine, 0, long).result(timeout=120)
+    refs = [submit(engine, i, p).result(timeout=120) for i, p in joiners]
+    first = threading.Event()
+    a = submit(engine, 0, long, on_delta=lambda _d: first.set())
+    assert first.wait(60)
+    relocations = sched.cache.relocations
+    with sched.lock:  # the scheduler waits for the model: the three queue up meanwhile
+        prefills = sched.prefills
+        futures = [submit(engine, i, p) for i, p in joiners]
+    got = [f.result(timeout=120) for f in futures]
+    assert same(a.result(timeout=120), ref_long)
+    for i, (ref, g) in enumerate(zip(refs, got, strict=True)):
+        assert same(ref, g), (i, ref, g)
+    assert sched.prefills - prefills == 1
+    assert sched.cache.relocations == relocations
+    assert sched.pending == 0
+
+
+def test_a_batch_of_base_rows_is_the_plain_base_model(engine, tiny_base):
+    """Bare-base rows switch the LoRA layers off by their flag: the replies are the base model's own
+    (loaded without peft), and adapter rows afterwards have their adapter back."""
+    from dataclasses import replace
+
+    from twin.inference.generate import build_reply_prompt, generate, speaker_stops
+    from twin.model.load import load_base
+
+    model, tok = load_base(tiny_base)
+    params = GenParams(max_new_tokens=14, min_new_tokens=14, temperature=0)
+    twin_before = submit(engine, 0, params).result(timeout=120)
+    futures = [submit(engine, i, params) for i in (2, 5)]  # ADAPTERS[2] and [5] are "base"
+    base = engine.adapters["base"]
+    for i, f in zip((2, 5), futures, strict=True):
+        history = [{"role": "them", "text": "hey"}, {"role": "me", "text": "hi"}][: i % 3]
+        prompt = build_reply_prompt(base.meta, tok, history, MESSAGES[i], "Alice", base.memory)
+        alone = generate(
+            model, tok, prompt, replace(params, extra_stops=speaker_stops("Alice", base.template))
+        )
+        assert f.result(timeout=120).text == alone.text
+    assert same(submit(engine, 0, params).result(timeout=120), twin_before)
+
+
+def test_a_long_reply_appends_in_place(engine):
+    """300 tokens: the batch's KV buffer grows a few times (doubling), not once per token."""
+    sched = engine.scheduler
+    before = sched.cache.relocations
+    params = GenParams(max_new_tokens=300, min_new_tokens=300, temperature=0)
+    gen = submit(engine, 1, params).result(timeout=300)
+    assert gen.completion_tokens == 300
+    assert sched.cache.relocations - before <= 3

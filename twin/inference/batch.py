@@ -1,25 +1,28 @@
 """Continuous batching: one thread owns the model and decodes every running reply in one forward pass.
 
-The picture is vLLM's scheduler: explicit ``waiting`` and ``running`` lists. Each loop turn
+The picture is vLLM's: explicit ``waiting`` and ``running`` lists, a policy that decides
+(:func:`twin.inference.schedule.schedule`, pure) and a runner that calls the model. Each loop turn
 
-1. drops waiting requests whose client left, and admits waiting ones (first come, first served)
-   while the batch has fewer than ``max_batch`` rows and the tokens in flight (prompt +
-   ``max_new_tokens`` of every running reply) stay within ``max_tokens``;
-2. runs each newly admitted prompt alone (prefill: exactly the forward pass a lone request gets),
-   takes its first token, and merges its KV cache into the batch;
-3. runs one decode step for all running rows together and hands each row its logits; a reply that
-   ended (EOS, stop string, length, client gone) leaves the batch at once.
+1. asks the policy: finished or abandoned rows retire, waiting requests whose client left are
+   dropped, and waiting ones join (first come, first served) while the batch has fewer than
+   ``max_batch`` rows and the tokens in flight stay within ``max_tokens``;
+2. prefills all joining prompts in one forward pass (left-padded to the longest; one prompt alone
+   is exactly the forward pass a lone request gets), takes each one's first token, and writes their
+   KV cache into free slots of the batch's cache (:mod:`twin.inference.batch_cache`), the running rows
+   untouched;
+3. runs one decode step for all running rows together; greedy rows pick their tokens with one
+   ``argmax`` over the batch (one transfer to the host), sampled rows with their own generators.
 
-KV cache: one ``DynamicCache`` for the batch, every row left-padded to the longest; an attention
-mask hides the padding and explicit ``position_ids`` give each row its own positions (transformers
-5 computes positions from the cache length otherwise, which would shift every padded row). The
-cache is re-stacked only when a row joins or leaves, and its all-padding left columns are trimmed.
+KV cache: :class:`~twin.inference.batch_cache.BatchCache`, preallocated buffers written in place, every
+row right-aligned at the same column; an attention mask hides each row's left padding and explicit
+``position_ids`` give each row its own positions.
 
-Adapters: a batch whose rows all use one adapter runs with that adapter active (``set_adapter``, or
-``disable_adapter`` for the bare base); a mixed batch gives each row its own adapter in the same
-forward pass through :class:`~twin.inference.multi_lora.MultiLora` (every adapter's A and B stacked per
-layer, a row mask picks each row's), or peft's per-row ``adapter_names`` (``"__base__"`` = adapters
-off) for LoRA layers the stack cannot express.
+Adapters: a batch whose rows all use one adapter runs with that adapter active (``set_adapter``); an
+all-base batch switches the LoRA layers off by their flag (not peft's ``disable_adapter()``, which
+walks the model and flips ``requires_grad`` at every step); a mixed batch gives each row its own
+adapter in the same forward pass through :class:`~twin.inference.multi_lora.MultiLora` (every adapter's
+A and B stacked per layer, a row mask picks each row's), or peft's per-row ``adapter_names``
+(``"__base__"`` = adapters off) for LoRA layers the stack cannot express.
 
 Each row keeps its own :class:`~twin.inference.generate.Decoding` (sampling parameters, random
 generator, stop rules), so a reply is the same token for token as when it is decoded alone.
@@ -40,6 +43,7 @@ from typing import Any
 from twin.errors import TwinError
 from twin.inference.generate import Decoding, Generation, GenParams
 from twin.inference.multi_lora import MultiLora
+from twin.inference.schedule import schedule
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +66,14 @@ class Request:
     parts: list[str] = field(default_factory=list)
 
     @property
+    def cancelled(self) -> bool:
+        return self.cancel.is_set()
+
+    @property
+    def finished(self) -> bool:
+        return self.dec is not None and self.dec.done
+
+    @property
     def tokens(self) -> int:
         """KV cache positions this reply may take: its prompt plus its longest reply."""
         return len(self.ids) + self.params.max_new_tokens
@@ -80,63 +92,12 @@ def kv_bytes_per_token(model: Any) -> int:
     return 2 * layers * kv * head_dim * size
 
 
-class _Batch:
-    """The running rows, their shared left-padded KV cache and padding mask."""
-
-    def __init__(self) -> None:
-        self.rows: list[Request] = []
-        self.cache: Any = None
-        self.mask: Any = None  # [rows, cache length], 1 = a real token
-
-    def add(self, req: Request, cache: Any) -> None:
-        import torch
-
-        n = cache.get_seq_length()
-        mask = torch.ones((1, n), dtype=torch.long, device=req.dec.seq.device)
-        if not self.rows:
-            self.rows, self.cache, self.mask = [req], cache, mask
-            return
-        length = max(self.mask.shape[1], n)
-        for mine, theirs in zip(self.cache.layers, cache.layers, strict=True):
-            mine.keys = torch.cat([_left_pad(mine.keys, length), _left_pad(theirs.keys, length)])
-            mine.values = torch.cat([_left_pad(mine.values, length), _left_pad(theirs.values, length)])
-        self.mask = torch.cat([_left_pad(self.mask, length, dim=1), _left_pad(mask, length, dim=1)])
-        self.rows.append(req)
-
-    def keep(self, keep: list[int]) -> None:
-        """Keep only the rows at ``keep``; drop the left columns that are padding in every row."""
-        import torch
-
-        self.rows = [self.rows[i] for i in keep]
-        if not self.rows:
-            self.cache = self.mask = None
-            return
-        idx = torch.tensor(keep, device=self.mask.device)
-        self.mask = self.mask[idx]
-        first = int((self.mask.sum(0) > 0).nonzero()[0])
-        self.mask = self.mask[:, first:]
-        for layer in self.cache.layers:
-            layer.keys = layer.keys[idx, :, first:]
-            layer.values = layer.values[idx, :, first:]
-
-
-def _left_pad(t: Any, length: int, dim: int = 2) -> Any:
-    import torch
-
-    missing = length - t.shape[dim]
-    if missing == 0:
-        return t
-    shape = list(t.shape)
-    shape[dim] = missing
-    return torch.cat([t.new_zeros(shape), t], dim=dim)
-
-
 class Scheduler:
     """Owns ``model`` on one thread; :meth:`submit` queues a request and returns its future."""
 
     def __init__(self, model: Any, tokenizer: Any, *, max_batch: int = 8, max_tokens: int | None = None):
         if max_batch < 1:
-            raise TwinError(f"--max-batch {max_batch}: must be >= 1")
+            raise TwinError(f"max_batch {max_batch}: must be >= 1")
         limit = getattr(model.config, "max_position_embeddings", None) or 2048
         self.model, self.tokenizer = model, tokenizer
         self.max_batch = max_batch
@@ -144,15 +105,22 @@ class Scheduler:
         self.lock = threading.Lock()  # held while the model runs (tests may borrow the model with it)
         self._cv = threading.Condition()
         self._waiting: deque[Request] = deque()
-        self._batch = _Batch()
+        from twin.inference.batch_cache import BatchCache  # imports transformers: not at module import
+
+        self.cache = BatchCache(model.config.num_hidden_layers, max_batch)
         self._thread: threading.Thread | None = None
         self.peak_batch = 0  # most rows seen in one decode step (for tests and the log)
+        self.prefills = 0  # prefill forward passes (joining prompts share one)
         self.multi_lora: MultiLora | None = None  # built at the first mixed-adapter batch
+
+    @property
+    def running(self) -> list[Request]:
+        return self.cache.items
 
     @property
     def pending(self) -> int:
         with self._cv:
-            return len(self._waiting) + len(self._batch.rows)
+            return len(self._waiting) + len(self.running)
 
     def submit(self, req: Request) -> Future:
         """Queue ``req``; a request that could never fit the token cap is refused here."""
@@ -178,90 +146,91 @@ class Scheduler:
     def _loop(self) -> None:
         while True:
             with self._cv:
-                while not self._waiting and not self._batch.rows:
+                while not self._waiting and not self.running:
                     if not self._cv.wait(timeout=60):
                         self._thread = None  # idle: the thread ends, the next submit starts one
                         return
-                admitted = self._admit()
-            for req in admitted:
-                self._prefill(req)
-            if self._batch.rows:
+                plan = schedule(
+                    self._waiting, self.running, max_batch=self.max_batch, max_tokens=self.max_tokens
+                )
+                for req in plan.drop + plan.admit:
+                    self._waiting.remove(req)
+                if plan.retire:
+                    self.cache.drop(plan.retire)
+            for req in plan.drop:
+                self._finish(req, "cancelled")
+            for req in plan.retire:
+                self._finish(req, None if req.dec.done else "cancelled")
+            if plan.admit:
+                self._prefill(plan.admit)
+            if self.running:
                 self._step()
 
-    def _admit(self) -> list[Request]:
-        """Waiting requests that fit now, in arrival order (called with the condition held)."""
-        for req in [r for r in self._waiting if r.cancel.is_set()]:
-            self._waiting.remove(req)
-            self._finish(req, "cancelled")
-        used = sum(r.tokens for r in self._batch.rows)
-        admitted: list[Request] = []
-        while self._waiting and len(self._batch.rows) + len(admitted) < self.max_batch:
-            req = self._waiting[0]
-            if used + req.tokens > self.max_tokens:
-                break
-            self._waiting.popleft()
-            used += req.tokens
-            admitted.append(req)
-        return admitted
-
-    def _prefill(self, req: Request) -> None:
-        """Run ``req``'s prompt alone, take its first token, and add it to the batch."""
+    def _prefill(self, reqs: list[Request]) -> None:
+        """Run the joining prompts in one forward pass, take each one's first token, add them to the batch."""
         import torch
 
-        req.started = time.perf_counter()
-        req.dec.stats.started = req.started
+        now = time.perf_counter()
+        for req in reqs:
+            req.started = req.dec.stats.started = now
         try:
-            with self.lock, self._adapters([req.adapter]) as extra, torch.inference_mode():
-                out = self.model(input_ids=req.dec.seq, use_cache=True, logits_to_keep=1, **extra)
-            self._emit(req, req.dec.step(out.logits[:, -1, :]))
-        except Exception as e:  # noqa: BLE001 (the request fails, the server goes on)
+            ids, mask = _left_padded([req.dec.seq[0] for req in reqs])
+            extra_in = {} if len(reqs) == 1 else {"attention_mask": mask, "position_ids": _positions(mask)}
+            with self.lock, self._adapters([r.adapter for r in reqs]) as extra, torch.inference_mode():
+                out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1, **extra_in, **extra)
+                self.prefills += 1
+                self._take(reqs, out.logits[:, -1, :])
+        except Exception as e:  # noqa: BLE001 (the requests fail, the server goes on)
             log.error("generation failed: %s", type(e).__name__)
-            req.future.set_exception(e)
+            for req in reqs:
+                req.future.set_exception(e)
             return
-        if req.dec.done or req.cancel.is_set():
+        joining = [i for i, r in enumerate(reqs) if not (r.dec.done or r.cancel.is_set())]
+        for req in (r for i, r in enumerate(reqs) if i not in joining):
             self._finish(req, "cancelled" if not req.dec.done else None)
+        if not joining:
             return
+        cache = out.past_key_values
+        if len(joining) < len(reqs):
+            cache.batch_select_indices(torch.tensor(joining))
+        rows = [reqs[i] for i in joining]
+        room = max(r.params.max_new_tokens - r.dec.stats.completion_tokens for r in rows)
         with self._cv:
-            self._batch.add(req, out.past_key_values)
+            self.cache.join(rows, cache, mask[joining], room)
 
     def _step(self) -> None:
-        """One decode step for every running row; rows that ended leave the batch."""
+        """One decode step for every running row (rows that ended retire at the next turn)."""
         import torch
 
-        self._retire()  # rows whose client left while the others decoded
-        b = self._batch
-        if not b.rows:
-            return
+        rows = list(self.running)
         try:
-            ids = torch.tensor([[r.dec.last] for r in b.rows], device=b.mask.device)
-            positions = b.mask.sum(1, keepdim=True)
-            mask = torch.cat([b.mask, torch.ones_like(positions)], dim=1)
-            with self.lock, self._adapters([r.adapter for r in b.rows]) as extra, torch.inference_mode():
+            ids = torch.tensor([[r.dec.last] for r in rows])
+            mask, positions = self.cache.step_inputs()
+            with self.lock, self._adapters([r.adapter for r in rows]) as extra, torch.inference_mode():
                 out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                                 past_key_values=b.cache, use_cache=True, logits_to_keep=1, **extra)  # fmt: skip
-            b.mask, b.cache = mask, out.past_key_values
-            self.peak_batch = max(self.peak_batch, len(b.rows))
-            for i, req in enumerate(b.rows):
-                if not req.cancel.is_set():
-                    self._emit(req, req.dec.step(out.logits[i : i + 1, -1, :]))
+                                 past_key_values=self.cache.cache, use_cache=True, logits_to_keep=1, **extra)  # fmt: skip
+                self.cache.advance()
+                self.peak_batch = max(self.peak_batch, len(rows))
+                self._take(rows, out.logits[:, -1, :])
         except Exception as e:  # noqa: BLE001
             log.error("generation failed: %s", type(e).__name__)
             with self._cv:
-                for req in b.rows:
-                    req.future.set_exception(e)
-                b.keep([])
-            return
-        self._retire()
+                self.cache.drop(rows)
+            for req in rows:
+                req.future.set_exception(e)
 
-    def _retire(self) -> None:
-        ended = [(i, r) for i, r in enumerate(self._batch.rows) if r.dec.done or r.cancel.is_set()]
-        if not ended:
-            return
-        gone = {i for i, _ in ended}
-        with self._cv:
-            self._batch.keep([i for i in range(len(self._batch.rows)) if i not in gone])
-        for _, req in ended:
-            self._finish(req, None if req.dec.done else "cancelled")
+    def _take(self, reqs: list[Request], logits: Any) -> None:
+        """Each row's next token from its row of ``logits``: greedy rows with one argmax and one host sync."""
+        greedy = [i for i, r in enumerate(reqs) if r.dec.greedy and not r.cancel.is_set()]
+        if greedy:
+            import torch
+
+            scores = torch.cat([reqs[i].dec.scores(logits[i : i + 1]) for i in greedy])
+            for i, token in zip(greedy, scores.argmax(-1).tolist(), strict=True):
+                self._emit(reqs[i], reqs[i].dec.accept(token))
+        for i, req in enumerate(reqs):
+            if not req.dec.greedy and not req.cancel.is_set():
+                self._emit(req, req.dec.step(logits[i : i + 1]))
 
     def _emit(self, req: Request, delta: str) -> None:
         if delta:
@@ -301,8 +270,8 @@ class Scheduler:
             yield {}
             return
         unique = set(names)
+        multi = self._multi_lora()
         if len(unique) > 1:
-            multi = self._multi_lora()
             if multi is None:
                 yield {"adapter_names": [n or PEFT_BASE for n in names]}
                 return
@@ -311,12 +280,30 @@ class Scheduler:
             return
         (name,) = unique
         if name is None:
-            with model.disable_adapter():
+            with multi.adapters_off() if multi is not None else model.disable_adapter():
                 yield {}
             return
         if model.active_adapter != name:
             model.set_adapter(name)
         yield {}
+
+
+def _left_padded(seqs: list[Any]) -> tuple[Any, Any]:
+    """``(ids [n, longest], mask [n, longest])``: the sequences right-aligned, padding (id 0) on the left."""
+    import torch
+
+    width = max(len(s) for s in seqs)
+    ids = torch.zeros((len(seqs), width), dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, width - len(s) :] = s
+        mask[i, width - len(s) :] = 1
+    return ids, mask
+
+
+def _positions(mask: Any) -> Any:
+    """Each row's positions under left padding: 0 at its first real token (padding clamped to 0)."""
+    return (mask.cumsum(-1) - 1).clamp(min=0)
 
 
 def generate_many(

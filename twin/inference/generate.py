@@ -413,6 +413,12 @@ class Decoding:
     The caller runs the model and hands this the next-token logits (``step``); it picks the token,
     and returns the text that became safe to show. Shared by :func:`generate` (one sequence) and the
     batch scheduler (:mod:`twin.inference.batch`), so a reply is the same token for token either way.
+    A scheduler that picks tokens itself (greedy rows, one ``argmax`` for the batch) uses the
+    steps apart: :meth:`scores`, then :meth:`accept` with the token.
+
+    Every step costs the same however long the reply is: the token ids live in a buffer sized for
+    the whole reply (no re-allocation per token), and the text is decoded incrementally (only the
+    last few tokens are decoded again, as vLLM's and TGI's detokenizers do), not the reply so far.
     """
 
     def __init__(self, model: Any, tokenizer: Any, ids: list[int], params: GenParams) -> None:
@@ -431,27 +437,65 @@ class Decoding:
         if params.temperature != 0:
             seed = params.seed if params.seed is not None else secrets.randbits(63)
             self.rng = torch.Generator(device=device).manual_seed(seed)
-        self.seq = torch.tensor([ids], dtype=torch.long, device=device)
+        self._ids = torch.zeros((1, len(ids) + params.max_new_tokens), dtype=torch.long, device=device)
+        self._ids[0, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        self._length = len(ids)
         self.generated: list[int] = []
+        self.text = ""  # the reply decoded so far, up to its last complete character
+        self._prefix = self._read = 0  # tokens [_prefix, _read) decode to the tail of ``text``
         self.shown = ""
         self.done = False
         self.stats = _Stats(prompt_tokens=len(ids))
 
-    def _choose(self, logits: Any) -> int:
-        import torch
+    @property
+    def seq(self) -> Any:
+        """Prompt + reply so far, ``[1, length]`` (a view of the buffer)."""
+        return self._ids[:, : self._length]
 
+    @property
+    def greedy(self) -> bool:
+        return self.rng is None
+
+    def scores(self, logits: Any) -> Any:
+        """The processed next-token scores (``[1, vocab]``) for ``logits``, as ``generate`` computes them."""
         logits = logits.float()
         if len(self.generated) < self.params.min_new_tokens and self.eos:
             logits[:, list(self.eos)] = -math.inf  # as transformers' MinNewTokensLengthLogitsProcessor
         scores = logits
+        seq = self.seq
         for proc in self.procs:  # LogitsProcessorList's loop without its per-call signature inspection
-            scores = proc(self.seq, scores)
+            scores = proc(seq, scores)
+        return scores
+
+    def _choose(self, logits: Any) -> int:
+        import torch
+
+        scores = self.scores(logits)
         if self.rng is None:
             return int(scores.argmax(-1))
         return int(torch.multinomial(torch.softmax(scores, dim=-1), 1, generator=self.rng))
 
+    def _advance_text(self) -> None:
+        """Extend ``text`` by the newest token: decode only the window since the last complete text.
+
+        The window starts a few tokens back (at ``_prefix``) so a tokenizer that treats a sequence's
+        first token specially (a leading space dropped) decodes the new token as it would in the
+        whole reply. A window that ends in an incomplete UTF-8 character waits for the next token.
+        """
+        toks = self.generated
+        decode = self.tokenizer.decode
+        before = decode(toks[self._prefix : self._read], skip_special_tokens=True)
+        after = decode(toks[self._prefix :], skip_special_tokens=True)
+        if len(after) > len(before) and (not after.endswith("\ufffd") or len(toks) - self._read > 8):
+            self.text += after[len(before) :]
+            self._prefix, self._read = self._read, len(toks)
+
     def _delta(self, final: bool) -> str:
-        text = self.tokenizer.decode(self.generated, skip_special_tokens=True)
+        if final:  # one full decode at the end: the reply is exactly the decoded tokens
+            text = self.tokenizer.decode(self.generated, skip_special_tokens=True)
+        else:
+            self._advance_text()
+            text = self.text
         visible, stopped = _visible(text, self.stops, final=final)
         if stopped:
             self.stats.stopped_by, self.done = "stop", True
@@ -466,13 +510,17 @@ class Decoding:
 
         with torch.inference_mode():
             nxt = self._choose(logits)
+        return self.accept(nxt)
+
+    def accept(self, nxt: int) -> str:
+        """Append token ``nxt`` (chosen from :meth:`scores`); the newly visible text."""
         if nxt in self.eos:
             self.stats.stopped_by = "eos"
             return self.finish()
         self.generated.append(nxt)
         self.stats.completion_tokens = len(self.generated)
-        with torch.inference_mode():
-            self.seq = torch.cat([self.seq, self.seq.new_tensor([[nxt]])], dim=1)
+        self._ids[0, self._length] = nxt
+        self._length += 1
         delta = self._delta(final=False)
         if not self.done and len(self.generated) >= self.params.max_new_tokens:
             delta += self.finish()  # stopped_by stays "length"

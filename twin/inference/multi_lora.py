@@ -182,6 +182,22 @@ class MultiLora:
         return mask, index
 
     @contextlib.contextmanager
+    def adapters_off(self) -> Iterator[None]:
+        """Within: every LoRA layer gives its base output (a batch of bare-base rows).
+
+        What peft's ``disable_adapter()`` does for these layers, by their flag alone: peft's also
+        walks the whole model and flips ``requires_grad`` on every adapter weight, twice per call.
+        """
+        switched = [s.module for s in self.layers if not s.module.disable_adapters]
+        for module in switched:
+            module._disable_adapters = True
+        try:
+            yield
+        finally:
+            for module in switched:
+                module._disable_adapters = False
+
+    @contextlib.contextmanager
     def rows(self, names: list[str | None]) -> Iterator[None]:
         """Within: ``model``'s forward pass gives row i adapter ``names[i]`` (None: the bare base)."""
         unknown = {n for n in names if n is not None} - set(self.stacked) - set(self.per_adapter)

@@ -43,7 +43,7 @@ def merge_cmd(
 def gguf_cmd(
     model: Path | None = typer.Option(None, "--model", help="Merged model dir (from `twin publish merge`)."),
     out: Path = typer.Option(..., "--out", help="Output dir for the .gguf and the Ollama Modelfile."),
-    type_: str = typer.Option("f16", "--type", help="f16 or q8_0."),
+    type_: str = typer.Option("f16", "--type", help="f16, q8_0 or f32."),
     name: str | None = typer.Option(None, "--name", help="File/model name (default: the input dir's name)."),
     adapter_only: bool = typer.Option(
         False, "--adapter-only", help="Write the LoRA alone as a GGUF adapter (Ollama ADAPTER), no merge."

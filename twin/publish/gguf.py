@@ -18,7 +18,8 @@ llama.cpp's ``convert_hf_to_gguf.py`` (models) and ``convert_lora_to_gguf.py`` (
 * a byte-level BPE tokenizer: tokens, merges, token types, special ids, the pre-tokenizer whose
   split llama.cpp applies identically (:func:`pre_tokenizer_name`), and the chat template;
 * ``f16`` (2-D weights f16, norms and biases f32) or ``q8_0`` (2-D weights with 32-divisible rows
-  in Q8_0 via ``gguf.quants``, the rest as f16/f32).
+  in Q8_0 via ``gguf.quants``, the rest as f16/f32), or ``f32`` (everything as trained on CPU: what
+  compares token for token with twin's own engine).
 
 Adapters: each LoRA pair as ``<gguf name>.lora_a`` / ``.lora_b`` with ``adapter.lora.alpha``; the
 row transforms above (Llama's Q/K permutation, Falcon's QKV order) act on the output rows of a
@@ -44,7 +45,7 @@ from twin.errors import TwinError
 
 log = logging.getLogger(__name__)
 
-OUTTYPES = ("f16", "q8_0")
+OUTTYPES = ("f16", "q8_0", "f32")
 ARCHS = ("falcon", "llama", "qwen2")  # HF model_type, which is also llama.cpp's architecture name
 
 # The Split regexes of Llama 3's and Qwen2's tokenizer.json, and the llama.cpp pre-tokenizer that
@@ -181,7 +182,8 @@ def _add_model_kv(writer: Any, hp: dict, outtype: str) -> None:
     from gguf import LlamaFileType
 
     writer.add_type("model")
-    writer.add_file_type(LlamaFileType.MOSTLY_Q8_0 if outtype == "q8_0" else LlamaFileType.MOSTLY_F16)
+    types = {"q8_0": LlamaFileType.MOSTLY_Q8_0, "f32": LlamaFileType.ALL_F32}
+    writer.add_file_type(types.get(outtype, LlamaFileType.MOSTLY_F16))
     writer.add_context_length(hp["ctx"])
     writer.add_embedding_length(hp["hidden"])
     writer.add_feed_forward_length(hp["ffn"])
@@ -269,7 +271,7 @@ def _out_type(shape: list[int], outtype: str) -> Any:
         return Q.F32  # norms and biases: tiny, precision-sensitive
     if outtype == "q8_0" and shape[-1] % 32 == 0:
         return Q.Q8_0
-    return Q.F16
+    return Q.F32 if outtype == "f32" else Q.F16
 
 
 def _model_tensors(src: Path, hp: dict, outtype: str, handles: dict) -> list[_Tensor]:

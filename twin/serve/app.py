@@ -20,7 +20,8 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 from fastapi import FastAPI  # noqa: E402
 
 from twin.serve.deps import Services
-from twin.serve.engine import Engine, Gate
+from twin.serve.engine import Engine
+from twin.serve.gate import Gate
 from twin.serve.http import (
     TOKEN_ENV,
     ApiError,

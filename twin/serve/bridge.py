@@ -20,7 +20,7 @@ from starlette.responses import StreamingResponse
 
 from twin.inference.generate import Generation
 from twin.serve.deps import Job, Services
-from twin.serve.engine import Overloaded
+from twin.serve.gate import Overloaded
 from twin.serve.http import ApiError
 
 log = logging.getLogger("twin.serve.app")

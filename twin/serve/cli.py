@@ -84,6 +84,7 @@ class ServeSettings:
     memory: int | None
     allow_hosts: tuple[str, ...] = ()
     docs: bool = False
+    backend: str | None = None
 
 
 def serve_cmd(
@@ -126,6 +127,12 @@ def serve_cmd(
     docs: bool = typer.Option(
         False, "--docs", help="Serve /docs (Swagger UI: the browser loads it from a CDN)."
     ),
+    backend: str | None = typer.Option(
+        None,
+        "--backend",
+        help="Generate on an OpenAI-compatible server (vLLM, llama.cpp, Ollama) at this URL; "
+        "the adapter name is its model name. twin still renders prompts, checks limits and auth.",
+    ),
 ) -> None:
     """Serve the twin over HTTP: POST /reply, /reply/stream, /v1/chat/completions (token: $TWIN_API_TOKEN)."""
     serve(ServeSettings(
@@ -133,7 +140,7 @@ def serve_cmd(
         quantize=quantize, dtype=dtype, device=device, threads=threads, queue_size=queue_size,
         max_batch=max_batch, max_batch_tokens=max_batch_tokens, max_new_tokens=max_new_tokens,
         max_history=max_history, max_message_chars=max_message_chars, max_body_bytes=max_body_bytes,
-        memory=memory, allow_hosts=tuple(allow_host or ()), docs=docs,
+        memory=memory, allow_hosts=tuple(allow_host or ()), docs=docs, backend=backend,
     ))  # fmt: skip
 
 
@@ -195,6 +202,11 @@ def _load_engine(s: ServeSettings) -> Engine:
     from twin.serve.engine import Engine
 
     base_dir = _base_dir(s.base, s.adapters)
+    if s.backend:  # generation elsewhere: only the tokenizer is loaded here
+        from twin.serve.backend import RemoteEngine
+
+        return RemoteEngine(s.backend, base_dir, s.adapters, default=s.default_adapter,
+                            max_batch=s.max_batch, memory=s.memory)  # fmt: skip
     dtype = s.dtype
     if dtype == "auto":
         from twin.model.precision import choose_precision

@@ -9,7 +9,8 @@ from typing import Any
 from fastapi import Depends, Request
 
 from twin.inference.generate import GenParams
-from twin.serve.engine import Adapter, Engine, Gate
+from twin.serve.engine import Adapter, Engine
+from twin.serve.gate import Gate
 from twin.serve.http import ApiError, check_token
 from twin.serve.schemas import Limits
 

@@ -4,21 +4,19 @@ The base is loaded once and every adapter is registered on it by name (peft mult
 ``PeftModel.from_pretrained`` + ``load_adapter``). The model belongs to one scheduler thread
 (:class:`twin.inference.batch.Scheduler`, continuous batching): requests join the running batch at the
 next decode step, each with its own adapter (or the bare base), sampling parameters and seed.
-In front of it, :class:`Gate` bounds the requests the server holds (running + waiting); one more is
-refused at once (the app turns it into 503 + ``Retry-After``).
+The HTTP layer's admission (:class:`twin.serve.gate.Gate`, the 503s) sits in front of it, not in it.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import re
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +24,12 @@ from twin.errors import TwinError
 from twin.inference.batch import Request, Scheduler, kv_bytes_per_token
 from twin.inference.generate import Generation, GenParams, prompt_room, reply_prompt_ids, speaker_stops
 from twin.prompt import resolve_template
-from twin.serve.schemas import NAME_PATTERN
 
 log = logging.getLogger(__name__)
 
 BASE_NAME = "base"  # the bare base model, adapters disabled
+# A served adapter name (also a request's "adapter"/"model" field): what --adapter NAME=DIR accepts.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
 
 @dataclass
@@ -231,64 +230,3 @@ class Engine:
     def run(self, *args, **kwargs) -> Generation:
         """:meth:`submit` and wait for the reply."""
         return self.submit(*args, **kwargs).result()
-
-
-class Overloaded(Exception):
-    def __init__(self, retry_after: int):
-        super().__init__("the server is busy")
-        self.retry_after = retry_after
-
-
-@dataclass
-class Gate:
-    """How many requests the server holds: ``running`` decoding + ``queue_size`` waiting.
-
-    One more is refused with :class:`Overloaded`, whose ``retry_after`` estimates (from recent
-    latencies) when a place frees up. A place is released when its reply's future is done, however
-    it ended (reply, error, client gone), so a cancelled request never keeps its place.
-    """
-
-    queue_size: int = 32
-    running: int = 1
-    _pending: int = 0
-    _latency: float = 1.0
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _cancels: set = field(default_factory=set)
-
-    @property
-    def pending(self) -> int:
-        return self._pending
-
-    def reserve(self) -> None:
-        """Claim a place (running or waiting) or raise :class:`Overloaded`."""
-        with self._lock:
-            if self._pending >= self.queue_size + self.running:
-                waves = math.ceil((self._pending + 1) / self.running)
-                raise Overloaded(max(1, math.ceil(waves * self._latency)))
-            self._pending += 1
-
-    def release(self, seconds: float | None = None) -> None:
-        with self._lock:
-            self._pending = max(0, self._pending - 1)
-            if seconds is not None:  # smoothed service time: what Retry-After is estimated from
-                self._latency = 0.8 * self._latency + 0.2 * seconds
-
-    def track(self, future: Future, cancel: threading.Event) -> None:
-        """Release the place taken with :meth:`reserve` when ``future`` is done."""
-        with self._lock:
-            self._cancels.add(cancel)
-
-        def done(f: Future) -> None:
-            with self._lock:
-                self._cancels.discard(cancel)
-            gen = None if f.cancelled() or f.exception() else f.result()
-            self.release(gen.seconds if gen is not None else None)
-
-        future.add_done_callback(done)
-
-    def shutdown(self) -> None:
-        """The app is stopping: every request it still holds is cancelled (the engine may live on)."""
-        with self._lock:
-            cancels = list(self._cancels)
-        for c in cancels:
-            c.set()

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # Registered adapter names: short and path-free, so a request can never point at a directory.
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+from twin.serve.engine import NAME_PATTERN
 
 
 @dataclass(frozen=True)

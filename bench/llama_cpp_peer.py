@@ -1,0 +1,204 @@
+"""llama.cpp next to twin's engine, on the same merged weights (part of ``python -m bench.compare_generate``).
+
+The peer is llama-cpp-python's OpenAI-compatible server (``python -m llama_cpp.server``) on the GGUF
+that ``twin publish gguf --type f32`` writes from the merged adapter; twin is ``twin serve`` on the
+base + adapter. Same prompt (twin renders it; llama.cpp gets the rendered text on /v1/completions),
+greedy, no repetition penalty (llama.cpp's looks back 64 tokens only, twin's over the whole
+sequence), the same new tokens forced (``min_tokens``), one thread each. Aggregate tokens/s over all
+clients, and the servers' resident memory (RSS, summed over processes):
+
+- one adapter, 1 and 8 clients: llama-cpp-python's server answers one request at a time;
+- 8 clients each with their own adapter: twin serves all 8 from one base in one batch; llama.cpp
+  needs one process per merged adapter (its server cannot batch different LoRA configurations).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.baselines import common
+
+ADAPTERS = 8
+
+
+def available() -> str | None:
+    """None when llama-cpp-python's server can run here, else why not."""
+    try:
+        import llama_cpp.server  # noqa: F401
+    except ImportError as e:
+        return f"llama-cpp-python[server] is not installed ({type(e).__name__}); build it as the Makefile's llama-cpp"
+    return None
+
+
+def merged_gguf(base: Path, adapter: Path, out: Path) -> Path:
+    from twin.publish.gguf import export_gguf
+    from twin.publish.merge import merge_adapter
+
+    merged = merge_adapter(base, adapter, out / "merged", dtype="float32", force=True)
+    return Path(export_gguf(merged, out / "gguf", outtype="f32", name="twin")["gguf"])
+
+
+def rendered_prompt(adapter: Path) -> str:
+    from bench.bench_serve import HISTORY, MESSAGE
+    from twin.inference.generate import build_reply_prompt
+    from twin.model.load import load_tokenizer, read_adapter_meta
+
+    meta = read_adapter_meta(adapter)
+    return build_reply_prompt(meta, load_tokenizer(adapter), HISTORY, MESSAGE, None)
+
+
+def rss_mb(pids: list[int]) -> float:
+    import psutil
+
+    return sum(psutil.Process(p).memory_info().rss for p in pids) / 2**20
+
+
+async def clients(targets: list[tuple[str, str, dict]], per_client: int) -> dict:
+    """One client per ``(url, path, body)``, ``per_client`` requests each back to back: tokens/s."""
+    import httpx
+
+    tokens = 0
+
+    async def client(c: httpx.AsyncClient, url: str, path: str, body: dict) -> None:
+        nonlocal tokens
+        for _ in range(per_client):
+            r = await c.post(url + path, json=body)
+            r.raise_for_status()
+            tokens += r.json()["usage"]["completion_tokens"]
+
+    async with httpx.AsyncClient(timeout=900) as c:
+        await asyncio.gather(*(c.post(u + p, json=b) for u, p, b in targets[:1]))  # warm-up
+        t0 = time.perf_counter()
+        await asyncio.gather(*(client(c, *t) for t in targets))
+        wall = time.perf_counter() - t0
+    return {"tokens_per_s": tokens / wall, "tokens": tokens, "seconds": wall}
+
+
+def bodies(tokens: int, prompt: str, model: str) -> tuple[dict, dict]:
+    """``(twin's /reply body, llama.cpp's /v1/completions body)`` for the same greedy request."""
+    from bench.bench_serve import HISTORY, MESSAGE
+    from twin.prompt import STOP_STRINGS
+
+    twin = {"message": MESSAGE, "history": HISTORY, "temperature": 0, "repetition_penalty": 1.0,
+            "max_new_tokens": tokens, "adapter": model}  # fmt: skip
+    peer = {"model": model, "prompt": prompt, "max_tokens": tokens, "min_tokens": tokens, "temperature": 0,
+            "repeat_penalty": 1.0, "top_k": 0, "min_p": 0.0, "stop": list(STOP_STRINGS)}  # fmt: skip
+    return twin, peer
+
+
+def twin_server(base: Path, adapters: list[tuple[str, Path]], max_batch: int = 8) -> Any:
+    import os
+
+    from devkit.live_server import twin_process
+
+    args = ["--base", str(base), "--threads", "1", "--queue-size", "64", "--max-batch", str(max_batch),
+            "--dtype", "float32"]  # fmt: skip
+    for name, path in adapters:
+        args += ["--adapter", f"{name}={path}"]
+    return twin_process(
+        "serve", *args, health="/healthz", env={**os.environ, "TWIN_API_TOKEN": ""}, timeout=300
+    )
+
+
+def pid_of(url: str) -> int:
+    """The pid listening on ``url``'s port (twin_process does not expose its Popen)."""
+    import psutil
+
+    port = int(url.rsplit(":", 1)[1])
+    for conn in psutil.net_connections("tcp"):
+        if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN:
+            return conn.pid
+    raise RuntimeError(f"nothing listens on {url}")
+
+
+def one_adapter(base: Path, adapter: Path, gguf: Path, tokens: int, requests: int) -> dict:
+    """twin and llama.cpp on one adapter, at 1 and 8 clients, measured in turn."""
+    from devkit.live_server import llama_cpp_process
+
+    twin_body, peer_body = bodies(tokens, rendered_prompt(adapter), "twin")
+    out: dict[str, Any] = {}
+    with twin_server(base, [("twin", adapter)]) as turl, llama_cpp_process(gguf, "twin") as (purl, proc):
+        for n in (1, 8):
+            per = max(1, requests // n)
+            out[f"twin|{n}"] = asyncio.run(clients([(turl, "/reply", twin_body)] * n, per))
+            out[f"llama.cpp|{n}"] = asyncio.run(clients([(purl, "/v1/completions", peer_body)] * n, per))
+        out["twin_rss_mb"], out["llama.cpp_rss_mb"] = rss_mb([pid_of(turl)]), rss_mb([proc.pid])
+    return out
+
+
+def eight_adapters(base: Path, work: Path, tokens: int, requests: int) -> dict:
+    """8 clients, each on its own adapter: one twin server holding 8 vs 8 llama.cpp processes."""
+    from devkit.adapters import write_random_lora
+    from devkit.live_server import llama_cpp_process
+
+    pairs = []
+    for k in range(ADAPTERS):
+        path = work / f"adapter{k}"
+        if not (path / "twin.json").is_file():
+            write_random_lora(base, path, seed=100 + k, r=8, alpha=16)
+        pairs.append((f"a{k}", path))
+    ggufs = [merged_gguf(base, path, work / f"peer{k}") for k, (_, path) in enumerate(pairs)]
+    prompt = rendered_prompt(pairs[0][1])
+    out: dict[str, Any] = {}
+    with twin_server(base, pairs) as turl:
+        targets = [(turl, "/reply", bodies(tokens, prompt, name)[0]) for name, _ in pairs]
+        out["twin"] = asyncio.run(clients(targets, requests))
+        out["twin_rss_mb"] = rss_mb([pid_of(turl)])
+    with contextlib.ExitStack() as stack:
+        peers = [
+            stack.enter_context(llama_cpp_process(g, name)) for g, (name, _) in zip(ggufs, pairs, strict=True)
+        ]
+        targets = [
+            (url, "/v1/completions", bodies(tokens, prompt, name)[1])
+            for (url, _), (name, _) in zip(peers, pairs, strict=True)
+        ]
+        out["llama.cpp"] = asyncio.run(clients(targets, requests))
+        out["llama.cpp_rss_mb"] = rss_mb([p.pid for _, p in peers])
+    return out
+
+
+def run(work: Path, workdirs: dict[str, tuple[Path, Path]], *, quick: bool, tokens: int) -> dict:
+    """Every part for every tiny base in ``workdirs``; ``{"skipped": why}`` without llama-cpp-python."""
+    why = available()
+    if why:
+        print(f"llama.cpp part skipped: {why}")
+        return {"skipped": why}
+    requests = 2 if quick else 8
+    out: dict[str, Any] = {"tokens": tokens, "requests": requests}
+    for arch, (base, adapter) in workdirs.items():
+        peer_dir = work / f"llama-cpp-{arch}"
+        gguf = merged_gguf(base, adapter, peer_dir)
+        out[arch] = {"one": one_adapter(base, adapter, gguf, tokens, requests)}
+        out[arch]["eight"] = eight_adapters(base, peer_dir, tokens, max(1, requests // 4))
+        print(f"llama.cpp vs twin, tiny {arch}: {out[arch]}")
+    return out
+
+
+def markdown(peer: dict) -> str:
+    lines = ["### Generation: twin vs llama.cpp on the same merged weights", ""]
+    if "skipped" in peer:
+        return "\n".join(lines + [f"Not measured in this run: {peer['skipped']}."])
+    lines += [
+        f"llama-cpp-python's server on `twin publish gguf --type f32` of the merged adapter vs `twin serve` "
+        f"on base + adapter; greedy, {peer['tokens']} new tokens forced, no repetition penalty, 1 thread each, "
+        "tiny models (Python and HTTP overhead dominate at this size; not a compute comparison).",
+        "",
+        "| base | clients | adapters | twin tokens/s | llama.cpp tokens/s | twin ÷ llama.cpp | twin RSS MiB | llama.cpp RSS MiB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for arch, r in peer.items():
+        if not isinstance(r, dict):
+            continue
+        one, eight = r["one"], r["eight"]
+        for n in (1, 8):
+            t, p = one[f"twin|{n}"]["tokens_per_s"], one[f"llama.cpp|{n}"]["tokens_per_s"]
+            lines.append(f"| tiny {arch} | {n} | 1 | {t:.1f} | {p:.1f} | {t / p:.2f}x | "
+                         f"{one['twin_rss_mb']:.0f} | {one['llama.cpp_rss_mb']:.0f} (1 process) |")  # fmt: skip
+        t, p = eight["twin"]["tokens_per_s"], eight["llama.cpp"]["tokens_per_s"]
+        lines.append(f"| tiny {arch} | 8 | 8 (one each) | {t:.1f} | {p:.1f} | {t / p:.2f}x | "
+                     f"{eight['twin_rss_mb']:.0f} | {eight['llama.cpp_rss_mb']:.0f} ({ADAPTERS} processes) |")  # fmt: skip
+    return "\n".join(lines + ["", f"Memory ratio is RSS; {common.machine()}."])

@@ -1,0 +1,131 @@
+"""``twin serve --backend URL``: generation by an OpenAI-compatible /v1/completions server while twin
+renders the prompt and keeps its routes, limits, auth and streaming. The real peer is llama.cpp's
+server (llama-cpp-python's, on loopback) on the merged f32 GGUF of the twin's adapter: the same greedy
+settings give the same reply text as twin's own engine on the same weights."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from twin.errors import TwinError
+from twin.inference.generate import _visible
+from twin.serve.backend import ShownText, check_backend_url, completion_body
+
+MESSAGES = ["are you coming tonight?", "did you see the game", "what time is dinner", "call me when you land"]
+
+
+def test_backend_url_is_checked_before_anything_loads(tmp_path):
+    from twin.serve.backend import RemoteEngine
+
+    assert check_backend_url("http://127.0.0.1:8080/v1/") == "http://127.0.0.1:8080"
+    with pytest.raises(TwinError, match="--backend ftp://x: must be an http"):
+        RemoteEngine("ftp://x", tmp_path / "no-such-base")
+
+
+def test_pieces_are_shown_as_twin_shows_a_reply():
+    """Text arriving in pieces (as a backend streams it) gives the deltas twin's engine gives: the
+    opening speaker label dropped, trailing space held back, nothing past a stop string."""
+    stops = ("\nAlice:", "\nMe:")
+    text = "Me: sure, at 7 \nsee you  \nAlice: ok"
+    shown = ShownText(stops)
+    deltas = [shown.add(ch) for ch in text] + [shown.add("", final=True)]
+    want, stopped = _visible(text, stops, final=True)
+    assert "".join(deltas) == want == "sure, at 7 \nsee you" and stopped and shown.stopped
+
+
+def test_the_request_carries_twin_sampling_settings():
+    from twin.inference.generate import GenParams
+
+    body = completion_body(
+        "twin", "P", GenParams(max_new_tokens=9, temperature=0, top_k=0, seed=5), ("\nMe:",)
+    )
+    assert body["model"] == "twin" and body["max_tokens"] == 9 and body["temperature"] == 0
+    assert body["top_k"] == 0 and body["min_p"] == 0.0 and body["stop"] == ["\nMe:"] and body["stream"]
+    assert "seed" not in body  # greedy: a seed means nothing
+    assert body["add_special_tokens"] is False
+
+
+# ---------------------------------------------------------------- against a real llama.cpp server
+
+
+@pytest.fixture(scope="module")
+def llama_server(request, tmp_path_factory):
+    pytest.importorskip(
+        "llama_cpp.server",
+        reason="llama-cpp-python[server] not installed (optional, builds from source: see the Makefile's llama-cpp)",
+    )
+    tiny_base, tiny_adapter = request.getfixturevalue("tiny_base"), request.getfixturevalue("tiny_adapter")
+    from devkit.live_server import llama_cpp_process
+    from twin.publish.gguf import export_gguf
+    from twin.publish.merge import merge_adapter
+
+    out = tmp_path_factory.mktemp("backend")
+    merged = merge_adapter(tiny_base, tiny_adapter, out / "merged", dtype="float32")
+    gguf = export_gguf(merged, out / "gguf", outtype="f32", name="twin")["gguf"]
+    with llama_cpp_process(gguf, "twin") as (url, _proc):
+        yield url
+
+
+@pytest.fixture(scope="module")
+def apps(llama_server, tiny_base, tiny_adapter):
+    """A twin app on the backend and one on twin's own engine, same adapter, same limits."""
+    from devkit.live_server import serve_in_thread
+    from twin.serve.app import create_app
+    from twin.serve.backend import RemoteEngine
+    from twin.serve.engine import Engine
+
+    remote = RemoteEngine(llama_server, tiny_base, [("twin", tiny_adapter)], max_batch=4)
+    local = Engine(tiny_base, [("twin", tiny_adapter)], max_batch=4)
+    with (
+        serve_in_thread(create_app(remote, token="")) as r,
+        serve_in_thread(create_app(local, token="")) as here,
+    ):
+        yield {"backend": r, "twin": here}
+
+
+GREEDY = {"temperature": 0, "repetition_penalty": 1.0, "top_k": 0, "max_new_tokens": 24}  # top_k 0: off
+
+
+@pytest.mark.slow
+def test_backend_replies_equal_twins_own_engine(apps):
+    import httpx
+
+    history = [{"role": "them", "text": "hey"}, {"role": "me", "text": "hi, what's up"}]
+    for i, message in enumerate(MESSAGES):
+        body = {"message": message, "history": history[: i % 3], "contact": "Alice", **GREEDY}
+        got = {k: httpx.post(url + "/reply", json=body, timeout=120).json() for k, url in apps.items()}
+        assert got["backend"]["reply"] == got["twin"]["reply"], (message, got)
+        assert got["backend"]["usage"]["prompt_tokens"] == got["twin"]["usage"]["prompt_tokens"]
+        assert got["backend"]["adapter"] == "twin"
+        # Same tokens, not just the same text: llama.cpp stopped where twin's engine stopped.
+        assert got["backend"]["usage"]["completion_tokens"] == got["twin"]["usage"]["completion_tokens"]
+        assert got["backend"]["finish_reason"] == got["twin"]["finish_reason"]
+
+
+@pytest.mark.slow
+def test_backend_streams_and_speaks_openai(apps):
+    import httpx
+
+    body = {"message": MESSAGES[0], **GREEDY}
+    whole = httpx.post(apps["backend"] + "/reply", json=body, timeout=120).json()["reply"]
+    deltas, done = [], None
+    with httpx.stream("POST", apps["backend"] + "/reply/stream", json=body, timeout=120) as r:
+        event = None
+        for line in r.iter_lines():
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: ") and event == "token":
+                deltas.append(json.loads(line[6:])["text"])
+            elif line.startswith("data: ") and event == "done":
+                done = json.loads(line[6:])
+    assert "".join(deltas) == whole == done["reply"]
+    chat = {"model": "twin", "messages": [{"role": "user", "content": MESSAGES[0]}], "temperature": 0,
+            "repetition_penalty": 1.0, "max_tokens": 24}  # fmt: skip
+    got = {k: httpx.post(u + "/v1/chat/completions", json=chat, timeout=120).json() for k, u in apps.items()}
+    assert (
+        got["backend"]["choices"][0]["message"]["content"] == got["twin"]["choices"][0]["message"]["content"]
+    )
+    r = httpx.post(apps["backend"] + "/reply", json={**body, "adapter": "nope"}, timeout=30)
+    assert r.status_code == 404  # twin's own checks still answer before the backend is asked

@@ -1,0 +1,255 @@
+"""``twin serve --backend URL``: generation by an OpenAI-compatible ``/v1/completions`` server.
+
+vLLM (``--enable-lora``: every adapter batched with Punica/S-LoRA kernels, on GPUs), llama.cpp's
+server and Ollama all serve ``/v1/completions``. :class:`RemoteEngine` has the interface of
+:class:`twin.serve.engine.Engine`, so the routes, the queue gate, auth, limits and streaming are the
+same; only the decoding happens elsewhere. twin keeps everything that makes the reply the twin's:
+
+- the prompt is rendered here, exactly as for the local engine (template, context cut to the
+  adapter's budget with the base's tokenizer, memory), and sent as text with
+  ``add_special_tokens: false`` (vLLM's switch; twin's templates carry their own special tokens);
+- the adapter name is the backend's model name (vLLM: ``--lora-modules NAME=DIR``; llama.cpp:
+  ``--model_alias NAME`` on the merged GGUF);
+- the sampling settings go over as they are (``temperature``, ``top_p``, ``top_k``, ``seed``,
+  ``min_tokens`` and the template's and speaker stop strings; ``repetition_penalty`` as vLLM's field
+  and llama.cpp's ``repeat_penalty``, which looks back 64 tokens only, so a penalised reply may
+  differ there; ``min_p`` 0, as twin does not use it);
+- the streamed text goes through twin's own stop handling (a speaker label dropped, nothing past a
+  stop shown, trailing space held back), so the deltas and the reply are what twin's engine shows.
+
+Requests are streamed from the backend so text deltas reach ``/reply/stream`` as they come and a
+client that leaves closes the backend request (vLLM and llama.cpp then stop decoding it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from twin.errors import TwinError
+from twin.inference.generate import Generation, GenParams, _visible, reply_prompt_ids, speaker_stops
+from twin.prompt import STOP_STRINGS
+from twin.serve.engine import (
+    BASE_NAME,
+    Adapter,
+    adapter_table,
+    check_adapters,
+    check_default,
+    parse_adapter_specs,
+)
+
+log = logging.getLogger(__name__)
+
+KEY_ENV = "TWIN_BACKEND_KEY"  # sent as the bearer token to the backend, if set
+
+
+def check_backend_url(url: str) -> str:
+    """``http(s)://host[:port][/prefix]`` without a trailing ``/v1``; refused otherwise, before loading."""
+    from urllib.parse import urlparse
+
+    u = urlparse(url)
+    if u.scheme not in ("http", "https") or not u.netloc:
+        raise TwinError(f"--backend {url}: must be an http:// or https:// URL, e.g. http://127.0.0.1:8080")
+    return url.rstrip("/").removesuffix("/v1")
+
+
+def completion_body(model: str, prompt: str, params: GenParams, stops: tuple[str, ...]) -> dict:
+    """The ``/v1/completions`` request for one reply (see the module docstring for each field)."""
+    body = {
+        "model": model,
+        "prompt": prompt,
+        "max_tokens": params.max_new_tokens,
+        "min_tokens": params.min_new_tokens,
+        "temperature": params.temperature,
+        "top_p": params.top_p,
+        "top_k": params.top_k,  # 0 = off, for llama.cpp (which refuses -1) and vLLM alike
+        "min_p": 0.0,
+        "repetition_penalty": params.repetition_penalty,
+        "repeat_penalty": params.repetition_penalty,
+        "stop": list(stops),
+        "stream": True,
+        "add_special_tokens": False,
+        "skip_special_tokens": True,
+    }
+    if params.temperature != 0 and params.seed is not None:
+        body["seed"] = params.seed
+    return body
+
+
+def sse_events(lines: Iterator[str]) -> Iterator[dict]:
+    """The JSON events of an OpenAI-style SSE stream, up to ``[DONE]``."""
+    for line in lines:
+        if not line.startswith("data:"):
+            continue
+        data = line[5:].strip()
+        if data == "[DONE]":
+            return
+        event = json.loads(data)
+        if "error" in event:
+            raise TwinError(f"the backend refused the request: {str(event['error'])[:200]}")
+        yield event
+
+
+class ShownText:
+    """twin's stop handling on text that arrives in pieces: what is safe to show after each piece."""
+
+    def __init__(self, stops: tuple[str, ...]) -> None:
+        self.stops, self.text, self.shown, self.stopped = stops, "", "", False
+
+    def add(self, piece: str, final: bool = False) -> str:
+        self.text += piece
+        visible, self.stopped = _visible(self.text, self.stops, final=final)
+        if visible.startswith(self.shown) and len(visible) > len(self.shown):
+            delta, self.shown = visible[len(self.shown) :], visible
+            return delta
+        return ""
+
+
+class RemoteEngine:
+    """The :class:`~twin.serve.engine.Engine` interface over a ``/v1/completions`` backend.
+
+    Needs the base's tokenizer and config locally (to render and cut prompts as training did), not
+    its weights' memory: nothing is loaded but the tokenizer.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        base: str | os.PathLike,
+        adapters: list[str | os.PathLike | tuple[str, str | os.PathLike]] | None = None,
+        *,
+        default: str | None = None,
+        max_batch: int = 8,
+        memory: int | None = None,
+        timeout: float = 600.0,
+    ) -> None:
+        import httpx
+
+        from twin.memory import adapter_memory
+        from twin.model.load import load_tokenizer, model_type
+
+        self.url = check_backend_url(url)
+        specs = [f"{a[0]}={a[1]}" if isinstance(a, tuple) else str(a) for a in (adapters or [])]
+        pairs = parse_adapter_specs(specs)
+        check_default(default, pairs)
+        self.base_path = Path(base)
+        metas = check_adapters(self.base_path, pairs)
+        memories = {name: adapter_memory(path, metas[name], memory) for name, path in pairs}
+        self.tokenizer = load_tokenizer(self.base_path)
+        self.base_model_type = model_type(self.base_path)
+        self.adapters = adapter_table(pairs, metas, memories, self.tokenizer)
+        self.default = default or (pairs[0][0] if pairs else BASE_NAME)
+        self.max_batch = max_batch
+        self.positions = _max_positions(self.base_path)
+        key = os.environ.get(KEY_ENV)
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self.client = httpx.Client(base_url=self.url, timeout=timeout, headers=headers)
+        self.pool = ThreadPoolExecutor(max_workers=max_batch, thread_name_prefix="twin-backend")
+        log.info("generation by %s/v1/completions; adapters: %s (default %s)",
+                 self.url, ", ".join(self.adapters), self.default)  # fmt: skip
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.adapters)
+
+    def resolve(self, name: str | None) -> Adapter | None:
+        return self.adapters.get(name or self.default)
+
+    def submit(
+        self,
+        adapter: Adapter,
+        history: list[dict],
+        message: str,
+        contact: str | None,
+        params: GenParams,
+        on_delta: Callable[[str], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Future:
+        """Queue my reply with ``adapter`` on the backend; as :meth:`twin.serve.engine.Engine.submit`."""
+        params = replace(params, extra_stops=(*params.extra_stops, *speaker_stops(contact, adapter.template)))
+        params.validate()
+        room = None
+        if self.positions:
+            if params.max_new_tokens >= self.positions:
+                raise TwinError(
+                    f"max_new_tokens {params.max_new_tokens} must be below the model's {self.positions} positions"
+                )
+            room = self.positions - params.max_new_tokens
+        ids = reply_prompt_ids(adapter.meta, self.tokenizer, history, message, contact, room, adapter.memory)
+        prompt = self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+        submitted = time.perf_counter()
+        return self.pool.submit(
+            self._complete,
+            adapter.name,
+            prompt,
+            len(ids),
+            params,
+            on_delta,
+            cancel or threading.Event(),
+            submitted,
+        )
+
+    def run(self, *args: Any, **kwargs: Any) -> Generation:
+        return self.submit(*args, **kwargs).result()
+
+    def _complete(
+        self,
+        name: str,
+        prompt: str,
+        prompt_tokens: int,
+        params: GenParams,
+        on_delta: Callable[[str], None] | None,
+        cancel: threading.Event,
+        submitted: float,
+    ) -> Generation:
+        stops = tuple(dict.fromkeys((*STOP_STRINGS, *params.extra_stops)))
+        body = completion_body(name, prompt, params, stops)
+        started = time.perf_counter()
+        shown, parts, tokens, reason = ShownText(stops), [], 0, "length"
+        with self.client.stream("POST", "/v1/completions", json=body) as r:
+            if r.status_code != 200:
+                r.read()
+                raise TwinError(f"the backend answered {r.status_code} for model {name!r}: {r.text[:200]}")
+            for event in sse_events(r.iter_lines()):
+                if cancel.is_set():
+                    return _cancelled(shown.shown, prompt_tokens, tokens, started, submitted)
+                choice = (event.get("choices") or [{}])[0]
+                piece = choice.get("text") or ""
+                tokens = (event.get("usage") or {}).get("completion_tokens") or tokens + bool(piece)
+                reason = choice.get("finish_reason") or reason
+                parts.append(shown.add(piece))
+                if on_delta is not None and parts[-1]:
+                    on_delta(parts[-1])
+        parts.append(shown.add("", final=True))
+        if on_delta is not None and parts[-1]:
+            on_delta(parts[-1])
+        stopped_by = "stop" if shown.stopped or reason == "stop" else "length"
+        gen = Generation("".join(parts), prompt_tokens, tokens, time.perf_counter() - started, stopped_by)
+        gen.queue_seconds = started - submitted
+        return gen
+
+
+def _cancelled(text: str, prompt_tokens: int, tokens: int, started: float, submitted: float) -> Generation:
+    log.info("generation cancelled after %d tokens: the client left", tokens)
+    gen = Generation(text, prompt_tokens, tokens, time.perf_counter() - started, "cancelled")
+    gen.queue_seconds = started - submitted
+    return gen
+
+
+def _max_positions(base: Path) -> int | None:
+    """The base's ``max_position_embeddings`` from its config.json (None when it has none)."""
+    try:
+        cfg = json.loads((base / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise TwinError(
+            f"{base / 'config.json'}: cannot read the base's config ({e}); give --base DIR"
+        ) from None
+    return cfg.get("max_position_embeddings") or (cfg.get("text_config") or {}).get("max_position_embeddings")
