@@ -100,7 +100,7 @@ def test_cli_without_base_serves_the_base_recorded_in_the_adapter(tiny_base, tin
     assert served["port"] == 8765 and served["host"] == "127.0.0.1"
     from fastapi.testclient import TestClient
 
-    with TestClient(served["api"]) as client:
+    with TestClient(served["api"], base_url="http://127.0.0.1:8765") as client:  # a loopback Host, as served
         listed = client.get("/adapters").json()
         assert listed["default"] == "me" and {a["name"] for a in listed["adapters"]} == {"me", "base"}
         assert client.post("/reply", json={"message": "hi", "max_new_tokens": 2}).status_code == 200
