@@ -643,6 +643,12 @@ def train_step(
             loss = model.module(**batch) / n_targets
             fabric.backward(loss * world)  # DDP/FSDP average gradients over processes: make it a sum
         step_loss += loss.detach()
+    optimizer_step(fabric, cfg, model)
+    return step_loss, tokens
+
+
+def optimizer_step(fabric: Any, cfg: TrainConfig, model: Model) -> None:
+    """Clip (when ``optim.max_grad_norm``), step, zero the gradients, advance the LR schedule."""
     if cfg.optim.max_grad_norm:
         fabric.clip_gradients(
             model.module, model.optimizer, max_norm=cfg.optim.max_grad_norm, error_if_nonfinite=False
@@ -650,7 +656,6 @@ def train_step(
     model.optimizer.step()
     model.optimizer.zero_grad(set_to_none=True)
     model.scheduler.step()
-    return step_loss, tokens
 
 
 def _log_first_step() -> None:

@@ -413,7 +413,7 @@ def prefs_step(
 ) -> dict:
     """One optimizer step: DPO averaged over the step's pairs + NLL per chosen token, accumulated."""
     from twin.examples import collate, count_targets
-    from twin.train.loop import _to
+    from twin.train.loop import _to, optimizer_step
 
     p, n = cfg.prefs, len(enc) // 2
     micro = [batch[i : i + p.micro_batch_size] for i in range(0, len(batch), p.micro_batch_size)]
@@ -435,13 +435,7 @@ def prefs_step(
         totals["nll"] += float(nll.detach())
         totals["accuracy"] += float((margin > 0).sum()) / len(batch)
         totals["margin"] += float(margin.sum()) / len(batch)
-    if cfg.optim.max_grad_norm:
-        fabric.clip_gradients(
-            model.module, model.optimizer, max_norm=cfg.optim.max_grad_norm, error_if_nonfinite=False
-        )
-    model.optimizer.step()
-    model.optimizer.zero_grad(set_to_none=True)
-    model.scheduler.step()
+    optimizer_step(fabric, cfg, model)
     return {k: round(v, 6) for k, v in totals.items()}
 
 
