@@ -186,7 +186,7 @@ def pipeline(watched, tmp_path_factory):
     _stage(env, logs, "tiny", "model", "tiny", "--out", str(ck / "tiny"), "--texts", str(data))
     _stage(env, logs, "train", "train", "--base", str(ck / "tiny"), "--data", str(data), "--run", "t",
            "--max-steps", "2", "--memory", "1", "--precision", "32-true", "--set", f"out_dir={ck}",
-           "--set", "eval.every_steps=0", "--set", "data.max_seq_length=128", "--set", "data.reply_tokens=32")  # fmt: skip
+           "--set", "eval.every_steps=0", "--set", "data.max_seq_length=256", "--set", "data.reply_tokens=64")  # fmt: skip
     _stage(env, logs, "eval", "eval", "--adapter", str(ck / "adapters" / "t"), "--data", str(data), "--run", "t",
            "--out-dir", str(ck), "--max-examples", "2", "--samples", "1", "--max-new-tokens", "2")  # fmt: skip
     _serve_and_chat(env, logs, w)
