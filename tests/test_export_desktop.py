@@ -679,3 +679,63 @@ def test_an_error_is_the_only_line_printed(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 2 and proc.stdout == "", proc.stdout
     assert proc.stderr.count("\n") == 1 and "reply_to_message_id" in proc.stderr
+
+
+# ------------------------------------------------------- the owner's phone region, for `twin prepare`
+
+# "77 123 4567": a Sri Lankan mobile as Sri Lankans write it to each other, without the trunk "0"
+# and without a phone word before it; only the owner's own region tells it from any other digits.
+LK_LINE = "my new one is 77 123 4567"
+
+
+def _lk_export(tmp_path: Path, phone: str | None) -> Path:
+    texts = ["hi, I changed my sim", "oh, what is it now?", LK_LINE, "saved it, thanks", "see you at 6", "ok"]
+    chat = {"name": "Kamal", "type": "personal_chat", "id": 42}
+    chat["messages"] = [msg(i, 2 if i % 2 else 1, t) for i, t in enumerate(texts, 1)]
+    data = account([chat])
+    if phone is not None:
+        data["personal_information"]["phone_number"] = phone
+    return write_json(tmp_path / "result.json", data)
+
+
+def _prepare_texts(monkeypatch, capsys, raw: Path, out: Path) -> tuple[str, dict]:
+    code, err = run_cli(monkeypatch, capsys, "prepare", "--raw", str(raw), "--out", str(out))
+    assert code == 0, err
+    text = "".join((out / f"{s}.jsonl").read_text(encoding="utf-8") for s in ("train", "val"))
+    return text, json.loads((out / "stats.json").read_text(encoding="utf-8"))
+
+
+def test_the_owners_phone_region_scrubs_their_countrys_numbers(tmp_path, monkeypatch, capsys):
+    raw = tmp_path / "raw"
+    export = _lk_export(tmp_path, "+94 77 123 4567")
+    code, err = run_cli(monkeypatch, capsys, "export", "desktop", str(export), "--out", str(raw))
+    assert code == 0, err
+    acc = raw / "telegram" / "account.json"
+    assert json.loads(acc.read_text()) == {"phone_region": "LK"}
+    assert not any(c.isdigit() for c in acc.read_text()) and acc.stat().st_mode & 0o777 == 0o600
+    text, stats = _prepare_texts(monkeypatch, capsys, raw, tmp_path / "p")
+    assert "my new one is [PHONE]" in text and "4567" not in text
+    assert "LK" in stats["phone_regions"] and stats["pii"]["PHONE"] == 1
+    # a re-import changes nothing, the account file included
+    before, mtime = tree_hash(raw), acc.stat().st_mtime_ns
+    assert import_desktop(export, raw)["files_written"] == 0
+    assert tree_hash(raw) == before and acc.stat().st_mtime_ns == mtime
+
+
+def test_without_the_owners_phone_no_account_file_and_the_number_stays(tmp_path, monkeypatch, capsys):
+    raw = tmp_path / "raw"
+    s = import_desktop(_lk_export(tmp_path, None), raw)
+    assert s["dialogs"] == 1 and s["phone_region"] is None
+    assert sorted(p.name for p in (raw / "telegram").iterdir()) == ["42.jsonl"]
+    text, stats = _prepare_texts(monkeypatch, capsys, raw, tmp_path / "p")
+    assert LK_LINE in text and "LK" not in stats["phone_regions"]  # what the owner's region is for
+    # a later export with the phone records its region; one without it leaves the file as it is
+    import_desktop(_lk_export(tmp_path, "+94 77 123 4567"), raw)
+    before = tree_hash(raw)
+    import_desktop(_lk_export(tmp_path, None), raw)
+    assert tree_hash(raw) == before and (raw / "telegram" / "account.json").is_file()
+
+
+def test_the_phone_of_an_account_that_is_not_the_owner_is_not_used(tmp_path):
+    s = import_desktop(_lk_export(tmp_path, "+94 77 123 4567"), tmp_path / "raw", me="2")
+    assert s["phone_region"] is None and not (tmp_path / "raw" / "telegram" / "account.json").exists()

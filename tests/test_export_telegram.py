@@ -557,3 +557,28 @@ def test_login_failures_are_one_line_errors(tmp_path, monkeypatch, capsys, raise
         )
     assert HASH not in str(e.value) + "".join(capsys.readouterr())
     assert client.disconnected and not (tmp_path / "raw").exists()
+
+
+@pytest.mark.parametrize(
+    ("phone", "env_phone", "region"), [("94771234567", None, "LK"), (None, "+49 151 12345678", "DE")]
+)
+def test_the_owners_phone_region_is_kept_never_the_number(tmp_path, monkeypatch, phone, env_phone, region):
+    """get_me()'s phone (or else the login phone) gives account.json its region, for `twin prepare`."""
+    clean_env(monkeypatch)
+    monkeypatch.setenv("TELEGRAM_API_ID", "12345")
+    monkeypatch.setenv("TELEGRAM_API_HASH", HASH)
+    if env_phone:
+        monkeypatch.setenv("TELEGRAM_PHONE", env_phone)
+    alice = user(2002, "Alice")
+    client = FakeClient([(alice, [msg(alice, 1, "hi")])])
+    client.me = user(1, "Me", phone=phone)
+    summary = export_telegram(
+        tmp_path / "raw",
+        session=tmp_path / "s",
+        env_file=None,
+        client_factory=lambda *a: client,
+        progress=False,
+    )
+    acc = tmp_path / "raw" / "telegram" / "account.json"
+    assert summary["phone region"] == region and json.loads(acc.read_text()) == {"phone_region": region}
+    assert not any(c.isdigit() for c in acc.read_text()) and stat.S_IMODE(acc.stat().st_mode) == 0o600

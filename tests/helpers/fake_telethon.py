@@ -175,6 +175,7 @@ class FakeClient:
         self.session_path = session_path
         self.calls: list[dict] = []  # one per iter_messages call: dialog id + the kwargs received
         self.started: dict | None = None
+        self.me: types.User | None = None  # what get_me() returns: the logged-in account
         self.disconnected = False
         # the live side (twin drafts)
         self.authorized = True
@@ -203,6 +204,9 @@ class FakeClient:
                 f.write(b"SQLite format 3\x00")
             os.chmod(self.session_path, 0o644)
         return self
+
+    async def get_me(self) -> types.User | None:
+        return self.me
 
     async def disconnect(self) -> None:
         self.disconnected = True

@@ -17,6 +17,9 @@ class PrepareConfig(ContextSettings):
     gap_hours: float = Field(24.0, gt=0, description="a gap longer than this starts a new session")
     scrub: bool = True
     region: str = Field("US,RU", description="default region(s) for national-format phone numbers")
+    # the owner's own phone region(s), added to every dialog's regions after ``region``; run_prepare
+    # adds those the exports recorded (<raw>/<source>/account.json, see twin/account.py)
+    account_regions: list[str] = Field(default_factory=list)
     val_fraction: float = Field(0.05, ge=0, lt=1)
     # A val split must be big enough to measure: when val_fraction gives fewer than min_val_examples,
     # more blocks go to val (by hash), up to max_val_share of the examples. A session's examples are

@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from twin.account import account_regions
 from twin.errors import TwinError
 from twin.fileio import atomic_open, iter_jsonl
 from twin.memory import ensure_memory
@@ -164,10 +165,11 @@ def process_dialog(
 
 
 def _dialog_scrubber(records: list[dict], cfg: PrepareConfig) -> Scrubber | None:
-    """The dialog's scrubber: ``--region`` plus the phone regions its own text points to."""
+    """The dialog's scrubber: ``--region``, the owner's own phone region, then those its text points to."""
     if not cfg.scrub:
         return None
-    return Scrubber(cfg.region, extra=infer_regions(r["text"] for r in records))
+    extra = [*cfg.account_regions, *infer_regions(r["text"] for r in records)]
+    return Scrubber(cfg.region, extra=dict.fromkeys(extra))
 
 
 def _empty_result(records: list[dict], n_sessions: int) -> dict[str, Any]:
@@ -248,7 +250,10 @@ def run_prepare(cfg: PrepareConfig) -> dict:
             f"{raw}: no dialog files (<source>/<dialog_id>.jsonl) found; "
             "run `make export-desktop FILE=...` or `make export-telegram` first"
         )
-    if not cfg.scrub:
+    if cfg.scrub:  # a bad account file fails here, before any work
+        owner = [r for r in account_regions(raw) if r not in cfg.account_regions]
+        cfg = cfg.model_copy(update={"account_regions": [*cfg.account_regions, *owner]})
+    else:
         log.warning("--no-scrub: PII (e-mails, phones, cards, passwords...) stays in the training data")
     # a bad tokenizer dir fails here, in one line, before any work
     count = load_counter(cfg.tokenizer) if cfg.tokenizer else len

@@ -89,7 +89,7 @@ def _print_summary(summary: dict) -> None:
     for key, value in summary.items():
         if isinstance(value, dict):
             value = ", ".join(f"{k}: {v}" for k, v in value.items()) or "-"
-        table.add_row(str(key), str(value))
+        table.add_row(str(key), "-" if value is None else str(value))
     Console(stderr=True).print(table)
 
 

@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from twin.account import save_phone_region
 from twin.errors import TwinError
 from twin.records import merge_records, read_dialog, write_dialog
 from twin.telegram import (
@@ -308,15 +309,30 @@ async def _run(
     try:
         await login(client, creds.phone, sleep)
         secure_session(session_path)
-        return await export_dialogs(
+        summary = await export_dialogs(
             client, out_root, sleep=sleep, progress=progress, chunk_size=chunk_size, **options
         )
+        if summary["dialogs"]:  # the owner's phone region (never the number), for `twin prepare`
+            phone = await _own_phone(client) or creds.phone
+            summary["phone region"] = save_phone_region(out_root / SOURCE, phone)
+        return summary
     finally:
         with contextlib.suppress(Exception):
             result = client.disconnect()
             if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
                 await result
         secure_session(session_path)
+
+
+async def _own_phone(client: Any) -> str | None:
+    """The logged-in account's phone number ("94771234567"), or None if Telegram does not say."""
+    from telethon import errors
+
+    try:
+        me = await client.get_me()
+    except (TimeoutError, errors.RPCError, OSError):
+        return None  # the export is done and saved: a missing region is no reason to fail it
+    return getattr(me, "phone", None)
 
 
 def export_telegram(

@@ -38,9 +38,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from twin.account import save_phone_region
 from twin.sources.telegram_desktop.common import SOURCE, wanted
 from twin.sources.telegram_desktop.convert import collect
-from twin.sources.telegram_desktop.owner import count_senders, find_owner, shell_word
+from twin.sources.telegram_desktop.owner import count_senders, find_owner, sender_of, shell_word
 from twin.sources.telegram_desktop.parse import (
     NotSplittable,
     chats_of,
@@ -102,7 +103,7 @@ def _import(
         seconds = Counter(read=seconds["read"])
         found = _collect_whole_file(file, raw, me, zone, include_groups, seconds)
     del raw
-    owner, owner_from, (dialogs, counts, skipped_chats) = found
+    owner, owner_from, (dialogs, counts, skipped_chats), info = found
 
     out_dir = out_root / SOURCE
     t0 = time.perf_counter()
@@ -110,6 +111,7 @@ def _import(
     seconds["merge"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     commit(plan)
+    region = _save_account(out_dir, owner, info) if dialogs else None
     seconds["write"] = time.perf_counter() - t0
     # Logged only now: a failed import prints its one error line and nothing else.
     log.info("%s: owner %s (%s)", file.name, owner, owner_from)
@@ -123,6 +125,7 @@ def _import(
         "messages": sum(blob.count(b"\n") for blob in dialogs.values()),
         "new_messages": counts["new"],
         "files_written": len(plan),
+        "phone_region": region,
         "media_only": counts["media_only"],
         "local_dates": counts["local_dates"],
         "skipped_chats": dict(sorted(skipped_chats.items())),
@@ -136,13 +139,13 @@ def _collect_chat_by_chat(file, raw, me, zone, include_groups, seconds):  # noqa
     opened = open_split(file, raw, me, lambda t: wanted(t, include_groups), seconds)
     if opened is None:
         return None
-    owner, owner_from, source, n_chats = opened
+    owner, owner_from, source, n_chats, info = opened
     try:
         collected = collect(file, source, n_chats, owner, zone, include_groups, seconds)
     except NotSplittable:
         return None  # an unusual chat: the whole-file parse handles it (and reports exact positions)
     log.debug("%s: parsed chat by chat", file.name)
-    return owner, owner_from, collected
+    return owner, owner_from, collected, info
 
 
 def _collect_whole_file(file, raw, me, zone, include_groups, seconds):  # noqa: ANN001, ANN202
@@ -155,9 +158,24 @@ def _collect_whole_file(file, raw, me, zone, include_groups, seconds):  # noqa: 
         owner, owner_from = "", "not needed: no chat to import"  # don't ask for --me in vain
     else:
         owner, owner_from = find_owner(data, chats, account, me, file)
+    info = data.get("personal_information") if account else None
     del data
     source = ((w, c, fix) for w, c in chats)
-    return owner, owner_from, collect(file, source, len(chats), owner, zone, include_groups, seconds)
+    return owner, owner_from, collect(file, source, len(chats), owner, zone, include_groups, seconds), info
+
+
+def _save_account(out_dir: Path, owner: str, info: Any) -> str | None:
+    """The region of the account's phone number (never the number) beside the dialogs, for `twin prepare`.
+
+    Only when the account is the owner's: ``--me`` may name someone else than the exporting account.
+    """
+    if not isinstance(info, dict) or sender_of(_as_id(info.get("user_id"))) != owner:
+        return None
+    return save_phone_region(out_dir, info.get("phone_number"))
+
+
+def _as_id(uid: Any) -> Any:
+    return int(uid) if isinstance(uid, str) and uid.isdigit() else uid
 
 
 def _warn_about(

@@ -139,8 +139,8 @@ def chat_spans(raw: bytes) -> tuple[bytes, list[tuple[str, int, int]], bytes]:
 
 def open_split(
     file: Path, raw: bytes, me: str | None, wanted: Callable[[str], bool], seconds: Counter[str]
-) -> tuple[str, str, Iterator[tuple[str, dict, bool]], int] | None:
-    """The per-chat path for an account export: ``(owner, owner_from, chats, count)`` or None.
+) -> tuple[str, str, Iterator[tuple[str, dict, bool]], int, Any] | None:
+    """The per-chat path for an account export: ``(owner, owner_from, chats, count, account info)`` or None.
 
     Parsing chat by chat, and freeing each once converted, keeps the peak memory at about the
     file's size plus the records (the whole file at once also holds every parsed message and
@@ -162,15 +162,15 @@ def open_split(
     seconds["parse"] += time.perf_counter() - t0
     if not isinstance(head, dict):
         return None
+    info = head.get("personal_information")
     if me is not None:
         owner, owner_from = parse_me(me), "--me"
     else:
-        info = head.get("personal_information")
         uid = info.get("user_id") if isinstance(info, dict) else None
         if not (type(uid) is int or (isinstance(uid, str) and uid.isdigit())):
             return None  # missing or odd: the whole-file path finds the owner or says why not
         owner, owner_from = f"user{int(uid)}", "personal_information"
-    return owner, owner_from, _split_chats(file, raw, spans, ind, wanted, seconds), len(spans)
+    return owner, owner_from, _split_chats(file, raw, spans, ind, wanted, seconds), len(spans), info
 
 
 def _split_chats(
