@@ -1,18 +1,15 @@
 """Importing the training stack without what a run never uses (measured: bench/RESULTS.md#compare-train).
 
-Two libraries pull in large optional packages on import, before any work can start:
+``import lightning.fabric`` runs ``lightning/__init__.py``, which imports ``lightning.pytorch`` (the
+Trainer, unused here), and Fabric's import-time version probe imports ``torchmetrics`` whole, which
+imports matplotlib (building a font cache on first use), scipy and more. (peft's import of
+bitsandbytes, which looks for kernels on the Hugging Face hub, is blocked for every entry point in
+``twin/__init__.py``; ``check_quantize`` lets it in for QLoRA.)
 
-- ``import lightning.fabric`` runs ``lightning/__init__.py``, which imports ``lightning.pytorch``
-  (the Trainer, unused here), and Fabric's import-time version probe imports ``torchmetrics``
-  whole, which imports matplotlib (building a font cache on first use), scipy and more.
-- ``import peft`` tries ``import bitsandbytes``, which imports ``torch._inductor`` and, on a CPU,
-  looks for kernels on the Hugging Face hub; it is only needed for QLoRA (``quantize``).
-
-:func:`import_fabric` loads Fabric and peft with those hidden: ``lightning`` is registered as a
-bare package (its subpackages import as usual, its ``__init__`` does not run) and the hidden
-modules fail to import inside the block (so the probes answer "not installed"), then become
-importable again. Nothing twin calls depends on them; ``tests/test_train_imports.py`` holds
-``twin train`` to this.
+:func:`import_fabric` loads Fabric with those hidden: ``lightning`` is registered as a bare package
+(its subpackages import as usual, its ``__init__`` does not run) and ``torchmetrics`` fails to import
+inside the block (so the probe answers "not installed"), then becomes importable again. Nothing twin
+calls depends on them; ``tests/test_train_imports.py`` holds ``twin train`` to this.
 """
 
 from __future__ import annotations
@@ -51,15 +48,9 @@ def _bare_package(name: str) -> None:
     sys.modules[name] = importlib.util.module_from_spec(spec)
 
 
-def import_fabric(quantize: str | None = None) -> Any:
-    """``lightning.fabric.Fabric``, with peft imported alongside, each without its unused extras."""
-    extras = ["torchmetrics"] + ([] if quantize else ["bitsandbytes"])
-    with hidden(*extras):
+def import_fabric() -> Any:
+    """``lightning.fabric.Fabric``, without lightning's Trainer and torchmetrics."""
+    with hidden("torchmetrics"):
         _bare_package("lightning")
         from lightning.fabric import Fabric
-        from peft.import_utils import is_bnb_4bit_available, is_bnb_available
-
-        # peft's probes are cached (lru_cache): answered "absent" here, the LoRA layer dispatch
-        # does not import bitsandbytes later either.
-        is_bnb_available(), is_bnb_4bit_available()
     return Fabric

@@ -124,7 +124,7 @@ def setup(cfg: TrainConfig) -> Any:
     """The Fabric that runs ``main`` on every device."""
     from twin.imports import import_fabric
 
-    Fabric = import_fabric(cfg.quantize)  # noqa: N806  # without lightning's unused extras (twin/imports.py)
+    Fabric = import_fabric()  # noqa: N806  # without lightning's unused extras (twin/imports.py)
     return Fabric(
         accelerator=cfg.accelerator, devices=cfg.devices, strategy=_strategy(cfg), precision=cfg.precision
     )
