@@ -20,9 +20,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-# Imported by the libraries above but never used by a training run.
-TRAIN_NEVER_NEEDS = ("torchmetrics", "matplotlib", "sklearn", "bm25s", "streamlit", "lightning.pytorch")
-
 
 @contextmanager
 def hidden(*names: str) -> Iterator[None]:
