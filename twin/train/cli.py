@@ -67,20 +67,25 @@ def train_cmd(
     from twin.model.load import choose_omp_wait
 
     omp = choose_omp_wait()  # before torch loads
-    from twin.config import deep_merge, load_config, parse_overrides
-    from twin.train.config import TrainConfig
+    options = {"base": base, "run": run, "max_steps": max_steps, "devices": devices, "strategy": strategy,
+               "precision": precision}  # fmt: skip
+    flags = _flags(options, data=data, memory=memory, from_=from_, feedback=feedback)
+    _check_stage(stage, resume)
+    cfg = _config(config, flags, memory_scope, set_)
+    log.info("threads: %s", omp)
+    if stage == "prefs":
+        _run_prefs(cfg, feedback is not None)
+        return
+    _train_sft(cfg, resume)
+    if cfg.prefs.enabled and stage is None:
+        _run_prefs(cfg.model_copy(update={"prefs": cfg.prefs.model_copy(update={"init": None})}), False)
 
-    flags: dict = {}
-    for key, value in (
-        ("base", base),
-        ("run", run),
-        ("max_steps", max_steps),
-        ("devices", devices),
-        ("strategy", strategy),
-        ("precision", precision),
-    ):
-        if value is not None:
-            flags[key] = value
+
+def _flags(
+    options: dict, *, data: str | None, memory: int | None, from_: str | None, feedback: str | None
+) -> dict:
+    """The command line's settings as a config overlay (only what was given)."""
+    flags: dict = {k: v for k, v in options.items() if v is not None}
     if data is not None:
         flags["data"] = {"dir": data}
     if memory is not None:
@@ -89,16 +94,23 @@ def train_cmd(
         flags["prefs"] = {"init": from_}
     if feedback is not None:
         flags.setdefault("prefs", {})["feedback"] = feedback
-    _check_stage(stage, resume)
+    return flags
+
+
+def _config(config: Path, flags: dict, memory_scope: str | None, set_: list[str] | None) -> TrainConfig:
+    """The recipe with the flags and ``--set`` overrides on top (a bad scope or key: one line)."""
+    from twin.config import deep_merge, load_config, parse_overrides
+    from twin.train.config import TrainConfig
+
     if memory_scope is not None:
         from twin.memory import check_scope
 
         flags.setdefault("data", {})["memory_scope"] = check_scope(memory_scope)
-    cfg = load_config(TrainConfig, config, deep_merge(flags, parse_overrides(set_)))
-    log.info("threads: %s", omp)
-    if stage == "prefs":
-        _run_prefs(cfg, feedback is not None)
-        return
+    return load_config(TrainConfig, config, deep_merge(flags, parse_overrides(set_)))
+
+
+def _train_sft(cfg: TrainConfig, resume: bool) -> None:
+    """The SFT run, then its summary (the adapter, the plan, the step kept)."""
     from twin.train.loop import train
 
     try:
@@ -121,8 +133,6 @@ def train_cmd(
             f"({kept['step']}{', stopped early' if kept['stopped_early'] else ''})"
         )
         typer.echo(f"adapter: {Path(cfg.out_dir) / 'adapters' / cfg.run}")
-    if cfg.prefs.enabled and stage is None:
-        _run_prefs(cfg.model_copy(update={"prefs": cfg.prefs.model_copy(update={"init": None})}), False)
 
 
 def _check_stage(stage: str | None, resume: bool) -> None:
