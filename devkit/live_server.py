@@ -67,18 +67,8 @@ def twin_process(
     """
     port = free_port()
     cmd = [sys.executable, "-m", "twin.cli", command, *args, "--port", str(port)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(url + health, timeout=timeout, proc=proc)
+    with _serving(cmd, port, health, env=env, timeout=timeout) as (url, _proc):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @contextlib.contextmanager
@@ -91,10 +81,20 @@ def llama_cpp_process(
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", alias,
            "--host", "127.0.0.1", "--port", str(port), "--n_threads", str(threads),
            "--n_threads_batch", str(threads), "--n_ctx", str(n_ctx), "--verbose", "False"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with _serving(cmd, port, "/v1/models") as served:
+        yield served
+
+
+@contextlib.contextmanager
+def _serving(
+    cmd: list[str], port: int, health: str, *, env: dict | None = None, timeout: float = 120.0
+) -> Iterator[tuple[str, Any]]:
+    """Start ``cmd`` (a server on ``port``), yield ``(url, process)`` once ``health`` answers; stop it
+    (SIGTERM, then SIGKILL after 20 s) when the block ends, however it ends."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_http(url + "/v1/models", timeout=120, proc=proc)
+        wait_http(url + health, timeout=timeout, proc=proc)
         yield url, proc
     finally:
         proc.terminate()
