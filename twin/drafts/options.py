@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,8 +64,7 @@ def check_options(o: DraftsOptions) -> None:
     check_number("--max-new-tokens", o.max_new_tokens, low=1)
     check_number("--temperature", o.temperature, low=0)
     check_number("--gap-hours", o.gap_hours, above=0)
-    if not math.isfinite(o.feedback_hours) or o.feedback_hours <= 0:
-        raise TwinError(f"--feedback-hours must be a number of hours above 0, got {o.feedback_hours}")
+    check_number("--feedback-hours", o.feedback_hours, above=0)
     if not o.server.startswith(("http://", "https://")):
         raise TwinError(f"--server {o.server!r}: give the twin server's URL, e.g. {DEFAULT_SERVER}")
     check_region(o.region)
