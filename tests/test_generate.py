@@ -11,11 +11,11 @@ from twin.inference.generate import (
     Generation,
     GenParams,
     _partial_stop,
-    _visible,
     build_reply_prompt,
     context_budget,
     generate,
     speaker_stops,
+    visible_text,
 )
 from twin.prompt import CHAT, STOP_STRINGS, build_prompt, build_training_pair, fit_context
 
@@ -80,7 +80,7 @@ def test_greedy_matches_transformers_generate(tiny, prompt):
             eos_token_id=tok.eos_token_id,
         )
     new = out[0, enc["input_ids"].shape[1] :].tolist()
-    ref = _visible(tok.decode(new, skip_special_tokens=True), STOP_STRINGS, final=True)[0]
+    ref = visible_text(tok.decode(new, skip_special_tokens=True), STOP_STRINGS, final=True)[0]
     assert ours.text == ref
     assert ours.prompt_tokens == enc["input_ids"].shape[1]
     if ours.stopped_by == "length":
@@ -177,21 +177,21 @@ def test_max_new_tokens_caps_the_reply(tiny, prompt):
 def test_visible_holds_back_possible_stop_prefixes():
     assert _partial_stop("hello\n#", STOP_STRINGS) == 2
     assert _partial_stop("hello", STOP_STRINGS) == 0
-    assert _visible("hi there\n##", STOP_STRINGS, final=False) == ("hi there", False)
-    assert _visible("hi there\n##", STOP_STRINGS, final=True) == ("hi there\n##", False)
-    assert _visible("a\n### b", STOP_STRINGS, final=False) == ("a", True)
-    assert _visible("caf\ufffd", STOP_STRINGS, final=False) == ("caf", False)
+    assert visible_text("hi there\n##", STOP_STRINGS, final=False) == ("hi there", False)
+    assert visible_text("hi there\n##", STOP_STRINGS, final=True) == ("hi there\n##", False)
+    assert visible_text("a\n### b", STOP_STRINGS, final=False) == ("a", True)
+    assert visible_text("caf\ufffd", STOP_STRINGS, final=False) == ("caf", False)
     # An opening that may still become a speaker label is held back; "Me" alone, at the end, is a reply.
     labels = speaker_stops("Mom")
-    assert _visible("Mo", labels, final=False) == ("", False)
-    assert _visible(" Mom: hi", labels, final=False) == ("hi", False)
-    assert _visible("Me", labels, final=True) == ("Me", False)
-    assert _visible("Mommy dearest", labels, final=False) == ("Mommy dearest", False)
+    assert visible_text("Mo", labels, final=False) == ("", False)
+    assert visible_text(" Mom: hi", labels, final=False) == ("hi", False)
+    assert visible_text("Me", labels, final=True) == ("Me", False)
+    assert visible_text("Mommy dearest", labels, final=False) == ("Mommy dearest", False)
     # any name-shaped line start is held back until it is known not to be a label
-    assert _visible("ok\nOleg (wor", labels, final=False) == ("ok", False)
-    assert _visible("ok\nOleg (work): hi", labels, final=False) == ("ok", True)
-    assert _visible("ok\nOleg is here", labels, final=False) == ("ok\nOleg is here", False)
-    assert _visible("Олег (работа): отлично", STOP_STRINGS, final=True)[0].startswith("Олег")  # guard off
+    assert visible_text("ok\nOleg (wor", labels, final=False) == ("ok", False)
+    assert visible_text("ok\nOleg (work): hi", labels, final=False) == ("ok", True)
+    assert visible_text("ok\nOleg is here", labels, final=False) == ("ok\nOleg is here", False)
+    assert visible_text("Олег (работа): отлично", STOP_STRINGS, final=True)[0].startswith("Олег")  # guard off
 
 
 def test_build_reply_prompt_is_the_training_prompt(tiny):

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from twin.errors import TwinError
-from twin.inference.generate import _visible
+from twin.inference.generate import visible_text
 from twin.serve.backend import ShownText, check_backend_url, completion_body
 
 MESSAGES = ["are you coming tonight?", "did you see the game", "what time is dinner", "call me when you land"]
@@ -31,7 +31,7 @@ def test_pieces_are_shown_as_twin_shows_a_reply():
     text = "Me: sure, at 7 \nsee you  \nAlice: ok"
     shown = ShownText(stops)
     deltas = [shown.add(ch) for ch in text] + [shown.add("", final=True)]
-    want, stopped = _visible(text, stops, final=True)
+    want, stopped = visible_text(text, stops, final=True)
     assert "".join(deltas) == want == "sure, at 7 \nsee you" and stopped and shown.stopped
 
 

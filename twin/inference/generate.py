@@ -349,7 +349,7 @@ def _label_cut(text: str, final: bool) -> tuple[int, int]:
     return -1, 0
 
 
-def _visible(text: str, stops: Sequence[str], final: bool) -> tuple[str, bool]:
+def visible_text(text: str, stops: Sequence[str], final: bool) -> tuple[str, bool]:
     """The part of the generated text that is safe to show now, and whether a stop string was hit.
 
     Held back until decoding settles: an opening that may become a speaker label, a tail that may
@@ -496,7 +496,7 @@ class Decoding:
         else:
             self._advance_text()
             text = self.text
-        visible, stopped = _visible(text, self.stops, final=final)
+        visible, stopped = visible_text(text, self.stops, final=final)
         if stopped:
             self.stats.stopped_by, self.done = "stop", True
         if visible.startswith(self.shown) and len(visible) > len(self.shown):

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from twin.errors import TwinError
-from twin.inference.generate import Generation, GenParams, _visible, reply_prompt_ids, speaker_stops
+from twin.inference.generate import Generation, GenParams, reply_prompt_ids, speaker_stops, visible_text
 from twin.prompt import STOP_STRINGS
 from twin.serve.engine import (
     BASE_NAME,
@@ -106,7 +106,7 @@ class ShownText:
 
     def add(self, piece: str, final: bool = False) -> str:
         self.text += piece
-        visible, self.stopped = _visible(self.text, self.stops, final=final)
+        visible, self.stopped = visible_text(self.text, self.stops, final=final)
         if visible.startswith(self.shown) and len(visible) > len(self.shown):
             delta, self.shown = visible[len(self.shown) :], visible
             return delta

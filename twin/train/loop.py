@@ -635,7 +635,7 @@ def train_step(
     tokens = sum(plan.lengths[i] for per_rank in step_batches for b in per_rank for i in b)
     step_loss = 0.0
     for k, per_rank in enumerate(step_batches):
-        batch = _to(
+        batch = batch_to(
             examples.collate(data.train, per_rank[fabric.global_rank], data.tokenizer.pad_token_id),
             fabric.device,
         )
@@ -732,7 +732,7 @@ def validate(fabric: Any, module: Any, data: Any, pad_id: int, cfg: TrainConfig)
     module.eval()
     with torch.no_grad():
         for b in mine:
-            batch = _to(examples.collate(data, b, pad_id), fabric.device)
+            batch = batch_to(examples.collate(data, b, pad_id), fabric.device)
             total[0] += module(**batch).double()
             total[1] += examples.count_targets(data, b)
     module.train()
@@ -870,7 +870,7 @@ def _make_loss_module(peft_model: Any) -> Any:
 # Helpers
 
 
-def _to(batch: dict, device: Any) -> dict:
+def batch_to(batch: dict, device: Any) -> dict:
     if str(device) == "cpu":
         return batch
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}

@@ -370,14 +370,16 @@ def sequence_logps(fabric: Any, module: Any, enc: Any, pad_id: int, micro: int) 
     import torch
 
     from twin.examples import collate
-    from twin.train.loop import _to
+    from twin.train.loop import batch_to
 
     out = torch.zeros(len(enc), dtype=torch.float32)
     module.eval()
     with torch.no_grad():
         for start in range(0, len(enc), 2 * micro):
             idx = list(range(start, min(start + 2 * micro, len(enc))))
-            out[idx] = -module(**_to(collate(enc, idx, pad_id), fabric.device), per_row=True).float().cpu()
+            out[idx] = (
+                -module(**batch_to(collate(enc, idx, pad_id), fabric.device), per_row=True).float().cpu()
+            )
     module.train()
     return out
 
@@ -413,7 +415,7 @@ def prefs_step(
 ) -> dict:
     """One optimizer step: DPO averaged over the step's pairs + NLL per chosen token, accumulated."""
     from twin.examples import collate, count_targets
-    from twin.train.loop import _to, optimizer_step
+    from twin.train.loop import batch_to, optimizer_step
 
     p, n = cfg.prefs, len(enc) // 2
     micro = [batch[i : i + p.micro_batch_size] for i in range(0, len(batch), p.micro_batch_size)]
@@ -422,7 +424,7 @@ def prefs_step(
     for k, b in enumerate(micro):
         idx = pair_rows(b, n)
         with fabric.no_backward_sync(model.module, enabled=k < len(micro) - 1):
-            neg = model.module(**_to(collate(enc, idx, pad_id), fabric.device), per_row=True)
+            neg = model.module(**batch_to(collate(enc, idx, pad_id), fabric.device), per_row=True)
             pol_c, pol_r = -neg[: len(b)], -neg[len(b) :]
             ref_c, ref_r = ref[b].to(neg.device), ref[[n + i for i in b]].to(neg.device)
             dpo = dpo_loss(pol_c, pol_r, ref_c, ref_r, p.beta).sum() / len(batch)
