@@ -53,22 +53,9 @@ def tiny_cmd(
     from twin.model.load import prefer_passive_omp_wait
 
     prefer_passive_omp_wait()
-    from twin.model.tiny import build_tiny, conversations_from_dir, fallback_texts, texts_from_dir
+    from twin.model.tiny import build_tiny
 
-    conversations = None  # chat families pretrain on these rendered in their chat template instead
-    from twin.model.chat_templates import FAMILIES
-
-    family = FAMILIES.get(arch)
-    plain = not (family and family.chat_template)  # plain-v1's wording: only for a base without one
-    if texts is None and (Path("data/processed") / "train.jsonl").is_file():
-        texts = Path("data/processed")
-    if texts is not None:  # the contacts' side only, unless --with-owner-replies
-        docs = texts_from_dir(texts, plain_prompts=plain, owner_replies=owner_replies)
-        conversations = conversations_from_dir(texts, owner_replies=owner_replies)
-        side = "with your replies" if owner_replies else "your contacts' side only"
-        source = f"{texts} ({side})"
-    else:  # never data/raw: the tokenizer and weights must not learn unscrubbed text
-        docs, source = fallback_texts(), "the built-in corpus (`twin prepare` first to use your chats)"
+    docs, conversations, source = _pretraining_text(texts, arch, owner_replies)
     log.info("tokenizer and pretraining text: %d documents from %s", len(docs), source)
     path = build_tiny(
         out or Path(f"checkpoints/tiny-{arch}"),
@@ -83,6 +70,27 @@ def tiny_cmd(
         conversations=conversations,
     )
     typer.echo(f"tiny {arch} written to {path}")
+
+
+def _pretraining_text(
+    texts: Path | None, arch: str, owner_replies: bool
+) -> tuple[list[str], list | None, str]:
+    """The tiny base's text: (documents, chat-template conversations or None, where they came from)."""
+    from twin.model.chat_templates import FAMILIES
+    from twin.model.tiny import conversations_from_dir, fallback_texts, texts_from_dir
+
+    family = FAMILIES.get(arch)
+    plain = not (family and family.chat_template)  # plain-v1's wording: only for a base without one
+    if texts is None and (Path("data/processed") / "train.jsonl").is_file():
+        texts = Path("data/processed")
+    if texts is None:  # never data/raw: the tokenizer and weights must not learn unscrubbed text
+        return fallback_texts(), None, "the built-in corpus (`twin prepare` first to use your chats)"
+    # the contacts' side only, unless --with-owner-replies; chat families also pretrain on the
+    # conversations rendered in their chat template
+    docs = texts_from_dir(texts, plain_prompts=plain, owner_replies=owner_replies)
+    conversations = conversations_from_dir(texts, owner_replies=owner_replies)
+    side = "with your replies" if owner_replies else "your contacts' side only"
+    return docs, conversations, f"{texts} ({side})"
 
 
 def download_cmd(
