@@ -26,7 +26,9 @@ REPORT = (
 LOAD = {
     # the `twin` console script imports twin.cli:main
     "cli": "import twin.cli\n",
-    "serve": "import twin.serve.app\n",
+    # `twin serve` as the console script runs it, stopped by a bad --port after its set-up, before loading
+    "serve": "import sys, twin.cli\nkeys, sys.argv = sys.argv, ['twin', 'serve', '--port', '0']\n"
+    "try:\n    twin.cli.main()\nexcept SystemExit:\n    sys.argv = keys\n",
     # the page, run as streamlit runs it (no server listening: it shows an error and returns)
     "web": "import runpy, logging; logging.disable(logging.WARNING)\n"
     f"runpy.run_path({str(ROOT / 'web' / 'app.py')!r}, run_name='__main__')\n",

@@ -13,11 +13,7 @@ import contextlib
 import os
 from collections.abc import AsyncIterator
 
-# Serving reads local directories only: no hub calls, no telemetry (set before transformers loads).
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-
-from fastapi import FastAPI  # noqa: E402
+from fastapi import FastAPI
 
 from twin.serve.deps import Services
 from twin.serve.engine import Engine

@@ -146,8 +146,11 @@ def serve_cmd(
 
 def serve(s: ServeSettings) -> None:
     """Check the settings, load the model and adapters, then answer HTTP until stopped."""
+    import twin
     from twin.model.load import prefer_passive_omp_wait
 
+    # Serving reads local directories only: no hub calls (set before transformers loads).
+    twin.no_phone_home(offline=True)
     prefer_passive_omp_wait()
     _check_serve_options(s)
     if s.threads:
