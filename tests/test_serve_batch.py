@@ -297,6 +297,27 @@ def test_per_row_lora_equals_each_adapter_alone(arch):
     assert multi.passes == 1
 
 
+def test_a_stack_that_disagrees_with_peft_is_not_used(monkeypatch, caplog):
+    """The stack reads peft internals; if they changed (here: a B block missing its scaling), the
+    load-time check sees rows differ from peft's own and the scheduler keeps peft's mixed path."""
+    from twin.inference import multi_lora
+
+    model = tiny_peft("llama", {"ann": {"r": 4, "lora_alpha": 8}, "bob": {"r": 8, "lora_alpha": 4}})
+    assert multi_lora.MultiLora(model).supported
+
+    real = multi_lora.stack_layer
+
+    def unscaled(layer, widths):
+        a, b = real(layer, widths)
+        return a, b / layer.scaling["ann"]
+
+    monkeypatch.setattr(multi_lora, "stack_layer", unscaled)
+    with caplog.at_level("WARNING", logger="twin.inference.multi_lora"):
+        multi = multi_lora.MultiLora(model)
+    assert not multi.supported and multi.passes == 0
+    assert "differ from peft's own" in caplog.text
+
+
 def test_dora_rows_fall_back_to_peft_per_adapter_code():
     """DoRA scales by a learned magnitude, which a stacked B A cannot express: its rows are computed by
     peft's DoRA code on their own sub-batch (peft's own mixed-batch path refuses DoRA outright)."""

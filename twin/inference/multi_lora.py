@@ -18,16 +18,27 @@ Adapters whose layers are more than ``B A`` (DoRA's magnitude vector, a LoRA bia
 variants) stay out of the stack: their rows are computed by peft's own per-adapter code on their
 sub-batch, as peft's mixed path would. A model with LoRA layers of another kind (embeddings,
 convolutions) or ``modules_to_save`` is not handled here (:attr:`MultiLora.supported` is False) and
-the scheduler passes peft's ``adapter_names`` instead.
+the scheduler passes peft's ``adapter_names`` instead, as it does when the load-time check
+(:meth:`MultiLora.agrees_with_peft`) finds the stack's rows differ from peft's own (a peft release that
+changed the internals read here).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def _peft() -> str:
+    import peft
+
+    return peft.__version__
 
 
 @dataclass
@@ -157,6 +168,40 @@ class MultiLora:
         ]
         self._plan: tuple[tuple, Any, dict] | None = None
         self.passes = 0  # forward passes run with per-row adapters (for tests and the log)
+        if self.supported and not self.agrees_with_peft():
+            # The stack reads peft internals (lora_A/B, scaling, the disable flag): if a peft release
+            # changed them, its own mixed-batch path (``adapter_names``) still gives the right rows.
+            log.warning(
+                "peft %s: stacked LoRA rows differ from peft's own; using peft's mixed batches", _peft()
+            )
+            self.supported = False
+        self.passes = 0  # the check's probes are not the server's passes
+
+    def agrees_with_peft(self) -> bool:
+        """Whether one row per stacked adapter and a bare-base row equal peft's own mixed-batch output.
+
+        Checked per LoRA layer on a random input, so it costs about one token's pass through the
+        adapted linears, not a model forward.
+        """
+        import torch
+
+        names: list[str | None] = [*self.stacked, None]  # peft's mixed path refuses DoRA and the like
+        gen = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            for stacked in self.layers:
+                layer = stacked.module
+                ref = layer.get_base_layer().weight
+                dtype = ref.dtype if ref.is_floating_point() else torch.float16  # quantized: activations
+                tol = 1e-4 if dtype == torch.float32 else 3e-2  # bf16/fp16 round the two orders apart
+                x = torch.randn(len(names), 1, layer.in_features, generator=gen).to(ref.device, dtype)
+                own = [n if n in layer.lora_A else "__base__" for n in names]
+                theirs = layer(x, adapter_names=own)
+                with self.rows(names):
+                    ours = layer(x)
+                scale = theirs.abs().max().clamp(min=1.0)
+                if not torch.allclose(ours.float(), theirs.float(), atol=tol * float(scale), rtol=tol):
+                    return False
+        return True
 
     def stale(self) -> bool:
         return adapters_key(self.model) != self.key
