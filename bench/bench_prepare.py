@@ -126,8 +126,8 @@ def generate_raw(root: Path, n_messages: int, seed: int = 0) -> Path:
 def profile_phases(raw: Path, max_messages: int) -> dict:
     """Single-process time per phase over the first dialogs (up to ``max_messages`` messages)."""
     from twin.prepare.config import PrepareConfig
-    from twin.prepare.examples import session_examples
     from twin.prepare.pipeline import dumps_line, read_records
+    from twin.prepare.session_examples import session_examples
     from twin.text.scrub import Scrubber
     from twin.text.sessions import build_sessions
 

@@ -51,3 +51,28 @@ def test_help_lists_every_stage_without_importing_torch():
     ):
         assert command in out
     assert isinstance(cli.app, typer.Typer)
+
+
+def test_eof_at_a_prompt_is_interrupted_not_a_traceback(monkeypatch, capsys):
+    def eof(**_):
+        raise typer.Abort()  # what typer raises for an EOFError inside a command
+
+    monkeypatch.setattr(cli, "app", eof)
+    with pytest.raises(SystemExit) as e:
+        cli.main()
+    assert e.value.code == 130
+    assert capsys.readouterr().err == "interrupted\n"
+
+
+def test_output_to_a_closed_pipe_ends_quietly():
+    # `twin drafts --help | head -1`: the reader is gone before twin writes; typer exits 1, and main()
+    # must let that exit through rather than crash in its own except clauses.
+    p = subprocess.Popen(
+        [sys.executable, "-c", "from twin.cli import main; main()", "drafts", "--help"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait() == 1
+    assert "Traceback" not in err, err

@@ -8,7 +8,7 @@ import pytest
 from helpers.styled_chats import contact_text, styled_examples
 
 from twin.eval.authorship import authorship_block, bootstrap_interval, split_messages
-from twin.eval.report import authorship_sentence
+from twin.eval.verdict import authorship_sentence
 
 
 def _shuffled(examples: list[dict], seed: int) -> list[dict]:

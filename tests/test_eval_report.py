@@ -141,7 +141,7 @@ def _headline_result(**authorship):
 
 
 def test_report_opens_with_the_answer_and_its_numbers(tmp_path):
-    from twin.eval.report import acceptance_rate, headline
+    from twin.eval.verdict import acceptance_rate, headline
     from twin.feedback import acceptance
 
     r = _headline_result()
@@ -171,7 +171,7 @@ def test_report_opens_with_the_answer_and_its_numbers(tmp_path):
 
 
 def test_small_val_says_so_and_prints_no_interval(tmp_path):
-    from twin.eval.report import headline
+    from twin.eval.verdict import headline
 
     small = {**_SHARE, "n": 3}
     r = _headline_result(enough_examples=False, meaningful=False, real=small, base=small, twin=small)

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from twin.errors import TwinError
-from twin.publish.gguf import export_adapter_gguf, export_gguf, permute_rope_rows, qkv_to_gguf
+from twin.publish.gguf import export_adapter_gguf, export_gguf
+from twin.publish.gguf_arch import permute_rope_rows, qkv_to_gguf
 from twin.publish.ollama import PLAIN_V1_GO_TEMPLATE
 
 
@@ -601,7 +602,7 @@ def test_cli_adapter_only_and_its_bad_inputs(random_lora_adapter, tiny_base, tmp
     from typer.testing import CliRunner
 
     from twin.cli import app
-    from twin.publish.gguf import pre_tokenizer_name
+    from twin.publish.gguf_tokenizer import pre_tokenizer_name
 
     runner = CliRunner()
     out = tmp_path / "out"

@@ -266,9 +266,9 @@ def test_full_queue_is_503_with_retry_after(engine):
 
     app = create_app(engine, queue_size=1)
     gate = app.state.gate
-    assert gate.running == engine.max_batch
+    assert gate.slots == engine.max_batch
     with TestClient(app) as c:
-        for _ in range(gate.queue_size + gate.running):  # every place taken
+        for _ in range(gate.queue_size + gate.slots):  # every place taken
             gate.reserve()
         try:
             for path, payload in (
@@ -281,7 +281,7 @@ def test_full_queue_is_503_with_retry_after(engine):
                 assert int(r.headers["retry-after"]) >= 1
                 assert r.json()["error"]["type"] == "overloaded_error"
         finally:
-            for _ in range(gate.queue_size + gate.running):
+            for _ in range(gate.queue_size + gate.slots):
                 gate.release()
         assert c.post("/reply", json=body(max_new_tokens=2)).status_code == 200
         assert gate.pending == 0

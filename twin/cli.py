@@ -66,7 +66,7 @@ def main() -> None:
         # A bad option value or an unknown option: one line like every other refusal, not a box.
         print(f"error: {_usage_line(e)}", file=sys.stderr)
         sys.exit(e.exit_code)
-    except click.Abort:
+    except typer.Abort:  # EOF at a prompt (typer's own class: the vendored click module has none)
         print("interrupted", file=sys.stderr)
         sys.exit(130)
     except KeyboardInterrupt:

@@ -189,19 +189,24 @@ def encode_examples(
             stats["reply_cut"] += 1
         out.ids.append(prompt_ids + comp_ids)
         out.prompt_lens.append(len(prompt_ids))
+    _check_kept(out, max_seq_length)
+    return out
+
+
+def _check_kept(out: Encoded, max_seq_length: int) -> None:
+    """Refuse when no example is left to train on; say how many were dropped otherwise."""
     if not out.ids:
         raise TwinError(
             f"data.max_seq_length {max_seq_length} is smaller than every prompt, so nothing is left to "
             "train on; raise data.max_seq_length or re-run `twin prepare` with a smaller context budget"
         )
-    if stats["dropped_prompt_too_long"]:
+    if out.stats["dropped_prompt_too_long"]:
         log.warning(
             "%d of %d examples dropped: their prompt alone is longer than data.max_seq_length=%d",
-            stats["dropped_prompt_too_long"],
-            len(examples),
+            out.stats["dropped_prompt_too_long"],
+            out.stats["examples"],
             max_seq_length,
         )
-    return out
 
 
 def _check_header_fits(

@@ -35,13 +35,14 @@ from typing import Any
 
 import numpy as np
 
+from twin.eval.metrics import SIDES
+
 # The verifier itself lives below the stages (train's preference stage uses it too).
 from twin.style import MIN_MESSAGES, Verifier, split_messages, train_verifier
 
 MIN_EXAMPLES = 30  # scored prompts below which no share or interval is reported as meaning anything
 MIN_ACCURACY = 0.6
 BOOTSTRAP = 1000
-SIDES = ("real", "base", "twin")
 
 
 def bootstrap_interval(values: Sequence[float], *, seed: int = 0, n: int = BOOTSTRAP) -> tuple[float, float]:

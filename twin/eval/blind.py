@@ -16,7 +16,7 @@ from pathlib import Path
 from twin.errors import TwinError
 from twin.fileio import iter_jsonl
 
-SIDES = ("A", "B")
+POSITIONS = ("A", "B")  # where the real reply was shown: left (A) or right (B)
 PICKS = ("A", "B", "unsure")
 
 
@@ -35,7 +35,7 @@ def read_blind(path: Path) -> list[dict]:
     """The rounds in ``blind.jsonl``; a malformed line is a TwinError naming the file and line."""
     rounds = []
     for n, row in iter_jsonl(path, hint="delete that line and run again"):
-        if not isinstance(row, dict) or row.get("real") not in SIDES or row.get("pick") not in PICKS:
+        if not isinstance(row, dict) or row.get("real") not in POSITIONS or row.get("pick") not in PICKS:
             raise TwinError(
                 f"{path}:{n}: needs 'real' in A/B and 'pick' in A/B/unsure; delete that line to go on"
             )

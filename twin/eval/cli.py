@@ -62,7 +62,7 @@ def eval_cmd(
         f"loss base {lb['loss']:.3f} (ppl {lb['perplexity']:.1f}) -> twin {lt['loss']:.3f} (ppl {lt['perplexity']:.1f}); "
         f"BLEU-4 {result['overlap']['base']['bleu4']:.2f} -> {result['overlap']['twin']['bleu4']:.2f}"
     )
-    from twin.eval.report import acceptance_rate, headline
+    from twin.eval.verdict import acceptance_rate, headline
 
     typer.echo(headline(result, acceptance_rate(result)))
     typer.echo(f"report: {out / 'report.html'}")

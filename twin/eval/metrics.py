@@ -37,6 +37,10 @@ _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 _LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
 
 SCRIPTS = ("cyrillic", "latin", "other")
+# Who wrote a reply, in every eval row (eval_samples.jsonl) and block of eval.json: you, the base model
+# without the adapter, the twin. GENERATED: the two a model wrote, scored against "real".
+SIDES = ("real", "base", "twin")
+GENERATED = ("base", "twin")
 
 
 def words(text: str) -> list[str]:

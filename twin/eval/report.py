@@ -2,23 +2,26 @@
 scripts), readable offline and safe to mail to yourself. Every section is always present; a
 section with nothing to show says why.
 
-Plots use matplotlib's object API (``Figure``, no pyplot), so nothing touches a GUI backend.
+This module lays the page out: each section's table and note around its plot (:mod:`twin.eval.plots`)
+and the sentences of :mod:`twin.eval.verdict`.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import csv
 import html
-import io
 import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from twin.eval import plots
 from twin.eval.blind import blind_section
+from twin.eval.metrics import GENERATED, SCRIPTS, SIDES
+from twin.eval.plots import SIDE_LABELS
+from twin.eval.verdict import acceptance_rate, authorship_sentence, headline, too_few
 from twin.fileio import atomic_write_text
 
 # (id, title) of every section, in page order.
@@ -35,9 +38,6 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("acceptance", "Your edits of the drafts"),
     ("samples", "Side by side: their message | your real reply | base | twin"),
 )
-SIDES = ("real", "base", "twin")
-_COLORS = {"real": "#4c72b0", "base": "#999999", "twin": "#dd8452"}
-_LABELS = {"real": "your real replies", "base": "base model", "twin": "twin"}
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -52,18 +52,6 @@ details summary{cursor:pointer;color:#555} img{max-width:100%}
 
 def _esc(x: Any) -> str:
     return html.escape(str(x), quote=True)
-
-
-def _png(fig: Any) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    return f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
-
-
-def _figure(w: float = 7, h: float = 3.2) -> Any:
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(w, h))
 
 
 def _fmt(x: Any, digits: int = 3) -> str:
@@ -114,165 +102,38 @@ def _section_summary(r: dict) -> str:
     return f"<p>{verdict}</p>" + _table(["", ""], rows)
 
 
-def _bars(ax: Any, groups: Sequence[str], series: dict[str, Sequence[float]]) -> None:
-    n = len(series)
-    width = 0.8 / max(n, 1)
-    for k, (side, vals) in enumerate(series.items()):
-        xs = [i + (k - (n - 1) / 2) * width for i in range(len(groups))]
-        ax.bar(xs, vals, width, label=_LABELS[side], color=_COLORS[side])
-    ax.set_xticks(range(len(groups)))
-    ax.set_xticklabels(groups)
-    ax.legend(fontsize=8)
-
-
 def _section_loss(r: dict) -> str:
     lb, lt = r["loss"]["base"], r["loss"]["twin"]
     rows = [
-        [_LABELS[s], d["loss"], d["perplexity"], d["tokens"], d["examples"]]
+        [SIDE_LABELS[s], d["loss"], d["perplexity"], d["tokens"], d["examples"]]
         for s, d in (("base", lb), ("twin", lt))
     ]
-    fig = _figure(5, 2.8)
-    ax = fig.add_subplot()
-    vals = [lb["loss"], lt["loss"]]
-    ax.bar(
-        [_LABELS["base"], _LABELS["twin"]],
-        [0 if math.isnan(v) else v for v in vals],
-        color=[_COLORS["base"], _COLORS["twin"]],
-    )
-    ax.set_ylabel("mean cross-entropy (nats/token)")
-    ax.set_title("lower is better")
     note = (
         '<p class="muted">Token-weighted cross-entropy of your real replies (and the end-of-message token) '
         "given the same prompt the twin was trained with; perplexity = exp(loss).</p>"
     )
-    return note + _table(["model", "loss", "perplexity", "reply tokens", "examples"], rows) + _png(fig)
-
-
-def acceptance_rate(result: dict) -> float | None:
-    """The share of ``twin drafts``' suggestions the owner sent unchanged (eval.json's ``acceptance``,
-    written from ``twin/feedback.py``); None when there is no feedback yet."""
-    acc = result.get("acceptance")
-    if isinstance(acc, dict) and isinstance(acc.get("share_unchanged"), int | float):
-        return float(acc["share_unchanged"])
-    return None
-
-
-def _too_few(a: dict) -> bool:
-    """Too few scored prompts for a share to mean anything (older eval.json files: enough)."""
-    return a.get("status") == "ok" and not a.get("enough_examples", True)
-
-
-def _too_few_sentence(a: dict) -> str:
-    n = (a.get("real") or {}).get("n", 0)
-    val = a.get("val_examples") or n
-    if val >= a.get("min_examples", 30):  # val has enough: only the sample asked for was too small
-        return (
-            f"Too few prompts scored to judge: {n} of the {val} in val.jsonl; at least "
-            f'{a.get("min_examples", 30)} are needed before a share judged "you" means anything (so none is '
-            "shown). Run `twin eval` again with a larger --max-examples."
-        )
-    return (
-        f"Too little held-out data to judge: only {n} of your replies are in val.jsonl, and at least "
-        f'{a.get("min_examples", 30)} are needed before a share judged "you" means anything (so none is '
-        "shown). Export more of your chats (a longer history, more contacts) and run `twin prepare`, "
-        "`twin train` and `twin eval` again."
-    )
-
-
-def headline(result: dict, acceptance: float | None = None) -> str:
-    """The report's first sentence, the answer with its numbers: the share judged "you" of real / twin /
-    base replies, the blind-test rate when there is one, and the drafts ``acceptance`` rate (the share
-    sent unchanged) when there is one (:func:`acceptance_rate`)."""
-    a = result.get("authorship") or {"status": "missing"}
-    if a.get("status") != "ok" or not a.get("verifier_ok", a.get("meaningful")) or _too_few(a):
-        parts = [authorship_sentence(a).rstrip(".")]
-    else:
-        d = a.get("twin_minus_base") or {}
-        contacts = result.get("contacts") or {}
-        who = f" from {contacts['count']} contacts" if contacts.get("count") else ""
-        parts = [
-            f'Judged "you" by a style verifier: your real replies {a["real"]["share"]:.0%}, the twin '
-            f"{a['twin']['share']:.0%}, the base model {a['base']['share']:.0%} (twin - base "
-            f"{100 * d.get('share', float('nan')):+.0f} points, 95% interval {100 * d.get('low', float('nan')):+.0f} to "
-            f"{100 * d.get('high', float('nan')):+.0f}, over {a['twin']['n']} held-out prompts{who})"
-        ]
-    blind = result.get("blind")
-    if blind and blind.get("rounds"):
-        parts.append(
-            f"blind test: you took the twin for yourself in {blind['rate']:.0%} of {blind['rounds']} rounds"
-        )
-    if acceptance is not None:
-        parts.append(f"drafts: {acceptance:.0%} sent unchanged")
-    return "; ".join(parts) + "."
-
-
-def authorship_sentence(a: dict) -> str:
-    """One sentence saying what the authorship block means (plain text)."""
-    status = a.get("status")
-    if status == "too_little_data":
-        t = a["train"]
-        return (
-            f"Too little data for an authorship score: train has {t['owner_messages']} messages of yours and "
-            f"{t['contact_messages']} of your contacts; the verifier needs at least {t['minimum']} of each."
-        )
-    if status != "ok":
-        return f"No authorship score ({status}): it needs train.jsonl and val.jsonl from `twin prepare`."
-    acc = a["accuracy"]
-    if not a.get("verifier_ok", a["meaningful"]):
-        return (
-            f"The verifier tells your held-out messages from your contacts' only {acc['balanced']:.0%} of the "
-            f"time (balanced accuracy, 95% interval {acc['low']:.0%}-{acc['high']:.0%}; chance is 50%), so the "
-            "authorship score is not meaningful for this data."
-        )
-    if _too_few(a):
-        return _too_few_sentence(a)
-    real, base, twin = a["real"], a["base"], a["twin"]
-    diff = a.get("twin_minus_base") or {"share": twin["share"] - base["share"], "low": float("nan")}
-    span = f"paired difference {diff['share']:+.0%}" + (
-        f", 95% interval {diff['low']:+.0%} to {diff['high']:+.0%}" if "high" in diff else ""
-    )
-    if diff["low"] > 0:
-        verdict = f"clearly more like you than the base model ({span})"
-    elif twin["share"] > base["share"]:
-        verdict = f"more like you than the base model, but not clearly ({span})"
-    else:
-        verdict = f"no more like you than the base model ({span})"
-    sentence = (
-        f"A classifier that tells your messages from your contacts' ({acc['balanced']:.0%} balanced accuracy "
-        f"on held-out messages) takes {twin['share']:.0%} of the twin's replies for yours and "
-        f"{base['share']:.0%} of the base model's: the twin is {verdict}; your real replies score "
-        f"{real['share']:.0%}."
-    )
-    auc = a.get("auc") or {}
-    if "real_vs_twin" in auc and "real_vs_base" in auc:
-        sentence += (
-            f" Told apart from your real replies by its score with ROC AUC {auc['real_vs_twin']['auc']:.2f} "
-            f"(twin) and {auc['real_vs_base']['auc']:.2f} (base); 0.5 = indistinguishable."
-        )
-    return sentence
+    table = _table(["model", "loss", "perplexity", "reply tokens", "examples"], rows)
+    return note + table + plots.loss_plot(r["loss"])
 
 
 def _section_authorship(r: dict) -> str:
     a = r.get("authorship") or {"status": "missing"}
     text = f"<p>{_esc(authorship_sentence(a))}</p>"
-    if a.get("status") != "ok" or _too_few(a):
+    if a.get("status") != "ok" or too_few(a):
         return text
     rows = [
-        [_LABELS[s], a[s]["share"], _esc(f"{a[s]['low']:.2f}-{a[s]['high']:.2f}"), a[s]["mean_probability"]]
+        [
+            SIDE_LABELS[s],
+            a[s]["share"],
+            _esc(f"{a[s]['low']:.2f}-{a[s]['high']:.2f}"),
+            a[s]["mean_probability"],
+        ]
         for s in SIDES
     ]
     if a.get("twin_minus_base"):
         d = a["twin_minus_base"]
         rows.append(["twin - base, same prompts", d["share"], _esc(f"{d['low']:.2f}-{d['high']:.2f}"), ""])
     acc = a["accuracy"]
-    fig = _figure(6, 2.6)
-    ax = fig.add_subplot()
-    shares = [a[s]["share"] for s in SIDES]
-    errs = [[a[s]["share"] - a[s]["low"] for s in SIDES], [a[s]["high"] - a[s]["share"] for s in SIDES]]
-    ax.barh([_LABELS[s] for s in SIDES], shares, xerr=errs, color=[_COLORS[s] for s in SIDES], capsize=4)
-    ax.set_xlim(0, 1)
-    ax.invert_yaxis()
-    ax.set_xlabel('share of replies judged "you" (95% interval)')
     note = (
         '<p class="muted">Verifier: character 1-4-gram TF-IDF + class-balanced logistic regression, trained '
         f"on train.jsonl only ({a['train']['owner_messages']} of your messages, "
@@ -281,14 +142,14 @@ def _section_authorship(r: dict) -> str:
         "P(you) &ge; 0.5. Intervals: percentile bootstrap over replies.</p>"
     )
     header = ["replies", 'share judged "you"', "95% interval", "mean P(you)"]
-    return text + note + _table(header, rows) + _auc_table(a.get("auc") or {}) + _png(fig)
+    return text + note + _table(header, rows) + _auc_table(a.get("auc") or {}) + plots.authorship_plot(a)
 
 
 def _auc_table(auc: dict) -> str:
     if not auc:
         return ""
     rows = [
-        [f"your real replies vs the {_LABELS[side]}", d["auc"], _esc(f"{d['low']:.2f}-{d['high']:.2f}")]
+        [f"your real replies vs the {SIDE_LABELS[side]}", d["auc"], _esc(f"{d['low']:.2f}-{d['high']:.2f}")]
         for side, d in ((k.removeprefix("real_vs_"), v) for k, v in auc.items())
     ]
     note = (
@@ -306,33 +167,20 @@ def _section_overlap(r: dict) -> str:
         ("rouge2", "ROUGE-2 F1"),
         ("rougeL", "ROUGE-L F1"),
     ]
-    rows = [[label, r["overlap"]["base"][k], r["overlap"]["twin"][k]] for k, label in keys]
-    fig = _figure(6, 2.8)
-    ax = fig.add_subplot()
-    series = {
-        s: [
-            r["overlap"][s]["bleu4"] / 100,
-            r["overlap"][s]["rouge1"],
-            r["overlap"][s]["rouge2"],
-            r["overlap"][s]["rougeL"],
-        ]
-        for s in ("base", "twin")
-    }
-    _bars(ax, ["BLEU-4/100", "ROUGE-1", "ROUGE-2", "ROUGE-L"], series)
-    ax.set_ylim(0, max(0.05, *(v for vs in series.values() for v in vs)) * 1.15)
+    rows = [[label, *(r["overlap"][s][k] for s in GENERATED)] for k, label in keys]
     note = (
         '<p class="muted">Generated replies scored against what you really wrote: corpus BLEU-4 '
         "(sacrebleu) and mean ROUGE F1 over replies (Unicode word tokens, so Cyrillic counts). "
         "Chat replies are short and varied: low absolute values are normal, compare base vs twin.</p>"
     )
-    return note + _table(["metric", "base", "twin"], rows) + _png(fig)
+    return note + _table(["metric", *GENERATED], rows) + plots.overlap_plot(r["overlap"])
 
 
 def _section_lengths(r: dict) -> str:
     st = r["style"]
     rows = [
         [
-            _LABELS[s],
+            SIDE_LABELS[s],
             st[s]["chars_mean"],
             st[s]["chars_median"],
             st[s]["chars_p90"],
@@ -341,58 +189,27 @@ def _section_lengths(r: dict) -> str:
         ]
         for s in SIDES
     ]
-    lengths = r["lengths"]
-    top = max([1, *(v for s in SIDES for v in lengths[s])])
-    bins = [round(top * i / 20) for i in range(21)]
-    bins = sorted(set(bins)) if len(set(bins)) > 1 else [0, 1]
-    fig = _figure(7, 3)
-    ax = fig.add_subplot()
-    for s in SIDES:
-        if lengths[s]:
-            ax.hist(lengths[s], bins=bins, histtype="step", linewidth=2, label=_LABELS[s], color=_COLORS[s])
-    ax.set_xlabel("reply length (characters)")
-    ax.set_ylabel("replies")
-    ax.legend(fontsize=8)
-    return _table(
-        ["replies", "mean chars", "median chars", "90th pct chars", "mean words", "empty share"], rows
-    ) + _png(fig)
+    header = ["replies", "mean chars", "median chars", "90th pct chars", "mean words", "empty share"]
+    return _table(header, rows) + plots.lengths_plot(r["lengths"])
 
 
 def _section_emoji_language(r: dict) -> str:
     st = r["style"]
-    scripts = ("cyrillic", "latin", "other")
     rows = [
         [
-            _LABELS[s],
+            SIDE_LABELS[s],
             st[s]["emoji_rate"],
             st[s]["emoji_per_reply"],
-            *(st[s]["script_share"][k] for k in scripts),
+            *(st[s]["script_share"][k] for k in SCRIPTS),
         ]
         for s in SIDES
     ]
-    fig = _figure(8, 2.8)
-    ax1, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
-    ax1.bar(
-        [_LABELS[s] for s in SIDES], [st[s]["emoji_rate"] for s in SIDES], color=[_COLORS[s] for s in SIDES]
-    )
-    ax1.set_ylim(0, max(0.05, *(st[s]["emoji_rate"] for s in SIDES)) * 1.15)
-    ax1.set_title("share of replies with an emoji", fontsize=9)
-    ax1.tick_params(axis="x", labelsize=7)
-    bottom = [0.0] * len(SIDES)
-    shades = {"cyrillic": "#55a868", "latin": "#8172b2", "other": "#cccccc"}
-    for k in scripts:
-        vals = [st[s]["script_share"][k] for s in SIDES]
-        ax2.bar([_LABELS[s] for s in SIDES], vals, bottom=bottom, label=k, color=shades[k])
-        bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
-    ax2.set_title("script of each reply", fontsize=9)
-    ax2.tick_params(axis="x", labelsize=7)
-    ax2.legend(fontsize=7)
     note = (
         '<p class="muted">Language is told by script: a reply is Cyrillic or Latin by the majority of its '
         'letters, "other" when it has none (emoji only, numbers).</p>'
     )
     header = ["replies", "emoji rate", "emoji per reply", "Cyrillic", "Latin", "other"]
-    return note + _table(header, rows) + _png(fig)
+    return note + _table(header, rows) + plots.emoji_language_plot(st)
 
 
 def _section_pet_phrases(r: dict) -> str:
@@ -400,17 +217,6 @@ def _section_pet_phrases(r: dict) -> str:
     if not phrases:
         return '<p class="muted">No phrase occurs in two or more of your held-out replies.</p>'
     rows = [[_esc(p["phrase"]), p["count"], p["real"], p["base"], p["twin"]] for p in phrases]
-    fig = _figure(7, 0.4 * len(phrases) + 1.2)
-    ax = fig.add_subplot()
-    n = len(phrases)
-    for k, s in enumerate(SIDES):
-        ys = [i + (k - 1) * 0.27 for i in range(n)]
-        ax.barh(ys, [p[s] for p in phrases], 0.27, label=_LABELS[s], color=_COLORS[s])
-    ax.set_yticks(range(n))
-    ax.set_yticklabels([p["phrase"] for p in phrases], fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlabel("share of replies using the phrase")
-    ax.legend(fontsize=7)
     note = (
         '<p class="muted">Your most frequent 2-3 word phrases (and one-word replies) in the held-out '
         "replies, and how often each side uses them.</p>"
@@ -418,7 +224,7 @@ def _section_pet_phrases(r: dict) -> str:
     return (
         note
         + _table(["phrase", "your replies with it", "real share", "base share", "twin share"], rows)
-        + _png(fig)
+        + plots.pet_phrases_plot(phrases)
     )
 
 
@@ -446,14 +252,7 @@ def _section_training(r: dict, metrics_csv: Path | None) -> str:
         parts.append(_table(["final training metric", "value"], rows))
     series = _read_metrics_csv(metrics_csv) if metrics_csv and metrics_csv.is_file() else {}
     if series:
-        fig = _figure(7, 3)
-        ax = fig.add_subplot()
-        for k, pts in sorted(series.items()):
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], label=k, marker="." if len(pts) < 30 else None)
-        ax.set_xlabel("step")
-        ax.set_ylabel("loss")
-        ax.legend(fontsize=8)
-        parts.append(_png(fig))
+        parts.append(plots.training_plot(series))
     if not parts:
         where = _esc(metrics_csv) if metrics_csv else "the run directory"
         parts.append(f'<p class="muted">No training metrics found ({where}).</p>')

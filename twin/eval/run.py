@@ -161,24 +161,18 @@ def generate_replies(
 
 def summarize(rows: list[dict], *, pet_top: int = 10) -> dict:
     """Overlap, style, length and pet-phrase figures of ``rows`` (``real``/``base``/``twin`` replies)."""
-    real = [r["real"] for r in rows]
-    outs = {"base": [r["base"] for r in rows], "twin": [r["twin"] for r in rows]}
+    replies = {side: [r[side] for r in rows] for side in metrics.SIDES}
+    real = replies["real"]
     phrases = metrics.pet_phrases(real, top=pet_top) if pet_top else []
     return {
-        "overlap": {side: metrics.overlap_scores(outs[side], real) for side in ("base", "twin")},
-        "style": {
-            "real": metrics.style_stats(real),
-            "base": metrics.style_stats(outs["base"]),
-            "twin": metrics.style_stats(outs["twin"]),
-        },
-        "lengths": {"real": [len(t) for t in real], **{s: [len(t) for t in v] for s, v in outs.items()}},
+        "overlap": {side: metrics.overlap_scores(replies[side], real) for side in metrics.GENERATED},
+        "style": {side: metrics.style_stats(replies[side]) for side in metrics.SIDES},
+        "lengths": {side: [len(t) for t in replies[side]] for side in metrics.SIDES},
         "pet_phrases": [
             {
                 "phrase": p,
                 "count": c,
-                "real": metrics.phrase_share(real, p),
-                "base": metrics.phrase_share(outs["base"], p),
-                "twin": metrics.phrase_share(outs["twin"], p),
+                **{side: metrics.phrase_share(replies[side], p) for side in metrics.SIDES},
             }
             for p, c in phrases
         ],
@@ -188,7 +182,8 @@ def summarize(rows: list[dict], *, pet_top: int = 10) -> dict:
 def score_authorship(cfg: EvalConfig, val: list[dict], rows: list[dict]) -> dict:
     """The ``authorship`` block (verifier checked on all of ``val``, replies of ``rows`` scored);
     adds each row's P(owner) per side as ``row["authorship"]``."""
-    from twin.eval.authorship import SIDES, authorship_block
+    from twin.eval.authorship import authorship_block
+    from twin.eval.metrics import SIDES
     from twin.examples import read_examples
 
     train_path = Path(cfg.data) / cfg.train_file
@@ -331,7 +326,8 @@ def _result(cfg: EvalConfig, plan: _Plan, rows: list[dict], loss: dict, authorsh
 
 
 def _write_outputs(out: Path, result: dict, rows: list[dict], samples: int) -> None:
-    from twin.eval.report import acceptance_rate, headline, write_report
+    from twin.eval.report import write_report
+    from twin.eval.verdict import acceptance_rate, headline
     from twin.fileio import atomic_write_json, atomic_write_jsonl
 
     out.mkdir(parents=True, exist_ok=True)

@@ -29,15 +29,8 @@ from twin.errors import TwinError
 from twin.fileio import atomic_open, iter_jsonl
 from twin.memory import ensure_memory
 from twin.prepare.config import PrepareConfig
-from twin.prepare.examples import (
-    CONVERTERS,
-    block_id,
-    choose_val_cut,
-    dataset_info,
-    session_hash,
-    split_session,
-    val_cut,
-)
+from twin.prepare.formats import CONVERTERS, dataset_info
+from twin.prepare.session_examples import block_id, choose_val_cut, session_hash, split_session, val_cut
 from twin.records import dialog_files, validate_record
 from twin.text.scrub import TYPES, Scrubber, infer_regions
 from twin.text.sessions import build_sessions

@@ -51,7 +51,7 @@ def create_app(
     """
     limits = limits or Limits()
     token = (token if token is not None else os.environ.get(TOKEN_ENV)) or None  # "" = no auth
-    gate = gate or Gate(queue_size=queue_size, running=engine.max_batch)
+    gate = gate or Gate(queue_size=queue_size, slots=engine.max_batch)
     ReplyRequest, ChatCompletionRequest = request_models(limits)
 
     @contextlib.asynccontextmanager

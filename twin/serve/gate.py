@@ -20,7 +20,8 @@ class Overloaded(Exception):
 
 @dataclass
 class Gate:
-    """How many requests the server holds: ``running`` decoding + ``queue_size`` waiting.
+    """How many requests the server holds: ``slots`` decoding at once (the engine's batch, a capacity)
+    + ``queue_size`` waiting.
 
     One more is refused with :class:`Overloaded`, whose ``retry_after`` estimates (from recent
     latencies) when a place frees up. A place is released when its reply's future is done, however
@@ -28,7 +29,7 @@ class Gate:
     """
 
     queue_size: int = 32
-    running: int = 1
+    slots: int = 1  # generation slots: requests the engine decodes together (its max batch)
     _pending: int = 0
     _latency: float = 1.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -39,10 +40,10 @@ class Gate:
         return self._pending
 
     def reserve(self) -> None:
-        """Claim a place (running or waiting) or raise :class:`Overloaded`."""
+        """Claim a place (decoding or waiting) or raise :class:`Overloaded`."""
         with self._lock:
-            if self._pending >= self.queue_size + self.running:
-                waves = math.ceil((self._pending + 1) / self.running)
+            if self._pending >= self.queue_size + self.slots:
+                waves = math.ceil((self._pending + 1) / self.slots)
                 raise Overloaded(max(1, math.ceil(waves * self._latency)))
             self._pending += 1
 

@@ -162,10 +162,7 @@ def convert_chat(
     which normalises it or raises the precise error. ``originals`` keeps the edit time of edited or
     repeated messages only, to decide which copy of a repeated message wins.
     """
-    dialog_id = chat["id"]
-    name = chat.get("name")
-    if fix_surrogates and name:
-        name = repair(name)
+    dialog_id, name = chat["id"], _dialog_name(chat, fix_surrogates)
     days: dict[int, str] = {}
     seen: set[tuple[int, str]] = set()  # (id, date) met in this copy of the chat: a repeat is damage
     for i, m in enumerate(chat["messages"]):
@@ -205,6 +202,12 @@ def convert_chat(
             counts["repeated_id"] += 1
         seen.add((mid, date))
         _keep(rec, m, by_id, originals, counts)
+
+
+def _dialog_name(chat: dict, fix_surrogates: bool) -> str | None:
+    """The chat's display name as every record of it carries it (lone surrogates repaired)."""
+    name = chat.get("name")
+    return repair(name) if fix_surrogates and name else name
 
 
 class _Service(Exception):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from twin.prepare.examples import in_val, session_examples, to_alpaca, to_sharegpt
+from twin.prepare.formats import to_alpaca, to_sharegpt
+from twin.prepare.session_examples import in_val, session_examples
 from twin.prompt import system_prompt
 from twin.text.sessions import Session, Turn
 

@@ -1,4 +1,4 @@
-"""Instruction examples from sessions, the train/val split, and other tools' formats (pure functions).
+"""``twin prepare``'s examples cut from sessions, and the train/val split (pure functions).
 
 For every turn of mine that follows a turn of theirs: ``instruction`` = their turn, ``response`` =
 my turn, ``context`` = the earlier turns of the session, cut from the oldest side by
@@ -9,9 +9,9 @@ The split is by blocks of consecutive examples (:func:`split_session`), chosen b
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 
-from twin.prompt import fit_context, system_prompt
+from twin.prompt import fit_context
 from twin.text.sessions import Session, Turn
 
 
@@ -111,67 +111,3 @@ def choose_val_cut(
         have += n
         cut = max(cut, h + 1)
     return cut
-
-
-def _pairs(context: Sequence[dict]) -> list[tuple[str, str]]:
-    """Context as (their turn, my reply) pairs; a lone leading turn of mine has no pair and is dropped."""
-    pairs = []
-    pending: str | None = None
-    for t in context:
-        if t["role"] == "them":
-            pending = t["text"] if pending is None else pending + "\n" + t["text"]
-        elif pending is not None:
-            pairs.append((pending, t["text"]))
-            pending = None
-    return pairs
-
-
-def to_alpaca(ex: dict) -> dict:
-    """LLaMA-Factory / axolotl alpaca row: instruction, input, output, system, history [[q, a], ...]."""
-    return {
-        "instruction": ex["instruction"],
-        "input": "",
-        "output": ex["response"],
-        "system": system_prompt(ex.get("contact")),
-        "history": [list(p) for p in _pairs(ex["context"])],
-    }
-
-
-def to_sharegpt(ex: dict) -> dict:
-    """ShareGPT row: conversations alternating human/gpt, ending with my reply."""
-    conv = []
-    for q, a in _pairs(ex["context"]):
-        conv.append({"from": "human", "value": q})
-        conv.append({"from": "gpt", "value": a})
-    conv.append({"from": "human", "value": ex["instruction"]})
-    conv.append({"from": "gpt", "value": ex["response"]})
-    return {"conversations": conv, "system": system_prompt(ex.get("contact"))}
-
-
-CONVERTERS: dict[str, Callable[[dict], dict]] = {"alpaca": to_alpaca, "sharegpt": to_sharegpt}
-
-
-def dataset_info(formats: Iterable[str]) -> dict:
-    """LLaMA-Factory's ``dataset_info.json`` entries for the files written (``dataset_dir`` = out)."""
-    info = {}
-    for fmt in formats:
-        for split in ("train", "val"):
-            entry: dict = {"file_name": f"{split}.{fmt}.jsonl", "formatting": fmt}
-            if fmt == "alpaca":
-                entry["columns"] = {
-                    "prompt": "instruction",
-                    "query": "input",
-                    "response": "output",
-                    "system": "system",
-                    "history": "history",
-                }
-            else:
-                entry["columns"] = {"messages": "conversations", "system": "system"}
-                entry["tags"] = {
-                    "role_tag": "from",
-                    "content_tag": "value",
-                    "user_tag": "human",
-                    "assistant_tag": "gpt",
-                }
-            info[f"twin_{split}_{fmt}"] = entry
-    return info
