@@ -49,8 +49,22 @@ def test_omp_wait_policy_follows_the_load(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     assert "idle" in choose_omp_wait(load=0.4, cores=2)
     assert "OMP_WAIT_POLICY" not in os.environ  # OpenMP's own default on an idle machine
-    assert "busy" in choose_omp_wait(load=3.0, cores=2)
+    # busy with niced jobs only: twin's threads get the cores anyway, spinning stays
+    assert "niced" in choose_omp_wait(load=3.0, cores=2, rivals=0.3)
+    assert "OMP_WAIT_POLICY" not in os.environ
+    assert "busy" in choose_omp_wait(load=3.0, cores=2, rivals=1.5)
     assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # the user's setting is kept
     assert "set outside twin" in choose_omp_wait(load=9.0, cores=2)
     assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
+def test_rivals_count_niced_time_only_when_twin_is_niced_too() -> None:
+    from twin.model.load import cpu_rivals
+
+    # 100 ticks on 2 cores: 20 user, 50 nice, 10 system, 20 idle
+    before = "cpu  1000 5000 300 9000 10 0 0 0 0 0"
+    after = "cpu  1020 5050 310 9020 10 0 0 0 0 0"
+    assert cpu_rivals(before, after, 2, niced=False) == pytest.approx(0.6)  # (20 + 10) / 100 x 2 cores
+    assert cpu_rivals(before, after, 2, niced=True) == pytest.approx(1.6)
+    assert cpu_rivals(before, before, 2, niced=False) == 0.0

@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -84,13 +85,16 @@ def prefer_passive_omp_wait() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
-def choose_omp_wait(load: float | None = None, cores: int | None = None) -> str:
+def choose_omp_wait(load: float | None = None, cores: int | None = None, rivals: float | None = None) -> str:
     """Training's OpenMP wait policy, chosen by how busy the machine is; call before torch is imported.
 
-    Measured (bench/RESULTS.md#compare-train): on an idle machine OpenMP's default (spin a little,
-    then sleep) trains ~1.2x faster than ``PASSIVE``; on a busy one, spinning threads fight the
-    other jobs for the cores and ``PASSIVE`` wins. So: 1-minute load average below half the cores
-    -> the default, else ``PASSIVE``. An ``OMP_WAIT_POLICY`` already set is kept. Returns the reason.
+    Measured (bench/RESULTS.md, training speed): on an idle machine OpenMP's default (spin a little,
+    then sleep) trains ~1.2x faster than ``PASSIVE``; next to jobs of the same priority, spinning
+    threads fight them for the cores and ``PASSIVE`` wins (up to ~8x); next to jobs at a lower
+    priority (``nice``), the scheduler hands the cores to twin anyway and spinning wins again
+    (~1.7x). So: 1-minute load average below half the cores -> the default; else the CPU time of
+    jobs at twin's priority or above over 0.1 s (``rivals``, in cores) decides the same way. An
+    ``OMP_WAIT_POLICY`` already set is kept. Returns the reason.
     """
     if os.environ.get("OMP_WAIT_POLICY"):
         return f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']} (set outside twin)"
@@ -102,8 +106,44 @@ def choose_omp_wait(load: float | None = None, cores: int | None = None) -> str:
             load = float(cores)
     if load < 0.5 * cores:
         return f"OpenMP default wait (load average {load:.1f} on {cores} cores: idle)"
+    if rivals is None:
+        rivals = rival_cores()
+    if rivals is not None and rivals < 0.5 * cores:
+        return (
+            f"OpenMP default wait (load average {load:.1f} on {cores} cores, but jobs at twin's "
+            f"priority or above use {rivals:.1f}: the rest run niced)"
+        )
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     return f"OMP_WAIT_POLICY=PASSIVE (load average {load:.1f} on {cores} cores: busy)"
+
+
+def rival_cores(interval: float = 0.1) -> float | None:
+    """Cores' worth of CPU time taken over ``interval`` by jobs that twin's threads cannot preempt.
+
+    From ``/proc/stat`` (None where there is none): user + system time, plus niced time when twin
+    itself runs niced (then those jobs are its equals or betters).
+    """
+    try:
+        with open("/proc/stat") as f:
+            before = f.readline()
+        time.sleep(interval)
+        with open("/proc/stat") as f:
+            after = f.readline()
+    except OSError:
+        return None
+    return cpu_rivals(before, after, os.cpu_count() or 1, niced=os.getpriority(os.PRIO_PROCESS, 0) > 0)
+
+
+def cpu_rivals(before: str, after: str, cores: int, *, niced: bool) -> float:
+    """From two ``cpu`` lines of /proc/stat: cores busy with user/system (and niced, if ``niced``) work."""
+    a = [int(x) for x in before.split()[1:9]]
+    b = [int(x) for x in after.split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (y - x for x, y in zip(a, b, strict=True))
+    total = sum(y - x for x, y in zip(a, b, strict=True))
+    if total <= 0:
+        return 0.0
+    busy = user + system + irq + softirq + steal + (nice if niced else 0)
+    return cores * busy / total
 
 
 def check_quantize(
