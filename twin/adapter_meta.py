@@ -102,7 +102,9 @@ class AdapterMeta(_Record):
         if not isinstance(data, dict):
             raise TwinError(f"{where}: expected a JSON object; {_RETRAIN}")
         if data.get("format") != FORMAT:
-            raise TwinError(f"{where}: format {data.get('format')!r} is not supported (expected {FORMAT}); {_RETRAIN}")
+            raise TwinError(
+                f"{where}: format {data.get('format')!r} is not supported (expected {FORMAT}); {_RETRAIN}"
+            )
         for key in ("base_model", "template", "prepare", "train"):
             if key not in data:
                 raise TwinError(f"{where}: field '{key}' is missing; {_RETRAIN}")
@@ -131,7 +133,9 @@ def read_meta(adapter_dir: str | os.PathLike) -> AdapterMeta:
     if not d.is_dir():
         raise TwinError(f"{d}: adapter directory not found; train one with `twin train --run NAME`")
     if not f.is_file():
-        raise TwinError(f"{f}: missing, so this is not a twin adapter (train one with `twin train`, which writes it)")
+        raise TwinError(
+            f"{f}: missing, so this is not a twin adapter (train one with `twin train`, which writes it)"
+        )
     try:
         data = json.loads(f.read_text(encoding="utf-8"))
     except ValueError as e:
@@ -147,7 +151,9 @@ def _upgrade(data: dict, where: str | os.PathLike) -> dict:
         budget = {k: v for k, v in budget.items() if k != "prompt_tokens"}
         seq, reply = budget.get("seq_tokens"), budget.get("reply_tokens")
         if isinstance(seq, int) and isinstance(reply, int) and data["budget"]["prompt_tokens"] != seq - reply:
-            raise TwinError(f"{where}: field 'budget.prompt_tokens' is not seq_tokens - reply_tokens; {_RETRAIN}")
+            raise TwinError(
+                f"{where}: field 'budget.prompt_tokens' is not seq_tokens - reply_tokens; {_RETRAIN}"
+            )
         out["budget"] = budget
     if not out.get("memory"):  # {} and null both meant "no memory"
         out.pop("memory", None)
@@ -159,7 +165,9 @@ def _context(prepare: dict, where: str | os.PathLike) -> ContextSettings:
     keys = ("max_context_tokens", "chars_per_token", "tokenizer")
     unit = prepare.get("context_unit")
     if unit is not None and unit not in ("tokens", "chars"):
-        raise TwinError(f"{where}: field 'prepare.context_unit' is {unit!r} (expected tokens or chars); {_RETRAIN}")
+        raise TwinError(
+            f"{where}: field 'prepare.context_unit' is {unit!r} (expected tokens or chars); {_RETRAIN}"
+        )
     settings = {"max_context_tokens": _LEGACY_CONTEXT_TOKENS} | {k: prepare[k] for k in keys if k in prepare}
     try:
         return ContextSettings(**settings)
