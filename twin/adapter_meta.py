@@ -109,10 +109,11 @@ class AdapterMeta(_Record):
             if key not in data:
                 raise TwinError(f"{where}: field '{key}' is missing; {_RETRAIN}")
         try:
-            meta = cls.model_validate(_upgrade(data, where))
-            _context(meta.prepare, where)  # checked now, not at the first request
+            meta = cls.model_validate(_upgrade(data))
         except ValidationError as e:
             raise TwinError(f"{where}: {_first_error(e)}; {_RETRAIN}") from None
+        _check_computed(meta, data, where)
+        _context(meta.prepare, where)  # checked now, not at the first request
         return meta
 
     @classmethod
@@ -143,21 +144,22 @@ def read_meta(adapter_dir: str | os.PathLike) -> AdapterMeta:
     return AdapterMeta.from_dict(data, f)
 
 
-def _upgrade(data: dict, where: str | os.PathLike) -> dict:
+def _upgrade(data: dict) -> dict:
     """An older format-1 record in today's shape (the fields added since, filled as they behaved)."""
     out = dict(data)
     budget = out.get("budget")
-    if isinstance(budget, dict) and "prompt_tokens" in budget:  # computed: checked, then recomputed
-        budget = {k: v for k, v in budget.items() if k != "prompt_tokens"}
-        seq, reply = budget.get("seq_tokens"), budget.get("reply_tokens")
-        if isinstance(seq, int) and isinstance(reply, int) and data["budget"]["prompt_tokens"] != seq - reply:
-            raise TwinError(
-                f"{where}: field 'budget.prompt_tokens' is not seq_tokens - reply_tokens; {_RETRAIN}"
-            )
-        out["budget"] = budget
+    if isinstance(budget, dict):  # prompt_tokens is computed: checked against the record after validation
+        out["budget"] = {k: v for k, v in budget.items() if k != "prompt_tokens"}
     if not out.get("memory"):  # {} and null both meant "no memory"
         out.pop("memory", None)
     return out
+
+
+def _check_computed(meta: AdapterMeta, data: dict, where: str | os.PathLike) -> None:
+    """A recorded ``budget.prompt_tokens`` must be what the budget computes (else the file was edited)."""
+    recorded = data["budget"].get("prompt_tokens") if isinstance(data.get("budget"), dict) else None
+    if meta.budget is not None and recorded is not None and recorded != meta.budget.prompt_tokens:
+        raise TwinError(f"{where}: field 'budget.prompt_tokens' is not seq_tokens - reply_tokens; {_RETRAIN}")
 
 
 def _context(prepare: dict, where: str | os.PathLike) -> ContextSettings:
