@@ -225,7 +225,7 @@ def test_eval_and_serve_load_the_result(
     assert r["loss"]["twin"]["loss"] != r["loss"]["base"]["loss"]
     engine = Engine(tiny_base, [("twin", full_run["adapter"])])
     twin = engine.resolve("twin")
-    assert twin.meta["prefs"]["stage"] == "prefs" and twin.template == "plain-v1"
+    assert twin.meta.prefs["stage"] == "prefs" and twin.template == "plain-v1"
     gen = engine.run(
         twin, [{"role": "them", "text": "hey"}], "coming?", "Masha", GenParams(max_new_tokens=6, seed=1)
     )
