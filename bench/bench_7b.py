@@ -420,11 +420,14 @@ def full_runs(work: Path, base: Path, adapter_src: Path) -> list[dict]:
     adapter = work / "adapter-32l"
     shutil.rmtree(adapter, ignore_errors=True)
     shutil.copytree(adapter_src, adapter)
-    meta = json.loads((adapter / "twin.json").read_text())
+    from twin.adapter_meta import BaseRecord, read_meta
     from twin.model.load import base_fingerprint
 
-    meta["base_model"].update(path=str(base), fingerprint=base_fingerprint(base))
-    (adapter / "twin.json").write_text(json.dumps(meta, indent=2))
+    meta = read_meta(adapter)
+    record = BaseRecord(
+        path=str(base), fingerprint=base_fingerprint(base), model_type=meta.base_model.model_type
+    )
+    meta.model_copy(update={"base_model": record}).write(adapter)
     weights = 2 * bases_params(base)
     check_memory(weights / GiB + 3)
     rows = [serve_row(adapter, base, work, "32l")]

@@ -91,12 +91,13 @@ def prompt_cost(adapter: Path, data: Path, n: int = 30, rounds: int = 3) -> dict
 
     import torch
 
+    from twin.adapter_meta import read_meta
     from twin.examples import read_examples
     from twin.inference.generate import build_reply_prompt
     from twin.memory import adapter_memory
-    from twin.model.load import load_base, read_adapter_meta, resolve_base
+    from twin.model.load import load_base, resolve_base
 
-    meta = read_adapter_meta(adapter)
+    meta = read_meta(adapter)
     model, tok = load_base(resolve_base(adapter, None, meta))
     memory = adapter_memory(adapter, meta)
     val = read_examples(data / "val.jsonl")[:n]

@@ -44,10 +44,11 @@ def merged_gguf(base: Path, adapter: Path, out: Path) -> Path:
 
 def rendered_prompt(adapter: Path) -> str:
     from bench.bench_serve import HISTORY, MESSAGE
+    from twin.adapter_meta import read_meta
     from twin.inference.generate import build_reply_prompt
-    from twin.model.load import load_tokenizer, read_adapter_meta
+    from twin.model.load import load_tokenizer
 
-    meta = read_adapter_meta(adapter)
+    meta = read_meta(adapter)
     return build_reply_prompt(meta, load_tokenizer(adapter), HISTORY, MESSAGE, None)
 
 

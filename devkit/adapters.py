@@ -6,18 +6,21 @@ import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from twin.adapter_meta import AdapterMeta
 
 
 def write_random_lora(base: Path, out: Path, *, seed: int = 1, r: int = 4, alpha: int = 8) -> Path:
     """A LoRA adapter dir on ``base`` with random, non-zero B (so it really changes the outputs).
 
-    Untrained, hence instant: PEFT files, the tokenizer, and a ``twin.json`` shaped like the one
-    `twin train` writes (base path and fingerprint, template, prepare and train settings).
+    Untrained, hence instant: PEFT files, the tokenizer, and a ``twin.json`` (:func:`untrained_meta`).
     """
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from twin.model.load import base_fingerprint, load_base
+    from twin.model.load import load_base
 
     model, tok = load_base(base)
     torch.manual_seed(seed)
@@ -25,17 +28,27 @@ def write_random_lora(base: Path, out: Path, *, seed: int = 1, r: int = 4, alpha
                      task_type="CAUSAL_LM")  # fmt: skip
     get_peft_model(model, cfg).save_pretrained(out)
     tok.save_pretrained(out)
-    meta = {
-        "format": 1,
-        "base_model": {"path": str(base), "fingerprint": base_fingerprint(base), "model_type": "falcon"},
-        "template": "plain-v1",
-        "prepare": {"max_context_tokens": 256, "context_unit": "tokens"},
-        "train": {"data": {"max_seq_length": 256}},
-        "metrics": {"val_loss": 5.5},
-        "created": "2026-01-01T00:00:00Z",
-    }
-    (out / "twin.json").write_text(json.dumps(meta))
+    untrained_meta(base).write(out)
     return out
+
+
+def untrained_meta(base: Path, template: str = "plain-v1") -> AdapterMeta:
+    """The twin.json of an untrained adapter on ``base``, shaped like `twin train`'s (base path and
+    fingerprint, template, prepare's context settings, train settings; no budget, no memory)."""
+    from twin.adapter_meta import AdapterMeta, BaseRecord
+    from twin.examples import ContextSettings
+    from twin.model.load import base_fingerprint, model_type
+
+    return AdapterMeta(
+        base_model=BaseRecord(
+            path=str(base), fingerprint=base_fingerprint(base), model_type=model_type(base)
+        ),
+        template=template,
+        prepare=ContextSettings(max_context_tokens=256).model_dump(mode="json"),
+        train={"data": {"max_seq_length": 256}},
+        metrics={"val_loss": 5.5},
+        created="2026-01-01T00:00:00Z",
+    )
 
 
 def edited_copy(src: Path, dst: Path, name: str, edit: Callable[[dict], object]) -> Path:
@@ -49,7 +62,20 @@ def edited_copy(src: Path, dst: Path, name: str, edit: Callable[[dict], object])
 
 def on_other_base(adapter: Path, dst: Path, fingerprint: str = "sha256:ffffffffffffffff") -> Path:
     """A copy of ``adapter`` whose twin.json says it was trained on another base."""
-    return edited_copy(adapter, dst, "twin.json", lambda m: m["base_model"].update(fingerprint=fingerprint))
+    return edited_meta(adapter, dst, base_model={"fingerprint": fingerprint})
+
+
+def edited_meta(adapter: Path, dst: Path, **changes: dict) -> Path:
+    """A copy of ``adapter`` at ``dst`` whose twin.json records (sub)fields ``changes``, e.g.
+    ``base_model={"path": ...}``; written through :class:`twin.adapter_meta.AdapterMeta`, so it stays valid."""
+    from twin.adapter_meta import AdapterMeta, read_meta
+
+    shutil.copytree(adapter, dst)
+    data = read_meta(dst).to_json()
+    for key, sub in changes.items():
+        data[key] = {**data[key], **sub} if isinstance(sub, dict) and isinstance(data.get(key), dict) else sub
+    AdapterMeta.from_dict(data, dst / "twin.json").write(dst)
+    return dst
 
 
 def _attention_targets(base: Path) -> list[str]:

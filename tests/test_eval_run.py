@@ -198,7 +198,7 @@ def test_select_balances_contacts():
 @pytest.mark.slow
 def test_eval_fits_prompts_to_the_budget_the_adapter_was_trained_with(random_lora_adapter, tmp_path):
     """twin.json's "budget" (tokens of the base) caps eval's prompts as it capped training's."""
-    from devkit.adapters import edited_copy
+    from devkit.adapters import edited_meta
     from twin.eval.run import run_eval
 
     turns = [
@@ -209,9 +209,7 @@ def test_eval_fits_prompts_to_the_budget_the_adapter_was_trained_with(random_lor
     data.mkdir()
     (data / "val.jsonl").write_text("".join(json.dumps(x) + "\n" for x in long_val), encoding="utf-8")
     budget = {"unit": "tokens", "seq_tokens": 160, "reply_tokens": 64}  # a 96-token prompt budget
-    fitted = edited_copy(
-        random_lora_adapter, tmp_path / "fitted", "twin.json", lambda m: m.update(budget=budget)
-    )
+    fitted = edited_meta(random_lora_adapter, tmp_path / "fitted", budget=budget)
     unfitted = run_eval(eval_config(random_lora_adapter, data, tmp_path / "a"), progress=False)
     result = run_eval(eval_config(fitted, data, tmp_path / "b"), progress=False)
     assert unfitted["prompt_tokens"]["max"] > 96  # the check can fail: these prompts are longer

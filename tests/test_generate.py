@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from helpers.adapter_meta import meta_with
 
 from twin.errors import TwinError
 from twin.inference.generate import (
@@ -12,17 +13,14 @@ from twin.inference.generate import (
     GenParams,
     _partial_stop,
     build_reply_prompt,
-    context_budget,
+    context_counter,
     generate,
     speaker_stops,
     visible_text,
 )
 from twin.prompt import CHAT, STOP_STRINGS, build_prompt, build_training_pair, fit_context
 
-META = {
-    "template": "plain-v1",
-    "prepare": {"max_context_tokens": 10, "chars_per_token": 4.0, "context_unit": "chars"},
-}
+META = meta_with(prepare={"max_context_tokens": 10, "chars_per_token": 4.0})
 
 
 @pytest.fixture(scope="module")
@@ -218,29 +216,29 @@ def test_build_reply_prompt_is_the_training_prompt(tiny):
     ],
 )
 def test_serving_keeps_the_context_prepare_kept(settings):
-    # twin.json's "prepare" is prepare's ContextSettings as dumped into stats.json: the budget
-    # serving cuts with is the one prepare cut with (characters = tokens x chars per token).
+    # twin.json's "prepare" is prepare's ContextSettings as dumped into stats.json (with prepare's
+    # other settings): the record gives serving back the very settings prepare cut with.
     from twin.examples import ContextSettings
 
     recorded = ContextSettings(**settings)
-    assert context_budget({"prepare": recorded.model_dump(mode="json")}) == recorded.context_budget
+    dumped = {**recorded.model_dump(mode="json"), "val_fraction": 0.1, "scrub": True}
+    assert meta_with(prepare=dumped).context == recorded
 
 
 def test_context_units_follow_the_adapter_meta(tiny):
     _, tok = tiny
     history = [{"role": "them", "text": "a" * 70}, {"role": "me", "text": "b" * 35}]
-    est = {
-        "template": "plain-v1",
-        "prepare": {"max_context_tokens": 12, "context_unit": "tokens", "chars_per_token": 3.5},
-    }
-    # ceil(35 / 3.5) + 1 = 11 fits in 12, the 70-char turn (21 tokens) does not.
-    assert build_reply_prompt(est, tok, history, "m") == build_prompt(history[1:], "m")
-    real = {**est, "prepare": {**est["prepare"], "tokenizer": "base", "max_context_tokens": 10_000}}
+    chars = meta_with(prepare={"max_context_tokens": 10, "chars_per_token": 3.6})
+    # no tokenizer at prepare: characters, 10 x 3.6 = 36; the 35-char turn (+1) fits, the 70-char one does not.
+    assert chars.context.context_unit == "chars" and chars.context.context_budget == 36
+    assert build_reply_prompt(chars, tok, history, "m") == build_prompt(history[1:], "m")
+    real = meta_with(prepare={"tokenizer": "base", "max_context_tokens": 10_000, "chars_per_token": 3.5})
     assert build_reply_prompt(real, tok, history, "m") == build_prompt(history, "m")
     count = len(tok("b" * 35, add_special_tokens=False)["input_ids"])
-    tight = {**real, "prepare": {**real["prepare"], "max_context_tokens": count + 1}}
+    tight = meta_with(prepare={"tokenizer": "base", "max_context_tokens": count + 1})
     assert build_reply_prompt(tight, tok, history, "m") == build_prompt(history[1:], "m")
-    assert math.ceil(35 / 3.5) == 10
+    # tokens but no tokenizer to count them with: prepare's estimate, ceil(chars / chars_per_token)
+    assert context_counter(real.context, None)("b" * 35) == math.ceil(35 / 3.5) == 10
 
 
 @pytest.mark.parametrize(

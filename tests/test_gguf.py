@@ -279,27 +279,15 @@ def _random_adapter(base, out, template="chat-v1", targets=FAMILY_TARGETS, **lor
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from twin.model.load import base_fingerprint, load_base
+    from devkit.adapters import untrained_meta
+    from twin.model.load import load_base
 
     model, tok = load_base(base)
     torch.manual_seed(1)
     cfg = LoraConfig(r=4, lora_alpha=8, target_modules=targets, init_lora_weights=False, **lora)
     get_peft_model(model, cfg).save_pretrained(out)
     tok.save_pretrained(out)
-    meta = {
-        "format": 1,
-        "base_model": {
-            "path": str(base),
-            "fingerprint": base_fingerprint(base),
-            "model_type": json.loads((Path(base) / "config.json").read_text())["model_type"],
-        },
-        "template": template,
-        "prepare": {"max_context_tokens": 256, "context_unit": "tokens"},
-        "train": {"data": {"max_seq_length": 256}},
-        "metrics": {},
-        "created": "2026-01-01T00:00:00Z",
-    }
-    (out / "twin.json").write_text(json.dumps(meta))
+    untrained_meta(base, template).write(out)
     return out
 
 

@@ -6,6 +6,7 @@ import json
 import shutil
 
 import pytest
+from helpers.adapter_meta import meta_with
 
 from twin.errors import TwinError
 from twin.memory import MEMORY_DIR, Memory, adapter_memory, build_memory, ensure_memory
@@ -98,16 +99,18 @@ def test_adapter_memory_follows_twin_json_and_refuses_memory_it_was_not_trained_
     build_memory(data)
     adapter = tmp_path / "adapter"
     shutil.copytree(data / MEMORY_DIR, adapter / MEMORY_DIR)
-    mem = adapter_memory(adapter, {"memory": {"k": 2, "dir": MEMORY_DIR}})
+    mem = adapter_memory(adapter, meta_with(memory={"k": 2, "dir": MEMORY_DIR}))
     assert mem.k == 2 and len(mem.pairs) == len(TRAIN)
     assert mem.scope == "contact"  # adapters from before the scope was recorded: the private default
-    assert adapter_memory(adapter, {"memory": {"k": 2, "dir": MEMORY_DIR, "scope": "all"}}).scope == "all"
-    with pytest.raises(TwinError, match="memory-scope"):
-        adapter_memory(adapter, {"memory": {"k": 2, "dir": MEMORY_DIR, "scope": "everyone"}})
-    assert adapter_memory(adapter, {"memory": {"k": 2, "dir": MEMORY_DIR}}, 5).k == 5
-    assert adapter_memory(adapter, {}) is None and adapter_memory(adapter, {}, 0) is None
+    assert (
+        adapter_memory(adapter, meta_with(memory={"k": 2, "dir": MEMORY_DIR, "scope": "all"})).scope == "all"
+    )
+    with pytest.raises(TwinError, match=r"field 'memory.scope'.*'everyone'"):  # refused on reading twin.json
+        meta_with(memory={"k": 2, "dir": MEMORY_DIR, "scope": "everyone"})
+    assert adapter_memory(adapter, meta_with(memory={"k": 2, "dir": MEMORY_DIR}), 5).k == 5
+    assert adapter_memory(adapter, meta_with()) is None and adapter_memory(adapter, meta_with(), 0) is None
     with pytest.raises(TwinError, match="trained without memory"):
-        adapter_memory(adapter, {"template": "plain-v1"}, 3)
+        adapter_memory(adapter, meta_with(), 3)
     shutil.rmtree(adapter / MEMORY_DIR)
     with pytest.raises(TwinError, match="memory missing"):
-        adapter_memory(adapter, {"memory": {"k": 2, "dir": MEMORY_DIR}})
+        adapter_memory(adapter, meta_with(memory={"k": 2, "dir": MEMORY_DIR}))

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from devkit.adapters import edited_copy, on_other_base
+from devkit.adapters import edited_copy, edited_meta, on_other_base
 from twin.errors import TwinError
-from twin.model.load import base_fingerprint, check_base_dir, load_base, read_adapter_meta
+from twin.model.load import base_fingerprint, check_base_dir, load_base
 
 
 def test_tiny_base_loads_with_falcon_7b_architecture(tiny_base: Path) -> None:
@@ -107,30 +107,6 @@ def test_quantize_without_cuda_fails_before_loading(tiny_base: Path, monkeypatch
         load_base(tiny_base, quantize="int3")
 
 
-def test_read_adapter_meta_errors(tmp_path: Path) -> None:
-    with pytest.raises(TwinError, match="not found"):
-        read_adapter_meta(tmp_path / "nope")
-    with pytest.raises(TwinError, match="twin.json"):
-        read_adapter_meta(tmp_path)
-    (tmp_path / "twin.json").write_text("{not json")
-    with pytest.raises(TwinError, match="not valid JSON"):
-        read_adapter_meta(tmp_path)
-    (tmp_path / "twin.json").write_text(json.dumps({"format": 1, "template": "plain-v1"}))
-    with pytest.raises(TwinError, match="base_model"):
-        read_adapter_meta(tmp_path)
-    good = {
-        "format": 1,
-        "base_model": {"path": "x", "fingerprint": "sha256:0", "model_type": "falcon"},
-        "template": "plain-v1",
-        "prepare": {},
-        "train": {},
-        "metrics": {},
-        "created": "2024-01-01T00:00:00Z",
-    }
-    (tmp_path / "twin.json").write_text(json.dumps(good))
-    assert read_adapter_meta(tmp_path) == good
-
-
 @pytest.mark.slow
 def test_build_tiny_is_deterministic_and_pretraining_lowers_loss(tmp_path: Path) -> None:
     from twin.model.tiny import build_tiny, fallback_texts
@@ -161,8 +137,7 @@ def test_resolve_base_defaults_to_the_recorded_base_and_checks_its_fingerprint(
         resolve_base(tiny_adapter, other)
 
     gone = str(tmp_path / "gone")
-    moved = edited_copy(tiny_adapter, tmp_path / "adapter-of-a-moved-base", "twin.json",
-                        lambda m: m["base_model"].update(path=gone))  # fmt: skip
+    moved = edited_meta(tiny_adapter, tmp_path / "adapter-of-a-moved-base", base_model={"path": gone})
     with pytest.raises(TwinError, match=r"not found; pass --base DIR"):
         resolve_base(moved)
     assert resolve_base(moved, tiny_base) == tiny_base

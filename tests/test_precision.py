@@ -50,16 +50,16 @@ def test_train_with_auto_records_the_choice(
     import torch
     from safetensors.torch import load_file
 
-    from twin.model.load import read_adapter_meta
+    from twin.adapter_meta import read_meta
     from twin.train.loop import train
 
     caplog.set_level(logging.INFO, logger="twin.train.loop")
     cfg = tiny_train_config(tiny_base, processed_dir, tmp_path, run="auto", max_steps=1, precision="auto")
     train(cfg)
     want = choose_precision(tiny_base)
-    meta = read_adapter_meta(tmp_path / "adapters" / "auto")
-    assert meta["precision"] == {"precision": want.precision, "reason": f"auto: {want.reason}"}
-    assert meta["train"]["precision"] == want.precision
+    meta = read_meta(tmp_path / "adapters" / "auto")
+    assert meta.precision == {"precision": want.precision, "reason": f"auto: {want.reason}"}
+    assert meta.train["precision"] == want.precision
     assert f"precision auto -> {want.precision}" in caplog.text
     weights = load_file(tmp_path / "adapters" / "auto" / "adapter_model.safetensors")
     dtype = {"bf16-true": torch.bfloat16, "32-true": torch.float32}[want.precision]

@@ -129,13 +129,15 @@ def test_token_cap_refuses_what_cannot_fit_with_a_log_line(tiny_base, caplog):
 
 
 def test_over_long_prompt_is_cut_like_training_keeping_the_header(tiny_base):
+    from helpers.adapter_meta import meta_with
+
     from twin.inference.batch import Request, Scheduler
     from twin.inference.generate import build_reply_prompt, generate, reply_prompt_ids
     from twin.model.load import load_base
 
     model, tok = load_base(tiny_base)
     model.config.max_position_embeddings = 96
-    meta = {"template": "plain-v1", "prepare": {"max_context_tokens": 10_000, "context_unit": "chars"}}
+    meta = meta_with(prepare={"max_context_tokens": 10_000})
     history = [
         {"role": "them" if i % 2 else "me", "text": f"turn number {i} of a long chat"} for i in range(30)
     ]
@@ -359,11 +361,10 @@ def test_scheduler_rebuilds_the_stack_when_adapters_change_and_leaves_other_lora
 def test_a_dora_adapter_in_a_mixed_batch_replies_as_alone(tiny_base, tiny_adapter, tmp_path):
     """End to end through the scheduler: DoRA rows share the batch with LoRA and base rows (peft's own
     per-row path would refuse the batch) and every reply is what it is alone."""
-    import shutil
-
     import torch
     from peft import LoraConfig, get_peft_model
 
+    from twin.adapter_meta import read_meta
     from twin.model.load import load_base
     from twin.serve.engine import Engine
 
@@ -372,7 +373,7 @@ def test_a_dora_adapter_in_a_mixed_batch_replies_as_alone(tiny_base, tiny_adapte
     cfg = LoraConfig(r=4, lora_alpha=16, target_modules=["query_key_value"], use_dora=True,
                      init_lora_weights=False, task_type="CAUSAL_LM")  # fmt: skip
     get_peft_model(model, cfg).save_pretrained(tmp_path / "dora")
-    shutil.copy(tiny_adapter / "twin.json", tmp_path / "dora" / "twin.json")
+    read_meta(tiny_adapter).write(tmp_path / "dora")
     engine = Engine(tiny_base, [("twin", tiny_adapter), ("dora", tmp_path / "dora")], max_batch=4)
     names = ["dora", "twin", "base", "dora"]
     params = GenParams(max_new_tokens=12, min_new_tokens=12, temperature=0)

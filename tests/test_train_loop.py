@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from helpers.training import tiny_train_config, write_processed
 
+from twin.adapter_meta import read_meta
 from twin.errors import TwinError
-from twin.model.load import base_fingerprint, load_base, read_adapter_meta
+from twin.model.load import base_fingerprint, load_base
 
 
 def _rows(run_dir: Path) -> list[dict]:
@@ -22,7 +23,8 @@ def _rows(run_dir: Path) -> list[dict]:
 def test_adapter_dir_and_twin_json(tiny_adapter: Path, tiny_base: Path, processed_dir: Path) -> None:
     for name in ("adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "twin.json"):
         assert (tiny_adapter / name).is_file(), name
-    meta = read_adapter_meta(tiny_adapter)
+    meta = json.loads((tiny_adapter / "twin.json").read_text())  # the file, as other tools read it
+    assert read_meta(tiny_adapter).to_json() == meta  # and the record reads back what was written
     assert meta["format"] == 1
     assert meta["base_model"] == {
         "path": str(tiny_base),
@@ -261,9 +263,9 @@ def test_bf16_true_without_stats_json(tiny_base: Path, tmp_path: Path, caplog) -
 
     data = write_processed(tmp_path / "data", n_train=16, n_val=4, stats=False)
     train(tiny_train_config(tiny_base, data, tmp_path, run="bf16", max_steps=2, precision="bf16-true"))
-    meta = read_adapter_meta(tmp_path / "adapters" / "bf16")
-    assert meta["train"]["precision"] == "bf16-true"
-    assert meta["prepare"]["defaults_used"] is True and meta["prepare"]["context_unit"] in ("tokens", "chars")
+    meta = read_meta(tmp_path / "adapters" / "bf16")
+    assert meta.train["precision"] == "bf16-true"
+    assert meta.prepare["defaults_used"] is True and meta.prepare["context_unit"] in ("tokens", "chars")
     assert "stats.json: missing" in caplog.text
     weights = load_file(tmp_path / "adapters" / "bf16" / "adapter_model.safetensors")
     assert all(w.dtype == torch.bfloat16 for w in weights.values())
@@ -308,10 +310,15 @@ def test_steps_come_from_the_data_not_a_fixed_count(tiny_base: Path, tmp_path: P
     assert metrics["steps"] == 9 and metrics["epochs"] == pytest.approx(3.0)
     reason = "48 examples, 3 epochs -> 9 steps (cap 600)"
     assert reason in caplog.text and metrics["plan"]["reason"] == reason
-    meta = read_adapter_meta(tmp_path / "adapters" / "small")
-    assert meta["metrics"]["plan"]["steps"] == 9 and meta["metrics"]["plan"]["eval_every"] == 1
-    assert meta["budget"] == {"unit": "tokens", "seq_tokens": 384, "reply_tokens": 128, "prompt_tokens": 256}
-    assert meta["metrics"]["budget"]["reply_cut_share"] == 0.0
+    meta = read_meta(tmp_path / "adapters" / "small")
+    assert meta.metrics["plan"]["steps"] == 9 and meta.metrics["plan"]["eval_every"] == 1
+    assert meta.to_json()["budget"] == {
+        "unit": "tokens",
+        "seq_tokens": 384,
+        "reply_tokens": 128,
+        "prompt_tokens": 256,
+    }
+    assert meta.metrics["budget"]["reply_cut_share"] == 0.0
 
 
 def test_step_plan_cap_and_explicit_steps(tiny_base: Path, processed_dir: Path, tmp_path: Path) -> None:
@@ -391,16 +398,19 @@ def test_serve_fits_a_prompt_exactly_as_training_did(tiny_adapter: Path) -> None
     """twin.json records the budget training fitted every prompt to; serving (reply_prompt_ids, the
     function twin serve calls) cuts a long conversation to the same token ids."""
     from twin.examples import encode_examples
-    from twin.inference.generate import context_budget, context_counter, prompt_budget, reply_prompt_ids
+    from twin.inference.generate import context_counter, reply_prompt_ids
     from twin.model.load import load_tokenizer
     from twin.prompt import fit_context
 
-    meta = read_adapter_meta(tiny_adapter)
+    meta = read_meta(tiny_adapter)
     tok = load_tokenizer(tiny_adapter)
-    train_cfg = meta["train"]["data"]
-    assert prompt_budget(meta) == train_cfg["max_seq_length"] - train_cfg["reply_tokens"] == 256
+    train_cfg = meta.train["data"]
+    assert meta.prompt_tokens == train_cfg["max_seq_length"] - train_cfg["reply_tokens"] == 256
     history = [{"role": "them" if i % 2 else "me", "text": f"turn {i} of a long talk"} for i in range(60)]
-    pre_cut = context_budget(meta), context_counter(meta, tok)  # what prepare kept (stats.json)
+    pre_cut = (
+        meta.context.context_budget,
+        context_counter(meta.context, tok),
+    )  # what prepare kept (stats.json)
     examples = [
         {
             "context": fit_context(history[:n], *pre_cut),
@@ -411,7 +421,7 @@ def test_serve_fits_a_prompt_exactly_as_training_did(tiny_adapter: Path) -> None
         for n in (2, 30, 60)
     ]
     data = encode_examples(
-        examples, tok, meta["template"], train_cfg["max_seq_length"], reply_tokens=train_cfg["reply_tokens"]
+        examples, tok, meta.template, train_cfg["max_seq_length"], reply_tokens=train_cfg["reply_tokens"]
     )
     assert data.stats["context_trimmed"] >= 1 and data.stats["reply_cut"] == 0  # the budget cut
     for i, ex in enumerate(examples):

@@ -158,18 +158,22 @@ def test_reference_needs_no_second_model(feedback_only: dict, tiny_base: Path) -
 
 @pytest.mark.slow
 def test_twin_json_records_the_stage(feedback_only: dict, tiny_adapter: Path) -> None:
-    from twin.model.load import read_adapter_meta
+    from twin.adapter_meta import read_meta
 
-    meta = read_adapter_meta(feedback_only["adapter"])
-    sft = read_adapter_meta(tiny_adapter)
-    assert meta["train"] == sft["train"] and meta["template"] == sft["template"]  # what serving needs, kept
-    p = meta["prefs"]
+    meta = read_meta(feedback_only["adapter"])
+    sft = read_meta(tiny_adapter)
+    assert (meta.train, meta.template, meta.budget) == (
+        sft.train,
+        sft.template,
+        sft.budget,
+    )  # what serving needs, kept
+    p = meta.prefs
     assert p["stage"] == "prefs" and p["objective"] == "dpo" and p["beta"] == BETA
     assert p["pairs"] == 2 and p["pair_sources"] == {"feedback": 2} and p["steps"] == 8
     assert p["init"] == str(tiny_adapter) and p["val_loss_before"] and p["val_loss_after"]
     rows = (feedback_only["out"] / "runs" / "fb" / "prefs_metrics.csv").read_text().splitlines()
     assert rows[0].startswith("step,loss,dpo") and len(rows) == 9
-    assert "ok ok" not in json.dumps(meta)  # counts, never text
+    assert "ok ok" not in (feedback_only["adapter"] / "twin.json").read_text()  # counts, never text
 
 
 @pytest.fixture(scope="module")
@@ -194,9 +198,9 @@ def full_run(tiny_base: Path, processed_dir: Path, tiny_adapter: Path, tmp_path_
 
 @pytest.mark.slow
 def test_pairs_from_twin_base_and_feedback(full_run: dict) -> None:
-    from twin.model.load import read_adapter_meta
+    from twin.adapter_meta import read_meta
 
-    p = read_adapter_meta(full_run["adapter"])["prefs"]
+    p = read_meta(full_run["adapter"]).prefs
     src = p["pair_sources"]
     assert src["feedback"] == 2 and 0 < src["twin"] <= 12 and 0 < src["base"] <= 12
     assert p["pairs"] == sum(src.values())
@@ -221,7 +225,7 @@ def test_eval_and_serve_load_the_result(
     assert r["loss"]["twin"]["loss"] != r["loss"]["base"]["loss"]
     engine = Engine(tiny_base, [("twin", full_run["adapter"])])
     twin = engine.resolve("twin")
-    assert twin.meta["prefs"]["stage"] == "prefs" and twin.template == "plain-v1"
+    assert twin.meta.prefs["stage"] == "prefs" and twin.template == "plain-v1"
     gen = engine.run(
         twin, [{"role": "them", "text": "hey"}], "coming?", "Masha", GenParams(max_new_tokens=6, seed=1)
     )
@@ -286,8 +290,8 @@ def test_recipe_key_runs_sft_then_prefs_in_place(
 ) -> None:
     from typer.testing import CliRunner
 
+    from twin.adapter_meta import read_meta
     from twin.cli import app
-    from twin.model.load import read_adapter_meta
 
     fb = write_feedback(tmp_path / "feedback")
     args = ["train", "--config", str(REPO / "pipelines" / "tiny.yaml"), "--base", str(tiny_base),
@@ -297,8 +301,8 @@ def test_recipe_key_runs_sft_then_prefs_in_place(
             "--set", "prefs.batch_size=2", "--set", "prefs.micro_batch_size=2"]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    meta = read_adapter_meta(tmp_path / "adapters" / "both")
-    kept = read_adapter_meta(tmp_path / "runs" / "both" / "sft-adapter")  # the step back
-    assert meta["prefs"]["init"] == str(tmp_path / "adapters" / "both") and "prefs" not in kept
-    assert meta["metrics"] == kept["metrics"] and meta["prefs"]["pair_sources"] == {"feedback": 2}
+    meta = read_meta(tmp_path / "adapters" / "both")
+    kept = read_meta(tmp_path / "runs" / "both" / "sft-adapter")  # the step back
+    assert meta.prefs["init"] == str(tmp_path / "adapters" / "both") and kept.prefs is None
+    assert meta.metrics == kept.metrics and meta.prefs["pair_sources"] == {"feedback": 2}
     assert "trained 2 steps" in result.output and "preference stage (dpo" in result.output

@@ -73,7 +73,7 @@ class PromptBudget(StageConfig):
     A prompt keeps at most ``prompt_tokens`` = ``seq_tokens - reply_tokens`` tokens (the oldest
     context turns go first, then the head of the message), so a reply always has ``reply_tokens``
     of room before ``seq_tokens`` (training's ``data.max_seq_length``). Recorded in ``twin.json`` as
-    ``"budget"``.
+    ``"budget"`` (read back by :class:`twin.adapter_meta.AdapterMeta`, which checks ``prompt_tokens``).
     """
 
     unit: Literal["tokens"] = "tokens"
@@ -84,19 +84,6 @@ class PromptBudget(StageConfig):
     @property
     def prompt_tokens(self) -> int:
         return self.seq_tokens - self.reply_tokens
-
-    @classmethod
-    def from_record(cls, record: dict) -> PromptBudget:
-        """From ``twin.json``'s ``"budget"`` (the computed ``prompt_tokens`` is checked, not read)."""
-        from pydantic import ValidationError
-
-        try:
-            budget = cls.model_validate({k: v for k, v in record.items() if k != "prompt_tokens"})
-        except ValidationError as e:
-            raise TwinError(f"twin.json: budget is not valid ({e.errors()[0]['msg']}); re-train") from None
-        if record.get("prompt_tokens", budget.prompt_tokens) != budget.prompt_tokens:
-            raise TwinError("twin.json: budget.prompt_tokens is not seq_tokens - reply_tokens; re-train")
-        return budget
 
 
 def read_examples(path: str | os.PathLike) -> list[dict]:

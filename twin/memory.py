@@ -26,10 +26,13 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twin.errors import TwinError
 from twin.fileio import atomic_dir, atomic_write_json, atomic_write_jsonl, iter_jsonl
+
+if TYPE_CHECKING:
+    from twin.adapter_meta import AdapterMeta
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +194,7 @@ def check_scope(scope: str) -> str:
     return scope
 
 
-def adapter_memory(adapter_dir: str | Path, meta: dict, k: int | None = None) -> Memory | None:
+def adapter_memory(adapter_dir: str | Path, meta: AdapterMeta, k: int | None = None) -> Memory | None:
     """The memory an adapter was trained with (``twin.json`` → ``memory``), ``k`` overriding its count.
 
     Its scope is the recorded one (``memory.scope``; adapters from before it was recorded: ``contact``).
@@ -199,15 +202,15 @@ def adapter_memory(adapter_dir: str | Path, meta: dict, k: int | None = None) ->
     None for an adapter trained without memory; asking such an adapter for memory (``k`` > 0) is
     a TwinError, since its template has no place for it.
     """
-    rec = meta.get("memory") or {}
-    if not rec:
+    rec = meta.memory
+    if rec is None:
         if k:
             raise TwinError(
                 f"{adapter_dir}: adapter trained without memory, so --memory {k} cannot apply; "
                 "retrain it with `twin train --memory K` or drop --memory"
             )
         return None
-    memory = Memory.open(Path(adapter_dir) / rec.get("dir", MEMORY_DIR))
-    memory.k = int(rec.get("k", 0)) if k is None else k
-    memory.scope = check_scope(rec.get("scope", DEFAULT_SCOPE))
+    memory = Memory.open(Path(adapter_dir) / rec.dir)
+    memory.k = rec.k if k is None else k
+    memory.scope = rec.scope
     return memory

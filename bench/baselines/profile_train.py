@@ -26,9 +26,9 @@ PHASES: tuple[tuple[str, str], ...] = (
     ("validation", r"_evaluate"),
     (
         "checkpoint + adapter save",
-        r"checkpoint \(|_save_adapter|save_pretrained|fabric.*\bsave\b|_replace_path|atomic",
+        r"checkpoint \(|save_adapter|save_pretrained|fabric.*\bsave\b|_replace_path|atomic",
     ),
-    ("logging + progress", r"tqdm|_write_metrics|tensorboard|\blog_metrics\b|logging/__init__|rich/"),
+    ("logging + progress", r"tqdm|write_metrics|tensorboard|\blog_metrics\b|logging/__init__|rich/"),
     (
         "optimizer step",
         r"optim/adamw|optim/optimizer|clip_gradients|clip_grad_norm|_multi_tensor_adamw|\bstep \(.*lr_scheduler",

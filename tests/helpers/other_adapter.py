@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 
@@ -12,6 +11,7 @@ def make_other_adapter(base: Path, like: Path, out: Path) -> Path:
     import torch
     from peft import LoraConfig, get_peft_model
 
+    from twin.adapter_meta import read_meta
     from twin.model.load import load_base
 
     cfg = json.loads((like / "adapter_config.json").read_text())
@@ -25,5 +25,5 @@ def make_other_adapter(base: Path, like: Path, out: Path) -> Path:
         task_type="CAUSAL_LM",
     )
     get_peft_model(model, lora).save_pretrained(out)
-    shutil.copy(like / "twin.json", out / "twin.json")
+    read_meta(like).write(out)  # the same record: same base, template and budget
     return out

@@ -33,6 +33,7 @@ from twin.eval import metrics
 from twin.feedback import acceptance, read_feedback
 
 if TYPE_CHECKING:
+    from twin.adapter_meta import AdapterMeta
     from twin.memory import Memory
 
 log = logging.getLogger(__name__)
@@ -215,7 +216,7 @@ class _Plan:
     """What one evaluation reads, all checked before the slow model load."""
 
     adapter: Path
-    meta: dict
+    meta: AdapterMeta  # its budget: prompts fitted as training fitted them
     base: Path
     val_path: Path
     val_all: list[dict]  # the authorship verifier is checked on all of val
@@ -225,18 +226,16 @@ class _Plan:
     out: Path
     template: str
     max_seq: int
-    prompt_budget: int | None = None  # twin.json "budget": prompts fitted as training fitted them
-    reply_tokens: int | None = None
 
 
 def _plan(cfg: EvalConfig) -> _Plan:
+    from twin.adapter_meta import read_meta
     from twin.examples import read_examples
-    from twin.inference.generate import prompt_budget
     from twin.memory import adapter_memory
-    from twin.model.load import read_adapter_meta, resolve_base
+    from twin.model.load import resolve_base
 
     adapter = Path(cfg.adapter)
-    meta = read_adapter_meta(adapter)
+    meta = read_meta(adapter)
     base = resolve_base(adapter, cfg.base, meta)
     val_path = Path(cfg.data) / cfg.val_file
     memory = adapter_memory(adapter, meta, cfg.memory)  # before the slow load: a bad --memory fails now
@@ -245,13 +244,15 @@ def _plan(cfg: EvalConfig) -> _Plan:
     if memory is not None:  # the prompts remember what the server's would: the adapter's own memory
         examples = memory.attach(examples, memory.k)
     run = cfg.run or adapter.name
-    max_seq = cfg.max_seq_length or int(
-        ((meta.get("train") or {}).get("data") or {}).get("max_seq_length") or 512
-    )
+    max_seq = cfg.max_seq_length or int(meta.trained("max_seq_length") or 512)
     return _Plan(adapter=adapter, meta=meta, base=base, val_path=val_path, val_all=val_all,
                  examples=examples, memory=memory, run=run, out=Path(cfg.out_dir) / "runs" / run,
-                 template=meta["template"], max_seq=max_seq, prompt_budget=prompt_budget(meta),
-                 reply_tokens=(meta.get("budget") or {}).get("reply_tokens"))  # fmt: skip
+                 template=meta.template, max_seq=max_seq)  # fmt: skip
+
+
+def _reply_tokens(plan: _Plan) -> int | None:
+    """The reply room training kept (twin.json "budget"); None for adapters from before it was recorded."""
+    return plan.meta.budget.reply_tokens if plan.meta.budget else None
 
 
 def _load_twin(plan: _Plan, dtype: str) -> tuple[Any, Any]:
@@ -273,9 +274,9 @@ def _losses(cfg: EvalConfig, plan: _Plan, model: Any, tokenizer: Any) -> dict:
     log.info("loss on %d val examples (base and twin)", len(plan.examples))
     with model.disable_adapter():
         base_loss = reply_loss(model, tokenizer, plan.examples, plan.template, plan.max_seq, cfg.batch_size,
-                               plan.reply_tokens)  # fmt: skip
+                               _reply_tokens(plan))  # fmt: skip
     twin_loss = reply_loss(model, tokenizer, plan.examples, plan.template, plan.max_seq, cfg.batch_size,
-                           plan.reply_tokens)  # fmt: skip
+                           _reply_tokens(plan))  # fmt: skip
     return {"base": base_loss, "twin": twin_loss}
 
 
@@ -320,7 +321,7 @@ def _result(cfg: EvalConfig, plan: _Plan, rows: list[dict], loss: dict, authorsh
             "mean": sum(prompt_tokens) / len(prompt_tokens) if prompt_tokens else 0.0,
             "max": max(prompt_tokens, default=0),
         },
-        "train_metrics": plan.meta.get("metrics") or {},
+        "train_metrics": plan.meta.metrics,
         "seconds": seconds,
     }
 
@@ -357,7 +358,7 @@ def run_eval(cfg: EvalConfig, *, progress: bool = True) -> dict:
 
     gen_started = time.perf_counter()
     replies, prompt_tokens = generate_replies(cfg, model, tokenizer, plan.examples, plan.template, progress,
-                                              plan.prompt_budget)  # fmt: skip
+                                              plan.meta.prompt_tokens)  # fmt: skip
     rows = _sample_rows(plan.examples, replies)
     gen_seconds = time.perf_counter() - gen_started
     authorship = score_authorship(cfg, plan.val_all, rows)

@@ -20,10 +20,14 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twin.errors import TwinError
 from twin.prompt import ME_LABEL, PLAIN, STOP_STRINGS, build_prompt, fit_context
+
+if TYPE_CHECKING:
+    from twin.adapter_meta import AdapterMeta
+    from twin.examples import ContextSettings
 
 
 @dataclass
@@ -85,39 +89,24 @@ class _Stats:
     started: float = field(default_factory=time.perf_counter)
 
 
-def context_counter(meta: dict, tokenizer: Any):
-    """How prepare measured context (``twin.json`` "prepare": unit + budget), as a ``count(text)``.
+def context_counter(context: ContextSettings, tokenizer: Any):
+    """How prepare measured context (``twin.json`` "prepare", as :class:`ContextSettings`), as a ``count(text)``.
 
     ``tokens`` with a tokenizer counts real tokens of the served tokenizer (the adapter's base);
     without a tokenizer it is prepare's estimate ``ceil(chars / chars_per_token)``; ``chars`` is
-    plain length. Serving uses the same measure so a conversation is pre-cut where prepare cut it;
-    the prompt is then fitted to the adapter's token budget (:func:`prompt_budget`) as in training.
+    plain length. Serving uses the same measure so a conversation is pre-cut where prepare cut it
+    (``context.context_budget``); the prompt is then fitted to the adapter's token budget
+    (``twin.json`` "budget") as in training.
     """
-    prep = meta.get("prepare") or {}
-    unit = prep.get("context_unit", "tokens")
-    if unit == "chars":
+    if context.context_unit == "chars":
         return len
-    if unit != "tokens":
-        raise TwinError(f"twin.json: prepare.context_unit {unit!r} is unknown (expected tokens or chars)")
-    if prep.get("tokenizer") and tokenizer is not None:
+    if tokenizer is not None:
         return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
-    cpt = float(prep.get("chars_per_token") or 4.0)
-    return lambda text: math.ceil(len(text) / cpt)
-
-
-def context_budget(meta: dict) -> int:
-    """Prepare's context budget in the unit :func:`context_counter` counts (characters: tokens x chars/token)."""
-    prep = meta.get("prepare") or {}
-    budget = prep.get("max_context_tokens", 256)
-    if not isinstance(budget, int | float) or budget < 0:
-        raise TwinError(f"twin.json: prepare.max_context_tokens {budget!r} must be a number >= 0")
-    if prep.get("context_unit", "tokens") == "chars":
-        return int(budget * float(prep.get("chars_per_token") or 4.0))
-    return int(budget)
+    return lambda text: math.ceil(len(text) / context.chars_per_token)
 
 
 def build_reply_prompt(
-    meta: dict,
+    meta: AdapterMeta,
     tokenizer: Any,
     history: list[dict],
     message: str,
@@ -137,27 +126,22 @@ def build_reply_prompt(
 
 
 def _reply_parts(
-    meta: dict, tokenizer: Any, history: list[dict], message: str, contact: str | None, memory: Any | None
+    meta: AdapterMeta,
+    tokenizer: Any,
+    history: list[dict],
+    message: str,
+    contact: str | None,
+    memory: Any | None,
 ) -> tuple[list[dict], str, list[dict] | None]:
     """``(context cut to the adapter's budget, its template, the remembered exchanges or None)``."""
+    settings = meta.context
     context = fit_context(
         [{"role": t["role"], "text": t["text"]} for t in history],
-        context_budget(meta),
-        context_counter(meta, tokenizer),
+        settings.context_budget,
+        context_counter(settings, tokenizer),
     )
     past = memory.retrieve(message, memory.k, contact=contact) if memory is not None else None
-    return context, meta.get("template", PLAIN), past
-
-
-def prompt_budget(meta: dict) -> int | None:
-    """The prompt budget the adapter was trained with (``twin.json`` "budget", tokens of its base);
-    None for adapters trained before it was recorded (their prompts were only cut to fit the model)."""
-    record = meta.get("budget")
-    if not record:
-        return None
-    from twin.examples import PromptBudget
-
-    return PromptBudget.from_record(record).prompt_tokens
+    return context, meta.template, past
 
 
 def fit_prompt_ids(
@@ -172,7 +156,7 @@ def fit_prompt_ids(
     budget: int | None = None,
     report: dict | None = None,
 ) -> list[int]:
-    """The prompt's token ids, at most ``room`` (and ``budget``: :func:`prompt_budget`) of them.
+    """The prompt's token ids, at most ``room`` (and ``budget``: the adapter's ``prompt_tokens``) of them.
 
     The one rule training (``twin.examples.encode_examples``), eval and serve cut a long prompt by:
     the oldest context turns go first, one by one; if the prompt without context is still too long,
@@ -215,7 +199,7 @@ def fit_prompt_ids(
 
 
 def reply_prompt_ids(
-    meta: dict,
+    meta: AdapterMeta,
     tokenizer: Any,
     history: list[dict],
     message: str,
@@ -227,7 +211,7 @@ def reply_prompt_ids(
     context, template, past = _reply_parts(meta, tokenizer, history, message, contact, memory)
     return fit_prompt_ids(
         tokenizer, context, message, template=template, contact=contact, room=room, memory=past,
-        budget=prompt_budget(meta),
+        budget=meta.prompt_tokens,
     )  # fmt: skip
 
 

@@ -1,4 +1,4 @@
-"""Load a base model directory (any local Hugging Face causal LM) and read adapter metadata.
+"""Load a base model directory (any local Hugging Face causal LM) and find the base an adapter runs on.
 
 The same code loads the tiny Falcon used by tests and the demo and a downloaded Falcon-7B: a
 directory with ``config.json``, weights and tokenizer files. Every problem a user can cause
@@ -14,9 +14,12 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twin.errors import TwinError
+
+if TYPE_CHECKING:
+    from twin.adapter_meta import AdapterMeta
 
 log = logging.getLogger(__name__)
 
@@ -300,22 +303,24 @@ def load_base(
 
 
 def resolve_base(
-    adapter_dir: str | os.PathLike, base: str | os.PathLike | None = None, meta: dict | None = None
+    adapter_dir: str | os.PathLike, base: str | os.PathLike | None = None, meta: AdapterMeta | None = None
 ) -> Path:
     """The base model an adapter runs on: ``base`` if given, else the path its twin.json records.
 
     Either way the directory must exist and carry the fingerprint the adapter was trained on, so an
     adapter is never silently applied to another model. ``meta``: the twin.json already read.
     """
+    from twin.adapter_meta import read_meta
+
     adapter = Path(adapter_dir)
-    meta = meta if meta is not None else read_adapter_meta(adapter)
-    base_str = str(base or meta["base_model"].get("path") or "")
+    meta = meta if meta is not None else read_meta(adapter)
+    base_str = str(base or meta.base_model.path or "")
     if not base_str or not Path(base_str).exists():
         raise TwinError(
             f"{adapter / 'twin.json'}: base model {base_str!r} not found; "
             "pass --base DIR (the base the adapter was trained on)"
         )
-    want = meta["base_model"].get("fingerprint")
+    want = meta.base_model.fingerprint
     if not fingerprint_matches(want, base_str, str(adapter / "twin.json")):
         have = base_fingerprint(base_str)
         raise TwinError(
@@ -323,31 +328,3 @@ def resolve_base(
             f"({have}); pass the base it was trained on with --base"
         )
     return Path(base_str)
-
-
-def read_adapter_meta(adapter_dir: str | os.PathLike) -> dict:
-    """The adapter's ``twin.json`` (written by ``twin.train.loop``); TwinError if missing or malformed."""
-    d = Path(adapter_dir)
-    f = d / "twin.json"
-    if not d.is_dir():
-        raise TwinError(f"{d}: adapter directory not found; train one with `twin train --run NAME`")
-    if not f.is_file():
-        raise TwinError(
-            f"{f}: missing, so this is not a twin adapter (train one with `twin train`, which writes it)"
-        )
-    try:
-        meta = json.loads(f.read_text(encoding="utf-8"))
-    except ValueError as e:
-        raise TwinError(f"{f}: not valid JSON ({e}); retrain or restore the adapter") from None
-    if not isinstance(meta, dict):
-        raise TwinError(f"{f}: expected a JSON object")
-    if meta.get("format") != 1:
-        raise TwinError(
-            f"{f}: format {meta.get('format')!r} is not supported (expected 1); retrain the adapter"
-        )
-    for key in ("base_model", "template", "prepare", "train"):
-        if key not in meta:
-            raise TwinError(f"{f}: field '{key}' is missing; retrain the adapter")
-    if not isinstance(meta["base_model"], dict) or "fingerprint" not in meta["base_model"]:
-        raise TwinError(f"{f}: field 'base_model.fingerprint' is missing; retrain the adapter")
-    return meta

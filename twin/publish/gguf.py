@@ -227,18 +227,19 @@ def export_adapter_gguf(
 ) -> dict:
     """Write ``<out_dir>/<name>-lora-<outtype>.gguf`` (a llama.cpp LoRA adapter) and a Modelfile that
     applies it (``ADAPTER``) to ``source`` (``FROM``; default: the base dir the adapter was trained on)."""
-    from twin.model.load import read_adapter_meta, resolve_base
+    from twin.adapter_meta import read_meta
+    from twin.model.load import resolve_base
     from twin.publish.ollama import prompt_settings
 
     adapter = _check_source(adapter_dir, outtype, "train one with `twin train --run NAME`")
-    meta = read_adapter_meta(adapter)
+    meta = read_meta(adapter)
     base_dir = resolve_base(adapter, base, meta)
     hp = model_params(_load_json(base_dir / "config.json"), base_dir / "config.json")
     lcfg = _load_json(adapter / "adapter_config.json")
     scale_fix = _lora_scale_fix(lcfg, adapter / "adapter_config.json")
     tensors = _adapter_tensors(adapter, hp, outtype, scale_fix)
     name = name or adapter.name
-    template = meta.get("template") or "plain-v1"
+    template = meta.template
 
     def add_kv(writer: Any) -> None:
         writer.add_name(name)

@@ -32,10 +32,11 @@ def merge_adapter(
     force: bool = False,
 ) -> Path:
     """Merge ``adapter`` into ``base`` (default: the base recorded in twin.json) and save to ``out``."""
-    from twin.model.load import base_fingerprint, load_base, read_adapter_meta, resolve_base
+    from twin.adapter_meta import read_meta
+    from twin.model.load import base_fingerprint, load_base, resolve_base
 
     adapter = Path(adapter)
-    meta = read_adapter_meta(adapter)
+    meta = read_meta(adapter)
     base = resolve_base(adapter, base, meta)
     out = Path(out)
     if out.exists() and not force and any(out.iterdir()) and not (out / MERGED_META).is_file():
@@ -59,8 +60,8 @@ def merge_adapter(
                 "base_fingerprint": base_fingerprint(base),
                 "adapter": str(adapter),
             },
-            "template": meta["template"],
-            "prepare": meta.get("prepare"),
+            "template": meta.template,
+            "prepare": meta.prepare,
             "model_type": merged.config.model_type,
             "created": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         }

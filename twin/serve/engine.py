@@ -18,12 +18,15 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twin.errors import TwinError
 from twin.inference.batch import Request, Scheduler, kv_bytes_per_token
 from twin.inference.generate import Generation, GenParams, prompt_room, reply_prompt_ids, speaker_stops
 from twin.prompt import resolve_template
+
+if TYPE_CHECKING:
+    from twin.adapter_meta import AdapterMeta
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +39,13 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 class Adapter:
     name: str
     path: Path | None
-    meta: dict
+    meta: AdapterMeta
     template: str
     memory: Any = None  # twin.memory.Memory for adapters trained with --memory
 
     @property
     def created(self) -> str | None:
-        return self.meta.get("created")
+        return self.meta.created
 
 
 def parse_adapter_specs(specs: list[str]) -> list[tuple[str, Path]]:
@@ -69,17 +72,18 @@ def parse_adapter_specs(specs: list[str]) -> list[tuple[str, Path]]:
     return out
 
 
-def check_adapters(base: Path, adapters: list[tuple[str, Path]]) -> dict[str, dict]:
+def check_adapters(base: Path, adapters: list[tuple[str, Path]]) -> dict[str, AdapterMeta]:
     """Every adapter's twin.json, refusing any trained on another base (before anything is loaded)."""
-    from twin.model.load import base_fingerprint, fingerprint_matches, read_adapter_meta
+    from twin.adapter_meta import read_meta
+    from twin.model.load import base_fingerprint, fingerprint_matches
 
     fp = base_fingerprint(base)
-    metas: dict[str, dict] = {}
+    metas: dict[str, AdapterMeta] = {}
     for name, path in adapters:
-        meta = read_adapter_meta(path)
-        want = meta["base_model"].get("fingerprint")
+        meta = read_meta(path)
+        want = meta.base_model.fingerprint
         if want != fp and not fingerprint_matches(want, base, str(path / "twin.json")):
-            trained_on = meta["base_model"].get("path") or "another base"
+            trained_on = meta.base_model.path or "another base"
             raise TwinError(
                 f"{path / 'twin.json'}: adapter '{name}' was trained on a different base model "
                 f"({trained_on}, fingerprint {want}) than --base {base} (fingerprint {fp}); "
@@ -126,19 +130,20 @@ def check_default(default: str | None, pairs: list[tuple[str, Path]]) -> None:
 
 
 def adapter_table(
-    pairs: list[tuple[str, Path]], metas: dict[str, dict], memories: dict[str, Any], tokenizer: Any
+    pairs: list[tuple[str, Path]], metas: dict[str, AdapterMeta], memories: dict[str, Any], tokenizer: Any
 ) -> dict[str, Adapter]:
     """Every served name -> its :class:`Adapter`, the bare base last.
 
     The bare base renders prompts like the first adapter (so base-vs-twin compare like for like).
     """
+    from twin.adapter_meta import AdapterMeta
+
     table = {
-        name: Adapter(name, path, metas[name], metas[name].get("template") or "plain-v1", memories[name])
-        for name, path in pairs
+        name: Adapter(name, path, metas[name], metas[name].template, memories[name]) for name, path in pairs
     }
     ref = next(iter(table.values()), None)
-    meta = dict(ref.meta) if ref else {"template": resolve_template("auto", tokenizer), "prepare": {}}
-    table[BASE_NAME] = Adapter(BASE_NAME, None, meta, meta["template"], ref.memory if ref else None)
+    meta = ref.meta if ref else AdapterMeta.untrained(resolve_template("auto", tokenizer))
+    table[BASE_NAME] = Adapter(BASE_NAME, None, meta, meta.template, ref.memory if ref else None)
     return table
 
 

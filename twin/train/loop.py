@@ -12,35 +12,29 @@ Order of work, so that mistakes cost seconds, not minutes:
      best step's weights kept, optional early stop), metrics.csv, atomic checkpoints; a NaN/inf
      loss stops the run;
   6. the adapter of the best val loss (PEFT format) + tokenizer + twin.json in
-     ``checkpoints/adapters/<run>/``.
+     ``checkpoints/adapters/<run>/`` (``artifacts.py``, which also writes metrics.csv and config.yaml).
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import logging
 import math
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from twin import examples
 from twin.errors import TwinError
-from twin.fileio import atomic_write_json, atomic_write_text, replace_path
+from twin.fileio import atomic_write_text, replace_path
+from twin.train.artifacts import METRIC_FIELDS, config_yaml, final_metrics, save, write_metrics
 from twin.train.config import TrainConfig
 from twin.train.resume import changed_keys, check_resume, data_identity, gather, rng_state, set_rng_state
 
 log = logging.getLogger(__name__)
 
 STATE_FILE = "state.ckpt"
-METRIC_FIELDS = ("step", "epoch", "train_loss", "lr", "tokens_per_s", "val_loss", "val_ppl", "elapsed_s")
 _PRECISION_DTYPE = {"bf16-true": "bfloat16", "16-true": "float16"}  # the rest load in float32
 
 
@@ -212,7 +206,7 @@ def main(fabric: Any, cfg: TrainConfig, resume: bool, precision: dict | None = N
     progress = restore(fabric, cfg, model, total_steps) if resume else Progress()
     if fabric.is_global_zero:
         run_dir(cfg).mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir(cfg) / "config.yaml", _yaml(cfg))
+        atomic_write_text(run_dir(cfg) / "config.yaml", config_yaml(cfg))
     val_loss = fit(fabric, cfg, model, data, plan, progress, steps, data_id)
     if data.val is not None and val_loss is None:  # resumed a finished run: report, don't retrain
         val_loss = validate(fabric, model.module, data.val, data.tokenizer.pad_token_id, cfg)
@@ -450,7 +444,7 @@ def save_checkpoint(fabric: Any, cfg: TrainConfig, model: Model, progress: Progr
     fabric.barrier()
     if fabric.is_global_zero:
         replace_path(tmp, rdir / STATE_FILE)
-        _write_metrics(rdir, progress.rows)
+        write_metrics(rdir, progress.rows)
     fabric.barrier()
 
 
@@ -548,7 +542,7 @@ def fit(
             if cfg.checkpoint_every_steps and step % cfg.checkpoint_every_steps == 0 and step < total_steps:
                 save_checkpoint(fabric, cfg, model, progress, data_id)
             elif fabric.is_global_zero and time.perf_counter() - last_csv > 10:  # fresh for watchers
-                _write_metrics(run_dir(cfg), progress.rows)
+                write_metrics(run_dir(cfg), progress.rows)
                 last_csv = time.perf_counter()
             window.start += time.perf_counter() - paused
     return val_loss
@@ -742,75 +736,6 @@ def validate(fabric: Any, module: Any, data: Any, pad_id: int, cfg: TrainConfig)
 
 
 # --------------------------------------------------------------------------------------------
-# Outputs
-
-
-def final_metrics(peft_model: Any, data: TrainData, plan: BatchPlan, progress: Progress, kept: dict) -> dict:
-    """twin.json's metrics. ``val_loss``/``val_ppl`` are the kept adapter's (the best step's)."""
-    train_losses = [r["train_loss"] for r in progress.rows if r.get("train_loss") is not None]
-    val_loss, last = kept["val_loss"], kept["last_val_loss"]
-    val_ppl = math.exp(min(val_loss, 50.0)) if val_loss is not None else None
-    seconds = progress.train_seconds
-    st = data.train.stats
-    n = max(1, st["examples"])
-    return {
-        "steps": progress.step,
-        "kept": {
-            "adapter": kept["kept"],
-            "step": kept["step"],
-            "last_val_loss": round(last, 6) if last is not None else None,
-            "stopped_early": kept["stopped_early"],
-        },
-        "epochs": round(progress.micro / plan.per_epoch, 4),
-        "train_loss_first": train_losses[0] if train_losses else None,
-        "train_loss": train_losses[-1] if train_losses else None,
-        "val_loss": round(val_loss, 6) if val_loss is not None else None,
-        "val_ppl": round(val_ppl, 4) if val_ppl is not None else None,
-        "train_examples": len(data.train),
-        "val_examples": len(data.val) if data.val else 0,
-        "tokens": progress.tokens,
-        "tokens_per_s": round(progress.tokens / seconds, 1) if seconds else None,
-        "padding_fraction": round(plan.padding_fraction(), 4),
-        "seconds": round(progress.elapsed, 2),
-        "trainable_params": sum(p.numel() for p in peft_model.parameters() if p.requires_grad),
-        "total_params": sum(p.numel() for p in peft_model.parameters()),
-        "peak_memory_mb": _peak_memory_mb(),
-        "data": st,
-        "budget": {
-            "reply_cut_share": round(st["reply_cut"] / n, 4),
-            "context_lost_share": round(st["context_trimmed"] / n, 4),
-            "val_reply_cut": data.val.stats["reply_cut"] if data.val else 0,
-            "val_context_trimmed": data.val.stats["context_trimmed"] if data.val else 0,
-        },
-    }
-
-
-def save(
-    fabric: Any, cfg: TrainConfig, model: Model, data: TrainData, metrics: dict, precision: dict | None
-) -> None:
-    """The adapter directory, written by rank 0 once the final checkpoint is in."""
-    from twin.model.load import base_fingerprint, model_type
-
-    # FSDP shards the weights: rank 0 takes the adapter from the consolidated checkpoint.
-    full = cfg.strategy == "fsdp"
-    adapter_state = _full_adapter_state(run_dir(cfg) / STATE_FILE) if full else None
-    if fabric.is_global_zero:
-        _save_adapter(
-            cfg,
-            model.peft,
-            data.tokenizer,
-            data.template,
-            metrics,
-            adapter_state,
-            base_fp=base_fingerprint(cfg.base),
-            base_type=model_type(cfg.base),
-            precision=precision,
-        )
-        log.info("adapter written to %s (val loss %s)", adapter_dir(cfg), metrics["val_loss"])
-    fabric.barrier()
-
-
-# --------------------------------------------------------------------------------------------
 # The loss: response tokens only, LM head only where there is a label
 
 
@@ -900,21 +825,6 @@ def _encode(rows: list[dict], path: Path, tokenizer: Any, template: str, cfg: Tr
     return encode_cached(rows, path, cfg.base, tokenizer, template, max_len, reply_tokens=reply)
 
 
-def _write_metrics(rdir: Path, rows: list[dict]) -> None:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=METRIC_FIELDS, lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: ("" if r.get(k) is None else r[k]) for k in METRIC_FIELDS})
-    atomic_write_text(rdir / "metrics.csv", buf.getvalue())
-
-
-def _yaml(cfg: TrainConfig) -> str:
-    from twin.config import dump_yaml
-
-    return dump_yaml(cfg)
-
-
 def _tensorboard(rdir: Path) -> Any:
     import importlib.util
 
@@ -923,87 +833,3 @@ def _tensorboard(rdir: Path) -> Any:
     from lightning.fabric.loggers import TensorBoardLogger
 
     return TensorBoardLogger(root_dir=str(rdir), name="tensorboard", version="")
-
-
-def _peak_memory_mb() -> float:
-    import resource
-
-    import torch
-
-    if torch.cuda.is_available():
-        return round(torch.cuda.max_memory_allocated() / 2**20, 1)
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux
-
-
-def _full_adapter_state(state_path: Path) -> dict | None:
-    """FSDP: the consolidated (state_dict_type=full) checkpoint holds the trainable weights."""
-    import torch
-
-    if not state_path.is_file():
-        return None
-    sd = torch.load(state_path, map_location="cpu", weights_only=True)["model"]  # data only, never code
-    return {k.removeprefix("peft_model."): v for k, v in sd.items()}
-
-
-def prepare_settings(data_dir: Path) -> dict:
-    """``stats.json``'s "config" from prepare, or the defaults (flagged) when it is missing."""
-    stats = data_dir / "stats.json"
-    if stats.is_file():
-        try:
-            cfg = json.loads(stats.read_text(encoding="utf-8")).get("config")
-            if isinstance(cfg, dict):
-                return cfg
-        except ValueError:
-            pass
-        log.warning("%s: unreadable or without 'config'; twin.json records prepare's defaults", stats)
-    else:
-        log.warning("%s: missing; twin.json records prepare's defaults instead", stats)
-    from twin.examples import ContextSettings
-
-    return {**ContextSettings().model_dump(mode="json"), "defaults_used": True}
-
-
-def _save_adapter(
-    cfg: TrainConfig,
-    peft_model: Any,
-    tokenizer: Any,
-    template: str,
-    metrics: dict,
-    adapter_state: dict | None,
-    *,
-    base_fp: str,
-    base_type: str,
-    precision: dict | None = None,
-) -> Path:
-    """PEFT files + tokenizer + twin.json, built beside and swapped in whole."""
-    out = adapter_dir(cfg)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        if adapter_state is not None:
-            peft_model.save_pretrained(str(tmp), state_dict=adapter_state)
-        else:
-            peft_model.save_pretrained(str(tmp))
-        tokenizer.save_pretrained(str(tmp))
-        meta = {
-            "format": 1,
-            "base_model": {"path": str(cfg.base), "fingerprint": base_fp, "model_type": base_type},
-            "template": template,
-            "prepare": prepare_settings(Path(cfg.data.dir)),
-            "budget": prompt_budget(cfg).model_dump(mode="json"),  # eval/serve fit prompts to it
-            "train": cfg.model_dump(mode="json"),
-            "precision": precision or {"precision": cfg.precision, "reason": "set in the config"},
-            "metrics": metrics,
-            "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        }
-        if cfg.data.memory:  # the past exchanges serving retrieves from travel with the adapter
-            from twin.memory import MEMORY_DIR, copy_memory
-
-            mem = copy_memory(Path(cfg.data.dir) / MEMORY_DIR, tmp)
-            meta["memory"] = {"k": cfg.data.memory, "dir": mem.name, "scope": cfg.data.memory_scope}
-        atomic_write_json(tmp / "twin.json", meta)
-        replace_path(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out

@@ -32,12 +32,12 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from twin.adapter_meta import AdapterMeta, now, read_meta
 from twin.errors import TwinError
-from twin.fileio import atomic_write_json, replace_path
+from twin.fileio import replace_path
 from twin.train.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ PREFS_METRICS = ("step", "loss", "dpo", "nll", "accuracy", "margin", "lr", "elap
 @dataclass
 class Plan:
     init: Path  # the adapter continued
-    meta: dict  # its twin.json
+    meta: AdapterMeta  # its twin.json
     out: Path  # where the result goes (== init: in place)
     feedback: list[dict]  # pairs from drafts feedback
 
@@ -68,7 +68,7 @@ def init_adapter(cfg: TrainConfig) -> Path:
 
 def preflight_prefs(cfg: TrainConfig, *, feedback_required: bool = False) -> tuple[TrainConfig, Plan]:
     """Every cheap check before torch: returns the config pointed at the adapter's base, and the plan."""
-    from twin.model.load import read_adapter_meta, resolve_base
+    from twin.model.load import resolve_base
     from twin.train.loop import adapter_dir, preflight
 
     if cfg.devices != 1:
@@ -79,9 +79,9 @@ def preflight_prefs(cfg: TrainConfig, *, feedback_required: bool = False) -> tup
             f"{init}: no SFT adapter to continue; train one first (`twin train --run {cfg.run}`) "
             "or name it with --from RUN_OR_DIR"
         )
-    meta = read_adapter_meta(init)
+    meta = read_meta(init)
     out = adapter_dir(cfg)
-    if meta.get("prefs") and out.resolve() == init.resolve():
+    if meta.prefs and out.resolve() == init.resolve():
         raise TwinError(
             f"{init / 'twin.json'}: already has a preference stage; continue from the SFT adapter "
             f"kept in {Path(cfg.out_dir) / 'runs' / cfg.run / 'sft-adapter'} (--from DIR) or pick "
@@ -91,11 +91,6 @@ def preflight_prefs(cfg: TrainConfig, *, feedback_required: bool = False) -> tup
     cfg = cfg.model_copy(update={"base": str(resolve_base(init, base, meta))})
     preflight(cfg)  # the template and max_seq_length are the adapter's own (twin.json), not the recipe's
     return cfg, Plan(init=init, meta=meta, out=out, feedback=_feedback(cfg, feedback_required))
-
-
-def _recorded(meta: dict, key: str, default: Any) -> Any:
-    """A data setting the adapter was trained with (``twin.json`` → train.data)."""
-    return ((meta.get("train") or {}).get("data") or {}).get(key, default)
 
 
 def _feedback(cfg: TrainConfig, required: bool) -> list[dict]:
@@ -169,7 +164,7 @@ def main_prefs(fabric: Any, cfg: TrainConfig, plan: Plan) -> dict:
             "no preference pairs could be built (every sample matched the real reply); check the data"
         )
     enc = encode_pairs(
-        pairs, tokenizer, template, _recorded(plan.meta, "max_seq_length", cfg.data.max_seq_length)
+        pairs, tokenizer, template, plan.meta.trained("max_seq_length", cfg.data.max_seq_length)
     )
     t = time.perf_counter()  # the reference: the SFT adapter's log-probs, once, before any update
     ref = sequence_logps(fabric, model.module, enc, tokenizer.pad_token_id, p.micro_batch_size)
@@ -212,8 +207,8 @@ def load_prefs_data(cfg: TrainConfig, plan: Plan) -> tuple[Any, str, list[dict],
 
     data_dir = Path(cfg.data.dir)
     tokenizer = load_tokenizer(cfg.base)
-    template = plan.meta["template"]
-    k = int((plan.meta.get("memory") or {}).get("k", 0))
+    template = plan.meta.template
+    k = plan.meta.memory.k if plan.meta.memory else 0
     rows = read_with_memory(
         data_dir / cfg.data.train_file, data_dir, k, cfg.data.train_file, cfg.data.memory_scope
     )
@@ -221,7 +216,7 @@ def load_prefs_data(cfg: TrainConfig, plan: Plan) -> tuple[Any, str, list[dict],
     val = None
     if val_path.is_file() and val_path.stat().st_size:
         val_rows = read_with_memory(val_path, data_dir, k, cfg.data.train_file, cfg.data.memory_scope)
-        val = encode_examples(val_rows, tokenizer, template, _recorded(plan.meta, "max_seq_length", 512))
+        val = encode_examples(val_rows, tokenizer, template, plan.meta.trained("max_seq_length", 512))
     return tokenizer, template, rows, val
 
 
@@ -470,7 +465,7 @@ def prefs_record(
         "beta": cfg.prefs.beta,
         "nll_weight": cfg.prefs.nll_weight,
         "init": str(plan.init),
-        "init_created": plan.meta.get("created"),
+        "init_created": plan.meta.created,
         "pairs": n,
         "pair_sources": by_source,
         "rejected_p_owner": {s: round(sum(v) / len(v), 4) for s, v in scored.items() if v},
@@ -523,8 +518,7 @@ def save_prefs(cfg: TrainConfig, plan: Plan, peft_model: Any, record: dict) -> P
     try:
         shutil.copytree(plan.init, tmp, dirs_exist_ok=True)
         peft_model.save_pretrained(str(tmp))
-        meta = {**plan.meta, "prefs": record, "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
-        atomic_write_json(tmp / "twin.json", meta)
+        plan.meta.model_copy(update={"prefs": record, "created": now()}).write(tmp)
         if out.resolve() == plan.init.resolve():
             keep = run_dir(cfg) / "sft-adapter"
             shutil.rmtree(keep, ignore_errors=True)
