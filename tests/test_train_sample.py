@@ -56,13 +56,14 @@ def test_sample_reply_at_each_validation_is_the_adapters_own_and_stays_in_the_ru
     on = tiny_train_config(tiny_base, data, tmp_path / "on", run="r", **kw)
     assert on.eval.sample_reply and on.eval.sample_tokens == 48  # on by default
     m_on = train(on)
-    err = capfd.readouterr().err
+    captured = capfd.readouterr()
+    term = captured.out + captured.err  # tqdm.write: the terminal, above the progress bar
     rows = _rows(tmp_path / "on")
     replies = {int(r["step"]): r["sample_reply"] for r in rows if r["sample_reply"]}
     assert sorted(replies) == [2, 4], rows  # at each validation, nowhere else
-    assert f"each validation's sample reply answers: {json.dumps(MARKER)}" in err
+    assert f"each validation's sample reply answers: {json.dumps(MARKER)}" in term
     for step, reply in replies.items():
-        assert f"step {step}: sample reply {json.dumps(reply, ensure_ascii=False)}" in err
+        assert f"step {step}: sample reply {json.dumps(reply, ensure_ascii=False)}" in term
     # The reply is the current adapter's: the adapter saved after step 4 writes the same, greedily.
     assert replies[4] == _greedy_reply_of(tmp_path / "on" / "adapters" / "r", tiny_base, data, on)
 
@@ -75,7 +76,7 @@ def test_sample_reply_at_each_validation_is_the_adapters_own_and_stays_in_the_ru
     # Off: the same training to the last digit (greedy sampling draws no random numbers), no replies.
     off = tiny_train_config(tiny_base, data, tmp_path / "off", run="r", **{**kw, "eval": {**kw["eval"], "sample_reply": False}})  # fmt: skip
     m_off = train(off)
-    assert "sample reply" not in capfd.readouterr().err
+    assert "sample reply" not in "".join(capfd.readouterr())
     assert all(not r["sample_reply"] for r in _rows(tmp_path / "off"))
     assert (m_off["train_loss"], m_off["val_loss"]) == (m_on["train_loss"], m_on["val_loss"])
     assert [r["train_loss"] for r in _rows(tmp_path / "off")] == [r["train_loss"] for r in rows]
