@@ -34,14 +34,16 @@ def _greedy_reply_of(adapter: Path, base: Path, data: Path, cfg) -> str:
     from peft import PeftModel
 
     from twin.examples import read_examples
-    from twin.model.load import load_base, read_adapter_meta
+    from twin.model.load import load_base
+    from twin.prompt import resolve_template
+    from twin.train.loop import prompt_budget
     from twin.train.sample import sample_prompt, sample_reply
 
-    meta = read_adapter_meta(adapter)
     model, tok = load_base(base)
     peft_model = PeftModel.from_pretrained(model, str(adapter))
     row = read_examples(data / "val.jsonl")[0]
-    sample = sample_prompt(peft_model, tok, row, meta["template"], meta["budget"]["prompt_tokens"], cfg)
+    template = resolve_template(cfg.data.template, tok)
+    sample = sample_prompt(peft_model, tok, row, template, prompt_budget(cfg).prompt_tokens, cfg)
     return sample_reply(peft_model, tok, sample)
 
 
