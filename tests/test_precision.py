@@ -53,7 +53,7 @@ def test_train_with_auto_records_the_choice(
     from twin.adapter_meta import read_meta
     from twin.train.loop import train
 
-    caplog.set_level(logging.INFO, logger="twin.train.loop")
+    caplog.set_level(logging.INFO, logger="twin.train")
     cfg = tiny_train_config(tiny_base, processed_dir, tmp_path, run="auto", max_steps=1, precision="auto")
     train(cfg)
     want = choose_precision(tiny_base)

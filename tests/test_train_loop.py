@@ -81,7 +81,7 @@ def test_response_only_mask_is_exact(tiny_base: Path) -> None:
     from twin.model.lora import apply_lora
     from twin.prompt import build_training_pair
     from twin.train.config import LoraConfig
-    from twin.train.loop import _make_loss_module
+    from twin.train.loss import make_loss_module
 
     tok = load_tokenizer(tiny_base)
     examples = [
@@ -107,7 +107,7 @@ def test_response_only_mask_is_exact(tiny_base: Path) -> None:
     # The training loss equals cross-entropy of the full model's logits on exactly those tokens.
     model, _ = load_base(tiny_base)
     peft_model = apply_lora(model, LoraConfig(r=4, dropout=0.0))
-    module = _make_loss_module(peft_model).eval()
+    module = make_loss_module(peft_model).eval()
     with torch.no_grad():
         got = module(**batch)
         logits = peft_model(input_ids=ids, attention_mask=mask).logits[:, :-1]
@@ -301,7 +301,7 @@ def test_steps_come_from_the_data_not_a_fixed_count(tiny_base: Path, tmp_path: P
 
     from twin.train.loop import train
 
-    caplog.set_level(logging.INFO, logger="twin.train.loop")
+    caplog.set_level(logging.INFO, logger="twin.train")
     data = write_processed(tmp_path / "small", n_train=48, n_val=8)
     recipe = tiny_train_config(tiny_base, data, tmp_path)
     assert recipe.max_steps is None and recipe.step_cap == 600  # pipelines/tiny.yaml: steps from epochs
@@ -322,7 +322,7 @@ def test_steps_come_from_the_data_not_a_fixed_count(tiny_base: Path, tmp_path: P
 
 
 def test_step_plan_cap_and_explicit_steps(tiny_base: Path, processed_dir: Path, tmp_path: Path) -> None:
-    from twin.train.loop import plan_steps
+    from twin.train.plan import plan_steps
 
     cfg = tiny_train_config(tiny_base, processed_dir, tmp_path, eval={"every_steps": "auto"})
     big = plan_steps(cfg, 7129, 892)  # the bundled sample: 892 micro-batches of 8 an epoch

@@ -113,13 +113,14 @@ def test_dpo_loss_is_minus_logsigmoid_of_beta_margin(tiny_base: Path, tiny_adapt
 
     from twin.examples import collate, encode_examples
     from twin.model.load import load_base
-    from twin.train.loop import _make_loss_module, _trainable
+    from twin.train.loop import _trainable
+    from twin.train.loss import make_loss_module
     from twin.train.prefs import dpo_loss, pair_rows
 
     rows = feedback_examples(True) + feedback_examples(False)
     want = seq_logps(tiny_adapter, tiny_base, rows)  # chosen 0, 1; rejected 2, 3
     model, tok = load_base(tiny_base)
-    module = _make_loss_module(_trainable(model, tiny_adapter)).eval()
+    module = make_loss_module(_trainable(model, tiny_adapter)).eval()
     enc = encode_examples(rows, tok, "plain-v1", 384)
     with torch.no_grad():
         got = -module(**collate(enc, pair_rows([0, 1], 2), tok.pad_token_id), per_row=True)

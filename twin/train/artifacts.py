@@ -21,14 +21,18 @@ from typing import TYPE_CHECKING, Any
 
 from twin.adapter_meta import AdapterMeta, BaseRecord, MemoryRecord, now
 from twin.fileio import atomic_write_text, replace_path
-from twin.train.config import TrainConfig
+from twin.train.checkpoints import STATE_FILE, full_adapter_state
+from twin.train.config import TrainConfig, adapter_dir, run_dir
 
 if TYPE_CHECKING:
-    from twin.train.loop import BatchPlan, Model, Progress, TrainData
+    from twin.train.checkpoints import Progress
+    from twin.train.loop import Model, TrainData
+    from twin.train.plan import BatchPlan
 
 log = logging.getLogger(__name__)
 
-METRIC_FIELDS = ("step", "epoch", "train_loss", "lr", "tokens_per_s", "val_loss", "val_ppl", "elapsed_s")
+METRIC_FIELDS = ("step", "epoch", "train_loss", "lr", "tokens_per_s", "val_loss", "val_ppl", "elapsed_s",
+                 "sample_reply")  # fmt: skip
 
 
 def final_metrics(peft_model: Any, data: TrainData, plan: BatchPlan, progress: Progress, kept: dict) -> dict:
@@ -75,7 +79,6 @@ def save(
     fabric: Any, cfg: TrainConfig, model: Model, data: TrainData, metrics: dict, precision: dict | None
 ) -> None:
     """The adapter directory, written by rank 0 once the final checkpoint is in."""
-    from twin.train.loop import STATE_FILE, adapter_dir, run_dir
 
     # FSDP shards the weights: rank 0 takes the adapter from the consolidated checkpoint.
     full = cfg.strategy == "fsdp"
@@ -174,16 +177,6 @@ def config_yaml(cfg: TrainConfig) -> str:
     from twin.config import dump_yaml
 
     return dump_yaml(cfg)
-
-
-def full_adapter_state(state_path: Path) -> dict | None:
-    """FSDP: the consolidated (state_dict_type=full) checkpoint holds the trainable weights."""
-    import torch
-
-    if not state_path.is_file():
-        return None
-    sd = torch.load(state_path, map_location="cpu", weights_only=True)["model"]  # data only, never code
-    return {k.removeprefix("peft_model."): v for k, v in sd.items()}
 
 
 def _peak_memory_mb() -> float:

@@ -6,6 +6,7 @@ Imports nothing heavy: ``twin train --help`` and config validation stay instant.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
@@ -86,6 +87,11 @@ class EvalConfig(StageConfig):
     patience: int | None = Field(None, ge=1)
     max_batches: int | None = Field(None, ge=1)  # null: the whole val set
     micro_batch_size: int | None = Field(None, ge=1)  # null: as training
+    # One greedy reply to the first val prompt at each validation, printed and kept in metrics.csv
+    # (as litgpt's generate_example): what the adapter writes, not only its loss. At most
+    # min(data.reply_tokens, sample_tokens) tokens; rank 0 only; not with strategy fsdp.
+    sample_reply: bool = True
+    sample_tokens: int = Field(48, ge=1)
 
 
 PairSource = Literal["twin", "base", "feedback"]
@@ -138,7 +144,7 @@ class TrainConfig(StageConfig):
     num_threads: int | None = Field(None, ge=1)  # CPU threads per process; null: cores / devices
     seed: int = 42
     # Steps come from the data: epochs x (examples / batch_size), at most step_cap; max_steps, when
-    # set, is an explicit step count that overrides both (twin.train.loop.plan_steps logs the choice).
+    # set, is an explicit step count that overrides both (twin.train.plan.plan_steps logs the choice).
     epochs: int = Field(3, ge=1)
     step_cap: int | None = Field(None, ge=1)
     max_steps: int | None = Field(None, ge=1)
@@ -167,3 +173,13 @@ class TrainConfig(StageConfig):
     @property
     def grad_accum_steps(self) -> int:
         return self.batch_size // (self.micro_batch_size * self.devices)
+
+
+def run_dir(cfg: TrainConfig) -> Path:
+    """``<out_dir>/runs/<run>``: checkpoints, metrics.csv, the config; never leaves the machine."""
+    return Path(cfg.out_dir) / "runs" / cfg.run
+
+
+def adapter_dir(cfg: TrainConfig) -> Path:
+    """``<out_dir>/adapters/<run>``: what training delivers (PEFT files, tokenizer, twin.json)."""
+    return Path(cfg.out_dir) / "adapters" / cfg.run

@@ -17,6 +17,7 @@ from typing import Any
 
 from twin.errors import TwinError
 from twin.fileio import atomic_write_bytes
+from twin.train.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,25 @@ def read_with_memory(
     memory = Memory.open(ensure_memory(data_dir, train_file))
     memory.scope = scope
     return memory.attach(examples, k)
+
+
+def read_val(path: Path, cfg: TrainConfig) -> list[dict] | None:
+    """The validation rows (with memory), or None (with a warning) when prepare wrote none."""
+    if not path.is_file() or path.stat().st_size == 0 or not path.read_text(encoding="utf-8").strip():
+        log.warning("%s: no validation examples; validation loss will not be reported", path)
+        return None
+    return read_with_memory(path, cfg.data.dir, cfg.data.memory, cfg.data.train_file, cfg.data.memory_scope)
+
+
+def encode_split(rows: list[dict], path: Path, tokenizer: Any, template: str, cfg: TrainConfig) -> Any:
+    """Tokenized examples, every prompt fitted to the prompt budget (``data.max_seq_length`` minus
+    ``data.reply_tokens``): cached beside the data unless memory makes them per-run."""
+    max_len, reply = cfg.data.max_seq_length, cfg.data.reply_tokens
+    if cfg.data.memory:  # retrieved exchanges depend on the memory index too: encoded each run
+        return encode_in_chunks(
+            rows, tokenizer, template, max_len, desc=f"tokenizing {path.name}", reply_tokens=reply
+        )
+    return encode_cached(rows, path, cfg.base, tokenizer, template, max_len, reply_tokens=reply)
 
 
 def file_digest(path: str | Path) -> str:

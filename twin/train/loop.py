@@ -1,4 +1,4 @@
-"""The LoRA fine-tune: Lightning Fabric used directly, the whole loop readable in this one file.
+"""The LoRA fine-tune: Lightning Fabric used directly, the whole loop readable top to bottom here.
 
     twin train --config pipelines/tiny.yaml --run demo
 
@@ -6,11 +6,12 @@ Order of work, so that mistakes cost seconds, not minutes:
   1. preflight (no torch): config, quantization vs hardware, base dir, data files;
   2. Fabric launch (one process, or N processes for ``--devices N --strategy ddp``);
   3. tokenizer, prompt template, every example tokenized once and fitted to the prompt budget
-     (a too-small max length fails here); the step plan chosen from the data (``plan_steps``);
-  4. the base model, peft LoRA on top, AdamW, the LR schedule; resume state if asked;
+     (a too-small max length fails here); the step plan chosen from the data (``plan.py``);
+  4. the base model, peft LoRA on top, the loss (``loss.py``), AdamW, the LR schedule; resume
+     state if asked (``checkpoints.py``);
   5. the loop: length-grouped micro-batches, gradient accumulation, clipping, validation (the
-     best step's weights kept, optional early stop), metrics.csv, atomic checkpoints; a NaN/inf
-     loss stops the run;
+     best step's weights kept, optional early stop; one sample reply, ``sample.py``), metrics.csv,
+     atomic checkpoints; a NaN/inf loss stops the run;
   6. the adapter of the best val loss (PEFT format) + tokenizer + twin.json in
      ``checkpoints/adapters/<run>/`` (``artifacts.py``, which also writes metrics.csv and config.yaml).
 """
@@ -21,68 +22,25 @@ import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from twin import examples
 from twin.errors import TwinError
-from twin.fileio import atomic_write_text, replace_path
+from twin.fileio import atomic_write_text
 from twin.train.artifacts import METRIC_FIELDS, config_yaml, final_metrics, save, write_metrics
-from twin.train.config import TrainConfig
-from twin.train.resume import changed_keys, check_resume, data_identity, gather, rng_state, set_rng_state
+from twin.train.checkpoints import STATE_FILE, Progress, keep_best, restore, save_state, track_best
+from twin.train.config import TrainConfig, run_dir
+from twin.train.launch import preflight, resolve_precision, setup
+from twin.train.loss import make_loss_module
+from twin.train.plan import BatchPlan, StepPlan, log_plan, plan_steps
+from twin.train.resume import check_resume, data_identity
+from twin.train.sample import sample_prompt, sample_reply, shown
 
 log = logging.getLogger(__name__)
 
-STATE_FILE = "state.ckpt"
 _PRECISION_DTYPE = {"bf16-true": "bfloat16", "16-true": "float16"}  # the rest load in float32
-
-
-# --------------------------------------------------------------------------------------------
-# Paths and preflight
-
-
-def run_dir(cfg: TrainConfig) -> Path:
-    return Path(cfg.out_dir) / "runs" / cfg.run
-
-
-def adapter_dir(cfg: TrainConfig) -> Path:
-    return Path(cfg.out_dir) / "adapters" / cfg.run
-
-
-def preflight(cfg: TrainConfig) -> None:
-    """Every cheap check, before torch is even imported: each failure is one clear line."""
-    from twin.checks import check_run_name
-    from twin.model.load import check_base_dir, check_quantize
-
-    check_run_name(cfg.run)
-    check_quantize(cfg.quantize)
-    if cfg.quantize and cfg.strategy == "fsdp":
-        raise TwinError("quantize with strategy fsdp is not supported; use ddp (or a single device)")
-    if cfg.strategy == "fsdp" or cfg.accelerator == "cuda" or cfg.precision.startswith("16-"):
-        import torch
-
-        if not torch.cuda.is_available():
-            what = (
-                "strategy fsdp"
-                if cfg.strategy == "fsdp"
-                else "accelerator cuda"
-                if cfg.accelerator == "cuda"
-                else f"precision {cfg.precision}"
-            )
-            raise TwinError(
-                f"{what} needs a CUDA GPU and none is available; on CPU use --strategy ddp and "
-                "precision bf16-true or 32-true"
-            )
-    check_base_dir(cfg.base)
-    data = Path(cfg.data.dir)
-    if not data.is_dir():
-        raise TwinError(f"{data}: data directory not found; run `twin prepare` first (or pass --data DIR)")
-    train_file = data / cfg.data.train_file
-    if not train_file.is_file():
-        raise TwinError(f"{train_file}: not found; run `twin prepare` first (or pass --data DIR)")
-    if train_file.stat().st_size == 0:
-        raise TwinError(f"{train_file}: empty, no examples to train on; check `twin prepare`'s summary")
 
 
 # --------------------------------------------------------------------------------------------
@@ -103,54 +61,6 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict:
     return setup(cfg).launch(main, cfg, resume, precision)
 
 
-def resolve_precision(cfg: TrainConfig) -> dict:
-    """``precision: auto`` -> what suits this machine (``model/precision.py``); logged, and kept for twin.json."""
-    if cfg.precision != "auto":
-        return {"precision": cfg.precision, "reason": "set in the config"}
-    from twin.model.precision import choose_precision
-
-    choice = choose_precision(cfg.base, cfg.accelerator, cfg.devices)
-    (log.warning if choice.slow else log.info)("precision auto -> %s: %s", choice.precision, choice.reason)
-    return {"precision": choice.precision, "reason": f"auto: {choice.reason}"}
-
-
-def setup(cfg: TrainConfig) -> Any:
-    """The Fabric that runs ``main`` on every device."""
-    from twin.imports import import_fabric
-
-    Fabric = import_fabric()  # noqa: N806  # without lightning's unused extras (twin/imports.py)
-    return Fabric(
-        accelerator=cfg.accelerator, devices=cfg.devices, strategy=_strategy(cfg), precision=cfg.precision
-    )
-
-
-def _strategy(cfg: TrainConfig) -> Any:
-    if cfg.devices == 1 and cfg.strategy != "fsdp":
-        return "auto"
-    if cfg.strategy == "fsdp":
-        import functools
-
-        from lightning.fabric.strategies import FSDPStrategy
-        from torch.distributed.fsdp.wrap import lambda_auto_wrap_policy
-
-        blocks = _decoder_blocks(cfg.base)  # shard per decoder block: the model's `_no_split_modules`
-        policy = functools.partial(lambda_auto_wrap_policy, lambda_fn=lambda m: type(m).__name__ in blocks)
-        return FSDPStrategy(auto_wrap_policy=policy, state_dict_type="full", use_orig_params=True)
-    from lightning.fabric.strategies import DDPStrategy
-
-    # Spawned workers (not re-executed scripts) so `train()` behaves the same from any caller.
-    return DDPStrategy(start_method="spawn")
-
-
-def _decoder_blocks(base: str) -> set[str]:
-    """Class names of the base's decoder blocks, read from its model class without loading weights."""
-    from transformers import AutoConfig
-    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
-
-    model_class = MODEL_FOR_CAUSAL_LM_MAPPING[type(AutoConfig.from_pretrained(base))]
-    return set(getattr(model_class, "_no_split_modules", None) or [])
-
-
 @dataclass
 class TrainData:
     """The tokenizer, the prompt template and every example, tokenized once."""
@@ -161,6 +71,7 @@ class TrainData:
     val: Any  # Encoded, or None when prepare wrote no validation examples
     digest: str  # of train.jsonl: a resumed run must see the same data
     budget: Any  # twin.examples.PromptBudget: what every prompt was fitted to
+    sample: dict | None = None  # the val example each validation writes a reply to (twin/train/sample.py)
 
 
 @dataclass
@@ -173,22 +84,6 @@ class Model:
     best: dict | None = None  # CPU copies of the trainable weights at the best val loss so far
 
 
-@dataclass
-class Progress:
-    """Where the run is: saved in every checkpoint, restored by ``--resume``."""
-
-    step: int = 0
-    micro: int = 0  # micro-batches consumed by this process
-    tokens: int = 0
-    elapsed: float = 0.0
-    train_seconds: float = 0.0  # without validation and checkpoints
-    rows: list[dict] = field(default_factory=list)  # metrics.csv
-    best_step: int | None = None  # the step of the lowest val loss so far (its weights: Model.best)
-    best_val_loss: float | None = None
-    evals_since_best: int = 0  # validations in a row without a new best (eval.patience)
-    stopped_early: bool = False
-
-
 def main(fabric: Any, cfg: TrainConfig, resume: bool, precision: dict | None = None) -> dict:
     """One process's run: data, model, (resume), the loop, the adapter. Returns the final metrics."""
     import torch
@@ -199,7 +94,7 @@ def main(fabric: Any, cfg: TrainConfig, resume: bool, precision: dict | None = N
     steps = plan_steps(cfg, len(data.train), plan.per_epoch)
     total_steps = steps.steps
     if fabric.is_global_zero:
-        _log_plan(cfg, data, plan, steps, fabric.world_size)
+        log_plan(cfg, data, plan, steps, fabric.world_size)
     fabric.seed_everything(cfg.seed, verbose=False)
     model = load_model(fabric, cfg, total_steps)
     data_id = data_identity(cfg, data.digest)
@@ -220,7 +115,8 @@ def main(fabric: Any, cfg: TrainConfig, resume: bool, precision: dict | None = N
 def load_data(cfg: TrainConfig) -> TrainData:
     from twin.model.load import load_tokenizer
     from twin.prompt import CHAT_TEMPLATES, check_chat_template, resolve_template, with_memory
-    from twin.train.data import file_digest, read_with_memory
+    from twin.train.data import encode_split, file_digest, read_val, read_with_memory
+    from twin.train.sample import wants_sample
 
     data_dir = Path(cfg.data.dir)
     tokenizer = load_tokenizer(cfg.base)
@@ -229,14 +125,16 @@ def load_data(cfg: TrainConfig) -> TrainData:
         check_chat_template(tokenizer)
     train_file = data_dir / cfg.data.train_file
     rows = read_with_memory(train_file, data_dir, cfg.data.memory, cfg.data.train_file, cfg.data.memory_scope)
-    budget = prompt_budget(cfg)
+    val_file = data_dir / cfg.data.val_file
+    val_rows = read_val(val_file, cfg)
     return TrainData(
         tokenizer=tokenizer,
         template=template,
-        train=_encode(rows, train_file, tokenizer, template, cfg),
-        val=_read_val(data_dir / cfg.data.val_file, tokenizer, template, cfg),
+        train=encode_split(rows, train_file, tokenizer, template, cfg),
+        val=encode_split(val_rows, val_file, tokenizer, template, cfg) if val_rows else None,
         digest=file_digest(train_file),
-        budget=budget,
+        budget=prompt_budget(cfg),
+        sample=val_rows[0] if val_rows and wants_sample(cfg) else None,
     )
 
 
@@ -245,130 +143,6 @@ def prompt_budget(cfg: TrainConfig) -> Any:
     from twin.examples import PromptBudget
 
     return PromptBudget(seq_tokens=cfg.data.max_seq_length, reply_tokens=cfg.data.reply_tokens)
-
-
-@dataclass(frozen=True)
-class StepPlan:
-    """How many optimizer steps the run takes, and why (logged, and recorded in twin.json)."""
-
-    steps: int
-    steps_per_epoch: float
-    eval_every: int  # validate every this many steps (and at the last one); 0: only at the end
-    reason: str
-
-    @property
-    def epochs(self) -> float:
-        return self.steps / self.steps_per_epoch
-
-    def record(self) -> dict:
-        return {
-            "steps": self.steps,
-            "epochs": round(self.epochs, 3),
-            "steps_per_epoch": round(self.steps_per_epoch, 3),
-            "eval_every": self.eval_every,
-            "reason": self.reason,
-        }
-
-
-def plan_steps(cfg: TrainConfig, n_examples: int, micro_per_epoch: int) -> StepPlan:
-    """Steps from the data: ``epochs`` passes over the train split, at most ``step_cap``; an
-    explicit ``max_steps`` overrides both. A fixed step count would train a 1,000-message chat for
-    dozens of epochs (and a million-message one for a fraction of one)."""
-    per_epoch = max(micro_per_epoch / cfg.grad_accum_steps, 1e-9)
-    if cfg.max_steps:
-        steps = cfg.max_steps
-        reason = (
-            f"{n_examples} examples, max_steps {steps} set -> {steps} steps ({steps / per_epoch:.1f} epochs)"
-        )
-    else:
-        wanted = max(1, math.ceil(cfg.epochs * micro_per_epoch / cfg.grad_accum_steps))
-        steps = min(wanted, cfg.step_cap) if cfg.step_cap else wanted
-        cap = f" (cap {cfg.step_cap})" if cfg.step_cap else ""
-        reason = f"{n_examples} examples, {cfg.epochs} epochs -> {steps} steps{cap}"
-        if steps < wanted:
-            reason += f": capped from {wanted}, {steps / per_epoch:.2f} epochs"
-    every = cfg.eval.every_steps
-    eval_every = math.ceil(steps / 10) if every == "auto" else int(every)
-    return StepPlan(steps, per_epoch, eval_every, reason)
-
-
-class BatchPlan:
-    """Every process's micro-batches, epoch after epoch, deterministic in (seed, epoch).
-
-    Micro-batches run on across epoch boundaries, so ``epochs`` costs exactly that many passes
-    (rounded up to a whole optimizer step), whatever the accumulation. Process ``rank`` takes
-    micro-batches ``rank, rank + world, ...`` of each epoch; one epoch is kept in memory.
-    """
-
-    def __init__(self, lengths: list[int], cfg: TrainConfig, world: int) -> None:
-        self.lengths, self.cfg, self.world = lengths, cfg, world
-        self._cache: dict[int, list[list[int]]] = {}
-        self.per_epoch = len(self.epoch(0)) // world  # micro-batches per epoch on each process
-
-    def epoch(self, epoch: int) -> list[list[int]]:
-        """All processes' micro-batches of one epoch."""
-        from twin.train.data import make_batches
-
-        if epoch not in self._cache:
-            self._cache.clear()
-            self._cache[epoch] = make_batches(
-                self.lengths,
-                self.cfg.micro_batch_size,
-                seed=self.cfg.seed,
-                epoch=epoch,
-                group_by_length=self.cfg.data.group_by_length,
-                pool=self.cfg.data.length_pool,
-                world_size=self.world,
-            )
-        return self._cache[epoch]
-
-    def micro_batch(self, micro: int, rank: int) -> list[int]:
-        """Process ``rank``'s micro-batch number ``micro`` (counted from the start of the run)."""
-        epoch, j = divmod(micro, self.per_epoch)
-        return self.epoch(epoch)[rank + self.world * j]
-
-    def padding_fraction(self) -> float:
-        """Padding share of the first epoch, as one process would batch it."""
-        from twin.train.data import make_batches, padding_fraction
-
-        batches = make_batches(
-            self.lengths, self.cfg.micro_batch_size, seed=self.cfg.seed, epoch=0,
-            group_by_length=self.cfg.data.group_by_length, pool=self.cfg.data.length_pool,
-        )  # fmt: skip
-        return padding_fraction(batches, self.lengths)
-
-
-def _log_plan(cfg: TrainConfig, data: TrainData, plan: BatchPlan, steps: StepPlan, world: int) -> None:
-    log.info("step plan: %s; validation every %s steps", steps.reason, steps.eval_every or "(end only)")
-    log.info(
-        "%d train / %d val examples, template %s, %d optimizer steps of %d examples "
-        "(micro-batch %d x %d accumulation x %d devices), padding %.1f%% of tokens",
-        len(data.train),
-        len(data.val) if data.val else 0,
-        data.template,
-        steps.steps,
-        cfg.batch_size,
-        cfg.micro_batch_size,
-        cfg.grad_accum_steps,
-        world,
-        100 * plan.padding_fraction(),
-    )
-    _log_budget(data)
-
-
-def _log_budget(data: TrainData) -> None:
-    """What the prompt budget cost the training split: replies cut, prompts that lost context."""
-    st, b = data.train.stats, data.budget
-    n = max(1, st["examples"])
-    line = (
-        f"prompt budget: {b.prompt_tokens} tokens (max_seq_length {b.seq_tokens} - reply_tokens "
-        f"{b.reply_tokens}): {st['reply_cut']} of {st['examples']} replies cut ({100 * st['reply_cut'] / n:.1f}%), "
-        f"{st['context_trimmed']} prompts lost context turns ({100 * st['context_trimmed'] / n:.1f}%), "
-        f"{st['message_cut']} messages cut, {st['dropped_prompt_too_long']} dropped"
-    )
-    (log.warning if st["reply_cut"] > 0.01 * n else log.info)(
-        "%s%s", line, "; raise data.max_seq_length or data.reply_tokens" if st["reply_cut"] > 0.01 * n else ""
-    )
 
 
 def load_model(fabric: Any, cfg: TrainConfig, total_steps: int, init_adapter: Path | None = None) -> Model:
@@ -396,7 +170,7 @@ def load_model(fabric: Any, cfg: TrainConfig, total_steps: int, init_adapter: Pa
         else:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
     peft_model = apply_lora(model, cfg.lora) if init_adapter is None else _trainable(model, init_adapter)
-    module = _make_loss_module(peft_model)
+    module = make_loss_module(peft_model)
     trainable = {n for n, p in module.named_parameters() if p.requires_grad}
     optimizer = torch.optim.AdamW(
         param_groups(peft_model, cfg.optim.lr, cfg.optim.weight_decay, cfg.lora.loraplus_lr_ratio),
@@ -419,55 +193,11 @@ def _trainable(model: Any, adapter: Path) -> Any:
         raise TwinError(f"{adapter}: could not load the adapter ({str(e).splitlines()[0]})") from None
 
 
-# --------------------------------------------------------------------------------------------
-# Checkpoints: everything needed to continue exactly, written atomically
-
-
 def save_checkpoint(fabric: Any, cfg: TrainConfig, model: Model, progress: Progress, data_id: dict) -> None:
-    """Write beside, then rename over the previous checkpoint (and refresh metrics.csv).
-
-    Every process's RNG state is gathered into the one file, so each resumes with its own.
-    """
-    rdir = run_dir(cfg)
-    snapshot = {
-        "model": model.module,
-        "optimizer": model.optimizer,
-        "scheduler": model.scheduler,
-        "progress": asdict(progress),
-        "best": model.best,  # the best step's weights, so --resume still keeps the best adapter
-        "data": data_id,
-        "rng": gather(fabric, rng_state()),
-        "config": cfg.model_dump(mode="json"),
-    }
-    tmp = rdir / f".{STATE_FILE}.tmp"
-    fabric.save(tmp, snapshot, filter={"model": lambda k, v: k in model.trainable})
-    fabric.barrier()
+    """The checkpoint (``twin/train/checkpoints.py``), then metrics.csv refreshed beside it."""
+    save_state(fabric, cfg, model, progress, data_id)
     if fabric.is_global_zero:
-        replace_path(tmp, rdir / STATE_FILE)
-        write_metrics(rdir, progress.rows)
-    fabric.barrier()
-
-
-def restore(fabric: Any, cfg: TrainConfig, model: Model, total_steps: int) -> Progress:
-    """``--resume``: weights, optimizer, schedule, progress and this process's RNG (see ``check_resume``)."""
-    zero = fabric.is_global_zero
-    state_path = run_dir(cfg) / STATE_FILE
-    if not state_path.exists():
-        if zero:
-            log.warning("--resume: no checkpoint in %s yet, starting from step 0", run_dir(cfg))
-        return Progress()
-    state = {"model": model.module, "optimizer": model.optimizer, "scheduler": model.scheduler}
-    extra = fabric.load(state_path, state, strict=False, weights_only=True)  # data only, never code
-    changed = changed_keys(extra.get("config", {}), cfg.model_dump(mode="json"))
-    if changed and zero:
-        log.warning("resuming with changed settings: %s", ", ".join(changed))
-    rng = extra["rng"]  # one state per rank (a dict: checkpoints before per-rank states)
-    set_rng_state(rng[fabric.global_rank] if isinstance(rng, list) else rng)
-    progress = Progress(**extra["progress"])
-    model.best = extra.get("best")  # checkpoints before the best-step record: None
-    if zero:
-        log.info("resumed %s at step %d/%d", cfg.run, progress.step, total_steps)
-    return progress
+        write_metrics(run_dir(cfg), progress.rows)
 
 
 # --------------------------------------------------------------------------------------------
@@ -513,6 +243,7 @@ def fit(
     tb = _tensorboard(run_dir(cfg)) if fabric.is_global_zero else None
     bar = tqdm(total=total_steps, initial=progress.step, desc=f"train {cfg.run}", unit="step",
                disable=not fabric.is_global_zero, dynamic_ncols=True, mininterval=1.0)  # fmt: skip
+    sample = _sample(fabric, cfg, model, data, bar)
     model.module.train()
     first_step = progress.step + 1
     with bar:
@@ -536,6 +267,8 @@ def fit(
                 val_loss = validate(fabric, model.module, data.val, data.tokenizer.pad_token_id, cfg)
                 _tb_log(tb, _record_val(fabric, progress, val_loss, bar))
                 track_best(fabric, cfg, model, progress, val_loss, bar)
+                if sample is not None:
+                    _record_sample(progress, sample_reply(model.peft, data.tokenizer, sample), bar)
             progress.elapsed = time.perf_counter() - run_start
             if progress.stopped_early:
                 break  # main() writes the final checkpoint
@@ -546,68 +279,6 @@ def fit(
                 last_csv = time.perf_counter()
             window.start += time.perf_counter() - paused
     return val_loss
-
-
-def track_best(
-    fabric: Any, cfg: TrainConfig, model: Model, progress: Progress, val_loss: float, bar: Any
-) -> None:
-    """A new lowest val loss: remember its step and (``eval.keep_best``) a copy of its weights.
-    ``eval.patience`` validations in a row without one stop the run. Every process decides the
-    same (the val loss is all-reduced), and each copies its own weights."""
-    if progress.best_val_loss is None or val_loss < progress.best_val_loss:
-        progress.best_step, progress.best_val_loss, progress.evals_since_best = progress.step, val_loss, 0
-        if _keeps_best(cfg):
-            model.best = _trainable_copy(model.peft)
-        return
-    progress.evals_since_best += 1
-    patience = cfg.eval.patience
-    if patience and progress.evals_since_best >= patience:
-        progress.stopped_early = True
-        if fabric.is_global_zero:
-            bar.write(
-                f"step {progress.step}: no lower val loss in {patience} validations since step "
-                f"{progress.best_step} ({progress.best_val_loss:.4f}); stopping early (eval.patience)"
-            )
-
-
-def _keeps_best(cfg: TrainConfig) -> bool:
-    # FSDP shards the weights and its adapter comes from the consolidated last checkpoint.
-    return cfg.eval.keep_best and cfg.strategy != "fsdp"
-
-
-def _trainable_copy(peft_model: Any) -> dict:
-    return {n: p.detach().to("cpu", copy=True) for n, p in peft_model.named_parameters() if p.requires_grad}
-
-
-def keep_best(
-    fabric: Any, cfg: TrainConfig, model: Model, progress: Progress, last_val: float | None
-) -> dict:
-    """Put the best step's weights back (after the last step's checkpoint is written) and say which
-    adapter is kept: ``{"kept", "step", "val_loss", "last_val_loss", "best_step", "stopped_early"}``."""
-    import torch
-
-    out = {"kept": "last", "step": progress.step, "val_loss": last_val, "last_val_loss": last_val,
-           "best_step": progress.best_step, "best_val_loss": progress.best_val_loss,
-           "stopped_early": progress.stopped_early}  # fmt: skip
-    if progress.best_step is None or progress.best_step == progress.step or model.best is None:
-        if fabric.is_global_zero and cfg.eval.keep_best and cfg.strategy == "fsdp":
-            log.warning(
-                "strategy fsdp: the adapter is the last step's (best-step selection needs ddp or 1 device)"
-            )
-        if fabric.is_global_zero and progress.best_step is not None:
-            log.info("best val loss %.4f at the last step %d, kept", progress.best_val_loss, progress.step)
-        return out
-    with torch.no_grad():
-        params = dict(model.peft.named_parameters())
-        for name, value in model.best.items():
-            params[name].copy_(value.to(params[name].device))
-    if fabric.is_global_zero:
-        log.info(
-            "best val loss %.4f at step %d, kept (the last step %d had %s)",
-            progress.best_val_loss, progress.best_step, progress.step,
-            f"{last_val:.4f}" if last_val is not None else "no validation",
-        )  # fmt: skip
-    return out | {"kept": "best", "step": progress.best_step, "val_loss": progress.best_val_loss}
 
 
 def train_step(
@@ -706,9 +377,28 @@ def _record_val(fabric: Any, progress: Progress, val_loss: float, bar: Any) -> d
     return {"step": progress.step, "val_loss": val_loss, "val_ppl": val_ppl}
 
 
+def _sample(fabric: Any, cfg: TrainConfig, model: Model, data: TrainData, bar: Any) -> Any:
+    """Rank 0's :class:`~twin.train.sample.Sample` (None: off, no val data, or another rank)."""
+    if data.sample is None or not fabric.is_global_zero:
+        return None
+    sample = sample_prompt(
+        model.peft, data.tokenizer, data.sample, data.template, data.budget.prompt_tokens, cfg
+    )
+    if sample is not None:
+        bar.write(f"each validation's sample reply answers: {shown(data.sample['instruction'])}")
+    return sample
+
+
+def _record_sample(progress: Progress, reply: str, bar: Any) -> None:
+    """The reply goes to the terminal and metrics.csv (the run dir), never to the logger."""
+    progress.rows[-1]["sample_reply"] = reply
+    bar.write(f"step {progress.step}: sample reply {shown(reply)}")
+
+
 def _tb_log(tb: Any, row: dict) -> None:
     if tb:
-        tb.log_metrics({k: v for k, v in row.items() if v is not None and k != "step"}, row["step"])
+        numbers = {k: v for k, v in row.items() if isinstance(v, int | float) and k != "step"}
+        tb.log_metrics(numbers, row["step"])
 
 
 def validate(fabric: Any, module: Any, data: Any, pad_id: int, cfg: TrainConfig) -> float:
@@ -736,59 +426,7 @@ def validate(fabric: Any, module: Any, data: Any, pad_id: int, cfg: TrainConfig)
 
 
 # --------------------------------------------------------------------------------------------
-# The loss: response tokens only, LM head only where there is a label
-
-
-def _make_loss_module(peft_model: Any) -> Any:
-    import torch
-    import torch.nn.functional as F
-
-    lm = peft_model.get_base_model()
-    body = getattr(lm, "base_model", None)
-    head = lm.get_output_embeddings()
-    # Models that post-process logits (soft-capping, scaling) go through their full forward.
-    fast = (
-        body is not None
-        and body is not lm
-        and head is not None
-        and not getattr(lm.config, "final_logit_softcapping", None)
-        and getattr(lm.config, "logit_scale", None) in (None, 1, 1.0)
-    )
-
-    class ResponseLoss(torch.nn.Module):
-        """Summed next-token cross-entropy over positions whose label is not -100.
-
-        Only those positions (the reply and its EOS) go through the LM head: on chat data most
-        tokens are prompt, so this skips most of the head's matmul and softmax.
-        """
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.peft_model = peft_model
-
-        def forward(
-            self,
-            input_ids: torch.Tensor,
-            attention_mask: torch.Tensor,
-            labels: torch.Tensor,
-            per_row: bool = False,
-        ) -> Any:
-            """The summed loss, or with ``per_row`` each row's own sum (minus its log-probability)."""
-            targets = labels[:, 1:]
-            keep = targets != -100
-            if fast:
-                hidden = body(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)[0]
-                logits = head(hidden[:, :-1][keep])
-            else:
-                out = self.peft_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
-                logits = out.logits[:, :-1][keep]
-            if not per_row:
-                return F.cross_entropy(logits.float(), targets[keep], reduction="sum")
-            losses = F.cross_entropy(logits.float(), targets[keep], reduction="none")
-            rows = keep.nonzero()[:, 0]  # boolean indexing is row-major: rows line up with `losses`
-            return losses.new_zeros(len(input_ids)).index_add(0, rows, losses)
-
-    return ResponseLoss()
+# Outputs
 
 
 # --------------------------------------------------------------------------------------------
@@ -799,30 +437,6 @@ def batch_to(batch: dict, device: Any) -> dict:
     if str(device) == "cpu":
         return batch
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-
-
-def _read_val(path: Path, tokenizer: Any, template: str, cfg: TrainConfig) -> Any:
-    """The validation set, or None (with a warning) when prepare wrote none."""
-    from twin.train.data import read_with_memory
-
-    if not path.is_file() or path.stat().st_size == 0 or not path.read_text(encoding="utf-8").strip():
-        log.warning("%s: no validation examples; validation loss will not be reported", path)
-        return None
-    rows = read_with_memory(path, cfg.data.dir, cfg.data.memory, cfg.data.train_file, cfg.data.memory_scope)
-    return _encode(rows, path, tokenizer, template, cfg)
-
-
-def _encode(rows: list[dict], path: Path, tokenizer: Any, template: str, cfg: TrainConfig) -> Any:
-    """Tokenized examples, every prompt fitted to the prompt budget (``data.max_seq_length`` minus
-    ``data.reply_tokens``): cached beside the data (``train/data.py``) unless memory makes them per-run."""
-    from twin.train.data import encode_cached, encode_in_chunks
-
-    max_len, reply = cfg.data.max_seq_length, cfg.data.reply_tokens
-    if cfg.data.memory:  # retrieved exchanges depend on the memory index too: encoded each run
-        return encode_in_chunks(
-            rows, tokenizer, template, max_len, desc=f"tokenizing {path.name}", reply_tokens=reply
-        )
-    return encode_cached(rows, path, cfg.base, tokenizer, template, max_len, reply_tokens=reply)
 
 
 def _tensorboard(rdir: Path) -> Any:
