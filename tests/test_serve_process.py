@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 
@@ -11,8 +12,11 @@ import httpx
 import pytest
 from helpers.server import AUTH
 
-from devkit.live_server import free_port
+from devkit.live_server import free_port, twin_process
 from twin.errors import TwinError
+from twin.serve.http import TOKEN_ENV
+
+SECRET = "my-private-chat-text-XYZZY"
 
 pytestmark = pytest.mark.slow  # starts a real `twin serve` process
 
@@ -87,23 +91,36 @@ def test_cli_refuses_a_mismatched_adapter_in_one_line(tiny_base, tiny_adapter, t
     assert "Traceback" not in out.stderr
 
 
-def test_cli_without_base_serves_the_base_recorded_in_the_adapter(tiny_base, tiny_adapter, monkeypatch):
-    import uvicorn
+def test_cli_without_base_serves_the_base_recorded_in_the_adapter(tiny_adapter, live, tmp_path):
+    """`twin serve --adapter me=DIR` alone, as a real process: it serves the base twin.json records,
+    on the port asked for, bound to 127.0.0.1 only, and logs no request (no access log)."""
+    env = {k: v for k, v in os.environ.items() if k != TOKEN_ENV}  # no token: loopback is open
+    log = tmp_path / "serve.log"
+    body = {"message": SECRET, "temperature": 0, "max_new_tokens": 8}
+    with twin_process("serve", "--adapter", f"me={tiny_adapter}", "--threads", "1", health="/healthz",
+                      env=env, output=log) as url:  # fmt: skip
+        listed = httpx.get(url + "/adapters").json()
+        assert listed["default"] == "me" and [a["name"] for a in listed["adapters"]] == ["me", "base"]
+        got = httpx.post(url + "/reply", json=body, timeout=60).json()
+        # the session's server was given --base explicitly: the same greedy reply means the same base
+        want = httpx.post(live + "/reply", json=body, headers=AUTH, timeout=60).json()
+        assert (got["reply"], got["usage"]) == (want["reply"], want["usage"])
+        # bound to loopback: a rebound Host name is refused, and another loopback address finds no one
+        rebound = httpx.post(
+            url + "/reply", json=body, headers={"Host": "rebind.attacker.example"}, timeout=60
+        )
+        assert rebound.status_code == 400 and rebound.json()["error"]["param"] == "host"
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(url.replace("127.0.0.1", "127.0.0.2") + "/healthz", timeout=5)
+    text = log.read_text(encoding="utf-8", errors="replace")
+    assert f"listening on {url}" in text  # the log is really captured...
+    assert "/reply" not in text and SECRET not in text  # ...and holds no request line or message
+
+
+def test_cli_without_base_or_adapter_is_one_error():
     from typer.testing import CliRunner
 
     from twin.cli import app
-
-    served = {}
-    monkeypatch.setattr(uvicorn, "run", lambda api, **kw: served.update(api=api, **kw))
-    result = CliRunner().invoke(app, ["serve", "--adapter", f"me={tiny_adapter}", "--port", "8765"])
-    assert result.exit_code == 0, result.output
-    assert served["port"] == 8765 and served["host"] == "127.0.0.1"
-    from fastapi.testclient import TestClient
-
-    with TestClient(served["api"], base_url="http://127.0.0.1:8765") as client:  # a loopback Host, as served
-        listed = client.get("/adapters").json()
-        assert listed["default"] == "me" and {a["name"] for a in listed["adapters"]} == {"me", "base"}
-        assert client.post("/reply", json={"message": "hi", "max_new_tokens": 2}).status_code == 200
 
     # Neither a base nor an adapter to read it from: a TwinError (the CLI prints it as one line).
     result = CliRunner().invoke(app, ["serve"])
