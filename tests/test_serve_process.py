@@ -114,7 +114,8 @@ def test_cli_without_base_serves_the_base_recorded_in_the_adapter(tiny_adapter, 
             httpx.get(url.replace("127.0.0.1", "127.0.0.2") + "/healthz", timeout=5)
     text = log.read_text(encoding="utf-8", errors="replace")
     assert f"listening on {url}" in text  # the log is really captured...
-    assert "/reply" not in text and SECRET not in text  # ...and holds no request line or message
+    # ...and holds twin's own one-line summaries but no uvicorn access line, and never the message
+    assert "/reply adapter=me" in text and "HTTP/1.1" not in text and SECRET not in text
 
 
 def test_cli_without_base_or_adapter_is_one_error():
