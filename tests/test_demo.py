@@ -90,8 +90,17 @@ def test_hash_paths_sees_content_and_names(tmp_path):
     (d / "a.jsonl").write_text("2")
     h2 = hash_paths([d])
     (d / "b.jsonl").write_text("2")
-    assert len({h1, h2, hash_paths([d])}) == 3
-    assert hash_paths([tmp_path / "missing"]) != hash_paths([d])
+    h3 = hash_paths([d])
+    assert len({h1, h2, h3}) == 3
+    assert hash_paths([tmp_path / "missing"]) != h3
+    # the same names and bytes elsewhere hash the same (a moved workdir reuses its stages) ...
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "a.jsonl").write_text("2")
+    (copy / "b.jsonl").write_text("2")
+    assert hash_paths([copy]) == h3
+    (copy / "b.jsonl").rename(copy / "c.jsonl")  # ... and a renamed file is a change
+    assert hash_paths([copy]) != h3
 
 
 def test_missing_sample_is_a_twin_error(tmp_path):
