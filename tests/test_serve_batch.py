@@ -76,7 +76,8 @@ def test_mixed_adapter_batch_equals_one_at_a_time(engine, sampled):
         replies = {name: engine.run(engine.adapters[name], [], MESSAGES[i], "Alice", params_for(i))
                    for name in ("twin", "other", "base")}  # fmt: skip
         for name, got in replies.items():
-            assert same(got, direct(engine, name, MESSAGES[i], params_for(i))), (i, name)
+            want = direct(engine, name, MESSAGES[i], params_for(i))
+            assert same(got, want) and got.prompt_tokens == want.prompt_tokens, (i, name)
         assert len({g.text for g in replies.values()}) == 3, replies
     engine.scheduler.peak_batch = 0
     passes = engine.scheduler.multi_lora.passes if engine.scheduler.multi_lora else 0
