@@ -137,6 +137,7 @@ def test_serve_runs_the_real_server_and_chat_page_and_ctrl_c_stops_both(
 
     monkeypatch.setattr(demo.subprocess, "Popen", popen)
     seen: dict = {}
+    returned = threading.Event()  # serve_forever is over: a late ctrl-C must not hit the next test
 
     def user() -> None:  # waits for both, talks to both, then presses ctrl-C
         try:
@@ -146,12 +147,19 @@ def test_serve_runs_the_real_server_and_chat_page_and_ctrl_c_stops_both(
             seen["reply"] = httpx.post(server + "/reply", json=body, timeout=60).json()
             wait_http(page + "/_stcore/health", timeout=120)
             seen["page"] = httpx.get(page + "/").status_code, httpx.get(page + "/_stcore/health").text
+        except Exception as e:  # reported by the first assert below
+            seen["error"] = repr(e)
         finally:
             seen["ctrl_c"] = time.monotonic()
-            _thread.interrupt_main()
+            if not returned.is_set():
+                _thread.interrupt_main()
 
     threading.Thread(target=user, daemon=True).start()
-    demo.serve_forever(opts, p)
+    try:
+        demo.serve_forever(opts, p)
+    finally:
+        returned.set()
+    assert "error" not in seen, seen["error"]
     assert lines[:2] == [f"server:    {server}  (POST /reply)", f"chat page: {page}"]
     assert seen["health"] == "ok" and seen["page"] == (200, "ok")
     assert seen["reply"]["adapter"] == "demo" and 1 <= seen["reply"]["usage"]["completion_tokens"] <= 6
