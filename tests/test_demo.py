@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import _thread
+import contextlib
+import os
 import signal
 import sys
 import threading
@@ -153,10 +155,17 @@ def test_serve_runs_the_real_server_and_chat_page_and_ctrl_c_stops_both(
             seen["ctrl_c"] = time.monotonic()
             if not returned.is_set():
                 _thread.interrupt_main()
+            if not returned.wait(60):  # ctrl-C did not stop it: end the children, fail, do not hang
+                seen["error"] = "serve_forever did not stop on ctrl-C"
+                for pr in started:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(pr.pid, signal.SIGKILL)
 
     threading.Thread(target=user, daemon=True).start()
     try:
         demo.serve_forever(opts, p)
+    except demo.TwinError as e:  # a child exited: the user thread may know why
+        raise AssertionError(seen.get("error", str(e))) from e
     finally:
         returned.set()
     assert "error" not in seen, seen["error"]
