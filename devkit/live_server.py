@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 
@@ -59,15 +60,21 @@ def serve_in_thread(app: Any, host: str = "127.0.0.1", port: int | None = None) 
 
 @contextlib.contextmanager
 def twin_process(
-    command: str, *args: str, health: str, env: dict | None = None, timeout: float = 120.0
+    command: str,
+    *args: str,
+    health: str,
+    env: dict | None = None,
+    timeout: float = 120.0,
+    output: Path | None = None,
 ) -> Iterator[str]:
     """Run ``twin COMMAND ARGS --port <free port>`` on loopback; yield its URL once ``health`` answers.
 
     The process is stopped (SIGTERM, then SIGKILL after 20 s) when the block ends, however it ends.
+    ``output``: a file that receives its stdout and stderr (discarded by default).
     """
     port = free_port()
     cmd = [sys.executable, "-m", "twin.cli", command, *args, "--port", str(port)]
-    with _serving(cmd, port, health, env=env, timeout=timeout) as (url, _proc):
+    with _serving(cmd, port, health, env=env, timeout=timeout, output=output) as (url, _proc):
         yield url
 
 
@@ -87,19 +94,28 @@ def llama_cpp_process(
 
 @contextlib.contextmanager
 def _serving(
-    cmd: list[str], port: int, health: str, *, env: dict | None = None, timeout: float = 120.0
+    cmd: list[str],
+    port: int,
+    health: str,
+    *,
+    env: dict | None = None,
+    timeout: float = 120.0,
+    output: Path | None = None,
 ) -> Iterator[tuple[str, Any]]:
     """Start ``cmd`` (a server on ``port``), yield ``(url, process)`` once ``health`` answers; stop it
-    (SIGTERM, then SIGKILL after 20 s) when the block ends, however it ends."""
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(url + health, timeout=timeout, proc=proc)
-        yield url, proc
-    finally:
-        proc.terminate()
+    (SIGTERM, then SIGKILL after 20 s) when the block ends, however it ends. ``output``: a file for
+    its stdout and stderr (discarded by default)."""
+    with open(output, "wb") if output is not None else contextlib.nullcontext(subprocess.DEVNULL) as sink:
+        err = subprocess.STDOUT if output is not None else sink
+        proc = subprocess.Popen(cmd, env=env, stdout=sink, stderr=err)
+        url = f"http://127.0.0.1:{port}"
         try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            wait_http(url + health, timeout=timeout, proc=proc)
+            yield url, proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import _thread
+import contextlib
+import os
+import signal
 import sys
 import threading
 import time
@@ -89,8 +92,17 @@ def test_hash_paths_sees_content_and_names(tmp_path):
     (d / "a.jsonl").write_text("2")
     h2 = hash_paths([d])
     (d / "b.jsonl").write_text("2")
-    assert len({h1, h2, hash_paths([d])}) == 3
-    assert hash_paths([tmp_path / "missing"]) != hash_paths([d])
+    h3 = hash_paths([d])
+    assert len({h1, h2, h3}) == 3
+    assert hash_paths([tmp_path / "missing"]) != h3
+    # the same names and bytes elsewhere hash the same (a moved workdir reuses its stages) ...
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "a.jsonl").write_text("2")
+    (copy / "b.jsonl").write_text("2")
+    assert hash_paths([copy]) == h3
+    (copy / "b.jsonl").rename(copy / "c.jsonl")  # ... and a renamed file is a change
+    assert hash_paths([copy]) != h3
 
 
 def test_missing_sample_is_a_twin_error(tmp_path):
@@ -100,27 +112,73 @@ def test_missing_sample_is_a_twin_error(tmp_path):
         demo.run_demo(DemoOptions(workdir=tmp_path, sample=tmp_path / "none.json", serve=False))
 
 
-def test_serve_prints_both_urls_and_ctrl_c_stops_both(tmp_path, monkeypatch):
-    # Stand-ins for `twin serve` / `twin chat`: long sleepers (the real ones are tested by their owners).
-    sleeper = [sys.executable, "-c", "import time; time.sleep(120)"]
+@pytest.mark.slow
+def test_serve_runs_the_real_server_and_chat_page_and_ctrl_c_stops_both(
+    tmp_path, monkeypatch, tiny_base, tiny_adapter
+):
+    """The demo's last step for real: `twin serve` on the session's tiny adapter and `twin chat`
+    (Streamlit) both answer on the ports printed, and the user's ctrl-C stops both."""
+    import httpx
+
+    from devkit.live_server import free_port, wait_http
+
+    monkeypatch.delenv("TWIN_API_TOKEN", raising=False)  # the demo serves loopback without a token
     lines: list[str] = []
-    opts = DemoOptions(workdir=tmp_path, port=8123, chat_port=8124, echo=lines.append, twin_cmd=sleeper)
+    opts = DemoOptions(workdir=tmp_path, port=free_port(), chat_port=free_port(), echo=lines.append)
+    p = opts.paths
+    p["adapter"].parent.mkdir(parents=True)
+    p["base"].symlink_to(tiny_base)  # where the demo's own stages would have built them
+    p["adapter"].symlink_to(tiny_adapter)
+    server, page = f"http://127.0.0.1:{opts.port}", f"http://127.0.0.1:{opts.chat_port}"
     started: list = []
     real_popen = demo.subprocess.Popen
 
-    def popen(*a, **kw):
-        p = real_popen(*a, **kw)
-        started.append(p)
-        return p
+    def popen(*a, **kw):  # the real Popen; the test keeps the children to check they are gone
+        started.append(real_popen(*a, **kw))
+        return started[-1]
 
     monkeypatch.setattr(demo.subprocess, "Popen", popen)
-    threading.Timer(1.5, _thread.interrupt_main).start()  # the user's ctrl-C
-    t0 = time.monotonic()
-    demo.serve_forever(opts, opts.paths)
-    assert time.monotonic() - t0 < 15
-    assert "server:    http://127.0.0.1:8123  (POST /reply)" in lines
-    assert "chat page: http://127.0.0.1:8124" in lines
-    assert len(started) == 2 and all(p.poll() is not None for p in started)
+    seen: dict = {}
+    returned = threading.Event()  # serve_forever is over: a late ctrl-C must not hit the next test
+
+    def user() -> None:  # waits for both, talks to both, then presses ctrl-C
+        try:
+            wait_http(server + "/healthz", timeout=120)
+            seen["health"] = httpx.get(server + "/healthz").json()["status"]
+            body = {"message": "hi there", "temperature": 0, "max_new_tokens": 6}
+            seen["reply"] = httpx.post(server + "/reply", json=body, timeout=60).json()
+            wait_http(page + "/_stcore/health", timeout=120)
+            seen["page"] = httpx.get(page + "/").status_code, httpx.get(page + "/_stcore/health").text
+        except Exception as e:  # reported by the first assert below
+            seen["error"] = repr(e)
+        finally:
+            seen["ctrl_c"] = time.monotonic()
+            if not returned.is_set():
+                _thread.interrupt_main()
+            if not returned.wait(60):  # ctrl-C did not stop it: end the children, fail, do not hang
+                seen["error"] = "serve_forever did not stop on ctrl-C"
+                for pr in started:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(pr.pid, signal.SIGKILL)
+
+    threading.Thread(target=user, daemon=True).start()
+    try:
+        demo.serve_forever(opts, p)
+    except demo.TwinError as e:  # a child exited: the user thread may know why
+        raise AssertionError(seen.get("error", str(e))) from e
+    finally:
+        returned.set()
+    assert "error" not in seen, seen["error"]
+    assert lines[:2] == [f"server:    {server}  (POST /reply)", f"chat page: {page}"]
+    assert seen["health"] == "ok" and seen["page"] == (200, "ok")
+    assert seen["reply"]["adapter"] == "demo" and 1 <= seen["reply"]["usage"]["completion_tokens"] <= 6
+    # Both stopped by the demo's SIGTERM within its 10 s grace, not SIGKILLed after it: uvicorn
+    # shuts down, then re-raises the signal it caught (-15); Streamlit exits 0.
+    assert time.monotonic() - seen["ctrl_c"] < 10
+    assert [pr.poll() for pr in started] == [-signal.SIGTERM, 0]
+    for url in (server, page):  # both ports are closed again
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(url, timeout=2)
 
 
 def test_serve_reports_a_child_that_dies(tmp_path):

@@ -22,7 +22,7 @@ def data_dir(tmp_path):
 
 
 @pytest.mark.slow
-def test_eval_writes_report_and_is_deterministic(random_lora_adapter, data_dir, tmp_path):
+def test_eval_writes_report_and_is_deterministic(random_lora_adapter, tiny_base, data_dir, tmp_path):
     from twin.eval.report import SECTIONS
     from twin.eval.run import run_eval
 
@@ -41,9 +41,14 @@ def test_eval_writes_report_and_is_deterministic(random_lora_adapter, data_dir, 
     assert r1["loss"] == r2["loss"] and r1["overlap"] == r2["overlap"]
 
     assert r1["examples"] == len(VAL)
+    # the loss is over each real reply's tokens and the EOS after it, nothing of the prompts
+    from twin.model.load import load_tokenizer
+
+    tok = load_tokenizer(tiny_base)
+    replies = sum(len(tok(ex["response"], add_special_tokens=False)["input_ids"]) + 1 for ex in VAL)
     for side in ("base", "twin"):
         loss = r1["loss"][side]
-        assert loss["examples"] == len(VAL) and loss["tokens"] > len(VAL)
+        assert (loss["examples"], loss["tokens"]) == (len(VAL), replies)
         assert loss["perplexity"] == pytest.approx(torch.tensor(loss["loss"]).exp().item(), rel=1e-6)
     # untrained tiny model over a ~700-token vocabulary: loss near ln(vocab); the adapter changes it
     assert 4.0 < r1["loss"]["base"]["loss"] < 9.0

@@ -29,7 +29,15 @@ def test_default_text_never_holds_an_owner_message(processed):
     assert docs and all(CUE in d for d in docs)  # every document is a prompt with its reply
     assert not [o for o in owner if any(o in d for d in docs)]  # no owner text, as reply or context
     replies = [d.split(CUE, 1)[1] for d in docs]
-    assert set(replies) <= set(contacts) and len(set(replies)) > len(contacts) // 2
+    assert set(replies) <= set(contacts)
+    # every contact message that follows an earlier one of the same session is a reply, once
+    want = []
+    for session in dict.fromkeys(r["session"] for r in rows):
+        said = [
+            t for r in rows if r["session"] == session for t in (r["context"][0]["text"], r["instruction"])
+        ]
+        want += list(dict.fromkeys(said))[1:]
+    assert sorted(replies) == sorted(want) and len(want) == 50  # 10 sessions x (6 messages - the first)
     # the reply after the cue is a bare message: never a "Name: text" transcript line
     assert not [r for r in replies if r.startswith(("Bob:", "Me:"))]
     assert all("\nMe:" not in d for d in docs)

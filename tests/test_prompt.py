@@ -1,4 +1,7 @@
-"""The prompt template shared by training and serving."""
+"""The prompt template shared by training and serving; chat-v1 through the tiny Llama 3's and
+Qwen2's real tokenizers (as `twin model tiny --arch llama|qwen2` builds them)."""
+
+from pathlib import Path
 
 import pytest
 
@@ -42,25 +45,67 @@ def test_bad_role_is_a_user_error():
         build_prompt([{"role": "bot", "text": "x"}], "hi")
 
 
-class FakeChatTokenizer:
-    """A stand-in with just the chat-template surface (a real HF tokenizer is exercised in train tests)."""
+@pytest.fixture(scope="module")
+def tokenizer_dirs(tmp_path_factory) -> dict[str, Path]:
+    """Each family's tokenizer as `twin model tiny --arch ARCH` builds it (its special tokens and chat
+    template, trained on the built-in corpus), saved; :func:`family_tokenizer` loads it as twin does."""
+    from twin.model.tiny import fallback_texts, train_tokenizer
+    from twin.prompt import system_prompt
 
-    chat_template = "x"
+    out = {}
+    for arch in ("falcon", "llama", "qwen2"):
+        tok = train_tokenizer([*fallback_texts(), system_prompt(None)], 512, 1024, arch=arch)
+        tok.save_pretrained(out.setdefault(arch, tmp_path_factory.mktemp(arch)))
+    return out
 
-    def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=False):
-        out = "".join(f"<{m['role']}>{m['content']}</>" for m in messages)
-        return out + ("<assistant>" if add_generation_prompt else "")
+
+def family_tokenizer(dirs: dict[str, Path], arch: str, chat_template: str | None = None):
+    """The saved tokenizer loaded by twin's loader; ``chat_template`` swaps in another template
+    (the shapes real bases ship that twin must refuse)."""
+    from twin.model.load import load_tokenizer
+
+    tok = load_tokenizer(dirs[arch])
+    if chat_template is not None:
+        tok.chat_template = chat_template
+    return tok
 
 
-def test_chat_template_maps_roles_and_splits_completion():
-    tok = FakeChatTokenizer()
+# The families' published layouts, written out: a header, each turn, the generation prompt.
+HEAD = {"llama": "<|begin_of_text|>", "qwen2": ""}
+GEN = {"llama": "<|start_header_id|>assistant<|end_header_id|>\n\n", "qwen2": "<|im_start|>assistant\n"}
+EOT = {"llama": "<|eot_id|>", "qwen2": "<|im_end|>"}
+SYSTEM = "You are chatting with a friend. Reply to their message the way you usually write."
+
+
+def turn(arch: str, role: str, text: str) -> str:
+    if arch == "llama":
+        return f"<|start_header_id|>{role}<|end_header_id|>\n\n{text}<|eot_id|>"
+    return f"<|im_start|>{role}\n{text}<|im_end|>\n"
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_chat_template_maps_roles_and_splits_completion(tokenizer_dirs, arch):
+    tok = family_tokenizer(tokenizer_dirs, arch)
     assert resolve_template("auto", tok) == CHAT
+    assert resolve_template("auto", family_tokenizer(tokenizer_dirs, "falcon")) == PLAIN  # no chat template
     assert resolve_template("auto", None) == PLAIN
     ex = {"context": CTX, "instruction": "coffee?", "response": "sure"}
     prompt, completion = build_training_pair(ex, template=CHAT, tokenizer=tok)
-    assert "<user>hi!</><assistant>hey\nwhat's up</><user>coffee?</>" in prompt
-    assert prompt.endswith("<assistant>")
-    assert completion == "sure</>"
+    # their turns are `user`, mine `assistant`, the new message last, then the reply's header
+    assert prompt == (
+        HEAD[arch]
+        + turn(arch, "system", SYSTEM)
+        + turn(arch, "user", "hi!")
+        + turn(arch, "assistant", "hey\nwhat's up")
+        + turn(arch, "user", "coffee?")
+        + GEN[arch]
+    )
+    assert prompt == build_prompt(CTX, "coffee?", template=CHAT, tokenizer=tok)  # serving renders the same
+    # the reply ends with the end-of-turn token (ChatML's newline after it is not trained on)...
+    assert completion == "sure" + EOT[arch]
+    # ...which the tokenizer reads as its one special token: what generation stops at
+    ids = tok(completion, add_special_tokens=False)["input_ids"]
+    assert ids[-1] == tok.convert_tokens_to_ids(EOT[arch]) and tok.decode(ids[:-1]) == "sure"
 
 
 def test_resolve_template_rejects_unknown_and_chat_without_template():
@@ -126,86 +171,98 @@ def test_memory_templates_render_past_exchanges_in_their_own_section():
     assert "Me: sure haha" in prompt and completion == "sure"
 
 
-def test_chat_memory_goes_into_the_system_message_and_v1_refuses_memory():
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_chat_memory_goes_into_the_system_message_and_v1_refuses_memory(tokenizer_dirs, arch):
     from twin.prompt import CHAT_MEMORY
 
-    tok = FakeChatTokenizer()
+    tok = family_tokenizer(tokenizer_dirs, arch)
     ex = {"context": CTX, "instruction": "coffee?", "response": "sure", "memory": MEM}
     prompt, completion = build_training_pair(ex, template=CHAT_MEMORY, tokenizer=tok)
-    system = prompt.split("</>")[0]
-    assert system.startswith("<system>") and "before:\nAlice: lunch tomorrow?\nMe: sure haha" in system
-    assert completion == "sure</>"
+    memory = "How you answered similar messages before:\nAlice: lunch tomorrow?\nMe: sure haha\n\nThem: are you in?\nMe: yep"
+    assert prompt.startswith(
+        HEAD[arch] + turn(arch, "system", f"{SYSTEM}\n\n{memory}") + turn(arch, "user", "hi!")
+    )
+    assert prompt.endswith(turn(arch, "user", "coffee?") + GEN[arch])
+    assert completion == "sure" + EOT[arch]
     with pytest.raises(TwinError, match="no memory section"):
         build_prompt(CTX, "coffee?", memory=MEM)
     with pytest.raises(TwinError, match="no memory section"):
         build_training_pair(ex, template=CHAT, tokenizer=tok)
 
 
-class DropsMyEarlierTurns(FakeChatTokenizer):
-    """Renders assistant messages only after the last user message (earlier replies are dropped)."""
-
-    def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=False):
-        last_user = max(i for i, m in enumerate(messages) if m["role"] == "user")
-        kept = [m for i, m in enumerate(messages) if m["role"] != "assistant" or i > last_user]
-        return super().apply_chat_template(kept, tokenize, add_generation_prompt)
-
-
-class ReplyInsideGenerationPrompt(FakeChatTokenizer):
-    """The generation prompt ends with a marker the full rendering does not have before the reply."""
-
-    def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=False):
-        out = "".join(f"<{m['role']}>{m['content']}</>" for m in messages)
-        return out + ("<assistant>\n" if add_generation_prompt else "")
+# Shapes of real templates twin must refuse, on ChatML (Qwen2's): one that drops my replies before
+# the last user message (as reasoning models' templates drop earlier turns' thinking), one whose
+# generation prompt opens an empty think block the rendered reply does not have (Qwen3 without
+# thinking), and one that refuses a system message (Gemma's).
+DROPS_MY_EARLIER_TURNS = (
+    "{%- set ns = namespace(last=0) %}"
+    "{%- for m in messages %}{%- if m['role'] == 'user' %}{%- set ns.last = loop.index0 %}{%- endif %}{%- endfor %}"
+    "{%- for m in messages %}{%- if m['role'] != 'assistant' or loop.index0 > ns.last %}"
+    "{{- '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}"
+    "{%- endif %}{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
+)
 
 
-def test_template_check_catches_what_a_per_example_prefix_check_misses():
+def _chatml(replace: str = "", by: str = "", prefix: str = "") -> str:
+    from twin.model.chat_templates import CHATML_TEMPLATE
+
+    assert not replace or replace in CHATML_TEMPLATE
+    return prefix + CHATML_TEMPLATE.replace(replace, by)
+
+
+def test_template_check_catches_what_a_per_example_prefix_check_misses(tokenizer_dirs):
     from twin.prompt import check_chat_template
 
     ex = {"context": CTX, "instruction": "coffee?", "response": "sure"}
+    drops = family_tokenizer(tokenizer_dirs, "qwen2", DROPS_MY_EARLIER_TURNS)
+    good_end = check_chat_template(family_tokenizer(tokenizer_dirs, "qwen2"))
     # dropping my earlier replies keeps the prompt a prefix of the full text: only the probe sees it
-    build_training_pair(
-        ex, template=CHAT, tokenizer=DropsMyEarlierTurns(), turn_end=check_chat_template(FakeChatTokenizer())
-    )
+    prompt, _ = build_training_pair(ex, template=CHAT, tokenizer=drops, turn_end=good_end)
+    assert "hey\nwhat's up" not in prompt
     with pytest.raises(TwinError, match="drops or reorders earlier turns") as err:
-        check_chat_template(DropsMyEarlierTurns())
+        check_chat_template(drops)
     assert "data.template=plain-v1" in str(err.value) and "\n" not in str(err.value)
+    think = _chatml(
+        "'<|im_start|>assistant\\n' }}", "'<|im_start|>assistant\\n<think>\\n\\n</think>\\n\\n' }}"
+    )
     with pytest.raises(TwinError, match="does not render the reply after its generation prompt"):
-        check_chat_template(ReplyInsideGenerationPrompt())
+        check_chat_template(family_tokenizer(tokenizer_dirs, "qwen2", think))
 
 
-class SpecialEndOfTurn(FakeChatTokenizer):
-    """ChatML's shape: the end-of-turn is a special token and a newline follows it."""
-
-    all_special_tokens = ["<|end|>"]
-
-    def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=False):
-        out = "".join(f"<{m['role']}>{m['content']}<|end|>\n" for m in messages)
-        return out + ("<assistant>" if add_generation_prompt else "")
-
-
-def test_completion_stops_at_the_end_of_turn_token():
+@pytest.mark.parametrize(
+    ("arch", "after"), [("llama", "<|eot_id|>"), ("qwen2", "<|im_end|>\n")], ids=["llama", "qwen2"]
+)
+def test_completion_stops_at_the_end_of_turn_token(tokenizer_dirs, arch, after):
     from twin.prompt import check_chat_template
 
-    end = check_chat_template(SpecialEndOfTurn())
-    assert (end.after, end.keep, end.ends_with_special) == ("<|end|>\n", "<|end|>", True)
+    tok = family_tokenizer(tokenizer_dirs, arch)
+    end = check_chat_template(tok)
+    assert (end.after, end.keep, end.ends_with_special) == (after, EOT[arch], True)
     ex = {"context": CTX, "instruction": "coffee?", "response": "sure\nat 5"}
-    _, completion = build_training_pair(ex, template=CHAT, tokenizer=SpecialEndOfTurn())
-    assert completion == "sure\nat 5<|end|>"
-    # without a special token the whole tail is kept and EOS is added at tokenization
-    plain_end = check_chat_template(FakeChatTokenizer())
-    assert (plain_end.keep, plain_end.ends_with_special) == ("</>", False)
+    _, completion = build_training_pair(ex, template=CHAT, tokenizer=tok)
+    assert completion == "sure\nat 5" + EOT[arch]
 
 
-class NoSystemRole(FakeChatTokenizer):
-    def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=False):
-        if messages[0]["role"] == "system":
-            raise ValueError("System role not supported")
-        return super().apply_chat_template(messages, tokenize, add_generation_prompt)
-
-
-def test_a_template_that_raises_is_one_line():
+def test_a_plain_text_end_of_turn_is_kept_whole(tokenizer_dirs):
     from twin.prompt import check_chat_template
 
+    # ChatML with its end-of-turn as plain text: no special token to stop at, so the whole tail
+    # is kept (and EOS is added at tokenization)
+    tok = family_tokenizer(tokenizer_dirs, "qwen2", _chatml("<|im_end|>", "</turn>"))
+    end = check_chat_template(tok)
+    assert (end.after, end.keep, end.ends_with_special) == ("</turn>\n", "</turn>\n", False)
+    _, completion = build_training_pair(
+        {"context": [], "instruction": "hi", "response": "yo"}, template=CHAT, tokenizer=tok
+    )
+    assert completion == "yo</turn>\n"
+
+
+def test_a_template_that_raises_is_one_line(tokenizer_dirs):
+    from twin.prompt import check_chat_template
+
+    gemma_like = "{%- if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{%- endif %}"
+    tok = family_tokenizer(tokenizer_dirs, "qwen2", _chatml(prefix=gemma_like))
     with pytest.raises(TwinError, match="refuses a twin conversation.*System role not supported") as err:
-        check_chat_template(NoSystemRole())
+        check_chat_template(tok)
     assert "\n" not in str(err.value) and "data.template=plain-v1" in str(err.value)

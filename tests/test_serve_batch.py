@@ -38,6 +38,24 @@ def together(engine, params_for) -> list:
     return [f.result(timeout=120) for f in futures]
 
 
+def direct(engine, name: str, message: str, params: GenParams):
+    """``generate`` on the engine's peft model with only ``name`` active (``base``: adapters off),
+    on the prompt and stops the engine builds for a message from Alice with no history."""
+    from dataclasses import replace
+
+    from twin.inference.generate import build_reply_prompt, generate, speaker_stops
+
+    adapter = engine.adapters[name]
+    prompt = build_reply_prompt(adapter.meta, engine.tokenizer, [], message, "Alice")
+    params = replace(params, extra_stops=speaker_stops("Alice", adapter.template))
+    with engine.lock:
+        if name == "base":
+            with engine.model.disable_adapter():
+                return generate(engine.model, engine.tokenizer, prompt, params)
+        engine.model.set_adapter(name)
+        return generate(engine.model, engine.tokenizer, prompt, params)
+
+
 def same(a, b) -> bool:
     return (a.text, a.completion_tokens, a.stopped_by) == (b.text, b.completion_tokens, b.stopped_by)
 
@@ -52,11 +70,15 @@ def test_mixed_adapter_batch_equals_one_at_a_time(engine, sampled):
         return GenParams(max_new_tokens=n, min_new_tokens=n, temperature=0)
 
     one = alone(engine, params_for)
-    # The adapters really differ (a batch that ignored them would still be "equal" to itself).
+    # Each adapter's reply through the engine is plain generate() with that adapter alone active (the
+    # bare base: none), and the three differ: a batch that ignored adapters would not equal them.
     for i in (0, 3):
-        replies = {name: engine.run(engine.adapters[name], [], MESSAGES[i], "Alice", params_for(i)).text
+        replies = {name: engine.run(engine.adapters[name], [], MESSAGES[i], "Alice", params_for(i))
                    for name in ("twin", "other", "base")}  # fmt: skip
-        assert len(set(replies.values())) == 3, replies
+        for name, got in replies.items():
+            want = direct(engine, name, MESSAGES[i], params_for(i))
+            assert same(got, want) and got.prompt_tokens == want.prompt_tokens, (i, name)
+        assert len({g.text for g in replies.values()}) == 3, replies
     engine.scheduler.peak_batch = 0
     passes = engine.scheduler.multi_lora.passes if engine.scheduler.multi_lora else 0
     batched = together(engine, params_for)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 
@@ -11,8 +12,11 @@ import httpx
 import pytest
 from helpers.server import AUTH
 
-from devkit.live_server import free_port
+from devkit.live_server import free_port, twin_process
 from twin.errors import TwinError
+from twin.serve.http import TOKEN_ENV
+
+SECRET = "my-private-chat-text-XYZZY"
 
 pytestmark = pytest.mark.slow  # starts a real `twin serve` process
 
@@ -56,23 +60,29 @@ def test_loopback_server_refuses_a_rebound_host_and_has_no_cdn_docs(live):
 
 
 def test_32_concurrent_clients_answered_or_cleanly_refused(live):
-    async def one(client: httpx.AsyncClient, i: int) -> int:
-        r = await client.post(
-            "/reply", json={"message": f"msg {i}", "max_new_tokens": 4, "seed": i}, headers=AUTH
-        )
+    def request(i: int) -> dict:
+        return {"message": f"msg {i}", "max_new_tokens": 4, "seed": i}
+
+    async def one(client: httpx.AsyncClient, i: int) -> httpx.Response:
+        r = await client.post("/reply", json=request(i), headers=AUTH)
         if r.status_code == 503:
             assert int(r.headers["retry-after"]) >= 1
-        else:
-            assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] >= 1
-        return r.status_code
+        return r
 
-    async def main() -> list[int]:
+    async def main() -> list[httpx.Response]:
         async with httpx.AsyncClient(base_url=live, timeout=120) as client:
             return await asyncio.gather(*(one(client, i) for i in range(32)))
 
-    codes = asyncio.run(main())
+    answers = asyncio.run(main())
+    codes = [r.status_code for r in answers]
     assert set(codes) <= {200, 503} and codes.count(200) >= 9  # 1 running + 8 queued at least
     assert httpx.get(live + "/healthz").json()["pending"] == 0
+    # an answer given in the crowd is the one the same request gets alone (its seed, its 4 tokens)
+    served = [(i, r.json()) for i, r in enumerate(answers) if r.status_code == 200]
+    assert all(1 <= got["usage"]["completion_tokens"] <= 4 for _, got in served)
+    for i, got in served[:3]:
+        again = httpx.post(live + "/reply", json=request(i), headers=AUTH, timeout=60).json()
+        assert (again["reply"], again["usage"]) == (got["reply"], got["usage"]), i
 
 
 def test_cli_refuses_a_mismatched_adapter_in_one_line(tiny_base, tiny_adapter, tmp_path):
@@ -87,23 +97,37 @@ def test_cli_refuses_a_mismatched_adapter_in_one_line(tiny_base, tiny_adapter, t
     assert "Traceback" not in out.stderr
 
 
-def test_cli_without_base_serves_the_base_recorded_in_the_adapter(tiny_base, tiny_adapter, monkeypatch):
-    import uvicorn
+def test_cli_without_base_serves_the_base_recorded_in_the_adapter(tiny_adapter, live, tmp_path):
+    """`twin serve --adapter me=DIR` alone, as a real process: it serves the base twin.json records,
+    on the port asked for, bound to 127.0.0.1 only, and logs no request (no access log)."""
+    env = {k: v for k, v in os.environ.items() if k != TOKEN_ENV}  # no token: loopback is open
+    log = tmp_path / "serve.log"
+    body = {"message": SECRET, "temperature": 0, "max_new_tokens": 8}
+    with twin_process("serve", "--adapter", f"me={tiny_adapter}", "--threads", "1", health="/healthz",
+                      env=env, output=log) as url:  # fmt: skip
+        listed = httpx.get(url + "/adapters").json()
+        assert listed["default"] == "me" and [a["name"] for a in listed["adapters"]] == ["me", "base"]
+        got = httpx.post(url + "/reply", json=body, timeout=60).json()
+        # the session's server was given --base explicitly: the same greedy reply means the same base
+        want = httpx.post(live + "/reply", json=body, headers=AUTH, timeout=60).json()
+        assert (got["reply"], got["usage"]) == (want["reply"], want["usage"])
+        # bound to loopback: a rebound Host name is refused, and another loopback address finds no one
+        rebound = httpx.post(
+            url + "/reply", json=body, headers={"Host": "rebind.attacker.example"}, timeout=60
+        )
+        assert rebound.status_code == 400 and rebound.json()["error"]["param"] == "host"
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(url.replace("127.0.0.1", "127.0.0.2") + "/healthz", timeout=5)
+    text = log.read_text(encoding="utf-8", errors="replace")
+    assert f"listening on {url}" in text  # the log is really captured...
+    # ...and holds twin's own one-line summaries but no uvicorn access line, and never the message
+    assert "/reply adapter=me" in text and "HTTP/1.1" not in text and SECRET not in text
+
+
+def test_cli_without_base_or_adapter_is_one_error():
     from typer.testing import CliRunner
 
     from twin.cli import app
-
-    served = {}
-    monkeypatch.setattr(uvicorn, "run", lambda api, **kw: served.update(api=api, **kw))
-    result = CliRunner().invoke(app, ["serve", "--adapter", f"me={tiny_adapter}", "--port", "8765"])
-    assert result.exit_code == 0, result.output
-    assert served["port"] == 8765 and served["host"] == "127.0.0.1"
-    from fastapi.testclient import TestClient
-
-    with TestClient(served["api"], base_url="http://127.0.0.1:8765") as client:  # a loopback Host, as served
-        listed = client.get("/adapters").json()
-        assert listed["default"] == "me" and {a["name"] for a in listed["adapters"]} == {"me", "base"}
-        assert client.post("/reply", json={"message": "hi", "max_new_tokens": 2}).status_code == 200
 
     # Neither a base nor an adapter to read it from: a TwinError (the CLI prints it as one line).
     result = CliRunner().invoke(app, ["serve"])

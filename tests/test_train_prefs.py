@@ -211,10 +211,10 @@ def test_pairs_from_twin_base_and_feedback(full_run: dict) -> None:
 
 @pytest.mark.slow
 def test_eval_and_serve_load_the_result(
-    full_run: dict, tiny_base: Path, processed_dir: Path, tmp_path: Path
+    full_run: dict, tiny_base: Path, tiny_adapter: Path, processed_dir: Path, tmp_path: Path
 ) -> None:
     from twin.eval.run import EvalConfig, run_eval
-    from twin.inference.generate import GenParams
+    from twin.inference.generate import GenParams, build_reply_prompt
     from twin.serve.engine import Engine
 
     r = run_eval(
@@ -227,10 +227,15 @@ def test_eval_and_serve_load_the_result(
     engine = Engine(tiny_base, [("twin", full_run["adapter"])])
     twin = engine.resolve("twin")
     assert twin.meta.prefs["stage"] == "prefs" and twin.template == "plain-v1"
-    gen = engine.run(
-        twin, [{"role": "them", "text": "hey"}], "coming?", "Masha", GenParams(max_new_tokens=6, seed=1)
-    )
-    assert gen.completion_tokens >= 1 and gen.prompt_tokens > 0
+    history = [{"role": "them", "text": "hey"}]
+    params = GenParams(max_new_tokens=6, min_new_tokens=6, seed=1)
+    gen = engine.run(twin, history, "coming?", "Masha", params)
+    prompt = build_reply_prompt(twin.meta, engine.tokenizer, history, "coming?", "Masha")
+    assert gen.prompt_tokens == len(engine.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    assert gen.completion_tokens == 6 or gen.stopped_by == "stop"  # as asked, unless a stop string
+    # served with the preference-tuned weights: the reply is not the SFT adapter's it started from
+    sft = Engine(tiny_base, [("sft", tiny_adapter)])
+    assert gen.text != sft.run(sft.resolve("sft"), history, "coming?", "Masha", params).text
 
 
 def test_feedback_reader_contract(tmp_path: Path) -> None:
