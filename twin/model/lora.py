@@ -86,12 +86,18 @@ def apply_lora(model: Any, lora: Any) -> Any:
         bias=lora.bias,
         use_dora=lora.method == "dora",
         task_type="CAUSAL_LM",
+        trainable_token_indices=_all_token_rows(model) if getattr(lora, "train_embeddings", False) else None,
     )
     import warnings
 
     with warnings.catch_warnings():  # peft calls a transformers API deprecated in 5.x; not ours to fix
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
         return get_peft_model(model, peft_cfg)
+
+
+def _all_token_rows(model: Any) -> list[int]:
+    """Every row of the input embedding; peft trains them as a delta, tied output head included."""
+    return list(range(model.get_input_embeddings().num_embeddings))
 
 
 def param_groups(model: Any, lr: float, weight_decay: float, loraplus_lr_ratio: float | None) -> list[dict]:
