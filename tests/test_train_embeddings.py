@@ -142,3 +142,34 @@ def test_beside_it_a_plain_adapter_and_the_base_are_unchanged(
     mixed = logits(both, ids, adapter_names=["emb", "plain", "__base__"])
     for got, want in zip(mixed, (want_emb, want_plain, want_base), strict=True):
         torch.testing.assert_close(got[None], want, atol=1e-5, rtol=1e-5)
+
+
+def test_an_untied_head_trains_its_rows_too_and_merges(tmp_path: Path) -> None:
+    """Llama 3's shape has its own output head: its rows are trained beside the embedding's."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from twin.model.lora import apply_lora
+    from twin.model.tiny import build_tiny
+    from twin.train.config import LoraConfig
+
+    base_dir = build_tiny(tmp_path / "llama", arch="llama", seed=0)
+    model = AutoModelForCausalLM.from_pretrained(str(base_dir))
+    peft_model = apply_lora(model, LoraConfig(r=2, train_embeddings=True))
+    deltas = [n for n, p in peft_model.named_parameters() if p.requires_grad and DELTA in n]
+    assert {n.split(".token_adapter")[0].rsplit(".", 1)[-1] for n in deltas} == {"embed_tokens", "lm_head"}
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for n, p in peft_model.named_parameters():
+            if DELTA in n:
+                p.add_(torch.randn_like(p))
+    peft_model.save_pretrained(tmp_path / "adapter")
+    ids = torch.tensor([[5, 17, 42, 99]])
+    with torch.no_grad():
+        want = peft_model.eval()(ids).logits
+        fresh = AutoModelForCausalLM.from_pretrained(str(base_dir))
+        base_logits = fresh(ids).logits
+        merged = PeftModel.from_pretrained(fresh, str(tmp_path / "adapter")).merge_and_unload(safe_merge=True)
+        got = merged(ids).logits
+    assert (want - base_logits).abs().max() > 1e-2
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)

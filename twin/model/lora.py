@@ -86,7 +86,7 @@ def apply_lora(model: Any, lora: Any) -> Any:
         bias=lora.bias,
         use_dora=lora.method == "dora",
         task_type="CAUSAL_LM",
-        trainable_token_indices=_all_token_rows(model) if getattr(lora, "train_embeddings", False) else None,
+        trainable_token_indices=token_rows(model) if getattr(lora, "train_embeddings", False) else None,
     )
     import warnings
 
@@ -95,9 +95,20 @@ def apply_lora(model: Any, lora: Any) -> Any:
         return get_peft_model(model, peft_cfg)
 
 
-def _all_token_rows(model: Any) -> list[int]:
-    """Every row of the input embedding; peft trains them as a delta, tied output head included."""
-    return list(range(model.get_input_embeddings().num_embeddings))
+def token_rows(model: Any) -> dict[str, list[int]]:
+    """Every row of the input embedding, and of the output head when it is not tied to it (Llama,
+    Qwen2): ``{module name: rows}`` for peft's ``trainable_token_indices`` (a tied head follows the
+    embedding's rows by itself)."""
+    emb = model.get_input_embeddings()
+    rows = {_module_name(model, emb): list(range(emb.num_embeddings))}
+    head = model.get_output_embeddings()
+    if head is not None and head.weight is not emb.weight:
+        rows[_module_name(model, head)] = list(range(head.out_features))
+    return rows
+
+
+def _module_name(model: Any, module: Any) -> str:
+    return next(n for n, m in model.named_modules() if m is module).rsplit(".", 1)[-1]
 
 
 def param_groups(model: Any, lr: float, weight_decay: float, loraplus_lr_ratio: float | None) -> list[dict]:
