@@ -119,11 +119,6 @@ def _examples(train: Path) -> list[dict]:
     return [ex for _, ex in iter_jsonl(train) if isinstance(ex, dict) and keys <= ex.keys()]
 
 
-def owner_texts(path: str | os.PathLike) -> list[str]:
-    """The owner's replies in a prepare output's ``train.jsonl`` (scrubbed), one per example."""
-    return [ex["response"] for ex in _examples(_train_file(path))]
-
-
 def _owner_docs(examples: Sequence[dict], plain_prompts: bool) -> list[str]:
     """The old corpus: every example as a transcript ending in the owner's reply, and plain-v1's
     prompt with the owner's reply once per session."""
@@ -417,15 +412,12 @@ def build_tiny(
     pretrain_block_size: int = 128,
     pretrain_lr: float = 3e-3,
     conversations: Sequence[dict] | None = None,
-    tokenizer_extra: Sequence[str] = (),
 ) -> Path:
     """Build (and optionally pretrain) a tiny ``arch`` model + tokenizer into ``out_dir``; returns it.
 
     For a chat family (llama, qwen2) pretraining also reads ``conversations`` (examples in prepare's
     format; default: the built-in corpus's) rendered through its chat template exactly as chat-v1
     trains on them, so the base already ends a reply with its end-of-turn token.
-    ``tokenizer_extra``: more text the tokenizer (never the model) is trained on, e.g. the owner's
-    replies (:func:`owner_texts`), so their words are tokens as a real base's common words are.
     Deterministic for a given ``seed`` and text. The directory is replaced atomically.
     """
     docs = [t for t in (texts if texts is not None else fallback_texts()) if t and t.strip()]
@@ -437,8 +429,7 @@ def build_tiny(
 
     family = _family(arch)
     # a chat family's system message (chat-v1) is in every prompt: its words become tokens too
-    tokenizer_docs = [*docs, system_prompt(None)] if family.chat_template else list(docs)
-    tokenizer_docs += [t for t in tokenizer_extra if t and t.strip()]
+    tokenizer_docs = [*docs, system_prompt(None)] if family.chat_template else docs
     tokenizer = train_tokenizer(tokenizer_docs, vocab_size, max_positions, arch=arch)
     model = _init_model(arch, tokenizer, seed, hidden_size, num_layers, num_heads, max_positions)
     losses: list[float] = []
@@ -458,7 +449,6 @@ def build_tiny(
         )
         log.info("pretrained %d steps: loss %.3f -> %.3f", pretrain_steps, losses[0], losses[-1])
     record = {"built_by": "twin model tiny", "arch": arch, "seed": seed, "documents": len(docs)}
-    record["tokenizer_extra_documents"] = len(tokenizer_extra)
     record["chat_documents"] = len(chat)
     record |= {"pretrain_steps": pretrain_steps, "pretrain_loss": [losses[0], losses[-1]] if losses else None}
     record["parameters"] = sum(p.numel() for p in model.parameters())
