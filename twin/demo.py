@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 RUN = "demo"
 # The demo's tiny base reads the contacts' side only (as `twin model tiny` does): a base that has never
-# seen the owner, judged "you" 2% of the time. The twin learns the owner's words from it because
+# seen the owner, judged "you" 0-2% of the time. The twin learns the owner's words from it because
 # pipelines/tiny.yaml trains the embedding rows with the LoRA (`lora.train_embeddings`): on the
 # bundled sample the owner's phrases are nowhere in the contacts' text (bench/RESULTS.md, section
 # sound). True: the old corpus with the owner's replies (`twin model tiny --with-owner-replies`).
@@ -55,8 +55,8 @@ EVAL_EXAMPLES = 200
 EVAL_NEW_TOKENS = 32
 # The steps come from the data (pipelines/tiny.yaml: 20 epochs, at most 600 steps; a user's own small
 # chat gets its epochs, the best step kept). The demo caps the bundled sample at 300 (0.67 epochs):
-# with the embedding rows trained, 300 steps already give the twin 99% judged "you" against the
-# base's 2% (bench/RESULTS.md, section sound), in half the time of 600. Validation ~10 times a run
+# with the embedding rows trained, 300 steps already give the twin 98% judged "you" against the
+# base's 0% (bench/RESULTS.md, section sound), in half the time of 600. Validation ~10 times a run
 # on 8 batches (the adapter kept is the best of them), a checkpoint halfway.
 TRAIN_OVERRIDES: dict = {
     "step_cap": 300,

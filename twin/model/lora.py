@@ -86,7 +86,7 @@ def apply_lora(model: Any, lora: Any) -> Any:
         bias=lora.bias,
         use_dora=lora.method == "dora",
         task_type="CAUSAL_LM",
-        trainable_token_indices=token_rows(model) if getattr(lora, "train_embeddings", False) else None,
+        trainable_token_indices=token_rows(model) if lora.train_embeddings else None,
     )
     import warnings
 
