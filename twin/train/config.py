@@ -41,7 +41,7 @@ class LoraConfig(StageConfig):
     # Also train every row of the input embedding and of the output head (tied or not), through peft's
     # trainable tokens: for a base that has never read the owner's words (the tiny one, pretrained on
     # the contacts' side only) LoRA cannot move the frozen embeddings (bench/RESULTS.md, section
-    # sound). A vocab x hidden delta: cheap on the tiny base, ~0.5B parameters on a 7B one.
+    # sound). A vocab x hidden delta: cheap on the tiny base, 0.3-1B parameters on a 7-8B one.
     train_embeddings: bool = False
 
 
