@@ -276,6 +276,7 @@ def twin_command(s: dict, base: Path, data: Path, out: Path, config: Path) -> li
         "--set", f"out_dir={out}", "--set", "eval.every_steps=0", "--set", "checkpoint_every_steps=0",
         "--set", f"precision={s['precision']}", "--set", f"data.template={s['template']}",
         "--set", f"lora.target_modules=[{','.join(s['targets'])}]",
+        "--set", "lora.train_embeddings=false",  # the peers train the LoRA only: the same parameters
         "--set", "data.reply_tokens=1",  # prompts up to max_seq_length - 1, as the peers see them
     ]  # fmt: skip
 

@@ -130,3 +130,27 @@ def test_dora_with_loraplus_trains_and_saves(tiny_base: Path, processed_dir: Pat
     assert metrics["steps"] == 2
     adapter_cfg = json.loads((tmp_path / "adapters" / "dora" / "adapter_config.json").read_text())
     assert adapter_cfg["use_dora"] is True
+
+
+def test_train_embeddings_adds_every_embedding_row_and_only_the_tiny_recipe_asks(tiny_base: Path) -> None:
+    from twin.config import load_config
+    from twin.train.config import TrainConfig
+
+    model, _ = load_base(tiny_base)
+    vocab, hidden = model.config.vocab_size, model.config.hidden_size
+    plain = sum(
+        p.numel()
+        for p in apply_lora(load_base(tiny_base)[0], LoraConfig(r=4)).parameters()
+        if p.requires_grad
+    )
+    peft_model = apply_lora(model, LoraConfig(r=4, train_embeddings=True))
+    rows = {n: p.numel() for n, p in peft_model.named_parameters() if p.requires_grad and "lora_" not in n}
+    assert list(rows.values()) == [vocab * hidden] and "word_embeddings" in next(
+        iter(rows)
+    )  # tied head: no copy
+    assert sum(p.numel() for p in peft_model.parameters() if p.requires_grad) == plain + vocab * hidden
+    recipes = Path(__file__).resolve().parents[1] / "pipelines"
+    asks = {
+        f.stem: load_config(TrainConfig, f, {}).lora.train_embeddings for f in sorted(recipes.glob("*.yaml"))
+    }
+    assert asks.pop("tiny") is True and asks and not any(asks.values())  # real bases know the language

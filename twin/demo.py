@@ -42,26 +42,25 @@ from twin.fileio import atomic_write_json
 log = logging.getLogger(__name__)
 
 RUN = "demo"
-# The demo's tiny base reads the old corpus, the owner's replies included (`twin model tiny
-# --with-owner-replies`): on the bundled sample the synthetic owner's phrases appear nowhere in the
-# contacts' text, so a contacts-only base has not even their words (a real base has) and its twin is
-# judged "you" 9% of the time (loss 6.3). With this base: base 56.5%, twin 76.5%, twin - base +0.20
-# (95% interval +0.125 to +0.275, n = 200; bench/RESULTS.md, section evalbase). `twin model tiny`
-# itself defaults to the contacts-only base.
-BASE_OWNER_REPLIES = True
+# The demo's tiny base reads the contacts' side only (as `twin model tiny` does): a base that has never
+# seen the owner, judged "you" 0-2% of the time. The twin learns the owner's words from it because
+# pipelines/tiny.yaml trains the embedding rows with the LoRA (`lora.train_embeddings`): on the
+# bundled sample the owner's phrases are nowhere in the contacts' text (bench/RESULTS.md, section
+# sound). True: the old corpus with the owner's replies (`twin model tiny --with-owner-replies`).
+BASE_OWNER_REPLIES = False
 PRETRAIN_STEPS = 150  # enough for words rather than byte noise; ~1-3 min on 2 shared cores
 # 200 contact-balanced val prompts: the paired twin - base interval about +-0.07 (30 gave +-0.2);
 # batched generation keeps it around a minute and a half (bench/RESULTS.md, section evalbase).
 EVAL_EXAMPLES = 200
 EVAL_NEW_TOKENS = 32
-# The steps come from the data (pipelines/tiny.yaml: 20 epochs, at most 600 steps; the bundled sample
-# gets the cap, 1.35 epochs; a user's own small chat gets its epochs, the best step kept). 600 steps, not 150: at
-# 150 the twin's replies were judged "you" no more often than the base's (0.73 vs 0.73; at 600:
-# 0.80 vs 0.73, loss 2.52 vs 2.70; bench/RESULTS.md, section memory). Validation ~10 times a run on
-# 8 batches (the adapter kept is the best of them), a checkpoint halfway.
+# The steps come from the data (pipelines/tiny.yaml: 20 epochs, at most 600 steps; a user's own small
+# chat gets its epochs, the best step kept). The demo caps the bundled sample at 300 (0.67 epochs):
+# with the embedding rows trained, 300 steps already give the twin 98% judged "you" against the
+# base's 0% (bench/RESULTS.md, section sound), in half the time of 600. Validation ~10 times a run
+# on 8 batches (the adapter kept is the best of them), a checkpoint halfway.
 TRAIN_OVERRIDES: dict = {
-    "step_cap": 600,
-    "checkpoint_every_steps": 300,
+    "step_cap": 300,
+    "checkpoint_every_steps": 150,
     "eval": {"max_batches": 8},
 }
 

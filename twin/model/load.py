@@ -273,6 +273,10 @@ def load_base(
     torch_dtype = _torch_dtype(dtype)
     from transformers import AutoModelForCausalLM
 
+    from twin.model.peft_compat import patch_trainable_tokens
+
+    patch_trainable_tokens()  # adapters with embedding rows beside plain ones (twin serve)
+
     tokenizer = load_tokenizer(p)
     kwargs: dict[str, Any] = {"dtype": torch_dtype}
     if quantize in QUANTIZE_CHOICES:

@@ -86,12 +86,29 @@ def apply_lora(model: Any, lora: Any) -> Any:
         bias=lora.bias,
         use_dora=lora.method == "dora",
         task_type="CAUSAL_LM",
+        trainable_token_indices=token_rows(model) if lora.train_embeddings else None,
     )
     import warnings
 
     with warnings.catch_warnings():  # peft calls a transformers API deprecated in 5.x; not ours to fix
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
         return get_peft_model(model, peft_cfg)
+
+
+def token_rows(model: Any) -> dict[str, list[int]]:
+    """Every row of the input embedding, and of the output head when it is not tied to it (Llama,
+    Qwen2): ``{module name: rows}`` for peft's ``trainable_token_indices`` (a tied head follows the
+    embedding's rows by itself)."""
+    emb = model.get_input_embeddings()
+    rows = {_module_name(model, emb): list(range(emb.num_embeddings))}
+    head = model.get_output_embeddings()
+    if head is not None and head.weight is not emb.weight:
+        rows[_module_name(model, head)] = list(range(head.out_features))
+    return rows
+
+
+def _module_name(model: Any, module: Any) -> str:
+    return next(n for n, m in model.named_modules() if m is module).rsplit(".", 1)[-1]
 
 
 def param_groups(model: Any, lr: float, weight_decay: float, loraplus_lr_ratio: float | None) -> list[dict]:

@@ -39,6 +39,11 @@ class LoraConfig(StageConfig):
     bias: Literal["none", "all", "lora_only"] = "none"
     # LoRA+ (Hayou et al. 2024): B learns `loraplus_lr_ratio` times faster than A; null = plain LoRA.
     loraplus_lr_ratio: float | None = Field(None, gt=0)
+    # Also train every row of the input embedding and of the output head (tied or not), through peft's
+    # trainable tokens: for a base that has never read the owner's words (the tiny one, pretrained on
+    # the contacts' side only) LoRA cannot move the frozen embeddings (bench/RESULTS.md, section
+    # sound). A vocab x hidden delta: cheap on the tiny base, 0.3-1B parameters on a 7-8B one.
+    train_embeddings: bool = False
 
 
 class OptimConfig(StageConfig):
