@@ -10,13 +10,13 @@ from twin.errors import TwinError
 from twin.inference.generate import (
     Generation,
     GenParams,
-    _partial_stop,
     build_reply_prompt,
     context_budget,
     generate,
     speaker_stops,
     visible_text,
 )
+from twin.inference.stops import _partial_stop
 from twin.prompt import CHAT, STOP_STRINGS, build_prompt, build_training_pair, fit_context
 
 META = {

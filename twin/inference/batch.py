@@ -24,7 +24,7 @@ adapter in the same forward pass through :class:`~twin.inference.multi_lora.Mult
 A and B stacked per layer, a row mask picks each row's), or peft's per-row ``adapter_names``
 (``"__base__"`` = adapters off) for LoRA layers the stack cannot express.
 
-Each row keeps its own :class:`~twin.inference.generate.Decoding` (sampling parameters, random
+Each row keeps its own :class:`~twin.inference.decoding.Decoding` (sampling parameters, random
 generator, stop rules), so a reply is the same token for token as when it is decoded alone.
 """
 
@@ -41,8 +41,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from twin.errors import TwinError
-from twin.inference.generate import Decoding, Generation, GenParams
+from twin.inference.decoding import Decoding
 from twin.inference.multi_lora import MultiLora
+from twin.inference.params import Generation, GenParams
 from twin.inference.schedule import schedule
 
 log = logging.getLogger(__name__)
