@@ -290,7 +290,7 @@ def test_per_row_lora_equals_each_adapter_alone(arch):
     want = alone_logits(model, ids, ROWS)
     assert_rows_differ(want, ROWS)
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)  # float32 sums in another order
-    # Afterwards the model is peft's again: the active adapter alone, no hooks left behind.
+    # Afterwards the model is peft's again: the active adapter alone, the stack's hooks inert outside rows().
     model.set_adapter("bob")
     with torch.inference_mode():
         torch.testing.assert_close(model(input_ids=ids[:1]).logits, want[1:2], rtol=1e-4, atol=1e-5)

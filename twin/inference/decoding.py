@@ -43,17 +43,15 @@ def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
 
 
 def _processors(params: GenParams) -> Any:
-    """transformers' logits processors for ``params``, in the order ``generate`` applies them."""
+    """transformers' logits warpers for ``params``, in the order ``generate`` applies them (after the
+    repetition penalty, which :func:`penalize_repeats` applies)."""
     from transformers.generation.logits_process import (
-        RepetitionPenaltyLogitsProcessor,
         TemperatureLogitsWarper,
         TopKLogitsWarper,
         TopPLogitsWarper,
     )
 
     procs: list[Any] = []
-    if params.repetition_penalty != 1.0:
-        procs.append(RepetitionPenaltyLogitsProcessor(params.repetition_penalty))
     if params.temperature != 0:
         if params.temperature != 1.0:
             procs.append(TemperatureLogitsWarper(params.temperature))
@@ -62,6 +60,40 @@ def _processors(params: GenParams) -> Any:
         if params.top_p < 1.0:
             procs.append(TopPLogitsWarper(params.top_p))
     return procs
+
+
+def penalize_repeats(scores: Any, seen: Any, penalty: float) -> Any:
+    """transformers' repetition penalty on the tokens marked in ``seen`` (bool, shaped like ``scores``).
+
+    The same arithmetic as ``RepetitionPenaltyLogitsProcessor`` (``score * penalty`` if negative, else
+    ``score / penalty``, for every token already in the sequence), read from a mask each reply keeps
+    up to date instead of gathering its whole sequence at every step: the cost per token does not
+    grow with the reply, and a batch's rows are penalised in one operation.
+    """
+    import torch
+
+    return torch.where(seen, torch.where(scores < 0, scores * penalty, scores / penalty), scores)
+
+
+def greedy_tokens(decs: list[Decoding], logits: Any) -> list[int]:
+    """The next token of each greedy reply in ``decs`` from its row of ``logits`` ``[rows, vocab]``:
+    :meth:`Decoding.scores` for all rows at once (the same numbers), one ``argmax``, one host sync."""
+    import torch
+
+    scores = logits.float()
+    blocked = [i for i, d in enumerate(decs) if d.blocks_eos]
+    for eos in {decs[i].eos_index for i in blocked}:
+        rows = torch.tensor([i for i in blocked if decs[i].eos_index == eos])
+        scores[rows[:, None], torch.tensor(eos)] = -math.inf
+    for penalty in {d.params.repetition_penalty for d in decs} - {1.0}:
+        rows = [i for i, d in enumerate(decs) if d.params.repetition_penalty == penalty]
+        seen = torch.stack([decs[i].seen_mask(scores.shape[-1]) for i in rows])
+        if len(rows) == len(decs):
+            scores = penalize_repeats(scores, seen, penalty)
+        else:
+            index = torch.tensor(rows)
+            scores[index] = penalize_repeats(scores[index], seen, penalty)
+    return scores.argmax(-1).tolist()
 
 
 def check_fits(model: Any, prompt_tokens: int, max_new_tokens: int) -> None:
@@ -98,7 +130,11 @@ class Decoding:
         self.tokenizer, self.params = tokenizer, params
         self.stops = tuple(dict.fromkeys((*STOP_STRINGS, *params.extra_stops)))
         self.eos = _eos_ids(model, tokenizer)
+        self.eos_index = tuple(sorted(self.eos))
         self.procs = _processors(params)
+        self.seen: Any = (
+            None  # [vocab] bool: tokens in the sequence (the repetition penalty's), made at first use
+        )
         device = next(model.parameters()).device
         self.rng = None
         if params.temperature != 0:
@@ -123,12 +159,32 @@ class Decoding:
     def greedy(self) -> bool:
         return self.rng is None
 
+    @property
+    def blocks_eos(self) -> bool:
+        """EOS is still blocked (fewer than ``min_new_tokens`` generated)."""
+        return len(self.generated) < self.params.min_new_tokens and bool(self.eos)
+
+    def seen_mask(self, vocab: int) -> Any:
+        """``[vocab]`` bool, True for every token of the prompt and the reply so far."""
+        if self.seen is None:
+            import torch
+
+            with torch.inference_mode(
+                False
+            ):  # a normal tensor: :meth:`accept` updates it outside inference mode
+                self.seen = torch.zeros(vocab, dtype=torch.bool, device=self._ids.device)
+                self.seen[self.seq[0]] = True
+        return self.seen
+
     def scores(self, logits: Any) -> Any:
         """The processed next-token scores (``[1, vocab]``) for ``logits``, as ``generate`` computes them."""
         logits = logits.float()
-        if len(self.generated) < self.params.min_new_tokens and self.eos:
-            logits[:, list(self.eos)] = -math.inf  # as transformers' MinNewTokensLengthLogitsProcessor
+        if self.blocks_eos:
+            logits[:, list(self.eos_index)] = -math.inf  # as transformers' MinNewTokensLengthLogitsProcessor
         scores = logits
+        if self.params.repetition_penalty != 1.0:
+            seen = self.seen_mask(scores.shape[-1])[None]
+            scores = penalize_repeats(scores, seen, self.params.repetition_penalty)
         seq = self.seq
         for proc in self.procs:  # LogitsProcessorList's loop without its per-call signature inspection
             scores = proc(seq, scores)
@@ -188,6 +244,8 @@ class Decoding:
         self.stats.completion_tokens = len(self.generated)
         self._ids[0, self._length] = nxt
         self._length += 1
+        if self.seen is not None:
+            self.seen[nxt] = True
         delta = self._delta(final=False)
         if not self.done and len(self.generated) >= self.params.max_new_tokens:
             delta += self.finish()  # stopped_by stays "length"

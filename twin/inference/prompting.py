@@ -162,7 +162,11 @@ def reply_prompt_ids(
 
 def prompt_room(model: Any, max_new_tokens: int) -> int | None:
     """How many prompt tokens fit next to ``max_new_tokens`` in the model's positions (None: no limit)."""
-    limit = getattr(model.config, "max_position_embeddings", None)
+    return room_for(getattr(model.config, "max_position_embeddings", None), max_new_tokens)
+
+
+def room_for(limit: int | None, max_new_tokens: int) -> int | None:
+    """:func:`prompt_room` for a model of ``limit`` positions (None: no limit)."""
     if not limit:
         return None
     if max_new_tokens >= limit:
