@@ -49,7 +49,9 @@ def requests(sched: Any, tokens: int) -> list:
     for i, (name, msg) in enumerate(zip(ADAPTERS, MESSAGES, strict=True)):
         ids = sched.tokenizer(f"Alice: {msg}\nMe:" if i % 2 else f"Me: hi\nAlice: {msg}\nMe:",
                               add_special_tokens=False)["input_ids"]  # fmt: skip
-        params = GenParams(max_new_tokens=tokens, min_new_tokens=tokens, temperature=0, repetition_penalty=1.1)
+        params = GenParams(
+            max_new_tokens=tokens, min_new_tokens=tokens, temperature=0, repetition_penalty=1.1
+        )
         out.append(Request(ids, params, adapter=name))
     return out
 
@@ -71,6 +73,7 @@ def profiled(sched: Any, tokens: int) -> str:
     """cProfile of the scheduler thread's work (prefill and decode steps, not its idle waits)."""
     prof = cProfile.Profile()
     for name in ("_prefill", "_step"):
+
         def run(*args: Any, _orig: Any = getattr(sched, name)) -> Any:
             prof.enable()
             try:

@@ -119,7 +119,7 @@ def twin_server(base: Path, adapters: list[tuple[str, Path]], max_batch: int = 8
     for name, path in adapters:
         args += ["--adapter", f"{name}={path}"]
     return twin_process(
-        "serve", *args, health="/healthz", env={**os.environ, "TWIN_API_TOKEN": ""}, timeout=300
+        "serve", *args, health="/healthz", env={**os.environ, "TWIN_API_TOKEN": ""}, timeout=900
     )
 
 
@@ -172,7 +172,7 @@ def eight_adapters(
         out["twin"] = asyncio.run(clients(targets, requests))
         out["twin_mem"] = memory_mb([pid_of(turl)])
     with contextlib.ExitStack() as stack:
-        peers = [stack.enter_context(llama_cpp_process(g, name, lora=lora))
+        peers = [stack.enter_context(llama_cpp_process(g, name, lora=lora, timeout=600))
                  for (g, lora), (name, _) in zip(models, pairs, strict=True)]  # fmt: skip
         targets = [
             (url, "/v1/completions", bodies(tokens, prompt, name)[1])

@@ -42,7 +42,11 @@ def build(out: Path, seed: int = 0) -> Path:
     family = FAMILIES["qwen2"]
     tok = train_tokenizer([*fallback_texts(), system_prompt(None)], 2048, 32768, arch="qwen2",
                           pad_vocab_to=QWEN25_05B["vocab_size"])  # fmt: skip
-    ids = {"bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id, "pad_token_id": tok.pad_token_id}
+    ids = {
+        "bos_token_id": tok.bos_token_id,
+        "eos_token_id": tok.eos_token_id,
+        "pad_token_id": tok.pad_token_id,
+    }
     cfg = Qwen2Config(**QWEN25_05B, **ids)
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(cfg)

@@ -73,7 +73,7 @@ def twin_process(
 
 @contextlib.contextmanager
 def llama_cpp_process(
-    gguf: Any, alias: str, *, threads: int = 1, n_ctx: int = 1024, lora: Any = None
+    gguf: Any, alias: str, *, threads: int = 1, n_ctx: int = 1024, lora: Any = None, timeout: float = 120.0
 ) -> Iterator[tuple[str, Any]]:
     """llama-cpp-python's OpenAI-compatible server on loopback serving ``gguf`` as model ``alias``
     (with the LoRA GGUF ``lora`` applied, when given); yields ``(url, process)``, stopped when the block ends."""
@@ -83,7 +83,7 @@ def llama_cpp_process(
            "--n_threads_batch", str(threads), "--n_ctx", str(n_ctx), "--verbose", "False"]  # fmt: skip
     if lora is not None:
         cmd += ["--lora_path", str(lora)]
-    with _serving(cmd, port, "/v1/models") as served:
+    with _serving(cmd, port, "/v1/models", timeout=timeout) as served:
         yield served
 
 
