@@ -310,17 +310,17 @@ def test_incremental_text_is_the_decoded_reply(tiny, seed):
 
 
 def test_batched_greedy_scores_are_each_replys_own(tiny):
-    """Greedy rows of a batch are scored together (EOS blocked, repetition penalty from each reply's
-    seen-token mask) and pick the token each would pick alone; the penalty is transformers' own."""
+    """Greedy rows of a batch (prompts of different lengths, different penalties) are scored together
+    and pick the token each would pick alone; the penalty is transformers' own, bit for bit."""
     import torch
     from transformers.generation.logits_process import RepetitionPenaltyLogitsProcessor
 
-    from twin.inference.decoding import Decoding, greedy_tokens, penalize_repeats
+    from twin.inference.decoding import Decoding, greedy_tokens, padded_seqs, penalize_repeats
 
     model, tok = tiny
     penalties = [1.1, 1.0, 1.3, 1.1]
     decs = [
-        Decoding(model, tok, _ids(tok, f"Alice: hi {i}\nMe:"), GenParams(max_new_tokens=8, min_new_tokens=2 * i,
+        Decoding(model, tok, _ids(tok, f"Alice: hi {'there ' * i}\nMe:"), GenParams(max_new_tokens=8, min_new_tokens=2 * i,
                  temperature=0, repetition_penalty=p))
         for i, p in enumerate(penalties)
     ]  # fmt: skip
@@ -328,11 +328,10 @@ def test_batched_greedy_scores_are_each_replys_own(tiny):
         d.accept(7)  # a reply token every row has already produced
     torch.manual_seed(0)
     logits = torch.randn(len(decs), len(tok))
-    seq = decs[0].seq
-    want = RepetitionPenaltyLogitsProcessor(1.1)(seq, logits[:1].clone())
-    seen = torch.zeros(1, len(tok), dtype=torch.bool)
-    seen[0, seq[0]] = True
-    assert torch.equal(penalize_repeats(logits[:1].clone(), seen, 1.1), want)  # bit for bit
+    want = RepetitionPenaltyLogitsProcessor(1.1)(decs[0].seq, logits[:1].clone())
+    got = logits[:1].clone()
+    penalize_repeats(got, padded_seqs(decs)[:1], 1.1)  # padded: the row's first token repeated
+    assert torch.equal(got, want)  # bit for bit
     alone = [int(d.scores(logits[i : i + 1].clone()).argmax(-1)) for i, d in enumerate(decs)]
     # EOS made the most likely token: rows still under min_new_tokens must not pick it
     eos = decs[0].eos_index[0]

@@ -43,15 +43,17 @@ def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
 
 
 def _processors(params: GenParams) -> Any:
-    """transformers' logits warpers for ``params``, in the order ``generate`` applies them (after the
-    repetition penalty, which :func:`penalize_repeats` applies)."""
+    """transformers' logits processors for ``params``, in the order ``generate`` applies them."""
     from transformers.generation.logits_process import (
+        RepetitionPenaltyLogitsProcessor,
         TemperatureLogitsWarper,
         TopKLogitsWarper,
         TopPLogitsWarper,
     )
 
     procs: list[Any] = []
+    if params.repetition_penalty != 1.0:
+        procs.append(RepetitionPenaltyLogitsProcessor(params.repetition_penalty))
     if params.temperature != 0:
         if params.temperature != 1.0:
             procs.append(TemperatureLogitsWarper(params.temperature))
@@ -62,17 +64,25 @@ def _processors(params: GenParams) -> Any:
     return procs
 
 
-def penalize_repeats(scores: Any, seen: Any, penalty: float) -> Any:
-    """transformers' repetition penalty on the tokens marked in ``seen`` (bool, shaped like ``scores``).
-
-    The same arithmetic as ``RepetitionPenaltyLogitsProcessor`` (``score * penalty`` if negative, else
-    ``score / penalty``, for every token already in the sequence), read from a mask each reply keeps
-    up to date instead of gathering its whole sequence at every step: the cost per token does not
-    grow with the reply, and a batch's rows are penalised in one operation.
-    """
+def penalize_repeats(scores: Any, ids: Any, penalty: float) -> None:
+    """transformers' repetition penalty, in place, on rows of ``scores`` whose sequences are ``ids``
+    ``[rows, longest]`` (each row padded with one of its own tokens: penalised once, written twice
+    with the same value). The same gather / ``where`` / scatter as ``RepetitionPenaltyLogitsProcessor``,
+    for a batch of sequences of different lengths: it touches each row's tokens, not the vocabulary."""
     import torch
 
-    return torch.where(seen, torch.where(scores < 0, scores * penalty, scores / penalty), scores)
+    picked = scores.gather(1, ids)
+    scores.scatter_(1, ids, torch.where(picked < 0, picked * penalty, picked / penalty))
+
+
+def padded_seqs(decs: list[Decoding]) -> Any:
+    """``[rows, longest]``: each reply's prompt + tokens so far, padded with its own first token."""
+    seqs = [d.seq[0] for d in decs]
+    ids = seqs[0].new_empty((len(seqs), max(len(s) for s in seqs)))
+    for row, seq in zip(ids, seqs, strict=True):
+        row[: len(seq)] = seq
+        row[len(seq) :] = seq[0]
+    return ids
 
 
 def greedy_tokens(decs: list[Decoding], logits: Any) -> list[int]:
@@ -87,12 +97,14 @@ def greedy_tokens(decs: list[Decoding], logits: Any) -> list[int]:
         scores[rows[:, None], torch.tensor(eos)] = -math.inf
     for penalty in {d.params.repetition_penalty for d in decs} - {1.0}:
         rows = [i for i, d in enumerate(decs) if d.params.repetition_penalty == penalty]
-        seen = torch.stack([decs[i].seen_mask(scores.shape[-1]) for i in rows])
+        ids = padded_seqs([decs[i] for i in rows])
         if len(rows) == len(decs):
-            scores = penalize_repeats(scores, seen, penalty)
+            penalize_repeats(scores, ids, penalty)
         else:
             index = torch.tensor(rows)
-            scores[index] = penalize_repeats(scores[index], seen, penalty)
+            part = scores[index]
+            penalize_repeats(part, ids, penalty)
+            scores[index] = part
     return scores.argmax(-1).tolist()
 
 
@@ -132,9 +144,6 @@ class Decoding:
         self.eos = _eos_ids(model, tokenizer)
         self.eos_index = tuple(sorted(self.eos))
         self.procs = _processors(params)
-        self.seen: Any = (
-            None  # [vocab] bool: tokens in the sequence (the repetition penalty's), made at first use
-        )
         device = next(model.parameters()).device
         self.rng = None
         if params.temperature != 0:
@@ -164,27 +173,12 @@ class Decoding:
         """EOS is still blocked (fewer than ``min_new_tokens`` generated)."""
         return len(self.generated) < self.params.min_new_tokens and bool(self.eos)
 
-    def seen_mask(self, vocab: int) -> Any:
-        """``[vocab]`` bool, True for every token of the prompt and the reply so far."""
-        if self.seen is None:
-            import torch
-
-            with torch.inference_mode(
-                False
-            ):  # a normal tensor: :meth:`accept` updates it outside inference mode
-                self.seen = torch.zeros(vocab, dtype=torch.bool, device=self._ids.device)
-                self.seen[self.seq[0]] = True
-        return self.seen
-
     def scores(self, logits: Any) -> Any:
         """The processed next-token scores (``[1, vocab]``) for ``logits``, as ``generate`` computes them."""
         logits = logits.float()
         if self.blocks_eos:
             logits[:, list(self.eos_index)] = -math.inf  # as transformers' MinNewTokensLengthLogitsProcessor
         scores = logits
-        if self.params.repetition_penalty != 1.0:
-            seen = self.seen_mask(scores.shape[-1])[None]
-            scores = penalize_repeats(scores, seen, self.params.repetition_penalty)
         seq = self.seq
         for proc in self.procs:  # LogitsProcessorList's loop without its per-call signature inspection
             scores = proc(seq, scores)
@@ -244,8 +238,6 @@ class Decoding:
         self.stats.completion_tokens = len(self.generated)
         self._ids[0, self._length] = nxt
         self._length += 1
-        if self.seen is not None:
-            self.seen[nxt] = True
         delta = self._delta(final=False)
         if not self.done and len(self.generated) >= self.params.max_new_tokens:
             delta += self.finish()  # stopped_by stays "length"
