@@ -240,6 +240,21 @@ def markdown(peer: dict) -> str:
     return "\n".join(lines + ["", f"Memory ratio is RSS; {common.machine()}."])
 
 
+def shared_weights_memory(gguf: Path, prompt: str, tokens: int) -> dict:
+    """Memory of ``ADAPTERS`` llama.cpp processes mmapping one GGUF, each after one request: the
+    least 8 llama.cpp processes can take (llama-cpp-python reads the weights into private memory when
+    given a LoRA, ``use_mmap = use_mmap and lora_path is None``; llama.cpp's own server keeps the mmap)."""
+    from devkit.live_server import llama_cpp_process
+
+    with contextlib.ExitStack() as stack:
+        peers = [stack.enter_context(llama_cpp_process(gguf, f"a{k}", timeout=600)) for k in range(ADAPTERS)]
+        targets = [
+            (url, "/v1/completions", bodies(tokens, prompt, f"a{k}")[1]) for k, (url, _) in enumerate(peers)
+        ]
+        asyncio.run(clients(targets, 1))
+        return memory_mb([p.pid for _, p in peers])
+
+
 def base_gguf(base: Path, out: Path) -> Path:
     """``base`` itself (no adapter merged) as an f32 GGUF: what every ``lora`` peer process mmaps."""
     from twin.publish.gguf import export_gguf
@@ -259,6 +274,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument(
         "--requests", type=int, default=8, help="requests of the one-adapter part (8 clients: /8 each)"
     )
+    ap.add_argument("--shared-only", action="store_true",
+                    help="only the memory of 8 llama.cpp processes sharing the base GGUF's mmap")  # fmt: skip
     ap.add_argument("--peer", choices=("merged", "lora", "both"), default="both",
                     help="llama.cpp's 8 adapters: merged GGUFs, one base GGUF + LoRA GGUFs, or both")  # fmt: skip
     a = ap.parse_args(argv)
@@ -273,6 +290,11 @@ def main(argv: list[str] | None = None) -> dict:
 
         base, adapter = arch_workdir(a.work, a.base)
     out: dict[str, Any] = {"base": a.base, "tokens": a.tokens, "requests": a.requests}
+    if a.shared_only:
+        shared = base_gguf(base, a.work / "base-gguf")
+        out["shared_mmap"] = shared_weights_memory(shared, rendered_prompt(adapter), a.tokens)
+        print(json.dumps(out), flush=True)
+        return out
     out["one"] = one_adapter(base, adapter, merged_gguf(base, adapter, a.work / "peer"), a.tokens, a.requests)
     print(json.dumps(out["one"]), flush=True)
     for peer in ("merged", "lora") if a.peer == "both" else (a.peer,):
