@@ -124,7 +124,7 @@ async def eight_mixed(url: str, tokens: int, flip: bool) -> dict:
                 "adapter": adapter}  # fmt: skip
         r = await c.post("/reply", json=body)
         r.raise_for_status()
-        lengths.append(r.json()["completion_tokens"])
+        lengths.append(r.json()["usage"]["completion_tokens"])
         return r.json()["reply"]
 
     async def series(c: httpx.AsyncClient) -> list[str]:
