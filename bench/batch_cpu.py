@@ -5,7 +5,11 @@ what it waited for a core): two adapters and the bare base cycled over 8 greedy 
 ``--tokens`` new tokens each, repetition penalty 1.1, one torch thread. ``--profile`` adds a
 cProfile of the scheduler thread during the batched run (top functions by own time).
 
-``python -m bench.batch_cpu --archs falcon,llama [--profile] [--work DIR]``
+``--scoring-vocab 2048,151936`` times token choice alone for 8 greedy rows (EOS block, repetition
+penalty, argmax) on random logits of each vocabulary size; run with ``PYTHONPATH`` on an older checkout
+(before ``greedy_tokens``) it times that checkout's row-by-row scoring, for a before/after.
+
+``python -m bench.batch_cpu --archs falcon,llama [--profile] [--scoring-vocab N,...] [--work DIR]``
 """
 
 from __future__ import annotations
@@ -121,12 +125,51 @@ def measure(base: Path, adapters: dict[str, Path], tokens: int, reps: int, profi
     return out
 
 
+def scoring_ms(base: Path, vocab: int, steps: int = 500) -> float:
+    """CPU ms per step to pick 8 greedy rows' tokens from ``[8, vocab]`` logits (60 tokens into each reply)."""
+    import torch
+
+    from twin.inference.generate import Decoding, GenParams
+    from twin.model.load import load_base
+
+    torch.set_num_threads(1)
+    model, tok = load_base(base)
+    decs = []
+    for i in range(8):
+        ids = tok(f"Alice: message {i} about dinner tonight\nMe:", add_special_tokens=False)["input_ids"]
+        params = GenParams(max_new_tokens=200, min_new_tokens=100, temperature=0, repetition_penalty=1.1)
+        decs.append(dec := Decoding(model, tok, ids, params))
+        for t in range(60):
+            dec.accept(10 + (t * 7 + i) % 500)
+    logits = torch.randn(8, vocab)
+    try:
+        from twin.inference.decoding import greedy_tokens
+
+        def pick() -> list[int]:
+            return greedy_tokens(decs, logits.clone())
+    except ImportError:  # a checkout before greedy_tokens: each row scored alone, as its scheduler did
+
+        def pick() -> list[int]:
+            rows = [d.scores(logits[i : i + 1].clone()) for i, d in enumerate(decs)]
+            return torch.cat(rows).argmax(-1).tolist()
+
+    for _ in range(20):
+        pick()
+    c0 = time.process_time()
+    for _ in range(steps):
+        pick()
+    return 1000 * (time.process_time() - c0) / steps
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(prog="python -m bench.batch_cpu", description=__doc__.splitlines()[0])
     ap.add_argument("--archs", default="falcon,llama")
     ap.add_argument("--tokens", type=int, default=64)
     ap.add_argument("--reps", type=int, default=3, help="rounds; the least CPU time of each side is kept")
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument(
+        "--scoring-vocab", default="", help="also time token choice alone at these vocabulary sizes"
+    )
     ap.add_argument("--work", type=Path)
     a = ap.parse_args(argv)
     work = a.work or Path(tempfile.mkdtemp(prefix="twin-batch-cpu-"))
@@ -139,6 +182,9 @@ def main(argv: list[str] | None = None) -> dict:
               f"{r['serial_wall_ms']:.2f} vs {r['batched_wall_ms']:.2f}")  # fmt: skip
         if a.profile:
             print(r["profile"])
+        for vocab in (int(v) for v in a.scoring_vocab.split(",") if v.strip()):
+            r[f"scoring_ms|{vocab}"] = ms = scoring_ms(base, vocab)
+            print(f"{arch}: token choice for 8 greedy rows, vocabulary {vocab}: {ms:.3f} CPU ms per step")
     return report
 
 
