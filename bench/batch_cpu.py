@@ -161,6 +161,14 @@ def scoring_ms(base: Path, vocab: int, steps: int = 500) -> float:
     return 1000 * (time.process_time() - c0) / steps
 
 
+def scoring(arch: str, base: Path, vocabs: str) -> dict:
+    out = {}
+    for vocab in (int(v) for v in vocabs.split(",") if v.strip()):
+        out[f"scoring_ms|{vocab}"] = ms = scoring_ms(base, vocab)
+        print(f"{arch}: token choice for 8 greedy rows, vocabulary {vocab}: {ms:.3f} CPU ms per step")
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(prog="python -m bench.batch_cpu", description=__doc__.splitlines()[0])
     ap.add_argument("--archs", default="falcon,llama")
@@ -176,15 +184,17 @@ def main(argv: list[str] | None = None) -> dict:
     report = {}
     for arch in a.archs.split(","):
         base, adapters = workdir(work, arch)
-        r = report[arch] = measure(base, adapters, a.tokens, a.reps, a.profile)
+        r = report[arch] = {}
+        if a.reps < 1:  # --reps 0: only --scoring-vocab
+            r.update(scoring(arch, base, a.scoring_vocab))
+            continue
+        r.update(measure(base, adapters, a.tokens, a.reps, a.profile))
         print(f"{arch}: CPU ms per token, 8 mixed rows one by one {r['serial_cpu_ms']:.2f}, batched "
               f"{r['batched_cpu_ms']:.2f} ({r['serial_cpu_ms'] / r['batched_cpu_ms']:.2f}x); wall "
               f"{r['serial_wall_ms']:.2f} vs {r['batched_wall_ms']:.2f}")  # fmt: skip
         if a.profile:
             print(r["profile"])
-        for vocab in (int(v) for v in a.scoring_vocab.split(",") if v.strip()):
-            r[f"scoring_ms|{vocab}"] = ms = scoring_ms(base, vocab)
-            print(f"{arch}: token choice for 8 greedy rows, vocabulary {vocab}: {ms:.3f} CPU ms per step")
+        r.update(scoring(arch, base, a.scoring_vocab))
     return report
 
 
