@@ -80,15 +80,17 @@ def twin_process(
 
 @contextlib.contextmanager
 def llama_cpp_process(
-    gguf: Any, alias: str, *, threads: int = 1, n_ctx: int = 1024
+    gguf: Any, alias: str, *, threads: int = 1, n_ctx: int = 1024, lora: Any = None, timeout: float = 120.0
 ) -> Iterator[tuple[str, Any]]:
-    """llama-cpp-python's OpenAI-compatible server on loopback serving ``gguf`` as model ``alias``;
-    yields ``(url, process)``, stopped when the block ends."""
+    """llama-cpp-python's OpenAI-compatible server on loopback serving ``gguf`` as model ``alias``
+    (with the LoRA GGUF ``lora`` applied, when given); yields ``(url, process)``, stopped when the block ends."""
     port = free_port()
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", alias,
            "--host", "127.0.0.1", "--port", str(port), "--n_threads", str(threads),
            "--n_threads_batch", str(threads), "--n_ctx", str(n_ctx), "--verbose", "False"]  # fmt: skip
-    with _serving(cmd, port, "/v1/models") as served:
+    if lora is not None:
+        cmd += ["--lora_path", str(lora)]
+    with _serving(cmd, port, "/v1/models", timeout=timeout) as served:
         yield served
 
 

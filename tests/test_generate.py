@@ -11,13 +11,13 @@ from twin.errors import TwinError
 from twin.inference.generate import (
     Generation,
     GenParams,
-    _partial_stop,
     build_reply_prompt,
     context_counter,
     generate,
     speaker_stops,
     visible_text,
 )
+from twin.inference.stops import _partial_stop
 from twin.prompt import CHAT, STOP_STRINGS, build_prompt, build_training_pair, fit_context
 
 META = meta_with(prepare={"max_context_tokens": 10, "chars_per_token": 4.0})
@@ -317,3 +317,37 @@ def test_incremental_text_is_the_decoded_reply(tiny, seed):
             assert dec.text == full
     assert steps > 20  # random text rarely spells a stop string early
     assert max(counting.widths[:-1]) <= 10  # the last call is the one full decode as the reply ends
+
+
+def test_batched_greedy_scores_are_each_replys_own(tiny):
+    """Greedy rows of a batch (prompts of different lengths, different penalties) are scored together
+    and pick the token each would pick alone; the penalty is transformers' own, bit for bit."""
+    import torch
+    from transformers.generation.logits_process import RepetitionPenaltyLogitsProcessor
+
+    from twin.inference.decoding import Decoding, greedy_tokens, padded_seqs, penalize_repeats
+
+    model, tok = tiny
+    penalties = [1.1, 1.0, 1.3, 1.1]
+    decs = [
+        Decoding(model, tok, _ids(tok, f"Alice: hi {'there ' * i}\nMe:"), GenParams(max_new_tokens=8, min_new_tokens=2 * i,
+                 temperature=0, repetition_penalty=p))
+        for i, p in enumerate(penalties)
+    ]  # fmt: skip
+    for d in decs:
+        d.accept(7)  # a reply token every row has already produced
+    torch.manual_seed(0)
+    logits = torch.randn(len(decs), len(tok))
+    want = RepetitionPenaltyLogitsProcessor(1.1)(decs[0].seq, logits[:1].clone())
+    got = logits[:1].clone()
+    penalize_repeats(got, padded_seqs(decs)[:1], 1.1)  # padded: the row's first token repeated
+    assert torch.equal(got, want)  # bit for bit
+    alone = [int(d.scores(logits[i : i + 1].clone()).argmax(-1)) for i, d in enumerate(decs)]
+    # EOS made the most likely token: rows still under min_new_tokens must not pick it
+    eos = decs[0].eos_index[0]
+    logits[:, eos] = 100.0
+    blocked = [int(d.scores(logits[i : i + 1].clone()).argmax(-1)) for i, d in enumerate(decs)]
+    assert blocked[0] == eos and all(t != eos for t in blocked[1:])
+    assert greedy_tokens(decs, logits.clone()) == blocked
+    logits[:, eos] = -100.0
+    assert greedy_tokens(decs, logits.clone()) == alone

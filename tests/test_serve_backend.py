@@ -10,7 +10,7 @@ import json
 import pytest
 
 from twin.errors import TwinError
-from twin.inference.generate import visible_text
+from twin.inference.generate import GenParams, visible_text
 from twin.serve.backend import ShownText, check_backend_url, completion_body
 
 MESSAGES = ["are you coming tonight?", "did you see the game", "what time is dinner", "call me when you land"]
@@ -36,8 +36,6 @@ def test_pieces_are_shown_as_twin_shows_a_reply():
 
 
 def test_the_request_carries_twin_sampling_settings():
-    from twin.inference.generate import GenParams
-
     body = completion_body(
         "twin", "P", GenParams(max_new_tokens=9, temperature=0, top_k=0, seed=5), ("\nMe:",)
     )
@@ -129,3 +127,24 @@ def test_backend_streams_and_speaks_openai(apps):
     )
     r = httpx.post(apps["backend"] + "/reply", json={**body, "adapter": "nope"}, timeout=30)
     assert r.status_code == 404  # twin's own checks still answer before the backend is asked
+
+
+def test_remote_and_local_engines_render_and_cut_the_same_prompt(engine):
+    """Both engines are a ReplyEngine: the same adapters by name, the same prompt ids (cut to the room
+    the reply leaves in the base's positions) and stops, and the same refusal when nothing fits."""
+    from twin.serve.backend import RemoteEngine
+    from twin.serve.engine import ReplyEngine
+
+    pairs = [(n, a.path) for n, a in engine.adapters.items() if a.path is not None]
+    remote = RemoteEngine("http://127.0.0.1:9", engine.base_path, pairs, max_batch=2)
+    assert isinstance(remote, ReplyEngine) and isinstance(engine, ReplyEngine)
+    assert remote.names == engine.names and remote.default == engine.default
+    history = [{"role": "them" if i % 2 else "me", "text": f"message number {i} " * 20} for i in range(40)]
+    params = GenParams(max_new_tokens=900, temperature=0)
+    for name in ("twin", "base"):
+        mine = engine.prompt_ids(engine.resolve(name), history, "and now?", "Alice", params)
+        theirs = remote.prompt_ids(remote.resolve(name), history, "and now?", "Alice", params)
+        assert mine == theirs
+        assert len(mine[1]) <= engine.positions - 900 and "\nAlice:" in mine[0].extra_stops
+    with pytest.raises(TwinError, match="below the model's"):
+        remote.prompt_ids(remote.resolve(None), [], "hi", None, GenParams(max_new_tokens=engine.positions))

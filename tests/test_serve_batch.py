@@ -314,7 +314,7 @@ def test_per_row_lora_equals_each_adapter_alone(arch):
     want = alone_logits(model, ids, ROWS)
     assert_rows_differ(want, ROWS)
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)  # float32 sums in another order
-    # Afterwards the model is peft's again: the active adapter alone, no hooks left behind.
+    # Afterwards the model is peft's again: the active adapter alone, the stack's hooks inert outside rows().
     model.set_adapter("bob")
     with torch.inference_mode():
         torch.testing.assert_close(model(input_ids=ids[:1]).logits, want[1:2], rtol=1e-4, atol=1e-5)
@@ -470,3 +470,21 @@ def test_a_long_reply_appends_in_place(engine):
     gen = submit(engine, 1, params).result(timeout=300)
     assert gen.completion_tokens == 300
     assert sched.cache.relocations - before <= 3
+
+
+def test_stacked_adapters_hook_each_layer_once():
+    """The per-row hooks are registered when the stack is built, not at every forward pass (that cost
+    more than the per-row delta at each decode step), and act only within ``rows()``."""
+    import torch
+
+    from twin.inference.multi_lora import MultiLora
+
+    model = tiny_peft("llama", {"ann": {"r": 4, "lora_alpha": 8}, "bob": {"r": 4, "lora_alpha": 8}})
+    multi = MultiLora(model)
+    hooks = [len(s.module._forward_hooks) for s in multi.layers]
+    ids = torch.randint(3, 256, (1, 5)).repeat(len(ROWS), 1)
+    for _ in range(3):
+        rows_logits(model, multi, ids, ROWS)
+    assert [len(s.module._forward_hooks) for s in multi.layers] == hooks == [1] * len(multi.layers)
+    multi.close()
+    assert all(not s.module._forward_hooks for s in multi.layers)

@@ -24,7 +24,7 @@ adapter in the same forward pass through :class:`~twin.inference.multi_lora.Mult
 A and B stacked per layer, a row mask picks each row's), or peft's per-row ``adapter_names``
 (``"__base__"`` = adapters off) for LoRA layers the stack cannot express.
 
-Each row keeps its own :class:`~twin.inference.generate.Decoding` (sampling parameters, random
+Each row keeps its own :class:`~twin.inference.decoding.Decoding` (sampling parameters, random
 generator, stop rules), so a reply is the same token for token as when it is decoded alone.
 """
 
@@ -41,8 +41,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from twin.errors import TwinError
-from twin.inference.generate import Decoding, Generation, GenParams
+from twin.inference.decoding import Decoding, greedy_tokens
 from twin.inference.multi_lora import MultiLora
+from twin.inference.params import Generation, GenParams
 from twin.inference.schedule import schedule
 
 log = logging.getLogger(__name__)
@@ -223,10 +224,9 @@ class Scheduler:
         """Each row's next token from its row of ``logits``: greedy rows with one argmax and one host sync."""
         greedy = [i for i, r in enumerate(reqs) if r.dec.greedy and not r.cancel.is_set()]
         if greedy:
-            import torch
-
-            scores = torch.cat([reqs[i].dec.scores(logits[i : i + 1]) for i in greedy])
-            for i, token in zip(greedy, scores.argmax(-1).tolist(), strict=True):
+            rows = logits if len(greedy) == len(reqs) else logits[greedy]
+            tokens = greedy_tokens([reqs[i].dec for i in greedy], rows)
+            for i, token in zip(greedy, tokens, strict=True):
                 self._emit(reqs[i], reqs[i].dec.accept(token))
         for i, req in enumerate(reqs):
             if not req.dec.greedy and not req.cancel.is_set():
@@ -254,6 +254,8 @@ class Scheduler:
         """The stacked adapters for a mixed batch (rebuilt when the registered adapters change);
         None when the model has LoRA layers they cannot express (peft's ``adapter_names`` then)."""
         if self.multi_lora is None or self.multi_lora.stale():
+            if self.multi_lora is not None:
+                self.multi_lora.close()
             self.multi_lora = multi = MultiLora(self.model)
             log.info(
                 "mixed-adapter batches: %s", "peft's adapter_names (LoRA layers other than Linear)"

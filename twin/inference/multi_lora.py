@@ -116,10 +116,14 @@ def stack_layer(layer: Any, widths: dict[str, int]) -> tuple[Any, Any]:
     return torch.cat(a_parts), torch.cat(b_parts, dim=1)
 
 
-def add_rows_delta(stacked: StackedLayer, mask: Any, groups: dict[str, Any], module, args, output) -> Any:
-    """Forward hook: the layer's base output plus each row's own adapter."""
+def add_rows_delta(multi: MultiLora, stacked: StackedLayer, module, args, output) -> Any:
+    """Forward hook: within :meth:`MultiLora.rows`, the layer's base output plus each row's own
+    adapter; outside it, nothing (the output stays as the layer computed it)."""
+    if multi.active is None:
+        return None
     import torch.nn.functional as F
 
+    mask, groups = multi.active
     x = args[0]
     if x.shape[0] != mask.shape[0]:
         raise ValueError(f"a batch of {x.shape[0]} rows reached a LoRA layer planned for {mask.shape[0]}")
@@ -146,7 +150,9 @@ def one_adapter(module: Any, name: str, x: Any, result: Any) -> Any:
 class MultiLora:
     """The stacked adapters of a peft ``model``; :meth:`rows` runs one forward pass with per-row adapters.
 
-    Built once per set of registered adapters (:meth:`stale` says when ``model``'s changed).
+    Built once per set of registered adapters (:meth:`stale` says when ``model``'s changed; :meth:`close`
+    then removes its hooks). Its forward hooks stay on the LoRA layers and act only within :meth:`rows`:
+    registering and removing one per layer at every decode step cost more than the per-row delta.
     """
 
     def __init__(self, model: Any) -> None:
@@ -168,6 +174,10 @@ class MultiLora:
         ]
         self._plan: tuple[tuple, Any, dict] | None = None
         self.passes = 0  # forward passes run with per-row adapters (for tests and the log)
+        self.active: tuple[Any, dict] | None = None  # (row mask, row groups) of the pass under way
+        self._handles = [
+            s.module.register_forward_hook(partial(add_rows_delta, self, s)) for s in self.layers
+        ]
         if self.supported and not self.agrees_with_peft():
             # The stack reads peft internals (lora_A/B, scaling, the disable flag): if a peft release
             # changed them, its own mixed-batch path (``adapter_names``) still gives the right rows.
@@ -175,7 +185,14 @@ class MultiLora:
                 "peft %s: stacked LoRA rows differ from peft's own; using peft's mixed batches", _peft()
             )
             self.supported = False
+            self.close()
         self.passes = 0  # the check's probes are not the server's passes
+
+    def close(self) -> None:
+        """Remove the hooks (the stack is being replaced)."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
 
     def agrees_with_peft(self) -> bool:
         """Whether one row per stacked adapter and a bare-base row equal peft's own mixed-batch output.
@@ -248,9 +265,9 @@ class MultiLora:
         unknown = {n for n in names if n is not None} - set(self.stacked) - set(self.per_adapter)
         if unknown:
             raise ValueError(f"no adapter named {', '.join(sorted(unknown))} is registered")
-        mask, groups = self.plan(names)
+        self.active = self.plan(names)
         self.passes += 1
-        handles, switched = [], []
+        switched = []
         try:
             for stacked in self.layers:
                 if not stacked.module.disable_adapters:
@@ -259,12 +276,9 @@ class MultiLora:
                     # adapter's weights, which costs more than the whole per-row delta at each step.
                     stacked.module._disable_adapters = True
                     switched.append(stacked.module)
-                hook = partial(add_rows_delta, stacked, mask, groups)
-                handles.append(stacked.module.register_forward_hook(hook))
             yield
         finally:
-            for handle in handles:
-                handle.remove()
+            self.active = None
             for module in switched:
                 module._disable_adapters = False
 

@@ -1,6 +1,6 @@
 """The FastAPI app: ``POST /reply``, ``/reply/stream`` (SSE), ``/v1/chat/completions`` (OpenAI), health.
 
-``create_app(engine, ...)`` builds an app around an already loaded :class:`~twin.serve.engine.Engine`
+``create_app(engine, ...)`` builds an app around an already loaded :class:`~twin.serve.engine.ReplyEngine`
 (so tests and the benchmark build apps without reloading the model): the services go to
 ``app.state`` and reach the routes by dependency injection, one router per concern
 (``routes/meta.py``, ``routes/reply.py``, ``routes/openai.py``); error shapes, auth and the body cap
@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from twin.serve.deps import Services
-from twin.serve.engine import Engine
+from twin.serve.engine import ReplyEngine
 from twin.serve.gate import Gate
 from twin.serve.http import (
     TOKEN_ENV,
@@ -33,7 +33,7 @@ __all__ = ["TOKEN_ENV", "ApiError", "create_app", "error_response"]
 
 
 def create_app(
-    engine: Engine,
+    engine: ReplyEngine,
     *,
     limits: Limits | None = None,
     queue_size: int = 32,

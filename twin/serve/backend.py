@@ -1,8 +1,8 @@
 """``twin serve --backend URL``: generation by an OpenAI-compatible ``/v1/completions`` server.
 
 vLLM (``--enable-lora``: every adapter batched with Punica/S-LoRA kernels, on GPUs), llama.cpp's
-server and Ollama all serve ``/v1/completions``. :class:`RemoteEngine` has the interface of
-:class:`twin.serve.engine.Engine`, so the routes, the queue gate, auth, limits and streaming are the
+server and Ollama all serve ``/v1/completions``. :class:`RemoteEngine` is a
+:class:`twin.serve.engine.ReplyEngine` as the local engine is, so the routes, the queue gate, auth, limits and streaming are the
 same; only the decoding happens elsewhere. twin keeps everything that makes the reply the twin's:
 
 - the prompt is rendered here, exactly as for the local engine (template, context cut to the
@@ -30,21 +30,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from twin.errors import TwinError
-from twin.inference.generate import Generation, GenParams, reply_prompt_ids, speaker_stops, visible_text
+from twin.inference.generate import Generation, GenParams, visible_text
 from twin.prompt import STOP_STRINGS
-from twin.serve.engine import (
-    BASE_NAME,
-    Adapter,
-    adapter_table,
-    check_adapters,
-    check_default,
-    parse_adapter_specs,
-)
+from twin.serve.engine import Adapter, ReplyEngine, plan_adapters
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +104,8 @@ class ShownText:
         return ""
 
 
-class RemoteEngine:
-    """The :class:`~twin.serve.engine.Engine` interface over a ``/v1/completions`` backend.
+class RemoteEngine(ReplyEngine):
+    """A :class:`~twin.serve.engine.ReplyEngine` over a ``/v1/completions`` backend.
 
     Needs the base's tokenizer and config locally (to render and cut prompts as training did), not
     its weights' memory: nothing is loaded but the tokenizer.
@@ -133,35 +124,18 @@ class RemoteEngine:
     ) -> None:
         import httpx
 
-        from twin.memory import adapter_memory
-        from twin.model.load import load_tokenizer, model_type
+        from twin.model.load import load_tokenizer
 
         self.url = check_backend_url(url)
-        specs = [f"{a[0]}={a[1]}" if isinstance(a, tuple) else str(a) for a in (adapters or [])]
-        pairs = parse_adapter_specs(specs)
-        check_default(default, pairs)
-        self.base_path = Path(base)
-        metas = check_adapters(self.base_path, pairs)
-        memories = {name: adapter_memory(path, metas[name], memory) for name, path in pairs}
-        self.tokenizer = load_tokenizer(self.base_path)
-        self.base_model_type = model_type(self.base_path)
-        self.adapters = adapter_table(pairs, metas, memories, self.tokenizer)
-        self.default = default or (pairs[0][0] if pairs else BASE_NAME)
+        plan = plan_adapters(base, adapters, default, memory)
+        super().__init__(plan, load_tokenizer(plan.base), _max_positions(plan.base))
         self.max_batch = max_batch
-        self.positions = _max_positions(self.base_path)
         key = os.environ.get(KEY_ENV)
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self.client = httpx.Client(base_url=self.url, timeout=timeout, headers=headers)
         self.pool = ThreadPoolExecutor(max_workers=max_batch, thread_name_prefix="twin-backend")
         log.info("generation by %s/v1/completions; adapters: %s (default %s)",
                  self.url, ", ".join(self.adapters), self.default)  # fmt: skip
-
-    @property
-    def names(self) -> list[str]:
-        return list(self.adapters)
-
-    def resolve(self, name: str | None) -> Adapter | None:
-        return self.adapters.get(name or self.default)
 
     def submit(
         self,
@@ -173,17 +147,8 @@ class RemoteEngine:
         on_delta: Callable[[str], None] | None = None,
         cancel: threading.Event | None = None,
     ) -> Future:
-        """Queue my reply with ``adapter`` on the backend; as :meth:`twin.serve.engine.Engine.submit`."""
-        params = replace(params, extra_stops=(*params.extra_stops, *speaker_stops(contact, adapter.template)))
-        params.validate()
-        room = None
-        if self.positions:
-            if params.max_new_tokens >= self.positions:
-                raise TwinError(
-                    f"max_new_tokens {params.max_new_tokens} must be below the model's {self.positions} positions"
-                )
-            room = self.positions - params.max_new_tokens
-        ids = reply_prompt_ids(adapter.meta, self.tokenizer, history, message, contact, room, adapter.memory)
+        """:meth:`ReplyEngine.submit` on the backend (``on_delta`` is called on a pool thread)."""
+        params, ids = self.prompt_ids(adapter, history, message, contact, params)
         prompt = self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
         submitted = time.perf_counter()
         return self.pool.submit(
@@ -196,9 +161,6 @@ class RemoteEngine:
             cancel or threading.Event(),
             submitted,
         )
-
-    def run(self, *args: Any, **kwargs: Any) -> Generation:
-        return self.submit(*args, **kwargs).result()
 
     def _complete(
         self,

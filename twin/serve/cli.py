@@ -17,7 +17,7 @@ from twin.checks import check_number, check_port
 from twin.errors import TwinError
 
 if TYPE_CHECKING:
-    from twin.serve.engine import Engine
+    from twin.serve.engine import ReplyEngine
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +200,7 @@ def _check_serve_options(s: ServeSettings) -> None:
         )
 
 
-def _load_engine(s: ServeSettings) -> Engine:
+def _load_engine(s: ServeSettings) -> ReplyEngine:
     """The base (``--dtype auto``: the fastest precision this machine runs well) with every adapter."""
     from twin.serve.engine import Engine
 

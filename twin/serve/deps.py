@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import Depends, Request
 
 from twin.inference.generate import GenParams
-from twin.serve.engine import Adapter, Engine
+from twin.serve.engine import Adapter, ReplyEngine
 from twin.serve.gate import Gate
 from twin.serve.http import ApiError, check_token
 from twin.serve.schemas import Limits
@@ -17,7 +17,7 @@ from twin.serve.schemas import Limits
 
 @dataclass
 class Services:
-    engine: Engine
+    engine: ReplyEngine
     gate: Gate
     limits: Limits
     token: str | None  # None: no auth
@@ -42,7 +42,7 @@ def require_token(request: Request, s: Services = Depends(services)) -> None:
     check_token(s.token, request.headers.get("authorization", ""))
 
 
-def adapter_for(engine: Engine, name: str | None, param: str) -> Adapter:
+def adapter_for(engine: ReplyEngine, name: str | None, param: str) -> Adapter:
     adapter = engine.resolve(name)
     if adapter is None:
         raise ApiError(

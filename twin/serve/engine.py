@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from twin.errors import TwinError
 from twin.inference.batch import Request, Scheduler, kv_bytes_per_token
-from twin.inference.generate import Generation, GenParams, prompt_room, reply_prompt_ids, speaker_stops
+from twin.inference.generate import Generation, GenParams, reply_prompt_ids, speaker_stops
+from twin.inference.prompting import room_for
 from twin.prompt import resolve_template
 
 if TYPE_CHECKING:
@@ -147,7 +148,90 @@ def adapter_table(
     return table
 
 
-class Engine:
+@dataclass
+class AdapterPlan:
+    """The adapters to serve, checked against the base before anything slow is loaded."""
+
+    base: Path
+    pairs: list[tuple[str, Path]]
+    metas: dict[str, AdapterMeta]
+    memories: dict[str, Any]
+    default: str
+
+
+def plan_adapters(
+    base: str | os.PathLike,
+    adapters: list[str | os.PathLike | tuple[str, str | os.PathLike]] | None,
+    default: str | None,
+    memory: int | None,
+) -> AdapterPlan:
+    """``--adapter`` specs parsed, ``--default-adapter`` and every twin.json checked, memories opened."""
+    from twin.memory import adapter_memory
+
+    specs = [f"{a[0]}={a[1]}" if isinstance(a, tuple) else str(a) for a in (adapters or [])]
+    pairs = parse_adapter_specs(specs)
+    check_default(default, pairs)
+    metas = check_adapters(Path(base), pairs)
+    memories = {name: adapter_memory(path, metas[name], memory) for name, path in pairs}
+    return AdapterPlan(Path(base), pairs, metas, memories, default or (pairs[0][0] if pairs else BASE_NAME))
+
+
+class ReplyEngine:
+    """What the server needs of an engine: the served adapters by name, and :meth:`submit` one reply.
+
+    The routes, the queue gate and the SSE bridge use only this. :class:`Engine` decodes in this
+    process; :class:`twin.serve.backend.RemoteEngine` on an OpenAI-compatible backend. Both render and
+    cut the prompt here with the base's tokenizer (:meth:`prompt_ids`), so a reply answers the same
+    prompt whichever decodes it.
+    """
+
+    max_batch: int  # replies decoded at once (the gate's running slots)
+
+    def __init__(self, plan: AdapterPlan, tokenizer: Any, positions: int | None) -> None:
+        from twin.model.load import model_type
+
+        self.base_path, self.tokenizer, self.positions = plan.base, tokenizer, positions
+        self.base_model_type = model_type(plan.base)
+        self.adapters = adapter_table(plan.pairs, plan.metas, plan.memories, tokenizer)
+        self.default = plan.default
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.adapters)
+
+    def resolve(self, name: str | None) -> Adapter | None:
+        return self.adapters.get(name or self.default)
+
+    def prompt_ids(
+        self, adapter: Adapter, history: list[dict], message: str, contact: str | None, params: GenParams
+    ) -> tuple[GenParams, list[int]]:
+        """``params`` with the speaker stops added, and the prompt's ids cut as training cuts it
+        (:func:`reply_prompt_ids`) to leave room for the reply; :class:`TwinError` if it cannot fit."""
+        params = replace(params, extra_stops=(*params.extra_stops, *speaker_stops(contact, adapter.template)))
+        room = room_for(self.positions, params.validate().max_new_tokens)
+        ids = reply_prompt_ids(adapter.meta, self.tokenizer, history, message, contact, room, adapter.memory)
+        return params, ids
+
+    def submit(
+        self,
+        adapter: Adapter,
+        history: list[dict],
+        message: str,
+        contact: str | None,
+        params: GenParams,
+        on_delta: Callable[[str], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Future:
+        """Queue my reply with ``adapter``; ``on_delta`` gets each text delta; the future's result is the
+        :class:`Generation`. A request that cannot fit raises :class:`TwinError` here."""
+        raise NotImplementedError
+
+    def run(self, *args: Any, **kwargs: Any) -> Generation:
+        """:meth:`submit` and wait for the reply."""
+        return self.submit(*args, **kwargs).result()
+
+
+class Engine(ReplyEngine):
     """The loaded base + adapters and the scheduler that owns them; ``submit`` queues one reply."""
 
     def __init__(
@@ -163,23 +247,14 @@ class Engine:
         max_batch_tokens: int | None = None,
         memory: int | None = None,  # past exchanges per prompt; None: as each adapter was trained
     ) -> None:
-        from twin.memory import adapter_memory
-        from twin.model.load import load_base, model_type
+        from twin.model.load import load_base
 
         device = resolve_device(device, quantize)
-        specs = [f"{a[0]}={a[1]}" if isinstance(a, tuple) else str(a) for a in (adapters or [])]
-        pairs = parse_adapter_specs(specs)
-        check_default(default, pairs)
-        self.base_path = Path(base)
-        metas = check_adapters(self.base_path, pairs)
-        memories = {name: adapter_memory(path, metas[name], memory) for name, path in pairs}
-
+        plan = plan_adapters(base, adapters, default, memory)
         t0 = time.perf_counter()
-        model, self.tokenizer = load_base(self.base_path, dtype=dtype, quantize=quantize, device=device)
-        self.base_model_type = model_type(self.base_path)
-        self.model = register_adapters(model, pairs).eval()
-        self.adapters = adapter_table(pairs, metas, memories, self.tokenizer)
-        self.default = default or (pairs[0][0] if pairs else BASE_NAME)
+        model, tokenizer = load_base(plan.base, dtype=dtype, quantize=quantize, device=device)
+        self.model = register_adapters(model, plan.pairs).eval()
+        super().__init__(plan, tokenizer, getattr(self.model.config, "max_position_embeddings", None))
         self.scheduler = Scheduler(
             self.model, self.tokenizer, max_batch=max_batch, max_tokens=max_batch_tokens
         )
@@ -199,15 +274,8 @@ class Engine:
         )  # fmt: skip
 
     @property
-    def max_batch(self) -> int:
+    def max_batch(self) -> int:  # type: ignore[override]
         return self.scheduler.max_batch
-
-    @property
-    def names(self) -> list[str]:
-        return list(self.adapters)
-
-    def resolve(self, name: str | None) -> Adapter | None:
-        return self.adapters.get(name or self.default)
 
     def submit(
         self,
@@ -219,19 +287,9 @@ class Engine:
         on_delta: Callable[[str], None] | None = None,
         cancel: threading.Event | None = None,
     ) -> Future:
-        """Queue my reply with ``adapter``; ``on_delta`` gets each text delta (on the scheduler's thread).
-
-        The future's result is the :class:`Generation`. An over-long conversation is cut as training
-        cuts it (:func:`reply_prompt_ids`); a request that cannot fit raises :class:`TwinError` here.
-        """
-        params = replace(params, extra_stops=(*params.extra_stops, *speaker_stops(contact, adapter.template)))
-        room = prompt_room(self.model, params.validate().max_new_tokens)
-        ids = reply_prompt_ids(adapter.meta, self.tokenizer, history, message, contact, room, adapter.memory)
+        """:meth:`ReplyEngine.submit` on the scheduler (``on_delta`` is called on its thread)."""
+        params, ids = self.prompt_ids(adapter, history, message, contact, params)
         req = Request(ids, params, None if adapter.name == BASE_NAME else adapter.name, on_delta)
         if cancel is not None:
             req.cancel = cancel
         return self.scheduler.submit(req)
-
-    def run(self, *args, **kwargs) -> Generation:
-        """:meth:`submit` and wait for the reply."""
-        return self.submit(*args, **kwargs).result()
