@@ -276,7 +276,7 @@ def test_full_queue_is_503_with_retry_after(engine):
     from twin.serve.app import create_app
 
     app = create_app(engine, queue_size=1)
-    gate = app.state.gate
+    gate = app.state.services.gate
     assert gate.slots == engine.max_batch
     with TestClient(app) as c:
         for _ in range(gate.queue_size + gate.slots):  # every place taken
@@ -379,9 +379,9 @@ def test_disconnected_stream_client_stops_its_generation(engine, caplog):
                 if line.startswith("event: token"):
                     break  # hang up after the first token
         deadline = time.monotonic() + 60
-        while app.state.gate.pending and time.monotonic() < deadline:
+        while app.state.services.gate.pending and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert app.state.gate.pending == 0
+        assert app.state.services.gate.pending == 0
     cancelled = [r for r in caplog.records if "generation cancelled" in r.getMessage()]
     assert cancelled and cancelled[0].args[0] < 500
 

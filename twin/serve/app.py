@@ -27,7 +27,7 @@ from twin.serve.http import (
     install_error_handlers,
 )
 from twin.serve.routes import meta, openai, reply
-from twin.serve.schemas import Limits, request_models
+from twin.serve.schemas import Limits
 
 __all__ = ["TOKEN_ENV", "ApiError", "create_app", "error_response"]
 
@@ -52,7 +52,6 @@ def create_app(
     limits = limits or Limits()
     token = (token if token is not None else os.environ.get(TOKEN_ENV)) or None  # "" = no auth
     gate = gate or Gate(queue_size=queue_size, slots=engine.max_batch)
-    ReplyRequest, ChatCompletionRequest = request_models(limits)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -63,12 +62,11 @@ def create_app(
         title="twin", version="1", docs_url="/docs" if docs else None, redoc_url=None, lifespan=lifespan
     )
     app.state.services = Services(engine=engine, gate=gate, limits=limits, token=token)
-    app.state.engine, app.state.gate, app.state.limits = engine, gate, limits
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
     if loopback_hosts is not None:
         app.add_middleware(LoopbackHost, allowed=loopback_hosts)  # added last: runs first
     install_error_handlers(app)
     app.include_router(meta.router())
-    app.include_router(reply.router(ReplyRequest))
-    app.include_router(openai.router(ChatCompletionRequest))
+    app.include_router(reply.router())
+    app.include_router(openai.router())
     return app

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
 
 from twin.inference.generate import GenParams
 from twin.serve.engine import Adapter, ReplyEngine
@@ -40,6 +41,15 @@ def services(request: Request) -> Services:
 
 def require_token(request: Request, s: Services = Depends(services)) -> None:
     check_token(s.token, request.headers.get("authorization", ""))
+
+
+def within_limits(req: Any, limits: Limits) -> None:
+    """A 422 naming every field of ``req`` over this server's caps (``req.over_limits``)."""
+    problems = req.over_limits(limits)
+    if problems:
+        raise RequestValidationError(
+            [{"loc": ("body", *loc), "msg": problem, "type": "over_limit"} for loc, problem in problems]
+        )
 
 
 def adapter_for(engine: ReplyEngine, name: str | None, param: str) -> Adapter:

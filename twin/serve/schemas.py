@@ -1,13 +1,14 @@
-"""Request/response models of the twin server (pydantic), with the size caps built in.
+"""Request/response models of the twin server (pydantic).
 
-The caps are server settings (``Limits``), so the request models are built per app by
-:func:`request_models`; a value over a cap is a 422 that names the field, never a silent cut.
+The size caps are server settings (``Limits``), so the models hold the shape and each request's
+``over_limits(limits)`` lists what is over the app's caps; the route turns that into a 422 that names
+the field (:func:`twin.serve.deps.within_limits`), never a silent cut.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -64,79 +65,103 @@ class Sampling(BaseModel):
     seed: int | None = Field(None, ge=0, le=2**63 - 1)
 
 
-def request_models(limits: Limits) -> tuple[type[BaseModel], type[BaseModel]]:
-    """``(ReplyRequest, ChatCompletionRequest)`` with ``limits`` as their field constraints."""
-    return _reply_request(limits), _chat_completion_request(limits)
+class Turn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["me", "them"]
+    text: str
 
 
-def _reply_request(limits: Limits) -> type[BaseModel]:
+class ReplyRequest(Sampling):
     """``POST /reply``'s body: twin's own format (a message, the history as me/them turns)."""
-    Message = Annotated[str, Field(min_length=1, max_length=limits.max_message_chars)]
-    Text = Annotated[str, Field(max_length=limits.max_message_chars)]
 
-    class Turn(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        role: Literal["me", "them"]
-        text: Text
+    model_config = ConfigDict(extra="forbid")
+    message: str = Field(min_length=1)
+    history: list[Turn] = Field(default_factory=list)
+    adapter: str | None = Field(None, pattern=NAME_PATTERN)
+    contact: str | None = None
+    max_new_tokens: int | None = Field(None, ge=1)
 
-    class ReplyRequest(Sampling):
-        model_config = ConfigDict(extra="forbid")
-        message: Message
-        history: list[Turn] = Field(default_factory=list, max_length=limits.max_history)
-        adapter: str | None = Field(None, pattern=NAME_PATTERN)
-        contact: str | None = Field(None, max_length=limits.max_contact_chars)
-        max_new_tokens: int | None = Field(None, ge=1, le=limits.max_new_tokens)
+    def over_limits(self, limits: Limits) -> list[tuple[tuple, str]]:
+        """Each field over the server's caps: ``(location, problem)``."""
+        return [
+            *_chars(("message",), self.message, limits.max_message_chars),
+            *_items(("history",), self.history, limits.max_history),
+            *(p for i, t in enumerate(self.history) for p in _chars(("history", i, "text"), t.text, limits.max_message_chars)),
+            *_chars(("contact",), self.contact, limits.max_contact_chars),
+            *_at_most(("max_new_tokens",), self.max_new_tokens, limits.max_new_tokens),
+        ]  # fmt: skip
 
-    return ReplyRequest
+
+class TextPart(BaseModel):
+    type: Literal["text"]
+    text: str
 
 
-def _chat_completion_request(limits: Limits) -> type[BaseModel]:
+class ChatMessage(BaseModel):
+    # OpenAI clients send fields twin has no use for (tool calls, refusal...): ignored.
+    model_config = ConfigDict(extra="ignore")
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[TextPart] | None = None
+    name: str | None = None
+
+    def text(self) -> str:
+        if isinstance(self.content, list):
+            return "".join(p.text for p in self.content)
+        return self.content or ""
+
+
+class ChatCompletionRequest(Sampling):
     """``POST /v1/chat/completions``' body: the OpenAI format, with twin's caps."""
-    Text = Annotated[str, Field(max_length=limits.max_message_chars)]
 
-    class TextPart(BaseModel):
-        type: Literal["text"]
-        text: Text
+    model_config = ConfigDict(extra="ignore")
+    messages: list[ChatMessage] = Field(min_length=1)
+    model: str | None = Field(None, pattern=NAME_PATTERN)
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    stream: bool = False
+    n: int = Field(1, ge=1, le=1)
+    stop: str | list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(None, max_length=4)
 
-    class ChatMessage(BaseModel):
-        # OpenAI clients send fields twin has no use for (tool calls, refusal...): ignored.
-        model_config = ConfigDict(extra="ignore")
-        role: Literal["system", "developer", "user", "assistant"]
-        content: Text | list[TextPart] | None = None
-        name: str | None = Field(None, max_length=limits.max_contact_chars)
+    @field_validator("messages")
+    @classmethod
+    def _last_is_user(cls, v: list[ChatMessage]) -> list[ChatMessage]:
+        if v[-1].role != "user":
+            raise ValueError("the last message must have role 'user' (their message to reply to)")
+        if not v[-1].text():
+            raise ValueError("the last message's content is empty")
+        return v
 
-        def text(self) -> str:
-            if isinstance(self.content, list):
-                return "".join(p.text for p in self.content)
-            return self.content or ""
+    def stops(self) -> tuple[str, ...]:
+        if self.stop is None:
+            return ()
+        return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
 
-    class ChatCompletionRequest(Sampling):
-        model_config = ConfigDict(extra="ignore")
-        # +1: the history cap plus the message being answered (and room for a system message).
-        messages: list[ChatMessage] = Field(min_length=1, max_length=limits.max_history + 2)
-        model: str | None = Field(None, pattern=NAME_PATTERN)
-        max_tokens: int | None = Field(None, ge=1, le=limits.max_new_tokens)
-        max_completion_tokens: int | None = Field(None, ge=1, le=limits.max_new_tokens)
-        stream: bool = False
-        n: int = Field(1, ge=1, le=1)
-        stop: str | list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
-            None, max_length=4
-        )
+    def over_limits(self, limits: Limits) -> list[tuple[tuple, str]]:
+        """Each field over the server's caps: ``(location, problem)``."""
+        chars = limits.max_message_chars
+        return [
+            # +2: the history cap plus the message being answered (and room for a system message)
+            *_items(("messages",), self.messages, limits.max_history + 2),
+            *(p for i, m in enumerate(self.messages) for p in _message_chars(i, m, chars)),
+            *(p for i, m in enumerate(self.messages) for p in _chars(("messages", i, "name"), m.name, limits.max_contact_chars)),
+            *_at_most(("max_tokens",), self.max_tokens, limits.max_new_tokens),
+            *_at_most(("max_completion_tokens",), self.max_completion_tokens, limits.max_new_tokens),
+        ]  # fmt: skip
 
-        @field_validator("messages")
-        @classmethod
-        def _last_is_user(cls, v: list[Any]) -> list[Any]:
-            if v[-1].role != "user":
-                raise ValueError("the last message must have role 'user' (their message to reply to)")
-            if not v[-1].text():
-                raise ValueError("the last message's content is empty")
-            if len(v[-1].text()) > limits.max_message_chars:
-                raise ValueError(f"the last message is over {limits.max_message_chars} characters")
-            return v
 
-        def stops(self) -> tuple[str, ...]:
-            if self.stop is None:
-                return ()
-            return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
+def _message_chars(i: int, m: ChatMessage, chars: int) -> list[tuple[tuple, str]]:
+    if isinstance(m.content, list):
+        return [p for j, part in enumerate(m.content) for p in _chars(("messages", i, "content", j, "text"), part.text, chars)]  # fmt: skip
+    return _chars(("messages", i, "content"), m.content, chars)
 
-    return ChatCompletionRequest
+
+def _chars(loc: tuple, text: str | None, cap: int) -> list[tuple[tuple, str]]:
+    return [(loc, f"at most {cap} characters")] if text is not None and len(text) > cap else []
+
+
+def _items(loc: tuple, items: list, cap: int) -> list[tuple[tuple, str]]:
+    return [(loc, f"at most {cap} items")] if len(items) > cap else []
+
+
+def _at_most(loc: tuple, value: int | None, cap: int) -> list[tuple[tuple, str]]:
+    return [(loc, f"at most {cap}")] if value is not None and value > cap else []

@@ -13,11 +13,13 @@ from fastapi import APIRouter, Depends, Request
 
 from twin.inference.generate import Generation
 from twin.serve import bridge
-from twin.serve.deps import Job, Services, adapter_for, params_from, require_token, services
+from twin.serve.deps import Job, Services, adapter_for, params_from, require_token, services, within_limits
 from twin.serve.http import ApiError
+from twin.serve.schemas import ChatCompletionRequest
 
 
-def job_from(s: Services, req: Any) -> Job:
+def job_from(s: Services, req: ChatCompletionRequest) -> Job:
+    within_limits(req, s.limits)
     turns = [m for m in req.messages if m.role in ("user", "assistant")]
     *earlier, last = turns
     if len(earlier) > s.limits.max_history:
@@ -70,13 +72,13 @@ def chunk_render(cid: str, created: int, job: Job):
     return render
 
 
-def router(ChatCompletionRequest: type) -> APIRouter:  # noqa: N803 (a model class built per app's caps)
+def router() -> APIRouter:
     r = APIRouter(dependencies=[Depends(require_token)])
 
     @r.post("/v1/chat/completions")
     async def chat_completions(
         req: ChatCompletionRequest, request: Request, s: Services = Depends(services)
-    ) -> Any:  # type: ignore[valid-type]
+    ) -> Any:
         job = job_from(s, req)
         cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
         if req.stream:

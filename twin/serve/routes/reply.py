@@ -9,8 +9,8 @@ from fastapi.responses import StreamingResponse
 
 from twin.inference.generate import Generation
 from twin.serve import bridge
-from twin.serve.deps import Job, Services, adapter_for, params_from, require_token, services
-from twin.serve.schemas import ReplyResponse, Usage
+from twin.serve.deps import Job, Services, adapter_for, params_from, require_token, services, within_limits
+from twin.serve.schemas import ReplyRequest, ReplyResponse, Usage
 
 
 def reply_body(gen: Generation, job: Job) -> dict:
@@ -25,7 +25,8 @@ def reply_body(gen: Generation, job: Job) -> dict:
     ).model_dump()
 
 
-def job_from(s: Services, req: Any) -> Job:
+def job_from(s: Services, req: ReplyRequest) -> Job:
+    within_limits(req, s.limits)
     return Job(
         adapter=adapter_for(s.engine, req.adapter, "adapter"),
         history=[t.model_dump() for t in req.history],
@@ -51,18 +52,18 @@ def sse_render(job: Job):
     return render
 
 
-def router(ReplyRequest: type) -> APIRouter:  # noqa: N803 (a model class built per app's caps)
+def router() -> APIRouter:
     r = APIRouter(dependencies=[Depends(require_token)])
 
     @r.post("/reply", response_model=ReplyResponse)
-    async def reply(req: ReplyRequest, request: Request, s: Services = Depends(services)) -> dict:  # type: ignore[valid-type]
+    async def reply(req: ReplyRequest, request: Request, s: Services = Depends(services)) -> dict:
         job = job_from(s, req)
         gen = await bridge.complete(s, job, request)
         bridge.log_done("/reply", job, gen)
         return reply_body(gen, job)
 
     @r.post("/reply/stream")
-    async def reply_stream(req: ReplyRequest, s: Services = Depends(services)) -> StreamingResponse:  # type: ignore[valid-type]
+    async def reply_stream(req: ReplyRequest, s: Services = Depends(services)) -> StreamingResponse:
         job = job_from(s, req)
         return bridge.stream(s, job, sse_render(job))
 
