@@ -140,7 +140,7 @@ def test_token_cap_refuses_what_cannot_fit_with_a_log_line(tiny_base, caplog):
     caplog.set_level(logging.WARNING, logger="twin.inference.batch")
     with pytest.raises(TwinError, match="cap of 64 tokens in flight"):
         sched.submit(Request(ids, GenParams(max_new_tokens=64, temperature=0)))
-    assert any("--max-batch-tokens" in r.getMessage() for r in caplog.records)
+    assert any("max_batch_tokens setting" in r.getMessage() for r in caplog.records)
     # Two that fit alone but not together: the second waits for the first, both are answered.
     n = 64 // 2 - len(ids) + 8
     futures = [sched.submit(Request(ids, GenParams(max_new_tokens=n, min_new_tokens=n, temperature=0)))

@@ -129,7 +129,7 @@ class Scheduler:
         if req.tokens > self.max_tokens:
             log.warning(
                 "refused a request needing %d tokens of KV cache (prompt %d + max_new_tokens %d): "
-                "over the cap of %d tokens in flight (--max-batch-tokens)",
+                "over the cap of %d tokens in flight (the max_batch_tokens setting)",
                 req.tokens, len(req.ids), req.params.max_new_tokens, self.max_tokens,
             )  # fmt: skip
             raise TwinError(
