@@ -20,7 +20,7 @@ from twin.prompt import STOP_STRINGS
 
 @dataclass
 class _Stats:
-    """Filled in by :func:`_decode` as it runs, read by the caller after the iterator ends."""
+    """One reply's counts and timing, kept by its :class:`Decoding` as it runs, read by :meth:`Decoding.result`."""
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
