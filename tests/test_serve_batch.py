@@ -427,7 +427,9 @@ def test_joining_prompts_share_one_prefill_and_the_running_rows_stay_in_place(en
     a = submit(engine, 0, long, on_delta=lambda _d: first.set())
     assert first.wait(60)
     relocations = sched.cache.relocations
-    with sched.lock:  # the scheduler waits for the model: the three queue up meanwhile
+    # The scheduler waits for the model (lock) and cannot plan a turn between two of the submits
+    # (_cv, re-entrant): the three queue up together even when the scheduler thread is preempted.
+    with sched.lock, sched._cv:
         prefills = sched.prefills
         futures = [submit(engine, i, p) for i, p in joiners]
     got = [f.result(timeout=120) for f in futures]
