@@ -338,7 +338,7 @@ def test_a_stack_that_disagrees_with_peft_is_not_used(monkeypatch, caplog):
     monkeypatch.setattr(multi_lora, "stack_layer", unscaled)
     with caplog.at_level("WARNING", logger="twin.inference.multi_lora"):
         multi = multi_lora.MultiLora(model)
-    assert not multi.supported and multi.passes == 0
+    assert not multi.supported and multi.passes == 0 and "differ from peft" in multi.reason
     assert "differ from peft's own" in caplog.text
 
 
@@ -378,6 +378,7 @@ def test_scheduler_rebuilds_the_stack_when_adapters_change_and_leaves_other_lora
     # LoRA on the embeddings is not a Linear layer: mixed batches keep peft's adapter_names there.
     model.add_adapter("e", LoraConfig(r=2, target_modules=["embed_tokens"], init_lora_weights=False))
     assert sched._multi_lora() is None
+    assert sched.multi_lora.reason == "LoRA layers other than Linear (Embedding)"
 
 
 def test_a_dora_adapter_in_a_mixed_batch_replies_as_alone(tiny_base, tiny_adapter, tmp_path):

@@ -99,6 +99,9 @@ def test_serves_in_a_mixed_batch_beside_a_plain_lora(
     for i, (a, f) in enumerate(zip(alone, futures, strict=True)):
         b = f.result(timeout=120)
         assert (a.text, a.completion_tokens) == (b.text, b.completion_tokens), names[i]
+    # served through peft's own per-row path, and the log says why
+    assert not engine.scheduler.multi_lora.supported
+    assert "embedding rows" in engine.scheduler.multi_lora.reason
 
 
 def test_eval_runs_on_it(emb_adapter: Path, tmp_path: Path) -> None:

@@ -258,7 +258,7 @@ class Scheduler:
                 self.multi_lora.close()
             self.multi_lora = multi = MultiLora(self.model)
             log.info(
-                "mixed-adapter batches: %s", "peft's adapter_names (LoRA layers other than Linear)"
+                "mixed-adapter batches: %s", f"peft's adapter_names ({multi.reason})"
                 if not multi.supported else f"{len(multi.stacked)} adapters stacked over {len(multi.layers)} "
                 f"LoRA layers ({multi.width} ranks), {len(multi.per_adapter)} run on their own rows (DoRA)",
             )  # fmt: skip

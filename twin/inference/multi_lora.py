@@ -68,20 +68,23 @@ def adapters_key(model: Any) -> tuple:
     return tuple((name, id(cfg)) for name, cfg in getattr(model, "peft_config", {}).items())
 
 
-def supported(model: Any, layers: list[Any]) -> bool:
-    """True when every LoRA layer is a Linear one (see ``LINEAR_KINDS``) and nothing else is adapted."""
+def unsupported(model: Any, layers: list[Any]) -> str | None:
+    """Why the stack cannot serve ``model``'s adapters (None: every LoRA layer is a Linear one, see
+    ``LINEAR_KINDS``, and nothing else is adapted)."""
     import torch.nn as nn
     from peft.utils.other import AuxiliaryTrainingWrapper
 
-    if not layers or any(isinstance(m, AuxiliaryTrainingWrapper) for m in model.modules()):
-        return False
+    if not layers:
+        return "no LoRA layers"
+    if any(isinstance(m, AuxiliaryTrainingWrapper) for m in model.modules()):
+        return "an adapter trains embedding rows or whole modules (modules_to_save)"
     for layer in layers:
         kind = type(layer)
         if kind.__name__ not in LINEAR_KINDS or not kind.__module__.startswith("peft.tuners.lora"):
-            return False
+            return f"LoRA layers other than Linear ({kind.__name__})"
         if not all(isinstance(layer.lora_A[n], nn.Linear) for n in layer.lora_A):
-            return False
-    return True
+            return "LoRA layers other than Linear"
+    return None
 
 
 def stackable(layers: list[Any], name: str) -> bool:
@@ -159,7 +162,8 @@ class MultiLora:
         self.model = model
         self.key = adapters_key(model)
         layers = lora_layers(model)
-        self.supported = supported(model, layers)
+        self.reason = unsupported(model, layers)  # why peft's own mixed path serves instead
+        self.supported = self.reason is None
         names = list(getattr(model, "peft_config", {}))
         self.stacked = [n for n in names if self.supported and stackable(layers, n)]
         self.per_adapter = [n for n in names if n not in self.stacked]
@@ -185,6 +189,7 @@ class MultiLora:
                 "peft %s: stacked LoRA rows differ from peft's own; using peft's mixed batches", _peft()
             )
             self.supported = False
+            self.reason = f"stacked rows differ from peft {_peft()}'s own"
             self.close()
         self.passes = 0  # the check's probes are not the server's passes
 
