@@ -351,3 +351,31 @@ def test_batched_greedy_scores_are_each_replys_own(tiny):
     assert greedy_tokens(decs, logits.clone()) == blocked
     logits[:, eos] = -100.0
     assert greedy_tokens(decs, logits.clone()) == alone
+
+
+@pytest.mark.parametrize("target", [1, 4, 7, 10])
+def test_a_long_prompt_drops_exactly_the_fewest_oldest_turns(tiny, target):
+    """The cut found by bisection is the one dropping turns one by one gives: the longest newest
+    part of the history whose prompt fits, and nothing more is dropped."""
+    from twin.inference.prompting import fit_prompt_ids
+    from twin.prompt import build_prompt
+
+    _, tok = tiny
+    history = [
+        {"role": "them" if i % 2 else "me", "text": f"turn {i} " + "word " * (i % 4)} for i in range(11)
+    ]
+
+    def length(turns: list[dict]) -> int:
+        prompt = build_prompt(turns, "and now?", template="plain-v1", contact="Bob", tokenizer=tok)
+        return len(tok(prompt, add_special_tokens=False)["input_ids"])
+
+    lengths = [length(history[d:]) for d in range(len(history) + 1)]
+    room = lengths[target]  # the prompt with ``target`` turns dropped fits exactly
+    one_by_one = next(d for d, n in enumerate(lengths) if n <= room)
+    report: dict = {}
+    ids = fit_prompt_ids(
+        tok, history, "and now?", template="plain-v1", contact="Bob", room=room, report=report
+    )
+    assert 0 < one_by_one <= target
+    assert report == {"context_dropped": one_by_one, "message_cut": False}
+    assert len(ids) == lengths[one_by_one] <= room

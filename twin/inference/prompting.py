@@ -107,11 +107,9 @@ def fit_prompt_ids(
     ids = encode(context, message)
     if room is None or len(ids) <= room:
         return ids
-    n_context = len(context)
-    while context and len(ids) > room:
-        context = context[1:]
-        ids = encode(context, message)
-    report["context_dropped"] = n_context - len(context)
+    dropped, ids = _drop_oldest(context, lambda ctx: encode(ctx, message), room)
+    context = context[dropped:]
+    report["context_dropped"] = dropped
     msg_ids = tokenizer(message, add_special_tokens=False)["input_ids"]
     cut = 0
     while len(ids) > room and cut < len(msg_ids):
@@ -125,6 +123,28 @@ def fit_prompt_ids(
             f"positions ({room} tokens left for the prompt); lower max_new_tokens"
         )
     return ids
+
+
+def _drop_oldest(context: list[dict], encode: Any, room: int) -> tuple[int, list[int]]:
+    """The fewest oldest turns to drop so the prompt fits ``room`` (all of them if it never does),
+    and that prompt's ids; ``context`` in full is known not to fit.
+
+    A prompt only grows with each older turn kept, so the cut is found by bisection: about log2(turns)
+    encodings instead of one per dropped turn (a long chat's history made this most of tokenizing).
+    Without any context a template may render a placeholder longer than one short turn, so "all
+    dropped" is only the answer when no shorter drop fits, as it is one turn at a time.
+    """
+    n = len(context)
+    low, high = 0, n  # context[low:] does not fit; the answer is in (low, high]
+    fitting = None
+    while high - low > 1:
+        mid = (low + high) // 2
+        ids = encode(context[mid:])
+        if len(ids) <= room:
+            high, fitting = mid, ids
+        else:
+            low = mid
+    return high, fitting if fitting is not None else encode(context[high:])
 
 
 def reply_prompt_ids(
