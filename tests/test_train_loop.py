@@ -117,6 +117,25 @@ def test_response_only_mask_is_exact(tiny_base: Path) -> None:
     assert torch.allclose(got, want, rtol=1e-4), (got, want)
 
 
+def _train_killed(monkeypatch: pytest.MonkeyPatch, cfg, *, after_batches: int) -> None:
+    """Run ``cfg`` and interrupt it (as ctrl-C would) when it asks for batch ``after_batches + 1``."""
+    import twin.train.loop as loop
+    from twin import examples
+
+    real, calls = examples.collate, {"n": 0}
+
+    def dying_collate(*a, **k):
+        calls["n"] += 1
+        if calls["n"] > after_batches:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    with monkeypatch.context() as m:
+        m.setattr(examples, "collate", dying_collate)
+        with pytest.raises(KeyboardInterrupt):
+            loop.train(cfg)
+
+
 @pytest.mark.slow
 def test_resume_after_kill_matches_uninterrupted(
     tiny_base: Path, processed_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -130,24 +149,10 @@ def test_resume_after_kill_matches_uninterrupted(
     kw = {"max_steps": 8, "checkpoint_every_steps": 5, "optim": {"lr": 1e-2}, "eval": {"every_steps": 4}}
     loop.train(tiny_train_config(tiny_base, processed_dir, tmp_path / "a", run="r", **kw))
 
-    calls = {"n": 0}
-    from twin import examples
-
-    real_collate = examples.collate
-
-    def dying_collate(*a, **k):
-        calls["n"] += 1
-        if calls["n"] > 6 * 2:  # killed during step 7, after the step-5 checkpoint
-            raise KeyboardInterrupt
-        return real_collate(*a, **k)
-
     cfg_b = tiny_train_config(tiny_base, processed_dir, tmp_path / "b", run="r", **kw)
-    monkeypatch.setattr(examples, "collate", dying_collate)
-    with pytest.raises(KeyboardInterrupt):
-        loop.train(cfg_b)
+    _train_killed(monkeypatch, cfg_b, after_batches=6 * 2)  # during step 7, after the step-5 checkpoint
     assert (tmp_path / "b" / "runs" / "r" / "state.ckpt").is_file()
     assert not (tmp_path / "b" / "adapters" / "r").exists()
-    monkeypatch.setattr(examples, "collate", real_collate)
     metrics = loop.train(cfg_b, resume=True)
     assert metrics["steps"] == 8
 
@@ -344,7 +349,6 @@ def test_best_val_loss_adapter_is_kept_and_survives_resume(
     from safetensors.torch import load_file
 
     import twin.train.loop as loop
-    from twin import examples
 
     data = write_processed(tmp_path / "d", n_train=48, n_val=16)
     kw = {"max_steps": 6, "optim": {"lr": 0.2}, "schedule": {"name": "constant", "warmup_ratio": 0.0},
@@ -367,19 +371,9 @@ def test_best_val_loss_adapter_is_kept_and_survives_resume(
     assert wa.keys() == ws.keys() and all(torch.allclose(wa[k], ws[k], atol=1e-6) for k in wa)
 
     # Killed during step 5 (after the step-4 checkpoint), resumed: still the best step's adapter.
-    calls, real = {"n": 0}, examples.collate
-
-    def dying_collate(*a, **k):
-        calls["n"] += 1
-        if calls["n"] > 4 * (2 + 2):  # a step: 2 micro-batches + 2 val batches (16 val examples / 8)
-            raise KeyboardInterrupt
-        return real(*a, **k)
-
     cfg_b = tiny_train_config(tiny_base, data, tmp_path / "b", run="r", **kw)
-    monkeypatch.setattr(examples, "collate", dying_collate)
-    with pytest.raises(KeyboardInterrupt):
-        loop.train(cfg_b)
-    monkeypatch.setattr(examples, "collate", real)
+    # a step: 2 micro-batches + 2 val batches (16 val examples / 8)
+    _train_killed(monkeypatch, cfg_b, after_batches=4 * (2 + 2))
     mb = loop.train(cfg_b, resume=True)
     assert mb["kept"] == m["kept"] and mb["val_loss"] == pytest.approx(m["val_loss"], rel=1e-5)
     wb = weights(tmp_path / "b")
