@@ -162,8 +162,8 @@ class MultiLora:
         self.model = model
         self.key = adapters_key(model)
         layers = lora_layers(model)
-        self.reason = unsupported(model, layers)  # why peft's own mixed path serves instead
-        self.supported = self.reason is None
+        # why peft's own mixed path serves instead of the stack (None: the stack serves)
+        self.reason = unsupported(model, layers)
         names = list(getattr(model, "peft_config", {}))
         self.stacked = [n for n in names if self.supported and stackable(layers, n)]
         self.per_adapter = [n for n in names if n not in self.stacked]
@@ -188,10 +188,14 @@ class MultiLora:
             log.warning(
                 "peft %s: stacked LoRA rows differ from peft's own; using peft's mixed batches", _peft()
             )
-            self.supported = False
             self.reason = f"stacked rows differ from peft {_peft()}'s own"
             self.close()
         self.passes = 0  # the check's probes are not the server's passes
+
+    @property
+    def supported(self) -> bool:
+        """Whether mixed batches go through the stack (else peft's ``adapter_names``, see :attr:`reason`)."""
+        return self.reason is None
 
     def close(self) -> None:
         """Remove the hooks (the stack is being replaced)."""
