@@ -158,6 +158,12 @@ def test_answers_scrubbed_by_the_prepare_stage(tmp_path):
             "https://wa.me/[PHONE] or https://wa.me/[PHONE]",
         ),
         ("ftp://admin:hunter2@10.0.0.5/backup", "ftp://[URL]@[IP]/backup"),
+        # private invite links: the hash lets anyone join, short as it is; public names stay
+        ("join https://t.me/+2hK9xLmQ4ZdlMGYy now", "join https://t.me/+[URL] now"),
+        ("t.me/joinchat/AAAAAEHbEkejzxUjAUCzYA", "t.me/joinchat/[URL]"),
+        ("https://chat.whatsapp.com/Hx2AbCdEfGh3IjKlMnOpQr", "https://chat.whatsapp.com/[URL]"),
+        ("tg://join?invite=AbCdEfGhIjKl", "tg://join?invite=[URL]"),
+        ("https://t.me/durov and t.me/s/somechannel", None),
         ("http://[2001:db8::1]:8080/x", "http://[[IP]]:8080/x"),
         ("привет 👋 как дела? 😅", None),
     ],

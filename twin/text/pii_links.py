@@ -35,7 +35,7 @@ _URL_DELIM = re.compile(r"([/?&#=;])")
 TOKEN_PARAMS = _words(
     "token access_token refresh_token id_token auth auth_token authorization api_key apikey key secret "
     "client_secret password passwd pass pwd sig signature x-amz-signature x-amz-credential session "
-    "sessionid session_id sid private_token otp code jwt"
+    "sessionid session_id sid private_token otp code jwt invite"
 )
 URL_TRAIL = ".,;:!?)]}»\"'"
 PHONE_IN_URL = re.compile(r"(?:\+|%2[Bb])?\d{7,15}")
@@ -68,6 +68,25 @@ def random_segment(part: str) -> bool:
         return False  # a slug: "ukraine-kharkiv-offensive-what-we-know"
     has = (any(c.islower() for c in part), any(c.isupper() for c in part), any(c.isdigit() for c in part))
     return sum(has) == 3
+
+
+# Private-group invite links: anyone holding the hash can join, so the hash is a secret even
+# though it is short ("t.me/+AbCdEfGh0123wxyz", "t.me/joinchat/AAAAAE...", "chat.whatsapp.com/Hx2...").
+_INVITE_HOSTS = frozenset(("t.me", "telegram.me", "telegram.dog", "chat.whatsapp.com"))
+_INVITE_HASH = re.compile(r"[A-Za-z0-9_\-]{8,}")
+
+
+def invite_hash(host: str, parts: list[tuple[str, str | None]], i: int) -> bool:
+    """Is path part ``i`` of a link on ``host`` the hash of a private invite?"""
+    host = host.lower().removeprefix("www.")
+    if host not in _INVITE_HOSTS or parts[i][1] is not None:
+        return False
+    part = parts[i][0]
+    if host == "chat.whatsapp.com":
+        return i == 2 and bool(_INVITE_HASH.fullmatch(part))  # ["", "/", HASH]
+    if part.startswith("+"):  # t.me/+HASH; t.me/+79161234567 is a phone, left to the phone rule
+        return i == 2 and bool(_INVITE_HASH.fullmatch(part[1:])) and not part[1:].isdigit()
+    return i == 4 and parts[2][0].lower() == "joinchat" and bool(_INVITE_HASH.fullmatch(part))
 
 
 # --- crypto wallet addresses (Presidio's CryptoRecognizer rule, plus Ethereum) ----------------

@@ -5,7 +5,8 @@ per family: ``pii_links`` (links, e-mails, IPs, wallets), ``pii_numbers`` (phone
 SSNs, passports), ``pii_places`` (street addresses), ``pii_secrets`` (keys, passwords, codes, seeds).
 
 ========== =================================================================================
-``[URL]``      the credentials in a URL (``user:pass@``) and the value of a token-like query parameter;
+``[URL]``      the credentials in a URL (``user:pass@``), the value of a token-like query parameter and
+               the hash of a private invite link (t.me/+..., t.me/joinchat/..., chat.whatsapp.com/...);
                the host and the path words of every link stay, with or without a scheme
 ``[SECRET]``   API keys and tokens: known prefixes (``sk-``, ``ghp_``, ``xoxb-``, ``AKIA``, ``AIza``,
                ``glpat-``, ``hf_``, Telegram bot tokens, ...), JWTs, private-key blocks, long
@@ -173,8 +174,14 @@ class Scrubber:
             self.counts["URL"] += ":" in user
         ip_host = L.IPV4.fullmatch(host) or host.startswith("[")  # 10.0.0.7:8080, [2001:db8::1]:443
         out.append(self._scrub_plain(host) if ip_host else host)
-        out.extend(self._url_part(part, key) for part, key in L.url_parts(m.group("rest")))
+        parts = L.url_parts(m.group("rest"))
+        for i, (part, key) in enumerate(parts):
+            out.append(self._invite(part) if L.invite_hash(host, parts, i) else self._url_part(part, key))
         return "".join(out)
+
+    def _invite(self, part: str) -> str:
+        self.counts["URL"] += 1
+        return "+[URL]" if part.startswith("+") else "[URL]"
 
     def _url_part(self, part: str, key: str | None) -> str:
         """One path segment, query value or fragment of a link (``key``: the parameter name)."""
