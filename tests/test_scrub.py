@@ -205,6 +205,31 @@ def test_region_controls_national_numbers():
     assert us_only.scrub("intl +7 916 123-45-67 works anywhere") == "intl [PHONE] works anywhere"
 
 
+def test_a_country_code_without_the_plus_counts_in_the_chats_own_regions():
+    ua_lk = Scrubber("US,RU", extra=("UA", "LK"))
+    assert ua_lk.scrub("мій 380671234567") == "мій [PHONE]"
+    assert ua_lk.scrub("මගේ 94771234567") == "මගේ [PHONE]"
+    # a region the chat gives no sign of keeps a bare run of digits (an id, a tracking number)
+    assert Scrubber("US,RU").scrub("мій 380671234567") == "мій 380671234567"
+    assert ua_lk.scrub("order 380671234567, ok 123456789012") == "order 380671234567, ok 123456789012"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("No. 25, Galle Road, Colombo", "[ADDRESS]"),
+        ("send to 45 Flower Mawatha", "send to [ADDRESS]"),
+        ("අංක 25, ගාලු පාර", "[ADDRESS]"),
+        ("මම 25/3 මහනුවර පාර ළඟ", "මම [ADDRESS] ළඟ"),
+        ("3 වෙනි පාර කියන්නේ", None),  # පාර is also "time": the third time
+        ("I ran 3, then road cycling", None),
+        ("пін 1234, пін-код 4321", "пін [CODE], пін-код [CODE]"),
+    ],
+)
+def test_sinhala_and_south_asian_addresses_and_ukrainian_pins(text, expected):
+    assert Scrubber().scrub(text) == (text if expected is None else expected)
+
+
 def test_crypto_checksums_decide():
     s = Scrubber()
     # one character changed: the Base58Check / bech32 checksum fails, so it is not an address

@@ -1,5 +1,6 @@
-"""Street addresses, English ("221B Baker Street", "42 Maple Ave, apt 3") and Russian/Ukrainian
-("ул. Ленина, д. 5, кв. 12", "вул. Хрещатик, 22", "дом 14 корпус 3 квартира 88").
+"""Street addresses, English ("221B Baker Street", "42 Maple Ave, apt 3", "No. 25, Galle Road"),
+Russian/Ukrainian ("ул. Ленина, д. 5, кв. 12", "вул. Хрещатик, 22", "дом 14 корпус 3 квартира 88") and
+Sinhala ("අංක 25, ගාලු පාර").
 
 An address needs a street word and a house number: "on Baker Street" or "на улице жарко" is not one.
 A street or a city alone is public; the house number (and flat, postcode) is what locates a person.
@@ -17,7 +18,7 @@ def _words(text: str) -> frozenset[str]:
 _EN_SUFFIX = (
     r"street|st|avenue|ave|av|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|way|place|pl|terrace|"
     r"close|square|sq|parkway|pkwy|highway|hwy|crescent|cres|row|gardens|mews|alley|circle|cir|gate|grove|"
-    r"quay|wharf|embankment|broadway"
+    r"quay|wharf|embankment|broadway|mawatha|mw|marg"
 )
 _EN_UNIT = r"(?:,?\s*(?:apt|apartment|suite|ste|unit|flat|fl|room|#)\.?\s*#?\w{1,5})"
 _EN_TAIL = (
@@ -25,7 +26,8 @@ _EN_TAIL = (
     r"(?:,?\s*(?:[A-Z]{2}\s+\d{5}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2}))?"  # state + ZIP / UK postcode
 )
 ADDRESS_EN = re.compile(
-    rf"(?<![\w#$€£.,:/\-])(?P<num>(?:\d{{1,4}}/)?\d{{1,5}}[A-Za-z]?)(?P<name>(?:\s+(?:[A-Za-z][A-Za-z'’.\-]*|\d{{1,3}}(?:st|nd|rd|th)))(?:\s+(?:[A-Za-z][A-Za-z'’.\-]*|\d{{1,3}}(?:st|nd|rd|th))){{0,2}}?)"
+    # "No. 25, Galle Road" (Sri Lanka, India): the number may take "No." before it and a comma after it
+    rf"(?:\bNo\.?\s*)?(?<![\w#$€£.,:/\-])(?P<num>(?:\d{{1,4}}/)?\d{{1,5}}[A-Za-z]?),?(?P<name>(?:\s+(?:[A-Za-z][A-Za-z'’.\-]*|\d{{1,3}}(?:st|nd|rd|th)))(?:\s+(?:[A-Za-z][A-Za-z'’.\-]*|\d{{1,3}}(?:st|nd|rd|th))){{0,2}}?)"
     rf"\s+(?:{_EN_SUFFIX})\b\.?(?:\s+(?:NW|NE|SW|SE|N|S|E|W)\b)?{_EN_UNIT}?{_EN_TAIL}",
     re.I,
 )
@@ -62,10 +64,19 @@ ADDRESS_RU = re.compile(
     rf"{_RU_FLAT}",
     re.I,
 )
+# "අංක 25, ගාලු පාර" / "25/3 මහනුවර පාර": a house number, one to three Sinhala words, a street word
+# (පාර road, මාවත mawatha, වීදිය street, පටුමග lane, හන්දිය junction). පාර is also "time" ("3 වෙනි
+# පාර", the third time), so the number must read as a house number: after අංක ("No."), as N/M, or with a comma.
+ADDRESS_SI = re.compile(
+    r"(?:අංක\s*(?:\d{1,4}/)?\d{1,5}[A-Za-z]?,?|(?<![\w.,:/\-])(?:\d{1,4}/\d{1,5}[A-Za-z]?,?|\d{1,5}[A-Za-z]?,))"
+    r"(?:\s+[\u0D80-\u0DFF]+){1,3}?"
+    r"\s*(?:පාර|මාවත|වීදිය|පටුමග|හන්දිය)(?![\u0D80-\u0DFF])"
+)
+SI_HINT = re.compile(r"\d.{0,40}(?:පාර|මාවත|වීදිය|පටුමග|හන්දිය)")
 # full street words ("улица", "вулиці") take a capitalised name: "на улице жара 30" is the weather
 _ABBREVIATED = re.compile(r"^(?:ул|пр-т|просп|пер|бул|бульв|ш|наб|пл|мкр|вул|пров)\.?$", re.I)
 # cheap gates on lower-cased text: a street word somewhere
-EN_HINT = re.compile(rf"\d[a-z]?(?:\s+[a-z0-9][a-z0-9'’.\-]*){{1,4}}\s+(?:{_EN_SUFFIX})\b")
+EN_HINT = re.compile(rf"\d[a-z]?,?(?:\s+[a-z0-9][a-z0-9'’.\-]*){{1,4}}\s+(?:{_EN_SUFFIX})\b")
 RU_HINT = re.compile(
     r"ул[.\s]|пр[.\s]|пр-т|просп|пер[.\s]|бул[.\s]|бульв|ш\.|наб[.\s]|пл[.\s]|мкр|вул[.\s]|пров[.\s]|улиц|"
     r"вулиц|проспект|переул|бульвар|шоссе|набережн|площад|микрорайон|провул|майдан|тупик|проезд|проїзд|"
@@ -79,6 +90,8 @@ _AMBIGUOUS = _words("close row place pl court ct gate square sq circle cir way m
 
 def address_en_check(m: re.Match, text: str) -> bool:
     words = m.group("name").split()
+    if text[m.end("num") : m.end("num") + 1] == "," and m.group(0)[:2].lower() != "no":
+        return False  # "I ran 3, then road cycling": a comma after the number only in "No. 25, Galle Road"
     if not words or any(w.lower().strip(".'") in _NOT_NAME for w in words):
         return False
     suffix = re.match(r"[A-Za-z]+", text[m.end("name") :].lstrip()).group(0)

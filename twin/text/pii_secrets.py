@@ -79,7 +79,7 @@ _PW_WORD = r"(?:password|passwd|passcode|passphrase|pass|pwd|pw|парол(?:ь�
 _CODE_WORD = (
     r"(?:pin(?:\s*code)?|pincode|otp|cvv2?|cvc2?|one[\s\-]time\s+code|verification\s+code|"
     r"confirmation\s+code|security\s+code|sms\s+code|door\s+code|gate\s+code|code|"
-    r"пин(?:[\s\-]?код)?|код(?:а|ом|у)?|cvv-код)"
+    r"п[иі]н(?:[\s\-]?код)?|код(?:а|ом|у)?|cvv-код)"
 )
 # a few words may sit between the keyword and the value: "password for wifi is", "код из смс:"
 _FILLER = (
@@ -261,7 +261,7 @@ def seed_hint(text: str) -> bool:
 # --- the answer in the next message -------------------------------------------------------------
 # a message asking for a secret: a keyword of the kind, and a question mark, a colon or a request
 _ASK_KIND = (
-    ("CODE", re.compile(r"(?<!\w)(?:pin|pincode|otp|code|cvv|cvc|код\w*|пин\w*|cvv-код)(?!\w)", re.I)),
+    ("CODE", re.compile(r"(?<!\w)(?:pin|pincode|otp|code|cvv|cvc|код\w*|п[иі]н\w*|cvv-код)(?!\w)", re.I)),
     (
         "PASSWORD",
         re.compile(
@@ -272,7 +272,7 @@ _ASK_KIND = (
     ),
     ("SECRET", re.compile(r"(?<!\w)(?:api[\s_\-]?key|key|token|secret|ключ\w*|токен\w*)(?!\w)", re.I)),
 )
-_ASK_GATE = re.compile(r"pin|code|otp|cvv|cvc|pass|pwd|key|token|secret|код|пин|парол|ключ|токен|parol")
+_ASK_GATE = re.compile(r"pin|code|otp|cvv|cvc|pass|pwd|key|token|secret|код|пин|пін|парол|ключ|токен|parol")
 _ASKING = re.compile(
     r"[?:]\s*\W{0,3}$|(?<!\w)(?:what'?s|whats|what\s+(?:is|was|were|are)|which|send|give|tell|share|need|"
     r"remind|скинь|кинь|пришли|дай|напиши|скажи|продиктуй|какой|какая|нужен|нужна|надішли|який|яка|"

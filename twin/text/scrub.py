@@ -25,7 +25,7 @@ SSNs, passports), ``pii_places`` (street addresses), ``pii_secrets`` (keys, pass
 ``[CRYPTO]``   crypto wallet addresses: Ethereum ``0x`` + 40 hex digits; Bitcoin base58 and bech32
                (checksums verified)
 ``[SEED]``     wallet seed phrases: 12+ words of the BIP39 list
-``[ADDRESS]``  street addresses with a house number (English, Russian, Ukrainian forms)
+``[ADDRESS]``  street addresses with a house number (English, Russian, Ukrainian, Sinhala forms)
 ``[PASSPORT]`` passport numbers after "passport", "паспорт", "серия" (RU series + number, US, UA)
 ``[SSN]``      US social security numbers (``123-45-6789``; other forms after "SSN")
 ========== =================================================================================
@@ -68,7 +68,7 @@ _TRIGGER = re.compile(
     r"|parol|porol|[ \[({<]at[ \])}>]|собак|равлик"
 )
 # cheap gates, on lower-cased text, for the detectors that need a word
-_PW_WORD = re.compile(r"pass|pw|pin|code|otp|cv[vc]|парол|пасс|пин|код|parol|porol")
+_PW_WORD = re.compile(r"pass|pw|pin|code|otp|cv[vc]|парол|пасс|пин|код|пін|parol|porol")
 _KEY_WORD = re.compile(r"key|token|secret|ключ|токен|секрет")
 _AT_DOMAIN = re.compile(r" at [a-z0-9\-]+\.[a-z]")
 
@@ -256,6 +256,8 @@ class Scrubber:
             text = self._sub("ADDRESS", A.ADDRESS_EN, text, A.address_en_check)
         if not low.isascii() and A.RU_HINT.search(low):
             text = self._sub("ADDRESS", A.ADDRESS_RU, text, A.address_ru_check)
+        if not low.isascii() and A.SI_HINT.search(text):
+            text = self._sub("ADDRESS", A.ADDRESS_SI, text)
         return text
 
     def _keyworded(self, text: str, low: str) -> str:
