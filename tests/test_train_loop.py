@@ -150,7 +150,9 @@ def test_resume_after_kill_matches_uninterrupted(
     loop.train(tiny_train_config(tiny_base, processed_dir, tmp_path / "a", run="r", **kw))
 
     cfg_b = tiny_train_config(tiny_base, processed_dir, tmp_path / "b", run="r", **kw)
-    _train_killed(monkeypatch, cfg_b, after_batches=6 * 2)  # during step 7, after the step-5 checkpoint
+    # during step 7, after the step-5 checkpoint: 6 steps of 2 micro-batches, and at step 4 the val
+    # set (2 batches) twice, the adapter's and the base's own
+    _train_killed(monkeypatch, cfg_b, after_batches=6 * 2 + 2 * 2)
     assert (tmp_path / "b" / "runs" / "r" / "state.ckpt").is_file()
     assert not (tmp_path / "b" / "adapters" / "r").exists()
     metrics = loop.train(cfg_b, resume=True)
@@ -362,7 +364,7 @@ def test_best_val_loss_adapter_is_kept_and_survives_resume(
     best = 1 + vals.index(min(vals))
     assert best < 6 and vals[-1] > min(vals), vals  # the premise: val loss rose after the best step
     assert m["kept"] == {"adapter": "best", "step": best, "last_val_loss": pytest.approx(vals[-1], abs=1e-5),
-                         "stopped_early": False}  # fmt: skip
+                         "stopped_early": False, "base_val_loss": m["kept"]["base_val_loss"]}  # fmt: skip
     assert m["val_loss"] == pytest.approx(min(vals), abs=1e-5) and m["steps"] == 6
 
     # The same run stopped at the best step: the same weights.
@@ -383,6 +385,29 @@ def test_best_val_loss_adapter_is_kept_and_survives_resume(
     pat = {**kw, "eval": {"every_steps": 1, "patience": 2}}
     mp = loop.train(tiny_train_config(tiny_base, data, tmp_path / "p", run="r", **pat))
     assert mp["kept"]["stopped_early"] and mp["steps"] < 6 and mp["kept"]["step"] == best
+
+
+def test_the_base_is_the_bar_and_a_twin_no_better_is_named(tiny_base: Path, tmp_path: Path, caplog) -> None:
+    """The base's own val loss (adapter off) is measured at the first validation, whatever the
+    adapter has learnt by then; a kept adapter no better than it gets a warning."""
+    data = write_processed(tmp_path / "d", n_train=48, n_val=16)
+    kw = {"max_steps": 3, "schedule": {"name": "constant", "warmup_ratio": 0.0}, "eval": {"every_steps": 1}}
+
+    def run(name: str, lr: float) -> dict:
+        cfg = tiny_train_config(tiny_base, data, tmp_path / name, run="r", **kw, optim={"lr": lr})
+        return loop.train(cfg)
+
+    import twin.train.loop as loop
+
+    with caplog.at_level("WARNING", logger="twin.train.checkpoints"):
+        still = run("still", 1e-9)  # the adapter stays the base: its val loss is the base's
+        caplog.clear()
+        wild = run("wild", 2.0)  # every step overshoots: worse than the base at every validation
+    base = still["kept"]["base_val_loss"]
+    assert still["val_loss"] == pytest.approx(base, rel=1e-5)
+    assert wild["kept"]["base_val_loss"] == pytest.approx(base, rel=1e-5)  # adapter off, not the step-1 weights
+    assert wild["val_loss"] > base
+    assert "no better than the base's own" in caplog.text
 
 
 # -- one prompt budget in tokens of the base, shared by train, eval and serve ----------------------

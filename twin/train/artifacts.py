@@ -50,6 +50,7 @@ def final_metrics(peft_model: Any, data: TrainData, plan: BatchPlan, progress: P
             "step": kept["step"],
             "last_val_loss": round(last, 6) if last is not None else None,
             "stopped_early": kept["stopped_early"],
+            "base_val_loss": round(b, 6) if (b := kept.get("base_val_loss")) is not None else None,
         },
         "epochs": round(progress.micro / plan.per_epoch, 4),
         "train_loss_first": train_losses[0] if train_losses else None,

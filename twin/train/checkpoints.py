@@ -39,6 +39,7 @@ class Progress:
     best_val_loss: float | None = None
     evals_since_best: int = 0  # validations in a row without a new best (eval.patience)
     stopped_early: bool = False
+    base_val_loss: float | None = None  # the base's own (adapter off), measured at the first validation
 
 
 # --------------------------------------------------------------------------------------------
@@ -145,8 +146,9 @@ def keep_best(
 
     out = {"kept": "last", "step": progress.step, "val_loss": last_val, "last_val_loss": last_val,
            "best_step": progress.best_step, "best_val_loss": progress.best_val_loss,
-           "stopped_early": progress.stopped_early}  # fmt: skip
+           "stopped_early": progress.stopped_early, "base_val_loss": progress.base_val_loss}  # fmt: skip
     if progress.best_step is None or progress.best_step == progress.step or model.best is None:
+        _warn_if_no_better_than_base(fabric, cfg, progress, last_val)
         if fabric.is_global_zero and cfg.eval.keep_best and cfg.strategy == "fsdp":
             log.warning(
                 "strategy fsdp: the adapter is the last step's (best-step selection needs ddp or 1 device)"
@@ -164,4 +166,20 @@ def keep_best(
             progress.best_val_loss, progress.best_step, progress.step,
             f"{last_val:.4f}" if last_val is not None else "no validation",
         )  # fmt: skip
+    _warn_if_no_better_than_base(fabric, cfg, progress, progress.best_val_loss)
     return out | {"kept": "best", "step": progress.best_step, "val_loss": progress.best_val_loss}
+
+
+def _warn_if_no_better_than_base(
+    fabric: Any, cfg: TrainConfig, progress: Progress, kept: float | None
+) -> None:
+    """The kept adapter predicts the owner's val replies no better than the base did: say so plainly
+    (a chat this small overfits before it learns; the eval report will show the same)."""
+    base = progress.base_val_loss
+    if not fabric.is_global_zero or base is None or kept is None or kept < base:
+        return
+    log.warning(
+        "the adapter's val loss %.4f is no better than the base's own %.4f: this twin does not predict "
+        "your replies better than the base. More chats help most; else lower optim.lr (%g) or epochs (%d)",
+        kept, base, cfg.optim.lr, cfg.epochs,
+    )  # fmt: skip

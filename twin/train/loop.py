@@ -265,6 +265,8 @@ def fit(
                 step == total_steps or (steps.eval_every and step % steps.eval_every == 0)
             ):
                 val_loss = validate(fabric, model.module, data.val, data.tokenizer.pad_token_id, cfg)
+                if progress.base_val_loss is None:
+                    progress.base_val_loss = _base_val_loss(fabric, cfg, model, data, bar)
                 _tb_log(tb, _record_val(fabric, progress, val_loss, bar))
                 track_best(fabric, cfg, model, progress, val_loss, bar)
                 if sample is not None:
@@ -399,6 +401,15 @@ def _tb_log(tb: Any, row: dict) -> None:
     if tb:
         numbers = {k: v for k, v in row.items() if isinstance(v, int | float) and k != "step"}
         tb.log_metrics(numbers, row["step"])
+
+
+def _base_val_loss(fabric: Any, cfg: TrainConfig, model: Model, data: TrainData, bar: Any) -> float:
+    """The base's own val loss (the adapter switched off): the bar the kept adapter must clear."""
+    with model.peft.disable_adapter():
+        loss = validate(fabric, model.module, data.val, data.tokenizer.pad_token_id, cfg)
+    if fabric.is_global_zero:
+        bar.write(f"the base's own val loss (adapter off): {loss:.4f}")
+    return loss
 
 
 def validate(fabric: Any, module: Any, data: Any, pad_id: int, cfg: TrainConfig) -> float:
