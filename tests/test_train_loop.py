@@ -405,7 +405,9 @@ def test_the_base_is_the_bar_and_a_twin_no_better_is_named(tiny_base: Path, tmp_
         wild = run("wild", 2.0)  # every step overshoots: worse than the base at every validation
     base = still["kept"]["base_val_loss"]
     assert still["val_loss"] == pytest.approx(base, rel=1e-5)
-    assert wild["kept"]["base_val_loss"] == pytest.approx(base, rel=1e-5)  # adapter off, not the step-1 weights
+    assert wild["kept"]["base_val_loss"] == pytest.approx(
+        base, rel=1e-5
+    )  # adapter off, not the step-1 weights
     assert wild["val_loss"] > base
     assert "no better than the base's own" in caplog.text
 
