@@ -50,6 +50,9 @@ class Scripted:
     def parameters(self):
         return self.model.parameters()
 
+    def get_base_model(self):
+        return self.model
+
     def __call__(self, **kw):
         out = self.model(**kw)
         logits = out.logits.clone()
@@ -170,6 +173,17 @@ def test_stops_at_stop_strings_and_eos(tiny, prompt, script, extra, want, reason
     assert "".join(deltas) == want
     labels = ("Alice", "Masha", "Me:", "Them", "#", "Олег", "Катя", "Sam")
     assert all(label not in d for d in deltas for label in labels)
+
+
+def test_generation_passes_the_cache_under_the_name_the_model_takes(tiny, prompt):
+    """transformers 5.2x renamed ``past_key_values`` to ``cache`` (the old name goes in 5.40)."""
+    import warnings
+
+    model, tok = tiny
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*past_key_values.*", category=FutureWarning)
+        gen = generate(model, tok, prompt, GenParams(max_new_tokens=4, min_new_tokens=4, temperature=0))
+    assert gen.completion_tokens == 4
 
 
 def test_max_new_tokens_caps_the_reply(tiny, prompt):

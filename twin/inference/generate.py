@@ -39,14 +39,16 @@ def generate(model: Any, tokenizer: Any, prompt: str, params: GenParams) -> Gene
     scheduler, :mod:`twin.inference.batch`, gives the same reply to the same request)."""
     import torch
 
+    from twin.model.kv_cache import cache_kwarg, output_cache
+
     ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
     dec = Decoding(model, tokenizer, ids, params)
     parts: list[str] = []
-    step_input, cache = dec.seq, None
+    step_input, cache, kv = dec.seq, None, cache_kwarg(model)
     while not dec.done:
         with torch.inference_mode():
-            out = model(input_ids=step_input, past_key_values=cache, use_cache=True, logits_to_keep=1)
-        cache = out.past_key_values
+            out = model(input_ids=step_input, **{kv: cache}, use_cache=True, logits_to_keep=1)
+        cache = output_cache(out)
         parts.append(dec.step(out.logits[:, -1, :]))
         if not dec.done:
             step_input = dec.seq[:, -1:]
