@@ -126,6 +126,19 @@ def paired(sft_rows: list[dict], prefs_rows: list[dict], judge: object | None = 
     return share(diffs)
 
 
+def eval_rows(workdir: Path, run: str) -> list[dict]:
+    path = workdir / "checkpoints" / "runs" / f"cmp-{run}" / "eval_samples.jsonl"
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+def diff(workdir: Path, a: str, b: str) -> None:
+    """``--diff A B``: B − A, paired, for two adapters this bench already evaluated (e.g. the stage
+    with and without its DPO term), by the verifier and by the word judge."""
+    ra, rb = eval_rows(workdir, a), eval_rows(workdir, b)
+    for name, d in (("verifier", paired(ra, rb)), ("word judge", paired(ra, rb, word_judge(workdir)))):
+        print(f"{b} − {a}, {name}: {d['share']:+.3f} ({d['low']:+.3f} to {d['high']:+.3f}), n = {d['n']}")
+
+
 def table(rep: dict) -> str:
     s, p, d, w = rep["sft"], rep["prefs"], rep["paired"], rep["word_judge"]
     rows = [
@@ -154,7 +167,10 @@ def main() -> None:
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="train config key=value")
     ap.add_argument("--sft", default="demo", help="the SFT adapter (a run under checkpoints/adapters)")
     ap.add_argument("--tag", default="", help="names the prefs run <sft>-prefs[-TAG] and the output json")
+    ap.add_argument("--diff", nargs=2, metavar=("RUN_A", "RUN_B"), help="only compare two evaluated runs")
     a = ap.parse_args()
+    if a.diff:
+        return diff(a.workdir, *a.diff)
     ck = a.workdir / "checkpoints"
     run = f"{a.sft}-prefs" + (f"-{a.tag}" if a.tag else "")
     prefs_meta = ck / "adapters" / run / "twin.json"
