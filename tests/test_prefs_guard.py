@@ -82,20 +82,24 @@ def rows_adapter(tiny_base: Path, processed_dir: Path, tmp_path_factory: pytest.
     return out / "adapters" / "sft"
 
 
-def _stage(tiny_base: Path, data: Path, init: Path, out: Path, **prefs) -> tuple[dict, dict]:
-    """A feedback-only preference stage; returns its record and the saved weights."""
+def _feedback(fb: Path) -> Path:
     import json
 
-    from safetensors.torch import load_file
-
-    from twin.train.prefs import train_prefs
-
-    fb = out / "feedback"
     fb.mkdir(parents=True, exist_ok=True)
     lines = [json.dumps({"ts": f"2026-12-0{i + 1}T10:00:00Z", "dialog_id": "42", "contact": "Masha",
                          "context": [{"role": "them", "text": "hey"}], "instruction": "coming tonight?",
                          "edit_distance": 3, **r}) for i, r in enumerate(FEEDBACK)]  # fmt: skip
     (fb / "42.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return fb
+
+
+def _stage(tiny_base: Path, data: Path, init: Path, out: Path, **prefs) -> tuple[dict, dict]:
+    """A feedback-only preference stage; returns its record and the saved weights."""
+    from safetensors.torch import load_file
+
+    from twin.train.prefs import train_prefs
+
+    fb = _feedback(out / "feedback")
     cfg = tiny_train_config(
         tiny_base, data, out, run="p", prefs={"init": str(init), "sources": ["feedback"], "feedback": str(fb),
                                               "steps": 4, "batch_size": 2, "micro_batch_size": 2, **prefs},
@@ -135,13 +139,29 @@ def test_rows_stay_frozen_by_default_and_move_when_asked(
 def test_a_stage_over_budget_ships_the_sft_weights(
     rows_adapter: Path, tiny_base: Path, processed_dir: Path, tmp_path: Path
 ) -> None:
+    from safetensors.torch import load_file
+    from typer.testing import CliRunner
+
+    from twin.adapter_meta import read_meta
+    from twin.cli import app
+
+    fb = _feedback(tmp_path / "feedback")
     # lr 0.5 on two pairs wrecks the real replies' loss at once: the first check (step 2) trips the guard
-    rec, weights = _stage(tiny_base, processed_dir, rows_adapter, tmp_path, lr=0.5, val_every=2,
-                          max_loss_increase=0.001)  # fmt: skip
+    args = ["train", "--config", str(Path(__file__).resolve().parents[1] / "pipelines" / "tiny.yaml"),
+            "--stage", "prefs", "--base", str(tiny_base), "--data", str(processed_dir), "--from", str(rows_adapter),
+            "--run", "p", "--feedback", str(fb), "--precision", "32-true", "--set", f"out_dir={tmp_path}",
+            "--set", "num_threads=2", "--set", "prefs.sources=[feedback]", "--set", "prefs.steps=4",
+            "--set", "prefs.batch_size=2", "--set", "prefs.micro_batch_size=2", "--set", "prefs.lr=0.5",
+            "--set", "prefs.val_every=2", "--set", "prefs.max_loss_increase=0.001"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "stopped at step 2" in result.output and "kept step 0 (the SFT weights)" in result.output
+    rec = read_meta(tmp_path / "adapters" / "p").prefs
     g = rec["guard"]
     assert g["stopped_at"] == 2 and g["kept_step"] == 0 and rec["steps"] == 2
     assert g["checks"][0]["val_loss"] > rec["val_loss_before"] * 1.001
     sft = _sft_weights(rows_adapter)
+    weights = load_file(str(tmp_path / "adapters" / "p" / "adapter_model.safetensors"))
     assert not _changed(sft, weights, "lora_") and not _changed(sft, weights, DELTA)
     assert rec["val_loss_after"] == pytest.approx(rec["val_loss_before"], rel=1e-5)
     assert "val_loss" in (tmp_path / "runs" / "p" / "prefs_metrics.csv").read_text().splitlines()[0]
