@@ -241,8 +241,8 @@ class Guard:
         self.kept_step, self.stopped_at = 0, None
         self.kept = self._snapshot() if self.budget is not None else None
 
-    def _snapshot(self) -> dict:
-        return {n: p.detach().clone() for n, p in self.params.items()}
+    def _snapshot(self) -> dict:  # on the CPU, as SFT's best-step copy (twin/train/checkpoints.py)
+        return {n: p.detach().to("cpu", copy=True) for n, p in self.params.items()}
 
     def check(self, step: int, last: bool) -> bool:
         """After optimizer step ``step``: False stops the stage (the loss went over budget)."""
@@ -267,7 +267,7 @@ class Guard:
             return
         with torch.no_grad():
             for n, p in self.params.items():
-                p.copy_(self.kept[n])
+                p.copy_(self.kept[n].to(p.device))
 
     def record(self) -> dict:
         return {"max_loss_increase": self.limit, "val_every": self.every, "checks": self.checks,
