@@ -127,7 +127,8 @@ class PrefsConfig(StageConfig):
     gen_batch: int = Field(16, ge=1)  # replies generated together
     feedback: str = "data/feedback"  # drafts feedback records (<dialog_id>.jsonl); skipped when missing
     # The SFT adapter's embedding rows (lora.train_embeddings) move in this stage too; off: only the
-    # LoRA matrices do (trained rows cost the real replies' loss +4.6%, bench/RESULTS.md, prefs).
+    # LoRA matrices do (60 steps cost the real replies' val loss +6.7% with the rows, +4.5% without:
+    # bench/RESULTS.md, section prefs20).
     train_embeddings: bool = False
     # The guard: every val_every steps, the loss of the real val replies; the stage stops once it is
     # more than max_loss_increase above the SFT adapter's and keeps the last weights within it (the

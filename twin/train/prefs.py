@@ -11,7 +11,7 @@ split) scores least like the owner, and the base's own reply (the adapter switch
 only when the verifier puts it below ``prefs.max_rejected_p`` (a reply it takes for the owner's is
 no evidence of what the owner would not write). Drafts
 feedback adds pairs where the owner rewrote a suggestion (chosen = what they sent, rejected = the
-draft). Val prompts are never used.
+draft). Val prompts never make pairs; their real replies only give the guard its loss (below).
 
 The objective is DPO (Rafailov et al. 2023) against the SFT adapter as reference, plus the NLL of
 the chosen reply (RPO, Pang et al. 2024), which keeps the owner's real replies likely while the
@@ -181,8 +181,9 @@ def _warn_loss(record: dict, cfg: TrainConfig) -> None:
     change, guard = record["val_loss_change"], record["guard"]
     if guard["kept_step"] == 0:
         log.warning(
-            "preference stage: every step checked cost the real replies more than %.0f%% of their val "
-            "loss; the adapter keeps the SFT weights (lower prefs.lr or raise prefs.beta)",
+            "preference stage: at its first check (step %d) it already cost the real replies more than "
+            "%.0f%% of their val loss; the adapter keeps the SFT weights (lower prefs.lr)",
+            guard["stopped_at"],
             100 * cfg.prefs.max_loss_increase,
         )
     elif guard["stopped_at"] is not None:
