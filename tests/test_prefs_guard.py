@@ -21,12 +21,12 @@ FEEDBACK = [  # two rewrites: pairs whose text is known, so the stage needs no s
 # The guard on its own: a real module, a scripted sequence of val losses
 
 
-def _guard(losses: list[float], limit: float | None = 0.02, every: int = 2):
+def _guard(losses: list[float], limit: float | None = 0.02, every: int = 2, patience: int = 1):
     from twin.train.prefs import Guard
 
     module = torch.nn.Linear(2, 2)
     seq = iter(losses)
-    return Guard(limit, every, 1.0, lambda: next(seq), module), module
+    return Guard(limit, every, 1.0, lambda: next(seq), module, patience), module
 
 
 def _move(module: torch.nn.Module, value: float) -> None:
@@ -45,6 +45,20 @@ def test_guard_keeps_the_last_checked_weights_within_budget_and_stops_past_it() 
     assert [c["step"] for c in guard.checks] == [2, 4, 6]  # measured every 2 steps only
     guard.restore(last_step=6)
     assert all(torch.equal(p, torch.full_like(p, 4.0)) for p in module.parameters())
+
+
+def test_guard_with_patience_goes_on_through_one_check_over_and_keeps_a_later_one() -> None:
+    # budget 1.02: step 2 within, 4 over (the loss may come back as the lr decays), 6 within again,
+    # 8 and 10 over: two in a row stop it; the weights kept are step 6's
+    guard, module = _guard([1.01, 1.03, 1.015, 1.04, 1.05, 1.0], patience=2)
+    for step in range(1, 13):
+        _move(module, float(step))
+        if not guard.check(step, last=step == 12):
+            break
+    assert (step, guard.stopped_at, guard.kept_step) == (10, 10, 6)
+    guard.restore(last_step=10)
+    assert all(torch.equal(p, torch.full_like(p, 6.0)) for p in module.parameters())
+    assert guard.record()["patience"] == 2 and len(guard.record()["checks"]) == 5
 
 
 def test_guard_over_budget_at_the_first_check_restores_the_sft_weights() -> None:
@@ -146,7 +160,7 @@ def test_a_stage_over_budget_ships_the_sft_weights(
     from twin.cli import app
 
     fb = _feedback(tmp_path / "feedback")
-    # lr 0.5 on two pairs wrecks the real replies' loss at once: the first check (step 2) trips the guard
+    # lr 0.5 on two pairs wrecks the real replies' loss at once: both checks (steps 2, 4) are over budget
     args = ["train", "--config", str(Path(__file__).resolve().parents[1] / "pipelines" / "tiny.yaml"),
             "--stage", "prefs", "--base", str(tiny_base), "--data", str(processed_dir), "--from", str(rows_adapter),
             "--run", "p", "--feedback", str(fb), "--precision", "32-true", "--set", f"out_dir={tmp_path}",
@@ -155,11 +169,11 @@ def test_a_stage_over_budget_ships_the_sft_weights(
             "--set", "prefs.val_every=2", "--set", "prefs.max_loss_increase=0.001"]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "stopped at step 2" in result.output and "kept step 0 (the SFT weights)" in result.output
+    assert "stopped at step 4" in result.output and "kept step 0 (the SFT weights)" in result.output
     rec = read_meta(tmp_path / "adapters" / "p").prefs
     g = rec["guard"]
-    assert g["stopped_at"] == 2 and g["kept_step"] == 0 and rec["steps"] == 2
-    assert g["checks"][0]["val_loss"] > rec["val_loss_before"] * 1.001
+    assert g["stopped_at"] == 4 and g["kept_step"] == 0 and g["patience"] == 2 and rec["steps"] == 4
+    assert all(c["val_loss"] > rec["val_loss_before"] * 1.001 for c in g["checks"]) and len(g["checks"]) == 2
     sft = _sft_weights(rows_adapter)
     weights = load_file(str(tmp_path / "adapters" / "p" / "adapter_model.safetensors"))
     assert not _changed(sft, weights, "lora_") and not _changed(sft, weights, DELTA)

@@ -131,10 +131,11 @@ class PrefsConfig(StageConfig):
     # bench/RESULTS.md, section prefs20).
     train_embeddings: bool = False
     # The guard: every val_every steps, the loss of the real val replies; the stage stops once it is
-    # more than max_loss_increase above the SFT adapter's and keeps the last weights within it (the
-    # SFT weights themselves if none is). null: no guard, the last step's weights are kept.
+    # more than max_loss_increase above the SFT adapter's (patience checks in a row) and keeps the
+    # last weights within it (the SFT weights themselves if none is). null: no guard, the last step's.
     max_loss_increase: float | None = Field(0.02, gt=0)
     val_every: int = Field(10, ge=1)
+    patience: int = Field(2, ge=1)  # checks over budget in a row before the stage stops (1: at the first)
 
     @model_validator(mode="after")
     def _pairs_divide(self) -> PrefsConfig:

@@ -156,7 +156,7 @@ def main_prefs(fabric: Any, cfg: TrainConfig, plan: Plan) -> dict:
     timings["reference"] = time.perf_counter() - t
     val_before = _val_loss(fabric, model, val, tokenizer, step_cfg)
     guard = Guard(p.max_loss_increase if val is not None else None, p.val_every, val_before,
-                  lambda: _val_loss(fabric, model, val, tokenizer, step_cfg), model.module)  # fmt: skip
+                  lambda: _val_loss(fabric, model, val, tokenizer, step_cfg), model.module, p.patience)  # fmt: skip
     t = time.perf_counter()
     rows = fit_prefs(fabric, step_cfg, model, enc, ref, tokenizer.pad_token_id, guard)
     guard.restore(len(rows))
@@ -229,13 +229,22 @@ def _val_loss(fabric: Any, model: Any, val: Any, tokenizer: Any, cfg: TrainConfi
 
 
 class Guard:
-    """Every ``every`` steps, the val loss of the owner's real replies; the stage goes on while it is
-    at most ``limit`` (a fraction) above the SFT adapter's ``before``, and keeps the weights of the
-    last step checked within it (step 0: the SFT weights). As SFT keeps its best checkpoint by val
+    """Every ``every`` steps, the val loss of the owner's real replies; the stage stops after
+    ``patience`` checks in a row more than ``limit`` (a fraction) above the SFT adapter's ``before``,
+    and keeps the weights of the last step checked within it (step 0: the SFT weights). As SFT keeps its best checkpoint by val
     loss, the stage never ships an adapter that fits the real replies worse than it promised."""
 
-    def __init__(self, limit: float | None, every: int, before: float | None, measure: Any, module: Any):
+    def __init__(
+        self,
+        limit: float | None,
+        every: int,
+        before: float | None,
+        measure: Any,
+        module: Any,
+        patience: int = 1,
+    ):
         self.limit, self.every, self.before, self.measure = limit, every, before, measure
+        self.patience, self.over = patience, 0
         self.params = {n: p for n, p in module.named_parameters() if p.requires_grad}
         self.budget = None if limit is None or before is None else before * (1 + limit)
         self.checks: list[dict] = []
@@ -255,7 +264,10 @@ class Guard:
         loss = self.measure()
         self.checks.append({"step": step, "val_loss": round(loss, 6)})
         if loss <= self.budget:
-            self.kept_step, self.kept = step, self._snapshot()
+            self.kept_step, self.kept, self.over = step, self._snapshot(), 0
+            return True
+        self.over += 1  # the loss may come back under as the lr decays: ``patience`` checks in a row
+        if self.over < self.patience:
             return True
         self.stopped_at = step
         return False
@@ -271,8 +283,8 @@ class Guard:
                 p.copy_(self.kept[n].to(p.device))
 
     def record(self) -> dict:
-        return {"max_loss_increase": self.limit, "val_every": self.every, "checks": self.checks,
-                "kept_step": self.kept_step, "stopped_at": self.stopped_at}  # fmt: skip
+        return {"max_loss_increase": self.limit, "val_every": self.every, "patience": self.patience,
+                "checks": self.checks, "kept_step": self.kept_step, "stopped_at": self.stopped_at}  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------
