@@ -181,9 +181,9 @@ def _warn_loss(record: dict, cfg: TrainConfig) -> None:
     change, guard = record["val_loss_change"], record["guard"]
     if guard["kept_step"] == 0:
         log.warning(
-            "preference stage: at its first check (step %d) it already cost the real replies more than "
-            "%.0f%% of their val loss; the adapter keeps the SFT weights (lower prefs.lr)",
-            guard["stopped_at"],
+            "preference stage: all %d checks cost the real replies more than %.0f%% of their val loss; "
+            "the adapter keeps the SFT weights (lower prefs.lr)",
+            len(guard["checks"]),
             100 * cfg.prefs.max_loss_increase,
         )
     elif guard["stopped_at"] is not None:
