@@ -22,17 +22,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parent / "out"
+REPO = Path(__file__).resolve().parents[1]
 
 
-def run_prefs(workdir: Path, overrides: list[str]) -> dict:
+def run_prefs(workdir: Path, sft: str, run: str, overrides: list[str]) -> dict:
     from twin.config import deep_merge, load_config, parse_overrides
     from twin.train.config import TrainConfig
     from twin.train.prefs import train_prefs
 
     ck = workdir / "checkpoints"
-    flags = {"base": str(ck / "tiny-falcon"), "run": "demo-prefs", "out_dir": str(ck),
-             "data": {"dir": str(workdir / "data" / "processed")}, "prefs": {"init": "demo"}}  # fmt: skip
-    cfg = load_config(TrainConfig, Path("pipelines/tiny.yaml"), deep_merge(flags, parse_overrides(overrides)))
+    flags = {"base": str(ck / "tiny-falcon"), "run": run, "out_dir": str(ck),
+             "data": {"dir": str(workdir / "data" / "processed")}, "prefs": {"init": sft}}  # fmt: skip
+    cfg = load_config(
+        TrainConfig, REPO / "pipelines" / "tiny.yaml", deep_merge(flags, parse_overrides(overrides))
+    )
     started = time.perf_counter()
     record = train_prefs(cfg)
     record["wall_s"] = time.perf_counter() - started
@@ -48,7 +51,9 @@ def evaluate(workdir: Path, run: str, examples: int, reuse: bool = False) -> tup
     if reuse and done.is_file() and json.loads(done.read_text())["examples"] == examples:
         rows = [json.loads(x) for x in (done.parent / "eval_samples.jsonl").read_text().splitlines()]
         return json.loads(done.read_text()), rows
-    cfg = EvalConfig(adapter=str(ck / "adapters" / run), data=str(workdir / "data" / "processed"),
+    # base given: twin.json records it relative to the directory the demo ran in, not this one
+    cfg = EvalConfig(adapter=str(ck / "adapters" / run), base=str(ck / "tiny-falcon"),
+                     data=str(workdir / "data" / "processed"),
                      run=f"cmp-{run}", out_dir=str(ck), max_examples=examples, max_new_tokens=EVAL_NEW_TOKENS)  # fmt: skip
     result = run_eval(cfg, progress=False)
     rows = [
@@ -121,6 +126,19 @@ def paired(sft_rows: list[dict], prefs_rows: list[dict], judge: object | None = 
     return share(diffs)
 
 
+def eval_rows(workdir: Path, run: str) -> list[dict]:
+    path = workdir / "checkpoints" / "runs" / f"cmp-{run}" / "eval_samples.jsonl"
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+def diff(workdir: Path, a: str, b: str) -> None:
+    """``--diff A B``: B − A, paired, for two adapters this bench already evaluated (e.g. the stage
+    with and without its DPO term), by the verifier and by the word judge."""
+    ra, rb = eval_rows(workdir, a), eval_rows(workdir, b)
+    for name, d in (("verifier", paired(ra, rb)), ("word judge", paired(ra, rb, word_judge(workdir)))):
+        print(f"{b} − {a}, {name}: {d['share']:+.3f} ({d['low']:+.3f} to {d['high']:+.3f}), n = {d['n']}")
+
+
 def table(rep: dict) -> str:
     s, p, d, w = rep["sft"], rep["prefs"], rep["paired"], rep["word_judge"]
     rows = [
@@ -147,19 +165,28 @@ def main() -> None:
         "--reuse-sft-eval", action="store_true", help="the SFT adapter's eval from a previous run"
     )
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="train config key=value")
+    ap.add_argument("--sft", default="demo", help="the SFT adapter (a run under checkpoints/adapters)")
+    ap.add_argument("--tag", default="", help="names the prefs run <sft>-prefs[-TAG] and the output json")
+    ap.add_argument("--diff", nargs=2, metavar=("RUN_A", "RUN_B"), help="only compare two evaluated runs")
     a = ap.parse_args()
+    if a.diff:
+        return diff(a.workdir, *a.diff)
     ck = a.workdir / "checkpoints"
-    prefs_meta = ck / "adapters" / "demo-prefs" / "twin.json"
+    run = f"{a.sft}-prefs" + (f"-{a.tag}" if a.tag else "")
+    prefs_meta = ck / "adapters" / run / "twin.json"
     if a.reuse and prefs_meta.is_file():
         record = json.loads(prefs_meta.read_text())["prefs"]
         record.setdefault("wall_s", record["seconds"]["total"])
     else:
-        record = run_prefs(a.workdir, a.overrides)
-    sft_res, sft_rows = evaluate(a.workdir, "demo", a.examples, reuse=a.reuse_sft_eval)
-    prefs_res, prefs_rows = evaluate(a.workdir, "demo-prefs", a.examples)
-    sft_meta = json.loads((ck / "adapters" / "demo" / "twin.json").read_text())
+        record = run_prefs(a.workdir, a.sft, run, a.overrides)
+    sft_res, sft_rows = evaluate(a.workdir, a.sft, a.examples, reuse=a.reuse_sft_eval)
+    prefs_res, prefs_rows = evaluate(a.workdir, run, a.examples)
+    sft_meta = json.loads((ck / "adapters" / a.sft / "twin.json").read_text())
     rep = {
         "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "sft_run": a.sft,
+        "prefs_run": run,
+        "overrides": a.overrides,
         "cpu": platform.processor() or platform.machine(),
         "examples": len(sft_rows),
         "sft": side(sft_res, sft_rows),
@@ -171,11 +198,13 @@ def main() -> None:
         "verifier_accuracy": sft_res["authorship"].get("accuracy"),
     }
     OUT.mkdir(exist_ok=True)
-    (OUT / "compare_prefs.json").write_text(json.dumps(rep, indent=2, default=str))
+    (OUT / f"compare_prefs{'-' + a.tag if a.tag else ''}.json").write_text(
+        json.dumps(rep, indent=2, default=str)
+    )
     print(table(rep))
     pr = rep["prefs_record"]
     print(f"\npairs {pr['pairs']} {pr['pair_sources']}, rejected P(owner) {pr['rejected_p_owner']}, margin "
-          f"{pr['margin_before']} -> {pr['margin_after']}, val loss {pr['val_loss_before']} -> {pr['val_loss_after']}")  # fmt: skip
+          f"{pr['margin_before']} -> {pr['margin_after']}, val loss {pr['val_loss_before']} -> {pr['val_loss_after']}, guard {pr.get('guard')}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -73,9 +73,10 @@ def seq_logps(adapter: Path, base: Path, examples: list[dict]) -> list[float]:
 
 
 def prefs_config(base: Path, data: Path, out: Path, init: Path, run: str, **prefs):
+    # no loss guard: these tests check what DPO does to the pairs (the guard: tests/test_prefs_guard.py)
     return tiny_train_config(
         base, data, out, run=run, prefs={"init": str(init), "beta": BETA, "steps": 8, "batch_size": 4,
-                                         "micro_batch_size": 2, "lr": 2e-2, **prefs},
+                                         "micro_batch_size": 2, "lr": 2e-2, "max_loss_increase": None, **prefs},
     )  # fmt: skip
 
 
@@ -191,7 +192,8 @@ def full_run(tiny_base: Path, processed_dir: Path, tiny_adapter: Path, tmp_path_
             "--run", "full", "--feedback", str(fb), "--precision", "32-true",
             "--set", f"out_dir={out}", "--set", "num_threads=2", "--set", "prefs.prompts=12",
             "--set", "prefs.samples=2", "--set", "prefs.max_new_tokens=8", "--set", "prefs.steps=3",
-            "--set", "prefs.batch_size=4", "--set", "prefs.micro_batch_size=4"]  # fmt: skip
+            "--set", "prefs.batch_size=4", "--set", "prefs.micro_batch_size=4",
+            "--set", "prefs.max_loss_increase=null"]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     return {"adapter": out / "adapters" / "full", "output": result.output}

@@ -155,6 +155,12 @@ def _run_prefs(cfg: TrainConfig, feedback_required: bool) -> None:
         f"margin {rec['margin_before']} -> {rec['margin_after']}, val loss {rec['val_loss_before']} -> "
         f"{rec['val_loss_after']}"
     )
+    g = rec.get("guard") or {}
+    if g.get("stopped_at") is not None:
+        typer.echo(
+            f"stopped at step {g['stopped_at']}: val loss more than {g['max_loss_increase']:.0%} above the SFT "
+            f"adapter's; kept step {g['kept_step']}" + (" (the SFT weights)" if g["kept_step"] == 0 else "")
+        )
     typer.echo(f"adapter: {Path(cfg.out_dir) / 'adapters' / cfg.run}")
 
 

@@ -126,6 +126,16 @@ class PrefsConfig(StageConfig):
     top_p: float = Field(0.95, gt=0, le=1)
     gen_batch: int = Field(16, ge=1)  # replies generated together
     feedback: str = "data/feedback"  # drafts feedback records (<dialog_id>.jsonl); skipped when missing
+    # The SFT adapter's embedding rows (lora.train_embeddings) move in this stage too; off: only the
+    # LoRA matrices do (60 steps cost the real replies' val loss +6.7% with the rows, +4.5% without:
+    # bench/RESULTS.md, section prefs20).
+    train_embeddings: bool = False
+    # The guard: every val_every steps, the loss of the real val replies; the stage stops once it is
+    # more than max_loss_increase above the SFT adapter's (patience checks in a row) and keeps the
+    # last weights within it (the SFT weights themselves if none is). null: no guard, the last step's.
+    max_loss_increase: float | None = Field(0.02, gt=0)
+    val_every: int = Field(10, ge=1)
+    patience: int = Field(2, ge=1)  # checks over budget in a row before the stage stops (1: at the first)
 
     @model_validator(mode="after")
     def _pairs_divide(self) -> PrefsConfig:

@@ -145,10 +145,13 @@ def prompt_budget(cfg: TrainConfig) -> Any:
     return PromptBudget(seq_tokens=cfg.data.max_seq_length, reply_tokens=cfg.data.reply_tokens)
 
 
-def load_model(fabric: Any, cfg: TrainConfig, total_steps: int, init_adapter: Path | None = None) -> Model:
+def load_model(
+    fabric: Any, cfg: TrainConfig, total_steps: int, init_adapter: Path | None = None, train_rows: bool = True
+) -> Model:
     """The base, peft LoRA on top, the loss module, AdamW and the LR schedule, set up by Fabric.
 
-    ``init_adapter``: continue that trained adapter (the preference stage) instead of a fresh LoRA.
+    ``init_adapter``: continue that trained adapter (the preference stage) instead of a fresh LoRA;
+    ``train_rows`` False keeps its embedding rows (peft trainable tokens) frozen, only LoRA moves.
     """
     import torch
 
@@ -169,7 +172,9 @@ def load_model(fabric: Any, cfg: TrainConfig, total_steps: int, init_adapter: Pa
             model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
         else:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
-    peft_model = apply_lora(model, cfg.lora) if init_adapter is None else _trainable(model, init_adapter)
+    peft_model = (
+        apply_lora(model, cfg.lora) if init_adapter is None else _trainable(model, init_adapter, train_rows)
+    )
     module = make_loss_module(peft_model)
     trainable = {n for n, p in module.named_parameters() if p.requires_grad}
     optimizer = torch.optim.AdamW(
@@ -183,14 +188,20 @@ def load_model(fabric: Any, cfg: TrainConfig, total_steps: int, init_adapter: Pa
     return Model(peft_model, module, optimizer, scheduler, trainable)
 
 
-def _trainable(model: Any, adapter: Path) -> Any:
-    """A saved adapter loaded for further training (its LoRA weights require grad)."""
+def _trainable(model: Any, adapter: Path, train_rows: bool = True) -> Any:
+    """A saved adapter loaded for further training (its LoRA weights, and its embedding rows unless
+    ``train_rows`` is False, require grad)."""
     from peft import PeftModel
 
     try:
-        return PeftModel.from_pretrained(model, str(adapter), is_trainable=True)
+        peft_model = PeftModel.from_pretrained(model, str(adapter), is_trainable=True)
     except (OSError, ValueError) as e:
         raise TwinError(f"{adapter}: could not load the adapter ({str(e).splitlines()[0]})") from None
+    if not train_rows:
+        for name, p in peft_model.named_parameters():
+            if "trainable_tokens_" in name:
+                p.requires_grad_(False)
+    return peft_model
 
 
 def save_checkpoint(fabric: Any, cfg: TrainConfig, model: Model, progress: Progress, data_id: dict) -> None:

@@ -11,12 +11,16 @@ split) scores least like the owner, and the base's own reply (the adapter switch
 only when the verifier puts it below ``prefs.max_rejected_p`` (a reply it takes for the owner's is
 no evidence of what the owner would not write). Drafts
 feedback adds pairs where the owner rewrote a suggestion (chosen = what they sent, rejected = the
-draft). Val prompts are never used.
+draft). Val prompts never make pairs; their real replies only give the guard its loss (below).
 
 The objective is DPO (Rafailov et al. 2023) against the SFT adapter as reference, plus the NLL of
 the chosen reply (RPO, Pang et al. 2024), which keeps the owner's real replies likely while the
-margin grows. The reference log-probs are computed ONCE, before the first update, by the same
-model (the adapter is the SFT one then) and kept as a tensor: no second model is held in memory.
+margin grows. Only the LoRA matrices move (``prefs.train_embeddings``: the SFT adapter's embedding
+rows stay as SFT left them), and a guard measures the loss of the real val replies every
+``prefs.val_every`` steps: the stage stops once it is more than ``prefs.max_loss_increase`` above
+the SFT adapter's and keeps the last weights within it. The reference log-probs are computed ONCE,
+before the first update, by the same model (the adapter is the SFT one then) and kept as a tensor:
+no second model is held in memory.
 
 Pairs are built in :mod:`twin.train.pairs`. The same Fabric (:mod:`twin.train.launch`), model
 loading and loss module as :mod:`twin.train.loop`; one device; no resume (a rerun restarts from
@@ -44,7 +48,7 @@ from twin.train.pairs import Pairs, build_pairs, encode_pairs
 
 log = logging.getLogger(__name__)
 
-PREFS_METRICS = ("step", "loss", "dpo", "nll", "accuracy", "margin", "lr", "elapsed_s")
+PREFS_METRICS = ("step", "loss", "dpo", "nll", "accuracy", "margin", "lr", "elapsed_s", "val_loss")
 
 
 # --------------------------------------------------------------------------------------------
@@ -135,7 +139,7 @@ def main_prefs(fabric: Any, cfg: TrainConfig, plan: Plan) -> dict:
     tokenizer, template, train_rows, val = load_prefs_data(cfg, plan)
     p = cfg.prefs
     step_cfg = cfg.model_copy(update={"optim": cfg.optim.model_copy(update={"lr": p.lr})})
-    model = load_model(fabric, step_cfg, p.steps, init_adapter=plan.init)
+    model = load_model(fabric, step_cfg, p.steps, init_adapter=plan.init, train_rows=p.train_embeddings)
     timings: dict[str, float] = {}
     t = time.perf_counter()
     pairs, verifier_status = build_pairs(cfg, model.peft, tokenizer, template, train_rows, plan.feedback)
@@ -151,8 +155,11 @@ def main_prefs(fabric: Any, cfg: TrainConfig, plan: Plan) -> dict:
     ref = sequence_logps(fabric, model.module, enc, tokenizer.pad_token_id, p.micro_batch_size)
     timings["reference"] = time.perf_counter() - t
     val_before = _val_loss(fabric, model, val, tokenizer, step_cfg)
+    guard = Guard(p.max_loss_increase if val is not None else None, p.val_every, val_before,
+                  lambda: _val_loss(fabric, model, val, tokenizer, step_cfg), model.module, p.patience)  # fmt: skip
     t = time.perf_counter()
-    rows = fit_prefs(fabric, step_cfg, model, enc, ref, tokenizer.pad_token_id)
+    rows = fit_prefs(fabric, step_cfg, model, enc, ref, tokenizer.pad_token_id, guard)
+    guard.restore(len(rows))
     timings["train"] = time.perf_counter() - t
     after = sequence_logps(  # the same pairs after the stage: the margin it reached
         fabric, model.module, enc, tokenizer.pad_token_id, p.micro_batch_size
@@ -161,7 +168,7 @@ def main_prefs(fabric: Any, cfg: TrainConfig, plan: Plan) -> dict:
     timings["total"] = time.perf_counter() - started
     record = prefs_record(
         cfg, plan, pairs, verifier_status, ref, after, (val_before, val_after), rows, timings
-    )
+    ) | {"guard": guard.record()}
     _warn_loss(record, cfg)
     if fabric.is_global_zero:
         write_prefs_metrics(cfg, rows)
@@ -171,7 +178,17 @@ def main_prefs(fabric: Any, cfg: TrainConfig, plan: Plan) -> dict:
 
 def _warn_loss(record: dict, cfg: TrainConfig) -> None:
     """The stage should not cost the owner's real replies more than 2% of their loss."""
-    change = record["val_loss_change"]
+    change, guard = record["val_loss_change"], record["guard"]
+    if guard["kept_step"] == 0:
+        log.warning(
+            "preference stage: all %d checks cost the real replies more than %.0f%% of their val loss; "
+            "the adapter keeps the SFT weights (lower prefs.lr)",
+            len(guard["checks"]),
+            100 * cfg.prefs.max_loss_increase,
+        )
+    elif guard["stopped_at"] is not None:
+        log.info("preference stage: stopped at step %d (val loss over budget), kept step %d",
+                 guard["stopped_at"], guard["kept_step"])  # fmt: skip
     if change is not None and change > 0.02:
         log.warning(
             "preference stage: val loss of the real replies %.1f%% worse than the SFT adapter's; "
@@ -205,6 +222,69 @@ def _val_loss(fabric: Any, model: Any, val: Any, tokenizer: Any, cfg: TrainConfi
     from twin.train.loop import validate
 
     return None if val is None else validate(fabric, model.module, val, tokenizer.pad_token_id, cfg)
+
+
+# --------------------------------------------------------------------------------------------
+# The guard: the real replies' loss within budget
+
+
+class Guard:
+    """Every ``every`` steps, the val loss of the owner's real replies; the stage stops after
+    ``patience`` checks in a row more than ``limit`` (a fraction) above the SFT adapter's ``before``,
+    and keeps the weights of the last step checked within it (step 0: the SFT weights). As SFT keeps its best checkpoint by val
+    loss, the stage never ships an adapter that fits the real replies worse than it promised."""
+
+    def __init__(
+        self,
+        limit: float | None,
+        every: int,
+        before: float | None,
+        measure: Any,
+        module: Any,
+        patience: int = 1,
+    ):
+        self.limit, self.every, self.before, self.measure = limit, every, before, measure
+        self.patience, self.over = patience, 0
+        self.params = {n: p for n, p in module.named_parameters() if p.requires_grad}
+        self.budget = None if limit is None or before is None else before * (1 + limit)
+        self.checks: list[dict] = []
+        self.kept_step, self.stopped_at = 0, None
+        self.kept = self._snapshot() if self.budget is not None else None
+
+    def _snapshot(self) -> dict:  # on the CPU, as SFT's best-step copy (twin/train/checkpoints.py)
+        return {n: p.detach().to("cpu", copy=True) for n, p in self.params.items()}
+
+    def check(self, step: int, last: bool) -> bool:
+        """After optimizer step ``step``: False stops the stage (the loss went over budget)."""
+        if self.budget is None:
+            self.kept_step = step
+            return True
+        if step % self.every and not last:
+            return True
+        loss = self.measure()
+        self.checks.append({"step": step, "val_loss": round(loss, 6)})
+        if loss <= self.budget:
+            self.kept_step, self.kept, self.over = step, self._snapshot(), 0
+            return True
+        self.over += 1  # the loss may come back under as the lr decays: ``patience`` checks in a row
+        if self.over < self.patience:
+            return True
+        self.stopped_at = step
+        return False
+
+    def restore(self, last_step: int) -> None:
+        """Put back the kept weights unless they are the current ones."""
+        import torch
+
+        if self.kept is None or self.kept_step == last_step:
+            return
+        with torch.no_grad():
+            for n, p in self.params.items():
+                p.copy_(self.kept[n].to(p.device))
+
+    def record(self) -> dict:
+        return {"max_loss_increase": self.limit, "val_every": self.every, "patience": self.patience,
+                "checks": self.checks, "kept_step": self.kept_step, "stopped_at": self.stopped_at}  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------
@@ -245,8 +325,11 @@ def sequence_logps(fabric: Any, module: Any, enc: Any, pad_id: int, micro: int) 
     return out
 
 
-def fit_prefs(fabric: Any, cfg: TrainConfig, model: Any, enc: Any, ref: Any, pad_id: int) -> list[dict]:
-    """``prefs.steps`` optimizer steps of ``prefs.batch_size`` pairs, in a seeded order over the pairs."""
+def fit_prefs(
+    fabric: Any, cfg: TrainConfig, model: Any, enc: Any, ref: Any, pad_id: int, guard: Guard
+) -> list[dict]:
+    """``prefs.steps`` optimizer steps of ``prefs.batch_size`` pairs, in a seeded order over the pairs,
+    until the guard stops them."""
     from tqdm.auto import tqdm
 
     p, n = cfg.prefs, len(enc) // 2
@@ -268,6 +351,11 @@ def fit_prefs(fabric: Any, cfg: TrainConfig, model: Any, enc: Any, ref: Any, pad
                 )
             bar.update()
             bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['accuracy']:.2f}")
+            go_on = guard.check(step, last=step == p.steps)
+            if guard.checks and guard.checks[-1]["step"] == step:
+                rows[-1]["val_loss"] = guard.checks[-1]["val_loss"]
+            if not go_on:
+                break
     return rows
 
 
