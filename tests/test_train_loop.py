@@ -168,6 +168,34 @@ def test_resume_after_kill_matches_uninterrupted(
     assert float(ra[-1]["val_loss"]) == pytest.approx(float(rb[-1]["val_loss"]), rel=1e-5)
 
 
+@pytest.mark.slow
+def test_data_loads_on_a_thread_beside_the_imports_and_no_number_changes(
+    tiny_base: Path, processed_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    import twin.train.loop as loop
+    from twin.train.launch import setup
+
+    threads: list[str] = []
+    real = loop.load_data
+
+    def spy(cfg):
+        threads.append(threading.current_thread().name)
+        return real(cfg)
+
+    monkeypatch.setattr(loop, "load_data", spy)
+    kw = {"max_steps": 3, "eval": {"every_steps": 0}}
+    loop.train(tiny_train_config(tiny_base, processed_dir, tmp_path / "a", **kw))
+    assert threads == ["twin-load-data"]  # one process: read and tokenized beside the imports
+    cfg_b = tiny_train_config(tiny_base, processed_dir, tmp_path / "b", **kw)
+    setup(cfg_b).launch(loop.main, cfg_b, False, None, None)  # in line, as each spawned process does
+    assert threads[1] == threading.main_thread().name
+    ra, rb = _rows(tmp_path / "a" / "runs" / "t"), _rows(tmp_path / "b" / "runs" / "t")
+    assert [r["train_loss"] for r in ra] == [r["train_loss"] for r in rb] and len(ra) == 3
+    assert ra[-1]["val_loss"] == rb[-1]["val_loss"] != ""
+
+
 def test_nan_loss_stops_with_clear_message(
     tiny_base: Path, processed_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
