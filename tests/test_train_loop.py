@@ -169,28 +169,36 @@ def test_resume_after_kill_matches_uninterrupted(
 
 
 @pytest.mark.slow
-def test_data_loads_on_a_thread_beside_the_imports_and_no_number_changes(
+def test_start_up_loads_data_on_a_thread_with_gc_paused_and_no_number_changes(
     tiny_base: Path, processed_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import gc
     import threading
 
     import twin.train.loop as loop
     from twin.train.launch import setup
 
-    threads: list[str] = []
-    real = loop.load_data
+    seen: list[tuple[str, bool]] = []  # (where, the cyclic GC on?)
+    real_load, real_step = loop.load_data, loop.optimizer_step
 
-    def spy(cfg):
-        threads.append(threading.current_thread().name)
-        return real(cfg)
+    def load(cfg):
+        seen.append((threading.current_thread().name, gc.isenabled()))
+        return real_load(cfg)
 
-    monkeypatch.setattr(loop, "load_data", spy)
+    def step(*a):
+        seen.append(("step", gc.isenabled()))
+        return real_step(*a)
+
+    monkeypatch.setattr(loop, "load_data", load)
+    monkeypatch.setattr(loop, "optimizer_step", step)
     kw = {"max_steps": 3, "eval": {"every_steps": 0}}
     loop.train(tiny_train_config(tiny_base, processed_dir, tmp_path / "a", **kw))
-    assert threads == ["twin-load-data"]  # one process: read and tokenized beside the imports
+    # one process: read and tokenized beside the imports, GC off until the first step is done
+    assert seen == [("twin-load-data", False), ("step", False), ("step", True), ("step", True)]
+    assert gc.isenabled()
     cfg_b = tiny_train_config(tiny_base, processed_dir, tmp_path / "b", **kw)
     setup(cfg_b).launch(loop.main, cfg_b, False, None, None)  # in line, as each spawned process does
-    assert threads[1] == threading.main_thread().name
+    assert seen[4] == (threading.main_thread().name, True)
     ra, rb = _rows(tmp_path / "a" / "runs" / "t"), _rows(tmp_path / "b" / "runs" / "t")
     assert [r["train_loss"] for r in ra] == [r["train_loss"] for r in rb] and len(ra) == 3
     assert ra[-1]["val_loss"] == rb[-1]["val_loss"] != ""
@@ -245,6 +253,18 @@ def test_missing_and_empty_data(tiny_base: Path, tmp_path: Path, no_model_load: 
     _expect(tiny_train_config(tiny_base, d, tmp_path), r"train.jsonl:2: not valid JSON")
     (d / "train.jsonl").write_text('{"context": [], "instruction": "hi"}\n')
     _expect(tiny_train_config(tiny_base, d, tmp_path), r"train.jsonl:1: missing field\(s\) response")
+
+
+def test_gc_is_back_on_when_a_run_fails_before_its_first_step(
+    tiny_base: Path, tmp_path: Path, no_model_load: None
+) -> None:
+    import gc
+
+    d = tmp_path / "data"
+    d.mkdir()
+    (d / "train.jsonl").write_text('{"context": [], "instruction": "hi", "response": "yo"}\n{oops\n')
+    _expect(tiny_train_config(tiny_base, d, tmp_path), r"train.jsonl:2: not valid JSON")
+    assert gc.isenabled()
 
 
 def test_bad_base_dirs(tiny_base: Path, processed_dir: Path, tmp_path: Path, no_model_load: None) -> None:
