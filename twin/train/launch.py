@@ -74,13 +74,8 @@ def setup(cfg: TrainConfig) -> Any:
     )
 
 
-def single_process(cfg: TrainConfig) -> bool:
-    """Whether Fabric runs ``main`` in this process (no launcher: one device, no FSDP)."""
-    return cfg.devices == 1 and cfg.strategy != "fsdp"
-
-
 def _strategy(cfg: TrainConfig) -> Any:
-    if single_process(cfg):
+    if cfg.devices == 1 and cfg.strategy != "fsdp":
         return "auto"
     if cfg.strategy == "fsdp":
         import functools

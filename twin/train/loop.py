@@ -21,9 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-import threading
 import time
-from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +33,7 @@ from twin.imports import gc_paused, resume_gc
 from twin.train.artifacts import METRIC_FIELDS, config_yaml, final_metrics, save, write_metrics
 from twin.train.checkpoints import STATE_FILE, Progress, keep_best, restore, save_state, track_best
 from twin.train.config import TrainConfig, run_dir
-from twin.train.launch import preflight, resolve_precision, setup, single_process
+from twin.train.launch import preflight, resolve_precision, setup
 from twin.train.loss import make_loss_module
 from twin.train.plan import BatchPlan, StepPlan, log_plan, plan_steps
 from twin.train.resume import check_resume, data_identity
@@ -62,10 +60,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict:
     if resume:
         check_resume(cfg, run_dir(cfg) / STATE_FILE)
     with gc_paused():  # until the first optimizer step (twin/imports.py)
-        # One process: the data is read and tokenized on a thread while this one imports torch and
-        # Fabric (~2 s); spawned processes each load their own in ``main``.
-        data = load_data_in_background(cfg) if single_process(cfg) else None
-        return setup(cfg).launch(main, cfg, resume, precision, data)
+        return setup(cfg).launch(main, cfg, resume, precision)
 
 
 @dataclass
@@ -91,17 +86,12 @@ class Model:
     best: dict | None = None  # CPU copies of the trainable weights at the best val loss so far
 
 
-def main(
-    fabric: Any, cfg: TrainConfig, resume: bool, precision: dict | None = None, data: Future | None = None
-) -> dict:
-    """One process's run: data, model, (resume), the loop, the adapter. Returns the final metrics.
-
-    ``data``: :func:`load_data` already under way (:func:`load_data_in_background`), else loaded here.
-    """
+def main(fabric: Any, cfg: TrainConfig, resume: bool, precision: dict | None = None) -> dict:
+    """One process's run: data, model, (resume), the loop, the adapter. Returns the final metrics."""
     import torch
 
     torch.set_num_threads(cfg.num_threads or max(1, (os.cpu_count() or 1) // max(1, fabric.world_size)))
-    data = data.result() if data is not None else load_data(cfg)
+    data = load_data(cfg)
     plan = BatchPlan(data.train.lengths, cfg, fabric.world_size)
     steps = plan_steps(cfg, len(data.train), plan.per_epoch)
     total_steps = steps.steps
@@ -148,28 +138,6 @@ def load_data(cfg: TrainConfig) -> TrainData:
         budget=prompt_budget(cfg),
         sample=val_rows[0] if val_rows and wants_sample(cfg) else None,
     )
-
-
-def load_data_in_background(cfg: TrainConfig) -> Future:
-    """:func:`load_data` on a daemon thread, started before torch is imported.
-
-    What it overlaps with is the import of torch and Fabric, which holds the GIL; reading the files
-    and the fast tokenizer's ``encode_batch`` (Rust) release it, so a cold start's tokenizing is
-    mostly hidden (bench/RESULTS.md, issue 21). A daemon thread, not an executor: a run that fails
-    before it is done exits without waiting for the encoding. The result (or its TwinError) is
-    taken by ``main``; nothing else is shared (the encoding uses no torch and no RNG, so the run's
-    numbers are the same as loading in line).
-    """
-    fut: Future = Future()
-
-    def run() -> None:
-        try:
-            fut.set_result(load_data(cfg))
-        except BaseException as e:  # re-raised in main(), where it would have happened
-            fut.set_exception(e)
-
-    threading.Thread(target=run, name="twin-load-data", daemon=True).start()
-    return fut
 
 
 def prompt_budget(cfg: TrainConfig) -> Any:
