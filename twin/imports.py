@@ -12,8 +12,8 @@ inside the block (so the probe answers "not installed"), then becomes importable
 calls depends on them; ``tests/test_train_imports.py`` holds ``twin train`` to this.
 
 :func:`gc_paused`: Python's cyclic garbage collector stays off while the stack imports and the
-model loads (tens of thousands of module, class and function objects that a collection walks again
-and again and never frees): ~10% of the CPU to the first optimizer step (bench/RESULTS.md, issue 21).
+model loads (~400k module, class, function and tensor objects that a collection walks again and
+again and never frees): the first optimizer step ~14% earlier (bench/RESULTS.md, issue 21).
 """
 
 from __future__ import annotations
