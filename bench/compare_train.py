@@ -56,6 +56,7 @@ VARIANTS = tuple(f"{t}+{v}" for t in PEERS for v in ("best", "passive", "best+pa
     "twin+active",
     "twin+cached",  # twin's tokenization cache kept from an earlier run (plain "twin": always cold)
     "twin+t1",  # one torch thread instead of one per core
+    "twin+ddp2",  # two processes of one thread each (data parallel over the 2 cores) instead of 2 threads
 )
 DEFAULT_TOOLS = ("twin", "trainer", "trainer+best", "trainer+best+passive", "litgpt", "litgpt+best",
                  "litgpt+best+passive")  # fmt: skip
@@ -361,8 +362,10 @@ def tool_command(name: str, ctx: dict, run_dir: Path) -> list[str]:
     s = ctx["settings"]
     extra = PEER_BEST[tool] if "best" in variants else ()
     if tool == "twin":
-        return twin_command(s, ctx["base"], ctx["data"], run_dir, ctx["config"]) + (
-            ["--set", "num_threads=1"] if "t1" in variants else []
+        return (
+            twin_command(s, ctx["base"], ctx["data"], run_dir, ctx["config"])
+            + (["--set", "num_threads=1"] if "t1" in variants or "ddp2" in variants else [])
+            + (["--devices", "2", "--strategy", "ddp"] if "ddp2" in variants else [])
         )
     if tool == "trainer":
         return trainer_command(s, ctx["base"], ctx["data"], run_dir, extra)

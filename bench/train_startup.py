@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--old", type=Path, help="another checkout of twin to compare with")
     ap.add_argument("--rounds", type=int, default=3)
     a = ap.parse_args(argv)
-    kinds = [("new", ROOT, False), ("new+cached", ROOT, True)] + ([("old", a.old, False)] if a.old else [])
+    kinds = [("new", ROOT, False), ("new+cached", ROOT, True)]
+    kinds += [("old", a.old, False), ("old+cached", a.old, True)] if a.old else []
     res: dict[str, list[dict]] = {k: [] for k, _, _ in kinds}
     for i in range(a.rounds):
         for name, tree, cached in kinds if i % 2 == 0 else kinds[::-1]:

@@ -170,6 +170,38 @@ def test_resume_after_kill_matches_uninterrupted(
     assert float(ra[-1]["val_loss"]) == pytest.approx(float(rb[-1]["val_loss"]), rel=1e-5)
 
 
+@pytest.mark.slow
+def test_gc_is_paused_from_the_start_to_the_first_optimizer_step(
+    tiny_base: Path, processed_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    import twin.train.loop as loop
+
+    seen: list[tuple[str, bool]] = []  # (where, the cyclic GC on?)
+    real_load, real_step = loop.load_data, loop.optimizer_step
+
+    def load(cfg):
+        seen.append(("data", gc.isenabled()))
+        return real_load(cfg)
+
+    def step(*a):
+        seen.append(("step", gc.isenabled()))
+        return real_step(*a)
+
+    monkeypatch.setattr(loop, "load_data", load)
+    monkeypatch.setattr(loop, "optimizer_step", step)
+    loop.train(tiny_train_config(tiny_base, processed_dir, tmp_path, max_steps=3))
+    assert seen == [("data", False), ("step", False), ("step", True), ("step", True)]
+    assert gc.isenabled()
+    gc.disable()  # a caller's own choice is left as it is
+    try:
+        loop.train(tiny_train_config(tiny_base, processed_dir, tmp_path, run="u", max_steps=2))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
 def test_nan_loss_stops_with_clear_message(
     tiny_base: Path, processed_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -219,6 +251,18 @@ def test_missing_and_empty_data(tiny_base: Path, tmp_path: Path, no_model_load: 
     _expect(tiny_train_config(tiny_base, d, tmp_path), r"train.jsonl:2: not valid JSON")
     (d / "train.jsonl").write_text('{"context": [], "instruction": "hi"}\n')
     _expect(tiny_train_config(tiny_base, d, tmp_path), r"train.jsonl:1: missing field\(s\) response")
+
+
+def test_gc_is_back_on_when_a_run_fails_before_its_first_step(
+    tiny_base: Path, tmp_path: Path, no_model_load: None
+) -> None:
+    import gc
+
+    d = tmp_path / "data"
+    d.mkdir()
+    (d / "train.jsonl").write_text('{"context": [], "instruction": "hi", "response": "yo"}\n{oops\n')
+    _expect(tiny_train_config(tiny_base, d, tmp_path), r"train.jsonl:2: not valid JSON")
+    assert gc.isenabled()
 
 
 def test_bad_base_dirs(tiny_base: Path, processed_dir: Path, tmp_path: Path, no_model_load: None) -> None:

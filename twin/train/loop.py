@@ -29,6 +29,7 @@ from typing import Any
 from twin import examples
 from twin.errors import TwinError
 from twin.fileio import atomic_write_text
+from twin.imports import gc_paused, resume_gc
 from twin.train.artifacts import METRIC_FIELDS, config_yaml, final_metrics, save, write_metrics
 from twin.train.checkpoints import STATE_FILE, Progress, keep_best, restore, save_state, track_best
 from twin.train.config import TrainConfig, run_dir
@@ -58,7 +59,8 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict:
     cfg = cfg.model_copy(update={"precision": precision["precision"]})
     if resume:
         check_resume(cfg, run_dir(cfg) / STATE_FILE)
-    return setup(cfg).launch(main, cfg, resume, precision)
+    with gc_paused():  # until the first optimizer step (twin/imports.py)
+        return setup(cfg).launch(main, cfg, resume, precision)
 
 
 @dataclass
@@ -262,8 +264,10 @@ def fit(
             loss, tokens = train_step(fabric, cfg, model, data, plan, progress)
             window.add(loss, tokens)
             progress.step += 1
-            if progress.step == first_step and fabric.is_global_zero:
-                _log_first_step()
+            if progress.step == first_step:
+                resume_gc()
+                if fabric.is_global_zero:
+                    _log_first_step()
             bar.update(1)
             step = progress.step
             if step % cfg.log_every_steps == 0 or step == total_steps:
