@@ -344,7 +344,11 @@ def _log_first_step() -> None:
     """How long the user waited for training to start (goal: seconds; bench/RESULTS.md#compare-train)."""
     from twin.logs import process_age
 
-    log.info("first optimizer step at %.1f s (CPU %.1f s)", process_age(), time.process_time())
+    log.info(
+        "first optimizer step at %.1f s (CPU %.1f s) since this process started",
+        process_age(),
+        time.process_time(),
+    )
 
 
 def log_step(
