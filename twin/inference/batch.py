@@ -180,6 +180,7 @@ class Scheduler:
             with self.lock, self._adapters([r.adapter for r in reqs]) as extra, torch.inference_mode():
                 out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1, **extra_in, **extra)
                 self.prefills += 1
+                log.debug("prefill: %d joining, %d running", len(reqs), len(self.running))
                 self._take(reqs, out.logits[:, -1, :])
         except Exception as e:  # noqa: BLE001 (the requests fail, the server goes on)
             log.error("generation failed: %s", type(e).__name__)
