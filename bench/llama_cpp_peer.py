@@ -34,6 +34,7 @@ from typing import Any
 from bench.baselines import common
 
 ADAPTERS = 8
+IDLE_S = 2.0  # memory is read this long after the last reply (an idle server)
 # --dtype: twin serve's --dtype -> the GGUF type llama.cpp gets. `twin publish gguf` writes no bf16,
 # so twin's bf16 is set beside llama.cpp's f16: the same 2 bytes per weight (memory), not the same numbers.
 GGUF_TYPE = {"float32": "f32", "bfloat16": "f16"}
@@ -330,7 +331,12 @@ def markdown(peer: dict) -> str:
 
 
 def shared_weights_memory(
-    gguf: Path, prompt: str, tokens: int, bias: dict[str, float], loras: list[Path] | None = None
+    gguf: Path,
+    prompt: str,
+    tokens: int,
+    bias: dict[str, float],
+    loras: list[Path] | None = None,
+    n_batch: int | None = None,
 ) -> dict:
     """Memory of ``ADAPTERS`` llama.cpp processes on one GGUF, each after one request. Without
     ``loras``, all 8 mmap it: the least 8 llama.cpp processes can take (llama-cpp-python reads the
@@ -340,33 +346,48 @@ def shared_weights_memory(
 
     loras = loras or [None] * ADAPTERS
     with contextlib.ExitStack() as stack:
-        peers = [stack.enter_context(llama_cpp_process(gguf, f"a{k}", lora=loras[k], timeout=900))
+        peers = [stack.enter_context(llama_cpp_process(gguf, f"a{k}", lora=loras[k], timeout=900, n_batch=n_batch))
                  for k in range(ADAPTERS)]  # fmt: skip
         targets = [
             (url, "/v1/completions", bodies(tokens, prompt, f"a{k}", bias)[1])
             for k, (url, _) in enumerate(peers)
         ]
         asyncio.run(clients(targets, 1))
+        time.sleep(IDLE_S)
         return memory_mb([p.pid for _, p in peers])
 
 
-def eight_adapters_memory(base: Path, work: Path, tokens: int, dtype: str, env: dict | None = None) -> dict:
-    """Memory (RSS, PSS) after one request on each of 8 adapters: one twin server holding all 8, 8
-    llama.cpp processes mmapping one base GGUF (no adapter: the least they take), and 8 applying
-    each its LoRA GGUF to that base (what llama-cpp-python runs: the mmap turned off)."""
+def eight_adapters_memory(
+    base: Path,
+    work: Path,
+    tokens: int,
+    dtype: str,
+    *,
+    parts: tuple[str, ...] = ("twin", "shared", "small", "lora"),
+) -> dict:
+    """Memory (RSS, PSS) after one request on each of 8 adapters: one twin server holding all 8
+    (``twin``), 8 llama.cpp processes mmapping one base GGUF (no adapter: the least they take;
+    ``shared`` at llama.cpp's default 512-token batch, ``small`` at a 64-token one, whose compute
+    buffer is 8x smaller), and 8 applying each its LoRA GGUF to that base (``lora``: what
+    llama-cpp-python runs, the mmap turned off)."""
     pairs = random_adapters(base, work)
     prompt, bias = rendered_prompt(pairs[0][1]), forced_bias(base)
     out: dict[str, Any] = {"dtype": dtype}
-    with twin_server(base, pairs, dtype=dtype, env=env) as turl:
-        asyncio.run(clients([(turl, "/reply", bodies(tokens, prompt, name)[0]) for name, _ in pairs], 1))
-        out["twin"] = memory_mb([pid_of(turl)])
-    print(json.dumps(out), flush=True)
+    if "twin" in parts:
+        with twin_server(base, pairs, dtype=dtype) as turl:
+            asyncio.run(clients([(turl, "/reply", bodies(tokens, prompt, name)[0]) for name, _ in pairs], 1))
+            out["twin_busy"] = memory_mb([pid_of(turl)])
+            time.sleep(IDLE_S)  # both sides measured idle: twin's scheduler trims its heap after 1 s
+            out["twin"] = memory_mb([pid_of(turl)])
+        print(json.dumps(out), flush=True)
     shared = base_gguf(base, work / "base-gguf", GGUF_TYPE[dtype])
-    out["llama.cpp_shared"] = shared_weights_memory(shared, prompt, tokens, bias)
-    print(json.dumps(out), flush=True)
-    out["llama.cpp_lora"] = shared_weights_memory(
-        shared, prompt, tokens, bias, lora_ggufs(pairs, work, GGUF_TYPE[dtype])
-    )
+    for part, n_batch in (("shared", None), ("small", 64)):
+        if part in parts:
+            out[f"llama.cpp_{part}"] = shared_weights_memory(shared, prompt, tokens, bias, n_batch=n_batch)
+            print(json.dumps(out), flush=True)
+    if "lora" in parts:
+        loras = lora_ggufs(pairs, work, GGUF_TYPE[dtype])
+        out["llama.cpp_lora"] = shared_weights_memory(shared, prompt, tokens, bias, loras)
     return out
 
 
@@ -397,6 +418,8 @@ def main(argv: list[str] | None = None) -> dict:
                     help="twin serve's --dtype; llama.cpp gets f32 for float32, f16 for bfloat16 (no bf16 GGUF)")  # fmt: skip
     ap.add_argument("--memory-only", action="store_true",
                     help="only the memory of 8 adapters: twin vs 8 llama.cpp processes (shared mmap, and base + LoRA)")  # fmt: skip
+    ap.add_argument("--memory-parts", default="twin,shared,small,lora",
+                    help="with --memory-only: which of twin, shared, small, lora to measure")  # fmt: skip
     a = ap.parse_args(argv)
     a.work.mkdir(parents=True, exist_ok=True)
     if a.base == "qwen05":
@@ -418,7 +441,9 @@ def main(argv: list[str] | None = None) -> dict:
         print(json.dumps(out), flush=True)
         return out
     if a.memory_only:
-        out["memory"] = eight_adapters_memory(base, a.work, a.tokens, a.dtype)
+        out["memory"] = eight_adapters_memory(
+            base, a.work, a.tokens, a.dtype, parts=tuple(a.memory_parts.split(","))
+        )
         print(json.dumps(out), flush=True)
         return out
     gguf = merged_gguf(base, adapter, a.work / "peer", outtype)

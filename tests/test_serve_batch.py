@@ -491,3 +491,29 @@ def test_stacked_adapters_hook_each_layer_once():
     assert [len(s.module._forward_hooks) for s in multi.layers] == hooks == [1] * len(multi.layers)
     multi.close()
     assert all(not s.module._forward_hooks for s in multi.layers)
+
+
+def test_an_idle_scheduler_gives_freed_memory_back_once(tiny_base):
+    # A prefill's freed activations stay in glibc's heap: once the batch has been idle for
+    # idle_trim_s, the scheduler trims it (once per idle spell, not while requests keep coming).
+    import time
+
+    from twin.inference.batch import Request, Scheduler
+    from twin.model.load import load_base
+
+    model, tok = load_base(tiny_base)
+    sched = Scheduler(model, tok, max_batch=2)
+    sched.idle_trim_s = 0.3
+    ids = tok("Alice: hello there, how are you?\nMe:", add_special_tokens=False)["input_ids"]
+    params = GenParams(max_new_tokens=4, min_new_tokens=4, temperature=0)
+    for _ in range(2):  # back to back: no idle spell in between
+        sched.submit(Request(ids, params)).result(timeout=60)
+    assert sched.trims == 0
+    deadline = time.monotonic() + 10
+    while sched.trims == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.6)  # longer than idle_trim_s again: still one trim for this idle spell
+    assert sched.trims == 1
+    sched.submit(Request(ids, params)).result(timeout=60)
+    time.sleep(1.0)
+    assert sched.trims == 2

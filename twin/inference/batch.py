@@ -113,6 +113,8 @@ class Scheduler:
         self.peak_batch = 0  # most rows seen in one decode step (for tests and the log)
         self.prefills = 0  # prefill forward passes (joining prompts share one)
         self.multi_lora: MultiLora | None = None  # built at the first mixed-adapter batch
+        self.idle_trim_s = 1.0  # idle this long after a batch: freed memory goes back to the system
+        self.trims = 0  # times it did (for tests)
 
     @property
     def running(self) -> list[Request]:
@@ -145,12 +147,18 @@ class Scheduler:
         return req.future
 
     def _loop(self) -> None:
+        trimmed = True  # nothing freed yet
         while True:
             with self._cv:
                 while not self._waiting and not self.running:
-                    if not self._cv.wait(timeout=60):
+                    if not self._cv.wait(timeout=60 if trimmed else self.idle_trim_s):
+                        if not trimmed:  # idle for a moment: give the batch's freed memory back
+                            trimmed = True
+                            self.trims += trim_heap()
+                            continue
                         self._thread = None  # idle: the thread ends, the next submit starts one
                         return
+                trimmed = False
                 plan = schedule(
                     self._waiting, self.running, max_batch=self.max_batch, max_tokens=self.max_tokens
                 )
@@ -289,6 +297,31 @@ class Scheduler:
         if model.active_adapter != name:
             model.set_adapter(name)
         yield {}
+
+
+def trim_heap() -> int:
+    """Give the C heap's free pages back to the system (glibc's ``malloc_trim``); 1 if it ran.
+
+    A prefill's activations are freed into glibc's heap, which keeps them (~50 MiB after 8 prompts on
+    a 0.5B model): the server's memory would stay at its busiest moment's. Not glibc: nothing to do.
+    """
+    global _libc
+    if _libc is None:
+        import ctypes
+        import ctypes.util
+
+        try:
+            _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            _libc.malloc_trim  # noqa: B018 (an AttributeError here: not glibc)
+        except (OSError, AttributeError):
+            _libc = False
+    if not _libc:
+        return 0
+    _libc.malloc_trim(0)
+    return 1
+
+
+_libc: Any = None
 
 
 def _left_padded(seqs: list[Any]) -> tuple[Any, Any]:
