@@ -133,18 +133,30 @@ def _byte_chars() -> dict[str, int]:
     return chars
 
 
+def holds_back(token: bytes) -> bool:
+    """Whether a reply ending in ``token`` is held back by llama-cpp-python as an incomplete UTF-8
+    character: its own test (``_create_completion``) on the token's last three bytes."""
+    tail = token[-3:]
+    return any(
+        num > k and pattern & byte == pattern
+        for k, byte in zip(range(len(tail), 0, -1), tail, strict=True)
+        for num, pattern in ((2, 0xC0), (3, 0xE0), (4, 0xF0))
+    )
+
+
 def forced_bias(tokenizer_dir: Path) -> dict[str, float]:
-    """llama.cpp's ``logit_bias`` for a forced-length greedy reply: every EOS id and every token that
-    is one lone byte opening a multi-byte character (or never valid in UTF-8: 0xC0-0xFF) banned.
+    """llama.cpp's ``logit_bias`` for a forced-length greedy reply: every EOS id banned, and every
+    token after which llama-cpp-python would hold the text back (:func:`holds_back`).
 
     Why not ``min_tokens``: llama-cpp-python 0.3.36 drops the min_tokens processor as soon as a
     ``logit_bias`` is given (``logits_processor = logits_processor.extend(...)``, which returns None),
     so EOS is banned here instead, for the whole reply (the same as ``min_tokens`` = ``max_tokens``).
-    Why the bytes: its completion loop holds back text that ends in an incomplete UTF-8 character and
-    ``continue``s before its ``max_tokens`` check, so a greedy reply stuck repeating such a byte never
-    ends: it decodes until the context is full and answers 500, ``llama_decode returned 1``
+    Why the tokens: its completion loop holds back text that ends in an incomplete UTF-8 character
+    and ``continue``s before its ``max_tokens`` check, so a greedy reply stuck repeating such a token
+    never ends: it decodes until the context is full and answers 500, ``llama_decode returned 1``
     ("failed to find a memory slot"). A random adapter on the tiny Llama (seed 107) does exactly that
-    after 30 tokens (token 186, the byte 0xF8). Twin holds such bytes back too, but counts them.
+    after 30 tokens (token 186, the byte 0xF8); others ran a few tokens past ``max_tokens``. With
+    random weights the text means nothing: only the reply's length must be what was asked.
     """
     import json
 
@@ -152,7 +164,11 @@ def forced_bias(tokenizer_dir: Path) -> dict[str, float]:
 
     tok = load_tokenizer(tokenizer_dir)
     chars = _byte_chars()
-    banned = {i for t, i in tok.get_vocab().items() if len(t) == 1 and chars.get(t, 0) >= 0xC0}
+    banned = {
+        i
+        for t, i in tok.get_vocab().items()
+        if all(c in chars for c in t) and holds_back(bytes(chars[c] for c in t))
+    }
     eos = tok.eos_token_id
     banned |= {eos} if isinstance(eos, int) else set()
     gen = Path(tokenizer_dir) / "generation_config.json"
