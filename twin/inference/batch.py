@@ -96,7 +96,15 @@ def kv_bytes_per_token(model: Any) -> int:
 class Scheduler:
     """Owns ``model`` on one thread; :meth:`submit` queues a request and returns its future."""
 
-    def __init__(self, model: Any, tokenizer: Any, *, max_batch: int = 8, max_tokens: int | None = None):
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        max_batch: int = 8,
+        max_tokens: int | None = None,
+        share_adapters: bool = False,
+    ):
         if max_batch < 1:
             raise TwinError(f"max_batch {max_batch}: must be >= 1")
         limit = getattr(model.config, "max_position_embeddings", None) or 2048
@@ -113,6 +121,7 @@ class Scheduler:
         self.peak_batch = 0  # most rows seen in one decode step (for tests and the log)
         self.prefills = 0  # prefill forward passes (joining prompts share one)
         self.multi_lora: MultiLora | None = None  # built at the first mixed-adapter batch
+        self.share_adapters = share_adapters  # a server's: peft's LoRA weights become views of the stack
         self.idle_trim_s = 1.0  # idle this long after a batch: freed memory goes back to the system
         self.trims = 0  # times it did (for tests)
 
@@ -265,7 +274,7 @@ class Scheduler:
         if self.multi_lora is None or self.multi_lora.stale():
             if self.multi_lora is not None:
                 self.multi_lora.close()
-            self.multi_lora = multi = MultiLora(self.model)
+            self.multi_lora = multi = MultiLora(self.model, share=self.share_adapters)
             log.info(
                 "mixed-adapter batches: %s", f"peft's adapter_names ({multi.reason})"
                 if not multi.supported else f"{len(multi.stacked)} adapters stacked over {len(multi.layers)} "
