@@ -104,15 +104,19 @@ def server_round(urls: dict[str, str], levels: list[int], tokens: int, requests:
     rows.update(mixed_round(urls[BATCHED], tokens, requests, flip))
     rows["ratios"].update(paired_one_client(urls, tokens, max(2, requests // 2)))
     rows["ratios"].update(asyncio.run(eight_mixed(urls[BATCHED], tokens, flip)))
+    rows["ratios"].update(asyncio.run(eight_mixed(urls[BATCHED], tokens, flip, forced=True)))
     return rows
 
 
 MIXED_EIGHT = ("twin", "base", "twin2", "twin", "base", "twin2", "twin", "base")
 
 
-async def eight_mixed(url: str, tokens: int, flip: bool) -> dict:
+async def eight_mixed(url: str, tokens: int, flip: bool, forced: bool = False) -> dict:
     """8 requests (adapter / bare base / second adapter) at once vs the same 8 one after another, on
-    the batched server: the wall-clock ratio, and whether the replies are the same both ways."""
+    the batched server: the wall-clock ratio, and whether the replies are the same both ways.
+
+    ``forced``: every reply forced to ``tokens`` (``min_new_tokens``: EOS blocked; a stop string may
+    still end one), so the batch is not capped by replies of unequal length (keys ``*_forced``)."""
     import httpx
 
     from bench.bench_serve import HISTORY, MESSAGE
@@ -121,7 +125,7 @@ async def eight_mixed(url: str, tokens: int, flip: bool) -> dict:
 
     async def one(c: httpx.AsyncClient, i: int, adapter: str) -> str:
         body = {"message": f"{MESSAGE} ({i})", "history": HISTORY, "temperature": 0, "max_new_tokens": tokens,
-                "adapter": adapter}  # fmt: skip
+                "adapter": adapter, **({"min_new_tokens": tokens} if forced else {})}  # fmt: skip
         r = await c.post("/reply", json=body)
         r.raise_for_status()
         lengths.append(r.json()["usage"]["completion_tokens"])
@@ -143,8 +147,9 @@ async def eight_mixed(url: str, tokens: int, flip: bool) -> dict:
     # The most batching can give when the replies end at different lengths: a step of 8 rows costing
     # what a step of 1 does, the batch takes as many steps as the longest reply, the series all of them.
     bound = sum(lengths[-8:]) / max(lengths[-8:])
-    return {"eight_mixed": wall["series"] / wall["together"], "eight_mixed_bound": bound,
-            "eight_mixed_same": float(replies["series"] == replies["together"])}  # fmt: skip
+    key = "eight_mixed_forced" if forced else "eight_mixed"
+    return {key: wall["series"] / wall["together"], f"{key}_bound": bound,
+            f"{key}_same": float(replies["series"] == replies["together"])}  # fmt: skip
 
 
 def mixed_round(url: str, tokens: int, requests: int, flip: bool) -> dict:
@@ -329,6 +334,13 @@ def markdown(
         f"to a length: their tokens summed ÷ the longest's = **{summary['ratios']['eight_mixed_bound']:.2f}x**, "
         "what the 8 at once would gain if a step of 8 rows cost no more than a step of 1."
     )
+    if "eight_mixed_forced" in summary["ratios"]:
+        r = summary["ratios"]
+        lines.append(
+            f"- The same 8 with every reply forced to {meta['tokens']} tokens (`min_new_tokens`): "
+            f"**{r['eight_mixed_forced']:.2f}x** (tokens summed ÷ longest {r['eight_mixed_forced_bound']:.2f}x); "
+            f"replies identical both ways in {100 * r['eight_mixed_forced_same']:.0f}% of rounds."
+        )
     if flat:
         n = flat["tokens"]
         lines.append(
@@ -351,6 +363,9 @@ def goals(summary: dict, evals: dict, levels: list[int], flat: dict | None = Non
     parts.append(
         f"8 mixed requests at once ≥ 6x the same 8 in series — {verdict(eight >= 6, f'{eight:.2f}x')}"
     )
+    if "eight_mixed_forced" in summary["ratios"]:
+        forced = summary["ratios"]["eight_mixed_forced"]
+        parts.append(f"the same, replies forced to one length — {verdict(forced >= 6, f'{forced:.2f}x')}")
     if 32 in levels:
         x32 = summary[f"{BATCHED}|32"]["tokens_per_s"] / summary[f"{SERIAL}|32"]["tokens_per_s"]
         parts.append(f"32 clients ≥ 6x the serial engine's tokens/s — {verdict(x32 >= 6, f'{x32:.2f}x')}")

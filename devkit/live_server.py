@@ -80,16 +80,27 @@ def twin_process(
 
 @contextlib.contextmanager
 def llama_cpp_process(
-    gguf: Any, alias: str, *, threads: int = 1, n_ctx: int = 1024, lora: Any = None, timeout: float = 120.0
+    gguf: Any,
+    alias: str,
+    *,
+    threads: int = 1,
+    n_ctx: int = 1024,
+    lora: Any = None,
+    timeout: float = 120.0,
+    n_batch: int | None = None,
 ) -> Iterator[tuple[str, Any]]:
     """llama-cpp-python's OpenAI-compatible server on loopback serving ``gguf`` as model ``alias``
-    (with the LoRA GGUF ``lora`` applied, when given); yields ``(url, process)``, stopped when the block ends."""
+    (with the LoRA GGUF ``lora`` applied, when given); yields ``(url, process)``, stopped when the block ends.
+    ``n_batch``: its prompt batch and micro-batch (llama.cpp's default 512 reserves a compute buffer
+    for 512 tokens' logits: ~300 MiB at a 151,936-token vocabulary)."""
     port = free_port()
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", alias,
            "--host", "127.0.0.1", "--port", str(port), "--n_threads", str(threads),
            "--n_threads_batch", str(threads), "--n_ctx", str(n_ctx), "--verbose", "False"]  # fmt: skip
     if lora is not None:
         cmd += ["--lora_path", str(lora)]
+    if n_batch is not None:
+        cmd += ["--n_batch", str(n_batch), "--n_ubatch", str(n_batch)]
     with _serving(cmd, port, "/v1/models", timeout=timeout) as served:
         yield served
 

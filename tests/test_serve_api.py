@@ -424,3 +424,16 @@ def test_docs_are_off_unless_asked_for(engine):
         assert c.get("/openapi.json").status_code == 200  # the schema itself is local
     with TestClient(create_app(engine, token="", docs=True)) as c:
         assert c.get("/docs").status_code == 200
+
+
+def test_min_new_tokens_forces_the_reply_length(client):
+    # A greedy reply that ends early (EOS or a stop string) is what min_new_tokens is for: EOS stays
+    # blocked until that many tokens, so a forced reply that no stop string cuts runs to the length.
+    free = client.post("/reply", json=body(temperature=0, max_new_tokens=48)).json()
+    forced = client.post("/reply", json=body(temperature=0, max_new_tokens=48, min_new_tokens=48)).json()
+    assert free["usage"]["completion_tokens"] < 48, "the unforced reply should end early for this test"
+    assert forced["usage"]["completion_tokens"] == 48 and forced["finish_reason"] == "length", forced
+    r = client.post("/reply", json=body(max_new_tokens=8, min_new_tokens=9))
+    assert r.status_code == 400 and "min_new_tokens" in r.json()["error"]["message"], r.text
+    r = client.post("/reply", json=body(min_new_tokens=-1))
+    assert r.status_code == 422 and r.json()["error"]["param"] == "min_new_tokens", r.text

@@ -322,7 +322,7 @@ def test_per_row_lora_equals_each_adapter_alone(arch):
 
 
 def test_a_stack_that_disagrees_with_peft_is_not_used(monkeypatch, caplog):
-    """The stack reads peft internals; if they changed (here: a B block missing its scaling), the
+    """The stack reads peft internals; if they changed (here: B blocks off by a factor), the
     load-time check sees rows differ from peft's own and the scheduler keeps peft's mixed path."""
     from twin.inference import multi_lora
 
@@ -331,8 +331,8 @@ def test_a_stack_that_disagrees_with_peft_is_not_used(monkeypatch, caplog):
 
     real = multi_lora.stack_layer
 
-    def unscaled(layer, widths):
-        a, b = real(layer, widths)
+    def unscaled(layer, widths, scales):
+        a, b = real(layer, widths, scales)
         return a, b / layer.scaling["ann"]
 
     monkeypatch.setattr(multi_lora, "stack_layer", unscaled)
@@ -491,3 +491,65 @@ def test_stacked_adapters_hook_each_layer_once():
     assert [len(s.module._forward_hooks) for s in multi.layers] == hooks == [1] * len(multi.layers)
     multi.close()
     assert all(not s.module._forward_hooks for s in multi.layers)
+
+
+def test_an_idle_scheduler_gives_freed_memory_back_once(tiny_base):
+    # A prefill's freed activations stay in glibc's heap: once the batch has been idle for
+    # idle_trim_s, the scheduler trims it (once per idle spell, not while requests keep coming).
+    import time
+
+    from twin.inference.batch import Request, Scheduler
+    from twin.model.load import load_base
+
+    model, tok = load_base(tiny_base)
+    sched = Scheduler(model, tok, max_batch=2)
+    sched.idle_trim_s = 0.3
+    ids = tok("Alice: hello there, how are you?\nMe:", add_special_tokens=False)["input_ids"]
+    params = GenParams(max_new_tokens=4, min_new_tokens=4, temperature=0)
+    for _ in range(2):  # back to back: no idle spell in between
+        sched.submit(Request(ids, params)).result(timeout=60)
+    assert sched.trims == 0
+    deadline = time.monotonic() + 10
+    while sched.trims == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.6)  # longer than idle_trim_s again: still one trim for this idle spell
+    assert sched.trims == 1
+    sched.submit(Request(ids, params)).result(timeout=60)
+    time.sleep(1.0)
+    assert sched.trims == 2
+
+
+def test_the_stack_holds_each_adapter_once():
+    """In a server, peft's A and B weights become views of the stack's blocks (one copy of each adapter,
+    not two), with the same values, so single-adapter batches (peft's own path) give what they gave."""
+    import torch
+
+    from twin.inference.multi_lora import MultiLora
+
+    model = tiny_peft(
+        "llama", {"ann": {"r": 4, "lora_alpha": 8}, "bob": {"r": 8, "lora_alpha": 4, "use_rslora": True}}
+    )
+    ids = torch.randint(3, 256, (1, 9))
+    model.set_adapter("bob")
+    with torch.inference_mode():
+        before = model(input_ids=ids).logits
+    layer = next(m for m in model.modules() if hasattr(m, "lora_A") and "ann" in m.lora_A)
+    copies = {n: (layer.lora_A[n].weight.clone(), layer.lora_B[n].weight.clone()) for n in ("ann", "bob")}
+    kept = MultiLora(model)  # by default (the eval, the preference stage's sampling): peft keeps its own
+    assert (
+        layer.lora_A["ann"].weight.untyped_storage().data_ptr()
+        != kept.layers[0].a.untyped_storage().data_ptr()
+    )
+    kept.close()
+    multi = MultiLora(model, share=True)  # a server's (Engine): one copy
+    stacked = next(s for s in multi.layers if s.module is layer)
+    for name, (a, b) in copies.items():
+        assert (
+            layer.lora_A[name].weight.untyped_storage().data_ptr() == stacked.a.untyped_storage().data_ptr()
+        )
+        assert (
+            layer.lora_B[name].weight.untyped_storage().data_ptr() == stacked.b.untyped_storage().data_ptr()
+        )
+        assert torch.equal(layer.lora_A[name].weight, a) and torch.equal(layer.lora_B[name].weight, b)
+    with torch.inference_mode():
+        assert torch.equal(model(input_ids=ids).logits, before)

@@ -71,5 +71,8 @@ def params_from(req: Any, max_new: int | None, extra_stops: tuple[str, ...] = ()
         top_k=d.top_k if req.top_k is None else req.top_k,
         repetition_penalty=d.repetition_penalty if req.repetition_penalty is None else req.repetition_penalty,
         seed=req.seed,
+        min_new_tokens=d.min_new_tokens
+        if getattr(req, "min_new_tokens", None) is None
+        else req.min_new_tokens,
         extra_stops=extra_stops,
     )

@@ -256,8 +256,8 @@ class Engine(ReplyEngine):
         self.model = register_adapters(model, plan.pairs).eval()
         super().__init__(plan, tokenizer, getattr(self.model.config, "max_position_embeddings", None))
         self.scheduler = Scheduler(
-            self.model, self.tokenizer, max_batch=max_batch, max_tokens=max_batch_tokens
-        )
+            self.model, self.tokenizer, max_batch=max_batch, max_tokens=max_batch_tokens, share_adapters=True
+        )  # the server never trains or saves its adapters: each is held once (twin.inference.multi_lora)
         self.lock = self.scheduler.lock
         self._log_loaded(time.perf_counter() - t0)
 

@@ -80,6 +80,8 @@ class ReplyRequest(Sampling):
     adapter: str | None = Field(None, pattern=NAME_PATTERN)
     contact: str | None = None
     max_new_tokens: int | None = Field(None, ge=1)
+    # EOS blocked for this many tokens (default 1: never an empty reply); = max_new_tokens forces the length
+    min_new_tokens: int | None = Field(None, ge=0)
 
     def over_limits(self, limits: Limits) -> list[tuple[tuple, str]]:
         """Each field over the server's caps: ``(location, problem)``."""
