@@ -179,10 +179,17 @@ def test_generation_passes_the_cache_under_the_name_the_model_takes(tiny, prompt
     """transformers 5.2x renamed ``past_key_values`` to ``cache`` (the old name goes in 5.40)."""
     import warnings
 
+    from twin.inference.batch import Request, Scheduler
+
     model, tok = tiny
-    with warnings.catch_warnings():
+    params = GenParams(max_new_tokens=4, min_new_tokens=4, temperature=0)
+    ids = tok(prompt, add_special_tokens=False)["input_ids"]
+    with warnings.catch_warnings():  # the filter is global: the scheduler's thread raises too
         warnings.filterwarnings("error", message=".*past_key_values.*", category=FutureWarning)
-        gen = generate(model, tok, prompt, GenParams(max_new_tokens=4, min_new_tokens=4, temperature=0))
+        gen = generate(model, tok, prompt, params)
+        sched = Scheduler(model, tok)
+        batched = [sched.submit(Request(ids, params)) for _ in range(2)]  # prefill, then decode steps
+        assert [f.result(60).completion_tokens for f in batched] == [4, 4]
     assert gen.completion_tokens == 4
 
 

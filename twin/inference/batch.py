@@ -45,6 +45,7 @@ from twin.inference.decoding import Decoding, greedy_tokens
 from twin.inference.multi_lora import MultiLora
 from twin.inference.params import Generation, GenParams
 from twin.inference.schedule import schedule
+from twin.model.kv_cache import cache_kwarg, output_cache
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,7 @@ class Scheduler:
         self.peak_batch = 0  # most rows seen in one decode step (for tests and the log)
         self.prefills = 0  # prefill forward passes (joining prompts share one)
         self.multi_lora: MultiLora | None = None  # built at the first mixed-adapter batch
+        self.kv = cache_kwarg(model)  # "cache" or "past_key_values" (twin/model/kv_cache.py)
         self.share_adapters = share_adapters  # a server's: peft's LoRA weights become views of the stack
         self.idle_trim_s = 1.0  # idle this long after a batch: freed memory goes back to the system
         self.trims = 0  # times it did (for tests)
@@ -209,7 +211,7 @@ class Scheduler:
             self._finish(req, "cancelled" if not req.dec.done else None)
         if not joining:
             return
-        cache = out.past_key_values
+        cache = output_cache(out)
         if len(joining) < len(reqs):
             cache.batch_select_indices(torch.tensor(joining))
         rows = [reqs[i] for i in joining]
@@ -227,7 +229,7 @@ class Scheduler:
             mask, positions = self.cache.step_inputs()
             with self.lock, self._adapters([r.adapter for r in rows]) as extra, torch.inference_mode():
                 out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                                 past_key_values=self.cache.cache, use_cache=True, logits_to_keep=1, **extra)  # fmt: skip
+                                 **{self.kv: self.cache.cache}, use_cache=True, logits_to_keep=1, **extra)  # fmt: skip
                 self.cache.advance()
                 self.peak_batch = max(self.peak_batch, len(rows))
                 self._take(rows, out.logits[:, -1, :])
