@@ -224,10 +224,19 @@ def test_a_country_code_without_the_plus_counts_in_the_chats_own_regions():
         ("3 වෙනි පාර කියන්නේ", None),  # පාර is also "time": the third time
         ("I ran 3, then road cycling", None),
         ("пін 1234, пін-код 4321", "пін [CODE], пін-код [CODE]"),
+        ("ул Ленина 5-12, заходи", "[ADDRESS], заходи"),  # house 5, flat 12
     ],
 )
 def test_sinhala_and_south_asian_addresses_and_ukrainian_pins(text, expected):
     assert Scrubber().scrub(text) == (text if expected is None else expected)
+
+
+@pytest.mark.parametrize("extra", [(), ("UA", "LK")])
+def test_a_date_and_a_time_are_not_a_phone(extra):
+    s = Scrubber("US,RU", extra=extra)
+    for text in ("в 2024-01-15 10:30", "15.01.2024 10:30 ok", "2024-01-15T10:30:00"):
+        assert s.scrub(text) == text
+    assert s.scrub("2024-01-15 10:30, 067 123 45 67") == "2024-01-15 10:30, [PHONE]"
 
 
 def test_crypto_checksums_decide():

@@ -301,6 +301,9 @@ def _an_amount(text: str, c: re.Match) -> bool:
         return False
     if _DATE.fullmatch(raw):
         return True  # "04.05.2024": a date, in any region
+    date = _DATE.match(raw)
+    if date and re.fullmatch(r"[\sT]+\d{1,2}", raw[date.end() :]) and text[c.end() : c.end() + 1] == ":":
+        return True  # "2024-01-15 10:30": a date and a time
     if _UNIT_AFTER.match(text[c.end() : c.end() + 14]):
         return True
     first = re.split(r"\D", raw, maxsplit=1)[0]
