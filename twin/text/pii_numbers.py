@@ -274,7 +274,7 @@ class PhoneFinder:
             return [c.span()] if len(digits) >= 9 and _possible_intl(pn, digits) else []
         if len(digits) >= 9 and "." not in raw and any(_valid_in(pn, digits, r) for r in self.inferred):
             return [c.span()]  # the matcher wants a trunk prefix ("093 ..."); a chat's own region does not
-        if len(digits) >= 11 and "." not in raw and _intl_region(pn, digits) in self.regions:
+        if len(digits) >= 11 and "." not in raw and set(_regions_of_code(pn, digits)) & set(self.regions):
             return [c.span()]  # "380671234567": a configured or the chat's own country code without the "+"
         return [c.span()] if self._written_as_phone(text, c) else []
 
@@ -330,15 +330,6 @@ def _possible_intl(pn, digits: str) -> bool:
         return pn.is_possible_number(pn.parse("+" + digits, "ZZ"))
     except pn.NumberParseException:
         return False
-
-
-def _intl_region(pn, digits: str) -> str | None:
-    """The region of ``digits`` read with a country code ("380671234567" -> "UA"), if valid."""
-    try:
-        num = pn.parse("+" + digits, "ZZ")
-    except pn.NumberParseException:
-        return None
-    return pn.region_code_for_number(num) if pn.is_valid_number(num) else None
 
 
 def _valid_intl(pn, rest: str) -> bool:
