@@ -115,7 +115,7 @@ def track_best(
     if progress.best_val_loss is None or val_loss < progress.best_val_loss:
         progress.best_step, progress.best_val_loss, progress.evals_since_best = progress.step, val_loss, 0
         if _keeps_best(cfg):
-            model.best = _trainable_copy(model.peft)
+            model.best = trainable_copy(model.peft)
         return
     progress.evals_since_best += 1
     patience = cfg.eval.patience
@@ -133,17 +133,27 @@ def _keeps_best(cfg: TrainConfig) -> bool:
     return cfg.eval.keep_best and cfg.strategy != "fsdp"
 
 
-def _trainable_copy(peft_model: Any) -> dict:
-    return {n: p.detach().to("cpu", copy=True) for n, p in peft_model.named_parameters() if p.requires_grad}
+def trainable_copy(module: Any) -> dict:
+    """CPU copies of ``module``'s trainable weights (put back by :func:`put_back`)."""
+    return {n: p.detach().to("cpu", copy=True) for n, p in module.named_parameters() if p.requires_grad}
+
+
+def put_back(module: Any, copy: dict) -> None:
+    """``module``'s weights named in ``copy`` (from :func:`trainable_copy`) set to it."""
+    import torch
+
+    params = dict(module.named_parameters())
+    with torch.no_grad():
+        for name, value in copy.items():
+            params[name].copy_(value.to(params[name].device))
 
 
 def keep_best(
     fabric: Any, cfg: TrainConfig, model: Model, progress: Progress, last_val: float | None
 ) -> dict:
     """Put the best step's weights back (after the last step's checkpoint is written) and say which
-    adapter is kept: ``{"kept", "step", "val_loss", "last_val_loss", "best_step", "stopped_early"}``."""
-    import torch
-
+    adapter is kept: ``{"kept", "step", "val_loss", "last_val_loss", "best_step", "stopped_early",
+    "base_val_loss"}``."""
     out = {"kept": "last", "step": progress.step, "val_loss": last_val, "last_val_loss": last_val,
            "best_step": progress.best_step, "best_val_loss": progress.best_val_loss,
            "stopped_early": progress.stopped_early, "base_val_loss": progress.base_val_loss}  # fmt: skip
@@ -156,10 +166,7 @@ def keep_best(
         if fabric.is_global_zero and progress.best_step is not None:
             log.info("best val loss %.4f at the last step %d, kept", progress.best_val_loss, progress.step)
         return out
-    with torch.no_grad():
-        params = dict(model.peft.named_parameters())
-        for name, value in model.best.items():
-            params[name].copy_(value.to(params[name].device))
+    put_back(model.peft, model.best)
     if fabric.is_global_zero:
         log.info(
             "best val loss %.4f at step %d, kept (the last step %d had %s)",

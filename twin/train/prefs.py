@@ -43,6 +43,7 @@ from typing import Any
 from twin.adapter_meta import AdapterMeta, now, read_meta
 from twin.errors import TwinError
 from twin.fileio import replace_path
+from twin.train.checkpoints import put_back, trainable_copy
 from twin.train.config import TrainConfig
 from twin.train.pairs import Pairs, build_pairs, encode_pairs
 
@@ -244,15 +245,12 @@ class Guard:
         patience: int = 1,
     ):
         self.limit, self.every, self.before, self.measure = limit, every, before, measure
-        self.patience, self.over = patience, 0
-        self.params = {n: p for n, p in module.named_parameters() if p.requires_grad}
+        self.patience, self.over, self.module = patience, 0, module
         self.budget = None if limit is None or before is None else before * (1 + limit)
         self.checks: list[dict] = []
         self.kept_step, self.stopped_at = 0, None
-        self.kept = self._snapshot() if self.budget is not None else None
-
-    def _snapshot(self) -> dict:  # on the CPU, as SFT's best-step copy (twin/train/checkpoints.py)
-        return {n: p.detach().to("cpu", copy=True) for n, p in self.params.items()}
+        # on the CPU, as SFT's best-step copy (twin/train/checkpoints.py)
+        self.kept = trainable_copy(module) if self.budget is not None else None
 
     def check(self, step: int, last: bool) -> bool:
         """After optimizer step ``step``: False stops the stage (the loss went over budget)."""
@@ -264,7 +262,7 @@ class Guard:
         loss = self.measure()
         self.checks.append({"step": step, "val_loss": round(loss, 6)})
         if loss <= self.budget:
-            self.kept_step, self.kept, self.over = step, self._snapshot(), 0
+            self.kept_step, self.kept, self.over = step, trainable_copy(self.module), 0
             return True
         self.over += 1  # the loss may come back under as the lr decays: ``patience`` checks in a row
         if self.over < self.patience:
@@ -274,13 +272,8 @@ class Guard:
 
     def restore(self, last_step: int) -> None:
         """Put back the kept weights unless they are the current ones."""
-        import torch
-
-        if self.kept is None or self.kept_step == last_step:
-            return
-        with torch.no_grad():
-            for n, p in self.params.items():
-                p.copy_(self.kept[n].to(p.device))
+        if self.kept is not None and self.kept_step != last_step:
+            put_back(self.module, self.kept)
 
     def record(self) -> dict:
         return {"max_loss_increase": self.limit, "val_every": self.every, "patience": self.patience,
