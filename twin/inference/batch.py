@@ -31,6 +31,7 @@ generator, stop rules), so a reply is the same token for token as when it is dec
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -316,23 +317,25 @@ def trim_heap() -> int:
     A prefill's activations are freed into glibc's heap, which keeps them (~50 MiB after 8 prompts on
     a 0.5B model): the server's memory would stay at its busiest moment's. Not glibc: nothing to do.
     """
-    global _libc
-    if _libc is None:
-        import ctypes
-        import ctypes.util
-
-        try:
-            _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-            _libc.malloc_trim  # noqa: B018 (an AttributeError here: not glibc)
-        except (OSError, AttributeError):
-            _libc = False
-    if not _libc:
+    libc = _glibc()
+    if libc is None:
         return 0
-    _libc.malloc_trim(0)
+    libc.malloc_trim(0)
     return 1
 
 
-_libc: Any = None
+@functools.cache
+def _glibc() -> Any:
+    """The C library when it is glibc (it has ``malloc_trim``), else None."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim  # noqa: B018 (an AttributeError here: not glibc)
+    except (OSError, AttributeError):
+        return None
+    return libc
 
 
 def _left_padded(seqs: list[Any]) -> tuple[Any, Any]:
