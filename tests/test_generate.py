@@ -193,6 +193,35 @@ def test_generation_passes_the_cache_under_the_name_the_model_takes(tiny, prompt
     assert gen.completion_tokens == 4
 
 
+def test_the_lm_head_is_handed_dense_rows_in_prefills_and_steps(tiny, prompt):
+    """The prompt's last position reaches the LM head with standard strides, alone and batched.
+
+    transformers' ``logits_to_keep=1`` slice keeps the whole prompt's batch stride, and torch 2.13
+    cannot fold ``F.linear`` of such an input when the head needs no grad (a peft twin): it copies the
+    whole head for a ``bmm`` (1.6 s a prefill on Qwen2.5-0.5B's head at bf16, bench/RESULTS.md).
+    """
+    from twin.inference.batch import Request, Scheduler
+
+    model, tok = tiny
+    seen: list[tuple[tuple, tuple]] = []
+    hook = model.get_output_embeddings().register_forward_pre_hook(
+        lambda _m, args: seen.append((tuple(args[0].shape), args[0].stride()))
+    )
+    params = GenParams(max_new_tokens=3, min_new_tokens=3, temperature=0)
+    try:
+        generate(model, tok, prompt, params)
+        sched = Scheduler(model, tok)
+        short = tok("hi", add_special_tokens=False)["input_ids"]
+        long = tok(prompt, add_special_tokens=False)["input_ids"]
+        batched = [sched.submit(Request(ids, params)) for ids in (long, short, long)]
+        assert [f.result(60).completion_tokens for f in batched] == [3, 3, 3]
+    finally:
+        hook.remove()
+    dense = [s == (shape[1] * shape[2], shape[2], 1) for shape, s in seen]
+    assert len(seen) >= 6 and all(dense), seen
+    assert any(shape[0] > 1 for shape, _ in seen)  # a batched prefill or step was among them
+
+
 def test_max_new_tokens_caps_the_reply(tiny, prompt):
     model, tok = tiny
     ids = _ids(tok, "one two three four five six seven eight nine ten")

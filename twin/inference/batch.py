@@ -46,7 +46,7 @@ from twin.inference.decoding import Decoding, greedy_tokens
 from twin.inference.multi_lora import MultiLora
 from twin.inference.params import Generation, GenParams
 from twin.inference.schedule import schedule
-from twin.model.kv_cache import cache_kwarg, output_cache
+from twin.model.kv_cache import cache_kwarg, last_logits_only, output_cache
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +198,8 @@ class Scheduler:
             ids, mask = _left_padded([req.dec.seq[0] for req in reqs])
             extra_in = {} if len(reqs) == 1 else {"attention_mask": mask, "position_ids": _positions(mask)}
             with self.lock, self._adapters([r.adapter for r in reqs]) as extra, torch.inference_mode():
-                out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1, **extra_in, **extra)
+                out = self.model(input_ids=ids, use_cache=True, logits_to_keep=last_logits_only(ids.shape[1]),
+                                 **extra_in, **extra)  # fmt: skip
                 self.prefills += 1
                 log.debug("prefill: %d joining, %d running", len(reqs), len(self.running))
                 self._take(reqs, out.logits[:, -1, :])

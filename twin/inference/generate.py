@@ -39,7 +39,7 @@ def generate(model: Any, tokenizer: Any, prompt: str, params: GenParams) -> Gene
     scheduler, :mod:`twin.inference.batch`, gives the same reply to the same request)."""
     import torch
 
-    from twin.model.kv_cache import cache_kwarg, output_cache
+    from twin.model.kv_cache import cache_kwarg, last_logits_only, output_cache
 
     ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
     dec = Decoding(model, tokenizer, ids, params)
@@ -47,7 +47,8 @@ def generate(model: Any, tokenizer: Any, prompt: str, params: GenParams) -> Gene
     step_input, cache, kv = dec.seq, None, cache_kwarg(model)
     while not dec.done:
         with torch.inference_mode():
-            out = model(input_ids=step_input, **{kv: cache}, use_cache=True, logits_to_keep=1)
+            keep = last_logits_only(step_input.shape[1])
+            out = model(input_ids=step_input, **{kv: cache}, use_cache=True, logits_to_keep=keep)
         cache = output_cache(out)
         parts.append(dec.step(out.logits[:, -1, :]))
         if not dec.done:
