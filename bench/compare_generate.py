@@ -33,7 +33,7 @@ from typing import Any
 
 from bench.baselines import common
 
-SERIAL, BATCHED = "serial (--max-batch 1)", "batched (--max-batch 8)"
+SERIAL, BATCHED = "serial (--max-batch 1)", "batched"  # the batched one's label adds its --max-batch
 
 
 def start_server(twin_process: Any, base: Path, adapter: Path, max_batch: int) -> Any:
@@ -289,13 +289,14 @@ def markdown(
     summary: dict, evals: dict, meta: dict, levels: list[int], arch: str = "falcon", flat: dict | None = None
 ) -> str:
     one = summary[f"{BATCHED}|1"]["tokens_per_s"]
+    mb = meta.get("max_batch", 8)
     lines = [
         f"### Generation: continuous batching vs the serial engine, POST /reply — tiny {arch.capitalize()}",
         "",
         f"`{meta['command']}` — {meta['date']}, {meta['machine']}; the machine was shared with other "
         "engineers' jobs while this ran, so absolute numbers are noisy (ratios are measured in the same rounds).",
         f"Tiny {arch.capitalize()} + LoRA, float32, greedy, {meta['tokens']} new tokens, repetition penalty 1.1, 1 torch thread per "
-        f"server, two `twin serve` processes (`--max-batch 1` and `--max-batch 8`). Rounds: {meta['rounds']}; "
+        f"server, two `twin serve` processes (`--max-batch 1` and `--max-batch {mb}`). Rounds: {meta['rounds']}; "
         "medians shown.",
         "",
         "| engine | clients | tokens/s (all clients) | ÷ serial, same clients | ÷ batched at 1 client | p50 ms | p95 ms |",
@@ -305,7 +306,7 @@ def markdown(
         for c in levels:
             row, ser = summary[f"{name}|{c}"], summary[f"{SERIAL}|{c}"]
             lines.append(
-                f"| {name} | {c} | {common.fmt(row['tokens_per_s'])} | "
+                f"| {name if name == SERIAL else f'{name} (--max-batch {mb})'} | {c} | {common.fmt(row['tokens_per_s'])} | "
                 f"{common.fmt(common.ratio(row['tokens_per_s'], ser['tokens_per_s']), 2)}x | "
                 f"{common.fmt(common.ratio(row['tokens_per_s'], one), 2)}x | "
                 f"{common.fmt(1000 * row['p50_s'], 0)} | {common.fmt(1000 * row['p95_s'], 0)} |"
@@ -391,7 +392,7 @@ def server_rounds(a: argparse.Namespace, levels: list[int], base: Path, adapter:
     """Every round against the two servers (only the batched one with ``--mixed-only``)."""
     from devkit.live_server import twin_process
 
-    engines = ((BATCHED, 8),) if a.mixed_only else ((SERIAL, 1), (BATCHED, 8))
+    engines = ((BATCHED, a.max_batch),) if a.mixed_only else ((SERIAL, 1), (BATCHED, a.max_batch))
     runs: list[dict] = []
     with contextlib.ExitStack() as stack:
         urls = {
@@ -450,6 +451,9 @@ def main(argv: list[str] | None = None) -> dict:
         "--requests", type=int, default=16, help="requests per client level per round (at least 1 each)"
     )
     ap.add_argument("--clients", default="1,8,32", help="concurrency levels")
+    ap.add_argument(
+        "--max-batch", type=int, default=8, help="the batched server's --max-batch (twin serve's default: 8)"
+    )
     ap.add_argument("--archs", default="falcon,llama", help="tiny bases to measure (falcon, llama)")
     ap.add_argument("--long-tokens", type=int, default=512, help="reply length for the per-token cost check")
     ap.add_argument("--eval-examples", type=int, default=100, help="val examples for the eval part (0: skip)")
@@ -470,8 +474,10 @@ def main(argv: list[str] | None = None) -> dict:
 
     work = a.work or Path(tempfile.mkdtemp(prefix="twin-compare-generate-"))
     work.mkdir(parents=True, exist_ok=True)
-    meta = {"command": "python -m bench.compare_generate" + (" --quick" if a.quick else ""),
-            "date": common.today(), "machine": common.machine(), "tokens": a.tokens, "rounds": a.rounds}  # fmt: skip
+    meta = {"command": "python -m bench.compare_generate" + (" --quick" if a.quick else "")
+            + (f" --max-batch {a.max_batch}" if a.max_batch != 8 else ""),
+            "date": common.today(), "machine": common.machine(), "tokens": a.tokens, "rounds": a.rounds,
+            "max_batch": a.max_batch}  # fmt: skip
     per_arch: dict[str, dict] = {}
     workdirs: dict[str, tuple[Path, Path]] = {}
     evals: dict = {}
