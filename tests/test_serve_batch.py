@@ -130,6 +130,30 @@ def test_a_cancelled_row_leaves_and_the_others_finish(engine, caplog):
     assert any("generation cancelled" in r.getMessage() for r in caplog.records)
 
 
+def test_max_batch_is_as_many_rows_as_a_quarter_of_the_free_memory_holds():
+    from twin.inference.batch import auto_max_batch
+
+    gib, kib = 2**30, 2**10
+    assert auto_max_batch(9 * gib, 8 * kib, 1536) == 32  # Falcon-7B: one key/value head, 8 KiB a token
+    assert auto_max_batch(int(6.5 * gib), 128 * kib, 1536) == 4  # Llama-3-8B beside 16 GB of weights
+    assert auto_max_batch(64 * 2**20, 128 * kib, 1536) == 1  # never none
+    assert auto_max_batch(None, 8 * kib, 1536) == 8  # free memory unknown
+
+
+def test_an_engine_told_no_max_batch_picks_it_from_memory_and_says_so(tiny_base, tiny_adapter, caplog):
+    from twin.inference.batch import auto_max_batch, kv_bytes_per_token
+    from twin.model.precision import available_memory
+    from twin.serve.engine import Engine
+
+    caplog.set_level(logging.INFO, logger="twin.serve.engine")
+    engine = Engine(tiny_base, [("twin", tiny_adapter)])
+    per_token = kv_bytes_per_token(engine.model)
+    assert per_token < 64 * 1024  # the tiny model's cache: a batch of 32 takes a few MiB
+    assert engine.max_batch == auto_max_batch(available_memory(), per_token, 4096) == 32
+    line = next(r.getMessage() for r in caplog.records if "replies at once" in r.getMessage())
+    assert "up to 32 replies at once (auto" in line
+
+
 def test_token_cap_refuses_what_cannot_fit_with_a_log_line(tiny_base, caplog):
     from twin.inference.batch import Request, Scheduler
     from twin.model.load import load_base

@@ -95,6 +95,24 @@ def kv_bytes_per_token(model: Any) -> int:
     return 2 * layers * kv * head_dim * size
 
 
+AUTO_MAX_BATCH = 32  # the most rows `auto` picks (bench/RESULTS.md, generation round 5: 32 clients)
+KV_SHARE = 4  # `auto` lets the batch's KV cache take at most 1/KV_SHARE of the memory left after loading
+
+
+def auto_max_batch(free_bytes: int | None, per_token: int, row_tokens: int) -> int:
+    """Rows to decode together when not told: as many as fit in a quarter of ``free_bytes``, 1..32.
+
+    A row is counted at twice ``row_tokens`` (its prompt and longest reply) because the batch's
+    buffer keeps headroom columns on both sides (:mod:`twin.inference.batch_cache`). A tiny base or
+    Falcon-7B (8 KiB a token) gets 32; Llama-3-8B (128 KiB a token) beside its 16 GB of weights on a
+    24 GiB machine gets a handful. Unknown free memory: 8.
+    """
+    if not free_bytes:
+        return 8
+    rows = free_bytes // KV_SHARE // max(1, 2 * row_tokens * per_token)
+    return int(max(1, min(AUTO_MAX_BATCH, rows)))
+
+
 class Scheduler:
     """Owns ``model`` on one thread; :meth:`submit` queues a request and returns its future."""
 

@@ -40,6 +40,7 @@ from twin.serve.engine import Adapter, ReplyEngine, plan_adapters
 log = logging.getLogger(__name__)
 
 KEY_ENV = "TWIN_BACKEND_KEY"  # sent as the bearer token to the backend, if set
+REMOTE_MAX_BATCH = 8  # requests in flight to the backend when --max-batch is 0 (the backend batches)
 
 
 def check_backend_url(url: str) -> str:
@@ -118,7 +119,7 @@ class RemoteEngine(ReplyEngine):
         adapters: list[str | os.PathLike | tuple[str, str | os.PathLike]] | None = None,
         *,
         default: str | None = None,
-        max_batch: int = 8,
+        max_batch: int = REMOTE_MAX_BATCH,
         memory: int | None = None,
         timeout: float = 600.0,
     ) -> None:

@@ -106,7 +106,11 @@ def serve_cmd(
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
     threads: int | None = typer.Option(None, "--threads", help="torch CPU threads (default: torch's)."),
     queue_size: int = typer.Option(32, "--queue-size", help="Requests that may wait; more get 503."),
-    max_batch: int = typer.Option(8, "--max-batch", help="Replies decoded together (1 = one at a time)."),
+    max_batch: int = typer.Option(
+        0,
+        "--max-batch",
+        help="Replies decoded together (1 = one at a time; 0: up to 32, as the free memory allows).",
+    ),
     max_batch_tokens: int = typer.Option(
         0,
         "--max-batch-tokens",
@@ -186,10 +190,10 @@ def _check_serve_options(s: ServeSettings) -> None:
         ("--max-history", s.max_history),
         ("--max-message-chars", s.max_message_chars),
         ("--max-body-bytes", s.max_body_bytes),
-        ("--max-batch", s.max_batch),
         ("--threads", s.threads),
     ):
         check_number(option, value, low=1)
+    check_number("--max-batch", s.max_batch, low=0)
     check_number("--queue-size", s.queue_size, low=0)
     check_number("--max-batch-tokens", s.max_batch_tokens, low=0)
     if not is_loopback(s.host) and not os.environ.get(TOKEN_ENV):
@@ -206,10 +210,10 @@ def _load_engine(s: ServeSettings) -> ReplyEngine:
 
     base_dir = _base_dir(s.base, s.adapters)
     if s.backend:  # generation elsewhere: only the tokenizer is loaded here
-        from twin.serve.backend import RemoteEngine
+        from twin.serve.backend import REMOTE_MAX_BATCH, RemoteEngine
 
         return RemoteEngine(s.backend, base_dir, s.adapters, default=s.default_adapter,
-                            max_batch=s.max_batch, memory=s.memory)  # fmt: skip
+                            max_batch=s.max_batch or REMOTE_MAX_BATCH, memory=s.memory)  # fmt: skip
     dtype = s.dtype
     if dtype == "auto":
         from twin.model.precision import choose_precision
@@ -224,9 +228,10 @@ def _load_engine(s: ServeSettings) -> ReplyEngine:
         dtype=dtype,
         quantize=s.quantize,
         device=s.device,
-        max_batch=s.max_batch,
+        max_batch=s.max_batch or None,
         max_batch_tokens=s.max_batch_tokens or None,
         memory=s.memory,
+        longest_reply=s.max_new_tokens,
     )
 
 

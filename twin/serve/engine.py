@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from twin.errors import TwinError
-from twin.inference.batch import Request, Scheduler, kv_bytes_per_token
+from twin.inference.batch import Request, Scheduler, auto_max_batch, kv_bytes_per_token
 from twin.inference.generate import Generation, GenParams, reply_prompt_ids, speaker_stops
 from twin.inference.prompting import room_for
 from twin.prompt import resolve_template
@@ -243,9 +243,10 @@ class Engine(ReplyEngine):
         dtype: str = "auto",
         quantize: str | None = None,
         device: str = "auto",
-        max_batch: int = 8,
+        max_batch: int | None = None,  # None: from the memory left after loading (auto_max_batch)
         max_batch_tokens: int | None = None,
         memory: int | None = None,  # past exchanges per prompt; None: as each adapter was trained
+        longest_reply: int = 512,  # the server's cap on max_new_tokens (for the automatic max_batch)
     ) -> None:
         from twin.model.load import load_base
 
@@ -255,11 +256,22 @@ class Engine(ReplyEngine):
         model, tokenizer = load_base(plan.base, dtype=dtype, quantize=quantize, device=device)
         self.model = register_adapters(model, plan.pairs).eval()
         super().__init__(plan, tokenizer, getattr(self.model.config, "max_position_embeddings", None))
+        self.auto_batch = not max_batch
+        max_batch = max_batch or self._auto_max_batch(plan, longest_reply)
         self.scheduler = Scheduler(
             self.model, self.tokenizer, max_batch=max_batch, max_tokens=max_batch_tokens, share_adapters=True
         )  # the server never trains or saves its adapters: each is held once (twin.inference.multi_lora)
         self.lock = self.scheduler.lock
         self._log_loaded(time.perf_counter() - t0)
+
+    def _auto_max_batch(self, plan: AdapterPlan, longest_reply: int) -> int:
+        """``auto_max_batch`` for this base: rows as long as the longest adapter's sequence plus the
+        longest reply allowed, against the memory left now that the model is loaded."""
+        from twin.model.precision import available_memory
+
+        seqs = [m.budget.seq_tokens for m in plan.metas.values() if m.budget is not None]
+        row = (max(seqs) if seqs else self.positions or 2048) + longest_reply
+        return auto_max_batch(available_memory(), kv_bytes_per_token(self.model), row)
 
     def _log_loaded(self, seconds: float) -> None:
         log.info(
@@ -269,8 +281,9 @@ class Engine(ReplyEngine):
         per_token = kv_bytes_per_token(self.model)
         sched = self.scheduler
         log.info(
-            "batching: up to %d replies at once, %d tokens in flight (%.0f MiB of KV cache at %d B/token)",
-            sched.max_batch, sched.max_tokens, sched.max_tokens * per_token / 2**20, per_token,
+            "batching: up to %d replies at once%s, %d tokens in flight (%.0f MiB of KV cache at %d B/token)",
+            sched.max_batch, " (auto: the KV cache they may take fits in a quarter of the free memory)"
+            if self.auto_batch else "", sched.max_tokens, sched.max_tokens * per_token / 2**20, per_token,
         )  # fmt: skip
 
     @property
