@@ -7,7 +7,8 @@ adapters in one batch, and ``twin eval``'s generation batched vs one at a time.
 
 Two real ``twin serve`` processes on 127.0.0.1 hold the same tiny Falcon and LoRA adapter (registered
 twice, as ``twin`` and ``twin2``, so a batch can mix adapters): one with ``--max-batch 1`` (the serial
-engine: one reply at a time, as before continuous batching), one with ``--max-batch 8``. Both use one
+engine: one reply at a time, as before continuous batching), one with twin serve's default ``--max-batch 0``
+(automatic: up to 32, as memory allows). Both use one
 torch thread. Every request is the same prompt (built by the server from ``bench_serve``'s message and
 history), greedy, repetition penalty 1.1, ``--tokens`` new tokens; each client sends its requests back
 to back. In every round the two servers are measured in turn (order flipped each round); medians over
@@ -289,7 +290,7 @@ def markdown(
     summary: dict, evals: dict, meta: dict, levels: list[int], arch: str = "falcon", flat: dict | None = None
 ) -> str:
     one = summary[f"{BATCHED}|1"]["tokens_per_s"]
-    mb = meta.get("max_batch", 8)
+    mb = meta.get("max_batch", 0)
     lines = [
         f"### Generation: continuous batching vs the serial engine, POST /reply — tiny {arch.capitalize()}",
         "",
@@ -452,7 +453,10 @@ def main(argv: list[str] | None = None) -> dict:
     )
     ap.add_argument("--clients", default="1,8,32", help="concurrency levels")
     ap.add_argument(
-        "--max-batch", type=int, default=8, help="the batched server's --max-batch (twin serve's default: 8)"
+        "--max-batch",
+        type=int,
+        default=0,
+        help="the batched server's --max-batch (0, twin serve's default: auto)",
     )
     ap.add_argument("--archs", default="falcon,llama", help="tiny bases to measure (falcon, llama)")
     ap.add_argument("--long-tokens", type=int, default=512, help="reply length for the per-token cost check")
@@ -475,7 +479,7 @@ def main(argv: list[str] | None = None) -> dict:
     work = a.work or Path(tempfile.mkdtemp(prefix="twin-compare-generate-"))
     work.mkdir(parents=True, exist_ok=True)
     meta = {"command": "python -m bench.compare_generate" + (" --quick" if a.quick else "")
-            + (f" --max-batch {a.max_batch}" if a.max_batch != 8 else ""),
+            + (f" --max-batch {a.max_batch}" if a.max_batch else ""),
             "date": common.today(), "machine": common.machine(), "tokens": a.tokens, "rounds": a.rounds,
             "max_batch": a.max_batch}  # fmt: skip
     per_arch: dict[str, dict] = {}

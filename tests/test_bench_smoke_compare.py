@@ -237,4 +237,4 @@ def test_compare_generate_quick(tmp_path):
     assert s["mixed|two adapters"]["tokens_per_s"] > 0
     assert report["eval"]["replies_equal"] and report["eval"]["examples"] == 8
     md = cg.markdown(s, report["eval"], report["meta"], [1, 8, 32])
-    assert f"| {cg.BATCHED} (--max-batch 8) | 32 |" in md and "twin eval" in md
+    assert f"| {cg.BATCHED} (--max-batch 0) | 32 |" in md and "twin eval" in md
