@@ -1,4 +1,5 @@
-"""Detectors for numbers that identify a person: phones, cards, IBANs, US SSNs, passports.
+"""Detectors for numbers that identify a person: phones, cards, IBANs, US SSNs, passports, national
+and tax IDs, dates of birth.
 
 Phones are decided by ``phonenumbers`` (a number must be valid, not just look like one). Which
 national forms count depends on the regions: the configured ones (``--region``), those inferred
@@ -130,6 +131,49 @@ PASSPORT = re.compile(
     r"(?![\w])",
     re.I,
 )
+
+# --- national and tax ID numbers, dates of birth ----------------------------------------------
+# A person's own numbers: RU ИНН (12 digits; a company's 10 are public), СНИЛС (11), UA РНОКПП / ІПН
+# (10; a company's ЄДРПОУ is 8), Sri Lanka's NIC (12 digits, or 9 and V/X), and any "ID number".
+_ID_WORDS = {
+    "инн": (12,), "снилс": (11,), "іпн": (10,), "рнокпп": (10,), "ідентифікаційний": (10,),
+    "nic": (12,), "nid": tuple(range(6, 15)), "national": tuple(range(6, 15)), "id": tuple(range(6, 15)),
+}  # fmt: skip
+ID_NUMBER = re.compile(
+    r"(?<!\w)(?P<kw>инн|снилс|іпн|рнокпп|ідентифікаційн\w*(?=\s+(?:код|номер))|nic|nid|national(?=\s+id)|id(?=\s*(?:no|nr|number|#|№)))"
+    r"(?:\s+(?:id|код|номер|card|no|nr|number))?(?!\w)[\s,:;#№.\-]*(?:(?:is|мой|мій|my|no|nr|number|номер)(?!\w)[\s,:;#№.\-]*){0,3}"
+    r"(?P<val>(?:[A-Z]{1,2}\s?)?\d(?:[\- ]?\d){5,13}(?:[VvXx](?!\w))?)(?![\w\-])",
+    re.I,
+)
+ID_HINT = re.compile(r"инн|снилс|іпн|рнокпп|ідентифікаційн|nic|nid|national\s+id|id\s*(?:no|nr|number|#|№)")
+NIC_OLD = re.compile(r"(?<![\w\-])\d{9}[VvXx](?!\w)")  # Sri Lanka's NIC before 2016: 9 digits, V or X
+SNILS = re.compile(r"(?<![\w\-])\d{3}-\d{3}-\d{3}[ \-]\d{2}(?![\w\-])")  # the form no other number takes
+
+
+def id_check(m: re.Match, _text: str) -> bool:
+    """As many digits as the named ID has (V/X only on Sri Lanka's old NIC)."""
+    digits = sum(c.isdigit() for c in m.group("val"))
+    kw = m.group("kw").lower()
+    if m.group("val")[-1] in "VvXx":
+        return kw == "nic" and digits == 9
+    if m.group("val")[0].isalpha():  # "AB1234567": only a generic "ID number" has letters
+        return kw in ("id", "nid", "national") and 6 <= digits <= 9
+    return digits in next(v for k, v in _ID_WORDS.items() if kw.startswith(k))
+
+
+_DOB_WORD = (
+    r"born|date\s+of\s+birth|birth\s*date|d\.?o\.?b\.?|дата\s+рождения|д\.\s?р\.|др|родил(?:ся|ась)|"
+    r"дата\s+народження|народи(?:вся|лася)|нар\.|උපන්\s+දිනය|උපන්දිනය|උපන්නේ"
+)
+_MONTH = r"[A-Za-zА-Яа-яЁёІіЇїЄє]{3,10}\.?"
+BIRTHDATE = re.compile(
+    rf"(?<!\w)(?:{_DOB_WORD})(?!\w)[\s:,\-–—]*(?:(?:on|is|in|was|my|:|-)\s+){{0,2}}"
+    r"(?P<val>\d{1,2}[./\- ]\d{1,2}[./\- ](?:19|20)\d{2}|(?:19|20)\d{2}[./\-]\d{1,2}[./\-]\d{1,2}"
+    rf"|\d{{1,2}}\s+{_MONTH}\s+(?:19|20)\d{{2}}|{_MONTH}\s+\d{{1,2}},?\s+(?:19|20)\d{{2}})(?![\d])",
+    re.I,
+)
+DOB_HINT = re.compile(r"born|birth|d\.?o\.?b|рождения|д\.\s?р\.|др\b|родил|народж|народи|нар\.|උපන්")
+
 
 # --- phones -----------------------------------------------------------------------------------
 PHONE_CAND = re.compile(r"(?<![\w+/])\+?\(?\d[\d \t().\-/]{5,22}\d(?![\w/])")  # "030/12345678" too

@@ -1,6 +1,7 @@
 """Street addresses, English ("221B Baker Street", "42 Maple Ave, apt 3", "No. 25, Galle Road"),
 Russian/Ukrainian ("ул. Ленина, д. 5, кв. 12", "вул. Хрещатик, 22", "дом 14 корпус 3 квартира 88") and
-Sinhala ("අංක 25, ගාලු පාර").
+Sinhala ("අංක 25, ගාලු පාර"); the street-first forms of Ukrainian and German addresses written in
+English or German ("Horodotska St 12", "Hauptstraße 12, 10115 Berlin"); map coordinates in text.
 
 An address needs a street word and a house number: "on Baker Street" or "на улице жарко" is not one.
 A street or a city alone is public; the house number (and flat, postcode) is what locates a person.
@@ -104,3 +105,48 @@ def address_ru_check(m: re.Match, text: str) -> bool:
     if kw is None:
         return True
     return bool(_ABBREVIATED.match(kw)) or name[:1].isupper()
+
+
+# "Horodotska St 12", "Main Street 5, apt 3": a capitalised name, a street word, then the number
+_EN_STREET_FIRST = r"street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr"
+_DE_STREET = r"stra(?:ß|ss)e|str\.|gasse|allee|platz|damm|ufer|chaussee"
+ADDRESS_STREET_FIRST = re.compile(
+    rf"(?<![\w.])(?P<name>(?-i:[A-ZÄÖÜ])[A-Za-zÄÖÜäöüß'’\-]+(?:\s+(?-i:[A-Z])[A-Za-z'’\-]+){{0,2}})"
+    rf"(?:\s+(?:{_EN_STREET_FIRST})\.?|(?<=[a-zäöü])(?:{_DE_STREET})|\s+(?-i:[A-ZÄÖÜ])[a-zäöü]*(?:{_DE_STREET}))"
+    r",?\s+(?P<num>\d{1,4}[A-Za-z]?(?:\s*[/\-]\s*\d{1,4}[a-z]?)?)(?![\w.,:/\-]?\d)"
+    rf"{_EN_UNIT}?(?:,?\s+\d{{5}}\s+(?-i:[A-ZÄÖÜ])[\wäöü\-]+)?",
+    re.I,
+)
+STREET_FIRST_HINT = re.compile(rf"(?:\s(?:{_EN_STREET_FIRST})\.?|{_DE_STREET}),?\s+\d")  # on lower-cased text
+
+
+def street_first_check(m: re.Match, text: str) -> bool:
+    """Not "Main Street 5 minutes away" nor "Broad St 10 times": the number is not a quantity."""
+    after = text[m.end("num") :].split(maxsplit=1)
+    return not after or after[0].lower().strip(".,!?") not in _NOT_NAME | _QUANTITIES
+
+
+_QUANTITIES = _words(
+    "min mins minutes secs seconds hrs hours km kms m meters metres mins times x euros dollars"
+)
+
+# "50.450123, 30.523456", "lat 50.4501 lon 30.5234", "50.4501° N, 30.5234° E" (a map link stays whole:
+# like its path words, its place is what the owner chose to share, usually a public one)
+COORDS = re.compile(
+    r"(?<![\w.\-])(?P<lat>-?\d{1,2}\.\d{3,})°?(?:\s*[NSns](?!\w))?"
+    r"(?:\s*(?:,|;|%2C)\s*(?:(?:lon|lng|long|longitude)\s*[:=]?\s*)?|\s+(?:lon|lng|long|longitude)\s*[:=]?\s*)"
+    r"(?P<lon>-?\d{1,3}\.\d{3,})°?(?:\s*[EWew](?!\w))?(?![\w.]\d)"
+)
+
+
+def coords_check(m: re.Match, text: str) -> bool:
+    """On the globe, and marked as a place: °, N/E, "lat"/"lon", or the 5+ decimals a phone's GPS
+    gives ("score 2.500, 1.250" and "3.1415, 2.7182" are not places)."""
+    if abs(float(m.group("lat"))) > 90 or abs(float(m.group("lon"))) > 180:
+        return False
+    marked = (
+        re.search(r"[°NSEWnsew]|lon|lng", m.group(0))
+        or "lat" in text[max(0, m.start() - 10) : m.start()].lower()
+    )
+    fine = min(len(m.group(k).split(".")[1]) for k in ("lat", "lon")) >= 5
+    return bool(marked or fine)

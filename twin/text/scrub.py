@@ -2,7 +2,7 @@
 
 Placeholders (and the ``pii`` keys in ``stats.json``); the detectors live beside this module, one
 per family: ``pii_links`` (links, e-mails, IPs, wallets), ``pii_numbers`` (phones, cards, IBANs,
-SSNs, passports), ``pii_places`` (street addresses), ``pii_secrets`` (keys, passwords, codes, seeds).
+SSNs, passports, national IDs, dates of birth), ``pii_places`` (street addresses, coordinates), ``pii_secrets`` (keys, passwords, codes, seeds).
 
 ========== =================================================================================
 ``[URL]``      the credentials in a URL (``user:pass@``), the value of a token-like query parameter and
@@ -28,6 +28,13 @@ SSNs, passports), ``pii_places`` (street addresses), ``pii_secrets`` (keys, pass
 ``[ADDRESS]``  street addresses with a house number (English, Russian, Ukrainian, Sinhala forms)
 ``[PASSPORT]`` passport numbers after "passport", "паспорт", "серия" (RU series + number, US, UA)
 ``[SSN]``      US social security numbers (``123-45-6789``; other forms after "SSN")
+``[ID]``       national and tax ID numbers after their name: RU ИНН (12 digits) and СНИЛС (11; also its
+               ``123-456-789 01`` form anywhere), UA РНОКПП/ІПН (10), Sri Lanka's NIC (12 digits; the old
+               ``123456789V`` form anywhere), "national id" / "ID number"
+``[BIRTHDATE]`` a date with its year after "born", "date of birth", "DOB", "дата рождения", "д.р.",
+               "народився", "උපන් දිනය"
+``[LOCATION]`` map coordinates in text (``50.450123, 30.523456``, ``50.45° N, 30.52° E``, after "lat"); map
+               links stay whole
 ========== =================================================================================
 
 :func:`scrub_messages` scrubs consecutive messages with the previous one in view: a short answer
@@ -58,7 +65,7 @@ __all__ = [
 
 TYPES = (
     "URL", "SECRET", "EMAIL", "CARD", "IBAN", "IP", "PHONE", "PASSWORD", "CODE", "CRYPTO",
-    "SEED", "ADDRESS", "PASSPORT", "SSN",
+    "SEED", "ADDRESS", "PASSPORT", "SSN", "ID", "BIRTHDATE", "LOCATION",
 )  # fmt: skip
 
 _DIGIT = re.compile(r"\d")
@@ -247,7 +254,7 @@ class Scrubber:
         return self._sub("CARD", N.CARD, text, N.card_check)
 
     def _ids(self, text: str, low: str, many_digits: bool) -> str:
-        """Passports, SSNs and street addresses: each needs its digits, most a word beside them."""
+        """Passports, SSNs, street addresses and other personal numbers: digits, most with a word beside them."""
         if _PASSPORT_WORD.search(low):
             text = self._sub("PASSPORT", N.PASSPORT, text, group="val")
         if many_digits:  # an SSN's 9 digits
@@ -258,6 +265,21 @@ class Scrubber:
             text = self._sub("ADDRESS", A.ADDRESS_RU, text, A.address_ru_check)
         if not low.isascii() and A.SI_HINT.search(text):
             text = self._sub("ADDRESS", A.ADDRESS_SI, text)
+        if A.STREET_FIRST_HINT.search(low):
+            text = self._sub("ADDRESS", A.ADDRESS_STREET_FIRST, text, A.street_first_check)
+        return self._personal_numbers(text, low, many_digits)
+
+    def _personal_numbers(self, text: str, low: str, many_digits: bool) -> str:
+        """National and tax IDs, dates of birth, map coordinates."""
+        if N.ID_HINT.search(low):
+            text = self._sub("ID", N.ID_NUMBER, text, N.id_check, group="val")
+        if many_digits:
+            text = self._sub("ID", N.SNILS, text)
+            text = self._sub("ID", N.NIC_OLD, text)
+        if N.DOB_HINT.search(low):
+            text = self._sub("BIRTHDATE", N.BIRTHDATE, text, group="val")
+        if text.count(".") >= 2:
+            text = self._sub("LOCATION", A.COORDS, text, A.coords_check)
         return text
 
     def _keyworded(self, text: str, low: str) -> str:

@@ -351,7 +351,7 @@ def positives() -> list[tuple[str, str, str, str]]:
                 rows.append((kind, v, tpl.format(v=f"[{v}]"), tpl.format(v="[[IP]]")))
             else:
                 rows.append((kind, v, tpl.format(v=v), tpl.format(v=f"[{kind}]")))
-    return rows + new_positives() + ROUND2_POSITIVES
+    return rows + new_positives() + ROUND2_POSITIVES + ROUND3_POSITIVES
 
 
 # --- issue 10 items 3-5: split codes, plain-word passwords, links, crypto, answers -------------
@@ -785,7 +785,7 @@ def clean() -> list[str]:
             while key in line:
                 line = line.replace(key, R.choice(vals), 1)
         out.add(line)
-    return sorted(out | set(CLEAN_NEW))
+    return sorted(out | set(CLEAN_NEW) | set(CLEAN_ROUND3))
 
 
 # issue 19: seed phrases, street addresses, passports, SSNs (hand-written; values from the rules:
@@ -849,6 +849,47 @@ ROUND2_POSITIVES = [
     ("SSN", "536904471", "ssn: 536904471", "ssn: [SSN]"),
 ]
 
+
+# issue 18, round 3: national/tax IDs (RU ИНН of a person has 12 digits, СНИЛС 11 with its own layout,
+# UA РНОКПП 10, Sri Lanka NIC 12 or 9 + V/X), dates of birth, coordinates, street-first addresses.
+ROUND3_POSITIVES = [
+    ("ID", "500100732259", "мой ИНН 500100732259, для налоговой", "мой ИНН [ID], для налоговой"),
+    ("ID", "112-233-445 95", "СНИЛС 112-233-445 95", "СНИЛС [ID]"),
+    ("ID", "112-233-445 95", "вот 112-233-445 95 для работы", "вот [ID] для работы"),
+    ("ID", "3012345678", "мій РНОКПП: 3012345678", "мій РНОКПП: [ID]"),
+    ("ID", "3012345678", "ідентифікаційний код 3012345678 треба в банк", "ідентифікаційний код [ID] треба в банк"),
+    ("ID", "199012345678", "my NIC is 199012345678", "my NIC is [ID]"),
+    ("ID", "901234567V", "NIC no 901234567V", "NIC no [ID]"),
+    ("ID", "852345678V", "mage 852345678V eka", "mage [ID] eka"),
+    ("ID", "AB1234567", "national id number AB1234567", "national id number [ID]"),
+    ("BIRTHDATE", "12.03.1990", "дата рождения 12.03.1990", "дата рождения [BIRTHDATE]"),
+    ("BIRTHDATE", "03/12/1990", "born 03/12/1990 in Kyiv", "born [BIRTHDATE] in Kyiv"),
+    ("BIRTHDATE", "12 March 1990", "I was born on 12 March 1990", "I was born on [BIRTHDATE]"),
+    ("BIRTHDATE", "1990-03-12", "DOB: 1990-03-12", "DOB: [BIRTHDATE]"),
+    ("BIRTHDATE", "5 травня 1988", "народився 5 травня 1988", "народився [BIRTHDATE]"),
+    ("BIRTHDATE", "12.03.1990", "д.р. 12.03.1990", "д.р. [BIRTHDATE]"),
+    ("LOCATION", "50.450123, 30.523456", "я тут 50.450123, 30.523456 приходи", "я тут [LOCATION] приходи"),
+    ("LOCATION", "50.4501, lon 30.5234", "lat 50.4501, lon 30.5234", "lat [LOCATION]"),
+    ("LOCATION", "6.9271° N, 79.8612° E", "we're at 6.9271° N, 79.8612° E", "we're at [LOCATION]"),
+    ("ADDRESS", "Horodotska St 12", "I live at Horodotska St 12, Lviv", "I live at [ADDRESS], Lviv"),
+    ("ADDRESS", "Main Street 5, apt 3", "my address: Main Street 5, apt 3", "my address: [ADDRESS]"),
+    ("ADDRESS", "Hauptstraße 12, 10115 Berlin", "Hauptstraße 12, 10115 Berlin", "[ADDRESS]"),
+    ("ADDRESS", "Khreshchatyk Street 22", "meet me at Khreshchatyk Street 22", "meet me at [ADDRESS]"),
+]
+CLEAN_ROUND3 = [
+    "Main Street 5 minutes away from here",
+    "we walked down Baker Street 3 times",
+    "my birthday is on the 12th, come over",
+    "born in 1990, so what",
+    "the ratio was 3.1415, 2.7182 and so on",
+    "ИНН компании 7707083893 в счёте",
+    "ЄДРПОУ 14360570 на сайті банку",
+    "score 2.500, 1.250 after the update",
+    "version 10.2.3, 10.2.4 both fine",
+    "Spring 2025 collection is out",
+    "room 12, floor 3",
+    "id 12 and id 13 are duplicates",
+]
 
 if __name__ == "__main__":
     with (HERE / "positives.tsv").open("w", encoding="utf-8") as f:
