@@ -110,7 +110,15 @@ def test_owner_has_a_recognisable_style(export):
 def test_every_pii_type_is_planted_and_scrubbed_in_place(export, planted):
     # the sample was generated before the seed, address, passport, SSN, ID, birth date and coordinate
     # detectors (tests/data/pii covers those)
-    assert {p["type"] for p in planted} == set(TYPES) - {"SEED", "ADDRESS", "PASSPORT", "SSN", "ID", "BIRTHDATE", "LOCATION"}
+    assert {p["type"] for p in planted} == set(TYPES) - {
+        "SEED",
+        "ADDRESS",
+        "PASSPORT",
+        "SSN",
+        "ID",
+        "BIRTHDATE",
+        "LOCATION",
+    }
     by_id = {
         (c.get("name") or "Saved Messages", m["id"]): m
         for c in export["chats"]["list"]
