@@ -3,6 +3,8 @@
     nice .venv/bin/python -m bench.bench_7b                 # everything: 2/4-layer train+eval, 32-layer serve+merge
     nice .venv/bin/python -m bench.bench_7b --only build    # only build (or find) the random bases
     nice .venv/bin/python -m bench.bench_7b --layers 2 --skip-full
+    .venv/bin/python -m bench.bench_7b --only small --layers 2 --precision 32-true bf16-true --tag r2  # a round
+    .venv/bin/python -m bench.bench_7b --only full --skip-merge --tag r2   # 32-layer serve, r2's adapter
     .venv/bin/python -m bench.bench_7b --quick              # toy width, whole flow (smoke size)
 
 Falcon-7B's architecture (tiiuae/falcon-7b's config.json: hidden 4544, 71 heads, one shared key/value
@@ -258,11 +260,12 @@ def prepare_data(work: Path) -> Path:
     return processed
 
 
-def train_row(base: Path, data: Path, work: Path, layers: int, precision: str, seq: int) -> dict:
-    run = f"{layers}l-{precision}"
+def train_row(base: Path, data: Path, work: Path, layers: int, precision: str, seq: int, steps: int = 2,
+              tag: str = "") -> dict:  # fmt: skip
+    run = f"{layers}l-{precision}" + (f"-{tag}" if tag else "")
     cmd = twin_cmd(
         "train", "--config", str(ROOT / "pipelines/falcon-7b.yaml"), "--base", str(base),
-        "--data", str(data), "--run", run, "--max-steps", "2", "--precision", precision,
+        "--data", str(data), "--run", run, "--max-steps", str(steps), "--precision", precision,
         "--set", "batch_size=1", "--set", "micro_batch_size=1", "--set", f"data.max_seq_length={seq}",
         "--set", f"out_dir={work / 'checkpoints'}", "--set", "eval.every_steps=0",
         "--set", "eval.max_batches=2", "--set", "checkpoint_every_steps=0",
@@ -398,20 +401,32 @@ def small_runs(args: argparse.Namespace, work: Path, data: Path, bases: dict[int
     rows = []
     for layers in args.layers:
         for precision in args.precision:
-            row = train_row(bases[layers], data, work, layers, precision, args.seq)
+            row = train_row(bases[layers], data, work, layers, precision, args.seq, args.steps, args.tag)
             row.update(layers=layers, precision=precision, weight_gib=_gib(2 * bases_params(bases[layers])))
             if row["exit"] == 0:
-                name = f"{layers}l-{precision}"
+                name = f"{layers}l-{precision}" + (f"-{args.tag}" if args.tag else "")
                 row["eval"] = eval_row(Path(row["adapter"]), data, work, name, args.eval_tokens)
             rows.append(row)
     return rows
+
+
+def auto_precision(bases: dict[int, Path]) -> dict[str, dict]:
+    """What ``--precision auto`` would pick for each base on this machine, and the reason it logs."""
+    from twin.model.precision import choose_precision
+
+    picks = {}
+    for layers, base in bases.items():
+        choice = choose_precision(base)
+        picks[str(layers)] = {"precision": choice.precision, "reason": choice.reason, "slow": choice.slow}
+        print(json.dumps({"step": f"auto-{layers}l", **picks[str(layers)]}), flush=True)
+    return picks
 
 
 def bases_params(base: Path) -> int:
     return json.loads((base / STAMP).read_text())["parameters"]
 
 
-def full_runs(work: Path, base: Path, adapter_src: Path) -> list[dict]:
+def full_runs(work: Path, base: Path, adapter_src: Path, merge: bool = True) -> list[dict]:
     """Serve and merge at 32 layers, with an adapter trained on the 2-layer cut (same qkv shapes).
 
     The adapter's 2 layers of LoRA weights apply to layers 0-1 of the full model: peft loads it
@@ -431,8 +446,9 @@ def full_runs(work: Path, base: Path, adapter_src: Path) -> list[dict]:
     weights = 2 * bases_params(base)
     check_memory(weights / GiB + 3)
     rows = [serve_row(adapter, base, work, "32l")]
-    check_memory(weights / GiB + 3)
-    rows.append(merge_row(adapter, base, work, "32l"))
+    if merge:
+        check_memory(weights / GiB + 3)
+        rows.append(merge_row(adapter, base, work, "32l"))
     for r in rows:
         r.update(layers=32, weight_gib=_gib(weights))
     return rows
@@ -445,8 +461,11 @@ def main(argv: list[str] | None = None) -> dict | None:
     p.add_argument("--layers", type=int, nargs="+", default=[2, 4])
     p.add_argument("--precision", nargs="+", default=["bf16-true", "32-true"])
     p.add_argument("--seq", type=int, default=256, help="data.max_seq_length")
+    p.add_argument("--steps", type=int, default=2, help="twin train --max-steps")
+    p.add_argument("--tag", default="", help="suffix of the run names: a repeated round measures afresh")
     p.add_argument("--eval-tokens", type=int, default=8, help="twin eval --max-new-tokens (its default: 48)")
     p.add_argument("--skip-full", action="store_true", help="no 32-layer serve/merge")
+    p.add_argument("--skip-merge", action="store_true", help="32 layers: serve only, no merge")
     args = p.parse_args(argv)
     overrides = QUICK if args.quick else None
     work = OUT / ("bench_7b_quick" if args.quick else "bench_7b")
@@ -454,20 +473,24 @@ def main(argv: list[str] | None = None) -> dict | None:
     data = prepare_data(work)
     bases = build_bases(args, work, data, overrides)
     result: dict[str, Any] = {
-        "bases": {str(k): json.loads((v / STAMP).read_text()) for k, v in bases.items()}
+        "bases": {str(k): json.loads((v / STAMP).read_text()) for k, v in bases.items()},
+        "auto_precision": auto_precision(bases),
     }
     if args.only in (None, "small"):
-        result["small"] = small_runs(args, work, data, bases)
-        result["extrapolated"] = extrapolations(result["small"])
+        key = "small" + (f"-{args.tag}" if args.tag else "")  # a tagged round keeps the others' rows
+        result[key] = small_runs(args, work, data, bases)
+        result["extrapolated" + key[5:]] = extrapolations(result[key])
     if args.only in (None, "full") and not args.skip_full and not args.quick:
-        adapter = work / "checkpoints" / "adapters" / f"{min(args.layers)}l-bf16-true"
-        result["full"] = full_runs(work, bases[32], adapter)
+        run = f"{min(args.layers)}l-bf16-true" + (f"-{args.tag}" if args.tag else "")
+        result["full"] = full_runs(
+            work, bases[32], work / "checkpoints" / "adapters" / run, not args.skip_merge
+        )
     out = OUT / ("bench_7b_quick.json" if args.quick else "bench_7b.json")
     before = json.loads(out.read_text()) if out.is_file() else {}  # one part at a time adds to it
     out.write_text(
         json.dumps({**before, **result, "bases": {**before.get("bases", {}), **result["bases"]}}, indent=2)
     )
-    print(json.dumps(result.get("extrapolated"), indent=2))
+    print(json.dumps({k: v for k, v in result.items() if k.startswith("extrapolated")}, indent=2))
     return result
 
 
