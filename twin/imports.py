@@ -11,6 +11,10 @@ bitsandbytes, which looks for kernels on the Hugging Face hub, is blocked for ev
 inside the block (so the probe answers "not installed"), then becomes importable again. Nothing twin
 calls depends on them; ``tests/test_train_imports.py`` holds ``twin train`` to this.
 
+:func:`import_modeling` loads peft and transformers' modeling code with scipy hidden: transformers'
+loss registry imports ``scipy.optimize`` (~300 modules, ~0.2 s) for the Hungarian matching of its
+object-detection losses, which a causal LM never calls.
+
 :func:`gc_paused`: Python's cyclic garbage collector stays off while the stack imports and the
 model loads (~400k module, class, function and tensor objects that a collection walks again and
 again and never frees): the first optimizer step ~14% earlier (bench/RESULTS.md, issue 21).
@@ -58,6 +62,20 @@ def import_fabric() -> Any:
     return Fabric
 
 
+def import_modeling() -> None:
+    """peft and ``transformers.modeling_utils`` (which peft imports), without scipy."""
+    with hidden("scipy"):
+        _forget_scipy_probe()  # a probe answered before the block would send the losses to a hidden scipy
+        import peft  # noqa: F401
+    _forget_scipy_probe()  # scipy is importable again: later probes say so
+
+
+def _forget_scipy_probe() -> None:
+    probe = getattr(sys.modules.get("transformers.utils.import_utils"), "is_scipy_available", None)
+    if hasattr(probe, "cache_clear"):
+        probe.cache_clear()
+
+
 _paused = False  # whether gc_paused turned the collector off (and resume_gc should turn it back on)
 
 
@@ -82,3 +100,122 @@ def resume_gc() -> None:
     if _paused:
         _paused = False
         gc.enable()
+
+
+# --------------------------------------------------------------------------------------------
+# transformers' index of its model files, kept between runs
+
+_INDEX_MODULE = "transformers.utils.import_utils"
+_INDEX_VERSION = 1  # of the cache file's layout
+
+
+def cache_transformers_index() -> None:
+    """Before transformers is imported: its index of ``models/`` comes from a cache while the files are unchanged.
+
+    ``import transformers`` reads all ~1,700 of its model files to list what each exports (its
+    ``define_import_structure``, ~0.3 s). The answer depends only on those files, so it is stored in
+    ``$XDG_CACHE_HOME/twin/transformers-index.json`` under a digest of their paths, sizes and mtimes
+    (a 15 ms stat walk) and read back instead. Anything unexpected falls back to transformers' own scan.
+    """
+    if _INDEX_MODULE in sys.modules or any(isinstance(f, _IndexFinder) for f in sys.meta_path):
+        return
+    sys.meta_path.insert(0, _IndexFinder())
+
+
+class _IndexFinder:
+    """Finds ``transformers.utils.import_utils`` as usual, and wraps its scan once the module has run."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != _INDEX_MODULE:
+            return None
+        sys.meta_path.remove(self)  # one module, once
+        from importlib.machinery import PathFinder
+
+        spec = PathFinder.find_spec(name, path)
+        if spec is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        run = spec.loader.exec_module
+
+        def exec_module(module: Any) -> None:
+            run(module)
+            scan = getattr(module, "define_import_structure", None)
+            if callable(scan):
+                module.define_import_structure = _cached_index(scan)
+
+        spec.loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
+
+
+def _cached_index(scan: Any) -> Any:
+    """``scan`` for transformers' ``models`` directory answered from the cache when the files match."""
+    import functools
+
+    @functools.wraps(scan)
+    def define_import_structure(module_path: Any, prefix: str | None = None) -> Any:
+        if prefix != "models":  # a single model's package: a small scan, left alone
+            return scan(module_path, prefix=prefix)
+        try:
+            key = _files_digest(str(module_path))
+            hit = _read_index(key)
+        except OSError:
+            return scan(module_path, prefix=prefix)
+        if hit is not None:
+            return hit
+        structure = scan(module_path, prefix=prefix)
+        _write_index(key, structure)
+        return structure
+
+    return define_import_structure
+
+
+def index_file() -> Any:
+    import os
+    from pathlib import Path
+
+    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(root) / "twin" / "transformers-index.json"
+
+
+def _files_digest(root: str) -> str:
+    """What transformers' scan reads: every file's path, size and mtime under ``root``."""
+    import hashlib
+    import os
+
+    h = hashlib.sha256(f"{_INDEX_VERSION}\0{root}\0".encode())
+    stack = [root]
+    while stack:
+        with os.scandir(stack.pop()) as entries:
+            for e in sorted(entries, key=lambda e: e.name):
+                if e.name == "__pycache__":
+                    continue
+                if e.is_dir():
+                    stack.append(e.path)
+                else:
+                    st = e.stat()
+                    h.update(f"{e.path}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    return h.hexdigest()
+
+
+def _read_index(key: str) -> dict | None:
+    import json
+
+    try:
+        data = json.loads(index_file().read_text(encoding="utf-8"))
+        if data.get("key") != key:
+            return None
+        return {
+            frozenset(backends): {m: set(names) for m, names in mods.items()}
+            for backends, mods in data["index"]
+        }
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):  # missing or damaged: scan again
+        return None
+
+
+def _write_index(key: str, structure: dict) -> None:
+    from twin.fileio import atomic_write_json
+
+    try:
+        index = [[sorted(b), {m: sorted(n) for m, n in mods.items()}] for b, mods in structure.items()]
+        atomic_write_json(index_file(), {"key": key, "index": index}, indent=None)
+    except (OSError, TypeError, AttributeError):  # a read-only home or an unexpected shape: no cache
+        pass

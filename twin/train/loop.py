@@ -157,6 +157,9 @@ def load_model(
     """
     import torch
 
+    from twin.imports import import_modeling
+
+    import_modeling()  # before load_base imports it: without scipy (twin/imports.py)
     from twin.model.load import load_base
     from twin.model.lora import apply_lora, param_groups
     from twin.train.schedules import build_scheduler
