@@ -5,6 +5,9 @@
 Runs the real command on the tiny Falcon that ``python -m bench.compare_train --work W`` built
 (``W/falcon/{base,data}``), alternately from this tree (cold: its encoding cache removed first;
 and cached) and, with ``--old``, from another checkout (``git archive <commit> | tar -x -C DIR``).
+``--first-run`` adds ``new+first``: cold and without twin's user cache (``XDG_CACHE_HOME``, which
+keeps transformers' index of its model files), as on the first run after installing twin. Every
+run uses ``W/startup-xdg`` as its ``XDG_CACHE_HOME``.
 CPU seconds (user + sys of the child) are reported beside the wall time because on a shared machine
 the wall time mostly measures the other jobs; the first step's time comes from twin's own log line.
 """
@@ -25,13 +28,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(tree: Path, work: Path, cached: bool) -> dict:
-    data, base = work / "falcon" / "data", work / "falcon" / "base"
+def run(tree: Path, work: Path, cached: bool, first: bool = False) -> dict:
+    data, base, xdg = work / "falcon" / "data", work / "falcon" / "base", work / "startup-xdg"
     if not cached:
         shutil.rmtree(data / ".twin-cache", ignore_errors=True)
+    if first:
+        shutil.rmtree(xdg, ignore_errors=True)
     out = work / "startup-out"
     shutil.rmtree(out, ignore_errors=True)
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | {"PYTHONPATH": str(tree)}
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    env |= {"PYTHONPATH": str(tree), "XDG_CACHE_HOME": str(xdg)}
     cmd = [sys.executable, "-m", "twin.cli", "train", "--config", "pipelines/tiny.yaml", "--data", str(data),
            "--base", str(base), "--run", "cmp", "--max-steps", "1", "--set", f"out_dir={out}",
            "--set", "eval.every_steps=0", "--set", "checkpoint_every_steps=0", "--set", "precision=32-true",
@@ -56,13 +62,15 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--work", type=Path, required=True, help="a compare_train --work dir (tiny Falcon built)")
     ap.add_argument("--old", type=Path, help="another checkout of twin to compare with")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--first-run", action="store_true", help="also new+first: no encoding, no user cache")
     a = ap.parse_args(argv)
     kinds = [("new", ROOT, False), ("new+cached", ROOT, True)]
+    kinds += [("new+first", ROOT, False)] if a.first_run else []
     kinds += [("old", a.old, False), ("old+cached", a.old, True)] if a.old else []
     res: dict[str, list[dict]] = {k: [] for k, _, _ in kinds}
     for i in range(a.rounds):
         for name, tree, cached in kinds if i % 2 == 0 else kinds[::-1]:
-            res[name].append(run(tree, a.work, cached))
+            res[name].append(run(tree, a.work, cached, first=name.endswith("+first")))
             print(name, res[name][-1], flush=True)
     print(json.dumps(res))
     return res
