@@ -56,13 +56,13 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict:
     call returns rank 0's metrics; this works the same from the CLI, a test or a notebook.
     """
     preflight(cfg)
-    precision = resolve_precision(cfg)
-    cfg = cfg.model_copy(update={"precision": precision["precision"]})
-    if resume:
-        check_resume(cfg, run_dir(cfg) / STATE_FILE)
     encode_ahead.start(cfg)  # new data: tokenized in a second process while torch imports
     try:
-        with gc_paused():  # until the first optimizer step (twin/imports.py)
+        with gc_paused():  # until the first optimizer step (twin/imports.py); `auto` imports torch here
+            precision = resolve_precision(cfg)
+            cfg = cfg.model_copy(update={"precision": precision["precision"]})
+            if resume:
+                check_resume(cfg, run_dir(cfg) / STATE_FILE)
             return setup(cfg).launch(main, cfg, resume, precision)
     finally:
         encode_ahead.stop()
