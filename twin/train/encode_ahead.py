@@ -9,12 +9,13 @@ the cache. Threads cannot do this: the tokenizer's Python half and the imports t
 (measured: encoding 3x slower beside an importing thread, bench/RESULTS.md, start-up round 4).
 
 Only when it can pay: one process (``devices: 1``), at least two cores, no per-run memory (those
-examples are never cached), and no cache for this data yet. The helper prints nothing and its
+examples are never cached), a data dir it can write the cache to, and no cache for this data yet. The helper prints nothing and its
 failure costs nothing: the trainer then encodes (and reports any error) as before.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -24,13 +25,17 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from twin.train.config import TrainConfig
 
+log = logging.getLogger(__name__)
+
 _pending: subprocess.Popen | None = None
 
 
 def start(cfg: TrainConfig) -> subprocess.Popen | None:
     """The helper process for ``cfg``'s data, or None when it would not pay (see the module docstring)."""
     global _pending
-    if cfg.data.memory or cfg.devices != 1 or (os.cpu_count() or 1) < 2 or _cached(cfg):
+    if cfg.data.memory or cfg.devices != 1 or (os.cpu_count() or 1) < 2:
+        return None
+    if not os.access(cfg.data.dir, os.W_OK) or _cached(cfg):  # nowhere to cache, or nothing to do
         return None
     env = os.environ | {"TRANSFORMERS_NO_ADVISORY_WARNINGS": "1", "TOKENIZERS_PARALLELISM": "false"}
     _pending = subprocess.Popen(
@@ -50,7 +55,8 @@ def wait() -> None:
     """Block until the helper (if one runs) has finished: its cache is then there to read."""
     global _pending
     if _pending is not None:
-        _pending.wait()
+        if _pending.wait():
+            log.debug("the tokenizing helper exited with %s: tokenizing here", _pending.returncode)
         _pending = None
 
 
