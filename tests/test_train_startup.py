@@ -70,7 +70,9 @@ def test_transformers_index_is_read_back_until_a_model_file_changes(
         import_utils.create_import_structure_from_path.cache_clear()  # read the files as they are now
         return own(path, prefix=prefix)
 
-    models = tmp_path / "models"
+    models = tmp_path / "transformers" / "models"
+    _write_model_file(models / "__init__.py", [], 10**18)
+    _write_model_file(models / "foo" / "__init__.py", [], 10**18)
     _write_model_file(models / "foo" / "modeling_foo.py", ["FooModel"], 10**18)
     _write_model_file(models / "foo" / "configuration_foo.py", ["FooConfig"], 10**18)
     calls: list[str] = []
@@ -80,12 +82,16 @@ def test_transformers_index_is_read_back_until_a_model_file_changes(
         return scan(path, prefix=prefix)
 
     cached = _cached_index(counted)
-    first = cached(str(models), prefix="models")
-    assert first == scan(str(models), prefix="models")
-    assert index_file().is_file()
-    assert cached(str(models), prefix="models") == first and len(calls) == 1  # read back, not scanned
+    # the two ways transformers scans the whole directory: from its __init__, and from models/__init__.py
+    ways = [(str(models), "models"), (str(models / "__init__.py"), None)]
+    first = [cached(path, prefix=prefix) for path, prefix in ways]
+    assert first == [scan(path, prefix=prefix) for path, prefix in ways]
+    assert index_file().is_file() and len(calls) == 2
+    assert [cached(path, prefix=prefix) for path, prefix in ways] == first and len(calls) == 2  # read back
+    assert cached(str(models / "foo" / "__init__.py")) == scan(str(models / "foo" / "__init__.py"))
+    assert len(calls) == 3  # a single model's package: transformers' own scan
     _write_model_file(models / "foo" / "modeling_foo.py", ["FooModel", "FooForCausalLM"], 10**18 + 1)
-    changed = cached(str(models), prefix="models")
-    assert len(calls) == 2
-    assert changed == scan(str(models), prefix="models") != first
+    changed = _cached_index(counted)(str(models), prefix="models")  # the next process
+    assert len(calls) == 4
+    assert changed == scan(str(models), prefix="models") != first[0]
     assert "FooForCausalLM" in str(changed)

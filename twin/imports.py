@@ -106,7 +106,7 @@ def resume_gc() -> None:
 # transformers' index of its model files, kept between runs
 
 _INDEX_MODULE = "transformers.utils.import_utils"
-_INDEX_VERSION = 1  # of the cache file's layout
+_INDEX_VERSION = 2  # of the cache file's layout
 
 
 def cache_transformers_index() -> None:
@@ -147,22 +147,33 @@ class _IndexFinder:
 
 
 def _cached_index(scan: Any) -> Any:
-    """``scan`` for transformers' ``models`` directory answered from the cache when the files match."""
+    """``scan`` of transformers' whole ``models`` directory answered from the cache when the files match.
+
+    transformers scans it twice: from its ``__init__`` (``prefix="models"``) and from
+    ``transformers/models/__init__.py`` (given that file: no prefix). Each answer is kept under its
+    prefix; a single model's package (a few files) is left to transformers.
+    """
     import functools
+    import os
+
+    digests: dict[str, str] = {}  # one stat walk per process
 
     @functools.wraps(scan)
     def define_import_structure(module_path: Any, prefix: str | None = None) -> Any:
-        if prefix != "models":  # a single model's package: a small scan, left alone
+        root = str(module_path)
+        root = os.path.dirname(root) if os.path.isfile(root) else root
+        if os.path.basename(root) != "models" or os.path.basename(os.path.dirname(root)) != "transformers":
             return scan(module_path, prefix=prefix)
         try:
-            key = _files_digest(str(module_path))
-            hit = _read_index(key)
+            key = digests.get(root) or digests.setdefault(root, _files_digest(root))
         except OSError:
             return scan(module_path, prefix=prefix)
+        stored = _read_index(key)
+        hit = _decoded(stored.get(str(prefix)))
         if hit is not None:
             return hit
         structure = scan(module_path, prefix=prefix)
-        _write_index(key, structure)
+        _write_index(key, stored | {str(prefix): structure})
         return structure
 
     return define_import_structure
@@ -196,26 +207,35 @@ def _files_digest(root: str) -> str:
     return h.hexdigest()
 
 
-def _read_index(key: str) -> dict | None:
+def _read_index(key: str) -> dict:
+    """The stored answers (prefix -> JSON form) if they were made from files with this digest, else {}."""
     import json
 
     try:
         data = json.loads(index_file().read_text(encoding="utf-8"))
-        if data.get("key") != key:
-            return None
-        return {
-            frozenset(backends): {m: set(names) for m, names in mods.items()}
-            for backends, mods in data["index"]
-        }
+        return dict(data["index"]) if data.get("key") == key else {}
     except (OSError, ValueError, TypeError, KeyError, AttributeError):  # missing or damaged: scan again
+        return {}
+
+
+def _decoded(stored: Any) -> dict | None:
+    """A stored answer back in transformers' form (frozenset -> module -> set), or None."""
+    try:
+        return {frozenset(b): {m: set(names) for m, names in mods.items()} for b, mods in stored}
+    except (TypeError, ValueError, AttributeError):
         return None
 
 
-def _write_index(key: str, structure: dict) -> None:
+def _write_index(key: str, answers: dict) -> None:
     from twin.fileio import atomic_write_json
 
+    def encoded(structure: Any) -> Any:
+        if not isinstance(structure, dict):  # already in the stored form
+            return structure
+        return [[sorted(b), {m: sorted(n) for m, n in mods.items()}] for b, mods in structure.items()]
+
     try:
-        index = [[sorted(b), {m: sorted(n) for m, n in mods.items()}] for b, mods in structure.items()]
+        index = {prefix: encoded(structure) for prefix, structure in answers.items()}
         atomic_write_json(index_file(), {"key": key, "index": index}, indent=None)
     except (OSError, TypeError, AttributeError):  # a read-only home or an unexpected shape: no cache
         pass

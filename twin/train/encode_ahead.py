@@ -87,9 +87,11 @@ def _cached(cfg: TrainConfig) -> bool:
 def main() -> None:
     """The helper: the trainer's ``load_data`` (which writes the cache), without torch."""
     sys.modules["torch"] = None  # type: ignore[assignment]  # tokenizing needs none of it
+    from twin.imports import cache_transformers_index
     from twin.train.config import TrainConfig
     from twin.train.loop import load_data
 
+    cache_transformers_index()
     load_data(TrainConfig.model_validate_json(sys.stdin.read()))
 
 
