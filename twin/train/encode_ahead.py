@@ -48,6 +48,7 @@ def start(cfg: TrainConfig) -> subprocess.Popen | None:
     assert _pending.stdin is not None
     _pending.stdin.write(cfg.model_dump_json().encode())
     _pending.stdin.close()
+    log.info("new data: a helper process tokenizes it while torch loads (cached for the next run)")
     return _pending
 
 
@@ -55,6 +56,8 @@ def wait() -> None:
     """Block until the helper (if one runs) has finished: its cache is then there to read."""
     global _pending
     if _pending is not None:
+        if _pending.poll() is None:  # a large data set: say why nothing moves
+            log.info("waiting for the tokenizing helper to finish")
         if _pending.wait():
             log.debug("the tokenizing helper exited with %s: tokenizing here", _pending.returncode)
         _pending = None
