@@ -52,6 +52,11 @@ def start(cfg: TrainConfig) -> subprocess.Popen | None:
     return _pending
 
 
+def running() -> bool:
+    """Whether a helper is still tokenizing (the trainer can do other work before :func:`wait`)."""
+    return _pending is not None and _pending.poll() is None
+
+
 def wait() -> None:
     """Block until the helper (if one runs) has finished: its cache is then there to read."""
     global _pending

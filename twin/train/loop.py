@@ -29,7 +29,7 @@ from typing import Any
 from twin import examples
 from twin.errors import TwinError
 from twin.fileio import atomic_write_text
-from twin.imports import gc_paused, resume_gc
+from twin.imports import gc_paused, import_modeling, resume_gc
 from twin.train import encode_ahead
 from twin.train.artifacts import METRIC_FIELDS, config_yaml, final_metrics, save, write_metrics
 from twin.train.checkpoints import STATE_FILE, Progress, keep_best, restore, save_state, track_best
@@ -134,7 +134,9 @@ def load_data(cfg: TrainConfig) -> TrainData:
     rows = read_with_memory(train_file, data_dir, cfg.data.memory, cfg.data.train_file, cfg.data.memory_scope)
     val_file = data_dir / cfg.data.val_file
     val_rows = read_val(val_file, cfg)
-    encode_ahead.wait()  # a helper tokenizing this data (encode_ahead.py): its cache, not a second encoding
+    if encode_ahead.running():  # a helper is tokenizing this data (encode_ahead.py): overlap its end
+        import_modeling()  # with the model's imports, which load_model needs next
+    encode_ahead.wait()  # then its cache, not a second encoding
     return TrainData(
         tokenizer=tokenizer,
         template=template,
@@ -162,8 +164,6 @@ def load_model(
     ``train_rows`` False keeps its embedding rows (peft trainable tokens) frozen, only LoRA moves.
     """
     import torch
-
-    from twin.imports import import_modeling
 
     import_modeling()  # before load_base imports it: without scipy (twin/imports.py)
     from twin.model.load import load_base
