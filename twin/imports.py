@@ -15,6 +15,10 @@ calls depends on them; ``tests/test_train_imports.py`` holds ``twin train`` to t
 loss registry imports ``scipy.optimize`` (~300 modules, ~0.2 s) for the Hungarian matching of its
 object-detection losses, which a causal LM never calls.
 
+:func:`cache_transformers_index`: transformers' list of what each of its ~1,700 model files
+exports, which every process that loads a tokenizer or model builds by reading them all (twice),
+kept in the user's cache while those files are unchanged.
+
 :func:`gc_paused`: Python's cyclic garbage collector stays off while the stack imports and the
 model loads (~400k module, class, function and tensor objects that a collection walks again and
 again and never frees): the first optimizer step ~14% earlier (bench/RESULTS.md, issue 21).

@@ -5,12 +5,14 @@ tokenizes; that run used to do it after ~3 s of imports that hold the interprete
 Here :func:`start` launches ``python -m twin.train.encode_ahead`` first: it loads only the tokenizer
 (transformers without torch: ~1 s less to import) and runs the trainer's own :func:`load_data`, which
 writes the same cache; the trainer, at its own ``load_data``, waits for it (:func:`wait`) and reads
-the cache. Threads cannot do this: the tokenizer's Python half and the imports take turns on the lock
-(measured: encoding 3x slower beside an importing thread, bench/RESULTS.md, start-up round 4).
+the cache. A thread cannot do this: the tokenizer's Python half waits for the interpreter's lock on
+each call (measured: encoding 3x slower beside a thread that holds it, bench/RESULTS.md, start-up
+round 4).
 
 Only when it can pay: one process (``devices: 1``), at least two cores, no per-run memory (those
-examples are never cached), a data dir it can write the cache to, and no cache for this data yet. The helper prints nothing and its
-failure costs nothing: the trainer then encodes (and reports any error) as before.
+examples are never cached), a data dir it can write the cache to, and no cache for this data yet.
+The helper prints nothing, and its failure costs nothing: the trainer then encodes (and reports any
+error) as before.
 """
 
 from __future__ import annotations
