@@ -12,7 +12,17 @@ import pytest
 
 # Never needed by a LoRA run without quantization; each costs seconds of start-up (matplotlib
 # even builds a font cache), bitsandbytes also looks for kernels on the hub.
-DENY = ("matplotlib", "torchmetrics", "sklearn", "bm25s", "streamlit", "bitsandbytes", "lightning.pytorch")
+# scipy: transformers imports it only for its object-detection losses (twin/imports.py).
+DENY = (
+    "matplotlib",
+    "torchmetrics",
+    "sklearn",
+    "bm25s",
+    "streamlit",
+    "bitsandbytes",
+    "lightning.pytorch",
+    "scipy",
+)
 
 # Runs the real CLI in a fresh interpreter and records, at exit, every module it had imported.
 CLI = """
@@ -33,7 +43,9 @@ def test_twin_train_imports_nothing_on_the_deny_list(
     cmd = [sys.executable, "-c", CLI, str(mods), "train", "--base", str(tiny_base), "--data", str(processed_dir),
            "--run", "imports", "--max-steps", "2", "--set", f"out_dir={tmp_path / 'out'}",
            "--set", "precision=32-true", "--set", "num_threads=2"]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "COLUMNS": "200"}
+    xdg = tmp_path / "xdg"  # where transformers' index of its model files is kept between runs
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "COLUMNS": "200",
+           "XDG_CACHE_HOME": str(xdg)}  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     loaded = set(json.loads(mods.read_text()))
@@ -41,6 +53,7 @@ def test_twin_train_imports_nothing_on_the_deny_list(
     assert (tmp_path / "out" / "adapters" / "imports" / "adapter_model.safetensors").is_file()
     assert sorted(m for m in loaded for d in DENY if m == d or m.startswith(d + ".")) == []
     assert "first optimizer step at" in proc.stdout + proc.stderr
+    assert (xdg / "twin" / "transformers-index.json").is_file()
 
 
 def test_omp_wait_policy_follows_the_load(monkeypatch: pytest.MonkeyPatch) -> None:

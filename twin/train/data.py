@@ -87,11 +87,7 @@ def encode_cached(
     """
     import numpy as np
 
-    path = (
-        Path(source).parent
-        / CACHE_DIR
-        / f"encoded-{_cache_key(source, base, template, max_len, reply_tokens)}.npz"
-    )
+    path = cache_file(source, base, template, max_len, reply_tokens)
     if path.is_file():
         try:
             with np.load(path) as z:
@@ -117,6 +113,14 @@ def encode_cached(
     except OSError as e:
         log.debug("%s: not cached (%s)", path, e)
     return enc
+
+
+def cache_file(
+    source: str | Path, base: str | Path, template: str, max_len: int, reply_tokens: int | None = None
+) -> Path:
+    """Where :func:`encode_cached` keeps ``source``'s encoding for these settings."""
+    key = _cache_key(source, base, template, max_len, reply_tokens)
+    return Path(source).parent / CACHE_DIR / f"encoded-{key}.npz"
 
 
 def encode_in_chunks(

@@ -66,8 +66,9 @@ def resolve_precision(cfg: TrainConfig) -> dict:
 
 def setup(cfg: TrainConfig) -> Any:
     """The Fabric that runs ``main`` on every device."""
-    from twin.imports import import_fabric
+    from twin.imports import cache_transformers_index, import_fabric
 
+    cache_transformers_index()  # before transformers' first import (twin/imports.py)
     Fabric = import_fabric()  # noqa: N806  # without lightning's unused extras (twin/imports.py)
     return Fabric(
         accelerator=cfg.accelerator, devices=cfg.devices, strategy=_strategy(cfg), precision=cfg.precision

@@ -29,7 +29,8 @@ from typing import Any
 from twin import examples
 from twin.errors import TwinError
 from twin.fileio import atomic_write_text
-from twin.imports import gc_paused, resume_gc
+from twin.imports import gc_paused, import_modeling, resume_gc
+from twin.train import encode_ahead
 from twin.train.artifacts import METRIC_FIELDS, config_yaml, final_metrics, save, write_metrics
 from twin.train.checkpoints import STATE_FILE, Progress, keep_best, restore, save_state, track_best
 from twin.train.config import TrainConfig, run_dir
@@ -55,12 +56,16 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict:
     call returns rank 0's metrics; this works the same from the CLI, a test or a notebook.
     """
     preflight(cfg)
-    precision = resolve_precision(cfg)
-    cfg = cfg.model_copy(update={"precision": precision["precision"]})
-    if resume:
-        check_resume(cfg, run_dir(cfg) / STATE_FILE)
-    with gc_paused():  # until the first optimizer step (twin/imports.py)
-        return setup(cfg).launch(main, cfg, resume, precision)
+    encode_ahead.start(cfg)  # new data: tokenized in a second process while torch imports
+    try:
+        with gc_paused():  # until the first optimizer step (twin/imports.py); `auto` imports torch here
+            precision = resolve_precision(cfg)
+            cfg = cfg.model_copy(update={"precision": precision["precision"]})
+            if resume:
+                check_resume(cfg, run_dir(cfg) / STATE_FILE)
+            return setup(cfg).launch(main, cfg, resume, precision)
+    finally:
+        encode_ahead.stop()
 
 
 @dataclass
@@ -129,6 +134,9 @@ def load_data(cfg: TrainConfig) -> TrainData:
     rows = read_with_memory(train_file, data_dir, cfg.data.memory, cfg.data.train_file, cfg.data.memory_scope)
     val_file = data_dir / cfg.data.val_file
     val_rows = read_val(val_file, cfg)
+    if encode_ahead.running():  # a helper is tokenizing this data (encode_ahead.py): overlap its end
+        import_modeling()  # with the model's imports, which load_model needs next
+    encode_ahead.wait()  # then its cache, not a second encoding
     return TrainData(
         tokenizer=tokenizer,
         template=template,
@@ -157,6 +165,7 @@ def load_model(
     """
     import torch
 
+    import_modeling()  # before load_base imports it: without scipy (twin/imports.py)
     from twin.model.load import load_base
     from twin.model.lora import apply_lora, param_groups
     from twin.train.schedules import build_scheduler
