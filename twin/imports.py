@@ -159,25 +159,31 @@ def _cached_index(scan: Any) -> Any:
     prefix; a single model's package (a few files) is left to transformers.
     """
     import functools
+    import inspect
     import os
 
     digests: dict[str, str] = {}  # one stat walk per process
 
     @functools.wraps(scan)
-    def define_import_structure(module_path: Any, prefix: str | None = None) -> Any:
+    def define_import_structure(*args: Any, **kwargs: Any) -> Any:
+        try:  # any surprise (another signature, a damaged cache) is transformers' own scan
+            return _answered(args, kwargs)
+        except Exception:  # noqa: BLE001
+            return scan(*args, **kwargs)
+
+    def _answered(args: tuple, kwargs: dict) -> Any:
+        bound = inspect.signature(scan).bind(*args, **kwargs)
+        module_path, prefix = bound.arguments["module_path"], bound.arguments.get("prefix")
         root = str(module_path)
         root = os.path.dirname(root) if os.path.isfile(root) else root
         if os.path.basename(root) != "models" or os.path.basename(os.path.dirname(root)) != "transformers":
-            return scan(module_path, prefix=prefix)
-        try:
-            key = digests.get(root) or digests.setdefault(root, _files_digest(root))
-        except OSError:
-            return scan(module_path, prefix=prefix)
+            return scan(*args, **kwargs)
+        key = digests.get(root) or digests.setdefault(root, _files_digest(root))
         stored = _read_index(key)
         hit = _decoded(stored.get(str(prefix)))
         if hit is not None:
             return hit
-        structure = scan(module_path, prefix=prefix)
+        structure = scan(*args, **kwargs)
         _write_index(key, stored | {str(prefix): structure})
         return structure
 
