@@ -159,7 +159,6 @@ def _cached_index(scan: Any) -> Any:
     prefix; a single model's package (a few files) is left to transformers.
     """
     import functools
-    import inspect
     import os
 
     digests: dict[str, str] = {}  # one stat walk per process
@@ -172,8 +171,8 @@ def _cached_index(scan: Any) -> Any:
             return scan(*args, **kwargs)
 
     def _answered(args: tuple, kwargs: dict) -> Any:
-        bound = inspect.signature(scan).bind(*args, **kwargs)
-        module_path, prefix = bound.arguments["module_path"], bound.arguments.get("prefix")
+        module_path = args[0] if args else kwargs["module_path"]  # transformers 5.x: (module_path, prefix=None)
+        prefix = args[1] if len(args) > 1 else kwargs.get("prefix")
         root = str(module_path)
         root = os.path.dirname(root) if os.path.isfile(root) else root
         if os.path.basename(root) != "models" or os.path.basename(os.path.dirname(root)) != "transformers":
