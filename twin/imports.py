@@ -171,7 +171,9 @@ def _cached_index(scan: Any) -> Any:
             return scan(*args, **kwargs)
 
     def _answered(args: tuple, kwargs: dict) -> Any:
-        module_path = args[0] if args else kwargs["module_path"]  # transformers 5.x: (module_path, prefix=None)
+        module_path = (
+            args[0] if args else kwargs["module_path"]
+        )  # transformers 5.x: (module_path, prefix=None)
         prefix = args[1] if len(args) > 1 else kwargs.get("prefix")
         root = str(module_path)
         root = os.path.dirname(root) if os.path.isfile(root) else root
