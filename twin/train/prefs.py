@@ -187,9 +187,6 @@ def _warn_loss(record: dict, cfg: TrainConfig) -> None:
             len(guard["checks"]),
             100 * cfg.prefs.max_loss_increase,
         )
-    elif guard["stopped_at"] is not None:
-        log.info("preference stage: stopped at step %d (val loss over budget), kept step %d",
-                 guard["stopped_at"], guard["kept_step"])  # fmt: skip
     if change is not None and change > 0.02:
         log.warning(
             "preference stage: val loss of the real replies %.1f%% worse than the SFT adapter's; "
