@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from helpers.training import tiny_train_config
 
-from twin.model.precision import Hardware, choose_precision, decide, parameter_count
+from twin.model.precision import Hardware, choose_precision, decide, model_width, parameter_count
 
 GIB = 2**30
 SEVEN_B = 7_200_000_000
@@ -33,6 +33,36 @@ def test_rules(hw: Hardware, devices: int, want: str, slow: bool) -> None:
     assert choice.reason and "\n" not in choice.reason
     if slow:
         assert "slow" in choice.reason and "GiB available" in choice.reason
+
+
+@pytest.mark.parametrize(
+    ("width", "available", "want"),
+    [
+        (128, 8 * GIB, "32-true"),  # the tiny bases: float32 kernels are faster at this width
+        (511, 8 * GIB, "32-true"),
+        (512, 8 * GIB, "bf16-true"),
+        (4544, 64 * GIB, "bf16-true"),  # Falcon-7B: bf16 even when float32 would fit
+        (None, 8 * GIB, "bf16-true"),  # width unknown: the native-bf16 rule
+        (128, 1 * GIB, "bf16-true"),  # narrow but float32 does not fit (1 GiB reserve + weights)
+    ],
+)
+def test_native_bf16_cpus_keep_narrow_models_in_float32(width: int | None, available: int, want: str) -> None:
+    hw = Hardware(cuda=False, cpu_bf16=True, available_bytes=available)
+    choice = decide(hw, 800_000 if width and width < 512 else SEVEN_B, 1, width)
+    assert choice.precision == want, choice
+    assert not choice.slow
+    if want == "32-true":
+        assert f"hidden size {width}" in choice.reason
+
+
+def test_model_width_reads_the_config(tiny_base: Path, tmp_path: Path) -> None:
+    import json
+
+    assert model_width(tiny_base) == json.loads((tiny_base / "config.json").read_text())["hidden_size"]
+    (tmp_path / "config.json").write_text(json.dumps({"text_config": {"hidden_size": 2048}}))
+    assert model_width(tmp_path) == 2048
+    (tmp_path / "config.json").write_text("{not json")
+    assert model_width(tmp_path) is None
 
 
 def test_parameter_count_from_headers_matches_the_model(tiny_base: Path) -> None:

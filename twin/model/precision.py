@@ -4,13 +4,18 @@ The rules, in order (``decide`` is the whole policy; ``detect`` reads the machin
 
 1. CUDA GPU with bf16 support (Ampere and newer): ``bf16-true``.
 2. CUDA GPU without bf16 (Turing, Volta): ``16-true``.
-3. CPU with native bf16 instructions (AVX-512 BF16 or AMX, from /proc/cpuinfo or torch): ``bf16-true``.
+3. CPU with native bf16 instructions (AVX-512 BF16 or AMX, from /proc/cpuinfo or torch): ``bf16-true``,
+   unless the model is narrow (hidden size below ``NARROW_WIDTH``) and its float32 weights fit: then
+   ``32-true``, because bf16's CPU kernels only pay on wide matrices (bench/RESULTS.md, "Precision auto
+   by width": on an AMX Xeon a width-128 base trains 1.4-1.9x faster in float32, width 512 1.2x faster
+   in bf16, a Falcon-7B cut 2.1x faster in bf16).
 4. Other CPUs emulate bf16 (an order of magnitude slower), so ``32-true`` when the float32 weights
    of every process fit: ``devices x 4 bytes x parameters x 1.2 + 1 GiB <= available RAM``
    (MemAvailable; the 20% and 1 GiB cover activations, adapter, optimizer and the runtime);
 5. otherwise ``bf16-true``, with a warning that it will be slow.
 
-Parameters are counted from the safetensors headers (shapes), without loading anything.
+Parameters are counted from the safetensors headers (shapes), the width read from ``config.json``,
+without loading anything.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 FIT_MARGIN, FIT_RESERVE = 1.2, 2**30
+NARROW_WIDTH = 512  # hidden sizes below it run faster in float32 even where bf16 is native
 DTYPE_OF = {"bf16-true": "bfloat16", "16-true": "float16", "32-true": "float32"}
 
 
@@ -48,19 +54,26 @@ class Choice:
 
 def choose_precision(base: str | os.PathLike, accelerator: str = "auto", devices: int = 1) -> Choice:
     """The precision for ``base`` on this machine (see the module docstring)."""
-    return decide(detect(accelerator), parameter_count(base), devices)
+    return decide(detect(accelerator), parameter_count(base), devices, model_width(base))
 
 
-def decide(hw: Hardware, params: int, devices: int = 1) -> Choice:
+def decide(hw: Hardware, params: int, devices: int = 1, width: int | None = None) -> Choice:
     if hw.cuda:
         if hw.cuda_bf16:
             return Choice("bf16-true", f"GPU {hw.cuda_name} supports bf16")
         return Choice("16-true", f"GPU {hw.cuda_name} has no bf16: float16")
-    if hw.cpu_bf16:
-        return Choice("bf16-true", "CPU has native bf16 (AVX-512 BF16 or AMX)")
     need = devices * (4 * params * FIT_MARGIN) + FIT_RESERVE
+    fits = hw.available_bytes is None or need <= hw.available_bytes
+    if hw.cpu_bf16:
+        if width is not None and width < NARROW_WIDTH and fits:
+            return Choice(
+                "32-true",
+                f"CPU has native bf16, but the model is narrow (hidden size {width} < {NARROW_WIDTH}): "
+                "float32 is faster there",
+            )
+        return Choice("bf16-true", "CPU has native bf16 (AVX-512 BF16 or AMX)")
     gib = f"{need / 2**30:.1f} GiB"
-    if hw.available_bytes is None or need <= hw.available_bytes:
+    if fits:
         have = "" if hw.available_bytes is None else f" of {hw.available_bytes / 2**30:.1f} GiB available"
         return Choice("32-true", f"CPU without native bf16; float32 weights fit ({gib}{have})")
     return Choice(
@@ -104,6 +117,19 @@ def available_memory() -> int | None:
                 return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
+    return None
+
+
+def model_width(base: str | os.PathLike) -> int | None:
+    """The hidden size from the base's ``config.json`` (a multimodal config's text part); None if unknown."""
+    try:
+        cfg = json.loads((Path(base) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    for c in (cfg, cfg.get("text_config") or {}):
+        for key in ("hidden_size", "n_embd", "d_model"):
+            if isinstance(c.get(key), int):
+                return c[key]
     return None
 
 
