@@ -276,7 +276,7 @@ def fit(
             if progress.step == first_step:
                 resume_gc()
                 if fabric.is_global_zero:
-                    _log_first_step()
+                    _log_first_step(bar)
             bar.update(1)
             step = progress.step
             if step % cfg.log_every_steps == 0 or step == total_steps:
@@ -349,15 +349,18 @@ def optimizer_step(fabric: Any, cfg: TrainConfig, model: Model) -> None:
     model.scheduler.step()
 
 
-def _log_first_step() -> None:
-    """How long the user waited for training to start (goal: seconds; bench/RESULTS.md#compare-train)."""
+def _log_first_step(bar: Any) -> None:
+    """How long the user waited for training to start (goal: seconds; bench/RESULTS.md#compare-train).
+
+    Logged with the bar cleared first: otherwise the bar's next refresh writes over the line."""
     from twin.logs import process_age
 
-    log.info(
-        "first optimizer step at %.1f s (CPU %.1f s) since this process started",
-        process_age(),
-        time.process_time(),
-    )
+    with bar.external_write_mode():
+        log.info(
+            "first optimizer step at %.1f s (CPU %.1f s) since this process started",
+            process_age(),
+            time.process_time(),
+        )
 
 
 def log_step(
