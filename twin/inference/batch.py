@@ -297,7 +297,7 @@ class Scheduler:
             if self.multi_lora is not None:
                 self.multi_lora.close()
             self.multi_lora = multi = MultiLora(self.model, share=self.share_adapters)
-            log.info(
+            log.debug(  # how rows of different adapters share a step: for `twin -v`, not for the owner
                 "mixed-adapter batches: %s", f"peft's adapter_names ({multi.reason})"
                 if not multi.supported else f"{len(multi.stacked)} adapters stacked over {len(multi.layers)} "
                 f"LoRA layers ({multi.width} ranks), {len(multi.per_adapter)} run on their own rows (DoRA)",
