@@ -298,7 +298,10 @@ def test_tiny_base_sees_only_scrubbed_text(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     small = ["--hidden-size", "32", "--layers", "1", "--heads", "2", "--vocab-size", "400"]
     # raw records only: the raw text is not used (the built-in corpus is), nor taken when named
-    assert CliRunner().invoke(app, ["model", "tiny", "--out", "b0", "--pretrain-steps", "0", *small]).exit_code == 0
+    assert (
+        CliRunner().invoke(app, ["model", "tiny", "--out", "b0", "--pretrain-steps", "0", *small]).exit_code
+        == 0
+    )
     assert "zqxj" not in (tmp_path / "b0" / "tokenizer.json").read_text(encoding="utf-8")
     bad = CliRunner().invoke(app, ["model", "tiny", "--out", "b1", "--texts", "data/raw", *small])
     assert isinstance(bad.exception, TwinError) and "no train.jsonl" in str(bad.exception)
