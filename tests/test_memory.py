@@ -114,3 +114,18 @@ def test_adapter_memory_follows_twin_json_and_refuses_memory_it_was_not_trained_
     shutil.rmtree(adapter / MEMORY_DIR)
     with pytest.raises(TwinError, match="memory missing"):
         adapter_memory(adapter, meta_with(memory={"k": 2, "dir": MEMORY_DIR}))
+
+
+def test_a_sinhala_word_is_one_token(tmp_path):
+    """A query word matches the remembered one whole: re's \\w split "හෙට" into "හ" + "ට", so any
+    word sharing a consonant matched."""
+    from twin.memory import tokens
+
+    assert tokens("මම හෙට එන්නම්") == ["මම", "හෙට", "එන්නම්"]
+    rows = [
+        {"session": "s-1", "contact": "Nimal", "instruction": "හෙට එනවද?", "response": "ඔව්, එන්නම්"},
+        {"session": "s-2", "contact": "Nimal", "instruction": "හිත හොඳද?", "response": "හරි"},
+    ]
+    mem = Memory.open(build_memory(_write(tmp_path / "data", rows)))
+    got = mem.retrieve("හෙට හමුවෙමුද?", 5, contact="Nimal", session="s-9")
+    assert [g["me"] for g in got] == ["ඔව්, එන්නම්"]

@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from twin.errors import TwinError
 from twin.fileio import atomic_dir, atomic_write_json, atomic_write_jsonl, iter_jsonl
+from twin.text.words import words
 
 if TYPE_CHECKING:
     from twin.adapter_meta import AdapterMeta
@@ -43,12 +43,11 @@ META_FILE = "memory.json"
 SCOPES = ("contact", "all")  # whose past exchanges a prompt may see: the same contact's, or anyone's
 DEFAULT_SCOPE = "contact"  # also for adapters trained before the scope was recorded
 MAX_CHARS = 200  # each remembered message is cut to this many characters in the prompt
-_WORD = re.compile(r"\w+", re.UNICODE)
 
 
 def tokens(text: str) -> list[str]:
-    """Lowercased Unicode word tokens (Cyrillic and Latin alike)."""
-    return _WORD.findall(text.lower())
+    """Lowercased word tokens in any script (:func:`twin.text.words.words`)."""
+    return words(text)
 
 
 def _digest(path: Path) -> str:
