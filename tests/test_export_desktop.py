@@ -340,6 +340,42 @@ def test_only_the_peer_speaks_needs_me(tmp_path):
     assert import_desktop(f, tmp_path / "raw", me="7")["messages"] == 1
 
 
+def test_an_html_export_or_the_folder_above_the_export_is_one_line_saying_what_to_pass(
+    tmp_path, monkeypatch, capsys
+):
+    """What a newcomer passes instead of result.json: an HTML export (the folder or its messages.html,
+    an account's export_results.html) or the folder holding the export folder."""
+    chat = tmp_path / "ChatExport_2024-05-01"
+    (chat / "css").mkdir(parents=True)
+    (chat / "messages.html").write_text("<!DOCTYPE html><html><body>hi</body></html>", encoding="utf-8")
+    account = tmp_path / "Telegram Desktop" / "DataExport_2024-05-01"
+    account.mkdir(parents=True)
+    (account / "export_results.html").write_text("<!DOCTYPE html>", encoding="utf-8")
+    above = tmp_path / "Downloads"
+    shutil.copytree(tmp_path / "Telegram Desktop", above / "html")
+    (above / "ChatExport_2024-06-01").mkdir(parents=True)
+    shutil.copy(DM, above / "ChatExport_2024-06-01" / "result.json")
+    found = above / "ChatExport_2024-06-01" / "result.json"
+    cases = [
+        (chat, "HTML export"),
+        (chat / "messages.html", "HTML export"),
+        (account, "HTML export"),
+        (tmp_path / "Telegram Desktop", "HTML export"),  # one folder deeper
+        (above, f"no result.json at its top, but {found}; pass that file: twin export desktop {found}"),
+    ]
+    for path, says in cases:
+        code, err = run_cli(
+            monkeypatch, capsys, "export", "desktop", str(path), "--out", str(tmp_path / "raw")
+        )
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), (path, err)
+        assert says in lines[0], (path, err)
+        if says == "HTML export":
+            assert "'Machine-readable JSON'" in lines[0] and "Export chat history" in lines[0]
+    assert not (tmp_path / "raw").exists()
+    assert import_desktop(found, tmp_path / "raw", tz="UTC")["messages"] == 6  # the file it points at
+
+
 def test_export_folder_and_bom_and_lone_surrogates(tmp_path):
     folder = tmp_path / "DataExport_2024"
     folder.mkdir()
