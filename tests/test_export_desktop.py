@@ -125,6 +125,15 @@ def test_account_export_owner_from_personal_information(tmp_path):
     assert sorted(p.name for p in (tmp_path / "telegram").iterdir()) == ["700000001.jsonl"]
 
 
+def test_skipped_groups_are_named_with_the_option_that_adds_them(tmp_path, caplog):
+    caplog.set_level("INFO", logger=td.__name__)
+    import_desktop(MULTI, tmp_path / "a")
+    assert "1 group chat(s) skipped: personal chats only; add --include-groups" in caplog.text
+    caplog.clear()
+    import_desktop(MULTI, tmp_path / "b", include_groups=True)
+    assert "group chat(s) skipped" not in caplog.text
+
+
 def test_include_groups_adds_the_group(tmp_path):
     s = import_desktop(MULTI, tmp_path, include_groups=True)
     assert s["dialogs"] == 2 and s["skipped_messages"] == {"service": 1}
