@@ -59,6 +59,11 @@ def test_shuffled_labels_are_not_meaningful():
     assert block["status"] == "ok" and block["meaningful"] is False
     assert 0.3 < block["accuracy"]["balanced"] < 0.7
     assert "not meaningful" in authorship_sentence(block)
+    assert "Export more" not in authorship_sentence(block)  # 20 scored of 80: val itself is big enough
+    block |= {"enough_examples": False, "val_examples": 20}  # a small chat: its whole val split is 20
+    sentence = authorship_sentence(block)
+    assert "not meaningful" in sentence and "only 20 of your replies are in val.jsonl" in sentence
+    assert "Export more of your chats" in sentence
 
 
 def test_too_little_data_gives_no_number():
