@@ -385,6 +385,26 @@ def test_an_html_export_or_the_folder_above_the_export_is_one_line_saying_what_t
     assert import_desktop(found, tmp_path / "raw", tz="UTC")["messages"] == 6  # the file it points at
 
 
+def test_a_tilde_path_is_the_home_folder(tmp_path, monkeypatch, capsys):
+    """zsh leaves "~" in `make export-desktop FILE=~/Downloads/result.json`, and make quotes it."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "Downloads").mkdir()
+    shutil.copy(DM, tmp_path / "Downloads" / "result.json")
+    code, err = run_cli(
+        monkeypatch,
+        capsys,
+        "export",
+        "desktop",
+        "~/Downloads/result.json",
+        "--out",
+        str(tmp_path / "raw"),
+        "--tz",
+        "UTC",
+    )
+    assert code == 0, err
+    assert len(list((tmp_path / "raw" / "telegram").glob("*.jsonl"))) == 1
+
+
 def test_export_folder_and_bom_and_lone_surrogates(tmp_path):
     folder = tmp_path / "DataExport_2024"
     folder.mkdir()

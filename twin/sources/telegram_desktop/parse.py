@@ -29,7 +29,9 @@ def resolve_file(path: Path) -> Path:
 
     What a newcomer passes instead is one line naming what to do: an HTML export (re-export as
     JSON), the folder above the export (the ``result.json`` found one level deeper), a missing path.
+    A leading ``~`` is the home folder: zsh (macOS's shell) leaves it in ``make ... FILE=~/...``.
     """
+    path = path.expanduser()
     if path.is_dir():  # the export folder itself: Desktop puts result.json at its top
         if (path / "result.json").is_file():
             return path / "result.json"
