@@ -370,7 +370,7 @@ def test_an_html_export_or_the_folder_above_the_export_is_one_line_saying_what_t
         (chat / "messages.html", "HTML export"),
         (account, "HTML export"),
         (tmp_path / "Telegram Desktop", "HTML export"),  # one folder deeper
-        (above, f"no result.json at its top, but {found}; pass that file: twin export desktop {found}"),
+        (above, f"no result.json at its top, but {found}; pass that file instead (FILE={found} with make)"),
     ]
     for path, says in cases:
         code, err = run_cli(

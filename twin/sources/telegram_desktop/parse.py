@@ -39,8 +39,8 @@ def resolve_file(path: Path) -> Path:
         if deeper:
             more = f" (and {len(deeper) - 1} more export folders)" if len(deeper) > 1 else ""
             raise TwinError(
-                f"{path}: no result.json at its top, but {deeper[0]}{more}; pass that file: "
-                f"twin export desktop {shell_word(str(deeper[0]))}"
+                f"{path}: no result.json at its top, but {deeper[0]}{more}; pass that file instead "
+                f"(FILE={shell_word(str(deeper[0]))} with make)"
             )
         if _html_export(path):
             raise TwinError(f"{path}: {HTML_EXPORT}")
