@@ -90,6 +90,11 @@ def test_index_is_rebuilt_when_the_train_split_changes(tmp_path):
     assert ensure_memory(data) == first and (first / "memory.json").stat().st_mtime_ns == stamp
     _write(data, TRAIN)
     assert len(Memory.open(ensure_memory(data)).pairs) == len(TRAIN)
+    # an index whose words were cut the old way (no "tokens": re's \w) is rebuilt too
+    meta = json.loads((first / "memory.json").read_text(encoding="utf-8"))
+    (first / "memory.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "tokens"}))
+    ensure_memory(data)
+    assert json.loads((first / "memory.json").read_text(encoding="utf-8"))["tokens"] == "words-v2"
     with pytest.raises(TwinError, match="not found"):
         build_memory(tmp_path / "nowhere")
 
