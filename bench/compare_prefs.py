@@ -6,7 +6,7 @@ Needs ``twin demo --serve 0 --workdir DIR`` first (its base, data and SFT adapte
 the preference stage from the ``demo`` adapter into ``demo-prefs`` (the SFT adapter is left as it
 is), evaluates both with the demo's eval settings on the same ``--examples`` val prompts (same
 sampling seeds), and compares them row by row: the share of twin replies the authorship verifier
-judges "owner" with the paired difference (prefs - SFT) and its bootstrap interval, ROC AUC of
+judges "owner" with the paired difference (prefs - SFT) and its Newcombe interval, ROC AUC of
 real vs twin replies (0.5 = the verifier cannot tell them apart), loss of the real replies,
 reply length and style, and wall times. Writes ``bench/out/compare_prefs.json`` and prints a
 markdown table.
@@ -113,17 +113,16 @@ def judged(judge: object, rows: list[dict], key: str) -> list[float]:
 
 def paired(sft_rows: list[dict], prefs_rows: list[dict], judge: object | None = None) -> dict:
     """prefs - SFT share judged "owner" on the same prompts (the verifier's, or ``judge``'s)."""
-    from twin.eval.authorship import share
+    from twin.eval.intervals import paired_difference
 
     assert [r["message"] for r in sft_rows] == [r["message"] for r in prefs_rows], "not the same prompts"
     if judge is not None:
         a, b = judged(judge, sft_rows, "twin"), judged(judge, prefs_rows, "twin")
-        return share([y - x for x, y in zip(a, b, strict=True)]) | {
+        return paired_difference(b, a) | {
             "sft": sum(a) / len(a), "prefs": sum(b) / len(b), "real": sum(judged(judge, sft_rows, "real")) / len(a)
         }  # fmt: skip
-    diffs = [float(b["authorship"]["twin"] >= 0.5) - float(a["authorship"]["twin"] >= 0.5)
-             for a, b in zip(sft_rows, prefs_rows, strict=True)]  # fmt: skip
-    return share(diffs)
+    return paired_difference([float(r["authorship"]["twin"] >= 0.5) for r in prefs_rows],
+                             [float(r["authorship"]["twin"] >= 0.5) for r in sft_rows])  # fmt: skip
 
 
 def eval_rows(workdir: Path, run: str) -> list[dict]:

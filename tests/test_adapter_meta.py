@@ -128,6 +128,19 @@ def test_unreadable_files_are_clear_errors(tmp_path, content, match):
         read_meta(tmp_path / "nope")
 
 
+def test_a_missing_run_names_the_runs_trained_beside_it(tmp_path):
+    """`make train` (RUN=demo) then `make eval RUN=me`: the line says which runs exist."""
+    _write(tmp_path / "adapters" / "demo", OLD)
+    with pytest.raises(
+        TwinError, match=r"adapters/me: adapter directory not found; trained runs there: demo \(RUN=demo"
+    ):
+        read_meta(tmp_path / "adapters" / "me")
+    with pytest.raises(
+        TwinError, match=r"nope: adapter directory not found; train one with `twin train --run NAME`"
+    ):
+        read_meta(tmp_path / "elsewhere" / "nope")
+
+
 def test_the_cli_refuses_a_bad_twin_json_with_exit_2_before_loading(tmp_path, monkeypatch, capsys):
     from twin.cli import main
 

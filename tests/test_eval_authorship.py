@@ -7,7 +7,8 @@ import random
 import pytest
 from helpers.styled_chats import contact_text, styled_examples
 
-from twin.eval.authorship import authorship_block, bootstrap_interval, split_messages
+from twin.eval.authorship import authorship_block, split_messages
+from twin.eval.intervals import paired_difference, paired_difference_interval, share, wilson_interval
 from twin.eval.verdict import authorship_sentence
 
 
@@ -58,6 +59,11 @@ def test_shuffled_labels_are_not_meaningful():
     assert block["status"] == "ok" and block["meaningful"] is False
     assert 0.3 < block["accuracy"]["balanced"] < 0.7
     assert "not meaningful" in authorship_sentence(block)
+    assert "Export more" not in authorship_sentence(block)  # 20 scored of 80: val itself is big enough
+    block |= {"enough_examples": False, "val_examples": 20}  # a small chat: its whole val split is 20
+    sentence = authorship_sentence(block)
+    assert "not meaningful" in sentence and "only 20 of your replies are in val.jsonl" in sentence
+    assert "Export more of your chats" in sentence
 
 
 def test_too_little_data_gives_no_number():
@@ -79,14 +85,37 @@ def test_split_messages_dedupes_and_skips_empty():
     assert split_messages(ex) == (["hi", "sure"], ["yo"])
 
 
-def test_bootstrap_interval_brackets_the_mean_and_narrows_with_n():
-    small = [1.0, 0.0] * 10
-    large = [1.0, 0.0] * 500
-    lo_s, hi_s = bootstrap_interval(small, seed=0)
-    lo_l, hi_l = bootstrap_interval(large, seed=0)
-    assert lo_s < 0.5 < hi_s and lo_l < 0.5 < hi_l
-    assert hi_l - lo_l < (hi_s - lo_s) / 3
-    assert bootstrap_interval([1.0] * 5) == (1.0, 1.0)
+def test_shares_at_0_and_100_percent_keep_an_interval():
+    """A percentile bootstrap gave 0/200 "0-0%" and a twin at 200/200 against a base at 0 "+1 to +1"."""
+    zero, full = share([0.0] * 200), share([1.0] * 200)
+    assert (zero["share"], zero["low"], zero["n"]) == (0.0, 0.0, 200)
+    assert zero["high"] == pytest.approx(0.0188, abs=1e-4)  # Wilson: 1.96^2 / (200 + 1.96^2)
+    assert full["low"] == pytest.approx(1 - 0.0188, abs=1e-4) and full["high"] == 1.0
+    d = paired_difference([1.0] * 200, [0.0] * 200)
+    assert d["share"] == 1.0 and d["high"] == 1.0 and 0.96 < d["low"] < 0.98
+    same = paired_difference([0.0] * 200, [0.0] * 200)
+    assert same["share"] == 0.0 and same["low"] < 0 < same["high"]
+
+
+def test_newcombe_paired_interval_matches_the_textbook():
+    # Fagerland, Lydersen & Laake, Statistical Analysis of Contingency Tables, 8.5 (Cavo et al. 2012):
+    # 59 / 6 / 16 / 80 -> -0.0621 (95% CI -0.1186 to -0.0046), Newcombe's square-and-add (method 10)
+    low, high = paired_difference_interval(59, 6, 16, 80)
+    assert (low, high) == pytest.approx((-0.1186, -0.0046), abs=1e-4)
+    first = [1.0] * 65 + [0.0] * 96  # both 59, first only 6; second only 16, neither 80
+    second = [1.0] * 59 + [0.0] * 6 + [1.0] * 16 + [0.0] * 80
+    d = paired_difference(first, second)
+    assert d["share"] == pytest.approx(-10 / 161) and (d["low"], d["high"]) == pytest.approx((low, high))
+    assert paired_difference_interval(0, 0, 0, 0) == (-1.0, 1.0)
+    low, high = paired_difference_interval(0, 0, 3, 0)  # -1: clamped, never below
+    assert low == -1.0 and -0.3 < high < -0.1
+
+
+def test_wilson_interval_textbook_and_edges():
+    # 8 of 20: 0.2188-0.6134 (Newcombe 1998a, method 3)
+    assert wilson_interval(8, 20) == pytest.approx((0.2188, 0.6134), abs=1e-4)
+    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
+    assert wilson_interval(0, 0) == (0.0, 1.0)
 
 
 def test_roc_auc_matches_sklearn_and_reads_as_separability():

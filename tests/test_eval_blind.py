@@ -7,7 +7,8 @@ import json
 import pytest
 
 from twin.errors import TwinError
-from twin.eval.blind import blind_score, blind_section, wilson_interval
+from twin.eval.blind import blind_score, blind_section
+from twin.eval.intervals import wilson_interval
 
 
 def _write(path, picks):

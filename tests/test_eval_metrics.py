@@ -49,6 +49,18 @@ def test_rouge_counts_cyrillic_words():
     assert r["rougeL"] == pytest.approx(2 / 3)
 
 
+def test_words_keep_combining_marks_together():
+    # re's \\w stops at vowel signs and viramas (Mn/Mc): "මම හෙට එන්නම්" ("I'll come tomorrow") was 5 tokens
+    assert m.words("මම හෙට එන්නම්") == ["මම", "හෙට", "එන්නම්"]
+    assert m.words("ශ්‍රී ලංකා") == ["ශ්‍රී", "ලංකා"]  # a zero-width joiner inside the first word
+    assert m.words("नमस्ते दोस्त!") == ["नमस्ते", "दोस्त"]
+    assert m.words("Cafe\u0301, don't 👨‍👩‍👧 ok_2") == ["cafe\u0301", "don", "t", "ok_2"]
+    assert m.words("Привет, как дела?") == ["привет", "как", "дела"]
+    s = m.style_stats(["මම හෙට එන්නම්", "හරි"])
+    assert s["words_mean"] == pytest.approx(2.0)
+    assert m.pet_phrases(["මම හෙට එන්නම්", "මම හෙට එන්නම් හරි"]) == [("මම හෙට එන්නම්", 2)]
+
+
 def test_rouge_empty_hypothesis_scores_zero_and_lengths_must_match():
     assert m.rouge([""], ["hello there"])["rouge1"] == 0.0
     with pytest.raises(ValueError):

@@ -125,6 +125,15 @@ def test_account_export_owner_from_personal_information(tmp_path):
     assert sorted(p.name for p in (tmp_path / "telegram").iterdir()) == ["700000001.jsonl"]
 
 
+def test_skipped_groups_are_named_with_the_option_that_adds_them(tmp_path, caplog):
+    caplog.set_level("INFO", logger=td.__name__)
+    import_desktop(MULTI, tmp_path / "a")
+    assert "1 group chat(s) skipped: personal chats only; add --include-groups" in caplog.text
+    caplog.clear()
+    import_desktop(MULTI, tmp_path / "b", include_groups=True)
+    assert "group chat(s) skipped" not in caplog.text
+
+
 def test_include_groups_adds_the_group(tmp_path):
     s = import_desktop(MULTI, tmp_path, include_groups=True)
     assert s["dialogs"] == 2 and s["skipped_messages"] == {"service": 1}
@@ -338,6 +347,62 @@ def test_only_the_peer_speaks_needs_me(tmp_path):
     with pytest.raises(TwinError, match="--me"):
         import_desktop(f, tmp_path / "raw")
     assert import_desktop(f, tmp_path / "raw", me="7")["messages"] == 1
+
+
+def test_an_html_export_or_the_folder_above_the_export_is_one_line_saying_what_to_pass(
+    tmp_path, monkeypatch, capsys
+):
+    """What a newcomer passes instead of result.json: an HTML export (the folder or its messages.html,
+    an account's export_results.html) or the folder holding the export folder."""
+    chat = tmp_path / "ChatExport_2024-05-01"
+    (chat / "css").mkdir(parents=True)
+    (chat / "messages.html").write_text("<!DOCTYPE html><html><body>hi</body></html>", encoding="utf-8")
+    account = tmp_path / "Telegram Desktop" / "DataExport_2024-05-01"
+    account.mkdir(parents=True)
+    (account / "export_results.html").write_text("<!DOCTYPE html>", encoding="utf-8")
+    above = tmp_path / "Downloads"
+    shutil.copytree(tmp_path / "Telegram Desktop", above / "html")
+    (above / "ChatExport_2024-06-01").mkdir(parents=True)
+    shutil.copy(DM, above / "ChatExport_2024-06-01" / "result.json")
+    found = above / "ChatExport_2024-06-01" / "result.json"
+    cases = [
+        (chat, "HTML export"),
+        (chat / "messages.html", "HTML export"),
+        (account, "HTML export"),
+        (tmp_path / "Telegram Desktop", "HTML export"),  # one folder deeper
+        (above, f"no result.json at its top, but {found}; pass that file instead (FILE={found} with make)"),
+    ]
+    for path, says in cases:
+        code, err = run_cli(
+            monkeypatch, capsys, "export", "desktop", str(path), "--out", str(tmp_path / "raw")
+        )
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), (path, err)
+        assert says in lines[0], (path, err)
+        if says == "HTML export":
+            assert "'Machine-readable JSON'" in lines[0] and "Export chat history" in lines[0]
+    assert not (tmp_path / "raw").exists()
+    assert import_desktop(found, tmp_path / "raw", tz="UTC")["messages"] == 6  # the file it points at
+
+
+def test_a_tilde_path_is_the_home_folder(tmp_path, monkeypatch, capsys):
+    """zsh leaves "~" in `make export-desktop FILE=~/Downloads/result.json`, and make quotes it."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "Downloads").mkdir()
+    shutil.copy(DM, tmp_path / "Downloads" / "result.json")
+    code, err = run_cli(
+        monkeypatch,
+        capsys,
+        "export",
+        "desktop",
+        "~/Downloads/result.json",
+        "--out",
+        str(tmp_path / "raw"),
+        "--tz",
+        "UTC",
+    )
+    assert code == 0, err
+    assert len(list((tmp_path / "raw" / "telegram").glob("*.jsonl"))) == 1
 
 
 def test_export_folder_and_bom_and_lone_surrogates(tmp_path):

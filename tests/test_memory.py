@@ -90,6 +90,11 @@ def test_index_is_rebuilt_when_the_train_split_changes(tmp_path):
     assert ensure_memory(data) == first and (first / "memory.json").stat().st_mtime_ns == stamp
     _write(data, TRAIN)
     assert len(Memory.open(ensure_memory(data)).pairs) == len(TRAIN)
+    # an index whose words were cut the old way (no "tokens": re's \w) is rebuilt too
+    meta = json.loads((first / "memory.json").read_text(encoding="utf-8"))
+    (first / "memory.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "tokens"}))
+    ensure_memory(data)
+    assert json.loads((first / "memory.json").read_text(encoding="utf-8"))["tokens"] == "words-v2"
     with pytest.raises(TwinError, match="not found"):
         build_memory(tmp_path / "nowhere")
 
@@ -114,3 +119,18 @@ def test_adapter_memory_follows_twin_json_and_refuses_memory_it_was_not_trained_
     shutil.rmtree(adapter / MEMORY_DIR)
     with pytest.raises(TwinError, match="memory missing"):
         adapter_memory(adapter, meta_with(memory={"k": 2, "dir": MEMORY_DIR}))
+
+
+def test_a_sinhala_word_is_one_token(tmp_path):
+    """A query word matches the remembered one whole: re's \\w split "හෙට" into "හ" + "ට", so any
+    word sharing a consonant matched."""
+    from twin.memory import tokens
+
+    assert tokens("මම හෙට එන්නම්") == ["මම", "හෙට", "එන්නම්"]
+    rows = [
+        {"session": "s-1", "contact": "Nimal", "instruction": "හෙට එනවද?", "response": "ඔව්, එන්නම්"},
+        {"session": "s-2", "contact": "Nimal", "instruction": "හිත හොඳද?", "response": "හරි"},
+    ]
+    mem = Memory.open(build_memory(_write(tmp_path / "data", rows)))
+    got = mem.retrieve("හෙට හමුවෙමුද?", 5, contact="Nimal", session="s-9")
+    assert [g["me"] for g in got] == ["ඔව්, එන්නම්"]

@@ -74,3 +74,21 @@ def test_no_examples_is_a_twin_error(tmp_path):
     (tmp_path / "train.jsonl").write_text("", encoding="utf-8")
     with pytest.raises(TwinError, match="no examples"):
         texts_from_dir(tmp_path)
+
+
+def test_cli_default_pretrains_a_base_that_writes_words(tmp_path, monkeypatch):
+    """`make tiny` (no flags) pretrains PRETRAIN_STEPS steps, as the demo does: a 0-step base is
+    random weights whose replies are byte noise for a newcomer following the README."""
+    from typer.testing import CliRunner
+
+    from twin.cli import app
+    from twin.model.tiny import PRETRAIN_STEPS
+
+    monkeypatch.chdir(tmp_path)  # no data/processed here: the built-in corpus
+    small = ["--hidden-size", "32", "--layers", "1", "--heads", "2", "--vocab-size", "400"]
+    res = CliRunner().invoke(app, ["model", "tiny", "--out", "b", *small])
+    assert res.exit_code == 0, res.output
+    record = json.loads((tmp_path / "b" / "tiny.json").read_text(encoding="utf-8"))
+    assert PRETRAIN_STEPS >= 100 and record["pretrain_steps"] == PRETRAIN_STEPS
+    first, last = record["pretrain_loss"]
+    assert last < first - 1.0  # it learned the text

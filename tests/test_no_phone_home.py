@@ -185,7 +185,19 @@ def pipeline(watched, tmp_path_factory):
     sample.write_text(json.dumps(full, ensure_ascii=False), encoding="utf-8")
     _stage(env, logs, "export", "export", "desktop", str(sample), "--out", str(raw))
     _stage(env, logs, "prepare", "prepare", "--raw", str(raw), "--out", str(data))
-    _stage(env, logs, "tiny", "model", "tiny", "--out", str(ck / "tiny"), "--texts", str(data))
+    _stage(
+        env,
+        logs,
+        "tiny",
+        "model",
+        "tiny",
+        "--out",
+        str(ck / "tiny"),
+        "--texts",
+        str(data),
+        "--pretrain-steps",
+        "0",
+    )
     _stage(env, logs, "train", "train", "--base", str(ck / "tiny"), "--data", str(data), "--run", "t",
            "--max-steps", "2", "--memory", "1", "--precision", "32-true", "--set", f"out_dir={ck}",
            "--set", "eval.every_steps=0", "--set", "data.max_seq_length=256", "--set", "data.reply_tokens=64")  # fmt: skip

@@ -316,6 +316,17 @@ def test_small_chat_gets_a_val_split_big_enough_to_measure(tmp_path, caplog, ses
     assert (out / "val.jsonl").read_bytes() == (tmp_path / "o2" / "val.jsonl").read_bytes()
 
 
+def test_a_widened_val_split_is_logged_once_with_its_numbers(tmp_path, caplog):
+    raw = _chat(tmp_path, 100, 3)
+    with caplog.at_level("INFO"):
+        run_prepare(PrepareConfig(raw=str(raw), out=str(tmp_path / "o")))
+    lines = [r.getMessage() for r in caplog.records if r.levelname == "INFO"]
+    assert len([x for x in lines if "dialog files" in x]) == 1  # read twice, announced once
+    assert [x for x in lines if "val_fraction" in x][0].endswith(
+        "val examples (under 48); widening the val split"
+    )
+
+
 def test_big_chat_keeps_the_fraction_and_no_warning(tmp_path, caplog):
     raw = _chat(tmp_path, 400, 3)  # 1,200 replies: 5% of 400 sessions is ~60 val prompts
     with caplog.at_level("WARNING"):

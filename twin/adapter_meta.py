@@ -132,7 +132,7 @@ def read_meta(adapter_dir: str | os.PathLike) -> AdapterMeta:
     d = Path(adapter_dir)
     f = d / FILE
     if not d.is_dir():
-        raise TwinError(f"{d}: adapter directory not found; train one with `twin train --run NAME`")
+        raise TwinError(f"{d}: adapter directory not found; {_trained_beside(d)}")
     if not f.is_file():
         raise TwinError(
             f"{f}: missing, so this is not a twin adapter (train one with `twin train`, which writes it)"
@@ -142,6 +142,16 @@ def read_meta(adapter_dir: str | os.PathLike) -> AdapterMeta:
     except ValueError as e:
         raise TwinError(f"{f}: not valid JSON ({e}); {_RETRAIN}") from None
     return AdapterMeta.from_dict(data, f)
+
+
+def _trained_beside(d: Path) -> str:
+    """What to do about a missing adapter dir: the runs trained beside it (``make eval RUN=demo``),
+    or how to train one."""
+    runs = sorted(p.parent.name for p in d.parent.glob(f"*/{FILE}")) if d.parent.is_dir() else []
+    if runs:
+        shown = ", ".join(runs[:5]) + (f" (and {len(runs) - 5} more)" if len(runs) > 5 else "")
+        return f"trained runs there: {shown} (RUN={runs[0]} with make); or train this one with `twin train --run NAME`"
+    return "train one with `twin train --run NAME`"
 
 
 def _upgrade(data: dict) -> dict:

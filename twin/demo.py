@@ -38,6 +38,7 @@ import typer
 
 from twin.errors import TwinError
 from twin.fileio import atomic_write_json
+from twin.model.tiny import PRETRAIN_STEPS
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,6 @@ RUN = "demo"
 # bundled sample the owner's phrases are nowhere in the contacts' text (bench/RESULTS.md, section
 # sound). True: the old corpus with the owner's replies (`twin model tiny --with-owner-replies`).
 BASE_OWNER_REPLIES = False
-PRETRAIN_STEPS = 150  # enough for words rather than byte noise; ~1-3 min on 2 shared cores
 # 200 contact-balanced val prompts: the paired twin - base interval about +-0.07 (30 gave +-0.2);
 # batched generation keeps it around a minute and a half (bench/RESULTS.md, section evalbase).
 EVAL_EXAMPLES = 200

@@ -4,7 +4,8 @@ A memory is a directory (``memory/`` beside ``train.jsonl``, copied into the ada
 holding the past exchanges of the scrubbed train split — ``pairs.jsonl``: one
 ``{"session", "contact", "them", "me"}`` per train example (their message, my reply) — and a BM25
 index over their messages (``bm25/``, bm25s' own files), plus ``memory.json`` recording the
-digest of the train file it was built from, so a stale index is rebuilt.
+digest of the train file it was built from and how its words were cut (:data:`TOKENS`), so a stale
+index is rebuilt.
 
 :meth:`Memory.retrieve` returns the ``k`` past exchanges whose message is most similar to the new
 one (BM25 over lowercased word tokens, only exchanges sharing at least one word), never one from
@@ -21,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from twin.errors import TwinError
 from twin.fileio import atomic_dir, atomic_write_json, atomic_write_jsonl, iter_jsonl
+from twin.text.words import words
 
 if TYPE_CHECKING:
     from twin.adapter_meta import AdapterMeta
@@ -43,12 +44,14 @@ META_FILE = "memory.json"
 SCOPES = ("contact", "all")  # whose past exchanges a prompt may see: the same contact's, or anyone's
 DEFAULT_SCOPE = "contact"  # also for adapters trained before the scope was recorded
 MAX_CHARS = 200  # each remembered message is cut to this many characters in the prompt
-_WORD = re.compile(r"\w+", re.UNICODE)
+# How the index's words were cut (twin/text/words.py); an index cut otherwise is rebuilt. Before
+# "words-v2", re's \w split Sinhala or Hindi words at every vowel sign.
+TOKENS = "words-v2"
 
 
 def tokens(text: str) -> list[str]:
-    """Lowercased Unicode word tokens (Cyrillic and Latin alike)."""
-    return _WORD.findall(text.lower())
+    """Lowercased word tokens in any script (:func:`twin.text.words.words`)."""
+    return words(text)
 
 
 def _digest(path: Path) -> str:
@@ -93,7 +96,8 @@ def build_memory(data_dir: str | Path, train_file: str = "train.jsonl") -> Path:
         retriever.index([tokens(p["them"]) for p in pairs], show_progress=False)
         retriever.save(str(tmp / INDEX_DIR), show_progress=False)
         atomic_write_jsonl(tmp / PAIRS_FILE, pairs)
-        atomic_write_json(tmp / META_FILE, {"format": 1, "train_digest": _digest(src), "pairs": len(pairs)})
+        meta = {"format": 1, "tokens": TOKENS, "train_digest": _digest(src), "pairs": len(pairs)}
+        atomic_write_json(tmp / META_FILE, meta)
     log.info("memory: %d past exchanges indexed -> %s", len(pairs), out)
     return out
 
@@ -104,7 +108,7 @@ def ensure_memory(data_dir: str | Path, train_file: str = "train.jsonl") -> Path
     out = data / MEMORY_DIR
     try:
         meta = json.loads((out / META_FILE).read_text(encoding="utf-8"))
-        if meta.get("train_digest") == _digest(data / train_file):
+        if meta.get("train_digest") == _digest(data / train_file) and meta.get("tokens") == TOKENS:
             return out
     except (OSError, ValueError):
         pass

@@ -11,9 +11,12 @@ On the val split it reports:
 * its own sanity check: balanced accuracy on real held-out messages (owner vs contacts). When
   that is under :data:`MIN_ACCURACY` or its 95% interval reaches down to chance (0.5), the score
   is flagged ``meaningful: false`` and the report says so;
-* the share of real, base and twin replies it judges "owner" (probability >= 0.5), each with a
-  percentile-bootstrap 95% interval, and a per-reply probability; and the paired difference
-  twin - base over the same prompts (``twin_minus_base``), with its interval;
+* the share of real, base and twin replies it judges "owner" (probability >= 0.5), each with its
+  Wilson score 95% interval, and a per-reply probability; and the paired difference twin - base
+  over the same prompts (``twin_minus_base``), with Newcombe's paired score interval (method 10,
+  from the 2x2 table of the twin's and the base's "owner" flags) — :mod:`twin.eval.intervals`. A
+  percentile bootstrap would collapse to a point at 0% or 100% (a base judged "owner" 0 times in
+  200: "0-0%"); these give 0-1.9%;
 * how well its P(owner) tells the real replies from the twin's and from the base's: ROC AUC
   (``auc``: ``real_vs_twin``, ``real_vs_base``; 0.5 = indistinguishable, 1.0 = always told apart),
   with a bootstrap interval over prompts.
@@ -35,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from twin.eval.intervals import paired_difference, share
 from twin.eval.metrics import SIDES
 
 # The verifier itself lives below the stages (train's preference stage uses it too).
@@ -45,25 +49,9 @@ MIN_ACCURACY = 0.6
 BOOTSTRAP = 1000
 
 
-def bootstrap_interval(values: Sequence[float], *, seed: int = 0, n: int = BOOTSTRAP) -> tuple[float, float]:
-    """Percentile-bootstrap 95% interval of the mean of ``values``."""
-    if not values:
-        return float("nan"), float("nan")
-    means = _resampled_means(values, np.random.default_rng(seed), n)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return float(low), float(high)
-
-
 def _resampled_means(values: Sequence[float], rng: Any, n: int = BOOTSTRAP) -> Any:
     arr = np.asarray(values, dtype=float)
     return arr[rng.integers(0, len(arr), size=(n, len(arr)))].mean(axis=1)
-
-
-def share(flags: Sequence[float], *, seed: int = 0) -> dict:
-    """Mean of 0/1 ``flags`` with its bootstrap 95% interval."""
-    low, high = bootstrap_interval(flags, seed=seed)
-    mean = sum(flags) / len(flags) if flags else float("nan")
-    return {"share": mean, "low": low, "high": high, "n": len(flags)}
 
 
 def held_out_accuracy(verifier: Verifier, owner: Sequence[str], contacts: Sequence[str], seed: int) -> dict:
@@ -148,13 +136,12 @@ def authorship_block(
         "min_accuracy": MIN_ACCURACY,
     }
     for side, ps in scores.items():
-        block[side] = share([float(p >= 0.5) for p in ps], seed=seed)
+        block[side] = share([float(p >= 0.5) for p in ps])
         block[side]["mean_probability"] = sum(ps) / len(ps) if ps else float("nan")
     if "base" in scores and "twin" in scores:  # paired: the same prompts, so the difference is sharper
-        diffs = [
-            float(t >= 0.5) - float(b >= 0.5) for t, b in zip(scores["twin"], scores["base"], strict=True)
-        ]
-        block["twin_minus_base"] = share(diffs, seed=seed)
+        block["twin_minus_base"] = paired_difference(
+            [float(p >= 0.5) for p in scores["twin"]], [float(p >= 0.5) for p in scores["base"]]
+        )
     if "real" in scores and n >= 2:
         block["auc"] = {
             f"real_vs_{side}": roc_auc(scores["real"], scores[side], seed=seed)

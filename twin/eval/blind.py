@@ -10,25 +10,14 @@ give: 50% means the owner cannot tell the twin from themselves, 0% that they alw
 from __future__ import annotations
 
 import html
-import math
 from pathlib import Path
 
 from twin.errors import TwinError
+from twin.eval.intervals import wilson_interval
 from twin.fileio import iter_jsonl
 
 POSITIONS = ("A", "B")  # where the real reply was shown: left (A) or right (B)
 PICKS = ("A", "B", "unsure")
-
-
-def wilson_interval(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval for a proportion (95% by default); ``successes`` may be fractional."""
-    if n <= 0:
-        return 0.0, 1.0
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def read_blind(path: Path) -> list[dict]:

@@ -3,7 +3,8 @@
 * Overlap with the real replies: corpus BLEU-4 (sacrebleu, its standard ``13a`` tokenizer) and
   ROUGE-1/2/L F1 (rouge-score) averaged over pairs. rouge-score's default tokenizer keeps only
   ``[a-z0-9]`` and would turn Russian text into nothing, so it gets a Unicode word tokenizer
-  (lowercased ``\\w+`` runs) instead.
+  (:func:`twin.text.words.words`: letters with their combining marks, so a Sinhala or Hindi word is
+  one token) instead.
 * Style: reply length distribution (characters and words), emoji rate, the share of each script
   (a reply counts as Cyrillic or Latin by the majority of its letters — a script, not a language
   detector, which is enough to tell Russian from English in chats), and the owner's pet phrases.
@@ -17,7 +18,8 @@ import statistics
 from collections import Counter
 from collections.abc import Sequence
 
-_WORD = re.compile(r"\w+", re.UNICODE)
+from twin.text.words import words
+
 # Emoji: pictographs, emoticons, transport/map, supplemental symbols, dingbats, misc symbols,
 # regional-indicator flags. Variation selectors / ZWJ are not counted on their own.
 _EMOJI = re.compile(
@@ -41,11 +43,6 @@ SCRIPTS = ("cyrillic", "latin", "other")
 # without the adapter, the twin. GENERATED: the two a model wrote, scored against "real".
 SIDES = ("real", "base", "twin")
 GENERATED = ("base", "twin")
-
-
-def words(text: str) -> list[str]:
-    """Lowercased Unicode word tokens (letters, digits, underscore runs)."""
-    return _WORD.findall(text.lower())
 
 
 class _UnicodeTokenizer:

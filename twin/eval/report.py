@@ -139,7 +139,8 @@ def _section_authorship(r: dict) -> str:
         f"on train.jsonl only ({a['train']['owner_messages']} of your messages, "
         f"{a['train']['contact_messages']} of your contacts'). Its balanced accuracy on real held-out "
         f"messages: {acc['balanced']:.3f} ({acc['low']:.3f}-{acc['high']:.3f}); a reply counts as yours at "
-        "P(you) &ge; 0.5. Intervals: percentile bootstrap over replies.</p>"
+        "P(you) &ge; 0.5. Intervals: Wilson score for each share, Newcombe's paired score interval for "
+        "twin - base.</p>"
     )
     header = ["replies", 'share judged "you"', "95% interval", "mean P(you)"]
     return text + note + _table(header, rows) + _auc_table(a.get("auc") or {}) + plots.authorship_plot(a)

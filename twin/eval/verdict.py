@@ -78,11 +78,13 @@ def authorship_sentence(a: dict) -> str:
         return f"No authorship score ({status}): it needs train.jsonl and val.jsonl from `twin prepare`."
     acc = a["accuracy"]
     if not a.get("verifier_ok", a["meaningful"]):
-        return (
+        sentence = (
             f"The verifier tells your held-out messages from your contacts' only {acc['balanced']:.0%} of the "
             f"time (balanced accuracy, 95% interval {acc['low']:.0%}-{acc['high']:.0%}; chance is 50%), so the "
             "authorship score is not meaningful for this data."
         )
+        # a small chat: say what to do about it (the verifier learns from train, judges on val)
+        return sentence + (" " + _too_few_sentence(a) if too_few(a) else "")
     if too_few(a):
         return _too_few_sentence(a)
     real, base, twin = a["real"], a["base"], a["twin"]

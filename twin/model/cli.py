@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from twin.model.tiny import PRETRAIN_STEPS
+
 log = logging.getLogger(__name__)
 
 
@@ -27,7 +29,13 @@ def tiny_cmd(
     arch: str = typer.Option(
         "falcon", "--arch", help="falcon (Falcon-7B's), llama (Llama 3's) or qwen2 (Qwen2.5's) architecture."
     ),
-    pretrain_steps: int = typer.Option(0, "--pretrain-steps", min=0, help="Pretrain all params N steps."),
+    pretrain_steps: int = typer.Option(
+        PRETRAIN_STEPS,
+        "--pretrain-steps",
+        min=0,
+        help="Pretrain all params N steps on the contacts' side of your chats (0: random weights, "
+        "whose replies are byte noise).",
+    ),
     texts: Path | None = typer.Option(
         None,
         "--texts",

@@ -30,6 +30,10 @@ from twin.model.chat_templates import ARCHS, FAMILIES, TokenizerFamily
 
 log = logging.getLogger(__name__)
 
+# `twin model tiny`'s and the demo's default: enough for words rather than byte noise (a base with
+# 0 steps writes random bytes); ~1-3 min on 2 shared cores.
+PRETRAIN_STEPS = 150
+
 # Used when no chat text is given (tests): enough variety for a BPE vocabulary in two alphabets.
 _FALLBACK_LINES = (
     "hey! how are you doing today?",

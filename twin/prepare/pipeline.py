@@ -261,9 +261,12 @@ def run_prepare(cfg: PrepareConfig) -> dict:
     cut = choose_val_cut(blocks, cfg.val_fraction, cfg.min_val_examples, cfg.max_val_share)
     if cut != val_cut(cfg.val_fraction):  # val too small at val_fraction: the same work, a wider cut
         log.info(
-            "prepare: val_fraction %.3g gives too few val examples; taking more blocks", cfg.val_fraction
+            "prepare: val_fraction %.3g gives %d val examples (under %d); widening the val split",
+            cfg.val_fraction,
+            counts["val"],
+            cfg.min_val_examples,
         )
-        results = _process_all(cfg, files, count, cut)
+        results = _process_all(cfg, files, count, cut, announce=False)
         counts, pii, lengths, blocks = _totals(results)
     stats = _stats(cfg, len(files), counts, pii, lengths)
     _write_outputs(out, cfg, results, stats)
@@ -281,13 +284,21 @@ def run_prepare(cfg: PrepareConfig) -> dict:
 
 
 def _process_all(
-    cfg: PrepareConfig, files: list[Path], count: Callable[[str], int], cut: int | None = None
+    cfg: PrepareConfig,
+    files: list[Path],
+    count: Callable[[str], int],
+    cut: int | None = None,
+    *,
+    announce: bool = True,
 ) -> list[dict]:
-    """Every dialog's result, in file order: in a process pool when the data is big enough."""
+    """Every dialog's result, in file order: in a process pool when the data is big enough.
+
+    ``announce``: log what is read (once a run: not again when the val split is widened)."""
     total_bytes = sum(p.stat().st_size for p in files)
     workers = max(1, min(cfg.workers or (os.cpu_count() or 1), len(files)))
     use_pool = workers > 1 and total_bytes >= _POOL_MIN_BYTES
-    log.info(
+    log.log(
+        logging.INFO if announce else logging.DEBUG,
         "prepare: %d dialog files (%.1f MB) with %d process(es)",
         len(files),
         total_bytes / 1e6,

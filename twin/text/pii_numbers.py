@@ -72,6 +72,8 @@ def card_check(m: re.Match, text: str) -> bool:
     digits = re.sub(r"\D", "", m.group(0))
     if not (13 <= len(digits) <= 19 and digits[0] != "0" and luhn_ok(digits)):
         return False
+    if text[max(0, m.start() - 1) : m.start()] == "+":
+        return False  # "+4915112345678": a country code, a phone (one in ten passes the Luhn check)
     return not registry_number(text, m.start())  # a SIRET is Luhn-checked too
 
 
@@ -81,7 +83,7 @@ def registry_number(text: str, start: int) -> bool:
 
 
 # a card typed over two messages: the digits at the end of one and at the start of the next
-CARD_TAIL = re.compile(r"(?<![\w.,])\d{4}(?:[ \-]?\d{1,4}){0,3}\W{0,2}$")
+CARD_TAIL = re.compile(r"(?<![\w.,+])\d{4}(?:[ \-]?\d{1,4}){0,3}\W{0,2}$")
 CARD_HEAD = re.compile(r"^\W{0,2}\d{1,4}(?:[ \-]?\d{1,4}){0,4}(?![\w]|[.,]\d)")
 
 

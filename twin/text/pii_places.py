@@ -1,5 +1,6 @@
 """Street addresses, English ("221B Baker Street", "42 Maple Ave, apt 3", "No. 25, Galle Road"),
-Russian/Ukrainian ("ул. Ленина, д. 5, кв. 12", "вул. Хрещатик, 22", "дом 14 корпус 3 квартира 88") and
+Russian/Ukrainian ("ул. Ленина, д. 5, кв. 12", "вул. Хрещатик, 22", "дом 14 корпус 3 квартира 88", in
+lower case after a street word too: "ул ленина 5", "бульвар шевченка 4") and
 Sinhala ("අංක 25, ගාලු පාර"); the street-first forms of Ukrainian and German addresses written in
 English or German ("Horodotska St 12", "Hauptstraße 12, 10115 Berlin"); map coordinates in text.
 
@@ -40,7 +41,7 @@ _NOT_NAME = _words(
 )
 
 _RU_STREET = (
-    r"ул\.?|улиц[аеуы]|улицей|пр-т\.?|пр-те|пр-та|пр\.|просп\.?|проспект\w*|пер\.?|переул\w*|бул\.?|бульв\.?|"
+    r"ул\.?|улиц[аеуы]|улицей|пр-т\.?|пр-те|пр-та|пр-кт\.?|б-р|пр\.|просп\.?|проспект\w*|пер\.?|переул\w*|бул\.?|бульв\.?|"
     r"бульвар\w*|ш\.|шоссе|наб\.?|набережн\w*|пл\.?|площад\w*|мкр\.?|микрорайон\w*|вул\.?|вулиц\w*|"
     r"пров\.?|провул\w*|майдан\w*|тупик\w*|проезд\w*|проїзд\w*"
 )
@@ -76,11 +77,11 @@ ADDRESS_SI = re.compile(
 )
 SI_HINT = re.compile(r"\d.{0,40}(?:පාර|මාවත|වීදිය|පටුමග|හන්දිය)")
 # full street words ("улица", "вулиці") take a capitalised name: "на улице жара 30" is the weather
-_ABBREVIATED = re.compile(r"^(?:ул|пр-т|просп|пер|бул|бульв|ш|наб|пл|мкр|вул|пров)\.?$", re.I)
+_ABBREVIATED = re.compile(r"^(?:ул|пр-т|пр-кт|б-р|просп|пер|бул|бульв|ш|наб|пл|мкр|вул|пров)\.?$", re.I)
 # cheap gates on lower-cased text: a street word somewhere
 EN_HINT = re.compile(rf"\d[a-z]?,?(?:\s+[a-z0-9][a-z0-9'’.\-]*){{1,4}}\s+(?:{_EN_SUFFIX})\b")
 RU_HINT = re.compile(
-    r"ул[.\s]|пр[.\s]|пр-т|просп|пер[.\s]|бул[.\s]|бульв|ш\.|наб[.\s]|пл[.\s]|мкр|вул[.\s]|пров[.\s]|улиц|"
+    r"ул[.\s]|пр[.\s]|пр-т|пр-кт|б-р|просп|пер[.\s]|бул[.\s]|бульв|ш\.|наб[.\s]|пл[.\s]|мкр|вул[.\s]|пров[.\s]|улиц|"
     r"вулиц|проспект|переул|бульвар|шоссе|набережн|площад|микрорайон|провул|майдан|тупик|проезд|проїзд|"
     r"д\.\s?\d|дом\s?\d|буд\.\s?\d|будинок\s?\d|кв\.?\s?\d|квартир"
 )
@@ -102,9 +103,32 @@ def address_en_check(m: re.Match, text: str) -> bool:
 
 def address_ru_check(m: re.Match, text: str) -> bool:
     kw, name = m.group("kw"), m.group("name")
-    if kw is None:
+    if kw is None or _ABBREVIATED.match(kw) or name[:1].isupper():
         return True
-    return bool(_ABBREVIATED.match(kw)) or name[:1].isupper()
+    if not (_LOWER_NAME_OK.match(kw) and name[:1].isalpha()) or name.lower().strip(".") in _RU_NOT_NAME:
+        return False
+    # "бульвар шевченка 4" (typed in lower case), not "шоссе было 5 минут" nor "проспект компании 2024"
+    house = re.search(r"\d+", text[m.end("name") : m.end()])
+    after = text[m.end() :].split(maxsplit=1)
+    year = house is not None and len(house.group(0)) == 4 and house.group(0)[:2] in ("19", "20")
+    return not year and not (after and after[0].lower().strip(".,!?") in _RU_QUANTITIES)
+
+
+# full street words that are rarely anything else take a lower-case name too ("бульвар шевченка 4",
+# "улица ленина 5", "пр. мира 7"); "на улице" ("на улице жарко 30"), "площадь" (an area) and the rest
+# need a capitalised one
+_LOWER_NAME_OK = re.compile(
+    r"^(?:улица|вулиця|пр\.|бульвар\w*|проспект\w*|переул\w*|провул\w*|шоссе|набережн\w*|микрорайон\w*)$",
+    re.I,
+)
+_RU_NOT_NAME = _words(
+    "на в во и а но с со к ко по за до от из у о об для без при над под про через около было был была были "
+    "будет будут есть это этот эта там тут уже ещё еще всего всех всё все всі вже ще було буде був була є це"
+)
+_RU_QUANTITIES = _words(
+    "мин минут минуты минуту хв хвилин часов часа час год годин км метров метра м раз раза разів лет років "
+    "дней дня днів руб рублей рубля грн гривен гривень штук шт процентов %"
+)
 
 
 # "Horodotska St 12", "Main Street 5, apt 3": a capitalised name, a street word, then the number

@@ -13,7 +13,8 @@ SSNs, passports, national IDs, dates of birth), ``pii_places`` (street addresses
                high-entropy strings (24+ characters mixing letters and digits; not a 40-hex commit
                hash), and letter-and-digit values after "key:", "api key:", "token =", "ключ апи:"
 ``[EMAIL]``    e-mail addresses, also spelled out: "anna at gmail dot com", "[at]"/"[dot]", "собака"/"точка"
-``[CARD]``     payment card numbers, 13-19 digits, Luhn-checked; also typed over two messages
+``[CARD]``     payment card numbers, 13-19 digits, Luhn-checked; also typed over two messages; never
+               digits after a ``+`` (a phone's country code)
 ``[IBAN]``     IBANs in any case, mod-97 checksum
 ``[IP]``       IPv4 / IPv6 addresses, validated with :mod:`ipaddress`
 ``[PHONE]``    phone numbers (``phonenumbers`` decides): ``+``/``00`` international anywhere, national

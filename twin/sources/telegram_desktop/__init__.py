@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from twin.account import save_phone_region
-from twin.sources.telegram_desktop.common import SOURCE, wanted
+from twin.sources.telegram_desktop.common import GROUP_TYPES, SOURCE, wanted
 from twin.sources.telegram_desktop.convert import collect
 from twin.sources.telegram_desktop.owner import count_senders, find_owner, sender_of, shell_word
 from twin.sources.telegram_desktop.parse import (
@@ -193,6 +193,13 @@ def _warn_about(
             file.name,
             dict(skipped_chats) or "none",
             "" if include_groups else ", add --include-groups for groups",
+        )
+    groups = sum(n for chat_type, n in skipped_chats.items() if chat_type in GROUP_TYPES)
+    if dialogs and groups and not include_groups:
+        log.info(
+            "%d group chat(s) skipped: personal chats only; add --include-groups to learn from your group "
+            "replies too (make export-desktop ... ARGS=--include-groups)",
+            groups,
         )
     if counts["repeated_id"]:
         log.warning(

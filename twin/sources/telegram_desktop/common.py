@@ -17,6 +17,12 @@ HOW_TO_EXPORT = (
     "export it from Telegram Desktop: Settings > Advanced > Export Telegram data, "
     "format 'Machine-readable JSON'"
 )
+# An HTML export (messages.html, export_results.html) has no machine-readable data to import.
+HTML_EXPORT = (
+    "a Telegram Desktop HTML export, which twin cannot read: export again choosing Format "
+    "'Machine-readable JSON' (chat menu > Export chat history, or Settings > Advanced > Export Telegram "
+    "data) and pass its result.json"
+)
 
 
 # Message keys Desktop writes for media that has no ``media_type``; first match names the media.

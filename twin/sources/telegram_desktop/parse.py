@@ -14,8 +14,8 @@ from typing import Any
 import orjson
 
 from twin.errors import TwinError
-from twin.sources.telegram_desktop.common import HOW_TO_EXPORT, kind
-from twin.sources.telegram_desktop.owner import parse_me
+from twin.sources.telegram_desktop.common import HOW_TO_EXPORT, HTML_EXPORT, kind
+from twin.sources.telegram_desktop.owner import parse_me, shell_word
 
 # Below this size the whole file is parsed at once (simplest; memory is no concern there).
 SPLIT_MIN_BYTES = 1_000_000
@@ -25,13 +25,38 @@ _CHAT_TYPE = re.compile(r"[a-z_]{1,40}")
 
 
 def resolve_file(path: Path) -> Path:
+    """The export's ``result.json``: ``path`` itself, or at the top of the export folder ``path``.
+
+    What a newcomer passes instead is one line naming what to do: an HTML export (re-export as
+    JSON), the folder above the export (the ``result.json`` found one level deeper), a missing path.
+    A leading ``~`` is the home folder: zsh (macOS's shell) leaves it in ``make ... FILE=~/...``.
+    """
+    path = path.expanduser()
     if path.is_dir():  # the export folder itself: Desktop puts result.json at its top
         if (path / "result.json").is_file():
             return path / "result.json"
+        deeper = sorted(path.glob("*/result.json"))
+        if deeper:
+            more = f" (and {len(deeper) - 1} more export folders)" if len(deeper) > 1 else ""
+            raise TwinError(
+                f"{path}: no result.json at its top, but {deeper[0]}{more}; pass that file instead "
+                f"(FILE={shell_word(str(deeper[0]))} with make)"
+            )
+        if _html_export(path):
+            raise TwinError(f"{path}: {HTML_EXPORT}")
         raise TwinError(f"{path}: is a folder without result.json; pass the export's result.json")
     if not path.exists():
         raise TwinError(f"{path}: file not found; pass the result.json of a Telegram Desktop export")
+    if path.suffix.lower() in (".html", ".htm"):
+        raise TwinError(f"{path}: {HTML_EXPORT}")
     return path
+
+
+def _html_export(folder: Path) -> bool:
+    """Desktop's HTML export: messages.html (messages2.html ...) of a chat, export_results.html of an
+    account (its chats in chats/chat_001/...), at the top or one folder deeper."""
+    names = ("messages*.html", "export_results.html")
+    return any(next(folder.glob(f"{sub}{n}"), None) for sub in ("", "*/") for n in names)
 
 
 def parse_zone(tz: str | None) -> tzinfo | None:
@@ -217,9 +242,7 @@ def parse_error(file: Path, raw: bytes, e: Exception) -> TwinError:
     if not raw.strip():
         return TwinError(f"{file}: the file is empty; {HOW_TO_EXPORT}")
     if raw.lstrip()[:1] == b"<":
-        return TwinError(
-            f"{file}:{line}:{col}: not JSON (looks like HTML); re-export choosing 'Machine-readable JSON'"
-        )
+        return TwinError(f"{file}:{line}:{col}: not JSON (looks like HTML): {HTML_EXPORT}")
     if e.pos >= len(raw.rstrip()) or "end of data" in msg or "EOF" in msg:  # type: ignore[attr-defined]
         return TwinError(
             f"{file}:{line}:{col}: the JSON ends early ({msg} at line {line}, column {col}): the file is "
