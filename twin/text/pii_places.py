@@ -77,7 +77,8 @@ ADDRESS_SI = re.compile(
     r"\s*(?:පාර|මාවත|වීදිය|පටුමග|හන්දිය)(?![\u0D80-\u0DFF])"
 )
 SI_HINT = re.compile(r"\d.{0,40}(?:පාර|මාවත|වීදිය|පටුමග|හන්දිය)")
-# full street words ("улица", "вулиці") take a capitalised name: "на улице жара 30" is the weather
+# abbreviated street words take any name; full ones ("на улице жара 30" is the weather) a capitalised
+# one, except those in _LOWER_NAME_OK below
 _ABBREVIATED = re.compile(r"^(?:ул|пр-т|пр-кт|б-р|просп|пер|бул|бульв|ш|наб|пл|мкр|вул|пров)\.?$", re.I)
 # cheap gates on lower-cased text: a street word somewhere
 EN_HINT = re.compile(rf"\d[a-z]?,?(?:\s+[a-z0-9][a-z0-9'’.\-]*){{1,4}}\s+(?:{_EN_SUFFIX})\b")
