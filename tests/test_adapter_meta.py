@@ -136,7 +136,8 @@ def test_a_missing_run_names_the_runs_trained_beside_it(tmp_path):
     ):
         read_meta(tmp_path / "adapters" / "me")
     with pytest.raises(
-        TwinError, match=r"nope: adapter directory not found; train one with `twin train --run NAME`"
+        TwinError,
+        match=r"nope: adapter directory not found; train one with `make train RUN=NAME` or `twin train --run NAME`",
     ):
         read_meta(tmp_path / "elsewhere" / "nope")
 

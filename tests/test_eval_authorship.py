@@ -114,6 +114,14 @@ def test_newcombe_paired_interval_matches_the_textbook():
 def test_wilson_interval_textbook_and_edges():
     # 8 of 20: 0.2188-0.6134 (Newcombe 1998a, method 3)
     assert wilson_interval(8, 20) == pytest.approx((0.2188, 0.6134), abs=1e-4)
+    # Newcombe 1998a's worked examples (Stat Med 17:857, table II, method 3)
+    for (k, n), want in {
+        (81, 263): (0.2553, 0.3662),
+        (15, 148): (0.0624, 0.1605),
+        (0, 20): (0.0, 0.1611),
+        (1, 29): (0.0061, 0.1718),
+    }.items():
+        assert wilson_interval(k, n) == pytest.approx(want, abs=1e-4)
     assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
     assert wilson_interval(0, 0) == (0.0, 1.0)
 

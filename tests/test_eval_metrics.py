@@ -97,6 +97,8 @@ def test_script_of_majority():
     assert m.script_of("ок yes") == "latin"  # 2 vs 3
     assert m.script_of("ok да") == "cyrillic"  # 2 vs 2: ties go Cyrillic
     assert m.script_of("123 !! 🙂") == "other"
+    # Sinhala letters (its vowel signs are marks, not letters): "ok" is 2 Latin letters against 5
+    assert m.script_of("ok මම එන්නම්") == "other" and m.script_of("okay, හරි") == "latin"
 
 
 PET = ["see you later", "ok see you", "see you soon", "ок", "ок", "thanks a lot", "thanks a lot man"]

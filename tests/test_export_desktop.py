@@ -328,7 +328,9 @@ def test_owner_from_personal_chats_when_account_info_is_missing(tmp_path):
     chats[1]["messages"].append(msg(4, "user3", "hm"))
     chats[1]["messages"].append(msg(5, "user6", "?"))  # a chat where user6, not user5, is the other side
     f = write_json(tmp_path / "b.json", account(chats, user_id=None))
-    with pytest.raises(TwinError, match="cannot tell which sender is you.*--me"):
+    with pytest.raises(
+        TwinError, match='cannot tell which sender is you.*--me.*with make: ARGS="--me user123"'
+    ):
         import_desktop(f, tmp_path / "raw2")
 
 

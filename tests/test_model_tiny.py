@@ -76,6 +76,7 @@ def test_no_examples_is_a_twin_error(tmp_path):
         texts_from_dir(tmp_path)
 
 
+@pytest.mark.slow
 def test_cli_default_pretrains_a_base_that_writes_words(tmp_path, monkeypatch):
     """`make tiny` (no flags) pretrains PRETRAIN_STEPS steps, as the demo does: a 0-step base is
     random weights whose replies are byte noise for a newcomer following the README."""

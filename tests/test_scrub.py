@@ -250,6 +250,8 @@ def test_sinhala_and_south_asian_addresses_and_ukrainian_pins(text, expected):
         ("пр. мира 7", "[ADDRESS]"),
         ("пр-кт мира 7", "[ADDRESS]"),
         ("б-р шевченка 4", "[ADDRESS]"),
+        ("ул маршала жукова 7", "[ADDRESS]"),  # a two-word name in lower case
+        ("бульвар лесі українки 4", "[ADDRESS]"),
         # not addresses
         ("на улице жарко 30 градусов", None),
         ("шоссе было 5 минут", None),
@@ -259,6 +261,9 @@ def test_sinhala_and_south_asian_addresses_and_ukrainian_pins(text, expected):
         ("и пр. вещи 5 штук", None),
         ("пр. 2024", None),
         ("улица было 5", None),
+        ("бульвар в котором 5 кафе", None),
+        ("на ул ленина есть 5 кафе", None),
+        ("улица такая длинная 5 км", None),
         ("площадь 50 кв м", None),
         ("в 5 кв. отчёт", None),
         ("встретимся в 10:30", None),

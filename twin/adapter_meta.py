@@ -150,8 +150,11 @@ def _trained_beside(d: Path) -> str:
     runs = sorted(p.parent.name for p in d.parent.glob(f"*/{FILE}")) if d.parent.is_dir() else []
     if runs:
         shown = ", ".join(runs[:5]) + (f" (and {len(runs) - 5} more)" if len(runs) > 5 else "")
-        return f"trained runs there: {shown} (RUN={runs[0]} with make); or train this one with `twin train --run NAME`"
-    return "train one with `twin train --run NAME`"
+        return f"trained runs there: {shown} (RUN={runs[0]} with make); or train this one ({_TRAIN_ONE})"
+    return f"train one with {_TRAIN_ONE}"
+
+
+_TRAIN_ONE = "`make train RUN=NAME` or `twin train --run NAME`"
 
 
 def _upgrade(data: dict) -> dict:

@@ -92,9 +92,11 @@ def count_emoji(text: str) -> int:
 
 
 def script_of(text: str) -> str:
-    """``cyrillic``/``latin`` by the majority of letters (ties: cyrillic), ``other`` with no letters."""
+    """``cyrillic``/``latin`` by the majority of letters (ties: cyrillic); ``other`` with no letters or
+    when most are of another script (Sinhala, Devanagari, Greek ...: "ok මම එන්නම්" is ``other``)."""
     cyr, lat = len(_CYRILLIC.findall(text)), len(_LATIN.findall(text))
-    if cyr == 0 and lat == 0:
+    rest = sum(c.isalpha() for c in text) - cyr - lat
+    if (cyr == 0 and lat == 0) or rest > max(cyr, lat):
         return "other"
     return "cyrillic" if cyr >= lat else "latin"
 

@@ -207,7 +207,8 @@ def _section_emoji_language(r: dict) -> str:
     ]
     note = (
         '<p class="muted">Language is told by script: a reply is Cyrillic or Latin by the majority of its '
-        'letters, "other" when it has none (emoji only, numbers).</p>'
+        'letters, "other" when most are of another script (Sinhala, Devanagari ...) or it has none '
+        "(emoji only, numbers).</p>"
     )
     header = ["replies", "emoji rate", "emoji per reply", "Cyrillic", "Latin", "other"]
     return note + _table(header, rows) + plots.emoji_language_plot(st)

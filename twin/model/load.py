@@ -52,7 +52,10 @@ _DTYPES = {
 def check_base_dir(path: str | os.PathLike) -> Path:
     """Raise a one-line TwinError unless ``path`` looks like a loadable HF model directory."""
     p = Path(path)
-    hint = "build one with `twin model tiny --out DIR` or fetch one with `twin model download REPO`"
+    hint = (
+        "build one with `make tiny` (`twin model tiny --out DIR`) or fetch one with "
+        "`make download MODEL=REPO` (`twin model download REPO`)"
+    )
     if not p.exists():
         raise TwinError(f"{p}: base model directory not found; {hint}")
     if not p.is_dir():

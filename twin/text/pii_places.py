@@ -52,7 +52,8 @@ _RU_HOUSE = (
 )
 _RU_FLAT = r"(?:,?\s*(?:кв\.?|квартира|кв-ра|офис|оф\.?|помещение|пом\.?)\s*\d{1,4})"
 _NAME = r"[А-ЯЁІЇЄҐA-Zа-яёіїєґ0-9][\w'’\-]*\.?"
-_NAME_MORE = r"(?-i:[А-ЯЁІЇЄҐA-Z0-9])[\w'’\-]*\.?"  # "Маршала Жукова", "8 Марта": capitalised words
+# "Маршала Жукова", "8 Марта"; in lower case ("маршала жукова") only after a street word (address_ru_check)
+_NAME_MORE = _NAME
 ADDRESS_RU = re.compile(
     # "ул. Ленина, д. 5, кв. 12", "проспект Мира 15к2", "вул. Хрещатик, 22"
     rf"(?<!\w)(?P<kw>{_RU_STREET})(?:(?<=\.)|(?!\w))\s*(?P<name>{_NAME}(?:\s+{_NAME_MORE}){{0,2}}?),?\s*{_RU_HOUSE}{_RU_FLAT}?(?![\w])"
@@ -76,7 +77,8 @@ ADDRESS_SI = re.compile(
     r"\s*(?:පාර|මාවත|වීදිය|පටුමග|හන්දිය)(?![\u0D80-\u0DFF])"
 )
 SI_HINT = re.compile(r"\d.{0,40}(?:පාර|මාවත|වීදිය|පටුමග|හන්දිය)")
-# full street words ("улица", "вулиці") take a capitalised name: "на улице жара 30" is the weather
+# abbreviated street words take any name; full ones ("на улице жара 30" is the weather) a capitalised
+# one, except those in _LOWER_NAME_OK below
 _ABBREVIATED = re.compile(r"^(?:ул|пр-т|пр-кт|б-р|просп|пер|бул|бульв|ш|наб|пл|мкр|вул|пров)\.?$", re.I)
 # cheap gates on lower-cased text: a street word somewhere
 EN_HINT = re.compile(rf"\d[a-z]?,?(?:\s+[a-z0-9][a-z0-9'’.\-]*){{1,4}}\s+(?:{_EN_SUFFIX})\b")
@@ -103,11 +105,18 @@ def address_en_check(m: re.Match, text: str) -> bool:
 
 def address_ru_check(m: re.Match, text: str) -> bool:
     kw, name = m.group("kw"), m.group("name")
-    if kw is None or _ABBREVIATED.match(kw) or name[:1].isupper():
+    if kw is None:
         return True
-    if not (_LOWER_NAME_OK.match(kw) and name[:1].isalpha()) or name.lower().strip(".") in _RU_NOT_NAME:
+    words = name.split()
+    capitalised = all(w[:1].isupper() or w[:1].isdigit() for w in words[1:])  # "Маршала Жукова"
+    if capitalised and (_ABBREVIATED.match(kw) or name[:1].isupper()):
+        return True
+    if not ((_ABBREVIATED.match(kw) or _LOWER_NAME_OK.match(kw)) and name[:1].isalpha()):
         return False
-    # "бульвар шевченка 4" (typed in lower case), not "шоссе было 5 минут" nor "проспект компании 2024"
+    if any(w.lower().strip(".") in _RU_NOT_NAME for w in words):
+        return False
+    # "бульвар шевченка 4", "ул маршала жукова 7" (typed in lower case), not "шоссе было 5 минут" nor
+    # "проспект компании 2024"
     house = re.search(r"\d+", text[m.end("name") : m.end()])
     after = text[m.end() :].split(maxsplit=1)
     year = house is not None and len(house.group(0)) == 4 and house.group(0)[:2] in ("19", "20")

@@ -148,5 +148,5 @@ def owner_from_personal_chats(chats: list[tuple[str, dict]], file: Path) -> str:
     )  # fmt: skip
     raise TwinError(
         f"{file}: cannot tell which sender is you ({why}); pass --me with your user id, 'user123', "
-        f"or your exact display name (senders: {senders_hint(chats)})"
+        f'or your exact display name (senders: {senders_hint(chats)}; with make: ARGS="--me user123")'
     )
