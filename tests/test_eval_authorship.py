@@ -8,7 +8,13 @@ import pytest
 from helpers.styled_chats import contact_text, styled_examples
 
 from twin.eval.authorship import authorship_block, split_messages
-from twin.eval.intervals import paired_difference, paired_difference_interval, share, wilson_interval
+from twin.eval.intervals import (
+    balanced_interval,
+    paired_difference,
+    paired_difference_interval,
+    share,
+    wilson_interval,
+)
 from twin.eval.verdict import authorship_sentence
 
 
@@ -124,6 +130,20 @@ def test_wilson_interval_textbook_and_edges():
         assert wilson_interval(k, n) == pytest.approx(want, abs=1e-4)
     assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
     assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_balanced_accuracy_interval_keeps_its_width_at_100_percent():
+    # away from the edges it agrees with the normal approximation: 0.75 +- 1.96 * sqrt(.16 + .21) / 20
+    low, high = balanced_interval(80, 100, 70, 100)
+    assert (low, high) == pytest.approx((0.6904, 0.8096), abs=0.01)
+    low, high = balanced_interval(5, 5, 5, 5)  # all right on 5 + 5 messages: a bootstrap said 100-100%
+    assert high == 1.0 and 0.6 < low < 0.8
+    assert balanced_interval(0, 0, 3, 3) == (0.0, 1.0)
+    # the verifier's own check on a handful of held-out messages says how few they were
+    train, val = styled_examples(120, 1), styled_examples(3, 2, session_prefix="v")
+    block, _ = authorship_block(train, val, {"real": [ex["response"] for ex in val]}, seed=0)
+    acc = block["accuracy"]
+    assert acc["balanced"] == 1.0 and acc["high"] == 1.0 and acc["low"] < 0.9
 
 
 def test_roc_auc_matches_sklearn_and_reads_as_separability():

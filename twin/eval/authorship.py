@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from twin.eval.intervals import paired_difference, share
+from twin.eval.intervals import balanced_interval, paired_difference, share
 from twin.eval.metrics import SIDES
 
 # The verifier itself lives below the stages (train's preference stage uses it too).
@@ -49,22 +49,12 @@ MIN_ACCURACY = 0.6
 BOOTSTRAP = 1000
 
 
-def _resampled_means(values: Sequence[float], rng: Any, n: int = BOOTSTRAP) -> Any:
-    arr = np.asarray(values, dtype=float)
-    return arr[rng.integers(0, len(arr), size=(n, len(arr)))].mean(axis=1)
-
-
-def held_out_accuracy(verifier: Verifier, owner: Sequence[str], contacts: Sequence[str], seed: int) -> dict:
-    """Balanced accuracy (mean of the two recalls) on real held-out messages, with its interval.
-
-    The interval resamples owner and contact messages separately, so each bootstrap draw keeps
-    both classes.
-    """
+def held_out_accuracy(verifier: Verifier, owner: Sequence[str], contacts: Sequence[str]) -> dict:
+    """Balanced accuracy (mean of the two recalls) on real held-out messages, with its 95% interval
+    (:func:`~twin.eval.intervals.balanced_interval`: the two recalls' Wilson intervals combined)."""
     hits_owner = [float(p >= 0.5) for p in verifier.score(owner)]
     hits_contacts = [float(p < 0.5) for p in verifier.score(contacts)]
-    rng = np.random.default_rng(seed)
-    draws = (_resampled_means(hits_owner, rng) + _resampled_means(hits_contacts, rng)) / 2
-    low, high = np.percentile(draws, [2.5, 97.5])
+    low, high = balanced_interval(sum(hits_owner), len(hits_owner), sum(hits_contacts), len(hits_contacts))
     recall_owner = sum(hits_owner) / len(hits_owner)
     recall_contacts = sum(hits_contacts) / len(hits_contacts)
     return {
@@ -120,7 +110,7 @@ def authorship_block(
     val_owner, val_contacts = split_messages(val_examples)
     if not val_owner or not val_contacts:
         return {"status": "no_held_out_messages", "train": counts}, {}
-    accuracy = held_out_accuracy(verifier, val_owner, val_contacts, seed)
+    accuracy = held_out_accuracy(verifier, val_owner, val_contacts)
     verifier_ok = accuracy["balanced"] >= MIN_ACCURACY and accuracy["low"] > 0.5
     scores = {side: verifier.score(replies[side]) for side in SIDES if side in replies}
     n = min((len(v) for v in scores.values()), default=0)

@@ -10,6 +10,10 @@ A percentile bootstrap collapses to a point at 0% and 100% (every resample of 0/
   difference between binomial proportions based on paired data", Stat Med 17:2635, method 10): the
   two margins' Wilson intervals squared and added, with the correlation of the pair (phi) corrected
   as in that paper (Fagerland, Lydersen & Laake, *Statistical Analysis of Contingency Tables*, 8.5).
+* :func:`balanced_interval` — the mean of two independent proportions (the verifier's balanced
+  accuracy: its recall on the owner's and on the contacts' messages), by the same square-and-add of
+  their Wilson intervals (MOVER, Zou & Donner 2008). At 100% on a handful of messages it says how
+  few they were (5 of 5 and 5 of 5: 69-100%), where a bootstrap said "100-100%".
 """
 
 from __future__ import annotations
@@ -55,6 +59,17 @@ def paired_difference_interval(
     low = (p1 - p2) - math.sqrt(max((p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2, 0.0))
     high = (p1 - p2) + math.sqrt(max((p2 - l2) ** 2 - 2 * phi * (p2 - l2) * (u1 - p1) + (u1 - p1) ** 2, 0.0))
     return max(-1.0, low), min(1.0, high)
+
+
+def balanced_interval(x1: float, n1: int, x2: float, n2: int, z: float = Z95) -> tuple[float, float]:
+    """95% interval of ``(x1/n1 + x2/n2) / 2`` for two independent proportions (MOVER over Wilson)."""
+    if n1 <= 0 or n2 <= 0:
+        return 0.0, 1.0
+    p1, p2 = x1 / n1, x2 / n2
+    (l1, u1), (l2, u2) = wilson_interval(x1, n1, z), wilson_interval(x2, n2, z)
+    low = p1 + p2 - math.sqrt((p1 - l1) ** 2 + (p2 - l2) ** 2)
+    high = p1 + p2 + math.sqrt((u1 - p1) ** 2 + (u2 - p2) ** 2)
+    return max(0.0, low / 2), min(1.0, high / 2)
 
 
 def _paired_phi(a: int, b: int, c: int, d: int) -> float:
