@@ -1,7 +1,8 @@
 """The server path's own cost: the same replies in process and through a real ``twin serve`` over HTTP.
 
     .venv/bin/python -m bench.serve_overhead --base llama --work /tmp/so            # tiny Llama, float32
-    .venv/bin/python -m bench.serve_overhead --base qwen05 --dtype bfloat16 --tokens 16 --work /tmp/so
+    .venv/bin/python -m bench.serve_overhead --base qwen05 --dtype bfloat16 --tokens 16 --requests 8 --work /tmp/so
+    .venv/bin/python -m bench.serve_overhead --quick --work /tmp/so                 # smoke: 8 tokens, 1 round
 
 The same base, adapter, prompt and settings (greedy, ``--tokens`` new tokens forced by ``min_new_tokens``,
 repetition penalty 1.0) are driven (a) in this process through the serve engine
@@ -227,7 +228,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--requests", type=int, default=16, help="replies per path and client count per round")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--max-batch", type=int, default=8)
+    ap.add_argument("--quick", action="store_true", help="smoke size: 8 tokens, 4 replies, 1 round")
     a = ap.parse_args(argv)
+    if a.quick:
+        a.tokens, a.requests, a.rounds = 8, 4, 1
     from bench.llama_cpp_peer import twin_server
 
     a.work.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,6 @@ that goes away sets the job's ``cancel`` event, and the engine drops it at its n
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import threading
@@ -100,7 +99,7 @@ class Relay:
         self._items: list[Any] = []
         self._woken = False  # a wake-up is on its way or pending in take()
         self._ready = asyncio.Event()
-        self._final = asyncio.Event()
+        self._final = False  # the last item is in (set on the loop)
         self._last = -math.inf  # loop time of the last burst taken
 
     def put(self, item: Any, final: bool = False) -> bool:
@@ -117,15 +116,17 @@ class Relay:
         return True
 
     def _end(self) -> None:
-        self._final.set()
+        self._final = True
         self._ready.set()
 
     async def take(self) -> list[Any]:
         await self._ready.wait()
         early = self._last + self.every - self.loop.time()
-        if early > 0 and not self._final.is_set():  # more may come: let them ride with this burst
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._final.wait(), early)
+        if early > 0 and not self._final:  # more may come: let them ride with this burst
+            self._ready.clear()  # set again by the timer, or at once by the end (_end)
+            timer = self.loop.call_later(early, self._ready.set)
+            await self._ready.wait()
+            timer.cancel()
         self._ready.clear()
         with self._lock:
             items, self._items, self._woken = self._items, [], False
