@@ -85,19 +85,20 @@ FLUSH_EVERY_S = 0.02  # a stream writes its frames at most this often (the last 
 class Relay:
     """Items from the engine's thread to one coroutine on the event loop, in bursts.
 
-    :meth:`put` (any thread) appends under a lock and wakes the loop only when no wake-up is already
-    on its way; :meth:`take` (on the loop) returns everything put since its last call, in order, and
-    at most once every ``every`` seconds: deltas that come faster (a small model decodes a token in
-    a few ms) wait for the next burst instead of waking the event loop, and taking the GIL from the
-    engine's thread, once per token. A ``final`` item (the reply's end) is taken at once. ``put``
-    returns False when the loop is gone (the server shutting down).
+    :meth:`take` (on the loop) returns everything :meth:`put` (any thread) added since its last
+    call, in order, and at most once every ``every`` seconds: it waits out the rest of the interval on
+    a loop timer and then takes what came meanwhile. ``put`` wakes the loop only when ``take`` found
+    nothing and waits, so while a small model decodes a token every few ms the engine's thread never
+    wakes the event loop (nor hands it the GIL) per token; a slow one's tokens still go out one by one
+    as they come. A ``final`` item (the reply's end) is taken at once. ``put`` returns False when the
+    loop is gone (the server shutting down).
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, every: float = FLUSH_EVERY_S) -> None:
         self.loop, self.every = loop, every
         self._lock = threading.Lock()
         self._items: list[Any] = []
-        self._woken = False  # a wake-up is on its way or pending in take()
+        self._waiting = False  # take() found nothing and waits for the next put
         self._ready = asyncio.Event()
         self._final = False  # the last item is in (set on the loop)
         self._last = -math.inf  # loop time of the last burst taken
@@ -105,7 +106,7 @@ class Relay:
     def put(self, item: Any, final: bool = False) -> bool:
         with self._lock:
             self._items.append(item)
-            wake, self._woken = not self._woken, True
+            wake, self._waiting = self._waiting, False
         try:
             if final:
                 self.loop.call_soon_threadsafe(self._end)
@@ -120,18 +121,21 @@ class Relay:
         self._ready.set()
 
     async def take(self) -> list[Any]:
-        await self._ready.wait()
         early = self._last + self.every - self.loop.time()
-        if early > 0 and not self._final:  # more may come: let them ride with this burst
-            self._ready.clear()  # set again by the timer, or at once by the end (_end)
+        if early > 0 and not self._final:  # let what comes meanwhile ride with this burst
+            self._ready.clear()  # set by the timer, or at once by the end (_end)
             timer = self.loop.call_later(early, self._ready.set)
             await self._ready.wait()
             timer.cancel()
-        self._ready.clear()
-        with self._lock:
-            items, self._items, self._woken = self._items, [], False
-        self._last = self.loop.time()
-        return items
+        while True:
+            with self._lock:
+                items, self._items = self._items, []
+                self._waiting = not items
+            if items:
+                self._last = self.loop.time()
+                return items
+            self._ready.clear()  # a put's wake-up, if any, is scheduled after this (same loop)
+            await self._ready.wait()
 
 
 def stream(s: Services, job: Job, render: Callable[[str, Any], str]) -> StreamingResponse:
@@ -156,8 +160,6 @@ def stream(s: Services, job: Job, render: Callable[[str, Any], str]) -> Streamin
             yield render("start", None)
             while True:
                 burst = await relay.take()
-                if not burst:
-                    continue
                 text = "".join(render("delta", value) for kind, value in burst if kind == "delta")
                 if burst[-1][0] == "delta":
                     yield text
