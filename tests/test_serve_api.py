@@ -437,3 +437,67 @@ def test_min_new_tokens_forces_the_reply_length(client):
     assert r.status_code == 400 and "min_new_tokens" in r.json()["error"]["message"], r.text
     r = client.post("/reply", json=body(min_new_tokens=-1))
     assert r.status_code == 422 and r.json()["error"]["param"] == "min_new_tokens", r.text
+
+
+def test_routes_and_their_dependencies_run_on_the_event_loop():
+    """Every route and dependency is ``async def``: FastAPI runs a plain ``def`` one in AnyIO's thread
+    pool, a hand-off to another thread and back on every request."""
+    import inspect
+
+    from twin.serve import deps
+    from twin.serve.routes import meta, openai, reply
+
+    endpoints = {r.path: r.endpoint for m in (meta, reply, openai) for r in m.router().routes}
+    assert set(endpoints) >= {"/healthz", "/adapters", "/v1/models", "/reply", "/reply/stream"}
+    for fn in [*endpoints.values(), deps.services, deps.require_token]:
+        assert inspect.iscoroutinefunction(fn), fn
+
+
+def test_a_relay_hands_over_bursts_in_order_and_the_end_at_once():
+    """Deltas put from another thread while a burst is held back ride with it; the reply's end
+    (``final``) is handed over at once, without waiting out the interval."""
+    import asyncio
+    import time
+
+    from twin.serve.bridge import Relay
+
+    async def run() -> tuple[list, list, float]:
+        relay = Relay(asyncio.get_running_loop(), every=30.0)
+        relay.put(0)
+        first = await relay.take()  # the first burst is never held back
+        worker = threading.Thread(target=lambda: [relay.put(i) for i in range(1, 50)])
+        worker.start()
+        worker.join()
+        threading.Timer(0.2, lambda: relay.put("end", final=True)).start()
+        t0 = time.perf_counter()
+        second = await relay.take()  # held back (30 s) until the end arrives
+        return first, second, time.perf_counter() - t0
+
+    first, second, waited = asyncio.run(run())
+    assert first == [0]
+    assert second == [*range(1, 50), "end"]
+    assert waited < 10
+
+
+def test_a_reply_client_that_hangs_up_cancels_its_generation(engine, caplog):
+    """Over real HTTP, non-streaming: the client leaves mid-reply and the engine drops the row."""
+    import logging
+    import time
+
+    import httpx
+
+    from devkit.live_server import serve_in_thread
+    from twin.serve.app import create_app
+
+    caplog.set_level(logging.INFO, logger="twin.inference.batch")
+    app = create_app(engine, token="")
+    payload = body(adapter="base", max_new_tokens=500, temperature=1.0, seed=0)  # ~300 tokens, >1 s
+    with serve_in_thread(app) as url:
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(url + "/reply", json=payload, timeout=httpx.Timeout(60, read=0.1))
+        deadline = time.monotonic() + 60
+        while app.state.services.gate.pending and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert app.state.services.gate.pending == 0
+    cancelled = [r for r in caplog.records if "generation cancelled" in r.getMessage()]
+    assert cancelled and cancelled[0].args[0] < 500

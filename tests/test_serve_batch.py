@@ -466,6 +466,37 @@ def test_joining_prompts_share_one_prefill_and_the_running_rows_stay_in_place(en
     assert sched.pending == 0
 
 
+def test_requests_that_arrive_during_a_prefill_join_before_the_next_step(engine):
+    """8 requests sent at once reach the scheduler while it prefills the first: the other 7 are
+    prefilled next, before any decode step, so all 8 decode in step (no 1-row step first), and every
+    reply is still what it is alone."""
+    params = [
+        GenParams(max_new_tokens=12, min_new_tokens=12, temperature=0.8 if i == 5 else 0, seed=i)
+        for i in range(8)
+    ]
+    refs = alone(engine, lambda i: params[i])
+    shapes: list[tuple[int, int]] = []
+    futures: list = []
+
+    def record(_module, _args, kwargs):
+        shapes.append(tuple(kwargs["input_ids"].shape))
+        if len(shapes) == 1:  # the first request's prefill: the other 7 arrive meanwhile
+            futures.extend(submit(engine, i, params[i]) for i in range(1, 8))
+
+    handle = engine.model.register_forward_pre_hook(record, with_kwargs=True)
+    try:
+        got = [submit(engine, 0, params[0]).result(timeout=120)]
+        got += [f.result(timeout=120) for f in futures]
+    finally:
+        handle.remove()
+    for i, (ref, g) in enumerate(zip(refs, got, strict=True)):
+        assert same(ref, g), (i, ref, g)
+    prefills = [rows for rows, width in shapes if width > 1]
+    steps = [rows for rows, width in shapes if width == 1]
+    assert prefills == [1, 7]
+    assert steps[0] == 8  # old: a 1-row step, then the 7 joined
+
+
 def test_a_batch_of_base_rows_is_the_plain_base_model(engine, tiny_base):
     """Bare-base rows switch the LoRA layers off by their flag: the replies are the base model's own
     (loaded without peft), and adapter rows afterwards have their adapter back."""

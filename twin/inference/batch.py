@@ -9,7 +9,8 @@ The picture is vLLM's: explicit ``waiting`` and ``running`` lists, a policy that
 2. prefills all joining prompts in one forward pass (left-padded to the longest; one prompt alone
    is exactly the forward pass a lone request gets), takes each one's first token, and writes their
    KV cache into free slots of the batch's cache (:mod:`twin.inference.batch_cache`), the running rows
-   untouched;
+   untouched; requests that arrived during that prefill are prefilled next, before any decode step
+   (8 requests sent at once join as 1 + 7 and then decode in step, not one row a step ahead);
 3. runs one decode step for all running rows together; greedy rows pick their tokens with one
    ``argmax`` over the batch (one transfer to the host), sampled rows with their own generators.
 
@@ -202,8 +203,15 @@ class Scheduler:
                 self._finish(req, None if req.dec.done else "cancelled")
             if plan.admit:
                 self._prefill(plan.admit)
+                if self._arrived():  # came in during the prefill: they join before the next step
+                    continue
             if self.running:
                 self._step()
+
+    def _arrived(self) -> bool:
+        """Requests are waiting and the batch has a free row (the policy decides which join)."""
+        with self._cv:
+            return bool(self._waiting) and len(self.running) < self.max_batch
 
     def _prefill(self, reqs: list[Request]) -> None:
         """Run the joining prompts in one forward pass, take each one's first token, add them to the batch."""

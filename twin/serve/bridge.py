@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future
@@ -24,8 +25,6 @@ from twin.serve.gate import Overloaded
 from twin.serve.http import ApiError
 
 log = logging.getLogger("twin.serve.app")
-
-DISCONNECT_POLL_S = 0.25  # how often a waiting non-streaming request checks that its client is there
 
 
 def reserve(s: Services) -> None:
@@ -61,11 +60,11 @@ def start(
 
 
 async def _watch_disconnect(request: Request, cancel: threading.Event) -> None:
-    while not cancel.is_set():
-        if await request.is_disconnected():
-            cancel.set()
-            return
-        await asyncio.sleep(DISCONNECT_POLL_S)
+    """Set ``cancel`` when the client hangs up: the body is read, so the connection's next ASGI
+    message is ``http.disconnect`` (a wait on the receive channel, not a poll)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+    cancel.set()
 
 
 async def complete(s: Services, job: Job, request: Request) -> Generation:
@@ -80,17 +79,77 @@ async def complete(s: Services, job: Job, request: Request) -> Generation:
         cancel.set()  # no-op once done; if this task was cancelled, the engine drops the job
 
 
+FLUSH_EVERY_S = 0.02  # a stream writes its frames at most this often (the last one at once)
+
+
+class Relay:
+    """Items from the engine's thread to one coroutine on the event loop, in bursts.
+
+    :meth:`take` (on the loop) returns everything :meth:`put` (any thread) added since its last
+    call, in order, and at most once every ``every`` seconds: it waits out the rest of the interval on
+    a loop timer and then takes what came meanwhile. ``put`` wakes the loop only when ``take`` found
+    nothing and waits, so while a small model decodes a token every few ms the engine's thread never
+    wakes the event loop (nor hands it the GIL) per token; a slow one's tokens still go out one by one
+    as they come. A ``final`` item (the reply's end) is taken at once. ``put`` returns False when the
+    loop is gone (the server shutting down).
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, every: float = FLUSH_EVERY_S) -> None:
+        self.loop, self.every = loop, every
+        self._lock = threading.Lock()
+        self._items: list[Any] = []
+        self._waiting = False  # take() found nothing and waits for the next put
+        self._ready = asyncio.Event()
+        self._final = False  # the last item is in (set on the loop)
+        self._last = -math.inf  # loop time of the last burst taken
+
+    def put(self, item: Any, final: bool = False) -> bool:
+        with self._lock:
+            self._items.append(item)
+            wake, self._waiting = self._waiting, False
+        try:
+            if final:
+                self.loop.call_soon_threadsafe(self._end)
+            elif wake:
+                self.loop.call_soon_threadsafe(self._ready.set)
+        except RuntimeError:
+            return False
+        return True
+
+    def _end(self) -> None:
+        self._final = True
+        self._ready.set()
+
+    async def take(self) -> list[Any]:
+        early = self._last + self.every - self.loop.time()
+        if early > 0 and not self._final:  # let what comes meanwhile ride with this burst
+            self._ready.clear()  # set by the timer, or at once by the end (_end)
+            timer = self.loop.call_later(early, self._ready.set)
+            await self._ready.wait()
+            timer.cancel()
+        while True:
+            with self._lock:
+                items, self._items = self._items, []
+                self._waiting = not items
+            if items:
+                self._last = self.loop.time()
+                return items
+            self._ready.clear()  # a put's wake-up, if any, is scheduled after this (same loop)
+            await self._ready.wait()
+
+
 def stream(s: Services, job: Job, render: Callable[[str, Any], str]) -> StreamingResponse:
     """Generate ``job`` with text deltas; ``render(kind, value)`` makes each SSE frame
-    (kinds: ``start``, ``delta`` with the text, ``done`` with the Generation, ``error``)."""
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue = asyncio.Queue()
+    (kinds: ``start``, ``delta`` with the text, ``done`` with the Generation, ``error``).
+
+    Frames are written in bursts (:class:`Relay`): the deltas of up to ``FLUSH_EVERY_S`` together, as
+    one chunk of ``token`` frames (each delta still its own frame); ``done`` goes out at once.
+    """
+    relay = Relay(asyncio.get_running_loop())
     cancel = threading.Event()
 
     def put(item: tuple[str, Any]) -> None:
-        try:
-            loop.call_soon_threadsafe(queue.put_nowait, item)
-        except RuntimeError:  # the event loop is gone (server shutting down)
+        if not relay.put(item, final=item[0] == "done"):
             cancel.set()
 
     future = start(s, job, lambda d: put(("delta", d)), cancel)
@@ -100,22 +159,27 @@ def stream(s: Services, job: Job, render: Callable[[str, Any], str]) -> Streamin
         try:
             yield render("start", None)
             while True:
-                kind, value = await queue.get()
-                if kind == "delta":
-                    yield render("delta", value)
+                burst = await relay.take()
+                text = "".join(render("delta", value) for kind, value in burst if kind == "delta")
+                if burst[-1][0] == "delta":
+                    yield text
                     continue
-                exc = value.exception()
-                if exc is not None:
-                    log.error("streamed generation failed: %s", type(exc).__name__)
-                    yield render("error", "internal error while generating; see the server log")
-                else:
-                    yield render("done", value.result())
+                yield text + end_frame(burst[-1][1], render)
                 return
         finally:
             cancel.set()  # client gone: the engine drops the job at its next step
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamingResponse(frames(), media_type="text/event-stream", headers=headers)
+
+
+def end_frame(future: Future, render: Callable[[str, Any], str]) -> str:
+    """The stream's last frame: ``done`` with the Generation, or ``error``."""
+    exc = future.exception()
+    if exc is not None:
+        log.error("streamed generation failed: %s", type(exc).__name__)
+        return render("error", "internal error while generating; see the server log")
+    return render("done", future.result())
 
 
 def log_done(route: str, job: Job, gen: Generation) -> None:

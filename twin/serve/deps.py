@@ -35,11 +35,13 @@ class Job:
     params: GenParams
 
 
-def services(request: Request) -> Services:
+# The dependencies are ``async def``: FastAPI runs a plain ``def`` one in AnyIO's thread pool, a hand-off
+# to another thread (and back) per request for a few attribute reads.
+async def services(request: Request) -> Services:
     return request.app.state.services
 
 
-def require_token(request: Request, s: Services = Depends(services)) -> None:
+async def require_token(request: Request, s: Services = Depends(services)) -> None:
     check_token(s.token, request.headers.get("authorization", ""))
 
 

@@ -11,15 +11,16 @@ from twin.serve.schemas import AdapterOut, AdaptersResponse
 
 
 def router() -> APIRouter:
+    """Cheap reads of the server's state: ``async def``, run on the event loop (no thread-pool hop)."""
     r = APIRouter()
 
     @r.get("/healthz")
-    def healthz(s: Services = Depends(services)) -> dict:
+    async def healthz(s: Services = Depends(services)) -> dict:
         return {"status": "ok", "adapters": len(s.engine.names), "pending": s.gate.pending,
                 "queue_size": s.gate.queue_size, "limits": dataclasses.asdict(s.limits)}  # fmt: skip
 
     @r.get("/adapters", dependencies=[Depends(require_token)], response_model=AdaptersResponse)
-    def adapters(s: Services = Depends(services)) -> AdaptersResponse:
+    async def adapters(s: Services = Depends(services)) -> AdaptersResponse:
         engine = s.engine
         return AdaptersResponse(
             default=engine.default,
@@ -36,7 +37,7 @@ def router() -> APIRouter:
         )
 
     @r.get("/v1/models", dependencies=[Depends(require_token)])
-    def models(s: Services = Depends(services)) -> dict:
+    async def models(s: Services = Depends(services)) -> dict:
         data = [{"id": n, "object": "model", "created": 0, "owned_by": "twin"} for n in s.engine.names]
         return {"object": "list", "data": data}
 
