@@ -501,3 +501,30 @@ def test_a_reply_client_that_hangs_up_cancels_its_generation(engine, caplog):
         assert app.state.services.gate.pending == 0
     cancelled = [r for r in caplog.records if "generation cancelled" in r.getMessage()]
     assert cancelled and cancelled[0].args[0] < 500
+
+
+def test_a_stream_whose_generation_fails_ends_with_an_error_frame_after_its_tokens(engine):
+    """The model fails mid-reply (a forward hook raises at the 6th pass): the deltas already made
+    go out, then one ``error`` frame, and the place in the queue is freed."""
+    from twin.serve.app import create_app
+
+    calls = []
+
+    def fail_later(_module, _args, _kwargs):
+        calls.append(1)
+        if len(calls) == 6:
+            raise RuntimeError("boom")
+
+    app = create_app(engine, token="")
+    payload = body(adapter="base", max_new_tokens=40, min_new_tokens=40, temperature=1.0, seed=0)
+    handle = engine.model.register_forward_pre_hook(fail_later, with_kwargs=True)
+    try:
+        with TestClient(app) as c, c.stream("POST", "/reply/stream", json=payload) as r:
+            events = sse(r.iter_lines())
+    finally:
+        handle.remove()
+    kinds = [e for e, _ in events]
+    assert kinds[0] == "start" and kinds[-1] == "error" and kinds.count("error") == 1
+    assert set(kinds[1:-1]) == {"token"}  # the prefill's token and 4 steps' went out first
+    assert events[-1][1]["error"]["code"] == 500 and "boom" not in json.dumps(events[-1][1])
+    assert app.state.services.gate.pending == 0
