@@ -30,12 +30,16 @@ DEMO_SERVE ?= 1
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/' | column -t -s $$'\t'
 
+# setuptools prints an "Editable installation ... be careful with folders" notice on every editable
+# install; nothing in it is for the user to act on.
+QUIET_EDITABLE := PYTHONWARNINGS="ignore:Editable installation"
+
 # torch first, pinned: it takes the local CPU wheel; unpinned, pip would pull the CUDA build.
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON3) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "torch==2.13.0"
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(QUIET_EDITABLE) $(PY) -m pip install --quiet -e ".[dev]"
 	@touch $(STAMP)
 
 install: $(STAMP)  ## create .venv with the `twin` command (idempotent)
@@ -90,7 +94,7 @@ demo: $(STAMP)  ## the whole pipeline on the bundled sample (DEMO_SERVE=0: skip 
 llama-cpp: $(STAMP)  ## optional: build llama-cpp-python for the GGUF round-trip test
 	@$(PY) -c "import llama_cpp" 2>/dev/null || { echo "building llama-cpp-python (one time, several minutes) ..."; \
 	  CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
-	  timeout 1800 $(PY) -m pip install --quiet -e ".[gguf-check]" \
+	  $(QUIET_EDITABLE) timeout 1800 $(PY) -m pip install --quiet -e ".[gguf-check]" \
 	  || echo "note: could not build llama-cpp-python; the GGUF generation test will skip with a reason"; }
 
 # Debian's Chromium for the one real-browser test; best effort (the test says why it skips).
