@@ -191,7 +191,10 @@ def test_serve_reports_a_child_that_dies(tmp_path):
 
 
 @pytest.mark.slow
-def test_demo_runs_end_to_end_then_reuses_every_stage(tmp_path):
+def test_demo_runs_end_to_end_then_reuses_every_stage(tmp_path, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="twin.train.loop")
     lines: list[str] = []
     opts = DemoOptions(
         workdir=tmp_path,
@@ -210,6 +213,9 @@ def test_demo_runs_end_to_end_then_reuses_every_stage(tmp_path):
     assert (tmp_path / "checkpoints" / "runs" / "demo" / "report.html").is_file()
     assert (tmp_path / "data" / "processed" / "val.jsonl").is_file()
     assert sum("done in" in line for line in lines) == 5
+    # the train stage's first-step time counts from that stage's start, not from the base stage's
+    (first_step,) = [r for r in caplog.records if r.getMessage().startswith("first optimizer step at")]
+    assert first_step.args[2] == "this stage started" and first_step.args[0] <= first["times"]["train"]
     lines.clear()
     second = demo.run_demo(opts)
     assert second["skipped"] == ["import", "prepare", "base", "train", "eval"]

@@ -273,6 +273,7 @@ def _base_stage(stages: Stages, opts: DemoOptions, p: dict[str, Path], n: int, t
 def _train_stage(stages: Stages, opts: DemoOptions, p: dict[str, Path], n: int, total: int) -> None:
     def do_train() -> object:
         from twin.config import load_config
+        from twin.logs import stage_clock
         from twin.train.config import TrainConfig
         from twin.train.loop import train
 
@@ -284,7 +285,8 @@ def _train_stage(stages: Stages, opts: DemoOptions, p: dict[str, Path], n: int, 
             **opts.train_overrides,
         }
         cfg = load_config(TrainConfig, p["config"], overrides)
-        return _summary_counts(train(cfg) or {})
+        with stage_clock():  # the first-step time counts from here, not from the base stage before it
+            return _summary_counts(train(cfg) or {})
 
     inputs = {
         "data": hash_paths([p["processed"] / "train.jsonl", p["processed"] / "val.jsonl"]),

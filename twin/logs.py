@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
 import time
+from collections.abc import Iterator
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -54,3 +56,25 @@ def process_age() -> float:
 
 
 _IMPORTED = time.monotonic()
+_STAGE: list[tuple[float, float]] = []  # (wall, CPU) when an in-process stage started (twin demo)
+
+
+@contextlib.contextmanager
+def stage_clock() -> Iterator[None]:
+    """Inside, :func:`since_start` counts from the stage's start, not the process's: ``twin demo``
+    runs every stage in one process, so its training's "first optimizer step at N s" would count the
+    base's pretraining before it."""
+    _STAGE[:] = [(time.monotonic(), time.process_time())]
+    try:
+        yield
+    finally:
+        _STAGE.clear()
+
+
+def since_start() -> tuple[float, float, str]:
+    """(wall s, CPU s, what they count from): since the stage's start inside a :func:`stage_clock`,
+    else since the process started (interpreter start-up and imports included)."""
+    if _STAGE:
+        wall, cpu = _STAGE[0]
+        return time.monotonic() - wall, time.process_time() - cpu, "this stage started"
+    return process_age(), time.process_time(), "this process started"

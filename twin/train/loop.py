@@ -353,14 +353,10 @@ def _log_first_step(bar: Any) -> None:
     """How long the user waited for training to start (goal: seconds; bench/RESULTS.md#compare-train).
 
     Logged with the bar cleared first: otherwise the bar's next refresh writes over the line."""
-    from twin.logs import process_age
+    from twin.logs import since_start
 
     with bar.external_write_mode():
-        log.info(
-            "first optimizer step at %.1f s (CPU %.1f s) since this process started",
-            process_age(),
-            time.process_time(),
-        )
+        log.info("first optimizer step at %.1f s (CPU %.1f s) since %s", *since_start())
 
 
 def log_step(
