@@ -382,7 +382,7 @@ def test_step_plan_cap_and_explicit_steps(tiny_base: Path, processed_dir: Path, 
     cfg = tiny_train_config(tiny_base, processed_dir, tmp_path, eval={"every_steps": "auto"})
     big = plan_steps(cfg, 7129, 892)  # the bundled sample: 892 micro-batches of 8 an epoch
     assert big.steps == 600 and big.reason == (
-        "7129 examples, 20 epochs -> 600 steps (cap 600): capped from 8920, 1.35 epochs"
+        "7129 examples: 20 epochs would be 8920 steps, capped at 600 (1.35 epochs)"
     )
     assert big.eval_every == 60
     fixed = plan_steps(tiny_train_config(tiny_base, processed_dir, tmp_path, max_steps=50), 400, 50)
