@@ -56,13 +56,14 @@ def plan_steps(cfg: TrainConfig, n_examples: int, micro_per_epoch: int) -> StepP
     else:
         wanted = max(1, math.ceil(cfg.epochs * micro_per_epoch / cfg.grad_accum_steps))
         steps = min(wanted, cfg.step_cap) if cfg.step_cap else wanted
-        cap = f" (cap {cfg.step_cap})" if cfg.step_cap else ""
-        reason = f"{n_examples} examples, {cfg.epochs} epochs -> {steps} steps{cap}"
         if steps < wanted:
             reason = (
                 f"{n_examples} examples: {cfg.epochs} epochs would be {wanted} steps, capped at {steps} "
                 f"({steps / per_epoch:.2f} epochs)"
             )
+        else:
+            cap = f" (cap {cfg.step_cap})" if cfg.step_cap else ""
+            reason = f"{n_examples} examples, {cfg.epochs} epochs -> {steps} steps{cap}"
     every = cfg.eval.every_steps
     eval_every = math.ceil(steps / 10) if every == "auto" else int(every)
     return StepPlan(steps, per_epoch, eval_every, reason)
