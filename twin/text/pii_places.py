@@ -51,12 +51,12 @@ _RU_HOUSE = (
     r"(?:-\d{1,4}(?![\d.:]))?"  # "Ленина 5-12": house 5, flat 12
 )
 _RU_FLAT = r"(?:,?\s*(?:кв\.?|квартира|кв-ра|офис|оф\.?|помещение|пом\.?)\s*\d{1,4})"
+# one word of a street name, up to three ("Маршала Жукова", "8 Марта"); whether a lower-case one
+# ("маршала жукова") is a street is decided by address_ru_check
 _NAME = r"[А-ЯЁІЇЄҐA-Zа-яёіїєґ0-9][\w'’\-]*\.?"
-# "Маршала Жукова", "8 Марта"; in lower case ("маршала жукова") only after a street word (address_ru_check)
-_NAME_MORE = _NAME
 ADDRESS_RU = re.compile(
     # "ул. Ленина, д. 5, кв. 12", "проспект Мира 15к2", "вул. Хрещатик, 22"
-    rf"(?<!\w)(?P<kw>{_RU_STREET})(?:(?<=\.)|(?!\w))\s*(?P<name>{_NAME}(?:\s+{_NAME_MORE}){{0,2}}?),?\s*{_RU_HOUSE}{_RU_FLAT}?(?![\w])"
+    rf"(?<!\w)(?P<kw>{_RU_STREET})(?:(?<=\.)|(?!\w))\s*(?P<name>{_NAME}(?:\s+{_NAME}){{0,2}}?),?\s*{_RU_HOUSE}{_RU_FLAT}?(?![\w])"
     # "Тверская ул., 7, кв 45", "на Ленинском проспекте 45"
     rf"|(?<!\w)[А-ЯЁІЇЄҐ][\w\-]+\s+(?:(?:ул|вул|пр-т|просп|пер|бул|пр)\.|(?:ул|вул|пр-т|просп|пер|бул)|"
     rf"улиц\w*|проспект\w*|переул\w*|"
