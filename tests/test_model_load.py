@@ -215,3 +215,19 @@ def test_an_adapter_with_the_old_fingerprint_keeps_working_with_a_warning(
     other = edited_copy(tiny_base, tmp_path / "other-config", "config.json", _one_more_layer)
     with pytest.raises(TwinError, match="different base"):
         resolve_base(old, other)
+
+
+def test_weight_loading_bar_only_for_a_big_checkpoint(
+    tiny_base: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from transformers.utils import logging as hf_logging
+
+    import twin.model.load as load_module
+
+    hf_logging.enable_progress_bar()
+    load_base(tiny_base)
+    assert "Loading weights" not in capfd.readouterr().err  # a tiny base loads too fast for a bar
+    assert hf_logging.is_progress_bar_enabled()  # and the setting is the user's again afterwards
+    monkeypatch.setattr(load_module, "_QUIET_LOAD_BYTES", 0)  # as if the checkpoint were a 7B
+    load_base(tiny_base)
+    assert "Loading weights" in capfd.readouterr().err

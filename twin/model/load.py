@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,9 @@ _TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.m
 _WEIGHT_GLOBS = ("*.safetensors", "pytorch_model*.bin", "model.safetensors.index.json")
 FINGERPRINT_PREFIX = "v2:sha256:"  # v2: config, tokenizer and weights; "sha256:" (v1): no weights
 QUANTIZE_CHOICES = ("nf4", "int8")
+# Below this much weight on disk a load takes well under a second: transformers' "Loading weights"
+# bar would only flash in the log.
+_QUIET_LOAD_BYTES = 1 << 30
 _DTYPES = {
     "float32": "float32",
     "fp32": "float32",
@@ -298,7 +302,8 @@ def load_base(
             kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
         kwargs["device_map"] = {"": device if device != "cpu" else "cuda"}
     try:
-        model = AutoModelForCausalLM.from_pretrained(str(p), **kwargs)
+        with _weights_bar(p):
+            model = AutoModelForCausalLM.from_pretrained(str(p), **kwargs)
     except (OSError, ValueError) as e:
         raise TwinError(f"{p}: could not load the model ({str(e).splitlines()[0]})") from None
     if quantize not in QUANTIZE_CHOICES and device != "cpu":
@@ -307,6 +312,26 @@ def load_base(
         model.config.pad_token_id = tokenizer.pad_token_id
     model.eval()
     return model, tokenizer
+
+
+def weight_bytes(path: Path) -> int:
+    """Bytes of the weight files in a base directory."""
+    return sum(f.stat().st_size for pattern in _WEIGHT_GLOBS[:2] for f in path.glob(pattern))
+
+
+@contextmanager
+def _weights_bar(path: Path):
+    """transformers' weight-loading bar only for a checkpoint big enough to take a while."""
+    from transformers.utils import logging as hf_logging
+
+    shown = hf_logging.is_progress_bar_enabled()
+    if shown and weight_bytes(path) < _QUIET_LOAD_BYTES:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if shown:
+            hf_logging.enable_progress_bar()
 
 
 def resolve_base(
