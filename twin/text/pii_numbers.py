@@ -178,7 +178,11 @@ DOB_HINT = re.compile(r"born|birth|d\.?o\.?b|рождения|д\.\s?р\.|др\b
 
 
 # --- phones -----------------------------------------------------------------------------------
-PHONE_CAND = re.compile(r"(?<![\w+/])\+?\(?\d[\d \t().\-/]{5,22}\d(?![\w/])")  # "030/12345678" too
+# "030/12345678" too; a "+" right after a digit starts a second number run on to the first
+# ("+380671234567+380501234567"); an extension may follow ("+14155552671x204")
+PHONE_CAND = re.compile(
+    r"(?:(?<=\d)(?=\+)|(?<![\w+/]))\+?\(?\d[\d \t().\-/]{5,22}\d(?:(?![\w/])|(?=(?:x|ext)\.?\d))"
+)
 # an order, registry or tax number right before the digits: not a phone
 _NOT_PHONE_BEFORE = re.compile(
     r"(?<![^\W\d_])(?:(?:order|заказ|invoice|сч[её]т|ticket|тикет|рахун)\w*|№|#|id|no\.?|nr\.?|isbn|issn|track\w*|трек\w*"
@@ -291,7 +295,8 @@ class PhoneFinder:
         cands = []
         for m in PHONE_CAND.finditer(text):
             n = sum(c.isdigit() for c in m.group(0))
-            if 7 <= n <= 15 and not registry_number(text, m.start()) and not _an_amount(text, m):
+            longest = 20 if m.group(0).startswith("+") else 15  # "+" and too many digits: see _candidate
+            if 7 <= n <= longest and not registry_number(text, m.start()) and not _an_amount(text, m):
                 cands.append(m)  # "order #4155552671" is an order number
         spans: list[tuple[int, int]] = []
         for c in cands:
@@ -317,7 +322,8 @@ class PhoneFinder:
                 return found
         digits = re.sub(r"\D", "", raw)
         if raw.startswith("+"):  # "+44 7700 900123": a reserved (fiction) range is still written as a phone
-            return [c.span()] if len(digits) >= 9 and _possible_intl(pn, digits) else []
+            phone = len(digits) >= 9 and (_possible_intl(pn, digits) or _valid_prefix(pn, digits))
+            return [c.span()] if phone else []
         if len(digits) >= 9 and "." not in raw and any(_valid_in(pn, digits, r) for r in self.inferred):
             return [c.span()]  # the matcher wants a trunk prefix ("093 ..."); a chat's own region does not
         if len(digits) >= 11 and "." not in raw and set(_regions_of_code(pn, digits)) & set(self.regions):
@@ -376,6 +382,12 @@ def _possible_intl(pn, digits: str) -> bool:
         return pn.is_possible_number(pn.parse("+" + digits, "ZZ"))
     except pn.NumberParseException:
         return False
+
+
+def _valid_prefix(pn, digits: str) -> bool:
+    """A valid international number followed by more digits: an extension typed on ("+1 415 555 2671
+    204"), a digit too many, or a second number run on to the first without a space."""
+    return any(_valid_in(pn, "+" + digits[:k], "ZZ") for k in range(min(15, len(digits) - 1), 7, -1))
 
 
 def _valid_intl(pn, rest: str) -> bool:

@@ -111,9 +111,12 @@ def address_ru_check(m: re.Match, text: str) -> bool:
     capitalised = all(w[:1].isupper() or w[:1].isdigit() for w in words[1:])  # "Маршала Жукова"
     if capitalised and (_ABBREVIATED.match(kw) or name[:1].isupper()):
         return True
-    if not ((_ABBREVIATED.match(kw) or _LOWER_NAME_OK.match(kw)) and name[:1].isalpha()):
+    after_prep = _AFTER_PREPOSITION.match(kw) is not None
+    if not ((_ABBREVIATED.match(kw) or _LOWER_NAME_OK.match(kw) or after_prep) and name[:1].isalpha()):
         return False
     if any(w.lower().strip(".") in _RU_NOT_NAME for w in words):
+        return False
+    if after_prep and not _street_name_after_preposition(m, text, words):
         return False
     # "бульвар шевченка 4", "ул маршала жукова 7" (typed in lower case), not "шоссе было 5 минут" nor
     # "проспект компании 2024"
@@ -130,6 +133,32 @@ _LOWER_NAME_OK = re.compile(
     r"^(?:улица|вулиця|пр\.|бульвар\w*|проспект\w*|переул\w*|провул\w*|шоссе|набережн\w*|микрорайон\w*)$",
     re.I,
 )
+# "на улице" / "по улице" / "на вулиці" is also "outside": "на улице жара 30" is the weather, "на улице
+# ленина 5" an address; the name decides (see _street_name_after_preposition)
+_AFTER_PREPOSITION = re.compile(r"^(?:улиц[еуы]|вулиц[іюя])$", re.I)
+_OUTSIDE_WORDS = _words(
+    "жара жарко холод холодно тепло прохладно мороз минус плюс дождь снег ветер солнце солнечно пасмурно "
+    "сыро темно светло дубак духота пекло кошмар ужас жуть капец жесть холодина колотун слякоть туман ливень "
+    "гроза сегодня сейчас вчера завтра днем днём ночью утром вечером опять снова где-то примерно почти около "
+    "целых аж всего только градусов градуса человек людей машин народу никого много мало ровно уже "
+    "спека спекотно мінус холодина сьогодні зараз вчора вдень вночі вранці ввечері знову десь приблизно "
+    "майже близько лише тільки людей багато мало нікого градусів"
+)
+# a verb or an adverb ("стоит", "было", "реально"), not a street name ("ленина", "садовая", "шевченка",
+# "грушевського")
+_VERB_OR_ADVERB = re.compile(
+    r"(?:ть|ти|ся|сь|ет|ит|ют|ят|ут|ло|ли|ал|ил|ел|ув|ав|(?<!енк)(?<![оеь]г)о)$", re.I
+)
+
+
+def _street_name_after_preposition(m: re.Match, text: str, words: list[str]) -> bool:
+    """ "на улице ленина 5", not "на улице жара 30", "на улице стоит 3 машины", "на вулиці +5"."""
+    if any(w.lower() in _OUTSIDE_WORDS or _VERB_OR_ADVERB.search(w) or len(w) < 4 for w in words):
+        return False
+    house = text[m.end("name") : m.end()]
+    return not re.match(r"\s*[+\-−]", house) and not re.match(r"\s*(?:°|гр\b|град)", text[m.end() :])
+
+
 _RU_NOT_NAME = _words(
     "на в во и а но с со к ко по за до от из у о об для без при над под про через около было был была были "
     "будет будут есть это этот эта там тут уже ещё еще всего всех всё все всі вже ще було буде був була є це"
