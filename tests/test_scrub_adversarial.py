@@ -17,14 +17,26 @@ from twin.text.scrub import Scrubber, infer_regions, scrub_messages
 CASES = load_cases()
 
 
-def test_corpus_covers_every_kind_in_three_languages():
+def test_corpus_covers_every_kind_in_four_languages():
     kinds = Counter(c["kind"] for c in CASES)
     assert len(kinds) >= 17 and min(kinds.values()) >= 4, kinds
-    assert {c["lang"] for c in CASES} == {"en", "ru", "uk"}
+    assert {c["lang"] for c in CASES} == {"en", "ru", "uk", "si"}
     assert all(any(v in m for m in c["messages"]) for c in CASES for v in c["values"])  # values are real
 
 
-@pytest.mark.parametrize("case", CASES, ids=[f"{c['kind']}-{i}" for i, c in enumerate(CASES)])
+def _known_gap(case: dict):
+    """A case the scrubber still misses (its "gap" says why) fails as expected; once caught, the strict
+    xfail fails the run so the mark is taken off."""
+    return (
+        pytest.param(case, marks=pytest.mark.xfail(strict=True, reason=case["gap"]))
+        if "gap" in case
+        else case
+    )
+
+
+@pytest.mark.parametrize(
+    "case", [_known_gap(c) for c in CASES], ids=[f"{c['kind']}-{i}" for i, c in enumerate(CASES)]
+)
 def test_adversarial_case_removed(case):
     out = scrub_case(case["messages"])
     assert not leaked(case, out), out

@@ -16,8 +16,10 @@ from collections.abc import Iterable
 
 # --- cards and IBANs --------------------------------------------------------------------------
 SEVEN_DIGITS = re.compile(r"\d(?:[\s\-().]{0,3}\d){6}")
-CARD = re.compile(r"(?<![\w.,])\d(?:[ \-]?\d){12,18}(?![\w]|[.,]\d)")
-IBAN = re.compile(r"(?<![\w])[A-Za-z]{2}\d{2}(?:[ ]?[A-Za-z0-9]){10,30}\b")
+# groups apart by a space, two spaces, a dash or (four by four only, see card_check) a dot
+CARD = re.compile(r"(?<![\w.,])\d(?:(?:[ \-]{1,2}|\.)?\d){12,18}(?![\w]|[.,]\d)")
+_DOTTED_CARD = re.compile(r"\d{4}(?:\.\d{4}){2,3}(?:\.\d{1,3})?")
+IBAN = re.compile(r"(?<![\w])[A-Za-z]{2}\d{2}(?:[ \-]?[A-Za-z0-9]){10,30}\b")  # "DE89-3704-..." too
 _IBAN_LEN = {
     "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BR": 29,
     "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28, "EE": 20, "EG": 29,
@@ -44,7 +46,7 @@ def luhn_ok(digits: str) -> bool:
 
 
 def iban_ok(iban: str) -> bool:
-    iban = iban.replace(" ", "").upper()
+    iban = iban.replace(" ", "").replace("-", "").upper()
     expected = _IBAN_LEN.get(iban[:2])
     if expected is None or len(iban) != expected or not iban[2:4].isdigit():
         return False
@@ -53,7 +55,7 @@ def iban_ok(iban: str) -> bool:
 
 
 def iban_spans(text: str) -> list[tuple[int, int]]:
-    """IBANs in any case: exactly the country's length of characters (single spaces allowed), mod-97 valid."""
+    """IBANs in any case: exactly the country's length of characters (single spaces or dashes allowed), mod-97 valid."""
     spans = []
     for m in IBAN.finditer(text):
         expected = _IBAN_LEN.get(m.group(0)[:2].upper())
@@ -61,7 +63,7 @@ def iban_spans(text: str) -> list[tuple[int, int]]:
             continue
         n, end = 0, m.start()
         while end < m.end() and n < expected:
-            n += text[end] != " "
+            n += text[end] not in " -"
             end += 1
         if n == expected and (end == len(text) or not text[end].isalnum()) and iban_ok(text[m.start() : end]):
             spans.append((m.start(), end))
@@ -72,9 +74,18 @@ def card_check(m: re.Match, text: str) -> bool:
     digits = re.sub(r"\D", "", m.group(0))
     if not (13 <= len(digits) <= 19 and digits[0] != "0" and luhn_ok(digits)):
         return False
+    if "." in m.group(0) and not _DOTTED_CARD.fullmatch(m.group(0)):
+        return False  # "1.234.567.890.123": an amount in thousands, not a card written 4111.1111.1111.1111
     if text[max(0, m.start() - 1) : m.start()] == "+":
         return False  # "+4915112345678": a country code, a phone (one in ten passes the Luhn check)
-    return not registry_number(text, m.start())  # a SIRET is Luhn-checked too
+    before = text[max(0, m.start() - 24) : m.start()]
+    return _CARD_WORD.search(before) is not None or not registry_number(
+        text, m.start()
+    )  # a SIRET is Luhn-checked too
+
+
+# "card no 4276 ...", "номер карты 2200 ...": the "no" / "№" is the card's, not an order's
+_CARD_WORD = re.compile(r"(?:card|карт\w*|visa|mastercard)\W*(?:no\.?|nr\.?|number|номер|№|#)?\W*$", re.I)
 
 
 def registry_number(text: str, start: int) -> bool:
@@ -126,10 +137,10 @@ def ssn_check(m: re.Match, text: str) -> bool:
 
 
 PASSPORT = re.compile(
-    r"(?<!\w)(?:passport|паспорт\w*|загранпаспорт\w*|сери[яиюі]|серія)"
+    r"(?<!\w)(?:passport|паспорт\w*|загранпаспорт\w*|загран\w*|id[\s\-]?картк?\w*|сери[яиюі]|серія)"
     r"[\s,:;#№.\-]*(?:(?:no|nr|number|num|номер|is|рф|данные|дані|мой|мій|my|серия|серія|и|та|us|usa)"
     r"(?!\w)[\s,:;#№.\-]*){0,4}"
-    r"(?P<val>\d{2}\s?\d{2}[,\s]*(?:(?:номер|№|n|no\.?)\s*)?\d{6}|[A-ZА-ЯІЇЄ]{1,2}\s?\d{6,8}|\d{3}\s?\d{3}\s?\d{3}|\d{6,9})"
+    r"(?P<val>\d{2}\s?\d{2}[,\s]*(?:(?:номер|№|n|no\.?)\s*)?\d{6}|\d{2}\s\d{7}|[A-ZА-ЯІЇЄ]{1,2}\s?\d{6,8}|\d{3}\s?\d{3}\s?\d{3}|\d{6,9})"
     r"(?![\w])",
     re.I,
 )
@@ -205,7 +216,14 @@ _UNIT_AFTER = re.compile(
 _PHONE_WORD = re.compile(
     r"(?:phone|call|cell|mobile|mob|tel|text|sms|number|whats\s?app|viber|telegram|dial|reach|contact|"
     r"номер\w*|телефон\w*|тел|моб\w*|звони\w*|позвони\w*|набери\w*|дзвони\w*|подзвони\w*|наберіть|"
-    r"вайбер\w*|ватсап\w*|viber|сотов\w*|мобіл\w*)\W{1,4}(?:\w+\W{1,3}){0,4}$",
+    r"вайбер\w*|ватсап\w*|вотсап\w*|вацап\w*|viber|сотов\w*|мобіл\w*|wa|zap|අංකය|නම්බර්|දුරකථන|ෆෝන්)"
+    r"\W{1,4}(?:\w+\W{1,3}){0,4}$",
+    re.I,
+)
+# the same said after the number: "13800138000 that's my china number", "0501234567 — мой номер"
+_PHONE_WORD_AFTER = re.compile(
+    r"\W{0,4}(?:(?:is|that'?s|it'?s|это|це|—|-)\s+)?(?:my|his|her|our|their|мой|мій|его|її|наш)\s+"
+    r"(?:\w+\s+)?(?:number|phone|cell|mobile|номер|телефон|мобильный|мобільний)(?!\w)",
     re.I,
 )
 # regions tried for a number written as a phone, when the configured ones do not take it
@@ -337,8 +355,12 @@ class PhoneFinder:
         digits = re.sub(r"\D", "", raw)
         if digits.startswith("80") and len(digits) >= 10:
             digits = digits[1:]  # "8 (044) 123-45-67": the old long-distance 8 before a national 0
-        worded = _PHONE_WORD.search(text[max(0, c.start() - 40) : c.start()]) is not None
-        national = digits[0] == "0" and len(digits) >= 9 and "." not in raw
+        worded = (
+            _PHONE_WORD.search(text[max(0, c.start() - 40) : c.start()]) is not None
+            or _PHONE_WORD_AFTER.match(text, c.end()) is not None
+        )
+        # dots only in a phone's own grouping ("06.12.34.56.78"): a date has two, a version no trunk 0
+        national = digits[0] == "0" and len(digits) >= 9 and ("." not in raw or raw.count(".") >= 3)
         if not (national or (worded and len(digits) >= 8)):
             return False
         if not national and _valid_intl(pn, digits):

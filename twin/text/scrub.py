@@ -73,10 +73,12 @@ _DIGIT = re.compile(r"\d")
 # anything that could start a hit; on lower-cased text (re.I with Cyrillic is slow)
 _TRIGGER = re.compile(
     r"[\d@]|://|pass|pw|pin|code|otp|cv[vc]|парол|пасс|пин|код|-----begin|key|token|secret|ключ|токен|секрет"
-    r"|parol|porol|[ \[({<]at[ \])}>]|собак|равлик"
+    r"|parol|porol|[ \[({<]at[ \])}>]|собак|равлик|пасв|гасл|මුරපද|පාස්වර්ඩ්|කේත|කෝඩ්"
 )
 # cheap gates, on lower-cased text, for the detectors that need a word
-_PW_WORD = re.compile(r"pass|pw|pin|code|otp|cv[vc]|парол|пасс|пин|код|пін|parol|porol")
+_PW_WORD = re.compile(
+    r"pass|pw|pin|code|otp|cv[vc]|парол|пасс|пасв|гасл|пин|код|пін|parol|porol|මුරපද|පාස්|කේත|කෝඩ්|පින්"
+)
 _KEY_WORD = re.compile(r"key|token|secret|ключ|токен|секрет")
 _AT_DOMAIN = re.compile(r" at [a-z0-9\-]+\.[a-z]")
 
@@ -92,7 +94,7 @@ def _obfuscated_at(low: str) -> bool:
     return " at " in low and (" dot " in low or "[dot]" in low or _AT_DOMAIN.search(low) is not None)
 
 
-_PASSPORT_WORD = re.compile(r"passport|паспорт|сери[яиюі]|серія")
+_PASSPORT_WORD = re.compile(r"passport|паспорт|сери[яиюі]|серія|загран|id[\s\-]?карт")
 
 
 class Scrubber:
@@ -288,6 +290,7 @@ class Scrubber:
         if _PW_WORD.search(low):
             text = self._sub("PASSWORD", S.PASSWORD, text, S.password_check, group="val")
             text = self._sub("CODE", S.CODE, text, S.code_check, group="val")
+            text = self._sub("CODE", S.CODE_FIRST, text, group="val")
         if _KEY_WORD.search(low):
             text = self._sub("SECRET", S.TOKEN_KW, text, S.token_check, group="val")
         return text
