@@ -87,6 +87,28 @@ def test_card_over_two_messages_and_not_two_numbers():
     assert scrub_messages(["room 4398 2597", "9190 7483"], Scrubber()) == ["room 4398 2597", "9190 7483"]
 
 
+def test_phone_over_two_messages():
+    s = Scrubber()
+    assert scrub_messages(["my number is 0771", "234567"], s) == ["my number is [PHONE]", "[PHONE]"]
+    assert s.counts["PHONE"] == 2
+
+
+@pytest.mark.parametrize(
+    "msgs",
+    [
+        ["the score was 3", "2 in the end"],
+        ["we need 08", "15 more chairs"],
+        ["meet at 10", "30 people coming"],
+        ["my flight is 0845", "1230 arrival"],
+        ["номер рейса 0830", "2145 прилет"],
+        ["позвони в 8", "900 руб за час"],
+    ],
+)
+def test_two_numbers_in_a_row_are_not_a_phone(msgs):
+    """Only a number written as a phone (+, trunk 0/8, a phone word) is joined across messages."""
+    assert scrub_messages(msgs, Scrubber(extra=infer_regions(msgs))) == msgs
+
+
 def test_code_in_parts_then_the_conversation_goes_on():
     msgs = ["what's the code?", "48", "21", "thanks, see you at 7"]
     assert scrub_messages(msgs, Scrubber()) == ["what's the code?", "[CODE]", "[CODE]", msgs[3]]

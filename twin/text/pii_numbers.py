@@ -89,8 +89,18 @@ _CARD_WORD = re.compile(r"(?:card|карт\w*|visa|mastercard)\W*(?:no\.?|nr\.?|
 
 
 def registry_number(text: str, start: int) -> bool:
-    """An order, tax or company registry number: the word right before the digits says so."""
-    return _NOT_PHONE_BEFORE.search(text[max(0, start - 24) : start]) is not None
+    """An order, tax, company registry, flight or booking number: the words right before the digits say so."""
+    before = text[max(0, start - 24) : start]
+    return _NOT_PHONE_BEFORE.search(before) is not None or _TRAVEL_BEFORE.search(before) is not None
+
+
+# "flight 0830", "номер рейса 0830 2145", "train number 0771...": a trip's number ("on the train" alone
+# may well be followed by the caller's phone, so a train needs its "number")
+_TRAVEL_BEFORE = re.compile(
+    r"(?<!\w)(?:(?:flight|рейс\w*|pnr|booking|брон\w*)\W{0,3}(?:no\.?|nr\.?|number|номер|№|#)?"
+    r"|(?:number|номер)\W+(?:of\W+)?(?:the\W+)?(?:flight|train|рейса|поезда|потяга|потягу|брони|бронювання))\W{0,3}$",
+    re.I,
+)
 
 
 # a card typed over two messages: the digits at the end of one and at the start of the next
@@ -322,6 +332,25 @@ class PhoneFinder:
             spans.extend(sp for sp in found if not any(sp[0] < e and s < sp[1] for s, e in spans))
         return sorted(spans)
 
+    def split_spans(self, prev: str, text: str) -> tuple[tuple[int, int], tuple[int, int]] | None:
+        """A phone cut in two ("my number is 0771" / "234567"): its span in the tail of ``prev`` and
+        in the head of ``text``. Only a number written as a phone ("+", a trunk 0 or 8, a phone word
+        before it) is joined: two messages that end and start with digits are usually two numbers."""
+        if not (prev[-2:].rstrip(" -")[-1:].isdigit() and text.lstrip("( ")[:1].isdigit()):
+            return None  # the common case, decided on a few characters
+        tail = _PHONE_TAIL.search(prev)
+        if tail is None or not (
+            tail.group(0).lstrip("(")[:1] in "+08"
+            or _PHONE_WORD.search(prev[max(0, tail.start() - 40) : tail.start()])
+        ):
+            return None
+        joined = prev + " " + text
+        cut = len(prev)
+        for s, e in self.spans(joined):
+            if s < cut and e > cut + 1 and sum(ch.isdigit() for ch in joined[cut:e]) >= 2:
+                return (s, cut), (0, e - cut - 1)
+        return None
+
     def _candidate(self, text: str, c: re.Match) -> list[tuple[int, int]]:
         pn = _pn()
         raw = c.group(0)
@@ -366,6 +395,10 @@ class PhoneFinder:
         if not national and _valid_intl(pn, digits):
             return True  # "380661234567", "94 77 123 4567": a country code without the "+"
         return any(_valid_in(pn, digits, r) for r in WORLD)
+
+
+# the start of a phone at the end of a message: "+7 916", "0771", "(067) 123"
+_PHONE_TAIL = re.compile(r"(?<![\w+])\+?\(?\d[\d ()\-]*\d[ \-]?$")
 
 
 def _an_amount(text: str, c: re.Match) -> bool:

@@ -13,21 +13,28 @@ SSNs, passports, national IDs, dates of birth), ``pii_places`` (street addresses
                high-entropy strings (24+ characters mixing letters and digits; not a 40-hex commit
                hash), and letter-and-digit values after "key:", "api key:", "token =", "ключ апи:"
 ``[EMAIL]``    e-mail addresses, also spelled out: "anna at gmail dot com", "[at]"/"[dot]", "собака"/"точка"
-``[CARD]``     payment card numbers, 13-19 digits, Luhn-checked; also typed over two messages; never
-               digits after a ``+`` (a phone's country code)
-``[IBAN]``     IBANs in any case, mod-97 checksum
+``[CARD]``     payment card numbers, 13-19 digits (spaces, dashes, or dots four by four), Luhn-checked;
+               also typed over two messages; never digits after a ``+`` (a phone's country code)
+``[IBAN]``     IBANs in any case, spaced or dashed, mod-97 checksum
 ``[IP]``       IPv4 / IPv6 addresses, validated with :mod:`ipaddress`
-``[PHONE]``    phone numbers (``phonenumbers`` decides): ``+``/``00`` international anywhere, national
+``[PHONE]``    phone numbers (``phonenumbers`` decides): ``+``/``00`` international anywhere (with an
+               extension or a second number run on: a valid number followed by more digits), national
                forms of the configured and inferred regions, and of any region when written as a
-               phone (a ``0`` trunk prefix, or after "call", "номер", "whatsapp"...)
-``[PASSWORD]`` what follows "password", "pass", "pwd", "пароль", "parol", ... (see :mod:`.pii_secrets`)
-``[CODE]``     PINs and one-time codes after "pin", "code", "otp", "код", ...: 4-8 digits, also spaced
-               ("4 8 2 1", "90 21 77"); 3 digits only after "cvv"/"cvc"
+               phone (a ``0`` trunk prefix, also dotted "06.12.34.56.78"; after "call", "номер",
+               "whatsapp", "අංකය"...; before "that's my number"); also typed over two messages; not
+               after an order, registry, flight or booking word
+``[PASSWORD]`` what follows "password", "pass", "pwd", "пароль", "гасло", "parol", "මුරපදය", ... (see
+               :mod:`.pii_secrets`)
+``[CODE]``     PINs and one-time codes after "pin", "code", "otp", "код", "කේතය", ...: 4-8 digits, also
+               spaced ("4 8 2 1", "90 21 77"); before "is your ... code" / "ваш код"; 3 digits only
+               after "cvv"/"cvc"
 ``[CRYPTO]``   crypto wallet addresses: Ethereum ``0x`` + 40 hex digits; Bitcoin base58 and bech32
                (checksums verified)
 ``[SEED]``     wallet seed phrases: 12+ words of the BIP39 list
-``[ADDRESS]``  street addresses with a house number (English, Russian, Ukrainian, Sinhala forms)
-``[PASSPORT]`` passport numbers after "passport", "паспорт", "серия" (RU series + number, US, UA)
+``[ADDRESS]``  street addresses with a house number (English, Russian, Ukrainian, Sinhala forms; a
+               lower-case street after "на улице" / "на вулиці" unless it is the weather)
+``[PASSPORT]`` passport numbers after "passport", "паспорт", "загран", "серия", "id-картка" (RU series +
+               number, RU international, US, UA)
 ``[SSN]``      US social security numbers (``123-45-6789``; other forms after "SSN")
 ``[ID]``       national and tax ID numbers after their name: RU ИНН (12 digits) and СНИЛС (11; also its
                ``123-456-789 01`` form anywhere), UA РНОКПП/ІПН (10), Sri Lanka's NIC (12 digits; the old
@@ -39,8 +46,8 @@ SSNs, passports, national IDs, dates of birth), ``pii_places`` (street addresses
 ========== =================================================================================
 
 :func:`scrub_messages` scrubs consecutive messages with the previous one in view: a short answer
-right after a question about a password, code, PIN or key is that secret, and a card number or a
-code typed in two messages is found across them.
+right after a question about a password, code, PIN or key is that secret, and a card number, a
+phone number or a code typed in two messages is found across them.
 
 Times, dates, prices, version numbers, order and company registry numbers are left alone. Speed
 matters (a million messages in well under a minute), so each detector runs only when a cheap test
@@ -298,6 +305,10 @@ class Scrubber:
     def _phone_sub(self, text: str) -> str:
         return self.replace(text, self._phones.spans(text), "PHONE")
 
+    def split_phone(self, prev: str, text: str) -> tuple[tuple[int, int], tuple[int, int]] | None:
+        """Spans of a phone typed over two messages: the tail of ``prev``, the head of ``text``."""
+        return self._phones.split_spans(prev, text)
+
     def _link_phone(self, part: str) -> str:
         """The digits of a messenger link (wa.me/380671234567, ?number=%2B94771234567): a phone of
         one of the regions, or an international number written without its "+"."""
@@ -313,16 +324,15 @@ def scrub_messages(texts: Sequence[str], scrubber: Scrubber) -> list[str]:
     Every text goes through ``scrubber`` alone; then a short answer right after a message asking
     for a password, code, PIN or key ("what's the wifi password?" -> "pelican7") becomes that
     placeholder; a code given in parts ("48", "21") takes every part. One-word replies that hold
-    ("sec", "щас") keep the question in view for the next message. A card number typed over two
-    messages is replaced in both. Returns the scrubbed texts, one per input, in order.
+    ("sec", "щас") keep the question in view for the next message. A card number or a phone
+    typed over two messages is replaced in both. Returns the scrubbed texts, one per input, in order.
     """
     out: list[str] = []
     asked: str | None = None
     for i, text in enumerate(texts):
         clean = scrubber.scrub(text)
-        if i and clean == text and out[-1] == texts[i - 1] and (cut := N.split_card(texts[i - 1], text)):
-            out[-1] = scrubber.replace(texts[i - 1], [cut[0]], "CARD")
-            clean = scrubber.replace(text, [cut[1]], "CARD")
+        if i and clean == text and out[-1] == texts[i - 1]:
+            clean = _split_number(texts[i - 1], text, scrubber, out)
         if clean == text and -1 < text.find("?") < len(text) - 1:
             clean = _asked_and_answered(text, scrubber)  # "the password? it's tulip88"
         keep_asking = False
@@ -338,6 +348,17 @@ def scrub_messages(texts: Sequence[str], scrubber: Scrubber) -> list[str]:
         out.append(clean)
         asked = asked if keep_asking else asked_secret(text, clean)
     return out
+
+
+def _split_number(prev: str, text: str, scrubber: Scrubber, out: list[str]) -> str:
+    """A card or a phone typed over two messages: both parts replaced (``out[-1]`` is ``prev``'s output)."""
+    kind, cut = "CARD", N.split_card(prev, text)
+    if cut is None:
+        kind, cut = "PHONE", scrubber.split_phone(prev, text)
+    if cut is None:
+        return text
+    out[-1] = scrubber.replace(prev, [cut[0]], kind)
+    return scrubber.replace(text, [cut[1]], kind)
 
 
 def _asked_and_answered(text: str, scrubber: Scrubber) -> str:
