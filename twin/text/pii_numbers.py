@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 # --- cards and IBANs --------------------------------------------------------------------------
 SEVEN_DIGITS = re.compile(r"\d(?:[\s\-().]{0,3}\d){6}")
-# groups apart by a space, two spaces, a dash or (four by four only, see card_check) a dot
+# groups apart by a space, two spaces, a dash or (four by four only, see card_ok) a dot
 CARD = re.compile(r"(?<![\w.,])\d(?:(?:[ \-]{1,2}|\.)?\d){12,18}(?![\w]|[.,]\d)")
 _DOTTED_CARD = re.compile(r"\d{4}(?:\.\d{4}){2,3}(?:\.\d{1,3})?")
 IBAN = re.compile(r"(?<![\w])[A-Za-z]{2}\d{2}(?:[ \-]?[A-Za-z0-9]){10,30}\b")  # "DE89-3704-..." too
@@ -70,18 +70,62 @@ def iban_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def card_check(m: re.Match, text: str) -> bool:
-    digits = re.sub(r"\D", "", m.group(0))
+# a national bank account number, after its word: RU/BY "р/с", "счёт" (20 digits), UA "рахунок", UK/US
+# "account number", DE "Konto"; and anywhere, a Russian personal account (40817..., 20 digits, as
+# banks group it too: "40817 810 0 9991 0004312"). Replaced as [IBAN]: the same account, written nationally.
+ACCOUNT = re.compile(
+    r"(?<!\w)(?P<kw>account|acct|acc|a/c|сч[её]т\w*|сч\.|р/с|л/с|рахун\w*|konto\w*)"
+    r"(?:\s+(?:no\.?|nr\.?|number|номер|#|№))?(?!\w)[\s,:;#№.\-]*"
+    r"(?:(?:is|my|мой|мій|номер|number)(?!\w)[\s,:;#№.\-]*){0,2}"
+    r"(?P<val>\d(?:[ \-]?\d){7,27})(?![\w\-])"
+    r"|(?<![\w.,])(?P<ru>(?:40817|40820|42301|42305|40802)(?:[ ]?\d){15})(?![\w])",
+    re.I,
+)
+ACCOUNT_HINT = re.compile(r"acc|a/c|сч|р/с|л/с|рахун|konto|40817|40820|42301|42305|40802")
+
+
+def account_spans(text: str) -> list[tuple[int, int]]:
+    """Bank account numbers: as many digits as an account has after its word (10+ after a Cyrillic
+    one: "счёт 12345678" may be an invoice; 8+ after "account"), and personal RU accounts anywhere."""
+    spans = []
+    for m in ACCOUNT.finditer(text):
+        if m.group("ru"):
+            spans.append(m.span("ru"))
+            continue
+        n = sum(c.isdigit() for c in m.group("val"))
+        cyrillic = not m.group("kw").isascii()
+        if (10 if cyrillic else 8) <= n <= 28:
+            spans.append(m.span("val"))
+    return spans
+
+
+def card_spans(text: str) -> list[tuple[int, int]]:
+    """Card numbers; when the whole run of digits is not one ("4111 1111 1111 1111 12/27 123": the
+    expiry or CVV typed on), the longest run that ends at a group boundary and is."""
+    spans = []
+    for m in CARD.finditer(text):
+        raw = m.group(0)
+        ends = [len(raw)] + [
+            i for i in range(len(raw) - 1, 0, -1) if raw[i] in " -." and raw[i - 1].isdigit()
+        ]
+        for end in ends:
+            if card_ok(raw[:end], text, m.start()):
+                spans.append((m.start(), m.start() + end))
+                break
+    return spans
+
+
+def card_ok(raw: str, text: str, start: int) -> bool:
+    """Are the digits ``raw`` at ``start`` of ``text`` a card: 13-19 of them, Luhn, not a phone or a registry number."""
+    digits = re.sub(r"\D", "", raw)
     if not (13 <= len(digits) <= 19 and digits[0] != "0" and luhn_ok(digits)):
         return False
-    if "." in m.group(0) and not _DOTTED_CARD.fullmatch(m.group(0)):
+    if "." in raw and not _DOTTED_CARD.fullmatch(raw):
         return False  # "1.234.567.890.123": an amount in thousands, not a card written 4111.1111.1111.1111
-    if text[max(0, m.start() - 1) : m.start()] == "+":
+    if text[max(0, start - 1) : start] == "+":
         return False  # "+4915112345678": a country code, a phone (one in ten passes the Luhn check)
-    before = text[max(0, m.start() - 24) : m.start()]
-    return _CARD_WORD.search(before) is not None or not registry_number(
-        text, m.start()
-    )  # a SIRET is Luhn-checked too
+    # a SIRET is Luhn-checked too
+    return _CARD_WORD.search(text[max(0, start - 24) : start]) is not None or not registry_number(text, start)
 
 
 # "card no 4276 ...", "номер карты 2200 ...": the "no" / "№" is the card's, not an order's
@@ -150,7 +194,7 @@ PASSPORT = re.compile(
     r"(?<!\w)(?:passport|паспорт\w*|загранпаспорт\w*|загран\w*|id[\s\-]?картк?\w*|сери[яиюі]|серія)"
     r"[\s,:;#№.\-]*(?:(?:no|nr|number|num|номер|is|рф|данные|дані|мой|мій|my|серия|серія|и|та|us|usa)"
     r"(?!\w)[\s,:;#№.\-]*){0,4}"
-    r"(?P<val>\d{2}\s?\d{2}[,\s]*(?:(?:номер|№|n|no\.?)\s*)?\d{6}|\d{2}\s\d{7}|[A-ZА-ЯІЇЄ]{1,2}\s?\d{6,8}|\d{3}\s?\d{3}\s?\d{3}|\d{6,9})"
+    r"(?P<val>\d{2}\s?\d{2}[,\s]*(?:(?:номер|№|n|no\.?)\s*)?\d{6}|\d{2}\s\d{7}|[A-ZА-ЯІЇЄ]{1,2}\s?(?:№\s?)?\d{6,8}|\d{3}\s?\d{3}\s?\d{3}|\d{6,9})"
     r"(?![\w])",
     re.I,
 )

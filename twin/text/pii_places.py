@@ -169,6 +169,14 @@ _RU_QUANTITIES = _words(
 )
 
 
+# a post-office box locates a person as a house number does: "PO Box 1234", "а/я 56", "абонентский ящик 12"
+PO_BOX = re.compile(
+    r"(?<!\w)(?:p\.?\s?o\.?\s?box|post\s+office\s+box|а/я|абонентск\w+\s+ящик\w*|поштов\w+\s+скриньк\w*)"
+    r"\s*[№#]?\s*\d{1,6}(?!\d)",
+    re.I,
+)
+PO_BOX_HINT = re.compile(r"box|а/я|ящик|скриньк")
+
 # "Horodotska St 12", "Main Street 5, apt 3": a capitalised name, a street word, then the number
 _EN_STREET_FIRST = r"street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr"
 _DE_STREET = r"stra(?:ß|ss)e|str\.|gasse|allee|platz|damm|ufer|chaussee"

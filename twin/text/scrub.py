@@ -12,10 +12,14 @@ SSNs, passports, national IDs, dates of birth), ``pii_places`` (street addresses
                ``glpat-``, ``hf_``, Telegram bot tokens, ...), JWTs, private-key blocks, long
                high-entropy strings (24+ characters mixing letters and digits; not a 40-hex commit
                hash), and letter-and-digit values after "key:", "api key:", "token =", "ключ апи:"
-``[EMAIL]``    e-mail addresses, also spelled out: "anna at gmail dot com", "[at]"/"[dot]", "собака"/"точка"
-``[CARD]``     payment card numbers, 13-19 digits (spaces, dashes, or dots four by four), Luhn-checked;
-               also typed over two messages; never digits after a ``+`` (a phone's country code)
-``[IBAN]``     IBANs in any case, spaced or dashed, mod-97 checksum
+``[EMAIL]``    e-mail addresses, also spelled out: "anna at gmail dot com", "[at]"/"[dot]", "собака"/"точка";
+               a mail provider's without its top-level domain ("ivan.petrov@gmail")
+``[CARD]``     payment card numbers, 13-19 digits (spaces, dashes, or dots four by four), Luhn-checked,
+               also with the expiry or CVV typed on; also over two messages; never digits after a
+               ``+`` (a phone's country code)
+``[IBAN]``     IBANs in any case, spaced or dashed, mod-97 checksum; national bank account numbers after
+               their word ("р/с", "счёт", "рахунок", "account number", "Konto") and RU personal
+               accounts (40817...) anywhere
 ``[IP]``       IPv4 / IPv6 addresses, validated with :mod:`ipaddress`
 ``[PHONE]``    phone numbers (``phonenumbers`` decides): ``+``/``00`` international anywhere (with an
                extension or a second number run on: a valid number followed by more digits), national
@@ -32,7 +36,7 @@ SSNs, passports, national IDs, dates of birth), ``pii_places`` (street addresses
                (checksums verified)
 ``[SEED]``     wallet seed phrases: 12+ words of the BIP39 list
 ``[ADDRESS]``  street addresses with a house number (English, Russian, Ukrainian, Sinhala forms; a
-               lower-case street after "на улице" / "на вулиці" unless it is the weather)
+               lower-case street after "на улице" / "на вулиці" unless it is the weather); PO boxes
 ``[PASSPORT]`` passport numbers after "passport", "паспорт", "загран", "серия", "id-картка" (RU series +
                number, RU international, US, UA)
 ``[SSN]``      US social security numbers (``123-45-6789``; other forms after "SSN")
@@ -236,6 +240,7 @@ class Scrubber:
             text = self._sub("SECRET", S.KEYS, text)
         if "@" in text:
             text = self._sub("EMAIL", L.EMAIL, text)
+            text = self._sub("EMAIL", L.EMAIL_NO_TLD, text)
         if _obfuscated_at(low):
             text = self.replace(text, L.obfuscated_email_spans(text), "EMAIL")
         if seedy:
@@ -243,7 +248,7 @@ class Scrubber:
         has_digit = _DIGIT.search(text) is not None
         many_digits = has_digit and N.SEVEN_DIGITS.search(text) is not None
         if many_digits:
-            text = self._accounts(text)
+            text = self._accounts(text, low)
         if has_digit:
             text = self._ids(text, low, many_digits)
             if text.count(".") >= 3:
@@ -257,11 +262,14 @@ class Scrubber:
             text = self._sub("SECRET", S.LONG_TOKEN, text, S.long_token_check)
         return text
 
-    def _accounts(self, text: str) -> str:
-        """IBANs (before cards: an IBAN's digit groups can pass the Luhn check), then cards."""
+    def _accounts(self, text: str, low: str) -> str:
+        """IBANs and national account numbers (before cards: their digit groups can pass the Luhn
+        check), then cards."""
         if N.IBAN.search(text):
             text = self.replace(text, N.iban_spans(text), "IBAN")
-        return self._sub("CARD", N.CARD, text, N.card_check)
+        if N.ACCOUNT_HINT.search(low):
+            text = self.replace(text, N.account_spans(text), "IBAN")
+        return self.replace(text, N.card_spans(text), "CARD")
 
     def _ids(self, text: str, low: str, many_digits: bool) -> str:
         """Passports, SSNs, street addresses and other personal numbers: digits, most with a word beside them."""
@@ -275,6 +283,8 @@ class Scrubber:
             text = self._sub("ADDRESS", A.ADDRESS_RU, text, A.address_ru_check)
         if not low.isascii() and A.SI_HINT.search(text):
             text = self._sub("ADDRESS", A.ADDRESS_SI, text)
+        if A.PO_BOX_HINT.search(low):
+            text = self._sub("ADDRESS", A.PO_BOX, text)
         if A.STREET_FIRST_HINT.search(low):
             text = self._sub("ADDRESS", A.ADDRESS_STREET_FIRST, text, A.street_first_check)
         return self._personal_numbers(text, low, many_digits)
