@@ -10,6 +10,7 @@ number written as a phone (a leading ``0`` trunk prefix, or a phone word right b
 
 from __future__ import annotations
 
+import datetime
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -228,18 +229,40 @@ def id_check(m: re.Match, _text: str) -> bool:
     return digits in next(v for k, v in _ID_WORDS.items() if kw.startswith(k))
 
 
+# a birthday with its year is a date of birth: "my birthday is 12/05/1990", "день рождения 12.05.1990"
 _DOB_WORD = (
-    r"born|date\s+of\s+birth|birth\s*date|d\.?o\.?b\.?|дата\s+рождения|д\.\s?р\.|др|родил(?:ся|ась)|"
-    r"дата\s+народження|народи(?:вся|лася)|нар\.|උපන්\s+දිනය|උපන්දිනය|උපන්නේ"
+    r"born|date\s+of\s+birth|birth\s*date|birthday|b-?day|d\.?o\.?b\.?|дата\s+рождения|день\s+рождения|"
+    r"днюха|д\.\s?р\.|др|родил(?:ся|ась)|дата\s+народження|день\s+народження|народи(?:вся|лася)|нар\.|"
+    r"උපන්\s+දිනය|උපන්දිනය|උපන්නේ"
 )
 _MONTH = r"[A-Za-zА-Яа-яЁёІіЇїЄє]{3,10}\.?"
+_DAY = r"\d{1,2}(?:st|nd|rd|th)?"
 BIRTHDATE = re.compile(
-    rf"(?<!\w)(?:{_DOB_WORD})(?!\w)[\s:,\-–—]*(?:(?:on|is|in|was|my|:|-)\s+){{0,2}}"
-    r"(?P<val>\d{1,2}[./\- ]\d{1,2}[./\- ](?:19|20)\d{2}|(?:19|20)\d{2}[./\-]\d{1,2}[./\-]\d{1,2}"
-    rf"|\d{{1,2}}\s+{_MONTH}\s+(?:19|20)\d{{2}}|{_MONTH}\s+\d{{1,2}},?\s+(?:19|20)\d{{2}})(?![\d])",
+    rf"(?<!\w)(?P<kw>{_DOB_WORD})(?!\w)[\s:,\-–—]*"
+    r"(?:(?:on|is|in|was|my|the|у\s+меня|у\s+мене|мой|мій|:|-)\s+){0,2}"
+    # day.month.year with a 2-digit year too ("родился 12.05.90": the word says it is a birth date)
+    r"(?P<val>\d{1,2}[./\- ]\d{1,2}[./\- ](?:19|20)?\d{2}|(?:19|20)\d{2}[./\-]\d{1,2}[./\-]\d{1,2}"
+    rf"|{_DAY}\s+(?:of\s+)?{_MONTH},?\s+(?:19|20)\d{{2}}|{_MONTH}\s+{_DAY},?\s+(?:19|20)\d{{2}})(?![\d])",
     re.I,
 )
-DOB_HINT = re.compile(r"born|birth|d\.?o\.?b|рождения|д\.\s?р\.|др\b|родил|народж|народи|нар\.|උපන්")
+_BIRTHDAY = re.compile(r"(?:birthday|b-?day|день\s.*|днюха|др)$", re.I)
+
+
+def birthdate_check(m: re.Match, _text: str) -> bool:
+    """A birthday's date is a date of birth only with a birth year: "birthday 12/05/1990", not the
+    party's date ("днюха 25.12.24", "birthday party 12/05/2025"). After a birth word ("born", "DOB",
+    "д.р.", "родился") any date is one, a two-digit year too ("родился 12.05.90")."""
+    val = m.group("val")
+    year = re.findall(r"\d+", val)
+    year = year[0] if len(year[0]) == 4 else year[-1]
+    if not _BIRTHDAY.match(m.group("kw")):  # "born", "DOB", "д.р.": any date after it
+        return True
+    return len(year) == 4 and int(year) < datetime.date.today().year - 1
+
+
+DOB_HINT = re.compile(
+    r"born|birth|b-?day|d\.?o\.?b|рождени|д\.\s?р\.|др\b|днюх|родил|народж|народи|нар\.|උපන්"
+)
 
 
 # --- phones -----------------------------------------------------------------------------------
@@ -443,6 +466,38 @@ class PhoneFinder:
 
 # the start of a phone at the end of a message: "+7 916", "0771", "(067) 123"
 _PHONE_TAIL = re.compile(r"(?<![\w+])\+?\(?\d[\d ()\-]*\d[ \-]?$")
+
+
+# a phone read out in words, as some type it to get past filters: "my number is oh seven seven one two
+# three ...", "мой номер восемь девять один шесть ...", "plus three eight zero ..."
+_DIGIT_WORDS = (
+    "zero|oh|one|two|three|four|five|six|seven|eight|nine|double|triple|ноль|нуль|один|одна|два|две|дві|три|"
+    "четыре|чотири|пять|п['’ʼ]ять|шесть|шість|семь|сім|восемь|вісім|девять|дев['’ʼ]ять"
+)
+_DIGIT_RUN = re.compile(rf"(?<!\w)(?:(?:{_DIGIT_WORDS}|\d)(?:[\s,\-]+|$)){{7,}}", re.I)
+# two digit words in a row: the cheap test before the run is looked for
+SPELLED_HINT = re.compile(rf"(?<!\w)(?:{_DIGIT_WORDS})[\s,\-]+(?:{_DIGIT_WORDS})(?!\w)")
+# right before the run: "my number is", "call me on", "мой номер", "plus"
+_SPELLED_BEFORE = re.compile(
+    r"(?<!\w)(?:phone|call(?:\s+me)?|number|cell|mobile|whats\s?app|viber|номер|телефон|тел|моб\w*|звони\w*|"
+    r"набери\w*|дзвони\w*|plus|плюс|අංකය)(?:\s+(?:is|on|at|это|це))?\s*[:\-—]?\s*$",
+    re.I,
+)
+
+
+def spelled_phone_spans(text: str) -> list[tuple[int, int]]:
+    """Runs of 7-15 digits said in words (or words and digits), after a phone word or "plus": a run
+    of number words alone is counting ("one two three four five six seven eight nine ten")."""
+    spans = []
+    for m in _DIGIT_RUN.finditer(text):
+        tokens = re.findall(rf"{_DIGIT_WORDS}|\d", m.group(0), re.I)
+        n = sum(t.lower() not in ("double", "triple") for t in tokens)
+        if 7 <= n <= 15 and _SPELLED_BEFORE.search(text[max(0, m.start() - 24) : m.start()]):
+            end = m.end()
+            while end > m.start() and not text[end - 1].isalnum():
+                end -= 1
+            spans.append((m.start(), end))
+    return spans
 
 
 def _an_amount(text: str, c: re.Match) -> bool:

@@ -25,8 +25,9 @@ SSNs, passports, national IDs, dates of birth), ``pii_places`` (street addresses
                extension or a second number run on: a valid number followed by more digits), national
                forms of the configured and inferred regions, and of any region when written as a
                phone (a ``0`` trunk prefix, also dotted "06.12.34.56.78"; after "call", "номер",
-               "whatsapp", "අංකය"...; before "that's my number"); also typed over two messages; not
-               after an order, registry, flight or booking word
+               "whatsapp", "අංකය"...; before "that's my number"); also typed over two messages, or read
+               out in words right after a phone word or "plus" ("oh seven seven one ...", "восемь
+               девять один ..."); not after an order, registry, flight or booking word
 ``[PASSWORD]`` what follows "password", "pass", "pwd", "пароль", "гасло", "parol", "මුරපදය", ... (see
                :mod:`.pii_secrets`)
 ``[CODE]``     PINs and one-time codes after "pin", "code", "otp", "код", "කේතය", ...: 4-8 digits, also
@@ -44,7 +45,8 @@ SSNs, passports, national IDs, dates of birth), ``pii_places`` (street addresses
                ``123-456-789 01`` form anywhere), UA РНОКПП/ІПН (10), Sri Lanka's NIC (12 digits; the old
                ``123456789V`` form anywhere), "national id" / "ID number"
 ``[BIRTHDATE]`` a date with its year after "born", "date of birth", "DOB", "дата рождения", "д.р.",
-               "народився", "උපන් දිනය"
+               "народився", "උපන් දිනය"; after "birthday", "день рождения", "др" only with a birth
+               year (not this or last year's: that is the party's date)
 ``[LOCATION]`` map coordinates in text (``50.450123, 30.523456``, ``50.45° N, 30.52° E``, after "lat"); map
                links stay whole
 ========== =================================================================================
@@ -231,6 +233,8 @@ class Scrubber:
         longest = max(map(len, text.split()), default=0)
         low = text.lower()
         seedy = S.seed_hint(text)
+        if seedy or text.count(" ") >= 7 and N.SPELLED_HINT.search(low):  # a phone in words: 8+ words
+            text = self.replace(text, N.spelled_phone_spans(text), "PHONE")
         if longest < 16 and text.count(":") < 2 and _TRIGGER.search(low) is None and not seedy:
             return text  # most chat lines: no digit, no @, no keyword, no long token
         # each detector runs only when a cheap test on the original text says it could hit
@@ -297,7 +301,7 @@ class Scrubber:
             text = self._sub("ID", N.SNILS, text)
             text = self._sub("ID", N.NIC_OLD, text)
         if N.DOB_HINT.search(low):
-            text = self._sub("BIRTHDATE", N.BIRTHDATE, text, group="val")
+            text = self._sub("BIRTHDATE", N.BIRTHDATE, text, N.birthdate_check, group="val")
         if text.count(".") >= 2:
             text = self._sub("LOCATION", A.COORDS, text, A.coords_check)
         return text
