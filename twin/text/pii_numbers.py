@@ -300,9 +300,11 @@ _PHONE_WORD = re.compile(
 # the same said after the number: "13800138000 that's my china number", "0501234567 — мой номер"
 _PHONE_WORD_AFTER = re.compile(
     r"\W{0,4}(?:(?:is|that'?s|it'?s|это|це|—|-)\s+)?(?:my|his|her|our|their|мой|мій|его|її|наш)\s+"
+    r"(?!(?:order|ticket|tracking|account|case|reference|booking|flight|seat|room|table|lucky|favou?rite|"
+    r"jersey|student|employee|member|customer|client|policy|passport|id|card|serial|заказа|счета|рахунку)\s)"
     r"(?:\w+\s+)?(?:number|phone|cell|mobile|номер|телефон|мобильный|мобільний)(?!\w)",
     re.I,
-)
+)  # not "12345678 is my order number", "7 is my lucky number"
 # regions tried for a number written as a phone, when the configured ones do not take it
 WORLD = (
     "DE", "GB", "FR", "IT", "ES", "NL", "BE", "AT", "CH", "PL", "UA", "BY", "KZ", "TR", "IN", "LK", "AU",

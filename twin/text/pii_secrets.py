@@ -112,7 +112,7 @@ _DIGITS_VALUE = r"\d(?:[ \-]\d){3,7}|\d{2,4}(?:[ \-]\d{2,4}){1,3}|\d{3,8}"
 # verification code", "4821 — ваш код для входа"
 CODE_FIRST = re.compile(
     r"(?<!\w)(?:G-)?(?P<val>\d{4,8})\s*(?:is\s+your|[—–\-:]?\s*(?:ваш|твой|твій|це\s+ваш))\s+"
-    r"(?:[\w\-]+\s+){0,3}?(?:code|pin|otp|passcode|код\w*|пароль)(?!\w)",
+    r"(?:[\w\-]+\s+){0,3}?(?:code|pin|otp|passcode|код\w*|пароль)(?!\w|\s+(?:review|ревью|style|стайл))",
     re.I,
 )
 CODE = re.compile(
