@@ -61,8 +61,9 @@ ADDRESS_RU = re.compile(
     rf"|(?<!\w)[А-ЯЁІЇЄҐ][\w\-]+\s+(?:(?:ул|вул|пр-т|просп|пер|бул|пр)\.|(?:ул|вул|пр-т|просп|пер|бул)|"
     rf"улиц\w*|проспект\w*|переул\w*|"
     rf"бульвар\w*|шоссе|набережн\w*|вулиц\w*|провул\w*),?\s*{_RU_HOUSE}{_RU_FLAT}?(?![\w])"
-    # "Ленина, 5, кв. 12": a capitalised street name, a house number and a flat
-    rf"|(?<![\w.])(?-i:[А-ЯЁІЇЄҐ])[\w\-]+,?\s+\d{{1,4}}[а-я]?(?:/\d{{1,3}})?{_RU_FLAT}"
+    # "Ленина, 5, кв. 12", "тверская 7 кв 12": a street name, a house number and a flat (a lower-case
+    # name is checked by address_ru_check)
+    rf"|(?<![\w.])(?P<flatname>[А-ЯЁІЇЄҐа-яёіїєґ][\w\-]+),?\s+\d{{1,4}}[а-я]?(?:/\d{{1,3}})?{_RU_FLAT}"
     # "дом 14 корпус 3 квартира 88", "д. 5, кв. 12"
     rf"|(?<!\w)(?:д\.|дом|буд\.|будинок)\s*\d{{1,4}}[а-я]?(?:,?\s*(?:корп\.?|корпус|к\.|стр\.?)\s*\d{{1,3}})?"
     rf"{_RU_FLAT}",
@@ -105,6 +106,8 @@ def address_en_check(m: re.Match, text: str) -> bool:
 
 def address_ru_check(m: re.Match, text: str) -> bool:
     kw, name = m.group("kw"), m.group("name")
+    if m.group("flatname") and m.group("flatname")[0].islower():
+        return _lower_street_with_flat(m)
     if kw is None:
         return True
     words = name.split()
@@ -149,6 +152,20 @@ _OUTSIDE_WORDS = _words(
 _VERB_OR_ADVERB = re.compile(
     r"(?:ть|ти|ся|сь|ет|ит|ют|ят|ут|ло|ли|ал|ил|ел|ув|ав|(?<!енк)(?<![оеь]г)о)$", re.I
 )
+
+
+def _lower_street_with_flat(m: re.Match) -> bool:
+    """ "тверская 7 кв 12", not "продажи 3 кв 2024" (a quarter) nor "за 3 кв 12" (a price)."""
+    name = m.group("flatname").lower()
+    if (
+        name in _RU_NOT_NAME
+        or name in _OUTSIDE_WORDS
+        or name in _RU_QUANTITIES
+        or _VERB_OR_ADVERB.search(name)
+    ):
+        return False
+    flat = re.findall(r"\d+", m.group(0))[-1]
+    return not (len(flat) == 4 and flat[:2] in ("19", "20"))
 
 
 def _street_name_after_preposition(m: re.Match, text: str, words: list[str]) -> bool:
