@@ -83,7 +83,7 @@ _PW_WORD = (
 _CODE_WORD = (
     r"(?:pin(?:\s*code)?|pincode|otp|cvv2?|cvc2?|one[\s\-]time\s+code|verification\s+code|"
     r"confirmation\s+code|security\s+code|sms\s+code|door\s+code|gate\s+code|code|"
-    r"п[иі]н(?:[\s\-]?код)?|код(?:а|ом|у)?|cvv-код|කේතය|කෝඩ්|පින්)"
+    r"п[иі]н(?:[\s\-]?код)?|код(?:а|ом|у)?|cvv-код|කේතය|කෝඩ්|පින්|домофон\w*|intercom|buzzer)"
 )
 # a few words may sit between the keyword and the value: "password for wifi is", "код из смс:"
 _FILLER = (
@@ -107,7 +107,8 @@ TOKEN_KW = re.compile(
     rf"(?:{_FILLER}|\s+\w{{1,12}})\s*(?P<sep>[:=]|-|—|–|is|это|це)?\s*[\"'«“]?(?P<val>[A-Za-z0-9_\-+/=.]{{8,}})",
     re.I,
 )
-_DIGITS_VALUE = r"\d(?:[ \-]\d){3,7}|\d{2,4}(?:[ \-]\d{2,4}){1,3}|\d{3,8}"
+# an entry-phone code is the flat, a key letter or sign, the code: "45к1234", "45#1234", "12B3456"
+_DIGITS_VALUE = r"\d{1,4}[кКkKвВbB#*]\d{3,6}|\d(?:[ \-]\d){3,7}|\d{2,4}(?:[ \-]\d{2,4}){1,3}|\d{3,8}"
 # the code first, as services send it: "482193 is your WhatsApp code", "G-482193 is your Google
 # verification code", "4821 — ваш код для входа"
 CODE_FIRST = re.compile(

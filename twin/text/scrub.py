@@ -30,9 +30,9 @@ SSNs, passports, national IDs, dates of birth), ``pii_places`` (street addresses
                девять один ..."); not after an order, registry, flight or booking word
 ``[PASSWORD]`` what follows "password", "pass", "pwd", "пароль", "гасло", "parol", "මුරපදය", ... (see
                :mod:`.pii_secrets`)
-``[CODE]``     PINs and one-time codes after "pin", "code", "otp", "код", "කේතය", ...: 4-8 digits, also
-               spaced ("4 8 2 1", "90 21 77"); before "is your ... code" / "ваш код"; 3 digits only
-               after "cvv"/"cvc"
+``[CODE]``     PINs and one-time codes after "pin", "code", "otp", "код", "කේතය", "домофон", ...: 4-8
+               digits, also spaced ("4 8 2 1", "90 21 77") or as an entry-phone code ("45к1234");
+               before "is your ... code" / "ваш код"; 3 digits only after "cvv"/"cvc"
 ``[CRYPTO]``   crypto wallet addresses: Ethereum ``0x`` + 40 hex digits; Bitcoin base58 and bech32
                (checksums verified)
 ``[SEED]``     wallet seed phrases: 12+ words of the BIP39 list
@@ -90,7 +90,7 @@ _TRIGGER = re.compile(
 )
 # cheap gates, on lower-cased text, for the detectors that need a word
 _PW_WORD = re.compile(
-    r"pass|pw|pin|code|otp|cv[vc]|парол|пасс|пасв|гасл|пин|код|пін|parol|porol|මුරපද|පාස්|කේත|කෝඩ්|පින්"
+    r"pass|pw|pin|code|otp|cv[vc]|домофон|intercom|buzzer|парол|пасс|пасв|гасл|пин|код|пін|parol|porol|මුරපද|පාස්|කේත|කෝඩ්|පින්"
 )
 _KEY_WORD = re.compile(r"key|token|secret|ключ|токен|секрет")
 _AT_DOMAIN = re.compile(r" at [a-z0-9\-]+\.[a-z]")
