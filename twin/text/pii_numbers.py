@@ -82,7 +82,7 @@ ACCOUNT = re.compile(
     r"|(?<![\w.,])(?P<ru>(?:40817|40820|42301|42305|40802)(?:[ ]?\d){15})(?![\w])",
     re.I,
 )
-ACCOUNT_HINT = re.compile(r"acc|a/c|сч|р/с|л/с|рахун|konto|40817|40820|42301|42305|40802")
+ACCOUNT_HINT = re.compile(r"acc|a/c|сч|р/с|л/с|рахун|konto|40(?:817|820|802)|4230[15]")
 
 
 def account_spans(text: str) -> list[tuple[int, int]]:
@@ -477,7 +477,9 @@ _DIGIT_WORDS = (
     "четыре|чотири|пять|п['’ʼ]ять|шесть|шість|семь|сім|восемь|вісім|девять|дев['’ʼ]ять"
 )
 _DIGIT_RUN = re.compile(rf"(?<!\w)(?:(?:{_DIGIT_WORDS}|\d)(?:[\s,\-]+|$)){{7,}}", re.I)
-# two digit words in a row: the cheap test before the run is looked for
+# the cheap tests before the run is looked for, on lower-cased text: a phone word (a plain alternation
+# of literals, 5x faster than the next one), then two digit words in a row
+SPELLED_GATE = re.compile(r"number|номер|call|phone|plus|плюс|тел|моб|звон|дзвон|набер|අංකය")
 SPELLED_HINT = re.compile(rf"(?<!\w)(?:{_DIGIT_WORDS})[\s,\-]+(?:{_DIGIT_WORDS})(?!\w)")
 # right before the run: "my number is", "call me on", "мой номер", "plus"
 _SPELLED_BEFORE = re.compile(

@@ -192,7 +192,12 @@ PO_BOX = re.compile(
     r"\s*[№#]?\s*\d{1,6}(?!\d)",
     re.I,
 )
-PO_BOX_HINT = re.compile(r"box|а/я|ящик|скриньк")
+
+
+def po_box_hint(low: str) -> bool:
+    """Cheap test on lower-cased text (substring tests: this runs on every line with a digit)."""
+    return "box" in low or "а/я" in low or "ящик" in low or "скриньк" in low
+
 
 # "Horodotska St 12", "Main Street 5, apt 3": a capitalised name, a street word, then the number
 _EN_STREET_FIRST = r"street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr"

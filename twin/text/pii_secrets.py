@@ -276,9 +276,9 @@ def _close_run(run: list, text: str, spans: list, mnemo) -> None:
         spans.append((run[0][0], end))
 
 
-def seed_hint(text: str) -> bool:
-    """Cheap test: enough words for a seed phrase."""
-    return text.count(" ") + text.count("\n") >= 11
+def seed_hint(text: str, spaces: int | None = None) -> bool:
+    """Cheap test: enough words for a seed phrase (``spaces``: ``text.count(" ")`` if the caller has it)."""
+    return (text.count(" ") if spaces is None else spaces) + text.count("\n") >= 11
 
 
 # --- the answer in the next message -------------------------------------------------------------

@@ -232,9 +232,10 @@ class Scrubber:
         # every key/token form is one 16+ character run without spaces (a PEM block starts with -----)
         longest = max(map(len, text.split()), default=0)
         low = text.lower()
-        seedy = S.seed_hint(text)
-        if seedy or text.count(" ") >= 7 and N.SPELLED_HINT.search(low):  # a phone in words: 8+ words
-            text = self.replace(text, N.spelled_phone_spans(text), "PHONE")
+        spaces = text.count(" ")
+        seedy = S.seed_hint(text, spaces)
+        if spaces >= 7 and N.SPELLED_GATE.search(low) and N.SPELLED_HINT.search(low):
+            text = self.replace(text, N.spelled_phone_spans(text), "PHONE")  # a phone in words: 8+ words
         if longest < 16 and text.count(":") < 2 and _TRIGGER.search(low) is None and not seedy:
             return text  # most chat lines: no digit, no @, no keyword, no long token
         # each detector runs only when a cheap test on the original text says it could hit
@@ -287,7 +288,7 @@ class Scrubber:
             text = self._sub("ADDRESS", A.ADDRESS_RU, text, A.address_ru_check)
         if not low.isascii() and A.SI_HINT.search(text):
             text = self._sub("ADDRESS", A.ADDRESS_SI, text)
-        if A.PO_BOX_HINT.search(low):
+        if A.po_box_hint(low):
             text = self._sub("ADDRESS", A.PO_BOX, text)
         if A.STREET_FIRST_HINT.search(low):
             text = self._sub("ADDRESS", A.ADDRESS_STREET_FIRST, text, A.street_first_check)
