@@ -17,14 +17,26 @@ from twin.text.scrub import Scrubber, infer_regions, scrub_messages
 CASES = load_cases()
 
 
-def test_corpus_covers_every_kind_in_three_languages():
+def test_corpus_covers_every_kind_in_four_languages():
     kinds = Counter(c["kind"] for c in CASES)
     assert len(kinds) >= 17 and min(kinds.values()) >= 4, kinds
-    assert {c["lang"] for c in CASES} == {"en", "ru", "uk"}
+    assert {c["lang"] for c in CASES} == {"en", "ru", "uk", "si"}
     assert all(any(v in m for m in c["messages"]) for c in CASES for v in c["values"])  # values are real
 
 
-@pytest.mark.parametrize("case", CASES, ids=[f"{c['kind']}-{i}" for i, c in enumerate(CASES)])
+def _known_gap(case: dict):
+    """A case the scrubber still misses (its "gap" says why) fails as expected; once caught, the strict
+    xfail fails the run so the mark is taken off."""
+    return (
+        pytest.param(case, marks=pytest.mark.xfail(strict=True, reason=case["gap"]))
+        if "gap" in case
+        else case
+    )
+
+
+@pytest.mark.parametrize(
+    "case", [_known_gap(c) for c in CASES], ids=[f"{c['kind']}-{i}" for i, c in enumerate(CASES)]
+)
 def test_adversarial_case_removed(case):
     out = scrub_case(case["messages"])
     assert not leaked(case, out), out
@@ -73,6 +85,28 @@ def test_card_over_two_messages_and_not_two_numbers():
     assert s.counts["CARD"] == 2
     # two numbers that do not pass Luhn together stay
     assert scrub_messages(["room 4398 2597", "9190 7483"], Scrubber()) == ["room 4398 2597", "9190 7483"]
+
+
+def test_phone_over_two_messages():
+    s = Scrubber()
+    assert scrub_messages(["my number is 0771", "234567"], s) == ["my number is [PHONE]", "[PHONE]"]
+    assert s.counts["PHONE"] == 2
+
+
+@pytest.mark.parametrize(
+    "msgs",
+    [
+        ["the score was 3", "2 in the end"],
+        ["we need 08", "15 more chairs"],
+        ["meet at 10", "30 people coming"],
+        ["my flight is 0845", "1230 arrival"],
+        ["номер рейса 0830", "2145 прилет"],
+        ["позвони в 8", "900 руб за час"],
+    ],
+)
+def test_two_numbers_in_a_row_are_not_a_phone(msgs):
+    """Only a number written as a phone (+, trunk 0/8, a phone word) is joined across messages."""
+    assert scrub_messages(msgs, Scrubber(extra=infer_regions(msgs))) == msgs
 
 
 def test_code_in_parts_then_the_conversation_goes_on():

@@ -134,6 +134,12 @@ def _bech32_ok(addr: str) -> bool:
 EMAIL = re.compile(
     r"(?<![\w.+\-])[\w.+\-]{1,64}@(?:[^\W_](?:[\w\-]{0,61}[^\W_])?\.)+[^\W\d_]{2,24}(?!\w)", re.UNICODE
 )
+# "ivan.petrov@gmail", "olga@yandex,ru": a mail provider's address typed without (or with a broken) top-level domain
+EMAIL_NO_TLD = re.compile(
+    r"(?<![\w.+\-])[\w.+\-]{1,64}@(?:gmail|googlemail|yahoo|outlook|hotmail|icloud|yandex|ya|mail|proton|"
+    r"protonmail|ukr|bk|inbox|list|rambler|gmx|aol|live|me)(?![\w@\-]|\.[^\W\d_])",
+    re.I,
+)
 # "anna.k at gmail dot com", "j.smith [at] proton [dot] me", "olga собака yandex точка ru"
 _AT = r"(?:\s*[\[({<]\s*(?:at|собака|собачка|ет)\s*[\])}>]\s*|\s+(?:at|собака|собачка|равлик)\s+|\s+@\s*|\s*@\s+)"
 _DOT = r"(?:\s*[\[({<]\s*(?:dot|точка|крапка)\s*[\])}>]\s*|\s+(?:dot|точка|крапка)\s+|\.)"

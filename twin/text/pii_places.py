@@ -61,8 +61,9 @@ ADDRESS_RU = re.compile(
     rf"|(?<!\w)[А-ЯЁІЇЄҐ][\w\-]+\s+(?:(?:ул|вул|пр-т|просп|пер|бул|пр)\.|(?:ул|вул|пр-т|просп|пер|бул)|"
     rf"улиц\w*|проспект\w*|переул\w*|"
     rf"бульвар\w*|шоссе|набережн\w*|вулиц\w*|провул\w*),?\s*{_RU_HOUSE}{_RU_FLAT}?(?![\w])"
-    # "Ленина, 5, кв. 12": a capitalised street name, a house number and a flat
-    rf"|(?<![\w.])(?-i:[А-ЯЁІЇЄҐ])[\w\-]+,?\s+\d{{1,4}}[а-я]?(?:/\d{{1,3}})?{_RU_FLAT}"
+    # "Ленина, 5, кв. 12", "тверская 7 кв 12": a street name, a house number and a flat (a lower-case
+    # name is checked by address_ru_check)
+    rf"|(?<![\w.])(?P<flatname>[А-ЯЁІЇЄҐа-яёіїєґ][\w\-]+),?\s+\d{{1,4}}[а-я]?(?:/\d{{1,3}})?{_RU_FLAT}"
     # "дом 14 корпус 3 квартира 88", "д. 5, кв. 12"
     rf"|(?<!\w)(?:д\.|дом|буд\.|будинок)\s*\d{{1,4}}[а-я]?(?:,?\s*(?:корп\.?|корпус|к\.|стр\.?)\s*\d{{1,3}})?"
     rf"{_RU_FLAT}",
@@ -105,15 +106,20 @@ def address_en_check(m: re.Match, text: str) -> bool:
 
 def address_ru_check(m: re.Match, text: str) -> bool:
     kw, name = m.group("kw"), m.group("name")
+    if m.group("flatname") and m.group("flatname")[0].islower():
+        return _lower_street_with_flat(m)
     if kw is None:
         return True
     words = name.split()
     capitalised = all(w[:1].isupper() or w[:1].isdigit() for w in words[1:])  # "Маршала Жукова"
     if capitalised and (_ABBREVIATED.match(kw) or name[:1].isupper()):
         return True
-    if not ((_ABBREVIATED.match(kw) or _LOWER_NAME_OK.match(kw)) and name[:1].isalpha()):
+    after_prep = _AFTER_PREPOSITION.match(kw) is not None
+    if not ((_ABBREVIATED.match(kw) or _LOWER_NAME_OK.match(kw) or after_prep) and name[:1].isalpha()):
         return False
     if any(w.lower().strip(".") in _RU_NOT_NAME for w in words):
+        return False
+    if after_prep and not _street_name_after_preposition(m, text, words):
         return False
     # "бульвар шевченка 4", "ул маршала жукова 7" (typed in lower case), not "шоссе было 5 минут" nor
     # "проспект компании 2024"
@@ -130,6 +136,46 @@ _LOWER_NAME_OK = re.compile(
     r"^(?:улица|вулиця|пр\.|бульвар\w*|проспект\w*|переул\w*|провул\w*|шоссе|набережн\w*|микрорайон\w*)$",
     re.I,
 )
+# "на улице" / "по улице" / "на вулиці" is also "outside": "на улице жара 30" is the weather, "на улице
+# ленина 5" an address; the name decides (see _street_name_after_preposition)
+_AFTER_PREPOSITION = re.compile(r"^(?:улиц[еуы]|вулиц[іюя])$", re.I)
+_OUTSIDE_WORDS = _words(
+    "жара жарко холод холодно тепло прохладно мороз минус плюс дождь снег ветер солнце солнечно пасмурно "
+    "сыро темно светло дубак духота пекло кошмар ужас жуть капец жесть холодина колотун слякоть туман ливень "
+    "гроза сегодня сейчас вчера завтра днем днём ночью утром вечером опять снова где-то примерно почти около "
+    "целых аж всего только градусов градуса человек людей машин народу никого много мало ровно уже "
+    "спека спекотно мінус холодина сьогодні зараз вчора вдень вночі вранці ввечері знову десь приблизно "
+    "майже близько лише тільки людей багато мало нікого градусів"
+)
+# a verb or an adverb ("стоит", "было", "реально"), not a street name ("ленина", "садовая", "шевченка",
+# "грушевського")
+_VERB_OR_ADVERB = re.compile(
+    r"(?:ть|ти|ся|сь|ет|ит|ют|ят|ут|ло|ли|ал|ил|ел|ув|ав|(?<!енк)(?<![оеь]г)о)$", re.I
+)
+
+
+def _lower_street_with_flat(m: re.Match) -> bool:
+    """ "тверская 7 кв 12", not "продажи 3 кв 2024" (a quarter) nor "за 3 кв 12" (a price)."""
+    name = m.group("flatname").lower()
+    if (
+        name in _RU_NOT_NAME
+        or name in _OUTSIDE_WORDS
+        or name in _RU_QUANTITIES
+        or _VERB_OR_ADVERB.search(name)
+    ):
+        return False
+    flat = re.findall(r"\d+", m.group(0))[-1]
+    return not (len(flat) == 4 and flat[:2] in ("19", "20"))
+
+
+def _street_name_after_preposition(m: re.Match, text: str, words: list[str]) -> bool:
+    """ "на улице ленина 5", not "на улице жара 30", "на улице стоит 3 машины", "на вулиці +5"."""
+    if any(w.lower() in _OUTSIDE_WORDS or _VERB_OR_ADVERB.search(w) or len(w) < 4 for w in words):
+        return False
+    house = text[m.end("name") : m.end()]
+    return not re.match(r"\s*[+\-−]", house) and not re.match(r"\s*(?:°|гр\b|град)", text[m.end() :])
+
+
 _RU_NOT_NAME = _words(
     "на в во и а но с со к ко по за до от из у о об для без при над под про через около было был была были "
     "будет будут есть это этот эта там тут уже ещё еще всего всех всё все всі вже ще було буде був була є це"
@@ -138,6 +184,19 @@ _RU_QUANTITIES = _words(
     "мин минут минуты минуту хв хвилин часов часа час год годин км метров метра м раз раза разів лет років "
     "дней дня днів руб рублей рубля грн гривен гривень штук шт процентов %"
 )
+
+
+# a post-office box locates a person as a house number does: "PO Box 1234", "а/я 56", "абонентский ящик 12"
+PO_BOX = re.compile(
+    r"(?<!\w)(?:p\.?\s?o\.?\s?box|post\s+office\s+box|а/я|абонентск\w+\s+ящик\w*|поштов\w+\s+скриньк\w*)"
+    r"\s*[№#]?\s*\d{1,6}(?!\d)",
+    re.I,
+)
+
+
+def po_box_hint(low: str) -> bool:
+    """Cheap test on lower-cased text (substring tests: this runs on every line with a digit)."""
+    return "box" in low or "а/я" in low or "ящик" in low or "скриньк" in low
 
 
 # "Horodotska St 12", "Main Street 5, apt 3": a capitalised name, a street word, then the number

@@ -75,18 +75,23 @@ def long_token_check(m: re.Match, text: str) -> bool:
 
 
 # --- keyword-introduced passwords and codes (EN + RU + UK, and transliterated) ----------------
-_PW_WORD = r"(?:password|passwd|passcode|passphrase|pass|pwd|pw|парол(?:ьчик\w*|[ьяюеі]м?)|пасс|пассворд|parol[ьj']?|porol)"
+# Sinhala: මුරපදය (password), පාස්වර්ඩ් (the English word); Ukrainian гасло
+_PW_WORD = (
+    r"(?:password|passwd|passcode|passphrase|pass|pwd|pw|парол(?:ьчик\w*|[ьяюеі]м?)|пасс|пас+ворд|гасло|"
+    r"parol[ьj']?|porol|මුරපදය|මුරපදේ|පාස්වර්ඩ්)"
+)
 _CODE_WORD = (
     r"(?:pin(?:\s*code)?|pincode|otp|cvv2?|cvc2?|one[\s\-]time\s+code|verification\s+code|"
     r"confirmation\s+code|security\s+code|sms\s+code|door\s+code|gate\s+code|code|"
-    r"п[иі]н(?:[\s\-]?код)?|код(?:а|ом|у)?|cvv-код)"
+    r"п[иі]н(?:[\s\-]?код)?|код(?:а|ом|у)?|cvv-код|කේතය|කෝඩ්|පින්|домофон\w*|intercom|buzzer)"
 )
 # a few words may sit between the keyword and the value: "password for wifi is", "код из смс:"
 _FILLER = (
     r"(?:\s+(?:(?:for|to|from|of|on|at|от|для|на|к|из|в|від|до|з|із|ot|dlya|na|do)\s+[\w.\-]{1,30}|my|the|"
     r"wifi|wi-fi|account|router|email|mail|bank|phone|sms|is|was|will\s+be|мой|моя|мій|вайфая|вайфай|"
     r"вайфаю|почты|пошти|банка|карты|картки|смс|домофона|подъезда|під'їзду|сейфа|приложения|входа|"
-    r"подтверждения|підтвердження|доступу|доступа|це|это|будет|буде|такой|такое|такий)){0,3}"
+    r"подтверждения|підтвердження|доступу|доступа|це|это|будет|буде|такой|такое|такий|же|same|"
+    r"eka|එක|අංකය)){0,3}"  # Sinhala "the" (eka) and "number": "password eka ...", "OTP අංකය ..."
 )
 _SEP = r"(?:\s*(?:[:=]|-|—|–|is|это|це|будет|буде)\s*|\s+)"
 PASSWORD = re.compile(
@@ -102,7 +107,15 @@ TOKEN_KW = re.compile(
     rf"(?:{_FILLER}|\s+\w{{1,12}})\s*(?P<sep>[:=]|-|—|–|is|это|це)?\s*[\"'«“]?(?P<val>[A-Za-z0-9_\-+/=.]{{8,}})",
     re.I,
 )
-_DIGITS_VALUE = r"\d(?:[ \-]\d){3,7}|\d{2,4}(?:[ \-]\d{2,4}){1,3}|\d{3,8}"
+# an entry-phone code is the flat, a key letter or sign, the code: "45к1234", "45#1234", "12B3456"
+_DIGITS_VALUE = r"\d{1,4}[кКkKвВbB#*]\d{3,6}|\d(?:[ \-]\d){3,7}|\d{2,4}(?:[ \-]\d{2,4}){1,3}|\d{3,8}"
+# the code first, as services send it: "482193 is your WhatsApp code", "G-482193 is your Google
+# verification code", "4821 — ваш код для входа"
+CODE_FIRST = re.compile(
+    r"(?<!\w)(?:G-)?(?P<val>\d{4,8})\s*(?:is\s+your|[—–\-:]?\s*(?:ваш|твой|твій|це\s+ваш))\s+"
+    r"(?:[\w\-]+\s+){0,3}?(?:code|pin|otp|passcode|код\w*|пароль)(?!\w|\s+(?:review|ревью|style|стайл))",
+    re.I,
+)
 CODE = re.compile(
     rf"(?<!\w){_CODE_WORD}{_FILLER}{_SEP}[\"'«“]?[*#]?(?P<val>{_DIGITS_VALUE})[#*]?(?![\d:.,/]\d|\w)",
     re.I | re.UNICODE,
@@ -146,7 +159,17 @@ def token_check(m: re.Match, text: str) -> bool:
     return any(c.isdigit() for c in val) and any(c.isalpha() for c in val)
 
 
+# what code is counted in: "the code is 2024 lines long" is a size, not a PIN
+_CODE_UNITS = _words(
+    "lines line loc rows bytes kb mb ms seconds sec stars commits files tests строк строки строчек рядків "
+    "байт коммитов файлов тестов"
+)
+
+
 def code_check(m: re.Match, text: str) -> bool:
+    after = text[m.end() :].split(maxsplit=1)
+    if after and after[0].lower().strip(".,!?") in _CODE_UNITS:
+        return False
     n = sum(c.isdigit() for c in m.group("val"))
     # three digits are a CVV only after "cvv"/"cvc"; elsewhere they are an HTTP status, a room...
     return 4 <= n <= 8 or (n == 3 and m.group(0)[:3].lower() in ("cvv", "cvc"))
@@ -253,9 +276,9 @@ def _close_run(run: list, text: str, spans: list, mnemo) -> None:
         spans.append((run[0][0], end))
 
 
-def seed_hint(text: str) -> bool:
-    """Cheap test: enough words for a seed phrase."""
-    return text.count(" ") + text.count("\n") >= 11
+def seed_hint(text: str, spaces: int | None = None) -> bool:
+    """Cheap test: enough words for a seed phrase (``spaces``: ``text.count(" ")`` if the caller has it)."""
+    return (text.count(" ") if spaces is None else spaces) + text.count("\n") >= 11
 
 
 # --- the answer in the next message -------------------------------------------------------------

@@ -12,35 +12,48 @@ SSNs, passports, national IDs, dates of birth), ``pii_places`` (street addresses
                ``glpat-``, ``hf_``, Telegram bot tokens, ...), JWTs, private-key blocks, long
                high-entropy strings (24+ characters mixing letters and digits; not a 40-hex commit
                hash), and letter-and-digit values after "key:", "api key:", "token =", "ключ апи:"
-``[EMAIL]``    e-mail addresses, also spelled out: "anna at gmail dot com", "[at]"/"[dot]", "собака"/"точка"
-``[CARD]``     payment card numbers, 13-19 digits, Luhn-checked; also typed over two messages; never
-               digits after a ``+`` (a phone's country code)
-``[IBAN]``     IBANs in any case, mod-97 checksum
+``[EMAIL]``    e-mail addresses, also spelled out: "anna at gmail dot com", "[at]"/"[dot]", "собака"/"точка";
+               a mail provider's without its top-level domain ("ivan.petrov@gmail")
+``[CARD]``     payment card numbers, 13-19 digits (spaces, dashes, or dots four by four), Luhn-checked,
+               also with the expiry or CVV typed on; also over two messages; never digits after a
+               ``+`` (a phone's country code)
+``[IBAN]``     IBANs in any case, spaced or dashed, mod-97 checksum; national bank account numbers after
+               their word ("р/с", "счёт", "рахунок", "account number", "Konto") and RU personal
+               accounts (40817...) anywhere
 ``[IP]``       IPv4 / IPv6 addresses, validated with :mod:`ipaddress`
-``[PHONE]``    phone numbers (``phonenumbers`` decides): ``+``/``00`` international anywhere, national
+``[PHONE]``    phone numbers (``phonenumbers`` decides): ``+``/``00`` international anywhere (with an
+               extension or a second number run on: a valid number followed by more digits), national
                forms of the configured and inferred regions, and of any region when written as a
-               phone (a ``0`` trunk prefix, or after "call", "номер", "whatsapp"...)
-``[PASSWORD]`` what follows "password", "pass", "pwd", "пароль", "parol", ... (see :mod:`.pii_secrets`)
-``[CODE]``     PINs and one-time codes after "pin", "code", "otp", "код", ...: 4-8 digits, also spaced
-               ("4 8 2 1", "90 21 77"); 3 digits only after "cvv"/"cvc"
+               phone (a ``0`` trunk prefix, also dotted "06.12.34.56.78"; after "call", "номер",
+               "whatsapp", "අංකය"...; before "that's my number"); also typed over two messages, or read
+               out in words right after a phone word or "plus" ("oh seven seven one ...", "восемь
+               девять один ..."); not after an order, registry, flight or booking word
+``[PASSWORD]`` what follows "password", "pass", "pwd", "пароль", "гасло", "parol", "මුරපදය", ... (see
+               :mod:`.pii_secrets`)
+``[CODE]``     PINs and one-time codes after "pin", "code", "otp", "код", "කේතය", "домофон", ...: 4-8
+               digits, also spaced ("4 8 2 1", "90 21 77") or as an entry-phone code ("45к1234");
+               before "is your ... code" / "ваш код"; 3 digits only after "cvv"/"cvc"
 ``[CRYPTO]``   crypto wallet addresses: Ethereum ``0x`` + 40 hex digits; Bitcoin base58 and bech32
                (checksums verified)
 ``[SEED]``     wallet seed phrases: 12+ words of the BIP39 list
-``[ADDRESS]``  street addresses with a house number (English, Russian, Ukrainian, Sinhala forms)
-``[PASSPORT]`` passport numbers after "passport", "паспорт", "серия" (RU series + number, US, UA)
+``[ADDRESS]``  street addresses with a house number (English, Russian, Ukrainian, Sinhala forms; a
+               lower-case street after "на улице" / "на вулиці" unless it is the weather); PO boxes
+``[PASSPORT]`` passport numbers after "passport", "паспорт", "загран", "серия", "id-картка" (RU series +
+               number, RU international, US, UA)
 ``[SSN]``      US social security numbers (``123-45-6789``; other forms after "SSN")
 ``[ID]``       national and tax ID numbers after their name: RU ИНН (12 digits) and СНИЛС (11; also its
                ``123-456-789 01`` form anywhere), UA РНОКПП/ІПН (10), Sri Lanka's NIC (12 digits; the old
                ``123456789V`` form anywhere), "national id" / "ID number"
 ``[BIRTHDATE]`` a date with its year after "born", "date of birth", "DOB", "дата рождения", "д.р.",
-               "народився", "උපන් දිනය"
+               "народився", "උපන් දිනය"; after "birthday", "день рождения", "др" only with a birth
+               year (not this or last year's: that is the party's date)
 ``[LOCATION]`` map coordinates in text (``50.450123, 30.523456``, ``50.45° N, 30.52° E``, after "lat"); map
                links stay whole
 ========== =================================================================================
 
 :func:`scrub_messages` scrubs consecutive messages with the previous one in view: a short answer
-right after a question about a password, code, PIN or key is that secret, and a card number or a
-code typed in two messages is found across them.
+right after a question about a password, code, PIN or key is that secret, and a card number, a
+phone number or a code typed in two messages is found across them.
 
 Times, dates, prices, version numbers, order and company registry numbers are left alone. Speed
 matters (a million messages in well under a minute), so each detector runs only when a cheap test
@@ -73,10 +86,12 @@ _DIGIT = re.compile(r"\d")
 # anything that could start a hit; on lower-cased text (re.I with Cyrillic is slow)
 _TRIGGER = re.compile(
     r"[\d@]|://|pass|pw|pin|code|otp|cv[vc]|парол|пасс|пин|код|-----begin|key|token|secret|ключ|токен|секрет"
-    r"|parol|porol|[ \[({<]at[ \])}>]|собак|равлик"
+    r"|parol|porol|[ \[({<]at[ \])}>]|собак|равлик|пасв|гасл|මුරපද|පාස්වර්ඩ්|කේත|කෝඩ්"
 )
 # cheap gates, on lower-cased text, for the detectors that need a word
-_PW_WORD = re.compile(r"pass|pw|pin|code|otp|cv[vc]|парол|пасс|пин|код|пін|parol|porol")
+_PW_WORD = re.compile(
+    r"pass|pw|pin|code|otp|cv[vc]|домофон|intercom|buzzer|парол|пасс|пасв|гасл|пин|код|пін|parol|porol|මුරපද|පාස්|කේත|කෝඩ්|පින්"
+)
 _KEY_WORD = re.compile(r"key|token|secret|ключ|токен|секрет")
 _AT_DOMAIN = re.compile(r" at [a-z0-9\-]+\.[a-z]")
 
@@ -92,7 +107,7 @@ def _obfuscated_at(low: str) -> bool:
     return " at " in low and (" dot " in low or "[dot]" in low or _AT_DOMAIN.search(low) is not None)
 
 
-_PASSPORT_WORD = re.compile(r"passport|паспорт|сери[яиюі]|серія")
+_PASSPORT_WORD = re.compile(r"passport|паспорт|сери[яиюі]|серія|загран|id[\s\-]?карт")
 
 
 class Scrubber:
@@ -217,7 +232,10 @@ class Scrubber:
         # every key/token form is one 16+ character run without spaces (a PEM block starts with -----)
         longest = max(map(len, text.split()), default=0)
         low = text.lower()
-        seedy = S.seed_hint(text)
+        spaces = text.count(" ")
+        seedy = S.seed_hint(text, spaces)
+        if spaces >= 7 and N.SPELLED_GATE.search(low) and N.SPELLED_HINT.search(low):
+            text = self.replace(text, N.spelled_phone_spans(text), "PHONE")  # a phone in words: 8+ words
         if longest < 16 and text.count(":") < 2 and _TRIGGER.search(low) is None and not seedy:
             return text  # most chat lines: no digit, no @, no keyword, no long token
         # each detector runs only when a cheap test on the original text says it could hit
@@ -227,6 +245,7 @@ class Scrubber:
             text = self._sub("SECRET", S.KEYS, text)
         if "@" in text:
             text = self._sub("EMAIL", L.EMAIL, text)
+            text = self._sub("EMAIL", L.EMAIL_NO_TLD, text)
         if _obfuscated_at(low):
             text = self.replace(text, L.obfuscated_email_spans(text), "EMAIL")
         if seedy:
@@ -234,7 +253,7 @@ class Scrubber:
         has_digit = _DIGIT.search(text) is not None
         many_digits = has_digit and N.SEVEN_DIGITS.search(text) is not None
         if many_digits:
-            text = self._accounts(text)
+            text = self._accounts(text, low)
         if has_digit:
             text = self._ids(text, low, many_digits)
             if text.count(".") >= 3:
@@ -248,11 +267,14 @@ class Scrubber:
             text = self._sub("SECRET", S.LONG_TOKEN, text, S.long_token_check)
         return text
 
-    def _accounts(self, text: str) -> str:
-        """IBANs (before cards: an IBAN's digit groups can pass the Luhn check), then cards."""
+    def _accounts(self, text: str, low: str) -> str:
+        """IBANs and national account numbers (before cards: their digit groups can pass the Luhn
+        check), then cards."""
         if N.IBAN.search(text):
             text = self.replace(text, N.iban_spans(text), "IBAN")
-        return self._sub("CARD", N.CARD, text, N.card_check)
+        if N.ACCOUNT_HINT.search(low):
+            text = self.replace(text, N.account_spans(text), "IBAN")
+        return self.replace(text, N.card_spans(text), "CARD")
 
     def _ids(self, text: str, low: str, many_digits: bool) -> str:
         """Passports, SSNs, street addresses and other personal numbers: digits, most with a word beside them."""
@@ -266,6 +288,8 @@ class Scrubber:
             text = self._sub("ADDRESS", A.ADDRESS_RU, text, A.address_ru_check)
         if not low.isascii() and A.SI_HINT.search(text):
             text = self._sub("ADDRESS", A.ADDRESS_SI, text)
+        if A.po_box_hint(low):
+            text = self._sub("ADDRESS", A.PO_BOX, text)
         if A.STREET_FIRST_HINT.search(low):
             text = self._sub("ADDRESS", A.ADDRESS_STREET_FIRST, text, A.street_first_check)
         return self._personal_numbers(text, low, many_digits)
@@ -278,7 +302,7 @@ class Scrubber:
             text = self._sub("ID", N.SNILS, text)
             text = self._sub("ID", N.NIC_OLD, text)
         if N.DOB_HINT.search(low):
-            text = self._sub("BIRTHDATE", N.BIRTHDATE, text, group="val")
+            text = self._sub("BIRTHDATE", N.BIRTHDATE, text, N.birthdate_check, group="val")
         if text.count(".") >= 2:
             text = self._sub("LOCATION", A.COORDS, text, A.coords_check)
         return text
@@ -288,12 +312,17 @@ class Scrubber:
         if _PW_WORD.search(low):
             text = self._sub("PASSWORD", S.PASSWORD, text, S.password_check, group="val")
             text = self._sub("CODE", S.CODE, text, S.code_check, group="val")
+            text = self._sub("CODE", S.CODE_FIRST, text, group="val")
         if _KEY_WORD.search(low):
             text = self._sub("SECRET", S.TOKEN_KW, text, S.token_check, group="val")
         return text
 
     def _phone_sub(self, text: str) -> str:
         return self.replace(text, self._phones.spans(text), "PHONE")
+
+    def split_phone(self, prev: str, text: str) -> tuple[tuple[int, int], tuple[int, int]] | None:
+        """Spans of a phone typed over two messages: the tail of ``prev``, the head of ``text``."""
+        return self._phones.split_spans(prev, text)
 
     def _link_phone(self, part: str) -> str:
         """The digits of a messenger link (wa.me/380671234567, ?number=%2B94771234567): a phone of
@@ -310,16 +339,15 @@ def scrub_messages(texts: Sequence[str], scrubber: Scrubber) -> list[str]:
     Every text goes through ``scrubber`` alone; then a short answer right after a message asking
     for a password, code, PIN or key ("what's the wifi password?" -> "pelican7") becomes that
     placeholder; a code given in parts ("48", "21") takes every part. One-word replies that hold
-    ("sec", "щас") keep the question in view for the next message. A card number typed over two
-    messages is replaced in both. Returns the scrubbed texts, one per input, in order.
+    ("sec", "щас") keep the question in view for the next message. A card number or a phone
+    typed over two messages is replaced in both. Returns the scrubbed texts, one per input, in order.
     """
     out: list[str] = []
     asked: str | None = None
     for i, text in enumerate(texts):
         clean = scrubber.scrub(text)
-        if i and clean == text and out[-1] == texts[i - 1] and (cut := N.split_card(texts[i - 1], text)):
-            out[-1] = scrubber.replace(texts[i - 1], [cut[0]], "CARD")
-            clean = scrubber.replace(text, [cut[1]], "CARD")
+        if i and clean == text and out[-1] == texts[i - 1]:
+            clean = _split_number(texts[i - 1], text, scrubber, out)
         if clean == text and -1 < text.find("?") < len(text) - 1:
             clean = _asked_and_answered(text, scrubber)  # "the password? it's tulip88"
         keep_asking = False
@@ -335,6 +363,17 @@ def scrub_messages(texts: Sequence[str], scrubber: Scrubber) -> list[str]:
         out.append(clean)
         asked = asked if keep_asking else asked_secret(text, clean)
     return out
+
+
+def _split_number(prev: str, text: str, scrubber: Scrubber, out: list[str]) -> str:
+    """A card or a phone typed over two messages: both parts replaced (``out[-1]`` is ``prev``'s output)."""
+    kind, cut = "CARD", N.split_card(prev, text)
+    if cut is None:
+        kind, cut = "PHONE", scrubber.split_phone(prev, text)
+    if cut is None:
+        return text
+    out[-1] = scrubber.replace(prev, [cut[0]], kind)
+    return scrubber.replace(text, [cut[1]], kind)
 
 
 def _asked_and_answered(text: str, scrubber: Scrubber) -> str:
