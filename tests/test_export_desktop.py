@@ -422,6 +422,35 @@ def test_export_folder_and_bom_and_lone_surrogates(tmp_path):
     assert records(tmp_path / "raw3", 700000000)[3645]["text"] == "hello \ufffd world"
 
 
+def test_the_invalid_json_telegram_desktop_writes_is_repaired(tmp_path):
+    """Desktop escapes a control character as "\x0b" (not JSON) and 4.1 left a custom emoji's
+    document_id unquoted: both are Telegram's own output, so exporting again would not help."""
+    chat = {"name": "Bob", "type": "personal_chat", "id": 2, "messages": [
+        msg(1, "user2", "VT@ FF@ literal@ pair@"),
+        msg(2, "user1", ["hi ", {"type": "custom_emoji", "text": "😮", "document_id": "@DOC@"}, "!"]),
+    ]}  # fmt: skip
+    text = json.dumps(chat, ensure_ascii=False, indent=1)
+    # as Desktop writes them: \x0B, \x0C, a literal backslash before "x0B" (no escape), an escaped
+    # backslash followed by a real \x1F
+    for real in ("\\x0B", "\\x0C", "\\\\x0B", "\\\\\\x1F"):
+        text = text.replace("@", real, 1)
+    text = text.replace('"@DOC@"', "video_files/sticker (2).webm")
+    (tmp_path / "result.json").write_text(text, encoding="utf-8")
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(text)  # really invalid
+    s = import_desktop(tmp_path / "result.json", tmp_path / "raw")
+    recs = records(tmp_path / "raw", 2)
+    assert s["messages"] == 2 and s["owner"] == "user1"
+    assert recs[1]["text"] == "VT\x0b FF\x0c literal\\x0B pair\\\x1f"
+    assert recs[2]["text"] == "hi 😮!" and recs[2]["out"]
+    # a real error after a repaired escape still names its own line
+    broken = text.replace('"hi ",', '"hi ",,')
+    (tmp_path / "broken.json").write_text(broken, encoding="utf-8")
+    line = broken[: broken.index(",,")].count("\n") + 1
+    with pytest.raises(TwinError, match=rf"broken\.json:{line}:\d+: not valid JSON"):
+        import_desktop(tmp_path / "broken.json", tmp_path / "raw2")
+
+
 def test_orjson_writer_matches_the_stdlib_record_encoding(tmp_path):
     texts = ['q"uote \\ back', "tab\tnl\ncr\r\x00\x1f\x7f", "\u2028\u2029 emoji 👍🏽 кириллица", "", "/slash"]
     rows = [
@@ -599,7 +628,7 @@ def test_chat_by_chat_path_gives_the_same_result_as_whole_file(
     assert results["gen"]["skipped_messages"]["in_skipped_chats"] > 0  # unparsed chats were counted
 
 
-def test_chat_by_chat_errors_keep_exact_positions(tmp_path, monkeypatch, generated):
+def test_chat_by_chat_errors_keep_exact_positions(tmp_path, monkeypatch, caplog, generated):
     monkeypatch.setattr(td_parse, "SPLIT_MIN_BYTES", 0)
     text = generated.read_text(encoding="utf-8")
     third = text.index(
@@ -624,6 +653,16 @@ def test_chat_by_chat_errors_keep_exact_positions(tmp_path, monkeypatch, generat
         p for p in (tmp_path / "raw" / "telegram").iterdir() if p.name[0] == "."
     ]
     assert any("\ufffd" in p.read_text(encoding="utf-8") for p in (tmp_path / "raw" / "telegram").iterdir())
+
+    # Desktop's "\x01" escape in one chat: only that chat is repaired, the fast path still runs
+    at = text.index('"text": "', third) + len('"text": "')
+    (tmp_path / "hex.json").write_text(text[:at] + "\\x01" + text[at:], encoding="utf-8")
+    caplog.set_level("DEBUG", logger=td.__name__)
+    s = import_desktop(tmp_path / "hex.json", tmp_path / "raw-hex")
+    assert s["dialogs"] == 3 and "parsed chat by chat" in caplog.text
+    assert any(
+        "\\u0001" in p.read_text(encoding="utf-8") for p in (tmp_path / "raw-hex" / "telegram").iterdir()
+    )
 
 
 def test_failed_write_leaves_every_file_as_it_was(tmp_path, monkeypatch):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import logging
 import re
 import time
 from collections import Counter
@@ -16,6 +17,8 @@ import orjson
 from twin.errors import TwinError
 from twin.sources.telegram_desktop.common import HOW_TO_EXPORT, HTML_EXPORT, kind
 from twin.sources.telegram_desktop.owner import parse_me, shell_word
+
+log = logging.getLogger(__name__)
 
 # Below this size the whole file is parsed at once (simplest; memory is no concern there).
 SPLIT_MIN_BYTES = 1_000_000
@@ -81,18 +84,56 @@ def read_export(file: Path) -> bytes:
     return raw[len(codecs.BOM_UTF8) :] if raw.startswith(codecs.BOM_UTF8) else raw
 
 
+# Two kinds of invalid JSON Telegram Desktop itself writes, so exporting again does not help:
+# - a control character other than \n \r \t inside a text becomes "\x0B" (export_output_json.cpp
+#   SerializeString), an escape JSON does not have; pasted text carries them (vertical tab, form
+#   feed, NUL). The backslashes before it must be an even run, or the "\x" is a literal backslash.
+# - version 4.1 wrote a custom emoji's document_id unquoted: "document_id": video_files/sticker.webm
+_HEX_ESCAPE = re.compile(rb"(?<!\\)((?:\\\\)*)\\x([01][0-9A-Fa-f])")
+_BARE_DOCUMENT_ID = re.compile(rb'(\n *"document_id": )([^"\n\-0-9][^\n]*?)(,?)(?=\n)')
+
+
+def repair_desktop_json(raw: bytes | memoryview) -> bytes | None:
+    """``raw`` with the invalid JSON that Telegram Desktop writes made valid; None if it has none.
+
+    ``\\x0B`` becomes ``\\u000b`` (the same character) and an unquoted ``document_id`` is quoted.
+    Lines stay where they were, so an error found afterwards still names the right line.
+    """
+    data = bytes(raw)
+    fixed = data
+    if b"\\x" in fixed:
+        fixed = _HEX_ESCAPE.sub(rb"\1\\u00\2", fixed)
+    if b'"document_id": ' in fixed:
+        fixed = _BARE_DOCUMENT_ID.sub(_quote_document_id, fixed)
+    return None if fixed == data else fixed
+
+
+def _quote_document_id(m: re.Match[bytes]) -> bytes:
+    value = m.group(2).rstrip()
+    return m.group(1) + orjson.dumps(value.decode("utf-8", "replace")) + m.group(3)
+
+
 def parse_json(file: Path, raw: bytes | memoryview) -> tuple[Any, bool]:
     """Parse with orjson. Returns ``(data, fix_surrogates)``.
 
-    orjson rejects lone UTF-16 surrogates (``"\\ud83d"`` without its pair), which some exports
-    contain; those are re-read with the standard library and their texts repaired later.
+    Invalid JSON of the kinds Telegram Desktop writes (see :func:`repair_desktop_json`) is repaired
+    and parsed again. orjson rejects lone UTF-16 surrogates (``"\\ud83d"`` without its pair), which
+    some exports contain; those are re-read with the standard library and their texts repaired later.
     """
-
     try:
         return orjson.loads(raw), False
     except orjson.JSONDecodeError as e:
-        if "surrogate" not in e.msg:
-            raise parse_error(file, bytes(raw), e) from None
+        error = e
+    repaired = repair_desktop_json(raw)
+    if repaired is not None:
+        log.debug("%s: repaired the invalid escapes Telegram Desktop writes", file.name)
+        raw = repaired
+        try:
+            return orjson.loads(raw), False
+        except orjson.JSONDecodeError as e:
+            error = e
+    if "surrogate" not in error.msg:
+        raise parse_error(file, bytes(raw), error) from None
     import json
 
     try:
@@ -225,10 +266,8 @@ def _split_chats(
                 continue
         try:
             chat, fix = orjson.loads(view[start:end]), False
-        except orjson.JSONDecodeError as e:
-            if "surrogate" not in e.msg:
-                raise NotSplittable from None  # the whole-file parse reports the exact position
-            try:
+        except orjson.JSONDecodeError:
+            try:  # a lone surrogate or Desktop's own invalid escapes: repaired for this chat only
                 chat, fix = parse_json(file, view[start:end])
             except TwinError:  # its position would be relative to this chat: parse it all
                 raise NotSplittable from None
