@@ -318,6 +318,19 @@ def test_kinds_of_message_and_what_is_skipped(tmp_path):
     }
 
 
+def test_a_chat_of_unknown_type_is_skipped_not_fatal(tmp_path):
+    """Desktop writes "type": null (and "name": null) for a chat whose peer it could not load."""
+    chats = [
+        {"name": None, "type": None, "id": 9, "messages": [msg(1, "user9", "?")]},
+        {"name": "Pal", "type": "personal_chat", "id": 2, "messages": [msg(2, "user2", "hi"), msg(3, "user1", "yo")]},
+    ]  # fmt: skip
+    s = import_desktop(write_json(tmp_path / "u.json", account(chats)), tmp_path / "raw", include_groups=True)
+    assert s["dialogs"] == 1 and s["skipped_chats"] == {"unknown": 1}
+    assert s["skipped_messages"] == {"in_skipped_chats": 1}
+    single = write_json(tmp_path / "one.json", chats[0])
+    assert import_desktop(single, tmp_path / "raw2")["skipped_chats"] == {"unknown": 1}
+
+
 def test_owner_from_personal_chats_when_account_info_is_missing(tmp_path):
     chats = [
         {"name": "A", "type": "personal_chat", "id": 2, "messages": [msg(1, "user2", "hi"), msg(2, "user5", "yo")]},

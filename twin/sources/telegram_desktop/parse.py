@@ -26,6 +26,9 @@ SPLIT_MIN_BYTES = 1_000_000
 
 _CHAT_TYPE = re.compile(r"[a-z_]{1,40}")
 
+# A chat with "type": null (see check_chat) is counted as skipped under this name.
+UNKNOWN_TYPE = "unknown"
+
 
 def resolve_file(path: Path) -> Path:
     """The export's ``result.json``: ``path`` itself, or at the top of the export folder ``path``.
@@ -326,9 +329,16 @@ def chats_of(data: Any, file: Path) -> tuple[list[tuple[str, dict]], bool]:
 
 
 def check_chat(chat: Any, where: str, file: Path) -> None:
+    """Raise a one-line TwinError for a chat whose own fields are not as Desktop writes them.
+
+    ``"type": null`` is what Desktop writes for a chat whose peer it could not load (its type is
+    then unknown): such a chat becomes type ``unknown``, skipped like any other type not imported.
+    """
     if not isinstance(chat, dict):
         raise TwinError(f"{file}: {where} must be a JSON object, got {kind(chat)}")
     ctype = chat.get("type")
+    if ctype is None and "type" in chat:
+        chat["type"] = ctype = UNKNOWN_TYPE
     if not isinstance(ctype, str):
         raise TwinError(
             f"{file}: {where}: field 'type' must be a string such as 'personal_chat', got {kind(ctype)}"
