@@ -331,6 +331,24 @@ def test_a_chat_of_unknown_type_is_skipped_not_fatal(tmp_path):
     assert import_desktop(single, tmp_path / "raw2")["skipped_chats"] == {"unknown": 1}
 
 
+def test_a_one_group_export_asks_for_me_naming_the_group_senders(tmp_path):
+    """A group's one-chat export has no personal_information and no peer id to rule out: ask, never guess."""
+    grp = {"name": "Друзья ✨", "type": "private_supergroup", "id": 1234567890, "messages": [
+        msg(1, "user11", "привет", **{"from": "Анна"}), msg(2, "user12", "שלום", **{"from": "דני"}),
+        msg(3, "user13", "hi all"), msg(4, "user13", "", media_type="sticker", file="x"),
+    ]}  # fmt: skip
+    f = write_json(tmp_path / "result.json", grp)
+    with pytest.raises(
+        TwinError, match=r"a group's export does not record who exported it.*'Анна' = user11.*--me"
+    ):
+        import_desktop(f, tmp_path / "raw", include_groups=True)
+    assert not (tmp_path / "raw").exists()
+    s = import_desktop(f, tmp_path / "raw", include_groups=True, me="user13")
+    recs = records(tmp_path / "raw", 1234567890)
+    assert s["dialogs"] == 1 and [recs[i]["out"] for i in (1, 2, 3, 4)] == [False, False, True, True]
+    assert recs[1]["dialog_name"] == "Друзья ✨" and recs[2]["text"] == "שלום"
+
+
 def test_owner_from_personal_chats_when_account_info_is_missing(tmp_path):
     chats = [
         {"name": "A", "type": "personal_chat", "id": 2, "messages": [msg(1, "user2", "hi"), msg(2, "user5", "yo")]},

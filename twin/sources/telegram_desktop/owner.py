@@ -128,9 +128,11 @@ def owner_from_personal_chats(chats: list[tuple[str, dict]], file: Path) -> str:
     id is a real user id and not an anonymised one, so the other sender really is the owner.
     """
     candidates: set[str] = set()
+    personal = 0
     for _, chat in chats:
         if chat["type"] != PERSONAL:
             continue
+        personal += 1
         senders = {
             sender_of(m.get("from_id"))
             for m in chat["messages"]
@@ -144,7 +146,8 @@ def owner_from_personal_chats(chats: list[tuple[str, dict]], file: Path) -> str:
         return candidates.pop()
     why = (
         "several senders could be you" if candidates
-        else "no personal chat shows both its peer (the chat id) and another sender"
+        else "no personal chat shows both its peer (the chat id) and another sender" if personal
+        else "a group's export does not record who exported it"
     )  # fmt: skip
     raise TwinError(
         f"{file}: cannot tell which sender is you ({why}); pass --me with your user id, 'user123', "
