@@ -238,12 +238,17 @@ def _where(loc: tuple[Path, str, int, int]) -> str:
 
 
 def _reply_to(m: dict, loc: tuple[Path, str, int, int]) -> int | None:
+    """The replied-to message's id, or None when there is none in this chat.
+
+    Desktop adds ``reply_to_peer_id`` only when the reply quotes a message of *another* chat;
+    that id would point at an unrelated message here (the API exporter drops it the same way).
+    """
     reply_to = m.get("reply_to_message_id")
     if reply_to is not None and type(reply_to) is not int:
         raise TwinError(
             f"{_where(loc)}: field 'reply_to_message_id' must be an integer, got {kind(reply_to)}"
         )
-    return reply_to
+    return None if "reply_to_peer_id" in m else reply_to
 
 
 def _media(m: dict, text: str, loc: tuple[Path, str, int, int]) -> str | None:
