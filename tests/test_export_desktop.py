@@ -25,6 +25,8 @@ DM = FIX / "DM_2A_7M.json"
 MULTI = FIX / "MultiChat_2C_6M.json"
 LANGCHAIN = FIX / "langchain_result.json"
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "result.json"
+# A one-chat export in Desktop 2024's exact layout with every kind of message (tests/data/export/README.md)
+PERSONAL_2024 = Path(__file__).resolve().parent / "data" / "export" / "personal_chat_2024.json"
 
 
 def tree_hash(root: Path) -> str:
@@ -94,6 +96,58 @@ def test_single_chat_with_mixed_dates_owner_from_chat_peer(tmp_path):
         "date": "2022-06-10T22:06:38Z", "out": True, "text": "", "reply_to": None,
         "forwarded": False, "media": "photo",
     }  # fmt: skip
+
+
+def test_a_2024_one_chat_export_with_every_kind_of_message(tmp_path):
+    s = import_desktop(PERSONAL_2024, tmp_path)
+    assert (s["owner"], s["owner_from"]) == ("user5550002", "personal chats")  # the one who is not the peer
+    assert s["skipped_messages"] == {"service": 2, "other_type": 1}  # join, call; "unsupported"
+    recs = records(tmp_path, 5550001)
+    assert s["messages"] == len(recs) == 23 and s["media_only"] == 7 and 115 not in recs
+    assert {r["dialog_name"] for r in recs.values()} == {"נועה כהן"}
+    # UTC from date_unixtime, not the exporting machine's wall time (UTC+3) in 'date'
+    assert recs[101]["date"] == "2024-06-01T10:00:00Z" and not recs[101]["out"]
+    assert recs[102]["text"] == "Привет, всё хорошо. Ты как?" and recs[102]["out"]  # bold piece joined
+    got = {i: (recs[i]["text"], recs[i]["media"]) for i in (104, 105, 108, 109, 111, 112, 113, 123)}
+    assert got == {
+        104: ("תראה מה צילמתי", "photo"), 105: ("", "sticker"), 108: ("", "animation"),
+        109: ("", "voice_message"), 111: ("", "poll"), 112: ("", "contact"), 113: ("", "location"),
+        123: ("", "photo"),
+    }  # fmt: skip
+    assert recs[106]["reply_to"] == 104 and recs[117]["reply_to"] is None  # 117 quotes another chat
+    assert recs[107]["forwarded"] and not recs[108]["forwarded"]  # via_bot is the owner's own message
+    assert recs[110]["text"] == "Скопировал из письма:\x0bвот так"  # Desktop's "\x0B", repaired
+    assert recs[116]["text"] == "Договорились 👍" and recs[124]["text"] == "פרטים בקישור"
+    assert recs[118]["pii"] == [[16, 15, "PHONE"]]
+    assert [i for i in recs if recs[i]["out"]] == [102, 103, 106, 108, 110, 112, 116, 118, 120, 122, 123, 125]
+
+
+def test_the_readme_flow_export_then_prepare_learns_the_owners_side(tmp_path, monkeypatch, capsys):
+    """`twin export desktop FILE` then `twin prepare`: every response is the owner's (Russian), every
+    instruction the contact's (Hebrew), and the phone number Telegram tagged is scrubbed."""
+    raw, processed = tmp_path / "raw", tmp_path / "processed"
+    code, err = run_cli(monkeypatch, capsys, "export", "desktop", str(PERSONAL_2024), "--out", str(raw))
+    assert code == 0, err
+    code, err = run_cli(
+        monkeypatch, capsys, "prepare", "--raw", str(raw), "--out", str(processed), "--workers", "1"
+    )
+    assert code == 0, err
+    examples = [
+        json.loads(line)
+        for split in ("train", "val")
+        for line in (processed / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
+    assert len(examples) >= 5
+
+    def script(text: str) -> set[str]:
+        """The scripts of its letters: Hebrew, Cyrillic or other (the scrubber's [PHONE] is Latin)."""
+        return {"he" if "\u0590" <= c <= "\u05ff" else "ru" if "\u0400" <= c <= "\u04ff" else "other"
+                for c in text.replace("[PHONE]", "") if c.isalpha()}  # fmt: skip
+
+    assert all(script(e["instruction"]) == {"he"} for e in examples)
+    assert all(script(e["response"]) == {"ru"} for e in examples)
+    assert any("[PHONE]" in e["response"] for e in examples)
+    assert not any("765 4321" in json.dumps(e, ensure_ascii=False) for e in examples)
 
 
 def test_tz_only_changes_messages_without_unixtime(tmp_path):
