@@ -19,6 +19,7 @@ from twin.records import FIELDS, decode_rows, dumps_record, encode_rows, read_di
 from twin.sources import telegram_desktop as td
 from twin.sources.telegram_desktop import import_desktop
 from twin.sources.telegram_desktop import parse as td_parse
+from twin.sources.telegram_desktop import single as td_single
 
 FIX = Path(__file__).resolve().parent / "fixtures" / "telegram"
 DM = FIX / "DM_2A_7M.json"
@@ -751,6 +752,71 @@ def test_chat_by_chat_errors_keep_exact_positions(tmp_path, monkeypatch, caplog,
     assert any(
         "\\u0001" in p.read_text(encoding="utf-8") for p in (tmp_path / "raw-hex" / "telegram").iterdir()
     )
+
+
+def _one_chat_cases(tmp: Path) -> dict[str, tuple[Path, dict]]:
+    group = {
+        "name": "Grp",
+        "type": "private_supergroup",
+        "id": 5,
+        "messages": [msg(i, "user9", "g") for i in range(1, 40)],
+    }
+    return {
+        "owner from the peer rule": (PERSONAL_2024, {}),
+        "old dates": (DM, {"tz": "Europe/Berlin"}),
+        "--me id": (PERSONAL_2024, {"me": "user5550001"}),
+        "--me name": (PERSONAL_2024, {"me": "Дмитрий Иванов"}),
+        "a group, skipped": (write_json(tmp / "group.json", group), {}),
+        "a group, --me id": (write_json(tmp / "group2.json", group), {"me": "9", "include_groups": True}),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["owner from the peer rule", "old dates", "--me id", "--me name", "a group, skipped", "a group, --me id"],
+)
+def test_a_big_one_chat_export_in_runs_gives_the_same_result_as_whole(tmp_path, monkeypatch, caplog, case):
+    """One-chat exports are parsed a run of messages at a time when big (here: any size, runs of a
+    few messages): records, summary and owner are those of the whole-file parse."""
+    export, options = _one_chat_cases(tmp_path)[case]
+    monkeypatch.setattr(td_parse, "SPLIT_MIN_BYTES", 0)
+    monkeypatch.setattr(td_single, "RUNS_MIN_BYTES", 0)
+    monkeypatch.setattr(td_single, "RUN_BYTES", 700)
+    caplog.set_level("DEBUG", logger=td.__name__)
+    runs = import_desktop(export, tmp_path / "runs", **options)
+    assert "parsed a run of messages at a time" in caplog.text
+    assert len(td_single.message_runs(td_parse.read_export(export), 700)[1]) > 3
+    _whole_file_only(monkeypatch)
+    caplog.clear()
+    whole = import_desktop(export, tmp_path / "whole", **options)
+    assert "parsed a run" not in caplog.text
+    assert tree_hash(tmp_path / "runs") == tree_hash(tmp_path / "whole")
+    assert {k: v for k, v in runs.items() if k not in ("seconds", "out")} == {
+        k: v for k, v in whole.items() if k not in ("seconds", "out")
+    }
+
+
+def test_a_big_one_chat_export_fails_or_falls_back_exactly_as_whole(tmp_path, monkeypatch):
+    monkeypatch.setattr(td_parse, "SPLIT_MIN_BYTES", 0)
+    monkeypatch.setattr(td_single, "RUNS_MIN_BYTES", 0)
+    monkeypatch.setattr(td_single, "RUN_BYTES", 500)
+    errors = {}
+    for path in ("runs", "whole"):
+        with pytest.raises(TwinError) as e:  # anonymised: the owner needs --me, senders listed
+            import_desktop(LANGCHAIN, tmp_path / path)
+        errors[path] = str(e.value)
+        _whole_file_only(monkeypatch)
+    assert errors["runs"] == errors["whole"] and "--me" in errors["runs"]
+    monkeypatch.setattr(td_parse, "SPLIT_MIN_BYTES", 0)
+    text = PERSONAL_2024.read_text(encoding="utf-8")
+    at = text.index('"text": "', text.index('"id": 121')) + len('"text": "')
+    (tmp_path / "broken.json").write_text(text[:at] + '",' + text[at:], encoding="utf-8")
+    line = text[:at].count("\n") + 1
+    with pytest.raises(TwinError, match=rf"broken\.json:{line}:\d+: not valid JSON"):  # the line in the file
+        import_desktop(tmp_path / "broken.json", tmp_path / "raw")
+    (tmp_path / "lone.json").write_text(text[:at] + "\\udc00" + text[at:], encoding="utf-8")
+    import_desktop(tmp_path / "lone.json", tmp_path / "raw")  # the chat-wide repair still applies
+    assert records(tmp_path / "raw", 5550001)[121]["text"] == "\ufffdבשבע, ליד הים"
 
 
 def test_failed_write_leaves_every_file_as_it_was(tmp_path, monkeypatch):

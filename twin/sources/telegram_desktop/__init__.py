@@ -12,8 +12,9 @@ never changes ``data/raw``.
 
 Speed (see ``bench/bench_import.py``): a big account export is cut into its chats at their
 structural newlines and parsed chat by chat with orjson, each chat converted and encoded while hot
-and its parsed messages freed, so peak memory stays near the file's size plus the output; small,
-single-chat or unusually laid-out files are parsed whole.
+and its parsed messages freed, so peak memory stays near the file's size plus the output; a big
+one-chat export is parsed a run of messages at a time (``single.py``); small or unusually laid-out
+files are parsed whole.
 
 Rules (see the README's Desktop section):
 - owner: ``--me`` if given; else the account export's ``personal_information.user_id``; else, in
@@ -51,6 +52,7 @@ from twin.sources.telegram_desktop.parse import (
     read_export,
     resolve_file,
 )
+from twin.sources.telegram_desktop.single import open_single
 from twin.sources.telegram_desktop.write import commit, plan_writes
 
 __all__ = ["commit", "import_desktop", "list_senders", "shell_word"]
@@ -135,8 +137,14 @@ def _import(
 
 
 def _collect_chat_by_chat(file, raw, me, zone, include_groups, seconds):  # noqa: ANN001, ANN202
-    """The fast path for big account exports: ``(owner, owner_from, collected)``, or None when it does not apply."""
-    opened = open_split(file, raw, me, lambda t: wanted(t, include_groups), seconds)
+    """The fast path for big exports: ``(owner, owner_from, collected, info)``, or None when it does not apply.
+
+    An account export is parsed chat by chat; a one-chat export a few megabytes of messages at a time.
+    """
+    opened, how = open_split(file, raw, me, lambda t: wanted(t, include_groups), seconds), "chat by chat"
+    if opened is None:
+        opened = open_single(file, raw, me, lambda t: wanted(t, include_groups), seconds)
+        how = "a run of messages at a time"
     if opened is None:
         return None
     owner, owner_from, source, n_chats, info = opened
@@ -144,7 +152,7 @@ def _collect_chat_by_chat(file, raw, me, zone, include_groups, seconds):  # noqa
         collected = collect(file, source, n_chats, owner, zone, include_groups, seconds)
     except NotSplittable:
         return None  # an unusual chat: the whole-file parse handles it (and reports exact positions)
-    log.debug("%s: parsed chat by chat", file.name)
+    log.debug("%s: parsed %s", file.name, how)
     return owner, owner_from, collected, info
 
 
