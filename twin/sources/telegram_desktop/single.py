@@ -1,9 +1,9 @@
 """A big one-chat export, parsed a few megabytes of messages at a time.
 
 A one-chat ``result.json`` is a single object, so the per-chat cut of an account export
-(:func:`parse.chat_spans`) gains nothing there: parsed whole, a 115 MB chat peaks at 0.93 GB
+(:func:`parse.chat_spans`) gains nothing there: parsed whole, a 115 MB chat peaks at 906 MiB
 (the parsed messages and the records at once). Cut into runs of messages instead, only one run
-is parsed at a time: 0.58 GB. The cut relies on the same fact as ``chat_spans``: a raw newline never occurs
+is parsed at a time: 571 MiB. The cut relies on the same fact as ``chat_spans``: a raw newline never occurs
 inside a JSON string, so ``"\\n" + 2 indents + "},"`` can only be the end of one message of the
 chat's ``messages`` list. Every run is parsed on its own, so a wrong cut cannot go unnoticed; any
 surprise (another layout, a bad message, a lone surrogate) hands the file to the whole-file parse,
@@ -28,7 +28,7 @@ from twin.sources.telegram_desktop.parse import NotSplittable, check_chat, parse
 
 # Below this size a one-chat export is parsed whole: it peaks at 8x its size then, but cutting it
 # costs a third more time (the owner's senders take a pass of their own), worth it only where the
-# memory matters (a 115 MB chat: 0.93 GB peak whole, 0.58 GB in runs).
+# memory matters (a 115 MB chat: 906 MiB peak whole, 571 MiB in runs).
 RUNS_MIN_BYTES = 50_000_000
 
 # Bytes of messages parsed at once: large enough that per-run overhead is nothing, small enough
