@@ -328,6 +328,19 @@ def test_bad_since_and_bad_raw_file_are_one_line_errors(tmp_path, account):
     assert bad.read_text(encoding="utf-8") == '{"id": 1\n'  # left as it was
 
 
+def test_telegrams_own_accounts_are_not_people(tmp_path):
+    """ "Replies" holds strangers' answers to your channel comments; none of these is a chat with a person."""
+    accounts = [user(777000, "Telegram"), user(1271266957, "Replies"), user(489000, "Verification Codes")]
+    pal = user(2002, "Pal")
+    chats = [
+        (a, [msg(a, 10 + i, "code 12345" if i != 1 else "a stranger's reply")])
+        for i, a in enumerate(accounts)
+    ]
+    summary = run(FakeClient([*chats, (pal, [msg(pal, 20, "hi")])]), tmp_path)
+    assert summary["skipped dialogs"] == {"service": 3}
+    assert sorted(p.name for p in (tmp_path / "telegram").iterdir()) == ["2002.jsonl"]
+
+
 def test_albums_cross_chat_replies_and_empty_messages(tmp_path):
     """An album is one message per item (the caption on one of them); a reply quoting another chat
     keeps no reply_to, as the Desktop importer does; a deleted (empty) message is skipped."""
