@@ -389,6 +389,20 @@ def test_a_chat_of_unknown_type_is_skipped_not_fatal(tmp_path):
     assert import_desktop(single, tmp_path / "raw2")["skipped_chats"] == {"unknown": 1}
 
 
+def test_telegrams_own_accounts_are_skipped_not_imported_as_people(tmp_path):
+    """Desktop types the chat with "Telegram" (login codes) a personal chat; the API exporter skips it too."""
+    chats = [
+        {"name": "Telegram", "type": "personal_chat", "id": 777000, "messages": [msg(1, "user777000", "Login code: 12345")]},
+        {"name": "Verification Codes", "type": "personal_chat", "id": 489000, "messages": [msg(2, "user489000", "Code 777")]},
+        {"name": "Pal", "type": "personal_chat", "id": 2, "messages": [msg(3, "user2", "hi"), msg(4, "user1", "yo")]},
+    ]  # fmt: skip
+    s = import_desktop(write_json(tmp_path / "a.json", account(chats, user_id=None)), tmp_path / "raw")
+    assert s["owner"] == "user1" and s["dialogs"] == 1 and s["skipped_chats"] == {"service": 2}
+    assert sorted(p.name for p in (tmp_path / "raw" / "telegram").iterdir()) == ["2.jsonl"]
+    s = import_desktop(write_json(tmp_path / "one.json", chats[0]), tmp_path / "raw2")  # no --me asked for
+    assert s["dialogs"] == 0 and s["skipped_chats"] == {"service": 1}
+
+
 def test_a_one_group_export_asks_for_me_naming_the_group_senders(tmp_path):
     """A group's one-chat export has no personal_information and no peer id to rule out: ask, never guess."""
     grp = {"name": "Друзья ✨", "type": "private_supergroup", "id": 1234567890, "messages": [

@@ -15,8 +15,9 @@ from typing import Any
 import orjson
 
 from twin.errors import TwinError
-from twin.sources.telegram_desktop.common import HOW_TO_EXPORT, HTML_EXPORT, kind
+from twin.sources.telegram_desktop.common import HOW_TO_EXPORT, HTML_EXPORT, PERSONAL, kind
 from twin.sources.telegram_desktop.owner import parse_me, shell_word
+from twin.telegram import SERVICE_USER_IDS
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +27,10 @@ SPLIT_MIN_BYTES = 1_000_000
 
 _CHAT_TYPE = re.compile(r"[a-z_]{1,40}")
 
-# A chat with "type": null (see check_chat) is counted as skipped under this name.
+# A chat with "type": null, and one with Telegram's own account (see check_chat), are counted as
+# skipped under these names.
 UNKNOWN_TYPE = "unknown"
+SERVICE_TYPE = "service"
 
 
 def resolve_file(path: Path) -> Path:
@@ -333,6 +336,9 @@ def check_chat(chat: Any, where: str, file: Path) -> None:
 
     ``"type": null`` is what Desktop writes for a chat whose peer it could not load (its type is
     then unknown): such a chat becomes type ``unknown``, skipped like any other type not imported.
+    Desktop calls the chats with Telegram's own accounts (service notifications with login codes,
+    "Verification Codes") personal chats; they become type ``service``, skipped as the API exporter
+    skips them.
     """
     if not isinstance(chat, dict):
         raise TwinError(f"{file}: {where} must be a JSON object, got {kind(chat)}")
@@ -346,6 +352,8 @@ def check_chat(chat: Any, where: str, file: Path) -> None:
     cid = chat.get("id")
     if type(cid) is not int:
         raise TwinError(f"{file}: {where}: field 'id' must be an integer chat id, got {kind(cid)}")
+    if ctype == PERSONAL and cid in SERVICE_USER_IDS:
+        chat["type"] = SERVICE_TYPE
     name = chat.get("name")
     if name is not None and not isinstance(name, str):
         raise TwinError(f"{file}: {where}: field 'name' must be a string, got {kind(name)}")
