@@ -878,6 +878,32 @@ def test_messages_sharing_one_id_are_kept_when_their_dates_differ(tmp_path, capl
     assert tree_hash(tmp_path / "raw") == once
 
 
+def test_groups_holding_only_the_owners_messages_are_named(tmp_path, caplog):
+    """Desktop exports left groups, and groups with 'Only my messages', without anyone else's messages."""
+    talk = {
+        "name": "Talk",
+        "type": "private_supergroup",
+        "id": 5,
+        "messages": [msg(1, "user9", "?"), msg(2, "user1", "!")],
+    }
+    mine = {
+        "name": "Mine",
+        "type": "private_group",
+        "id": 6,
+        "messages": [msg(3, "user1", "me"), msg(4, "user1", "again")],
+    }
+    left = {"name": "Left", "type": "public_supergroup", "id": 7, "messages": [msg(5, "user1", "bye")]}
+    f = write_json(tmp_path / "g.json", account([talk, mine], left=[left]))
+    s = import_desktop(f, tmp_path / "raw", include_groups=True)
+    assert s["dialogs"] == 3
+    assert (
+        "2 group chat(s) hold only your own messages" in caplog.text and "'Only my messages'" in caplog.text
+    )
+    caplog.clear()
+    import_desktop(write_json(tmp_path / "t.json", account([talk])), tmp_path / "raw2", include_groups=True)
+    assert "only your own messages" not in caplog.text
+
+
 def test_a_chat_in_both_chats_and_left_chats_is_not_a_damaged_export(tmp_path, caplog):
     chat = {
         "name": "P",

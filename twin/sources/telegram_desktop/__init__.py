@@ -209,6 +209,12 @@ def _warn_about(
             "replies too (make export-desktop ... ARGS=--include-groups)",
             groups,
         )
+    if counts["only_own_groups"]:
+        log.warning(
+            "%d group chat(s) hold only your own messages, nothing you replied to: Desktop exports groups "
+            "you left that way, and the others when 'Only my messages' is ticked in its export settings",
+            counts["only_own_groups"],
+        )
     if counts["repeated_id"]:
         log.warning(
             "%s: %d duplicate message(s) dropped: same id and date as another message of the same chat "

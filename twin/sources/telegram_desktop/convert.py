@@ -13,7 +13,7 @@ from typing import Any
 
 from twin.errors import TwinError
 from twin.records import decode_rows, encode_rows
-from twin.sources.telegram_desktop.common import MEDIA_KEYS, SOURCE, kind, wanted
+from twin.sources.telegram_desktop.common import GROUP_TYPES, MEDIA_KEYS, SOURCE, kind, wanted
 from twin.sources.telegram_desktop.owner import sender_of
 
 # records.sort_key's order, (date, id), as a C-level key.
@@ -45,6 +45,7 @@ def collect(
     originals: dict[int, dict[int, int]] = {}
     media_only: dict[int, int] = {}
     empty: set[int] = set()
+    only_own: set[int] = set()  # groups exported with only the owner's messages
     big = file.stat().st_size > 50_000_000
     from tqdm.auto import tqdm
 
@@ -66,6 +67,8 @@ def collect(
                 if by_id:
                     dialogs[cid] = encode_rows(sorted(by_id.values(), key=_SORT_KEY))
                     media_only[cid] = sum(not r["text"] for r in by_id.values())
+                    if ctype in GROUP_TYPES and all(r["out"] for r in by_id.values()):
+                        only_own.add(cid)
                 else:  # no messages, or only service messages: no file
                     empty.add(cid)
                 seconds["convert"] += time.perf_counter() - t0
@@ -77,6 +80,7 @@ def collect(
             chat["messages"] = None  # free the parsed messages as we go: keeps peak memory down
             bar.update(1)
     counts["media_only"] = sum(media_only.values())
+    counts["only_own_groups"] = len(only_own)
     if empty - dialogs.keys():
         skipped_chats["empty"] = len(empty - dialogs.keys())
     return dialogs, counts, skipped_chats
