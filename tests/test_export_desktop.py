@@ -621,6 +621,7 @@ def _bad_inputs(tmp: Path) -> dict[str, tuple[Path, list[str], str]]:
         "reply_to a string": (variant("r", put("chats.list.0.messages.0.reply_to_message_id", "5")), [], r"r\.json: .*field 'reply_to_message_id' must be an integer"),
         "user_id not a number": (variant("p", put("personal_information.user_id", "me")), [], r"p\.json: field 'personal_information\.user_id' must be a number"),
         "unknown tz": (DM, ["--tz", "Mars/Olympus"], r"--tz 'Mars/Olympus': unknown time zone"),
+        "empty --me, before reading": (trunc, ["--me", " "], r"--me is empty: give your numeric user id"),
     }  # fmt: skip
 
 

@@ -42,7 +42,7 @@ from typing import Any
 from twin.account import save_phone_region
 from twin.sources.telegram_desktop.common import GROUP_TYPES, SOURCE, wanted
 from twin.sources.telegram_desktop.convert import collect
-from twin.sources.telegram_desktop.owner import count_senders, find_owner, sender_of, shell_word
+from twin.sources.telegram_desktop.owner import check_me, count_senders, find_owner, sender_of, shell_word
 from twin.sources.telegram_desktop.parse import (
     NotSplittable,
     chats_of,
@@ -96,6 +96,7 @@ def _import(
 ) -> dict[str, Any]:
     file = resolve_file(path)
     zone = parse_zone(tz)
+    check_me(me)
     seconds: Counter[str] = Counter()
     t0 = time.perf_counter()
     raw = read_export(file)

@@ -31,12 +31,17 @@ def parse_me(me: str) -> str | None:
     return None
 
 
+def check_me(me: str | None) -> None:
+    """An empty ``--me`` is a one-line error before anything is read."""
+    if me is not None and not me.strip():
+        raise TwinError("--me is empty: give your numeric user id, 'user123', or your exact display name")
+
+
 def find_owner(
     data: dict, chats: list[tuple[str, dict]], account: bool, me: str | None, file: Path
 ) -> tuple[str, str]:
     if me is not None:
-        if not me.strip():
-            raise TwinError("--me is empty: give your numeric user id, 'user123', or your exact display name")
+        check_me(me)
         as_id = parse_me(me)
         if as_id is not None:
             return as_id, "--me"
