@@ -117,7 +117,8 @@ def _import(
     region = _save_account(out_dir, owner, info) if dialogs else None
     seconds["write"] = time.perf_counter() - t0
     # Logged only now: a failed import prints its one error line and nothing else.
-    log.info("%s: owner %s (%s)", file.name, owner, owner_from)
+    if owner:  # none is looked for when no chat is imported: the warning below says why
+        log.info("%s: owner %s (%s)", file.name, owner, owner_from)
     _warn_about(file, dialogs, counts, skipped_chats, include_groups, tz)
     return {
         "file": str(file),
