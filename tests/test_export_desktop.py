@@ -758,9 +758,13 @@ def test_chat_by_chat_errors_keep_exact_positions(tmp_path, monkeypatch, caplog,
     ]
     assert any("\ufffd" in p.read_text(encoding="utf-8") for p in (tmp_path / "raw" / "telegram").iterdir())
 
-    # Desktop's "\x01" escape in one chat: only that chat is repaired, the fast path still runs
+    # Desktop's "\x01" escape in one chat, and in the account's own fields: only those parts are
+    # repaired, the fast path still runs
     at = text.index('"text": "', third) + len('"text": "')
-    (tmp_path / "hex.json").write_text(text[:at] + "\\x01" + text[at:], encoding="utf-8")
+    hex_text = text[:at] + "\\x01" + text[at:]
+    name = '"first_name": "'
+    hex_text = hex_text.replace(name, name + "\\x0C", 1)
+    (tmp_path / "hex.json").write_text(hex_text, encoding="utf-8")
     caplog.set_level("DEBUG", logger=td.__name__)
     s = import_desktop(tmp_path / "hex.json", tmp_path / "raw-hex")
     assert s["dialogs"] == 3 and "parsed chat by chat" in caplog.text

@@ -228,8 +228,8 @@ def open_split(
     t0 = time.perf_counter()
     try:
         skeleton, spans, ind = chat_spans(raw)
-        head = orjson.loads(skeleton)
-    except (NotSplittable, orjson.JSONDecodeError, ValueError):
+        head, _ = parse_json(file, skeleton)  # repairs Desktop's "\x0B" in a bio or a session's device
+    except (NotSplittable, TwinError, ValueError):
         return None
     seconds["parse"] += time.perf_counter() - t0
     if not isinstance(head, dict):
