@@ -324,6 +324,57 @@ def test_old_layout_int_from_id_and_date_only(tmp_path):
     assert recs[1]["date"] == "2018-01-02T03:04:05Z" and recs[2]["out"] and not recs[1]["out"]
 
 
+def test_old_desktop_peer_ids_become_the_bare_ids_newer_exports_and_the_api_use(tmp_path):
+    """Desktop before 2021 (integer from_id) wrote a user's chat id + 2**32, a group's + 2**33."""
+
+    def old(mid: int, sender: int, text: str) -> dict:
+        return {"id": mid, "type": "message", "date": "2019-05-31T21:28:30", "from": f"N{sender}",
+                "from_id": sender, "text": text}  # fmt: skip
+
+    pal = {
+        "name": "Pal",
+        "type": "personal_chat",
+        "id": 2**32 + 2,
+        "messages": [old(1, 2, "hi"), old(2, 1, "yo")],
+    }
+    grp = {
+        "name": "Grp",
+        "type": "private_supergroup",
+        "id": 2**33 + 5,
+        "messages": [old(3, 9, "g"), old(4, 1, "!")],
+    }
+    f = write_json(tmp_path / "old.json", pal)  # a one-chat export: the owner rule needs the peer's bare id
+    s = import_desktop(f, tmp_path / "raw", tz="UTC")
+    assert (s["owner"], s["owner_from"]) == ("user1", "personal chats")
+    assert [r["dialog_id"] for r in records(tmp_path / "raw", 2).values()] == [2, 2]
+    s = import_desktop(
+        write_json(tmp_path / "acc.json", account([pal, grp])),
+        tmp_path / "raw2",
+        include_groups=True,
+        tz="UTC",
+    )
+    assert sorted(p.name for p in (tmp_path / "raw2" / "telegram").iterdir()) == ["2.jsonl", "5.jsonl"]
+    # a newer export of the same chat ("user2", bare id) merges into the same file
+    new = {
+        "name": "Pal",
+        "type": "personal_chat",
+        "id": 2,
+        "messages": [msg(5, "user2", "again"), msg(6, "user1", "sure")],
+    }
+    import_desktop(write_json(tmp_path / "new.json", new), tmp_path / "raw", tz="UTC")
+    assert list(records(tmp_path / "raw", 2)) == [1, 2, 5, 6]
+    # new accounts have ids above 2**32: with "user…" senders the id is already bare
+    big = 5_000_000_123
+    newbig = {
+        "name": "N",
+        "type": "personal_chat",
+        "id": big,
+        "messages": [msg(1, f"user{big}", "hi"), msg(2, "user1", "yo")],
+    }
+    s = import_desktop(write_json(tmp_path / "big.json", newbig), tmp_path / "raw3")
+    assert s["owner"] == "user1" and (tmp_path / "raw3" / "telegram" / f"{big}.jsonl").exists()
+
+
 def test_kinds_of_message_and_what_is_skipped(tmp_path):
     msgs = [
         msg(1, "user2", "hello", reply_to_message_id=99, forwarded_from="Someone"),

@@ -336,7 +336,8 @@ def check_chat(chat: Any, where: str, file: Path) -> None:
 
     ``"type": null`` is what Desktop writes for a chat whose peer it could not load (its type is
     then unknown): such a chat becomes type ``unknown``, skipped like any other type not imported.
-    Desktop calls the chats with Telegram's own accounts (service notifications with login codes,
+    Desktop before 2021 wrote a chat's ``id`` as its internal peer id: it becomes the bare id (see
+    :func:`bare_chat_id`). Desktop calls the chats with Telegram's own accounts (service notifications with login codes,
     "Verification Codes") personal chats; they become type ``service``, skipped as the API exporter
     skips them.
     """
@@ -352,6 +353,8 @@ def check_chat(chat: Any, where: str, file: Path) -> None:
     cid = chat.get("id")
     if type(cid) is not int:
         raise TwinError(f"{file}: {where}: field 'id' must be an integer chat id, got {kind(cid)}")
+    if cid >= _OLD_USER_SHIFT and isinstance(chat.get("messages"), list):
+        chat["id"] = cid = bare_chat_id(cid, chat["messages"])
     if ctype == PERSONAL and cid in SERVICE_USER_IDS:
         chat["type"] = SERVICE_TYPE
     name = chat.get("name")
@@ -360,3 +363,36 @@ def check_chat(chat: Any, where: str, file: Path) -> None:
     msgs = chat.get("messages")
     if not isinstance(msgs, list):
         raise TwinError(f"{file}: {where}: field 'messages' must be a list, got {kind(msgs)}")
+
+
+# Desktop before 2021 (the exports whose from_id is a bare integer) wrote a chat's id as its internal
+# peer id: a user's id plus 2**32, a group's or channel's plus 2**33. Newer versions write the bare
+# id, as the API does (and user ids above 2**32 exist since, so the value alone cannot tell).
+_OLD_USER_SHIFT = 1 << 32
+_OLD_CHAT_SHIFT = 2 << 32
+_INT32 = 1 << 31
+
+
+def bare_chat_id(cid: int, messages: list) -> int:
+    """The chat's bare id (the peer's user id in a personal chat), whichever Desktop wrote ``cid``.
+
+    Only an export of the old layout is shifted: the first message that names a sender says which
+    (an integer ``from_id`` / ``actor_id`` is the old layout, ``"user123"`` the new one). Without
+    the bare id a re-export with a newer Desktop, or the API exporter, would put the same chat in a
+    second file, and the owner rule would not find the peer (``user<chat id>``) among the senders.
+    """
+    if not _old_layout(messages):
+        return cid
+    for shift in (_OLD_USER_SHIFT, _OLD_CHAT_SHIFT):
+        if shift <= cid < shift + _INT32:  # ids were 32-bit signed then
+            return cid - shift
+    return cid
+
+
+def _old_layout(messages: list) -> bool:
+    for m in messages:
+        if isinstance(m, dict):
+            sender = m.get("from_id", m.get("actor_id"))
+            if sender is not None:  # an integer beyond 32 bits is a newer id, rewritten by some tool
+                return type(sender) is int and 0 < sender < _INT32
+    return False
