@@ -389,6 +389,7 @@ def test_kinds_of_message_and_what_is_skipped(tmp_path):
         {"id": 10, "type": "some_future_kind", "date_unixtime": "1700000010"},
         # a reply quoting a message of another chat: its id means nothing here
         msg(11, "user1", "re", reply_to_message_id=5, reply_to_peer_id="channel77"),
+        msg(12, "user1", "fwd", saved_from="News"),
     ]  # fmt: skip
     chats = [
         {"name": "Pal", "type": "personal_chat", "id": 2, "messages": msgs},
@@ -406,7 +407,7 @@ def test_kinds_of_message_and_what_is_skipped(tmp_path):
         ),
     )
     s = import_desktop(f, tmp_path / "raw")
-    assert s["dialogs"] == 1 and s["messages"] == 8 and s["media_only"] == 4
+    assert s["dialogs"] == 1 and s["messages"] == 9 and s["media_only"] == 4
     assert s["skipped_chats"] == {
         "bot_chat": 1, "empty": 1, "private_group": 1, "private_supergroup": 1, "public_channel": 1,
         "saved_messages": 1,
@@ -415,6 +416,7 @@ def test_kinds_of_message_and_what_is_skipped(tmp_path):
     recs = records(tmp_path / "raw", 2)
     assert recs[1]["reply_to"] == 99 and recs[1]["forwarded"] and not recs[1]["out"]
     assert recs[11]["reply_to"] is None and recs[11]["text"] == "re"
+    assert recs[12]["forwarded"] and not recs[11]["forwarded"]  # only saved_from: still a forward
     assert [recs[i]["media"] for i in (2, 3, 4, 5)] == ["sticker", "voice_message", "file", "location"]
     assert recs[8]["out"] is False and recs[9]["text"] == "a @b🔥" and recs[9]["out"]
     assert sorted(p.name for p in (tmp_path / "raw" / "telegram").iterdir()) == ["2.jsonl"]

@@ -197,7 +197,9 @@ def convert_chat(
             "out": from_id == owner,
             "text": text,
             "reply_to": _reply_to(m, loc),
-            "forwarded": "forwarded_from" in m,
+            # saved_from is Telegram's saved_from_peer, which only a forward has (forwarded_from
+            # can be missing: a hidden sender without a name); the API exporter sees the forward
+            "forwarded": "forwarded_from" in m or "saved_from" in m,
             "media": media,
         }
         if pii:
