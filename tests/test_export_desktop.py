@@ -1024,6 +1024,18 @@ def test_empty_chats_count_as_skipped(tmp_path):
     ]
     s = import_desktop(write_json(tmp_path / "e.json", account(chats)), tmp_path / "raw")
     assert s["dialogs"] == 1 and s["skipped_chats"] == {"empty": 1}
+    # a one-chat export without messages: nothing to import, so no --me asked for (both parse paths)
+    one = tmp_path / "one.json"
+    one.write_text(
+        '{\n "name": "Q",\n "type": "personal_chat",\n "id": 3,\n "messages": [\n ]\n}\n'
+    )  # as Desktop
+    assert td_single.message_runs(one.read_bytes(), 100)[1] == []
+    for whole in (True, False):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(td_parse, "SPLIT_MIN_BYTES", 10**15 if whole else 0)
+            mp.setattr(td_single, "RUNS_MIN_BYTES", 0)
+            s = import_desktop(one, tmp_path / "raw2")
+        assert s["dialogs"] == 0 and s["skipped_chats"] == {"empty": 1}
 
 
 def test_an_error_is_the_only_line_printed(tmp_path):

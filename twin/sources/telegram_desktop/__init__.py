@@ -164,7 +164,7 @@ def _collect_whole_file(file, raw, me, zone, include_groups, seconds):  # noqa: 
     data, fix = parse_json(file, raw)
     seconds["parse"] += time.perf_counter() - t0
     chats, account = chats_of(data, file)
-    if me is None and not any(wanted(c["type"], include_groups) for _, c in chats):
+    if me is None and not any(wanted(c["type"], include_groups) and c["messages"] for _, c in chats):
         owner, owner_from = "", "not needed: no chat to import"  # don't ask for --me in vain
     else:
         owner, owner_from = find_owner(data, chats, account, me, file)

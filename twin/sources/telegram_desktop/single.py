@@ -89,11 +89,11 @@ def open_single(
     if chat["id"] >= 1 << 32:
         return None  # maybe an old Desktop's shifted id, told by the messages: the whole-file parse
     seconds["parse"] += time.perf_counter() - t0
-    if not wanted(chat["type"]):
+    if not wanted(chat["type"]) or not runs:  # nothing to import: no owner to look for
         if me is not None and not _is_id(me):
             return None  # a name is checked against the senders: the whole-file path does that
-        # counted as _split_chats counts a skipped chat: by its messages' opening lines
-        chat["_message_count"] = sum(raw.count(b"\n" + ind * 2 + b"{", a, b) for a, b in runs)
+        if runs:  # counted as _split_chats counts a skipped chat: by its messages' opening lines
+            chat["_message_count"] = sum(raw.count(b"\n" + ind * 2 + b"{", a, b) for a, b in runs)
         owner, owner_from = ("", "not needed: no chat to import") if me is None else _owner(file, chat, me)
         return owner, owner_from, iter([(WHERE, chat, False)]), 1, None
     try:
