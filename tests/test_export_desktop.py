@@ -19,12 +19,15 @@ from twin.records import FIELDS, decode_rows, dumps_record, encode_rows, read_di
 from twin.sources import telegram_desktop as td
 from twin.sources.telegram_desktop import import_desktop
 from twin.sources.telegram_desktop import parse as td_parse
+from twin.sources.telegram_desktop import single as td_single
 
 FIX = Path(__file__).resolve().parent / "fixtures" / "telegram"
 DM = FIX / "DM_2A_7M.json"
 MULTI = FIX / "MultiChat_2C_6M.json"
 LANGCHAIN = FIX / "langchain_result.json"
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "result.json"
+# A one-chat export in Desktop 2024's exact layout with every kind of message (tests/data/export/README.md)
+PERSONAL_2024 = Path(__file__).resolve().parent / "data" / "export" / "personal_chat_2024.json"
 
 
 def tree_hash(root: Path) -> str:
@@ -94,6 +97,58 @@ def test_single_chat_with_mixed_dates_owner_from_chat_peer(tmp_path):
         "date": "2022-06-10T22:06:38Z", "out": True, "text": "", "reply_to": None,
         "forwarded": False, "media": "photo",
     }  # fmt: skip
+
+
+def test_a_2024_one_chat_export_with_every_kind_of_message(tmp_path):
+    s = import_desktop(PERSONAL_2024, tmp_path)
+    assert (s["owner"], s["owner_from"]) == ("user5550002", "personal chats")  # the one who is not the peer
+    assert s["skipped_messages"] == {"service": 2, "other_type": 1}  # join, call; "unsupported"
+    recs = records(tmp_path, 5550001)
+    assert s["messages"] == len(recs) == 23 and s["media_only"] == 7 and 115 not in recs
+    assert {r["dialog_name"] for r in recs.values()} == {"נועה כהן"}
+    # UTC from date_unixtime, not the exporting machine's wall time (UTC+3) in 'date'
+    assert recs[101]["date"] == "2024-06-01T10:00:00Z" and not recs[101]["out"]
+    assert recs[102]["text"] == "Привет, всё хорошо. Ты как?" and recs[102]["out"]  # bold piece joined
+    got = {i: (recs[i]["text"], recs[i]["media"]) for i in (104, 105, 108, 109, 111, 112, 113, 123)}
+    assert got == {
+        104: ("תראה מה צילמתי", "photo"), 105: ("", "sticker"), 108: ("", "animation"),
+        109: ("", "voice_message"), 111: ("", "poll"), 112: ("", "contact"), 113: ("", "location"),
+        123: ("", "photo"),
+    }  # fmt: skip
+    assert recs[106]["reply_to"] == 104 and recs[117]["reply_to"] is None  # 117 quotes another chat
+    assert recs[107]["forwarded"] and not recs[108]["forwarded"]  # via_bot is the owner's own message
+    assert recs[110]["text"] == "Скопировал из письма:\x0bвот так"  # Desktop's "\x0B", repaired
+    assert recs[116]["text"] == "Договорились 👍" and recs[124]["text"] == "פרטים בקישור"
+    assert recs[118]["pii"] == [[16, 15, "PHONE"]]
+    assert [i for i in recs if recs[i]["out"]] == [102, 103, 106, 108, 110, 112, 116, 118, 120, 122, 123, 125]
+
+
+def test_the_readme_flow_export_then_prepare_learns_the_owners_side(tmp_path, monkeypatch, capsys):
+    """`twin export desktop FILE` then `twin prepare`: every response is the owner's (Russian), every
+    instruction the contact's (Hebrew), and the phone number Telegram tagged is scrubbed."""
+    raw, processed = tmp_path / "raw", tmp_path / "processed"
+    code, err = run_cli(monkeypatch, capsys, "export", "desktop", str(PERSONAL_2024), "--out", str(raw))
+    assert code == 0, err
+    code, err = run_cli(
+        monkeypatch, capsys, "prepare", "--raw", str(raw), "--out", str(processed), "--workers", "1"
+    )
+    assert code == 0, err
+    examples = [
+        json.loads(line)
+        for split in ("train", "val")
+        for line in (processed / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
+    assert len(examples) >= 5
+
+    def script(text: str) -> set[str]:
+        """The scripts of its letters: Hebrew, Cyrillic or other (the scrubber's [PHONE] is Latin)."""
+        return {"he" if "\u0590" <= c <= "\u05ff" else "ru" if "\u0400" <= c <= "\u04ff" else "other"
+                for c in text.replace("[PHONE]", "") if c.isalpha()}  # fmt: skip
+
+    assert all(script(e["instruction"]) == {"he"} for e in examples)
+    assert all(script(e["response"]) == {"ru"} for e in examples)
+    assert any("[PHONE]" in e["response"] for e in examples)
+    assert not any("765 4321" in json.dumps(e, ensure_ascii=False) for e in examples)
 
 
 def test_tz_only_changes_messages_without_unixtime(tmp_path):
@@ -269,6 +324,57 @@ def test_old_layout_int_from_id_and_date_only(tmp_path):
     assert recs[1]["date"] == "2018-01-02T03:04:05Z" and recs[2]["out"] and not recs[1]["out"]
 
 
+def test_old_desktop_peer_ids_become_the_bare_ids_newer_exports_and_the_api_use(tmp_path):
+    """Desktop before 2021 (integer from_id) wrote a user's chat id + 2**32, a group's + 2**33."""
+
+    def old(mid: int, sender: int, text: str) -> dict:
+        return {"id": mid, "type": "message", "date": "2019-05-31T21:28:30", "from": f"N{sender}",
+                "from_id": sender, "text": text}  # fmt: skip
+
+    pal = {
+        "name": "Pal",
+        "type": "personal_chat",
+        "id": 2**32 + 2,
+        "messages": [old(1, 2, "hi"), old(2, 1, "yo")],
+    }
+    grp = {
+        "name": "Grp",
+        "type": "private_supergroup",
+        "id": 2**33 + 5,
+        "messages": [old(3, 9, "g"), old(4, 1, "!")],
+    }
+    f = write_json(tmp_path / "old.json", pal)  # a one-chat export: the owner rule needs the peer's bare id
+    s = import_desktop(f, tmp_path / "raw", tz="UTC")
+    assert (s["owner"], s["owner_from"]) == ("user1", "personal chats")
+    assert [r["dialog_id"] for r in records(tmp_path / "raw", 2).values()] == [2, 2]
+    s = import_desktop(
+        write_json(tmp_path / "acc.json", account([pal, grp])),
+        tmp_path / "raw2",
+        include_groups=True,
+        tz="UTC",
+    )
+    assert sorted(p.name for p in (tmp_path / "raw2" / "telegram").iterdir()) == ["2.jsonl", "5.jsonl"]
+    # a newer export of the same chat ("user2", bare id) merges into the same file
+    new = {
+        "name": "Pal",
+        "type": "personal_chat",
+        "id": 2,
+        "messages": [msg(5, "user2", "again"), msg(6, "user1", "sure")],
+    }
+    import_desktop(write_json(tmp_path / "new.json", new), tmp_path / "raw", tz="UTC")
+    assert list(records(tmp_path / "raw", 2)) == [1, 2, 5, 6]
+    # new accounts have ids above 2**32: with "user…" senders the id is already bare
+    big = 5_000_000_123
+    newbig = {
+        "name": "N",
+        "type": "personal_chat",
+        "id": big,
+        "messages": [msg(1, f"user{big}", "hi"), msg(2, "user1", "yo")],
+    }
+    s = import_desktop(write_json(tmp_path / "big.json", newbig), tmp_path / "raw3")
+    assert s["owner"] == "user1" and (tmp_path / "raw3" / "telegram" / f"{big}.jsonl").exists()
+
+
 def test_kinds_of_message_and_what_is_skipped(tmp_path):
     msgs = [
         msg(1, "user2", "hello", reply_to_message_id=99, forwarded_from="Someone"),
@@ -281,6 +387,9 @@ def test_kinds_of_message_and_what_is_skipped(tmp_path):
         msg(8, None, "from a deleted account"),
         msg(9, "user1", ["a ", {"type": "mention", "text": "@b"}, {"type": "custom_emoji", "text": "🔥", "document_id": "x"}]),
         {"id": 10, "type": "some_future_kind", "date_unixtime": "1700000010"},
+        # a reply quoting a message of another chat: its id means nothing here
+        msg(11, "user1", "re", reply_to_message_id=5, reply_to_peer_id="channel77"),
+        msg(12, "user1", "fwd", saved_from="News"),
     ]  # fmt: skip
     chats = [
         {"name": "Pal", "type": "personal_chat", "id": 2, "messages": msgs},
@@ -298,7 +407,7 @@ def test_kinds_of_message_and_what_is_skipped(tmp_path):
         ),
     )
     s = import_desktop(f, tmp_path / "raw")
-    assert s["dialogs"] == 1 and s["messages"] == 7 and s["media_only"] == 4
+    assert s["dialogs"] == 1 and s["messages"] == 9 and s["media_only"] == 4
     assert s["skipped_chats"] == {
         "bot_chat": 1, "empty": 1, "private_group": 1, "private_supergroup": 1, "public_channel": 1,
         "saved_messages": 1,
@@ -306,6 +415,8 @@ def test_kinds_of_message_and_what_is_skipped(tmp_path):
     assert s["skipped_messages"] == {"service": 2, "empty": 1, "other_type": 1, "in_skipped_chats": 5}
     recs = records(tmp_path / "raw", 2)
     assert recs[1]["reply_to"] == 99 and recs[1]["forwarded"] and not recs[1]["out"]
+    assert recs[11]["reply_to"] is None and recs[11]["text"] == "re"
+    assert recs[12]["forwarded"] and not recs[11]["forwarded"]  # only saved_from: still a forward
     assert [recs[i]["media"] for i in (2, 3, 4, 5)] == ["sticker", "voice_message", "file", "location"]
     assert recs[8]["out"] is False and recs[9]["text"] == "a @b🔥" and recs[9]["out"]
     assert sorted(p.name for p in (tmp_path / "raw" / "telegram").iterdir()) == ["2.jsonl"]
@@ -316,6 +427,51 @@ def test_kinds_of_message_and_what_is_skipped(tmp_path):
         "public_channel": 1,
         "saved_messages": 1,
     }
+
+
+def test_a_chat_of_unknown_type_is_skipped_not_fatal(tmp_path):
+    """Desktop writes "type": null (and "name": null) for a chat whose peer it could not load."""
+    chats = [
+        {"name": None, "type": None, "id": 9, "messages": [msg(1, "user9", "?")]},
+        {"name": "Pal", "type": "personal_chat", "id": 2, "messages": [msg(2, "user2", "hi"), msg(3, "user1", "yo")]},
+    ]  # fmt: skip
+    s = import_desktop(write_json(tmp_path / "u.json", account(chats)), tmp_path / "raw", include_groups=True)
+    assert s["dialogs"] == 1 and s["skipped_chats"] == {"unknown": 1}
+    assert s["skipped_messages"] == {"in_skipped_chats": 1}
+    single = write_json(tmp_path / "one.json", chats[0])
+    assert import_desktop(single, tmp_path / "raw2")["skipped_chats"] == {"unknown": 1}
+
+
+def test_telegrams_own_accounts_are_skipped_not_imported_as_people(tmp_path):
+    """Desktop types the chat with "Telegram" (login codes) a personal chat; the API exporter skips it too."""
+    chats = [
+        {"name": "Telegram", "type": "personal_chat", "id": 777000, "messages": [msg(1, "user777000", "Login code: 12345")]},
+        {"name": "Verification Codes", "type": "personal_chat", "id": 489000, "messages": [msg(2, "user489000", "Code 777")]},
+        {"name": "Pal", "type": "personal_chat", "id": 2, "messages": [msg(3, "user2", "hi"), msg(4, "user1", "yo")]},
+    ]  # fmt: skip
+    s = import_desktop(write_json(tmp_path / "a.json", account(chats, user_id=None)), tmp_path / "raw")
+    assert s["owner"] == "user1" and s["dialogs"] == 1 and s["skipped_chats"] == {"service": 2}
+    assert sorted(p.name for p in (tmp_path / "raw" / "telegram").iterdir()) == ["2.jsonl"]
+    s = import_desktop(write_json(tmp_path / "one.json", chats[0]), tmp_path / "raw2")  # no --me asked for
+    assert s["dialogs"] == 0 and s["skipped_chats"] == {"service": 1}
+
+
+def test_a_one_group_export_asks_for_me_naming_the_group_senders(tmp_path):
+    """A group's one-chat export has no personal_information and no peer id to rule out: ask, never guess."""
+    grp = {"name": "Друзья ✨", "type": "private_supergroup", "id": 1234567890, "messages": [
+        msg(1, "user11", "привет", **{"from": "Анна"}), msg(2, "user12", "שלום", **{"from": "דני"}),
+        msg(3, "user13", "hi all"), msg(4, "user13", "", media_type="sticker", file="x"),
+    ]}  # fmt: skip
+    f = write_json(tmp_path / "result.json", grp)
+    with pytest.raises(
+        TwinError, match=r"a group's export does not record who exported it.*'Анна' = user11.*--me"
+    ):
+        import_desktop(f, tmp_path / "raw", include_groups=True)
+    assert not (tmp_path / "raw").exists()
+    s = import_desktop(f, tmp_path / "raw", include_groups=True, me="user13")
+    recs = records(tmp_path / "raw", 1234567890)
+    assert s["dialogs"] == 1 and [recs[i]["out"] for i in (1, 2, 3, 4)] == [False, False, True, True]
+    assert recs[1]["dialog_name"] == "Друзья ✨" and recs[2]["text"] == "שלום"
 
 
 def test_owner_from_personal_chats_when_account_info_is_missing(tmp_path):
@@ -422,6 +578,35 @@ def test_export_folder_and_bom_and_lone_surrogates(tmp_path):
     assert records(tmp_path / "raw3", 700000000)[3645]["text"] == "hello \ufffd world"
 
 
+def test_the_invalid_json_telegram_desktop_writes_is_repaired(tmp_path):
+    """Desktop escapes a control character as "\x0b" (not JSON) and 4.1 left a custom emoji's
+    document_id unquoted: both are Telegram's own output, so exporting again would not help."""
+    chat = {"name": "Bob", "type": "personal_chat", "id": 2, "messages": [
+        msg(1, "user2", "VT@ FF@ literal@ pair@"),
+        msg(2, "user1", ["hi ", {"type": "custom_emoji", "text": "😮", "document_id": "@DOC@"}, "!"]),
+    ]}  # fmt: skip
+    text = json.dumps(chat, ensure_ascii=False, indent=1)
+    # as Desktop writes them: \x0B, \x0C, a literal backslash before "x0B" (no escape), an escaped
+    # backslash followed by a real \x1F
+    for real in ("\\x0B", "\\x0C", "\\\\x0B", "\\\\\\x1F"):
+        text = text.replace("@", real, 1)
+    text = text.replace('"@DOC@"', "video_files/sticker (2).webm")
+    (tmp_path / "result.json").write_text(text, encoding="utf-8")
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(text)  # really invalid
+    s = import_desktop(tmp_path / "result.json", tmp_path / "raw")
+    recs = records(tmp_path / "raw", 2)
+    assert s["messages"] == 2 and s["owner"] == "user1"
+    assert recs[1]["text"] == "VT\x0b FF\x0c literal\\x0B pair\\\x1f"
+    assert recs[2]["text"] == "hi 😮!" and recs[2]["out"]
+    # a real error after a repaired escape still names its own line
+    broken = text.replace('"hi ",', '"hi ",,')
+    (tmp_path / "broken.json").write_text(broken, encoding="utf-8")
+    line = broken[: broken.index(",,")].count("\n") + 1
+    with pytest.raises(TwinError, match=rf"broken\.json:{line}:\d+: not valid JSON"):
+        import_desktop(tmp_path / "broken.json", tmp_path / "raw2")
+
+
 def test_orjson_writer_matches_the_stdlib_record_encoding(tmp_path):
     texts = ['q"uote \\ back', "tab\tnl\ncr\r\x00\x1f\x7f", "\u2028\u2029 emoji 👍🏽 кириллица", "", "/slash"]
     rows = [
@@ -489,6 +674,7 @@ def _bad_inputs(tmp: Path) -> dict[str, tuple[Path, list[str], str]]:
         "reply_to a string": (variant("r", put("chats.list.0.messages.0.reply_to_message_id", "5")), [], r"r\.json: .*field 'reply_to_message_id' must be an integer"),
         "user_id not a number": (variant("p", put("personal_information.user_id", "me")), [], r"p\.json: field 'personal_information\.user_id' must be a number"),
         "unknown tz": (DM, ["--tz", "Mars/Olympus"], r"--tz 'Mars/Olympus': unknown time zone"),
+        "empty --me, before reading": (trunc, ["--me", " "], r"--me is empty: give your numeric user id"),
     }  # fmt: skip
 
 
@@ -599,7 +785,7 @@ def test_chat_by_chat_path_gives_the_same_result_as_whole_file(
     assert results["gen"]["skipped_messages"]["in_skipped_chats"] > 0  # unparsed chats were counted
 
 
-def test_chat_by_chat_errors_keep_exact_positions(tmp_path, monkeypatch, generated):
+def test_chat_by_chat_errors_keep_exact_positions(tmp_path, monkeypatch, caplog, generated):
     monkeypatch.setattr(td_parse, "SPLIT_MIN_BYTES", 0)
     text = generated.read_text(encoding="utf-8")
     third = text.index(
@@ -624,6 +810,85 @@ def test_chat_by_chat_errors_keep_exact_positions(tmp_path, monkeypatch, generat
         p for p in (tmp_path / "raw" / "telegram").iterdir() if p.name[0] == "."
     ]
     assert any("\ufffd" in p.read_text(encoding="utf-8") for p in (tmp_path / "raw" / "telegram").iterdir())
+
+    # Desktop's "\x01" escape in one chat, and in the account's own fields: only those parts are
+    # repaired, the fast path still runs
+    at = text.index('"text": "', third) + len('"text": "')
+    hex_text = text[:at] + "\\x01" + text[at:]
+    name = '"first_name": "'
+    hex_text = hex_text.replace(name, name + "\\x0C", 1)
+    (tmp_path / "hex.json").write_text(hex_text, encoding="utf-8")
+    caplog.set_level("DEBUG", logger=td.__name__)
+    s = import_desktop(tmp_path / "hex.json", tmp_path / "raw-hex")
+    assert s["dialogs"] == 3 and "parsed chat by chat" in caplog.text
+    assert any(
+        "\\u0001" in p.read_text(encoding="utf-8") for p in (tmp_path / "raw-hex" / "telegram").iterdir()
+    )
+
+
+def _one_chat_cases(tmp: Path) -> dict[str, tuple[Path, dict]]:
+    group = {
+        "name": "Grp",
+        "type": "private_supergroup",
+        "id": 5,
+        "messages": [msg(i, "user9", "g") for i in range(1, 40)],
+    }
+    return {
+        "owner from the peer rule": (PERSONAL_2024, {}),
+        "old dates": (DM, {"tz": "Europe/Berlin"}),
+        "--me id": (PERSONAL_2024, {"me": "user5550001"}),
+        "--me name": (PERSONAL_2024, {"me": "Дмитрий Иванов"}),
+        "a group, skipped": (write_json(tmp / "group.json", group), {}),
+        "a group, --me id": (write_json(tmp / "group2.json", group), {"me": "9", "include_groups": True}),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["owner from the peer rule", "old dates", "--me id", "--me name", "a group, skipped", "a group, --me id"],
+)
+def test_a_big_one_chat_export_in_runs_gives_the_same_result_as_whole(tmp_path, monkeypatch, caplog, case):
+    """One-chat exports are parsed a run of messages at a time when big (here: any size, runs of a
+    few messages): records, summary and owner are those of the whole-file parse."""
+    export, options = _one_chat_cases(tmp_path)[case]
+    monkeypatch.setattr(td_parse, "SPLIT_MIN_BYTES", 0)
+    monkeypatch.setattr(td_single, "RUNS_MIN_BYTES", 0)
+    monkeypatch.setattr(td_single, "RUN_BYTES", 700)
+    caplog.set_level("DEBUG", logger=td.__name__)
+    runs = import_desktop(export, tmp_path / "runs", **options)
+    assert "parsed a run of messages at a time" in caplog.text
+    assert len(td_single.message_runs(td_parse.read_export(export), 700)[1]) > 3
+    _whole_file_only(monkeypatch)
+    caplog.clear()
+    whole = import_desktop(export, tmp_path / "whole", **options)
+    assert "parsed a run" not in caplog.text
+    assert tree_hash(tmp_path / "runs") == tree_hash(tmp_path / "whole")
+    assert {k: v for k, v in runs.items() if k not in ("seconds", "out")} == {
+        k: v for k, v in whole.items() if k not in ("seconds", "out")
+    }
+
+
+def test_a_big_one_chat_export_fails_or_falls_back_exactly_as_whole(tmp_path, monkeypatch):
+    monkeypatch.setattr(td_parse, "SPLIT_MIN_BYTES", 0)
+    monkeypatch.setattr(td_single, "RUNS_MIN_BYTES", 0)
+    monkeypatch.setattr(td_single, "RUN_BYTES", 500)
+    errors = {}
+    for path in ("runs", "whole"):
+        with pytest.raises(TwinError) as e:  # anonymised: the owner needs --me, senders listed
+            import_desktop(LANGCHAIN, tmp_path / path)
+        errors[path] = str(e.value)
+        _whole_file_only(monkeypatch)
+    assert errors["runs"] == errors["whole"] and "--me" in errors["runs"]
+    monkeypatch.setattr(td_parse, "SPLIT_MIN_BYTES", 0)
+    text = PERSONAL_2024.read_text(encoding="utf-8")
+    at = text.index('"text": "', text.index('"id": 121')) + len('"text": "')
+    (tmp_path / "broken.json").write_text(text[:at] + '",' + text[at:], encoding="utf-8")
+    line = text[:at].count("\n") + 1
+    with pytest.raises(TwinError, match=rf"broken\.json:{line}:\d+: not valid JSON"):  # the line in the file
+        import_desktop(tmp_path / "broken.json", tmp_path / "raw")
+    (tmp_path / "lone.json").write_text(text[:at] + "\\udc00" + text[at:], encoding="utf-8")
+    import_desktop(tmp_path / "lone.json", tmp_path / "raw")  # the chat-wide repair still applies
+    assert records(tmp_path / "raw", 5550001)[121]["text"] == "\ufffdבשבע, ליד הים"
 
 
 def test_failed_write_leaves_every_file_as_it_was(tmp_path, monkeypatch):
@@ -669,6 +934,32 @@ def test_messages_sharing_one_id_are_kept_when_their_dates_differ(tmp_path, capl
     once = tree_hash(tmp_path / "raw")
     import_desktop(f, tmp_path / "raw")
     assert tree_hash(tmp_path / "raw") == once
+
+
+def test_groups_holding_only_the_owners_messages_are_named(tmp_path, caplog):
+    """Desktop exports left groups, and groups with 'Only my messages', without anyone else's messages."""
+    talk = {
+        "name": "Talk",
+        "type": "private_supergroup",
+        "id": 5,
+        "messages": [msg(1, "user9", "?"), msg(2, "user1", "!")],
+    }
+    mine = {
+        "name": "Mine",
+        "type": "private_group",
+        "id": 6,
+        "messages": [msg(3, "user1", "me"), msg(4, "user1", "again")],
+    }
+    left = {"name": "Left", "type": "public_supergroup", "id": 7, "messages": [msg(5, "user1", "bye")]}
+    f = write_json(tmp_path / "g.json", account([talk, mine], left=[left]))
+    s = import_desktop(f, tmp_path / "raw", include_groups=True)
+    assert s["dialogs"] == 3
+    assert (
+        "2 group chat(s) hold only your own messages" in caplog.text and "'Only my messages'" in caplog.text
+    )
+    caplog.clear()
+    import_desktop(write_json(tmp_path / "t.json", account([talk])), tmp_path / "raw2", include_groups=True)
+    assert "only your own messages" not in caplog.text
 
 
 def test_a_chat_in_both_chats_and_left_chats_is_not_a_damaged_export(tmp_path, caplog):
@@ -733,6 +1024,18 @@ def test_empty_chats_count_as_skipped(tmp_path):
     ]
     s = import_desktop(write_json(tmp_path / "e.json", account(chats)), tmp_path / "raw")
     assert s["dialogs"] == 1 and s["skipped_chats"] == {"empty": 1}
+    # a one-chat export without messages: nothing to import, so no --me asked for (both parse paths)
+    one = tmp_path / "one.json"
+    one.write_text(
+        '{\n "name": "Q",\n "type": "personal_chat",\n "id": 3,\n "messages": [\n ]\n}\n'
+    )  # as Desktop
+    assert td_single.message_runs(one.read_bytes(), 100)[1] == []
+    for whole in (True, False):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(td_parse, "SPLIT_MIN_BYTES", 10**15 if whole else 0)
+            mp.setattr(td_single, "RUNS_MIN_BYTES", 0)
+            s = import_desktop(one, tmp_path / "raw2")
+        assert s["dialogs"] == 0 and s["skipped_chats"] == {"empty": 1}
 
 
 def test_an_error_is_the_only_line_printed(tmp_path):

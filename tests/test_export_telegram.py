@@ -328,6 +328,43 @@ def test_bad_since_and_bad_raw_file_are_one_line_errors(tmp_path, account):
     assert bad.read_text(encoding="utf-8") == '{"id": 1\n'  # left as it was
 
 
+def test_telegrams_own_accounts_are_not_people(tmp_path):
+    """ "Replies" holds strangers' answers to your channel comments; none of these is a chat with a person."""
+    accounts = [user(777000, "Telegram"), user(1271266957, "Replies"), user(489000, "Verification Codes")]
+    pal = user(2002, "Pal")
+    chats = [
+        (a, [msg(a, 10 + i, "code 12345" if i != 1 else "a stranger's reply")])
+        for i, a in enumerate(accounts)
+    ]
+    summary = run(FakeClient([*chats, (pal, [msg(pal, 20, "hi")])]), tmp_path)
+    assert summary["skipped dialogs"] == {"service": 3}
+    assert sorted(p.name for p in (tmp_path / "telegram").iterdir()) == ["2002.jsonl"]
+
+
+def test_albums_cross_chat_replies_and_empty_messages(tmp_path):
+    """An album is one message per item (the caption on one of them); a reply quoting another chat
+    keeps no reply_to, as the Desktop importer does; a deleted (empty) message is skipped."""
+    from telethon.tl import types
+
+    alice = user(2002, "Alice")
+    album = [msg(alice, 10, "our trip", media=photo()), msg(alice, 11, "", media=photo()),
+             msg(alice, 12, "", media=photo())]  # fmt: skip
+    for m in album:
+        m.grouped_id = 777
+    quoting = msg(alice, 13, "ha, see that post", out=True)
+    quoting.reply_to = types.MessageReplyHeader(reply_to_msg_id=5, reply_to_peer_id=types.PeerChannel(77))
+    here = msg(alice, 14, "this one", out=True, reply_to=12)
+    gone = types.MessageEmpty(id=15, peer_id=types.PeerUser(2002))
+    summary = run(FakeClient([(alice, [*album, quoting, here, gone])]), tmp_path)
+    recs = {r["id"]: r for r in on_disk(tmp_path, 2002)}
+    assert list(recs) == [10, 11, 12, 13, 14]
+    assert [(recs[i]["text"], recs[i]["media"]) for i in (10, 11, 12)] == [
+        ("our trip", "photo"), ("", "photo"), ("", "photo"),
+    ]  # fmt: skip
+    assert recs[13]["reply_to"] is None and recs[13]["out"] and recs[14]["reply_to"] == 12
+    assert summary["of them media only"] == 2 and summary["skipped service/empty messages"] == 1
+
+
 def test_media_kinds_from_telethon_types():
     alice = user(2002, "Alice")
     kinds = {

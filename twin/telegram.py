@@ -30,7 +30,11 @@ SOURCE = "telegram"
 DEFAULT_SESSION = Path("~/.config/twin/telegram.session")
 
 
-SERVICE_USER_ID = 777000  # "Telegram" service notifications (login codes): not a person
+# Telegram's own accounts, not people, which the API marks neither as bots nor as support (Telegram
+# Desktop and the web client recognise them by id too): "Telegram" service notifications (login
+# codes), "Replies" (replies to your comments in channels, written by strangers) and "Verification
+# Codes".
+SERVICE_USER_IDS = frozenset({777000, 1271266957, 489000})
 
 
 CREDENTIALS_HELP = (
@@ -236,7 +240,7 @@ def classify_dialog(dialog: Any, include_groups: bool) -> str | None:
             return "saved_messages"
         if entity.bot:
             return "bots"
-        if entity.id == SERVICE_USER_ID or entity.support:
+        if entity.id in SERVICE_USER_IDS or entity.support:
             return "service"
         return None
     if isinstance(entity, types.Channel) and not entity.megagroup:

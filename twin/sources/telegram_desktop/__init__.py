@@ -12,8 +12,9 @@ never changes ``data/raw``.
 
 Speed (see ``bench/bench_import.py``): a big account export is cut into its chats at their
 structural newlines and parsed chat by chat with orjson, each chat converted and encoded while hot
-and its parsed messages freed, so peak memory stays near the file's size plus the output; small,
-single-chat or unusually laid-out files are parsed whole.
+and its parsed messages freed, so peak memory stays near the file's size plus the output; a big
+one-chat export is parsed a run of messages at a time (``single.py``); small or unusually laid-out
+files are parsed whole.
 
 Rules (see the README's Desktop section):
 - owner: ``--me`` if given; else the account export's ``personal_information.user_id``; else, in
@@ -41,7 +42,7 @@ from typing import Any
 from twin.account import save_phone_region
 from twin.sources.telegram_desktop.common import GROUP_TYPES, SOURCE, wanted
 from twin.sources.telegram_desktop.convert import collect
-from twin.sources.telegram_desktop.owner import count_senders, find_owner, sender_of, shell_word
+from twin.sources.telegram_desktop.owner import check_me, count_senders, find_owner, sender_of, shell_word
 from twin.sources.telegram_desktop.parse import (
     NotSplittable,
     chats_of,
@@ -51,6 +52,7 @@ from twin.sources.telegram_desktop.parse import (
     read_export,
     resolve_file,
 )
+from twin.sources.telegram_desktop.single import open_single
 from twin.sources.telegram_desktop.write import commit, plan_writes
 
 __all__ = ["commit", "import_desktop", "list_senders", "shell_word"]
@@ -94,6 +96,7 @@ def _import(
 ) -> dict[str, Any]:
     file = resolve_file(path)
     zone = parse_zone(tz)
+    check_me(me)
     seconds: Counter[str] = Counter()
     t0 = time.perf_counter()
     raw = read_export(file)
@@ -114,7 +117,8 @@ def _import(
     region = _save_account(out_dir, owner, info) if dialogs else None
     seconds["write"] = time.perf_counter() - t0
     # Logged only now: a failed import prints its one error line and nothing else.
-    log.info("%s: owner %s (%s)", file.name, owner, owner_from)
+    if owner:  # none is looked for when no chat is imported: the warning below says why
+        log.info("%s: owner %s (%s)", file.name, owner, owner_from)
     _warn_about(file, dialogs, counts, skipped_chats, include_groups, tz)
     return {
         "file": str(file),
@@ -135,8 +139,14 @@ def _import(
 
 
 def _collect_chat_by_chat(file, raw, me, zone, include_groups, seconds):  # noqa: ANN001, ANN202
-    """The fast path for big account exports: ``(owner, owner_from, collected)``, or None when it does not apply."""
-    opened = open_split(file, raw, me, lambda t: wanted(t, include_groups), seconds)
+    """The fast path for big exports: ``(owner, owner_from, collected, info)``, or None when it does not apply.
+
+    An account export is parsed chat by chat; a one-chat export a few megabytes of messages at a time.
+    """
+    opened, how = open_split(file, raw, me, lambda t: wanted(t, include_groups), seconds), "chat by chat"
+    if opened is None:
+        opened = open_single(file, raw, me, lambda t: wanted(t, include_groups), seconds)
+        how = "a run of messages at a time"
     if opened is None:
         return None
     owner, owner_from, source, n_chats, info = opened
@@ -144,7 +154,7 @@ def _collect_chat_by_chat(file, raw, me, zone, include_groups, seconds):  # noqa
         collected = collect(file, source, n_chats, owner, zone, include_groups, seconds)
     except NotSplittable:
         return None  # an unusual chat: the whole-file parse handles it (and reports exact positions)
-    log.debug("%s: parsed chat by chat", file.name)
+    log.debug("%s: parsed %s", file.name, how)
     return owner, owner_from, collected, info
 
 
@@ -154,7 +164,7 @@ def _collect_whole_file(file, raw, me, zone, include_groups, seconds):  # noqa: 
     data, fix = parse_json(file, raw)
     seconds["parse"] += time.perf_counter() - t0
     chats, account = chats_of(data, file)
-    if me is None and not any(wanted(c["type"], include_groups) for _, c in chats):
+    if me is None and not any(wanted(c["type"], include_groups) and c["messages"] for _, c in chats):
         owner, owner_from = "", "not needed: no chat to import"  # don't ask for --me in vain
     else:
         owner, owner_from = find_owner(data, chats, account, me, file)
@@ -200,6 +210,12 @@ def _warn_about(
             "%d group chat(s) skipped: personal chats only; add --include-groups to learn from your group "
             "replies too (make export-desktop ... ARGS=--include-groups)",
             groups,
+        )
+    if counts["only_own_groups"]:
+        log.warning(
+            "%d group chat(s) hold only your own messages, nothing you replied to: Desktop exports groups "
+            "you left that way, and the others when 'Only my messages' is ticked in its export settings",
+            counts["only_own_groups"],
         )
     if counts["repeated_id"]:
         log.warning(

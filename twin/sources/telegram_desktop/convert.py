@@ -13,7 +13,7 @@ from typing import Any
 
 from twin.errors import TwinError
 from twin.records import decode_rows, encode_rows
-from twin.sources.telegram_desktop.common import MEDIA_KEYS, SOURCE, kind, wanted
+from twin.sources.telegram_desktop.common import GROUP_TYPES, MEDIA_KEYS, SOURCE, kind, wanted
 from twin.sources.telegram_desktop.owner import sender_of
 
 # records.sort_key's order, (date, id), as a C-level key.
@@ -45,6 +45,7 @@ def collect(
     originals: dict[int, dict[int, int]] = {}
     media_only: dict[int, int] = {}
     empty: set[int] = set()
+    only_own: set[int] = set()  # groups exported with only the owner's messages
     big = file.stat().st_size > 50_000_000
     from tqdm.auto import tqdm
 
@@ -66,6 +67,8 @@ def collect(
                 if by_id:
                     dialogs[cid] = encode_rows(sorted(by_id.values(), key=_SORT_KEY))
                     media_only[cid] = sum(not r["text"] for r in by_id.values())
+                    if ctype in GROUP_TYPES and all(r["out"] for r in by_id.values()):
+                        only_own.add(cid)
                 else:  # no messages, or only service messages: no file
                     empty.add(cid)
                 seconds["convert"] += time.perf_counter() - t0
@@ -77,6 +80,7 @@ def collect(
             chat["messages"] = None  # free the parsed messages as we go: keeps peak memory down
             bar.update(1)
     counts["media_only"] = sum(media_only.values())
+    counts["only_own_groups"] = len(only_own)
     if empty - dialogs.keys():
         skipped_chats["empty"] = len(empty - dialogs.keys())
     return dialogs, counts, skipped_chats
@@ -193,7 +197,9 @@ def convert_chat(
             "out": from_id == owner,
             "text": text,
             "reply_to": _reply_to(m, loc),
-            "forwarded": "forwarded_from" in m,
+            # saved_from is Telegram's saved_from_peer, which only a forward has (forwarded_from
+            # can be missing: a hidden sender without a name); the API exporter sees the forward
+            "forwarded": "forwarded_from" in m or "saved_from" in m,
             "media": media,
         }
         if pii:
@@ -238,12 +244,17 @@ def _where(loc: tuple[Path, str, int, int]) -> str:
 
 
 def _reply_to(m: dict, loc: tuple[Path, str, int, int]) -> int | None:
+    """The replied-to message's id, or None when there is none in this chat.
+
+    Desktop adds ``reply_to_peer_id`` only when the reply quotes a message of *another* chat;
+    that id would point at an unrelated message here (the API exporter drops it the same way).
+    """
     reply_to = m.get("reply_to_message_id")
     if reply_to is not None and type(reply_to) is not int:
         raise TwinError(
             f"{_where(loc)}: field 'reply_to_message_id' must be an integer, got {kind(reply_to)}"
         )
-    return reply_to
+    return None if "reply_to_peer_id" in m else reply_to
 
 
 def _media(m: dict, text: str, loc: tuple[Path, str, int, int]) -> str | None:

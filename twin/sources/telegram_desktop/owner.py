@@ -31,12 +31,17 @@ def parse_me(me: str) -> str | None:
     return None
 
 
+def check_me(me: str | None) -> None:
+    """An empty ``--me`` is a one-line error before anything is read."""
+    if me is not None and not me.strip():
+        raise TwinError("--me is empty: give your numeric user id, 'user123', or your exact display name")
+
+
 def find_owner(
     data: dict, chats: list[tuple[str, dict]], account: bool, me: str | None, file: Path
 ) -> tuple[str, str]:
     if me is not None:
-        if not me.strip():
-            raise TwinError("--me is empty: give your numeric user id, 'user123', or your exact display name")
+        check_me(me)
         as_id = parse_me(me)
         if as_id is not None:
             return as_id, "--me"
@@ -128,9 +133,11 @@ def owner_from_personal_chats(chats: list[tuple[str, dict]], file: Path) -> str:
     id is a real user id and not an anonymised one, so the other sender really is the owner.
     """
     candidates: set[str] = set()
+    personal = 0
     for _, chat in chats:
         if chat["type"] != PERSONAL:
             continue
+        personal += 1
         senders = {
             sender_of(m.get("from_id"))
             for m in chat["messages"]
@@ -144,7 +151,8 @@ def owner_from_personal_chats(chats: list[tuple[str, dict]], file: Path) -> str:
         return candidates.pop()
     why = (
         "several senders could be you" if candidates
-        else "no personal chat shows both its peer (the chat id) and another sender"
+        else "no personal chat shows both its peer (the chat id) and another sender" if personal
+        else "a group's export does not record who exported it"
     )  # fmt: skip
     raise TwinError(
         f"{file}: cannot tell which sender is you ({why}); pass --me with your user id, 'user123', "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import logging
 import re
 import time
 from collections import Counter
@@ -14,14 +15,22 @@ from typing import Any
 import orjson
 
 from twin.errors import TwinError
-from twin.sources.telegram_desktop.common import HOW_TO_EXPORT, HTML_EXPORT, kind
+from twin.sources.telegram_desktop.common import HOW_TO_EXPORT, HTML_EXPORT, PERSONAL, kind
 from twin.sources.telegram_desktop.owner import parse_me, shell_word
+from twin.telegram import SERVICE_USER_IDS
+
+log = logging.getLogger(__name__)
 
 # Below this size the whole file is parsed at once (simplest; memory is no concern there).
 SPLIT_MIN_BYTES = 1_000_000
 
 
 _CHAT_TYPE = re.compile(r"[a-z_]{1,40}")
+
+# A chat with "type": null, and one with Telegram's own account (see check_chat), are counted as
+# skipped under these names.
+UNKNOWN_TYPE = "unknown"
+SERVICE_TYPE = "service"
 
 
 def resolve_file(path: Path) -> Path:
@@ -81,18 +90,56 @@ def read_export(file: Path) -> bytes:
     return raw[len(codecs.BOM_UTF8) :] if raw.startswith(codecs.BOM_UTF8) else raw
 
 
+# Two kinds of invalid JSON Telegram Desktop itself writes, so exporting again does not help:
+# - a control character other than \n \r \t inside a text becomes "\x0B" (export_output_json.cpp
+#   SerializeString), an escape JSON does not have; pasted text carries them (vertical tab, form
+#   feed, NUL). The backslashes before it must be an even run, or the "\x" is a literal backslash.
+# - version 4.1 wrote a custom emoji's document_id unquoted: "document_id": video_files/sticker.webm
+_HEX_ESCAPE = re.compile(rb"(?<!\\)((?:\\\\)*)\\x([01][0-9A-Fa-f])")
+_BARE_DOCUMENT_ID = re.compile(rb'(\n *"document_id": )([^"\n\-0-9][^\n]*?)(,?)(?=\n)')
+
+
+def repair_desktop_json(raw: bytes | memoryview) -> bytes | None:
+    """``raw`` with the invalid JSON that Telegram Desktop writes made valid; None if it has none.
+
+    ``\\x0B`` becomes ``\\u000b`` (the same character) and an unquoted ``document_id`` is quoted.
+    Lines stay where they were, so an error found afterwards still names the right line.
+    """
+    data = bytes(raw)
+    fixed = data
+    if b"\\x" in fixed:
+        fixed = _HEX_ESCAPE.sub(rb"\1\\u00\2", fixed)
+    if b'"document_id": ' in fixed:
+        fixed = _BARE_DOCUMENT_ID.sub(_quote_document_id, fixed)
+    return None if fixed == data else fixed
+
+
+def _quote_document_id(m: re.Match[bytes]) -> bytes:
+    value = m.group(2).rstrip()
+    return m.group(1) + orjson.dumps(value.decode("utf-8", "replace")) + m.group(3)
+
+
 def parse_json(file: Path, raw: bytes | memoryview) -> tuple[Any, bool]:
     """Parse with orjson. Returns ``(data, fix_surrogates)``.
 
-    orjson rejects lone UTF-16 surrogates (``"\\ud83d"`` without its pair), which some exports
-    contain; those are re-read with the standard library and their texts repaired later.
+    Invalid JSON of the kinds Telegram Desktop writes (see :func:`repair_desktop_json`) is repaired
+    and parsed again. orjson rejects lone UTF-16 surrogates (``"\\ud83d"`` without its pair), which
+    some exports contain; those are re-read with the standard library and their texts repaired later.
     """
-
     try:
         return orjson.loads(raw), False
     except orjson.JSONDecodeError as e:
-        if "surrogate" not in e.msg:
-            raise parse_error(file, bytes(raw), e) from None
+        error = e
+    repaired = repair_desktop_json(raw)
+    if repaired is not None:
+        log.debug("%s: repaired the invalid escapes Telegram Desktop writes", file.name)
+        raw = repaired
+        try:
+            return orjson.loads(raw), False
+        except orjson.JSONDecodeError as e:
+            error = e
+    if "surrogate" not in error.msg:
+        raise parse_error(file, bytes(raw), error) from None
     import json
 
     try:
@@ -181,8 +228,8 @@ def open_split(
     t0 = time.perf_counter()
     try:
         skeleton, spans, ind = chat_spans(raw)
-        head = orjson.loads(skeleton)
-    except (NotSplittable, orjson.JSONDecodeError, ValueError):
+        head, _ = parse_json(file, skeleton)  # repairs Desktop's "\x0B" in a bio or a session's device
+    except (NotSplittable, TwinError, ValueError):
         return None
     seconds["parse"] += time.perf_counter() - t0
     if not isinstance(head, dict):
@@ -225,10 +272,8 @@ def _split_chats(
                 continue
         try:
             chat, fix = orjson.loads(view[start:end]), False
-        except orjson.JSONDecodeError as e:
-            if "surrogate" not in e.msg:
-                raise NotSplittable from None  # the whole-file parse reports the exact position
-            try:
+        except orjson.JSONDecodeError:
+            try:  # a lone surrogate or Desktop's own invalid escapes: repaired for this chat only
                 chat, fix = parse_json(file, view[start:end])
             except TwinError:  # its position would be relative to this chat: parse it all
                 raise NotSplittable from None
@@ -287,9 +332,20 @@ def chats_of(data: Any, file: Path) -> tuple[list[tuple[str, dict]], bool]:
 
 
 def check_chat(chat: Any, where: str, file: Path) -> None:
+    """Raise a one-line TwinError for a chat whose own fields are not as Desktop writes them.
+
+    ``"type": null`` is what Desktop writes for a chat whose peer it could not load (its type is
+    then unknown): such a chat becomes type ``unknown``, skipped like any other type not imported.
+    Desktop before 2021 wrote a chat's ``id`` as its internal peer id: it becomes the bare id (see
+    :func:`bare_chat_id`). Desktop calls the chats with Telegram's own accounts (service notifications with login codes,
+    "Verification Codes") personal chats; they become type ``service``, skipped as the API exporter
+    skips them.
+    """
     if not isinstance(chat, dict):
         raise TwinError(f"{file}: {where} must be a JSON object, got {kind(chat)}")
     ctype = chat.get("type")
+    if ctype is None and "type" in chat:
+        chat["type"] = ctype = UNKNOWN_TYPE
     if not isinstance(ctype, str):
         raise TwinError(
             f"{file}: {where}: field 'type' must be a string such as 'personal_chat', got {kind(ctype)}"
@@ -297,9 +353,46 @@ def check_chat(chat: Any, where: str, file: Path) -> None:
     cid = chat.get("id")
     if type(cid) is not int:
         raise TwinError(f"{file}: {where}: field 'id' must be an integer chat id, got {kind(cid)}")
+    if cid >= _OLD_USER_SHIFT and isinstance(chat.get("messages"), list):
+        chat["id"] = cid = bare_chat_id(cid, chat["messages"])
+    if ctype == PERSONAL and cid in SERVICE_USER_IDS:
+        chat["type"] = SERVICE_TYPE
     name = chat.get("name")
     if name is not None and not isinstance(name, str):
         raise TwinError(f"{file}: {where}: field 'name' must be a string, got {kind(name)}")
     msgs = chat.get("messages")
     if not isinstance(msgs, list):
         raise TwinError(f"{file}: {where}: field 'messages' must be a list, got {kind(msgs)}")
+
+
+# Desktop before 2021 (the exports whose from_id is a bare integer) wrote a chat's id as its internal
+# peer id: a user's id plus 2**32, a group's or channel's plus 2**33. Newer versions write the bare
+# id, as the API does (and user ids above 2**32 exist since, so the value alone cannot tell).
+_OLD_USER_SHIFT = 1 << 32
+_OLD_CHAT_SHIFT = 2 << 32
+_INT32 = 1 << 31
+
+
+def bare_chat_id(cid: int, messages: list) -> int:
+    """The chat's bare id (the peer's user id in a personal chat), whichever Desktop wrote ``cid``.
+
+    Only an export of the old layout is shifted: the first message that names a sender says which
+    (an integer ``from_id`` / ``actor_id`` is the old layout, ``"user123"`` the new one). Without
+    the bare id a re-export with a newer Desktop, or the API exporter, would put the same chat in a
+    second file, and the owner rule would not find the peer (``user<chat id>``) among the senders.
+    """
+    if not _old_layout(messages):
+        return cid
+    for shift in (_OLD_USER_SHIFT, _OLD_CHAT_SHIFT):
+        if shift <= cid < shift + _INT32:  # ids were 32-bit signed then
+            return cid - shift
+    return cid
+
+
+def _old_layout(messages: list) -> bool:
+    for m in messages:
+        if isinstance(m, dict):
+            sender = m.get("from_id", m.get("actor_id"))
+            if sender is not None:  # an integer beyond 32 bits is a newer id, rewritten by some tool
+                return type(sender) is int and 0 < sender < _INT32
+    return False
