@@ -373,6 +373,10 @@ def test_old_desktop_peer_ids_become_the_bare_ids_newer_exports_and_the_api_use(
     }
     s = import_desktop(write_json(tmp_path / "big.json", newbig), tmp_path / "raw3")
     assert s["owner"] == "user1" and (tmp_path / "raw3" / "telegram" / f"{big}.jsonl").exists()
+    # ...and so is it when a tool rewrote the senders as integers but the peer, speaking, has the chat's id
+    rewritten = {**newbig, "messages": [old(1, 1, "hi"), old(2, big, "yo")]}
+    s = import_desktop(write_json(tmp_path / "rw.json", rewritten), tmp_path / "raw4", tz="UTC")
+    assert s["owner"] == "user1" and (tmp_path / "raw4" / "telegram" / f"{big}.jsonl").exists()
 
 
 def test_kinds_of_message_and_what_is_skipped(tmp_path):

@@ -381,12 +381,16 @@ def bare_chat_id(cid: int, messages: list) -> int:
     the bare id a re-export with a newer Desktop, or the API exporter, would put the same chat in a
     second file, and the owner rule would not find the peer (``user<chat id>``) among the senders.
     """
-    if not _old_layout(messages):
-        return cid
+    if not _old_layout(messages) or _speaks(cid, messages):
+        return cid  # the new layout, or a tool's rewrite whose peer's id is the chat id already
     for shift in (_OLD_USER_SHIFT, _OLD_CHAT_SHIFT):
         if shift <= cid < shift + _INT32:  # ids were 32-bit signed then
             return cid - shift
     return cid
+
+
+def _speaks(uid: int, messages: list) -> bool:
+    return any(isinstance(m, dict) and m.get("from_id") == uid for m in messages)
 
 
 def _old_layout(messages: list) -> bool:
