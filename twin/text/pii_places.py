@@ -1,8 +1,9 @@
 """Street addresses, English ("221B Baker Street", "42 Maple Ave, apt 3", "No. 25, Galle Road"),
 Russian/Ukrainian ("ул. Ленина, д. 5, кв. 12", "вул. Хрещатик, 22", "дом 14 корпус 3 квартира 88", in
-lower case after a street word too: "ул ленина 5", "бульвар шевченка 4") and
-Sinhala ("අංක 25, ගාලු පාර"); the street-first forms of Ukrainian and German addresses written in
-English or German ("Horodotska St 12", "Hauptstraße 12, 10115 Berlin"); map coordinates in text.
+lower case after a street word too: "ул ленина 5", "бульвар шевченка 4", "живу на улице ленина 5",
+or with a flat: "тверская 7 кв 12") and Sinhala ("අංක 25, ගාලු පාර"); the street-first forms of
+Ukrainian and German addresses written in English or German ("Horodotska St 12", "Hauptstraße 12,
+10115 Berlin"); PO boxes ("PO Box 1234", "а/я 56"); map coordinates in text.
 
 An address needs a street word and a house number: "on Baker Street" or "на улице жарко" is not one.
 A street or a city alone is public; the house number (and flat, postcode) is what locates a person.
