@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from helpers.styled_chats import contact_text, styled_examples
+from helpers.styled_chats import contact_text, owner_text, styled_examples
 
 from twin.eval.authorship import authorship_block, split_messages
 from twin.eval.intervals import (
@@ -171,6 +171,29 @@ def test_block_has_auc_for_twin_and_base():
     assert auc["real_vs_twin"]["auc"] == pytest.approx(0.5)  # twin == real
     assert auc["real_vs_base"]["auc"] > 0.95  # the contacts' style is told apart
     assert "ROC AUC 0.50 (twin) and" in authorship_sentence(block)
+    assert block["twin_minus_real"]["share"] == 0 and "more often than your own" not in authorship_sentence(
+        block
+    )
+
+
+def test_a_twin_judged_you_more_often_than_you_is_explained_not_celebrated():
+    # As on generated exports with voices: the twin repeats the owner's habits in every reply, while
+    # the owner's own held-out replies include short ones the verifier cannot place.
+    train, val = styled_examples(120, 1), styled_examples(60, 2, session_prefix="v")
+    rng = random.Random(5)
+    real = [owner_text(rng) for _ in range(20)] + ["Indeed.", "Please!", "However?"] * 5
+    twin = [owner_text(rng) for _ in range(35)]
+    base = [contact_text(random.Random(i)) for i in range(35)]
+    block, scores = authorship_block(train, val, {"real": real, "base": base, "twin": twin}, seed=0)
+    diff = block["twin_minus_real"]
+    assert diff["low"] > 0 and diff["share"] == pytest.approx(block["twin"]["share"] - block["real"]["share"])
+    lengths = block["real_lengths"]
+    assert lengths["missed"] == sum(p < 0.5 for p in scores["real"]) >= 15
+    assert lengths["missed_chars"] < lengths["judged_you_chars"]
+    sentence = authorship_sentence(block)
+    assert 'The twin is judged "you" more often than your own replies (+' in sentence
+    assert "not a twin more you than you" in sentence
+    assert f"short ones (median {lengths['missed_chars']:.0f} characters" in sentence
 
 
 def test_too_few_prompts_give_no_verdict_and_no_interval():

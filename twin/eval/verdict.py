@@ -110,4 +110,30 @@ def authorship_sentence(a: dict) -> str:
             f" Told apart from your real replies by its score with ROC AUC {auc['real_vs_twin']['auc']:.2f} "
             f"(twin) and {auc['real_vs_base']['auc']:.2f} (base); 0.5 = indistinguishable."
         )
-    return sentence
+    return sentence + _above_real_sentence(a)
+
+
+def _above_real_sentence(a: dict) -> str:
+    """When the twin is judged "you" clearly more often than the real replies, what that means.
+
+    Seen on generated exports whose owner has a voice of their own (bench/RESULTS.md, section
+    realchat): the verifier knows the owner by their commonest habits, which the twin repeats more
+    consistently than the owner, and it misses mostly short real replies, which carry few habits.
+    Read as "more you than you", the headline would promise what it does not measure.
+    """
+    d = a.get("twin_minus_real") or {}
+    if not d.get("low", 0) > 0:
+        return ""
+    sentence = (
+        f' The twin is judged "you" more often than your own replies ({100 * d["share"]:+.0f} points, 95% '
+        f"interval {100 * d['low']:+.0f} to {100 * d['high']:+.0f}): the score's ceiling, not a twin more you "
+        "than you — it repeats the habits the verifier knows you by more consistently than you do"
+    )
+    lengths = a.get("real_lengths") or {}
+    missed, taken = lengths.get("missed_chars"), lengths.get("judged_you_chars")
+    if missed is not None and taken is not None and missed < taken:
+        sentence += (
+            f", and the replies of yours it missed are short ones (median {missed:.0f} characters, against "
+            f"{taken:.0f} for those it took for yours), which carry few habits to know anyone by"
+        )
+    return sentence + "."
