@@ -194,6 +194,18 @@ def test_a_twin_judged_you_more_often_than_you_is_explained_not_celebrated():
     assert 'The twin is judged "you" more often than your own replies (+' in sentence
     assert "not a twin more you than you" in sentence
     assert f"short ones (median {lengths['missed_chars']:.0f} characters" in sentence
+    assert "(paired difference +" in sentence and " points, 95% interval +" in sentence  # points, not %
+    # the same finding in the scores alone: an AUC interval under 0.5 with the shares' difference unclear
+    block["twin_minus_real"] = {"share": 0.1, "low": -0.05, "high": 0.3, "n": 35}
+    block["auc"]["real_vs_twin"] = {"auc": 0.34, "low": 0.22, "high": 0.47, "n": 35}
+    sentence = authorship_sentence(block)
+    assert (
+        "scores the twin's replies as more like you than your own (ROC AUC 0.34, 95% interval 0.22-0.47"
+        in sentence
+    )
+    assert "not a twin more you than you" in sentence
+    block["auc"]["real_vs_twin"] = {"auc": 0.45, "low": 0.33, "high": 0.56, "n": 35}
+    assert "more you than you" not in authorship_sentence(block)
 
 
 def test_too_few_prompts_give_no_verdict_and_no_interval():

@@ -89,8 +89,9 @@ def authorship_sentence(a: dict) -> str:
         return _too_few_sentence(a)
     real, base, twin = a["real"], a["base"], a["twin"]
     diff = a.get("twin_minus_base") or {"share": twin["share"] - base["share"], "low": float("nan")}
-    span = f"paired difference {diff['share']:+.0%}" + (
-        f", 95% interval {diff['low']:+.0%} to {diff['high']:+.0%}" if "high" in diff else ""
+    # points, as in the headline: "+84%" of a share reads as a relative change
+    span = f"paired difference {100 * diff['share']:+.0f} points" + (
+        f", 95% interval {100 * diff['low']:+.0f} to {100 * diff['high']:+.0f}" if "high" in diff else ""
     )
     if diff["low"] > 0:
         verdict = f"clearly more like you than the base model ({span})"
@@ -114,7 +115,9 @@ def authorship_sentence(a: dict) -> str:
 
 
 def _above_real_sentence(a: dict) -> str:
-    """When the twin is judged "you" clearly more often than the real replies, what that means.
+    """When the twin is judged "you" clearly more often than the real replies (the paired twin - real
+    interval above 0), or scored more like the owner than they are (AUC real vs twin, interval under
+    0.5), what that means.
 
     Seen on generated exports whose owner has a voice of their own (bench/RESULTS.md, section
     realchat): the verifier knows the owner by their commonest habits, which the twin repeats more
@@ -122,12 +125,22 @@ def _above_real_sentence(a: dict) -> str:
     Read as "more you than you", the headline would promise what it does not measure.
     """
     d = a.get("twin_minus_real") or {}
-    if not d.get("low", 0) > 0:
+    auc = (a.get("auc") or {}).get("real_vs_twin") or {}
+    if d.get("low", 0) > 0:
+        sentence = (
+            f' The twin is judged "you" more often than your own replies ({100 * d["share"]:+.0f} points, 95% '
+            f"interval {100 * d['low']:+.0f} to {100 * d['high']:+.0f})"
+        )
+    elif auc.get("high", 1) < 0.5:  # the same finding seen in the scores rather than the shares
+        sentence = (
+            f" The verifier scores the twin's replies as more like you than your own (ROC AUC {auc['auc']:.2f}, "
+            f"95% interval {auc['low']:.2f}-{auc['high']:.2f}, under 0.5)"
+        )
+    else:
         return ""
-    sentence = (
-        f' The twin is judged "you" more often than your own replies ({100 * d["share"]:+.0f} points, 95% '
-        f"interval {100 * d['low']:+.0f} to {100 * d['high']:+.0f}): the score's ceiling, not a twin more you "
-        "than you — it repeats the habits the verifier knows you by more consistently than you do"
+    sentence += (
+        ": the score's ceiling, not a twin more you than you — it repeats the habits the verifier knows "
+        "you by more consistently than you do"
     )
     lengths = a.get("real_lengths") or {}
     missed, taken = lengths.get("missed_chars"), lengths.get("judged_you_chars")
