@@ -15,7 +15,7 @@ from twin.eval.intervals import (
     share,
     wilson_interval,
 )
-from twin.eval.verdict import authorship_sentence
+from twin.eval.verdict import authorship_sentence, headline
 
 
 def _shuffled(examples: list[dict], seed: int) -> list[dict]:
@@ -204,8 +204,10 @@ def test_a_twin_judged_you_more_often_than_you_is_explained_not_celebrated():
         in sentence
     )
     assert "not a twin more you than you" in sentence
+    first = headline({"authorship": block})  # the line twin eval prints says it too
+    assert first.endswith("; the twin above your own replies is the score's ceiling, not more you than you.")
     block["auc"]["real_vs_twin"] = {"auc": 0.45, "low": 0.33, "high": 0.56, "n": 35}
-    assert "more you than you" not in authorship_sentence(block)
+    assert "more you than you" not in authorship_sentence(block) + headline({"authorship": block})
 
 
 def test_too_few_prompts_give_no_verdict_and_no_interval():

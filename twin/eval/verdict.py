@@ -55,6 +55,8 @@ def headline(result: dict, acceptance: float | None = None) -> str:
             f"{100 * d.get('share', float('nan')):+.0f} points, 95% interval {100 * d.get('low', float('nan')):+.0f} to "
             f"{100 * d.get('high', float('nan')):+.0f}, over {a['twin']['n']} held-out prompts{who})"
         ]
+        if _above_real(a):  # the first line read alone must not promise "more you than you"
+            parts.append("the twin above your own replies is the score's ceiling, not more you than you")
     blind = result.get("blind")
     if blind and blind.get("rounds"):
         parts.append(
@@ -114,6 +116,13 @@ def authorship_sentence(a: dict) -> str:
     return sentence + _above_real_sentence(a)
 
 
+def _above_real(a: dict) -> bool:
+    """The twin clearly judged "you" more often than the real replies, in the shares or the scores."""
+    d = a.get("twin_minus_real") or {}
+    auc = (a.get("auc") or {}).get("real_vs_twin") or {}
+    return d.get("low", 0) > 0 or auc.get("high", 1) < 0.5
+
+
 def _above_real_sentence(a: dict) -> str:
     """When the twin is judged "you" clearly more often than the real replies (the paired twin - real
     interval above 0), or scored more like the owner than they are (AUC real vs twin, interval under
@@ -124,6 +133,8 @@ def _above_real_sentence(a: dict) -> str:
     consistently than the owner, and it misses mostly short real replies, which carry few habits.
     Read as "more you than you", the headline would promise what it does not measure.
     """
+    if not _above_real(a):
+        return ""
     d = a.get("twin_minus_real") or {}
     auc = (a.get("auc") or {}).get("real_vs_twin") or {}
     if d.get("low", 0) > 0:
@@ -131,13 +142,11 @@ def _above_real_sentence(a: dict) -> str:
             f' The twin is judged "you" more often than your own replies ({100 * d["share"]:+.0f} points, 95% '
             f"interval {100 * d['low']:+.0f} to {100 * d['high']:+.0f})"
         )
-    elif auc.get("high", 1) < 0.5:  # the same finding seen in the scores rather than the shares
+    else:  # the same finding seen in the scores rather than the shares
         sentence = (
             f" The verifier scores the twin's replies as more like you than your own (ROC AUC {auc['auc']:.2f}, "
             f"95% interval {auc['low']:.2f}-{auc['high']:.2f}, under 0.5)"
         )
-    else:
-        return ""
     sentence += (
         ": the score's ceiling, not a twin more you than you — it repeats the habits the verifier knows "
         "you by more consistently than you do"
