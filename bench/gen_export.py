@@ -1,6 +1,6 @@
 """Generate a Telegram Desktop whole-account export (``result.json``) with N messages, deterministically.
 
-    .venv/bin/python -m bench.gen_export OUT.json --messages 1000000 [--seed 0]
+    .venv/bin/python -m bench.gen_export OUT.json --messages 1000000 [--seed 0] [--voices en,ru]
 
 The shape is Desktop's (``export_output_json.cpp``): 1-space indented UTF-8 JSON,
 ``personal_information``, ``chats.list`` and ``left_chats.list``; per message ``date`` (local wall
@@ -10,6 +10,11 @@ personal chats (one with a deleted account, ``"from": null``), the rest in group
 channels (one left), a bot chat and saved messages; about 1.5% service messages (calls, pins,
 group events), 8% media (photos with and without captions, stickers with ``sticker_emoji``, voice
 and video messages, files), 10% entity-list texts, 5% replies, 1% forwarded, 3% edited.
+
+``--voices LANGS`` gives the owner and every contact a voice of their own drawn from the seed
+(languages and code-switching, favourite phrases and fillers, length, case, punctuation, emoji,
+laughter, typos: ``bench/voices.py``), so a twin trained on the export can be judged on whether it
+sounds like the owner; without it everyone shares the pools and the output is unchanged.
 
 Used by ``bench.bench_import``, ``bench.compare_data`` and ``bench.compare_train``. Every
 message counted in N is a ``"type": "message"`` or ``"type": "service"`` entry of some chat.
@@ -22,7 +27,10 @@ import os
 import random
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
+
+from bench.voices import Voices
 
 OWNER_ID = 100000001
 OWNER_NAME = "Alex Morozov"
@@ -89,9 +97,16 @@ def _name(r: random.Random) -> str:
     return f"{r.choice(FIRST)} {r.choice(LAST)}".strip()
 
 
-def _text(r: random.Random, lang: list[str]) -> tuple[object, list[dict]]:
+def _plain(r: random.Random, lang: list[str] | Callable[[random.Random], str]) -> str:
+    """A phrase pool (everyone alike, the default) or one person's voice (``--voices``)."""
+    if callable(lang):
+        return lang(r)
+    return " ".join(r.choice(lang) for _ in range(1 + (r.random() < 0.3) + (r.random() < 0.1)))
+
+
+def _text(r: random.Random, lang) -> tuple[object, list[dict]]:
     """Desktop's ``text`` and ``text_entities`` for one message."""
-    plain = " ".join(r.choice(lang) for _ in range(1 + (r.random() < 0.3) + (r.random() < 0.1)))
+    plain = _plain(r, lang)
     if r.random() < 0.10:
         kind, tmpl = r.choice(ENTITY)
         ent = {"type": kind, "text": tmpl.format(n=r.randrange(100))}
@@ -134,7 +149,7 @@ def _service(mid: int, t: int, who: tuple, ctype: str, recent: list[int], r: ran
     return m | {"text": "", "text_entities": []}
 
 
-def _attach(m: dict, r: random.Random, lang: list[str]) -> tuple[object, list[dict]]:
+def _attach(m: dict, r: random.Random, lang) -> tuple[object, list[dict]]:
     """Adds a media attachment to ``m`` (8% of messages); returns the message's text and entities."""
     roll = r.random()
     if roll < 0.03:
@@ -158,7 +173,7 @@ def _attach(m: dict, r: random.Random, lang: list[str]) -> tuple[object, list[di
     return _text(r, lang)
 
 
-def _message(mid: int, t: int, who: tuple, recent: list[int], r: random.Random, lang: list[str]) -> dict:
+def _message(mid: int, t: int, who: tuple, recent: list[int], r: random.Random, lang) -> dict:
     m = {"id": mid, "type": "message", "date": _iso_local(t), "date_unixtime": str(t)}
     if r.random() < 0.03:
         m |= {"edited": _iso_local(t + 120), "edited_unixtime": str(t + 120)}
@@ -171,10 +186,11 @@ def _message(mid: int, t: int, who: tuple, recent: list[int], r: random.Random, 
     return m | {"text": text, "text_entities": ents}
 
 
-def _chat(spec: dict, r: random.Random, next_id: list[int]) -> dict:
+def _chat(spec: dict, r: random.Random, next_id: list[int], voices: Voices | None = None) -> dict:
     ctype, n = spec["type"], spec["n"]
     lang = RU if r.random() < 0.5 else EN
     people = _people(spec, r)
+    chat_lang = voices.chat_lang(people) if voices else None
     per_channel = ctype.endswith("supergroup") or ctype.endswith("channel")
     t = START + r.randrange(86400 * 30)
     msgs: list[dict] = []
@@ -191,7 +207,8 @@ def _chat(spec: dict, r: random.Random, next_id: list[int]) -> dict:
         if r.random() < 0.015 and ctype != "saved_messages":
             msgs.append(_service(mid, t, who, ctype, recent, r))
             continue
-        msgs.append(_message(mid, t, who, recent, r, lang))
+        say = voices.speaker(who[0], chat_lang) if voices else lang
+        msgs.append(_message(mid, t, who, recent, r, say))
         recent.append(mid)
         if len(recent) > 40:
             del recent[:20]
@@ -220,11 +237,19 @@ def _dumps_desktop(obj: object, depth: int) -> bytes:
     return pad + _INDENT.sub(lambda m: b"\n" + pad + b" " * (len(m.group(1)) // 2), blob)
 
 
-def generate_export(path: str | os.PathLike, n_messages: int, seed: int = 0) -> Path:
-    """Write a whole-account export with exactly ``n_messages`` chat entries to ``path`` (atomically)."""
+def generate_export(
+    path: str | os.PathLike, n_messages: int, seed: int = 0, voices: list[str] | None = None
+) -> Path:
+    """Write a whole-account export with exactly ``n_messages`` chat entries to ``path`` (atomically).
+
+    ``voices`` (languages, the owner's first, from ``en ru uk si``) gives every person their own
+    way of writing (``bench/voices.py``); without it everyone draws from the same phrase pools and
+    the output is byte-identical to what it always was.
+    """
     from twin.fileio import atomic_open
 
     r = random.Random(seed)
+    people_voices = Voices(seed, voices, f"user{OWNER_ID}") if voices else None
     path = Path(path)
     specs = _plan_chats(n_messages, r)
     head = {
@@ -242,7 +267,7 @@ def generate_export(path: str | os.PathLike, n_messages: int, seed: int = 0) -> 
             f.write(f' "{section}": {{\n  "about": "{about}",\n  "list": [\n'.encode())
             chosen = [s for s in specs if bool(s.get("left")) == left]
             for i, spec in enumerate(chosen):
-                f.write(_dumps_desktop(_chat(spec, r, next_id), 3))
+                f.write(_dumps_desktop(_chat(spec, r, next_id, people_voices), 3))
                 f.write(b",\n" if i < len(chosen) - 1 else b"\n")
             f.write(b"  ]\n }" + (b",\n" if not left else b"\n"))
         f.write(b"}\n")
@@ -254,8 +279,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("out", type=Path)
     ap.add_argument("--messages", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--voices",
+        metavar="LANGS",
+        help="every person writes in their own way; LANGS = the account's languages, the owner's first (en,ru,uk,si)",
+    )
     a = ap.parse_args(argv)
-    generate_export(a.out, a.messages, a.seed)
+    generate_export(a.out, a.messages, a.seed, a.voices.split(",") if a.voices else None)
     print(f"{a.out}: {a.messages:,} messages, {a.out.stat().st_size / 2**20:.0f} MiB")
 
 

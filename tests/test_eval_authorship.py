@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from helpers.styled_chats import contact_text, styled_examples
+from helpers.styled_chats import contact_text, owner_text, styled_examples
 
 from twin.eval.authorship import authorship_block, split_messages
 from twin.eval.intervals import (
@@ -15,7 +15,7 @@ from twin.eval.intervals import (
     share,
     wilson_interval,
 )
-from twin.eval.verdict import authorship_sentence
+from twin.eval.verdict import authorship_sentence, headline
 
 
 def _shuffled(examples: list[dict], seed: int) -> list[dict]:
@@ -171,6 +171,43 @@ def test_block_has_auc_for_twin_and_base():
     assert auc["real_vs_twin"]["auc"] == pytest.approx(0.5)  # twin == real
     assert auc["real_vs_base"]["auc"] > 0.95  # the contacts' style is told apart
     assert "ROC AUC 0.50 (twin) and" in authorship_sentence(block)
+    assert block["twin_minus_real"]["share"] == 0 and "more often than your own" not in authorship_sentence(
+        block
+    )
+
+
+def test_a_twin_judged_you_more_often_than_you_is_explained_not_celebrated():
+    # As on generated exports with voices: the twin repeats the owner's habits in every reply, while
+    # the owner's own held-out replies include short ones the verifier cannot place.
+    train, val = styled_examples(120, 1), styled_examples(60, 2, session_prefix="v")
+    rng = random.Random(5)
+    real = [owner_text(rng) for _ in range(20)] + ["Indeed.", "Please!", "However?"] * 5
+    twin = [owner_text(rng) for _ in range(35)]
+    base = [contact_text(random.Random(i)) for i in range(35)]
+    block, scores = authorship_block(train, val, {"real": real, "base": base, "twin": twin}, seed=0)
+    diff = block["twin_minus_real"]
+    assert diff["low"] > 0 and diff["share"] == pytest.approx(block["twin"]["share"] - block["real"]["share"])
+    lengths = block["real_lengths"]
+    assert lengths["missed"] == sum(p < 0.5 for p in scores["real"]) >= 15
+    assert lengths["missed_chars"] < lengths["judged_you_chars"]
+    sentence = authorship_sentence(block)
+    assert 'The twin is judged "you" more often than your own replies (+' in sentence
+    assert "not a twin more you than you" in sentence
+    assert f"short ones (median {lengths['missed_chars']:.0f} characters" in sentence
+    assert "(paired difference +" in sentence and " points, 95% interval +" in sentence  # points, not %
+    # the same finding in the scores alone: an AUC interval under 0.5 with the shares' difference unclear
+    block["twin_minus_real"] = {"share": 0.1, "low": -0.05, "high": 0.3, "n": 35}
+    block["auc"]["real_vs_twin"] = {"auc": 0.34, "low": 0.22, "high": 0.47, "n": 35}
+    sentence = authorship_sentence(block)
+    assert (
+        "scores the twin's replies as more like you than your own (ROC AUC 0.34, 95% interval 0.22-0.47"
+        in sentence
+    )
+    assert "not a twin more you than you" in sentence
+    first = headline({"authorship": block})  # the line twin eval prints says it too
+    assert first.endswith("; the twin above your own replies is the score's ceiling, not more you than you.")
+    block["auc"]["real_vs_twin"] = {"auc": 0.45, "low": 0.33, "high": 0.56, "n": 35}
+    assert "more you than you" not in authorship_sentence(block) + headline({"authorship": block})
 
 
 def test_too_few_prompts_give_no_verdict_and_no_interval():

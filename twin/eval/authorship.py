@@ -19,7 +19,11 @@ On the val split it reports:
   200: "0-0%"); these give 0-1.9%;
 * how well its P(owner) tells the real replies from the twin's and from the base's: ROC AUC
   (``auc``: ``real_vs_twin``, ``real_vs_base``; 0.5 = indistinguishable, 1.0 = always told apart),
-  with a bootstrap interval over prompts.
+  with a bootstrap interval over prompts;
+* the paired difference twin - real (``twin_minus_real``) and the median length of the real replies
+  it took for the owner's and of those it missed (``real_lengths``): on generated exports whose
+  owner has a voice of their own, the twin was judged "you" more often than the real replies, with
+  the missed real replies the short ones, and the report says what that means (``verdict.py``).
 
 Fewer than :data:`MIN_EXAMPLES` scored prompts: the block says ``enough_examples: false`` and
 ``meaningful: false`` whatever the verifier's accuracy — a share of 3 replies is not a measurement,
@@ -95,6 +99,18 @@ def _auc_ranks(pos: Any, neg: Any) -> float:
     return float((ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+def real_lengths(real: Sequence[str], scores: Sequence[float]) -> dict:
+    """Median length in characters of the real replies the verifier took for the owner's and of those
+    it did not (``None`` for an empty side): short replies carry few habits to know anyone by."""
+
+    def median(xs: list[int]) -> float | None:
+        return float(np.median(xs)) if xs else None
+
+    taken = [len(t) for t, p in zip(real, scores, strict=True) if p >= 0.5]
+    missed = [len(t) for t, p in zip(real, scores, strict=True) if p < 0.5]
+    return {"judged_you_chars": median(taken), "missed_chars": median(missed), "missed": len(missed)}
+
+
 def authorship_block(
     train_examples: Sequence[dict], val_examples: Sequence[dict], replies: dict[str, Sequence[str]], seed: int
 ) -> tuple[dict, dict[str, list[float]]]:
@@ -132,6 +148,11 @@ def authorship_block(
         block["twin_minus_base"] = paired_difference(
             [float(p >= 0.5) for p in scores["twin"]], [float(p >= 0.5) for p in scores["base"]]
         )
+    if "real" in scores and "twin" in scores:  # a twin judged "you" more often than you: see verdict.py
+        block["twin_minus_real"] = paired_difference(
+            [float(p >= 0.5) for p in scores["twin"]], [float(p >= 0.5) for p in scores["real"]]
+        )
+        block["real_lengths"] = real_lengths(replies["real"], scores["real"])
     if "real" in scores and n >= 2:
         block["auc"] = {
             f"real_vs_{side}": roc_auc(scores["real"], scores[side], seed=seed)

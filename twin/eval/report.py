@@ -133,6 +133,16 @@ def _section_authorship(r: dict) -> str:
     if a.get("twin_minus_base"):
         d = a["twin_minus_base"]
         rows.append(["twin - base, same prompts", d["share"], _esc(f"{d['low']:.2f}-{d['high']:.2f}"), ""])
+    if a.get("twin_minus_real"):
+        d = a["twin_minus_real"]
+        rows.append(
+            [
+                "twin - your real replies, same prompts",
+                d["share"],
+                _esc(f"{d['low']:.2f}-{d['high']:.2f}"),
+                "",
+            ]
+        )
     acc = a["accuracy"]
     note = (
         '<p class="muted">Verifier: character 1-4-gram TF-IDF + class-balanced logistic regression, trained '
@@ -140,7 +150,7 @@ def _section_authorship(r: dict) -> str:
         f"{a['train']['contact_messages']} of your contacts'). Its balanced accuracy on real held-out "
         f"messages: {acc['balanced']:.3f} ({acc['low']:.3f}-{acc['high']:.3f}); a reply counts as yours at "
         "P(you) &ge; 0.5. Intervals: Wilson score for each share, Newcombe's paired score interval for "
-        "twin - base.</p>"
+        "the paired differences.</p>"
     )
     header = ["replies", 'share judged "you"', "95% interval", "mean P(you)"]
     return text + note + _table(header, rows) + _auc_table(a.get("auc") or {}) + plots.authorship_plot(a)

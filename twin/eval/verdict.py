@@ -55,6 +55,8 @@ def headline(result: dict, acceptance: float | None = None) -> str:
             f"{100 * d.get('share', float('nan')):+.0f} points, 95% interval {100 * d.get('low', float('nan')):+.0f} to "
             f"{100 * d.get('high', float('nan')):+.0f}, over {a['twin']['n']} held-out prompts{who})"
         ]
+        if _above_real(a):  # the first line read alone must not promise "more you than you"
+            parts.append("the twin above your own replies is the score's ceiling, not more you than you")
     blind = result.get("blind")
     if blind and blind.get("rounds"):
         parts.append(
@@ -89,8 +91,9 @@ def authorship_sentence(a: dict) -> str:
         return _too_few_sentence(a)
     real, base, twin = a["real"], a["base"], a["twin"]
     diff = a.get("twin_minus_base") or {"share": twin["share"] - base["share"], "low": float("nan")}
-    span = f"paired difference {diff['share']:+.0%}" + (
-        f", 95% interval {diff['low']:+.0%} to {diff['high']:+.0%}" if "high" in diff else ""
+    # points, as in the headline: "+84%" of a share reads as a relative change
+    span = f"paired difference {100 * diff['share']:+.0f} points" + (
+        f", 95% interval {100 * diff['low']:+.0f} to {100 * diff['high']:+.0f}" if "high" in diff else ""
     )
     if diff["low"] > 0:
         verdict = f"clearly more like you than the base model ({span})"
@@ -110,4 +113,49 @@ def authorship_sentence(a: dict) -> str:
             f" Told apart from your real replies by its score with ROC AUC {auc['real_vs_twin']['auc']:.2f} "
             f"(twin) and {auc['real_vs_base']['auc']:.2f} (base); 0.5 = indistinguishable."
         )
-    return sentence
+    return sentence + _above_real_sentence(a)
+
+
+def _above_real(a: dict) -> bool:
+    """The twin clearly judged "you" more often than the real replies, in the shares or the scores."""
+    d = a.get("twin_minus_real") or {}
+    auc = (a.get("auc") or {}).get("real_vs_twin") or {}
+    return d.get("low", 0) > 0 or auc.get("high", 1) < 0.5
+
+
+def _above_real_sentence(a: dict) -> str:
+    """When the twin is judged "you" clearly more often than the real replies (the paired twin - real
+    interval above 0), or scored more like the owner than they are (AUC real vs twin, interval under
+    0.5), what that means.
+
+    Seen on generated exports whose owner has a voice of their own (bench/RESULTS.md, section
+    realchat): the verifier knows the owner by their commonest habits, which the twin repeats more
+    consistently than the owner, and it misses mostly short real replies, which carry few habits.
+    Read as "more you than you", the headline would promise what it does not measure.
+    """
+    if not _above_real(a):
+        return ""
+    d = a.get("twin_minus_real") or {}
+    auc = (a.get("auc") or {}).get("real_vs_twin") or {}
+    if d.get("low", 0) > 0:
+        sentence = (
+            f' The twin is judged "you" more often than your own replies ({100 * d["share"]:+.0f} points, 95% '
+            f"interval {100 * d['low']:+.0f} to {100 * d['high']:+.0f})"
+        )
+    else:  # the same finding seen in the scores rather than the shares
+        sentence = (
+            f" The verifier scores the twin's replies as more like you than your own (ROC AUC {auc['auc']:.2f}, "
+            f"95% interval {auc['low']:.2f}-{auc['high']:.2f}, under 0.5)"
+        )
+    sentence += (
+        ": the score's ceiling, not a twin more you than you — it repeats the habits the verifier knows "
+        "you by more consistently than you do"
+    )
+    lengths = a.get("real_lengths") or {}
+    missed, taken = lengths.get("missed_chars"), lengths.get("judged_you_chars")
+    if missed is not None and taken is not None and missed < taken:
+        sentence += (
+            f", and the replies of yours it missed are short ones (median {missed:.0f} characters, against "
+            f"{taken:.0f} for those it took for yours), which carry few habits to know anyone by"
+        )
+    return sentence + "."
