@@ -231,3 +231,14 @@ def test_weight_loading_bar_only_for_a_big_checkpoint(
     monkeypatch.setattr(load_module, "_QUIET_LOAD_BYTES", 0)  # as if the checkpoint were a 7B
     load_base(tiny_base)
     assert "Loading weights" in capfd.readouterr().err
+
+
+def test_building_a_tiny_base_prints_no_shard_bar(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    from transformers.utils import logging as hf_logging
+
+    from twin.model.tiny import build_tiny, fallback_texts
+
+    hf_logging.enable_progress_bar()
+    build_tiny(tmp_path / "t", fallback_texts()[:5], seed=1, pretrain_steps=0, hidden_size=64, num_layers=2)
+    assert "Writing model shards" not in capfd.readouterr().err
+    assert hf_logging.is_progress_bar_enabled()

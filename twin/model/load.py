@@ -320,18 +320,23 @@ def weight_bytes(path: Path) -> int:
 
 
 @contextmanager
-def _weights_bar(path: Path):
-    """transformers' weight-loading bar only for a checkpoint big enough to take a while."""
+def hf_progress_bars(show: bool):
+    """transformers' own progress bars on or off for a block, the user's setting restored after it."""
     from transformers.utils import logging as hf_logging
 
     shown = hf_logging.is_progress_bar_enabled()
-    if shown and weight_bytes(path) < _QUIET_LOAD_BYTES:
+    if shown and not show:
         hf_logging.disable_progress_bar()
     try:
         yield
     finally:
         if shown:
             hf_logging.enable_progress_bar()
+
+
+def _weights_bar(path: Path):
+    """transformers' weight-loading bar only for a checkpoint big enough to take a while."""
+    return hf_progress_bars(weight_bytes(path) >= _QUIET_LOAD_BYTES)
 
 
 def resolve_base(

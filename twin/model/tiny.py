@@ -496,7 +496,9 @@ def _init_model(
 
 
 def _save(out: Path, model: Any, tokenizer: Any, record: dict) -> Path:
-    with atomic_dir(out) as tmp:
+    from twin.model.load import hf_progress_bars
+
+    with atomic_dir(out) as tmp, hf_progress_bars(False):  # a few MB: a bar would only flash
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         (tmp / "tiny.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
