@@ -90,6 +90,8 @@ def test_stats_contract_and_summary_table(tmp_path):
     r = run_cli("--raw", str(raw), "--out", str(out), "--format", "alpaca", "--format", "sharegpt")
     assert r.exit_code == 0, r.output
     assert "examples" in r.output and "PII [EMAIL]" in r.output and "p90" in r.output
+    # kinds with no hit share one row instead of a row of zeros each
+    assert "PII [SEED]" not in r.output and "PII, other kinds" in r.output
     assert "bob@example.com" not in r.output
     stats = json.loads((out / "stats.json").read_text())
     cfg = stats["config"]

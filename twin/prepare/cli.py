@@ -93,8 +93,11 @@ def print_summary(stats: dict, out: str) -> None:
         t.add_row(label, f"{c.get(key, 0):,}")
     if stats["config"].get("scrub"):
         t.add_section()
-        for kind, n in stats["pii"].items():
+        found = {kind: n for kind, n in stats["pii"].items() if n}
+        for kind, n in found.items():
             t.add_row(f"PII [{kind}]", f"{n:,}")
+        if len(found) < len(stats["pii"]):  # 17 rows of zeros would bury the hits (all in stats.json)
+            t.add_row("PII, other kinds" if found else "PII", "0")
         regions = stats.get("phone_regions") or {}
         if regions:  # --region plus what the chats pointed to (script, their numbers): say which
             t.add_row("phone regions (dialogs)", ", ".join(f"{r} ({n:,})" for r, n in regions.items()))
