@@ -9,6 +9,17 @@ import sys
 import time
 from collections.abc import Iterator
 
+_CHATTY_AT_INFO = (
+    "telethon",
+    "httpx",
+    "urllib3",
+    "filelock",
+    "lightning",
+    "lightning.fabric",
+    "fsspec",
+    "gguf",
+)
+
 
 def setup_logging(verbose: bool = False) -> None:
     from rich.logging import RichHandler
@@ -19,8 +30,8 @@ def setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(level=level, format="%(message)s", datefmt="[%X]", handlers=[handler], force=True)
     if not verbose:
         quiet_libraries()
-    # Libraries that are chatty at INFO (and telethon logs connection details).
-    for name in ("telethon", "httpx", "urllib3", "filelock", "lightning", "lightning.fabric", "fsspec"):
+    # Libraries that are chatty at INFO (telethon logs connection details, gguf its file layout).
+    for name in _CHATTY_AT_INFO:
         logging.getLogger(name).setLevel(logging.WARNING)
     # Telemetry is off from `import twin` (twin/__init__.py); tokenizers' threads fight ours.
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

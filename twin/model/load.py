@@ -302,7 +302,7 @@ def load_base(
             kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
         kwargs["device_map"] = {"": device if device != "cpu" else "cuda"}
     try:
-        with _weights_bar(p):
+        with bars_if_big(p):
             model = AutoModelForCausalLM.from_pretrained(str(p), **kwargs)
     except (OSError, ValueError) as e:
         raise TwinError(f"{p}: could not load the model ({str(e).splitlines()[0]})") from None
@@ -334,8 +334,8 @@ def hf_progress_bars(show: bool):
             hf_logging.enable_progress_bar()
 
 
-def _weights_bar(path: Path):
-    """transformers' weight-loading bar only for a checkpoint big enough to take a while."""
+def bars_if_big(path: Path):
+    """transformers' loading and writing bars only for a checkpoint big enough to take a while."""
     return hf_progress_bars(weight_bytes(path) >= _QUIET_LOAD_BYTES)
 
 

@@ -65,7 +65,8 @@ def write_gguf(path: Path, arch: str, add_kv: Callable[[Any], None], tensors: li
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
         writer.write_ti_data_to_file()
-        for t in tqdm(tensors, desc=f"writing {path.name}", unit="tensor"):
+        bar = tqdm(tensors, desc=f"writing {path.name}", unit="tensor", delay=1.0)  # shown after 1 s
+        for t in bar:
             writer.write_tensor_data(quantize(np.ascontiguousarray(t.load()), t.qtype))
         writer.close()
         replace_path(tmp, path)  # 0600, like every file twin writes (twin/fileio.py)

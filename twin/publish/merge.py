@@ -33,7 +33,7 @@ def merge_adapter(
 ) -> Path:
     """Merge ``adapter`` into ``base`` (default: the base recorded in twin.json) and save to ``out``."""
     from twin.adapter_meta import read_meta
-    from twin.model.load import base_fingerprint, load_base, resolve_base
+    from twin.model.load import bars_if_big, base_fingerprint, load_base, resolve_base
 
     adapter = Path(adapter)
     meta = read_meta(adapter)
@@ -50,7 +50,7 @@ def merge_adapter(
         raise TwinError(f"{adapter}: could not load the adapter ({str(e).splitlines()[0]})") from None
     # safe_merge: check for NaNs before overwriting the base weights.
     merged = model.merge_and_unload(safe_merge=True)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out) as tmp, bars_if_big(Path(base)):
         merged.save_pretrained(tmp, max_shard_size=max_shard_size)
         tokenizer.save_pretrained(tmp)
         info = {
