@@ -268,9 +268,13 @@ DOB_HINT = re.compile(
 # --- phones -----------------------------------------------------------------------------------
 # "030/12345678" too; a "+" right after a digit starts a second number run on to the first
 # ("+380671234567+380501234567"); an extension may follow ("+14155552671x204")
+# ("+94771234567/+94712345678": a "/" then a "+" starts the second one)
 PHONE_CAND = re.compile(
-    r"(?:(?<=\d)(?=\+)|(?<![\w+/]))\+?\(?\d[\d \t().\-/]{5,22}\d(?:(?![\w/])|(?=(?:x|ext)\.?\d))"
+    r"(?:(?<=\d)(?=\+)|(?<=\d/)(?=\+)|(?<![\w+/]))\+?\(?\d[\d \t().\-/]{5,22}\d"
+    r"(?:(?![\w/])|(?=/\+)|(?=(?:x|ext)\.?\d))"
 )
+# one of two numbers written with a "/" between them ("0671234567/0501234567")
+_PHONE_PART = re.compile(r"\(?\d[\d \t().\-]{5,22}\d")
 # an order, registry or tax number right before the digits: not a phone
 _NOT_PHONE_BEFORE = re.compile(
     r"(?<![^\W\d_])(?:(?:order|заказ|invoice|сч[её]т|ticket|тикет|рахун)\w*|№|#|id|no\.?|nr\.?|isbn|issn|track\w*|трек\w*"
@@ -390,7 +394,7 @@ class PhoneFinder:
 
     def spans(self, text: str) -> list[tuple[int, int]]:
         cands = []
-        for m in PHONE_CAND.finditer(text):
+        for m in (part for cand in PHONE_CAND.finditer(text) for part in _slash_parts(text, cand)):
             n = sum(c.isdigit() for c in m.group(0))
             longest = 20 if m.group(0).startswith("+") else 15  # "+" and too many digits: see _candidate
             if 7 <= n <= longest and not registry_number(text, m.start()) and not _an_amount(text, m):
@@ -502,6 +506,21 @@ def spelled_phone_spans(text: str) -> list[tuple[int, int]]:
                 end -= 1
             spans.append((m.start(), end))
     return spans
+
+
+def _slash_parts(text: str, m: re.Match) -> list[re.Match]:
+    """A candidate too long for one phone that has a "/" in it is two numbers, each its own candidate."""
+    raw = m.group(0)
+    if "/" not in raw or sum(c.isdigit() for c in raw) <= 15:
+        return [m]
+    parts, start = [], m.start()
+    for piece in raw.split("/"):
+        lead = len(piece) - len(piece.lstrip())
+        part = _PHONE_PART.fullmatch(text, start + lead, start + len(piece.rstrip()))
+        if part is not None:
+            parts.append(part)
+        start += len(piece) + 1
+    return parts
 
 
 def _an_amount(text: str, c: re.Match) -> bool:

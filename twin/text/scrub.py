@@ -24,15 +24,17 @@ SSNs, passports, national IDs, dates of birth), ``pii_places`` (street addresses
 ``[PHONE]``    phone numbers (``phonenumbers`` decides): ``+``/``00`` international anywhere (with an
                extension or a second number run on: a valid number followed by more digits), national
                forms of the configured and inferred regions, and of any region when written as a
-               phone (a ``0`` trunk prefix, also dotted "06.12.34.56.78"; after "call", "номер",
+               phone (a ``0`` trunk prefix, also dotted "06.12.34.56.78"; two with a "/" between
+               them; after "call", "номер",
                "whatsapp", "අංකය"...; before "that's my number"); also typed over two messages, or read
                out in words right after a phone word or "plus" ("oh seven seven one ...", "восемь
                девять один ..."); not after an order, registry, flight or booking word
 ``[PASSWORD]`` what follows "password", "pass", "pwd", "пароль", "гасло", "parol", "මුරපදය", ... (see
-               :mod:`.pii_secrets`)
+               :mod:`.pii_secrets`); the ``P:`` field of a Wi-Fi QR text (``WIFI:S:..;P:..;;``)
 ``[CODE]``     PINs and one-time codes after "pin", "code", "otp", "код", "කේතය", "домофон", ...: 4-8
                digits, also spaced ("4 8 2 1", "90 21 77") or as an entry-phone code ("45к1234");
-               before "is your ... code" / "ваш код"; 3 digits only after "cvv"/"cvc"
+               before "is your ... code" / "ваш код", in "use 482193 to verify"; 3 digits only after
+               "cvv"/"cvc"
 ``[CRYPTO]``   crypto wallet addresses: Ethereum ``0x`` + 40 hex digits; Bitcoin base58 and bech32
                (checksums verified)
 ``[SEED]``     wallet seed phrases: 12+ words of the BIP39 list
@@ -313,6 +315,10 @@ class Scrubber:
             text = self._sub("PASSWORD", S.PASSWORD, text, S.password_check, group="val")
             text = self._sub("CODE", S.CODE, text, S.code_check, group="val")
             text = self._sub("CODE", S.CODE_FIRST, text, group="val")
+        if any(h in low for h in S.CODE_USE_HINT):
+            text = self._sub("CODE", S.CODE_USE, text, group="val")
+        if "wifi:" in low:
+            text = self._sub("PASSWORD", S.WIFI_QR, text, group="val")
         if _KEY_WORD.search(low):
             text = self._sub("SECRET", S.TOKEN_KW, text, S.token_check, group="val")
         return text
