@@ -128,7 +128,7 @@ CODE_USE = re.compile(
     r"щоб\s+(?:увійти|підтвердити)|чтобы\s+(?:войти|подтвердить))",
     re.I,
 )
-CODE_USE_HINT = ("use ", "enter ", "введ", "использ", "використ")
+CODE_USE_HINT = re.compile(r"use |enter |введ|использ|використ")  # on lower-cased text
 # the Wi-Fi QR code's text: "WIFI:S:HomeNet;T:WPA;P:Sup3rS3cret;;" (P: is the password; "\;" escapes a ";")
 WIFI_QR = re.compile(r"WIFI:(?:[^;]*;)*?P:(?P<val>(?:\\.|[^;\\])+)", re.I)
 VAL_TRAIL = ".,;:)]}»\"'”"

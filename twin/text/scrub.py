@@ -315,7 +315,7 @@ class Scrubber:
             text = self._sub("PASSWORD", S.PASSWORD, text, S.password_check, group="val")
             text = self._sub("CODE", S.CODE, text, S.code_check, group="val")
             text = self._sub("CODE", S.CODE_FIRST, text, group="val")
-        if any(h in low for h in S.CODE_USE_HINT):
+        if S.CODE_USE_HINT.search(low):
             text = self._sub("CODE", S.CODE_USE, text, group="val")
         if "wifi:" in low:
             text = self._sub("PASSWORD", S.WIFI_QR, text, group="val")
