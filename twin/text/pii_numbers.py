@@ -20,7 +20,7 @@ SEVEN_DIGITS = re.compile(r"\d(?:[\s\-().]{0,3}\d){6}")
 # groups apart by a space, two spaces, a dash or (four by four only, see card_ok) a dot
 CARD = re.compile(r"(?<![\w.,])\d(?:(?:[ \-]{1,2}|\.)?\d){12,18}(?![\w]|[.,]\d)")
 _DOTTED_CARD = re.compile(r"\d{4}(?:\.\d{4}){2,3}(?:\.\d{1,3})?")
-IBAN = re.compile(r"(?<![\w])[A-Za-z]{2}\d{2}(?:[ \-]?[A-Za-z0-9]){10,30}\b")  # "DE89-3704-..." too
+IBAN = re.compile(r"(?<![\w])[A-Za-z]{2} ?\d{2}(?:[ \-]?[A-Za-z0-9]){10,30}\b")  # "DE89-3704-..." too
 _IBAN_LEN = {
     "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BR": 29,
     "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28, "EE": 20, "EG": 29,
@@ -437,6 +437,7 @@ class PhoneFinder:
             found = [
                 _with_trunk_prefix(text, c.start(), lo + m.start, lo + m.end)
                 for m in pn.PhoneNumberMatcher(snippet, region, leniency=pn.Leniency.VALID)
+                if lo + m.start >= c.start()  # not "v0.12.345.6789": digits glued to a word are no phone
             ]
             if found:
                 return found
@@ -461,8 +462,7 @@ class PhoneFinder:
             _PHONE_WORD.search(text[max(0, c.start() - 40) : c.start()]) is not None
             or _PHONE_WORD_AFTER.match(text, c.end()) is not None
         )
-        # dots only in a phone's own grouping ("06.12.34.56.78"): a date has two, a version no trunk 0
-        national = digits[0] == "0" and len(digits) >= 9 and ("." not in raw or raw.count(".") >= 3)
+        national = digits[0] == "0" and len(digits) >= 9 and ("." not in raw or _dotted_phone(raw))
         if not (national or (worded and len(digits) >= 8)):
             return False
         if not national and _valid_intl(pn, digits):
@@ -506,6 +506,12 @@ def spelled_phone_spans(text: str) -> list[tuple[int, int]]:
                 end -= 1
             spans.append((m.start(), end))
     return spans
+
+
+def _dotted_phone(raw: str) -> bool:
+    """Dots in a phone's own grouping ("06.12.34.56.78"): a date has two ("01.02.2024"), and a date
+    with more after it ("01.02.2024.15") has a year among its groups."""
+    return raw.count(".") >= 3 and re.search(r"(?<!\d)(?:19|20)\d\d(?!\d)", raw) is None
 
 
 def _slash_parts(text: str, m: re.Match) -> list[re.Match]:

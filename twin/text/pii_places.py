@@ -170,11 +170,29 @@ def _lower_street_with_flat(m: re.Match) -> bool:
 
 
 def _street_name_after_preposition(m: re.Match, text: str, words: list[str]) -> bool:
-    """ "на улице ленина 5", not "на улице жара 30", "на улице стоит 3 машины", "на вулиці +5"."""
+    """ "на улице ленина 5", not "на улице жара 30", "на улице стоит 3 машины", "на вулиці +5", "на
+    улице народ 100 человек", "на вулиці сніг 20 см".
+
+    A street is named in the genitive ("ленина", "гоголя", "франка", "бандери", "грушевського") or by
+    an adjective ("садовая", "тихий"): the last word must end so; the weather, crowds and traffic are
+    nouns in the nominative ("сніг", "народ", "очередь"), and a unit after the number gives the rest away.
+    """
     if any(w.lower() in _OUTSIDE_WORDS or _VERB_OR_ADVERB.search(w) or len(w) < 4 for w in words):
         return False
+    if not _STREET_NAME_END.search(words[-1]):
+        return False
     house = text[m.end("name") : m.end()]
-    return not re.match(r"\s*[+\-−]", house) and not re.match(r"\s*(?:°|гр\b|град)", text[m.end() :])
+    return not re.match(r"\s*[+\-−]", house) and not _UNIT_AFTER.match(text[m.end() :])
+
+
+_STREET_NAME_END = re.compile(r"(?:а|я|и|і|ї|ый|ий|ой|ого|его|ього|ко|ая|яя|ов|ев|ин)$", re.I)
+# what a temperature, a depth, a crowd or a wait is counted in
+_UNIT_AFTER = re.compile(
+    r"\s*(?:°|%|гр\b|град\w*|см\b|мм\b|м\b|м/с|км\w*|метр\w*|балл?\w*|бал\w*|человек|чел\b|люд\w*|час\w*|"
+    r"годин\w*|хв\w*|мин\w*|сек\w*|дн\w*|дня|недел\w*|тиж\w*|раз\w*|шт\w*|процент\w*|тыс\w*|тис\w*|"
+    r"руб\w*|грн|гривен\w*|гривень|доллар\w*|евро|машин\w*|авто\w*|танк\w*|лет|років|рок\w*)",
+    re.I,
+)
 
 
 _RU_NOT_NAME = _words(
