@@ -218,6 +218,13 @@ def po_box_hint(low: str) -> bool:
     return "box" in low or "а/я" in low or "ящик" in low or "скриньк" in low
 
 
+# a UK postcode after its name: about 15 addresses share one ("my postcode is SW1A 1AA"); a US ZIP
+# or a Russian индекс covers thousands and stays
+POSTCODE_UK = re.compile(
+    r"(?<!\w)(?:post\s?code|postal\s+code)(?:\s+is)?\s*[:\-]?\s*(?P<val>[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2})(?!\w)",
+    re.I,
+)
+
 # "Horodotska St 12", "Main Street 5, apt 3": a capitalised name, a street word, then the number
 _EN_STREET_FIRST = r"street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr"
 _DE_STREET = r"stra(?:ß|ss)e|str\.|gasse|allee|platz|damm|ufer|chaussee"

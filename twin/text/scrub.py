@@ -13,7 +13,8 @@ SSNs, passports, national IDs, dates of birth), ``pii_places`` (street addresses
                high-entropy strings (24+ characters mixing letters and digits; not a 40-hex commit
                hash), and letter-and-digit values after "key:", "api key:", "token =", "ключ апи:"
 ``[EMAIL]``    e-mail addresses, also spelled out: "anna at gmail dot com", "[at]"/"[dot]", "собака"/"точка";
-               a mail provider's without its top-level domain ("ivan.petrov@gmail")
+               a mail provider's without its top-level domain ("ivan.petrov@gmail"); a mailbox name
+               after "my gmail is", "почта:" (with a digit, ".", "_" or "+" in it)
 ``[CARD]``     payment card numbers, 13-19 digits (spaces, dashes, or dots four by four), Luhn-checked,
                also with the expiry or CVV typed on; also over two messages; never digits after a
                ``+`` (a phone's country code)
@@ -39,7 +40,8 @@ SSNs, passports, national IDs, dates of birth), ``pii_places`` (street addresses
                (checksums verified)
 ``[SEED]``     wallet seed phrases: 12+ words of the BIP39 list
 ``[ADDRESS]``  street addresses with a house number (English, Russian, Ukrainian, Sinhala forms; a
-               lower-case street after "на улице" / "на вулиці" unless it is the weather); PO boxes
+               lower-case street after "на улице" / "на вулиці" unless it is the weather); PO boxes;
+               a UK postcode after "postcode"
 ``[PASSPORT]`` passport numbers after "passport", "паспорт", "загран", "серия", "id-картка" (RU series +
                number, RU international, US, UA)
 ``[SSN]``      US social security numbers (``123-45-6789``; other forms after "SSN")
@@ -88,7 +90,7 @@ _DIGIT = re.compile(r"\d")
 # anything that could start a hit; on lower-cased text (re.I with Cyrillic is slow)
 _TRIGGER = re.compile(
     r"[\d@]|://|pass|pw|pin|code|otp|cv[vc]|парол|пасс|пин|код|-----begin|key|token|secret|ключ|токен|секрет"
-    r"|parol|porol|[ \[({<]at[ \])}>]|собак|равлик|пасв|гасл|මුරපද|පාස්වර්ඩ්|කේත|කෝඩ්"
+    r"|parol|porol|[ \[({<]at[ \])}>]|собак|равлик|пасв|гасл|mail|почт|пошт|мейл|මුරපද|පාස්වර්ඩ්|කේත|කෝඩ්"
 )
 # cheap gates, on lower-cased text, for the detectors that need a word
 _PW_WORD = re.compile(
@@ -248,6 +250,8 @@ class Scrubber:
         if "@" in text:
             text = self._sub("EMAIL", L.EMAIL, text)
             text = self._sub("EMAIL", L.EMAIL_NO_TLD, text)
+        if L.MAILBOX_HINT.search(low):
+            text = self._sub("EMAIL", L.MAILBOX_NAME, text, group="val")
         if _obfuscated_at(low):
             text = self.replace(text, L.obfuscated_email_spans(text), "EMAIL")
         if seedy:
@@ -290,6 +294,8 @@ class Scrubber:
             text = self._sub("ADDRESS", A.ADDRESS_RU, text, A.address_ru_check)
         if not low.isascii() and A.SI_HINT.search(text):
             text = self._sub("ADDRESS", A.ADDRESS_SI, text)
+        if "post" in low and "code" in low:
+            text = self._sub("ADDRESS", A.POSTCODE_UK, text, group="val")
         if A.po_box_hint(low):
             text = self._sub("ADDRESS", A.PO_BOX, text)
         if A.STREET_FIRST_HINT.search(low):
