@@ -250,7 +250,7 @@ class Scrubber:
         if "@" in text:
             text = self._sub("EMAIL", L.EMAIL, text)
             text = self._sub("EMAIL", L.EMAIL_NO_TLD, text)
-        if L.MAILBOX_HINT.search(low):
+        if L.mailbox_hint(low):
             text = self._sub("EMAIL", L.MAILBOX_NAME, text, group="val")
         if _obfuscated_at(low):
             text = self.replace(text, L.obfuscated_email_spans(text), "EMAIL")
@@ -266,7 +266,7 @@ class Scrubber:
                 text = self._sub("IP", L.IPV4, text, L.ipv4_check, group=1)  # the port stays
         if text.count(":") >= 2:
             text = self._sub("IP", L.IPV6, text, L.ipv6_check)
-        text = self._keyworded(text, low)
+        text = self._keyworded(text, low, has_digit)
         if many_digits:
             text = self._phone_sub(text)
         if longest >= 24:
@@ -315,13 +315,13 @@ class Scrubber:
             text = self._sub("LOCATION", A.COORDS, text, A.coords_check)
         return text
 
-    def _keyworded(self, text: str, low: str) -> str:
+    def _keyworded(self, text: str, low: str, has_digit: bool) -> str:
         """Values after a keyword: passwords and codes (before phones: "код 48291573" is a code), keys."""
         if _PW_WORD.search(low):
             text = self._sub("PASSWORD", S.PASSWORD, text, S.password_check, group="val")
             text = self._sub("CODE", S.CODE, text, S.code_check, group="val")
             text = self._sub("CODE", S.CODE_FIRST, text, group="val")
-        if S.CODE_USE_HINT.search(low):
+        if has_digit and S.CODE_USE_HINT.search(low):
             text = self._sub("CODE", S.CODE_USE, text, group="val")
         if "wifi:" in low:
             text = self._sub("PASSWORD", S.WIFI_QR, text, group="val")
