@@ -140,6 +140,21 @@ EMAIL_NO_TLD = re.compile(
     r"protonmail|ukr|bk|inbox|list|rambler|gmx|aol|live|me)(?![\w@\-]|\.[^\W\d_])",
     re.I,
 )
+# a mailbox name given without its domain after a mail word: "my gmail is annasmith1990", "почта: ivan_petrov85"
+# (a digit, dot, "_" or "+" in it: "my email is down" is a sentence)
+MAILBOX_NAME = re.compile(
+    r"(?<!\w)(?:g-?mail|e-?mail|mail|почта|пошта|имейл|мейл|емейл|імейл)(?:\s+(?:is|это|це|address|адрес|адреса))?"
+    r"\s*[:\-—]?\s+(?P<val>(?=[\w.+\-]*[\d._+])(?=(?:[\d.+\-]*[A-Za-z_]){3})[A-Za-z][\w.+\-]{3,63})"
+    r"(?![\w@.+\-]|\.\w)",
+    re.I,
+)
+
+
+def mailbox_hint(low: str) -> bool:
+    """Cheap test on lower-cased text for a mail word (substring tests: this runs on most lines)."""
+    return "mail" in low or "почт" in low or "пошт" in low or "мейл" in low
+
+
 # "anna.k at gmail dot com", "j.smith [at] proton [dot] me", "olga собака yandex точка ru"
 _AT = r"(?:\s*[\[({<]\s*(?:at|собака|собачка|ет)\s*[\])}>]\s*|\s+(?:at|собака|собачка|равлик)\s+|\s+@\s*|\s*@\s+)"
 _DOT = r"(?:\s*[\[({<]\s*(?:dot|точка|крапка)\s*[\])}>]\s*|\s+(?:dot|точка|крапка)\s+|\.)"

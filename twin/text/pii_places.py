@@ -170,11 +170,29 @@ def _lower_street_with_flat(m: re.Match) -> bool:
 
 
 def _street_name_after_preposition(m: re.Match, text: str, words: list[str]) -> bool:
-    """ "на улице ленина 5", not "на улице жара 30", "на улице стоит 3 машины", "на вулиці +5"."""
+    """ "на улице ленина 5", not "на улице жара 30", "на улице стоит 3 машины", "на вулиці +5", "на
+    улице народ 100 человек", "на вулиці сніг 20 см".
+
+    A street is named in the genitive ("ленина", "гоголя", "франка", "бандери", "грушевського") or by
+    an adjective ("садовая", "тихий"): the last word must end so; the weather, crowds and traffic are
+    nouns in the nominative ("сніг", "народ", "очередь"), and a unit after the number gives the rest away.
+    """
     if any(w.lower() in _OUTSIDE_WORDS or _VERB_OR_ADVERB.search(w) or len(w) < 4 for w in words):
         return False
+    if not _STREET_NAME_END.search(words[-1]):
+        return False
     house = text[m.end("name") : m.end()]
-    return not re.match(r"\s*[+\-−]", house) and not re.match(r"\s*(?:°|гр\b|град)", text[m.end() :])
+    return not re.match(r"\s*[+\-−]", house) and not _UNIT_AFTER.match(text[m.end() :])
+
+
+_STREET_NAME_END = re.compile(r"(?:а|я|и|і|ї|ый|ий|ой|ого|его|ього|ко|ая|яя|ов|ев|ин)$", re.I)
+# what a temperature, a depth, a crowd or a wait is counted in
+_UNIT_AFTER = re.compile(
+    r"\s*(?:°|%|гр\b|град\w*|см\b|мм\b|м\b|м/с|км\w*|метр\w*|балл?\w*|бал\w*|человек|чел\b|люд\w*|час\w*|"
+    r"годин\w*|хв\w*|мин\w*|сек\w*|дн\w*|дня|недел\w*|тиж\w*|раз\w*|шт\w*|процент\w*|тыс\w*|тис\w*|"
+    r"руб\w*|грн|гривен\w*|гривень|доллар\w*|евро|машин\w*|авто\w*|танк\w*|лет|років|рок\w*)",
+    re.I,
+)
 
 
 _RU_NOT_NAME = _words(
@@ -199,6 +217,13 @@ def po_box_hint(low: str) -> bool:
     """Cheap test on lower-cased text (substring tests: this runs on every line with a digit)."""
     return "box" in low or "а/я" in low or "ящик" in low or "скриньк" in low
 
+
+# a UK postcode after its name: about 15 addresses share one ("my postcode is SW1A 1AA"); a US ZIP
+# or a Russian индекс covers thousands and stays
+POSTCODE_UK = re.compile(
+    r"(?<!\w)(?:post\s?code|postal\s+code)(?:\s+is)?\s*[:\-]?\s*(?P<val>[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2})(?!\w)",
+    re.I,
+)
 
 # "Horodotska St 12", "Main Street 5, apt 3": a capitalised name, a street word, then the number
 _EN_STREET_FIRST = r"street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr"

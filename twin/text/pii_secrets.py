@@ -120,6 +120,17 @@ CODE = re.compile(
     rf"(?<!\w){_CODE_WORD}{_FILLER}{_SEP}[\"'«“]?[*#]?(?P<val>{_DIGITS_VALUE})[#*]?(?![\d:.,/]\d|\w)",
     re.I | re.UNICODE,
 )
+# "Use 482193 to verify your account", "Введите 4821 для входа": a code with what it is for
+CODE_USE = re.compile(
+    r"(?<!\w)(?:use|enter|введите|введи|введіть|используйте|використайте)\s+(?:(?:the\s+)?(?:code|код)\s+)?"
+    r"(?P<val>\d{4,8})\s+(?:to\s+(?:verify|log\s*in|sign\s*in|confirm|reset|complete|access)|"
+    r"for\s+(?:verification|login|sign)|для\s+(?:входа|подтверждения|верификации)|"
+    r"щоб\s+(?:увійти|підтвердити)|чтобы\s+(?:войти|подтвердить))",
+    re.I,
+)
+CODE_USE_HINT = re.compile(r"use |enter |введ|использ|використ")  # on lower-cased text
+# the Wi-Fi QR code's text: "WIFI:S:HomeNet;T:WPA;P:Sup3rS3cret;;" (P: is the password; "\;" escapes a ";")
+WIFI_QR = re.compile(r"WIFI:(?:[^;]*;)*?P:(?P<val>(?:\\.|[^;\\])+)", re.I)
 VAL_TRAIL = ".,;:)]}»\"'”"
 _TIME = re.compile(r"\d{1,2}[:.]\d{2}(?::\d{2})?")
 # values that are ordinary words, not secrets: "the password is wrong", "пароль не подходит"

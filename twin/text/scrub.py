@@ -13,7 +13,8 @@ SSNs, passports, national IDs, dates of birth), ``pii_places`` (street addresses
                high-entropy strings (24+ characters mixing letters and digits; not a 40-hex commit
                hash), and letter-and-digit values after "key:", "api key:", "token =", "ключ апи:"
 ``[EMAIL]``    e-mail addresses, also spelled out: "anna at gmail dot com", "[at]"/"[dot]", "собака"/"точка";
-               a mail provider's without its top-level domain ("ivan.petrov@gmail")
+               a mail provider's without its top-level domain ("ivan.petrov@gmail"); a mailbox name
+               after "my gmail is", "почта:" (with a digit, ".", "_" or "+" in it)
 ``[CARD]``     payment card numbers, 13-19 digits (spaces, dashes, or dots four by four), Luhn-checked,
                also with the expiry or CVV typed on; also over two messages; never digits after a
                ``+`` (a phone's country code)
@@ -24,20 +25,23 @@ SSNs, passports, national IDs, dates of birth), ``pii_places`` (street addresses
 ``[PHONE]``    phone numbers (``phonenumbers`` decides): ``+``/``00`` international anywhere (with an
                extension or a second number run on: a valid number followed by more digits), national
                forms of the configured and inferred regions, and of any region when written as a
-               phone (a ``0`` trunk prefix, also dotted "06.12.34.56.78"; after "call", "номер",
+               phone (a ``0`` trunk prefix, also dotted "06.12.34.56.78"; two with a "/" between
+               them; after "call", "номер",
                "whatsapp", "අංකය"...; before "that's my number"); also typed over two messages, or read
                out in words right after a phone word or "plus" ("oh seven seven one ...", "восемь
                девять один ..."); not after an order, registry, flight or booking word
 ``[PASSWORD]`` what follows "password", "pass", "pwd", "пароль", "гасло", "parol", "මුරපදය", ... (see
-               :mod:`.pii_secrets`)
+               :mod:`.pii_secrets`); the ``P:`` field of a Wi-Fi QR text (``WIFI:S:..;P:..;;``)
 ``[CODE]``     PINs and one-time codes after "pin", "code", "otp", "код", "කේතය", "домофон", ...: 4-8
                digits, also spaced ("4 8 2 1", "90 21 77") or as an entry-phone code ("45к1234");
-               before "is your ... code" / "ваш код"; 3 digits only after "cvv"/"cvc"
+               before "is your ... code" / "ваш код", in "use 482193 to verify"; 3 digits only after
+               "cvv"/"cvc"
 ``[CRYPTO]``   crypto wallet addresses: Ethereum ``0x`` + 40 hex digits; Bitcoin base58 and bech32
                (checksums verified)
 ``[SEED]``     wallet seed phrases: 12+ words of the BIP39 list
 ``[ADDRESS]``  street addresses with a house number (English, Russian, Ukrainian, Sinhala forms; a
-               lower-case street after "на улице" / "на вулиці" unless it is the weather); PO boxes
+               lower-case street after "на улице" / "на вулиці" unless it is the weather); PO boxes;
+               a UK postcode after "postcode"
 ``[PASSPORT]`` passport numbers after "passport", "паспорт", "загран", "серия", "id-картка" (RU series +
                number, RU international, US, UA)
 ``[SSN]``      US social security numbers (``123-45-6789``; other forms after "SSN")
@@ -83,10 +87,12 @@ TYPES = (
 )  # fmt: skip
 
 _DIGIT = re.compile(r"\d")
-# anything that could start a hit; on lower-cased text (re.I with Cyrillic is slow)
+# anything that could start a hit; on lower-cased text (re.I with Cyrillic is slow). The words are
+# grouped by their first letter ("п(?:арол|асс|...)"): the regex engine then tries one branch per
+# position instead of each word, 1.5x faster on chat lines than the flat list
 _TRIGGER = re.compile(
-    r"[\d@]|://|pass|pw|pin|code|otp|cv[vc]|парол|пасс|пин|код|-----begin|key|token|secret|ключ|токен|секрет"
-    r"|parol|porol|[ \[({<]at[ \])}>]|собак|равлик|пасв|гасл|මුරපද|පාස්වර්ඩ්|කේත|කෝඩ්"
+    r"[\d@]|://|p(?:ass|w|in|[ao]rol)|code|otp|cv[vc]|-----begin|key|token|secret|mail|[ \[({<]at[ \])}>]"
+    r"|п(?:арол|асс|асв|ин|очт|ошт)|к(?:од|люч)|токен|секрет|собак|равлик|гасл|мейл|මුරපද|පාස්වර්ඩ්|ක(?:ේත|ෝඩ්)"
 )
 # cheap gates, on lower-cased text, for the detectors that need a word
 _PW_WORD = re.compile(
@@ -246,6 +252,8 @@ class Scrubber:
         if "@" in text:
             text = self._sub("EMAIL", L.EMAIL, text)
             text = self._sub("EMAIL", L.EMAIL_NO_TLD, text)
+        if L.mailbox_hint(low):
+            text = self._sub("EMAIL", L.MAILBOX_NAME, text, group="val")
         if _obfuscated_at(low):
             text = self.replace(text, L.obfuscated_email_spans(text), "EMAIL")
         if seedy:
@@ -260,7 +268,7 @@ class Scrubber:
                 text = self._sub("IP", L.IPV4, text, L.ipv4_check, group=1)  # the port stays
         if text.count(":") >= 2:
             text = self._sub("IP", L.IPV6, text, L.ipv6_check)
-        text = self._keyworded(text, low)
+        text = self._keyworded(text, low, has_digit)
         if many_digits:
             text = self._phone_sub(text)
         if longest >= 24:
@@ -288,6 +296,8 @@ class Scrubber:
             text = self._sub("ADDRESS", A.ADDRESS_RU, text, A.address_ru_check)
         if not low.isascii() and A.SI_HINT.search(text):
             text = self._sub("ADDRESS", A.ADDRESS_SI, text)
+        if "post" in low and "code" in low:
+            text = self._sub("ADDRESS", A.POSTCODE_UK, text, group="val")
         if A.po_box_hint(low):
             text = self._sub("ADDRESS", A.PO_BOX, text)
         if A.STREET_FIRST_HINT.search(low):
@@ -307,12 +317,16 @@ class Scrubber:
             text = self._sub("LOCATION", A.COORDS, text, A.coords_check)
         return text
 
-    def _keyworded(self, text: str, low: str) -> str:
+    def _keyworded(self, text: str, low: str, has_digit: bool) -> str:
         """Values after a keyword: passwords and codes (before phones: "код 48291573" is a code), keys."""
         if _PW_WORD.search(low):
             text = self._sub("PASSWORD", S.PASSWORD, text, S.password_check, group="val")
             text = self._sub("CODE", S.CODE, text, S.code_check, group="val")
             text = self._sub("CODE", S.CODE_FIRST, text, group="val")
+        if has_digit and S.CODE_USE_HINT.search(low):
+            text = self._sub("CODE", S.CODE_USE, text, group="val")
+        if "wifi:" in low:
+            text = self._sub("PASSWORD", S.WIFI_QR, text, group="val")
         if _KEY_WORD.search(low):
             text = self._sub("SECRET", S.TOKEN_KW, text, S.token_check, group="val")
         return text
@@ -346,7 +360,8 @@ def scrub_messages(texts: Sequence[str], scrubber: Scrubber) -> list[str]:
     asked: str | None = None
     for i, text in enumerate(texts):
         clean = scrubber.scrub(text)
-        if i and clean == text and out[-1] == texts[i - 1]:
+        # a number cut in two: this message starts with its digits (the cheap test first)
+        if i and clean == text and text.lstrip("(:- +")[:1].isdigit() and out[-1] == texts[i - 1]:
             clean = _split_number(texts[i - 1], text, scrubber, out)
         if clean == text and -1 < text.find("?") < len(text) - 1:
             clean = _asked_and_answered(text, scrubber)  # "the password? it's tulip88"
