@@ -25,11 +25,11 @@ SSNs, passports, national IDs, dates of birth), ``pii_places`` (street addresses
 ``[PHONE]``    phone numbers (``phonenumbers`` decides): ``+``/``00`` international anywhere (with an
                extension or a second number run on: a valid number followed by more digits), national
                forms of the configured and inferred regions, and of any region when written as a
-               phone (a ``0`` trunk prefix, also dotted "06.12.34.56.78"; two with a "/" between
-               them; after "call", "номер",
-               "whatsapp", "අංකය"...; before "that's my number"); also typed over two messages, or read
-               out in words right after a phone word or "plus" ("oh seven seven one ...", "восемь
-               девять один ..."); not after an order, registry, flight or booking word
+               phone (a ``0`` trunk prefix, also dotted "06.12.34.56.78"; after "call", "номер",
+               "whatsapp", "අංකය"...; before "that's my number"); two with a "/" between them; also
+               typed over two messages, or read out in words right after a phone word or "plus"
+               ("oh seven seven one ...", "восемь девять один ..."); not after an order, registry,
+               flight or booking word
 ``[PASSWORD]`` what follows "password", "pass", "pwd", "пароль", "гасло", "parol", "මුරපදය", ... (see
                :mod:`.pii_secrets`); the ``P:`` field of a Wi-Fi QR text (``WIFI:S:..;P:..;;``)
 ``[CODE]``     PINs and one-time codes after "pin", "code", "otp", "код", "කේතය", "домофон", ...: 4-8
