@@ -14,11 +14,16 @@ server never renders prompts differently from the ones the adapter was trained o
 
 Context is a list of ``{"role": "me"|"them", "text": str}`` turns, oldest first, and is cut from
 the oldest side by :func:`fit_context` — the same function in prepare and serve.
+
+A **group** chat (``group=True``; an example's ``"group": true``) is told as one: the header says
+"in the group <name>", and their turns are several people's messages, each run of one person's
+messages opening with ``Name: `` (:func:`group_turn_text`, used by prepare and by the server alike),
+so the twin sees who said what. My turns never carry a label: the reply is only my text.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -34,7 +39,9 @@ MEMORY_TEMPLATES = {PLAIN: PLAIN_MEMORY, CHAT: CHAT_MEMORY}  # v1 -> its version
 TemplateChoice = Literal["auto", "plain-v1", "chat-v1"]
 
 DEFAULT_CONTACT = "a friend"
+DEFAULT_GROUP = "a group chat"
 ME_LABEL = "Me"
+SOMEONE = "Someone"  # a group member whose name the export does not give
 
 _PLAIN_HEADER = (
     "You are chatting with {contact}. Write your reply to their message the way you usually write.\n\n"
@@ -46,9 +53,18 @@ _PLAIN_MEMORY_HEADER = _PLAIN_HEADER.replace(
     "### Your previous communication:",
     "### How you answered similar messages before:\n{memory}\n\n### Your previous communication:",
 )
+_GROUP_HEADER = _PLAIN_HEADER.replace(
+    "You are chatting with {contact}. Write your reply to their message ",
+    "You are chatting in the group {contact}. Write your reply to their messages ",
+).replace("### Their new message:", "### Their new messages:")
+_GROUP_MEMORY_HEADER = _GROUP_HEADER.replace(
+    "### Your previous communication:",
+    "### How you answered similar messages before:\n{memory}\n\n### Your previous communication:",
+)
 _NO_CONTEXT = "(start of the conversation)"
 _NO_MEMORY = "(none)"
 _SYSTEM = "You are chatting with {contact}. Reply to their message the way you usually write."
+_SYSTEM_GROUP = "You are chatting in the group {contact}. Reply to their messages the way you usually write."
 _SYSTEM_MEMORY = "\n\nHow you answered similar messages before:\n{memory}"
 
 # Generation stops at any of these (besides EOS): the start of the next template section.
@@ -63,10 +79,39 @@ def _speaker(role: str, contact: str | None) -> str:
     raise TwinError(f"context role must be 'me' or 'them', got {role!r}")
 
 
-def render_context(context: Sequence[dict], contact: str | None = None) -> str:
+def render_context(context: Sequence[dict], contact: str | None = None, group: bool = False) -> str:
+    """The context section: ``Speaker: text`` a turn; a group's turns of theirs carry their own labels."""
     if not context:
         return _NO_CONTEXT
-    return "\n".join(f"{_speaker(t['role'], contact)}: {t['text']}" for t in context)
+    return "\n".join(_context_line(t, contact, group) for t in context)
+
+
+def _context_line(turn: dict, contact: str | None, group: bool) -> str:
+    speaker = _speaker(turn["role"], contact)
+    if group and turn["role"] == "them":
+        return turn["text"]  # labelled per person by group_turn_text: "Anna: ...\nTom: ..."
+    return f"{speaker}: {turn['text']}"
+
+
+def member_label(name: str | None) -> str:
+    """A group member's label: the name on one line (a label cannot span lines), or ``Someone``."""
+    label = " ".join((name or "").split())
+    return label or SOMEONE
+
+
+def group_turn_text(messages: Iterable[tuple[str | None, str]]) -> str:
+    """Several people's consecutive messages in a group as one turn: ``(sender, text)`` pairs, oldest
+    first, joined with newlines; wherever the sender changes the line opens with ``Name: ``.
+
+    Prepare builds a group's turns with it and the server a group request's, so a served prompt
+    says who said what exactly as the training prompts did.
+    """
+    lines, last = [], None
+    for name, text in messages:
+        label = member_label(name)
+        lines.append(text if label == last else f"{label}: {text}")
+        last = label
+    return "\n".join(lines)
 
 
 def render_memory(memory: Sequence[dict] | None) -> str:
@@ -99,15 +144,21 @@ def resolve_template(choice: str, tokenizer: Any | None) -> str:
     return choice
 
 
-def system_prompt(contact: str | None) -> str:
+def system_prompt(contact: str | None, group: bool = False) -> str:
     """The system message: chat-v1's first message, and the ``system`` field of prepare's alpaca/sharegpt."""
+    if group:
+        return _SYSTEM_GROUP.format(contact=contact or DEFAULT_GROUP)
     return _SYSTEM.format(contact=contact or DEFAULT_CONTACT)
 
 
 def _chat_messages(
-    context: Sequence[dict], instruction: str, contact: str | None, memory: Sequence[dict] | None = None
+    context: Sequence[dict],
+    instruction: str,
+    contact: str | None,
+    memory: Sequence[dict] | None = None,
+    group: bool = False,
 ) -> list[dict]:
-    system = system_prompt(contact)
+    system = system_prompt(contact, group)
     if memory is not None:
         system += _SYSTEM_MEMORY.format(memory=render_memory(memory))
     msgs = [{"role": "system", "content": system}]
@@ -126,24 +177,30 @@ def build_prompt(
     contact: str | None = None,
     tokenizer: Any | None = None,
     memory: Sequence[dict] | None = None,
+    group: bool = False,
 ) -> str:
     """The prompt text up to where my reply starts.
 
     ``memory``: past exchanges ``{"contact", "them", "me"}`` for the v2 templates (empty: ``(none)``).
+    ``group``: ``contact`` is a group's name and their turns are labelled per person (module doc).
     """
     if memory and not has_memory(template):
         raise TwinError(f"prompt template {template!r} has no memory section; train with --memory K")
     if template in (PLAIN, PLAIN_MEMORY):
-        fields = {"contact": contact or DEFAULT_CONTACT, "context": render_context(context, contact)}
+        name = contact or (DEFAULT_GROUP if group else DEFAULT_CONTACT)
+        fields = {"contact": name, "context": render_context(context, contact, group)}
         if template == PLAIN:
-            return _PLAIN_HEADER.format(**fields, instruction=instruction)
-        return _PLAIN_MEMORY_HEADER.format(**fields, instruction=instruction, memory=render_memory(memory))
+            return (_GROUP_HEADER if group else _PLAIN_HEADER).format(**fields, instruction=instruction)
+        header = _GROUP_MEMORY_HEADER if group else _PLAIN_MEMORY_HEADER
+        return header.format(**fields, instruction=instruction, memory=render_memory(memory))
     if template in (CHAT, CHAT_MEMORY):
         if tokenizer is None:
             raise TwinError(f"prompt template {template!r} needs the tokenizer")
         mem = (memory or []) if template == CHAT_MEMORY else None
         return tokenizer.apply_chat_template(
-            _chat_messages(context, instruction, contact, mem), tokenize=False, add_generation_prompt=True
+            _chat_messages(context, instruction, contact, mem, group),
+            tokenize=False,
+            add_generation_prompt=True,
         )
     raise TwinError(f"prompt template {template!r} is unknown; use one of {', '.join(TEMPLATE_VERSIONS)}")
 
@@ -236,16 +293,25 @@ def build_training_pair(
     (``turn_end``, from :func:`check_chat_template`; computed here when not given).
     """
     context, instruction, response = example["context"], example["instruction"], example["response"]
-    contact, memory = example.get("contact"), example.get("memory")
+    contact, memory, group = example.get("contact"), example.get("memory"), bool(example.get("group"))
     prompt = build_prompt(
-        context, instruction, template=template, contact=contact, tokenizer=tokenizer, memory=memory
+        context,
+        instruction,
+        template=template,
+        contact=contact,
+        tokenizer=tokenizer,
+        memory=memory,
+        group=group,
     )
     if template in (PLAIN, PLAIN_MEMORY):
         return prompt, response
     turn_end = turn_end or check_chat_template(tokenizer)
     mem = (memory or []) if template == CHAT_MEMORY else None
     full = tokenizer.apply_chat_template(
-        [*_chat_messages(context, instruction, contact, mem), {"role": "assistant", "content": response}],
+        [
+            *_chat_messages(context, instruction, contact, mem, group),
+            {"role": "assistant", "content": response},
+        ],
         tokenize=False,
     )
     if not full.startswith(prompt):

@@ -146,7 +146,7 @@ def generate_replies(
     for i, ex in enumerate(examples):
         contact = ex.get("contact")
         ids = fit_prompt_ids(tokenizer, ex["context"], ex["instruction"], template=template, contact=contact,
-                             room=room, memory=ex.get("memory"), budget=budget)  # fmt: skip
+                             room=room, memory=ex.get("memory"), budget=budget, group=bool(ex.get("group")))  # fmt: skip
         prompt_tokens.append(len(ids))
         params = GenParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
                            top_k=cfg.top_k, repetition_penalty=cfg.repetition_penalty, seed=cfg.seed + i,

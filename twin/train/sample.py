@@ -47,7 +47,7 @@ def sample_prompt(
     try:
         ids = fit_prompt_ids(
             tokenizer, row["context"], row["instruction"], template=template, contact=contact,
-            room=prompt_room(model, max_new), memory=row.get("memory"), budget=budget,
+            room=prompt_room(model, max_new), memory=row.get("memory"), budget=budget, group=bool(row.get("group")),
         )  # fmt: skip
     except TwinError as e:  # its text names sizes, never the message
         log.warning("no sample reply at validation: %s", e)

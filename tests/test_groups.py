@@ -1,0 +1,123 @@
+"""Group chats through export, prepare and the prompt: who said what reaches the prompt, the reply
+stays only the owner's text, and train and serve render a group's prompt alike."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from twin.prepare.config import PrepareConfig
+from twin.prepare.pipeline import process_dialog
+from twin.prompt import PLAIN, build_prompt, build_training_pair, group_turn_text
+from twin.records import iso_utc, make_record, read_dialog, write_dialog
+from twin.sources.telegram_desktop import import_desktop
+
+T0 = 1_700_000_000
+
+
+def _msg(mid: int, from_id: str, name: str | None, text: str) -> dict:
+    return {"id": mid, "type": "message", "date": "2023-11-14T22:13:20", "date_unixtime": str(T0 + mid),
+            "from": name, "from_id": from_id, "text": text}  # fmt: skip
+
+
+def _export(tmp_path: Path) -> Path:
+    group = {"id": 55, "name": "Climbing", "type": "private_supergroup", "messages": [
+        _msg(1, "user2", "Anna Petrova", "who's in for saturday?"),
+        _msg(2, "user3", "Tom", "me"),
+        _msg(3, "user3", "Tom", "9 am?"),
+        _msg(4, "user1", "Me Self", "count me in"),
+        _msg(5, "user4", None, "same"),  # a deleted account writes without a name
+    ]}  # fmt: skip
+    personal = {"id": 2, "name": "Anna Petrova", "type": "personal_chat", "messages": [
+        _msg(10, "user2", "Anna Petrova", "hi"), _msg(11, "user1", "Me Self", "hey"),
+    ]}  # fmt: skip
+    data = {"personal_information": {"user_id": 1, "first_name": "Me", "last_name": "Self"},
+            "chats": {"list": [group, personal]}}  # fmt: skip
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+def test_desktop_export_names_who_wrote_each_group_message_but_not_mine(tmp_path):
+    import_desktop(_export(tmp_path), tmp_path / "raw", include_groups=True)
+    group = read_dialog(tmp_path / "raw" / "telegram" / "55.jsonl")
+    assert [(r["out"], r.get("sender")) for r in group] == [
+        (False, "Anna Petrova"), (False, "Tom"), (False, "Tom"), (True, None), (False, "Deleted Account"),
+    ]  # fmt: skip
+    personal = read_dialog(tmp_path / "raw" / "telegram" / "2.jsonl")
+    assert all("sender" not in r for r in personal)  # one other person: the dialog's name says who
+
+
+def _group_raw(tmp_path: Path, sender_of_first: str = "Anna") -> Path:
+    rows = [
+        (1, False, sender_of_first, "who's in for saturday?"),
+        (2, False, "Tom", "me"),
+        (3, False, "Tom", "9 am?"),
+        (4, True, None, "count me in"),
+        (5, False, "Anna", "great"),
+        (6, True, None, "see you"),
+    ]
+    recs = []
+    for i, out, who, text in rows:
+        r = make_record(source="telegram", dialog_id=55, dialog_name="Climbing", id=i,
+                        date=iso_utc(T0 + 60 * i), out=out, text=text)  # fmt: skip
+        if who:
+            r["sender"] = who
+        recs.append(r)
+    path = tmp_path / "55.jsonl"
+    write_dialog(path, recs)
+    return path
+
+
+def _examples(path: Path) -> list[dict]:
+    res = process_dialog(path, PrepareConfig(val_fraction=0.0), len)
+    return [json.loads(line) for line in res["text"]["main"]["train"].splitlines()]
+
+
+def test_prepare_says_who_said_what_and_the_reply_is_only_mine(tmp_path):
+    first, second = _examples(_group_raw(tmp_path))
+    assert first["group"] is True and first["contact"] == "Climbing"
+    # several people answered at once: one turn, labelled wherever the speaker changes
+    assert first["instruction"] == "Anna: who's in for saturday?\nTom: me\n9 am?"
+    assert first["response"] == "count me in"  # no label in what the twin learns to write
+    assert second["context"] == [
+        {"role": "them", "text": "Anna: who's in for saturday?\nTom: me\n9 am?"},
+        {"role": "me", "text": "count me in"},
+    ]
+    assert second["instruction"] == "Anna: great" and second["response"] == "see you"
+
+
+def test_a_members_name_is_scrubbed_like_the_contacts(tmp_path):
+    (first, _) = _examples(_group_raw(tmp_path, sender_of_first="Anna +1 415 555 0134"))
+    assert first["instruction"].startswith("Anna [PHONE]: who's in for saturday?\n")
+
+
+def test_a_personal_chats_examples_are_unchanged(tmp_path):
+    path = _group_raw(tmp_path)
+    recs = [{k: v for k, v in r.items() if k != "sender"} for r in read_dialog(path)]
+    write_dialog(path, recs)
+    first, _ = _examples(path)
+    assert "group" not in first and first["instruction"] == "who's in for saturday?\nme\n9 am?"
+
+
+def test_group_prompt_names_the_group_and_labels_each_person_once(tmp_path):
+    _, second = _examples(_group_raw(tmp_path))
+    prompt, completion = build_training_pair(second, template=PLAIN)
+    assert prompt == (
+        "You are chatting in the group Climbing. Write your reply to their messages the way you usually write.\n\n"
+        "### Your previous communication:\n"
+        "Anna: who's in for saturday?\nTom: me\n9 am?\nMe: count me in\n\n"
+        "### Their new messages:\nAnna: great\n\n"
+        "### Your response:\n"
+    )  # not "Climbing: Anna: ...": the group is not a person
+    assert completion == "see you"
+
+
+def test_group_turn_text_labels_on_change_and_names_the_nameless():
+    assert group_turn_text([("Tom", "a"), ("Tom", "b"), (None, "c"), ("Ann\nLee", "d")]) == (
+        "Tom: a\nb\nSomeone: c\nAnn Lee: d"
+    )
+    # a personal chat's prompt is as before
+    assert build_prompt([], "hi", contact="Bob").startswith(
+        "You are chatting with Bob. Write your reply to their message "
+    )
