@@ -121,3 +121,55 @@ def test_group_turn_text_labels_on_change_and_names_the_nameless():
     assert build_prompt([], "hi", contact="Bob").startswith(
         "You are chatting with Bob. Write your reply to their message "
     )
+
+
+def test_a_members_label_stops_the_reply_whatever_its_case():
+    from twin.inference.stops import speaker_stops, visible_text
+
+    stops = speaker_stops("Climbing", members=["jake_99", None])
+    assert "\njake_99:" in stops and "\nSomeone:" in stops
+    # a lower-case name is no label to the guard: only the member stop keeps his words out of my reply
+    assert visible_text("sure\njake_99: me too", stops, final=True) == ("sure", True)
+
+
+GROUP_HISTORY = [
+    {"role": "them", "name": "Anna", "text": "who's in for saturday?"},
+    {"role": "them", "name": "Tom", "text": "me"},
+    {"role": "them", "name": "Tom", "text": "9 am?"},
+    {"role": "me", "text": "count me in"},
+]
+
+
+def test_reply_to_a_group_renders_the_prompt_the_twin_was_trained_on(engine, tmp_path):
+    """A group's messages sent to /reply become the prompt prepare + train made of the same messages."""
+    from fastapi.testclient import TestClient
+
+    from twin.inference.generate import GenParams, generate, speaker_stops
+    from twin.serve.app import create_app
+
+    _, trained = _examples(_group_raw(tmp_path))  # the same messages, through prepare
+    adapter = engine.adapters["twin"]
+    prompt, _ = build_training_pair(trained, template=adapter.meta.template)
+    engine.model.set_adapter("twin")
+    with engine.lock:
+        want = generate(engine.model, engine.tokenizer, prompt, GenParams(
+            max_new_tokens=10, temperature=0, extra_stops=speaker_stops("Climbing", members=["Anna", "Tom"])))  # fmt: skip
+    body = {
+        "message": "great",
+        "name": "Anna",
+        "history": GROUP_HISTORY,
+        "contact": "Climbing",
+        "group": True,
+    }
+    with TestClient(create_app(engine, token="")) as client:
+        got = client.post("/reply", json={**body, "temperature": 0, "max_new_tokens": 10}).json()
+    assert got["usage"] == {"prompt_tokens": want.prompt_tokens, "completion_tokens": want.completion_tokens}
+    assert got["reply"] == want.text
+    from twin.serve.schemas import ReplyRequest
+
+    history, message, members = ReplyRequest(**body).conversation()
+    _, ids = engine.prompt_ids(
+        adapter, history, message, "Climbing", GenParams(max_new_tokens=10), group=True, members=members
+    )
+    assert ids == engine.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    assert members == ("Anna", "Tom")

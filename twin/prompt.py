@@ -114,6 +114,33 @@ def group_turn_text(messages: Iterable[tuple[str | None, str]]) -> str:
     return "\n".join(lines)
 
 
+def group_conversation(messages: Sequence[dict]) -> tuple[list[dict], str]:
+    """A group chat as the server receives it, as prepare turned it into an example.
+
+    ``messages``: ``{"role", "text", "name"}`` oldest first, the last one theirs (``name``: who wrote
+    a message of theirs). Consecutive messages of one side are one turn, theirs labelled by
+    :func:`group_turn_text`; returns ``(context, instruction)``, the instruction being everything
+    they wrote since my last message, as in training.
+    """
+    turns: list[tuple[str, list[dict]]] = []
+    for m in messages:
+        if turns and turns[-1][0] == m["role"]:
+            turns[-1][1].append(m)
+        else:
+            turns.append((m["role"], [m]))
+    texts = [
+        (
+            role,
+            "\n".join(m["text"] for m in ms)
+            if role == "me"
+            else group_turn_text((m.get("name"), m["text"]) for m in ms),
+        )
+        for role, ms in turns
+    ]
+    *context, (_, instruction) = texts
+    return [{"role": role, "text": text} for role, text in context], instruction
+
+
 def render_memory(memory: Sequence[dict] | None) -> str:
     """The memory section's text: each past exchange as ``<their name>: message`` + ``Me: reply``."""
     if not memory:
