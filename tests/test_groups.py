@@ -77,6 +77,7 @@ def _examples(path: Path) -> list[dict]:
 def test_prepare_says_who_said_what_and_the_reply_is_only_mine(tmp_path):
     first, second = _examples(_group_raw(tmp_path))
     assert first["group"] is True and first["contact"] == "Climbing"
+    assert first["members"] == ["Anna", "Tom"] and second["members"] == ["Anna", "Tom"]  # as labelled
     # several people answered at once: one turn, labelled wherever the speaker changes
     assert first["instruction"] == "Anna: who's in for saturday?\nTom: me\n9 am?"
     assert first["response"] == "count me in"  # no label in what the twin learns to write
@@ -85,6 +86,14 @@ def test_prepare_says_who_said_what_and_the_reply_is_only_mine(tmp_path):
         {"role": "me", "text": "count me in"},
     ]
     assert second["instruction"] == "Anna: great" and second["response"] == "see you"
+
+
+def test_the_style_verifier_learns_what_members_wrote_not_their_names(tmp_path):
+    from twin.style import split_messages
+
+    owner, contacts = split_messages(_examples(_group_raw(tmp_path)))
+    assert owner == ["count me in", "see you"]
+    assert contacts == ["who's in for saturday?\nme\n9 am?", "great"]
 
 
 def test_a_members_name_is_scrubbed_like_the_contacts(tmp_path):

@@ -114,6 +114,21 @@ def group_turn_text(messages: Iterable[tuple[str | None, str]]) -> str:
     return "\n".join(lines)
 
 
+def unlabel(text: str, members: Iterable[str]) -> str:
+    """A group turn's text without the members' labels (:func:`group_turn_text` undone): what they wrote."""
+    heads = tuple(f"{m}: " for m in members)
+    if not heads:
+        return text
+    return "\n".join(_strip_head(line, heads) for line in text.split("\n"))
+
+
+def _strip_head(line: str, heads: tuple[str, ...]) -> str:
+    for head in heads:
+        if line.startswith(head):
+            return line[len(head) :]
+    return line
+
+
 def group_conversation(messages: Sequence[dict]) -> tuple[list[dict], str]:
     """A group chat as the server receives it, as prepare turned it into an example.
 

@@ -150,7 +150,7 @@ def generate_replies(
         prompt_tokens.append(len(ids))
         params = GenParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
                            top_k=cfg.top_k, repetition_penalty=cfg.repetition_penalty, seed=cfg.seed + i,
-                           extra_stops=speaker_stops(contact, template))  # fmt: skip
+                           extra_stops=speaker_stops(contact, template, ex.get("members") or ()))  # fmt: skip
         requests += [Request(ids, params, None), Request(ids, replace(params), model.active_adapter)]
     bar = tqdm(total=len(requests), desc="generating base + twin replies", unit="reply",
                disable=not progress, dynamic_ncols=True)  # fmt: skip

@@ -42,8 +42,9 @@ def split_session(
     ``b``), so a chat of a few long sessions still gets a val split of a measurable size. A train
     example's context starts after the last val block before it: no val turn is ever part of a
     training prompt (a val prompt may show earlier train turns, as a real conversation would).
-    ``group``: a group chat's examples say so (``"group": true``, after ``contact``) so the prompt is
-    rendered as a group's (:func:`twin.prompt.build_prompt`); a personal chat's have no such field.
+    ``group``: a group chat's examples say so (``"group": true`` and ``"members"``, the labels its
+    turns of theirs show, after ``contact``) so the prompt is rendered as a group's
+    (:func:`twin.prompt.build_prompt`); a personal chat's have no such fields.
     """
     turns: Sequence[Turn] = session.turns
     all_ctx = [{"role": t.role, "text": t.text} for t in turns]
@@ -54,8 +55,8 @@ def split_session(
         val = val_block(k // block)
         lo = 0 if val else start
         ex: dict = {"dialog_id": session.dialog_id, "session": session.id, "contact": contact}
-        if group:
-            ex["group"] = True
+        if group:  # the people whose labels the prompt may show: stop strings, and what style strips
+            ex |= {"group": True, "members": list(dict.fromkeys(m for t in turns[lo:i] for m in t.members))}
         ex |= {
             "context": fit_context(all_ctx[lo : i - 1], budget, count),
             "instruction": turns[i - 1].text,

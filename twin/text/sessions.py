@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from twin.prompt import group_turn_text
+from twin.prompt import group_turn_text, member_label
 from twin.records import sort_key
 from twin.text.scrub import Scrubber, scrub_messages
 
@@ -41,6 +41,7 @@ class Turn:
     role: str  # "me" | "them"
     text: str
     message_ids: list[int] = field(default_factory=list)
+    members: list[str] = field(default_factory=list)  # in a group: the labels of their turn, first-seen order
 
 
 @dataclass
@@ -99,20 +100,19 @@ def merge_turns(
         else:
             runs.append((role, [rec], [text]))
     names: dict[str, str] = {}  # each member's name scrubbed once
-    return [
-        Turn(role, _turn_text(role, recs, txts, scrubber, names), [r["id"] for r in recs])
-        for role, recs, txts in runs
-    ]
+    return [_turn(role, recs, txts, scrubber, names) for role, recs, txts in runs]
 
 
-def _turn_text(
+def _turn(
     role: str, recs: list[dict], texts: list[str], scrubber: Scrubber | None, names: dict[str, str]
-) -> str:
+) -> Turn:
     """A turn's messages joined with newlines; in a group, theirs labelled with who wrote each run."""
+    ids = [r["id"] for r in recs]
     if role == "me" or not any("sender" in r for r in recs):
-        return "\n".join(texts)
+        return Turn(role, "\n".join(texts), ids)
     senders = [_member_name(r.get("sender"), scrubber, names) for r in recs]
-    return group_turn_text(zip(senders, texts, strict=True))
+    members = list(dict.fromkeys(member_label(s) for s in senders))
+    return Turn(role, group_turn_text(zip(senders, texts, strict=True)), ids, members)
 
 
 def _member_name(name: str | None, scrubber: Scrubber | None, names: dict[str, str]) -> str | None:

@@ -52,7 +52,11 @@ def sample_prompt(
     except TwinError as e:  # its text names sizes, never the message
         log.warning("no sample reply at validation: %s", e)
         return None
-    params = GenParams(max_new_tokens=max_new, temperature=0.0, extra_stops=speaker_stops(contact, template))
+    params = GenParams(
+        max_new_tokens=max_new,
+        temperature=0.0,
+        extra_stops=speaker_stops(contact, template, row.get("members") or ()),
+    )
     return Sample(tokenizer.decode(ids), params)
 
 
