@@ -182,3 +182,26 @@ def test_reply_to_a_group_renders_the_prompt_the_twin_was_trained_on(engine, tmp
     )
     assert ids == engine.tokenizer(prompt, add_special_tokens=False)["input_ids"]
     assert members == ("Anna", "Tom")
+
+
+def test_eval_balances_chats_by_dialog_not_by_name():
+    """Two deleted accounts, or a group called like a person, are different chats to the sample."""
+    from twin.eval.run import _select, contact_spread
+
+    def chat(did: int, name: str, n: int, **kw) -> list[dict]:
+        return [{"dialog_id": did, "contact": name, "i": k, **kw} for k in range(n)]
+
+    val = [*chat(1, "Deleted Account", 30), *chat(2, "Deleted Account", 30), *chat(3, "Anna", 30),
+           *chat(4, "Anna", 30, group=True), *chat(5, "Bob", 30)]  # fmt: skip
+    picked = _select(val, 20, seed=0)
+    assert {d: sum(x["dialog_id"] == d for x in picked) for d in range(1, 6)} == dict.fromkeys(range(1, 6), 4)
+    assert contact_spread(picked) == {"count": 5, "max_share": 0.2}
+
+
+def test_the_report_shows_a_groups_context_as_the_prompt_does(tmp_path):
+    from twin.eval.report import _context_html
+
+    _, second = _examples(_group_raw(tmp_path))
+    shown = _context_html(second["context"], second["contact"], group=True)
+    assert "Anna: who&#x27;s in for saturday?\nTom: me\n9 am?\nMe: count me in" in shown
+    assert "Climbing:" not in shown
