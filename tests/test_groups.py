@@ -205,3 +205,17 @@ def test_the_report_shows_a_groups_context_as_the_prompt_does(tmp_path):
     shown = _context_html(second["context"], second["contact"], group=True)
     assert "Anna: who&#x27;s in for saturday?\nTom: me\n9 am?\nMe: count me in" in shown
     assert "Climbing:" not in shown
+
+
+def test_a_groups_past_exchange_in_memory_is_shown_as_its_prompt_showed_it(tmp_path):
+    from twin.memory import Memory, build_memory
+    from twin.prompt import PLAIN_MEMORY
+
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = [{**ex, "session": f"s{i}"} for i, ex in enumerate(_examples(_group_raw(tmp_path)))]
+    (data / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    past = Memory.open(build_memory(data)).retrieve("saturday at 9?", 1, contact="Climbing")
+    prompt = build_prompt([], "Tom: 9?", template=PLAIN_MEMORY, contact="Climbing", memory=past, group=True)
+    section = "### How you answered similar messages before:\nAnna: who's in for saturday?\nTom: me\n9 am?\nMe: count me in\n"
+    assert section in prompt  # not "Climbing: Anna: ...": the group is not a person

@@ -157,10 +157,15 @@ def group_conversation(messages: Sequence[dict]) -> tuple[list[dict], str]:
 
 
 def render_memory(memory: Sequence[dict] | None) -> str:
-    """The memory section's text: each past exchange as ``<their name>: message`` + ``Me: reply``."""
+    """The memory section's text: each past exchange as ``<their name>: message`` + ``Me: reply``
+    (a group's, ``"group": true``, already names each person in its message)."""
     if not memory:
         return _NO_MEMORY
-    return "\n\n".join(f"{m.get('contact') or 'Them'}: {m['them']}\n{ME_LABEL}: {m['me']}" for m in memory)
+    return "\n\n".join(f"{_memory_them(m)}\n{ME_LABEL}: {m['me']}" for m in memory)
+
+
+def _memory_them(m: dict) -> str:
+    return m["them"] if m.get("group") else f"{m.get('contact') or 'Them'}: {m['them']}"
 
 
 def with_memory(template: str, k: int) -> str:
