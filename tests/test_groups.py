@@ -219,3 +219,54 @@ def test_a_groups_past_exchange_in_memory_is_shown_as_its_prompt_showed_it(tmp_p
     prompt = build_prompt([], "Tom: 9?", template=PLAIN_MEMORY, contact="Climbing", memory=past, group=True)
     section = "### How you answered similar messages before:\nAnna: who's in for saturday?\nTom: me\n9 am?\nMe: count me in\n"
     assert section in prompt  # not "Climbing: Anna: ...": the group is not a person
+
+
+def test_drafts_in_a_group_asks_the_server_as_prepare_built_the_examples(tmp_path):
+    """`twin drafts --chat <a group>`: the request names who wrote what (names scrubbed), the server
+    turns it into the training example's context and message, and the feedback record keeps that shape."""
+    from helpers.fake_telethon import group, msg, user
+
+    from twin.drafts.chats import Chat
+    from twin.drafts.context import conversation, records_of
+    from twin.drafts.followup import _as_example
+    from twin.serve.schemas import ReplyRequest
+    from twin.text.scrub import Scrubber
+
+    grp, anna, tom = group(55, "Climbing"), user(2, "Anna", "+1 415 555 0134"), user(3, "Tom")
+    said = [(anna, "who's in for saturday?", False), (tom, "me", False), (tom, "9 am?", False),
+            (None, "count me in", True), (anna, "great", False)]  # fmt: skip
+    messages = []
+    for i, (who, text, out) in enumerate(said, start=1):
+        m = msg(grp, i, text, out=out)
+        m._sender = who
+        messages.append(m)
+    chat = Chat(peer_id=-55, dialog_id=55, name="Climbing", input_entity=None, group=True)
+    conv = conversation(records_of(messages, chat), chat, last_out=4, gap_hours=24, scrubber=Scrubber(),
+                        context_chars=1024)  # fmt: skip
+    assert conv.payload == {
+        "message": "great", "name": "Anna [PHONE]", "contact": "Climbing", "group": True,
+        "history": [{"role": "them", "text": "who's in for saturday?", "name": "Anna [PHONE]"},
+                    {"role": "them", "text": "me", "name": "Tom"}, {"role": "them", "text": "9 am?", "name": "Tom"},
+                    {"role": "me", "text": "count me in"}],
+    }  # fmt: skip
+    context, message, members = ReplyRequest(**conv.payload).conversation()
+    assert context == [
+        {"role": "them", "text": "Anna [PHONE]: who's in for saturday?\nTom: me\n9 am?"},
+        {"role": "me", "text": "count me in"},
+    ]
+    assert message == "Anna [PHONE]: great" and members == ("Anna [PHONE]", "Tom")
+    assert _as_example(conv.payload) == (
+        context,
+        message,
+        {"group": True, "members": ["Anna [PHONE]", "Tom"]},
+    )
+
+
+def test_a_groups_feedback_becomes_a_preference_pair_rendered_as_a_group():
+    from twin.feedback import preference_pairs
+
+    rec = {"contact": "Climbing", "group": True, "members": ["Anna"], "context": [], "instruction": "Anna: 9?",
+           "outcome": "edited", "draft": "ok", "sent": "ok, 9 works"}  # fmt: skip
+    (pair,) = preference_pairs([rec])
+    prompt, _ = build_training_pair({**pair, "response": pair["chosen"]}, template=PLAIN)
+    assert prompt.startswith("You are chatting in the group Climbing.") and "\nAnna: 9?\n" in prompt
