@@ -619,3 +619,20 @@ def test_the_owners_phone_region_is_kept_never_the_number(tmp_path, monkeypatch,
     acc = tmp_path / "raw" / "telegram" / "account.json"
     assert summary["phone region"] == region and json.loads(acc.read_text()) == {"phone_region": region}
     assert not any(c.isdigit() for c in acc.read_text()) and stat.S_IMODE(acc.stat().st_mode) == 0o600
+
+
+def test_a_group_message_names_who_wrote_it_mine_and_personal_chats_do_not(tmp_path):
+    """As the Desktop importer: a group's records of others carry ``sender`` for prepare's labels."""
+    anna, ghost = user(2002, "Anna", "Petrova"), user(2004, deleted=True)
+    grp = group(55, "Family")
+    hers, gone, mine = (
+        msg(grp, 1, "dinner at 7?"),
+        msg(grp, 2, "ok"),
+        msg(grp, 3, "I'll bring cake", out=True),
+    )
+    hers._sender, gone._sender = anna, ghost  # telethon sets these from the users its reply carries
+    direct = msg(anna, 4, "see you")
+    direct._sender = anna
+    run(FakeClient([(grp, [hers, gone, mine]), (anna, [direct])]), tmp_path, include_groups=True)
+    assert [r.get("sender") for r in on_disk(tmp_path, 55)] == ["Anna Petrova", "Deleted Account", None]
+    assert "sender" not in on_disk(tmp_path, 2002)[0]

@@ -266,3 +266,30 @@ def test_a_template_that_raises_is_one_line(tokenizer_dirs):
     with pytest.raises(TwinError, match="refuses a twin conversation.*System role not supported") as err:
         check_chat_template(tok)
     assert "\n" not in str(err.value) and "data.template=plain-v1" in str(err.value)
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_a_group_in_a_chat_template_names_the_group_and_keeps_the_labels_in_their_turns(tokenizer_dirs, arch):
+    tok = family_tokenizer(tokenizer_dirs, arch)
+    ctx = [{"role": "them", "text": "Anna: saturday?\nTom: me"}, {"role": "me", "text": "in"}]
+    ex = {
+        "contact": "Climbing",
+        "group": True,
+        "context": ctx,
+        "instruction": "Anna: 9 am?",
+        "response": "ok",
+    }
+    prompt, completion = build_training_pair(ex, template=CHAT, tokenizer=tok)
+    system = "You are chatting in the group Climbing. Reply to their messages the way you usually write."
+    assert prompt == (
+        HEAD[arch]
+        + turn(arch, "system", system)
+        + turn(arch, "user", "Anna: saturday?\nTom: me")
+        + turn(arch, "assistant", "in")
+        + turn(arch, "user", "Anna: 9 am?")
+        + GEN[arch]
+    )
+    assert completion == "ok" + EOT[arch]  # my reply, no label
+    assert prompt == build_prompt(
+        ctx, "Anna: 9 am?", template=CHAT, tokenizer=tok, contact="Climbing", group=True
+    )

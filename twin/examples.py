@@ -242,7 +242,7 @@ def _fit_prompt(
     try:
         ids = fit_prompt_ids(
             tokenizer, list(ex["context"]), ex["instruction"], template=template, contact=ex.get("contact"),
-            room=limit, memory=ex.get("memory"), report=cut,
+            room=limit, memory=ex.get("memory"), report=cut, group=bool(ex.get("group")),
         )  # fmt: skip
     except TwinError:
         return None

@@ -170,6 +170,7 @@ def preference_pairs(records: Iterable[dict]) -> list[dict]:
         if r["outcome"] in ("edited", "other") and sent and draft and sent != draft:
             prompt = {
                 "contact": r.get("contact"),
+                **({"group": True, "members": r.get("members") or []} if r.get("group") else {}),
                 "context": r.get("context") or [],
                 "instruction": r.get("instruction"),
             }

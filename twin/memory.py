@@ -73,6 +73,7 @@ def _read_pairs(train_file: Path) -> list[dict]:
                     "them": _cut(ex["instruction"]),
                     "me": _cut(ex["response"]),
                 }
+                | ({"group": True} if ex.get("group") else {})  # their text is labelled per person
             )
         except (AttributeError, KeyError, TypeError):
             raise TwinError(f"{train_file}:{lineno}: not a prepared example; re-run `twin prepare`") from None
@@ -174,7 +175,10 @@ class Memory:
             key = (pair["them"], pair["me"])
             if key not in seen:
                 seen.add(key)
-                chosen.append({"contact": pair.get("contact"), "them": pair["them"], "me": pair["me"]})
+                chosen.append(
+                    {"contact": pair.get("contact"), "them": pair["them"], "me": pair["me"]}
+                    | ({"group": True} if pair.get("group") else {})
+                )
                 if len(chosen) == k:
                     break
         return chosen

@@ -14,11 +14,16 @@ server never renders prompts differently from the ones the adapter was trained o
 
 Context is a list of ``{"role": "me"|"them", "text": str}`` turns, oldest first, and is cut from
 the oldest side by :func:`fit_context` — the same function in prepare and serve.
+
+A **group** chat (``group=True``; an example's ``"group": true``) is told as one: the header says
+"in the group <name>", and their turns are several people's messages, each run of one person's
+messages opening with ``Name: `` (:func:`group_turn_text`, used by prepare and by the server alike),
+so the twin sees who said what. My turns never carry a label: the reply is only my text.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -34,7 +39,9 @@ MEMORY_TEMPLATES = {PLAIN: PLAIN_MEMORY, CHAT: CHAT_MEMORY}  # v1 -> its version
 TemplateChoice = Literal["auto", "plain-v1", "chat-v1"]
 
 DEFAULT_CONTACT = "a friend"
+DEFAULT_GROUP = "a group chat"
 ME_LABEL = "Me"
+SOMEONE = "Someone"  # a group member whose name the export does not give
 
 _PLAIN_HEADER = (
     "You are chatting with {contact}. Write your reply to their message the way you usually write.\n\n"
@@ -46,9 +53,18 @@ _PLAIN_MEMORY_HEADER = _PLAIN_HEADER.replace(
     "### Your previous communication:",
     "### How you answered similar messages before:\n{memory}\n\n### Your previous communication:",
 )
+_GROUP_HEADER = _PLAIN_HEADER.replace(
+    "You are chatting with {contact}. Write your reply to their message ",
+    "You are chatting in the group {contact}. Write your reply to their messages ",
+).replace("### Their new message:", "### Their new messages:")
+_GROUP_MEMORY_HEADER = _GROUP_HEADER.replace(
+    "### Your previous communication:",
+    "### How you answered similar messages before:\n{memory}\n\n### Your previous communication:",
+)
 _NO_CONTEXT = "(start of the conversation)"
 _NO_MEMORY = "(none)"
 _SYSTEM = "You are chatting with {contact}. Reply to their message the way you usually write."
+_SYSTEM_GROUP = "You are chatting in the group {contact}. Reply to their messages the way you usually write."
 _SYSTEM_MEMORY = "\n\nHow you answered similar messages before:\n{memory}"
 
 # Generation stops at any of these (besides EOS): the start of the next template section.
@@ -63,17 +79,93 @@ def _speaker(role: str, contact: str | None) -> str:
     raise TwinError(f"context role must be 'me' or 'them', got {role!r}")
 
 
-def render_context(context: Sequence[dict], contact: str | None = None) -> str:
+def render_context(context: Sequence[dict], contact: str | None = None, group: bool = False) -> str:
+    """The context section: ``Speaker: text`` a turn; a group's turns of theirs carry their own labels."""
     if not context:
         return _NO_CONTEXT
-    return "\n".join(f"{_speaker(t['role'], contact)}: {t['text']}" for t in context)
+    return "\n".join(_context_line(t, contact, group) for t in context)
+
+
+def _context_line(turn: dict, contact: str | None, group: bool) -> str:
+    speaker = _speaker(turn["role"], contact)
+    if group and turn["role"] == "them":
+        return turn["text"]  # labelled per person by group_turn_text: "Anna: ...\nTom: ..."
+    return f"{speaker}: {turn['text']}"
+
+
+def member_label(name: str | None) -> str:
+    """A group member's label: the name on one line (a label cannot span lines), or ``Someone``."""
+    label = " ".join((name or "").split())
+    return label or SOMEONE
+
+
+def group_turn_text(messages: Iterable[tuple[str | None, str]]) -> str:
+    """Several people's consecutive messages in a group as one turn: ``(sender, text)`` pairs, oldest
+    first, joined with newlines; wherever the sender changes the line opens with ``Name: ``.
+
+    Prepare builds a group's turns with it and the server a group request's, so a served prompt
+    says who said what exactly as the training prompts did.
+    """
+    lines, last = [], None
+    for name, text in messages:
+        label = member_label(name)
+        lines.append(text if label == last else f"{label}: {text}")
+        last = label
+    return "\n".join(lines)
+
+
+def unlabel(text: str, members: Iterable[str]) -> str:
+    """A group turn's text without the members' labels (:func:`group_turn_text` undone): what they wrote."""
+    heads = tuple(f"{m}: " for m in members)
+    if not heads:
+        return text
+    return "\n".join(_strip_head(line, heads) for line in text.split("\n"))
+
+
+def _strip_head(line: str, heads: tuple[str, ...]) -> str:
+    for head in heads:
+        if line.startswith(head):
+            return line[len(head) :]
+    return line
+
+
+def group_conversation(messages: Sequence[dict]) -> tuple[list[dict], str]:
+    """A group chat as the server receives it, as prepare turned it into an example.
+
+    ``messages``: ``{"role", "text", "name"}`` oldest first, the last one theirs (``name``: who wrote
+    a message of theirs). Consecutive messages of one side are one turn, theirs labelled by
+    :func:`group_turn_text`; returns ``(context, instruction)``, the instruction being everything
+    they wrote since my last message, as in training.
+    """
+    turns: list[tuple[str, list[dict]]] = []
+    for m in messages:
+        if turns and turns[-1][0] == m["role"]:
+            turns[-1][1].append(m)
+        else:
+            turns.append((m["role"], [m]))
+    texts = [
+        (
+            role,
+            "\n".join(m["text"] for m in ms)
+            if role == "me"
+            else group_turn_text((m.get("name"), m["text"]) for m in ms),
+        )
+        for role, ms in turns
+    ]
+    *context, (_, instruction) = texts
+    return [{"role": role, "text": text} for role, text in context], instruction
 
 
 def render_memory(memory: Sequence[dict] | None) -> str:
-    """The memory section's text: each past exchange as ``<their name>: message`` + ``Me: reply``."""
+    """The memory section's text: each past exchange as ``<their name>: message`` + ``Me: reply``
+    (a group's, ``"group": true``, already names each person in its message)."""
     if not memory:
         return _NO_MEMORY
-    return "\n\n".join(f"{m.get('contact') or 'Them'}: {m['them']}\n{ME_LABEL}: {m['me']}" for m in memory)
+    return "\n\n".join(f"{_memory_them(m)}\n{ME_LABEL}: {m['me']}" for m in memory)
+
+
+def _memory_them(m: dict) -> str:
+    return m["them"] if m.get("group") else f"{m.get('contact') or 'Them'}: {m['them']}"
 
 
 def with_memory(template: str, k: int) -> str:
@@ -99,15 +191,21 @@ def resolve_template(choice: str, tokenizer: Any | None) -> str:
     return choice
 
 
-def system_prompt(contact: str | None) -> str:
+def system_prompt(contact: str | None, group: bool = False) -> str:
     """The system message: chat-v1's first message, and the ``system`` field of prepare's alpaca/sharegpt."""
+    if group:
+        return _SYSTEM_GROUP.format(contact=contact or DEFAULT_GROUP)
     return _SYSTEM.format(contact=contact or DEFAULT_CONTACT)
 
 
 def _chat_messages(
-    context: Sequence[dict], instruction: str, contact: str | None, memory: Sequence[dict] | None = None
+    context: Sequence[dict],
+    instruction: str,
+    contact: str | None,
+    memory: Sequence[dict] | None = None,
+    group: bool = False,
 ) -> list[dict]:
-    system = system_prompt(contact)
+    system = system_prompt(contact, group)
     if memory is not None:
         system += _SYSTEM_MEMORY.format(memory=render_memory(memory))
     msgs = [{"role": "system", "content": system}]
@@ -126,24 +224,30 @@ def build_prompt(
     contact: str | None = None,
     tokenizer: Any | None = None,
     memory: Sequence[dict] | None = None,
+    group: bool = False,
 ) -> str:
     """The prompt text up to where my reply starts.
 
     ``memory``: past exchanges ``{"contact", "them", "me"}`` for the v2 templates (empty: ``(none)``).
+    ``group``: ``contact`` is a group's name and their turns are labelled per person (module doc).
     """
     if memory and not has_memory(template):
         raise TwinError(f"prompt template {template!r} has no memory section; train with --memory K")
     if template in (PLAIN, PLAIN_MEMORY):
-        fields = {"contact": contact or DEFAULT_CONTACT, "context": render_context(context, contact)}
+        name = contact or (DEFAULT_GROUP if group else DEFAULT_CONTACT)
+        fields = {"contact": name, "context": render_context(context, contact, group)}
         if template == PLAIN:
-            return _PLAIN_HEADER.format(**fields, instruction=instruction)
-        return _PLAIN_MEMORY_HEADER.format(**fields, instruction=instruction, memory=render_memory(memory))
+            return (_GROUP_HEADER if group else _PLAIN_HEADER).format(**fields, instruction=instruction)
+        header = _GROUP_MEMORY_HEADER if group else _PLAIN_MEMORY_HEADER
+        return header.format(**fields, instruction=instruction, memory=render_memory(memory))
     if template in (CHAT, CHAT_MEMORY):
         if tokenizer is None:
             raise TwinError(f"prompt template {template!r} needs the tokenizer")
         mem = (memory or []) if template == CHAT_MEMORY else None
         return tokenizer.apply_chat_template(
-            _chat_messages(context, instruction, contact, mem), tokenize=False, add_generation_prompt=True
+            _chat_messages(context, instruction, contact, mem, group),
+            tokenize=False,
+            add_generation_prompt=True,
         )
     raise TwinError(f"prompt template {template!r} is unknown; use one of {', '.join(TEMPLATE_VERSIONS)}")
 
@@ -236,16 +340,25 @@ def build_training_pair(
     (``turn_end``, from :func:`check_chat_template`; computed here when not given).
     """
     context, instruction, response = example["context"], example["instruction"], example["response"]
-    contact, memory = example.get("contact"), example.get("memory")
+    contact, memory, group = example.get("contact"), example.get("memory"), bool(example.get("group"))
     prompt = build_prompt(
-        context, instruction, template=template, contact=contact, tokenizer=tokenizer, memory=memory
+        context,
+        instruction,
+        template=template,
+        contact=contact,
+        tokenizer=tokenizer,
+        memory=memory,
+        group=group,
     )
     if template in (PLAIN, PLAIN_MEMORY):
         return prompt, response
     turn_end = turn_end or check_chat_template(tokenizer)
     mem = (memory or []) if template == CHAT_MEMORY else None
     full = tokenizer.apply_chat_template(
-        [*_chat_messages(context, instruction, contact, mem), {"role": "assistant", "content": response}],
+        [
+            *_chat_messages(context, instruction, contact, mem, group),
+            {"role": "assistant", "content": response},
+        ],
         tokenize=False,
     )
     if not full.startswith(prompt):

@@ -23,7 +23,9 @@ REQUIRED = ("dialog_id", "id", "date", "out")
 # Optional, written only when present (older files and readers are unaffected):
 # pii: [[offset, length, "PHONE" | "EMAIL"], ...] spans of the text that Telegram itself tagged as a
 # phone number or an e-mail (Desktop's text_entities); prepare's scrubber replaces them first.
-OPTIONAL = ("pii",)
+# sender: the display name of who wrote a message of someone else in a group chat, so prepare can
+# say who said what (a personal chat has one other person: its dialog_name).
+OPTIONAL = ("pii", "sender")
 
 
 class RawRecord(TypedDict):
@@ -37,7 +39,7 @@ class RawRecord(TypedDict):
     reply_to: int | None
     forwarded: bool
     media: str | None  # Telegram Desktop's media_type names: "photo", "sticker", "voice_message", ... or None
-    # optional (see OPTIONAL): pii: list[[offset, length, kind]]
+    # optional (see OPTIONAL): pii: list[[offset, length, kind]]; sender: str (groups, not mine)
 
 
 def iso_utc(value: datetime | int | float) -> str:
@@ -120,6 +122,10 @@ def validate_record(obj: Any, where: str) -> RawRecord:
         obj["text"] = ""
     elif not isinstance(text, str):
         raise TwinError(f"{where}: field 'text' must be a string, got {type(text).__name__}")
+    if obj.get("sender") is not None and not isinstance(obj["sender"], str):
+        raise TwinError(
+            f"{where}: field 'sender' must be a name (a string), got {type(obj['sender']).__name__}"
+        )
     for key in FIELDS:
         obj.setdefault(key, None if key not in ("forwarded",) else False)
     return obj  # type: ignore[return-value]

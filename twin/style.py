@@ -18,17 +18,28 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from twin.prompt import unlabel
+
 MIN_MESSAGES = 50  # distinct owner and contact messages each, below which no verifier is trained
 
 
 def split_messages(examples: Iterable[dict]) -> tuple[list[str], list[str]]:
-    """``(owner, contacts)``: the distinct non-empty texts each side wrote, in first-seen order."""
+    """``(owner, contacts)``: the distinct non-empty texts each side wrote, in first-seen order.
+
+    A group's turns of theirs are taken without the members' labels: a name is who wrote it, not
+    how they write, and a verifier that learned "Anna: " as a contact's habit would tell the sides
+    apart by names (no reply of mine carries one).
+    """
     owner: dict[str, None] = {}
     contacts: dict[str, None] = {}
     for ex in examples:
+        members = ex.get("members") or ()
         for turn in ex.get("context") or []:
-            (owner if turn.get("role") == "me" else contacts)[turn.get("text", "")] = None
-        contacts[ex.get("instruction", "")] = None
+            if turn.get("role") == "me":
+                owner[turn.get("text", "")] = None
+            else:
+                contacts[unlabel(turn.get("text", ""), members)] = None
+        contacts[unlabel(ex.get("instruction", ""), members)] = None
         owner[ex.get("response", "")] = None
     return [t for t in owner if t.strip()], [t for t in contacts if t.strip()]
 

@@ -175,12 +175,13 @@ def media_kind(message: Any) -> str | None:
     return "other"  # stories, giveaways, paid media, unsupported...
 
 
-def message_record(message: Any, dialog_id: int, dialog_name: str | None) -> dict | None:
+def message_record(message: Any, dialog_id: int, dialog_name: str | None, group: bool = False) -> dict | None:
     """One telethon message as a raw record, or None for what is not a message of a person.
 
     Service messages (joins, calls, pins...) and empty messages are skipped; a caption is the
     message text (telethon keeps it in ``message.message``); media without a caption is kept with
-    ``text=""`` and ``media`` set, so later stages see the turn timing.
+    ``text=""`` and ``media`` set, so later stages see the turn timing. In a ``group`` a message of
+    someone else's names who wrote it (``sender``), as the Desktop importer does.
     """
     from telethon.tl import types
 
@@ -210,7 +211,18 @@ def message_record(message: Any, dialog_id: int, dialog_name: str | None) -> dic
     pii = entity_pii(text, getattr(message, "entities", None))
     if pii:
         rec["pii"] = pii  # type: ignore[typeddict-unknown-key]
+    if group and not rec["out"]:
+        rec["sender"] = sender_name(message)  # type: ignore[typeddict-unknown-key]
     return rec
+
+
+def sender_name(message: Any) -> str:
+    """Who wrote a group message, as Telegram shows the name ("Deleted Account" when it has none)."""
+    from telethon import utils
+
+    sender = getattr(message, "sender", None)
+    name = utils.get_display_name(sender).strip() if sender is not None else ""
+    return name or "Deleted Account"
 
 
 def entity_pii(text: str, entities: Any) -> list[list] | None:

@@ -29,6 +29,7 @@ class Chat:
     dialog_id: int  # the id in raw files (export_id)
     name: str
     input_entity: Any
+    group: bool = False  # a group named with --chat: its request says who wrote what
 
     def label(self) -> str:
         """How log lines name the chat: its id only (a name is personal data)."""
@@ -37,7 +38,9 @@ class Chat:
 
 def _chat(dialog: Any) -> Chat:
     did = export_id(dialog)
-    return Chat(int(dialog.id), did, dialog_name(dialog) or str(did), dialog.input_entity)
+    return Chat(
+        int(dialog.id), did, dialog_name(dialog) or str(did), dialog.input_entity, bool(dialog.is_group)
+    )
 
 
 def _matches(dialog: Any, wanted: str) -> bool:

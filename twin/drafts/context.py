@@ -8,6 +8,10 @@ What is answered is what they wrote **after your last outgoing message of any ki
 location, sticker, voice, a call you made: anything Telegram marks ``out``): ``message`` = their
 text messages since then as one turn, ``history`` = the turns before it (newest kept within a
 character budget, :func:`twin.prompt.fit_context`). A location you sent closes their earlier question.
+
+A group (named with ``--chat``) is sent as the server's group request: each message with who wrote
+it (the name scrubbed like the texts), so the server turns it into the prompt prepare made of the
+group's messages (:func:`twin.prompt.group_conversation`).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from twin.text.sessions import merge_turns, split_sessions
 # The server's default caps (twin serve --max-message-chars / --max-contact-chars): cut, never refused.
 MAX_MESSAGE_CHARS = 4000
 MAX_CONTACT_CHARS = 100
+MAX_HISTORY = 100  # --max-history: a group's history is one item a message
 
 
 @dataclass(frozen=True)
@@ -37,7 +42,7 @@ class Conversation:
 
 def records_of(messages: Sequence[Any], chat: Chat) -> list[dict]:
     """Telegram messages (any order) as raw records, oldest first; service messages dropped."""
-    records = [message_record(m, chat.dialog_id, chat.name) for m in messages]
+    records = [message_record(m, chat.dialog_id, chat.name, group=chat.group) for m in messages]
     return sorted((r for r in records if r is not None), key=lambda r: r["id"])
 
 
@@ -57,7 +62,13 @@ def _scrubbed(records: Sequence[dict], scrubber: Scrubber) -> list[dict]:
     # the spans Telegram tagged as a phone or an e-mail (the record's ``pii``) go first, as in prepare
     texts = [(scrubber.mark(r["text"], r["pii"]) if r.get("pii") else r["text"]).strip() for r in usable]
     clean = dict(zip((r["id"] for r in usable), scrub_messages(texts, scrubber), strict=True))
-    return [{**r, "text": clean.get(r["id"], ""), "pii": None} for r in records]
+    # a group member's name is text like any other ("Oleg +7 916 ..."), as prepare scrubs it
+    names = {r["id"]: scrubber.scrub(r["sender"]) for r in records if r.get("sender")}
+    return [{**r, "text": clean.get(r["id"], ""), "pii": None, **_sender(names, r["id"])} for r in records]
+
+
+def _sender(names: dict[int, str], rid: int) -> dict:
+    return {"sender": names[rid]} if rid in names else {}
 
 
 def conversation(
@@ -77,6 +88,8 @@ def conversation(
     if not records or answered(records, last_out):
         return None
     session = _scrubbed(split_sessions(list(records), gap_hours)[-1], scrubber)
+    if chat.group:
+        return _group_conversation(session, records, chat, last_out, scrubber, context_chars)
     before = merge_turns([r for r in session if r["id"] <= last_out])
     after = merge_turns([r for r in session if r["id"] > last_out])
     if not after:
@@ -91,3 +104,35 @@ def conversation(
     }
     last_incoming = max(r["id"] for r in records if not r["out"])
     return Conversation(payload, last_incoming)
+
+
+def _group_conversation(
+    session: Sequence[dict],
+    records: Sequence[dict],
+    chat: Chat,
+    last_out: int,
+    scrubber: Scrubber,
+    context_chars: int,
+) -> Conversation | None:
+    """A group's request: every message with text one history item (theirs with ``name``), the
+    newest of theirs the ``message``; None when nothing of theirs with text came after ``last_out``."""
+    usable = [r for r in session if r["text"]]
+    items = [
+        {"role": "me", "text": r["text"]}
+        if r["out"]
+        else {"role": "them", "text": r["text"], "name": (r.get("sender") or "")[:MAX_CONTACT_CHARS] or None}
+        for r in usable
+    ]
+    theirs = [k for k, r in enumerate(usable) if not r["out"]]
+    if not theirs or usable[theirs[-1]]["id"] <= last_out:
+        return None
+    newest = theirs[-1]
+    last = items[newest]
+    payload = {
+        "message": last["text"][-MAX_MESSAGE_CHARS:],
+        "name": last["name"],
+        "history": fit_context(items[:newest], context_chars)[-MAX_HISTORY:],
+        "contact": scrubber.scrub(chat.name)[:MAX_CONTACT_CHARS],
+        "group": True,
+    }
+    return Conversation(payload, max(r["id"] for r in records if not r["out"]))

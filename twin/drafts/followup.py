@@ -24,6 +24,7 @@ from twin.drafts.chats import Chat
 from twin.drafts.context import Conversation
 from twin.errors import TwinError
 from twin.feedback import append_record, outcome
+from twin.prompt import group_conversation, member_label
 from twin.text.scrub import Scrubber, scrub_messages
 
 log = logging.getLogger(__name__)
@@ -60,11 +61,24 @@ class Pending:
         payload = self.conv.payload
         # Your text scrubbed with the message it answers in view, as prepare scrubs a session.
         clean_sent = scrub_messages([payload["message"], sent], scrubber)[1] if sent is not None else None
+        context, instruction, group = _as_example(payload)
         return {
             "ts": self.ts, "dialog_id": self.chat.dialog_id, "contact": payload["contact"],
-            "context": payload["history"], "instruction": payload["message"], "draft": scrubber.scrub(self.draft),
-            "sent": clean_sent, "outcome": kind, "edit_distance": distance,
+            "context": context, "instruction": instruction, "draft": scrubber.scrub(self.draft),
+            "sent": clean_sent, "outcome": kind, "edit_distance": distance, **group,
         }  # fmt: skip
+
+
+def _as_example(payload: dict) -> tuple[list[dict], str, dict]:
+    """``(context, instruction, group fields)`` of the request as a training example has them: a
+    group's messages turned as prepare turns them (labelled per person), with ``group``/``members``."""
+    if not payload.get("group"):
+        return payload["history"], payload["message"], {}
+    them = {"role": "them", "text": payload["message"], "name": payload.get("name")}
+    msgs = [*payload["history"], them]
+    context, instruction = group_conversation(msgs)
+    members = list(dict.fromkeys(member_label(m.get("name")) for m in msgs if m["role"] == "them"))
+    return context, instruction, {"group": True, "members": members}
 
 
 class Followups:

@@ -23,6 +23,7 @@ from twin.eval.metrics import GENERATED, SCRIPTS, SIDES
 from twin.eval.plots import SIDE_LABELS
 from twin.eval.verdict import acceptance_rate, authorship_sentence, headline, too_few
 from twin.fileio import atomic_write_text
+from twin.prompt import render_context
 
 # (id, title) of every section, in page order.
 SECTIONS: tuple[tuple[str, str], ...] = (
@@ -271,12 +272,10 @@ def _section_training(r: dict, metrics_csv: Path | None) -> str:
     return "".join(parts)
 
 
-def _context_html(context: Sequence[dict], contact: str | None) -> str:
+def _context_html(context: Sequence[dict], contact: str | None, group: bool = False) -> str:
     if not context:
         return ""
-    lines = "\n".join(
-        f"{'Me' if t.get('role') == 'me' else (contact or 'Them')}: {t.get('text', '')}" for t in context
-    )
+    lines = render_context(context, contact, group)  # a group's turns carry their own labels
     return f"<details><summary>context ({len(context)})</summary>{_esc(lines)}</details>"
 
 
@@ -291,7 +290,8 @@ def _section_samples(rows: Sequence[dict]) -> str:
         return '<p class="muted">No samples requested (--samples 0).</p>'
     table_rows = [
         [
-            _context_html(x.get("context") or [], x.get("contact")) + _esc(x["message"]),
+            _context_html(x.get("context") or [], x.get("contact"), bool(x.get("group")))
+            + _esc(x["message"]),
             *(_reply_cell(x, side) for side in SIDES),
         ]
         for x in rows

@@ -66,18 +66,20 @@ class EvalConfig(StageConfig):
 
 
 def _select(examples: list[dict], limit: int | None, seed: int) -> list[dict]:
-    """A seeded, contact-balanced subset (kept in file order) when val is larger than ``limit``.
+    """A seeded, chat-balanced subset (kept in file order) when val is larger than ``limit``.
 
-    Round-robin over contacts, each contact's examples in a seeded random order: every contact
-    gives one example before any gives a second, so no chatty contact dominates the score (a plain
-    random sample took 15 of 30 examples from one of 12 contacts).
+    Round-robin over chats (a person or a whole group is one), each chat's examples in a seeded
+    random order: every chat gives one example before any gives a second, so no chatty contact
+    dominates the score (a plain random sample took 15 of 30 examples from one of 12 contacts).
+    Chats are told apart by dialog id, not name: several deleted accounts, or a group named like a
+    person, are separate chats.
     """
     if limit is None or len(examples) <= limit:
         return examples
     rng = random.Random(seed)
     by_contact: dict[str, list[int]] = {}
     for i, ex in enumerate(examples):
-        by_contact.setdefault(str(ex.get("contact") or ex.get("dialog_id") or ""), []).append(i)
+        by_contact.setdefault(chat_key(ex), []).append(i)
     queues = [rng.sample(idx, len(idx)) for _, idx in sorted(by_contact.items())]
     rng.shuffle(queues)  # which contacts get the last round's places
     keep: list[int] = []
@@ -86,6 +88,12 @@ def _select(examples: list[dict], limit: int | None, seed: int) -> list[dict]:
             if q and len(keep) < limit:
                 keep.append(q.pop())
     return [examples[i] for i in sorted(keep)]
+
+
+def chat_key(ex: dict) -> str:
+    """Which chat an example (or a sample row) is from: its dialog id, else its contact's name."""
+    did = ex.get("dialog_id")
+    return f"dialog {did}" if did is not None else f"contact {ex.get('contact') or ''}"
 
 
 def reply_loss(
@@ -146,11 +154,11 @@ def generate_replies(
     for i, ex in enumerate(examples):
         contact = ex.get("contact")
         ids = fit_prompt_ids(tokenizer, ex["context"], ex["instruction"], template=template, contact=contact,
-                             room=room, memory=ex.get("memory"), budget=budget)  # fmt: skip
+                             room=room, memory=ex.get("memory"), budget=budget, group=bool(ex.get("group")))  # fmt: skip
         prompt_tokens.append(len(ids))
         params = GenParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
                            top_k=cfg.top_k, repetition_penalty=cfg.repetition_penalty, seed=cfg.seed + i,
-                           extra_stops=speaker_stops(contact, template))  # fmt: skip
+                           extra_stops=speaker_stops(contact, template, ex.get("members") or ()))  # fmt: skip
         requests += [Request(ids, params, None), Request(ids, replace(params), model.active_adapter)]
     bar = tqdm(total=len(requests), desc="generating base + twin replies", unit="reply",
                disable=not progress, dynamic_ncols=True)  # fmt: skip
@@ -205,7 +213,7 @@ def contact_spread(rows: list[dict]) -> dict:
     only, no names)."""
     counts: dict[str, int] = {}
     for r in rows:
-        key = str(r.get("contact"))
+        key = chat_key(r)
         counts[key] = counts.get(key, 0) + 1
     top = max(counts.values(), default=0)
     return {"count": len(counts), "max_share": top / len(rows) if rows else 0.0}
@@ -285,7 +293,9 @@ def _sample_rows(examples: list[dict], replies: list[tuple[str, str]]) -> list[d
     return [
         {
             "session": ex.get("session"),
+            "dialog_id": ex.get("dialog_id"),
             "contact": ex.get("contact"),
+            **({"group": True} if ex.get("group") else {}),
             "context": ex["context"],
             "message": ex["instruction"],
             "real": ex["response"],

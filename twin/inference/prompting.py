@@ -41,6 +41,7 @@ def build_reply_prompt(
     message: str,
     contact: str | None = None,
     memory: Any | None = None,
+    group: bool = False,
 ) -> str:
     """The prompt for my reply to ``message`` after ``history`` (oldest first), exactly as in training.
 
@@ -50,7 +51,7 @@ def build_reply_prompt(
     """
     context, template, past = _reply_parts(meta, tokenizer, history, message, contact, memory)
     return build_prompt(
-        context, message, template=template, contact=contact, tokenizer=tokenizer, memory=past
+        context, message, template=template, contact=contact, tokenizer=tokenizer, memory=past, group=group
     )
 
 
@@ -84,6 +85,7 @@ def fit_prompt_ids(
     memory: Sequence[dict] | None = None,
     budget: int | None = None,
     report: dict | None = None,
+    group: bool = False,
 ) -> list[int]:
     """The prompt's token ids, at most ``room`` (and ``budget``: the adapter's ``prompt_tokens``) of them.
 
@@ -91,14 +93,15 @@ def fit_prompt_ids(
     the oldest context turns go first, one by one; if the prompt without context is still too long,
     the head of the message goes (its end is what the reply answers). The template's header and the
     reply cue are never cut: a prompt that cannot fit even then is a :class:`TwinError`. ``report``,
-    when given, gets ``context_dropped`` (turns) and ``message_cut`` (bool).
+    when given, gets ``context_dropped`` (turns) and ``message_cut`` (bool). ``group``: render a
+    group chat's prompt (:func:`twin.prompt.build_prompt`).
     """
     if budget is not None:
         room = budget if room is None else min(room, budget)
 
     def encode(ctx: list[dict], msg: str) -> list[int]:
         prompt = build_prompt(
-            ctx, msg, template=template, contact=contact, tokenizer=tokenizer, memory=memory
+            ctx, msg, template=template, contact=contact, tokenizer=tokenizer, memory=memory, group=group
         )
         return tokenizer(prompt, add_special_tokens=False)["input_ids"]
 
@@ -155,12 +158,13 @@ def reply_prompt_ids(
     contact: str | None,
     room: int | None,
     memory: Any | None = None,
+    group: bool = False,
 ) -> list[int]:
     """:func:`build_reply_prompt` as token ids, cut by :func:`fit_prompt_ids` to ``room`` tokens."""
     context, template, past = _reply_parts(meta, tokenizer, history, message, contact, memory)
     return fit_prompt_ids(
         tokenizer, context, message, template=template, contact=contact, room=room, memory=past,
-        budget=meta.prompt_tokens,
+        budget=meta.prompt_tokens, group=group,
     )  # fmt: skip
 
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from twin.prompt import ME_LABEL, PLAIN
+from twin.prompt import ME_LABEL, PLAIN, member_label
 
 
-def speaker_stops(contact: str | None = None, template: str = PLAIN) -> tuple[str, ...]:
+def speaker_stops(
+    contact: str | None = None, template: str = PLAIN, members: Sequence[str | None] = ()
+) -> tuple[str, ...]:
     """Stop strings for speaker lines: a new line starting ``Me:`` or ``<contact>:`` (``Them:`` unnamed).
 
     The adapter learned to end with EOS and no training reply holds a speaker label; these catch a
@@ -22,9 +24,11 @@ def speaker_stops(contact: str | None = None, template: str = PLAIN) -> tuple[st
     can never put words in their mouth, and :func:`_leading_label` drops such a label opening the
     reply. For every template: a chat template renders no labels, but a base pretrained on
     transcripts (the old tiny base, a model that read chat logs) writes them after its turn starts too.
+    ``members``: in a group, the people whose labels the prompt shows (any name, not only the
+    capitalised ones the label guard recognises).
     """
     del template  # kept for callers; every template gets the same stops
-    labels = dict.fromkeys((ME_LABEL, contact or "Them"))
+    labels = dict.fromkeys((ME_LABEL, contact or "Them", *(member_label(m) for m in members)))
     return tuple(f"\n{label}:" for label in labels)
 
 

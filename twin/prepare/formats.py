@@ -28,7 +28,7 @@ def to_alpaca(ex: dict) -> dict:
         "instruction": ex["instruction"],
         "input": "",
         "output": ex["response"],
-        "system": system_prompt(ex.get("contact")),
+        "system": system_prompt(ex.get("contact"), bool(ex.get("group"))),
         "history": [list(p) for p in _pairs(ex["context"])],
     }
 
@@ -41,7 +41,7 @@ def to_sharegpt(ex: dict) -> dict:
         conv.append({"from": "gpt", "value": a})
     conv.append({"from": "human", "value": ex["instruction"]})
     conv.append({"from": "gpt", "value": ex["response"]})
-    return {"conversations": conv, "system": system_prompt(ex.get("contact"))}
+    return {"conversations": conv, "system": system_prompt(ex.get("contact"), bool(ex.get("group")))}
 
 
 CONVERTERS: dict[str, Callable[[dict], dict]] = {"alpaca": to_alpaca, "sharegpt": to_sharegpt}

@@ -135,6 +135,7 @@ def process_dialog(
     if scrubber is not None and contact:
         contact = scrubber.scrub(contact)  # "Oleg +7 916 ...": a contact's name is text like any other
     sessions = build_sessions(records, cfg.gap_hours, scrubber=scrubber)
+    group = any("sender" in r for r in records)  # the export names who wrote what only in groups
     res = _empty_result(records, len(sessions))
     buf: dict[str, dict[str, list[str]]] = {k: {"train": [], "val": []} for k in ("main", *cfg.format)}
     for s in sessions:
@@ -146,8 +147,9 @@ def process_dialog(
             return hashes[b] < cut
 
         exs = split_session(
-            s, contact=contact, budget=cfg.context_budget, count=count, val_block=in_val, block=cfg.val_block
-        )
+            s, contact=contact, budget=cfg.context_budget, count=count, val_block=in_val, block=cfg.val_block,
+            group=group,
+        )  # fmt: skip
         if exs:
             _add_session(res, buf, exs, hashes, cfg, count)
     # one string per output file: pickling a few big strings is far cheaper than many small ones

@@ -34,6 +34,7 @@ def split_session(
     count: Callable[[str], int] = len,
     val_block: Callable[[int], bool] = lambda b: False,
     block: int = 8,
+    group: bool = False,
 ) -> list[tuple[bool, dict]]:
     """``(in val, example)`` for each reply of mine in the session, in order.
 
@@ -41,6 +42,9 @@ def split_session(
     ``b``), so a chat of a few long sessions still gets a val split of a measurable size. A train
     example's context starts after the last val block before it: no val turn is ever part of a
     training prompt (a val prompt may show earlier train turns, as a real conversation would).
+    ``group``: a group chat's examples say so (``"group": true`` and ``"members"``, the labels its
+    turns of theirs show, after ``contact``) so the prompt is rendered as a group's
+    (:func:`twin.prompt.build_prompt`); a personal chat's have no such fields.
     """
     turns: Sequence[Turn] = session.turns
     all_ctx = [{"role": t.role, "text": t.text} for t in turns]
@@ -50,19 +54,15 @@ def split_session(
     for k, i in enumerate(replies):
         val = val_block(k // block)
         lo = 0 if val else start
-        out.append(
-            (
-                val,
-                {
-                    "dialog_id": session.dialog_id,
-                    "session": session.id,
-                    "contact": contact,
-                    "context": fit_context(all_ctx[lo : i - 1], budget, count),
-                    "instruction": turns[i - 1].text,
-                    "response": turns[i].text,
-                },
-            )
-        )
+        ex: dict = {"dialog_id": session.dialog_id, "session": session.id, "contact": contact}
+        if group:  # the people whose labels the prompt may show: stop strings, and what style strips
+            ex |= {"group": True, "members": list(dict.fromkeys(m for t in turns[lo:i] for m in t.members))}
+        ex |= {
+            "context": fit_context(all_ctx[lo : i - 1], budget, count),
+            "instruction": turns[i - 1].text,
+            "response": turns[i].text,
+        }
+        out.append((val, ex))
         if val:
             start = i + 1
     return out

@@ -28,7 +28,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -147,9 +147,14 @@ class RemoteEngine(ReplyEngine):
         params: GenParams,
         on_delta: Callable[[str], None] | None = None,
         cancel: threading.Event | None = None,
+        *,
+        group: bool = False,
+        members: Sequence[str | None] = (),
     ) -> Future:
         """:meth:`ReplyEngine.submit` on the backend (``on_delta`` is called on a pool thread)."""
-        params, ids = self.prompt_ids(adapter, history, message, contact, params)
+        params, ids = self.prompt_ids(
+            adapter, history, message, contact, params, group=group, members=members
+        )
         prompt = self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
         submitted = time.perf_counter()
         return self.pool.submit(

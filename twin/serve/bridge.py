@@ -50,8 +50,9 @@ def start(
     cancel = cancel or threading.Event()
     try:
         future = s.engine.submit(
-            job.adapter, job.history, job.message, job.contact, job.params, on_delta, cancel
-        )
+            job.adapter, job.history, job.message, job.contact, job.params, on_delta, cancel,
+            group=job.group, members=job.members,
+        )  # fmt: skip
     except BaseException:
         s.gate.release()
         raise

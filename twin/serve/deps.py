@@ -33,6 +33,10 @@ class Job:
     message: str
     contact: str | None
     params: GenParams
+    group: bool = (
+        False  # contact is a group's name; history and message are already turned as prepare turns them
+    )
+    members: tuple[str | None, ...] = ()  # the group's people in the prompt: their labels are stop strings
 
 
 # The dependencies are ``async def``: FastAPI runs a plain ``def`` one in AnyIO's thread pool, a hand-off

@@ -14,7 +14,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -203,13 +203,25 @@ class ReplyEngine:
         return self.adapters.get(name or self.default)
 
     def prompt_ids(
-        self, adapter: Adapter, history: list[dict], message: str, contact: str | None, params: GenParams
+        self,
+        adapter: Adapter,
+        history: list[dict],
+        message: str,
+        contact: str | None,
+        params: GenParams,
+        *,
+        group: bool = False,
+        members: Sequence[str | None] = (),
     ) -> tuple[GenParams, list[int]]:
         """``params`` with the speaker stops added, and the prompt's ids cut as training cuts it
-        (:func:`reply_prompt_ids`) to leave room for the reply; :class:`TwinError` if it cannot fit."""
-        params = replace(params, extra_stops=(*params.extra_stops, *speaker_stops(contact, adapter.template)))
+        (:func:`reply_prompt_ids`) to leave room for the reply; :class:`TwinError` if it cannot fit.
+        ``group``: a group chat's prompt, ``members`` the people it shows (their labels stop a reply)."""
+        stops = speaker_stops(contact, adapter.template, members)
+        params = replace(params, extra_stops=(*params.extra_stops, *stops))
         room = room_for(self.positions, params.validate().max_new_tokens)
-        ids = reply_prompt_ids(adapter.meta, self.tokenizer, history, message, contact, room, adapter.memory)
+        ids = reply_prompt_ids(
+            adapter.meta, self.tokenizer, history, message, contact, room, adapter.memory, group=group
+        )
         return params, ids
 
     def submit(
@@ -221,9 +233,13 @@ class ReplyEngine:
         params: GenParams,
         on_delta: Callable[[str], None] | None = None,
         cancel: threading.Event | None = None,
+        *,
+        group: bool = False,
+        members: Sequence[str | None] = (),
     ) -> Future:
         """Queue my reply with ``adapter``; ``on_delta`` gets each text delta; the future's result is the
-        :class:`Generation`. A request that cannot fit raises :class:`TwinError` here."""
+        :class:`Generation`. A request that cannot fit raises :class:`TwinError` here. ``group`` and
+        ``members``: as in :meth:`prompt_ids`."""
         raise NotImplementedError
 
     def run(self, *args: Any, **kwargs: Any) -> Generation:
@@ -299,9 +315,14 @@ class Engine(ReplyEngine):
         params: GenParams,
         on_delta: Callable[[str], None] | None = None,
         cancel: threading.Event | None = None,
+        *,
+        group: bool = False,
+        members: Sequence[str | None] = (),
     ) -> Future:
         """:meth:`ReplyEngine.submit` on the scheduler (``on_delta`` is called on its thread)."""
-        params, ids = self.prompt_ids(adapter, history, message, contact, params)
+        params, ids = self.prompt_ids(
+            adapter, history, message, contact, params, group=group, members=members
+        )
         req = Request(ids, params, None if adapter.name == BASE_NAME else adapter.name, on_delta)
         if cancel is not None:
             req.cancel = cancel

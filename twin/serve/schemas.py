@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from twin.prompt import group_conversation
+
 # Registered adapter names: short and path-free, so a request can never point at a directory.
 from twin.serve.engine import NAME_PATTERN
 
@@ -69,16 +71,25 @@ class Turn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     role: Literal["me", "them"]
     text: str
+    name: str | None = None  # in a group: who wrote this message of theirs
 
 
 class ReplyRequest(Sampling):
-    """``POST /reply``'s body: twin's own format (a message, the history as me/them turns)."""
+    """``POST /reply``'s body: twin's own format (a message, the history as me/them turns).
+
+    ``group``: the chat is a group called ``contact``; ``name`` says who sent ``message`` and each
+    ``them`` turn's ``name`` who wrote it, and the prompt is rendered as training rendered a group's
+    (:func:`twin.prompt.group_conversation`: consecutive messages of one side form one turn, theirs
+    labelled per person, everything since my last message is what the reply answers).
+    """
 
     model_config = ConfigDict(extra="forbid")
     message: str = Field(min_length=1)
     history: list[Turn] = Field(default_factory=list)
     adapter: str | None = Field(None, pattern=NAME_PATTERN)
     contact: str | None = None
+    group: bool = False
+    name: str | None = None
     max_new_tokens: int | None = Field(None, ge=1)
     # EOS blocked for this many tokens (default 1: never an empty reply); = max_new_tokens forces the length
     min_new_tokens: int | None = Field(None, ge=0)
@@ -89,9 +100,22 @@ class ReplyRequest(Sampling):
             *_chars(("message",), self.message, limits.max_message_chars),
             *_items(("history",), self.history, limits.max_history),
             *(p for i, t in enumerate(self.history) for p in _chars(("history", i, "text"), t.text, limits.max_message_chars)),
+            *(p for i, t in enumerate(self.history) for p in _chars(("history", i, "name"), t.name, limits.max_contact_chars)),
             *_chars(("contact",), self.contact, limits.max_contact_chars),
+            *_chars(("name",), self.name, limits.max_contact_chars),
             *_at_most(("max_new_tokens",), self.max_new_tokens, limits.max_new_tokens),
         ]  # fmt: skip
+
+    def conversation(self) -> tuple[list[dict], str, tuple[str | None, ...]]:
+        """``(history, message, group members)`` as the prompt takes them; a group's turned as in prepare."""
+        if not self.group:
+            return [{"role": t.role, "text": t.text} for t in self.history], self.message, ()
+        msgs = [
+            *(t.model_dump() for t in self.history),
+            {"role": "them", "text": self.message, "name": self.name},
+        ]
+        context, instruction = group_conversation(msgs)
+        return context, instruction, tuple(dict.fromkeys(m["name"] for m in msgs if m["role"] == "them"))
 
 
 class TextPart(BaseModel):

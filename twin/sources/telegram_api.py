@@ -172,7 +172,7 @@ async def _fetch_newer(
             # fetch that size is not what is left, so the bar just counts.
             bar.total = messages.total
         bar.update(1)
-        rec = message_record(message, did, name)
+        rec = message_record(message, did, name, group=bool(dialog.is_group))
         if rec is None:
             stats.skipped_service += 1
             continue

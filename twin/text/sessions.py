@@ -4,7 +4,9 @@
   consecutive messages, so context never leaks from one conversation into the next. A gap exactly
   equal to the threshold does not split.
 * A **turn** is a run of consecutive messages from the same side within a session, joined with
-  newlines (people send several short messages in a row).
+  newlines (people send several short messages in a row). In a group (records with a ``sender``)
+  their turn is several people's messages: each person's run opens with ``Name: ``
+  (:func:`twin.prompt.group_turn_text`), the name scrubbed like the message texts.
 
 Every message counts for the gaps (a photo at 3 am continues a conversation), but only messages
 with text of the sender's own make turns: media without a caption and forwarded messages (someone
@@ -20,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from twin.prompt import group_turn_text, member_label
 from twin.records import sort_key
 from twin.text.scrub import Scrubber, scrub_messages
 
@@ -38,6 +41,7 @@ class Turn:
     role: str  # "me" | "them"
     text: str
     message_ids: list[int] = field(default_factory=list)
+    members: list[str] = field(default_factory=list)  # in a group: the labels of their turn, first-seen order
 
 
 @dataclass
@@ -87,17 +91,37 @@ def merge_turns(
         texts = [r["text"].strip() for r in usable]
         if clean is not None:
             texts = [clean(t) for t in texts]
-    turns: list[Turn] = []
-    last: Turn | None = None
+    runs: list[tuple[str, list[dict], list[str]]] = []  # (role, records, texts) of each turn
     for rec, text in zip(usable, texts, strict=True):
         role = "me" if rec["out"] else "them"
-        if last is not None and last.role == role:
-            last.text += "\n" + text
-            last.message_ids.append(rec["id"])
+        if runs and runs[-1][0] == role:
+            runs[-1][1].append(rec)
+            runs[-1][2].append(text)
         else:
-            last = Turn(role, text, [rec["id"]])
-            turns.append(last)
-    return turns
+            runs.append((role, [rec], [text]))
+    names: dict[str, str] = {}  # each member's name scrubbed once
+    return [_turn(role, recs, txts, scrubber, names) for role, recs, txts in runs]
+
+
+def _turn(
+    role: str, recs: list[dict], texts: list[str], scrubber: Scrubber | None, names: dict[str, str]
+) -> Turn:
+    """A turn's messages joined with newlines; in a group, theirs labelled with who wrote each run."""
+    ids = [r["id"] for r in recs]
+    if role == "me" or not any("sender" in r for r in recs):
+        return Turn(role, "\n".join(texts), ids)
+    senders = [_member_name(r.get("sender"), scrubber, names) for r in recs]
+    members = list(dict.fromkeys(member_label(s) for s in senders))
+    return Turn(role, group_turn_text(zip(senders, texts, strict=True)), ids, members)
+
+
+def _member_name(name: str | None, scrubber: Scrubber | None, names: dict[str, str]) -> str | None:
+    """A member's display name is text like any other ("Oleg +7 916 ..."): scrubbed as the contact's is."""
+    if scrubber is None or not name:
+        return name
+    if name not in names:
+        names[name] = scrubber.scrub(name)
+    return names[name]
 
 
 def build_sessions(

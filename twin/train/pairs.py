@@ -111,10 +111,10 @@ def sample_replies(
     for i, ex in enumerate(rows):
         contact = ex.get("contact")
         ids = fit_prompt_ids(tokenizer, ex["context"], ex["instruction"], template=template, contact=contact,
-                             room=room, memory=ex.get("memory"))  # fmt: skip
+                             room=room, memory=ex.get("memory"), group=bool(ex.get("group")))  # fmt: skip
         for j in range(n):
             params = GenParams(max_new_tokens=p.max_new_tokens, temperature=p.temperature, top_p=p.top_p,
-                               seed=cfg.seed + i * n + j, extra_stops=speaker_stops(contact, template))  # fmt: skip
+                               seed=cfg.seed + i * n + j, extra_stops=speaker_stops(contact, template, ex.get("members") or ()))  # fmt: skip
             requests.append(Request(ids, params, adapter))
     desc = f"sampling {'twin' if adapter else 'base'} replies on train prompts"
     with tqdm(total=len(requests), desc=desc, unit="reply", dynamic_ncols=True) as bar:

@@ -47,12 +47,16 @@ def sample_prompt(
     try:
         ids = fit_prompt_ids(
             tokenizer, row["context"], row["instruction"], template=template, contact=contact,
-            room=prompt_room(model, max_new), memory=row.get("memory"), budget=budget,
+            room=prompt_room(model, max_new), memory=row.get("memory"), budget=budget, group=bool(row.get("group")),
         )  # fmt: skip
     except TwinError as e:  # its text names sizes, never the message
         log.warning("no sample reply at validation: %s", e)
         return None
-    params = GenParams(max_new_tokens=max_new, temperature=0.0, extra_stops=speaker_stops(contact, template))
+    params = GenParams(
+        max_new_tokens=max_new,
+        temperature=0.0,
+        extra_stops=speaker_stops(contact, template, row.get("members") or ()),
+    )
     return Sample(tokenizer.decode(ids), params)
 
 

@@ -27,12 +27,15 @@ def reply_body(gen: Generation, job: Job) -> dict:
 
 def job_from(s: Services, req: ReplyRequest) -> Job:
     within_limits(req, s.limits)
+    history, message, members = req.conversation()
     return Job(
         adapter=adapter_for(s.engine, req.adapter, "adapter"),
-        history=[t.model_dump() for t in req.history],
-        message=req.message,
+        history=history,
+        message=message,
         contact=req.contact,
         params=params_from(req, req.max_new_tokens),
+        group=req.group,
+        members=members,
     )
 
 

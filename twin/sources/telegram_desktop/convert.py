@@ -167,6 +167,7 @@ def convert_chat(
     repeated messages only, to decide which copy of a repeated message wins.
     """
     dialog_id, name = chat["id"], _dialog_name(chat, fix_surrogates)
+    group = chat.get("type") in GROUP_TYPES
     days: dict[int, str] = {}
     seen: set[tuple[int, str]] = set()  # (id, date) met in this copy of the chat: a repeat is damage
     for i, m in enumerate(chat["messages"]):
@@ -204,6 +205,8 @@ def convert_chat(
         }
         if pii:
             rec["pii"] = pii
+        if group and not rec["out"]:  # who said it: a group has many "them"
+            rec["sender"] = _sender(m, fix_surrogates)
         if (mid, date) in seen:  # the same message twice in one copy of the chat: a damaged export
             counts["repeated_id"] += 1
         seen.add((mid, date))
@@ -214,6 +217,14 @@ def _dialog_name(chat: dict, fix_surrogates: bool) -> str | None:
     """The chat's display name as every record of it carries it (lone surrogates repaired)."""
     name = chat.get("name")
     return repair(name) if fix_surrogates and name else name
+
+
+def _sender(m: dict, fix_surrogates: bool) -> str:
+    """A group member's display name as Desktop wrote it ("Deleted Account" when it wrote none)."""
+    who = m.get("from")
+    if not isinstance(who, str) or not who.strip():
+        return "Deleted Account"
+    return repair(who) if fix_surrogates else who
 
 
 class _Service(Exception):
