@@ -215,7 +215,7 @@ def test_a_groups_past_exchange_in_memory_is_shown_as_its_prompt_showed_it(tmp_p
     data.mkdir()
     rows = [{**ex, "session": f"s{i}"} for i, ex in enumerate(_examples(_group_raw(tmp_path)))]
     (data / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    past = Memory.open(build_memory(data)).retrieve("saturday at 9?", 1, contact="Climbing")
+    past = Memory.open(build_memory(data)).retrieve("saturday at 9?", 1, contact="Climbing", group=True)
     prompt = build_prompt([], "Tom: 9?", template=PLAIN_MEMORY, contact="Climbing", memory=past, group=True)
     section = "### How you answered similar messages before:\nAnna: who's in for saturday?\nTom: me\n9 am?\nMe: count me in\n"
     assert section in prompt  # not "Climbing: Anna: ...": the group is not a person

@@ -134,3 +134,36 @@ def test_a_sinhala_word_is_one_token(tmp_path):
     mem = Memory.open(build_memory(_write(tmp_path / "data", rows)))
     got = mem.retrieve("හෙට හමුවෙමුද?", 5, contact="Nimal", session="s-9")
     assert [g["me"] for g in got] == ["ඔව්, එන්නම්"]
+
+
+def test_the_same_chat_is_the_same_dialog_not_the_same_name(tmp_path):
+    # two people saved under one name (or two "Deleted Account"s) and a group called like a person
+    rows = [
+        {"dialog_id": 1, "session": "1-0", "contact": "Anna", "instruction": "lunch at noon?", "response": "yes!"},
+        {"dialog_id": 2, "session": "2-0", "contact": "Anna", "instruction": "lunch at noon?", "response": "no."},
+        {"dialog_id": 3, "session": "3-0", "contact": "Anna", "group": True, "instruction": "Tom: lunch at noon?",
+         "response": "who's in?"},
+    ]  # fmt: skip
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.jsonl").write_text("".join(json.dumps({"context": [], **r}) + "\n" for r in rows))
+    memory = Memory.open(build_memory(data))
+    assert [m["me"] for m in memory.retrieve("lunch at noon?", 3, contact="Anna", chat=1)] == ["yes!"]
+    assert [m["me"] for m in memory.retrieve("lunch at noon?", 3, contact="Anna", chat=2)] == ["no."]
+    # training and eval attach by dialog id: an example never sees the other Anna's reply
+    attached = memory.attach([{**rows[0], "session": "1-9"}], 3)[0]["memory"]
+    assert [m["me"] for m in attached] == ["yes!"]
+    # a caller knowing only the name (the server's `contact`) never mixes a group with the person
+    group = memory.retrieve("lunch at noon?", 3, contact="Anna", group=True)
+    assert [m["me"] for m in group] == ["who's in?"]
+    assert "who's in?" not in [m["me"] for m in memory.retrieve("lunch at noon?", 3, contact="Anna")]
+
+
+def test_an_index_without_dialog_ids_is_rebuilt(tmp_path):
+    data = _write(tmp_path / "data", TRAIN)
+    out = ensure_memory(data)
+    meta = json.loads((out / "memory.json").read_text(encoding="utf-8"))
+    (out / "memory.json").write_text(json.dumps({**meta, "format": 1}))
+    ensure_memory(data)
+    assert json.loads((out / "memory.json").read_text(encoding="utf-8"))["format"] == 2
+    assert all(p["chat"] == 1 for p in Memory.open(out).pairs)

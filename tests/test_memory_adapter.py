@@ -36,7 +36,7 @@ def test_twin_json_records_memory_and_the_adapter_carries_it(memory_adapter):
     assert meta["template"] == "plain-v2"
     assert meta["memory"] == {"k": 2, "dir": "memory", "scope": "contact"}
     pairs = (memory_adapter / "memory" / "pairs.jsonl").read_text(encoding="utf-8").splitlines()
-    assert len(pairs) == 96 and set(json.loads(pairs[0])) == {"session", "contact", "them", "me"}
+    assert len(pairs) == 96 and set(json.loads(pairs[0])) == {"session", "chat", "contact", "them", "me"}
 
 
 def test_serving_is_self_contained_and_uses_the_memory(tiny_base, memory_adapter):

@@ -2,7 +2,8 @@
 
 A memory is a directory (``memory/`` beside ``train.jsonl``, copied into the adapter directory)
 holding the past exchanges of the scrubbed train split — ``pairs.jsonl``: one
-``{"session", "contact", "them", "me"}`` per train example (their message, my reply) — and a BM25
+``{"session", "chat", "contact", "them", "me"}`` per train example (their message, my reply; ``chat``
+is the dialog id) — and a BM25
 index over their messages (``bm25/``, bm25s' own files), plus ``memory.json`` recording the
 digest of the train file it was built from and how its words were cut (:data:`TOKENS`), so a stale
 index is rebuilt.
@@ -11,8 +12,11 @@ index is rebuilt.
 one (BM25 over lowercased word tokens, only exchanges sharing at least one word), never one from
 the ``session`` being answered (so a training example never sees its own reply), and each distinct
 exchange once. Its **scope** decides whose exchanges: ``contact`` (the default) only the same
-contact's, so one person's chats never reach a prompt written for another; ``all`` (an explicit
-choice, ``--memory-scope all``) everyone's, the same contact's first. Train records the scope in
+chat's, so one person's chats never reach a prompt written for another; ``all`` (an explicit
+choice, ``--memory-scope all``) everyone's, the same chat's first. The same chat is the same dialog
+id when the caller knows it (train and eval do), else the same name and kind (a group called "Anna"
+is not the person Anna; two people of one name are one chat to a caller that knows only the name, as
+the server's ``contact``). Train records the scope in
 ``twin.json``; eval and serve read it from there. Train, eval and serve all retrieve here and render
 through ``twin.prompt.render_memory``.
 """
@@ -44,6 +48,7 @@ META_FILE = "memory.json"
 SCOPES = ("contact", "all")  # whose past exchanges a prompt may see: the same contact's, or anyone's
 DEFAULT_SCOPE = "contact"  # also for adapters trained before the scope was recorded
 MAX_CHARS = 200  # each remembered message is cut to this many characters in the prompt
+FORMAT = 2  # 2: pairs carry their chat's dialog id; an older index is rebuilt
 # How the index's words were cut (twin/text/words.py); an index cut otherwise is rebuilt. Before
 # "words-v2", re's \w split Sinhala or Hindi words at every vowel sign.
 TOKENS = "words-v2"
@@ -69,6 +74,7 @@ def _read_pairs(train_file: Path) -> list[dict]:
             pairs.append(
                 {
                     "session": ex.get("session"),
+                    "chat": ex.get("dialog_id"),
                     "contact": ex.get("contact"),
                     "them": _cut(ex["instruction"]),
                     "me": _cut(ex["response"]),
@@ -97,7 +103,7 @@ def build_memory(data_dir: str | Path, train_file: str = "train.jsonl") -> Path:
         retriever.index([tokens(p["them"]) for p in pairs], show_progress=False)
         retriever.save(str(tmp / INDEX_DIR), show_progress=False)
         atomic_write_jsonl(tmp / PAIRS_FILE, pairs)
-        meta = {"format": 1, "tokens": TOKENS, "train_digest": _digest(src), "pairs": len(pairs)}
+        meta = {"format": FORMAT, "tokens": TOKENS, "train_digest": _digest(src), "pairs": len(pairs)}
         atomic_write_json(tmp / META_FILE, meta)
     log.info("memory: %d past exchanges indexed -> %s", len(pairs), out)
     return out
@@ -109,7 +115,8 @@ def ensure_memory(data_dir: str | Path, train_file: str = "train.jsonl") -> Path
     out = data / MEMORY_DIR
     try:
         meta = json.loads((out / META_FILE).read_text(encoding="utf-8"))
-        if meta.get("train_digest") == _digest(data / train_file) and meta.get("tokens") == TOKENS:
+        current = meta.get("format") == FORMAT and meta.get("tokens") == TOKENS
+        if current and meta.get("train_digest") == _digest(data / train_file):
             return out
     except (OSError, ValueError):
         pass
@@ -151,9 +158,19 @@ class Memory:
         return cls(pairs, retriever, by_session)
 
     def retrieve(
-        self, message: str, k: int, *, contact: str | None = None, session: str | None = None
+        self,
+        message: str,
+        k: int,
+        *,
+        contact: str | None = None,
+        session: str | None = None,
+        chat: Any = None,
+        group: bool = False,
     ) -> list[dict]:
-        """The ``k`` most similar past exchanges within the scope (same contact first), never from ``session``."""
+        """The ``k`` most similar past exchanges within the scope (same chat first), never from ``session``.
+
+        The same chat: dialog id ``chat`` when given, else the name ``contact`` of the same kind (group or not).
+        """
         import numpy as np
 
         vocab = self.retriever.vocab_dict
@@ -164,7 +181,7 @@ class Memory:
         if session is not None:
             scores[self.by_session.get(str(session), [])] = 0.0
         hits = np.flatnonzero(scores > 0)
-        same = np.array([self.pairs[i].get("contact") == contact for i in hits], dtype=bool)
+        same = np.array([self._same_chat(self.pairs[i], contact, chat, group) for i in hits], dtype=bool)
         if self.scope == "contact":
             hits, same = hits[same], same[same]
         order = hits[np.lexsort((hits, -scores[hits], ~same))] if len(hits) else hits
@@ -183,13 +200,24 @@ class Memory:
                     break
         return chosen
 
+    @staticmethod
+    def _same_chat(pair: dict, contact: str | None, chat: Any, group: bool) -> bool:
+        if chat is not None and pair.get("chat") is not None:
+            return pair["chat"] == chat
+        return pair.get("contact") == contact and bool(pair.get("group")) == group
+
     def attach(self, examples: Sequence[dict], k: int) -> list[dict]:
         """Copies of ``examples`` with ``memory``: what each one's prompt remembers."""
         return [
             {
                 **ex,
                 "memory": self.retrieve(
-                    ex["instruction"], k, contact=ex.get("contact"), session=ex.get("session")
+                    ex["instruction"],
+                    k,
+                    contact=ex.get("contact"),
+                    session=ex.get("session"),
+                    chat=ex.get("dialog_id"),
+                    group=bool(ex.get("group")),
                 ),
             }
             for ex in examples

@@ -49,7 +49,7 @@ def build_reply_prompt(
     unit, and rendered with the template version the adapter was trained with; ``memory`` (a
     ``twin.memory.Memory``, for adapters trained with ``--memory``) adds its ``k`` past exchanges.
     """
-    context, template, past = _reply_parts(meta, tokenizer, history, message, contact, memory)
+    context, template, past = _reply_parts(meta, tokenizer, history, message, contact, memory, group)
     return build_prompt(
         context, message, template=template, contact=contact, tokenizer=tokenizer, memory=past, group=group
     )
@@ -62,6 +62,7 @@ def _reply_parts(
     message: str,
     contact: str | None,
     memory: Any | None,
+    group: bool = False,
 ) -> tuple[list[dict], str, list[dict] | None]:
     """``(context cut to the adapter's budget, its template, the remembered exchanges or None)``."""
     settings = meta.context
@@ -70,7 +71,7 @@ def _reply_parts(
         settings.context_budget,
         context_counter(settings, tokenizer),
     )
-    past = memory.retrieve(message, memory.k, contact=contact) if memory is not None else None
+    past = memory.retrieve(message, memory.k, contact=contact, group=group) if memory is not None else None
     return context, meta.template, past
 
 
@@ -161,7 +162,7 @@ def reply_prompt_ids(
     group: bool = False,
 ) -> list[int]:
     """:func:`build_reply_prompt` as token ids, cut by :func:`fit_prompt_ids` to ``room`` tokens."""
-    context, template, past = _reply_parts(meta, tokenizer, history, message, contact, memory)
+    context, template, past = _reply_parts(meta, tokenizer, history, message, contact, memory, group)
     return fit_prompt_ids(
         tokenizer, context, message, template=template, contact=contact, room=room, memory=past,
         budget=meta.prompt_tokens, group=group,
