@@ -75,7 +75,7 @@ class DataConfig(StageConfig):
     reply_tokens: int = Field(128, ge=1)
     template: TemplateChoice = "auto"
     memory: int = Field(0, ge=0)  # K past exchanges in each prompt (twin/memory.py); 0: none
-    memory_scope: Literal["contact", "all"] = "contact"  # whose exchanges: the same contact's, or anyone's
+    memory_scope: Literal["contact", "all"] = "contact"  # whose exchanges: the same chat's, or anyone's
     # Batches are drawn from length-sorted pools of this many micro-batches: little padding,
     # still shuffled (the pools and the batch order are random).
     group_by_length: bool = True
