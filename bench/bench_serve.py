@@ -138,13 +138,15 @@ def one_client_alternating(base: Path, adapter: Path, url: str, new_tokens: int,
     import httpx
     import torch
 
-    from twin.inference.generate import build_reply_prompt
+    from twin.inference.generate import Conversation, build_reply_prompt
     from twin.serve.engine import Engine
 
     torch.set_num_threads(1)
     engine = Engine(base, [("twin", adapter)])
     engine.model.set_adapter("twin")
-    prompt = build_reply_prompt(engine.adapters["twin"].meta, engine.tokenizer, HISTORY, MESSAGE)
+    prompt = build_reply_prompt(
+        engine.adapters["twin"].meta, engine.tokenizer, Conversation(HISTORY, MESSAGE)
+    )
     paths = _in_process_paths(engine.model, engine.tokenizer, prompt, new_tokens)
     body = {"message": MESSAGE, "history": HISTORY, "temperature": 0, "max_new_tokens": new_tokens}
     inside: list[float] = []  # the server's own generation time per request (its latency_s)

@@ -93,7 +93,7 @@ def prompt_cost(adapter: Path, data: Path, n: int = 30, rounds: int = 3) -> dict
 
     from twin.adapter_meta import read_meta
     from twin.examples import read_examples
-    from twin.inference.generate import build_reply_prompt
+    from twin.inference.generate import Conversation, build_reply_prompt
     from twin.memory import adapter_memory
     from twin.model.load import load_base, resolve_base
 
@@ -105,7 +105,9 @@ def prompt_cost(adapter: Path, data: Path, n: int = 30, rounds: int = 3) -> dict
     for ex in val:
         hist = ex["context"]
         for side, mem in (("with", memory), ("without", None)):
-            text = build_reply_prompt(meta, tok, hist, ex["instruction"], ex.get("contact"), mem)
+            text = build_reply_prompt(
+                meta, tok, Conversation(hist, ex["instruction"], ex.get("contact")), mem
+            )
             prompts[side].append(tok(text, return_tensors="pt", add_special_tokens=False)["input_ids"])
     times: dict[str, list[float]] = {"with": [], "without": []}
     with torch.inference_mode():

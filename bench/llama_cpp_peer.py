@@ -63,11 +63,11 @@ def merged_gguf(base: Path, adapter: Path, out: Path, outtype: str = "f32") -> P
 def rendered_prompt(adapter: Path) -> str:
     from bench.bench_serve import HISTORY, MESSAGE
     from twin.adapter_meta import read_meta
-    from twin.inference.generate import build_reply_prompt
+    from twin.inference.generate import Conversation, build_reply_prompt
     from twin.model.load import load_tokenizer
 
     meta = read_meta(adapter)
-    return build_reply_prompt(meta, load_tokenizer(adapter), HISTORY, MESSAGE, None)
+    return build_reply_prompt(meta, load_tokenizer(adapter), Conversation(HISTORY, MESSAGE))
 
 
 def rss_mb(pids: list[int]) -> float:

@@ -70,13 +70,13 @@ class InProcess:
 
     def one(self, tokens: int) -> tuple[float, int, str, float]:
         """One reply: ``(seconds, completion tokens, text, inside seconds)``."""
-        from twin.inference.generate import GenParams
+        from twin.inference.generate import Conversation, GenParams
 
         params = GenParams(
             max_new_tokens=tokens, min_new_tokens=tokens, temperature=0, repetition_penalty=1.0
         )
         t0 = time.perf_counter()
-        gen = self.engine.run(self.engine.adapters["twin"], HISTORY, MESSAGE, None, params)
+        gen = self.engine.run(self.engine.adapters["twin"], Conversation(HISTORY, MESSAGE), params)
         dt = time.perf_counter() - t0
         return dt, gen.completion_tokens, gen.text, gen.seconds + gen.queue_seconds
 

@@ -352,7 +352,7 @@ def test_conversation_is_the_last_session_scrubbed_like_training():
         context_chars=1024,
     )
     assert conv.payload == {"message": "my card [CARD]", "history": [{"role": "me", "text": "hi"}],
-                            "contact": "Anna K"}  # fmt: skip
+                            "contact": "Anna K", "chat_id": chat.dialog_id}  # fmt: skip
     assert conv.last_incoming_id == 3
     media_only = [msg(ANNA, 4, None, media=types.MessageMediaGeo(geo=types.GeoPointEmpty()))]
     assert (

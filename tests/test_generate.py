@@ -9,6 +9,7 @@ from helpers.adapter_meta import meta_with
 
 from twin.errors import TwinError
 from twin.inference.generate import (
+    Conversation,
     Generation,
     GenParams,
     build_reply_prompt,
@@ -33,7 +34,9 @@ def tiny(tiny_base):
 @pytest.fixture(scope="module")
 def prompt(tiny):
     _, tok = tiny
-    return build_reply_prompt(META, tok, [{"role": "them", "text": "hey"}], "how are you?", "Alice")
+    return build_reply_prompt(
+        META, tok, Conversation([{"role": "them", "text": "hey"}], "how are you?", "Alice")
+    )
 
 
 class Scripted:
@@ -257,7 +260,7 @@ def test_build_reply_prompt_is_the_training_prompt(tiny):
         {"role": "me", "text": "second"},
         {"role": "them", "text": "third"},
     ]
-    prompt = build_reply_prompt(META, tok, history, "what now?", "Bob")
+    prompt = build_reply_prompt(META, tok, Conversation(history, "what now?", "Bob"))
     kept = fit_context(history, 40, len)
     assert kept == history[1:]  # the oldest turn is over the 40-char budget
     example = {"context": kept, "instruction": "what now?", "response": "x", "contact": "Bob"}
@@ -289,12 +292,12 @@ def test_context_units_follow_the_adapter_meta(tiny):
     chars = meta_with(prepare={"max_context_tokens": 10, "chars_per_token": 3.6})
     # no tokenizer at prepare: characters, 10 x 3.6 = 36; the 35-char turn (+1) fits, the 70-char one does not.
     assert chars.context.context_unit == "chars" and chars.context.context_budget == 36
-    assert build_reply_prompt(chars, tok, history, "m") == build_prompt(history[1:], "m")
+    assert build_reply_prompt(chars, tok, Conversation(history, "m")) == build_prompt(history[1:], "m")
     real = meta_with(prepare={"tokenizer": "base", "max_context_tokens": 10_000, "chars_per_token": 3.5})
-    assert build_reply_prompt(real, tok, history, "m") == build_prompt(history, "m")
+    assert build_reply_prompt(real, tok, Conversation(history, "m")) == build_prompt(history, "m")
     count = len(tok("b" * 35, add_special_tokens=False)["input_ids"])
     tight = meta_with(prepare={"tokenizer": "base", "max_context_tokens": count + 1})
-    assert build_reply_prompt(tight, tok, history, "m") == build_prompt(history[1:], "m")
+    assert build_reply_prompt(tight, tok, Conversation(history, "m")) == build_prompt(history[1:], "m")
     # tokens but no tokenizer to count them with: prepare's estimate, ceil(chars / chars_per_token)
     assert context_counter(real.context, None)("b" * 35) == math.ceil(35 / 3.5) == 10
 

@@ -176,12 +176,10 @@ def test_reply_to_a_group_renders_the_prompt_the_twin_was_trained_on(engine, tmp
     assert got["reply"] == want.text
     from twin.serve.schemas import ReplyRequest
 
-    history, message, members = ReplyRequest(**body).conversation()
-    _, ids = engine.prompt_ids(
-        adapter, history, message, "Climbing", GenParams(max_new_tokens=10), group=True, members=members
-    )
+    conv = ReplyRequest(**body).conversation()
+    _, ids = engine.prompt_ids(adapter, conv, GenParams(max_new_tokens=10))
     assert ids == engine.tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    assert members == ("Anna", "Tom")
+    assert conv.group and conv.contact == "Climbing" and conv.members == ("Anna", "Tom")
 
 
 def test_eval_balances_chats_by_dialog_not_by_name():
@@ -244,12 +242,14 @@ def test_drafts_in_a_group_asks_the_server_as_prepare_built_the_examples(tmp_pat
     conv = conversation(records_of(messages, chat), chat, last_out=4, gap_hours=24, scrubber=Scrubber(),
                         context_chars=1024)  # fmt: skip
     assert conv.payload == {
-        "message": "great", "name": "Anna [PHONE]", "contact": "Climbing", "group": True,
+        "message": "great", "name": "Anna [PHONE]", "contact": "Climbing", "group": True, "chat_id": 55,
         "history": [{"role": "them", "text": "who's in for saturday?", "name": "Anna [PHONE]"},
                     {"role": "them", "text": "me", "name": "Tom"}, {"role": "them", "text": "9 am?", "name": "Tom"},
                     {"role": "me", "text": "count me in"}],
     }  # fmt: skip
-    context, message, members = ReplyRequest(**conv.payload).conversation()
+    served = ReplyRequest(**conv.payload).conversation()
+    context, message, members = served.history, served.message, served.members
+    assert served.chat_id == 55  # the raw files' dialog id: memory's same chat
     assert context == [
         {"role": "them", "text": "Anna [PHONE]: who's in for saturday?\nTom: me\n9 am?"},
         {"role": "me", "text": "count me in"},

@@ -40,7 +40,7 @@ def test_twin_json_records_memory_and_the_adapter_carries_it(memory_adapter):
 
 
 def test_serving_is_self_contained_and_uses_the_memory(tiny_base, memory_adapter):
-    from twin.inference.generate import build_reply_prompt
+    from twin.inference.generate import Conversation, build_reply_prompt
     from twin.serve.app import create_app
     from twin.serve.engine import Engine
 
@@ -48,7 +48,7 @@ def test_serving_is_self_contained_and_uses_the_memory(tiny_base, memory_adapter
     adapter = engine.resolve("twin")
     assert adapter.memory is not None and adapter.memory.k == 2
     prompt = build_reply_prompt(
-        adapter.meta, engine.tokenizer, [], "are you coming tonight?", "Alice", adapter.memory
+        adapter.meta, engine.tokenizer, Conversation([], "are you coming tonight?", "Alice"), adapter.memory
     )
     remembered = prompt.split("### How you answered similar messages before:\n")[1].split("\n\n###")[0]
     assert "are you coming tonight?\nMe: ok ok, be there at 8" in remembered  # the synthetic owner's answer
@@ -58,7 +58,7 @@ def test_serving_is_self_contained_and_uses_the_memory(tiny_base, memory_adapter
     }
     # a contact the owner never wrote with gets nobody's exchanges (the default scope, from twin.json)
     stranger = build_reply_prompt(
-        adapter.meta, engine.tokenizer, [], "are you coming tonight?", "Katya", adapter.memory
+        adapter.meta, engine.tokenizer, Conversation([], "are you coming tonight?", "Katya"), adapter.memory
     )
     assert stranger.split("### How you answered similar messages before:\n")[1].startswith("(none)")
     with TestClient(create_app(engine, token="")) as client:
@@ -73,6 +73,34 @@ def test_serving_is_self_contained_and_uses_the_memory(tiny_base, memory_adapter
             "/reply", json={"message": "are you coming tonight?", "contact": "Alice", "max_new_tokens": 4}
         )
         assert with_memory > r.json()["usage"]["prompt_tokens"] + 10
+
+
+def test_a_served_chat_id_keeps_the_chats_memory_after_a_rename(tiny_base, memory_adapter):
+    """`twin drafts` sends the chat's dialog id: a renamed contact keeps its past exchanges, no other chat's."""
+    from twin.inference.generate import Conversation, build_reply_prompt
+    from twin.serve.app import create_app
+    from twin.serve.engine import Engine
+
+    pairs = [json.loads(x) for x in (memory_adapter / "memory" / "pairs.jsonl").read_text().splitlines()]
+    alice = next(p["chat"] for p in pairs if p["contact"] == "Alice")
+    engine = Engine(tiny_base, [("twin", memory_adapter)])
+    adapter = engine.resolve("twin")
+
+    def remembered(**who) -> str:
+        conv = Conversation([], "are you coming tonight?", **who)
+        prompt = build_reply_prompt(adapter.meta, engine.tokenizer, conv, adapter.memory)
+        return prompt.split("### How you answered similar messages before:\n")[1].split("\n\n###")[0]
+
+    assert remembered(contact="Alice ☀️").startswith("(none)")  # a new name alone: a new chat
+    renamed = remembered(contact="Alice ☀️", chat_id=alice)
+    assert "Me: ok ok, be there at 8" in renamed
+    unknown = max(p["chat"] for p in pairs) + 1
+    assert remembered(contact="Alice", chat_id=unknown).startswith("(none)")  # the id decides, not the name
+    body = {"message": "are you coming tonight?", "contact": "Alice ☀️", "max_new_tokens": 4}
+    with TestClient(create_app(engine, token="")) as client:
+        by_name = client.post("/reply", json=body).json()["usage"]["prompt_tokens"]
+        by_id = client.post("/reply", json={**body, "chat_id": alice}).json()["usage"]["prompt_tokens"]
+    assert by_id > by_name + 10
 
 
 def test_memory_for_an_adapter_trained_without_it_is_one_error(

@@ -79,12 +79,14 @@ def test_reply_shape_and_determinism(client):
 
 def test_reply_matches_generate_on_the_same_prompt(client, engine):
     """The server renders the prompt exactly as generate.build_reply_prompt does (training's template)."""
-    from twin.inference.generate import GenParams, build_reply_prompt, generate, speaker_stops
+    from twin.inference.generate import Conversation, GenParams, build_reply_prompt, generate, speaker_stops
 
     adapter = engine.adapters["twin"]
     engine.model.set_adapter("twin")
     prompt = build_reply_prompt(
-        adapter.meta, engine.tokenizer, [{"role": "them", "text": "hey"}], "are you coming tonight?"
+        adapter.meta,
+        engine.tokenizer,
+        Conversation([{"role": "them", "text": "hey"}], "are you coming tonight?"),
     )
     with engine.lock:
         want = generate(
@@ -326,7 +328,7 @@ def test_adapter_names_and_quantize(tiny_base, tiny_adapter):
 
 def test_cancel_stops_generation_at_the_next_token(engine):
     """What a disconnected streaming client triggers: the worker stops instead of finishing the reply."""
-    from twin.inference.generate import GenParams
+    from twin.inference.generate import Conversation, GenParams
 
     cancel = threading.Event()
     seen: list[str] = []
@@ -337,9 +339,7 @@ def test_cancel_stops_generation_at_the_next_token(engine):
 
     gen = engine.run(
         engine.adapters["other"],
-        [],
-        "hi",
-        None,
+        Conversation([], "hi"),
         GenParams(max_new_tokens=200, temperature=1.0, seed=0, min_new_tokens=200),
         on_delta,
         cancel,

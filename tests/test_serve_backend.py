@@ -10,7 +10,7 @@ import json
 import pytest
 
 from twin.errors import TwinError
-from twin.inference.generate import GenParams, visible_text
+from twin.inference.generate import Conversation, GenParams, visible_text
 from twin.serve.backend import ShownText, check_backend_url, completion_body
 
 MESSAGES = ["are you coming tonight?", "did you see the game", "what time is dinner", "call me when you land"]
@@ -142,9 +142,11 @@ def test_remote_and_local_engines_render_and_cut_the_same_prompt(engine):
     history = [{"role": "them" if i % 2 else "me", "text": f"message number {i} " * 20} for i in range(40)]
     params = GenParams(max_new_tokens=900, temperature=0)
     for name in ("twin", "base"):
-        mine = engine.prompt_ids(engine.resolve(name), history, "and now?", "Alice", params)
-        theirs = remote.prompt_ids(remote.resolve(name), history, "and now?", "Alice", params)
+        mine = engine.prompt_ids(engine.resolve(name), Conversation(history, "and now?", "Alice"), params)
+        theirs = remote.prompt_ids(remote.resolve(name), Conversation(history, "and now?", "Alice"), params)
         assert mine == theirs
         assert len(mine[1]) <= engine.positions - 900 and "\nAlice:" in mine[0].extra_stops
     with pytest.raises(TwinError, match="below the model's"):
-        remote.prompt_ids(remote.resolve(None), [], "hi", None, GenParams(max_new_tokens=engine.positions))
+        remote.prompt_ids(
+            remote.resolve(None), Conversation([], "hi"), GenParams(max_new_tokens=engine.positions)
+        )

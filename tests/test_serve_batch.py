@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from twin.errors import TwinError
-from twin.inference.generate import GenParams
+from twin.inference.generate import Conversation, GenParams
 
 MESSAGES = [
     "are you coming tonight?",
@@ -26,7 +26,9 @@ ADAPTERS = ["twin", "other", "base", "twin", "other", "base", "other", "twin"]
 
 def submit(engine, i: int, params: GenParams, **kw):
     history = [{"role": "them", "text": "hey"}, {"role": "me", "text": "hi"}][: i % 3]
-    return engine.submit(engine.adapters[ADAPTERS[i]], history, MESSAGES[i], "Alice", params, **kw)
+    return engine.submit(
+        engine.adapters[ADAPTERS[i]], Conversation(history, MESSAGES[i], "Alice"), params, **kw
+    )
 
 
 def alone(engine, params_for) -> list:
@@ -43,10 +45,10 @@ def direct(engine, name: str, message: str, params: GenParams):
     on the prompt and stops the engine builds for a message from Alice with no history."""
     from dataclasses import replace
 
-    from twin.inference.generate import build_reply_prompt, generate, speaker_stops
+    from twin.inference.generate import Conversation, build_reply_prompt, generate, speaker_stops
 
     adapter = engine.adapters[name]
-    prompt = build_reply_prompt(adapter.meta, engine.tokenizer, [], message, "Alice")
+    prompt = build_reply_prompt(adapter.meta, engine.tokenizer, Conversation([], message, "Alice"))
     params = replace(params, extra_stops=speaker_stops("Alice", adapter.template))
     with engine.lock:
         if name == "base":
@@ -73,7 +75,7 @@ def test_mixed_adapter_batch_equals_one_at_a_time(engine, sampled):
     # Each adapter's reply through the engine is plain generate() with that adapter alone active (the
     # bare base: none), and the three differ: a batch that ignored adapters would not equal them.
     for i in (0, 3):
-        replies = {name: engine.run(engine.adapters[name], [], MESSAGES[i], "Alice", params_for(i))
+        replies = {name: engine.run(engine.adapters[name], Conversation([], MESSAGES[i], "Alice"), params_for(i))
                    for name in ("twin", "other", "base")}  # fmt: skip
         for name, got in replies.items():
             want = direct(engine, name, MESSAGES[i], params_for(i))
@@ -178,7 +180,7 @@ def test_over_long_prompt_is_cut_like_training_keeping_the_header(tiny_base):
     from helpers.adapter_meta import meta_with
 
     from twin.inference.batch import Request, Scheduler
-    from twin.inference.generate import build_reply_prompt, generate, reply_prompt_ids
+    from twin.inference.generate import Conversation, build_reply_prompt, generate, reply_prompt_ids
     from twin.model.load import load_base
 
     model, tok = load_base(tiny_base)
@@ -187,27 +189,32 @@ def test_over_long_prompt_is_cut_like_training_keeping_the_header(tiny_base):
     history = [
         {"role": "them" if i % 2 else "me", "text": f"turn number {i} of a long chat"} for i in range(30)
     ]
-    ids = reply_prompt_ids(meta, tok, history, "and the last one?", "Alice", room=96 - 16)
+    ids = reply_prompt_ids(meta, tok, Conversation(history, "and the last one?", "Alice"), room=96 - 16)
     text = tok.decode(ids)
-    header = build_reply_prompt(meta, tok, [], "X", "Alice").split("X")[0]
+    header = build_reply_prompt(meta, tok, Conversation([], "X", "Alice")).split("X")[0]
     assert len(ids) <= 80 and text.startswith(header[:40])
     assert (
         "turn number 29" in text
         and "turn number 0 " not in text
-        and text.endswith(build_reply_prompt(meta, tok, [], "and the last one?", "Alice")[-30:])
+        and text.endswith(build_reply_prompt(meta, tok, Conversation([], "and the last one?", "Alice"))[-30:])
     )
     # A message alone over the room loses its head, never the template around it.
     words = " ".join(f"w{i}" for i in range(200))
-    ids = reply_prompt_ids(meta, tok, [], words, "Alice", room=80)
+    ids = reply_prompt_ids(meta, tok, Conversation([], words, "Alice"), room=80)
     text = tok.decode(ids)
     assert len(ids) <= 80 and text.startswith(header[:40]) and "w199" in text and "w0 " not in text
     gen = Scheduler(model, tok).submit(Request(ids, GenParams(max_new_tokens=16, temperature=0))).result(60)
     assert gen.prompt_tokens == len(ids)
     with pytest.raises(TwinError, match="lower max_new_tokens"):
-        reply_prompt_ids(meta, tok, [], words, "Alice", room=5)
+        reply_prompt_ids(meta, tok, Conversation([], words, "Alice"), room=5)
     # A raw prompt has no turns to drop: over the positions it is refused, never cut from the left.
     with pytest.raises(TwinError, match="over the model's 96 positions"):
-        generate(model, tok, build_reply_prompt(meta, tok, [], words, "Alice"), GenParams(max_new_tokens=16))
+        generate(
+            model,
+            tok,
+            build_reply_prompt(meta, tok, Conversation([], words, "Alice")),
+            GenParams(max_new_tokens=16),
+        )
 
 
 def test_clients_that_leave_while_queued_free_their_places(engine):
@@ -256,7 +263,7 @@ def test_each_adapter_really_applies_in_a_mixed_batch(engine):
     # (a scheduler that drove the bare base module would give one adapter's reply to all three).
     params = GenParams(max_new_tokens=16, min_new_tokens=16, temperature=0)
     futures = [
-        engine.submit(engine.adapters[name], [], "what time is dinner", "Alice", params)
+        engine.submit(engine.adapters[name], Conversation([], "what time is dinner", "Alice"), params)
         for name in ("twin", "other", "base")
     ]
     twin, other, base = (f.result(timeout=120).text for f in futures)
@@ -426,10 +433,13 @@ def test_a_dora_adapter_in_a_mixed_batch_replies_as_alone(tiny_base, tiny_adapte
     params = GenParams(max_new_tokens=12, min_new_tokens=12, temperature=0)
 
     def reply(i: int, name: str):
-        return engine.submit(engine.adapters[name], [], MESSAGES[i], "Alice", params)
+        return engine.submit(engine.adapters[name], Conversation([], MESSAGES[i], "Alice"), params)
 
     alone = [reply(i, name).result(timeout=120) for i, name in enumerate(names)]
-    assert alone[0].text != engine.run(engine.adapters["base"], [], MESSAGES[0], "Alice", params).text
+    assert (
+        alone[0].text
+        != engine.run(engine.adapters["base"], Conversation([], MESSAGES[0], "Alice"), params).text
+    )
     futures = [reply(i, name) for i, name in enumerate(names)]
     for i, (a, f) in enumerate(zip(alone, futures, strict=True)):
         assert same(a, f.result(timeout=120)), (i, names[i])
@@ -502,7 +512,7 @@ def test_a_batch_of_base_rows_is_the_plain_base_model(engine, tiny_base):
     (loaded without peft), and adapter rows afterwards have their adapter back."""
     from dataclasses import replace
 
-    from twin.inference.generate import build_reply_prompt, generate, speaker_stops
+    from twin.inference.generate import Conversation, build_reply_prompt, generate, speaker_stops
     from twin.model.load import load_base
 
     model, tok = load_base(tiny_base)
@@ -512,7 +522,7 @@ def test_a_batch_of_base_rows_is_the_plain_base_model(engine, tiny_base):
     base = engine.adapters["base"]
     for i, f in zip((2, 5), futures, strict=True):
         history = [{"role": "them", "text": "hey"}, {"role": "me", "text": "hi"}][: i % 3]
-        prompt = build_reply_prompt(base.meta, tok, history, MESSAGES[i], "Alice", base.memory)
+        prompt = build_reply_prompt(base.meta, tok, Conversation(history, MESSAGES[i], "Alice"), base.memory)
         alone = generate(
             model, tok, prompt, replace(params, extra_stops=speaker_stops("Alice", base.template))
         )

@@ -81,7 +81,7 @@ def test_merged_model_keeps_the_trained_rows_and_exports_to_gguf(
 def test_serves_in_a_mixed_batch_beside_a_plain_lora(
     emb_adapter: Path, tiny_base: Path, random_lora_adapter: Path
 ) -> None:
-    from twin.inference.generate import GenParams
+    from twin.inference.generate import Conversation, GenParams
     from twin.serve.engine import Engine
 
     engine = Engine(tiny_base, [("emb", emb_adapter), ("plain", random_lora_adapter)], max_batch=4)
@@ -90,10 +90,10 @@ def test_serves_in_a_mixed_batch_beside_a_plain_lora(
     params = GenParams(max_new_tokens=10, min_new_tokens=10, temperature=0)
 
     def reply(i: int):
-        return engine.submit(engine.adapters[names[i]], [], texts[i], "Alice", params)
+        return engine.submit(engine.adapters[names[i]], Conversation([], texts[i], "Alice"), params)
 
     alone = [reply(i).result(timeout=120) for i in range(4)]
-    base0 = engine.run(engine.adapters["base"], [], texts[0], "Alice", params)
+    base0 = engine.run(engine.adapters["base"], Conversation([], texts[0], "Alice"), params)
     assert alone[0].text != base0.text  # the embedding adapter changes the reply
     futures = [reply(i) for i in range(4)]
     for i, (a, f) in enumerate(zip(alone, futures, strict=True)):

@@ -467,7 +467,7 @@ def test_serve_fits_a_prompt_exactly_as_training_did(tiny_adapter: Path) -> None
     """twin.json records the budget training fitted every prompt to; serving (reply_prompt_ids, the
     function twin serve calls) cuts a long conversation to the same token ids."""
     from twin.examples import encode_examples
-    from twin.inference.generate import context_counter, reply_prompt_ids
+    from twin.inference.generate import Conversation, context_counter, reply_prompt_ids
     from twin.model.load import load_tokenizer
     from twin.prompt import fit_context
 
@@ -494,7 +494,9 @@ def test_serve_fits_a_prompt_exactly_as_training_did(tiny_adapter: Path) -> None
     )
     assert data.stats["context_trimmed"] >= 1 and data.stats["reply_cut"] == 0  # the budget cut
     for i, ex in enumerate(examples):
-        served = reply_prompt_ids(meta, tok, ex["context"], ex["instruction"], ex["contact"], room=1000)
+        served = reply_prompt_ids(
+            meta, tok, Conversation(ex["context"], ex["instruction"], ex["contact"]), room=1000
+        )
         assert served == data.ids[i][: data.prompt_lens[i]]
         assert len(served) <= 256
 

@@ -216,7 +216,7 @@ def test_eval_and_serve_load_the_result(
     full_run: dict, tiny_base: Path, tiny_adapter: Path, processed_dir: Path, tmp_path: Path
 ) -> None:
     from twin.eval.run import EvalConfig, run_eval
-    from twin.inference.generate import GenParams, build_reply_prompt
+    from twin.inference.generate import Conversation, GenParams, build_reply_prompt
     from twin.serve.engine import Engine
 
     r = run_eval(
@@ -231,13 +231,13 @@ def test_eval_and_serve_load_the_result(
     assert twin.meta.prefs["stage"] == "prefs" and twin.template == "plain-v1"
     history = [{"role": "them", "text": "hey"}]
     params = GenParams(max_new_tokens=6, min_new_tokens=6, seed=1)
-    gen = engine.run(twin, history, "coming?", "Masha", params)
-    prompt = build_reply_prompt(twin.meta, engine.tokenizer, history, "coming?", "Masha")
+    gen = engine.run(twin, Conversation(history, "coming?", "Masha"), params)
+    prompt = build_reply_prompt(twin.meta, engine.tokenizer, Conversation(history, "coming?", "Masha"))
     assert gen.prompt_tokens == len(engine.tokenizer(prompt, add_special_tokens=False)["input_ids"])
     assert gen.completion_tokens == 6 or gen.stopped_by == "stop"  # as asked, unless a stop string
     # served with the preference-tuned weights: the reply is not the SFT adapter's it started from
     sft = Engine(tiny_base, [("sft", tiny_adapter)])
-    assert gen.text != sft.run(sft.resolve("sft"), history, "coming?", "Masha", params).text
+    assert gen.text != sft.run(sft.resolve("sft"), Conversation(history, "coming?", "Masha"), params).text
 
 
 def test_feedback_reader_contract(tmp_path: Path) -> None:

@@ -101,6 +101,7 @@ def conversation(
         "message": message,
         "history": history,
         "contact": scrubber.scrub(chat.name)[:MAX_CONTACT_CHARS],
+        "chat_id": chat.dialog_id,  # memory's same chat, whatever the name is now
     }
     last_incoming = max(r["id"] for r in records if not r["out"])
     return Conversation(payload, last_incoming)
@@ -134,5 +135,6 @@ def _group_conversation(
         "history": fit_context(items[:newest], context_chars)[-MAX_HISTORY:],
         "contact": scrubber.scrub(chat.name)[:MAX_CONTACT_CHARS],
         "group": True,
+        "chat_id": chat.dialog_id,
     }
     return Conversation(payload, max(r["id"] for r in records if not r["out"]))

@@ -20,6 +20,7 @@ from typing import Any
 from twin.inference.decoding import Decoding, check_fits
 from twin.inference.params import Generation, GenParams
 from twin.inference.prompting import (
+    Conversation,
     build_reply_prompt,
     context_counter,
     fit_prompt_ids,
@@ -29,7 +30,7 @@ from twin.inference.prompting import (
 from twin.inference.stops import speaker_stops, visible_text
 
 __all__ = [
-    "Decoding", "GenParams", "Generation", "build_reply_prompt", "check_fits", "context_counter",
+    "Conversation", "Decoding", "GenParams", "Generation", "build_reply_prompt", "check_fits", "context_counter",
     "fit_prompt_ids", "generate", "prompt_room", "reply_prompt_ids", "speaker_stops", "visible_text",
 ]  # fmt: skip
 

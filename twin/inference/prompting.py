@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from twin.errors import TwinError
@@ -16,6 +17,18 @@ from twin.prompt import build_prompt, fit_context
 if TYPE_CHECKING:
     from twin.adapter_meta import AdapterMeta
     from twin.examples import ContextSettings
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """What a reply answers: the turns so far (oldest first), the new message, and whose chat it is."""
+
+    history: list[dict]
+    message: str
+    contact: str | None = None
+    group: bool = False  # contact is a group's name; history and message are turned as prepare turns them
+    members: tuple[str | None, ...] = ()  # the group's people in the prompt: their labels stop a reply
+    chat_id: int | None = None  # the dialog id as in data/raw, when the caller knows it: memory's same chat
 
 
 def context_counter(context: ContextSettings, tokenizer: Any):
@@ -35,43 +48,36 @@ def context_counter(context: ContextSettings, tokenizer: Any):
 
 
 def build_reply_prompt(
-    meta: AdapterMeta,
-    tokenizer: Any,
-    history: list[dict],
-    message: str,
-    contact: str | None = None,
-    memory: Any | None = None,
-    group: bool = False,
+    meta: AdapterMeta, tokenizer: Any, conv: Conversation, memory: Any | None = None
 ) -> str:
-    """The prompt for my reply to ``message`` after ``history`` (oldest first), exactly as in training.
+    """The prompt for my reply in ``conv``, exactly as in training.
 
     History is cut with :func:`twin.prompt.fit_context` using the adapter's own prepare budget and
     unit, and rendered with the template version the adapter was trained with; ``memory`` (a
     ``twin.memory.Memory``, for adapters trained with ``--memory``) adds its ``k`` past exchanges.
     """
-    context, template, past = _reply_parts(meta, tokenizer, history, message, contact, memory, group)
+    context, template, past = _reply_parts(meta, tokenizer, conv, memory)
     return build_prompt(
-        context, message, template=template, contact=contact, tokenizer=tokenizer, memory=past, group=group
-    )
+        context, conv.message, template=template, contact=conv.contact, tokenizer=tokenizer, memory=past,
+        group=conv.group,
+    )  # fmt: skip
 
 
 def _reply_parts(
-    meta: AdapterMeta,
-    tokenizer: Any,
-    history: list[dict],
-    message: str,
-    contact: str | None,
-    memory: Any | None,
-    group: bool = False,
+    meta: AdapterMeta, tokenizer: Any, conv: Conversation, memory: Any | None
 ) -> tuple[list[dict], str, list[dict] | None]:
     """``(context cut to the adapter's budget, its template, the remembered exchanges or None)``."""
     settings = meta.context
     context = fit_context(
-        [{"role": t["role"], "text": t["text"]} for t in history],
+        [{"role": t["role"], "text": t["text"]} for t in conv.history],
         settings.context_budget,
         context_counter(settings, tokenizer),
     )
-    past = memory.retrieve(message, memory.k, contact=contact, group=group) if memory is not None else None
+    past = None
+    if memory is not None:
+        past = memory.retrieve(
+            conv.message, memory.k, contact=conv.contact, group=conv.group, chat=conv.chat_id
+        )
     return context, meta.template, past
 
 
@@ -152,20 +158,13 @@ def _drop_oldest(context: list[dict], encode: Any, room: int) -> tuple[int, list
 
 
 def reply_prompt_ids(
-    meta: AdapterMeta,
-    tokenizer: Any,
-    history: list[dict],
-    message: str,
-    contact: str | None,
-    room: int | None,
-    memory: Any | None = None,
-    group: bool = False,
+    meta: AdapterMeta, tokenizer: Any, conv: Conversation, room: int | None, memory: Any | None = None
 ) -> list[int]:
     """:func:`build_reply_prompt` as token ids, cut by :func:`fit_prompt_ids` to ``room`` tokens."""
-    context, template, past = _reply_parts(meta, tokenizer, history, message, contact, memory, group)
+    context, template, past = _reply_parts(meta, tokenizer, conv, memory)
     return fit_prompt_ids(
-        tokenizer, context, message, template=template, contact=contact, room=room, memory=past,
-        budget=meta.prompt_tokens, group=group,
+        tokenizer, context, conv.message, template=template, contact=conv.contact, room=room, memory=past,
+        budget=meta.prompt_tokens, group=conv.group,
     )  # fmt: skip
 
 

@@ -28,12 +28,12 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from twin.errors import TwinError
-from twin.inference.generate import Generation, GenParams, visible_text
+from twin.inference.generate import Conversation, Generation, GenParams, visible_text
 from twin.prompt import STOP_STRINGS
 from twin.serve.engine import Adapter, ReplyEngine, plan_adapters
 
@@ -141,20 +141,13 @@ class RemoteEngine(ReplyEngine):
     def submit(
         self,
         adapter: Adapter,
-        history: list[dict],
-        message: str,
-        contact: str | None,
+        conv: Conversation,
         params: GenParams,
         on_delta: Callable[[str], None] | None = None,
         cancel: threading.Event | None = None,
-        *,
-        group: bool = False,
-        members: Sequence[str | None] = (),
     ) -> Future:
         """:meth:`ReplyEngine.submit` on the backend (``on_delta`` is called on a pool thread)."""
-        params, ids = self.prompt_ids(
-            adapter, history, message, contact, params, group=group, members=members
-        )
+        params, ids = self.prompt_ids(adapter, conv, params)
         prompt = self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
         submitted = time.perf_counter()
         return self.pool.submit(

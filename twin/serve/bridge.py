@@ -49,10 +49,7 @@ def start(
     reserve(s)
     cancel = cancel or threading.Event()
     try:
-        future = s.engine.submit(
-            job.adapter, job.history, job.message, job.contact, job.params, on_delta, cancel,
-            group=job.group, members=job.members,
-        )  # fmt: skip
+        future = s.engine.submit(job.adapter, job.conversation, job.params, on_delta, cancel)
     except BaseException:
         s.gate.release()
         raise

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 
-from twin.inference.generate import GenParams
+from twin.inference.generate import Conversation, GenParams
 from twin.serve.engine import Adapter, ReplyEngine
 from twin.serve.gate import Gate
 from twin.serve.http import ApiError, check_token
@@ -29,14 +29,8 @@ class Job:
     """One reply to generate: what the engine needs, already validated."""
 
     adapter: Adapter
-    history: list[dict]
-    message: str
-    contact: str | None
+    conversation: Conversation
     params: GenParams
-    group: bool = (
-        False  # contact is a group's name; history and message are already turned as prepare turns them
-    )
-    members: tuple[str | None, ...] = ()  # the group's people in the prompt: their labels are stop strings
 
 
 # The dependencies are ``async def``: FastAPI runs a plain ``def`` one in AnyIO's thread pool, a hand-off

@@ -14,7 +14,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from twin.errors import TwinError
 from twin.inference.batch import Request, Scheduler, auto_max_batch, kv_bytes_per_token
-from twin.inference.generate import Generation, GenParams, reply_prompt_ids, speaker_stops
+from twin.inference.generate import Conversation, Generation, GenParams, reply_prompt_ids, speaker_stops
 from twin.inference.prompting import room_for
 from twin.prompt import resolve_template
 
@@ -203,43 +203,26 @@ class ReplyEngine:
         return self.adapters.get(name or self.default)
 
     def prompt_ids(
-        self,
-        adapter: Adapter,
-        history: list[dict],
-        message: str,
-        contact: str | None,
-        params: GenParams,
-        *,
-        group: bool = False,
-        members: Sequence[str | None] = (),
+        self, adapter: Adapter, conv: Conversation, params: GenParams
     ) -> tuple[GenParams, list[int]]:
-        """``params`` with the speaker stops added, and the prompt's ids cut as training cuts it
-        (:func:`reply_prompt_ids`) to leave room for the reply; :class:`TwinError` if it cannot fit.
-        ``group``: a group chat's prompt, ``members`` the people it shows (their labels stop a reply)."""
-        stops = speaker_stops(contact, adapter.template, members)
+        """``params`` with the speaker stops added (the contact's, a group's members'), and the prompt's
+        ids cut as training cuts it (:func:`reply_prompt_ids`) to leave room for the reply;
+        :class:`TwinError` if it cannot fit."""
+        stops = speaker_stops(conv.contact, adapter.template, conv.members)
         params = replace(params, extra_stops=(*params.extra_stops, *stops))
         room = room_for(self.positions, params.validate().max_new_tokens)
-        ids = reply_prompt_ids(
-            adapter.meta, self.tokenizer, history, message, contact, room, adapter.memory, group=group
-        )
-        return params, ids
+        return params, reply_prompt_ids(adapter.meta, self.tokenizer, conv, room, adapter.memory)
 
     def submit(
         self,
         adapter: Adapter,
-        history: list[dict],
-        message: str,
-        contact: str | None,
+        conv: Conversation,
         params: GenParams,
         on_delta: Callable[[str], None] | None = None,
         cancel: threading.Event | None = None,
-        *,
-        group: bool = False,
-        members: Sequence[str | None] = (),
     ) -> Future:
-        """Queue my reply with ``adapter``; ``on_delta`` gets each text delta; the future's result is the
-        :class:`Generation`. A request that cannot fit raises :class:`TwinError` here. ``group`` and
-        ``members``: as in :meth:`prompt_ids`."""
+        """Queue my reply in ``conv`` with ``adapter``; ``on_delta`` gets each text delta; the future's
+        result is the :class:`Generation`. A request that cannot fit raises :class:`TwinError` here."""
         raise NotImplementedError
 
     def run(self, *args: Any, **kwargs: Any) -> Generation:
@@ -309,20 +292,13 @@ class Engine(ReplyEngine):
     def submit(
         self,
         adapter: Adapter,
-        history: list[dict],
-        message: str,
-        contact: str | None,
+        conv: Conversation,
         params: GenParams,
         on_delta: Callable[[str], None] | None = None,
         cancel: threading.Event | None = None,
-        *,
-        group: bool = False,
-        members: Sequence[str | None] = (),
     ) -> Future:
         """:meth:`ReplyEngine.submit` on the scheduler (``on_delta`` is called on its thread)."""
-        params, ids = self.prompt_ids(
-            adapter, history, message, contact, params, group=group, members=members
-        )
+        params, ids = self.prompt_ids(adapter, conv, params)
         req = Request(ids, params, None if adapter.name == BASE_NAME else adapter.name, on_delta)
         if cancel is not None:
             req.cancel = cancel

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from twin.inference.prompting import Conversation
 from twin.prompt import group_conversation
 
 # Registered adapter names: short and path-free, so a request can never point at a directory.
@@ -80,7 +81,9 @@ class ReplyRequest(Sampling):
     ``group``: the chat is a group called ``contact``; ``name`` says who sent ``message`` and each
     ``them`` turn's ``name`` who wrote it, and the prompt is rendered as training rendered a group's
     (:func:`twin.prompt.group_conversation`: consecutive messages of one side form one turn, theirs
-    labelled per person, everything since my last message is what the reply answers).
+    labelled per person, everything since my last message is what the reply answers). ``chat_id``:
+    the chat's dialog id as in ``data/raw`` (``twin drafts`` sends it), so a twin trained with
+    ``--memory`` remembers this chat's exchanges even after its name changed or when two share a name.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -90,6 +93,7 @@ class ReplyRequest(Sampling):
     contact: str | None = None
     group: bool = False
     name: str | None = None
+    chat_id: int | None = None
     max_new_tokens: int | None = Field(None, ge=1)
     # EOS blocked for this many tokens (default 1: never an empty reply); = max_new_tokens forces the length
     min_new_tokens: int | None = Field(None, ge=0)
@@ -106,16 +110,18 @@ class ReplyRequest(Sampling):
             *_at_most(("max_new_tokens",), self.max_new_tokens, limits.max_new_tokens),
         ]  # fmt: skip
 
-    def conversation(self) -> tuple[list[dict], str, tuple[str | None, ...]]:
-        """``(history, message, group members)`` as the prompt takes them; a group's turned as in prepare."""
+    def conversation(self) -> Conversation:
+        """The conversation as the prompt takes it; a group's turned as in prepare, its members listed."""
         if not self.group:
-            return [{"role": t.role, "text": t.text} for t in self.history], self.message, ()
+            history = [{"role": t.role, "text": t.text} for t in self.history]
+            return Conversation(history, self.message, self.contact, chat_id=self.chat_id)
         msgs = [
             *(t.model_dump() for t in self.history),
             {"role": "them", "text": self.message, "name": self.name},
         ]
         context, instruction = group_conversation(msgs)
-        return context, instruction, tuple(dict.fromkeys(m["name"] for m in msgs if m["role"] == "them"))
+        members = tuple(dict.fromkeys(m["name"] for m in msgs if m["role"] == "them"))
+        return Conversation(context, instruction, self.contact, True, members, self.chat_id)
 
 
 class TextPart(BaseModel):

@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
-from twin.inference.generate import Generation
+from twin.inference.generate import Conversation, Generation
 from twin.serve import bridge
 from twin.serve.deps import Job, Services, adapter_for, params_from, require_token, services, within_limits
 from twin.serve.http import ApiError
@@ -24,11 +24,10 @@ def job_from(s: Services, req: ChatCompletionRequest) -> Job:
     *earlier, last = turns
     if len(earlier) > s.limits.max_history:
         raise ApiError(422, f"messages: more than {s.limits.max_history} earlier turns", param="messages")
+    history = [{"role": "them" if m.role == "user" else "me", "text": m.text()} for m in earlier]
     return Job(
         adapter=adapter_for(s.engine, req.model, "model"),
-        history=[{"role": "them" if m.role == "user" else "me", "text": m.text()} for m in earlier],
-        message=last.text(),
-        contact=last.name,
+        conversation=Conversation(history, last.text(), last.name),
         params=params_from(req, req.max_completion_tokens or req.max_tokens, req.stops()),
     )
 

@@ -27,15 +27,10 @@ def reply_body(gen: Generation, job: Job) -> dict:
 
 def job_from(s: Services, req: ReplyRequest) -> Job:
     within_limits(req, s.limits)
-    history, message, members = req.conversation()
     return Job(
-        adapter=adapter_for(s.engine, req.adapter, "adapter"),
-        history=history,
-        message=message,
-        contact=req.contact,
-        params=params_from(req, req.max_new_tokens),
-        group=req.group,
-        members=members,
+        adapter_for(s.engine, req.adapter, "adapter"),
+        req.conversation(),
+        params_from(req, req.max_new_tokens),
     )
 
 
