@@ -231,24 +231,32 @@ def test_clients_that_leave_while_queued_free_their_places(engine):
     from twin.serve.app import create_app
 
     app = create_app(engine, token="", queue_size=32)
-    body = json.dumps(
-        {"message": "hi", "adapter": "base", "max_new_tokens": 400, "temperature": 1.0}
-    ).encode()
+    # min_new_tokens: no reply may end on its own while the 40 are counted (sampling can draw EOS)
+    reply = {
+        "message": "hi",
+        "adapter": "base",
+        "max_new_tokens": 400,
+        "min_new_tokens": 400,
+        "temperature": 1.0,
+    }
+    body = json.dumps(reply).encode()
     with serve_in_thread(app) as url:
         u = urlparse(url)
         head = (f"POST /reply HTTP/1.1\r\nHost: {u.netloc}\r\nContent-Type: application/json\r\n"
                 f"Content-Length: {len(body)}\r\n\r\n").encode()  # fmt: skip
         socks = []
-        for _ in range(40):
-            s = socket.create_connection((u.hostname, u.port))
-            s.sendall(head + body)
-            socks.append(s)
-        deadline = time.monotonic() + 30
-        while httpx.get(url + "/healthz").json()["pending"] < 40 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert httpx.get(url + "/healthz").json()["pending"] == 40
-        for s in socks:
-            s.close()
+        try:
+            for _ in range(40):
+                s = socket.create_connection((u.hostname, u.port))
+                s.sendall(head + body)
+                socks.append(s)
+            deadline = time.monotonic() + 30
+            while httpx.get(url + "/healthz").json()["pending"] < 40 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert httpx.get(url + "/healthz").json()["pending"] == 40
+        finally:  # hung up even when the count fails, so no row outlives this test in the shared engine
+            for s in socks:
+                s.close()
         deadline = time.monotonic() + 30
         while httpx.get(url + "/healthz").json()["pending"] and time.monotonic() < deadline:
             time.sleep(0.05)
