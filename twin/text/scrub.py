@@ -1,8 +1,9 @@
 """PII scrubbing: each hit becomes a typed placeholder before any other code sees the text.
 
 Placeholders (and the ``pii`` keys in ``stats.json``); the detectors live beside this module, one
-per family: ``pii_links`` (links, e-mails, IPs, wallets), ``pii_numbers`` (phones, cards, IBANs,
-SSNs, passports, national IDs, dates of birth), ``pii_places`` (street addresses, coordinates), ``pii_secrets`` (keys, passwords, codes, seeds).
+per family: ``pii_links`` (links, e-mails, IPs, wallets), ``pii_phones`` (phones), ``pii_numbers``
+(cards, IBANs, SSNs, passports, national IDs, dates of birth), ``pii_places`` (street addresses,
+coordinates), ``pii_secrets`` (keys, passwords, codes, seeds).
 
 ========== =================================================================================
 ``[URL]``      the credentials in a URL (``user:pass@``), the value of a token-like query parameter and
@@ -72,9 +73,11 @@ from collections.abc import Iterable, Sequence
 
 from twin.text import pii_links as L
 from twin.text import pii_numbers as N
+from twin.text import pii_phones as P
 from twin.text import pii_places as A
 from twin.text import pii_secrets as S
-from twin.text.pii_numbers import iban_ok, infer_regions, luhn_ok
+from twin.text.pii_numbers import iban_ok, luhn_ok
+from twin.text.pii_phones import infer_regions
 from twin.text.pii_secrets import answer_span, asked_secret
 
 __all__ = [
@@ -129,7 +132,7 @@ class Scrubber:
         inferred = [r.upper() for r in extra if r.upper() not in self.regions]
         self.regions += inferred
         self.counts: Counter[str] = Counter()
-        self._phones = N.PhoneFinder(self.regions, inferred)
+        self._phones = P.PhoneFinder(self.regions, inferred)
 
     def _sub(self, kind: str, pattern: re.Pattern, text: str, check=None, group: int | str = 0) -> str:
         spans = []
@@ -240,8 +243,8 @@ class Scrubber:
         low = text.lower()
         spaces = text.count(" ")
         seedy = S.seed_hint(text, spaces)
-        if spaces >= 7 and N.SPELLED_GATE.search(low) and N.SPELLED_HINT.search(low):
-            text = self.replace(text, N.spelled_phone_spans(text), "PHONE")  # a phone in words: 8+ words
+        if spaces >= 7 and P.SPELLED_GATE.search(low) and P.SPELLED_HINT.search(low):
+            text = self.replace(text, P.spelled_phone_spans(text), "PHONE")  # a phone in words: 8+ words
         if longest < 16 and text.count(":") < 2 and _TRIGGER.search(low) is None and not seedy:
             return text  # most chat lines: no digit, no @, no keyword, no long token
         # each detector runs only when a cheap test on the original text says it could hit
@@ -341,7 +344,7 @@ class Scrubber:
     def _link_phone(self, part: str) -> str:
         """The digits of a messenger link (wa.me/380671234567, ?number=%2B94771234567): a phone of
         one of the regions, or an international number written without its "+"."""
-        if self._phones.spans(part) or N.international(part):
+        if self._phones.spans(part) or P.international(part):
             self.counts["PHONE"] += 1
             return "[PHONE]"
         return part
