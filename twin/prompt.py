@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import groupby
 from typing import Any, Literal
 
 from twin.errors import TwinError
@@ -137,21 +138,13 @@ def group_conversation(messages: Sequence[dict]) -> tuple[list[dict], str]:
     :func:`group_turn_text`; returns ``(context, instruction)``, the instruction being everything
     they wrote since my last message, as in training.
     """
-    turns: list[tuple[str, list[dict]]] = []
-    for m in messages:
-        if turns and turns[-1][0] == m["role"]:
-            turns[-1][1].append(m)
+    texts = []
+    for role, run in groupby(messages, key=lambda m: m["role"]):
+        ms = list(run)
+        if role == "me":
+            texts.append((role, "\n".join(m["text"] for m in ms)))
         else:
-            turns.append((m["role"], [m]))
-    texts = [
-        (
-            role,
-            "\n".join(m["text"] for m in ms)
-            if role == "me"
-            else group_turn_text((m.get("name"), m["text"]) for m in ms),
-        )
-        for role, ms in turns
-    ]
+            texts.append((role, group_turn_text((m.get("name"), m["text"]) for m in ms)))
     *context, (_, instruction) = texts
     return [{"role": role, "text": text} for role, text in context], instruction
 

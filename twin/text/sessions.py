@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import groupby
 
 from twin.prompt import group_turn_text, member_label
 from twin.records import sort_key
@@ -91,20 +92,17 @@ def merge_turns(
         texts = [r["text"].strip() for r in usable]
         if clean is not None:
             texts = [clean(t) for t in texts]
-    runs: list[tuple[str, list[dict], list[str]]] = []  # (role, records, texts) of each turn
-    for rec, text in zip(usable, texts, strict=True):
-        role = "me" if rec["out"] else "them"
-        if runs and runs[-1][0] == role:
-            runs[-1][1].append(rec)
-            runs[-1][2].append(text)
-        else:
-            runs.append((role, [rec], [text]))
     names: dict[str, str] = {}  # each member's name scrubbed once
-    return [_turn(role, recs, txts, scrubber, names) for role, recs, txts in runs]
+    turns = []
+    pairs = zip(usable, texts, strict=True)
+    for role, run in groupby(pairs, key=lambda pair: "me" if pair[0]["out"] else "them"):
+        recs, txts = zip(*run, strict=True)
+        turns.append(_turn(role, recs, txts, scrubber, names))
+    return turns
 
 
 def _turn(
-    role: str, recs: list[dict], texts: list[str], scrubber: Scrubber | None, names: dict[str, str]
+    role: str, recs: Sequence[dict], texts: Sequence[str], scrubber: Scrubber | None, names: dict[str, str]
 ) -> Turn:
     """A turn's messages joined with newlines; in a group, theirs labelled with who wrote each run."""
     ids = [r["id"] for r in recs]
