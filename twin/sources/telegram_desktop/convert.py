@@ -57,10 +57,7 @@ def collect(
             if wanted(ctype, include_groups):
                 t0 = time.perf_counter()
                 cid = chat["id"]
-                # a dialog met twice (e.g. in 'chats' and 'left_chats'): merge with the first copy
-                by_id: dict = {}
-                for r in decode_rows(dialogs[cid]) if cid in dialogs else ():
-                    by_id[_key(by_id, r)] = r
+                by_id = _with_earlier_copy(dialogs.get(cid))
                 convert_chat(
                     chat, where, file, owner, zone, fix, by_id, originals.setdefault(cid, {}), counts
                 )
@@ -145,6 +142,15 @@ def _edit_time(m: dict) -> int:
         if (isinstance(v, str) and v.isdigit()) or type(v) is int:
             return int(v)
     return 0
+
+
+def _with_earlier_copy(encoded: bytes | None) -> dict:
+    """``by_id`` to convert a chat into: a dialog met twice (e.g. in 'chats' and 'left_chats') merges
+    with the records of its first copy."""
+    by_id: dict = {}
+    for r in decode_rows(encoded) if encoded is not None else ():
+        by_id[_key(by_id, r)] = r
+    return by_id
 
 
 def convert_chat(
