@@ -177,16 +177,10 @@ def convert_chat(
     days: dict[int, str] = {}
     seen: set[tuple[int, str]] = set()  # (id, date) met in this copy of the chat: a repeat is damage
     for i, m in enumerate(chat["messages"]):
-        try:
-            mid, date, text, from_id = _fast_fields(m, days)
-        except _Service:
-            counts["service"] += 1
+        got = _fields(m, i, days, where_chat, file, zone, counts)
+        if got is None:
             continue
-        except (_Slow, KeyError, TypeError, OverflowError, OSError, ValueError):
-            got = fields_slow(m, i, where_chat, file, zone, counts)
-            if got is None:
-                continue
-            mid, date, text, from_id = got
+        mid, date, text, from_id = got
         if fix_surrogates:
             text = repair(text)
         loc = (file, where_chat, i, mid)
@@ -217,6 +211,25 @@ def convert_chat(
             counts["repeated_id"] += 1
         seen.add((mid, date))
         _keep(rec, m, by_id, originals, counts)
+
+
+def _fields(
+    m: dict,
+    i: int,
+    days: dict[int, str],
+    where_chat: str,
+    file: Path,
+    zone: tzinfo | None,
+    counts: Counter[str],
+) -> tuple[int, str, str, str] | None:
+    """``(id, date, text, sender id)`` of a message, or None for one that is skipped (and counted)."""
+    try:
+        return _fast_fields(m, days)
+    except _Service:
+        counts["service"] += 1
+        return None
+    except (_Slow, KeyError, TypeError, OverflowError, OSError, ValueError):
+        return fields_slow(m, i, where_chat, file, zone, counts)
 
 
 def _dialog_name(chat: dict, fix_surrogates: bool) -> str | None:
