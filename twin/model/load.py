@@ -35,7 +35,8 @@ FINGERPRINT_FILES = (
     "merges.txt",
 )
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.model", "vocab.txt")
-_WEIGHT_GLOBS = ("*.safetensors", "pytorch_model*.bin", "model.safetensors.index.json")
+_WEIGHT_FILES = ("*.safetensors", "pytorch_model*.bin")  # the tensors themselves
+_WEIGHT_GLOBS = (*_WEIGHT_FILES, "model.safetensors.index.json")
 FINGERPRINT_PREFIX = "v2:sha256:"  # v2: config, tokenizer and weights; "sha256:" (v1): no weights
 QUANTIZE_CHOICES = ("nf4", "int8")
 # Below this much weight on disk a load takes well under a second: transformers' "Loading weights"
@@ -198,7 +199,7 @@ def base_fingerprint(path: str | os.PathLike) -> str:
 
     p = check_base_dir(path)
     h = hashlib.sha256(_files_digest(p).encode())
-    for f in sorted(p.glob("*.safetensors")) + sorted(p.glob("pytorch_model*.bin")):
+    for f in weight_files(p):
         h.update(f"\0{weights_digest(f)}".encode())
     return FINGERPRINT_PREFIX + h.hexdigest()[:16]
 
@@ -314,9 +315,14 @@ def load_base(
     return model, tokenizer
 
 
+def weight_files(path: Path) -> list[Path]:
+    """The files holding a base directory's tensors, safetensors first, each kind in name order."""
+    return [f for pattern in _WEIGHT_FILES for f in sorted(path.glob(pattern))]
+
+
 def weight_bytes(path: Path) -> int:
     """Bytes of the weight files in a base directory."""
-    return sum(f.stat().st_size for pattern in _WEIGHT_GLOBS[:2] for f in path.glob(pattern))
+    return sum(f.stat().st_size for f in weight_files(path))
 
 
 @contextmanager
