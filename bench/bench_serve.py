@@ -25,6 +25,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.baselines import common
+
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -166,6 +168,7 @@ def one_client_alternating(base: Path, adapter: Path, url: str, new_tokens: int,
 
 
 async def load(url: str, clients: int, per_client: int, new_tokens: int) -> dict:
+    common.still_client()  # no full GC collection inside the timed part
     import httpx
 
     body = {"message": MESSAGE, "history": HISTORY, "temperature": 0, "max_new_tokens": new_tokens}

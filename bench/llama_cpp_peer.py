@@ -87,6 +87,7 @@ def memory_mb(pids: list[int]) -> dict[str, float]:
 
 async def clients(targets: list[tuple[str, str, dict]], per_client: int) -> dict:
     """One client per ``(url, path, body)``, ``per_client`` requests each back to back: tokens/s."""
+    common.still_client()  # no full GC collection inside the timed part
     import httpx
 
     tokens = 0

@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.baselines import common
 from bench.bench_serve import HISTORY, MESSAGE
 
 PATHS = ("in process", "/reply", "/reply/stream")
@@ -102,6 +103,7 @@ class InProcess:
 
 async def http_load(url: str, route: str, clients: int, per_client: int, tokens: int) -> dict:
     """``clients`` httpx clients sending ``per_client`` requests each to ``route``, back to back."""
+    common.still_client()  # no full GC collection inside the timed part
     import httpx
 
     rows: list[tuple[float, int, str, float]] = []

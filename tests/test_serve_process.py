@@ -132,3 +132,34 @@ def test_cli_without_base_or_adapter_is_one_error():
     # Neither a base nor an adapter to read it from: a TwinError (the CLI prints it as one line).
     result = CliRunner().invoke(app, ["serve"])
     assert isinstance(result.exception, TwinError) and "give --base DIR" in str(result.exception)
+
+
+def test_the_server_listens_with_its_loaded_heap_frozen_and_the_collector_on(
+    tiny_base, tiny_adapter, monkeypatch
+):
+    """No full collection walks the imports and the model while they load, and none walks them again
+    while the server answers (each took ~0.2 s with the GIL held): frozen once, collector back on."""
+    import gc
+
+    from twin.serve import cli
+
+    seen = {}
+
+    def listen(s, engine):  # where uvicorn would start answering
+        seen.update(enabled=gc.isenabled(), frozen=gc.get_freeze_count(), model=engine.max_batch)
+
+    loads = []
+    load_engine = cli._load_engine
+    monkeypatch.setattr(cli, "_load_engine", lambda s: loads.append(gc.isenabled()) or load_engine(s))
+    monkeypatch.setattr(cli, "_listen", listen)
+    settings = cli.ServeSettings(
+        base=str(tiny_base), adapters=[f"twin={tiny_adapter}"], default_adapter=None, host="127.0.0.1",
+        port=free_port(), quantize=None, dtype="float32", device="cpu", threads=None, queue_size=4,
+        max_batch=2, max_batch_tokens=0, max_new_tokens=16, max_history=8, max_message_chars=100,
+        max_body_bytes=10_000, memory=None,
+    )  # fmt: skip
+    before = gc.get_freeze_count()
+    cli.serve(settings)
+    assert loads == [False]  # the model loaded with the collector paused
+    assert seen["enabled"] and seen["frozen"] > before + 10_000 and seen["model"] == 2
+    assert gc.isenabled() and gc.get_freeze_count() == before  # the test process is left as it was

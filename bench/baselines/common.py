@@ -9,6 +9,7 @@ shared pages count once per process, so it over-counts forked workers).
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import os
 import platform
@@ -91,6 +92,19 @@ def run_measured(
         "max_rss_mb": max_rss_kib / 1024,  # KiB on Linux
         "tree_rss_mb": tree_peak / 2**20,
     }
+
+
+def still_client() -> None:
+    """Take what this bench process holds now out of the cyclic GC's full collections.
+
+    A bench that drives servers over HTTP also imports torch and transformers (to build its work
+    dirs): ~420k long-lived objects, and every full collection walks them all with the GIL held —
+    210-260 ms each here, measured, twice inside one round of ``compare_generate``, stalling the
+    client's event loop in the middle of a ~0.3 s timed section (the "slow wave" in RESULTS.md).
+    Called before each timed section: the first call collects and freezes, later ones are cheap.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def median(xs: Sequence[float | None]) -> float | None:

@@ -151,22 +151,33 @@ def serve_cmd(
 def serve(s: ServeSettings) -> None:
     """Check the settings, load the model and adapters, then answer HTTP until stopped."""
     import twin
+    from twin.imports import gc_paused, resume_gc
     from twin.model.load import prefer_passive_omp_wait
 
     # Serving reads local directories only: no hub calls (set before transformers loads).
     twin.no_phone_home(offline=True)
     prefer_passive_omp_wait()
     _check_serve_options(s)
-    if s.threads:
-        import torch
+    # No full collections walking the imports and the model while they load (twin/imports.py), then
+    # all of it frozen for the server's life: a full collection of the loaded tiny server took
+    # 0.21-0.26 s with the GIL held (bench/RESULTS.md), a stall of every reply in flight.
+    with gc_paused():
+        if s.threads:
+            import torch
 
-        torch.set_num_threads(s.threads)
+            torch.set_num_threads(s.threads)
+        engine = _load_engine(s)
+        resume_gc()
+        _listen(s, engine)
+
+
+def _listen(s: ServeSettings, engine: ReplyEngine) -> None:
+    """The app around the loaded engine, on ``s.host:s.port`` until stopped."""
     import uvicorn
 
     from twin.serve.app import create_app
     from twin.serve.schemas import Limits
 
-    engine = _load_engine(s)
     limits = Limits(
         max_body_bytes=s.max_body_bytes,
         max_history=s.max_history,
