@@ -176,10 +176,14 @@ def test_reply_to_a_group_renders_the_prompt_the_twin_was_trained_on(engine, tmp
     assert got["reply"] == want.text
     from twin.serve.schemas import ReplyRequest
 
-    conv = ReplyRequest(**body).conversation()
-    _, ids = engine.prompt_ids(adapter, conv, GenParams(max_new_tokens=10))
-    assert ids == engine.tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    assert conv.group and conv.contact == "Climbing" and conv.members == ("Anna", "Tom")
+    # a client's unclean texts and names (Windows breaks, control characters) are cleaned as prepare cleans
+    dirty = {**body, "message": "great\r\n", "name": "Anna\x00", "contact": "Climbing\x07",
+             "history": [{**t, "text": t["text"].replace(" ", "\t") + "\x0b", "name": t.get("name")}
+                         for t in GROUP_HISTORY]}  # fmt: skip
+    for conv in (ReplyRequest(**body).conversation(), ReplyRequest(**dirty).conversation()):
+        _, ids = engine.prompt_ids(adapter, conv, GenParams(max_new_tokens=10))
+        assert ids == engine.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        assert conv.group and conv.contact == "Climbing" and conv.members == ("Anna", "Tom")
 
 
 def test_eval_balances_chats_by_dialog_not_by_name():
