@@ -136,9 +136,16 @@ class ReplyRequest(Sampling):
             *(t.model_dump() for t in self.history),
             {"role": "them", "text": self.message, "name": self.name},
         ]
-        context, instruction = group_conversation(msgs)
-        members = tuple(dict.fromkeys(m["name"] for m in msgs if m["role"] == "them"))
-        return Conversation(context, instruction, self.contact, True, members, self.chat_id)
+        return group_request(msgs, self.contact, self.chat_id)
+
+
+def group_request(msgs: list[dict], contact: str | None, chat_id: int | None) -> Conversation:
+    """A group's messages (``{"role", "text", "name"}``, oldest first, the last one theirs) as prepare
+    turned a group into an example (:func:`twin.prompt.group_conversation`), with its members listed
+    (their labels stop a reply). ``/reply`` and ``/v1/chat/completions`` both build a group's prompt here."""
+    context, instruction = group_conversation(msgs)
+    members = tuple(dict.fromkeys(m["name"] for m in msgs if m["role"] == "them"))
+    return Conversation(context, instruction, contact, True, members, chat_id)
 
 
 class TextPart(BaseModel):
@@ -161,10 +168,19 @@ class ChatMessage(BaseModel):
 
 
 class ChatCompletionRequest(Sampling):
-    """``POST /v1/chat/completions``' body: the OpenAI format, with twin's caps."""
+    """``POST /v1/chat/completions``' body: the OpenAI format, with twin's caps.
+
+    Beside OpenAI's fields, three of ``/reply``'s (an OpenAI client sends them with ``extra_body``):
+    ``contact`` the chat's name (in a personal chat, by default the last user message's ``name``);
+    ``group``: the chat is a group called ``contact``, each user message's ``name`` says who wrote it;
+    ``chat_id`` the dialog id as in ``data/raw``, for memory.
+    """
 
     model_config = ConfigDict(extra="ignore")
     messages: list[ChatMessage] = Field(min_length=1)
+    contact: Text | None = None
+    group: bool = False
+    chat_id: int | None = None
     model: str | None = Field(None, pattern=NAME_PATTERN)
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
@@ -182,11 +198,17 @@ class ChatCompletionRequest(Sampling):
         return v
 
     def conversation(self) -> Conversation:
-        """The conversation as the prompt takes it: the user is "them" (the contact, named by the last
-        user message's ``name``), the assistant is "me"; system messages are not part of it."""
-        *earlier, last = self.turns()
-        history = [{"role": "them" if m.role == "user" else "me", "text": m.text()} for m in earlier]
-        return Conversation(history, last.text(), last.name)
+        """The conversation as the prompt takes it: the user is "them", the assistant is "me"; system
+        messages are not part of it. A group's is built as ``/reply`` builds one (:func:`group_request`)."""
+        msgs = [
+            {"role": "them" if m.role == "user" else "me", "text": m.text(), "name": m.name}
+            for m in self.turns()
+        ]
+        if self.group:
+            return group_request(msgs, self.contact, self.chat_id)
+        *earlier, last = msgs
+        history = [{"role": m["role"], "text": m["text"]} for m in earlier]
+        return Conversation(history, last["text"], self.contact or last["name"], chat_id=self.chat_id)
 
     def turns(self) -> list[ChatMessage]:
         """The user and assistant messages, oldest first (the last one is the message to answer)."""
@@ -205,6 +227,7 @@ class ChatCompletionRequest(Sampling):
             *_items(("messages",), self.messages, limits.max_history + 2),
             *(p for i, m in enumerate(self.messages) for p in _message_chars(i, m, chars)),
             *(p for i, m in enumerate(self.messages) for p in _chars(("messages", i, "name"), m.name, limits.max_contact_chars)),
+            *_chars(("contact",), self.contact, limits.max_contact_chars),
             *_at_most(("max_tokens",), self.max_tokens, limits.max_new_tokens),
             *_at_most(("max_completion_tokens",), self.max_completion_tokens, limits.max_new_tokens),
         ]  # fmt: skip

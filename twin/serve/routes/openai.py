@@ -1,6 +1,8 @@
 """``POST /v1/chat/completions``: the OpenAI-compatible endpoint (plain JSON or SSE chunks).
 
-OpenAI roles map to twin's: the user is "them" (the contact), the assistant is "me" (the twin).
+OpenAI roles map to twin's: the user is "them" (the contact), the assistant is "me" (the twin). With
+``"group": true`` the chat is a group called ``contact`` and each user message's ``name`` says who
+wrote it (:meth:`ChatCompletionRequest.conversation`, the group prompt ``/reply`` builds).
 """
 
 # No `from __future__ import annotations`: FastAPI reads the request model class from the signature.
