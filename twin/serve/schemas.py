@@ -35,9 +35,7 @@ class Limits:
 # breaks as "\n", no control characters, no spaces around it (twin.text.normalize), so the served
 # prompt is the trained one whatever the client sent.
 Text = Annotated[str, AfterValidator(clean_message)]
-
-
-NO_TEXT = "has no text once spaces and control characters are removed"
+NO_TEXT = "has no text once spaces and control characters are removed"  # a message cleaned to ""
 
 
 class Usage(BaseModel):
