@@ -130,3 +130,21 @@ def test_served_prompt_of_dirty_texts_is_the_trained_prompt(engine, tmp_path):
     for conv in (reply.conversation(), chat.conversation()):
         _, ids = engine.prompt_ids(adapter, conv, GenParams(max_new_tokens=10))
         assert ids == want
+
+
+def test_what_you_sent_after_a_draft_is_cleaned_as_prepare_cleans_your_messages():
+    """twin drafts' feedback (your sent text: a preference pair's chosen reply) is training data too."""
+    from types import SimpleNamespace
+
+    from twin.drafts.chats import Chat
+    from twin.drafts.context import Conversation
+    from twin.drafts.followup import Pending
+    from twin.text.scrub import Scrubber
+
+    chat = Chat(peer_id=7, dialog_id=7, name="Bob", input_entity=None, group=False)
+    conv = Conversation(
+        {"message": "free?", "history": [], "contact": "Bob", "chat_id": 7}, last_incoming_id=1
+    )
+    pending = Pending(chat, conv, "yes", opened=0.0)
+    pending.note(SimpleNamespace(id=2, message="yes\r\nsure\x00 ", fwd_from=None), now=1.0, window_s=60.0)
+    assert pending.record(Scrubber(), closed=True)["sent"] == "yes\nsure"
