@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from helpers.fake_telethon import (
     ME,
+    T0,
     Failure,
     FakeClient,
     channel,
@@ -181,6 +182,38 @@ def test_rerun_continues_after_a_desktop_import_of_the_same_chat(tmp_path, accou
     run(client, tmp_path)
     assert client.calls[0]["min_id"] == 102
     assert ids(tmp_path, 2002) == [101, 102, 104, 105, 106, 107, 108]
+
+
+def test_a_deleted_account_imported_both_ways_is_one_dialog_under_one_name(tmp_path):
+    """Desktop writes "name": null for a deleted account's chat; the API exporter names it "Deleted
+    Account". A Desktop import then an API export of the same chat: one file, one name, one contact."""
+    from twin.prepare.config import PrepareConfig
+    from twin.prepare.pipeline import process_dialog
+    from twin.sources.telegram_desktop import import_desktop
+
+    def desk(mid: int, out: bool, text: str) -> dict:
+        unix = int(T0.timestamp()) + 60 * mid
+        return {"id": mid, "type": "message", "date": datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+                "date_unixtime": str(unix), "from": "Me" if out else None, "from_id": f"user{ME if out else 2004}",
+                "text": text}  # fmt: skip
+
+    chat = {"name": None, "type": "personal_chat", "id": 2004,
+            "messages": [desk(501, False, "from a deleted account"), desk(502, True, "still here")]}  # fmt: skip
+    export = tmp_path / "result.json"
+    export.write_text(json.dumps({"personal_information": {"user_id": ME}, "chats": {"list": [chat]}}))
+    import_desktop(export, tmp_path / "raw")
+    assert [r["dialog_name"] for r in on_disk(tmp_path / "raw", 2004)] == ["Deleted Account"] * 2
+    ghost = user(2004, deleted=True)
+    said = [msg(ghost, 501, "from a deleted account"), msg(ghost, 502, "still here", out=True),
+            msg(ghost, 503, "and now?"), msg(ghost, 504, "yes", out=True)]  # fmt: skip
+    run(FakeClient([(ghost, said)]), tmp_path / "raw")
+    assert sorted(p.name for p in (tmp_path / "raw" / "telegram").glob("*.jsonl")) == ["2004.jsonl"]
+    records = on_disk(tmp_path / "raw", 2004)
+    assert [r["id"] for r in records] == [501, 502, 503, 504]
+    assert {r["dialog_name"] for r in records} == {"Deleted Account"}
+    res = process_dialog(tmp_path / "raw" / "telegram" / "2004.jsonl", PrepareConfig(val_fraction=0.0), len)
+    examples = [json.loads(line) for line in res["text"]["main"]["train"].splitlines()]
+    assert [ex["contact"] for ex in examples] == ["Deleted Account"] * 2
 
 
 @pytest.mark.parametrize("exc", [KeyboardInterrupt, ConnectionError])

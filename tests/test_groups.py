@@ -176,10 +176,62 @@ def test_reply_to_a_group_renders_the_prompt_the_twin_was_trained_on(engine, tmp
     assert got["reply"] == want.text
     from twin.serve.schemas import ReplyRequest
 
-    conv = ReplyRequest(**body).conversation()
+    # a client's unclean texts and names (Windows breaks, control characters) are cleaned as prepare cleans
+    dirty = {**body, "message": "great\r\n", "name": "Anna\x00", "contact": "Climbing\x07",
+             "history": [{**t, "text": t["text"].replace(" ", "\t") + "\x0b", "name": t.get("name")}
+                         for t in GROUP_HISTORY]}  # fmt: skip
+    for conv in (ReplyRequest(**body).conversation(), ReplyRequest(**dirty).conversation()):
+        _, ids = engine.prompt_ids(adapter, conv, GenParams(max_new_tokens=10))
+        assert ids == engine.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        assert conv.group and conv.contact == "Climbing" and conv.members == ("Anna", "Tom")
+
+
+def test_openai_chat_completions_in_a_group_renders_the_prompt_the_twin_was_trained_on(engine, tmp_path):
+    """The same group through the OpenAI route: user messages named by who wrote them, ``group`` and
+    ``contact`` (the group's title) beside OpenAI's fields, give the prompt prepare + train made."""
+    from fastapi.testclient import TestClient
+
+    from twin.inference.generate import GenParams, generate, speaker_stops
+    from twin.serve.app import create_app
+    from twin.serve.schemas import ChatCompletionRequest
+
+    _, trained = _examples(_group_raw(tmp_path))
+    adapter = engine.adapters["twin"]
+    prompt, _ = build_training_pair(trained, template=adapter.meta.template)
+    engine.model.set_adapter("twin")
+    with engine.lock:
+        want = generate(engine.model, engine.tokenizer, prompt, GenParams(
+            max_new_tokens=10, temperature=0, extra_stops=speaker_stops("Climbing", members=["Anna", "Tom"])))  # fmt: skip
+    messages = [
+        {"role": "system", "content": "ignored: the adapter's own template applies"},
+        *({"role": "user" if t["role"] == "them" else "assistant", "content": t["text"], "name": t.get("name")}
+          for t in GROUP_HISTORY),
+        {"role": "user", "content": "great", "name": "Anna"},
+    ]  # fmt: skip
+    body = {"messages": messages, "group": True, "contact": "Climbing"}
+    conv = ChatCompletionRequest(**body).conversation()
     _, ids = engine.prompt_ids(adapter, conv, GenParams(max_new_tokens=10))
     assert ids == engine.tokenizer(prompt, add_special_tokens=False)["input_ids"]
     assert conv.group and conv.contact == "Climbing" and conv.members == ("Anna", "Tom")
+    with TestClient(create_app(engine, token="")) as client:
+        got = client.post("/v1/chat/completions", json={**body, "temperature": 0, "max_tokens": 10}).json()
+    assert got["usage"]["prompt_tokens"] == want.prompt_tokens
+    assert got["choices"][0]["message"]["content"] == want.text
+
+
+def test_openai_personal_chat_is_named_by_the_last_user_message_unless_contact_says():
+    from twin.serve.schemas import ChatCompletionRequest
+
+    msgs = [{"role": "user", "content": "hi", "name": "Anna"}, {"role": "assistant", "content": "hey"},
+            {"role": "user", "content": "free?", "name": "Bob"}]  # fmt: skip
+    conv = ChatCompletionRequest(messages=msgs).conversation()
+    assert (conv.contact, conv.group, conv.message) == ("Bob", False, "free?")
+    assert conv.history == [
+        {"role": "them", "text": "hi"},
+        {"role": "me", "text": "hey"},
+    ]  # one turn a message
+    named = ChatCompletionRequest(messages=msgs, contact="Robert", chat_id=7).conversation()
+    assert (named.contact, named.chat_id) == ("Robert", 7)
 
 
 def test_eval_balances_chats_by_dialog_not_by_name():

@@ -184,6 +184,7 @@ def test_openai_chat_completions(client):
     [
         ({"history": [], "x": SECRET}, 422, "message"),
         (body(message=""), 422, "message"),
+        (body(message="\x00 \r\n\x0b"), 422, "message"),  # nothing left once cleaned as prepare cleans
         (body(message=SECRET * 300), 422, "message"),
         (body(history=[{"role": "boss", "text": SECRET}]), 422, "history.0.role"),
         (body(history=[{"role": "them"}]), 422, "history.0.text"),
@@ -218,6 +219,8 @@ def test_openai_bad_input(client):
         ({"messages": [user], "max_tokens": 1000}, 422, "max_tokens"),
         ({"messages": [user], "model": "nope"}, 404, "model"),
         ({"messages": [user], "n": 2}, 422, "n"),
+        ({"messages": [{"role": "user", "content": "\x07\r\n", "name": SECRET}]}, 422, "messages"),
+        ({"messages": [user], "contact": SECRET * 10}, 422, "contact"),
     ]
     for payload, status, field in cases:
         r = client.post("/v1/chat/completions", json=payload)

@@ -29,6 +29,7 @@ from itertools import groupby
 from typing import Any, Literal
 
 from twin.errors import TwinError
+from twin.text.normalize import normalize_text
 
 PLAIN = "plain-v1"
 CHAT = "chat-v1"
@@ -95,8 +96,9 @@ def _context_line(turn: dict, contact: str | None, group: bool) -> str:
 
 
 def member_label(name: str | None) -> str:
-    """A group member's label: the name on one line (a label cannot span lines), or ``Someone``."""
-    label = " ".join((name or "").split())
+    """A group member's label: the name on one line (a label cannot span lines), without control
+    characters, or ``Someone``."""
+    label = " ".join(normalize_text(name or "").split())
     return label or SOMEONE
 
 

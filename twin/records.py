@@ -26,6 +26,10 @@ REQUIRED = ("dialog_id", "id", "date", "out")
 # sender: the display name of who wrote a message of someone else in a group chat, so prepare can
 # say who said what (a personal chat has one other person: its dialog_name).
 OPTIONAL = ("pii", "sender")
+# The name of a deleted account, as Telegram shows it: a personal chat's dialog_name, a group sender.
+# Desktop writes no name for one (null) and telethon an empty one; both exporters write this instead,
+# so a chat imported both ways is one dialog under one name.
+DELETED_ACCOUNT = "Deleted Account"
 
 
 class RawRecord(TypedDict):

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from twin.errors import TwinError
-from twin.records import iso_utc, make_record
+from twin.records import DELETED_ACCOUNT, iso_utc, make_record
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +222,7 @@ def sender_name(message: Any) -> str:
 
     sender = getattr(message, "sender", None)
     name = utils.get_display_name(sender).strip() if sender is not None else ""
-    return name or "Deleted Account"
+    return name or DELETED_ACCOUNT
 
 
 def entity_pii(text: str, entities: Any) -> list[list] | None:
@@ -272,7 +272,7 @@ def dialog_name(dialog: Any) -> str | None:
         return name
     entity = dialog.entity
     if isinstance(entity, types.User) and entity.deleted:
-        return "Deleted Account"
+        return DELETED_ACCOUNT
     return None
 
 

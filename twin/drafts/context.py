@@ -23,8 +23,9 @@ from typing import Any
 from twin.drafts.chats import Chat
 from twin.prompt import fit_context
 from twin.telegram import message_record
-from twin.text.scrub import Scrubber, scrub_messages
-from twin.text.sessions import merge_turns, split_sessions
+from twin.text.normalize import clean_message
+from twin.text.scrub import Scrubber
+from twin.text.sessions import merge_turns, message_texts, split_sessions
 
 # The server's default caps (twin serve --max-message-chars / --max-contact-chars): cut, never refused.
 MAX_MESSAGE_CHARS = 4000
@@ -58,10 +59,8 @@ def answered(records: Sequence[dict], last_out: int) -> bool:
 
 def _scrubbed(records: Sequence[dict], scrubber: Scrubber) -> list[dict]:
     """The records with their texts scrubbed in order, as :func:`merge_turns` would scrub them."""
-    usable = [r for r in records if r.get("text") and not r.get("forwarded") and r["text"].strip()]
-    # the spans Telegram tagged as a phone or an e-mail (the record's ``pii``) go first, as in prepare
-    texts = [(scrubber.mark(r["text"], r["pii"]) if r.get("pii") else r["text"]).strip() for r in usable]
-    clean = dict(zip((r["id"] for r in usable), scrub_messages(texts, scrubber), strict=True))
+    usable, texts = message_texts(records, scrubber)  # cleaned, Telegram's own pii spans first, as in prepare
+    clean = dict(zip((r["id"] for r in usable), texts, strict=True))
     # a group member's name is text like any other ("Oleg +7 916 ..."), as prepare scrubs it
     names = {r["id"]: scrubber.scrub(r["sender"]) for r in records if r.get("sender")}
     return [{**r, "text": clean.get(r["id"], ""), "pii": None, **_sender(names, r["id"])} for r in records]
@@ -100,7 +99,7 @@ def conversation(
     payload = {
         "message": message,
         "history": history,
-        "contact": scrubber.scrub(chat.name)[:MAX_CONTACT_CHARS],
+        "contact": scrubber.scrub(clean_message(chat.name))[:MAX_CONTACT_CHARS],
         "chat_id": chat.dialog_id,  # memory's same chat, whatever the name is now
     }
     last_incoming = max(r["id"] for r in records if not r["out"])
@@ -133,7 +132,7 @@ def _group_conversation(
         "message": last["text"][-MAX_MESSAGE_CHARS:],
         "name": last["name"],
         "history": fit_context(items[:newest], context_chars)[-MAX_HISTORY:],
-        "contact": scrubber.scrub(chat.name)[:MAX_CONTACT_CHARS],
+        "contact": scrubber.scrub(clean_message(chat.name))[:MAX_CONTACT_CHARS],
         "group": True,
         "chat_id": chat.dialog_id,
     }

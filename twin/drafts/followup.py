@@ -25,6 +25,7 @@ from twin.drafts.context import Conversation
 from twin.errors import TwinError
 from twin.feedback import append_record, outcome
 from twin.prompt import group_conversation, member_label
+from twin.text.normalize import clean_message
 from twin.text.scrub import Scrubber, scrub_messages
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ class Pending:
         if message.id <= self.conv.last_incoming_id or now - self.opened > window_s:
             return
         self.answered = True
-        text = (getattr(message, "message", None) or "").strip()
+        text = clean_message(getattr(message, "message", None) or "")  # as prepare cleans your messages
         if text and getattr(message, "fwd_from", None) is None:  # a forward is someone else's words
             self.texts.append(text)
 

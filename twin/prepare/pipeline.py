@@ -32,6 +32,7 @@ from twin.prepare.config import PrepareConfig
 from twin.prepare.formats import CONVERTERS, dataset_info
 from twin.prepare.session_examples import block_id, choose_val_cut, session_hash, split_session, val_cut
 from twin.records import dialog_files, validate_record
+from twin.text.normalize import clean_message
 from twin.text.scrub import TYPES, Scrubber, infer_regions
 from twin.text.sessions import build_sessions
 
@@ -132,6 +133,7 @@ def process_dialog(
     records = read_records(Path(path))
     scrubber = _dialog_scrubber(records, cfg)
     contact = next((r["dialog_name"] for r in reversed(records) if r.get("dialog_name")), None)
+    contact = clean_message(contact or "") or None  # as the server cleans a request's
     if scrubber is not None and contact:
         contact = scrubber.scrub(contact)  # "Oleg +7 916 ...": a contact's name is text like any other
     sessions = build_sessions(records, cfg.gap_hours, scrubber=scrubber)

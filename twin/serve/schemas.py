@@ -10,13 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from twin.inference.prompting import Conversation
 from twin.prompt import group_conversation
 
 # Registered adapter names: short and path-free, so a request can never point at a directory.
 from twin.serve.engine import NAME_PATTERN
+from twin.text.normalize import clean_message
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,13 @@ class Limits:
     max_message_chars: int = 4000
     max_new_tokens: int = 512
     max_contact_chars: int = 100
+
+
+# Every text of a request (messages, names) is cleaned as prepare cleaned the training texts: line
+# breaks as "\n", no control characters, no spaces around it (twin.text.normalize), so the served
+# prompt is the trained one whatever the client sent.
+Text = Annotated[str, AfterValidator(clean_message)]
+NO_TEXT = "has no text once spaces and control characters are removed"  # a message cleaned to ""
 
 
 class Usage(BaseModel):
@@ -71,8 +79,8 @@ class Sampling(BaseModel):
 class Turn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     role: Literal["me", "them"]
-    text: str
-    name: str | None = None  # in a group: who wrote this message of theirs
+    text: Text
+    name: Text | None = None  # in a group: who wrote this message of theirs
 
 
 class ReplyRequest(Sampling):
@@ -87,16 +95,23 @@ class ReplyRequest(Sampling):
     """
 
     model_config = ConfigDict(extra="forbid")
-    message: str = Field(min_length=1)
+    message: Text = Field(min_length=1)
     history: list[Turn] = Field(default_factory=list)
     adapter: str | None = Field(None, pattern=NAME_PATTERN)
-    contact: str | None = None
+    contact: Text | None = None
     group: bool = False
-    name: str | None = None
+    name: Text | None = None
     chat_id: int | None = None
     max_new_tokens: int | None = Field(None, ge=1)
     # EOS blocked for this many tokens (default 1: never an empty reply); = max_new_tokens forces the length
     min_new_tokens: int | None = Field(None, ge=0)
+
+    @field_validator("message")
+    @classmethod
+    def _has_text(cls, v: str) -> str:
+        if not v:
+            raise ValueError(NO_TEXT)
+        return v
 
     def over_limits(self, limits: Limits) -> list[tuple[tuple, str]]:
         """Each field over the server's caps: ``(location, problem)``."""
@@ -119,9 +134,16 @@ class ReplyRequest(Sampling):
             *(t.model_dump() for t in self.history),
             {"role": "them", "text": self.message, "name": self.name},
         ]
-        context, instruction = group_conversation(msgs)
-        members = tuple(dict.fromkeys(m["name"] for m in msgs if m["role"] == "them"))
-        return Conversation(context, instruction, self.contact, True, members, self.chat_id)
+        return group_request(msgs, self.contact, self.chat_id)
+
+
+def group_request(msgs: list[dict], contact: str | None, chat_id: int | None) -> Conversation:
+    """A group's messages (``{"role", "text", "name"}``, oldest first, the last one theirs) as prepare
+    turned a group into an example (:func:`twin.prompt.group_conversation`), with its members listed
+    (their labels stop a reply). ``/reply`` and ``/v1/chat/completions`` both build a group's prompt here."""
+    context, instruction = group_conversation(msgs)
+    members = tuple(dict.fromkeys(m["name"] for m in msgs if m["role"] == "them"))
+    return Conversation(context, instruction, contact, True, members, chat_id)
 
 
 class TextPart(BaseModel):
@@ -134,19 +156,29 @@ class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
     role: Literal["system", "developer", "user", "assistant"]
     content: str | list[TextPart] | None = None
-    name: str | None = None
+    name: Text | None = None
 
     def text(self) -> str:
+        """The message's text, cleaned as :data:`Text` (its parts joined first)."""
         if isinstance(self.content, list):
-            return "".join(p.text for p in self.content)
-        return self.content or ""
+            return clean_message("".join(p.text for p in self.content))
+        return clean_message(self.content or "")
 
 
 class ChatCompletionRequest(Sampling):
-    """``POST /v1/chat/completions``' body: the OpenAI format, with twin's caps."""
+    """``POST /v1/chat/completions``' body: the OpenAI format, with twin's caps.
+
+    Beside OpenAI's fields, three of ``/reply``'s (an OpenAI client sends them with ``extra_body``):
+    ``contact`` the chat's name (in a personal chat, by default the last user message's ``name``);
+    ``group``: the chat is a group called ``contact``, each user message's ``name`` says who wrote it;
+    ``chat_id`` the dialog id as in ``data/raw``, for memory.
+    """
 
     model_config = ConfigDict(extra="ignore")
     messages: list[ChatMessage] = Field(min_length=1)
+    contact: Text | None = None
+    group: bool = False
+    chat_id: int | None = None
     model: str | None = Field(None, pattern=NAME_PATTERN)
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
@@ -160,8 +192,25 @@ class ChatCompletionRequest(Sampling):
         if v[-1].role != "user":
             raise ValueError("the last message must have role 'user' (their message to reply to)")
         if not v[-1].text():
-            raise ValueError("the last message's content is empty")
+            raise ValueError(f"the last message's content: {NO_TEXT}")
         return v
+
+    def conversation(self) -> Conversation:
+        """The conversation as the prompt takes it: the user is "them", the assistant is "me"; system
+        messages are not part of it. A group's is built as ``/reply`` builds one (:func:`group_request`)."""
+        msgs = [
+            {"role": "them" if m.role == "user" else "me", "text": m.text(), "name": m.name}
+            for m in self.turns()
+        ]
+        if self.group:
+            return group_request(msgs, self.contact, self.chat_id)
+        *earlier, last = msgs
+        history = [{"role": m["role"], "text": m["text"]} for m in earlier]
+        return Conversation(history, last["text"], self.contact or last["name"], chat_id=self.chat_id)
+
+    def turns(self) -> list[ChatMessage]:
+        """The user and assistant messages, oldest first (the last one is the message to answer)."""
+        return [m for m in self.messages if m.role in ("user", "assistant")]
 
     def stops(self) -> tuple[str, ...]:
         if self.stop is None:
@@ -176,6 +225,7 @@ class ChatCompletionRequest(Sampling):
             *_items(("messages",), self.messages, limits.max_history + 2),
             *(p for i, m in enumerate(self.messages) for p in _message_chars(i, m, chars)),
             *(p for i, m in enumerate(self.messages) for p in _chars(("messages", i, "name"), m.name, limits.max_contact_chars)),
+            *_chars(("contact",), self.contact, limits.max_contact_chars),
             *_at_most(("max_tokens",), self.max_tokens, limits.max_new_tokens),
             *_at_most(("max_completion_tokens",), self.max_completion_tokens, limits.max_new_tokens),
         ]  # fmt: skip

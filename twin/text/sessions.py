@@ -12,6 +12,9 @@ Every message counts for the gaps (a photo at 3 am continues a conversation), bu
 with text of the sender's own make turns: media without a caption and forwarded messages (someone
 else's words) are left out, and neither splits nor forms a turn.
 
+Every text is cleaned first (:mod:`twin.text.normalize`: line breaks as ``\n``, no control
+characters), as the server cleans a request's, so a served prompt matches the trained ones.
+
 The PII scrub runs here, on a session's messages in order, so that an answer is scrubbed with the
 question before it in view (:func:`twin.text.scrub.scrub_messages`).
 """
@@ -25,6 +28,7 @@ from itertools import groupby
 
 from twin.prompt import group_turn_text, member_label
 from twin.records import sort_key
+from twin.text.normalize import clean_message
 from twin.text.scrub import Scrubber, scrub_messages
 
 _EPOCH = datetime(1970, 1, 1)
@@ -72,6 +76,23 @@ def split_sessions(records: Sequence[dict], gap_hours: float = 24.0) -> list[lis
     return sessions
 
 
+def message_texts(messages: Sequence[dict], scrubber: Scrubber | None = None) -> tuple[list[dict], list[str]]:
+    """The messages with text of the sender's own (not forwarded, not blank once clean), and their
+    texts as prompts show them: cleaned by :func:`~twin.text.normalize.clean_message` (line breaks,
+    control characters), then scrubbed in order when ``scrubber`` is given (each message with the one
+    before it in view). Prepare's turns and ``twin drafts``' requests both take their texts from here.
+    """
+    own = [r for r in messages if r.get("text") and not r.get("forwarded")]
+    raw = [r["text"] for r in own]
+    if scrubber is not None:
+        # the spans Telegram tagged as a phone or an e-mail (raw ``pii``) go first: their offsets
+        # count in the text as exported, so before cleaning
+        raw = [scrubber.mark(t, r["pii"]) if r.get("pii") else t for r, t in zip(own, raw, strict=True)]
+    kept = [(r, text) for r, text in zip(own, map(clean_message, raw), strict=True) if text]
+    usable, texts = [r for r, _ in kept], [text for _, text in kept]
+    return usable, scrub_messages(texts, scrubber) if scrubber is not None else texts
+
+
 def merge_turns(
     messages: Sequence[dict],
     clean: Callable[[str], str] | None = None,
@@ -83,15 +104,9 @@ def merge_turns(
     ``scrubber`` scrubs the texts with :func:`~twin.text.scrub.scrub_messages` (each message with
     the one before it in view) before anything else sees them; ``clean`` is a per-message alternative.
     """
-    usable = [r for r in messages if r.get("text") and not r.get("forwarded") and r["text"].strip()]
-    if scrubber is not None:
-        # the spans Telegram tagged as a phone or an e-mail (the raw ``pii`` field) go first
-        texts = [(scrubber.mark(r["text"], r["pii"]) if r.get("pii") else r["text"]).strip() for r in usable]
-        texts = scrub_messages(texts, scrubber)
-    else:
-        texts = [r["text"].strip() for r in usable]
-        if clean is not None:
-            texts = [clean(t) for t in texts]
+    usable, texts = message_texts(messages, scrubber)
+    if scrubber is None and clean is not None:
+        texts = [clean(t) for t in texts]
     names: dict[str, str] = {}  # each member's name scrubbed once
     turns = []
     pairs = zip(usable, texts, strict=True)

@@ -1,6 +1,8 @@
 """``POST /v1/chat/completions``: the OpenAI-compatible endpoint (plain JSON or SSE chunks).
 
-OpenAI roles map to twin's: the user is "them" (the contact), the assistant is "me" (the twin).
+OpenAI roles map to twin's: the user is "them" (the contact), the assistant is "me" (the twin). With
+``"group": true`` the chat is a group called ``contact`` and each user message's ``name`` says who
+wrote it (:meth:`ChatCompletionRequest.conversation`, the group prompt ``/reply`` builds).
 """
 
 # No `from __future__ import annotations`: FastAPI reads the request model class from the signature.
@@ -11,7 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
-from twin.inference.generate import Conversation, Generation
+from twin.inference.generate import Generation
 from twin.serve import bridge
 from twin.serve.deps import Job, Services, adapter_for, params_from, require_token, services, within_limits
 from twin.serve.http import ApiError
@@ -20,14 +22,11 @@ from twin.serve.schemas import ChatCompletionRequest
 
 def job_from(s: Services, req: ChatCompletionRequest) -> Job:
     within_limits(req, s.limits)
-    turns = [m for m in req.messages if m.role in ("user", "assistant")]
-    *earlier, last = turns
-    if len(earlier) > s.limits.max_history:
+    if len(req.turns()) - 1 > s.limits.max_history:
         raise ApiError(422, f"messages: more than {s.limits.max_history} earlier turns", param="messages")
-    history = [{"role": "them" if m.role == "user" else "me", "text": m.text()} for m in earlier]
     return Job(
         adapter=adapter_for(s.engine, req.model, "model"),
-        conversation=Conversation(history, last.text(), last.name),
+        conversation=req.conversation(),
         params=params_from(req, req.max_completion_tokens or req.max_tokens, req.stops()),
     )
 

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from twin.errors import TwinError
-from twin.records import decode_rows, encode_rows
-from twin.sources.telegram_desktop.common import GROUP_TYPES, MEDIA_KEYS, SOURCE, kind, wanted
+from twin.records import DELETED_ACCOUNT, decode_rows, encode_rows
+from twin.sources.telegram_desktop.common import GROUP_TYPES, MEDIA_KEYS, PERSONAL, SOURCE, kind, wanted
 from twin.sources.telegram_desktop.owner import sender_of
 
 # records.sort_key's order, (date, id), as a C-level key.
@@ -233,8 +233,15 @@ def _fields(
 
 
 def _dialog_name(chat: dict, fix_surrogates: bool) -> str | None:
-    """The chat's display name as every record of it carries it (lone surrogates repaired)."""
+    """The chat's display name as every record of it carries it (lone surrogates repaired).
+
+    Desktop writes ``"name": null`` for a deleted account's personal chat; the API exporter names it
+    as Telegram shows it, :data:`~twin.records.DELETED_ACCOUNT`, and so does this, so a chat imported
+    both ways is one dialog under one name (the newest record's name is the contact in prepare).
+    """
     name = chat.get("name")
+    if chat.get("type") == PERSONAL and not (isinstance(name, str) and name.strip()):
+        return DELETED_ACCOUNT
     return repair(name) if fix_surrogates and name else name
 
 
@@ -242,7 +249,7 @@ def _sender(m: dict, fix_surrogates: bool) -> str:
     """A group member's display name as Desktop wrote it ("Deleted Account" when it wrote none)."""
     who = m.get("from")
     if not isinstance(who, str) or not who.strip():
-        return "Deleted Account"
+        return DELETED_ACCOUNT
     return repair(who) if fix_surrogates else who
 
 
