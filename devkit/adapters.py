@@ -18,15 +18,16 @@ def write_random_lora(base: Path, out: Path, *, seed: int = 1, r: int = 4, alpha
     Untrained, hence instant: PEFT files, the tokenizer, and a ``twin.json`` (:func:`untrained_meta`).
     """
     import torch
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig
 
     from twin.model.load import load_base
+    from twin.model.lora import peft_model
 
     model, tok = load_base(base)
     torch.manual_seed(seed)
     cfg = LoraConfig(r=r, lora_alpha=alpha, target_modules=_attention_targets(base), init_lora_weights=False,
                      task_type="CAUSAL_LM")  # fmt: skip
-    get_peft_model(model, cfg).save_pretrained(out)
+    peft_model(model, cfg).save_pretrained(out)
     tok.save_pretrained(out)
     untrained_meta(base).write(out)
     return out

@@ -68,7 +68,7 @@ def target_modules_for(
 
 def apply_lora(model: Any, lora: Any) -> Any:
     """Wrap ``model`` in a peft model with fresh adapters per ``lora`` (a twin LoraConfig)."""
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig
 
     linear = linear_layer_names(model)
     targets = target_modules_for(model.config.model_type, lora.target_modules, linear)
@@ -88,9 +88,17 @@ def apply_lora(model: Any, lora: Any) -> Any:
         task_type="CAUSAL_LM",
         trainable_token_indices=token_rows(model) if lora.train_embeddings else None,
     )
+    return peft_model(model, peft_cfg)
+
+
+def peft_model(model: Any, peft_cfg: Any) -> Any:
+    """peft's ``get_peft_model``, without the FutureWarning of the transformers API (deprecated in
+    5.x) that peft calls: not ours to fix, and not the owner's to act on."""
     import warnings
 
-    with warnings.catch_warnings():  # peft calls a transformers API deprecated in 5.x; not ours to fix
+    from peft import get_peft_model
+
+    with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
         return get_peft_model(model, peft_cfg)
 
