@@ -185,3 +185,17 @@ def test_small_val_says_so_and_prints_no_interval(tmp_path):
     section = page[page.index('id="authorship"') : page.index('id="overlap"')]
     assert "Too few prompts scored" in section
     assert "95% interval" not in section and "<img" not in section and "meaningful" not in section
+
+
+def test_a_phrase_the_plot_font_cannot_draw_is_labelled_by_its_table_row(recwarn):
+    """Sinhala and emoji pet phrases: the plot labels them by number (the report's table numbers its
+    rows) instead of drawing boxes with one warning per missing glyph; drawable ones keep their text."""
+    from twin.eval import plots
+
+    phrases = [{"phrase": p, "count": 3, "real": 0.5, "base": 0.1, "twin": 0.4}
+               for p in ("see you", "හරි හරි", "ok 🫠🫠", "до встречи")]  # fmt: skip
+    labels = [plots._tick_label(i, p["phrase"]) for i, p in enumerate(phrases, 1)]
+    assert labels == ["1. see you", "2.", "3.", "4. до встречи"]
+    img = plots.pet_phrases_plot(phrases)
+    assert img.startswith('<img alt="plot" src="data:image/png;base64,')
+    assert not [w for w in recwarn if "missing from font" in str(w.message)]

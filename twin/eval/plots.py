@@ -9,6 +9,7 @@ the numbers of one ``eval.json`` block and draws them; the tables and words arou
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import math
 from collections.abc import Sequence
@@ -138,11 +139,31 @@ def pet_phrases_plot(phrases: list[dict]) -> str:
         ys = [i + (k - 1) * 0.27 for i in range(n)]
         ax.barh(ys, [p[s] for p in phrases], 0.27, label=SIDE_LABELS[s], color=SIDE_COLORS[s])
     ax.set_yticks(range(n))
-    ax.set_yticklabels([p["phrase"] for p in phrases], fontsize=8)
+    ax.set_yticklabels([_tick_label(i + 1, p["phrase"]) for i, p in enumerate(phrases)], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("share of replies using the phrase")
     ax.legend(fontsize=7)
     return _png(fig)
+
+
+def _tick_label(number: int, phrase: str) -> str:
+    """``"1. phrase"``, or only ``"1."`` (its row in the report's table) when the plot's font has no
+    glyph for a character of it: Sinhala, most emoji and many other scripts are not in the font
+    matplotlib ships with, which would draw boxes and warn once per missing glyph."""
+    return f"{number}. {phrase}" if _drawable(phrase) else f"{number}."
+
+
+def _drawable(text: str) -> bool:
+    return all(ord(c) in _plot_font_chars() or c.isspace() for c in text)
+
+
+@functools.cache
+def _plot_font_chars() -> frozenset[int]:
+    """The code points the font of the plots' text (matplotlib's default sans-serif) can draw."""
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    return frozenset(FT2Font(font_manager.findfont(font_manager.FontProperties())).get_charmap())
 
 
 def training_plot(series: dict[str, list[tuple[float, float]]]) -> str:

@@ -229,14 +229,16 @@ def _section_pet_phrases(r: dict) -> str:
     phrases = r["pet_phrases"]
     if not phrases:
         return '<p class="muted">No phrase occurs in two or more of your held-out replies.</p>'
-    rows = [[_esc(p["phrase"]), p["count"], p["real"], p["base"], p["twin"]] for p in phrases]
+    rows = [
+        [i, _esc(p["phrase"]), p["count"], p["real"], p["base"], p["twin"]] for i, p in enumerate(phrases, 1)
+    ]
     note = (
         '<p class="muted">Your most frequent 2-3 word phrases (and one-word replies) in the held-out '
         "replies, and how often each side uses them.</p>"
     )
     return (
         note
-        + _table(["phrase", "your replies with it", "real share", "base share", "twin share"], rows)
+        + _table(["#", "phrase", "your replies with it", "real share", "base share", "twin share"], rows)
         + plots.pet_phrases_plot(phrases)
     )
 
