@@ -149,20 +149,28 @@ GROUP_HISTORY = [
 ]
 
 
-def test_reply_to_a_group_renders_the_prompt_the_twin_was_trained_on(engine, tmp_path):
-    """A group's messages sent to /reply become the prompt prepare + train made of the same messages."""
-    from fastapi.testclient import TestClient
-
+def _trained_group_reply(engine, tmp_path):
+    """The group's prompt as prepare + train made it, and the twin's greedy reply to it (10 tokens)."""
     from twin.inference.generate import GenParams, generate, speaker_stops
-    from twin.serve.app import create_app
 
     _, trained = _examples(_group_raw(tmp_path))  # the same messages, through prepare
-    adapter = engine.adapters["twin"]
-    prompt, _ = build_training_pair(trained, template=adapter.meta.template)
+    prompt, _ = build_training_pair(trained, template=engine.adapters["twin"].meta.template)
     engine.model.set_adapter("twin")
     with engine.lock:
         want = generate(engine.model, engine.tokenizer, prompt, GenParams(
             max_new_tokens=10, temperature=0, extra_stops=speaker_stops("Climbing", members=["Anna", "Tom"])))  # fmt: skip
+    return prompt, want
+
+
+def test_reply_to_a_group_renders_the_prompt_the_twin_was_trained_on(engine, tmp_path):
+    """A group's messages sent to /reply become the prompt prepare + train made of the same messages."""
+    from fastapi.testclient import TestClient
+
+    from twin.inference.generate import GenParams
+    from twin.serve.app import create_app
+
+    adapter = engine.adapters["twin"]
+    prompt, want = _trained_group_reply(engine, tmp_path)
     body = {
         "message": "great",
         "name": "Anna",
@@ -191,17 +199,12 @@ def test_openai_chat_completions_in_a_group_renders_the_prompt_the_twin_was_trai
     ``contact`` (the group's title) beside OpenAI's fields, give the prompt prepare + train made."""
     from fastapi.testclient import TestClient
 
-    from twin.inference.generate import GenParams, generate, speaker_stops
+    from twin.inference.generate import GenParams
     from twin.serve.app import create_app
     from twin.serve.schemas import ChatCompletionRequest
 
-    _, trained = _examples(_group_raw(tmp_path))
     adapter = engine.adapters["twin"]
-    prompt, _ = build_training_pair(trained, template=adapter.meta.template)
-    engine.model.set_adapter("twin")
-    with engine.lock:
-        want = generate(engine.model, engine.tokenizer, prompt, GenParams(
-            max_new_tokens=10, temperature=0, extra_stops=speaker_stops("Climbing", members=["Anna", "Tom"])))  # fmt: skip
+    prompt, want = _trained_group_reply(engine, tmp_path)
     messages = [
         {"role": "system", "content": "ignored: the adapter's own template applies"},
         *({"role": "user" if t["role"] == "them" else "assistant", "content": t["text"], "name": t.get("name")}
