@@ -37,6 +37,13 @@ TOKEN_PARAMS = _words(
     "client_secret password passwd pass pwd sig signature x-amz-signature x-amz-credential session "
     "sessionid session_id sid private_token otp code jwt invite"
 )
+# one- and two-letter parameters that carry a token in some links ("x.com/verify?t=a8f3k29dm3", a
+# share link's "&t=8Kx3qLk2lR1nQYmTzNvYg") and a video time, a search or a page in others ("?t=42",
+# "t=1m30s", "?s=rtx4090"): only a value that reads as random is taken (see short_token)
+SHORT_TOKEN_PARAMS = _words("t k s tk")
+_TOKEN_CHARS = re.compile(r"[A-Za-z0-9_\-]{8,64}")
+_MEDIA_TIME = re.compile(r"(?:\d+h)?(?:\d+m)?\d*s?", re.I)  # "42", "1m30s", "1h2m3s", "90s"
+_LETTER_DIGIT_RUNS = re.compile(r"[A-Za-z]+|\d+")
 URL_TRAIL = ".,;:!?)]}»\"'"
 PHONE_IN_URL = re.compile(r"(?:\+|%2[Bb])?\d{7,15}")
 # query parameters whose digits are a phone number; any other parameter's digits are an id or a search
@@ -68,6 +75,15 @@ def random_segment(part: str) -> bool:
         return False  # a slug: "ukraine-kharkiv-offensive-what-we-know"
     has = (any(c.islower() for c in part), any(c.isupper() for c in part), any(c.isdigit() for c in part))
     return sum(has) == 3
+
+
+def short_token(part: str) -> bool:
+    """The value of a short parameter (``?t=``) that is a token: 8+ characters in which letters and
+    digits alternate at least four times ("a8f3k29dm3", "Zx81kq03Lm"), not a time ("1m30s") nor a
+    word with a number ("rtx4090", "iphone15pro")."""
+    if not _TOKEN_CHARS.fullmatch(part) or _MEDIA_TIME.fullmatch(part):
+        return False
+    return len(_LETTER_DIGIT_RUNS.findall(part)) >= 5
 
 
 # Private-group invite links: anyone holding the hash can join, so the hash is a secret even

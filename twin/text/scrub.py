@@ -220,7 +220,7 @@ class Scrubber:
         if len(part) < 3 or part in "/?&#=;":
             return part
         kind = None
-        if key in L.TOKEN_PARAMS:
+        if key in L.TOKEN_PARAMS or (key in L.SHORT_TOKEN_PARAMS and L.short_token(part)):
             kind = "URL"
         elif L.CRYPTO.fullmatch(part) and L.wallet_ok(part):
             kind = "CRYPTO"
