@@ -3,7 +3,8 @@
 A link keeps its host and path words: only the secret parts of it (credentials, the value of a
 token-like query parameter, a key with a known prefix, a long random path segment) are replaced.
 E-mail addresses are found as written (``a@b.io``) and as people hide them from bots
-("anna at gmail dot com", "anna [at] gmail [dot] com", "anna собака mail точка ru").
+("anna at gmail dot com", "anna [at] gmail [dot] com", "anna собака mail точка ru", "anna @ gmail . com",
+a name in Cyrillic before a Cyrillic "@" word: "анна собака gmail точка com").
 """
 
 from __future__ import annotations
@@ -173,11 +174,12 @@ def mailbox_hint(low: str) -> bool:
 
 # "anna.k at gmail dot com", "j.smith [at] proton [dot] me", "olga собака yandex точка ru"
 _AT = r"(?:\s*[\[({<]\s*(?:at|собака|собачка|ет)\s*[\])}>]\s*|\s+(?:at|собака|собачка|равлик)\s+|\s+@\s*|\s*@\s+)"
-_DOT = r"(?:\s*[\[({<]\s*(?:dot|точка|крапка)\s*[\])}>]\s*|\s+(?:dot|точка|крапка)\s+|\.)"
+# a dot may have a space on each side ("anna @ gmail . com"); see obfuscated_email_ok
+_DOT = r"(?:\s*[\[({<]\s*(?:dot|точка|крапка)\s*[\])}>]\s*|\s+(?:dot|точка|крапка)\s+|\s+\.\s+|\.)"
 # any Latin top-level domain; a few spelled in Cyrillic ("точка ру")
 _MAIL_TLD = r"(?:[a-z]{2,6}|рф|ру|ком|нет|орг|юа)"
 OBFUSCATED_EMAIL = re.compile(
-    rf"(?<![\w.+\-])[A-Za-z0-9_+\-]+(?:{_DOT}[A-Za-z0-9_+\-]+)*{_AT}[A-Za-z0-9\-]+(?:{_DOT}[A-Za-z0-9\-]+)*"
+    rf"(?<![\w.+\-])[\w+\-]+(?:{_DOT}[\w+\-]+)*{_AT}[A-Za-z0-9\-]+(?:{_DOT}[A-Za-z0-9\-]+)*"
     rf"{_DOT}{_MAIL_TLD}(?![\w.])",
     re.I,
 )
@@ -188,6 +190,12 @@ _PROVIDERS = _words(
     "inbox list rambler gmx web aol zoho tutanota fastmail qq 163 naver"
 )
 _BARE_AT = re.compile(r"\s(?:at)\s", re.I)
+_AT_RE = re.compile(_AT, re.I)
+_SPACED_DOT = re.compile(r"\s\.\s")
+_CYRILLIC_AT = re.compile(r"(?<!\w)(?:собака|собачка|равлик|ет)(?!\w)", re.I)
+# the top-level domains a spaced dot may end in when the domain is no mail provider ("anna @ firma .
+# com"); "see you @ 5 . ok" and "I'm @ home . it's late" are sentences
+_SPACED_TLDS = _words("com net org ru ua")
 
 
 def obfuscated_email_ok(m: re.Match, text: str) -> bool:
@@ -197,6 +205,8 @@ def obfuscated_email_ok(m: re.Match, text: str) -> bool:
     the domain must be a mail provider; the bracketed and Russian/Ukrainian forms are never prose.
     """
     s = m.group(0)
+    if not (_spelled_dot_ok(s) and _local_script_ok(s)):
+        return False
     if "@" in s:
         return re.search(r"\s@|@\s", s) is not None  # "anna.k @ gmail.com": the plain pattern wants no spaces
     bare = _BARE_AT.search(s)
@@ -205,6 +215,31 @@ def obfuscated_email_ok(m: re.Match, text: str) -> bool:
     local, domain = s[: bare.start()], s[bare.end() :]
     first = re.split(r"\s|\.|[\[({<]", domain.strip(), maxsplit=1)[0].lower()
     return re.search(r"[._\d+]|\sdot\s", local, re.I) is not None or first in _PROVIDERS
+
+
+def _domain_words(s: str) -> tuple[str, str]:
+    """The first word after the "@" (or its spelling) and the last word of a spelled-out address."""
+    at = _AT_RE.search(s)
+    words = re.findall(r"[\w\-]+", s[at.end() :] if at else s)
+    return (words[0].lower(), words[-1].lower()) if words else ("", "")
+
+
+def _spelled_dot_ok(s: str) -> bool:
+    """A spaced dot ("gmail . com") only with a mail provider or a common top-level domain."""
+    if _SPACED_DOT.search(s) is None:
+        return True
+    first, tld = _domain_words(s)
+    return first in _PROVIDERS or tld in _SPACED_TLDS
+
+
+def _local_script_ok(s: str) -> bool:
+    """A name in Cyrillic ("анна собака gmail точка com") only before a Cyrillic "@" word and a mail
+    provider: Latin-script words before "at" are English prose."""
+    local = re.split(r"\s|@|[\[({<]", s, maxsplit=1)[0]
+    if local.isascii():
+        return True
+    at = _CYRILLIC_AT.search(s[len(local) :])
+    return at is not None and "@" not in s and _domain_words(s)[0] in _PROVIDERS
 
 
 def obfuscated_email_spans(text: str) -> list[tuple[int, int]]:

@@ -113,7 +113,9 @@ def _obfuscated_at(low: str) -> bool:
         return False
     if "[at]" in low or "(at)" in low or "{at}" in low or "<at>" in low or "[ at ]" in low or "( at )" in low:
         return True
-    return " at " in low and (" dot " in low or "[dot]" in low or _AT_DOMAIN.search(low) is not None)
+    return " at " in low and (
+        " dot " in low or "[dot]" in low or " . " in low or _AT_DOMAIN.search(low) is not None
+    )
 
 
 _PASSPORT_WORD = re.compile(r"passport|паспорт|сери[яиюі]|серія|загран|id[\s\-]?карт")
