@@ -297,7 +297,10 @@ class Scrubber:
             text = self._sub("SSN", N.SSN, text, N.ssn_check)
         if A.EN_HINT.search(low):
             text = self._sub("ADDRESS", A.ADDRESS_EN, text, A.address_en_check)
+            text = self._sub("ADDRESS", A.ADDRESS_HOUSE_FIRST_EN, text, A.house_first_en_check)
         if not low.isascii() and A.RU_HINT.search(low):
+            if A.house_first_hint(low):  # before the street-first rule: "доме 5 по улице ленина"
+                text = self._sub("ADDRESS", A.ADDRESS_HOUSE_FIRST_RU, text, A.house_first_check)
             text = self._sub("ADDRESS", A.ADDRESS_RU, text, A.address_ru_check)
         if not low.isascii() and A.SI_HINT.search(text):
             text = self._sub("ADDRESS", A.ADDRESS_SI, text)
