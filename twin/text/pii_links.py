@@ -3,7 +3,8 @@
 A link keeps its host and path words: only the secret parts of it (credentials, the value of a
 token-like query parameter, a key with a known prefix, a long random path segment) are replaced.
 E-mail addresses are found as written (``a@b.io``) and as people hide them from bots
-("anna at gmail dot com", "anna [at] gmail [dot] com", "anna собака mail точка ru").
+("anna at gmail dot com", "anna [at] gmail [dot] com", "anna собака mail точка ru", "anna @ gmail . com",
+a name in Cyrillic before a Cyrillic "@" word: "анна собака gmail точка com").
 """
 
 from __future__ import annotations
@@ -37,6 +38,13 @@ TOKEN_PARAMS = _words(
     "client_secret password passwd pass pwd sig signature x-amz-signature x-amz-credential session "
     "sessionid session_id sid private_token otp code jwt invite"
 )
+# one- and two-letter parameters that carry a token in some links ("x.com/verify?t=a8f3k29dm3", a
+# share link's "&t=8Kx3qLk2lR1nQYmTzNvYg") and a video time, a search or a page in others ("?t=42",
+# "t=1m30s", "?s=rtx4090"): only a value that reads as random is taken (see short_token)
+SHORT_TOKEN_PARAMS = _words("t k s tk")
+_TOKEN_CHARS = re.compile(r"[A-Za-z0-9_\-]{8,64}")
+_MEDIA_TIME = re.compile(r"(?:\d+h)?(?:\d+m)?\d*s?", re.I)  # "42", "1m30s", "1h2m3s", "90s"
+_LETTER_DIGIT_RUNS = re.compile(r"[A-Za-z]+|\d+")
 URL_TRAIL = ".,;:!?)]}»\"'"
 PHONE_IN_URL = re.compile(r"(?:\+|%2[Bb])?\d{7,15}")
 # query parameters whose digits are a phone number; any other parameter's digits are an id or a search
@@ -68,6 +76,15 @@ def random_segment(part: str) -> bool:
         return False  # a slug: "ukraine-kharkiv-offensive-what-we-know"
     has = (any(c.islower() for c in part), any(c.isupper() for c in part), any(c.isdigit() for c in part))
     return sum(has) == 3
+
+
+def short_token(part: str) -> bool:
+    """The value of a short parameter (``?t=``) that is a token: 8+ characters in which letters and
+    digits alternate at least four times ("a8f3k29dm3", "Zx81kq03Lm"), not a time ("1m30s") nor a
+    word with a number ("rtx4090", "iphone15pro")."""
+    if not _TOKEN_CHARS.fullmatch(part) or _MEDIA_TIME.fullmatch(part):
+        return False
+    return len(_LETTER_DIGIT_RUNS.findall(part)) >= 5
 
 
 # Private-group invite links: anyone holding the hash can join, so the hash is a secret even
@@ -157,11 +174,15 @@ def mailbox_hint(low: str) -> bool:
 
 # "anna.k at gmail dot com", "j.smith [at] proton [dot] me", "olga собака yandex точка ru"
 _AT = r"(?:\s*[\[({<]\s*(?:at|собака|собачка|ет)\s*[\])}>]\s*|\s+(?:at|собака|собачка|равлик)\s+|\s+@\s*|\s*@\s+)"
-_DOT = r"(?:\s*[\[({<]\s*(?:dot|точка|крапка)\s*[\])}>]\s*|\s+(?:dot|точка|крапка)\s+|\.)"
+# a dot may have a space on each side ("anna @ gmail . com", see obfuscated_email_ok); the plain "."
+# first and the spaced forms behind one "\s+": as fast as the list before the spaced dot was added
+_DOT = r"(?:\.|\s+(?:\.|dot|точка|крапка)\s+|\s*[\[({<]\s*(?:dot|точка|крапка)\s*[\])}>]\s*)"
 # any Latin top-level domain; a few spelled in Cyrillic ("точка ру")
 _MAIL_TLD = r"(?:[a-z]{2,6}|рф|ру|ком|нет|орг|юа)"
 OBFUSCATED_EMAIL = re.compile(
-    rf"(?<![\w.+\-])[A-Za-z0-9_+\-]+(?:{_DOT}[A-Za-z0-9_+\-]+)*{_AT}[A-Za-z0-9\-]+(?:{_DOT}[A-Za-z0-9\-]+)*"
+    # a Latin name; a Cyrillic one only before a Cyrillic "@" word ("анна собака gmail точка com")
+    rf"(?<![\w.+\-])(?:[A-Za-z0-9_+\-]+(?:{_DOT}[A-Za-z0-9_+\-]+)*|[а-яёіїєґ]+(?=\s+(?:собак|равлик)))"
+    rf"{_AT}[A-Za-z0-9\-]+(?:{_DOT}[A-Za-z0-9\-]+)*"
     rf"{_DOT}{_MAIL_TLD}(?![\w.])",
     re.I,
 )
@@ -172,6 +193,12 @@ _PROVIDERS = _words(
     "inbox list rambler gmx web aol zoho tutanota fastmail qq 163 naver"
 )
 _BARE_AT = re.compile(r"\s(?:at)\s", re.I)
+_AT_RE = re.compile(_AT, re.I)
+_SPACED_DOT = re.compile(r"\s\.\s")
+_CYRILLIC_AT = re.compile(r"(?<!\w)(?:собака|собачка|равлик|ет)(?!\w)", re.I)
+# the top-level domains a spaced dot may end in when the domain is no mail provider ("anna @ firma .
+# com"); "see you @ 5 . ok" and "I'm @ home . it's late" are sentences
+_SPACED_TLDS = _words("com net org ru ua")
 
 
 def obfuscated_email_ok(m: re.Match, text: str) -> bool:
@@ -181,6 +208,8 @@ def obfuscated_email_ok(m: re.Match, text: str) -> bool:
     the domain must be a mail provider; the bracketed and Russian/Ukrainian forms are never prose.
     """
     s = m.group(0)
+    if not (_spelled_dot_ok(s) and _local_script_ok(s)):
+        return False
     if "@" in s:
         return re.search(r"\s@|@\s", s) is not None  # "anna.k @ gmail.com": the plain pattern wants no spaces
     bare = _BARE_AT.search(s)
@@ -189,6 +218,31 @@ def obfuscated_email_ok(m: re.Match, text: str) -> bool:
     local, domain = s[: bare.start()], s[bare.end() :]
     first = re.split(r"\s|\.|[\[({<]", domain.strip(), maxsplit=1)[0].lower()
     return re.search(r"[._\d+]|\sdot\s", local, re.I) is not None or first in _PROVIDERS
+
+
+def _domain_words(s: str) -> tuple[str, str]:
+    """The first word after the "@" (or its spelling) and the last word of a spelled-out address."""
+    at = _AT_RE.search(s)
+    words = re.findall(r"[\w\-]+", s[at.end() :] if at else s)
+    return (words[0].lower(), words[-1].lower()) if words else ("", "")
+
+
+def _spelled_dot_ok(s: str) -> bool:
+    """A spaced dot ("gmail . com") only with a mail provider or a common top-level domain."""
+    if _SPACED_DOT.search(s) is None:
+        return True
+    first, tld = _domain_words(s)
+    return first in _PROVIDERS or tld in _SPACED_TLDS
+
+
+def _local_script_ok(s: str) -> bool:
+    """A name in Cyrillic ("анна собака gmail точка com") only before a Cyrillic "@" word and a mail
+    provider: Latin-script words before "at" are English prose."""
+    local = re.split(r"\s|@|[\[({<]", s, maxsplit=1)[0]
+    if local.isascii():
+        return True
+    at = _CYRILLIC_AT.search(s[len(local) :])
+    return at is not None and "@" not in s and _domain_words(s)[0] in _PROVIDERS
 
 
 def obfuscated_email_spans(text: str) -> list[tuple[int, int]]:

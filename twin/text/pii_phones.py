@@ -4,7 +4,9 @@ just look like one), and phones spelled out in words.
 Which national forms count depends on the regions: the configured ones (``--region``), those
 inferred from the chat itself (:func:`infer_regions`: its script, its international numbers), and,
 for a number written as a phone (a leading ``0`` trunk prefix, or a phone word right before it:
-"call", "номер", "whatsapp"...), every region in :data:`WORLD`.
+"call", "номер", "whatsapp"...), every region in :data:`WORLD`. Any country's code typed without
+its "+" counts when it stands in a group of its own and the rest is grouped as a phone ("380 67 123
+45 67", "49 151 23456789"; see ``_grouped_intl``).
 """
 
 from __future__ import annotations
@@ -189,6 +191,8 @@ class PhoneFinder:
             return [c.span()]  # the matcher wants a trunk prefix ("093 ..."); a chat's own region does not
         if len(digits) >= 11 and "." not in raw and set(_regions_of_code(pn, digits)) & set(self.regions):
             return [c.span()]  # "380671234567": a configured or the chat's own country code without the "+"
+        if len(digits) >= 10 and _grouped_intl(pn, raw):
+            return [c.span()]  # "380 67 123 45 67": any country's code without the "+", grouped as a phone
         return [c.span()] if self._written_as_phone(text, c) else []
 
     def _written_as_phone(self, text: str, c: re.Match) -> bool:
@@ -311,6 +315,32 @@ def _valid_prefix(pn, digits: str) -> bool:
     """A valid international number followed by more digits: an extension typed on ("+1 415 555 2671
     204"), a digit too many, or a second number run on to the first without a space."""
     return any(_valid_in(pn, "+" + digits[:k], "ZZ") for k in range(min(15, len(digits) - 1), 7, -1))
+
+
+_GROUPS = re.compile(r"[\s\-()]+")
+# a day, a month and a year among the groups: "20 12 2024 15 30" is a date and a time
+_SPACED_DATE = re.compile(r"(?<!\d)\d{1,2}[\s\-]\d{1,2}[\s\-](?:19|20)\d\d(?!\d)")
+
+
+def _grouped_intl(pn, raw: str) -> bool:
+    """A country code without its "+", in a group of its own, then the national number in groups of
+    two or more digits ("380 67 123 45 67", "49 151 23456789"; France's "33 6 12 34 56 78" has one
+    digit after the code): valid for that country, 9+ national digits, and no date among the groups.
+    Lottery draws and scores ("7 12 23 34 41 45", "6 4 3 6 7 5 6 2") are not valid numbers."""
+    groups = [g for g in _GROUPS.split(raw.strip("()")) if g]
+    if len(groups) < 3 or "." in raw or raw[0] == "0" or _SPACED_DATE.search(raw):
+        return False
+    if any(len(g) < 2 for g in groups[2:]) or not all(g.isdigit() for g in groups):
+        return False
+    try:
+        num = pn.parse("+" + "".join(groups), None)
+    except pn.NumberParseException:
+        return False
+    return (
+        str(num.country_code) == groups[0]
+        and len(pn.national_significant_number(num)) >= 9
+        and pn.is_valid_number(num)
+    )
 
 
 def _valid_intl(pn, rest: str) -> bool:

@@ -1,5 +1,7 @@
 """Street addresses, English ("221B Baker Street", "42 Maple Ave, apt 3", "No. 25, Galle Road"),
-Russian/Ukrainian ("ул. Ленина, д. 5, кв. 12", "вул. Хрещатик, 22", "дом 14 корпус 3 квартира 88", in
+Russian/Ukrainian ("ул. Ленина, д. 5, кв. 12", "вул. Хрещатик, 22", "дом 14 корпус 3 квартира 88", the
+house before the street: "в доме 5 по улице ленина", "в будинку 5 на вулиці Шевченка", "house 12 on
+Maple Street", in
 lower case after a street word too: "ул ленина 5", "бульвар шевченка 4", "живу на улице ленина 5",
 or with a flat: "тверская 7 кв 12") and Sinhala ("අංක 25, ගාලු පාර"); the street-first forms of
 Ukrainian and German addresses written in English or German ("Horodotska St 12", "Hauptstraße 12,
@@ -70,6 +72,28 @@ ADDRESS_RU = re.compile(
     rf"{_RU_FLAT}",
     re.I,
 )
+# the house number first, the street after it: "в доме 5 по улице ленина", "дом 7 по ул. Ленина", "в
+# будинку 5 на вулиці Шевченка" (the name is checked by house_first_check)
+ADDRESS_HOUSE_FIRST_RU = re.compile(
+    r"(?<!\w)(?:дом[еау]?|д\.|будин(?:ок|ку)|буд\.)\s*\d{1,4}[а-яa-z]?(?:/\d{1,3})?(?![\w/])"
+    r"(?:,?\s*(?:корп\.?|корпус|к\.)\s*\d{1,3})?"
+    rf",?\s+(?:(?:по|на)\s+)?(?P<kw>{_RU_STREET})(?:(?<=\.)|(?!\w))\s*(?P<name>{_NAME})(?!\w){_RU_FLAT}?",
+    re.I,
+)
+# "house 12 on Maple Street", "flat 4 at Baker Street": a dwelling word, its number, on/at, a street
+ADDRESS_HOUSE_FIRST_EN = re.compile(
+    r"(?<!\w)(?:house|flat|apartment|apt\.?)\s+(?:(?:no\.?|number|#)\s*)?\d{1,4}[A-Za-z]?,?\s+(?:on|at|in)\s+"
+    rf"(?P<name>[A-Za-z][A-Za-z'’.\-]*(?:\s+[A-Za-z][A-Za-z'’.\-]*){{0,2}}?)\s+(?:{_EN_SUFFIX})\b\.?",
+    re.I,
+)
+
+
+def house_first_hint(low: str) -> bool:
+    """Cheap test on lower-cased text for a dwelling word (substring tests: this runs on every line
+    with a digit and a street word)."""
+    return "дом" in low or "будин" in low or "д." in low or "буд." in low
+
+
 # "අංක 25, ගාලු පාර" / "25/3 මහනුවර පාර": a house number, one to three Sinhala words, a street word
 # (පාර road, මාවත mawatha, වීදිය street, පටුමග lane, හන්දිය junction). පාර is also "time" ("3 වෙනි
 # පාර", the third time), so the number must read as a house number: after අංක ("No."), as N/M, or with a comma.
@@ -128,6 +152,33 @@ def address_ru_check(m: re.Match, text: str) -> bool:
     after = text[m.end() :].split(maxsplit=1)
     year = house is not None and len(house.group(0)) == 4 and house.group(0)[:2] in ("19", "20")
     return not year and not (after and after[0].lower().strip(".,!?") in _RU_QUANTITIES)
+
+
+def house_first_check(m: re.Match, text: str) -> bool:
+    """ "в доме 5 по улице ленина", not "в доме 25 на улице жарко" nor "в будинку 3 на вулиці стоять
+    машини": a capitalised name, or after an abbreviated street word ("по ул. ленина"), is a street;
+    a lower-case one must read as a street name (as after "на улице" with the number after it)."""
+    kw, name = m.group("kw"), m.group("name")
+    if not name[:1].isalpha() or name.lower().strip(".") in _RU_NOT_NAME:
+        return False
+    if name[:1].isupper() or _ABBREVIATED.match(kw):
+        return name.lower() not in _OUTSIDE_WORDS
+    return (
+        name.lower() not in _OUTSIDE_WORDS
+        and not _VERB_OR_ADVERB.search(name)
+        and len(name) >= 4
+        and _STREET_NAME_END.search(name) is not None
+    )
+
+
+def house_first_en_check(m: re.Match, text: str) -> bool:
+    """ "house 12 on Maple Street", not "flat 3 on the way"; an everyday street word ("close", "row")
+    only after a capitalised name."""
+    words = m.group("name").split()
+    if any(w.lower().strip(".'") in _NOT_NAME for w in words):
+        return False
+    suffix = re.match(r"[A-Za-z]+", text[m.end("name") :].lstrip()).group(0)
+    return suffix.lower() not in _AMBIGUOUS or all(w[0].isupper() for w in words)
 
 
 # full street words that are rarely anything else take a lower-case name too ("бульвар шевченка 4",

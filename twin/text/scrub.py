@@ -113,7 +113,9 @@ def _obfuscated_at(low: str) -> bool:
         return False
     if "[at]" in low or "(at)" in low or "{at}" in low or "<at>" in low or "[ at ]" in low or "( at )" in low:
         return True
-    return " at " in low and (" dot " in low or "[dot]" in low or _AT_DOMAIN.search(low) is not None)
+    return " at " in low and (
+        " dot " in low or "[dot]" in low or " . " in low or _AT_DOMAIN.search(low) is not None
+    )
 
 
 _PASSPORT_WORD = re.compile(r"passport|паспорт|сери[яиюі]|серія|загран|id[\s\-]?карт")
@@ -220,7 +222,7 @@ class Scrubber:
         if len(part) < 3 or part in "/?&#=;":
             return part
         kind = None
-        if key in L.TOKEN_PARAMS:
+        if key in L.TOKEN_PARAMS or (key in L.SHORT_TOKEN_PARAMS and L.short_token(part)):
             kind = "URL"
         elif L.CRYPTO.fullmatch(part) and L.wallet_ok(part):
             kind = "CRYPTO"
@@ -295,7 +297,10 @@ class Scrubber:
             text = self._sub("SSN", N.SSN, text, N.ssn_check)
         if A.EN_HINT.search(low):
             text = self._sub("ADDRESS", A.ADDRESS_EN, text, A.address_en_check)
+            text = self._sub("ADDRESS", A.ADDRESS_HOUSE_FIRST_EN, text, A.house_first_en_check)
         if not low.isascii() and A.RU_HINT.search(low):
+            if A.house_first_hint(low):  # before the street-first rule: "доме 5 по улице ленина"
+                text = self._sub("ADDRESS", A.ADDRESS_HOUSE_FIRST_RU, text, A.house_first_check)
             text = self._sub("ADDRESS", A.ADDRESS_RU, text, A.address_ru_check)
         if not low.isascii() and A.SI_HINT.search(text):
             text = self._sub("ADDRESS", A.ADDRESS_SI, text)
