@@ -60,6 +60,12 @@ def test_results_block_replaces_only_its_own_rows(tmp_path):
     assert "keep me" in text and text.rstrip().endswith("z")
     assert "| a | 1 |" not in text and "| a | 3 |" in text and "| g | 2 |" in text
     assert text.index(SECTION) < text.index("| a | 3 |") < text.index("<!-- section: z")
+    # a section added between the compare section's start and its blocks: the block is replaced where it is
+    f.write_text(text.replace(SECTION, f"{SECTION}\n\n<!-- section: y (owner: y) -->\ny\n"))
+    write_block("gen", "| g | 4 |", path=f)
+    text = f.read_text()
+    assert "| g | 2 |" not in text and text.count("<!-- compare:gen -->") == 1
+    assert text.index("<!-- section: y") < text.index("| g | 4 |") < text.index("<!-- section: z")
 
 
 def test_litgpt_config_maps_the_tiny_falcon():

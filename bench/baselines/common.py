@@ -123,26 +123,27 @@ def fmt(x: float | None, digits: int = 1) -> str:
 
 
 def write_block(name: str, markdown: str, path: Path = RESULTS) -> None:
-    """Replace (or add) the block ``name`` inside the compare section of RESULTS.md, atomically.
+    """Replace the block ``name`` of RESULTS.md where it is, or add it at the end of the compare
+    section, atomically.
 
     Blocks are delimited by ``<!-- compare:NAME -->`` / ``<!-- /compare:NAME -->`` so each compare
-    script rewrites only its own rows; text outside the compare section is never touched.
+    script rewrites only its own rows; text outside the block is never touched.
     """
     from twin.fileio import atomic_write_text
 
     text = path.read_text(encoding="utf-8")
+    begin, stop = f"<!-- compare:{name} -->", f"<!-- /compare:{name} -->"
+    block = f"{begin}\n{markdown.strip()}\n{stop}"
+    if begin in text and stop in text:  # where it already is (another section may have been added before it)
+        text = re.sub(re.escape(begin) + r".*?" + re.escape(stop), lambda _: block, text, count=1, flags=re.S)
+        atomic_write_text(path, text)
+        return
     if SECTION not in text:
         text = text.rstrip("\n") + f"\n\n{SECTION}\n"
     start = text.index(SECTION) + len(SECTION)
     nxt = text.find("<!-- section:", start)
     end = len(text) if nxt == -1 else nxt
-    section = text[start:end]
-    begin, stop = f"<!-- compare:{name} -->", f"<!-- /compare:{name} -->"
-    block = f"{begin}\n{markdown.strip()}\n{stop}"
-    if begin in section and stop in section:
-        section = re.sub(re.escape(begin) + r".*?" + re.escape(stop), lambda _: block, section, flags=re.S)
-    else:
-        section = section.rstrip("\n") + f"\n\n{block}\n"
+    section = text[start:end].rstrip("\n") + f"\n\n{block}\n"
     if nxt != -1 and not section.endswith("\n\n"):
         section = section.rstrip("\n") + "\n\n"
     atomic_write_text(path, text[:start] + section + text[end:])
