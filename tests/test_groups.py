@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from helpers.raw_chats import write_chat
+
 from twin.prepare.config import PrepareConfig
 from twin.prepare.pipeline import process_dialog
 from twin.prompt import PLAIN, build_prompt, build_training_pair, group_turn_text
-from twin.records import iso_utc, make_record, read_dialog, write_dialog
+from twin.records import read_dialog, write_dialog
 from twin.sources.telegram_desktop import import_desktop
 
 T0 = 1_700_000_000
@@ -57,16 +59,7 @@ def _group_raw(tmp_path: Path, sender_of_first: str = "Anna") -> Path:
         (5, False, "Anna", "great"),
         (6, True, None, "see you"),
     ]
-    recs = []
-    for i, out, who, text in rows:
-        r = make_record(source="telegram", dialog_id=55, dialog_name="Climbing", id=i,
-                        date=iso_utc(T0 + 60 * i), out=out, text=text)  # fmt: skip
-        if who:
-            r["sender"] = who
-        recs.append(r)
-    path = tmp_path / "55.jsonl"
-    write_dialog(path, recs)
-    return path
+    return write_chat(tmp_path / "55.jsonl", 55, "Climbing", [(out, text, who) for _, out, who, text in rows])
 
 
 def _examples(path: Path) -> list[dict]:

@@ -8,11 +8,11 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers.raw_chats import write_chat
 
 from twin.prepare.config import PrepareConfig
 from twin.prepare.pipeline import process_dialog
 from twin.prompt import build_training_pair
-from twin.records import iso_utc, make_record, write_dialog
 from twin.text.normalize import clean_message, normalize_text
 
 T0 = 1_700_000_000
@@ -45,16 +45,7 @@ def test_a_clean_text_is_returned_as_it_is():
 
 
 def _raw(tmp_path: Path, rows: list[tuple[bool, str, str | None]], name: str = "Bob\x00\r\n") -> Path:
-    recs = []
-    for i, (out, text, sender) in enumerate(rows, start=1):
-        r = make_record(source="telegram", dialog_id=7, dialog_name=name, id=i,
-                        date=iso_utc(T0 + 60 * i), out=out, text=text)  # fmt: skip
-        if sender:
-            r["sender"] = sender
-        recs.append(r)
-    path = tmp_path / "7.jsonl"
-    write_dialog(path, recs)
-    return path
+    return write_chat(tmp_path / "7.jsonl", 7, name, rows)
 
 
 def _examples(path: Path, **cfg) -> list[dict]:
