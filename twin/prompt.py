@@ -151,6 +151,12 @@ def group_conversation(messages: Sequence[dict]) -> tuple[list[dict], str]:
     return [{"role": role, "text": text} for role, text in context], instruction
 
 
+def group_members(messages: Sequence[dict]) -> list[str]:
+    """The labels of everyone of theirs in a group's ``messages`` (as :func:`group_conversation`
+    takes them), in order of first appearance: an example's ``members``, a reply's stop labels."""
+    return list(dict.fromkeys(member_label(m.get("name")) for m in messages if m["role"] == "them"))
+
+
 def render_memory(memory: Sequence[dict] | None) -> str:
     """The memory section's text: each past exchange as ``<their name>: message`` + ``Me: reply``
     (a group's, ``"group": true``, already names each person in its message)."""

@@ -24,7 +24,7 @@ from twin.drafts.chats import Chat
 from twin.drafts.context import Conversation
 from twin.errors import TwinError
 from twin.feedback import append_record, outcome
-from twin.prompt import group_conversation, member_label
+from twin.prompt import group_conversation, group_members
 from twin.text.normalize import clean_message
 from twin.text.scrub import Scrubber, scrub_messages
 
@@ -78,8 +78,7 @@ def _as_example(payload: dict) -> tuple[list[dict], str, dict]:
     them = {"role": "them", "text": payload["message"], "name": payload.get("name")}
     msgs = [*payload["history"], them]
     context, instruction = group_conversation(msgs)
-    members = list(dict.fromkeys(member_label(m.get("name")) for m in msgs if m["role"] == "them"))
-    return context, instruction, {"group": True, "members": members}
+    return context, instruction, {"group": True, "members": group_members(msgs)}
 
 
 class Followups:

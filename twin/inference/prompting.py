@@ -27,7 +27,7 @@ class Conversation:
     message: str
     contact: str | None = None
     group: bool = False  # contact is a group's name; history and message are turned as prepare turns them
-    members: tuple[str | None, ...] = ()  # the group's people in the prompt: their labels stop a reply
+    members: tuple[str, ...] = ()  # the labels of the group's people in the prompt: they stop a reply
     chat_id: int | None = None  # the dialog id as in data/raw, when the caller knows it: memory's same chat
 
 

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from twin.inference.prompting import Conversation
-from twin.prompt import group_conversation
+from twin.prompt import group_conversation, group_members
 
 # Registered adapter names: short and path-free, so a request can never point at a directory.
 from twin.serve.engine import NAME_PATTERN
@@ -142,8 +142,7 @@ def group_request(msgs: list[dict], contact: str | None, chat_id: int | None) ->
     turned a group into an example (:func:`twin.prompt.group_conversation`), with its members listed
     (their labels stop a reply). ``/reply`` and ``/v1/chat/completions`` both build a group's prompt here."""
     context, instruction = group_conversation(msgs)
-    members = tuple(dict.fromkeys(m["name"] for m in msgs if m["role"] == "them"))
-    return Conversation(context, instruction, contact, True, members, chat_id)
+    return Conversation(context, instruction, contact, True, tuple(group_members(msgs)), chat_id)
 
 
 class TextPart(BaseModel):
