@@ -336,3 +336,14 @@ def test_big_chat_keeps_the_fraction_and_no_warning(tmp_path, caplog):
     assert stats["val"]["enough"] and not stats["val"]["weak"] and stats["val"]["warning"] is None
     assert 48 <= stats["counts"]["val"] < 0.1 * 1200
     assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_a_message_of_control_characters_alone_counts_as_without_text(tmp_path):
+    """The count says what the turns saw: a message that is empty once cleaned carries no text."""
+    raw = make_raw(tmp_path)
+    write_dialog(
+        raw / "telegram" / "3.jsonl",
+        [rec(3, 1, T0, False, "\x00\r\n\x0b \x7f"), rec(3, 2, T0 + 9, True, "ok")],
+    )
+    stats = run_prepare(PrepareConfig(raw=str(raw), out=str(tmp_path / "processed"), val_fraction=0.0))
+    assert (stats["counts"]["messages"], stats["counts"]["messages_no_text"]) == (13, 2)

@@ -172,7 +172,7 @@ def _dialog_scrubber(records: list[dict], cfg: PrepareConfig) -> Scrubber | None
 def _empty_result(records: list[dict], n_sessions: int) -> dict[str, Any]:
     return {
         "messages": len(records),
-        "messages_no_text": sum(1 for r in records if not r["text"].strip()),
+        "messages_no_text": sum(1 for r in records if not clean_message(r["text"])),  # as turns see text
         "messages_forwarded": sum(1 for r in records if r.get("forwarded")),
         "messages_mine": sum(1 for r in records if r["out"]),
         "sessions": n_sessions,
