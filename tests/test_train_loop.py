@@ -389,6 +389,43 @@ def test_step_plan_cap_and_explicit_steps(tiny_base: Path, processed_dir: Path, 
     assert fixed.steps == 50 and fixed.reason == "400 examples, max_steps 50 set -> 50 steps (2.0 epochs)"
 
 
+def test_a_run_the_cap_ended_while_val_loss_fell_says_how_to_train_longer(
+    tiny_base: Path, tmp_path: Path, caplog
+) -> None:
+    """3 epochs of 48 examples would be 9 steps; a cap of 4 ends the run while the val loss still
+    falls, and the log says which step_cap to try and roughly what it costs."""
+    import logging
+
+    from twin.train.loop import train
+
+    caplog.set_level(logging.INFO, logger="twin.train")
+    data = write_processed(tmp_path / "d", n_train=48, n_val=16)
+    cfg = tiny_train_config(tiny_base, data, tmp_path, run="capped", epochs=3, step_cap=4,
+                            schedule={"name": "constant", "warmup_ratio": 0.0}, eval={"every_steps": 1})  # fmt: skip
+    metrics = train(cfg)
+    vals = [float(r["val_loss"]) for r in _rows(tmp_path / "runs" / "capped")]
+    assert metrics["steps"] == 4 and vals[-1] == min(vals) and len(vals) == 4, vals  # the premise
+    assert "val loss was still falling at step 4, the step cap (9 steps would be 3 epochs)" in caplog.text
+    assert "--set step_cap=8 to twin train" in caplog.text
+
+
+def test_no_longer_run_is_suggested_when_the_cap_did_not_end_the_learning(
+    tiny_base: Path, processed_dir: Path, tmp_path: Path
+) -> None:
+    from twin.train.plan import longer_run_hint, plan_steps
+
+    cfg = tiny_train_config(tiny_base, processed_dir, tmp_path, eval={"every_steps": "auto"})
+    capped, uncapped = plan_steps(cfg, 7129, 892), plan_steps(cfg, 48, 6)
+    falling = {"best_step": 600, "step": 600}
+    assert "--set step_cap=1200 " in longer_run_hint(capped, falling, 10, 120.0)
+    assert "about 2 more minutes" in longer_run_hint(capped, falling, 10, 120.0)
+    assert (
+        longer_run_hint(capped, {"best_step": 540, "step": 540}, 10, 120.0) is None
+    )  # the best came earlier
+    assert longer_run_hint(capped, falling, 1, 120.0) is None  # one validation: nothing to compare
+    assert longer_run_hint(uncapped, {"best_step": 60, "step": 60}, 10, 5.0) is None  # the epochs ran
+
+
 @pytest.mark.slow
 def test_best_val_loss_adapter_is_kept_and_survives_resume(
     tiny_base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

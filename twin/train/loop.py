@@ -36,7 +36,7 @@ from twin.train.checkpoints import STATE_FILE, Progress, keep_best, restore, sav
 from twin.train.config import TrainConfig, run_dir
 from twin.train.launch import preflight, resolve_precision, setup
 from twin.train.loss import make_loss_module
-from twin.train.plan import BatchPlan, StepPlan, log_plan, plan_steps
+from twin.train.plan import BatchPlan, StepPlan, log_plan, longer_run_hint, plan_steps
 from twin.train.resume import check_resume, data_identity
 from twin.train.sample import sample_prompt, sample_reply, shown
 
@@ -114,6 +114,9 @@ def main(fabric: Any, cfg: TrainConfig, resume: bool, precision: dict | None = N
         val_loss = validate(fabric, model.module, data.val, data.tokenizer.pad_token_id, cfg)
     save_checkpoint(fabric, cfg, model, progress, data_id)  # the last step: what --resume continues
     kept = keep_best(fabric, cfg, model, progress, val_loss)
+    validations = sum(1 for row in progress.rows if row.get("val_loss") is not None)
+    if fabric.is_global_zero and (hint := longer_run_hint(steps, kept, validations, progress.elapsed)):
+        log.info(hint)
     metrics = final_metrics(model.peft, data, plan, progress, kept) | {"plan": steps.record()}
     save(fabric, cfg, model, data, metrics, precision)
     return metrics

@@ -28,6 +28,7 @@ class StepPlan:
     steps_per_epoch: float
     eval_every: int  # validate every this many steps (and at the last one); 0: only at the end
     reason: str
+    capped_from: int = 0  # the steps ``epochs`` would have taken, when ``step_cap`` cut them
 
     @property
     def epochs(self) -> float:
@@ -48,6 +49,7 @@ def plan_steps(cfg: TrainConfig, n_examples: int, micro_per_epoch: int) -> StepP
     explicit ``max_steps`` overrides both. A fixed step count would train a 1,000-message chat for
     dozens of epochs (and a million-message one for a fraction of one)."""
     per_epoch = max(micro_per_epoch / cfg.grad_accum_steps, 1e-9)
+    capped_from = 0
     if cfg.max_steps:
         steps = cfg.max_steps
         reason = (
@@ -56,6 +58,7 @@ def plan_steps(cfg: TrainConfig, n_examples: int, micro_per_epoch: int) -> StepP
     else:
         wanted = max(1, math.ceil(cfg.epochs * micro_per_epoch / cfg.grad_accum_steps))
         steps = min(wanted, cfg.step_cap) if cfg.step_cap else wanted
+        capped_from = wanted if steps < wanted else 0
         if steps < wanted:
             reason = (
                 f"{n_examples} examples: {cfg.epochs} epochs would be {wanted} steps, capped at {steps} "
@@ -66,7 +69,23 @@ def plan_steps(cfg: TrainConfig, n_examples: int, micro_per_epoch: int) -> StepP
             reason = f"{n_examples} examples, {cfg.epochs} epochs -> {steps} steps{cap}"
     every = cfg.eval.every_steps
     eval_every = math.ceil(steps / 10) if every == "auto" else int(every)
-    return StepPlan(steps, per_epoch, eval_every, reason)
+    return StepPlan(steps, per_epoch, eval_every, reason, capped_from)
+
+
+def longer_run_hint(plan: StepPlan, kept: dict, validations: int, seconds: float) -> str | None:
+    """What to do when the step cap ended a run whose val loss was still falling (a big chat trains
+    for a fraction of an epoch under the default cap; ``kept`` is :func:`keep_best`'s answer,
+    ``seconds`` the run's): ``None`` otherwise, or after one validation only."""
+    still_falling = kept["best_step"] == kept["step"] == plan.steps and validations > 1
+    if not plan.capped_from or not still_falling:
+        return None
+    more = min(plan.steps, plan.capped_from - plan.steps)
+    return (
+        f"val loss was still falling at step {plan.steps}, the step cap ({plan.capped_from:,} steps would be "
+        f"{plan.capped_from / plan.steps_per_epoch:.0f} epochs): a longer run may fit your replies better. "
+        f"Add --set step_cap={plan.steps + more} to twin train (make train ARGS=...): "
+        f"about {more / plan.steps * seconds / 60:.0f} more minutes at this run's pace"
+    )
 
 
 class BatchPlan:
