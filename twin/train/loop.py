@@ -114,8 +114,8 @@ def main(fabric: Any, cfg: TrainConfig, resume: bool, precision: dict | None = N
         val_loss = validate(fabric, model.module, data.val, data.tokenizer.pad_token_id, cfg)
     save_checkpoint(fabric, cfg, model, progress, data_id)  # the last step: what --resume continues
     kept = keep_best(fabric, cfg, model, progress, val_loss)
-    validations = sum(1 for row in progress.rows if row.get("val_loss") is not None)
-    if fabric.is_global_zero and (hint := longer_run_hint(steps, kept, validations, progress.elapsed)):
+    val_losses = [(row["step"], row["val_loss"]) for row in progress.rows if row.get("val_loss") is not None]
+    if fabric.is_global_zero and (hint := longer_run_hint(steps, kept, val_losses, progress.elapsed)):
         log.info(hint)
     metrics = final_metrics(model.peft, data, plan, progress, kept) | {"plan": steps.record()}
     save(fabric, cfg, model, data, metrics, precision)

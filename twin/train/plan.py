@@ -72,16 +72,30 @@ def plan_steps(cfg: TrainConfig, n_examples: int, micro_per_epoch: int) -> StepP
     return StepPlan(steps, per_epoch, eval_every, reason, capped_from)
 
 
-def longer_run_hint(plan: StepPlan, kept: dict, validations: int, seconds: float) -> str | None:
+# The second half of a capped run took at least this share off the val loss: more steps still pay.
+# Measured on a 90,000-message account (bench/RESULTS.md, "steps from the data"): a 600-step run whose
+# second half took 4.4% off gained 3.7% more from 1,200 steps; that run's second half took 2.2% off.
+STILL_FALLING = 0.03
+
+
+def longer_run_hint(
+    plan: StepPlan, kept: dict, val_losses: list[tuple[int, float]], seconds: float
+) -> str | None:
     """What to do when the step cap ended a run whose val loss was still falling (a big chat trains
-    for a fraction of an epoch under the default cap; ``kept`` is :func:`keep_best`'s answer,
-    ``seconds`` the run's): ``None`` otherwise, or after one validation only."""
-    still_falling = kept["best_step"] == kept["step"] == plan.steps and validations > 1
-    if not plan.capped_from or not still_falling:
+    for a fraction of an epoch under the default cap): the best at the last step, and the run's
+    second half took :data:`STILL_FALLING` or more off. ``kept`` is :func:`keep_best`'s answer,
+    ``val_losses`` the run's ``(step, val loss)``, ``seconds`` its time; ``None`` otherwise."""
+    first_half = [(step, loss) for step, loss in val_losses if step <= plan.steps / 2]
+    if not plan.capped_from or kept["best_step"] != plan.steps or not first_half:
+        return None
+    half_step, half_loss = first_half[-1]
+    fall = 1 - val_losses[-1][1] / half_loss
+    if fall < STILL_FALLING:
         return None
     more = min(plan.steps, plan.capped_from - plan.steps)
     return (
-        f"val loss was still falling at step {plan.steps}, the step cap ({plan.capped_from:,} steps would be "
+        f"val loss was still falling at step {plan.steps}, the step cap ({fall:.1%} lower than at step "
+        f"{half_step}; {plan.capped_from:,} steps would be "
         f"{plan.capped_from / plan.steps_per_epoch:.0f} epochs): a longer run may fit your replies better. "
         f"Add --set step_cap={plan.steps + more} to twin train (make train ARGS=...): "
         f"about {more / plan.steps * seconds / 60:.0f} more minutes at this run's pace"
