@@ -97,3 +97,16 @@ def test_a_twin_process_exits_without_walking_its_heap_in_a_last_full_collection
     subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     walked = [int(n) for n in log.read_text().split()]
     assert walked and walked[-1] < 50_000, walked  # the last one, at exit: not the 400k objects above
+
+
+def test_the_first_plot_on_a_machine_logs_nothing_about_fonts(tmp_path):
+    # matplotlib builds its font cache the first time (a fresh MPLCONFIGDIR), saying so at INFO:
+    # nothing a user of `twin eval` can act on
+    code = (
+        "from twin.logs import setup_logging; setup_logging(); "
+        "from matplotlib import font_manager; font_manager.findfont('DejaVu Sans'); print('PLOTTED')"
+    )
+    env = os.environ | {"MPLCONFIGDIR": str(tmp_path / "mpl"), "COLUMNS": "200"}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert "PLOTTED" in run.stdout and (tmp_path / "mpl").is_dir()  # the cache was built here
+    assert "fontManager" not in run.stdout + run.stderr, run.stdout + run.stderr

@@ -18,6 +18,7 @@ _CHATTY_AT_INFO = (
     "lightning.fabric",
     "fsspec",
     "gguf",
+    "matplotlib",  # "generated new fontManager" the first time eval draws its plots on a machine
 )
 
 
@@ -30,7 +31,8 @@ def setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(level=level, format="%(message)s", datefmt="[%X]", handlers=[handler], force=True)
     if not verbose:
         quiet_libraries()
-    # Libraries that are chatty at INFO (telethon logs connection details, gguf its file layout).
+    # Libraries that are chatty at INFO (telethon logs connection details, gguf its file layout,
+    # matplotlib its font cache).
     for name in _CHATTY_AT_INFO:
         logging.getLogger(name).setLevel(logging.WARNING)
     # Telemetry is off from `import twin` (twin/__init__.py); tokenizers' threads fight ours.
