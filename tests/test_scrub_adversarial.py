@@ -114,6 +114,23 @@ def test_code_in_parts_then_the_conversation_goes_on():
     assert scrub_messages(msgs, Scrubber()) == ["what's the code?", "[CODE]", "[CODE]", msgs[3]]
 
 
+@pytest.mark.parametrize(
+    "region,text,phone",
+    [
+        ("US", "count 1 2 3 4 5 6 7 8 9 10", False),  # +1 234 567 8910 is valid, but written 3-3-4
+        ("GB,DE", "rooms 49 30 12 14 are free", False),  # +49 30 1214 in Germany
+        ("NO", "ring meg på 40 61 23 45", True),  # Norway writes its numbers in pairs
+        ("DK", "ring til 34 41 23 45", True),
+        ("US", "Marie 06 12 34 56 78", True),  # a trunk 0 and France's pairs
+        ("US", "paris 33 6 12 34 56 78", True),  # the country code, then France's pairs
+        ("US", "my number is 20 15 30 45 67", True),  # after a phone word any grouping counts
+        ("US", "0 61 2 1 7 6 45 8 97 in the draw", False),  # no country writes 1-2-1-1-1-1-2-1-2
+    ],
+)
+def test_runs_of_small_numbers_are_phones_only_as_written_there(region, text, phone):
+    assert ("[PHONE]" in Scrubber(region).scrub(text)) is phone
+
+
 def test_regions_inferred_from_script_and_numbers():
     assert "UA" in infer_regions(["привіт, як справи?", "добре"])
     assert "LK" in infer_regions(["ඔයාට කොහොමද?"])

@@ -7,6 +7,17 @@ from __future__ import annotations
 import datetime
 import re
 
+# a run of four or more one- and two-digit numbers: scores, counts, times, lists
+_SMALL_GROUPS = re.compile(r"\d{1,2}(?:[ \t\-.]+\d{1,2}){3,}")
+
+
+def small_groups(raw: str) -> list[str] | None:
+    """The groups of a run of small numbers ("20 15 30 45 67", "1 2 3 4 5 6 7 8 9 10", "0 61 2 1
+    7"); None for anything else. The phones of only a few countries are written so ("06 12 34 56
+    78"), no card or bank account is."""
+    return re.findall(r"\d+", raw) if _SMALL_GROUPS.fullmatch(raw) else None
+
+
 # --- cards and IBANs --------------------------------------------------------------------------
 SEVEN_DIGITS = re.compile(r"\d(?:[\s\-().]{0,3}\d){6}")
 # groups apart by a space, two spaces, a dash or (four by four only, see card_ok) a dot; one

@@ -6,7 +6,9 @@ inferred from the chat itself (:func:`infer_regions`: its script, its internatio
 for a number written as a phone (a leading ``0`` trunk prefix, or a phone word right before it:
 "call", "номер", "whatsapp"...), every region in :data:`WORLD`. Any country's code typed without
 its "+" counts when it stands in a group of its own and the rest is grouped as a phone ("380 67 123
-45 67", "49 151 23456789"; see ``_grouped_intl``).
+45 67", "49 151 23456789"; see ``_grouped_intl``). A run of small numbers ("20 15 30 45 67", "1 2 3
+4 5 6 7 8 9 10": scores, counts, lists) is a phone only after a phone word or where the region's
+own format groups the number that way ("06 12 34 56 78" in France, "40 61 23 45" in Norway).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 
-from twin.text.pii_numbers import registry_number
+from twin.text.pii_numbers import registry_number, small_groups
 
 # "030/12345678" too; a "+" right after a digit starts a second number run on to the first
 # ("+380671234567+380501234567"); an extension may follow ("+14155552671x204")
@@ -175,11 +177,13 @@ class PhoneFinder:
         lo, hi = max(0, c.start() - 2), min(len(text), c.end() + 2)
         snippet = text[lo:hi]
         regions = self.regions[:1] if raw.lstrip("(").startswith("+") else self.regions
+        small = small_groups(raw)  # "20 15 30 45 67", "1 2 3 4 5 6 7 8 9 10": scores, counts, lists
         for region in regions:
             found = [
                 _with_trunk_prefix(text, c.start(), lo + m.start, lo + m.end)
                 for m in pn.PhoneNumberMatcher(snippet, region, leniency=pn.Leniency.VALID)
                 if lo + m.start >= c.start()  # not "v0.12.345.6789": digits glued to a word are no phone
+                and (small is None or _grouped_as_national(pn, m.number, small))
             ]
             if found:
                 return found
@@ -187,13 +191,32 @@ class PhoneFinder:
         if raw.startswith("+"):  # "+44 7700 900123": a reserved (fiction) range is still written as a phone
             phone = len(digits) >= 9 and (_possible_intl(pn, digits) or _valid_prefix(pn, digits))
             return [c.span()] if phone else []
-        if len(digits) >= 9 and "." not in raw and any(_valid_in(pn, digits, r) for r in self.inferred):
+        if (
+            len(digits) >= 9
+            and "." not in raw
+            and any(self._national(pn, digits, r, small) for r in self.inferred)
+        ):
             return [c.span()]  # the matcher wants a trunk prefix ("093 ..."); a chat's own region does not
-        if len(digits) >= 11 and "." not in raw and set(_regions_of_code(pn, digits)) & set(self.regions):
+        if (
+            small is None
+            and len(digits) >= 11
+            and "." not in raw
+            and set(_regions_of_code(pn, digits)) & set(self.regions)
+        ):
             return [c.span()]  # "380671234567": a configured or the chat's own country code without the "+"
         if len(digits) >= 10 and _grouped_intl(pn, raw):
             return [c.span()]  # "380 67 123 45 67": any country's code without the "+", grouped as a phone
         return [c.span()] if self._written_as_phone(text, c) else []
+
+    @staticmethod
+    def _national(pn, digits: str, region: str, small: list[str] | None) -> bool:
+        """Valid in ``region`` without its trunk prefix; a run of small numbers only where its
+        numbers are written so."""
+        try:
+            num = pn.parse(digits, region)
+        except pn.NumberParseException:
+            return False
+        return pn.is_valid_number(num) and (small is None or _grouped_as_national(pn, num, small))
 
     def _written_as_phone(self, text: str, c: re.Match) -> bool:
         """A national number of any region: with a trunk ``0``, or after a phone word."""
@@ -211,7 +234,8 @@ class PhoneFinder:
             return False
         if not national and _valid_intl(pn, digits):
             return True  # "380661234567", "94 77 123 4567": a country code without the "+"
-        return any(_valid_in(pn, digits, r) for r in WORLD)
+        small = None if worded else small_groups(raw)  # "0 61 2 1 7 6 45 8 97": a list, not "06 12 34 56 78"
+        return any(self._national(pn, digits, r, small) for r in WORLD)
 
 
 # the start of a phone at the end of a message: "+7 916", "0771", "(067) 123"
@@ -291,6 +315,20 @@ def _an_amount(text: str, c: re.Match) -> bool:
     return len(first) < 3 or raw.endswith("000")
 
 
+def _grouped_as_national(pn, num, groups: list[str]) -> bool:
+    """A run of small numbers is a phone only where numbers are written in such groups: the
+    region's own format of the number, national ("40 61 23 45" in Norway, "06 12 34 56 78" in
+    France, also without its 0) or with the country code ("47 40 61 23 45"), has the same groups.
+    A US number is written 3-3-4: "20 15 30 45 67" is none."""
+    sizes = [len(g) for g in groups]
+    nat = re.findall(r"\d+", pn.format_number(num, pn.PhoneNumberFormat.NATIONAL))
+    trunk = nat[0].startswith("0")  # "6 12 34 56 78": France's 06 without its 0
+    if [len(g) for g in nat[1:]] == sizes[1:] and len(nat[0]) - sizes[0] in (0, trunk):
+        return True
+    intl = re.findall(r"\d+", pn.format_number(num, pn.PhoneNumberFormat.INTERNATIONAL))
+    return intl[0] == groups[0] and [len(g) for g in intl[1:]] == sizes[1:]
+
+
 def _valid_in(pn, digits: str, region: str) -> bool:
     try:
         return pn.is_valid_number(pn.parse(digits, region))
@@ -340,6 +378,7 @@ def _grouped_intl(pn, raw: str) -> bool:
         str(num.country_code) == groups[0]
         and len(pn.national_significant_number(num)) >= 9
         and pn.is_valid_number(num)
+        and (small_groups(raw) is None or _grouped_as_national(pn, num, groups))  # "62 6 43 76 88 44 48"
     )
 
 

@@ -30,7 +30,8 @@ coordinates), ``pii_secrets`` (keys, passwords, codes, seeds).
                "whatsapp", "අංකය"...; before "that's my number"); two with a "/" between them; also
                typed over two messages, or read out in words right after a phone word or "plus"
                ("oh seven seven one ...", "восемь девять один ..."); not after an order, registry,
-               flight or booking word
+               flight or booking word; not a run of small numbers ("20 15 30 45 67", a score) unless
+               after a phone word or grouped as the region writes its numbers ("06 12 34 56 78")
 ``[PASSWORD]`` what follows "password", "pass", "pwd", "пароль", "гасло", "parol", "මුරපදය", ... (see
                :mod:`.pii_secrets`); the ``P:`` field of a Wi-Fi QR text (``WIFI:S:..;P:..;;``)
 ``[CODE]``     PINs and one-time codes after "pin", "code", "otp", "код", "කේතය", "домофон", ...: 4-8
