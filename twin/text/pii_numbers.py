@@ -91,7 +91,8 @@ ACCOUNT_HINT = re.compile(r"acc|a/c|сч|р/с|л/с|рахун|konto|40(?:817|8
 
 def account_spans(text: str) -> list[tuple[int, int]]:
     """Bank account numbers: as many digits as an account has after its word (10+ after a Cyrillic
-    one: "счёт 12345678" may be an invoice; 8+ after "account"), and personal RU accounts anywhere."""
+    one: "счёт 12345678" may be an invoice; 8+ after "account"; not a run of small numbers, "счёт
+    20 15 30 45 67" is a score), and personal RU accounts anywhere."""
     spans = []
     for m in ACCOUNT.finditer(text):
         if m.group("ru"):
@@ -99,7 +100,8 @@ def account_spans(text: str) -> list[tuple[int, int]]:
             continue
         n = sum(c.isdigit() for c in m.group("val"))
         cyrillic = not m.group("kw").isascii()
-        if (10 if cyrillic else 8) <= n <= 28:
+        score = small_groups(m.group("val"))  # "счёт 20 15 30 45 67": a game's score, not an account
+        if (10 if cyrillic else 8) <= n <= 28 and not score:
             spans.append(m.span("val"))
     return spans
 
@@ -123,8 +125,8 @@ def card_spans(text: str) -> list[tuple[int, int]]:
 def card_ok(raw: str, text: str, start: int) -> bool:
     """Are the digits ``raw`` at ``start`` of ``text`` a card: 13-19 of them, Luhn, not a phone or a registry number."""
     digits = re.sub(r"\D", "", raw)
-    if not (13 <= len(digits) <= 19 and digits[0] != "0" and luhn_ok(digits)):
-        return False
+    if not (13 <= len(digits) <= 19 and digits[0] != "0" and luhn_ok(digits)) or small_groups(raw):
+        return False  # "score 95 90 37 3 79 7 40 80 55": one such run in ten passes the Luhn check
     if "." in raw and not _DOTTED_CARD.fullmatch(raw):
         return False  # "1.234.567.890.123": an amount in thousands, not a card written 4111.1111.1111.1111
     if text[max(0, start - 1) : start] == "+":
