@@ -31,7 +31,9 @@ coordinates), ``pii_secrets`` (keys, passwords, codes, seeds).
                typed over two messages, or read out in words right after a phone word or "plus"
                ("oh seven seven one ...", "восемь девять один ..."); not after an order, registry,
                flight or booking word; not a run of small numbers ("20 15 30 45 67", a score) unless
-               after a phone word or grouped as the region writes its numbers ("06 12 34 56 78")
+               after a phone word or grouped as the region writes its numbers ("06 12 34 56 78"); in
+               a link, a phone parameter's value, a messenger's path (wa.me/..., t.me/+...) or a path
+               part with a "+": another site's digits are an id (vimeo.com/123456789)
 ``[PASSWORD]`` what follows "password", "pass", "pwd", "пароль", "гасло", "parol", "මුරපදය", ... (see
                :mod:`.pii_secrets`); the ``P:`` field of a Wi-Fi QR text (``WIFI:S:..;P:..;;``)
 ``[CODE]``     PINs and one-time codes after "pin", "code", "otp", "код", "කේතය", "домофон", ...: 4-8
@@ -211,15 +213,17 @@ class Scrubber:
         out.append(self._scrub_plain(host) if ip_host else host)
         parts = L.url_parts(m.group("rest"))
         for i, (part, key) in enumerate(parts):
-            out.append(self._invite(part) if L.invite_hash(host, parts, i) else self._url_part(part, key))
+            out.append(
+                self._invite(part) if L.invite_hash(host, parts, i) else self._url_part(part, key, host)
+            )
         return "".join(out)
 
     def _invite(self, part: str) -> str:
         self.counts["URL"] += 1
         return "+[URL]" if part.startswith("+") else "[URL]"
 
-    def _url_part(self, part: str, key: str | None) -> str:
-        """One path segment, query value or fragment of a link (``key``: the parameter name)."""
+    def _url_part(self, part: str, key: str | None, host: str) -> str:
+        """One path segment, query value or fragment of a link on ``host`` (``key``: the parameter name)."""
         if len(part) < 3 or part in "/?&#=;":
             return part
         kind = None
@@ -231,7 +235,7 @@ class Scrubber:
             kind = "SECRET"
         elif "@" in part and L.EMAIL.fullmatch(part):
             kind = "EMAIL"
-        elif L.PHONE_IN_URL.fullmatch(part) and (key is None or key in L.PHONE_PARAMS):
+        elif L.phone_in_url(part, key, host):
             return self._link_phone(part)  # https://wa.me/79161234567
         if kind is None:
             return part
