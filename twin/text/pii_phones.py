@@ -34,7 +34,8 @@ _THOUSANDS = re.compile(r"\d{1,3}(?:[ ,.\u00a0]\d{3})+")
 _DATE = re.compile(r"\d{1,4}[./\-]\d{1,2}[./\-]\d{1,4}")
 _UNIT_AFTER = re.compile(
     r"^\s*(?:[$€£₽₴]|rub|руб|р\.|грн|uah|usd|eur|dollars?|euros?|users?|people|человек|людей|km|км|units?|"
-    r"шт|pcs|views?|просмотр|subscribers?|подписчик)",
+    r"шт|pcs|views?|просмотр|subscribers?|подписчик|points?\b|очк(?:ов|и|ів)\b|балл|бал(?:ів|и)\b|перегляд|лайк|"
+    r"likes?\b|followers?\b|підписник|долар|доллар|євро|евро|гривен|гривн)",
     re.I,
 )
 # a word that says the digits after it are a phone number
@@ -298,7 +299,8 @@ def _slash_parts(text: str, m: re.Match) -> list[re.Match]:
 
 
 def _an_amount(text: str, c: re.Match) -> bool:
-    """ "1 250 000", "125 000 000 rubles": a number grouped in thousands, or followed by a unit."""
+    """ "1 250 000", "125 000 000 rubles": a number grouped in thousands, or followed by a unit; not
+    a country code and a number grouped as that country writes them ("48 512 345 678")."""
     raw = c.group(0).strip()
     if raw.startswith("+"):
         return False
@@ -312,7 +314,25 @@ def _an_amount(text: str, c: re.Match) -> bool:
     first = re.split(r"\D", raw, maxsplit=1)[0]
     if raw.startswith("0") or _THOUSANDS.fullmatch(raw) is None:
         return False  # "0 800 300 545": an amount never starts with a zero
-    return len(first) < 3 or raw.endswith("000")
+    if len(first) >= 3 or raw.endswith("000"):
+        return raw.endswith("000")
+    return not _code_and_phone(text, c.start(), raw)
+
+
+_CODE_THEN_3_3_3 = re.compile(r"\d\d \d{3} \d{3} \d{3}")
+
+
+def _code_and_phone(text: str, start: int, raw: str) -> bool:
+    """Tens of billions, no currency or unit beside them: "48 512 345 678" is Poland's code and a
+    number grouped as Poles group theirs (as are Romania's, Vietnam's, ...: the country's own
+    format groups it 3-3-3). An amount that size is rare in a chat, and about 1 in 60 of them (not
+    ending in 000) reads so; millions and billions ("1 234 567", "4 512 345 678") never do."""
+    if not _CODE_THEN_3_3_3.fullmatch(raw) or re.search(r"[$€£₽₴]\s*$", text[max(0, start - 3) : start]):
+        return False
+    pn = _pn()
+    if not _grouped_intl(pn, raw):
+        return False
+    return _grouped_as_national(pn, pn.parse("+" + raw.replace(" ", ""), None), raw.split())
 
 
 def _grouped_as_national(pn, num, groups: list[str]) -> bool:
