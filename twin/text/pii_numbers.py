@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import re
+from itertools import pairwise
 
 # a run of four or more one- and two-digit numbers: scores, counts, times, lists
 _SMALL_GROUPS = re.compile(r"\d{1,2}(?:[ \t\-.]+\d{1,2}){3,}")
@@ -16,6 +17,15 @@ def small_groups(raw: str) -> list[str] | None:
     7"); None for anything else. The phones of only a few countries are written so ("06 12 34 56
     78"), no card or bank account is."""
     return re.findall(r"\d+", raw) if _SMALL_GROUPS.fullmatch(raw) else None
+
+
+def a_sequence(raw: str) -> bool:
+    """Three or more numbers, each 1-20 above the one before, or each below ("112 113 114", "208 209
+    210 226", "101 102 103 104 105 106"): rooms, pages, routes. Random three-digit groups step so
+    about once in 1,250 (two steps of 1-20 of the same sign), a phone or a card no more often."""
+    nums = [int(g) for g in re.findall(r"\d+", raw)]
+    steps = [b - a for a, b in pairwise(nums)]
+    return len(nums) >= 3 and (all(0 < d <= 20 for d in steps) or all(-20 <= d < 0 for d in steps))
 
 
 # --- cards and IBANs --------------------------------------------------------------------------
@@ -100,7 +110,7 @@ def account_spans(text: str) -> list[tuple[int, int]]:
             continue
         n = sum(c.isdigit() for c in m.group("val"))
         cyrillic = not m.group("kw").isascii()
-        score = small_groups(m.group("val"))  # "счёт 20 15 30 45 67": a game's score, not an account
+        score = small_groups(m.group("val")) or a_sequence(m.group("val"))  # "счёт 20 15 30 45 67": a score
         if (10 if cyrillic else 8) <= n <= 28 and not score:
             spans.append(m.span("val"))
     return spans
@@ -125,8 +135,10 @@ def card_spans(text: str) -> list[tuple[int, int]]:
 def card_ok(raw: str, text: str, start: int) -> bool:
     """Are the digits ``raw`` at ``start`` of ``text`` a card: 13-19 of them, Luhn, not a phone or a registry number."""
     digits = re.sub(r"\D", "", raw)
-    if not (13 <= len(digits) <= 19 and digits[0] != "0" and luhn_ok(digits)) or small_groups(raw):
-        return False  # "score 95 90 37 3 79 7 40 80 55": one such run in ten passes the Luhn check
+    if not (13 <= len(digits) <= 19 and digits[0] != "0" and luhn_ok(digits)):
+        return False
+    if small_groups(raw) or a_sequence(raw):  # one in ten passes Luhn
+        return False  # "score 95 90 37 3 79 7 40 80 55", "rooms 101 102 103 104 105 106"
     if "." in raw and not _DOTTED_CARD.fullmatch(raw):
         return False  # "1.234.567.890.123": an amount in thousands, not a card written 4111.1111.1111.1111
     if text[max(0, start - 1) : start] == "+":

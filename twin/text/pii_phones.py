@@ -17,7 +17,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 
-from twin.text.pii_numbers import registry_number, small_groups
+from twin.text.pii_numbers import a_sequence, registry_number, small_groups
 
 # "030/12345678" too; a "+" right after a digit starts a second number run on to the first
 # ("+380671234567+380501234567"); an extension may follow ("+14155552671x204")
@@ -143,7 +143,7 @@ class PhoneFinder:
             n = sum(c.isdigit() for c in m.group(0))
             longest = 20 if m.group(0).startswith("+") else 15  # "+" and too many digits: see _candidate
             if 7 <= n <= longest and not registry_number(text, m.start()) and not _an_amount(text, m):
-                cands.append(m)  # "order #4155552671" is an order number
+                cands.append(m)  # "order #4155552671" is an order number, "1 250 000" an amount
         spans: list[tuple[int, int]] = []
         for c in cands:
             found = self._candidate(text, c)
@@ -306,6 +306,8 @@ def _an_amount(text: str, c: re.Match) -> bool:
         return False
     if _DATE.fullmatch(raw):
         return True  # "04.05.2024": a date, in any region
+    if a_sequence(raw):
+        return True  # "page 112 113 114", "номера маршруток 208 209 210 226": a list of numbers
     date = _DATE.match(raw)
     if date and re.fullmatch(r"[\sT]+\d{1,2}", raw[date.end() :]) and text[c.end() : c.end() + 1] == ":":
         return True  # "2024-01-15 10:30": a date and a time
