@@ -4,11 +4,13 @@ just look like one), and phones spelled out in words.
 Which national forms count depends on the regions: the configured ones (``--region``), those
 inferred from the chat itself (:func:`infer_regions`: its script, its international numbers), and,
 for a number written as a phone (a leading ``0`` trunk prefix, or a phone word right before it:
-"call", "номер", "whatsapp"...), every region in :data:`WORLD`. Any country's code typed without
-its "+" counts when it stands in a group of its own and the rest is grouped as a phone ("380 67 123
-45 67", "49 151 23456789"; see ``_grouped_intl``). A run of small numbers ("20 15 30 45 67", "1 2 3
-4 5 6 7 8 9 10": scores, counts, lists) is a phone only after a phone word or where the region's
-own format groups the number that way ("06 12 34 56 78" in France, "40 61 23 45" in Norway).
+"call", "номер", "whatsapp"...), every region in :data:`WORLD`. An inferred region's number without
+its trunk prefix counts only grouped as that region groups its numbers ("93 123 4567" in a
+Ukrainian chat). Any country's code typed without its "+" counts when it stands in a group of its
+own and the rest is grouped as a phone ("380 67 123 45 67", "49 151 23456789"; see
+``_grouped_intl``). A run of small numbers ("20 15 30 45 67", "1 2 3 4 5 6 7 8 9 10": scores,
+counts, lists) is a phone only after a phone word or where the region's own format groups the
+number that way ("06 12 34 56 78" in France, "40 61 23 45" in Norway).
 """
 
 from __future__ import annotations
@@ -192,11 +194,7 @@ class PhoneFinder:
         if raw.startswith("+"):  # "+44 7700 900123": a reserved (fiction) range is still written as a phone
             phone = len(digits) >= 9 and (_possible_intl(pn, digits) or _valid_prefix(pn, digits))
             return [c.span()] if phone else []
-        if (
-            len(digits) >= 9
-            and "." not in raw
-            and any(self._national(pn, digits, r, small) for r in self.inferred)
-        ):
+        if len(digits) >= 9 and "." not in raw and any(_own_grouping(pn, raw, r) for r in self.inferred):
             return [c.span()]  # the matcher wants a trunk prefix ("093 ..."); a chat's own region does not
         if (
             small is None
@@ -349,6 +347,36 @@ def _grouped_as_national(pn, num, groups: list[str]) -> bool:
         return True
     intl = re.findall(r"\d+", pn.format_number(num, pn.PhoneNumberFormat.INTERNATIONAL))
     return intl[0] == groups[0] and [len(g) for g in intl[1:]] == sizes[1:]
+
+
+def _own_grouping(pn, raw: str, region: str) -> bool:
+    """A national number of ``region`` without its trunk prefix, in groups where the region's own
+    format has them ("93 123 4567" or "93 123 45 67" in Ukraine: 093 123 4567; groups may be joined,
+    a last four split in two). Run together or grouped otherwise, digits in a chat whose script
+    points to a region are as often a count, an amount or a date ("1200000000", "20 12 2024 15
+    30", "1 299 1 499") as a phone: then only a trunk prefix or a phone word makes them one."""
+    groups = re.findall(r"\d+", raw)
+    digits = "".join(groups)
+    if len(groups) < 2:
+        return False
+    try:
+        num = pn.parse(digits, region)
+    except pn.NumberParseException:
+        return False
+    if not pn.is_valid_number(num):
+        return False
+    fmt = re.findall(r"\d+", pn.format_number(num, pn.PhoneNumberFormat.NATIONAL))
+    shift = len("".join(fmt)) - len(digits)  # the trunk prefix the writer left out
+    if shift < 0 or "".join(fmt)[shift:] != digits:
+        return False
+    cuts, at = set(), -shift
+    for g in fmt:
+        if len(g) == 4:
+            cuts.add(at + 2)  # "45 67" for "4567"
+        at += len(g)
+        cuts.add(at)
+    written = {sum(map(len, groups[: i + 1])) for i in range(len(groups) - 1)}
+    return written <= cuts
 
 
 def _valid_in(pn, digits: str, region: str) -> bool:

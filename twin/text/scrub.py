@@ -25,7 +25,8 @@ coordinates), ``pii_secrets`` (keys, passwords, codes, seeds).
 ``[IP]``       IPv4 / IPv6 addresses, validated with :mod:`ipaddress`
 ``[PHONE]``    phone numbers (``phonenumbers`` decides): ``+``/``00`` international anywhere (with an
                extension or a second number run on: a valid number followed by more digits), national
-               forms of the configured and inferred regions, and of any region when written as a
+               forms of the configured and inferred regions (an inferred one's without the trunk
+               prefix only grouped as there: "93 123 4567"), and of any region when written as a
                phone (a ``0`` trunk prefix, also dotted "06.12.34.56.78"; after "call", "номер",
                "whatsapp", "අංකය"...; before "that's my number"); two with a "/" between them; also
                typed over two messages, or read out in words right after a phone word or "plus"
