@@ -142,7 +142,7 @@ def test_regions_inferred_from_script_and_numbers():
     assert "93 123 4567" not in Scrubber("US", extra=infer_regions(texts)).scrub(texts[1])
     assert Scrubber("US", extra=["UA"]).scrub("мамин 93 123 45 67") == "мамин [PHONE]"  # a last 4 split 2-2
     # without its trunk 0 a number is the chat's region's only when grouped as the region groups it:
-    # Austria's numbers take almost any 9-12 digits (a "ü" in the chat infers DE and AT)
+    # Austria's numbers take almost any 9-12 digits (an "ö" or "ü" in the chat infers DE and AT)
     for text in ("1200000000 people in India", "20 12 2024 15 30 meet", "prices 1 299 1 499 1 999"):
         assert Scrubber("US", extra=["DE", "AT"]).scrub(text) == text
 
