@@ -224,13 +224,13 @@ def test_drafts_request_replaces_the_spans_telegram_tagged():
     from twin.drafts.chats import Chat
     from twin.drafts.context import conversation
 
-    text = "ring 771 234 567 tonight"
+    text = "tell 771 234 567 tonight"
     assert Scrubber("US").scrub(text) == text  # the detectors alone keep it
     recs = _records(9, "x", [(text, False)])
     recs[0]["pii"] = [[5, 11, "PHONE"]]
     chat = Chat(peer_id=9, dialog_id=9, name="Oleg", input_entity=None)
     conv = conversation(recs, chat, last_out=0, gap_hours=24, scrubber=Scrubber("US"), context_chars=1000)
-    assert conv is not None and conv.payload["message"] == "ring [PHONE] tonight"
+    assert conv is not None and conv.payload["message"] == "tell [PHONE] tonight"
 
 
 def test_telethon_entities_become_pii_spans_in_python_indices():

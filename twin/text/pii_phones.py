@@ -42,7 +42,7 @@ _UNIT_AFTER = re.compile(
 )
 # a word that says the digits after it are a phone number
 _PHONE_WORD = re.compile(
-    r"(?:phone|call|cell|mobile|mob|tel|text|sms|number|whats\s?app|viber|telegram|dial|reach|contact|"
+    r"(?:phone|call|ring|cell|mobile|mob|tel|text|sms|number|whats\s?app|viber|telegram|dial|reach|contact|"
     r"номер\w*|телефон\w*|тел|моб\w*|звони\w*|позвони\w*|набери\w*|дзвони\w*|подзвони\w*|наберіть|"
     r"вайбер\w*|ватсап\w*|вотсап\w*|вацап\w*|viber|сотов\w*|мобіл\w*|wa|zap|අංකය|නම්බර්|දුරකථන|ෆෝන්)"
     r"\W{1,4}(?:\w+\W{1,3}){0,4}$",
@@ -218,7 +218,8 @@ class PhoneFinder:
         return pn.is_valid_number(num) and (small is None or _grouped_as_national(pn, num, small))
 
     def _written_as_phone(self, text: str, c: re.Match) -> bool:
-        """A national number of any region: with a trunk ``0``, or after a phone word."""
+        """A national number of any region: with a trunk ``0`` or an area code in brackets, or after a
+        phone word."""
         pn = _pn()
         raw = c.group(0)
         digits = re.sub(r"\D", "", raw)
@@ -228,13 +229,18 @@ class PhoneFinder:
             _PHONE_WORD.search(text[max(0, c.start() - 40) : c.start()]) is not None
             or _PHONE_WORD_AFTER.match(text, c.end()) is not None
         )
-        national = digits[0] == "0" and len(digits) >= 9 and ("." not in raw or _dotted_phone(raw))
+        trunk = digits[0] == "0" or _AREA_CODE.match(raw) is not None  # "(11) 91234-5678": an area code
+        national = trunk and len(digits) >= 9 and ("." not in raw or _dotted_phone(raw))
         if not (national or (worded and len(digits) >= 8)):
             return False
         if not national and _valid_intl(pn, digits):
             return True  # "380661234567", "94 77 123 4567": a country code without the "+"
         small = None if worded else small_groups(raw)  # "0 61 2 1 7 6 45 8 97": a list, not "06 12 34 56 78"
         return any(self._national(pn, digits, r, small) for r in WORLD)
+
+
+# an area code in brackets ("(11) 91234-5678" in Brazil, "(416) 967-1111"): a phone's form, as a trunk 0 is
+_AREA_CODE = re.compile(r"\(\d{2,5}\)")
 
 
 # the start of a phone at the end of a message: "+7 916", "0771", "(067) 123"

@@ -27,7 +27,8 @@ coordinates), ``pii_secrets`` (keys, passwords, codes, seeds).
                extension or a second number run on: a valid number followed by more digits), national
                forms of the configured and inferred regions (an inferred one's without the trunk
                prefix only grouped as there: "93 123 4567"), and of any region when written as a
-               phone (a ``0`` trunk prefix, also dotted "06.12.34.56.78"; after "call", "номер",
+               phone (a ``0`` trunk prefix, also dotted "06.12.34.56.78", or an area code in brackets:
+               "(11) 91234-5678"; after "call", "ring", "номер",
                "whatsapp", "අංකය"...; before "that's my number"); two with a "/" between them; also
                typed over two messages, or read out in words right after a phone word or "plus"
                ("oh seven seven one ...", "восемь девять один ..."); not after an order, registry,
