@@ -18,7 +18,8 @@ coordinates), ``pii_secrets`` (keys, passwords, codes, seeds).
                after "my gmail is", "почта:" (with a digit, ".", "_" or "+" in it)
 ``[CARD]``     payment card numbers, 13-19 digits (spaces, dashes, or dots four by four), Luhn-checked,
                also with the expiry or CVV typed on; also over two messages; never digits after a
-               ``+`` (a phone's country code), nor a run of one- and two-digit numbers (a score)
+               ``+`` (a phone's country code), nor a list of points ("76 77 80 346 63 64"); grouped
+               otherwise than in fours (Amex 4-6-5) only after "card", "карта"
 ``[IBAN]``     IBANs in any case, spaced or dashed, mod-97 checksum; national bank account numbers after
                their word ("р/с", "счёт", "рахунок", "account number", "Konto") and RU personal
                accounts (40817...) anywhere
