@@ -142,7 +142,9 @@ def card_spans(text: str) -> list[tuple[int, int]]:
 
 
 def card_ok(raw: str, text: str, start: int) -> bool:
-    """Are the digits ``raw`` at ``start`` of ``text`` a card: 13-19 of them, Luhn, not a phone or a registry number."""
+    """Are the digits ``raw`` at ``start`` of ``text`` a card: 13-19 of them, Luhn, not a phone or a
+    registry number, not a list of numbers (see :func:`loose_groups`, :func:`a_sequence`), and typed
+    run together or in fours (Amex 4-6-5) unless a card word is right before them."""
     digits = re.sub(r"\D", "", raw)
     if not (13 <= len(digits) <= 19 and digits[0] != "0" and luhn_ok(digits)):
         return False

@@ -3,14 +3,19 @@ just look like one), and phones spelled out in words.
 
 Which national forms count depends on the regions: the configured ones (``--region``), those
 inferred from the chat itself (:func:`infer_regions`: its script, its international numbers), and,
-for a number written as a phone (a leading ``0`` trunk prefix, or a phone word right before it:
-"call", "номер", "whatsapp"...), every region in :data:`WORLD`. An inferred region's number without
-its trunk prefix counts only grouped as that region groups its numbers ("93 123 4567" in a
-Ukrainian chat). Any country's code typed without its "+" counts when it stands in a group of its
-own and the rest is grouped as a phone ("380 67 123 45 67", "49 151 23456789"; see
-``_grouped_intl``). A run of small numbers ("20 15 30 45 67", "1 2 3 4 5 6 7 8 9 10": scores,
-counts, lists) is a phone only after a phone word or where the region's own format groups the
-number that way ("06 12 34 56 78" in France, "40 61 23 45" in Norway).
+for a number written as a phone, every region in :data:`WORLD`. Written as a phone: with a leading
+``0`` trunk prefix, with an area code in brackets (a phone's form as a trunk 0 is:
+"(11) 91234-5678"), or after a phone word ("call", "ring", "номер", "whatsapp"...). An inferred
+region's number without its trunk prefix counts only grouped as that region groups its numbers
+("93 123 4567" in a Ukrainian chat). Any country's code typed without its "+" counts when it stands
+in a group of its own and the rest is grouped as a phone ("380 67 123 45 67", "49 151 23456789";
+see ``_grouped_intl``); a two-digit code and three groups of three ("48 512 345 678") too, unless a
+currency or unit is beside them.
+
+Not phones: dates, amounts ("1 250 000", digits with a unit after them), three or more numbers
+stepping by 1-20 (a list: "page 112 113 114"), and a run of small numbers ("20 15 30 45 67",
+"1 2 3 4 5 6 7 8 9 10": scores, counts) unless it follows a phone word or is grouped as the
+region's own format groups it ("06 12 34 56 78" in France, "40 61 23 45" in Norway).
 """
 
 from __future__ import annotations
