@@ -49,6 +49,21 @@ URL_TRAIL = ".,;:!?)]}»\"'"
 PHONE_IN_URL = re.compile(r"(?:\+|%2[Bb])?\d{7,15}")
 # query parameters whose digits are a phone number; any other parameter's digits are an id or a search
 PHONE_PARAMS = _words("phone tel mobile msisdn number to from whatsapp wa")
+# hosts whose path is a phone number (wa.me/380671234567, t.me/+79161234567); on any other site a
+# path segment of digits is an id (vimeo.com/123456789, ebay.com/itm/256123456789) unless it has a "+"
+PHONE_HOSTS = _words("wa.me api.whatsapp.com t.me telegram.me signal.me")
+
+
+def phone_in_url(part: str, key: str | None, host: str) -> bool:
+    """Are the digits of a path segment, query value or fragment of a link on ``host`` a phone:
+    the value of a phone parameter (``?phone=``), or a path part with a "+" or on a messenger's host."""
+    if not PHONE_IN_URL.fullmatch(part):
+        return False
+    if key is not None:
+        return key in PHONE_PARAMS
+    return part[0] in "+%" or host.lower().removeprefix("www.") in PHONE_HOSTS
+
+
 HEX = re.compile(r"(?:0x)?[0-9a-fA-F]+")
 # a path segment that is a key: one run of letters and digits, mixed case, no word separators
 _RANDOM_SEGMENT = re.compile(r"[A-Za-z0-9_\-]{24,}")

@@ -6,12 +6,42 @@ from __future__ import annotations
 
 import datetime
 import re
+from itertools import pairwise
+
+# a run of four or more one- and two-digit numbers: scores, counts, times, lists
+_SMALL_GROUPS = re.compile(r"\d{1,2}(?:[ \t\-.]+\d{1,2}){3,}")
+
+
+def small_groups(raw: str) -> list[str] | None:
+    """The groups of a run of small numbers ("20 15 30 45 67", "1 2 3 4 5 6 7 8 9 10", "0 61 2 1
+    7"); None for anything else. The phones of only a few countries are written so ("06 12 34 56
+    78"), no card or bank account is."""
+    return re.findall(r"\d+", raw) if _SMALL_GROUPS.fullmatch(raw) else None
+
+
+def a_sequence(raw: str) -> bool:
+    """Three or more numbers, each 1-20 above the one before, or each below ("112 113 114", "208 209
+    210 226", "101 102 103 104 105 106"): rooms, pages, routes. Random three-digit groups step so
+    about once in 1,250 (two steps of 1-20 of the same sign), a phone or a card no more often."""
+    nums = [int(g) for g in re.findall(r"\d+", raw)]
+    steps = [b - a for a, b in pairwise(nums)]
+    return len(nums) >= 3 and (all(0 < d <= 20 for d in steps) or all(-20 <= d < 0 for d in steps))
+
+
+def loose_groups(raw: str) -> bool:
+    """Two or more groups of one or two digits ("9 15 664 55 68 451", "76 77 80 346 63 64"): a list
+    of points or scores. A card or an account is typed run together, in fours or as its bank groups
+    it, with one short group at most ("40817 810 0 9991 0004312")."""
+    return sum(len(g) <= 2 for g in re.findall(r"\d+", raw)) >= 2
+
 
 # --- cards and IBANs --------------------------------------------------------------------------
 SEVEN_DIGITS = re.compile(r"\d(?:[\s\-().]{0,3}\d){6}")
 # groups apart by a space, two spaces, a dash or (four by four only, see card_ok) a dot; one
 # character class, not an alternation: the engine backtracks less
 CARD = re.compile(r"(?<![\w.,])\d(?:[ \-.]{0,2}\d){12,18}(?![\w]|[.,]\d)")
+# how cards are typed: run together, or a first four, then fours (or Amex's and Diners' six), and the rest
+_CARD_GROUPING = re.compile(r"\d{13,19}|\d{4}(?:[ \-.]{1,2}(?:\d{4}|\d{6}))+(?:[ \-.]{1,2}\d{1,5})?")
 _DOTTED_CARD = re.compile(r"\d{4}(?:\.\d{4}){2,3}(?:\.\d{1,3})?")
 IBAN = re.compile(r"(?<![\w])[A-Za-z]{2} ?\d{2}(?:[ \-]?[A-Za-z0-9]){10,30}\b")  # "DE89-3704-..." too
 _IBAN_LEN = {
@@ -80,7 +110,8 @@ ACCOUNT_HINT = re.compile(r"acc|a/c|сч|р/с|л/с|рахун|konto|40(?:817|8
 
 def account_spans(text: str) -> list[tuple[int, int]]:
     """Bank account numbers: as many digits as an account has after its word (10+ after a Cyrillic
-    one: "счёт 12345678" may be an invoice; 8+ after "account"), and personal RU accounts anywhere."""
+    one: "счёт 12345678" may be an invoice; 8+ after "account"; not a list of points, "счёт 20 15
+    30 45 67" or "счёт 121 60 45 100 26 85"), and personal RU accounts anywhere."""
     spans = []
     for m in ACCOUNT.finditer(text):
         if m.group("ru"):
@@ -88,7 +119,8 @@ def account_spans(text: str) -> list[tuple[int, int]]:
             continue
         n = sum(c.isdigit() for c in m.group("val"))
         cyrillic = not m.group("kw").isascii()
-        if (10 if cyrillic else 8) <= n <= 28:
+        score = loose_groups(m.group("val")) or a_sequence(m.group("val"))  # "счёт 20 15 30 45 67": a score
+        if (10 if cyrillic else 8) <= n <= 28 and not score:
             spans.append(m.span("val"))
     return spans
 
@@ -110,16 +142,23 @@ def card_spans(text: str) -> list[tuple[int, int]]:
 
 
 def card_ok(raw: str, text: str, start: int) -> bool:
-    """Are the digits ``raw`` at ``start`` of ``text`` a card: 13-19 of them, Luhn, not a phone or a registry number."""
+    """Are the digits ``raw`` at ``start`` of ``text`` a card: 13-19 of them, Luhn, not a phone or a
+    registry number, not a list of numbers (see :func:`loose_groups`, :func:`a_sequence`), and typed
+    run together or in fours (Amex 4-6-5) unless a card word is right before them."""
     digits = re.sub(r"\D", "", raw)
     if not (13 <= len(digits) <= 19 and digits[0] != "0" and luhn_ok(digits)):
         return False
+    if loose_groups(raw) or a_sequence(raw):  # one in ten passes Luhn
+        return False  # "score 95 90 37 3 79 7 40 80 55", "rooms 101 102 103 104 105 106"
+    worded = _CARD_WORD.search(text[max(0, start - 24) : start]) is not None
+    if not (worded or _CARD_GROUPING.fullmatch(raw)):
+        return False  # "score 817 3 499 318 365": a card is typed in fours (Amex 4-6-5) or run together
     if "." in raw and not _DOTTED_CARD.fullmatch(raw):
         return False  # "1.234.567.890.123": an amount in thousands, not a card written 4111.1111.1111.1111
     if text[max(0, start - 1) : start] == "+":
         return False  # "+4915112345678": a country code, a phone (one in ten passes the Luhn check)
     # a SIRET is Luhn-checked too
-    return _CARD_WORD.search(text[max(0, start - 24) : start]) is not None or not registry_number(text, start)
+    return worded or not registry_number(text, start)
 
 
 # "card no 4276 ...", "номер карты 2200 ...": the "no" / "№" is the card's, not an order's

@@ -3,10 +3,19 @@ just look like one), and phones spelled out in words.
 
 Which national forms count depends on the regions: the configured ones (``--region``), those
 inferred from the chat itself (:func:`infer_regions`: its script, its international numbers), and,
-for a number written as a phone (a leading ``0`` trunk prefix, or a phone word right before it:
-"call", "номер", "whatsapp"...), every region in :data:`WORLD`. Any country's code typed without
-its "+" counts when it stands in a group of its own and the rest is grouped as a phone ("380 67 123
-45 67", "49 151 23456789"; see ``_grouped_intl``).
+for a number written as a phone, every region in :data:`WORLD`. Written as a phone: with a leading
+``0`` trunk prefix, with an area code in brackets (a phone's form as a trunk 0 is:
+"(11) 91234-5678"), or after a phone word ("call", "ring", "номер", "whatsapp"...). An inferred
+region's number without its trunk prefix counts only grouped as that region groups its numbers
+("93 123 4567" in a Ukrainian chat). Any country's code typed without its "+" counts when it stands
+in a group of its own and the rest is grouped as a phone ("380 67 123 45 67", "49 151 23456789";
+see ``_grouped_intl``); a two-digit code and three groups of three ("48 512 345 678") too, unless a
+currency or unit is beside them.
+
+Not phones: dates, amounts ("1 250 000", digits with a unit after them), three or more numbers
+stepping by 1-20 (a list: "page 112 113 114"), and a run of small numbers ("20 15 30 45 67",
+"1 2 3 4 5 6 7 8 9 10": scores, counts) unless it follows a phone word or is grouped as the
+region's own format groups it ("06 12 34 56 78" in France, "40 61 23 45" in Norway).
 """
 
 from __future__ import annotations
@@ -15,7 +24,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 
-from twin.text.pii_numbers import registry_number
+from twin.text.pii_numbers import a_sequence, registry_number, small_groups
 
 # "030/12345678" too; a "+" right after a digit starts a second number run on to the first
 # ("+380671234567+380501234567"); an extension may follow ("+14155552671x204")
@@ -32,12 +41,13 @@ _THOUSANDS = re.compile(r"\d{1,3}(?:[ ,.\u00a0]\d{3})+")
 _DATE = re.compile(r"\d{1,4}[./\-]\d{1,2}[./\-]\d{1,4}")
 _UNIT_AFTER = re.compile(
     r"^\s*(?:[$€£₽₴]|rub|руб|р\.|грн|uah|usd|eur|dollars?|euros?|users?|people|человек|людей|km|км|units?|"
-    r"шт|pcs|views?|просмотр|subscribers?|подписчик)",
+    r"шт|pcs|views?|просмотр|subscribers?|подписчик|points?\b|очк(?:ов|и|ів)\b|балл|бал(?:ів|и)\b|перегляд|лайк|"
+    r"likes?\b|followers?\b|підписник|долар|доллар|євро|евро|гривен|гривн)",
     re.I,
 )
 # a word that says the digits after it are a phone number
 _PHONE_WORD = re.compile(
-    r"(?:phone|call|cell|mobile|mob|tel|text|sms|number|whats\s?app|viber|telegram|dial|reach|contact|"
+    r"(?:phone|call|ring|cell|mobile|mob|tel|text|sms|number|whats\s?app|viber|telegram|dial|reach|contact|"
     r"номер\w*|телефон\w*|тел|моб\w*|звони\w*|позвони\w*|набери\w*|дзвони\w*|подзвони\w*|наберіть|"
     r"вайбер\w*|ватсап\w*|вотсап\w*|вацап\w*|viber|сотов\w*|мобіл\w*|wa|zap|අංකය|නම්බර්|දුරකථන|ෆෝන්)"
     r"\W{1,4}(?:\w+\W{1,3}){0,4}$",
@@ -140,7 +150,7 @@ class PhoneFinder:
             n = sum(c.isdigit() for c in m.group(0))
             longest = 20 if m.group(0).startswith("+") else 15  # "+" and too many digits: see _candidate
             if 7 <= n <= longest and not registry_number(text, m.start()) and not _an_amount(text, m):
-                cands.append(m)  # "order #4155552671" is an order number
+                cands.append(m)  # "order #4155552671" is an order number, "1 250 000" an amount
         spans: list[tuple[int, int]] = []
         for c in cands:
             found = self._candidate(text, c)
@@ -175,11 +185,13 @@ class PhoneFinder:
         lo, hi = max(0, c.start() - 2), min(len(text), c.end() + 2)
         snippet = text[lo:hi]
         regions = self.regions[:1] if raw.lstrip("(").startswith("+") else self.regions
+        small = small_groups(raw)  # "20 15 30 45 67", "1 2 3 4 5 6 7 8 9 10": scores, counts, lists
         for region in regions:
             found = [
                 _with_trunk_prefix(text, c.start(), lo + m.start, lo + m.end)
                 for m in pn.PhoneNumberMatcher(snippet, region, leniency=pn.Leniency.VALID)
                 if lo + m.start >= c.start()  # not "v0.12.345.6789": digits glued to a word are no phone
+                and (small is None or _grouped_as_national(pn, m.number, small))
             ]
             if found:
                 return found
@@ -187,16 +199,32 @@ class PhoneFinder:
         if raw.startswith("+"):  # "+44 7700 900123": a reserved (fiction) range is still written as a phone
             phone = len(digits) >= 9 and (_possible_intl(pn, digits) or _valid_prefix(pn, digits))
             return [c.span()] if phone else []
-        if len(digits) >= 9 and "." not in raw and any(_valid_in(pn, digits, r) for r in self.inferred):
+        if len(digits) >= 9 and "." not in raw and any(_own_grouping(pn, raw, r) for r in self.inferred):
             return [c.span()]  # the matcher wants a trunk prefix ("093 ..."); a chat's own region does not
-        if len(digits) >= 11 and "." not in raw and set(_regions_of_code(pn, digits)) & set(self.regions):
+        if (
+            small is None
+            and len(digits) >= 11
+            and "." not in raw
+            and set(_regions_of_code(pn, digits)) & set(self.regions)
+        ):
             return [c.span()]  # "380671234567": a configured or the chat's own country code without the "+"
         if len(digits) >= 10 and _grouped_intl(pn, raw):
             return [c.span()]  # "380 67 123 45 67": any country's code without the "+", grouped as a phone
         return [c.span()] if self._written_as_phone(text, c) else []
 
+    @staticmethod
+    def _national(pn, digits: str, region: str, small: list[str] | None) -> bool:
+        """Valid in ``region`` without its trunk prefix; a run of small numbers only where its
+        numbers are written so."""
+        try:
+            num = pn.parse(digits, region)
+        except pn.NumberParseException:
+            return False
+        return pn.is_valid_number(num) and (small is None or _grouped_as_national(pn, num, small))
+
     def _written_as_phone(self, text: str, c: re.Match) -> bool:
-        """A national number of any region: with a trunk ``0``, or after a phone word."""
+        """A national number of any region: with a trunk ``0`` or an area code in brackets, or after a
+        phone word."""
         pn = _pn()
         raw = c.group(0)
         digits = re.sub(r"\D", "", raw)
@@ -206,12 +234,18 @@ class PhoneFinder:
             _PHONE_WORD.search(text[max(0, c.start() - 40) : c.start()]) is not None
             or _PHONE_WORD_AFTER.match(text, c.end()) is not None
         )
-        national = digits[0] == "0" and len(digits) >= 9 and ("." not in raw or _dotted_phone(raw))
+        trunk = digits[0] == "0" or _AREA_CODE.match(raw) is not None  # "(11) 91234-5678": an area code
+        national = trunk and len(digits) >= 9 and ("." not in raw or _dotted_phone(raw))
         if not (national or (worded and len(digits) >= 8)):
             return False
         if not national and _valid_intl(pn, digits):
             return True  # "380661234567", "94 77 123 4567": a country code without the "+"
-        return any(_valid_in(pn, digits, r) for r in WORLD)
+        small = None if worded else small_groups(raw)  # "0 61 2 1 7 6 45 8 97": a list, not "06 12 34 56 78"
+        return any(self._national(pn, digits, r, small) for r in WORLD)
+
+
+# an area code in brackets ("(11) 91234-5678" in Brazil, "(416) 967-1111"): a phone's form, as a trunk 0 is
+_AREA_CODE = re.compile(r"\(\d{2,5}\)")
 
 
 # the start of a phone at the end of a message: "+7 916", "0771", "(067) 123"
@@ -274,12 +308,15 @@ def _slash_parts(text: str, m: re.Match) -> list[re.Match]:
 
 
 def _an_amount(text: str, c: re.Match) -> bool:
-    """ "1 250 000", "125 000 000 rubles": a number grouped in thousands, or followed by a unit."""
+    """ "1 250 000", "125 000 000 rubles": a number grouped in thousands, or followed by a unit; not
+    a country code and a number grouped as that country writes them ("48 512 345 678")."""
     raw = c.group(0).strip()
     if raw.startswith("+"):
         return False
     if _DATE.fullmatch(raw):
         return True  # "04.05.2024": a date, in any region
+    if a_sequence(raw):
+        return True  # "page 112 113 114", "номера маршруток 208 209 210 226": a list of numbers
     date = _DATE.match(raw)
     if date and re.fullmatch(r"[\sT]+\d{1,2}", raw[date.end() :]) and text[c.end() : c.end() + 1] == ":":
         return True  # "2024-01-15 10:30": a date and a time
@@ -288,7 +325,69 @@ def _an_amount(text: str, c: re.Match) -> bool:
     first = re.split(r"\D", raw, maxsplit=1)[0]
     if raw.startswith("0") or _THOUSANDS.fullmatch(raw) is None:
         return False  # "0 800 300 545": an amount never starts with a zero
-    return len(first) < 3 or raw.endswith("000")
+    if len(first) >= 3 or raw.endswith("000"):
+        return raw.endswith("000")
+    return not _code_and_phone(text, c.start(), raw)
+
+
+_CODE_THEN_3_3_3 = re.compile(r"\d\d \d{3} \d{3} \d{3}")
+
+
+def _code_and_phone(text: str, start: int, raw: str) -> bool:
+    """Tens of billions, no currency or unit beside them: "48 512 345 678" is Poland's code and a
+    number grouped as Poles group theirs (as are Romania's, Vietnam's, ...: the country's own
+    format groups it 3-3-3). An amount that size is rare in a chat, and about 1 in 60 of them (not
+    ending in 000) reads so; millions and billions ("1 234 567", "4 512 345 678") never do."""
+    if not _CODE_THEN_3_3_3.fullmatch(raw) or re.search(r"[$€£₽₴]\s*$", text[max(0, start - 3) : start]):
+        return False
+    pn = _pn()
+    if not _grouped_intl(pn, raw):
+        return False
+    return _grouped_as_national(pn, pn.parse("+" + raw.replace(" ", ""), None), raw.split())
+
+
+def _grouped_as_national(pn, num, groups: list[str]) -> bool:
+    """A run of small numbers is a phone only where numbers are written in such groups: the
+    region's own format of the number, national ("40 61 23 45" in Norway, "06 12 34 56 78" in
+    France, also without its 0) or with the country code ("47 40 61 23 45"), has the same groups.
+    A US number is written 3-3-4: "20 15 30 45 67" is none."""
+    sizes = [len(g) for g in groups]
+    nat = re.findall(r"\d+", pn.format_number(num, pn.PhoneNumberFormat.NATIONAL))
+    trunk = nat[0].startswith("0")  # "6 12 34 56 78": France's 06 without its 0
+    if [len(g) for g in nat[1:]] == sizes[1:] and len(nat[0]) - sizes[0] in (0, trunk):
+        return True
+    intl = re.findall(r"\d+", pn.format_number(num, pn.PhoneNumberFormat.INTERNATIONAL))
+    return intl[0] == groups[0] and [len(g) for g in intl[1:]] == sizes[1:]
+
+
+def _own_grouping(pn, raw: str, region: str) -> bool:
+    """A national number of ``region`` without its trunk prefix, in groups where the region's own
+    format has them ("93 123 4567" or "93 123 45 67" in Ukraine: 093 123 4567; groups may be joined,
+    a last four split in two). Run together or grouped otherwise, digits in a chat whose script
+    points to a region are as often a count, an amount or a date ("1200000000", "20 12 2024 15
+    30", "1 299 1 499") as a phone: then only a trunk prefix or a phone word makes them one."""
+    groups = re.findall(r"\d+", raw)
+    digits = "".join(groups)
+    if len(groups) < 2:
+        return False
+    try:
+        num = pn.parse(digits, region)
+    except pn.NumberParseException:
+        return False
+    if not pn.is_valid_number(num):
+        return False
+    fmt = re.findall(r"\d+", pn.format_number(num, pn.PhoneNumberFormat.NATIONAL))
+    shift = len("".join(fmt)) - len(digits)  # the trunk prefix the writer left out
+    if shift < 0 or "".join(fmt)[shift:] != digits:
+        return False
+    cuts, at = set(), -shift
+    for g in fmt:
+        if len(g) == 4:
+            cuts.add(at + 2)  # "45 67" for "4567"
+        at += len(g)
+        cuts.add(at)
+    written = {sum(map(len, groups[: i + 1])) for i in range(len(groups) - 1)}
+    return written <= cuts
 
 
 def _valid_in(pn, digits: str, region: str) -> bool:
@@ -340,6 +439,7 @@ def _grouped_intl(pn, raw: str) -> bool:
         str(num.country_code) == groups[0]
         and len(pn.national_significant_number(num)) >= 9
         and pn.is_valid_number(num)
+        and (small_groups(raw) is None or _grouped_as_national(pn, num, groups))  # "62 6 43 76 88 44 48"
     )
 
 

@@ -18,19 +18,26 @@ coordinates), ``pii_secrets`` (keys, passwords, codes, seeds).
                after "my gmail is", "почта:" (with a digit, ".", "_" or "+" in it)
 ``[CARD]``     payment card numbers, 13-19 digits (spaces, dashes, or dots four by four), Luhn-checked,
                also with the expiry or CVV typed on; also over two messages; never digits after a
-               ``+`` (a phone's country code)
+               ``+`` (a phone's country code), nor a list ("76 77 80 346 63 64", "101 102 103 ...");
+               grouped otherwise than in fours (Amex 4-6-5) only after "card", "карта"
 ``[IBAN]``     IBANs in any case, spaced or dashed, mod-97 checksum; national bank account numbers after
                their word ("р/с", "счёт", "рахунок", "account number", "Konto") and RU personal
                accounts (40817...) anywhere
 ``[IP]``       IPv4 / IPv6 addresses, validated with :mod:`ipaddress`
 ``[PHONE]``    phone numbers (``phonenumbers`` decides): ``+``/``00`` international anywhere (with an
                extension or a second number run on: a valid number followed by more digits), national
-               forms of the configured and inferred regions, and of any region when written as a
-               phone (a ``0`` trunk prefix, also dotted "06.12.34.56.78"; after "call", "номер",
-               "whatsapp", "අංකය"...; before "that's my number"); two with a "/" between them; also
-               typed over two messages, or read out in words right after a phone word or "plus"
-               ("oh seven seven one ...", "восемь девять один ..."); not after an order, registry,
-               flight or booking word
+               forms of the configured and inferred regions (an inferred one's without the trunk
+               prefix only grouped as there: "93 123 4567"), and of any region when written as a
+               phone (a ``0`` trunk prefix, also dotted "06.12.34.56.78", or an area code in brackets:
+               "(11) 91234-5678"; after "call", "ring", "номер", "whatsapp", "අංකය"...; before
+               "that's my number"); two with a "/" between them; also typed over two messages, or read
+               out in words right after a phone word or "plus" ("oh seven seven one ...", "восемь
+               девять один ..."); not after an order, registry, flight or booking word; not three or
+               more numbers stepping by 1-20 ("page 112 113 114", a list); not a run of small numbers
+               ("20 15 30 45 67", a score) unless after a phone word or grouped as the region writes
+               its numbers ("06 12 34 56 78"); in a link, a phone parameter's value, a messenger's
+               path (wa.me/..., t.me/+...) or a path part with a "+": another site's digits are an id
+               (vimeo.com/123456789)
 ``[PASSWORD]`` what follows "password", "pass", "pwd", "пароль", "гасло", "parol", "මුරපදය", ... (see
                :mod:`.pii_secrets`); the ``P:`` field of a Wi-Fi QR text (``WIFI:S:..;P:..;;``)
 ``[CODE]``     PINs and one-time codes after "pin", "code", "otp", "код", "කේතය", "домофон", ...: 4-8
@@ -210,15 +217,17 @@ class Scrubber:
         out.append(self._scrub_plain(host) if ip_host else host)
         parts = L.url_parts(m.group("rest"))
         for i, (part, key) in enumerate(parts):
-            out.append(self._invite(part) if L.invite_hash(host, parts, i) else self._url_part(part, key))
+            out.append(
+                self._invite(part) if L.invite_hash(host, parts, i) else self._url_part(part, key, host)
+            )
         return "".join(out)
 
     def _invite(self, part: str) -> str:
         self.counts["URL"] += 1
         return "+[URL]" if part.startswith("+") else "[URL]"
 
-    def _url_part(self, part: str, key: str | None) -> str:
-        """One path segment, query value or fragment of a link (``key``: the parameter name)."""
+    def _url_part(self, part: str, key: str | None, host: str) -> str:
+        """One path segment, query value or fragment of a link on ``host`` (``key``: the parameter name)."""
         if len(part) < 3 or part in "/?&#=;":
             return part
         kind = None
@@ -230,7 +239,7 @@ class Scrubber:
             kind = "SECRET"
         elif "@" in part and L.EMAIL.fullmatch(part):
             kind = "EMAIL"
-        elif L.PHONE_IN_URL.fullmatch(part) and (key is None or key in L.PHONE_PARAMS):
+        elif L.phone_in_url(part, key, host):
             return self._link_phone(part)  # https://wa.me/79161234567
         if kind is None:
             return part
