@@ -46,12 +46,16 @@ _UNIT_AFTER = re.compile(
     re.I,
 )
 # a word that says the digits after it are a phone number
-_PHONE_WORD = re.compile(
+_PHONE_WORDS = (
     r"(?:phone|call|ring|cell|mobile|mob|tel|text|sms|number|whats\s?app|viber|telegram|dial|reach|contact|"
     r"номер\w*|телефон\w*|тел|моб\w*|звони\w*|позвони\w*|набери\w*|дзвони\w*|подзвони\w*|наберіть|"
     r"вайбер\w*|ватсап\w*|вотсап\w*|вацап\w*|viber|сотов\w*|мобіл\w*|wa|zap|අංකය|නම්බර්|දුරකථන|ෆෝන්)"
-    r"\W{1,4}(?:\w+\W{1,3}){0,4}$",
-    re.I,
+)
+_PHONE_WORD = re.compile(_PHONE_WORDS + r"\W{1,4}(?:\w+\W{1,3}){0,4}$", re.I)
+# the same right before the number, "me" or "is" between at most ("call me at", "my number is",
+# "мой номер"): not "the number of users was", "номер заказа"
+_PHONE_WORD_RIGHT_BEFORE = re.compile(
+    _PHONE_WORDS + r"(?:\W{1,4}(?:me|is|at|on|мне|мені|это|це))*\W{1,4}$", re.I
 )
 # the same said after the number: "13800138000 that's my china number", "0501234567 — мой номер"
 _PHONE_WORD_AFTER = re.compile(
@@ -327,7 +331,9 @@ def _an_amount(text: str, c: re.Match) -> bool:
         return False  # "0 800 300 545": an amount never starts with a zero
     if len(first) >= 3 or raw.endswith("000"):
         return raw.endswith("000")
-    return not _code_and_phone(text, c.start(), raw)
+    # "21 234 567" reads as millions, but right after "call me" or "мой номер" it is Latvia's 2-3-3
+    right_after_word = _PHONE_WORD_RIGHT_BEFORE.search(text[max(0, c.start() - 30) : c.start()])
+    return not (right_after_word or _code_and_phone(text, c.start(), raw))
 
 
 _CODE_THEN_3_3_3 = re.compile(r"\d\d \d{3} \d{3} \d{3}")
