@@ -5,9 +5,11 @@ Maple Street", in
 lower case after a street word too: "ул ленина 5", "бульвар шевченка 4", "живу на улице ленина 5",
 or with a flat: "тверская 7 кв 12") and Sinhala ("අංක 25, ගාලු පාර"); the street-first forms of
 Ukrainian and German addresses written in English or German ("Horodotska St 12", "Hauptstraße 12,
-10115 Berlin"); PO boxes ("PO Box 1234", "а/я 56"); map coordinates in text.
+10115 Berlin"); what follows "адрес:" / "address:" ("адрес: Москва, Тверская 7-15"); PO boxes ("PO
+Box 1234", "а/я 56"); map coordinates in text.
 
-An address needs a street word and a house number: "on Baker Street" or "на улице жарко" is not one.
+An address needs a street word (or the word "address") and a house number: "on Baker Street" or "на
+улице жарко" is not one.
 A street or a city alone is public; the house number (and flat, postcode) is what locates a person.
 """
 
@@ -27,7 +29,7 @@ _EN_SUFFIX = (
 )
 _EN_UNIT = r"(?:,?\s*(?:apt|apartment|suite|ste|unit|flat|fl|room|#)\.?\s*#?\w{1,5})"
 _EN_TAIL = (
-    r"(?:,\s*[A-Z][A-Za-z]+(?:\s+[A-Z][A-Za-z]+)?)?"  # city
+    r"(?:,\s*[A-Z][A-Za-z]+(?:\s+[A-Z][A-Za-z]+(?!\d))?)?"  # city (not "NW" of the postcode "NW1 6XE")
     r"(?:,?\s*(?:[A-Z]{2}\s+\d{5}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2}))?"  # state + ZIP / UK postcode
 )
 ADDRESS_EN = re.compile(
@@ -267,6 +269,31 @@ PO_BOX = re.compile(
 def po_box_hint(low: str) -> bool:
     """Cheap test on lower-cased text (substring tests: this runs on every line with a digit)."""
     return "box" in low or "а/я" in low or "ящик" in low or "скриньк" in low
+
+
+# what follows "адрес:" / "address:" is an address even without a street word: "адрес: Москва,
+# Тверская 7-15", "мой адрес доставки — Київ, Хрещатик 22, кв 5" (a city, then a name and a house)
+ADDRESS_AFTER_WORD = re.compile(
+    r"(?<!\w)(?:адрес(?:[аеу]|ом|ою)?|address)(?:\s+(?-i:[а-яёіїєґa-z])[\w'’]+)?(?:\s+(?:is|такой|такий))?"
+    r"\s*[:\-—]?\s*(?P<val>(?:(?-i:[А-ЯЁІЇЄҐA-Z])[\w'’\-]+,\s*)?(?-i:[А-ЯЁІЇЄҐA-Z])[\w'’\-]+(?:\s+[\w'’\-]+){0,2}?,?\s+"
+    rf"\d{{1,4}}[а-яa-z]?(?:\s*[/\-]\s*\d{{1,4}})?(?![\w.:/]?\d)(?:{_RU_FLAT}|{_EN_UNIT})?)(?!\w)",
+    re.I,
+)
+
+# what a number before them counts: "адрес: Москва, 3 дня назад", "the address is Main Street 5 minutes away"
+_COUNTED_RU = re.compile(
+    r"(?:раз|раза|дн[яейи]|день|час\w*|минут\w*|мин|сек\w*|недел\w*|тижн\w*|месяц\w*|місяц\w*|год[а]?|"
+    r"лет|рок\w*|км|метр\w*|м|шт|штук\w*|рубл\w*|руб|грн|гривен\w*|гривн\w*|доллар\w*|долар\w*|евро|євро|"
+    r"человек\w*|людей|осіб|хвилин\w*|годин\w*|днів|тыс\w*|тис\w*|млн)$",
+    re.I,
+)
+
+
+def after_word_check(m: re.Match, text: str) -> bool:
+    """Not a count ("3 дня", "5 minutes"): the word after the number is no unit of time, distance or money."""
+    after = text[m.end("val") :].split(maxsplit=1)
+    word = after[0].lower().strip(".,!?") if after else ""
+    return not word or not (word in _NOT_NAME | _QUANTITIES or _COUNTED_RU.match(word))
 
 
 # a UK postcode after its name: about 15 addresses share one ("my postcode is SW1A 1AA"); a US ZIP

@@ -48,8 +48,8 @@ coordinates), ``pii_secrets`` (keys, passwords, codes, seeds).
                (checksums verified)
 ``[SEED]``     wallet seed phrases: 12+ words of the BIP39 list
 ``[ADDRESS]``  street addresses with a house number (English, Russian, Ukrainian, Sinhala forms; a
-               lower-case street after "на улице" / "на вулиці" unless it is the weather); PO boxes;
-               a UK postcode after "postcode"
+               lower-case street after "на улице" / "на вулиці" unless it is the weather; a name and a
+               house after "адрес:" / "address:", not a count); PO boxes; a UK postcode after "postcode"
 ``[PASSPORT]`` passport numbers after "passport", "паспорт", "загран", "серия", "id-картка" (RU series +
                number, RU international, US, UA)
 ``[SSN]``      US social security numbers (``123-45-6789``; other forms after "SSN")
@@ -319,6 +319,8 @@ class Scrubber:
             text = self._sub("ADDRESS", A.PO_BOX, text)
         if A.STREET_FIRST_HINT.search(low):
             text = self._sub("ADDRESS", A.ADDRESS_STREET_FIRST, text, A.street_first_check)
+        if "адрес" in low or "address" in low:  # the rules above first: they know a flat, a unit, a postcode
+            text = self._sub("ADDRESS", A.ADDRESS_AFTER_WORD, text, A.after_word_check, group="val")
         return self._personal_numbers(text, low, many_digits)
 
     def _personal_numbers(self, text: str, low: str, many_digits: bool) -> str:
