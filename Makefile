@@ -33,13 +33,16 @@ help:  ## list targets
 # setuptools prints an "Editable installation ... be careful with folders" notice on every editable
 # install; nothing in it is for the user to act on.
 QUIET_EDITABLE := PYTHONWARNINGS="ignore:Editable installation"
+# pip at errors only: a machine's pip config naming an index folder that is not there prints a
+# "Location ... is ignored" warning per package; a failed install still prints its error and stops make.
+PIP_INSTALL := $(PY) -m pip install -qq
 
 # torch first, pinned: it takes the local CPU wheel; unpinned, pip would pull the CUDA build.
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON3) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet "torch==2.13.0"
-	$(QUIET_EDITABLE) $(PY) -m pip install --quiet -e ".[dev]"
+	$(PIP_INSTALL) --upgrade pip
+	$(PIP_INSTALL) "torch==2.13.0"
+	$(QUIET_EDITABLE) $(PIP_INSTALL) -e ".[dev]"
 	@touch $(STAMP)
 
 install: $(STAMP)  ## create .venv with the `twin` command (idempotent)
@@ -94,7 +97,7 @@ demo: $(STAMP)  ## the whole pipeline on the bundled sample (DEMO_SERVE=0: skip 
 llama-cpp: $(STAMP)  ## optional: build llama-cpp-python for the GGUF round-trip test
 	@$(PY) -c "import llama_cpp" 2>/dev/null || { echo "building llama-cpp-python (one time, several minutes) ..."; \
 	  CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
-	  $(QUIET_EDITABLE) timeout 1800 $(PY) -m pip install --quiet -e ".[gguf-check]" \
+	  $(QUIET_EDITABLE) timeout 1800 $(PIP_INSTALL) -e ".[gguf-check]" \
 	  || echo "note: could not build llama-cpp-python; the GGUF generation test will skip with a reason"; }
 
 # Debian's Chromium for the one real-browser test; best effort (the test says why it skips).
