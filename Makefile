@@ -102,12 +102,12 @@ llama-cpp: $(STAMP)  ## optional: build llama-cpp-python for the GGUF round-trip
 
 # Debian's Chromium for the one real-browser test; best effort (the test says why it skips).
 browser:
-	@command -v chromium >/dev/null 2>&1 || { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	@command -v chromium >/dev/null 2>&1 || { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive DEBCONF_NOWARNINGS=yes apt-get install -y -qq chromium >/dev/null) \
 	  || echo "note: could not install chromium; the browser test will skip with a reason"; }
 
 # Go's text/template, to check the Ollama Modelfile renders exactly twin's prompt; best effort (~20 s).
 go:
-	@command -v go >/dev/null 2>&1 || { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go >/dev/null) \
+	@command -v go >/dev/null 2>&1 || { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive DEBCONF_NOWARNINGS=yes apt-get install -y -qq golang-go >/dev/null) \
 	  || echo "note: could not install Go; the Modelfile template test will skip with a reason"; }
 
 test: $(STAMP) browser go  ## the test suite
