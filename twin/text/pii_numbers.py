@@ -246,18 +246,22 @@ PASSPORT = re.compile(
 
 # --- national and tax ID numbers, dates of birth ----------------------------------------------
 # A person's own numbers: RU ИНН (12 digits; a company's 10 are public), СНИЛС (11), UA РНОКПП / ІПН
-# (10; a company's ЄДРПОУ is 8), Sri Lanka's NIC (12 digits, or 9 and V/X), and any "ID number".
+# (10; a company's ЄДРПОУ is 8), Sri Lanka's NIC (12 digits, or 9 and V/X; "NIC" or හැඳුනුම්පත, identity
+# card), and any "ID number".
 _ID_WORDS = {
     "инн": (12,), "снилс": (11,), "іпн": (10,), "рнокпп": (10,), "ідентифікаційний": (10,),
-    "nic": (12,), "nid": tuple(range(6, 15)), "national": tuple(range(6, 15)), "id": tuple(range(6, 15)),
+    "nic": (12,), "හැඳුනුම්පත": (12,), "nid": tuple(range(6, 15)), "national": tuple(range(6, 15)), "id": tuple(range(6, 15)),
 }  # fmt: skip
 ID_NUMBER = re.compile(
-    r"(?<!\w)(?P<kw>инн|снилс|іпн|рнокпп|ідентифікаційн\w*(?=\s+(?:код|номер))|nic|nid|national(?=\s+id)|id(?=\s*(?:no|nr|number|#|№)))"
-    r"(?:\s+(?:id|код|номер|card|no|nr|number))?(?!\w)[\s,:;#№.\-]*(?:(?:is|мой|мій|my|no|nr|number|номер)(?!\w)[\s,:;#№.\-]*){0,3}"
+    r"(?<!\w)(?P<kw>инн|снилс|іпн|рнокпп|ідентифікаційн\w*(?=\s+(?:код|номер))|nic|nid|national(?=\s+id)|id(?=\s*(?:no|nr|number|#|№))|"
+    r"(?:ජාතික\s+)?හැඳුනුම්පත්?)"  # Sinhala: "(national) identity card"
+    r"(?:\s+(?:id|код|номер|card|no|nr|number|අංකය))?(?!\w)[\s,:;#№.\-]*(?:(?:is|мой|мій|my|no|nr|number|номер|අංකය)(?!\w)[\s,:;#№.\-]*){0,3}"
     r"(?P<val>(?:[A-Z]{1,2}\s?)?\d(?:[\- ]?\d){5,13}(?:[VvXx](?!\w))?)(?![\w\-])",
     re.I,
 )
-ID_HINT = re.compile(r"инн|снилс|іпн|рнокпп|ідентифікаційн|nic|nid|national\s+id|id\s*(?:no|nr|number|#|№)")
+ID_HINT = re.compile(
+    r"инн|снилс|іпн|рнокпп|ідентифікаційн|nic|nid|national\s+id|id\s*(?:no|nr|number|#|№)|හැඳුනුම්පත"
+)
 NIC_OLD = re.compile(r"(?<![\w\-])\d{9}[VvXx](?!\w)")  # Sri Lanka's NIC before 2016: 9 digits, V or X
 SNILS = re.compile(r"(?<![\w\-])\d{3}-\d{3}-\d{3}[ \-]\d{2}(?![\w\-])")  # the form no other number takes
 
@@ -265,9 +269,9 @@ SNILS = re.compile(r"(?<![\w\-])\d{3}-\d{3}-\d{3}[ \-]\d{2}(?![\w\-])")  # the f
 def id_check(m: re.Match, _text: str) -> bool:
     """As many digits as the named ID has (V/X only on Sri Lanka's old NIC)."""
     digits = sum(c.isdigit() for c in m.group("val"))
-    kw = m.group("kw").lower()
+    kw = m.group("kw").lower().removeprefix("ජාතික").strip()
     if m.group("val")[-1] in "VvXx":
-        return kw == "nic" and digits == 9
+        return kw in ("nic", "හැඳුනුම්පත", "හැඳුනුම්පත්") and digits == 9
     if m.group("val")[0].isalpha():  # "AB1234567": only a generic "ID number" has letters
         return kw in ("id", "nid", "national") and 6 <= digits <= 9
     return digits in next(v for k, v in _ID_WORDS.items() if kw.startswith(k))

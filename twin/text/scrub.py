@@ -54,8 +54,8 @@ coordinates), ``pii_secrets`` (keys, passwords, codes, seeds).
                number, RU international, US, UA)
 ``[SSN]``      US social security numbers (``123-45-6789``; other forms after "SSN")
 ``[ID]``       national and tax ID numbers after their name: RU ИНН (12 digits) and СНИЛС (11; also its
-               ``123-456-789 01`` form anywhere), UA РНОКПП/ІПН (10), Sri Lanka's NIC (12 digits; the old
-               ``123456789V`` form anywhere), "national id" / "ID number"
+               ``123-456-789 01`` form anywhere), UA РНОКПП/ІПН (10), Sri Lanka's NIC (12 digits after
+               "NIC" or "හැඳුනුම්පත"; the old ``123456789V`` form anywhere), "national id" / "ID number"
 ``[BIRTHDATE]`` a date with its year after "born", "date of birth", "DOB", "дата рождения", "д.р.",
                "народився", "උපන් දිනය"; after "birthday", "день рождения", "др" only with a birth
                year (not this or last year's: that is the party's date)
