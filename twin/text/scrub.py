@@ -125,7 +125,7 @@ def _obfuscated_at(low: str) -> bool:
     )
 
 
-_PASSPORT_WORD = re.compile(r"passport|паспорт|сери[яиюі]|серія|загран|id[\s\-]?карт")
+_PASSPORT_WORD = re.compile(r"passport|паспорт|сери[яиюі]|сері[яїю]|загран|id[\s\-]?карт")
 
 
 class Scrubber:
