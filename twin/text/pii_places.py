@@ -6,7 +6,7 @@ lower case after a street word too: "ул ленина 5", "бульвар ше�
 or with a flat: "тверская 7 кв 12") and Sinhala ("අංක 25, ගාලු පාර"); the street-first forms of
 Ukrainian and German addresses written in English or German ("Horodotska St 12", "Hauptstraße 12,
 10115 Berlin"); what follows "адрес:" / "address:" ("адрес: Москва, Тверская 7-15"); PO boxes ("PO
-Box 1234", "а/я 56"); map coordinates in text.
+Box 1234", "а/я 56"); a whole UK postcode in capitals ("LS6 2AB"); map coordinates in text.
 
 An address needs a street word (or the word "address") and a house number: "on Baker Street" or "на
 улице жарко" is not one.
@@ -301,6 +301,18 @@ def after_word_check(m: re.Match, text: str) -> bool:
 POSTCODE_UK = re.compile(
     r"(?<!\w)(?:post\s?code|postal\s+code)(?:\s+is)?\s*[:\-]?\s*(?P<val>[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2})(?!\w)",
     re.I,
+)
+
+# a whole UK postcode in capitals anywhere ("John Smith / 23 Oak Road / Leeds / LS6 2AB" over lines):
+# its area is one of the 124 postcode areas, its inward part a digit and two of the 20 letters used
+_UK_AREAS = (
+    "AB|AL|B|BA|BB|BD|BH|BL|BN|BR|BS|BT|CA|CB|CF|CH|CM|CO|CR|CT|CV|CW|DA|DD|DE|DG|DH|DL|DN|DT|DY|E|"
+    "EC|EH|EN|EX|FK|FY|G|GL|GU|GY|HA|HD|HG|HP|HR|HS|HU|HX|IG|IM|IP|IV|JE|KA|KT|KW|KY|L|LA|LD|LE|LL|"
+    "LN|LS|LU|M|ME|MK|ML|N|NE|NG|NN|NP|NR|NW|OL|OX|PA|PE|PH|PL|PO|PR|RG|RH|RM|S|SA|SE|SG|SK|SL|SM|SN|"
+    "SO|SP|SR|SS|ST|SW|SY|TA|TD|TF|TN|TQ|TR|TS|TW|UB|W|WA|WC|WD|WF|WN|WR|WS|WV|YO|ZE"
+)
+POSTCODE_UK_WHOLE = re.compile(
+    rf"(?=[A-Z]{{1,2}}\d)(?<![\w+])(?:{_UK_AREAS})\d[A-Z\d]? \d[ABD-HJLNP-UW-Z]{{2}}(?![\w+])"
 )
 
 # "Horodotska St 12", "Main Street 5, apt 3": a capitalised name, a street word, then the number

@@ -49,7 +49,8 @@ coordinates), ``pii_secrets`` (keys, passwords, codes, seeds).
 ``[SEED]``     wallet seed phrases: 12+ words of the BIP39 list
 ``[ADDRESS]``  street addresses with a house number (English, Russian, Ukrainian, Sinhala forms; a
                lower-case street after "на улице" / "на вулиці" unless it is the weather; a name and a
-               house after "адрес:" / "address:", not a count); PO boxes; a UK postcode after "postcode"
+               house after "адрес:" / "address:", not a count); PO boxes; a UK postcode after "postcode", or
+               whole and in capitals anywhere ("LS6 2AB")
 ``[PASSPORT]`` passport numbers after "passport", "паспорт", "загран", "серия", "id-картка" (RU series +
                number, RU international, US, UA)
 ``[SSN]``      US social security numbers (``123-45-6789``; other forms after "SSN")
@@ -315,6 +316,8 @@ class Scrubber:
             text = self._sub("ADDRESS", A.ADDRESS_SI, text)
         if "post" in low and "code" in low:
             text = self._sub("ADDRESS", A.POSTCODE_UK, text, group="val")
+        if not text.islower():  # a capital letter somewhere
+            text = self._sub("ADDRESS", A.POSTCODE_UK_WHOLE, text)
         if A.po_box_hint(low):
             text = self._sub("ADDRESS", A.PO_BOX, text)
         if A.STREET_FIRST_HINT.search(low):
