@@ -123,7 +123,9 @@ _AMBIGUOUS = _words("close row place pl court ct gate square sq circle cir way m
 
 def address_en_check(m: re.Match, text: str) -> bool:
     words = m.group("name").split()
-    if text[m.end("num") : m.end("num") + 1] == "," and m.group(0)[:2].lower() != "no":
+    comma = text[m.end("num") : m.end("num") + 1] == ","
+    house = "/" in m.group("num") and all(w[0].isupper() for w in words)  # "45/2, Temple Road" (Sri Lanka)
+    if comma and m.group(0)[:2].lower() != "no" and not house:
         return False  # "I ran 3, then road cycling": a comma after the number only in "No. 25, Galle Road"
     if not words or any(w.lower().strip(".'") in _NOT_NAME for w in words):
         return False
