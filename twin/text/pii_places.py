@@ -3,7 +3,7 @@ Russian/Ukrainian ("ул. Ленина, д. 5, кв. 12", "вул. Хрещат�
 house before the street: "в доме 5 по улице ленина", "в будинку 5 на вулиці Шевченка", "house 12 on
 Maple Street", in
 lower case after a street word too: "ул ленина 5", "бульвар шевченка 4", "живу на улице ленина 5",
-or with a flat: "тверская 7 кв 12") and Sinhala ("අංක 25, ගාලු පාර"); the street-first forms of
+or with a flat, an entrance or a floor: "тверская 7 кв 12", "Садовую 10, 3 этаж") and Sinhala ("අංක 25, ගාලු පාර"); the street-first forms of
 Ukrainian and German addresses written in English or German ("Horodotska St 12", "Hauptstraße 12,
 10115 Berlin"); what follows "адрес:" / "address:" ("адрес: Москва, Тверская 7-15"); PO boxes ("PO
 Box 1234", "а/я 56"); a whole UK postcode in capitals ("LS6 2AB"); map coordinates in text.
@@ -55,7 +55,13 @@ _RU_HOUSE = (
     r"(?:\s*(?:/|к\.?|корп\.?|корпус|стр\.?|строение)\s*\d{1,3}|[а-яa-z](?![\w]))?"
     r"(?:-\d{1,4}(?![\d.:]))?"  # "Ленина 5-12": house 5, flat 12
 )
-_RU_FLAT = r"(?:,?\s*(?:кв\.?|квартира|кв-ра|офис|оф\.?|помещение|пом\.?)\s*\d{1,4})"
+# a flat, an office, or the entrance or floor ("Садовая 10, подъезд 2", "Садовую 10, 3 этаж")
+_ENTRANCE = r"подъезд|під['’ʼ]?їзд|этаж|поверх"
+_FLAT_ONLY = r"(?:,?\s*(?:кв\.?|квартира|кв-ра|офис|оф\.?|помещение|пом\.?)\s*\d{1,4})"
+_RU_FLAT = (
+    r"(?:,?\s*(?:(?:кв\.?|квартира|кв-ра|офис|оф\.?|помещение|пом\.?|подъезд|под\.|під['’ʼ]?їзд)\s*\d{1,4}"
+    rf"|\d{{1,2}}(?:-?(?:й|ий|ый|ой))?\s*(?:{_ENTRANCE})(?!\w)))"
+)
 # one word of a street name, up to three ("Маршала Жукова", "8 Марта"); whether a lower-case one
 # ("маршала жукова") is a street is decided by address_ru_check
 _NAME = r"[А-ЯЁІЇЄҐA-Zа-яёіїєґ0-9][\w'’\-]*\.?"
@@ -68,10 +74,10 @@ ADDRESS_RU = re.compile(
     rf"бульвар\w*|шоссе|набережн\w*|вулиц\w*|провул\w*),?\s*{_RU_HOUSE}{_RU_FLAT}?(?![\w])"
     # "Ленина, 5, кв. 12", "тверская 7 кв 12": a street name, a house number and a flat (a lower-case
     # name is checked by address_ru_check)
-    rf"|(?<![\w.])(?P<flatname>[А-ЯЁІЇЄҐа-яёіїєґ][\w\-]+),?\s+\d{{1,4}}[а-я]?(?:/\d{{1,3}})?{_RU_FLAT}"
+    rf"|(?<![\w.])(?!(?:дом[еау]?|будин\w*)(?!\w))(?P<flatname>[А-ЯЁІЇЄҐа-яёіїєґ][\w\-]+),?\s+\d{{1,4}}[а-я]?(?:/\d{{1,3}})?{_RU_FLAT}"
     # "дом 14 корпус 3 квартира 88", "д. 5, кв. 12"
     rf"|(?<!\w)(?:д\.|дом|буд\.|будинок)\s*\d{{1,4}}[а-я]?(?:,?\s*(?:корп\.?|корпус|к\.|стр\.?)\s*\d{{1,3}})?"
-    rf"{_RU_FLAT}",
+    rf"{_FLAT_ONLY}",  # "дом 5, подъезд 2": a house and an entrance, no street, stay
     re.I,
 )
 # the house number first, the street after it: "в доме 5 по улице ленина", "дом 7 по ул. Ленина", "в
@@ -113,7 +119,7 @@ EN_HINT = re.compile(rf"\d[a-z]?,?(?:\s+[a-z0-9][a-z0-9'’.\-]*){{1,4}}\s+(?:{_
 RU_HINT = re.compile(
     r"ул[.\s]|пр[.\s]|пр-т|пр-кт|б-р|просп|пер[.\s]|бул[.\s]|бульв|ш\.|наб[.\s]|пл[.\s]|мкр|вул[.\s]|пров[.\s]|улиц|"
     r"вулиц|проспект|переул|бульвар|шоссе|набережн|площад|микрорайон|провул|майдан|тупик|проезд|проїзд|"
-    r"д\.\s?\d|дом\s?\d|буд\.\s?\d|будинок\s?\d|кв\.?\s?\d|квартир"
+    r"д\.\s?\d|дом\s?\d|буд\.\s?\d|будинок\s?\d|кв\.?\s?\d|квартир|подъезд|під['’ʼ]?їзд|этаж|поверх"
 )
 
 
@@ -135,8 +141,8 @@ def address_en_check(m: re.Match, text: str) -> bool:
 
 def address_ru_check(m: re.Match, text: str) -> bool:
     kw, name = m.group("kw"), m.group("name")
-    if m.group("flatname") and m.group("flatname")[0].islower():
-        return _lower_street_with_flat(m)
+    if m.group("flatname") and (m.group("flatname")[0].islower() or re.search(_ENTRANCE, m.group(0), re.I)):
+        return _lower_street_with_flat(m)  # an entrance or floor: "Буду 10, 3 этаж" has no street
     if kw is None:
         return True
     words = name.split()
@@ -252,7 +258,8 @@ _UNIT_AFTER = re.compile(
 
 _RU_NOT_NAME = _words(
     "на в во и а но с со к ко по за до от из у о об для без при над под про через около было был была были "
-    "будет будут есть это этот эта там тут уже ещё еще всего всех всё все всі вже ще було буде був була є це"
+    "будет будут есть это этот эта там тут уже ещё еще всего всех всё все всі вже ще було буде був була є це "
+    "буду будем будешь будете буду будемо будеш будете"
 )
 _RU_QUANTITIES = _words(
     "мин минут минуты минуту хв хвилин часов часа час год годин км метров метра м раз раза разів лет років "
