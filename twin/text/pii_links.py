@@ -181,6 +181,19 @@ MAILBOX_NAME = re.compile(
     re.I,
 )
 
+# "ivan.petrov93 at gmail", "пиши ivan.petrov на гмейл": a mailbox name (a digit, dot, "_" or "+" in it, as
+# above), then "at" / "на" and a mail provider named without its domain
+_PROVIDERS = (
+    r"g-?mail|yahoo|outlook|hotmail|icloud|yandex|proton(?:mail)?|ukr\.?net|mail\.?ru|"
+    r"гмейл\w*|гмайл\w*|гмаил\w*|джимейл\w*|яндекс\w*|укрнет\w*|мейл\s?ру"
+)
+MAILBOX_AT_PROVIDER = re.compile(
+    r"(?<![\w.+\-@])(?=[\w.+\-]*[\d._+])(?=(?:[\d.+\-]*[A-Za-z_]){3})[A-Za-z][\w.+\-]{3,63}"
+    rf"\s+(?:at|на)\s+(?:{_PROVIDERS})(?![\w.@])",
+    re.I,
+)
+PROVIDER_HINT = re.compile(r"mail|мейл|гма|яндекс|yandex|yahoo|outlook|icloud|proton|ukr\.?net|укрнет")
+
 
 def mailbox_hint(low: str) -> bool:
     """Cheap test on lower-cased text for a mail word (substring tests: this runs on most lines)."""
