@@ -280,17 +280,23 @@ def id_check(m: re.Match, _text: str) -> bool:
 # a birthday with its year is a date of birth: "my birthday is 12/05/1990", "день рождения 12.05.1990"
 _DOB_WORD = (
     r"born|date\s+of\s+birth|birth\s*date|birthday|b-?day|d\.?o\.?b\.?|дата\s+рождения|день\s+рождения|"
-    r"днюха|д\.\s?р\.|др|родил(?:ся|ась)|дата\s+народження|день\s+народження|народи(?:вся|лася)|нар\.|"
+    r"днюха|д\.\s?р\.|др|родил(?:ся|ась)|дата\s+народження|день\s+народження|народи(?:вся|лася|лась)|нар\.|"
     r"උපන්\s+දිනය|උපන්දිනය|උපන්නේ"
 )
 _MONTH = r"[A-Za-zА-Яа-яЁёІіЇїЄє]{3,10}\.?"
+# a month by its name, for a two-digit year after it ("dob: 12 Mar 95"; "born 5 weeks 20 days early" is none)
+_MONTH_NAME = (
+    r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|янв|фев|мар|апр|ма[йя]|июн|июл|авг|сен|окт|ноя|дек|"
+    r"січ|лют|бер|кві|тра|чер|лип|сер|вер|жов|лис|гру)[a-zа-яёіїє]{0,7}\.?"
+)
 _DAY = r"\d{1,2}(?:st|nd|rd|th)?"
 BIRTHDATE = re.compile(
     rf"(?<!\w)(?P<kw>{_DOB_WORD})(?!\w)[\s:,\-–—]*"
     r"(?:(?:on|is|in|was|my|the|у\s+меня|у\s+мене|мой|мій|:|-)\s+){0,2}"
     # day.month.year with a 2-digit year too ("родился 12.05.90": the word says it is a birth date)
     r"(?P<val>\d{1,2}[./\- ]\d{1,2}[./\- ](?:19|20)?\d{2}|(?:19|20)\d{2}[./\-]\d{1,2}[./\-]\d{1,2}"
-    rf"|{_DAY}\s+(?:of\s+)?{_MONTH},?\s+(?:19|20)\d{{2}}|{_MONTH}\s+{_DAY},?\s+(?:19|20)\d{{2}})(?![\d])",
+    rf"|{_DAY}\s+(?:of\s+)?{_MONTH},?\s+(?:19|20)\d{{2}}|{_DAY}\s+(?:of\s+)?{_MONTH_NAME}\s+\d{{2}}"
+    rf"|{_MONTH}\s+{_DAY},?\s+(?:19|20)\d{{2}})(?![\d])",
     re.I,
 )
 _BIRTHDAY = re.compile(r"(?:birthday|b-?day|день\s.*|днюха|др)$", re.I)
