@@ -10,7 +10,8 @@ region's number without its trunk prefix counts only grouped as that region grou
 ("93 123 4567" in a Ukrainian chat). Any country's code typed without its "+" counts when it stands
 in a group of its own and the rest is grouped as a phone ("380 67 123 45 67", "49 151 23456789";
 see ``_grouped_intl``); a two-digit code and three groups of three ("48 512 345 678") too, unless a
-currency or unit is beside them.
+currency or unit is beside them. A 7-digit city number in the former USSR's 3-2-2 groups is one
+dashed ("123-45-67") anywhere, spaced after a phone word.
 
 Not phones: dates, amounts ("1 250 000", digits with a unit after them), three or more numbers
 stepping by 1-20 (a list: "page 112 113 114"), and a run of small numbers ("20 15 30 45 67",
@@ -38,7 +39,7 @@ PHONE_CAND = re.compile(
 _PHONE_PART = re.compile(r"\(?\d[\d \t().\-]{5,22}\d")
 # thousands written with separators ("1 250 000", "125 000 000 rubles") and what follows an amount
 _THOUSANDS = re.compile(r"\d{1,3}(?:[ ,.\u00a0]\d{3})+")
-_DATE = re.compile(r"\d{1,4}[./\-]\d{1,2}[./\-]\d{1,4}")
+_DATE = re.compile(r"(?:\d{1,2}|\d{4})[./\-]\d{1,2}[./\-](?:\d{4}|\d{1,2})")  # not "123-45-67"
 _UNIT_AFTER = re.compile(
     r"^\s*(?:[$€£₽₴]|rub|руб|р\.|грн|uah|usd|eur|dollars?|euros?|users?|people|человек|людей|km|км|units?|"
     r"шт|pcs|views?|просмотр|subscribers?|подписчик|points?\b|очк(?:ов|и|ів)\b|балл|бал(?:ів|и)\b|перегляд|лайк|"
@@ -238,6 +239,8 @@ class PhoneFinder:
             _PHONE_WORD.search(text[max(0, c.start() - 40) : c.start()]) is not None
             or _PHONE_WORD_AFTER.match(text, c.end()) is not None
         )
+        if len(digits) == 7 and (m := _LOCAL_7.fullmatch(raw)) and (worded or m.group(1) == "-"):
+            return True  # "123-45-67": a city number as it is written from Moscow to Kyiv (spaced: after a phone word)
         trunk = digits[0] == "0" or _AREA_CODE.match(raw) is not None  # "(11) 91234-5678": an area code
         national = trunk and len(digits) >= 9 and ("." not in raw or _dotted_phone(raw))
         if not (national or (worded and len(digits) >= 8)):
@@ -248,6 +251,9 @@ class PhoneFinder:
         return any(self._national(pn, digits, r, small) for r in WORLD)
 
 
+# a 7-digit city number in the 3-2-2 groups of the former USSR ("123-45-67"); no date, time or score is
+# written so
+_LOCAL_7 = re.compile(r"\d{3}([\- ])\d{2}\1\d{2}")
 # an area code in brackets ("(11) 91234-5678" in Brazil, "(416) 967-1111"): a phone's form, as a trunk 0 is
 _AREA_CODE = re.compile(r"\(\d{2,5}\)")
 
