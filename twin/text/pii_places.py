@@ -1,16 +1,20 @@
-"""Street addresses, English ("221B Baker Street", "42 Maple Ave, apt 3", "No. 25, Galle Road"),
-Russian/Ukrainian ("ул. Ленина, д. 5, кв. 12", "вул. Хрещатик, 22", "дом 14 корпус 3 квартира 88", the
-house before the street: "в доме 5 по улице ленина", "в будинку 5 на вулиці Шевченка", "house 12 on
-Maple Street", in
-lower case after a street word too: "ул ленина 5", "бульвар шевченка 4", "живу на улице ленина 5",
-or with a flat, an entrance or a floor: "тверская 7 кв 12", "Садовую 10, 3 этаж") and Sinhala ("අංක 25, ගාලු පාර"); the street-first forms of
-Ukrainian and German addresses written in English or German ("Horodotska St 12", "Hauptstraße 12,
-10115 Berlin"); what follows "адрес:" / "address:" ("адрес: Москва, Тверская 7-15"); PO boxes ("PO
-Box 1234", "а/я 56"); a whole UK postcode in capitals ("LS6 2AB"); map coordinates in text.
+"""Street addresses:
+
+- English: "221B Baker Street", "42 Maple Ave, apt 3", "No. 25, Galle Road", "45/2, Temple Road",
+  "house 12 on Maple Street";
+- Russian and Ukrainian: "ул. Ленина, д. 5, кв. 12", "вул. Хрещатик, 22", "дом 14 корпус 3 квартира 88";
+  the house before the street ("в доме 5 по улице ленина", "в будинку 5 на вулиці Шевченка"); in lower
+  case after a street word ("ул ленина 5", "живу на улице ленина 5"); a name with a flat, an entrance or
+  a floor ("тверская 7 кв 12", "Садовую 10, 3 этаж"); typed in Latin letters ("vul. Shevchenka 12, kv. 5");
+- Sinhala: "අංක 25, ගාලු පාර";
+- street first, as Ukrainian and German addresses are written in English or German: "Horodotska St 12",
+  "Hauptstraße 12, 10115 Berlin";
+- what follows "адрес:" / "address:" ("адрес: Москва, Тверская 7-15");
+- PO boxes ("PO Box 1234", "а/я 56"), a whole UK postcode in capitals ("LS6 2AB"), map coordinates in text.
 
 An address needs a street word (or the word "address") and a house number: "on Baker Street" or "на
-улице жарко" is not one.
-A street or a city alone is public; the house number (and flat, postcode) is what locates a person.
+улице жарко" is not one. A street or a city alone is public; the house number (and flat, postcode) is
+what locates a person.
 """
 
 from __future__ import annotations
@@ -283,7 +287,7 @@ def po_box_hint(low: str) -> bool:
 # what follows "адрес:" / "address:" is an address even without a street word: "адрес: Москва,
 # Тверская 7-15", "мой адрес доставки — Київ, Хрещатик 22, кв 5" (a city, then a name and a house)
 ADDRESS_AFTER_WORD = re.compile(
-    r"(?<!\w)(?:адрес(?:[аеу]|ом|ою)?|address)(?:\s+(?-i:[а-яёіїєґa-z])[\w'’]+)?(?:\s+(?:is|такой|такий))?"
+    r"(?<!\w)(?:адрес(?:[аеу]|ом|ою)?|address|adres[aeuy]?)(?:\s+(?-i:[а-яёіїєґa-z])[\w'’]+)?(?:\s+(?:is|такой|такий))?"
     r"\s*[:\-—]?\s*(?P<val>(?:(?-i:[А-ЯЁІЇЄҐA-Z])[\w'’\-]+,\s*)?(?-i:[А-ЯЁІЇЄҐA-Z])[\w'’\-]+(?:\s+[\w'’\-]+){0,2}?,?\s+"
     rf"\d{{1,4}}[а-яa-z]?(?:\s*[/\-]\s*\d{{1,4}})?(?![\w.:/]?\d)(?:{_RU_FLAT}|{_EN_UNIT})?)(?!\w)",
     re.I,
@@ -341,6 +345,36 @@ def street_first_check(m: re.Match, text: str) -> bool:
     """Not "Main Street 5 minutes away" nor "Broad St 10 times": the number is not a quantity."""
     after = text[m.end("num") :].split(maxsplit=1)
     return not after or after[0].lower().strip(".,!?") not in _NOT_NAME | _QUANTITIES
+
+
+# the Russian and Ukrainian forms typed in Latin letters (translit): "vul. Shevchenka 12, kv. 5", "ul. Lenina 5
+# kv 12", "prospekt Mira 15"; a short abbreviation that is also an English word ("per", "pl", "bul", "prov")
+# only with its dot
+_TR_STREET = (
+    r"ul\.?|ulits[aey]\w*|ulic[aey]\w*|vul\.?|vulyts\w*|vulits\w*|prospekt\w*|prosp\.?|pr-t\.?|pereul\w*|"
+    r"per\.|bulvar\w*|bul\.|ploshch\w*|pl\.|naberezhn\w*|shosse|mkr\.?|mikrorayon\w*|provul\w*|prov\."
+)
+_TR_FLAT = r"(?:,?\s*(?:kv|kvartira|kvartyra|of)\.?\s*\d{1,4})"
+ADDRESS_TRANSLIT = re.compile(
+    rf"(?<![\w.])(?:{_TR_STREET})(?:(?<=\.)|(?!\w))\s*(?P<name>[A-Za-z][\w'’\-]*(?:\s+[A-Za-z][\w'’\-]*){{0,2}}?),?\s*"
+    rf"(?:(?:d|dom|bud)\.?\s*)?(?P<num>\d{{1,4}}[a-z]?(?:/\d{{1,3}})?(?:-\d{{1,4}})?){_TR_FLAT}?(?![\w/])"
+    # "Horodotska 45 kv 12": a capitalised name, a house and a flat
+    rf"|(?<![\w.])(?P<flatname>(?-i:[A-Z])[a-z'’\-]+),?\s+\d{{1,4}}[a-z]?(?:/\d{{1,3}})?{_TR_FLAT}(?!\w)",
+    re.I,
+)
+TR_HINT = re.compile(rf"(?<![a-z])(?:{_TR_STREET}|kv\.?\s?\d)")  # on lower-cased text
+
+
+def translit_check(m: re.Match, text: str) -> bool:
+    """A street name, not "ul 5 minutes" or "per day 5": no English small word in the name, no count after it."""
+    name = m.group("name") or m.group("flatname")
+    if any(w.lower().strip(".'") in _NOT_NAME | _QUANTITIES for w in name.split()):
+        return False
+    after = text[m.end() :].split(maxsplit=1)
+    word = after[0].lower().strip(".,!?") if after else ""
+    return not (
+        word in _QUANTITIES or _COUNTED_RU.match(word) or word in ("minut", "min", "raz", "km", "chasov")
+    )
 
 
 _QUANTITIES = _words(

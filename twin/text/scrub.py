@@ -49,7 +49,8 @@ coordinates), ``pii_secrets`` (keys, passwords, codes, seeds).
                (checksums verified)
 ``[SEED]``     wallet seed phrases: 12+ words of the BIP39 list
 ``[ADDRESS]``  street addresses with a house number (English, Russian, Ukrainian, Sinhala forms; a
-               lower-case street after "на улице" / "на вулиці" unless it is the weather; a name and a
+               lower-case street after "на улице" / "на вулиці" unless it is the weather; typed in Latin
+               letters, "vul. Shevchenka 12, kv. 5"; a name and a
                house after "адрес:" / "address:", not a count); PO boxes; a UK postcode after "postcode", or
                whole and in capitals anywhere ("LS6 2AB")
 ``[PASSPORT]`` passport numbers after "passport", "паспорт", "загран", "серия", "id-картка" (RU series +
@@ -326,7 +327,11 @@ class Scrubber:
             text = self._sub("ADDRESS", A.PO_BOX, text)
         if A.STREET_FIRST_HINT.search(low):
             text = self._sub("ADDRESS", A.ADDRESS_STREET_FIRST, text, A.street_first_check)
-        if "адрес" in low or "address" in low:  # the rules above first: they know a flat, a unit, a postcode
+        if A.TR_HINT.search(low):
+            text = self._sub("ADDRESS", A.ADDRESS_TRANSLIT, text, A.translit_check)
+        if (
+            "адрес" in low or "address" in low or "adres" in low
+        ):  # the rules above first: they know a flat, a unit, a postcode
             text = self._sub("ADDRESS", A.ADDRESS_AFTER_WORD, text, A.after_word_check, group="val")
         return self._personal_numbers(text, low, many_digits)
 
