@@ -365,6 +365,12 @@ ADDRESS_TRANSLIT = re.compile(
 TR_HINT = re.compile(rf"(?<![a-z])(?:{_TR_STREET}|kv\.?\s?\d)")  # on lower-cased text
 
 
+def translit_hint(low: str) -> bool:
+    """Cheap test on lower-cased text: substring tests (most Cyrillic lines have none), then TR_HINT."""
+    cheap = ("ul", "pros", "pr-t", "per.", "pl", "nab", "shosse", "mk", "mikro", "kv", "prov.")
+    return any(w in low for w in cheap) and TR_HINT.search(low) is not None
+
+
 def translit_check(m: re.Match, text: str) -> bool:
     """A street name, not "ul 5 minutes" or "per day 5": no English small word in the name, no count after it."""
     name = m.group("name") or m.group("flatname")

@@ -327,7 +327,7 @@ class Scrubber:
             text = self._sub("ADDRESS", A.PO_BOX, text)
         if A.STREET_FIRST_HINT.search(low):
             text = self._sub("ADDRESS", A.ADDRESS_STREET_FIRST, text, A.street_first_check)
-        if A.TR_HINT.search(low):
+        if A.translit_hint(low):
             text = self._sub("ADDRESS", A.ADDRESS_TRANSLIT, text, A.translit_check)
         if (
             "адрес" in low or "address" in low or "adres" in low
