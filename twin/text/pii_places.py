@@ -61,9 +61,10 @@ _RU_HOUSE = (
 )
 # a flat, an office, or the entrance or floor ("Садовая 10, подъезд 2", "Садовую 10, 3 этаж")
 _ENTRANCE = r"подъезд|під['’ʼ]?їзд|этаж|поверх"
-_FLAT_ONLY = r"(?:,?\s*(?:кв\.?|квартира|кв-ра|офис|оф\.?|помещение|пом\.?)\s*\d{1,4})"
+_FLAT_WORDS = r"кв\.?|квартира|кв-ра|офис|оф\.?|помещение|пом\.?"
+_FLAT_ONLY = rf"(?:,?\s*(?:{_FLAT_WORDS})\s*\d{{1,4}})"
 _RU_FLAT = (
-    r"(?:,?\s*(?:(?:кв\.?|квартира|кв-ра|офис|оф\.?|помещение|пом\.?|подъезд|под\.|під['’ʼ]?їзд)\s*\d{1,4}"
+    rf"(?:,?\s*(?:(?:{_FLAT_WORDS}|подъезд|под\.|під['’ʼ]?їзд)\s*\d{{1,4}}"
     rf"|\d{{1,2}}(?:-?(?:й|ий|ый|ой))?\s*(?:{_ENTRANCE})(?!\w)))"
 )
 # one word of a street name, up to three ("Маршала Жукова", "8 Марта"); whether a lower-case one
@@ -263,7 +264,7 @@ _UNIT_AFTER = re.compile(
 _RU_NOT_NAME = _words(
     "на в во и а но с со к ко по за до от из у о об для без при над под про через около было был была были "
     "будет будут есть это этот эта там тут уже ещё еще всего всех всё все всі вже ще було буде був була є це "
-    "буду будем будешь будете буду будемо будеш будете"
+    "буду будем будешь будете будемо будеш"
 )
 _RU_QUANTITIES = _words(
     "мин минут минуты минуту хв хвилин часов часа час год годин км метров метра м раз раза разів лет років "
@@ -362,6 +363,7 @@ ADDRESS_TRANSLIT = re.compile(
     rf"|(?<![\w.])(?P<flatname>(?-i:[A-Z])[a-z'’\-]+),?\s+\d{{1,4}}[a-z]?(?:/\d{{1,3}})?{_TR_FLAT}(?!\w)",
     re.I,
 )
+_COUNTED_TRANSLIT = _words("minut minuty min raz raza km chasov chasa dney")
 TR_HINT = re.compile(rf"(?<![a-z])(?:{_TR_STREET}|kv\.?\s?\d)")  # on lower-cased text
 
 
@@ -378,9 +380,7 @@ def translit_check(m: re.Match, text: str) -> bool:
         return False
     after = text[m.end() :].split(maxsplit=1)
     word = after[0].lower().strip(".,!?") if after else ""
-    return not (
-        word in _QUANTITIES or _COUNTED_RU.match(word) or word in ("minut", "min", "raz", "km", "chasov")
-    )
+    return not (word in _QUANTITIES | _COUNTED_TRANSLIT or _COUNTED_RU.match(word))
 
 
 _QUANTITIES = _words(
