@@ -182,14 +182,15 @@ MAILBOX_NAME = re.compile(
 )
 
 # "ivan.petrov93 at gmail", "пиши ivan.petrov на гмейл": a mailbox name (a digit, dot, "_" or "+" in it, as
-# above), then "at" / "на" and a mail provider named without its domain
-_PROVIDERS = (
+# above), then "at" / "на" and a mail provider named without its domain (as people name them, Cyrillic
+# too; the spelled-out forms' domain words are _PROVIDERS below)
+_NAMED_PROVIDERS = (
     r"g-?mail|yahoo|outlook|hotmail|icloud|yandex|proton(?:mail)?|ukr\.?net|mail\.?ru|"
     r"гмейл\w*|гмайл\w*|гмаил\w*|джимейл\w*|яндекс\w*|укрнет\w*|мейл\s?ру"
 )
 MAILBOX_AT_PROVIDER = re.compile(
     r"(?<![\w.+\-@])(?=[\w.+\-]*[\d._+])(?=(?:[\d.+\-]*[A-Za-z_]){3})[A-Za-z][\w.+\-]{3,63}"
-    rf"\s+(?:at|на)\s+(?:{_PROVIDERS})(?![\w.@])",
+    rf"\s+(?:at|на)\s+(?:{_NAMED_PROVIDERS})(?![\w.@])",
     re.I,
 )
 PROVIDER_HINT = re.compile(r"mail|мейл|гма|яндекс|yandex|yahoo|outlook|icloud|proton|ukr\.?net|укрнет")

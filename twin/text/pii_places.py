@@ -26,6 +26,12 @@ def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
+def _word_after(text: str, end: int) -> str:
+    """The word right after ``text[:end]``, lower case, without trailing punctuation ("" at the end)."""
+    after = text[end:].split(maxsplit=1)
+    return after[0].lower().strip(".,!?") if after else ""
+
+
 _EN_SUFFIX = (
     r"street|st|avenue|ave|av|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|way|place|pl|terrace|"
     r"close|square|sq|parkway|pkwy|highway|hwy|crescent|cres|row|gardens|mews|alley|circle|cir|gate|grove|"
@@ -164,9 +170,8 @@ def address_ru_check(m: re.Match, text: str) -> bool:
     # "бульвар шевченка 4", "ул маршала жукова 7" (typed in lower case), not "шоссе было 5 минут" nor
     # "проспект компании 2024"
     house = re.search(r"\d+", text[m.end("name") : m.end()])
-    after = text[m.end() :].split(maxsplit=1)
     year = house is not None and len(house.group(0)) == 4 and house.group(0)[:2] in ("19", "20")
-    return not year and not (after and after[0].lower().strip(".,!?") in _RU_QUANTITIES)
+    return not year and _word_after(text, m.end()) not in _RU_QUANTITIES
 
 
 def house_first_check(m: re.Match, text: str) -> bool:
@@ -305,9 +310,8 @@ _COUNTED_RU = re.compile(
 
 def after_word_check(m: re.Match, text: str) -> bool:
     """Not a count ("3 дня", "5 minutes"): the word after the number is no unit of time, distance or money."""
-    after = text[m.end("val") :].split(maxsplit=1)
-    word = after[0].lower().strip(".,!?") if after else ""
-    return not word or not (word in _NOT_NAME | _QUANTITIES or _COUNTED_RU.match(word))
+    word = _word_after(text, m.end("val"))
+    return not word or not (word in _SMALL_OR_COUNT or _COUNTED_RU.match(word))
 
 
 # a UK postcode after its name: about 15 addresses share one ("my postcode is SW1A 1AA"); a US ZIP
@@ -344,8 +348,7 @@ STREET_FIRST_HINT = re.compile(rf"(?:\s(?:{_EN_STREET_FIRST})\.?|{_DE_STREET}),?
 
 def street_first_check(m: re.Match, text: str) -> bool:
     """Not "Main Street 5 minutes away" nor "Broad St 10 times": the number is not a quantity."""
-    after = text[m.end("num") :].split(maxsplit=1)
-    return not after or after[0].lower().strip(".,!?") not in _NOT_NAME | _QUANTITIES
+    return _word_after(text, m.end("num")) not in _SMALL_OR_COUNT
 
 
 # the Russian and Ukrainian forms typed in Latin letters (translit): "vul. Shevchenka 12, kv. 5", "ul. Lenina 5
@@ -376,16 +379,16 @@ def translit_hint(low: str) -> bool:
 def translit_check(m: re.Match, text: str) -> bool:
     """A street name, not "ul 5 minutes" or "per day 5": no English small word in the name, no count after it."""
     name = m.group("name") or m.group("flatname")
-    if any(w.lower().strip(".'") in _NOT_NAME | _QUANTITIES for w in name.split()):
+    if any(w.lower().strip(".'") in _SMALL_OR_COUNT for w in name.split()):
         return False
-    after = text[m.end() :].split(maxsplit=1)
-    word = after[0].lower().strip(".,!?") if after else ""
-    return not (word in _QUANTITIES | _COUNTED_TRANSLIT or _COUNTED_RU.match(word))
+    word = _word_after(text, m.end())
+    return not (word in _QUANTITIES or word in _COUNTED_TRANSLIT or _COUNTED_RU.match(word))
 
 
 _QUANTITIES = _words(
     "min mins minutes secs seconds hrs hours km kms m meters metres mins times x euros dollars"
 )
+_SMALL_OR_COUNT = _NOT_NAME | _QUANTITIES  # a sentence's word or a count, not a street's
 
 # "50.450123, 30.523456", "lat 50.4501 lon 30.5234", "50.4501° N, 30.5234° E" (a map link stays whole:
 # like its path words, its place is what the owner chose to share, usually a public one)
