@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-KEYS = ("HF_HUB_DISABLE_TELEMETRY", "HF_HUB_OFFLINE", "DO_NOT_TRACK")
+KEYS = ("HF_HUB_DISABLE_TELEMETRY", "HF_HUB_OFFLINE", "DO_NOT_TRACK", "USE_HUB_KERNELS")
 REPORT = (
     "import json, os, sys\n"
     "import huggingface_hub.constants as c\n"
@@ -53,6 +53,7 @@ def test_entry_point_turns_telemetry_off(entry):
     seen = _run(entry)
     assert seen["env"]["HF_HUB_DISABLE_TELEMETRY"] == "1" and seen["env"]["DO_NOT_TRACK"] == "1"
     assert seen["hub"]["telemetry_off"] is True
+    assert seen["env"]["USE_HUB_KERNELS"] == "0"
     if entry in ("serve", "web"):
         # serving and the page read local files only: the hub is off before any library loads.
         assert seen["env"]["HF_HUB_OFFLINE"] == "1" and seen["hub"]["offline"] is True
@@ -61,6 +62,21 @@ def test_entry_point_turns_telemetry_off(entry):
         assert seen["env"]["HF_HUB_OFFLINE"] is None
     if entry == "web":
         assert seen["torch"] is False
+
+
+def test_a_loaded_model_keeps_its_own_layers_not_the_hubs_kernels(tiny_base):
+    """transformers would kernelize every model it loads with layers fetched from the hub wherever the
+    device has them (CUDA here is what would; the check is the same on CPU): twin's loads opt out."""
+    code = (
+        "from twin.model.load import load_base\n"
+        f"model, _ = load_base({str(tiny_base)!r}, dtype='float32')\n"
+        "print('KERNELS', model.use_kernels)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in KEYS}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=180, cwd=ROOT
+    )
+    assert "KERNELS False" in out.stdout, out.stdout + out.stderr[-2000:]
 
 
 # --------------------------------------------------------------------------------------------

@@ -3,11 +3,14 @@
 import os
 import sys
 
-TELEMETRY_OFF = {"HF_HUB_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1"}
+# USE_HUB_KERNELS: transformers (5.x, with its `kernels` dependency) swaps layers of every model it
+# loads for compiled kernels it downloads from the hub when the device has any (Llama's and Qwen's
+# RMSNorm on CUDA, ...): a connection from `twin train` and native code nobody here chose or tested.
+TELEMETRY_OFF = {"HF_HUB_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1", "USE_HUB_KERNELS": "0"}
 
 
 def no_phone_home(*, offline: bool = False) -> None:
-    """No Hugging Face telemetry or usage tracking; with ``offline``, no hub calls at all.
+    """No Hugging Face telemetry, usage tracking or hub kernels; with ``offline``, no hub calls at all.
 
     The one place these variables are set (a value the user set wins). Call it before the library
     that reads them is imported.
