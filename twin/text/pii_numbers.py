@@ -251,19 +251,33 @@ PASSPORT = re.compile(
 _ID_WORDS = {
     "инн": (12,), "снилс": (11,), "іпн": (10,), "рнокпп": (10,), "ідентифікаційний": (10,),
     "nic": (12,), "හැඳුනුම්පත": (12,), "nid": tuple(range(6, 15)), "national": tuple(range(6, 15)), "id": tuple(range(6, 15)),
+    "иин": (12,), "iin": (12,), "жсн": (12,), "унзр": (13,), "запис": (13,), "aadha": (12,), "adha": (12,),
+    "cnic": (13,), "полис": (16,), "омс": (16,), "driv": tuple(range(6, 13)),
 }  # fmt: skip
 ID_NUMBER = re.compile(
     r"(?<!\w)(?P<kw>инн|снилс|іпн|рнокпп|ідентифікаційн\w*(?=\s+(?:код|номер))|nic|nid|national(?=\s+id)|id(?=\s*(?:no|nr|number|#|№))|"
+    # Kazakhstan's ИИН / ЖСН, Ukraine's УНЗР (the record number on an ID card), India's Aadhaar, Pakistan's
+    # CNIC, a Russian medical policy (полис ОМС), a driving licence
+    r"иин|iin|жсн|унзр|запис(?=\s*№)|aadhaa?r|adhaar|cnic|(?:полис\s+)?омс|(?:driving|driver'?s)\s+licen[cs]e|"
     r"(?:ජාතික\s+)?හැඳුනුම්පත්?)"  # Sinhala: "(national) identity card"
     r"(?:\s+(?:id|код|номер|card|no|nr|number|අංකය))?(?!\w)[\s,:;#№.\-]*(?:(?:is|мой|мій|my|no|nr|number|номер|අංකය)(?!\w)[\s,:;#№.\-]*){0,3}"
-    r"(?P<val>(?:[A-Z]{1,2}\s?)?\d(?:[\- ]?\d){5,13}(?:[VvXx](?!\w))?)(?![\w\-])",
+    r"(?P<val>(?:[A-Z]{1,2}\s?)?\d(?:[\- ]?\d){5,15}(?:[VvXx](?!\w))?)(?![\w\-])",
     re.I,
 )
 ID_HINT = re.compile(
     r"инн|снилс|іпн|рнокпп|ідентифікаційн|nic|nid|national\s+id|id\s*(?:no|nr|number|#|№)|හැඳුනුම්පත"
+    r"|иин|iin|жсн|унзр|запис\s*№|aadha|adhaar|cnic|омс|licen[cs]e"
 )
 NIC_OLD = re.compile(r"(?<![\w\-])\d{9}[VvXx](?!\w)")  # Sri Lanka's NIC before 2016: 9 digits, V or X
 SNILS = re.compile(r"(?<![\w\-])\d{3}-\d{3}-\d{3}[ \-]\d{2}(?![\w\-])")  # the form no other number takes
+# forms no other number takes either: Pakistan's CNIC 5-7-1 ("35202-1234567-1"), the UAE's Emirates ID
+# (784, the birth year, 7 digits, a check digit: "784-1990-1234567-1")
+ID_FORMS = re.compile(r"(?<![\w\-])(?:\d{5}-\d{7}-\d|784-(?:19|20)\d{2}-\d{7}-\d)(?![\w\-])")
+# India's PAN after its name: five letters (the fourth P, a person), four digits, a letter
+PAN = re.compile(
+    r"(?<!\w)(?P<kw>pan)(?:\s+(?:card|no|number|is|#|:))*[\s:#\-]*(?P<val>[A-Z]{3}P[A-Z]\d{4}[A-Z])(?!\w)",
+    re.I,
+)
 
 
 def id_check(m: re.Match, _text: str) -> bool:
@@ -273,7 +287,7 @@ def id_check(m: re.Match, _text: str) -> bool:
     if m.group("val")[-1] in "VvXx":
         return kw in ("nic", "හැඳුනුම්පත", "හැඳුනුම්පත්") and digits == 9
     if m.group("val")[0].isalpha():  # "AB1234567": only a generic "ID number" has letters
-        return kw in ("id", "nid", "national") and 6 <= digits <= 9
+        return kw.startswith(("id", "nid", "national", "driv")) and 6 <= digits <= 9
     return digits in next(v for k, v in _ID_WORDS.items() if kw.startswith(k))
 
 

@@ -342,6 +342,10 @@ class Scrubber:
         if many_digits:
             text = self._sub("ID", N.SNILS, text)
             text = self._sub("ID", N.NIC_OLD, text)
+            if "-" in text:
+                text = self._sub("ID", N.ID_FORMS, text)
+        if "pan" in low:
+            text = self._sub("ID", N.PAN, text, group="val")
         if N.DOB_HINT.search(low):
             text = self._sub("BIRTHDATE", N.BIRTHDATE, text, N.birthdate_check, group="val")
         if text.count(".") >= 2:
