@@ -295,7 +295,9 @@ def id_check(m: re.Match, _text: str) -> bool:
 _DOB_WORD = (
     r"born|date\s+of\s+birth|birth\s*date|birthday|b-?day|d\.?o\.?b\.?|дата\s+рождения|день\s+рождения|"
     r"днюха|д\.\s?р\.|др|родил(?:ся|ась)|дата\s+народження|день\s+народження|народи(?:вся|лася|лась)|нар\.|"
-    r"උපන්\s+දිනය|උපන්දිනය|උපන්නේ"
+    # abbreviated: "дата рожд.", "д.н." (дата народження), "г.р." (год рождения); Sinhala "was born"
+    r"дата\s+рожд\.?|д\.\s?н\.|г\.\s?р\.|"
+    r"උපන්\s+දිනය|උපන්දිනය|උපන්නේ|ඉපදු[නණ]ේ"
 )
 _MONTH = r"[A-Za-zА-Яа-яЁёІіЇїЄє]{3,10}\.?"
 # a month by its name, for a two-digit year after it ("dob: 12 Mar 95"; "born 5 weeks 20 days early" is none)
@@ -304,12 +306,15 @@ _MONTH_NAME = (
     r"січ|лют|бер|кві|тра|чер|лип|сер|вер|жов|лис|гру)[a-zа-яёіїє]{0,7}\.?"
 )
 _DAY = r"\d{1,2}(?:st|nd|rd|th)?"
+# Sinhala month names, written after the year as Sinhala dates are ("1995 මාර්තු 12")
+_SI_MONTH = "(?:ජනවාරි|පෙබරවාරි|මාර්තු|අප්\u200d?රේල්|මැයි|ජූනි|ජූලි|අගෝස්තු|සැප්තැම්බර්|ඔක්තෝබර්|නොවැම්බර්|දෙසැම්බර්)"
 BIRTHDATE = re.compile(
     rf"(?<!\w)(?P<kw>{_DOB_WORD})(?!\w)[\s:,\-–—]*"
     r"(?:(?:on|is|in|was|my|the|у\s+меня|у\s+мене|мой|мій|:|-)\s+){0,2}"
     # day.month.year with a 2-digit year too ("родился 12.05.90": the word says it is a birth date)
     r"(?P<val>\d{1,2}[./\- ]\d{1,2}[./\- ](?:19|20)?\d{2}|(?:19|20)\d{2}[./\-]\d{1,2}[./\-]\d{1,2}"
-    rf"|{_DAY}\s+(?:of\s+)?{_MONTH},?\s+(?:19|20)\d{{2}}|{_DAY}\s+(?:of\s+)?{_MONTH_NAME}\s+\d{{2}}"
+    rf"|{_DAY}\s+(?:of\s+)?{_MONTH},?\s+(?:19|20)\d{{2}}|{_DAY}\s+(?:of\s+)?{_MONTH_NAME}\s+['’]?\d{{2}}"
+    rf"|(?:19|20)\d{{2}}\s+(?:{_MONTH_NAME}|{_SI_MONTH})\s+\d{{1,2}}"  # year first: "1995 මාර්තු 12"
     rf"|{_MONTH}\s+{_DAY},?\s+(?:19|20)\d{{2}})(?![\d])",
     re.I,
 )
@@ -325,9 +330,16 @@ def birthdate_check(m: re.Match, _text: str) -> bool:
     year = year[0] if len(year[0]) == 4 else year[-1]
     if not _BIRTHDAY.match(m.group("kw")):  # "born", "DOB", "д.р.": any date after it
         return True
+    if re.match(r"\d{4}\s", val):
+        return False  # "birthday 2019 may 5 guests": a year first is a birth date only after a birth word
     return len(year) == 4 and int(year) < datetime.date.today().year - 1
 
 
 DOB_HINT = re.compile(
-    r"born|birth|b-?day|d\.?o\.?b|рождени|д\.\s?р\.|др\b|днюх|родил|народж|народи|нар\.|උපන්"
+    r"born|birth|b-?day|d\.?o\.?b|рожд|д\.\s?р\.|др\b|днюх|родил|народж|народи|нар\.|д\.\s?н\.|г\.\s?р\.|р\.\s?н\.|උපන්|ඉපදු"
+)
+# a date with "г.р." / "р.н." (year of birth) after it, as forms and lists write it: "Иванов И., 12.03.1990 г.р."
+BIRTHDATE_BEFORE = re.compile(
+    r"(?<![\w.])(?P<val>\d{1,2}[./\-]\d{1,2}[./\-](?:19|20)\d{2})\s*(?:г\.?\s?р\.|р\.?\s?н\.|года\s+рождения|року\s+народження)",
+    re.I,
 )

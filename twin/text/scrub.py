@@ -348,6 +348,7 @@ class Scrubber:
             text = self._sub("ID", N.PAN, text, group="val")
         if N.DOB_HINT.search(low):
             text = self._sub("BIRTHDATE", N.BIRTHDATE, text, N.birthdate_check, group="val")
+            text = self._sub("BIRTHDATE", N.BIRTHDATE_BEFORE, text, group="val")
         if text.count(".") >= 2:
             text = self._sub("LOCATION", A.COORDS, text, A.coords_check)
         return text
