@@ -118,7 +118,15 @@ _AT_DOMAIN = re.compile(r" at [a-z0-9\-]+\.[a-z]")
 
 def _obfuscated_at(low: str) -> bool:
     """Cheap test for a spelled-out "@": bracketed, Russian/Ukrainian, or " at " with a domain after it."""
-    if "собак" in low or "собачк" in low or "равлик" in low or " @" in low or "@ " in low:
+    if (
+        "собак" in low
+        or "собачк" in low
+        or "равлик" in low
+        or " @" in low
+        or "@ " in low
+        or "@]" in low
+        or "@)" in low
+    ):
         return True
     if "at" not in low:
         return False
