@@ -110,7 +110,7 @@ _TRIGGER = re.compile(
 )
 # cheap gates, on lower-cased text, for the detectors that need a word
 _PW_WORD = re.compile(
-    r"pass|pw|pin|code|otp|cv[vc]|домофон|intercom|buzzer|парол|пасс|пасв|гасл|пин|код|пін|parol|porol|මුරපද|පාස්|කේත|කෝඩ්|පින්"
+    r"pass|pw|pin|code|otp|cv[vc]|combo|combination|домофон|intercom|buzzer|парол|пасс|пасв|гасл|пин|код|пін|parol|porol|මුරපද|පාස්|කේත|කෝඩ්|පින්"
 )
 _KEY_WORD = re.compile(r"key|token|secret|ключ|токен|секрет")
 _AT_DOMAIN = re.compile(r" at [a-z0-9\-]+\.[a-z]")
@@ -369,6 +369,8 @@ class Scrubber:
             text = self._sub("CODE", S.CODE_FIRST, text, group="val")
         if has_digit and S.CODE_USE_HINT.search(low):
             text = self._sub("CODE", S.CODE_USE, text, group="val")
+        if "/" in text and ("login" in low or "логін" in low or "логин" in low or "username" in low):
+            text = self._sub("PASSWORD", S.LOGIN_PAIR, text, S.login_pair_check, group="val")
         if "wifi:" in low:
             text = self._sub("PASSWORD", S.WIFI_QR, text, group="val")
         if _KEY_WORD.search(low):
