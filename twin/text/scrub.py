@@ -337,6 +337,8 @@ class Scrubber:
             text = self._sub("ADDRESS", A.ADDRESS_STREET_FIRST, text, A.street_first_check)
         if A.translit_hint(low):
             text = self._sub("ADDRESS", A.ADDRESS_TRANSLIT, text, A.translit_check)
+        if not low.isascii() and A.live_on_hint(low):
+            text = self._sub("ADDRESS", A.ADDRESS_LIVE_ON, text, A.after_word_check, group="val")
         if (
             "адрес" in low or "address" in low or "adres" in low
         ):  # the rules above first: they know a flat, a unit, a postcode
