@@ -165,6 +165,16 @@ def card_ok(raw: str, text: str, start: int) -> bool:
 _CARD_WORD = re.compile(r"(?:card|карт\w*|visa|mastercard)\W*(?:no\.?|nr\.?|number|номер|№|#)?\W*$", re.I)
 
 
+# a card word anywhere in the words before the digits, for a card typed over several messages ("скинь
+# номер карты" / "5375" / "4112" ...)
+_CARD_WORD_IN = re.compile(r"(?<!\w)(?:card|карт[аыиуеоі]\w*|visa|mastercard|кард)", re.I)
+
+
+def card_word_before(text: str, end: int) -> bool:
+    """A card word in the last 40 characters of ``text[:end]``."""
+    return _CARD_WORD_IN.search(text[max(0, end - 40) : end]) is not None
+
+
 # an order, registry or tax number right before the digits: not a phone (nor a card)
 _REGISTRY_BEFORE = re.compile(
     r"(?<![^\W\d_])(?:(?:order|заказ|invoice|сч[её]т|ticket|тикет|рахун)\w*|№|#|id|no\.?|nr\.?|isbn|issn|track\w*|трек\w*"

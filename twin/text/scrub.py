@@ -411,6 +411,8 @@ def scrub_messages(texts: Sequence[str], scrubber: Scrubber) -> list[str]:
         # a number cut in two: this message starts with its digits (the cheap test first)
         if i and clean == text and text.lstrip("(:- +")[:1].isdigit() and out[-1] == texts[i - 1]:
             clean = _split_number(texts[i - 1], text, scrubber, out)
+            if clean == text and _FOUR_DIGITS.fullmatch(text.strip()):
+                clean = _card_in_fours(texts, i, scrubber, out)
         if clean == text and -1 < text.find("?") < len(text) - 1:
             clean = _asked_and_answered(text, scrubber)  # "the password? it's tulip88"
         keep_asking = False
@@ -437,6 +439,36 @@ def _split_number(prev: str, text: str, scrubber: Scrubber, out: list[str]) -> s
         return text
     out[-1] = scrubber.replace(prev, [cut[0]], kind)
     return scrubber.replace(text, [cut[1]], kind)
+
+
+_FOUR_DIGITS = re.compile(r"\d{4}")
+_CARD_TAIL_4 = re.compile(r"(?<![\w.,+])\d{4}\W{0,2}$")
+
+
+def _card_in_fours(texts: Sequence[str], i: int, scrubber: Scrubber, out: list[str]) -> str:
+    """A 16-digit card typed four digits a message ("карта 5375", "4112", "3456", "7894"; or the card
+    word in the message before the first four): every part replaced. ``texts[i]`` is the last four."""
+    parts, j = [i], i - 1
+    while j >= 0 and len(parts) < 4 and out[j] == texts[j] and _FOUR_DIGITS.fullmatch(texts[j].strip()):
+        parts.insert(0, j)
+        j -= 1
+    spans = [(k, _four_span(texts[k])) for k in parts]
+    if len(parts) == 3 and j >= 0 and out[j] == texts[j] and (m := _CARD_TAIL_4.search(texts[j])):
+        spans.insert(0, (j, (m.start(), m.start() + 4)))  # "карта 5375": the first four after the word
+        worded = N.card_word_before(texts[j], m.start())
+    else:
+        worded = len(parts) == 4 and j >= 0 and N.card_word_before(texts[j], len(texts[j]))
+    digits = "".join(texts[k][a:b] for k, (a, b) in spans)
+    if not (worded and len(digits) == 16 and N.luhn_ok(digits)):
+        return texts[i]
+    for k, span in spans[:-1]:
+        out[k] = scrubber.replace(texts[k], [span], "CARD")
+    return scrubber.replace(texts[i], [spans[-1][1]], "CARD")
+
+
+def _four_span(text: str) -> tuple[int, int]:
+    a = text.index(text.strip())
+    return a, a + 4
 
 
 def _asked_and_answered(text: str, scrubber: Scrubber) -> str:
