@@ -92,6 +92,11 @@ def test_card_four_digits_a_message_only_after_a_card_word():
     msgs = ["карта 5375", "4112", "3456", "7894", "ок?"]
     assert scrub_messages(msgs, s) == ["карта [CARD]", "[CARD]", "[CARD]", "[CARD]", "ок?"]
     assert s.counts["CARD"] == 4
+    assert scrub_messages(["card 5375", "4112", "3456 7894"], Scrubber()) == [
+        "card [CARD]",
+        "[CARD]",
+        "[CARD]",
+    ]
     # the same digits with no card word before them (years, scores, codes), or failing Luhn, stay
     for msgs in (
         ["5375", "4112", "3456", "7894"],

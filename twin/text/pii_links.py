@@ -190,7 +190,7 @@ _NAMED_PROVIDERS = (
 )
 MAILBOX_AT_PROVIDER = re.compile(
     r"(?<![\w.+\-@])(?=[\w.+\-]*[\d._+])(?=(?:[\d.+\-]*[A-Za-z_]){3})[A-Za-z][\w.+\-]{3,63}"
-    rf"\s+(?:at|на)\s+(?:{_NAMED_PROVIDERS})(?![\w.@])",
+    rf"\s+(?:at|на|собака|равлик)\s+(?:{_NAMED_PROVIDERS})(?![\w.@])",  # "olena.k равлик укрнет" too
     re.I,
 )
 PROVIDER_HINT = re.compile(r"mail|мейл|гма|яндекс|yandex|yahoo|outlook|icloud|proton|ukr\.?net|укрнет")

@@ -247,7 +247,7 @@ def ssn_check(m: re.Match, text: str) -> bool:
 
 PASSPORT = re.compile(
     r"(?<!\w)(?:passport|паспорт\w*|загранпаспорт\w*|загран\w*|id[\s\-]?картк?\w*|сери[яиюі]|сері[яїю])"
-    r"[\s,:;#№.\-]*(?:(?:no|nr|number|num|номер|is|рф|данные|дані|мой|мій|my|серия|серія|и|та|us|usa)"
+    r"[\s,:;#№.\-]*(?:(?:no|nr|number|num|номер|is|рф|данные|дані|мой|мій|my|серия|серія|и|та|us|usa|id)"
     r"(?!\w)[\s,:;#№.\-]*){0,4}"
     r"(?P<val>\d{2}\s?\d{2}[,\s]*(?:(?:номер|№|n|no\.?)\s*)?\d{6}|\d{2}\s\d{7}|[A-ZА-ЯІЇЄ]{1,2}\s?(?:(?:№|номер)\s?)?\d{6,8}|\d{3}\s?\d{3}\s?\d{3}|\d{6,9})"
     r"(?![\w])",
@@ -262,21 +262,32 @@ _ID_WORDS = {
     "инн": (12,), "снилс": (11,), "іпн": (10,), "рнокпп": (10,), "ідентифікаційний": (10,),
     "nic": (12,), "හැඳුනුම්පත": (12,), "nid": tuple(range(6, 15)), "national": tuple(range(6, 15)), "id": tuple(range(6, 15)),
     "иин": (12,), "iin": (12,), "жсн": (12,), "унзр": (13,), "запис": (13,), "aadha": (12,), "adha": (12,),
-    "cnic": (13,), "полис": (16,), "омс": (16,), "driv": tuple(range(6, 13)),
+    "cnic": (13,), "полис": (16,), "омс": (16,), "driv": tuple(range(6, 13)), "dl": tuple(range(6, 13)),
+    "вод": tuple(range(6, 13)), "посвідчення": tuple(range(6, 13)), "pesel": (11,), "steuer": (11,),
 }  # fmt: skip
+_LETTERED_IDS = ("id", "nid", "national", "driv", "dl", "вод", "посвідчення")  # "AB1234567", "ВХК 123456"
 ID_NUMBER = re.compile(
     r"(?<!\w)(?P<kw>инн|снилс|іпн|рнокпп|ідентифікаційн\w*(?=\s+(?:код|номер))|nic|nid|national(?=\s+id)|id(?=\s*(?:no|nr|number|#|№))|"
     # Kazakhstan's ИИН / ЖСН, Ukraine's УНЗР (the record number on an ID card), India's Aadhaar, Pakistan's
     # CNIC, a Russian medical policy (полис ОМС), a driving licence
     r"иин|iin|жсн|унзр|запис(?=\s*№)|aadhaa?r|adhaar|cnic|(?:полис\s+)?омс|(?:driving|driver'?s)\s+licen[cs]e|"
+    # a driving licence in Ukrainian and Russian, "DL no."; Poland's PESEL (Ukrainians there have one), Germany's Steuer-ID
+    r"dl(?=\s*(?:no|nr|number|#|№))|посвідчення\s+водія|водійськ\w*\s+посвідчення|водительск\w*\s+удостоверени\w*|"
+    r"вод\.\s*удостоверени\w*|pesel|steuer[\s\-]?id|"
     r"(?:ජාතික\s+)?හැඳුනුම්පත්?)"  # Sinhala: "(national) identity card"
-    r"(?:\s+(?:id|код|номер|card|no|nr|number|අංකය))?(?!\w)[\s,:;#№.\-]*(?:(?:is|мой|мій|my|no|nr|number|номер|අංකය)(?!\w)[\s,:;#№.\-]*){0,3}"
-    r"(?P<val>(?:[A-Z]{1,2}\s?)?\d(?:[\- ]?\d){5,15}(?:[VvXx](?!\w))?)(?![\w\-])",
+    r"(?:\s+(?:id|код|номер|card|no|nr|number|අංකය))?(?!\w)[\s,:;#№.\-]*(?:(?:is|мой|мій|my|no|nr|number|номер|අංකය|физ\.?\s?лиц\w*|фіз\.?\s?особ\w*)(?!\w)[\s,:;#№.\-]*){0,3}"
+    r"(?P<val>(?:[A-ZА-ЯЁІЇЄҐ]{1,3}\s?)?\d(?:[\- ]?\d){5,15}(?:[VvXx](?!\w))?)(?![\w\-])",
     re.I,
 )
 ID_HINT = re.compile(
     r"инн|снилс|іпн|рнокпп|ідентифікаційн|nic|nid|national\s+id|id\s*(?:no|nr|number|#|№)|හැඳුනුම්පත"
-    r"|иин|iin|жсн|унзр|запис\s*№|aadha|adhaar|cnic|омс|licen[cs]e"
+    r"|иин|iin|жсн|унзр|запис\s*№|aadha|adhaar|cnic|омс|licen[cs]e|dl\s*(?:no|nr|number|#|№)|водительск|водійськ|вод\.\s*уд|посвідчення|pesel|steuer|insurance|ni\s+(?:number|no)"
+)
+# the UK's National Insurance number: two letters, six digits, A-D ("QQ 12 34 56 C")
+NINO = re.compile(
+    r"(?<!\w)(?:national\s+insurance(?:\s+(?:number|no\.?))?|ni\s+(?:number|no\.?))(?:\s+is)?[\s:#\-]*"
+    r"(?P<val>[A-Z]{2}\s?\d{2}\s?\d{2}\s?\d{2}\s?[A-D])(?!\w)",
+    re.I,
 )
 NIC_OLD = re.compile(r"(?<![\w\-])\d{9}[VvXx](?!\w)")  # Sri Lanka's NIC before 2016: 9 digits, V or X
 SNILS = re.compile(r"(?<![\w\-])\d{3}-\d{3}-\d{3}[ \-]\d{2}(?![\w\-])")  # the form no other number takes
@@ -297,7 +308,7 @@ def id_check(m: re.Match, _text: str) -> bool:
     if m.group("val")[-1] in "VvXx":
         return kw in ("nic", "හැඳුනුම්පත", "හැඳුනුම්පත්") and digits == 9
     if m.group("val")[0].isalpha():  # "AB1234567": only a generic "ID number" has letters
-        return kw.startswith(("id", "nid", "national", "driv")) and 6 <= digits <= 9
+        return kw.startswith(_LETTERED_IDS) and 6 <= digits <= 9
     return digits in next(v for k, v in _ID_WORDS.items() if kw.startswith(k))
 
 

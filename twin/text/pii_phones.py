@@ -284,34 +284,45 @@ _DIGIT_WORDS = (
     "zero|oh|one|two|three|four|five|six|seven|eight|nine|double|triple|ноль|нуль|один|одна|два|две|дві|три|"
     "четыре|чотири|пять|п['’ʼ]ять|шесть|шість|семь|сім|восемь|вісім|девять|дев['’ʼ]ять"
 )
-_DIGIT_RUN = re.compile(rf"(?<!\w)(?:(?:{_DIGIT_WORDS}|\d)(?:[\s,\-]+|$)){{5,}}", re.I)
+# a token is a number word or a digit; a group of 2-4 digits only among number words ("8 916 сто двадцать три ...")
+_DIGIT_RUN = re.compile(rf"(?<!\w)(?:(?:{_DIGIT_WORDS}|\d{{1,4}})(?:[\s,\-]+|$)){{5,}}", re.I)
+_TOKEN = re.compile(rf"{_DIGIT_WORDS}|\d{{1,4}}", re.I)
 _HUNDRED_RE, _TEN_RE, _TEEN_RE = (re.compile(w, re.I) for w in (_HUNDREDS, _TENS, _TEENS))
+_GROUP_DIGITS = {"H": 3, "T": 2, "E": 2, "U": 1}
+
+
+def _kind(token: str) -> str:
+    """H a hundreds word, T a tens word, E ten to nineteen, U a digit word, D digits."""
+    if token[0].isdigit():
+        return "D"
+    if _HUNDRED_RE.fullmatch(token):
+        return "H"
+    if _TEN_RE.fullmatch(token):
+        return "T"
+    return "E" if _TEEN_RE.fullmatch(token) else "U"
 
 
 def _spelled_digits(tokens: list[str]) -> int:
     """How many digits a run of number words says: "сто двадцать три" is three, "сорок пять" two, "семь" one
-    ("double" and "triple" say none themselves)."""
-    n, last = 0, ""
+    ("double" and "triple" say none themselves); digit groups count only among three or more number words
+    ("8 916 сто двадцать три ..."; "номер 1234 5678 один два" is no phone read out): else 0."""
+    n, last, words, groups = 0, "", 0, 0
     for t in tokens:
         if t.lower() in ("double", "triple"):
             continue
-        kind = (
-            "H"
-            if _HUNDRED_RE.fullmatch(t)
-            else "T"
-            if _TEN_RE.fullmatch(t)
-            else "E"
-            if _TEEN_RE.fullmatch(t)
-            else "U"
-        )
+        kind = _kind(t)
+        if kind == "D":
+            n, last, groups = n + len(t), "", groups + (len(t) > 1)
+            continue
+        words += 1
         if (last == "H" and kind != "H") or (
             last == "T" and kind == "U" and t.lower() not in ("ноль", "нуль")
         ):
             last = "" if kind == "U" else kind  # the tens or units of the group just begun
             continue
-        n += {"H": 3, "T": 2, "E": 2, "U": 1}[kind]
+        n += _GROUP_DIGITS[kind]
         last = kind
-    return n
+    return n if not groups or words >= 3 else 0
 
 
 # the cheap tests before the run is looked for, on lower-cased text: a phone word (a plain alternation
@@ -331,7 +342,7 @@ def spelled_phone_spans(text: str) -> list[tuple[int, int]]:
     of number words alone is counting ("one two three four five six seven eight nine ten")."""
     spans = []
     for m in _DIGIT_RUN.finditer(text):
-        n = _spelled_digits(re.findall(rf"{_DIGIT_WORDS}|\d", m.group(0), re.I))
+        n = _spelled_digits(_TOKEN.findall(m.group(0)))
         if 7 <= n <= 15 and _SPELLED_BEFORE.search(text[max(0, m.start() - 24) : m.start()]):
             end = m.end()
             while end > m.start() and not text[end - 1].isalnum():

@@ -111,7 +111,8 @@ TOKEN_KW = re.compile(
 )
 # a login and its password after a slash: "netflix login anna@mail.com / Anna1990!", "логин ivan85/qwe123"
 LOGIN_PAIR = re.compile(
-    r"(?<!\w)(?:login|логин|логін|username|user\s?name)\s*[:\-]?\s*\S+?\s*/\s*[\"'«“]?(?P<val>[^\s\"'»”/]{4,64})",
+    r"(?<!\w)(?:login|логин|логін|username|user\s?name|creds|credentials|уч[её]тк\w*|облікові\s+дані)"
+    r"\s*[:\-]?\s*\S+?\s*/\s*[\"'«“]?(?P<val>[^\s\"'»”/]{4,64})",
     re.I,
 )
 
