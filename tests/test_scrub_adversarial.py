@@ -87,6 +87,25 @@ def test_card_over_two_messages_and_not_two_numbers():
     assert scrub_messages(["room 4398 2597", "9190 7483"], Scrubber()) == ["room 4398 2597", "9190 7483"]
 
 
+def test_card_four_digits_a_message_only_after_a_card_word():
+    s = Scrubber()
+    msgs = ["карта 5375", "4112", "3456", "7894", "ок?"]
+    assert scrub_messages(msgs, s) == ["карта [CARD]", "[CARD]", "[CARD]", "[CARD]", "ок?"]
+    assert s.counts["CARD"] == 4
+    assert scrub_messages(["card 5375", "4112", "3456 7894"], Scrubber()) == [
+        "card [CARD]",
+        "[CARD]",
+        "[CARD]",
+    ]
+    # the same digits with no card word before them (years, scores, codes), or failing Luhn, stay
+    for msgs in (
+        ["5375", "4112", "3456", "7894"],
+        ["scores:", "5375", "4112", "3456", "7894"],
+        ["card", "5375", "4112", "3456", "7895"],
+    ):
+        assert scrub_messages(msgs, Scrubber()) == msgs
+
+
 def test_phone_over_two_messages():
     s = Scrubber()
     assert scrub_messages(["my number is 0771", "234567"], s) == ["my number is [PHONE]", "[PHONE]"]

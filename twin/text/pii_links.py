@@ -190,7 +190,7 @@ _NAMED_PROVIDERS = (
 )
 MAILBOX_AT_PROVIDER = re.compile(
     r"(?<![\w.+\-@])(?=[\w.+\-]*[\d._+])(?=(?:[\d.+\-]*[A-Za-z_]){3})[A-Za-z][\w.+\-]{3,63}"
-    rf"\s+(?:at|на)\s+(?:{_NAMED_PROVIDERS})(?![\w.@])",
+    rf"\s+(?:at|на|собака|равлик)\s+(?:{_NAMED_PROVIDERS})(?![\w.@])",  # "olena.k равлик укрнет" too
     re.I,
 )
 PROVIDER_HINT = re.compile(r"mail|мейл|гма|яндекс|yandex|yahoo|outlook|icloud|proton|ukr\.?net|укрнет")
@@ -202,16 +202,18 @@ def mailbox_hint(low: str) -> bool:
 
 
 # "anna.k at gmail dot com", "j.smith [at] proton [dot] me", "olga собака yandex точка ru"
-_AT = r"(?:\s*[\[({<]\s*(?:at|собака|собачка|ет)\s*[\])}>]\s*|\s+(?:at|собака|собачка|равлик)\s+|\s+@\s*|\s*@\s+)"
+_AT = r"(?:\s*[\[({<]\s*(?:at|собака|собачка|ет|@)\s*[\])}>]\s*|\s+(?:at|собака|собачка|равлик)\s+|\s+@\s*|\s*@\s+)"
 # a dot may have a space on each side ("anna @ gmail . com", see obfuscated_email_ok); the plain "."
 # first and the spaced forms behind one "\s+": as fast as the list before the spaced dot was added
 _DOT = r"(?:\.|\s+(?:\.|dot|точка|крапка)\s+|\s*[\[({<]\s*(?:dot|точка|крапка)\s*[\])}>]\s*)"
+# a mail provider spelled in Cyrillic after the "@" word: "petrov собака яндекс точка ру"
+_CYR_PROVIDERS = r"(?:яндекс|гмейл|гмайл|гмаил|джимейл|мейл|майл|укрнет|рамблер|инбокс)"
 # any Latin top-level domain; a few spelled in Cyrillic ("точка ру")
 _MAIL_TLD = r"(?:[a-z]{2,6}|рф|ру|ком|нет|орг|юа)"
 OBFUSCATED_EMAIL = re.compile(
     # a Latin name; a Cyrillic one only before a Cyrillic "@" word ("анна собака gmail точка com")
     rf"(?<![\w.+\-])(?:[A-Za-z0-9_+\-]+(?:{_DOT}[A-Za-z0-9_+\-]+)*|[а-яёіїєґ]+(?=\s+(?:собак|равлик)))"
-    rf"{_AT}[A-Za-z0-9\-]+(?:{_DOT}[A-Za-z0-9\-]+)*"
+    rf"{_AT}(?:[A-Za-z0-9\-]+|{_CYR_PROVIDERS})(?:{_DOT}[A-Za-z0-9\-]+)*"
     rf"{_DOT}{_MAIL_TLD}(?![\w.])",
     re.I,
 )
@@ -239,8 +241,8 @@ def obfuscated_email_ok(m: re.Match, text: str) -> bool:
     s = m.group(0)
     if not (_spelled_dot_ok(s) and _local_script_ok(s)):
         return False
-    if "@" in s:
-        return re.search(r"\s@|@\s", s) is not None  # "anna.k @ gmail.com": the plain pattern wants no spaces
+    if "@" in s:  # "anna.k @ gmail.com", "anna.k[@]gmail.com": the plain pattern wants neither
+        return re.search(r"\s@|@\s|[\[({<]\s*@", s) is not None
     bare = _BARE_AT.search(s)
     if bare is None:
         return True

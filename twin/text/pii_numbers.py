@@ -165,6 +165,16 @@ def card_ok(raw: str, text: str, start: int) -> bool:
 _CARD_WORD = re.compile(r"(?:card|карт\w*|visa|mastercard)\W*(?:no\.?|nr\.?|number|номер|№|#)?\W*$", re.I)
 
 
+# a card word anywhere in the words before the digits, for a card typed over several messages ("скинь
+# номер карты" / "5375" / "4112" ...)
+_CARD_WORD_IN = re.compile(r"(?<!\w)(?:card|карт[аыиуеоі]\w*|visa|mastercard|кард)", re.I)
+
+
+def card_word_before(text: str, end: int) -> bool:
+    """A card word in the last 40 characters of ``text[:end]``."""
+    return _CARD_WORD_IN.search(text[max(0, end - 40) : end]) is not None
+
+
 # an order, registry or tax number right before the digits: not a phone (nor a card)
 _REGISTRY_BEFORE = re.compile(
     r"(?<![^\W\d_])(?:(?:order|заказ|invoice|сч[её]т|ticket|тикет|рахун)\w*|№|#|id|no\.?|nr\.?|isbn|issn|track\w*|трек\w*"
@@ -237,7 +247,7 @@ def ssn_check(m: re.Match, text: str) -> bool:
 
 PASSPORT = re.compile(
     r"(?<!\w)(?:passport|паспорт\w*|загранпаспорт\w*|загран\w*|id[\s\-]?картк?\w*|сери[яиюі]|сері[яїю])"
-    r"[\s,:;#№.\-]*(?:(?:no|nr|number|num|номер|is|рф|данные|дані|мой|мій|my|серия|серія|и|та|us|usa)"
+    r"[\s,:;#№.\-]*(?:(?:no|nr|number|num|номер|is|рф|данные|дані|мой|мій|my|серия|серія|и|та|us|usa|id)"
     r"(?!\w)[\s,:;#№.\-]*){0,4}"
     r"(?P<val>\d{2}\s?\d{2}[,\s]*(?:(?:номер|№|n|no\.?)\s*)?\d{6}|\d{2}\s\d{7}|[A-ZА-ЯІЇЄ]{1,2}\s?(?:(?:№|номер)\s?)?\d{6,8}|\d{3}\s?\d{3}\s?\d{3}|\d{6,9})"
     r"(?![\w])",
@@ -251,19 +261,44 @@ PASSPORT = re.compile(
 _ID_WORDS = {
     "инн": (12,), "снилс": (11,), "іпн": (10,), "рнокпп": (10,), "ідентифікаційний": (10,),
     "nic": (12,), "හැඳුනුම්පත": (12,), "nid": tuple(range(6, 15)), "national": tuple(range(6, 15)), "id": tuple(range(6, 15)),
+    "иин": (12,), "iin": (12,), "жсн": (12,), "унзр": (13,), "запис": (13,), "aadha": (12,), "adha": (12,),
+    "cnic": (13,), "полис": (16,), "омс": (16,), "driv": tuple(range(6, 13)), "dl": tuple(range(6, 13)),
+    "вод": tuple(range(6, 13)), "посвідчення": tuple(range(6, 13)), "pesel": (11,), "steuer": (11,),
 }  # fmt: skip
+_LETTERED_IDS = ("id", "nid", "national", "driv", "dl", "вод", "посвідчення")  # "AB1234567", "ВХК 123456"
 ID_NUMBER = re.compile(
     r"(?<!\w)(?P<kw>инн|снилс|іпн|рнокпп|ідентифікаційн\w*(?=\s+(?:код|номер))|nic|nid|national(?=\s+id)|id(?=\s*(?:no|nr|number|#|№))|"
+    # Kazakhstan's ИИН / ЖСН, Ukraine's УНЗР (the record number on an ID card), India's Aadhaar, Pakistan's
+    # CNIC, a Russian medical policy (полис ОМС), a driving licence
+    r"иин|iin|жсн|унзр|запис(?=\s*№)|aadhaa?r|adhaar|cnic|(?:полис\s+)?омс|(?:driving|driver'?s)\s+licen[cs]e|"
+    # a driving licence in Ukrainian and Russian, "DL no."; Poland's PESEL (Ukrainians there have one), Germany's Steuer-ID
+    r"dl(?=\s*(?:no|nr|number|#|№))|посвідчення\s+водія|водійськ\w*\s+посвідчення|водительск\w*\s+удостоверени\w*|"
+    r"вод\.\s*удостоверени\w*|pesel|steuer[\s\-]?id|"
     r"(?:ජාතික\s+)?හැඳුනුම්පත්?)"  # Sinhala: "(national) identity card"
-    r"(?:\s+(?:id|код|номер|card|no|nr|number|අංකය))?(?!\w)[\s,:;#№.\-]*(?:(?:is|мой|мій|my|no|nr|number|номер|අංකය)(?!\w)[\s,:;#№.\-]*){0,3}"
-    r"(?P<val>(?:[A-Z]{1,2}\s?)?\d(?:[\- ]?\d){5,13}(?:[VvXx](?!\w))?)(?![\w\-])",
+    r"(?:\s+(?:id|код|номер|card|no|nr|number|අංකය))?(?!\w)[\s,:;#№.\-]*(?:(?:is|мой|мій|my|no|nr|number|номер|අංකය|физ\.?\s?лиц\w*|фіз\.?\s?особ\w*)(?!\w)[\s,:;#№.\-]*){0,3}"
+    r"(?P<val>(?:[A-ZА-ЯЁІЇЄҐ]{1,3}\s?)?\d(?:[\- ]?\d){5,15}(?:[VvXx](?!\w))?)(?![\w\-])",
     re.I,
 )
 ID_HINT = re.compile(
     r"инн|снилс|іпн|рнокпп|ідентифікаційн|nic|nid|national\s+id|id\s*(?:no|nr|number|#|№)|හැඳුනුම්පත"
+    r"|иин|iin|жсн|унзр|запис\s*№|aadha|adhaar|cnic|омс|licen[cs]e|dl\s*(?:no|nr|number|#|№)|водительск|водійськ|вод\.\s*уд|посвідчення|pesel|steuer|insurance|ni\s+(?:number|no)"
+)
+# the UK's National Insurance number: two letters, six digits, A-D ("QQ 12 34 56 C")
+NINO = re.compile(
+    r"(?<!\w)(?:national\s+insurance(?:\s+(?:number|no\.?))?|ni\s+(?:number|no\.?))(?:\s+is)?[\s:#\-]*"
+    r"(?P<val>[A-Z]{2}\s?\d{2}\s?\d{2}\s?\d{2}\s?[A-D])(?!\w)",
+    re.I,
 )
 NIC_OLD = re.compile(r"(?<![\w\-])\d{9}[VvXx](?!\w)")  # Sri Lanka's NIC before 2016: 9 digits, V or X
 SNILS = re.compile(r"(?<![\w\-])\d{3}-\d{3}-\d{3}[ \-]\d{2}(?![\w\-])")  # the form no other number takes
+# forms no other number takes either: Pakistan's CNIC 5-7-1 ("35202-1234567-1"), the UAE's Emirates ID
+# (784, the birth year, 7 digits, a check digit: "784-1990-1234567-1")
+ID_FORMS = re.compile(r"(?<![\w\-])(?:\d{5}-\d{7}-\d|784-(?:19|20)\d{2}-\d{7}-\d)(?![\w\-])")
+# India's PAN after its name: five letters (the fourth P, a person), four digits, a letter
+PAN = re.compile(
+    r"(?<!\w)(?P<kw>pan)(?:\s+(?:card|no|number|is|#|:))*[\s:#\-]*(?P<val>[A-Z]{3}P[A-Z]\d{4}[A-Z])(?!\w)",
+    re.I,
+)
 
 
 def id_check(m: re.Match, _text: str) -> bool:
@@ -273,7 +308,7 @@ def id_check(m: re.Match, _text: str) -> bool:
     if m.group("val")[-1] in "VvXx":
         return kw in ("nic", "හැඳුනුම්පත", "හැඳුනුම්පත්") and digits == 9
     if m.group("val")[0].isalpha():  # "AB1234567": only a generic "ID number" has letters
-        return kw in ("id", "nid", "national") and 6 <= digits <= 9
+        return kw.startswith(_LETTERED_IDS) and 6 <= digits <= 9
     return digits in next(v for k, v in _ID_WORDS.items() if kw.startswith(k))
 
 
@@ -281,7 +316,9 @@ def id_check(m: re.Match, _text: str) -> bool:
 _DOB_WORD = (
     r"born|date\s+of\s+birth|birth\s*date|birthday|b-?day|d\.?o\.?b\.?|дата\s+рождения|день\s+рождения|"
     r"днюха|д\.\s?р\.|др|родил(?:ся|ась)|дата\s+народження|день\s+народження|народи(?:вся|лася|лась)|нар\.|"
-    r"උපන්\s+දිනය|උපන්දිනය|උපන්නේ"
+    # abbreviated: "дата рожд.", "д.н." (дата народження), "г.р." (год рождения); Sinhala "was born"
+    r"дата\s+рожд\.?|д\.\s?н\.|г\.\s?р\.|"
+    r"උපන්\s+දිනය|උපන්දිනය|උපන්නේ|ඉපදු[නණ]ේ"
 )
 _MONTH = r"[A-Za-zА-Яа-яЁёІіЇїЄє]{3,10}\.?"
 # a month by its name, for a two-digit year after it ("dob: 12 Mar 95"; "born 5 weeks 20 days early" is none)
@@ -290,12 +327,15 @@ _MONTH_NAME = (
     r"січ|лют|бер|кві|тра|чер|лип|сер|вер|жов|лис|гру)[a-zа-яёіїє]{0,7}\.?"
 )
 _DAY = r"\d{1,2}(?:st|nd|rd|th)?"
+# Sinhala month names, written after the year as Sinhala dates are ("1995 මාර්තු 12")
+_SI_MONTH = "(?:ජනවාරි|පෙබරවාරි|මාර්තු|අප්\u200d?රේල්|මැයි|ජූනි|ජූලි|අගෝස්තු|සැප්තැම්බර්|ඔක්තෝබර්|නොවැම්බර්|දෙසැම්බර්)"
 BIRTHDATE = re.compile(
     rf"(?<!\w)(?P<kw>{_DOB_WORD})(?!\w)[\s:,\-–—]*"
     r"(?:(?:on|is|in|was|my|the|у\s+меня|у\s+мене|мой|мій|:|-)\s+){0,2}"
     # day.month.year with a 2-digit year too ("родился 12.05.90": the word says it is a birth date)
     r"(?P<val>\d{1,2}[./\- ]\d{1,2}[./\- ](?:19|20)?\d{2}|(?:19|20)\d{2}[./\-]\d{1,2}[./\-]\d{1,2}"
-    rf"|{_DAY}\s+(?:of\s+)?{_MONTH},?\s+(?:19|20)\d{{2}}|{_DAY}\s+(?:of\s+)?{_MONTH_NAME}\s+\d{{2}}"
+    rf"|{_DAY}\s+(?:of\s+)?{_MONTH},?\s+(?:19|20)\d{{2}}|{_DAY}\s+(?:of\s+)?{_MONTH_NAME}\s+['’]?\d{{2}}"
+    rf"|(?:19|20)\d{{2}}\s+(?:{_MONTH_NAME}|{_SI_MONTH})\s+\d{{1,2}}"  # year first: "1995 මාර්තු 12"
     rf"|{_MONTH}\s+{_DAY},?\s+(?:19|20)\d{{2}})(?![\d])",
     re.I,
 )
@@ -311,9 +351,16 @@ def birthdate_check(m: re.Match, _text: str) -> bool:
     year = year[0] if len(year[0]) == 4 else year[-1]
     if not _BIRTHDAY.match(m.group("kw")):  # "born", "DOB", "д.р.": any date after it
         return True
+    if re.match(r"\d{4}\s", val):
+        return False  # "birthday 2019 may 5 guests": a year first is a birth date only after a birth word
     return len(year) == 4 and int(year) < datetime.date.today().year - 1
 
 
 DOB_HINT = re.compile(
-    r"born|birth|b-?day|d\.?o\.?b|рождени|д\.\s?р\.|др\b|днюх|родил|народж|народи|нар\.|උපන්"
+    r"born|birth|b-?day|d\.?o\.?b|рожд|д\.\s?р\.|др\b|днюх|родил|народж|народи|нар\.|д\.\s?н\.|г\.\s?р\.|р\.\s?н\.|උපන්|ඉපදු"
+)
+# a date with "г.р." / "р.н." (year of birth) after it, as forms and lists write it: "Иванов И., 12.03.1990 г.р."
+BIRTHDATE_BEFORE = re.compile(
+    r"(?<![\w.])(?P<val>\d{1,2}[./\-]\d{1,2}[./\-](?:19|20)\d{2})\s*(?:г\.?\s?р\.|р\.?\s?н\.|года\s+рождения|року\s+народження)",
+    re.I,
 )

@@ -264,11 +264,67 @@ _PHONE_TAIL = re.compile(r"(?<![\w+])\+?\(?\d[\d ()\-]*\d[ \-]?$")
 
 # a phone read out in words, as some type it to get past filters: "my number is oh seven seven one two
 # three ...", "мой номер восемь девять один шесть ...", "plus three eight zero ..."
+# Russian and Ukrainian phones are read out in groups: "девятьсот шестнадцать сто двадцать три сорок пять
+# шестьдесят семь" (916 123 45 67); these words come first, before the digit words they start with
+_HUNDREDS = (
+    "сто|двести|триста|четыреста|пятьсот|шестьсот|семьсот|восемьсот|девятьсот|двісті|чотириста|"
+    "п['’ʼ]ятсот|шістсот|сімсот|вісімсот|дев['’ʼ]ятсот"
+)
+_TENS = (
+    "двадцать|тридцать|сорок|пятьдесят|шестьдесят|семьдесят|восемьдесят|девяносто|двадцять|тридцять|"
+    "п['’ʼ]ятдесят|шістдесят|сімдесят|вісімдесят|дев['’ʼ]яносто"
+)
+_TEENS = (
+    "десять|одиннадцать|двенадцать|тринадцать|четырнадцать|пятнадцать|шестнадцать|семнадцать|"
+    "восемнадцать|девятнадцать|одинадцять|дванадцять|тринадцять|чотирнадцять|п['’ʼ]ятнадцять|"
+    "шістнадцять|сімнадцять|вісімнадцять|дев['’ʼ]ятнадцять"
+)
 _DIGIT_WORDS = (
+    f"{_HUNDREDS}|{_TENS}|{_TEENS}|"
     "zero|oh|one|two|three|four|five|six|seven|eight|nine|double|triple|ноль|нуль|один|одна|два|две|дві|три|"
     "четыре|чотири|пять|п['’ʼ]ять|шесть|шість|семь|сім|восемь|вісім|девять|дев['’ʼ]ять"
 )
-_DIGIT_RUN = re.compile(rf"(?<!\w)(?:(?:{_DIGIT_WORDS}|\d)(?:[\s,\-]+|$)){{7,}}", re.I)
+# a token is a number word or a digit; a group of 2-4 digits only among number words ("8 916 сто двадцать три ...")
+_DIGIT_RUN = re.compile(rf"(?<!\w)(?:(?:{_DIGIT_WORDS}|\d{{1,4}})(?:[\s,\-]+|$)){{5,}}", re.I)
+_TOKEN = re.compile(rf"{_DIGIT_WORDS}|\d{{1,4}}", re.I)
+_HUNDRED_RE, _TEN_RE, _TEEN_RE = (re.compile(w, re.I) for w in (_HUNDREDS, _TENS, _TEENS))
+_GROUP_DIGITS = {"H": 3, "T": 2, "E": 2, "U": 1}
+
+
+def _kind(token: str) -> str:
+    """H a hundreds word, T a tens word, E ten to nineteen, U a digit word, D digits."""
+    if token[0].isdigit():
+        return "D"
+    if _HUNDRED_RE.fullmatch(token):
+        return "H"
+    if _TEN_RE.fullmatch(token):
+        return "T"
+    return "E" if _TEEN_RE.fullmatch(token) else "U"
+
+
+def _spelled_digits(tokens: list[str]) -> int:
+    """How many digits a run of number words says: "сто двадцать три" is three, "сорок пять" two, "семь" one
+    ("double" and "triple" say none themselves); digit groups count only among three or more number words
+    ("8 916 сто двадцать три ..."; "номер 1234 5678 один два" is no phone read out): else 0."""
+    n, last, words, groups = 0, "", 0, 0
+    for t in tokens:
+        if t.lower() in ("double", "triple"):
+            continue
+        kind = _kind(t)
+        if kind == "D":
+            n, last, groups = n + len(t), "", groups + (len(t) > 1)
+            continue
+        words += 1
+        if (last == "H" and kind != "H") or (
+            last == "T" and kind == "U" and t.lower() not in ("ноль", "нуль")
+        ):
+            last = "" if kind == "U" else kind  # the tens or units of the group just begun
+            continue
+        n += _GROUP_DIGITS[kind]
+        last = kind
+    return n if not groups or words >= 3 else 0
+
+
 # the cheap tests before the run is looked for, on lower-cased text: a phone word (a plain alternation
 # of literals, 5x faster than the next one), then two digit words in a row
 SPELLED_GATE = re.compile(r"number|номер|call|phone|plus|плюс|тел|моб|звон|дзвон|набер|අංකය")
@@ -286,8 +342,7 @@ def spelled_phone_spans(text: str) -> list[tuple[int, int]]:
     of number words alone is counting ("one two three four five six seven eight nine ten")."""
     spans = []
     for m in _DIGIT_RUN.finditer(text):
-        tokens = re.findall(rf"{_DIGIT_WORDS}|\d", m.group(0), re.I)
-        n = sum(t.lower() not in ("double", "triple") for t in tokens)
+        n = _spelled_digits(_TOKEN.findall(m.group(0)))
         if 7 <= n <= 15 and _SPELLED_BEFORE.search(text[max(0, m.start() - 24) : m.start()]):
             end = m.end()
             while end > m.start() and not text[end - 1].isalnum():

@@ -299,11 +299,37 @@ ADDRESS_AFTER_WORD = re.compile(
     re.I,
 )
 
+# where someone lives or has things delivered: "живу на Ленина 5", "живемо на Садовій 3а", "доставка на
+# Ленина 5-12": a capitalised name and a house after "live on" / "deliver to" are a street and its house
+# ("живу на Кипре 2 года" counts: after_word_check; "доставка по Москве 300" is a price: no "по")
+ADDRESS_LIVE_ON = re.compile(
+    r"(?<!\w)(?i:живу|живём|живем|живёт|живет|живут|живемо|живе|живуть|проживаю|проживает|мешкаю|мешкає|"
+    r"доставк[аиу]|доставкой|доставкою)\s+на\s+"  # "Живу на ...": the verb in any case, the name capitalised
+    r"(?P<val>[А-ЯЁІЇЄҐ][а-яёіїєґ'’\-]+(?:\s+[А-ЯЁІЇЄҐ][а-яёіїєґ'’\-]+)?,?\s+"
+    rf"\d{{1,3}}[а-я]?(?:\s*[/\-]\s*\d{{1,4}})?(?![\w.:/]?\d|-[а-яёіїє])(?i:{_RU_FLAT})?)(?!\w)"
+)
+# a month after the number makes it a date ("доставка на Новый Год 31 декабря")
+_MONTH_AFTER = re.compile(
+    r"января|февраля|марта|апреля|мая|июня|июля|августа|сентября|октября|ноября|декабря|"
+    r"січня|лютого|березня|квітня|травня|червня|липня|серпня|вересня|жовтня|листопада|грудня"
+)
+
+
+def live_on_check(m: re.Match, text: str) -> bool:
+    """Not a count ("живу на Кипре 2 года") nor a date ("доставка на Новый Год 31 декабря")."""
+    return after_word_check(m, text) and not _MONTH_AFTER.fullmatch(_word_after(text, m.end("val")))
+
+
+def live_on_hint(low: str) -> bool:
+    """Cheap test on lower-cased text for a "live on" / "deliver to" word."""
+    return "жив" in low or "доставк" in low or "прожива" in low or "мешка" in low
+
+
 # what a number before them counts: "адрес: Москва, 3 дня назад", "the address is Main Street 5 minutes away"
 _COUNTED_RU = re.compile(
-    r"(?:раз|раза|дн[яейи]|день|час\w*|минут\w*|мин|сек\w*|недел\w*|тижн\w*|месяц\w*|місяц\w*|год[а]?|"
+    r"(?:раз|раза|дн[яейиі]|день|рік|час\w*|минут\w*|мин|сек\w*|недел\w*|тижн\w*|месяц\w*|місяц\w*|год[а]?|"
     r"лет|рок\w*|км|метр\w*|м|шт|штук\w*|рубл\w*|руб|грн|гривен\w*|гривн\w*|доллар\w*|долар\w*|евро|євро|"
-    r"человек\w*|людей|осіб|хвилин\w*|годин\w*|днів|тыс\w*|тис\w*|млн)$",
+    r"человек\w*|людей|осіб|хвилин\w*|годин\w*|днів|тыс\w*|тис\w*|млн|млрд|милли\w*|мільй\w*|мільярд\w*)$",
     re.I,
 )
 

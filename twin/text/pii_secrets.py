@@ -83,11 +83,13 @@ _PW_WORD = (
 _CODE_WORD = (
     r"(?:pin(?:\s*code)?|pincode|otp|cvv2?|cvc2?|one[\s\-]time\s+code|verification\s+code|"
     r"confirmation\s+code|security\s+code|sms\s+code|door\s+code|gate\s+code|code|"
-    r"п[иі]н(?:[\s\-]?код)?|код(?:а|ом|у)?|cvv-код|කේතය|කෝඩ්|පින්|домофон\w*|intercom|buzzer)"
+    r"п[иі]н(?:[\s\-]?код)?|код(?:а|ом|у)?|cvv-код|කේතය|කෝඩ්|පින්|домофон\w*|intercom|buzzer|"
+    r"(?:lock|padlock|locker|safe)\s+(?:combo|combination)|combination\s+lock|combo\s+lock)"  # a lock's numbers
 )
 # a few words may sit between the keyword and the value: "password for wifi is", "код из смс:"
 _FILLER = (
-    r"(?:\s+(?:(?:for|to|from|of|on|at|от|для|на|к|из|в|від|до|з|із|ot|dlya|na|do)\s+[\w.\-]{1,30}|my|the|"
+    r"(?:\s+(?:(?:for|to|from|of|on|at|от|для|на|к|из|в|від|до|з|із|ot|dlya|na|do)\s+"
+    r"(?:(?:the|my|your|our|his|her|this)\s+)?[\w.\-]{1,30}|my|the|"  # "the pin for the safe is 4821"
     r"wifi|wi-fi|account|router|email|mail|bank|phone|sms|is|was|will\s+be|мой|моя|мій|вайфая|вайфай|"
     r"вайфаю|почты|пошти|банка|карты|картки|смс|домофона|подъезда|під'їзду|сейфа|приложения|входа|"
     r"подтверждения|підтвердження|доступу|доступа|це|это|будет|буде|такой|такое|такий|же|same|"
@@ -107,6 +109,22 @@ TOKEN_KW = re.compile(
     rf"(?:{_FILLER}|\s+\w{{1,12}})\s*(?P<sep>[:=]|-|—|–|is|это|це)?\s*[\"'«“]?(?P<val>[A-Za-z0-9_\-+/=.]{{8,}})",
     re.I,
 )
+# a login and its password after a slash: "netflix login anna@mail.com / Anna1990!", "логин ivan85/qwe123"
+LOGIN_PAIR = re.compile(
+    r"(?<!\w)(?:login|логин|логін|username|user\s?name|creds|credentials|уч[её]тк\w*|облікові\s+дані)"
+    r"\s*[:\-]?\s*\S+?\s*/\s*[\"'«“]?(?P<val>[^\s\"'»”/]{4,64})",
+    re.I,
+)
+
+
+def login_pair_check(m: re.Match, _text: str) -> bool:
+    """The part after the slash holds letters and a digit or a symbol, as passwords do ("login / signup" stays)."""
+    val = m.group("val").rstrip(VAL_TRAIL)
+    if val.startswith("[") or val.endswith("?") or "://" in val:
+        return False
+    return any(c.isalpha() for c in val) and any(c.isdigit() or not c.isalnum() for c in val)
+
+
 # an entry-phone code is the flat, a key letter or sign, the code: "45к1234", "45#1234", "12B3456"
 _DIGITS_VALUE = r"\d{1,4}[кКkKвВbB#*]\d{3,6}|\d(?:[ \-]\d){3,7}|\d{2,4}(?:[ \-]\d{2,4}){1,3}|\d{3,8}"
 # the code first, as services send it: "482193 is your WhatsApp code", "G-482193 is your Google
@@ -148,6 +166,8 @@ _NOT_AFTER_IS = _words(
     "different useless hard complicated enabled disabled off locked unknown closed open valid printed "
     "mine yours what where which why case-sensitive sensitive lost gone long-ish ready done"
 )
+# what the password or code opens, with a determiner: "for the safe", "to my laptop"
+_WHOSE = re.compile(r"\s(?:for|to|from|of|on|at)\s+(?:the|my|your|our|his|her|this)\s", re.I)
 _PW_BEFORE_PASS = re.compile(r"(?:^|\W)(?:the|my|your|our|his|her|wifi|wi-fi)\s+$", re.I)
 _COPULA_END = re.compile(r"(?:(?<!\w)(?:is|это|це|будет))\s*[\"'«“]?$", re.I)
 CYRILLIC = re.compile(r"[а-яёіїєґ]", re.I)
@@ -172,7 +192,8 @@ def token_check(m: re.Match, text: str) -> bool:
 
 # what code is counted in: "the code is 2024 lines long" is a size, not a PIN
 _CODE_UNITS = _words(
-    "lines line loc rows bytes kb mb ms seconds sec stars commits files tests строк строки строчек рядків "
+    "lines line loc rows bytes kb mb ms seconds sec stars commits files tests edition version "
+    "строк строки строчек рядків "
     "байт коммитов файлов тестов"
 )
 
@@ -193,6 +214,8 @@ def password_check(m: re.Match, text: str) -> bool:
     sep = m.group("sep").strip()
     if val.endswith("?") or (sep not in (":", "=") and val.lower() in _NOT_AFTER_IS):
         return False  # "the password for the wifi?", "the password is case-sensitive"
+    if m.group("kw").lower() == "pass" and _WHOSE.search(text[m.end("kw") : m.start("val")]):
+        return False  # "the pass for the gym is 3000 a month": a season ticket
     if CYRILLIC.search(val) and val.isalpha():
         return _cyrillic_word_password(m, text, val)
     if sep in (":", "=", "-", "—", "–"):
@@ -220,6 +243,8 @@ def _plain_word_password(m: re.Match, text: str, val: str) -> bool:
         return True  # a transliterated keyword is followed by the password, not by English prose
     if not _COPULA_END.search(text[m.start() : m.start("val")]) or re.search(r"..(?:ed|ing)$", val):
         return False  # "the password is on the note", "the password is banned", "... is working"
+    if _WHOSE.search(text[m.end("kw") : m.start("val")]):
+        return False  # "the password to my heart is chocolate": a word after "for/to the X is" is prose
     # "pass" alone is also a mountain pass or a boarding pass: only "the/my/wifi pass is ..."
     return kw != "pass" or _PW_BEFORE_PASS.search(text[max(0, m.start() - 12) : m.start()]) is not None
 

@@ -110,7 +110,7 @@ _TRIGGER = re.compile(
 )
 # cheap gates, on lower-cased text, for the detectors that need a word
 _PW_WORD = re.compile(
-    r"pass|pw|pin|code|otp|cv[vc]|домофон|intercom|buzzer|парол|пасс|пасв|гасл|пин|код|пін|parol|porol|මුරපද|පාස්|කේත|කෝඩ්|පින්"
+    r"pass|pw|pin|code|otp|cv[vc]|combo|combination|домофон|intercom|buzzer|парол|пасс|пасв|гасл|пин|код|пін|parol|porol|මුරපද|පාස්|කේත|කෝඩ්|පින්"
 )
 _KEY_WORD = re.compile(r"key|token|secret|ключ|токен|секрет")
 _AT_DOMAIN = re.compile(r" at [a-z0-9\-]+\.[a-z]")
@@ -118,7 +118,15 @@ _AT_DOMAIN = re.compile(r" at [a-z0-9\-]+\.[a-z]")
 
 def _obfuscated_at(low: str) -> bool:
     """Cheap test for a spelled-out "@": bracketed, Russian/Ukrainian, or " at " with a domain after it."""
-    if "собак" in low or "собачк" in low or "равлик" in low or " @" in low or "@ " in low:
+    if (
+        "собак" in low
+        or "собачк" in low
+        or "равлик" in low
+        or " @" in low
+        or "@ " in low
+        or "@]" in low
+        or "@)" in low
+    ):
         return True
     if "at" not in low:
         return False
@@ -329,6 +337,8 @@ class Scrubber:
             text = self._sub("ADDRESS", A.ADDRESS_STREET_FIRST, text, A.street_first_check)
         if A.translit_hint(low):
             text = self._sub("ADDRESS", A.ADDRESS_TRANSLIT, text, A.translit_check)
+        if not low.isascii() and A.live_on_hint(low):
+            text = self._sub("ADDRESS", A.ADDRESS_LIVE_ON, text, A.live_on_check, group="val")
         if (
             "адрес" in low or "address" in low or "adres" in low
         ):  # the rules above first: they know a flat, a unit, a postcode
@@ -339,11 +349,17 @@ class Scrubber:
         """National and tax IDs, dates of birth, map coordinates."""
         if N.ID_HINT.search(low):
             text = self._sub("ID", N.ID_NUMBER, text, N.id_check, group="val")
+            text = self._sub("ID", N.NINO, text, group="val")
         if many_digits:
             text = self._sub("ID", N.SNILS, text)
             text = self._sub("ID", N.NIC_OLD, text)
+            if "-" in text:
+                text = self._sub("ID", N.ID_FORMS, text)
+        if "pan" in low:
+            text = self._sub("ID", N.PAN, text, group="val")
         if N.DOB_HINT.search(low):
             text = self._sub("BIRTHDATE", N.BIRTHDATE, text, N.birthdate_check, group="val")
+            text = self._sub("BIRTHDATE", N.BIRTHDATE_BEFORE, text, group="val")
         if text.count(".") >= 2:
             text = self._sub("LOCATION", A.COORDS, text, A.coords_check)
         return text
@@ -356,6 +372,17 @@ class Scrubber:
             text = self._sub("CODE", S.CODE_FIRST, text, group="val")
         if has_digit and S.CODE_USE_HINT.search(low):
             text = self._sub("CODE", S.CODE_USE, text, group="val")
+        if "/" in text and (
+            "login" in low
+            or "логін" in low
+            or "логин" in low
+            or "username" in low
+            or "cred" in low
+            or "учетк" in low
+            or "учётк" in low
+            or "облікові" in low
+        ):
+            text = self._sub("PASSWORD", S.LOGIN_PAIR, text, S.login_pair_check, group="val")
         if "wifi:" in low:
             text = self._sub("PASSWORD", S.WIFI_QR, text, group="val")
         if _KEY_WORD.search(low):
@@ -394,6 +421,8 @@ def scrub_messages(texts: Sequence[str], scrubber: Scrubber) -> list[str]:
         # a number cut in two: this message starts with its digits (the cheap test first)
         if i and clean == text and text.lstrip("(:- +")[:1].isdigit() and out[-1] == texts[i - 1]:
             clean = _split_number(texts[i - 1], text, scrubber, out)
+            if clean == text and _FOURS.fullmatch(text.strip()):
+                clean = _card_in_fours(texts, i, scrubber, out)
         if clean == text and -1 < text.find("?") < len(text) - 1:
             clean = _asked_and_answered(text, scrubber)  # "the password? it's tulip88"
         keep_asking = False
@@ -420,6 +449,37 @@ def _split_number(prev: str, text: str, scrubber: Scrubber, out: list[str]) -> s
         return text
     out[-1] = scrubber.replace(prev, [cut[0]], kind)
     return scrubber.replace(text, [cut[1]], kind)
+
+
+_FOURS = re.compile(r"\d{4}(?:[ \-]\d{4}){0,2}")  # a message of one to three groups of four digits
+_CARD_TAIL_4 = re.compile(r"(?<![\w.,+\-])\d{4}(?:[ \-]\d{4}){0,2}(?=\W{0,2}$)")
+
+
+def _card_in_fours(texts: Sequence[str], i: int, scrubber: Scrubber, out: list[str]) -> str:
+    """A 16-digit card typed in fours over three or four messages ("карта 5375", "4112", "3456 7894"; or
+    the card word in the message before the first four): every part replaced. ``texts[i]`` is the last part."""
+    parts, j, n = [i], i - 1, len(texts[i].strip()) // 5 * 4 + 4
+    while j >= 0 and n < 16 and out[j] == texts[j] and _FOURS.fullmatch(texts[j].strip()):
+        parts.insert(0, j)
+        n += len(texts[j].strip()) // 5 * 4 + 4
+        j -= 1
+    spans = [(k, _stripped_span(texts[k])) for k in parts]
+    if n < 16 and j >= 0 and out[j] == texts[j] and (m := _CARD_TAIL_4.search(texts[j])):
+        spans.insert(0, (j, m.span()))  # "карта 5375": the first fours after the card word
+        worded = N.card_word_before(texts[j], m.start())
+    else:
+        worded = j >= 0 and N.card_word_before(texts[j], len(texts[j]))
+    digits = "".join(re.sub(r"\D", "", texts[k][a:b]) for k, (a, b) in spans)
+    if not (worded and len(spans) >= 3 and len(digits) == 16 and N.luhn_ok(digits)):
+        return texts[i]
+    for k, span in spans[:-1]:
+        out[k] = scrubber.replace(texts[k], [span], "CARD")
+    return scrubber.replace(texts[i], [spans[-1][1]], "CARD")
+
+
+def _stripped_span(text: str) -> tuple[int, int]:
+    a = len(text) - len(text.lstrip())
+    return a, a + len(text.strip())
 
 
 def _asked_and_answered(text: str, scrubber: Scrubber) -> str:
