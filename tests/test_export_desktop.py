@@ -324,6 +324,29 @@ def test_old_layout_int_from_id_and_date_only(tmp_path):
     assert recs[1]["date"] == "2018-01-02T03:04:05Z" and recs[2]["out"] and not recs[1]["out"]
 
 
+def test_dates_read_in_this_machines_zone_name_it_and_the_tz_fix(tmp_path, monkeypatch, caplog):
+    """An old export (no date_unixtime) imported without --tz: the line names the zone the dates were
+    read in and how to choose another, not just "this machine's time zone"."""
+    caplog.set_level("INFO")
+    monkeypatch.setenv("TZ", "Asia/Colombo")
+    time.tzset()
+    try:
+        m = {"id": 1, "type": "message", "date": "2018-01-02T03:04:05", "from_id": 2, "text": "hi"}
+        chat = {
+            "name": "Pal",
+            "type": "personal_chat",
+            "id": 2,
+            "messages": [m, {**m, "id": 2, "from_id": 1}],
+        }
+        s = import_desktop(write_json(tmp_path / "old.json", chat), tmp_path / "raw")
+        assert records(tmp_path / "raw", 2)[1]["date"] == "2018-01-01T21:34:05Z" and s["local_dates"] == 2
+        assert "this machine's time zone (Asia/Colombo, UTC+05:30)" in caplog.text
+        assert "--tz Europe/Berlin" in caplog.text
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+
 def test_old_desktop_peer_ids_become_the_bare_ids_newer_exports_and_the_api_use(tmp_path):
     """Desktop before 2021 (integer from_id) wrote a user's chat id + 2**32, a group's + 2**33."""
 

@@ -46,6 +46,7 @@ from twin.sources.telegram_desktop.owner import check_me, count_senders, find_ow
 from twin.sources.telegram_desktop.parse import (
     NotSplittable,
     chats_of,
+    local_zone_name,
     open_split,
     parse_json,
     parse_zone,
@@ -238,10 +239,14 @@ def _warn_about(
             counts["zero_unixtime"],
         )
     if counts["local_dates"]:
+        # An old export's wall-clock dates are only right in the zone of the machine that exported
+        # them: name the zone used and how to pick another, or the owner cannot tell it was a guess.
         log.info(
             "%d message(s) had no usable date_unixtime: their local 'date' was read in %s",
             counts["local_dates"],
-            tz or "this machine's time zone",
+            tz
+            or f"this machine's time zone ({local_zone_name()}); if the export was made in another zone, "
+            'import again with --tz ZONE, e.g. --tz Europe/Berlin (make: ARGS="--tz Europe/Berlin")',
         )
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import codecs
 import logging
+import os
 import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import tzinfo
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,21 @@ def parse_zone(tz: str | None) -> tzinfo | None:
         raise TwinError(
             f"--tz {tz!r}: unknown time zone; use an IANA name such as Europe/Berlin or UTC"
         ) from None
+
+
+def local_zone_name() -> str:
+    """This machine's zone as the owner would name it: the IANA name (``TZ``, or the target of
+    ``/etc/localtime``) when there is one, else the abbreviation (``CET``) and UTC offset."""
+    tz = os.environ.get("TZ", "").lstrip(":")
+    if not tz:
+        try:
+            target = os.readlink("/etc/localtime")
+        except OSError:
+            target = ""
+        tz = target.partition("zoneinfo/")[2]
+    now = datetime.now().astimezone()
+    offset = now.strftime("%z")
+    return f"{tz or now.tzname()}, UTC{offset[:3]}:{offset[3:]}"
 
 
 def read_export(file: Path) -> bytes:
