@@ -524,6 +524,18 @@ def test_nothing_to_import_is_a_warning_not_an_error(tmp_path, caplog):
     assert "nothing to import" in caplog.text and not (tmp_path / "raw").exists()
 
 
+@pytest.mark.parametrize("ctype", ["saved_messages", "bot_chat", "public_channel", "private_group"])
+def test_nothing_to_import_suggests_include_groups_only_when_it_would_import_something(
+    tmp_path, caplog, ctype
+):
+    one = {"name": "X", "type": ctype, "id": 7, "messages": [msg(1, "user1", "hi"), msg(2, "user7", "yo")]}
+    s = import_desktop(write_json(tmp_path / "one.json", one), tmp_path / "raw")
+    assert s["dialogs"] == 0 and "nothing to import" in caplog.text
+    group = ctype == "private_group"
+    assert ("--include-groups to import groups" in caplog.text) == group
+    assert ("never channels, bots or saved messages" in caplog.text) != group
+
+
 def test_only_the_peer_speaks_needs_me(tmp_path):
     f = write_json(
         tmp_path / "p.json",

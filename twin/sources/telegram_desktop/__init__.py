@@ -198,14 +198,12 @@ def _warn_about(
     tz: str | None,
 ) -> None:
     """One line per thing the owner should know about: nothing imported, repeated ids, guessed dates."""
-    if not dialogs:
-        log.warning(
-            "%s: nothing to import (chats skipped: %s); personal chats only%s",
-            file.name,
-            dict(skipped_chats) or "none",
-            "" if include_groups else ", add --include-groups for groups",
-        )
     groups = sum(n for chat_type, n in skipped_chats.items() if chat_type in GROUP_TYPES)
+    if not dialogs:
+        hint = _nothing_hint(skipped_chats, groups, include_groups)
+        log.warning(
+            "%s: nothing to import (chats skipped: %s)%s", file.name, dict(skipped_chats) or "none", hint
+        )
     if dialogs and groups and not include_groups:
         log.info(
             "%d group chat(s) skipped: personal chats only; add --include-groups to learn from your group "
@@ -248,6 +246,19 @@ def _warn_about(
             or f"this machine's time zone ({local_zone_name()}); if the export was made in another zone, "
             'import again with --tz ZONE, e.g. --tz Europe/Berlin (make: ARGS="--tz Europe/Berlin")',
         )
+
+
+def _nothing_hint(skipped_chats: Counter[str], groups: int, include_groups: bool) -> str:
+    """What would import something: --include-groups only helps when groups were skipped, so a
+    one-chat export of a channel, a bot or saved messages is not sent after it in vain."""
+    if groups and not include_groups:
+        return "; add --include-groups to import groups (make export-desktop ... ARGS=--include-groups)"
+    if set(skipped_chats) <= {"empty"}:
+        return ""  # chats without a message to import: nothing else to export
+    return (
+        "; twin imports personal chats (and groups, with --include-groups), never channels, bots or saved "
+        "messages: export a personal chat, or the whole account with 'Personal chats' ticked"
+    )
 
 
 def list_senders(path: str | os.PathLike) -> list[tuple[str, str, int]]:
