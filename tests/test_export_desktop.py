@@ -524,6 +524,18 @@ def test_nothing_to_import_is_a_warning_not_an_error(tmp_path, caplog):
     assert "nothing to import" in caplog.text and not (tmp_path / "raw").exists()
 
 
+def test_an_account_export_without_chats_says_to_tick_personal_chats(tmp_path, monkeypatch, capsys, caplog):
+    """Only "Account information" ticked: Desktop writes no 'chats' at all (an error naming the box
+    to tick, not "not a Telegram Desktop export"), or an empty chat list (a warning saying the same)."""
+    s = import_desktop(write_json(tmp_path / "b.json", account([])), tmp_path / "raw")
+    assert s["dialogs"] == 0 and "no chats: export again with 'Personal chats' ticked" in caplog.text
+    info = account([])
+    del info["chats"]
+    code, out = run_cli(monkeypatch, capsys, "export", "desktop", str(write_json(tmp_path / "a.json", info)))
+    assert code == 2 and "holds no chats" in out and "'Personal chats' ticked" in out
+    assert "not a Telegram Desktop export" not in out
+
+
 @pytest.mark.parametrize("ctype", ["saved_messages", "bot_chat", "public_channel", "private_group"])
 def test_nothing_to_import_suggests_include_groups_only_when_it_would_import_something(
     tmp_path, caplog, ctype

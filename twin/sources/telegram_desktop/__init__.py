@@ -253,6 +253,8 @@ def _nothing_hint(skipped_chats: Counter[str], groups: int, include_groups: bool
     one-chat export of a channel, a bot or saved messages is not sent after it in vain."""
     if groups and not include_groups:
         return "; add --include-groups to import groups (make export-desktop ... ARGS=--include-groups)"
+    if not skipped_chats:  # an account export whose chat list is empty
+        return "; the export holds no chats: export again with 'Personal chats' ticked"
     if set(skipped_chats) <= {"empty"}:
         return ""  # chats without a message to import: nothing else to export
     return (

@@ -341,6 +341,11 @@ def chats_of(data: Any, file: Path) -> tuple[list[tuple[str, dict]], bool]:
     if "messages" in data:
         check_chat(data, "the chat", file)
         return [("the chat", data)], False
+    if isinstance(data.get("personal_information"), dict):  # "Account information" ticked, chats not
+        raise TwinError(
+            f"{file}: this account export holds no chats (only {', '.join(map(repr, data))}); export "
+            f"again with 'Personal chats' ticked in Telegram Desktop: {HOW_TO_EXPORT.partition(': ')[2]}"
+        )
     raise TwinError(
         f"{file}: valid JSON but not a Telegram Desktop export (no 'chats' or 'messages' field); "
         f"{HOW_TO_EXPORT}"
