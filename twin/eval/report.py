@@ -259,11 +259,23 @@ def _read_metrics_csv(path: Path) -> dict[str, list[tuple[float, float]]]:
     return {k: v for k, v in series.items() if v}
 
 
+def _plain(v: Any) -> str:
+    """A nested metric (the step plan, what was kept) as ``key value, ...``: a reader of the report is
+    not shown Python's dict syntax (``{'adapter': 'best', ...}``)."""
+    if isinstance(v, dict):
+        return ", ".join(f"{k} {_plain(x)}" for k, x in v.items())
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, list | tuple):
+        return ", ".join(map(_plain, v))
+    return "-" if v is None else str(v)
+
+
 def _section_training(r: dict, metrics_csv: Path | None) -> str:
     final = r.get("train_metrics") or {}
     parts = []
     if final:
-        rows = [[_esc(k), v if isinstance(v, int | float) else _esc(v)] for k, v in final.items()]
+        rows = [[_esc(k), v if isinstance(v, int | float) else _esc(_plain(v))] for k, v in final.items()]
         parts.append(_table(["final training metric", "value"], rows))
     series = _read_metrics_csv(metrics_csv) if metrics_csv and metrics_csv.is_file() else {}
     if series:
