@@ -318,6 +318,15 @@ def test_small_chat_gets_a_val_split_big_enough_to_measure(tmp_path, caplog, ses
     assert (out / "val.jsonl").read_bytes() == (tmp_path / "o2" / "val.jsonl").read_bytes()
 
 
+def test_replies_in_one_block_leave_val_empty_and_the_warning_says_eval_has_nothing(tmp_path, caplog):
+    raw = _chat(tmp_path, 1, 6)  # one session of 6 replies: one block, which train keeps
+    with caplog.at_level("WARNING"):
+        stats = run_prepare(PrepareConfig(raw=str(raw), out=str(tmp_path / "o")))
+    assert stats["counts"]["val"] == 0 and stats["counts"]["train"] == 6
+    assert "no val prompts" in stats["val"]["warning"] and "nothing to measure" in stats["val"]["warning"]
+    assert "0 val prompts" not in caplog.text
+
+
 def test_a_widened_val_split_is_logged_once_with_its_numbers(tmp_path, caplog):
     raw = _chat(tmp_path, 100, 3)
     with caplog.at_level("INFO"):
