@@ -19,7 +19,7 @@ from typing import Any
 
 from twin.eval import plots
 from twin.eval.blind import blind_section
-from twin.eval.metrics import GENERATED, SCRIPTS, SIDES
+from twin.eval.metrics import GENERATED, SIDES, script_columns
 from twin.eval.plots import SIDE_LABELS
 from twin.eval.verdict import acceptance_rate, authorship_sentence, headline, too_few
 from twin.fileio import atomic_write_text
@@ -207,22 +207,27 @@ def _section_lengths(r: dict) -> str:
 
 def _section_emoji_language(r: dict) -> str:
     st = r["style"]
+    scripts = script_columns(st)
     rows = [
         [
             SIDE_LABELS[s],
             st[s]["emoji_rate"],
             st[s]["emoji_per_reply"],
-            *(st[s]["script_share"][k] for k in SCRIPTS),
+            *(st[s]["script_share"].get(k, 0.0) for k in scripts),
         ]
         for s in SIDES
     ]
     note = (
-        '<p class="muted">Language is told by script: a reply is Cyrillic or Latin by the majority of its '
-        'letters, "other" when most are of another script (Sinhala, Devanagari ...) or it has none '
-        "(emoji only, numbers).</p>"
+        '<p class="muted">Language is told by script: a reply is Cyrillic, Latin, Sinhala ... by the majority '
+        'of its letters, "other" when it has none (emoji only, numbers).</p>'
     )
-    header = ["replies", "emoji rate", "emoji per reply", "Cyrillic", "Latin", "other"]
-    return note + _table(header, rows) + plots.emoji_language_plot(st)
+    header = [
+        "replies",
+        "emoji rate",
+        "emoji per reply",
+        *(k.capitalize() if k != "other" else k for k in scripts),
+    ]
+    return note + _table(header, rows) + plots.emoji_language_plot(st, scripts)
 
 
 def _section_pet_phrases(r: dict) -> str:
