@@ -130,6 +130,15 @@ def test_pet_phrases_by_hand():
     assert m.pet_phrases(PET, min_count=3) == [("see you", 3)]
 
 
+def test_a_phrase_does_not_span_two_messages_of_one_reply():
+    """A reply of two messages ("ok ok poddak inna" then "උපන්දිනයට සුභ පැතුම්") is joined with a
+    newline: "inna උපන්දිනයට" is no phrase of the owner's, and a one-word message counts whole."""
+    replies = ["ok ok poddak inna\nඋපන්දිනයට සුභ පැතුම්", "kawda enne inna\nඋපන්දිනයට සුභ", "ok\nhi there", "ok"]
+    phrases = dict(m.pet_phrases(replies))
+    assert phrases == {"උපන්දිනයට සුභ": 2, "ok": 2}
+    assert m.phrase_share(replies, "inna උපන්දිනයට") == 0.0 and m.phrase_share(replies, "ok") == 0.75
+
+
 def test_phrase_share():
     assert m.phrase_share(PET, "see you") == pytest.approx(3 / 7)
     assert m.phrase_share(PET, "Thanks a lot!") == pytest.approx(2 / 7)

@@ -173,18 +173,20 @@ def pet_phrases(
     """The owner's most frequent phrases: ``[(phrase, replies containing it), ...]``.
 
     Word n-grams of length ``n_min..n_max`` are counted once per reply (so one long rant does
-    not dominate). A reply shorter than ``n_min`` words counts whole ("ок", "lol" are pet
-    phrases too). An n-gram inside a longer one with the same count is dropped (it adds
-    nothing). Ties are broken by longer phrase first, then alphabetically, so the list is stable.
+    not dominate), within a line: a reply of several messages is joined with newlines, and the
+    end of one message and the start of the next are no phrase. A line shorter than ``n_min``
+    words counts whole ("ок", "lol" are pet phrases too). An n-gram inside a longer one with the
+    same count is dropped (it adds nothing). Ties are broken by longer phrase first, then
+    alphabetically, so the list is stable.
     """
     counts: Counter[tuple[str, ...]] = Counter()
     for text in texts:
-        toks = words(text)
         grams: set[tuple[str, ...]] = set()
-        if 0 < len(toks) < n_min:
-            grams.add(tuple(toks))
-        for n in range(n_min, n_max + 1):
-            grams |= _ngrams(toks, n)
+        for toks in map(words, text.splitlines()):
+            if 0 < len(toks) < n_min:
+                grams.add(tuple(toks))
+            for n in range(n_min, n_max + 1):
+                grams |= _ngrams(toks, n)
         counts.update(grams)
     frequent = {g: c for g, c in counts.items() if c >= min_count}
 
@@ -207,11 +209,10 @@ def phrase_share(texts: Sequence[str], phrase: str) -> float:
     target = tuple(words(phrase))
     if not target:
         return 0.0
-    hits = 0
+    hits, k = 0, len(target)
     for t in texts:
-        toks = words(t)
-        k = len(target)
-        if any(tuple(toks[i : i + k]) == target for i in range(len(toks) - k + 1)):
+        lines = map(words, t.splitlines())  # a phrase is within one message, as pet_phrases counts it
+        if any(tuple(toks[i : i + k]) == target for toks in lines for i in range(len(toks) - k + 1)):
             hits += 1
     return hits / len(texts)
 
