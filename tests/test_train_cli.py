@@ -69,6 +69,7 @@ def test_an_empty_val_set_is_said_in_words_not_none(tiny_base: Path, tmp_path: P
     out = proc.stdout + proc.stderr
     assert "None" not in out
     assert "no val loss: val.jsonl is empty" in proc.stdout
+    assert "noval; no val loss" in " ".join(out.split())  # the adapter's log line, unwrapped
 
 
 def test_model_tiny_command_uses_chat_text(processed_dir: Path, tmp_path: Path) -> None:

@@ -87,7 +87,7 @@ def save(
     if fabric.is_global_zero:
         meta = adapter_meta(cfg, data.template, data.budget, metrics, precision)
         save_adapter(adapter_dir(cfg), model.peft, data.tokenizer, meta, adapter_state, cfg)
-        log.info("adapter written to %s (%s)", adapter_dir(cfg), val_words(metrics))
+        log.info("adapter written to %s; %s", adapter_dir(cfg), val_words(metrics))
     fabric.barrier()
 
 
