@@ -171,6 +171,15 @@ def test_eval_cli_says_its_verdict_and_numbers_once(random_lora_adapter, data_di
 
 
 @pytest.mark.slow
+def test_a_sample_of_the_val_split_is_logged_as_a_sample(random_lora_adapter, data_dir, tmp_path, caplog):
+    from twin.eval.run import run_eval
+
+    with caplog.at_level("INFO"):
+        run_eval(eval_config(random_lora_adapter, data_dir, tmp_path, max_examples=3), progress=False)
+    assert f"loss on 3 of the {len(VAL)} val examples (--max-examples 3)" in caplog.text
+
+
+@pytest.mark.slow
 def test_eval_scores_authorship_per_reply(random_lora_adapter, data_dir, tmp_path):
     """With a train split the verifier scores every reply; too few messages -> no number."""
     from helpers.styled_chats import styled_examples

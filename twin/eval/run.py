@@ -279,7 +279,14 @@ def _load_twin(plan: _Plan, dtype: str) -> tuple[Any, Any]:
 
 
 def _losses(cfg: EvalConfig, plan: _Plan, model: Any, tokenizer: Any) -> dict:
-    log.info("loss on %d val examples (base and twin)", len(plan.examples))
+    n, total = len(plan.examples), len(plan.val_all)
+    # a sample of a big val split: say so, or "200 val examples" reads as all there were
+    part = (
+        f"{n} of the {total} val examples (--max-examples {cfg.max_examples})"
+        if n < total
+        else f"{n} val examples"
+    )
+    log.info("loss on %s (base and twin)", part)
     with model.disable_adapter():
         base_loss = reply_loss(model, tokenizer, plan.examples, plan.template, plan.max_seq, cfg.batch_size,
                                _reply_tokens(plan))  # fmt: skip
