@@ -183,6 +183,10 @@ def test_empty_or_missing_raw_dir(tmp_path):
         run_prepare(PrepareConfig(raw=str(tmp_path / "raw"), out=str(tmp_path / "o")))
     with pytest.raises(TwinError, match=r"nope: raw data directory not found"):
         run_prepare(PrepareConfig(raw=str(tmp_path / "nope"), out=str(tmp_path / "o")))
+    export = tmp_path / "result.json"  # the Desktop export passed to prepare instead of its import
+    export.write_text("{}")
+    with pytest.raises(TwinError, match=r"result.json: is a file.*make export-desktop FILE="):
+        run_prepare(PrepareConfig(raw=str(export), out=str(tmp_path / "o")))
     assert not (tmp_path / "o").exists()
 
 
