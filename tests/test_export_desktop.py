@@ -548,6 +548,23 @@ def test_nothing_to_import_suggests_include_groups_only_when_it_would_import_som
     assert ("never channels, bots or saved messages" in caplog.text) != group
 
 
+@pytest.mark.parametrize(
+    "me,hint",
+    [
+        ("alex", "(did you mean --me 'Alex Morozov', user1?)"),  # the first name alone, any case
+        (" alex  MOROZOV ", "(did you mean --me 'Alex Morozov', user1?)"),  # spaces and case
+        ("@alexmoroz", "(an export has display names, not @usernames)"),
+        ("Bob", "display name; senders: "),  # nothing near: the senders alone
+    ],
+)
+def test_a_near_miss_me_name_says_what_was_meant(tmp_path, me, hint):
+    chat = {"name": "G", "type": "private_group", "id": 9,
+            "messages": [msg(1, "user1", "hi", **{"from": "Alex Morozov"}), msg(2, "user2", "yo", **{"from": "Alexandra K"})]}  # fmt: skip
+    with pytest.raises(TwinError, match="no sender .* has exactly that display name") as e:
+        import_desktop(write_json(tmp_path / "g.json", chat), tmp_path / "raw", me=me, include_groups=True)
+    assert hint in str(e.value)
+
+
 def test_only_the_peer_speaks_needs_me(tmp_path):
     f = write_json(
         tmp_path / "p.json",
