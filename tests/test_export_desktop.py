@@ -565,6 +565,21 @@ def test_a_near_miss_me_name_says_what_was_meant(tmp_path, me, hint):
     assert hint in str(e.value)
 
 
+def test_a_me_that_sent_nothing_is_warned_about(tmp_path, caplog):
+    chat = {
+        "name": "P",
+        "type": "personal_chat",
+        "id": 2,
+        "messages": [msg(1, "user2", "hi"), msg(2, "user1", "yo")],
+    }
+    f = write_json(tmp_path / "p.json", chat)
+    import_desktop(f, tmp_path / "raw", me="user1")
+    assert "none of the" not in caplog.text
+    import_desktop(f, tmp_path / "raw2", me="12345")  # a typo: nobody in the export
+    assert "none of the 2 imported messages is from you (user12345, from --me)" in caplog.text
+    assert "--list-senders" in caplog.text
+
+
 def test_only_the_peer_speaks_needs_me(tmp_path):
     f = write_json(
         tmp_path / "p.json",

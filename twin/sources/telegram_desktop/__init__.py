@@ -121,6 +121,7 @@ def _import(
     if owner:  # none is looked for when no chat is imported: the warning below says why
         log.info("%s: owner %s (%s)", file.name, owner, owner_from)
     _warn_about(file, dialogs, counts, skipped_chats, include_groups, tz)
+    _warn_if_owner_silent(file, dialogs, owner, owner_from)
     return {
         "file": str(file),
         "out": str(out_dir),
@@ -246,6 +247,22 @@ def _warn_about(
             or f"this machine's time zone ({local_zone_name()}); if the export was made in another zone, "
             'import again with --tz ZONE, e.g. --tz Europe/Berlin (make: ARGS="--tz Europe/Berlin")',
         )
+
+
+def _warn_if_owner_silent(file: Path, dialogs: dict[int, bytes], owner: str, owner_from: str) -> None:
+    """A --me (or account id) that sent none of the imported messages: all are imported as the others',
+    and prepare finds nothing to learn. Legitimate for a one-chat export only the contact wrote in
+    (--me is asked for then), so a warning naming the way out, not an error."""
+    # encoded records: a text's quotes are escaped, so this byte string is only ever the field
+    if not dialogs or any(b'"out":true' in blob for blob in dialogs.values()):
+        return
+    n = sum(blob.count(b"\n") for blob in dialogs.values())
+    log.warning(
+        "%s: none of the %d imported messages is from you (%s, from %s): all count as the other side's, "
+        "and twin prepare will find no reply of yours; if that is not your id, import again with the right "
+        "--me (twin export desktop %s --list-senders lists them)",
+        file.name, n, owner, owner_from, shell_word(str(file)),
+    )  # fmt: skip
 
 
 def _nothing_hint(skipped_chats: Counter[str], groups: int, include_groups: bool) -> str:
