@@ -291,15 +291,26 @@ def _section_training(r: dict, metrics_csv: Path | None) -> str:
     return "".join(parts)
 
 
+# A message pasted whole (a log, an article: 200,000 characters happen) would make a cell, and the
+# page, that size; the model saw at most its prompt budget of it anyway.
+_CELL_CHARS = 2000
+
+
+def _clip(text: str) -> str:
+    if len(text) <= _CELL_CHARS:
+        return text
+    return f"{text[:_CELL_CHARS]} … (+{len(text) - _CELL_CHARS:,} characters)"
+
+
 def _context_html(context: Sequence[dict], contact: str | None, group: bool = False) -> str:
     if not context:
         return ""
     lines = render_context(context, contact, group)  # a group's turns carry their own labels
-    return f"<details><summary>context ({len(context)})</summary>{_esc(lines)}</details>"
+    return f"<details><summary>context ({len(context)})</summary>{_esc(_clip(lines))}</details>"
 
 
 def _reply_cell(x: dict, side: str) -> str:
-    text = _esc(x[side]) or '<span class="muted">(empty)</span>'
+    text = _esc(_clip(x[side])) or '<span class="muted">(empty)</span>'
     score = (x.get("authorship") or {}).get(side)
     return text if score is None else f'{text}<br><span class="muted">P(you) {score:.2f}</span>'
 
@@ -310,7 +321,7 @@ def _section_samples(rows: Sequence[dict]) -> str:
     table_rows = [
         [
             _context_html(x.get("context") or [], x.get("contact"), bool(x.get("group")))
-            + _esc(x["message"]),
+            + _esc(_clip(x["message"])),
             *(_reply_cell(x, side) for side in SIDES),
         ]
         for x in rows
