@@ -347,6 +347,19 @@ def test_dates_read_in_this_machines_zone_name_it_and_the_tz_fix(tmp_path, monke
         time.tzset()
 
 
+@pytest.mark.parametrize("tz", ["Europe/Kyiv", ":Europe/Kyiv", ":/usr/share/zoneinfo/Europe/Kyiv"])
+def test_the_machines_zone_is_named_however_tz_names_it(monkeypatch, tz):
+    if not Path("/usr/share/zoneinfo/Europe/Kyiv").exists():
+        pytest.skip("no system zoneinfo")
+    monkeypatch.setenv("TZ", tz)
+    time.tzset()
+    try:
+        assert td_parse.local_zone_name() in ("Europe/Kyiv, UTC+02:00", "Europe/Kyiv, UTC+03:00")
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+
 def test_old_desktop_peer_ids_become_the_bare_ids_newer_exports_and_the_api_use(tmp_path):
     """Desktop before 2021 (integer from_id) wrote a user's chat id + 2**32, a group's + 2**33."""
 

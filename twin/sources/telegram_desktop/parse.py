@@ -87,12 +87,8 @@ def local_zone_name() -> str:
     """This machine's zone as the owner would name it: the IANA name (``TZ``, or the target of
     ``/etc/localtime``) when there is one, else the abbreviation (``CET``) and UTC offset."""
     tz = os.environ.get("TZ", "").lstrip(":")
-    if not tz:
-        try:
-            target = os.readlink("/etc/localtime")
-        except OSError:
-            target = ""
-        tz = target.partition("zoneinfo/")[2]
+    if not tz or tz.startswith("/"):  # unset, or a zone file's path (TZ=:/etc/localtime)
+        tz = os.path.realpath(tz or "/etc/localtime").partition("zoneinfo/")[2]
     now = datetime.now().astimezone()
     offset = now.strftime("%z")
     return f"{tz or now.tzname()}, UTC{offset[:3]}:{offset[3:]}"
