@@ -192,7 +192,7 @@ def _listen(s: ServeSettings, engine: ReplyEngine) -> None:
     uvicorn.run(api, host=s.host, port=s.port, log_level="warning", access_log=False)
 
 
-def _check_port_free(host: str, port: int) -> None:
+def _check_port_free(host: str, port: int, who: str = "twin serve", make: str = "make serve PORT=N") -> None:
     """Bind the address once before the model loads: a port in use (a twin serve already running)
     is one line now, not uvicorn's bare "[Errno 98]" after the load and a false "listening" line."""
     import errno
@@ -212,12 +212,10 @@ def _check_port_free(host: str, port: int) -> None:
         except OSError as e:
             busy = e.errno == errno.EADDRINUSE
             why = (
-                "already in use (is a twin serve already running?)"
-                if busy
-                else f"cannot be bound ({e.strerror})"
+                f"already in use (is a {who} already running?)" if busy else f"cannot be bound ({e.strerror})"
             )
             raise TwinError(
-                f"{host}:{port} {why}; stop that server or pick another port: --port N (make serve PORT=N)"
+                f"{host}:{port} {why}; stop that server or pick another port: --port N ({make})"
             ) from None
 
 
@@ -295,6 +293,7 @@ def chat_cmd(
 ) -> None:
     """Open the chat page (Streamlit) talking to a running `twin serve`."""
     check_port("--port", port)
+    _check_port_free(host, port, "twin chat", "make chat CHAT_PORT=N")  # else a false "chat page on" line
     cmd = chat_command(server, port, host)
     env = {**os.environ, SERVER_ENV: server, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
     log.info("chat page on http://%s:%d (talking to %s)", host, port, server)
