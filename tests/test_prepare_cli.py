@@ -329,6 +329,8 @@ def test_replies_in_one_block_leave_val_empty_and_the_warning_says_eval_has_noth
     assert stats["counts"]["val"] == 0 and stats["counts"]["train"] == 6
     assert "no val prompts" in stats["val"]["warning"] and "nothing to measure" in stats["val"]["warning"]
     assert "0 val prompts" not in caplog.text
+    none = run_prepare(PrepareConfig(raw=str(raw), out=str(tmp_path / "o2"), val_fraction=0))
+    assert "(val_fraction 0)" in none["val"]["warning"] and "one stretch" not in none["val"]["warning"]
 
 
 def test_a_widened_val_split_is_logged_once_with_its_numbers(tmp_path, caplog):
