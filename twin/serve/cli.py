@@ -198,8 +198,9 @@ def _check_port_free(host: str, port: int, who: str = "twin serve", make: str = 
     import errno
     import socket
 
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # the family uvicorn binds host with
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        infos = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as e:
         raise TwinError(
             f"--host {host}: cannot resolve it ({e.strerror}); use an address such as 127.0.0.1"
