@@ -98,7 +98,25 @@ def test_script_of_majority():
     assert m.script_of("ok да") == "cyrillic"  # 2 vs 2: ties go Cyrillic
     assert m.script_of("123 !! 🙂") == "other"
     # Sinhala letters (its vowel signs are marks, not letters): "ok" is 2 Latin letters against 5
-    assert m.script_of("ok මම එන්නම්") == "other" and m.script_of("okay, හරි") == "latin"
+    assert m.script_of("ok මම එන්නම්") == "sinhala" and m.script_of("okay, හරි") == "latin"
+    assert m.script_of("नमस्ते ok") == "devanagari" and m.script_of("Γειά σου") == "greek"
+
+
+def test_a_sinhala_writer_gets_a_sinhala_column_not_other():
+    """Sinhala replies are not lumped with emoji-only ones: the share names the script, and the
+    report's columns are Cyrillic, Latin, every other script some side used, then other."""
+    real, twin = m.style_stats(["මම ගෙදර ආවා", "ok", "🙂"]), m.style_stats(["හරි", "හරි"])
+    assert real["script_share"] == pytest.approx(
+        {"cyrillic": 0, "latin": 1 / 3, "other": 1 / 3, "sinhala": 1 / 3}
+    )
+    assert twin["script_share"]["sinhala"] == 1.0 and twin["script_share"]["other"] == 0.0
+    base = m.style_stats(["привет"])
+    assert m.script_columns({"real": real, "base": base, "twin": twin}) == [
+        "cyrillic",
+        "latin",
+        "sinhala",
+        "other",
+    ]
 
 
 PET = ["see you later", "ok see you", "see you soon", "ок", "ок", "thanks a lot", "thanks a lot man"]
@@ -110,6 +128,15 @@ def test_pet_phrases_by_hand():
     assert m.pet_phrases(PET) == [("see you", 3), ("thanks a lot", 2), ("ок", 2)]
     assert m.pet_phrases(PET, top=1) == [("see you", 3)]
     assert m.pet_phrases(PET, min_count=3) == [("see you", 3)]
+
+
+def test_a_phrase_does_not_span_two_messages_of_one_reply():
+    """A reply of two messages ("ok ok poddak inna" then "උපන්දිනයට සුභ පැතුම්") is joined with a
+    newline: "inna උපන්දිනයට" is no phrase of the owner's, and a one-word message counts whole."""
+    replies = ["ok ok poddak inna\nඋපන්දිනයට සුභ පැතුම්", "kawda enne inna\nඋපන්දිනයට සුභ", "ok\nhi there", "ok"]
+    phrases = dict(m.pet_phrases(replies))
+    assert phrases == {"උපන්දිනයට සුභ": 2, "ok": 2}
+    assert m.phrase_share(replies, "inna උපන්දිනයට") == 0.0 and m.phrase_share(replies, "ok") == 0.75
 
 
 def test_phrase_share():

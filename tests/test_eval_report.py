@@ -99,6 +99,23 @@ def test_report_has_every_section_and_inline_plots(tmp_path):
     assert "see you" in page.split('<section id="pet-phrases">')[1].split("</section>")[0]
 
 
+def test_training_metrics_that_are_dicts_read_as_words_not_python(tmp_path):
+    kept = {"adapter": "best", "step": 360, "last_val_loss": 1.627164, "stopped_early": True}
+    metrics = {"val_loss": 1.5, "kept": kept, "plan": {"steps": 600, "reason": "capped at 600"}}
+    page = write_report({**_result(), "train_metrics": metrics}, [], tmp_path / "r.html").read_text()
+    section = page.split('<section id="training">')[1].split("</section>")[0]
+    assert "adapter best, step 360, last_val_loss 1.627, stopped_early True" in section
+    assert "steps 600, reason capped at 600" in section and "{" not in section
+
+
+def test_a_huge_pasted_message_is_clipped_in_the_side_by_side(tmp_path):
+    huge = "x" * 200_000
+    rows = [{"context": [{"role": "them", "text": huge}], "contact": None, "message": huge, "real": huge,
+             "base": "b", "twin": "c"}]  # fmt: skip
+    page = write_report(_result(rows), rows, tmp_path / "r.html").read_text()
+    assert "x" * 2001 not in page and page.count("(+198,0") == 3  # message, context, real reply
+
+
 @pytest.mark.slow
 def test_report_sections_say_why_when_empty(tmp_path):
     rows = [{"context": [], "contact": None, "message": "m", "real": "a", "base": "b", "twin": "c"}]

@@ -150,6 +150,36 @@ def test_eval_cli(random_lora_adapter, data_dir, tmp_path):
 
 
 @pytest.mark.slow
+def test_eval_cli_says_its_verdict_and_numbers_once(random_lora_adapter, data_dir, tmp_path):
+    """A real `twin eval` process: the verdict, the losses and the report path are each one line
+    (on stdout), not also repeated as log lines on stderr."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "twin.cli", "eval", "--adapter", str(random_lora_adapter), "--data",
+         str(data_dir), "--run", "once", "--out-dir", str(tmp_path), "--max-new-tokens", "4"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    both = proc.stdout + proc.stderr
+    assert both.count("loss base") == 1 and proc.stdout.count("report: ") == 1
+    verdict = proc.stdout.splitlines()[1]  # the headline, after the loss line
+    assert both.count(verdict[:40]) == 1
+
+
+@pytest.mark.slow
+def test_a_sample_of_the_val_split_is_logged_as_a_sample(random_lora_adapter, data_dir, tmp_path, caplog):
+    from twin.eval.run import run_eval
+
+    with caplog.at_level("INFO"):
+        run_eval(eval_config(random_lora_adapter, data_dir, tmp_path, max_examples=3), progress=False)
+    assert f"loss on 3 of the {len(VAL)} val examples (--max-examples 3)" in caplog.text
+
+
+@pytest.mark.slow
 def test_eval_scores_authorship_per_reply(random_lora_adapter, data_dir, tmp_path):
     """With a train split the verifier scores every reply; too few messages -> no number."""
     from helpers.styled_chats import styled_examples

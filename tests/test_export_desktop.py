@@ -324,6 +324,42 @@ def test_old_layout_int_from_id_and_date_only(tmp_path):
     assert recs[1]["date"] == "2018-01-02T03:04:05Z" and recs[2]["out"] and not recs[1]["out"]
 
 
+def test_dates_read_in_this_machines_zone_name_it_and_the_tz_fix(tmp_path, monkeypatch, caplog):
+    """An old export (no date_unixtime) imported without --tz: the line names the zone the dates were
+    read in and how to choose another, not just "this machine's time zone"."""
+    caplog.set_level("INFO")
+    monkeypatch.setenv("TZ", "Asia/Colombo")
+    time.tzset()
+    try:
+        m = {"id": 1, "type": "message", "date": "2018-01-02T03:04:05", "from_id": 2, "text": "hi"}
+        chat = {
+            "name": "Pal",
+            "type": "personal_chat",
+            "id": 2,
+            "messages": [m, {**m, "id": 2, "from_id": 1}],
+        }
+        s = import_desktop(write_json(tmp_path / "old.json", chat), tmp_path / "raw")
+        assert records(tmp_path / "raw", 2)[1]["date"] == "2018-01-01T21:34:05Z" and s["local_dates"] == 2
+        assert "this machine's time zone (Asia/Colombo, UTC+05:30)" in caplog.text
+        assert "--tz Europe/Berlin" in caplog.text
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+
+@pytest.mark.parametrize("tz", ["Europe/Kyiv", ":Europe/Kyiv", ":/usr/share/zoneinfo/Europe/Kyiv"])
+def test_the_machines_zone_is_named_however_tz_names_it(monkeypatch, tz):
+    if not Path("/usr/share/zoneinfo/Europe/Kyiv").exists():
+        pytest.skip("no system zoneinfo")
+    monkeypatch.setenv("TZ", tz)
+    time.tzset()
+    try:
+        assert td_parse.local_zone_name() in ("Europe/Kyiv, UTC+02:00", "Europe/Kyiv, UTC+03:00")
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+
 def test_old_desktop_peer_ids_become_the_bare_ids_newer_exports_and_the_api_use(tmp_path):
     """Desktop before 2021 (integer from_id) wrote a user's chat id + 2**32, a group's + 2**33."""
 
@@ -499,6 +535,62 @@ def test_nothing_to_import_is_a_warning_not_an_error(tmp_path, caplog):
     s = import_desktop(write_json(tmp_path / "s.json", saved), tmp_path / "raw")
     assert s["dialogs"] == 0 and s["skipped_chats"] == {"saved_messages": 1}
     assert "nothing to import" in caplog.text and not (tmp_path / "raw").exists()
+
+
+def test_an_account_export_without_chats_says_to_tick_personal_chats(tmp_path, monkeypatch, capsys, caplog):
+    """Only "Account information" ticked: Desktop writes no 'chats' at all (an error naming the box
+    to tick, not "not a Telegram Desktop export"), or an empty chat list (a warning saying the same)."""
+    s = import_desktop(write_json(tmp_path / "b.json", account([])), tmp_path / "raw")
+    assert s["dialogs"] == 0 and "no chats: export again with 'Personal chats' ticked" in caplog.text
+    info = account([])
+    del info["chats"]
+    code, out = run_cli(monkeypatch, capsys, "export", "desktop", str(write_json(tmp_path / "a.json", info)))
+    assert code == 2 and "holds no chats" in out and "'Personal chats' ticked" in out
+    assert "not a Telegram Desktop export" not in out
+
+
+@pytest.mark.parametrize("ctype", ["saved_messages", "bot_chat", "public_channel", "private_group"])
+def test_nothing_to_import_suggests_include_groups_only_when_it_would_import_something(
+    tmp_path, caplog, ctype
+):
+    one = {"name": "X", "type": ctype, "id": 7, "messages": [msg(1, "user1", "hi"), msg(2, "user7", "yo")]}
+    s = import_desktop(write_json(tmp_path / "one.json", one), tmp_path / "raw")
+    assert s["dialogs"] == 0 and "nothing to import" in caplog.text
+    group = ctype == "private_group"
+    assert ("--include-groups to import groups" in caplog.text) == group
+    assert ("never channels, bots or saved messages" in caplog.text) != group
+
+
+@pytest.mark.parametrize(
+    "me,hint",
+    [
+        ("alex", "(did you mean --me 'Alex Morozov', user1?)"),  # the first name alone, any case
+        (" alex  MOROZOV ", "(did you mean --me 'Alex Morozov', user1?)"),  # spaces and case
+        ("@alexmoroz", "(an export has display names, not @usernames)"),
+        ("Bob", "display name; senders: "),  # nothing near: the senders alone
+    ],
+)
+def test_a_near_miss_me_name_says_what_was_meant(tmp_path, me, hint):
+    chat = {"name": "G", "type": "private_group", "id": 9,
+            "messages": [msg(1, "user1", "hi", **{"from": "Alex Morozov"}), msg(2, "user2", "yo", **{"from": "Alexandra K"})]}  # fmt: skip
+    with pytest.raises(TwinError, match="no sender .* has exactly that display name") as e:
+        import_desktop(write_json(tmp_path / "g.json", chat), tmp_path / "raw", me=me, include_groups=True)
+    assert hint in str(e.value)
+
+
+def test_a_me_that_sent_nothing_is_warned_about(tmp_path, caplog):
+    chat = {
+        "name": "P",
+        "type": "personal_chat",
+        "id": 2,
+        "messages": [msg(1, "user2", "hi"), msg(2, "user1", "yo")],
+    }
+    f = write_json(tmp_path / "p.json", chat)
+    import_desktop(f, tmp_path / "raw", me="user1")
+    assert "none of the" not in caplog.text
+    import_desktop(f, tmp_path / "raw2", me="12345")  # a typo: nobody in the export
+    assert "none of the 2 imported messages is from you (user12345, from --me)" in caplog.text
+    assert "--list-senders" in caplog.text
 
 
 def test_only_the_peer_speaks_needs_me(tmp_path):

@@ -183,6 +183,28 @@ def test_fingerprint_covers_weights_and_refuses_an_adapter_on_other_weights(
     assert sorted(p.name for p in other.iterdir()) == sorted(p.name for p in tiny_base.iterdir())
 
 
+def test_an_adapter_whose_recorded_base_was_rebuilt_says_to_train_again(
+    tiny_base: Path, tiny_adapter: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`make tiny` run again writes over the base an adapter recorded: without --base the error says
+    to train again (the old base is gone), not only to pass it with --base."""
+    from twin.model.load import resolve_base
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    rebuilt = _other_weights(tiny_base, tmp_path / "tiny-falcon")
+    adapter = tmp_path / "adapters" / "me"
+    shutil.copytree(tiny_adapter, adapter)
+    meta = json.loads((adapter / "twin.json").read_text())
+    meta["base_model"]["path"] = str(rebuilt)
+    (adapter / "twin.json").write_text(json.dumps(meta))
+    with pytest.raises(TwinError, match=r"changed since training .*make train RUN=me") as e:
+        resolve_base(adapter)
+    assert "\n" not in str(e.value)
+    with pytest.raises(TwinError, match="different base") as e:  # --base given: that one is wrong
+        resolve_base(adapter, rebuilt)
+    assert "make train" not in str(e.value)
+
+
 def test_fingerprint_of_a_read_only_base_and_an_unwritable_cache(
     tiny_base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

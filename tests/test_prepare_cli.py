@@ -183,6 +183,10 @@ def test_empty_or_missing_raw_dir(tmp_path):
         run_prepare(PrepareConfig(raw=str(tmp_path / "raw"), out=str(tmp_path / "o")))
     with pytest.raises(TwinError, match=r"nope: raw data directory not found"):
         run_prepare(PrepareConfig(raw=str(tmp_path / "nope"), out=str(tmp_path / "o")))
+    export = tmp_path / "result.json"  # the Desktop export passed to prepare instead of its import
+    export.write_text("{}")
+    with pytest.raises(TwinError, match=r"result.json: is a file.*make export-desktop FILE="):
+        run_prepare(PrepareConfig(raw=str(export), out=str(tmp_path / "o")))
     assert not (tmp_path / "o").exists()
 
 
@@ -316,6 +320,17 @@ def test_small_chat_gets_a_val_split_big_enough_to_measure(tmp_path, caplog, ses
     # reruns agree (the split is by hash, not a random draw)
     run_prepare(PrepareConfig(raw=str(raw), out=str(tmp_path / "o2")))
     assert (out / "val.jsonl").read_bytes() == (tmp_path / "o2" / "val.jsonl").read_bytes()
+
+
+def test_replies_in_one_block_leave_val_empty_and_the_warning_says_eval_has_nothing(tmp_path, caplog):
+    raw = _chat(tmp_path, 1, 6)  # one session of 6 replies: one block, which train keeps
+    with caplog.at_level("WARNING"):
+        stats = run_prepare(PrepareConfig(raw=str(raw), out=str(tmp_path / "o")))
+    assert stats["counts"]["val"] == 0 and stats["counts"]["train"] == 6
+    assert "no val prompts" in stats["val"]["warning"] and "nothing to measure" in stats["val"]["warning"]
+    assert "0 val prompts" not in caplog.text
+    none = run_prepare(PrepareConfig(raw=str(raw), out=str(tmp_path / "o2"), val_fraction=0))
+    assert "(val_fraction 0)" in none["val"]["warning"] and "one stretch" not in none["val"]["warning"]
 
 
 def test_a_widened_val_split_is_logged_once_with_its_numbers(tmp_path, caplog):

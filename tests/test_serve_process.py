@@ -124,6 +124,31 @@ def test_cli_without_base_serves_the_base_recorded_in_the_adapter(tiny_adapter, 
     assert "/reply adapter=me" in text and "HTTP/1.1" not in text and SECRET not in text
 
 
+def test_a_port_in_use_is_one_line_before_the_model_loads(tiny_base):
+    """A second `twin serve` (or `twin chat`) on a busy port: exit 2 with one line naming the address
+    and the way out, before loading anything; uvicorn's bare "[Errno 98]" came after the load and a
+    false "listening" line (Streamlit's "Port ... is not available" after a false "chat page on")."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = subprocess.run(_twin("serve", "--base", str(tiny_base), "--port", str(port)),
+                             capture_output=True, text=True, timeout=120)  # fmt: skip
+        chat = subprocess.run(_twin("chat", "--port", str(port)), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip().splitlines() == [
+        f"error: 127.0.0.1:{port} already in use (is a twin serve already running?); stop that server "
+        "or pick another port: --port N (make serve PORT=N)"
+    ]
+    assert "listening" not in out.stdout + out.stderr
+    assert chat.returncode == 2 and chat.stderr.strip().splitlines() == [
+        f"error: 127.0.0.1:{port} already in use (is a twin chat already running?); stop that server "
+        "or pick another port: --port N (make chat CHAT_PORT=N)"
+    ]
+
+
 def test_cli_without_base_or_adapter_is_one_error():
     from typer.testing import CliRunner
 

@@ -54,6 +54,24 @@ def test_missing_data_from_cli_is_one_line(tiny_base: Path, tmp_path: Path) -> N
     ]
 
 
+def test_an_empty_val_set_is_said_in_words_not_none(tiny_base: Path, tmp_path: Path) -> None:
+    """All replies in one session leave val.jsonl empty: the run says so, not 'val loss None'."""
+    from helpers.training import write_processed
+
+    data = write_processed(tmp_path / "processed", n_train=8, n_val=1)
+    (data / "val.jsonl").write_text("")
+    proc = subprocess.run(
+        [*TWIN, "train", "--config", str(REPO / "pipelines" / "tiny.yaml"), "--base", str(tiny_base),
+         "--data", str(data), "--run", "noval", "--max-steps", "2", "--set", f"out_dir={tmp_path}"],
+        cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout + proc.stderr
+    assert "None" not in out
+    assert "no val loss: val.jsonl is empty" in proc.stdout
+    assert "noval; no val loss" in " ".join(out.split())  # the adapter's log line, unwrapped
+
+
 def test_model_tiny_command_uses_chat_text(processed_dir: Path, tmp_path: Path) -> None:
     from twin.cli import app
     from twin.model.load import load_base

@@ -191,6 +191,11 @@ def write_dialog(path: str | os.PathLike, records: Iterable[dict]) -> int:
 def dialog_files(raw_root: str | os.PathLike) -> list[Path]:
     """Every dialog file under a raw root (``<root>/<source>/<dialog_id>.jsonl``), sorted."""
     root = Path(raw_root)
+    if root.is_file():  # the Desktop export itself, passed where its import goes
+        raise TwinError(
+            f"{root}: is a file, and --raw takes the directory `twin export` writes; import it first: "
+            f'`make export-desktop FILE="{root}"` (twin export desktop FILE --out data/raw), then prepare'
+        )
     if not root.is_dir():
         raise TwinError(
             f"{root}: raw data directory not found; run `make export-desktop FILE=...` or `make export-telegram` first"

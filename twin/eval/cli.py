@@ -55,7 +55,7 @@ def eval_cmd(
     cfg = load_config(EvalConfig, None, deep_merge(opts, parse_overrides(set_)))
     # the report goes to runs/<run>/ (default: the adapter dir's name): never outside runs/
     check_run_name(cfg.run or Path(cfg.adapter).name, "--run" if cfg.run else "--adapter's name (give --run)")
-    result = run_eval(cfg)
+    result = run_eval(cfg, announce=False)  # the lines below say it once
     out = Path(cfg.out_dir) / "runs" / result["run"]
     lb, lt = result["loss"]["base"], result["loss"]["twin"]
     typer.echo(

@@ -6,8 +6,9 @@
   (:func:`twin.text.words.words`: letters with their combining marks, so a Sinhala or Hindi word is
   one token) instead.
 * Style: reply length distribution (characters and words), emoji rate, the share of each script
-  (a reply counts as Cyrillic or Latin by the majority of its letters — a script, not a language
-  detector, which is enough to tell Russian from English in chats), and the owner's pet phrases.
+  (a reply counts as Cyrillic, Latin, Sinhala, Devanagari ... by the majority of its letters — a
+  script, not a language detector, which is enough to tell Russian from English or Sinhala in
+  chats), and the owner's pet phrases.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ _EMOJI = re.compile(
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 _LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
 
+# Always in script_share (eval.json's schema); any other script a reply is written in is added by name.
 SCRIPTS = ("cyrillic", "latin", "other")
 # Who wrote a reply, in every eval row (eval_samples.jsonl) and block of eval.json: you, the base model
 # without the adapter, the twin. GENERATED: the two a model wrote, scored against "real".
@@ -92,13 +94,32 @@ def count_emoji(text: str) -> int:
 
 
 def script_of(text: str) -> str:
-    """``cyrillic``/``latin`` by the majority of letters (ties: cyrillic); ``other`` with no letters or
-    when most are of another script (Sinhala, Devanagari, Greek ...: "ok මම එන්නම්" is ``other``)."""
+    """The script of most of the letters: ``cyrillic``, ``latin`` (ties: cyrillic) or another script
+    named by Unicode (``sinhala``, ``devanagari``, ``greek``, ``cjk`` ...: "ok මම එන්නම්" is
+    ``sinhala``, so a Sinhala twin is not lumped with emoji-only replies); ``other`` with no letters."""
     cyr, lat = len(_CYRILLIC.findall(text)), len(_LATIN.findall(text))
-    rest = sum(c.isalpha() for c in text) - cyr - lat
-    if (cyr == 0 and lat == 0) or rest > max(cyr, lat):
-        return "other"
+    rest = Counter(
+        _script_name(c) for c in text if c.isalpha() and not _CYRILLIC.match(c) and not _LATIN.match(c)
+    )
+    top, n = rest.most_common(1)[0] if rest else ("other", 0)
+    if n > max(cyr, lat) or (cyr == 0 and lat == 0):
+        return top
     return "cyrillic" if cyr >= lat else "latin"
+
+
+def _script_name(letter: str) -> str:
+    """A letter's script as the first word of its Unicode name ("SINHALA LETTER ALPAPRAANA KAYANNA")."""
+    import unicodedata
+
+    return unicodedata.name(letter, "other").split()[0].lower()
+
+
+def script_columns(style: dict) -> list[str]:
+    """The scripts to show for every side: Cyrillic and Latin, any other script some side wrote in,
+    then ``other`` (no letters)."""
+    found = {k for side in style.values() for k, v in side["script_share"].items() if v}
+    extra = sorted(found - set(SCRIPTS))
+    return ["cyrillic", "latin", *extra, "other"]
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
@@ -136,7 +157,9 @@ def style_stats(texts: Sequence[str]) -> dict:
         # share of replies with at least one emoji, and emoji per reply
         "emoji_rate": sum(1 for c in emoji_counts if c) / n if n else 0.0,
         "emoji_per_reply": sum(emoji_counts) / n if n else 0.0,
-        "script_share": {s: scripts.get(s, 0) / n if n else 0.0 for s in SCRIPTS},
+        "script_share": {
+            s: scripts.get(s, 0) / n if n else 0.0 for s in (*SCRIPTS, *sorted(scripts.keys() - set(SCRIPTS)))
+        },
     }
 
 
@@ -150,18 +173,20 @@ def pet_phrases(
     """The owner's most frequent phrases: ``[(phrase, replies containing it), ...]``.
 
     Word n-grams of length ``n_min..n_max`` are counted once per reply (so one long rant does
-    not dominate). A reply shorter than ``n_min`` words counts whole ("ок", "lol" are pet
-    phrases too). An n-gram inside a longer one with the same count is dropped (it adds
-    nothing). Ties are broken by longer phrase first, then alphabetically, so the list is stable.
+    not dominate), within a line: a reply of several messages is joined with newlines, and the
+    end of one message and the start of the next are no phrase. A line shorter than ``n_min``
+    words counts whole ("ок", "lol" are pet phrases too). An n-gram inside a longer one with the
+    same count is dropped (it adds nothing). Ties are broken by longer phrase first, then
+    alphabetically, so the list is stable.
     """
     counts: Counter[tuple[str, ...]] = Counter()
     for text in texts:
-        toks = words(text)
         grams: set[tuple[str, ...]] = set()
-        if 0 < len(toks) < n_min:
-            grams.add(tuple(toks))
-        for n in range(n_min, n_max + 1):
-            grams |= _ngrams(toks, n)
+        for toks in map(words, text.splitlines()):
+            if 0 < len(toks) < n_min:
+                grams.add(tuple(toks))
+            for n in range(n_min, n_max + 1):
+                grams |= _ngrams(toks, n)
         counts.update(grams)
     frequent = {g: c for g, c in counts.items() if c >= min_count}
 
@@ -184,11 +209,10 @@ def phrase_share(texts: Sequence[str], phrase: str) -> float:
     target = tuple(words(phrase))
     if not target:
         return 0.0
-    hits = 0
+    hits, k = 0, len(target)
     for t in texts:
-        toks = words(t)
-        k = len(target)
-        if any(tuple(toks[i : i + k]) == target for i in range(len(toks) - k + 1)):
+        lines = map(words, t.splitlines())  # a phrase is within one message, as pet_phrases counts it
+        if any(tuple(toks[i : i + k]) == target for toks in lines for i in range(len(toks) - k + 1)):
             hits += 1
     return hits / len(texts)
 

@@ -15,11 +15,12 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from twin.eval.metrics import SCRIPTS, SIDES
+from twin.eval.metrics import SIDES
 
 SIDE_COLORS = {"real": "#4c72b0", "base": "#999999", "twin": "#dd8452"}
 SIDE_LABELS = {"real": "your real replies", "base": "base model", "twin": "twin"}
 _SCRIPT_COLORS = {"cyrillic": "#55a868", "latin": "#8172b2", "other": "#cccccc"}
+_MORE_SCRIPT_COLORS = ("#dd8452", "#c44e52", "#937860", "#da8bc3", "#8c8c8c", "#ccb974")  # sinhala, ...
 
 
 def _png(fig: Any) -> str:
@@ -110,7 +111,7 @@ def lengths_plot(lengths: dict[str, list[int]]) -> str:
     return _png(fig)
 
 
-def emoji_language_plot(style: dict) -> str:
+def emoji_language_plot(style: dict, scripts: list[str]) -> str:
     """Two panels: the share of replies with an emoji, and each side's replies stacked by script."""
     fig = _figure(8, 2.8)
     ax1, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
@@ -120,9 +121,10 @@ def emoji_language_plot(style: dict) -> str:
     ax1.set_title("share of replies with an emoji", fontsize=9)
     ax1.tick_params(axis="x", labelsize=7)
     bottom = [0.0] * len(SIDES)
-    for k in SCRIPTS:
-        vals = [style[s]["script_share"][k] for s in SIDES]
-        ax2.bar(labels, vals, bottom=bottom, label=k, color=_SCRIPT_COLORS[k])
+    extra = iter(_MORE_SCRIPT_COLORS * len(scripts))
+    for k in scripts:
+        vals = [style[s]["script_share"].get(k, 0.0) for s in SIDES]
+        ax2.bar(labels, vals, bottom=bottom, label=k, color=_SCRIPT_COLORS.get(k) or next(extra))
         bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
     ax2.set_title("script of each reply", fontsize=9)
     ax2.tick_params(axis="x", labelsize=7)

@@ -19,7 +19,7 @@ from typing import Any
 
 from twin.eval import plots
 from twin.eval.blind import blind_section
-from twin.eval.metrics import GENERATED, SCRIPTS, SIDES
+from twin.eval.metrics import GENERATED, SIDES, script_columns
 from twin.eval.plots import SIDE_LABELS
 from twin.eval.verdict import acceptance_rate, authorship_sentence, headline, too_few
 from twin.fileio import atomic_write_text
@@ -207,22 +207,27 @@ def _section_lengths(r: dict) -> str:
 
 def _section_emoji_language(r: dict) -> str:
     st = r["style"]
+    scripts = script_columns(st)
     rows = [
         [
             SIDE_LABELS[s],
             st[s]["emoji_rate"],
             st[s]["emoji_per_reply"],
-            *(st[s]["script_share"][k] for k in SCRIPTS),
+            *(st[s]["script_share"].get(k, 0.0) for k in scripts),
         ]
         for s in SIDES
     ]
     note = (
-        '<p class="muted">Language is told by script: a reply is Cyrillic or Latin by the majority of its '
-        'letters, "other" when most are of another script (Sinhala, Devanagari ...) or it has none '
-        "(emoji only, numbers).</p>"
+        '<p class="muted">Language is told by script: a reply is Cyrillic, Latin, Sinhala ... by the majority '
+        'of its letters, "other" when it has none (emoji only, numbers).</p>'
     )
-    header = ["replies", "emoji rate", "emoji per reply", "Cyrillic", "Latin", "other"]
-    return note + _table(header, rows) + plots.emoji_language_plot(st)
+    header = [
+        "replies",
+        "emoji rate",
+        "emoji per reply",
+        *(k.capitalize() if k != "other" else k for k in scripts),
+    ]
+    return note + _table(header, rows) + plots.emoji_language_plot(st, scripts)
 
 
 def _section_pet_phrases(r: dict) -> str:
@@ -259,11 +264,23 @@ def _read_metrics_csv(path: Path) -> dict[str, list[tuple[float, float]]]:
     return {k: v for k, v in series.items() if v}
 
 
+def _plain(v: Any) -> str:
+    """A nested metric (the step plan, what was kept) as ``key value, ...``: a reader of the report is
+    not shown Python's dict syntax (``{'adapter': 'best', ...}``)."""
+    if isinstance(v, dict):
+        return ", ".join(f"{k} {_plain(x)}" for k, x in v.items())
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, list | tuple):
+        return ", ".join(map(_plain, v))
+    return "-" if v is None else str(v)
+
+
 def _section_training(r: dict, metrics_csv: Path | None) -> str:
     final = r.get("train_metrics") or {}
     parts = []
     if final:
-        rows = [[_esc(k), v if isinstance(v, int | float) else _esc(v)] for k, v in final.items()]
+        rows = [[_esc(k), v if isinstance(v, int | float) else _esc(_plain(v))] for k, v in final.items()]
         parts.append(_table(["final training metric", "value"], rows))
     series = _read_metrics_csv(metrics_csv) if metrics_csv and metrics_csv.is_file() else {}
     if series:
@@ -274,15 +291,26 @@ def _section_training(r: dict, metrics_csv: Path | None) -> str:
     return "".join(parts)
 
 
+# A message pasted whole (a log, an article: 200,000 characters happen) would make a cell, and the
+# page, that size; the model saw at most its prompt budget of it anyway.
+_CELL_CHARS = 2000
+
+
+def _clip(text: str) -> str:
+    if len(text) <= _CELL_CHARS:
+        return text
+    return f"{text[:_CELL_CHARS]} … (+{len(text) - _CELL_CHARS:,} characters)"
+
+
 def _context_html(context: Sequence[dict], contact: str | None, group: bool = False) -> str:
     if not context:
         return ""
     lines = render_context(context, contact, group)  # a group's turns carry their own labels
-    return f"<details><summary>context ({len(context)})</summary>{_esc(lines)}</details>"
+    return f"<details><summary>context ({len(context)})</summary>{_esc(_clip(lines))}</details>"
 
 
 def _reply_cell(x: dict, side: str) -> str:
-    text = _esc(x[side]) or '<span class="muted">(empty)</span>'
+    text = _esc(_clip(x[side])) or '<span class="muted">(empty)</span>'
     score = (x.get("authorship") or {}).get(side)
     return text if score is None else f'{text}<br><span class="muted">P(you) {score:.2f}</span>'
 
@@ -293,7 +321,7 @@ def _section_samples(rows: Sequence[dict]) -> str:
     table_rows = [
         [
             _context_html(x.get("context") or [], x.get("contact"), bool(x.get("group")))
-            + _esc(x["message"]),
+            + _esc(_clip(x["message"])),
             *(_reply_cell(x, side) for side in SIDES),
         ]
         for x in rows

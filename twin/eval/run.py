@@ -279,7 +279,14 @@ def _load_twin(plan: _Plan, dtype: str) -> tuple[Any, Any]:
 
 
 def _losses(cfg: EvalConfig, plan: _Plan, model: Any, tokenizer: Any) -> dict:
-    log.info("loss on %d val examples (base and twin)", len(plan.examples))
+    n, total = len(plan.examples), len(plan.val_all)
+    # a sample of a big val split: say so, or "200 val examples" reads as all there were
+    part = (
+        f"{n} of the {total} val examples (--max-examples {cfg.max_examples})"
+        if n < total
+        else f"{n} val examples"
+    )
+    log.info("loss on %s (base and twin)", part)
     with model.disable_adapter():
         base_loss = reply_loss(model, tokenizer, plan.examples, plan.template, plan.max_seq, cfg.batch_size,
                                _reply_tokens(plan))  # fmt: skip
@@ -336,7 +343,7 @@ def _result(cfg: EvalConfig, plan: _Plan, rows: list[dict], loss: dict, authorsh
     }
 
 
-def _write_outputs(out: Path, result: dict, rows: list[dict], samples: int) -> None:
+def _write_outputs(out: Path, result: dict, rows: list[dict], samples: int, announce: bool) -> None:
     from twin.eval.report import write_report
     from twin.eval.verdict import acceptance_rate, headline
     from twin.fileio import atomic_write_json, atomic_write_jsonl
@@ -345,6 +352,8 @@ def _write_outputs(out: Path, result: dict, rows: list[dict], samples: int) -> N
     atomic_write_jsonl(out / "eval_samples.jsonl", rows)
     atomic_write_json(out / "eval.json", result)
     write_report(result, rows[:samples], out / "report.html", metrics_csv=out / "metrics.csv")
+    if not announce:
+        return
     log.info("%s", headline(result, acceptance_rate(result)))
     log.info(
         "eval: loss base %.3f -> twin %.3f; BLEU-4 base %.2f -> twin %.2f; report %s",
@@ -356,8 +365,11 @@ def _write_outputs(out: Path, result: dict, rows: list[dict], samples: int) -> N
     )
 
 
-def run_eval(cfg: EvalConfig, *, progress: bool = True) -> dict:
-    """Evaluate and write eval.json, eval_samples.jsonl and report.html; returns the results dict."""
+def run_eval(cfg: EvalConfig, *, progress: bool = True, announce: bool = True) -> dict:
+    """Evaluate and write eval.json, eval_samples.jsonl and report.html; returns the results dict.
+
+    ``announce`` logs the verdict and the numbers; `twin eval` prints them itself (on stdout, for
+    scripts), so it turns the log lines off rather than show every line twice."""
     from twin.eval.blind import blind_score, blind_sentence
     from twin.imports import gc_paused, resume_gc
 
@@ -387,5 +399,5 @@ def run_eval(cfg: EvalConfig, *, progress: bool = True) -> dict:
         result["blind"] = blind_score(plan.out / "blind.jsonl")  # the chat page's "Is it me?" rounds
         log.info("%s", blind_sentence(result["blind"], plan.run))
         result["acceptance"] = drafts_acceptance  # what you did with twin drafts' suggestions, per week
-        _write_outputs(plan.out, result, rows, cfg.samples)
+        _write_outputs(plan.out, result, rows, cfg.samples, announce)
     return result

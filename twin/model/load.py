@@ -366,8 +366,16 @@ def resolve_base(
     want = meta.base_model.fingerprint
     if not fingerprint_matches(want, base_str, str(adapter / "twin.json")):
         have = base_fingerprint(base_str)
+        # no --base: the recorded directory itself changed since training (`make tiny` again writes
+        # over it), and the base the adapter needs is most likely gone: training again is the way out
+        rebuilt = (
+            f"; the base at that path changed since training (rebuilt, e.g. by `make tiny`?): train again, "
+            f"`make train RUN={adapter.name}`, or pass the base it was trained on with --base"
+            if base is None
+            else "; pass the base it was trained on with --base"
+        )
         raise TwinError(
             f"{adapter / 'twin.json'}: adapter was trained on a different base ({want}) than {base_str} "
-            f"({have}); pass the base it was trained on with --base"
+            f"({have}){rebuilt}"
         )
     return Path(base_str)

@@ -383,6 +383,19 @@ def _totals(results: list[dict]) -> tuple[Counter, Counter, dict[str, list[int]]
     return counts, pii, lengths, blocks
 
 
+def _few_val(val: int, minimum: int, val_fraction: float) -> str:
+    """The warning's part about a small val split; none at all is not "a small difference" but no
+    measurement: train keeps at least one block, so replies in a single block leave val empty."""
+    if val == 0 and val_fraction <= 0:
+        return "no val prompts (val_fraction 0): `twin eval` will have nothing to measure"
+    if val == 0:
+        return (
+            "no val prompts: all your replies are in one stretch of one conversation, which train keeps, "
+            "so `twin eval` will have nothing to measure; export a longer history"
+        )
+    return f"{val} val prompt{'s' if val > 1 else ''} (under {minimum}) can only show large differences"
+
+
 def _val_record(cfg: PrepareConfig, counts: Counter) -> dict:
     """stats.json "val": how big the val split is, whether it is enough to measure, and the warning."""
     train, val = counts["train"], counts["val"]
@@ -397,7 +410,7 @@ def _val_record(cfg: PrepareConfig, counts: Counter) -> dict:
         if train < WEAK_TRAIN_EXAMPLES:
             parts.append(f"under {WEAK_TRAIN_EXAMPLES} to train on; a few thousand make a better twin")
         if not enough:
-            parts.append(f"{val} val prompts (under {cfg.min_val_examples}) can only show large differences")
+            parts.append(_few_val(val, cfg.min_val_examples, cfg.val_fraction))
         warning = "; ".join(parts)
     return {
         "examples": val,

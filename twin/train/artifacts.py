@@ -87,8 +87,16 @@ def save(
     if fabric.is_global_zero:
         meta = adapter_meta(cfg, data.template, data.budget, metrics, precision)
         save_adapter(adapter_dir(cfg), model.peft, data.tokenizer, meta, adapter_state, cfg)
-        log.info("adapter written to %s (val loss %s)", adapter_dir(cfg), metrics["val_loss"])
+        log.info("adapter written to %s; %s", adapter_dir(cfg), val_words(metrics))
     fabric.barrier()
+
+
+def val_words(metrics: dict) -> str:
+    """``val loss 1.6 (ppl 4.9)``, or why there is none: an empty val.jsonl (all your replies in one
+    session) printed "val loss None (ppl None)", which reads as a bug."""
+    if metrics.get("val_loss") is None:
+        return "no val loss: val.jsonl is empty, nothing was held out to measure"
+    return f"val loss {metrics['val_loss']} (ppl {metrics['val_ppl']})"
 
 
 def adapter_meta(

@@ -127,9 +127,11 @@ def _train_sft(cfg: TrainConfig, resume: bool) -> None:
         )
         raise
     if metrics:
+        from twin.train.artifacts import val_words
+
         typer.echo(
             f"trained {metrics['steps']} steps: train loss {metrics['train_loss_first']} -> "
-            f"{metrics['train_loss']}, val loss {metrics['val_loss']} (ppl {metrics['val_ppl']}), "
+            f"{metrics['train_loss']}, {val_words(metrics)}, "
             f"{metrics['tokens_per_s']} tokens/s, padding {100 * metrics['padding_fraction']:.1f}%"
         )
         kept = metrics["kept"]

@@ -46,6 +46,7 @@ from twin.sources.telegram_desktop.owner import check_me, count_senders, find_ow
 from twin.sources.telegram_desktop.parse import (
     NotSplittable,
     chats_of,
+    local_zone_name,
     open_split,
     parse_json,
     parse_zone,
@@ -120,6 +121,7 @@ def _import(
     if owner:  # none is looked for when no chat is imported: the warning below says why
         log.info("%s: owner %s (%s)", file.name, owner, owner_from)
     _warn_about(file, dialogs, counts, skipped_chats, include_groups, tz)
+    _warn_if_owner_silent(file, dialogs, owner, owner_from)
     return {
         "file": str(file),
         "out": str(out_dir),
@@ -197,14 +199,12 @@ def _warn_about(
     tz: str | None,
 ) -> None:
     """One line per thing the owner should know about: nothing imported, repeated ids, guessed dates."""
-    if not dialogs:
-        log.warning(
-            "%s: nothing to import (chats skipped: %s); personal chats only%s",
-            file.name,
-            dict(skipped_chats) or "none",
-            "" if include_groups else ", add --include-groups for groups",
-        )
     groups = sum(n for chat_type, n in skipped_chats.items() if chat_type in GROUP_TYPES)
+    if not dialogs:
+        hint = _nothing_hint(skipped_chats, groups, include_groups)
+        log.warning(
+            "%s: nothing to import (chats skipped: %s)%s", file.name, dict(skipped_chats) or "none", hint
+        )
     if dialogs and groups and not include_groups:
         log.info(
             "%d group chat(s) skipped: personal chats only; add --include-groups to learn from your group "
@@ -238,11 +238,46 @@ def _warn_about(
             counts["zero_unixtime"],
         )
     if counts["local_dates"]:
+        # An old export's wall-clock dates are only right in the zone of the machine that exported
+        # them: name the zone used and how to pick another, or the owner cannot tell it was a guess.
         log.info(
             "%d message(s) had no usable date_unixtime: their local 'date' was read in %s",
             counts["local_dates"],
-            tz or "this machine's time zone",
+            tz
+            or f"this machine's time zone ({local_zone_name()}); if the export was made in another zone, "
+            'import again with --tz ZONE, e.g. --tz Europe/Berlin (make: ARGS="--tz Europe/Berlin")',
         )
+
+
+def _warn_if_owner_silent(file: Path, dialogs: dict[int, bytes], owner: str, owner_from: str) -> None:
+    """A --me (or account id) that sent none of the imported messages: all are imported as the others',
+    and prepare finds nothing to learn. Legitimate for a one-chat export only the contact wrote in
+    (--me is asked for then), so a warning naming the way out, not an error."""
+    # encoded records: a text's quotes are escaped, so this byte string is only ever the field
+    if not dialogs or any(b'"out":true' in blob for blob in dialogs.values()):
+        return
+    n = sum(blob.count(b"\n") for blob in dialogs.values())
+    log.warning(
+        "%s: none of the %d imported messages is from you (%s, from %s): all count as the other side's, "
+        "and twin prepare will find no reply of yours; if that is not your id, import again with the right "
+        "--me (twin export desktop %s --list-senders lists them)",
+        file.name, n, owner, owner_from, shell_word(str(file)),
+    )  # fmt: skip
+
+
+def _nothing_hint(skipped_chats: Counter[str], groups: int, include_groups: bool) -> str:
+    """What would import something: --include-groups only helps when groups were skipped, so a
+    one-chat export of a channel, a bot or saved messages is not sent after it in vain."""
+    if groups and not include_groups:
+        return "; add --include-groups to import groups (make export-desktop ... ARGS=--include-groups)"
+    if not skipped_chats:  # an account export whose chat list is empty
+        return "; the export holds no chats: export again with 'Personal chats' ticked"
+    if set(skipped_chats) <= {"empty"}:
+        return ""  # chats without a message to import: nothing else to export
+    return (
+        "; twin imports personal chats (and groups, with --include-groups), never channels, bots or saved "
+        "messages: export a personal chat, or the whole account with 'Personal chats' ticked"
+    )
 
 
 def list_senders(path: str | os.PathLike) -> list[tuple[str, str, int]]:

@@ -75,13 +75,30 @@ def owner_by_name(name: str, data: dict, chats: list[tuple[str, dict]], file: Pa
         return ids.pop()
     if not ids:
         raise TwinError(
-            f"--me {name!r}: no sender in {file} has exactly that display name; "
+            f"--me {name!r}: no sender in {file} has exactly that display name{_near_miss(name, chats)}; "
             f"senders: {senders_hint(chats)}; pass your numeric user id or the exact name"
         )
     raise TwinError(
         f"--me {name!r}: several senders in {file} have that name ({', '.join(sorted(ids))}); "
         "pass your numeric user id instead"
     )
+
+
+def _near_miss(name: str, chats: list[tuple[str, dict]]) -> str:
+    """What the owner most likely meant: an @username (not in an export), or the one sender whose name
+    matches but for case, spaces or a missing last name ("alex" for "Alex Morozov")."""
+    if name.startswith("@"):
+        return " (an export has display names, not @usernames)"
+    want = " ".join(name.split()).casefold()
+    near = {
+        (n, uid)
+        for n, uid, _ in count_senders(chats)
+        if want and (" ".join(n.split()).casefold() == want or n.casefold().split()[:1] == [want])
+    }
+    if len(near) == 1:
+        ((n, uid),) = near
+        return f" (did you mean --me {shell_word(n)}, {uid}?)"
+    return ""
 
 
 def count_senders(chats: list[tuple[str, dict]]) -> list[tuple[str, str, int]]:

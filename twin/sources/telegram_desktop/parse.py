@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import codecs
 import logging
+import os
 import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import tzinfo
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,17 @@ def parse_zone(tz: str | None) -> tzinfo | None:
         raise TwinError(
             f"--tz {tz!r}: unknown time zone; use an IANA name such as Europe/Berlin or UTC"
         ) from None
+
+
+def local_zone_name() -> str:
+    """This machine's zone as the owner would name it: the IANA name (``TZ``, or the target of
+    ``/etc/localtime``) when there is one, else the abbreviation (``CET``) and UTC offset."""
+    tz = os.environ.get("TZ", "").lstrip(":")
+    if not tz or tz.startswith("/"):  # unset, or a zone file's path (TZ=:/etc/localtime)
+        tz = os.path.realpath(tz or "/etc/localtime").partition("zoneinfo/")[2]
+    now = datetime.now().astimezone()
+    offset = now.strftime("%z")
+    return f"{tz or now.tzname()}, UTC{offset[:3]}:{offset[3:]}"
 
 
 def read_export(file: Path) -> bytes:
@@ -325,6 +337,11 @@ def chats_of(data: Any, file: Path) -> tuple[list[tuple[str, dict]], bool]:
     if "messages" in data:
         check_chat(data, "the chat", file)
         return [("the chat", data)], False
+    if isinstance(data.get("personal_information"), dict):  # "Account information" ticked, chats not
+        raise TwinError(
+            f"{file}: this account export holds no chats (only {', '.join(map(repr, data))}); export "
+            f"again with 'Personal chats' ticked in Telegram Desktop: {HOW_TO_EXPORT.partition(': ')[2]}"
+        )
     raise TwinError(
         f"{file}: valid JSON but not a Telegram Desktop export (no 'chats' or 'messages' field); "
         f"{HOW_TO_EXPORT}"
