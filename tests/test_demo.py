@@ -267,6 +267,52 @@ def test_demo_command_has_the_options_it_tells_you_to_add(tmp_path):
     assert out.returncode == 2 and len(errors) == 1 and "nobody-here" in errors[0], out.stderr
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("option", ["--port", "--chat-port"])
+def test_a_busy_serve_port_stops_the_demo_before_its_first_stage(tmp_path, option):
+    """The demo serves after minutes of training: a port already taken is one line at the start
+    (exit 2, nothing imported or written), not a dead server after the evaluation."""
+    import os
+    import socket
+    import subprocess
+
+    root = FIXTURES.parents[2]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        other = {"--port": "--chat-port", "--chat-port": "--port"}[option]
+        with socket.socket() as free:  # a port free now for the other one
+            free.bind(("127.0.0.1", 0))
+            spare = free.getsockname()[1]
+        out = subprocess.run(
+            [sys.executable, "-m", "twin.cli", "demo", "--workdir", str(tmp_path), option, str(port), other,
+             str(spare), "--sample", str(FIXTURES / "langchain_result.json")],
+            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(root)}, timeout=120,
+        )  # fmt: skip
+    var = {"--port": "PORT", "--chat-port": "CHAT_PORT"}[option]
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip().splitlines() == [
+        f"error: 127.0.0.1:{port} already in use (is a twin {'serve' if option == '--port' else 'chat'} "
+        f"already running?); stop that server or pick another port: {option} N (make demo {var}=N), "
+        "or --serve 0 to stop after the evaluation (DEMO_SERVE=0)"
+    ]
+    assert "[1/" not in out.stdout and not list(tmp_path.iterdir())  # no stage ran, nothing written
+
+
+def test_demo_refuses_one_port_for_both_the_server_and_the_page(tmp_path):
+    from typer.testing import CliRunner
+
+    from twin.cli import app
+    from twin.errors import TwinError
+
+    result = CliRunner().invoke(
+        app, ["demo", "--workdir", str(tmp_path), "--port", "8123", "--chat-port", "8123"]
+    )
+    assert isinstance(result.exception, TwinError) and "both 8123" in str(result.exception)
+    assert not list(tmp_path.iterdir())
+
+
 def test_demo_stops_after_prepare_when_there_is_nothing_to_evaluate_on(tmp_path):
     # DM_2A_7M: 1 example, 0 held out; the demo used to pretrain and train for minutes, then fail in eval
     opts = DemoOptions(workdir=tmp_path / "w", sample=FIXTURES / "DM_2A_7M.json", echo=lambda s: None)

@@ -47,6 +47,35 @@ def check_port(option: str, value: int | None, *, zero_ok: bool = False) -> None
     check_number(option, value, low=0 if zero_ok else 1, high=65535)
 
 
+def check_port_free(
+    host: str, port: int, who: str = "twin serve", how: str = "--port N (make serve PORT=N)"
+) -> None:
+    """Bind ``host:port`` once, before anything slow: a port in use (a ``who`` already running) is one
+    line naming ``how`` to pick another, not uvicorn's or Streamlit's own error after the model loaded
+    (and a false "listening" line)."""
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # the family uvicorn binds host with
+    try:
+        infos = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise TwinError(
+            f"--host {host}: cannot resolve it ({e.strerror}); use an address such as 127.0.0.1"
+        ) from None
+    family, kind, proto, _, addr = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is free
+        try:
+            probe.bind(addr)
+        except OSError as e:
+            busy = e.errno == errno.EADDRINUSE
+            why = (
+                f"already in use (is a {who} already running?)" if busy else f"cannot be bound ({e.strerror})"
+            )
+            raise TwinError(f"{host}:{port} {why}; stop that server or pick another port: {how}") from None
+
+
 def check_run_name(name: str | None, option: str = "--run") -> None:
     """A run name becomes ``checkpoints/{adapters,runs}/<name>/``: no path, no ``..``, no leading dot."""
     if name is None:

@@ -398,10 +398,21 @@ def demo_cmd(
     chat_port: int = typer.Option(8501, "--chat-port", help="Chat page port."),
 ) -> None:
     """The whole pipeline on the bundled sample: import, prepare, base, train, eval (+ serve)."""
-    from twin.checks import check_port
+    from twin.checks import check_port, check_port_free
 
     check_port("--port", port)
     check_port("--chat-port", chat_port)
+    if serve:  # found now, not after minutes of training
+        if port == chat_port:
+            raise TwinError(
+                f"--port and --chat-port are both {port}: the server and the chat page need one each"
+            )
+        for option, number, who, var in (
+            ("--port", port, "twin serve", "PORT"),
+            ("--chat-port", chat_port, "twin chat", "CHAT_PORT"),
+        ):
+            how = f"{option} N (make demo {var}=N), or --serve 0 to stop after the evaluation (DEMO_SERVE=0)"
+            check_port_free(host, number, who, how)
     from twin.model.load import prefer_passive_omp_wait
 
     prefer_passive_omp_wait()  # the demo trains in this process

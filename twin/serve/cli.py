@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from twin.checks import check_number, check_port
+from twin.checks import check_number, check_port, check_port_free
 from twin.errors import TwinError
 
 if TYPE_CHECKING:
@@ -192,39 +192,11 @@ def _listen(s: ServeSettings, engine: ReplyEngine) -> None:
     uvicorn.run(api, host=s.host, port=s.port, log_level="warning", access_log=False)
 
 
-def _check_port_free(host: str, port: int, who: str = "twin serve", make: str = "make serve PORT=N") -> None:
-    """Bind the address once before the model loads: a port in use (a twin serve already running)
-    is one line now, not uvicorn's bare "[Errno 98]" after the load and a false "listening" line."""
-    import errno
-    import socket
-
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # the family uvicorn binds host with
-    try:
-        infos = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as e:
-        raise TwinError(
-            f"--host {host}: cannot resolve it ({e.strerror}); use an address such as 127.0.0.1"
-        ) from None
-    family, kind, proto, _, addr = infos[0]
-    with socket.socket(family, kind, proto) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is free
-        try:
-            probe.bind(addr)
-        except OSError as e:
-            busy = e.errno == errno.EADDRINUSE
-            why = (
-                f"already in use (is a {who} already running?)" if busy else f"cannot be bound ({e.strerror})"
-            )
-            raise TwinError(
-                f"{host}:{port} {why}; stop that server or pick another port: --port N ({make})"
-            ) from None
-
-
 def _check_serve_options(s: ServeSettings) -> None:
     from twin.serve.http import TOKEN_ENV
 
     check_port("--port", s.port)
-    _check_port_free(s.host, s.port)
+    check_port_free(s.host, s.port)
     for option, value in (
         ("--max-new-tokens", s.max_new_tokens),
         ("--max-history", s.max_history),
@@ -294,7 +266,9 @@ def chat_cmd(
 ) -> None:
     """Open the chat page (Streamlit) talking to a running `twin serve`."""
     check_port("--port", port)
-    _check_port_free(host, port, "twin chat", "make chat CHAT_PORT=N")  # else a false "chat page on" line
+    check_port_free(
+        host, port, "twin chat", "--port N (make chat CHAT_PORT=N)"
+    )  # else a false "chat page on" line
     cmd = chat_command(server, port, host)
     env = {**os.environ, SERVER_ENV: server, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
     log.info("chat page on http://%s:%d (talking to %s)", host, port, server)
