@@ -121,7 +121,7 @@ ADDRESS_SI = re.compile(
     r"(?:\s+[\u0D80-\u0DFF]+){1,3}?"
     r"\s*(?:පාර|මාවත|වීදිය|පටුමග|හන්දිය)(?![\u0D80-\u0DFF])"
 )
-SI_HINT = re.compile(r"\d.{0,40}(?:පාර|මාවත|වීදිය|පටුමග|හන්දිය|வீதி|சாலை|தெரு|மாவத்தை|ஒழுங்கை)")
+SI_HINT = re.compile(r"\d.{0,40}(?:පාර|මාවත|වීදිය|පටුමග|හන්දිය)")
 # the same in Tamil (Sri Lanka, India): "இல. 25, காலி வீதி", "25, காலி வீதி" (வீதி / தெரு street,
 # சாலை road, மாவத்தை, ஒழுங்கை lane)
 ADDRESS_TA = re.compile(
@@ -129,6 +129,13 @@ ADDRESS_TA = re.compile(
     r"(?:\s+[\u0B80-\u0BFF]+){1,3}?"
     r"\s*(?:வீதி|சாலை|தெரு|மாவத்தை|ஒழுங்கை)(?![\u0B80-\u0BFF])"
 )
+
+
+def ta_hint(text: str) -> bool:
+    """Cheap test: a Tamil street word (substring tests: most lines hold no Tamil at all)."""
+    return "வீதி" in text or "சாலை" in text or "தெரு" in text or "மாவத்தை" in text or "ஒழுங்கை" in text
+
+
 # abbreviated street words take any name; full ones ("на улице жара 30" is the weather) a capitalised
 # one, except those in _LOWER_NAME_OK below
 _ABBREVIATED = re.compile(r"^(?:ул|пр-т|пр-кт|б-р|просп|пер|бул|бульв|ш|наб|пл|мкр|вул|пров)\.?$", re.I)

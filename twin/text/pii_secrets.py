@@ -315,7 +315,8 @@ def _close_run(run: list, text: str, spans: list, mnemo) -> None:
 def seed_hint(text: str, spaces: int | None = None) -> bool:
     """Cheap test: enough words for a seed phrase (``spaces``: ``text.count(" ")`` if the caller has it)."""
     n = (text.count(" ") if spaces is None else spaces) + text.count("\n")
-    return n >= 11 or ("\xa0" in text and n + text.count("\xa0") >= 11)  # words joined by no-break spaces
+    # words joined by no-break spaces (12 of the list's words take 47+ characters)
+    return n >= 11 or (len(text) > 46 and "\xa0" in text and n + text.count("\xa0") >= 11)
 
 
 # --- the answer in the next message -------------------------------------------------------------
