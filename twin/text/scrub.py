@@ -58,13 +58,18 @@ coordinates), ``pii_secrets`` (keys, passwords, codes, seeds).
 ``[SSN]``      US social security numbers (``123-45-6789``; other forms after "SSN")
 ``[ID]``       national and tax ID numbers after their name: RU ИНН (12 digits) and СНИЛС (11; also its
                ``123-456-789 01`` form anywhere), UA РНОКПП/ІПН (10), Sri Lanka's NIC (12 digits after
-               "NIC" or "හැඳුනුම්පත"; the old ``123456789V`` form anywhere), "national id" / "ID number"
+               "NIC" or "හැඳුනුම්පත"; the old ``123456789V`` form anywhere), "national id" / "ID number";
+               an IMEI or a VIN after its name, a MAC address anywhere
 ``[BIRTHDATE]`` a date with its year after "born", "date of birth", "DOB", "дата рождения", "д.р.",
                "народився", "උපන් දිනය"; after "birthday", "день рождения", "др" only with a birth
                year (not this or last year's: that is the party's date)
-``[LOCATION]`` map coordinates in text (``50.450123, 30.523456``, ``50.45° N, 30.52° E``, after "lat"); map
-               links stay whole
+``[LOCATION]`` map coordinates in text (``50.450123, 30.523456``, ``50.45° N, 30.52° E``, after "lat";
+               4 decimals right after "home", "location", "координаты", ...; ``54°41'14.0"N 25°16'47.0"E``);
+               map links stay whole
 ========== =================================================================================
+
+Detectors read through text noise (zero-width characters, no-break spaces, full-width digits, letters
+typed for digits: see ``_view``); a text with no hit comes back exactly as it was.
 
 :func:`scrub_messages` scrubs consecutive messages with the previous one in view: a short answer
 right after a question about a password, code, PIN or key is that secret, and a card number, a
