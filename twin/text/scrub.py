@@ -85,7 +85,6 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from difflib import SequenceMatcher
 
 from twin.text import pii_links as L
 from twin.text import pii_numbers as N
@@ -190,11 +189,31 @@ def _unlook(m: re.Match) -> str:
 
 
 def _restore(text: str, view: str, out: str) -> str:
-    """``out`` (``view`` scrubbed) with ``text``'s own characters wherever the scrubber kept ``view``'s."""
-    parts = []
-    for op, i1, i2, j1, j2 in SequenceMatcher(None, view, out, autojunk=False).get_opcodes():
-        parts.append(text[i1:i2] if op == "equal" else out[j1:j2])
+    """``out`` (``view`` scrubbed) with ``text``'s own characters wherever the scrubber kept ``view``'s.
+
+    Each run of ``out`` between placeholders is looked up in ``view`` after the previous one (the last
+    one at the end) and, when found, taken from ``text`` at the same place: ``text`` and ``view`` differ
+    only in noise characters, so even a run found at the wrong place brings back no more than those
+    (linear: a difflib alignment took 1.5 s on an 8,000-character message)."""
+    parts, pos = [], 0
+    pieces = _PLACEHOLDER.split(out)
+    for k, piece in enumerate(pieces):
+        if k % 2 or not piece:
+            parts.append(piece)  # a placeholder
+            continue
+        if k == len(pieces) - 1 and view.endswith(piece) and len(view) - len(piece) >= pos:
+            i = len(view) - len(piece)
+        else:
+            i = view.find(piece, pos)
+        if i < 0:
+            parts.append(piece)
+        else:
+            parts.append(text[i : i + len(piece)])
+            pos = i + len(piece)
     return "".join(parts)
+
+
+_PLACEHOLDER = re.compile(r"(\[(?:" + "|".join(TYPES) + r")\])")
 
 
 _PASSPORT_WORD = re.compile(r"passport|паспорт|сери[яиюі]|сері[яїю]|загран|id[\s\-]?карт")
