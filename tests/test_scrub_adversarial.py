@@ -20,7 +20,7 @@ CASES = load_cases()
 def test_corpus_covers_every_kind_in_four_languages():
     kinds = Counter(c["kind"] for c in CASES)
     assert len(kinds) >= 17 and min(kinds.values()) >= 4, kinds
-    assert {c["lang"] for c in CASES} == {"en", "ru", "uk", "si"}
+    assert {c["lang"] for c in CASES} == {"en", "ru", "uk", "si", "ta"}  # Tamil: Sri Lanka's other language
     assert all(any(v in m for m in c["messages"]) for c in CASES for v in c["values"])  # values are real
 
 
@@ -277,3 +277,42 @@ def test_malformed_entity_hints_are_ignored():
     bad = [[5], ["x", 3, "PHONE"], [5, 10, "NAME"], [50, 3, "PHONE"], [6, 2, "PHONE"]]
     assert s.mark(text, bad + [[5, 10, "PHONE"]]) == "call [PHONE] now"
     assert s.mark(text, "not a list") == text and s.counts["PHONE"] == 1
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        # a hit: the value goes, every other character stays as typed (no-break spaces, emoji ZWJ, Sinhala ZWJ)
+        ("цена 1\u00a0000 ₽, мой номер +7\u00a0916\u00a0123-45-67", "цена 1\u00a0000 ₽, мой номер [PHONE]"),
+        (
+            "👨\u200d👩\u200d👧 звони +380\u200b67\u200b123\u200b45\u200b67",
+            "👨\u200d👩\u200d👧 звони [PHONE]",
+        ),
+        ("ශ්\u200dරී ලංකා: මගේ අංකය 077\u200b123\u200b4567", "ශ්\u200dරී ලංකා: මගේ අංකය [PHONE]"),
+        ("years 2019–2024, call +44\u202f7911\u202f123456", "years 2019–2024, call [PHONE]"),
+        ("+38О 67 123 45 67 це я", "[PHONE] це я"),
+        # no hit: the text comes back exactly as it was, invisible characters included
+        ("цена 12\u00a0500 ₽, доставка 1\u00a0990 ₽", None),
+        ("ok\u200b 5 минут", None),
+        ("з 9 до 18, обід з 13 до 14", None),
+        ("２０２４年 ３月 １２日", None),
+    ],
+)
+def test_noise_read_through_and_kept_elsewhere(text, expected):
+    assert Scrubber().scrub(text) == (text if expected is None else expected)
+
+
+def test_strip_invisible_keeps_joiners_in_words_and_emoji():
+    from twin.text.normalize import strip_invisible
+
+    assert strip_invisible("+380\u200b67\u00ad123\u206045\ufeff67") == "+380671234567"
+    assert strip_invisible("123\u200d45 anna\u200c@mail") == "12345 anna@mail"
+    for kept in ("ශ්\u200dරී", "👨\u200d👩\u200d👧", "می\u200cخواهم", "plain text"):
+        assert strip_invisible(kept) == kept
+
+
+def test_noise_in_a_long_message_keeps_its_own_characters_around_each_hit():
+    """The view is mapped back run by run (linear in the text's length; difflib was quadratic)."""
+    filler = "цена 1\u00a0000 ₽ за штуку, доставка завтра. " * 200
+    text = f"{filler}мой номер +7\u00a0916\u00a0123-45-67 {filler}и ещё +7\u00a0916\u00a0765-43-21"
+    assert Scrubber().scrub(text) == f"{filler}мой номер [PHONE] {filler}и ещё [PHONE]"

@@ -8,7 +8,8 @@ served prompt is the prompt the twin was trained on whatever the client sent.
 
 Only control characters (Unicode category Cc) and the two separators change: the zero-width
 joiner and non-joiner (U+200D, U+200C: Sinhala and Indic conjuncts, emoji sequences), variation
-selectors, bidi marks and every other format character are text and stay.
+selectors, bidi marks and every other format character are text and stay. The PII scrubber removes
+a few invisible ones where they can split a number or an e-mail (:func:`strip_invisible`).
 """
 
 from __future__ import annotations
@@ -38,3 +39,23 @@ def clean_message(text: str) -> str:
     """A message's text as prompts show it, in training and serving: normalized, without the spaces
     and breaks around it ("" when nothing else was there)."""
     return normalize_text(text).strip()
+
+
+# Invisible characters pasted text carries inside numbers and addresses ("+380\u200b67...", "123\u00ad45"):
+# the zero-width space, word joiner, BOM and soft hyphen mean nothing in the scripts twin's users write
+# and go wherever they are; the zero-width (non-)joiner and the bidi marks shape Sinhala conjuncts,
+# emoji sequences and right-to-left text, so they go only between two characters of a number, an
+# e-mail or a link (ASCII letters, digits, "@", ".", "+", "-", "_", ":", "/", "(", ")").
+_INVISIBLE = re.compile(
+    r"[\u200b\u2060\ufeff\u00ad\u180e]+"
+    r"|(?<=[0-9A-Za-z@.+\-_:/()])[\u200c\u200d\u200e\u200f\u202a-\u202e\u2066-\u2069]+(?=[0-9A-Za-z@.+\-_:/()])"
+)
+_INVISIBLE_GATE = re.compile(r"[\u200b-\u200f\u2060\ufeff\u00ad\u180e\u202a-\u202e\u2066-\u2069]")
+
+
+def strip_invisible(text: str) -> str:
+    """``text`` without the invisible characters that can split a phone, a card or an e-mail (see
+    ``_INVISIBLE``); the PII scrubber calls it first, so what it removes is gone from training text too."""
+    if _INVISIBLE_GATE.search(text) is None:
+        return text
+    return _INVISIBLE.sub("", text)

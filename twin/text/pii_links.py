@@ -167,6 +167,10 @@ EMAIL = re.compile(
     r"(?<![\w.+\-])[\w.+\-]{1,64}@(?:[^\W_](?:[\w\-]{0,61}[^\W_])?\.)+[^\W\d_]{2,24}(?!\w)", re.UNICODE
 )
 # "ivan.petrov@gmail", "olga@yandex,ru": a mail provider's address typed without (or with a broken) top-level domain
+# an e-mail percent-encoded in a link or a mailto: ("anna%40gmail.com", "?email=anna%40gmail.com")
+EMAIL_PCT = re.compile(
+    r"(?<![\w.%+\-])[\w.+\-]+%40[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}(?![\w\-])"
+)
 EMAIL_NO_TLD = re.compile(
     r"(?<![\w.+\-])[\w.+\-]{1,64}@(?:gmail|googlemail|yahoo|outlook|hotmail|icloud|yandex|ya|mail|proton|"
     r"protonmail|ukr|bk|inbox|list|rambler|gmx|aol|live|me)(?![\w@\-]|\.[^\W\d_])",

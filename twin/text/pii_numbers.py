@@ -260,7 +260,7 @@ PASSPORT = re.compile(
 # card), and any "ID number".
 _ID_WORDS = {
     "инн": (12,), "снилс": (11,), "іпн": (10,), "рнокпп": (10,), "ідентифікаційний": (10,),
-    "nic": (12,), "හැඳුනුම්පත": (12,), "nid": tuple(range(6, 15)), "national": tuple(range(6, 15)), "id": tuple(range(6, 15)),
+    "nic": (12,), "හැඳුනුම්පත": (12,), "தேசிய": (12,), "அடையாள": (12,), "nid": tuple(range(6, 15)), "national": tuple(range(6, 15)), "id": tuple(range(6, 15)),
     "иин": (12,), "iin": (12,), "жсн": (12,), "унзр": (13,), "запис": (13,), "aadha": (12,), "adha": (12,),
     "cnic": (13,), "полис": (16,), "омс": (16,), "driv": tuple(range(6, 13)), "dl": tuple(range(6, 13)),
     "вод": tuple(range(6, 13)), "посвідчення": tuple(range(6, 13)), "pesel": (11,), "steuer": (11,),
@@ -274,15 +274,45 @@ ID_NUMBER = re.compile(
     # a driving licence in Ukrainian and Russian, "DL no."; Poland's PESEL (Ukrainians there have one), Germany's Steuer-ID
     r"dl(?=\s*(?:no|nr|number|#|№))|посвідчення\s+водія|водійськ\w*\s+посвідчення|водительск\w*\s+удостоверени\w*|"
     r"вод\.\s*удостоверени\w*|pesel|steuer[\s\-]?id|"
-    r"(?:ජාතික\s+)?හැඳුනුම්පත්?)"  # Sinhala: "(national) identity card"
-    r"(?:\s+(?:id|код|номер|card|no|nr|number|අංකය))?(?!\w)[\s,:;#№.\-]*(?:(?:is|мой|мій|my|no|nr|number|номер|අංකය|физ\.?\s?лиц\w*|фіз\.?\s?особ\w*)(?!\w)[\s,:;#№.\-]*){0,3}"
+    r"(?:ජාතික\s+)?හැඳුනුම්පත්?|(?:தேசிய\s+)?அடையாள\s+அட்டை)"  # Sinhala, Tamil: "(national) identity card"
+    r"(?:\s+(?:id|код|номер|card|no|nr|number|අංකය|எண்))?(?!\w)[\s,:;#№.\-]*(?:(?:is|мой|мій|my|no|nr|number|номер|අංකය|எண்|எனது|физ\.?\s?лиц\w*|фіз\.?\s?особ\w*)(?!\w)[\s,:;#№.\-]*){0,3}"
     r"(?P<val>(?:[A-ZА-ЯЁІЇЄҐ]{1,3}\s?)?\d(?:[\- ]?\d){5,15}(?:[VvXx](?!\w))?)(?![\w\-])",
     re.I,
 )
 ID_HINT = re.compile(
-    r"инн|снилс|іпн|рнокпп|ідентифікаційн|nic|nid|national\s+id|id\s*(?:no|nr|number|#|№)|හැඳුනුම්පත"
+    r"инн|снилс|іпн|рнокпп|ідентифікаційн|nic|nid|national\s+id|id\s*(?:no|nr|number|#|№)|හැඳුනුම්පත|அடையாள"
     r"|иин|iin|жсн|унзр|запис\s*№|aadha|adhaar|cnic|омс|licen[cs]e|dl\s*(?:no|nr|number|#|№)|водительск|водійськ|вод\.\s*уд|посвідчення|pesel|steuer|insurance|ni\s+(?:number|no)"
 )
+# device identifiers after their name: a phone's IMEI (15 digits passing Luhn, as "*#06#" shows it, also
+# "35-693803-564380-9"; 16 for an IMEISV) and a car's VIN (17 letters and digits, no I, O or Q; a
+# licence plate stays, see README); both are on police and insurance records with the owner's name
+DEVICE_ID = re.compile(
+    r"(?<!\w)(?P<kw>imei(?:sv)?|имей|імей|vin|вин|він)(?:[\s\-]*(?:код|code|number|no|nr|номер)\.?)?(?!\w)[\s,:;#№.\-]*"
+    r"(?:(?:is|мой|мій|my|номер|number|телефона|телефону|phone|машины|машини|авто|car)(?!\w)[\s,:;#№.\-]*){0,3}"
+    r"(?P<val>\d(?:[\- ]?\d){13,15}|(?=[A-HJ-NPR-Z0-9]{0,16}\d)(?=[A-HJ-NPR-Z0-9]{0,16}[A-Z])[A-HJ-NPR-Z0-9]{17})(?![\w\-])",
+    re.I,
+)
+DEVICE_HINT = re.compile(r"imei|имей|імей|vin|вин|він")  # on lower-cased text
+
+
+def device_check(m: re.Match, _text: str) -> bool:
+    """An IMEI's 15 digits pass Luhn (16: an IMEISV); a VIN after "vin" only."""
+    kw, val = m.group("kw").lower(), m.group("val")
+    digits = re.sub(r"\D", "", val)
+    if kw in ("vin", "вин", "він"):
+        return len(val) == 17 and not val.isdigit()
+    return len(digits) == 16 or (len(digits) == 15 and luhn_ok(digits))
+
+
+# a MAC address: six hex pairs joined by ":" or "-", a letter among them ("12-34-56-78-90-12" may be
+# lottery numbers, "25:23:19:25:15:10" set scores; twelve hex digits are all decimal 0.3% of the time)
+MAC = re.compile(r"(?<![\w:\-])[0-9A-Fa-f]{2}([:\-])[0-9A-Fa-f]{2}(?:\1[0-9A-Fa-f]{2}){4}(?![\w:\-])")
+
+
+def mac_check(m: re.Match, _text: str) -> bool:
+    return not m.group(0).replace(m.group(1), "").isdigit()
+
+
 # the UK's National Insurance number: two letters, six digits, A-D ("QQ 12 34 56 C")
 NINO = re.compile(
     r"(?<!\w)(?:national\s+insurance(?:\s+(?:number|no\.?))?|ni\s+(?:number|no\.?))(?:\s+is)?[\s:#\-]*"
@@ -306,7 +336,7 @@ def id_check(m: re.Match, _text: str) -> bool:
     digits = sum(c.isdigit() for c in m.group("val"))
     kw = m.group("kw").lower().removeprefix("ජාතික").strip()
     if m.group("val")[-1] in "VvXx":
-        return kw in ("nic", "හැඳුනුම්පත", "හැඳුනුම්පත්") and digits == 9
+        return kw.startswith(("nic", "හැඳුනුම්පත", "தேசிய", "அடையாள")) and digits == 9
     if m.group("val")[0].isalpha():  # "AB1234567": only a generic "ID number" has letters
         return kw.startswith(_LETTERED_IDS) and 6 <= digits <= 9
     return digits in next(v for k, v in _ID_WORDS.items() if kw.startswith(k))

@@ -122,6 +122,20 @@ ADDRESS_SI = re.compile(
     r"\s*(?:පාර|මාවත|වීදිය|පටුමග|හන්දිය)(?![\u0D80-\u0DFF])"
 )
 SI_HINT = re.compile(r"\d.{0,40}(?:පාර|මාවත|වීදිය|පටුමග|හන්දිය)")
+# the same in Tamil (Sri Lanka, India): "இல. 25, காலி வீதி", "25, காலி வீதி" (வீதி / தெரு street,
+# சாலை road, மாவத்தை, ஒழுங்கை lane)
+ADDRESS_TA = re.compile(
+    r"(?:இல\.?\s*(?:\d{1,4}/)?\d{1,5}[A-Za-z]?,?|(?<![\w.,:/\-])(?:\d{1,4}/\d{1,5}[A-Za-z]?,?|\d{1,5}[A-Za-z]?,))"
+    r"(?:\s+[\u0B80-\u0BFF]+){1,3}?"
+    r"\s*(?:வீதி|சாலை|தெரு|மாவத்தை|ஒழுங்கை)(?![\u0B80-\u0BFF])"
+)
+
+
+def ta_hint(text: str) -> bool:
+    """Cheap test: a Tamil street word (substring tests: most lines hold no Tamil at all)."""
+    return "வீதி" in text or "சாலை" in text or "தெரு" in text or "மாவத்தை" in text or "ஒழுங்கை" in text
+
+
 # abbreviated street words take any name; full ones ("на улице жара 30" is the weather) a capitalised
 # one, except those in _LOWER_NAME_OK below
 _ABBREVIATED = re.compile(r"^(?:ул|пр-т|пр-кт|б-р|просп|пер|бул|бульв|ш|наб|пл|мкр|вул|пров)\.?$", re.I)
@@ -420,7 +434,7 @@ _SMALL_OR_COUNT = _NOT_NAME | _QUANTITIES  # a sentence's word or a count, not a
 # like its path words, its place is what the owner chose to share, usually a public one)
 COORDS = re.compile(
     r"(?<![\w.\-])(?P<lat>-?\d{1,2}\.\d{3,})°?(?:\s*[NSns](?!\w))?"
-    r"(?:\s*(?:,|;|%2C)\s*(?:(?:lon|lng|long|longitude)\s*[:=]?\s*)?|\s+(?:lon|lng|long|longitude)\s*[:=]?\s*)"
+    r"(?:\s*(?:,|;|%2C)\s*(?:(?:lon|lng|long|longitude)\s*[:=]?\s*)?|\s+(?:lon|lng|long|longitude)\s*[:=]?\s*|(?P<sp>\s+))"
     r"(?P<lon>-?\d{1,3}\.\d{3,})°?(?:\s*[EWew](?!\w))?(?![\w.]\d)"
 )
 
@@ -434,5 +448,28 @@ def coords_check(m: re.Match, text: str) -> bool:
         re.search(r"[°NSEWnsew]|lon|lng", m.group(0))
         or "lat" in text[max(0, m.start() - 10) : m.start()].lower()
     )
-    fine = min(len(m.group(k).split(".")[1]) for k in ("lat", "lon")) >= 5
-    return bool(marked or fine)
+    decimals = min(len(m.group(k).split(".")[1]) for k in ("lat", "lon"))
+    # 4 decimals (11 m: a house) after a word that names the place as one's own or as a location
+    placed = (
+        decimals >= 4 and _PLACE_WORD.search(text[max(0, m.start() - 40) : m.start()].lower()) is not None
+    )
+    if m.group("sp"):  # "55.7558 37.6173": only so named
+        return placed
+    return bool(marked or decimals >= 5 or placed)
+
+
+# words that make a pair of 4-decimal numbers a place: home, location, "I'm here", coordinates, geo/gps
+_PLACE_WORD = re.compile(
+    r"(?<!\w)(?:home|house|my\s+place|location|coords?|coordinates|gps|geo|here|i'?m\s+here|here\s+i\s+am|"
+    r"дом|дома|домой|хата|локаци\w*|геолокаци\w*|геопозици\w*|координат\w*|я\s+(?:тут|здесь)|"
+    r"будинок|вдома|додому|локаці\w*|геолокаці\w*|геопозиці\w*|я\s+тут)"
+    # right before the numbers: "home: ", "home is at ", "координаты "
+    r"(?:\s+(?:is|это|це))?(?:\s+(?:at|на))?\s*[:=\-—]?\s*$"
+)
+
+# degrees, minutes and seconds, as Google Maps copies them: 54°41'14.0"N 25°16'47.0"E (a house, to the
+# second: 30 m)
+COORDS_DMS = re.compile(
+    r"(?<!\d)\d{1,2}°\s?\d{1,2}['′’]\s?\d{1,2}(?:[.,]\d+)?(?:[\"″”]|'')\s?[NSСЮ]"
+    r"[\s,;]*\d{1,3}°\s?\d{1,2}['′’]\s?\d{1,2}(?:[.,]\d+)?(?:[\"″”]|'')\s?[EWВЗ](?!\w)"
+)

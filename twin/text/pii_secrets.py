@@ -314,7 +314,9 @@ def _close_run(run: list, text: str, spans: list, mnemo) -> None:
 
 def seed_hint(text: str, spaces: int | None = None) -> bool:
     """Cheap test: enough words for a seed phrase (``spaces``: ``text.count(" ")`` if the caller has it)."""
-    return (text.count(" ") if spaces is None else spaces) + text.count("\n") >= 11
+    n = (text.count(" ") if spaces is None else spaces) + text.count("\n")
+    # words joined by no-break spaces (12 of the list's words take 47+ characters)
+    return n >= 11 or (len(text) > 46 and "\xa0" in text and n + text.count("\xa0") >= 11)
 
 
 # --- the answer in the next message -------------------------------------------------------------
