@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -208,6 +209,8 @@ def _check_serve_options(s: ServeSettings) -> None:
     check_number("--max-batch", s.max_batch, low=0)
     check_number("--queue-size", s.queue_size, low=0)
     check_number("--max-batch-tokens", s.max_batch_tokens, low=0)
+    if not s.backend:  # the backend does its own placement and precision: these are not used
+        _check_placement(s)
     if not is_loopback(s.host) and not os.environ.get(TOKEN_ENV):
         log.warning(
             "binding %s without $%s: anyone who can reach this address can talk to your twin",
@@ -216,8 +219,27 @@ def _check_serve_options(s: ServeSettings) -> None:
         )
 
 
+def _check_placement(s: ServeSettings) -> None:
+    """``--dtype``, ``--device`` and ``--quantize`` before the model loads: a typo was torch's
+    traceback after the load (``--device tpu``, or ``cuda`` without a GPU) or an error after the
+    ``--dtype auto`` line had been logged as if it applied."""
+    from twin.model.load import DTYPE_CHOICES, check_quantize
+
+    if s.dtype != "auto" and s.dtype.lower() not in DTYPE_CHOICES:
+        raise TwinError(f"--dtype {s.dtype}: unknown; use auto, float32, bfloat16 or float16")
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", s.device):
+        raise TwinError(f"--device {s.device}: unknown; use auto, cpu, cuda or cuda:N")
+    if s.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise TwinError(f"--device {s.device}: no CUDA GPU is available here; use --device cpu (or auto)")
+    check_quantize(s.quantize, s.device, name="--quantize", instead="leave it out to serve on this machine")
+
+
 def _load_engine(s: ServeSettings) -> ReplyEngine:
     """The base (``--dtype auto``: the fastest precision this machine runs well) with every adapter."""
+    from twin.model.load import check_base_dir
     from twin.serve.engine import Engine
 
     base_dir = _base_dir(s.base, s.adapters)
@@ -226,6 +248,7 @@ def _load_engine(s: ServeSettings) -> ReplyEngine:
 
         return RemoteEngine(s.backend, base_dir, s.adapters, default=s.default_adapter,
                             max_batch=s.max_batch or REMOTE_MAX_BATCH, memory=s.memory)  # fmt: skip
+    check_base_dir(base_dir)  # before the "--dtype auto" line, which reads its size
     dtype = s.dtype
     if dtype == "auto":
         from twin.model.precision import choose_precision
