@@ -97,3 +97,24 @@ def test_cli_merge_then_export_gguf(random_lora_adapter, tmp_path):
     assert r.fields["general.name"].contents() == "me"
     assert "FROM ./me-q8_0.gguf" in (out / "Modelfile").read_text()
     assert sorted(p.name for p in out.iterdir()) == ["Modelfile", "me-q8_0.gguf"]
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("--max-shard-size", "2XB"), ("--max-shard-size", "0GB"), ("--dtype", "float64")]
+)
+def test_a_bad_merge_option_is_one_line_naming_it_and_nothing_is_written(
+    random_lora_adapter, tmp_path, option, value
+):
+    """`--max-shard-size 2XB` was huggingface_hub's ValueError traceback after the load and merge;
+    `--dtype float64` an error that named no option."""
+    from typer.testing import CliRunner
+
+    from twin.cli import app
+
+    out = tmp_path / "merged"
+    res = CliRunner().invoke(
+        app, ["publish", "merge", "--adapter", str(random_lora_adapter), "--out", str(out), option, value]
+    )
+    assert isinstance(res.exception, TwinError), res.exception
+    assert str(res.exception).startswith(f"{option} {value}: ")
+    assert not out.exists()
