@@ -118,3 +118,34 @@ def test_a_bad_merge_option_is_one_line_naming_it_and_nothing_is_written(
     assert isinstance(res.exception, TwinError), res.exception
     assert str(res.exception).startswith(f"{option} {value}: ")
     assert not out.exists()
+
+
+def test_the_printed_ollama_command_works_as_written_in_a_dir_with_spaces(random_lora_adapter, tmp_path):
+    """`cd /x/my gguf && ollama create ...` was printed unquoted: pasted, `cd` failed (too many
+    arguments). The printed line is run by bash here, with `ollama` a stub that reports its cwd."""
+    import shutil
+    import subprocess
+
+    from typer.testing import CliRunner
+
+    from twin.cli import app
+
+    runner = CliRunner()
+    merged, out = tmp_path / "my merged", tmp_path / "my twin's gguf"
+    assert (
+        runner.invoke(
+            app, ["publish", "merge", "--adapter", str(random_lora_adapter), "--out", str(merged)]
+        ).exit_code
+        == 0
+    )
+    res = runner.invoke(app, ["publish", "gguf", "--model", str(merged), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    line = next(ln for ln in res.output.splitlines() if ln.startswith("Modelfile:")).split("  ->  ", 1)[1]
+    stub = tmp_path / "bin"
+    stub.mkdir()
+    (stub / "ollama").write_text('#!/bin/sh\npwd; ls "$4"\n')
+    (stub / "ollama").chmod(0o755)
+    ran = subprocess.run([shutil.which("bash"), "-c", line], capture_output=True, text=True,
+                         env={"PATH": f"{stub}:/usr/bin:/bin"})  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.splitlines() == [str(out), "Modelfile"]
