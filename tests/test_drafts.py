@@ -397,6 +397,45 @@ def test_a_wrong_server_token_stops_with_one_line(server):
     assert client.saved_drafts == []
 
 
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        (
+            {"adapter": "nobody"},
+            "--adapter nobody: http://127.0.0.1:\\d+ does not serve it; it serves: me, base",
+        ),
+        ({"token": "wrong"}, "refused the token \\(401\\): set TWIN_API_TOKEN"),
+        ({"max_new_tokens": 100000}, "--max-new-tokens 100000: the server allows at most 512"),
+        ({"server": "NOT_TWIN"}, "not a twin server \\(GET /adapters answered 404\\)"),
+    ],
+)
+def test_what_every_suggestion_would_be_refused_for_stops_the_start_before_the_login(server, change, error):
+    """A wrong --adapter (404), --max-new-tokens over the server's cap (422) or a URL that is not twin
+    serve dropped every suggestion with a warning, found only at someone's first message, maybe hours
+    into the run; a wrong token stopped it then. Now each is one line at start, before Telegram."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    class NotTwin(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_error(404)
+
+        def log_message(self, *args):
+            pass
+
+    other = ThreadingHTTPServer(("127.0.0.1", 0), NotTwin)
+    Thread(target=other.serve_forever, daemon=True).start()
+    if change.get("server") == "NOT_TWIN":
+        change = {"server": f"http://127.0.0.1:{other.server_address[1]}"}
+    built = []
+    try:
+        with pytest.raises(TwinError, match=error):
+            run_drafts(options(server, env_file=None, **change), client_factory=lambda *a: built.append(a))
+    finally:
+        other.shutdown()
+    assert built == []  # no Telegram client was made
+
+
 def test_revoked_session_stops_with_one_line_and_first_run_logs_in(tmp_path, monkeypatch, server):
     client = account()
     client.raise_on["get_messages"] = [errors.SessionRevokedError(request=None)]
