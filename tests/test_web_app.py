@@ -242,6 +242,24 @@ def test_server_down_says_what_to_run(monkeypatch):
     assert [t["role"] for t in at.session_state["turns"]] == ["them"]  # kept, for a retry
 
 
+def test_a_page_opened_before_the_server_follows_its_caps_once_it_is_up(engine, monkeypatch):
+    """The page asked /healthz at the first message, found no server and kept twin serve's defaults for
+    the session: once `make serve` was up with a lower cap, every request was refused (422)."""
+    from devkit.live_server import free_port, serve_in_thread
+    from twin.serve.app import create_app
+    from twin.serve.schemas import Limits
+
+    port = free_port()
+    at = page(monkeypatch, f"http://127.0.0.1:{port}")  # max tokens slider at 64
+    at.chat_input[0].set_value("hello?").run()
+    assert any("make serve" in e.value for e in at.error)
+    app = create_app(engine, token="", limits=Limits(max_new_tokens=8))
+    with serve_in_thread(app, port=port):
+        next(b for b in at.sidebar.button if b.label.startswith("Regenerate")).click().run()
+        assert not at.exception and not at.error, [e.value for e in at.error]
+    assert [t["role"] for t in at.session_state["turns"]] == ["them", "me"]
+
+
 def test_protected_server_needs_the_token(engine, monkeypatch):
     from devkit.live_server import serve_in_thread
     from twin.serve.app import create_app
