@@ -149,3 +149,30 @@ def test_the_printed_ollama_command_works_as_written_in_a_dir_with_spaces(random
                          env={"PATH": f"{stub}:/usr/bin:/bin"})  # fmt: skip
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.splitlines() == [str(out), "Modelfile"]
+
+
+def test_gguf_file_names_have_no_space_and_name_cannot_leave_out(random_lora_adapter, tmp_path):
+    """The default name was the merged dir's, spaces and all (`FROM ./my merged-f16.gguf`, which
+    Ollama's Modelfile parser does not take), and `--name ../x` wrote the file outside --out."""
+    from typer.testing import CliRunner
+
+    from twin.cli import app
+
+    runner = CliRunner()
+    merged = tmp_path / "my merged"
+    assert (
+        runner.invoke(app, ["merge", "--adapter", str(random_lora_adapter), "--out", str(merged)]).exit_code
+        == 0
+    )
+    out = tmp_path / "gguf"
+    assert runner.invoke(app, ["publish", "gguf", "--model", str(merged), "--out", str(out)]).exit_code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["Modelfile", "my-merged-f16.gguf"]
+    assert "FROM ./my-merged-f16.gguf\n" in (out / "Modelfile").read_text()
+
+    res = runner.invoke(
+        app, ["publish", "gguf", "--model", str(merged), "--out", str(tmp_path / "g2"), "--name", "../x"]
+    )
+    assert isinstance(res.exception, TwinError) and str(res.exception).startswith(
+        "--name '../x': use letters"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gguf", "my merged"]
