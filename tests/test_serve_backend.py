@@ -6,6 +6,7 @@ settings give the same reply text as twin's own engine on the same weights."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -234,3 +235,57 @@ def test_a_backend_without_a_model_of_the_adapters_name_is_said_at_start_and_is_
         "answered 404 for model 'me' (is a model of that name served there?)" in r.json()["error"]["message"]
     )
     assert "answered 404 for model 'me': 502" in caplog.text and "hey" not in caplog.text
+
+
+@pytest.fixture
+def garbled_backend():
+    """An OpenAI-shaped server whose completion stream is not JSON (a broken proxy, a wrong port)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self._send(b'{"data": [{"id": "me"}]}', "application/json")
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers["content-length"]))
+            self._send(b"data: <html>oops</html>\n\n", "text/event-stream")
+
+        def _send(self, data, kind):
+            self.send_response(200)
+            self.send_header("content-type", kind)
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_a_failed_request_is_one_log_line_without_uvicorns_traceback(
+    tiny_base, random_lora_adapter, garbled_backend, tmp_path
+):
+    """A request that failed in twin was answered 500 and then uvicorn printed "Exception in ASGI
+    application" with the whole traceback (exception messages included, which may quote chat text)."""
+    import httpx
+
+    from devkit.live_server import twin_process
+
+    log = tmp_path / "serve.log"
+    args = ("--backend", garbled_backend, "--base", str(tiny_base), "--adapter", f"me={random_lora_adapter}")
+    with twin_process(
+        "serve", *args, health="/healthz", env={**os.environ, "TWIN_API_TOKEN": ""}, output=log
+    ) as url:
+        r = httpx.post(url + "/reply", json={"message": "my secret plan"}, timeout=30)
+        ok = httpx.get(url + "/healthz", timeout=30)
+    assert r.status_code == 500 and r.json()["error"]["message"].startswith("internal error")
+    assert ok.status_code == 200
+    text = log.read_text()
+    failed = [ln for ln in text.splitlines() if "request failed" in ln]
+    assert len(failed) == 1 and "JSONDecodeError at " in failed[0], text
+    assert "Traceback" not in text and "Exception in ASGI" not in text and "secret" not in text
