@@ -372,3 +372,17 @@ def test_blind_tab_needs_the_server_and_never_shows_the_stored_reply(processed_d
     assert at.session_state["blind"]["round"] is None and at.button(key="blind_retry")
     assert not any(t.value == "t" for t in at.text)  # the stored `twin` field is never a stand-in
     assert not (runs / "me" / "blind.jsonl").exists()
+
+
+@pytest.mark.parametrize("server", ["127.0.0.1:8000", "localhost", "htp://127.0.0.1:8000"])
+def test_twin_chat_refuses_a_server_that_is_not_a_url_in_one_line(server):
+    """`twin chat --server 127.0.0.1:8000` started the page, which then said it could not reach the
+    server and to run `make serve`: wrong advice, the server was up and the URL lacked its scheme."""
+    from devkit.live_server import free_port
+
+    cmd = [sys.executable, "-m", "twin.cli", "chat", "--server", server, "--port", str(free_port())]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        f"error: --server {server}: give the server's URL, e.g. http://127.0.0.1:8000"
+    ]

@@ -282,12 +282,23 @@ def _base_dir(base: str | None, adapters: list[str] | None) -> str:
     return str(resolve_base(parse_adapter_specs(adapters[:1])[0][1]))
 
 
+def check_server_url(server: str) -> None:
+    """``--server`` is an http(s) URL: ``127.0.0.1:8000`` without its scheme made the page say it cannot
+    reach the server and to run `make serve`, while the server was up and the URL was at fault."""
+    from urllib.parse import urlparse
+
+    u = urlparse(server)
+    if u.scheme not in ("http", "https") or not u.netloc or any(c.isspace() for c in server):
+        raise TwinError(f"--server {server}: give the server's URL, e.g. http://127.0.0.1:8000")
+
+
 def chat_cmd(
     server: str = typer.Option("http://127.0.0.1:8000", "--server", help="URL of a running `twin serve`."),
     port: int = typer.Option(8501, "--port", help="Port of the chat page."),
     host: str = typer.Option("127.0.0.1", "--host", help="Bind address of the chat page."),
 ) -> None:
     """Open the chat page (Streamlit) talking to a running `twin serve`."""
+    check_server_url(server)
     check_port("--port", port)
     check_port_free(
         host, port, "twin chat", "--port N (make chat CHAT_PORT=N)"
