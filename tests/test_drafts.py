@@ -317,7 +317,9 @@ def test_no_message_text_in_the_log_and_dry_run_prints_only_to_the_terminal(serv
     stats = asyncio.run(session(client, opts, script, out=printed.append))
     assert client.saved_drafts == [] and stats.dry_run == 1 and "draft of Anna K (2001)" in printed[0]
     reply = printed[0].split(": ", 1)[1]
-    assert "chat 2001: draft written" in caplog.text
+    # the status line says nothing was written (it said "draft written")
+    assert "chat 2001: printed to the terminal, nothing written (dry run)" in caplog.text
+    assert "draft written" not in caplog.text
     replies = [reply] if len(reply) > 4 else []  # a one-word reply ("ok") is inside ordinary log words
     for secret in (*PII, "purple-elephant", "hi Anna", "Anna K", *replies):
         assert secret not in caplog.text
