@@ -176,3 +176,19 @@ def test_gguf_file_names_have_no_space_and_name_cannot_leave_out(random_lora_ada
         "--name '../x': use letters"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gguf", "my merged"]
+
+
+def test_out_that_is_or_holds_an_input_is_refused_even_with_force(tiny_base, random_lora_adapter, tmp_path):
+    """`--out ADAPTER --force` replaced the trained adapter with the merged model (the output dir is
+    swapped in whole); --out the base's parent would have taken the base with it."""
+    import shutil
+
+    from twin.publish.merge import merge_adapter
+
+    adapter = shutil.copytree(random_lora_adapter, tmp_path / "me")
+    before = sorted(p.name for p in adapter.iterdir())
+    with pytest.raises(TwinError, match="is or holds the adapter dir"):
+        merge_adapter(tiny_base, adapter, adapter, force=True)
+    with pytest.raises(TwinError, match="is or holds the base dir"):
+        merge_adapter(tiny_base, adapter, tiny_base.parent, force=True)
+    assert sorted(p.name for p in adapter.iterdir()) == before and (tiny_base / "config.json").is_file()

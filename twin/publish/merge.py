@@ -56,6 +56,7 @@ def merge_adapter(
     meta = read_meta(adapter)
     base = resolve_base(adapter, base, meta)
     out = Path(out)
+    check_out_spares(out, {"adapter": adapter, "base": Path(base)})
     if out.exists() and not force and any(out.iterdir()) and not (out / MERGED_META).is_file():
         raise TwinError(f"{out}: exists and is not a twin merge output; pick an empty --out or pass --force")
     from peft import PeftModel
@@ -87,6 +88,18 @@ def merge_adapter(
         )
     log.info("merged %s into %s -> %s", adapter, base, out)
     return out
+
+
+def check_out_spares(out: Path, inputs: dict[str, Path]) -> None:
+    """``--out`` must not be, or hold, an input: the output dir is replaced as a whole, so ``--out``
+    the adapter's dir with ``--force`` replaced the trained adapter with the merged model."""
+    target = out.resolve()
+    for what, path in inputs.items():
+        if path.resolve().is_relative_to(target):
+            raise TwinError(
+                f"--out {out}: is or holds the {what} dir ({path}), which the merged model would replace; "
+                "pick another --out"
+            )
 
 
 def read_merged_meta(model_dir: str | os.PathLike) -> dict:
