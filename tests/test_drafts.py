@@ -407,6 +407,7 @@ def test_a_wrong_server_token_stops_with_one_line(server):
             "--adapter nobody: http://127.0.0.1:\\d+ does not serve it; it serves: me, base",
         ),
         ({"token": "wrong"}, "refused the token \\(401\\): set TWIN_API_TOKEN"),
+        ({"token": ""}, "needs a token and none is set \\(401\\): set TWIN_API_TOKEN"),
         ({"max_new_tokens": 100000}, "--max-new-tokens 100000: the server allows at most 512"),
         ({"server": "NOT_TWIN"}, "not a twin server \\(GET /adapters answered 404\\)"),
     ],

@@ -35,9 +35,8 @@ def check_server(url: str, token: str | None, adapter: str | None, max_new_token
                     url, type(e).__name__)  # fmt: skip
         return
     if listed.status_code in (401, 403):
-        raise TwinError(
-            f"{url} refused the token ({listed.status_code}): set TWIN_API_TOKEN to the server's value"
-        )
+        what = "refused the token" if token else "needs a token and none is set"
+        raise TwinError(f"{url} {what} ({listed.status_code}): set TWIN_API_TOKEN to the server's value")
     if listed.status_code >= 500:
         log.warning("the twin server at %s answered %d; suggestions wait for it", url, listed.status_code)
         return
