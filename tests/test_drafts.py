@@ -317,7 +317,9 @@ def test_no_message_text_in_the_log_and_dry_run_prints_only_to_the_terminal(serv
     stats = asyncio.run(session(client, opts, script, out=printed.append))
     assert client.saved_drafts == [] and stats.dry_run == 1 and "draft of Anna K (2001)" in printed[0]
     reply = printed[0].split(": ", 1)[1]
-    assert "chat 2001: draft written" in caplog.text
+    # the status line says nothing was written (it said "draft written")
+    assert "chat 2001: printed to the terminal, nothing written (dry run)" in caplog.text
+    assert "draft written" not in caplog.text
     replies = [reply] if len(reply) > 4 else []  # a one-word reply ("ok") is inside ordinary log words
     for secret in (*PII, "purple-elephant", "hi Anna", "Anna K", *replies):
         assert secret not in caplog.text
@@ -395,6 +397,46 @@ def test_a_wrong_server_token_stops_with_one_line(server):
     with pytest.raises(TwinError, match="refused the token \\(401\\): set TWIN_API_TOKEN"):
         asyncio.run(session(client, options(server, token="wrong"), script))
     assert client.saved_drafts == []
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        (
+            {"adapter": "nobody"},
+            "--adapter nobody: http://127.0.0.1:\\d+ does not serve it; it serves: me, base",
+        ),
+        ({"token": "wrong"}, "refused the token \\(401\\): set TWIN_API_TOKEN"),
+        ({"token": ""}, "needs a token and none is set \\(401\\): set TWIN_API_TOKEN"),
+        ({"max_new_tokens": 100000}, "--max-new-tokens 100000: the server allows at most 512"),
+        ({"server": "NOT_TWIN"}, "not a twin server \\(GET /adapters answered 404\\)"),
+    ],
+)
+def test_what_every_suggestion_would_be_refused_for_stops_the_start_before_the_login(server, change, error):
+    """A wrong --adapter (404), --max-new-tokens over the server's cap (422) or a URL that is not twin
+    serve dropped every suggestion with a warning, found only at someone's first message, maybe hours
+    into the run; a wrong token stopped it then. Now each is one line at start, before Telegram."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    class NotTwin(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_error(404)
+
+        def log_message(self, *args):
+            pass
+
+    other = ThreadingHTTPServer(("127.0.0.1", 0), NotTwin)
+    Thread(target=other.serve_forever, daemon=True).start()
+    if change.get("server") == "NOT_TWIN":
+        change = {"server": f"http://127.0.0.1:{other.server_address[1]}"}
+    built = []
+    try:
+        with pytest.raises(TwinError, match=error):
+            run_drafts(options(server, env_file=None, **change), client_factory=lambda *a: built.append(a))
+    finally:
+        other.shutdown()
+    assert built == []  # no Telegram client was made
 
 
 def test_revoked_session_stops_with_one_line_and_first_run_logs_in(tmp_path, monkeypatch, server):

@@ -6,6 +6,7 @@ settings give the same reply text as twin's own engine on the same weights."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -150,3 +151,141 @@ def test_remote_and_local_engines_render_and_cut_the_same_prompt(engine):
         remote.prompt_ids(
             remote.resolve(None), Conversation([], "hi"), GenParams(max_new_tokens=engine.positions)
         )
+
+
+# ---------------------------------------------------------------- a backend that is down or misnamed
+
+
+@pytest.fixture
+def not_the_model():
+    """An OpenAI-shaped server that serves a model named `other` only (404 for any other name), as
+    llama.cpp's server started without the adapter's --model_alias does."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self._send(200, {"object": "list", "data": [{"id": "other", "object": "model"}]})
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers["content-length"]))
+            self._send(404, {"error": {"message": "model not found", "type": "invalid_request_error"}})
+
+        def _send(self, status, body):
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def _backend_app(url, tiny_base, adapters):
+    from twin.serve.app import create_app
+    from twin.serve.backend import RemoteEngine
+
+    return create_app(RemoteEngine(url, tiny_base, adapters, max_batch=2), token="")
+
+
+def test_a_backend_that_does_not_answer_is_said_at_start_and_is_a_503_per_request(tiny_base, caplog):
+    """It was a silent start, then a 500 "internal error" and uvicorn's traceback for every request."""
+    import logging
+
+    import httpx
+
+    from devkit.live_server import free_port, serve_in_thread
+
+    caplog.set_level(logging.INFO, logger="twin")
+    down = f"http://127.0.0.1:{free_port()}"
+    with serve_in_thread(_backend_app(down, tiny_base, [])) as url:
+        assert f"the backend at {down} does not answer (ConnectError)" in caplog.text
+        r = httpx.post(url + "/reply", json={"message": "hey"}, timeout=30)
+        assert r.status_code == 503 and r.headers["retry-after"] == "5", r.text
+        assert r.json()["error"]["message"].startswith(f"the generation backend at {down} does not answer")
+        with httpx.stream("POST", url + "/reply/stream", json={"message": "hey"}, timeout=30) as s:
+            frames = "".join(s.iter_text())
+        assert "event: error" in frames and "does not answer (ConnectError)" in frames
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_a_backend_without_a_model_of_the_adapters_name_is_said_at_start_and_is_a_502(
+    tiny_base, random_lora_adapter, not_the_model, caplog
+):
+    """It was a silent start, then a 400 (as if the request were at fault) and nothing in the log."""
+    import logging
+
+    import httpx
+
+    from devkit.live_server import serve_in_thread
+
+    caplog.set_level(logging.INFO, logger="twin")
+    with serve_in_thread(_backend_app(not_the_model, tiny_base, [("me", random_lora_adapter)])) as url:
+        assert f"the backend at {not_the_model} serves other, not me" in caplog.text
+        r = httpx.post(url + "/reply", json={"message": "hey", "max_new_tokens": 4}, timeout=30)
+    assert r.status_code == 502, r.text
+    assert (
+        "answered 404 for model 'me' (is a model of that name served there?)" in r.json()["error"]["message"]
+    )
+    assert "answered 404 for model 'me': 502" in caplog.text and "hey" not in caplog.text
+
+
+@pytest.fixture
+def garbled_backend():
+    """An OpenAI-shaped server whose completion stream is not JSON (a broken proxy, a wrong port)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self._send(b'{"data": [{"id": "me"}]}', "application/json")
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers["content-length"]))
+            self._send(b"data: <html>oops</html>\n\n", "text/event-stream")
+
+        def _send(self, data, kind):
+            self.send_response(200)
+            self.send_header("content-type", kind)
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_a_failed_request_is_one_log_line_without_uvicorns_traceback(
+    tiny_base, random_lora_adapter, garbled_backend, tmp_path
+):
+    """A request that failed in twin was answered 500 and then uvicorn printed "Exception in ASGI
+    application" with the whole traceback (exception messages included, which may quote chat text)."""
+    import httpx
+
+    from devkit.live_server import twin_process
+
+    log = tmp_path / "serve.log"
+    args = ("--backend", garbled_backend, "--base", str(tiny_base), "--adapter", f"me={random_lora_adapter}")
+    with twin_process(
+        "serve", *args, health="/healthz", env={**os.environ, "TWIN_API_TOKEN": ""}, output=log
+    ) as url:
+        r = httpx.post(url + "/reply", json={"message": "my secret plan"}, timeout=30)
+        ok = httpx.get(url + "/healthz", timeout=30)
+    assert r.status_code == 500 and r.json()["error"]["message"].startswith("internal error")
+    assert ok.status_code == 200
+    text = log.read_text()
+    failed = [ln for ln in text.splitlines() if "request failed" in ln]
+    assert len(failed) == 1 and "JSONDecodeError at " in failed[0], text
+    assert "Traceback" not in text and "Exception in ASGI" not in text and "secret" not in text

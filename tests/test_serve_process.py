@@ -149,6 +149,35 @@ def test_a_port_in_use_is_one_line_before_the_model_loads(tiny_base):
     ]
 
 
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--device", "tpu"), ("--dtype", "fp8"), ("--quantize", "int4"), ("--quantize", "nf4")],
+)
+def test_a_bad_placement_option_is_one_line_before_anything_loads(tiny_base, option, value):
+    """`--device tpu` was torch's traceback after the model loaded (exit 1); a bad --quantize came
+    after the "--dtype auto -> ..." line had been logged as if the choice applied."""
+    import torch
+
+    if value == "nf4" and torch.cuda.is_available():
+        pytest.skip("nf4 is refused only on a machine without CUDA")
+    out = subprocess.run(_twin("serve", "--base", str(tiny_base), "--port", str(free_port()), option, value),
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {option}"), lines
+    assert "--dtype auto" not in out.stdout + out.stderr
+
+
+def test_a_missing_base_is_one_line_without_a_precision_line_for_it(tmp_path):
+    """The "--dtype auto -> float32: ... weights fit (1.0 GiB ...)" line was logged for a directory
+    that does not exist, before the error saying so."""
+    out = subprocess.run(_twin("serve", "--base", str(tmp_path / "nope"), "--port", str(free_port())),
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[0].startswith(f"error: {tmp_path / 'nope'}: base model directory")
+    assert "--dtype auto" not in out.stdout + out.stderr
+
+
 def test_cli_without_base_or_adapter_is_one_error():
     from typer.testing import CliRunner
 

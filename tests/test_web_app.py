@@ -242,6 +242,24 @@ def test_server_down_says_what_to_run(monkeypatch):
     assert [t["role"] for t in at.session_state["turns"]] == ["them"]  # kept, for a retry
 
 
+def test_a_page_opened_before_the_server_follows_its_caps_once_it_is_up(engine, monkeypatch):
+    """The page asked /healthz at the first message, found no server and kept twin serve's defaults for
+    the session: once `make serve` was up with a lower cap, every request was refused (422)."""
+    from devkit.live_server import free_port, serve_in_thread
+    from twin.serve.app import create_app
+    from twin.serve.schemas import Limits
+
+    port = free_port()
+    at = page(monkeypatch, f"http://127.0.0.1:{port}")  # max tokens slider at 64
+    at.chat_input[0].set_value("hello?").run()
+    assert any("make serve" in e.value for e in at.error)
+    app = create_app(engine, token="", limits=Limits(max_new_tokens=8))
+    with serve_in_thread(app, port=port):
+        next(b for b in at.sidebar.button if b.label.startswith("Regenerate")).click().run()
+        assert not at.exception and not at.error, [e.value for e in at.error]
+    assert [t["role"] for t in at.session_state["turns"]] == ["them", "me"]
+
+
 def test_protected_server_needs_the_token(engine, monkeypatch):
     from devkit.live_server import serve_in_thread
     from twin.serve.app import create_app
@@ -354,3 +372,17 @@ def test_blind_tab_needs_the_server_and_never_shows_the_stored_reply(processed_d
     assert at.session_state["blind"]["round"] is None and at.button(key="blind_retry")
     assert not any(t.value == "t" for t in at.text)  # the stored `twin` field is never a stand-in
     assert not (runs / "me" / "blind.jsonl").exists()
+
+
+@pytest.mark.parametrize("server", ["127.0.0.1:8000", "localhost", "htp://127.0.0.1:8000"])
+def test_twin_chat_refuses_a_server_that_is_not_a_url_in_one_line(server):
+    """`twin chat --server 127.0.0.1:8000` started the page, which then said it could not reach the
+    server and to run `make serve`: wrong advice, the server was up and the URL lacked its scheme."""
+    from devkit.live_server import free_port
+
+    cmd = [sys.executable, "-m", "twin.cli", "chat", "--server", server, "--port", str(free_port())]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        f"error: --server {server}: give the server's URL, e.g. http://127.0.0.1:8000"
+    ]

@@ -124,7 +124,9 @@ def server_limits(server: str, token: str | None) -> dict:
         try:
             stated = call(server, "GET", "/healthz", token=token, timeout=10).get("limits")
         except ServerError:
-            stated = None
+            # Not kept: a page opened before `make serve` is up would use the defaults for the rest
+            # of the session, and a server with lower caps would refuse every request.
+            return DEFAULT_LIMITS
         known[server] = {**DEFAULT_LIMITS, **(stated if isinstance(stated, dict) else {})}
     return known[server]
 

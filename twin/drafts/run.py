@@ -18,7 +18,7 @@ from typing import Any
 
 from twin.drafts.chats import Chat, resolve_chats
 from twin.drafts.options import DraftsOptions, check_options
-from twin.drafts.server import TwinServer
+from twin.drafts.server import TwinServer, check_server
 from twin.drafts.watcher import SESSION_GONE, Sleep, Stats, Watcher
 from twin.errors import TwinError
 from twin.feedback import check_dir
@@ -128,6 +128,7 @@ def run_drafts(
     if options.feedback_dir is not None:
         check_dir(options.feedback_dir)  # 0700, or one line saying why not, before any login
     options.token = options.token if options.token is not None else os.environ.get("TWIN_API_TOKEN") or None
+    check_server(options.server, options.token, options.adapter, options.max_new_tokens)
     creds = load_credentials(options.env_file)
     path = session_file(options.session)
     prepare_session(path)  # 0700 folder, 0600 file, as for the export

@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 Sleep = Callable[[float], Awaitable[Any]]
 SESSION_GONE = "the Telegram session expired or was revoked: run `twin export telegram` to log in again"
 HOUR_S = 3600.0
+# The status line of a --dry-run suggestion: it said "draft written" (or "message sent") then.
+DRY_RUN = "printed to the terminal, nothing written (dry run)"
 KEEP_WRITTEN = 8  # drafts of this run remembered per chat (to tell them from the user's own)
 
 
@@ -158,7 +160,7 @@ class Watcher:
         if not reply:
             log.info("chat %s: the twin had nothing to say; nothing written", chat.label())
             return
-        what = await self.deliver(chat, conv, reply) + (" (dry run: printed only)" if self.o.dry_run else "")
+        what = await self.deliver(chat, conv, reply)
         usage = result.get("usage") or {}
         log.info("chat %s: %s (%s prompt + %s reply tokens, %.1f s)", chat.label(), what,
                  usage.get("prompt_tokens", "?"), usage.get("completion_tokens", "?"), latency)  # fmt: skip
@@ -271,7 +273,7 @@ class Watcher:
                 return why
             self.stats.saved += not self.o.dry_run
             self.feedback(chat, conv, reply)
-            return "suggestion posted to Saved Messages"
+            return DRY_RUN if self.o.dry_run else "suggestion posted to Saved Messages"
         if self.o.mode == "send":
             return await self.send(chat, conv, reply)
         return await self.write_draft(chat, conv, reply)
@@ -316,7 +318,7 @@ class Watcher:
         self.stats.drafts += not self.o.dry_run
         self.feedback(chat, conv, reply)
         if self.o.dry_run:
-            return "draft written"
+            return DRY_RUN
         state.draft_for = conv.last_incoming_id
         if await self.you_answered(chat, conv):  # your answer crossed the write on its way to Telegram
             state.draft_for = 0
@@ -385,9 +387,10 @@ class Watcher:
         )  # fmt: skip
         if why is not None:
             return f"{why} (while the twin was typing or waiting): not sent"
-        if not self.o.dry_run:
-            state.sent_at.append(self.clock())
-            self.stats.sent += 1
+        if self.o.dry_run:
+            return DRY_RUN
+        state.sent_at.append(self.clock())
+        self.stats.sent += 1
         return "message sent"
 
     def feedback(self, chat: Chat, conv: Conversation, reply: str) -> None:

@@ -52,6 +52,7 @@ _DTYPES = {
     "fp16": "float16",
     "16": "float16",
 }
+DTYPE_CHOICES = frozenset(_DTYPES)
 
 
 def check_base_dir(path: str | os.PathLike) -> Path:

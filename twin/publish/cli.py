@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import typer
@@ -75,4 +76,7 @@ def gguf_cmd(
     else:
         res = export_gguf(model, out, outtype=type_, name=name)
     typer.echo(f"gguf: {res['gguf']} ({res['tensors']} tensors, {res['outtype']})")
-    typer.echo(f"Modelfile: {res['modelfile']}  ->  cd {out} && ollama create mytwin -f Modelfile")
+    # Quoted: the line is meant to be pasted into a shell, and a dir may have spaces in its name.
+    typer.echo(
+        f"Modelfile: {res['modelfile']}  ->  cd {shlex.quote(str(out))} && ollama create mytwin -f Modelfile"
+    )

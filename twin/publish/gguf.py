@@ -20,6 +20,7 @@ import json
 import logging
 import math
 import os
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,7 @@ def export_gguf(
     from twin.publish.ollama import prompt_settings
 
     src = _check_source(model_dir, outtype, "run `twin publish merge` first (make merge)")
+    stem = file_stem(name, src)
     cfg = _load_json(src / "config.json")
     hp = model_params(cfg, src / "config.json")
     template = template or read_merged_meta(src).get("template") or "plain-v1"
@@ -84,7 +86,7 @@ def export_gguf(
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    gguf_path = out / f"{name}-{outtype}.gguf"
+    gguf_path = out / f"{stem}-{outtype}.gguf"
     handles: dict[Path, Any] = {}
     try:
         tensors = _model_tensors(src, hp, outtype, handles)
@@ -94,6 +96,19 @@ def export_gguf(
     modelfile = _write_modelfile(out, f"./{gguf_path.name}", template, prompt, hp, sampling)
     log.info("wrote %s (%d tensors) and %s", gguf_path, len(tensors), modelfile)
     return {"gguf": str(gguf_path), "modelfile": str(modelfile), "tensors": len(tensors), "outtype": outtype}
+
+
+def file_stem(name: str | None, src: Path) -> str:
+    """The .gguf file's name before ``-<type>.gguf``: ``--name`` (letters, digits, '.', '_', '-'; one
+    line otherwise: a '/' wrote the file outside --out), else the input dir's name with every other
+    run of characters as '-' (a space in the Modelfile's ``FROM`` path is refused by Ollama)."""
+    if name is not None:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name):
+            raise TwinError(
+                f"--name {name!r}: use letters, digits, '.', '_' or '-' (it names the .gguf file in --out)"
+            )
+        return name
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", src.resolve().name).strip("-.") or "twin"
 
 
 def _check_source(path: str | os.PathLike, outtype: str, hint: str) -> Path:
@@ -232,6 +247,7 @@ def export_adapter_gguf(
     from twin.publish.ollama import prompt_settings
 
     adapter = _check_source(adapter_dir, outtype, "train one with `twin train --run NAME`")
+    stem = file_stem(name, adapter)
     meta = read_meta(adapter)
     base_dir = resolve_base(adapter, base, meta)
     hp = model_params(_load_json(base_dir / "config.json"), base_dir / "config.json")
@@ -250,7 +266,7 @@ def export_adapter_gguf(
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    gguf_path = out / f"{name}-lora-{outtype}.gguf"
+    gguf_path = out / f"{stem}-lora-{outtype}.gguf"
     write_gguf(gguf_path, hp["arch"], add_kv, tensors)
     hf_tok = hf_tokenizer(base_dir)
     tok = tokenizer_metadata(hf_tok, hp["vocab_size"], hp["arch"], base_dir)

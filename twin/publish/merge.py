@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,6 +21,21 @@ from twin.fileio import atomic_dir
 log = logging.getLogger(__name__)
 
 MERGED_META = "twin_merged.json"
+# What transformers' save_pretrained takes as a shard size (huggingface_hub's parse_size_to_int).
+_SHARD_SIZE = re.compile(r"\s*\d+(\.\d+)?\s*[KMGT]B\s*", re.IGNORECASE)
+
+
+def check_merge_options(max_shard_size: str, dtype: str) -> None:
+    """One line naming the option before the model loads: a bad shard size was huggingface_hub's
+    ``ValueError`` traceback after the whole load and merge, a bad dtype an error naming no option."""
+    from twin.model.load import DTYPE_CHOICES
+
+    if not _SHARD_SIZE.fullmatch(max_shard_size) or float(re.sub(r"[^\d.]", "", max_shard_size)) <= 0:
+        raise TwinError(
+            f"--max-shard-size {max_shard_size}: use a size such as 500MB, 2GB or 5GB (KB, MB, GB, TB)"
+        )
+    if dtype != "auto" and dtype.lower() not in DTYPE_CHOICES:
+        raise TwinError(f"--dtype {dtype}: unknown; use auto, float32, bfloat16 or float16")
 
 
 def merge_adapter(
@@ -35,10 +51,12 @@ def merge_adapter(
     from twin.adapter_meta import read_meta
     from twin.model.load import bars_if_big, base_fingerprint, load_base, resolve_base
 
+    check_merge_options(max_shard_size, dtype)
     adapter = Path(adapter)
     meta = read_meta(adapter)
     base = resolve_base(adapter, base, meta)
     out = Path(out)
+    check_out_spares(out, {"adapter": adapter, "base": Path(base)})
     if out.exists() and not force and any(out.iterdir()) and not (out / MERGED_META).is_file():
         raise TwinError(f"{out}: exists and is not a twin merge output; pick an empty --out or pass --force")
     from peft import PeftModel
@@ -70,6 +88,18 @@ def merge_adapter(
         )
     log.info("merged %s into %s -> %s", adapter, base, out)
     return out
+
+
+def check_out_spares(out: Path, inputs: dict[str, Path]) -> None:
+    """``--out`` must not be, or hold, an input: the output dir is replaced as a whole, so ``--out``
+    the adapter's dir with ``--force`` replaced the trained adapter with the merged model."""
+    target = out.resolve()
+    for what, path in inputs.items():
+        if path.resolve().is_relative_to(target):
+            raise TwinError(
+                f"--out {out}: is or holds the {what} dir ({path}), which the merged model would replace; "
+                "pick another --out"
+            )
 
 
 def read_merged_meta(model_dir: str | os.PathLike) -> dict:

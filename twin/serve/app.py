@@ -22,6 +22,7 @@ from twin.serve.http import (
     TOKEN_ENV,
     ApiError,
     BodyLimit,
+    CrashGuard,
     LoopbackHost,
     error_response,
     install_error_handlers,
@@ -63,6 +64,7 @@ def create_app(
     )
     app.state.services = Services(engine=engine, gate=gate, limits=limits, token=token)
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+    app.add_middleware(CrashGuard)
     if loopback_hosts is not None:
         app.add_middleware(LoopbackHost, allowed=loopback_hosts)  # added last: runs first
     install_error_handlers(app)

@@ -31,16 +31,20 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from twin.errors import TwinError
 from twin.inference.generate import Conversation, Generation, GenParams, visible_text
 from twin.prompt import STOP_STRINGS
-from twin.serve.engine import Adapter, ReplyEngine, plan_adapters
+from twin.serve.engine import BASE_NAME, Adapter, ReplyEngine, plan_adapters
+from twin.serve.http import ApiError
 
 log = logging.getLogger(__name__)
 
 KEY_ENV = "TWIN_BACKEND_KEY"  # sent as the bearer token to the backend, if set
 REMOTE_MAX_BATCH = 8  # requests in flight to the backend when --max-batch is 0 (the backend batches)
+PROBE_TIMEOUT_S = 5.0
+RETRY_AFTER_S = 5  # a client's wait before retrying while the backend does not answer
 
 
 def check_backend_url(url: str) -> str:
@@ -137,6 +141,29 @@ class RemoteEngine(ReplyEngine):
         self.pool = ThreadPoolExecutor(max_workers=max_batch, thread_name_prefix="twin-backend")
         log.info("generation by %s/v1/completions; adapters: %s (default %s)",
                  self.url, ", ".join(self.adapters), self.default)  # fmt: skip
+        self.probe()
+
+    def probe(self) -> None:
+        """One look at the backend's ``/v1/models`` at start: a backend that is down, or serves no model
+        named after an adapter, made every request fail with nothing said at start. Warnings only: the
+        backend may come up after twin, or not list its models (then nothing is said)."""
+        import httpx
+
+        try:
+            r = self.client.get("/v1/models", timeout=PROBE_TIMEOUT_S)
+        except httpx.TransportError as e:
+            log.warning("the backend at %s does not answer (%s): replies get 503 until it does",
+                        self.url, type(e).__name__)  # fmt: skip
+            return
+        served = _model_ids(r)
+        missing = [n for n in self.adapters if n != BASE_NAME and served is not None and n not in served]
+        if missing:
+            log.warning(
+                "the backend at %s serves %s, not %s: requests for %s will fail; name the backend's model "
+                "after the adapter (llama.cpp: --model_alias NAME; vLLM: --lora-modules NAME=DIR)",
+                self.url, ", ".join(served) or "no model", ", ".join(missing),
+                "it" if len(missing) == 1 else "them",
+            )  # fmt: skip
 
     def submit(
         self,
@@ -173,12 +200,33 @@ class RemoteEngine(ReplyEngine):
     ) -> Generation:
         stops = tuple(dict.fromkeys((*STOP_STRINGS, *params.extra_stops)))
         body = completion_body(name, prompt, params, stops)
+        import httpx
+
+        try:
+            return self._stream(name, body, stops, prompt_tokens, on_delta, cancel, submitted)
+        except httpx.TransportError as e:  # down, timed out, or gone mid-reply: a 503, not a traceback
+            log.warning("the backend at %s does not answer (%s): 503", self.url, type(e).__name__)
+            raise ApiError(
+                503,
+                f"the generation backend at {self.url} does not answer ({type(e).__name__}); retry later",
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            ) from None
+
+    def _stream(
+        self,
+        name: str,
+        body: dict,
+        stops: tuple[str, ...],
+        prompt_tokens: int,
+        on_delta: Callable[[str], None] | None,
+        cancel: threading.Event,
+        submitted: float,
+    ) -> Generation:
         started = time.perf_counter()
         shown, parts, tokens, reason = ShownText(stops), [], 0, "length"
         with self.client.stream("POST", "/v1/completions", json=body) as r:
             if r.status_code != 200:
-                r.read()
-                raise TwinError(f"the backend answered {r.status_code} for model {name!r}: {r.text[:200]}")
+                raise _refused(self.url, name, r)
             for event in sse_events(r.iter_lines()):
                 if cancel.is_set():
                     return _cancelled(shown.shown, prompt_tokens, tokens, started, submitted)
@@ -203,6 +251,27 @@ def _cancelled(text: str, prompt_tokens: int, tokens: int, started: float, submi
     gen = Generation(text, prompt_tokens, tokens, time.perf_counter() - started, "cancelled")
     gen.queue_seconds = started - submitted
     return gen
+
+
+def _refused(url: str, name: str, r: Any) -> ApiError:
+    """A backend's non-200 as a 502 to the client (the server's setup, not the request, is at fault;
+    it was a 400) with the backend's own words, and a log line for whoever runs the server (there
+    was none); the log gets the status only, as the backend's text may quote the prompt."""
+    r.read()
+    log.warning("the backend at %s answered %d for model %r: 502", url, r.status_code, name)
+    hint = " (is a model of that name served there?)" if r.status_code == 404 else ""
+    return ApiError(
+        502, f"the generation backend answered {r.status_code} for model {name!r}{hint}: {r.text[:200]}"
+    )
+
+
+def _model_ids(r: object) -> list[str] | None:
+    """The model ids of a ``/v1/models`` answer, or None when it is not one (then nothing is checked)."""
+    try:
+        data = r.json()["data"] if r.status_code == 200 else None  # type: ignore[attr-defined]
+        return None if data is None else [str(m["id"]) for m in data]
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def _max_positions(base: Path) -> int | None:

@@ -174,6 +174,8 @@ def stream(s: Services, job: Job, render: Callable[[str, Any], str]) -> Streamin
 def end_frame(future: Future, render: Callable[[str, Any], str]) -> str:
     """The stream's last frame: ``done`` with the Generation, or ``error``."""
     exc = future.exception()
+    if isinstance(exc, ApiError):  # e.g. the --backend does not answer: said, and logged, where raised
+        return render("error", exc.message)
     if exc is not None:
         log.error("streamed generation failed: %s", type(exc).__name__)
         return render("error", "internal error while generating; see the server log")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -208,6 +209,8 @@ def _check_serve_options(s: ServeSettings) -> None:
     check_number("--max-batch", s.max_batch, low=0)
     check_number("--queue-size", s.queue_size, low=0)
     check_number("--max-batch-tokens", s.max_batch_tokens, low=0)
+    if not s.backend:  # the backend does its own placement and precision: these are not used
+        _check_placement(s)
     if not is_loopback(s.host) and not os.environ.get(TOKEN_ENV):
         log.warning(
             "binding %s without $%s: anyone who can reach this address can talk to your twin",
@@ -216,8 +219,27 @@ def _check_serve_options(s: ServeSettings) -> None:
         )
 
 
+def _check_placement(s: ServeSettings) -> None:
+    """``--dtype``, ``--device`` and ``--quantize`` before the model loads: a typo was torch's
+    traceback after the load (``--device tpu``, or ``cuda`` without a GPU) or an error after the
+    ``--dtype auto`` line had been logged as if it applied."""
+    from twin.model.load import DTYPE_CHOICES, check_quantize
+
+    if s.dtype != "auto" and s.dtype.lower() not in DTYPE_CHOICES:
+        raise TwinError(f"--dtype {s.dtype}: unknown; use auto, float32, bfloat16 or float16")
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", s.device):
+        raise TwinError(f"--device {s.device}: unknown; use auto, cpu, cuda or cuda:N")
+    if s.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise TwinError(f"--device {s.device}: no CUDA GPU is available here; use --device cpu (or auto)")
+    check_quantize(s.quantize, s.device, name="--quantize", instead="leave it out to serve on this machine")
+
+
 def _load_engine(s: ServeSettings) -> ReplyEngine:
     """The base (``--dtype auto``: the fastest precision this machine runs well) with every adapter."""
+    from twin.model.load import check_base_dir
     from twin.serve.engine import Engine
 
     base_dir = _base_dir(s.base, s.adapters)
@@ -226,6 +248,7 @@ def _load_engine(s: ServeSettings) -> ReplyEngine:
 
         return RemoteEngine(s.backend, base_dir, s.adapters, default=s.default_adapter,
                             max_batch=s.max_batch or REMOTE_MAX_BATCH, memory=s.memory)  # fmt: skip
+    check_base_dir(base_dir)  # before the "--dtype auto" line, which reads its size
     dtype = s.dtype
     if dtype == "auto":
         from twin.model.precision import choose_precision
@@ -259,12 +282,23 @@ def _base_dir(base: str | None, adapters: list[str] | None) -> str:
     return str(resolve_base(parse_adapter_specs(adapters[:1])[0][1]))
 
 
+def check_server_url(server: str) -> None:
+    """``--server`` is an http(s) URL: ``127.0.0.1:8000`` without its scheme made the page say it cannot
+    reach the server and to run `make serve`, while the server was up and the URL was at fault."""
+    from urllib.parse import urlparse
+
+    u = urlparse(server)
+    if u.scheme not in ("http", "https") or not u.netloc or any(c.isspace() for c in server):
+        raise TwinError(f"--server {server}: give the server's URL, e.g. http://127.0.0.1:8000")
+
+
 def chat_cmd(
     server: str = typer.Option("http://127.0.0.1:8000", "--server", help="URL of a running `twin serve`."),
     port: int = typer.Option(8501, "--port", help="Port of the chat page."),
     host: str = typer.Option("127.0.0.1", "--host", help="Bind address of the chat page."),
 ) -> None:
     """Open the chat page (Streamlit) talking to a running `twin serve`."""
+    check_server_url(server)
     check_port("--port", port)
     check_port_free(
         host, port, "twin chat", "--port N (make chat CHAT_PORT=N)"

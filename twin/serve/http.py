@@ -159,8 +159,51 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
 
 
 async def _crash(request: Request, exc: Exception) -> JSONResponse:
-    log.error("request failed: %s", type(exc).__name__)  # no message: it may quote chat text
+    log.error("request failed: %s", where(exc))  # no message: it may quote chat text
     return error_response(500, "internal error while generating; see the server log")
+
+
+def where(exc: BaseException) -> str:
+    """``TypeError at twin/x.py:12 in f``: the exception's type and innermost frame, never its message."""
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return type(exc).__name__
+    last = frames[-1]
+    return f"{type(exc).__name__} at {last.filename}:{last.lineno} in {last.name}"
+
+
+class CrashGuard:
+    """Pure ASGI middleware: an exception no handler took is one log line (:func:`where`) and a 500.
+
+    Starlette's outermost middleware answers it with the ``Exception`` handler and then raises it
+    again, so uvicorn printed "Exception in ASGI application" and the whole traceback, the
+    exception's message included (which may quote chat text), for every such request.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception as e:
+            log.error("request failed: %s", where(e))
+            if not started:  # else the client sees the response cut short
+                await error_response(500, "internal error while generating; see the server log")(
+                    scope, receive, send
+                )
 
 
 def install_error_handlers(app: FastAPI) -> None:
