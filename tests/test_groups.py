@@ -318,3 +318,32 @@ def test_a_groups_feedback_becomes_a_preference_pair_rendered_as_a_group():
     (pair,) = preference_pairs([rec])
     prompt, _ = build_training_pair({**pair, "response": pair["chosen"]}, template=PLAIN)
     assert prompt.startswith("You are chatting in the group Climbing.") and "\nAnna: 9?\n" in prompt
+
+
+def test_a_group_example_split_back_into_messages_is_served_as_it_was_trained(tmp_path):
+    """The blind tab holds eval's rows (prepare's turns, labelled per person) and asks `/reply` for the
+    twin's reply: split back into who wrote what, the server renders the example's own context,
+    message and members, not a personal chat named after the group."""
+    from twin.eval.run import _sample_rows
+    from twin.prompt import group_messages
+    from twin.serve.schemas import ReplyRequest
+
+    for ex in _examples(_group_raw(tmp_path)):
+        (row,) = _sample_rows([ex], [("base", "twin")])
+        turns = [*row["context"], {"role": "them", "text": row["message"]}]
+        *earlier, last = group_messages(turns, row["members"])
+        payload = {"message": last["text"], "name": last["name"], "group": True, "contact": row["contact"],
+                   "history": [{k: v for k, v in t.items() if v is not None} for t in earlier]}  # fmt: skip
+        served = ReplyRequest(**payload).conversation()
+        assert served.history == ex["context"] and served.message == ex["instruction"]
+        assert list(served.members) == ex["members"] and served.contact == "Climbing"
+
+
+def test_group_messages_takes_the_longest_label_and_keeps_a_members_other_lines():
+    from twin.prompt import group_messages
+
+    turns = [{"role": "them", "text": "Anna K: hi\nAnna: hey\nline two\nnote: not a member"}]
+    assert group_messages(turns, ["Anna", "Anna K"]) == [
+        {"role": "them", "name": "Anna K", "text": "hi"},
+        {"role": "them", "name": "Anna", "text": "hey\nline two\nnote: not a member"},
+    ]

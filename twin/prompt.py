@@ -151,6 +151,30 @@ def group_conversation(messages: Sequence[dict]) -> tuple[list[dict], str]:
     return [{"role": role, "text": text} for role, text in context], instruction
 
 
+def group_messages(turns: list[dict], members: list[str]) -> list[dict]:
+    """A group example's turns split back into messages with their senders: the inverse of
+    :func:`group_conversation`, for a client that holds examples (the chat page's blind tab) and asks
+    ``/reply`` as a group, so the twin gets the prompt it was trained and evaluated on.
+
+    :func:`group_turn_text` opened a line with ``Name: `` wherever the sender changed; a line opening
+    with one of ``members``' labels starts that member's message, any other continues the one before.
+    """
+    labels = sorted(members, key=len, reverse=True)  # "Anna K" before "Anna"
+    out: list[dict] = []
+    for turn in turns:
+        if turn["role"] == "me":
+            out.append({"role": "me", "text": turn["text"]})
+            continue
+        start = len(out)
+        for line in turn["text"].split("\n"):
+            label = next((m for m in labels if line.startswith(f"{m}: ")), None)
+            if label is not None or len(out) == start:
+                out.append({"role": "them", "name": label, "text": line[len(label) + 2 :] if label else line})
+            else:
+                out[-1]["text"] += "\n" + line
+    return out
+
+
 def group_members(messages: Sequence[dict]) -> list[str]:
     """The labels of everyone of theirs in a group's ``messages`` (as :func:`group_conversation`
     takes them), in order of first appearance: an example's ``members``, a reply's stop labels."""

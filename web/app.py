@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from twin import no_phone_home
+from twin.prompt import group_messages
 
 # Before any library that might talk to the Hugging Face hub is imported: nothing phones home.
 no_phone_home(offline=True)
@@ -137,8 +138,14 @@ def fit_request(turns: list[dict], settings: dict, limits: dict, contact: str | 
     cap = int(limits["max_message_chars"])
     if len(last["text"]) > cap:
         raise ServerError(f"That message is {len(last['text'])} characters; the server takes at most {cap}.")
-    history = [{"role": t["role"], "text": t["text"][:cap]} for t in earlier][-int(limits["max_history"]) :]
+    names = int(limits["max_contact_chars"])
+    history = [
+        {"role": t["role"], "text": t["text"][:cap], **({"name": t["name"][:names]} if t.get("name") else {})}
+        for t in earlier
+    ][-int(limits["max_history"]) :]
     payload = {"message": last["text"], "history": history, **settings}
+    if "name" in last:  # a group: who wrote each of their messages, as training saw it
+        payload |= {"group": True, "name": (last["name"] or "")[:names] or None}
     if "max_new_tokens" in payload:
         payload["max_new_tokens"] = min(payload["max_new_tokens"], int(limits["max_new_tokens"]))
     if contact:
@@ -284,6 +291,8 @@ def new_round(samples: list[dict], index: int, ask_twin: dict) -> dict:
     row = samples[index]
     context = [{"role": t["role"], "text": t["text"]} for t in row.get("context") or []]
     turns = [*context, {"role": "them", "text": row["message"]}]
+    if row.get("group") and row.get("members"):
+        turns = group_messages(turns, row["members"])
     out = ask(ask_twin["server"], ask_twin["token"], turns, ask_twin["settings"], row.get("contact"))
     real = random.choice("AB")
     replies = {real: row["real"], ("B" if real == "A" else "A"): out["reply"]}

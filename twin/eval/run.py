@@ -302,7 +302,8 @@ def _sample_rows(examples: list[dict], replies: list[tuple[str, str]]) -> list[d
             "session": ex.get("session"),
             "dialog_id": ex.get("dialog_id"),
             "contact": ex.get("contact"),
-            **({"group": True} if ex.get("group") else {}),
+            # the page's blind tab asks for a group's reply as one (its members label the lines)
+            **({"group": True, "members": ex.get("members") or []} if ex.get("group") else {}),
             "context": ex["context"],
             "message": ex["instruction"],
             "real": ex["response"],
