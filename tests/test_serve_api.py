@@ -177,6 +177,18 @@ def test_openai_chat_completions(client):
     text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
     assert text == twin["reply"]
     assert chunks[-1]["choices"][0]["finish_reason"] in ("stop", "length")
+    assert not any("usage" in c for c in chunks)  # not asked for: OpenAI sends none
+
+    asking = {"model": "other", "messages": msgs, "temperature": 0, "max_tokens": 10, "stream": True,
+              "stream_options": {"include_usage": True}}  # fmt: skip
+    with client.stream("POST", "/v1/chat/completions", json=asking) as r:
+        *asked, done = [d for _, d in sse(r.iter_lines())]
+    # as OpenAI: every chunk's usage null, then one more with empty choices and the usage
+    assert done == "[DONE]" and all(c["usage"] is None for c in asked[:-1])
+    assert (
+        asked[-1]["choices"] == []
+        and asked[-1]["usage"]["completion_tokens"] == twin["usage"]["completion_tokens"]
+    )
 
 
 @pytest.mark.parametrize(

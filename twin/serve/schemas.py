@@ -164,6 +164,11 @@ class ChatMessage(BaseModel):
         return clean_message(self.content or "")
 
 
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    include_usage: bool = False  # OpenAI's: one more chunk, with empty choices, carries the usage
+
+
 class ChatCompletionRequest(Sampling):
     """``POST /v1/chat/completions``' body: the OpenAI format, with twin's caps.
 
@@ -182,6 +187,7 @@ class ChatCompletionRequest(Sampling):
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
     stream: bool = False
+    stream_options: StreamOptions | None = None
     n: int = Field(1, ge=1, le=1)
     stop: str | list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(None, max_length=4)
 

@@ -49,13 +49,20 @@ def completion_body(cid: str, created: int, job: Job, gen: Generation) -> dict:
     }  # fmt: skip
 
 
-def chunk_render(cid: str, created: int, job: Job):
-    """SSE chunks as OpenAI streams them: role, content deltas, finish + usage, ``[DONE]``."""
+def chunk_render(cid: str, created: int, job: Job, include_usage: bool = False):
+    """SSE chunks as OpenAI streams them: role, content deltas, the finish, then with ``include_usage``
+    a chunk with empty ``choices`` and the usage (every other chunk's ``usage`` null), ``[DONE]``."""
+    extra = {"usage": None} if include_usage else {}
 
-    def chunk(delta: dict, reason: str | None = None, **extra: Any) -> str:
+    def chunk(delta: dict, reason: str | None = None) -> str:
         body = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": job.adapter.name,
                 "choices": [{"index": 0, "delta": delta, "finish_reason": reason}], **extra}  # fmt: skip
         return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+
+    def usage_chunk(gen: Generation) -> str:
+        body = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": job.adapter.name,
+                "choices": [], "usage": usage(gen)}  # fmt: skip
+        return f"data: {json.dumps(body)}\n\n"
 
     def render(kind: str, value: Any) -> str:
         if kind == "start":
@@ -65,7 +72,11 @@ def chunk_render(cid: str, created: int, job: Job):
         if kind == "error":
             return f"data: {json.dumps({'error': {'message': value, 'code': 500}})}\n\ndata: [DONE]\n\n"
         bridge.log_done("/v1/chat/completions", job, value)
-        return chunk({}, finish_reason(value), usage=usage(value)) + "data: [DONE]\n\n"
+        return (
+            chunk({}, finish_reason(value))
+            + (usage_chunk(value) if include_usage else "")
+            + "data: [DONE]\n\n"
+        )
 
     return render
 
@@ -80,7 +91,8 @@ def router() -> APIRouter:
         job = job_from(s, req)
         cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
         if req.stream:
-            return bridge.stream(s, job, chunk_render(cid, created, job))
+            include_usage = bool(req.stream_options and req.stream_options.include_usage)
+            return bridge.stream(s, job, chunk_render(cid, created, job, include_usage))
         gen = await bridge.complete(s, job, request)
         bridge.log_done("/v1/chat/completions", job, gen)
         return completion_body(cid, created, job, gen)
