@@ -178,6 +178,25 @@ def test_a_missing_base_is_one_line_without_a_precision_line_for_it(tmp_path):
     assert "--dtype auto" not in out.stdout + out.stderr
 
 
+@pytest.mark.parametrize("token", ["   ", "s3cret\n", " s3cret"])
+def test_a_token_no_client_could_send_is_one_line_before_the_model_loads(tiny_base, token):
+    """Spaces at a token's ends (a pasted value, only spaces) made every request a 401: clients send
+    ``Bearer <token>`` and the server strips what follows the scheme."""
+    import os
+    import socket
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = str(free.getsockname()[1])
+    env = {**os.environ, "TWIN_API_TOKEN": token}
+    out = subprocess.run(_twin("serve", "--base", str(tiny_base), "--port", port), capture_output=True, text=True,
+                         timeout=120, env=env)  # fmt: skip
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 1 and "$TWIN_API_TOKEN" in lines[0], out.stderr
+    assert ("only spaces" if not token.strip() else "starts or ends with spaces") in lines[0]
+    assert token.strip() == "" or token.strip() not in out.stderr  # the secret is never printed
+
+
 def test_cli_without_base_or_adapter_is_one_error():
     from typer.testing import CliRunner
 

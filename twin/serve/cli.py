@@ -211,7 +211,14 @@ def _check_serve_options(s: ServeSettings) -> None:
     check_number("--max-batch-tokens", s.max_batch_tokens, low=0)
     if not s.backend:  # the backend does its own placement and precision: these are not used
         _check_placement(s)
-    if not is_loopback(s.host) and not os.environ.get(TOKEN_ENV):
+    token = os.environ.get(TOKEN_ENV)
+    if token and token != token.strip():  # a client's "Bearer <token>" can never carry those spaces
+        raise TwinError(
+            f"${TOKEN_ENV} {'is only spaces' if not token.strip() else 'starts or ends with spaces'}: "
+            "no client could send it, every request would be refused; set it without them "
+            "(or empty for no token on 127.0.0.1)"
+        )
+    if not is_loopback(s.host) and not token:
         log.warning(
             "binding %s without $%s: anyone who can reach this address can talk to your twin",
             s.host,
