@@ -156,34 +156,40 @@ def test_remote_and_local_engines_render_and_cut_the_same_prompt(engine):
 # ---------------------------------------------------------------- a backend that is down or misnamed
 
 
-@pytest.fixture
-def not_the_model():
-    """An OpenAI-shaped server that serves a model named `other` only (404 for any other name), as
-    llama.cpp's server started without the adapter's --model_alias does."""
+def _canned_backend(answers: dict[str, tuple[int, str, bytes]]):
+    """A local HTTP server answering each method (GET, POST) with one canned ``(status, type, body)``:
+    the faulty backends a real one is not (a proxy's garbage, a server without the model)."""
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
     from threading import Thread
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            self._send(200, {"object": "list", "data": [{"id": "other", "object": "model"}]})
-
-        def do_POST(self):
-            self.rfile.read(int(self.headers["content-length"]))
-            self._send(404, {"error": {"message": "model not found", "type": "invalid_request_error"}})
-
-        def _send(self, status, body):
-            data = json.dumps(body).encode()
+        def _answer(self):
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            status, kind, data = answers[self.command]
             self.send_response(status)
-            self.send_header("content-type", "application/json")
+            self.send_header("content-type", kind)
             self.send_header("content-length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
+
+        do_GET = do_POST = _answer
 
         def log_message(self, *args):
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.fixture
+def not_the_model():
+    """An OpenAI-shaped server that serves a model named `other` only (404 for any other name), as
+    llama.cpp's server started without the adapter's --model_alias does."""
+    models = {"object": "list", "data": [{"id": "other", "object": "model"}]}
+    missing = {"error": {"message": "model not found", "type": "invalid_request_error"}}
+    server = _canned_backend({"GET": (200, "application/json", json.dumps(models).encode()),
+                              "POST": (404, "application/json", json.dumps(missing).encode())})  # fmt: skip
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
 
@@ -240,29 +246,8 @@ def test_a_backend_without_a_model_of_the_adapters_name_is_said_at_start_and_is_
 @pytest.fixture
 def garbled_backend():
     """An OpenAI-shaped server whose completion stream is not JSON (a broken proxy, a wrong port)."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-    from threading import Thread
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            self._send(b'{"data": [{"id": "me"}]}', "application/json")
-
-        def do_POST(self):
-            self.rfile.read(int(self.headers["content-length"]))
-            self._send(b"data: <html>oops</html>\n\n", "text/event-stream")
-
-        def _send(self, data, kind):
-            self.send_response(200)
-            self.send_header("content-type", kind)
-            self.send_header("content-length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    Thread(target=server.serve_forever, daemon=True).start()
+    server = _canned_backend({"GET": (200, "application/json", b'{"data": [{"id": "me"}]}'),
+                              "POST": (200, "text/event-stream", b"data: <html>oops</html>\n\n")})  # fmt: skip
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
 
