@@ -427,6 +427,7 @@ def test_no_longer_run_is_suggested_when_the_cap_did_not_end_the_learning(
     hint = longer_run_hint(capped, best_last, run, 120.0)
     assert "(4.4% lower than at step 300; 8,920 steps would be 20 epochs)" in hint
     assert "--set step_cap=1200 " in hint and "about 2 more minutes" in hint
+    assert "about 43 more seconds" in longer_run_hint(capped, best_last, run, 43.0)  # not "1 more minutes"
     flat = [*run[:5], (600, 1.6905 * 0.98)]  # the second half took 2% off: more steps pay little
     assert longer_run_hint(capped, best_last, flat, 120.0) is None
     assert (

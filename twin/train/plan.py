@@ -98,8 +98,15 @@ def longer_run_hint(
         f"{half_step}; {plan.capped_from:,} steps would be "
         f"{plan.capped_from / plan.steps_per_epoch:.0f} epochs): a longer run may fit your replies better. "
         f"Add --set step_cap={plan.steps + more} to twin train (make train ARGS=...): "
-        f"about {more / plan.steps * seconds / 60:.0f} more minutes at this run's pace"
+        f"{_more_time(more / plan.steps * seconds)} at this run's pace"
     )
+
+
+def _more_time(seconds: float) -> str:
+    """How much longer, in minutes, or in seconds under a minute and a half (never "1 more minutes")."""
+    if seconds < 90:
+        return f"about {max(1, round(seconds))} more seconds"
+    return f"about {seconds / 60:.0f} more minutes"
 
 
 class BatchPlan:
