@@ -3,7 +3,8 @@
 Placeholders (and the ``pii`` keys in ``stats.json``); the detectors live beside this module, one
 per family: ``pii_links`` (links, e-mails, IPs, wallets), ``pii_phones`` (phones), ``pii_numbers``
 (cards, IBANs, SSNs, passports, national IDs, dates of birth), ``pii_places`` (street addresses,
-coordinates), ``pii_secrets`` (keys, passwords, codes, seeds).
+coordinates), ``pii_secrets`` (keys, passwords, codes, seeds); ``pii_view`` is the copy of the text
+they read (noise made plain).
 
 ========== =================================================================================
 ``[URL]``      the credentials in a URL (``user:pass@``), the value of a token-like query parameter and
@@ -69,7 +70,7 @@ coordinates), ``pii_secrets`` (keys, passwords, codes, seeds).
 ========== =================================================================================
 
 Detectors read through text noise (zero-width characters, no-break spaces, full-width digits, letters
-typed for digits: see ``_view``); a text with no hit comes back exactly as it was.
+typed for digits: :mod:`.pii_view`); a text with no hit comes back exactly as it was.
 
 :func:`scrub_messages` scrubs consecutive messages with the previous one in view: a short answer
 right after a question about a password, code, PIN or key is that secret, and a card number, a
@@ -91,6 +92,7 @@ from twin.text import pii_numbers as N
 from twin.text import pii_phones as P
 from twin.text import pii_places as A
 from twin.text import pii_secrets as S
+from twin.text import pii_view as V
 from twin.text.normalize import strip_invisible
 from twin.text.pii_numbers import iban_ok, luhn_ok
 from twin.text.pii_phones import infer_regions
@@ -143,76 +145,7 @@ def _obfuscated_at(low: str) -> bool:
     )
 
 
-# Typographic noise the detectors read as plain ASCII: the detectors see a copy of the text with these
-# replaced one character for one ("view"), and the text keeps its own characters wherever nothing was
-# found. No-break, thin and other fixed-width spaces; the hyphen, the non-breaking hyphen and the figure
-# dash (made for phone numbers); full-width "@", "+" and digits. The en dash only inside one chain of
-# three or more digit groups ("123–45–67", "4111–1111–1111–1111"): a single one writes a range
-# ("2019–2024", "01.06–30.06"), and reading ranges as number groups took 20x the time on such lines.
-_VIEW_TABLE = {
-    **{
-        c: " " for c in (0xA0, 0x2002, 0x2003, 0x2004, 0x2005, 0x2006, 0x2007, 0x2008, 0x2009, 0x200A, 0x202F)
-    },
-    **{c: "-" for c in (0x2010, 0x2011, 0x2012)},
-    0xFF20: "@",
-    0xFF0B: "+",
-    **{0xFF10 + d: str(d) for d in range(10)},
-}
-_VIEW_GATE = re.compile(r"[\u00a0\u2002-\u200a\u202f\u2010-\u2012\uff0b\uff10-\uff20]")
-# any of those or an invisible character (:func:`strip_invisible`)
-_NOISE = re.compile(r"[\u00a0\u00ad\u180e\u2002-\u202f\u2060-\u2069\ufeff\uff0b\uff10-\uff20]")
-_EN_DASH_CHAIN = re.compile(r"\d+(?:–\d+){2,}")
-# letters typed for digits inside a number ("+38О 67 ...", "O7911 123456", "12З"): O/o (Latin or
-# Cyrillic) for 0, З/з for 3, l/I for 1, touching a digit on one side and no letter on the other
-# ("з 9 до 18", "о 5" stay words), in a run of its own (not inside "bc1q...986l5..."), with 6 real digits
-_LOOK = "OoОоЗзlI"
-# a lookalike touching a digit (letter first: 2x faster than "\d[...]|[...]\d")
-_LOOK_GATE = re.compile(rf"[{_LOOK}](?:(?<=\d.)|(?=\d))")
-_LOOK_DIGIT = rf"(?:\d|(?<=\d)[{_LOOK}](?![^\W\d_])|(?<![^\W\d_])[{_LOOK}](?=\d))"
-_LOOK_RUN = re.compile(rf"(?<!\w)\+?{_LOOK_DIGIT}(?:[\s\-().]?{_LOOK_DIGIT}){{6,}}(?!\w)")
-_LOOK_TABLE = str.maketrans({"O": "0", "o": "0", "О": "0", "о": "0", "З": "3", "з": "3", "l": "1", "I": "1"})
-
-
-def _view(text: str) -> str:
-    """``text`` with the noise above made plain, character for character (same length)."""
-    view = text.translate(_VIEW_TABLE) if _VIEW_GATE.search(text) else text
-    if "–" in view:
-        view = _EN_DASH_CHAIN.sub(lambda m: m.group(0).replace("–", "-"), view)
-    if _LOOK_GATE.search(view):
-        view = _LOOK_RUN.sub(_unlook, view)
-    return view
-
-
-def _unlook(m: re.Match) -> str:
-    run = m.group(0)
-    return run.translate(_LOOK_TABLE) if sum(c.isdigit() for c in run) >= 6 else run
-
-
-def _restore(text: str, view: str, out: str) -> str:
-    """``out`` (``view`` scrubbed) with ``text``'s own characters wherever the scrubber kept ``view``'s.
-
-    Each run of ``out`` between placeholders is looked up in ``view`` after the previous one (the last
-    one at the end) and, when found, taken from ``text`` at the same place: ``text`` and ``view`` differ
-    only in noise characters, so even a run found at the wrong place brings back no more than those
-    (linear: a difflib alignment took 1.5 s on an 8,000-character message)."""
-    parts, pos = [], 0
-    pieces = _PLACEHOLDER.split(out)
-    for k, piece in enumerate(pieces):
-        if k % 2 or not piece:
-            parts.append(piece)  # a placeholder
-            continue
-        if k == len(pieces) - 1 and view.endswith(piece) and len(view) - len(piece) >= pos:
-            i = len(view) - len(piece)
-        else:
-            i = view.find(piece, pos)
-        if i < 0:
-            parts.append(piece)
-        else:
-            parts.append(text[i : i + len(piece)])
-            pos = i + len(piece)
-    return "".join(parts)
-
-
+# a placeholder the scrubber writes, captured (the pieces between are the text it kept)
 _PLACEHOLDER = re.compile(r"(\[(?:" + "|".join(TYPES) + r")\])")
 
 
@@ -349,11 +282,11 @@ class Scrubber:
             text = self.replace(text, P.spelled_phone_spans(text), "PHONE")  # a phone in words: 8+ words
         if longest < 16 and text.count(":") < 2 and _TRIGGER.search(low) is None and not seedy:
             return text  # most chat lines: no digit, no @, no keyword, no long token
-        if _NOISE.search(text) or _LOOK_GATE.search(text):
+        if V.noisy(text):
             # read through typographic noise; a text with a hit loses the invisible characters in it,
             # one without keeps every character
             stripped = strip_invisible(text)
-            view = _view(stripped)
+            view = V.plain_view(stripped)
             if view != text:
                 out = self._detect(
                     view,
@@ -361,7 +294,7 @@ class Scrubber:
                     max(map(len, view.split()), default=0),
                     S.seed_hint(view, view.count(" ")),
                 )
-                return text if out == view else _restore(stripped, view, out)
+                return text if out == view else V.restore(stripped, view, out, _PLACEHOLDER)
         return self._detect(text, low, longest, seedy)
 
     def _detect(self, text: str, low: str, longest: int, seedy: bool) -> str:
