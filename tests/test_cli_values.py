@@ -48,6 +48,8 @@ CASES = {
     "eval-run-up": (["eval", "--adapter", NOWHERE, "--run", ".."], "--run '..'"),
     "eval-run-abs": (["eval", "--adapter", NOWHERE, "--run", "/tmp/x"], "--run '/tmp/x'"),
     "eval-run-set": (["eval", "--adapter", NOWHERE, "--set", "run=../x"], "--run '../x'"),
+    # "^...$" let a trailing line break through: a run directory named "me\n"
+    "eval-run-newline": (["eval", "--adapter", NOWHERE, "--run", "me\n"], "--run 'me\\n'"),
     "eval-adapter-name": (["eval", "--adapter", NOWHERE + "/.."], "'..'"),
     "train-run": (["train", "--run", "../x", "--base", NOWHERE], "'../x'"),
     "train-memory-scope": (["train", "--base", NOWHERE, "--memory-scope", "everyone"], "--memory-scope"),

@@ -12,7 +12,8 @@ import re
 
 from twin.errors import TwinError
 
-_RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+# a name that becomes a file or directory name: no path, no "..", no leading dot, no line break
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 def check_number(
@@ -80,7 +81,7 @@ def check_run_name(name: str | None, option: str = "--run") -> None:
     """A run name becomes ``checkpoints/{adapters,runs}/<name>/``: no path, no ``..``, no leading dot."""
     if name is None:
         return
-    if not _RUN_NAME.match(name):
+    if not SAFE_NAME.fullmatch(name):
         raise TwinError(
             f"{option} {name!r}: not a run name; use letters, digits, '.', '_' or '-', starting with a "
             "letter or digit (it becomes a directory under checkpoints/)"

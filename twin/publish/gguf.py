@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from twin.checks import SAFE_NAME
 from twin.errors import TwinError
 from twin.publish.gguf_arch import (
     add_model_kv,
@@ -103,7 +104,7 @@ def file_stem(name: str | None, src: Path) -> str:
     line otherwise: a '/' wrote the file outside --out), else the input dir's name with every other
     run of characters as '-' (a space in the Modelfile's ``FROM`` path is refused by Ollama)."""
     if name is not None:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name):
+        if not SAFE_NAME.fullmatch(name):
             raise TwinError(
                 f"--name {name!r}: use letters, digits, '.', '_' or '-' (it names the .gguf file in --out)"
             )
