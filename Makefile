@@ -128,4 +128,4 @@ bench-7b: $(STAMP)  ## Falcon-7B-shaped random bases on this CPU: train/eval (2,
 	nice $(PY) -m bench.bench_7b $(ARGS)
 
 clean:  ## remove generated data and checkpoints (keeps .venv and data/sample)
-	rm -rf $(RAW) $(PROCESSED) checkpoints/adapters checkpoints/runs checkpoints/merged checkpoints/gguf checkpoints/tiny-falcon
+	rm -rf $(RAW) $(PROCESSED) checkpoints/adapters checkpoints/runs checkpoints/merged checkpoints/gguf checkpoints/tiny-falcon data/demo checkpoints/demo

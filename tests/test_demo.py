@@ -63,6 +63,11 @@ def test_rerun_reuses_finished_stages_and_redoes_downstream_of_a_change(tmp_path
     _pipeline(tmp_path, src, calls)
     assert calls == ["b"]
 
+    (tmp_path / "mid.txt").write_text("written by someone else")  # so does an output changed since
+    calls.clear()
+    _pipeline(tmp_path, src, calls)
+    assert calls == ["a"] and (tmp_path / "mid.txt").read_text() == "CHANGED"
+
     calls.clear()
     _pipeline(tmp_path, src, calls, fresh=True)
     assert calls == ["a", "b"]
@@ -127,6 +132,7 @@ def test_serve_runs_the_real_server_and_chat_page_and_ctrl_c_stops_both(
     opts = DemoOptions(workdir=tmp_path, port=free_port(), chat_port=free_port(), echo=lines.append)
     p = opts.paths
     p["adapter"].parent.mkdir(parents=True)
+    p["base"].parent.mkdir(parents=True)
     p["base"].symlink_to(tiny_base)  # where the demo's own stages would have built them
     p["adapter"].symlink_to(tiny_adapter)
     server, page = f"http://127.0.0.1:{opts.port}", f"http://127.0.0.1:{opts.chat_port}"
@@ -211,7 +217,11 @@ def test_demo_runs_end_to_end_then_reuses_every_stage(tmp_path, caplog):
     first = demo.run_demo(opts)
     assert list(first["times"]) == ["import", "prepare", "base", "train", "eval"] and first["skipped"] == []
     assert (tmp_path / "checkpoints" / "runs" / "demo" / "report.html").is_file()
-    assert (tmp_path / "data" / "processed" / "val.jsonl").is_file()
+    # the demo's chats and base are its own: the directories your own chats go through stay untouched
+    assert (tmp_path / "data" / "demo" / "processed" / "val.jsonl").is_file()
+    assert (tmp_path / "checkpoints" / "demo" / "tiny-falcon" / "model.safetensors").is_file()
+    assert not (tmp_path / "data" / "raw").exists() and not (tmp_path / "data" / "processed").exists()
+    assert not (tmp_path / "checkpoints" / "tiny-falcon").exists()
     assert sum("done in" in line for line in lines) == 5
     # the train stage's first-step time counts from that stage's start, not from the base stage's
     (first_step,) = [r for r in caplog.records if r.getMessage().startswith("first optimizer step at")]

@@ -2,21 +2,26 @@
 
 Stages, each one line of progress with its wall time::
 
-    import   data/sample/result.json -> data/raw/telegram/*.jsonl        (Telegram Desktop importer)
-    prepare  data/raw -> data/processed/{train,val}.jsonl               (sessions, PII scrub, split)
-    base     tiny Falcon + tokenizer, briefly pretrained on the contacts' side of train.jsonl -> checkpoints/tiny-falcon
+    import   data/sample/result.json -> data/demo/raw/telegram/*.jsonl     (Telegram Desktop importer)
+    prepare  data/demo/raw -> data/demo/processed/{train,val}.jsonl       (sessions, PII scrub, split)
+    base     tiny Falcon + tokenizer, briefly pretrained on the contacts' side of train.jsonl -> checkpoints/demo/tiny-falcon
     train    LoRA on it with pipelines/tiny.yaml -> checkpoints/adapters/demo
     eval     base vs twin on val.jsonl -> checkpoints/runs/demo/report.html
     serve    (--serve 1) REST server + chat page until ctrl-C
+
+The demo's data and base have directories of their own, never the ones your own chats go through
+(``data/raw``, ``data/processed``, ``checkpoints/tiny-falcon``): run the demo first, then
+``make export-desktop`` with your export, and the sample person's chats are not in your twin.
 
 The base is pretrained on the *prepared* training split, not the raw export: that text is
 PII-scrubbed, and it holds no validation replies; and only on the contacts' messages, never the
 owner's, so it plays a real base that has never seen the owner and the eval compares fairly.
 
 Reruns reuse finished stages: each stage writes a stamp (``checkpoints/demo/<stage>.json``)
-with a hash of its inputs (input files, settings, upstream stamps); a stage whose stamp matches
-and whose outputs exist is skipped. Change the sample or a recipe and exactly the stages
-downstream of it run again.
+with a hash of its inputs (input files, settings, upstream stamps) and of its outputs; a stage whose
+stamp matches and whose outputs are as it wrote them is skipped. Change the sample or a recipe and
+exactly the stages downstream of it run again; an output changed since (``make train`` without
+``RUN=`` writes the demo's adapter) is made again.
 """
 
 from __future__ import annotations
@@ -93,9 +98,9 @@ class DemoOptions:
         w = Path(self.workdir)
         return {
             "sample": Path(self.sample) if self.sample else _repo_root() / "data" / "sample" / "result.json",
-            "raw": w / "data" / "raw",
-            "processed": w / "data" / "processed",
-            "base": w / "checkpoints" / "tiny-falcon",
+            "raw": w / "data" / "demo" / "raw",
+            "processed": w / "data" / "demo" / "processed",
+            "base": w / "checkpoints" / "demo" / "tiny-falcon",
             "checkpoints": w / "checkpoints",
             "adapter": w / "checkpoints" / "adapters" / RUN,
             "run": w / "checkpoints" / "runs" / RUN,
@@ -141,14 +146,10 @@ class Stages:
     ) -> None:
         digest = _digest({"inputs": inputs, "upstream": dict(self.digests)})
         stamp = self.stamp_dir / f"{name}.json"
-        done = False
-        if not self.fresh and stamp.is_file():
-            with contextlib.suppress(ValueError, OSError):
-                done = json.loads(stamp.read_text(encoding="utf-8")).get("digest") == digest
-        done = done and all(p.exists() for p in outputs)
         label = f"[{n}/{total}] {name:<8}"
-        if done:
-            self.digests[name] = digest
+        made = self._reusable(stamp, digest, outputs)
+        if made is not None:
+            self.digests[name] = _digest([digest, made])
             self.skipped.append(name)
             self.times[name] = 0.0
             self.echo(f"{label} up to date, reused")
@@ -159,9 +160,28 @@ class Stages:
         summary = fn()
         secs = time.perf_counter() - t0
         self.times[name] = secs
-        self.digests[name] = digest
-        atomic_write_json(stamp, {"digest": digest, "seconds": round(secs, 1), "summary": summary})
+        made = hash_paths(outputs)
+        # downstream stages see what this one made, not only what it read: a rerun whose outputs
+        # differ from the last run's redoes them
+        self.digests[name] = _digest([digest, made])
+        atomic_write_json(
+            stamp, {"digest": digest, "outputs": made, "seconds": round(secs, 1), "summary": summary}
+        )
         self.echo(f"{label} done in {secs:.1f}s")
+
+    def _reusable(self, stamp: Path, digest: str, outputs: list[Path]) -> str | None:
+        """The outputs' hash when the stamp says this stage ran on these inputs and its outputs are
+        as it wrote them (not deleted, not rewritten by hand since); else None."""
+        if self.fresh or not stamp.is_file() or not all(p.exists() for p in outputs):
+            return None
+        try:
+            written = json.loads(stamp.read_text(encoding="utf-8"))
+        except (ValueError, OSError):
+            return None
+        if not isinstance(written, dict) or written.get("digest") != digest:
+            return None
+        made = hash_paths(outputs)
+        return made if written.get("outputs") == made else None
 
 
 def _summary_counts(obj: object) -> object:
