@@ -177,7 +177,7 @@ def test_account_export_owner_from_personal_information(tmp_path):
     recs = records(tmp_path, 700000001)
     assert [r["out"] for r in recs.values()] == [False, False]  # the owner never speaks here
     assert recs[1001]["dialog_name"] == "Chat One" and recs[1001]["date"] == "2023-01-01T12:00:00Z"
-    assert sorted(p.name for p in (tmp_path / "telegram").iterdir()) == ["700000001.jsonl"]
+    assert sorted(p.name for p in (tmp_path / "telegram").glob("*.jsonl")) == ["700000001.jsonl"]
 
 
 def test_skipped_groups_are_named_with_the_option_that_adds_them(tmp_path, caplog):
@@ -389,7 +389,7 @@ def test_old_desktop_peer_ids_become_the_bare_ids_newer_exports_and_the_api_use(
         include_groups=True,
         tz="UTC",
     )
-    assert sorted(p.name for p in (tmp_path / "raw2" / "telegram").iterdir()) == ["2.jsonl", "5.jsonl"]
+    assert sorted(p.name for p in (tmp_path / "raw2" / "telegram").glob("*.jsonl")) == ["2.jsonl", "5.jsonl"]
     # a newer export of the same chat ("user2", bare id) merges into the same file
     new = {
         "name": "Pal",
@@ -459,7 +459,7 @@ def test_kinds_of_message_and_what_is_skipped(tmp_path):
     assert recs[12]["forwarded"] and not recs[11]["forwarded"]  # only saved_from: still a forward
     assert [recs[i]["media"] for i in (2, 3, 4, 5)] == ["sticker", "voice_message", "file", "location"]
     assert recs[8]["out"] is False and recs[9]["text"] == "a @b🔥" and recs[9]["out"]
-    assert sorted(p.name for p in (tmp_path / "raw" / "telegram").iterdir()) == ["2.jsonl"]
+    assert sorted(p.name for p in (tmp_path / "raw" / "telegram").glob("*.jsonl")) == ["2.jsonl"]
     s = import_desktop(f, tmp_path / "groups", include_groups=True)  # groups yes, channels never
     assert s["dialogs"] == 3 and s["skipped_chats"] == {
         "bot_chat": 1,
@@ -491,7 +491,7 @@ def test_telegrams_own_accounts_are_skipped_not_imported_as_people(tmp_path):
     ]  # fmt: skip
     s = import_desktop(write_json(tmp_path / "a.json", account(chats, user_id=None)), tmp_path / "raw")
     assert s["owner"] == "user1" and s["dialogs"] == 1 and s["skipped_chats"] == {"service": 2}
-    assert sorted(p.name for p in (tmp_path / "raw" / "telegram").iterdir()) == ["2.jsonl"]
+    assert sorted(p.name for p in (tmp_path / "raw" / "telegram").glob("*.jsonl")) == ["2.jsonl"]
     s = import_desktop(write_json(tmp_path / "one.json", chats[0]), tmp_path / "raw2")  # no --me asked for
     assert s["dialogs"] == 0 and s["skipped_chats"] == {"service": 1}
 
@@ -1178,8 +1178,8 @@ def test_the_owners_phone_region_scrubs_their_countrys_numbers(tmp_path, monkeyp
     code, err = run_cli(monkeypatch, capsys, "export", "desktop", str(export), "--out", str(raw))
     assert code == 0, err
     acc = raw / "telegram" / "account.json"
-    assert json.loads(acc.read_text()) == {"phone_region": "LK"}
-    assert not any(c.isdigit() for c in acc.read_text()) and acc.stat().st_mode & 0o777 == 0o600
+    assert json.loads(acc.read_text()) == {"owner": "user1", "phone_region": "LK"}
+    assert "4567" not in acc.read_text() and acc.stat().st_mode & 0o777 == 0o600
     text, stats = _prepare_texts(monkeypatch, capsys, raw, tmp_path / "p")
     assert "my new one is [PHONE]" in text and "4567" not in text
     assert "LK" in stats["phone_regions"] and stats["pii"]["PHONE"] == 1
@@ -1193,7 +1193,8 @@ def test_without_the_owners_phone_no_account_file_and_the_number_stays(tmp_path,
     raw = tmp_path / "raw"
     s = import_desktop(_lk_export(tmp_path, None), raw)
     assert s["dialogs"] == 1 and s["phone_region"] is None
-    assert sorted(p.name for p in (raw / "telegram").iterdir()) == ["42.jsonl"]
+    assert sorted(p.name for p in (raw / "telegram").glob("*.jsonl")) == ["42.jsonl"]
+    assert json.loads((raw / "telegram" / "account.json").read_text()) == {"owner": "user1"}
     text, stats = _prepare_texts(monkeypatch, capsys, raw, tmp_path / "p")
     assert LK_LINE in text and "LK" not in stats["phone_regions"]  # what the owner's region is for
     # a later export with the phone records its region; one without it leaves the file as it is
@@ -1205,4 +1206,44 @@ def test_without_the_owners_phone_no_account_file_and_the_number_stays(tmp_path,
 
 def test_the_phone_of_an_account_that_is_not_the_owner_is_not_used(tmp_path):
     s = import_desktop(_lk_export(tmp_path, "+94 77 123 4567"), tmp_path / "raw", me="2")
-    assert s["phone_region"] is None and not (tmp_path / "raw" / "telegram" / "account.json").exists()
+    assert s["phone_region"] is None
+    assert json.loads((tmp_path / "raw" / "telegram" / "account.json").read_text()) == {"owner": "user2"}
+
+
+# ------------------------------------------------------- one person's chats per raw directory
+
+
+def _chat_of(user_id: int, peer: int) -> dict:
+    chat = {"name": f"Peer {peer}", "type": "personal_chat", "id": peer}
+    chat["messages"] = [msg(i, user_id if i % 2 else peer, f"line {i}") for i in range(1, 5)]
+    return account([chat], user_id=user_id)
+
+
+def test_another_accounts_export_is_refused_before_anything_is_written(tmp_path, monkeypatch, capsys):
+    """The sample person's chats (or a friend's export) must not end up in the owner's twin."""
+    raw = tmp_path / "raw"
+    first = write_json(tmp_path / "first.json", _chat_of(1, 42))
+    assert run_cli(monkeypatch, capsys, "export", "desktop", str(first), "--out", str(raw))[0] == 0
+    assert json.loads((raw / "telegram" / "account.json").read_text()) == {"owner": "user1"}
+    before = tree_hash(raw)
+    other = write_json(tmp_path / "other.json", _chat_of(9, 43))
+    code, err = run_cli(monkeypatch, capsys, "export", "desktop", str(other), "--out", str(raw))
+    assert code == 2 and tree_hash(raw) == before
+    line = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert len(line) == 1 and "another account (user1)" in line[0] and "user9" in line[0]
+    assert str(raw / "telegram") in line[0] and "--out DIR" in line[0]
+    # the same account again (a newer export) is welcome, and so is the other one in its own directory
+    again = write_json(tmp_path / "again.json", _chat_of(1, 44))
+    assert run_cli(monkeypatch, capsys, "export", "desktop", str(again), "--out", str(raw))[0] == 0
+    assert sorted(p.name for p in (raw / "telegram").glob("*.jsonl")) == ["42.jsonl", "44.jsonl"]
+    assert (
+        run_cli(monkeypatch, capsys, "export", "desktop", str(other), "--out", str(tmp_path / "r9"))[0] == 0
+    )
+
+
+def test_a_directory_from_before_the_owner_was_recorded_takes_the_next_export(tmp_path):
+    raw = tmp_path / "raw"
+    import_desktop(write_json(tmp_path / "a.json", _chat_of(1, 42)), raw)
+    (raw / "telegram" / "account.json").unlink()  # as written before it said whose chats they are
+    assert import_desktop(write_json(tmp_path / "b.json", _chat_of(9, 43)), raw)["dialogs"] == 1
+    assert json.loads((raw / "telegram" / "account.json").read_text()) == {"owner": "user9"}

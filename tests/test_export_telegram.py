@@ -650,8 +650,31 @@ def test_the_owners_phone_region_is_kept_never_the_number(tmp_path, monkeypatch,
         progress=False,
     )
     acc = tmp_path / "raw" / "telegram" / "account.json"
-    assert summary["phone region"] == region and json.loads(acc.read_text()) == {"phone_region": region}
-    assert not any(c.isdigit() for c in acc.read_text()) and stat.S_IMODE(acc.stat().st_mode) == 0o600
+    assert summary["phone region"] == region
+    assert json.loads(acc.read_text()) == {"owner": "user1", "phone_region": region}
+    assert "1234567" not in acc.read_text() and stat.S_IMODE(acc.stat().st_mode) == 0o600
+
+
+def test_another_accounts_chats_in_the_directory_stop_the_export_before_it_reads_any(tmp_path, monkeypatch):
+    """Logged in as someone else than whose chats `data/raw` holds: refused, nothing read or written."""
+    clean_env(monkeypatch)
+    monkeypatch.setenv("TELEGRAM_API_ID", "12345")
+    monkeypatch.setenv("TELEGRAM_API_HASH", HASH)
+    alice = user(2002, "Alice")
+
+    def run(me_id: int) -> FakeClient:
+        client = FakeClient([(alice, [msg(alice, 1, "hi")])])
+        client.me = user(me_id, "Me")
+        export_telegram(tmp_path / "raw", session=tmp_path / "s", env_file=None,
+                        client_factory=lambda *a: client, progress=False)  # fmt: skip
+        return client
+
+    run(1)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "raw" / "telegram").iterdir()}
+    with pytest.raises(TwinError, match=r"another account \(user1\) and this export is user7's"):
+        run(7)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "raw" / "telegram").iterdir()} == before
+    assert run(1).disconnected  # the same account again exports as before
 
 
 def test_a_group_message_names_who_wrote_it_mine_and_personal_chats_do_not(tmp_path):

@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from twin.account import save_phone_region
+from twin.account import check_owner, save_owner, save_phone_region
 from twin.errors import TwinError
 from twin.records import merge_records, read_dialog, write_dialog
 from twin.telegram import (
@@ -309,11 +309,15 @@ async def _run(
     try:
         await login(client, creds.phone, sleep)
         secure_session(session_path)
+        me = await _me(client)
+        owner = f"user{me.id}" if isinstance(getattr(me, "id", None), int) else ""
+        check_owner(out_root / SOURCE, owner)
         summary = await export_dialogs(
             client, out_root, sleep=sleep, progress=progress, chunk_size=chunk_size, **options
         )
-        if summary["dialogs"]:  # the owner's phone region (never the number), for `twin prepare`
-            phone = await _own_phone(client) or creds.phone
+        if summary["dialogs"]:  # whose chats, and the phone region (never the number), for `twin prepare`
+            save_owner(out_root / SOURCE, owner)
+            phone = getattr(me, "phone", None) or creds.phone
             summary["phone region"] = save_phone_region(out_root / SOURCE, phone)
         return summary
     finally:
@@ -324,15 +328,14 @@ async def _run(
         secure_session(session_path)
 
 
-async def _own_phone(client: Any) -> str | None:
-    """The logged-in account's phone number ("94771234567"), or None if Telegram does not say."""
+async def _me(client: Any) -> Any:
+    """The logged-in account (telethon's ``User``), or None if Telegram does not say."""
     from telethon import errors
 
     try:
-        me = await client.get_me()
+        return await client.get_me()
     except (TimeoutError, errors.RPCError, OSError):
-        return None  # the export is done and saved: a missing region is no reason to fail it
-    return getattr(me, "phone", None)
+        return None  # neither the owner check nor the phone region is a reason to fail the export
 
 
 def export_telegram(

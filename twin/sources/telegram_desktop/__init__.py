@@ -39,7 +39,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from twin.account import save_phone_region
+from twin.account import check_owner, save_owner, save_phone_region
 from twin.sources.telegram_desktop.common import GROUP_TYPES, SOURCE, wanted
 from twin.sources.telegram_desktop.convert import collect
 from twin.sources.telegram_desktop.owner import check_me, count_senders, find_owner, sender_of, shell_word
@@ -110,11 +110,15 @@ def _import(
     owner, owner_from, (dialogs, counts, skipped_chats), info = found
 
     out_dir = out_root / SOURCE
+    if dialogs:
+        check_owner(out_dir, owner)
     t0 = time.perf_counter()
     plan = plan_writes(out_dir, dialogs, counts)
     seconds["merge"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     commit(plan)
+    if dialogs:
+        save_owner(out_dir, owner)
     region = _save_account(out_dir, owner, info) if dialogs else None
     seconds["write"] = time.perf_counter() - t0
     # Logged only now: a failed import prints its one error line and nothing else.
