@@ -251,6 +251,13 @@ def test_demo_takes_me_for_an_export_whose_owner_it_cannot_tell(tmp_path):
     assert _import_only(tmp_path / "b", sample, me="Batman & Robin") == ["5965280513.jsonl"]
 
 
+def test_another_sample_replaces_the_demos_chats_not_joins_them(tmp_path):
+    assert _import_only(tmp_path, FIXTURES / "DM_2A_7M.json") == ["700000000.jsonl"]
+    assert _import_only(tmp_path, FIXTURES / "langchain_result.json", me="Batman & Robin") == [
+        "5965280513.jsonl"
+    ]
+
+
 def test_demo_takes_include_groups_for_a_group_export(tmp_path):
     import json
 

@@ -231,8 +231,12 @@ def _check_inputs(p: dict[str, Path]) -> None:
 
 def _import_stage(stages: Stages, opts: DemoOptions, p: dict[str, Path], n: int, total: int) -> None:
     def do_import() -> object:
+        import shutil
+
         from twin.sources.telegram_desktop import import_desktop
 
+        # the demo's raw chats are made from the sample alone: another sample's must not stay beside them
+        shutil.rmtree(p["raw"], ignore_errors=True)
         summary = import_desktop(
             p["sample"], out_root=str(p["raw"]), me=opts.me, include_groups=opts.include_groups
         )
