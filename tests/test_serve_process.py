@@ -151,11 +151,13 @@ def test_a_port_in_use_is_one_line_before_the_model_loads(tiny_base):
 
 @pytest.mark.parametrize(
     ("option", "value"),
-    [("--device", "tpu"), ("--dtype", "fp8"), ("--quantize", "int4"), ("--quantize", "nf4")],
-)
+    [("--device", "tpu"), ("--dtype", "fp8"), ("--quantize", "int4"), ("--quantize", "nf4"),
+     ("--default-adapter", "nope")],
+)  # fmt: skip
 def test_a_bad_placement_option_is_one_line_before_anything_loads(tiny_base, option, value):
     """`--device tpu` was torch's traceback after the model loaded (exit 1); a bad --quantize came
-    after the "--dtype auto -> ..." line had been logged as if the choice applied."""
+    after the "--dtype auto -> ..." line had been logged as if the choice applied (so did an
+    unknown --default-adapter)."""
     import torch
 
     if value == "nf4" and torch.cuda.is_available():

@@ -247,8 +247,9 @@ def _check_placement(s: ServeSettings) -> None:
 def _load_engine(s: ServeSettings) -> ReplyEngine:
     """The base (``--dtype auto``: the fastest precision this machine runs well) with every adapter."""
     from twin.model.load import check_base_dir
-    from twin.serve.engine import Engine
+    from twin.serve.engine import Engine, check_default, parse_adapter_specs
 
+    check_default(s.default_adapter, parse_adapter_specs(s.adapters))  # before any line about the load
     base_dir = _base_dir(s.base, s.adapters)
     if s.backend:  # generation elsewhere: only the tokenizer is loaded here
         from twin.serve.backend import REMOTE_MAX_BATCH, RemoteEngine
