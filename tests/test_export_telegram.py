@@ -425,7 +425,12 @@ def test_credentials_from_env_file_and_environment(tmp_path, monkeypatch):
     with pytest.raises(TwinError) as e:
         load_credentials(env)
     assert "https://my.telegram.org" in str(e.value) and "TELEGRAM_API_ID" in str(e.value)
-    assert "\n" not in str(e.value)
+    assert "\n" not in str(e.value) and f"the environment ({env} not found)" in str(e.value)
+    # no file on purpose (`--env-file /dev/null`) or none at all: not "not found", nor "None"
+    for nothing, looked in (("/dev/null", "the environment and /dev/null;"), (None, "the environment;")):
+        with pytest.raises(TwinError, match="credentials missing") as e:
+            load_credentials(nothing)
+        assert looked in str(e.value)
 
     env.write_text(f"TELEGRAM_API_ID=12345\nTELEGRAM_API_HASH={HASH}\nTELEGRAM_PHONE=+15550001\n")
     creds = load_credentials(env)

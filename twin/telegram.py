@@ -62,8 +62,10 @@ def load_credentials(env_file: str | os.PathLike | None = Path(".env")) -> Crede
     from dotenv import dotenv_values
 
     env_path = Path(env_file) if env_file is not None else None
+    # any file but a directory: `--env-file /dev/null` (no file on purpose) is read as empty
+    readable = env_path is not None and env_path.exists() and not env_path.is_dir()
     file_values: dict[str, str | None] = {}
-    if env_path is not None and env_path.is_file():
+    if readable:
         try:
             file_values = dict(dotenv_values(env_path))
         except (OSError, UnicodeDecodeError) as e:
@@ -83,9 +85,9 @@ def load_credentials(env_file: str | os.PathLike | None = Path(".env")) -> Crede
     phone, _ = get("TELEGRAM_PHONE")
     missing = [n for n, v in (("TELEGRAM_API_ID", api_id), ("TELEGRAM_API_HASH", api_hash)) if not v]
     if missing:
-        looked = "the environment" + (
-            f" and {env_path}" if env_path is not None and env_path.is_file() else f" ({env_path} not found)"
-        )
+        looked = "the environment"
+        if env_path is not None:
+            looked += f" and {env_path}" if readable else f" ({env_path} not found)"
         raise TwinError(
             f"Telegram API credentials missing: {' and '.join(missing)} not set in {looked}; {CREDENTIALS_HELP}"
         )
