@@ -469,6 +469,48 @@ def test_kinds_of_message_and_what_is_skipped(tmp_path):
     }
 
 
+def test_every_media_desktop_writes_is_media_not_empty_and_keeps_no_contact_or_place(tmp_path):
+    """Each media of export_output_json.cpp's SerializeMessage, as it writes it: kept as media-only with
+    its kind (a venue without a point, a to-do list and paid media were counted 'empty'), and a shared
+    contact's phone, a location's coordinates, a venue's address never reach data/raw."""
+    ni = "(File not included. Change data exporting settings to download.)"
+    contact = {"first_name": "Oleg", "last_name": "Petrov", "phone_number": "+7 916 123 4567"}
+    todo = {
+        "title": "Shop",
+        "others_can_append": True,
+        "others_can_complete": True,
+        "answers": [{"text": "milk", "id": 1}],
+    }
+    msgs = [
+        msg(1, "user2", "", contact_information=contact, contact_vcard="contacts/contact_1.vcard"),
+        msg(2, "user1", "", location_information={"latitude": 55.751244, "longitude": 37.618423}, live_location_period_seconds=900),
+        msg(3, "user2", "", place_name="Cafe Pushkin", address="Tverskoy Blvd 26A", location_information={"latitude": 55.7638, "longitude": 37.6047}),
+        msg(4, "user2", "", place_name="Red Square", address="Moscow"),  # a venue without a point
+        msg(5, "user1", "", todo_list=todo),
+        msg(6, "user2", "", paid_stars_amount=10),
+        msg(7, "user2", "", giveaway_results={"channel": 1, "winners": [], "months": 3}),
+        msg(8, "user1", "", game_title="Lumberjack", game_description="Chop", via_bot="@gamebot"),
+        msg(9, "user2", "", invoice_information={"title": "Pizza", "description": "L", "amount": 1200, "currency": "USD"}),
+        msg(10, "user1", "", file=ni, thumbnail=ni, media_type="sticker", sticker_emoji="😂"),
+        msg(11, "user2", "", file="round_video_messages/v.mp4", media_type="video_message", mime_type="video/mp4"),
+        msg(12, "user1", "", file="files/song.mp3", media_type="audio_file", performer="X", title="Y"),
+        msg(13, "user2", "", file="video_files/v.mp4", media_type="video_file", mime_type="video/mp4"),
+        msg(14, "user2", ""),  # a dice: Desktop writes no media for it, so nothing is there
+    ]  # fmt: skip
+    chat = {"name": "Pal", "type": "personal_chat", "id": 2, "messages": msgs}
+    s = import_desktop(write_json(tmp_path / "m.json", account([chat])), tmp_path / "raw")
+    recs = records(tmp_path / "raw", 2)
+    assert s["skipped_messages"] == {"empty": 1} and s["media_only"] == 13 == len(recs)
+    assert [recs[i]["media"] for i in range(1, 14)] == [
+        "contact", "location", "location", "location", "other", "other", "giveaway", "game", "invoice",
+        "sticker", "video_message", "audio_file", "video_file",
+    ]  # fmt: skip
+    assert all(r["text"] == "" for r in recs.values())
+    written = (tmp_path / "raw" / "telegram" / "2.jsonl").read_text(encoding="utf-8")
+    for private in ("916", "123 4567", "Oleg", "55.75", "37.61", "Tverskoy", "Red Square", "milk"):
+        assert private not in written
+
+
 def test_a_chat_of_unknown_type_is_skipped_not_fatal(tmp_path):
     """Desktop writes "type": null (and "name": null) for a chat whose peer it could not load."""
     chats = [
