@@ -824,7 +824,12 @@ def test_the_trigger_is_only_what_came_after_your_last_message_of_any_kind(serve
             return front.bodies()
 
     (body,) = asyncio.run(main())
-    history = [{"role": "me", "text": "hi Anna"}, {"role": "them", "text": "hello\ndinner at 8?"}]
+    # the sticker is in the history as prepare's turns show it: its mark
+    history = [
+        {"role": "me", "text": "hi Anna"},
+        {"role": "them", "text": "hello\ndinner at 8?"},
+        {"role": "me", "text": "[sticker]"},
+    ]
     assert body["message"] == "great, and bring wine" and body["history"] == history
     expected = direct_reply(server, "great, and bring wine", history)
     assert client.saved_drafts == [{"peer_id": ANNA_ID, "text": expected, "reply_to": 5}]

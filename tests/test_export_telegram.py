@@ -411,6 +411,15 @@ def test_media_kinds_from_telethon_types():
     }  # fmt: skip
 
 
+def test_an_inline_bots_result_is_marked_as_the_desktop_importer_marks_it():
+    """A message sent via @wiki carries the bot's words: ``via_bot`` in the raw record, as Desktop's."""
+    alice = user(2002, "Alice")
+    sent = msg(alice, 1, "Quantum mechanics is a theory.", out=True)
+    sent.via_bot_id = 109
+    assert telegram_client.message_record(sent, 2002, "Alice")["via_bot"] is True
+    assert "via_bot" not in telegram_client.message_record(msg(alice, 2, "mine", out=True), 2002, "Alice")
+
+
 # ----------------------------------------------------------------------------- credentials, session, CLI
 
 

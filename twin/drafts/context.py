@@ -89,9 +89,10 @@ def conversation(
     session = _scrubbed(split_sessions(list(records), gap_hours)[-1], scrubber)
     if chat.group:
         return _group_conversation(session, records, chat, last_out, scrubber, context_chars)
-    before = merge_turns([r for r in session if r["id"] <= last_out])
-    after = merge_turns([r for r in session if r["id"] > last_out])
-    if not after:
+    # with the marks prepare's turns show ([photo], [sticker]...), so the history reads as trained
+    before = merge_turns([r for r in session if r["id"] <= last_out], marks=True)
+    after = merge_turns([r for r in session if r["id"] > last_out], marks=True)
+    if not after or not after[-1].reply:  # only media, forwards, bot results: no words of theirs to answer
         return None
     history = fit_context([{"role": t.role, "text": t.text} for t in before], context_chars)
     message = after[-1].text[-MAX_MESSAGE_CHARS:]  # the end of a long message is what the reply answers
