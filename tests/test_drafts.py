@@ -828,7 +828,7 @@ def test_the_trigger_is_only_what_came_after_your_last_message_of_any_kind(serve
     history = [
         {"role": "me", "text": "hi Anna"},
         {"role": "them", "text": "hello\ndinner at 8?"},
-        {"role": "me", "text": "[sticker]"},
+        {"role": "me", "text": "[sticker 🙂]"},
     ]
     assert body["message"] == "great, and bring wine" and body["history"] == history
     expected = direct_reply(server, "great, and bring wine", history)

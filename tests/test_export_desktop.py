@@ -144,7 +144,7 @@ def test_the_readme_flow_export_then_prepare_learns_the_owners_side(tmp_path, mo
     def script(text: str) -> set[str]:
         """The scripts of its letters: Hebrew, Cyrillic or other (the scrubber's [PHONE] and the marks
         of media and forwards, [sticker], [forwarded message], are Latin)."""
-        words = re.sub(r"\[[A-Za-z ]+\]", "", text)
+        words = re.sub(r"\[(?:[A-Za-z ]+|sticker [^\]]+)\]", "", text)
         return {"he" if "\u0590" <= c <= "\u05ff" else "ru" if "\u0400" <= c <= "\u04ff" else "other"
                 for c in words if c.isalpha()}  # fmt: skip
 
@@ -194,7 +194,7 @@ def test_stickers_voice_forwards_and_bot_results_are_marks_in_view_never_respons
         ("[forwarded message]\n[photo]", "wow"),  # was "what is quantum mechanics?" -> the wiki's text
     ]
     assert [(t["role"], t["text"]) for t in rows[-1]["context"][-6:]] == [
-        ("them", "coming tonight?"), ("me", "[sticker]"), ("them", "great, at 7"), ("me", "[voice message]"),
+        ("them", "coming tonight?"), ("me", "[sticker 👍]"), ("them", "great, at 7"), ("me", "[voice message]"),
         ("them", "what is quantum mechanics?"), ("me", "[bot message]"),
     ]  # fmt: skip
     assert "916" not in (tmp_path / "out" / "train.jsonl").read_text(encoding="utf-8")
@@ -562,6 +562,7 @@ def test_every_media_desktop_writes_is_media_not_empty_and_keeps_no_contact_or_p
         "sticker", "video_message", "audio_file", "video_file",
     ]  # fmt: skip
     assert all(r["text"] == "" for r in recs.values())
+    assert recs[10]["sticker_emoji"] == "😂" and [i for i in recs if "sticker_emoji" in recs[i]] == [10]
     written = "".join(p.read_text(encoding="utf-8") for p in (tmp_path / "raw" / "telegram").iterdir())
     assert sorted(p.name for p in (tmp_path / "raw" / "telegram").iterdir()) == ["2.jsonl", "account.json"]
     private = (

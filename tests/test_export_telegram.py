@@ -116,7 +116,7 @@ def test_first_export_writes_people_only_with_exact_records(tmp_path, account):
          "forwarded": False, "media": "photo"},
         {"source": "telegram", "dialog_id": 2002, "dialog_name": "Alice Smith", "id": 105,
          "date": "2024-03-01T10:45:00Z", "out": True, "text": "", "reply_to": None,
-         "forwarded": False, "media": "sticker"},
+         "forwarded": False, "media": "sticker", "sticker_emoji": "🙂"},
         {"source": "telegram", "dialog_id": 2002, "dialog_name": "Alice Smith", "id": 106,
          "date": "2024-03-01T10:46:00Z", "out": False, "text": "fwd text", "reply_to": None,
          "forwarded": True, "media": None},

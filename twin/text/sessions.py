@@ -89,6 +89,9 @@ def mark(rec: dict) -> str | None:
     that has them, or has nothing at all (a text of only invisible characters)."""
     if rec.get("forwarded"):
         return "[forwarded message]"
+    emoji = rec.get("sticker_emoji")
+    if rec.get("media") == "sticker" and isinstance(emoji, str) and (emoji := clean_message(emoji)[:8]):
+        return f"[sticker {emoji}]"  # what the sticker stands for: a reply to "[sticker 😂]" reads right
     if rec.get("media"):
         return _MEDIA_MARKS.get(rec["media"], "[media]")
     if rec.get("via_bot") and rec.get("text"):
