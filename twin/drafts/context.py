@@ -25,7 +25,7 @@ from twin.prompt import fit_context
 from twin.telegram import message_record
 from twin.text.normalize import clean_message
 from twin.text.scrub import Scrubber
-from twin.text.sessions import merge_turns, message_texts, split_sessions
+from twin.text.sessions import mark, merge_turns, message_texts, split_sessions
 
 # The server's default caps (twin serve --max-message-chars / --max-contact-chars): cut, never refused.
 MAX_MESSAGE_CHARS = 4000
@@ -115,17 +115,19 @@ def _group_conversation(
     scrubber: Scrubber,
     context_chars: int,
 ) -> Conversation | None:
-    """A group's request: every message with text one history item (theirs with ``name``), the
-    newest of theirs the ``message``; None when nothing of theirs with text came after ``last_out``."""
-    usable = [r for r in session if r["text"]]
+    """A group's request: every message with text, or with a mark (``[photo]``, as prepare's turns show
+    it), one history item (theirs with ``name``), the newest of theirs with text the ``message``; None
+    when nothing of theirs with text came after ``last_out``."""
+    usable = [(r, r["text"] or mark(r)) for r in session]
+    usable = [(r, text) for r, text in usable if text]
     items = [
-        {"role": "me", "text": r["text"]}
+        {"role": "me", "text": text}
         if r["out"]
-        else {"role": "them", "text": r["text"], "name": (r.get("sender") or "")[:MAX_CONTACT_CHARS] or None}
-        for r in usable
+        else {"role": "them", "text": text, "name": (r.get("sender") or "")[:MAX_CONTACT_CHARS] or None}
+        for r, text in usable
     ]
-    theirs = [k for k, r in enumerate(usable) if not r["out"]]
-    if not theirs or usable[theirs[-1]]["id"] <= last_out:
+    theirs = [k for k, (r, _) in enumerate(usable) if not r["out"] and r["text"]]
+    if not theirs or usable[theirs[-1]][0]["id"] <= last_out:
         return None
     newest = theirs[-1]
     last = items[newest]

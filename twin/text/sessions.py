@@ -12,7 +12,7 @@ Every message counts for the gaps (a photo at 3 am continues a conversation). A 
 words of its sender's own (media without a caption, a forward, an inline bot's result) shows in
 prepare's turns as a bracketed mark, ``[photo]``, ``[sticker]``, ``[forwarded message]``
 (:func:`mark`), so what a reply answers stays in view and the other side's messages on either side
-of it are not run together; a mark is never a response (:attr:`Turn.words` is what an example may
+of it are not run together; a mark is never a response (:attr:`Turn.reply` is what an example may
 learn), so the twin never learns to write ``[sticker]``.
 
 Every text is cleaned first (:mod:`twin.text.normalize`: line breaks as ``\n``, no control
@@ -94,7 +94,7 @@ def mark(rec: dict) -> str | None:
         return f"[sticker {emoji}]"  # what the sticker stands for: a reply to "[sticker 😂]" reads right
     if rec.get("media"):
         return _MEDIA_MARKS.get(rec["media"], "[media]")
-    if rec.get("via_bot") and rec.get("text"):
+    if rec.get("via_bot"):  # its text, if any, was cleared as not the sender's own (drafts' records)
         return "[bot message]"
     return None
 
