@@ -518,6 +518,54 @@ def test_kinds_of_message_and_what_is_skipped(tmp_path):
     }
 
 
+def test_every_text_entity_desktop_writes_reads_as_typed_and_service_actions_are_skipped(tmp_path):
+    """Each entity type of export_output_json.cpp's SerializeText, in a message's ``text`` as Desktop writes
+    it (plain pieces as strings): the text is what the person typed, a text_link its visible words (never
+    the href), a mention_name the name shown; the service actions of a group are skipped and counted."""
+    pieces = [
+        "a ", {"type": "bold", "text": "b"}, " ", {"type": "italic", "text": "i"}, " ",
+        {"type": "underline", "text": "u"}, " ", {"type": "strikethrough", "text": "s"}, " ",
+        {"type": "spoiler", "text": "sp"}, " ", {"type": "code", "text": "x=1"}, "\n",
+        {"type": "pre", "text": "print(1)", "language": "python"}, "\n",
+        {"type": "blockquote", "text": "quoted", "collapsed": False}, "\n",
+        {"type": "text_link", "text": "this place", "href": "https://maps.example/?token=s3cr3t"}, " ",
+        {"type": "link", "text": "https://example.org"}, " ", {"type": "mention", "text": "@bob"}, " ",
+        {"type": "mention_name", "text": "Bob Smith", "user_id": 123}, " ", {"type": "hashtag", "text": "#yes"}, " ",
+        {"type": "cashtag", "text": "$BTC"}, " ", {"type": "bot_command", "text": "/start"}, " ",
+        {"type": "email", "text": "dima@example.com"}, " ", {"type": "phone", "text": "+7 916 765 4321"}, " ",
+        {"type": "bank_card", "text": "4111 1111 1111 1111"}, " ",
+        {"type": "custom_emoji", "text": "🔥", "document_id": "5368324170671202286"},
+        {"type": "unknown", "text": "?"},
+    ]  # fmt: skip
+    typed = (
+        "a b i u s sp x=1\nprint(1)\nquoted\nthis place https://example.org @bob Bob Smith #yes $BTC /start "
+        "dima@example.com +7 916 765 4321 4111 1111 1111 1111 🔥?"
+    )
+    actions = [
+        {"action": "create_group", "title": "Trip", "members": ["A", None]},
+        {"action": "invite_members", "members": ["Tom"]},
+        {"action": "edit_group_title", "title": "Trip 2"},
+        {"action": "pin_message", "message_id": 2},
+        {"action": "join_group_by_link", "inviter": "A"},
+        {"action": "phone_call", "duration_seconds": 125, "discard_reason": "hangup"},
+        {"action": "group_call", "duration": 60},
+    ]
+    service = [
+        {"id": 10 + k, "type": "service", "date_unixtime": str(1_700_000_010 + k), "actor": "A", "actor_id": "user2"}
+        | a | {"text": "", "text_entities": []}
+        for k, a in enumerate(actions)
+    ]  # fmt: skip
+    msgs = [msg(1, "user2", "hi all"), msg(2, "user1", pieces), *service]
+    chat = {"name": "Trip", "type": "private_supergroup", "id": 5, "messages": msgs}
+    s = import_desktop(
+        write_json(tmp_path / "t.json", account([chat])), tmp_path / "raw", include_groups=True
+    )
+    rec = records(tmp_path / "raw", 5)[2]
+    assert rec["text"] == typed and "token" not in rec["text"] and rec["out"]
+    assert rec["pii"] == [[typed.index("dima"), 16, "EMAIL"], [typed.index("+7"), 15, "PHONE"]]
+    assert s["skipped_messages"] == {"service": len(actions)} and s["messages"] == 2
+
+
 def test_every_media_desktop_writes_is_media_not_empty_and_keeps_no_contact_or_place(tmp_path):
     """Each media of export_output_json.cpp's SerializeMessage, as it writes it: kept as media-only with
     its kind (a venue without a point, a to-do list and paid media were counted 'empty'), and a shared
