@@ -117,7 +117,8 @@ def test_a_2024_one_chat_export_with_every_kind_of_message(tmp_path):
         123: ("", "photo"),
     }  # fmt: skip
     assert recs[106]["reply_to"] == 104 and recs[117]["reply_to"] is None  # 117 quotes another chat
-    assert recs[107]["forwarded"] and not recs[108]["forwarded"]  # via_bot is the owner's own message
+    # a GIF sent via @gif is no forward, but the bot's: marked, as prepare shows it ([GIF], never words)
+    assert recs[107]["forwarded"] and not recs[108]["forwarded"] and recs[108]["via_bot"]
     assert recs[110]["text"] == "Скопировал из письма:\x0bвот так"  # Desktop's "\x0B", repaired
     assert recs[116]["text"] == "Договорились 👍" and recs[124]["text"] == "פרטים בקישור"
     assert recs[118]["pii"] == [[16, 15, "PHONE"]]
