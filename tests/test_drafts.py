@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers.fake_telethon import FakeClient, group, location, msg, service, sticker, user, voice
+from helpers.fake_telethon import FakeClient, group, location, msg, photo, service, sticker, user, voice
 from helpers.server import TOKEN
 from telethon import errors, utils
 from telethon.tl import types
@@ -338,6 +338,28 @@ def test_saved_mode_posts_the_suggestion_to_saved_messages(server):
         {"peer_id": "me", "text": f"Suggested reply to Anna K: {expected}", "reply_to": None}
     ]
     assert client.saved_drafts == []
+
+
+def test_a_groups_request_shows_media_and_forwards_as_prepares_marks():
+    """In a group's request, as in prepare's turns: a sticker, a photo, a forward are marks in the history;
+    the message answered is their newest with words."""
+    import dataclasses
+
+    chat = dataclasses.replace(asyncio.run(resolve_chats(account(), ["@ANNA_K"], None))[0], group=True)
+    msgs = [
+        msg(ANNA, 1, "who's in tonight?"),
+        msg(ANNA, 2, None, out=True, media=sticker()),
+        msg(ANNA, 3, None, media=photo()),
+        msg(ANNA, 4, "look", forwarded=True),
+        msg(ANNA, 5, "at 8?"),
+    ]
+    conv = conversation(
+        records_of(msgs, chat), chat, last_out=2, gap_hours=24, scrubber=Scrubber(), context_chars=1024
+    )
+    assert [(h["role"], h["text"]) for h in conv.payload["history"]] == [
+        ("them", "who's in tonight?"), ("me", "[sticker 🙂]"), ("them", "[photo]"), ("them", "[forwarded message]"),
+    ]  # fmt: skip
+    assert conv.payload["message"] == "at 8?"
 
 
 def test_conversation_is_the_last_session_scrubbed_like_training():
@@ -824,7 +846,12 @@ def test_the_trigger_is_only_what_came_after_your_last_message_of_any_kind(serve
             return front.bodies()
 
     (body,) = asyncio.run(main())
-    history = [{"role": "me", "text": "hi Anna"}, {"role": "them", "text": "hello\ndinner at 8?"}]
+    # the sticker is in the history as prepare's turns show it: its mark
+    history = [
+        {"role": "me", "text": "hi Anna"},
+        {"role": "them", "text": "hello\ndinner at 8?"},
+        {"role": "me", "text": "[sticker 🙂]"},
+    ]
     assert body["message"] == "great, and bring wine" and body["history"] == history
     expected = direct_reply(server, "great, and bring wine", history)
     assert client.saved_drafts == [{"peer_id": ANNA_ID, "text": expected, "reply_to": 5}]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -116,7 +117,8 @@ def test_a_2024_one_chat_export_with_every_kind_of_message(tmp_path):
         123: ("", "photo"),
     }  # fmt: skip
     assert recs[106]["reply_to"] == 104 and recs[117]["reply_to"] is None  # 117 quotes another chat
-    assert recs[107]["forwarded"] and not recs[108]["forwarded"]  # via_bot is the owner's own message
+    # a GIF sent via @gif is no forward, but the bot's: marked, as prepare shows it ([GIF], never words)
+    assert recs[107]["forwarded"] and not recs[108]["forwarded"] and recs[108]["via_bot"]
     assert recs[110]["text"] == "Скопировал из письма:\x0bвот так"  # Desktop's "\x0B", repaired
     assert recs[116]["text"] == "Договорились 👍" and recs[124]["text"] == "פרטים בקישור"
     assert recs[118]["pii"] == [[16, 15, "PHONE"]]
@@ -141,14 +143,62 @@ def test_the_readme_flow_export_then_prepare_learns_the_owners_side(tmp_path, mo
     assert len(examples) >= 5
 
     def script(text: str) -> set[str]:
-        """The scripts of its letters: Hebrew, Cyrillic or other (the scrubber's [PHONE] is Latin)."""
+        """The scripts of its letters: Hebrew, Cyrillic or other (the scrubber's [PHONE] and the marks
+        of media and forwards, [sticker], [forwarded message], are Latin)."""
+        words = re.sub(r"\[(?:[A-Za-z ]+|sticker [^\]]+)\]", "", text)
         return {"he" if "\u0590" <= c <= "\u05ff" else "ru" if "\u0400" <= c <= "\u04ff" else "other"
-                for c in text.replace("[PHONE]", "") if c.isalpha()}  # fmt: skip
+                for c in words if c.isalpha()}  # fmt: skip
 
-    assert all(script(e["instruction"]) == {"he"} for e in examples)
-    assert all(script(e["response"]) == {"ru"} for e in examples)
+    assert all(script(e["instruction"]) in ({"he"}, set()) for e in examples)  # set(): a voice message
+    assert all(
+        script(e["response"]) == {"ru"} and "[" not in e["response"].replace("[PHONE]", "") for e in examples
+    )
     assert any("[PHONE]" in e["response"] for e in examples)
     assert not any("765 4321" in json.dumps(e, ensure_ascii=False) for e in examples)
+
+
+def test_stickers_voice_forwards_and_bot_results_are_marks_in_view_never_responses(tmp_path):
+    """Desktop's media-only messages, a forward and an inline bot's result (@wiki) have no words of their
+    sender's own: prepare shows each as a mark where it was sent, so the reply to a contact card is paired
+    with it (not with an older question, run together with what came before), their messages on either
+    side of my sticker stay apart, and no response is a mark or a bot's text."""
+    from twin.prepare.pipeline import PrepareConfig, run_prepare
+
+    ni = "(File not included. Change data exporting settings to download.)"
+    wiki = "Quantum mechanics is a fundamental theory in physics."
+    msgs = [
+        msg(1, "user2", "what's your email?"),
+        msg(2, "user1", "dima@example.com"),
+        msg(3, "user2", "", contact_information={"first_name": "Oleg", "last_name": "", "phone_number": "+7 916 123 4567"}),
+        msg(4, "user1", "thanks, saved"),
+        msg(5, "user2", "coming tonight?"),
+        msg(6, "user1", "", file=ni, thumbnail=ni, media_type="sticker", sticker_emoji="👍"),
+        msg(7, "user2", "great, at 7"),
+        msg(8, "user1", "", file="voice_messages/audio_1.ogg", media_type="voice_message", duration_seconds=7),
+        msg(9, "user2", "what is quantum mechanics?"),
+        msg(10, "user1", wiki, via_bot="@wiki"),
+        msg(11, "user2", "read this", forwarded_from="News"),
+        msg(12, "user2", "", photo="photos/photo_1.jpg", width=1280, height=960),
+        msg(13, "user2", "", photo="photos/photo_2.jpg", width=1280, height=960),  # an album: one mark
+        msg(14, "user1", "wow"),
+    ]  # fmt: skip
+    chat = {"name": "Pal", "type": "personal_chat", "id": 2, "messages": msgs}
+    import_desktop(write_json(tmp_path / "e.json", account([chat])), tmp_path / "raw")
+    assert records(tmp_path / "raw", 2)[10]["via_bot"] and "via_bot" not in records(tmp_path / "raw", 2)[9]
+    run_prepare(PrepareConfig(raw=str(tmp_path / "raw"), out=str(tmp_path / "out"), val_fraction=0.0))
+    rows = [
+        json.loads(x) for x in (tmp_path / "out" / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
+    assert [(r["instruction"], r["response"]) for r in rows] == [
+        ("what's your email?", "[EMAIL]"),
+        ("[contact]", "thanks, saved"),  # was "[EMAIL]\nthanks, saved" after "what's your email?"
+        ("[forwarded message]\n[photo]", "wow"),  # was "what is quantum mechanics?" -> the wiki's text
+    ]
+    assert [(t["role"], t["text"]) for t in rows[-1]["context"][-6:]] == [
+        ("them", "coming tonight?"), ("me", "[sticker 👍]"), ("them", "great, at 7"), ("me", "[voice message]"),
+        ("them", "what is quantum mechanics?"), ("me", "[bot message]"),
+    ]  # fmt: skip
+    assert "916" not in (tmp_path / "out" / "train.jsonl").read_text(encoding="utf-8")
 
 
 def test_tz_only_changes_messages_without_unixtime(tmp_path):
@@ -467,6 +517,116 @@ def test_kinds_of_message_and_what_is_skipped(tmp_path):
         "public_channel": 1,
         "saved_messages": 1,
     }
+
+
+def test_every_text_entity_desktop_writes_reads_as_typed_and_service_actions_are_skipped(tmp_path):
+    """Each entity type of export_output_json.cpp's SerializeText, in a message's ``text`` as Desktop writes
+    it (plain pieces as strings): the text is what the person typed, a text_link its visible words (never
+    the href), a mention_name the name shown; the service actions of a group are skipped and counted."""
+    pieces = [
+        "a ", {"type": "bold", "text": "b"}, " ", {"type": "italic", "text": "i"}, " ",
+        {"type": "underline", "text": "u"}, " ", {"type": "strikethrough", "text": "s"}, " ",
+        {"type": "spoiler", "text": "sp"}, " ", {"type": "code", "text": "x=1"}, "\n",
+        {"type": "pre", "text": "print(1)", "language": "python"}, "\n",
+        {"type": "blockquote", "text": "quoted", "collapsed": False}, "\n",
+        {"type": "text_link", "text": "this place", "href": "https://maps.example/?token=s3cr3t"}, " ",
+        {"type": "link", "text": "https://example.org"}, " ", {"type": "mention", "text": "@bob"}, " ",
+        {"type": "mention_name", "text": "Bob Smith", "user_id": 123}, " ", {"type": "hashtag", "text": "#yes"}, " ",
+        {"type": "cashtag", "text": "$BTC"}, " ", {"type": "bot_command", "text": "/start"}, " ",
+        {"type": "email", "text": "dima@example.com"}, " ", {"type": "phone", "text": "+7 916 765 4321"}, " ",
+        {"type": "bank_card", "text": "4111 1111 1111 1111"}, " ",
+        {"type": "custom_emoji", "text": "🔥", "document_id": "5368324170671202286"},
+        {"type": "unknown", "text": "?"},
+    ]  # fmt: skip
+    typed = (
+        "a b i u s sp x=1\nprint(1)\nquoted\nthis place https://example.org @bob Bob Smith #yes $BTC /start "
+        "dima@example.com +7 916 765 4321 4111 1111 1111 1111 🔥?"
+    )
+    actions = [
+        {"action": "create_group", "title": "Trip", "members": ["A", None]},
+        {"action": "invite_members", "members": ["Tom"]},
+        {"action": "edit_group_title", "title": "Trip 2"},
+        {"action": "pin_message", "message_id": 2},
+        {"action": "join_group_by_link", "inviter": "A"},
+        {"action": "phone_call", "duration_seconds": 125, "discard_reason": "hangup"},
+        {"action": "group_call", "duration": 60},
+    ]
+    service = [
+        {"id": 10 + k, "type": "service", "date_unixtime": str(1_700_000_010 + k), "actor": "A", "actor_id": "user2"}
+        | a | {"text": "", "text_entities": []}
+        for k, a in enumerate(actions)
+    ]  # fmt: skip
+    msgs = [msg(1, "user2", "hi all"), msg(2, "user1", pieces), *service]
+    chat = {"name": "Trip", "type": "private_supergroup", "id": 5, "messages": msgs}
+    s = import_desktop(
+        write_json(tmp_path / "t.json", account([chat])), tmp_path / "raw", include_groups=True
+    )
+    rec = records(tmp_path / "raw", 5)[2]
+    assert rec["text"] == typed and "token" not in rec["text"] and rec["out"]
+    assert rec["pii"] == [[typed.index("dima"), 16, "EMAIL"], [typed.index("+7"), 15, "PHONE"]]
+    assert s["skipped_messages"] == {"service": len(actions)} and s["messages"] == 2
+
+
+def test_every_media_desktop_writes_is_media_not_empty_and_keeps_no_contact_or_place(tmp_path):
+    """Each media of export_output_json.cpp's SerializeMessage, as it writes it: kept as media-only with
+    its kind (a venue without a point, a to-do list and paid media were counted 'empty'), and a shared
+    contact's phone, a location's coordinates, a venue's address never reach data/raw."""
+    ni = "(File not included. Change data exporting settings to download.)"
+    contact = {"first_name": "Oleg", "last_name": "Petrov", "phone_number": "+7 916 123 4567"}
+    todo = {
+        "title": "Shop",
+        "others_can_append": True,
+        "others_can_complete": True,
+        "answers": [{"text": "milk", "id": 1}],
+    }
+    msgs = [
+        msg(1, "user2", "", contact_information=contact, contact_vcard="contacts/contact_1.vcard"),
+        msg(2, "user1", "", location_information={"latitude": 55.751244, "longitude": 37.618423}, live_location_period_seconds=900),
+        msg(3, "user2", "", place_name="Cafe Pushkin", address="Tverskoy Blvd 26A", location_information={"latitude": 55.7638, "longitude": 37.6047}),
+        msg(4, "user2", "", place_name="Red Square", address="Moscow"),  # a venue without a point
+        msg(5, "user1", "", todo_list=todo),
+        msg(6, "user2", "", paid_stars_amount=10),
+        msg(7, "user2", "", giveaway_results={"channel": 1, "winners": [], "months": 3}),
+        msg(8, "user1", "", game_title="Lumberjack", game_description="Chop", via_bot="@gamebot"),
+        msg(9, "user2", "", invoice_information={"title": "Pizza", "description": "L", "amount": 1200, "currency": "USD"}),
+        msg(10, "user1", "", file=ni, thumbnail=ni, media_type="sticker", sticker_emoji="😂"),
+        msg(11, "user2", "", file="round_video_messages/v.mp4", media_type="video_message", mime_type="video/mp4"),
+        msg(12, "user1", "", file="files/song.mp3", media_type="audio_file", performer="X", title="Y"),
+        msg(13, "user2", "", file="video_files/v.mp4", media_type="video_file", mime_type="video/mp4"),
+        msg(14, "user2", ""),  # a dice: Desktop writes no media for it, so nothing is there
+    ]  # fmt: skip
+    chat = {"name": "Pal", "type": "personal_chat", "id": 2, "messages": msgs}
+    data = account([chat])
+    data["personal_information"]["phone_number"] = "+7 916 000 1122"
+    # an account export's address book and top peers, as Desktop writes them: never imported
+    data["contacts"] = {"about": "x", "list": [
+        {"user_id": 2, "first_name": "Pal", "last_name": "", "phone_number": "+1 202 555 0134", "date": "x", "date_unixtime": "1"},
+    ]}  # fmt: skip
+    data["frequent_contacts"] = {"about": "x", "list": [{"id": 2, "category": "people", "type": "user", "name": "Pal", "rating": 1.0}]}  # fmt: skip
+    s = import_desktop(write_json(tmp_path / "m.json", data), tmp_path / "raw")
+    recs = records(tmp_path / "raw", 2)
+    assert s["skipped_messages"] == {"empty": 1} and s["media_only"] == 13 == len(recs)
+    assert [recs[i]["media"] for i in range(1, 14)] == [
+        "contact", "location", "location", "location", "other", "other", "giveaway", "game", "invoice",
+        "sticker", "video_message", "audio_file", "video_file",
+    ]  # fmt: skip
+    assert all(r["text"] == "" for r in recs.values())
+    assert recs[10]["sticker_emoji"] == "😂" and [i for i in recs if "sticker_emoji" in recs[i]] == [10]
+    written = "".join(p.read_text(encoding="utf-8") for p in (tmp_path / "raw" / "telegram").iterdir())
+    assert sorted(p.name for p in (tmp_path / "raw" / "telegram").iterdir()) == ["2.jsonl", "account.json"]
+    private = (
+        "916",
+        "123 4567",
+        "Oleg",
+        "55.75",
+        "37.61",
+        "Tverskoy",
+        "Red Square",
+        "milk",
+        "555 0134",
+        "000 1122",
+    )
+    assert [p for p in private if p in written] == []
 
 
 def test_a_chat_of_unknown_type_is_skipped_not_fatal(tmp_path):

@@ -116,7 +116,7 @@ def test_first_export_writes_people_only_with_exact_records(tmp_path, account):
          "forwarded": False, "media": "photo"},
         {"source": "telegram", "dialog_id": 2002, "dialog_name": "Alice Smith", "id": 105,
          "date": "2024-03-01T10:45:00Z", "out": True, "text": "", "reply_to": None,
-         "forwarded": False, "media": "sticker"},
+         "forwarded": False, "media": "sticker", "sticker_emoji": "🙂"},
         {"source": "telegram", "dialog_id": 2002, "dialog_name": "Alice Smith", "id": 106,
          "date": "2024-03-01T10:46:00Z", "out": False, "text": "fwd text", "reply_to": None,
          "forwarded": True, "media": None},
@@ -409,6 +409,15 @@ def test_media_kinds_from_telethon_types():
         "photo": "photo", "sticker": "sticker", "voice": "voice_message", "gif": "animation",
         "video_note": "video_message", "document": "file", "webpage": None, "none": None,
     }  # fmt: skip
+
+
+def test_an_inline_bots_result_is_marked_as_the_desktop_importer_marks_it():
+    """A message sent via @wiki carries the bot's words: ``via_bot`` in the raw record, as Desktop's."""
+    alice = user(2002, "Alice")
+    sent = msg(alice, 1, "Quantum mechanics is a theory.", out=True)
+    sent.via_bot_id = 109
+    assert telegram_client.message_record(sent, 2002, "Alice")["via_bot"] is True
+    assert "via_bot" not in telegram_client.message_record(msg(alice, 2, "mine", out=True), 2002, "Alice")
 
 
 # ----------------------------------------------------------------------------- credentials, session, CLI

@@ -72,7 +72,7 @@ def test_counts_match_hand_computed(tmp_path):
     rows = [json.loads(x) for x in (out / "train.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [(r["session"], r["instruction"], r["response"]) for r in rows] == [
         ("1-0", "hi\nmy mail is [EMAIL]", "hey 😅"),
-        ("1-0", "call [PHONE]", "ok"),
+        ("1-0", "[photo]\ncall [PHONE]", "ok"),  # the photo they sent, as its mark
         ("1-1", "Привет", "как дела?"),
     ]
     assert rows[1]["context"] == [

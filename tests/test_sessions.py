@@ -67,7 +67,11 @@ def test_media_keeps_a_session_alive():
     ]
     sessions = build_sessions(recs, 24)
     assert len(sessions) == 1
-    assert [(t.role, t.text) for t in sessions[0].turns] == [("them", "hi"), ("me", "ok")]
+    # the photo shows as its mark, never as words to learn
+    assert [(t.role, t.text, t.reply) for t in sessions[0].turns] == [
+        ("them", "hi", "hi"),
+        ("me", "[photo]\nok", "ok"),
+    ]
 
 
 def test_build_sessions_ids_and_clean_hook():
@@ -89,7 +93,7 @@ def test_scrubber_sees_the_question_within_a_session_only():
 
     recs = [
         rec(1, T0, False, "what's the wifi password?"),
-        rec(2, T0 + 30, False, "Fwd: pelican7", forwarded=True),  # someone else's words: no turn, no answer
+        rec(2, T0 + 30, False, "Fwd: pelican7", forwarded=True),  # someone else's words: a mark, no answer
         rec(3, T0 + 60, True, "pelican7"),
         rec(4, T0 + 120, False, "and the door code?"),
         rec(5, T0 + 30 * H, True, "4821"),  # a day later: a new session, the question is out of view
@@ -97,7 +101,11 @@ def test_scrubber_sees_the_question_within_a_session_only():
     s = Scrubber()
     sessions = build_sessions(recs, 24, scrubber=s)
     assert [[(t.role, t.text) for t in x.turns] for x in sessions] == [
-        [("them", "what's the wifi password?"), ("me", "[PASSWORD]"), ("them", "and the door code?")],
+        [
+            ("them", "what's the wifi password?\n[forwarded message]"),
+            ("me", "[PASSWORD]"),
+            ("them", "and the door code?"),
+        ],
         [("me", "4821")],
     ]
     assert s.counts == {"PASSWORD": 1}

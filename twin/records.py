@@ -25,7 +25,11 @@ REQUIRED = ("dialog_id", "id", "date", "out")
 # phone number or an e-mail (Desktop's text_entities); prepare's scrubber replaces them first.
 # sender: the display name of who wrote a message of someone else in a group chat, so prepare can
 # say who said what (a personal chat has one other person: its dialog_name).
-OPTIONAL = ("pii", "sender")
+# via_bot: true for a message sent through an inline bot (@wiki, @youtube, @gif...): the bot wrote its
+# text, so, like a forward's, it is not the sender's own words.
+# sticker_emoji: the emoji a sticker stands for (Desktop's sticker_emoji, the sticker's alt), which
+# prepare's mark of it shows: [sticker 😂].
+OPTIONAL = ("pii", "sender", "via_bot", "sticker_emoji")
 # The name of a deleted account, as Telegram shows it: a personal chat's dialog_name, a group sender.
 # Desktop writes no name for one (null) and telethon an empty one; both exporters write this instead,
 # so a chat imported both ways is one dialog under one name.
@@ -43,7 +47,8 @@ class RawRecord(TypedDict):
     reply_to: int | None
     forwarded: bool
     media: str | None  # Telegram Desktop's media_type names: "photo", "sticker", "voice_message", ... or None
-    # optional (see OPTIONAL): pii: list[[offset, length, kind]]; sender: str (groups, not mine)
+    # optional (see OPTIONAL): pii: list[[offset, length, kind]]; sender: str (groups, not mine);
+    # via_bot: bool (only when true); sticker_emoji: str (stickers)
 
 
 def iso_utc(value: datetime | int | float) -> str:

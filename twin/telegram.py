@@ -215,6 +215,10 @@ def message_record(message: Any, dialog_id: int, dialog_name: str | None, group:
         rec["pii"] = pii  # type: ignore[typeddict-unknown-key]
     if group and not rec["out"]:
         rec["sender"] = sender_name(message)  # type: ignore[typeddict-unknown-key]
+    if getattr(message, "via_bot_id", None):  # an inline bot's result: its words, not the sender's
+        rec["via_bot"] = True  # type: ignore[typeddict-unknown-key]
+    if media == "sticker" and message.file is not None and message.file.emoji:
+        rec["sticker_emoji"] = message.file.emoji  # type: ignore[typeddict-unknown-key]
     return rec
 
 

@@ -25,7 +25,7 @@ from twin.prompt import fit_context
 from twin.telegram import message_record
 from twin.text.normalize import clean_message
 from twin.text.scrub import Scrubber
-from twin.text.sessions import merge_turns, message_texts, split_sessions
+from twin.text.sessions import mark, merge_turns, message_texts, split_sessions
 
 # The server's default caps (twin serve --max-message-chars / --max-contact-chars): cut, never refused.
 MAX_MESSAGE_CHARS = 4000
@@ -89,9 +89,10 @@ def conversation(
     session = _scrubbed(split_sessions(list(records), gap_hours)[-1], scrubber)
     if chat.group:
         return _group_conversation(session, records, chat, last_out, scrubber, context_chars)
-    before = merge_turns([r for r in session if r["id"] <= last_out])
-    after = merge_turns([r for r in session if r["id"] > last_out])
-    if not after:
+    # with the marks prepare's turns show ([photo], [sticker]...), so the history reads as trained
+    before = merge_turns([r for r in session if r["id"] <= last_out], marks=True)
+    after = merge_turns([r for r in session if r["id"] > last_out], marks=True)
+    if not after or not after[-1].reply:  # only media, forwards, bot results: no words of theirs to answer
         return None
     history = fit_context([{"role": t.role, "text": t.text} for t in before], context_chars)
     message = after[-1].text[-MAX_MESSAGE_CHARS:]  # the end of a long message is what the reply answers
@@ -114,17 +115,19 @@ def _group_conversation(
     scrubber: Scrubber,
     context_chars: int,
 ) -> Conversation | None:
-    """A group's request: every message with text one history item (theirs with ``name``), the
-    newest of theirs the ``message``; None when nothing of theirs with text came after ``last_out``."""
-    usable = [r for r in session if r["text"]]
+    """A group's request: every message with text, or with a mark (``[photo]``, as prepare's turns show
+    it), one history item (theirs with ``name``), the newest of theirs with text the ``message``; None
+    when nothing of theirs with text came after ``last_out``."""
+    usable = [(r, r["text"] or mark(r)) for r in session]
+    usable = [(r, text) for r, text in usable if text]
     items = [
-        {"role": "me", "text": r["text"]}
+        {"role": "me", "text": text}
         if r["out"]
-        else {"role": "them", "text": r["text"], "name": (r.get("sender") or "")[:MAX_CONTACT_CHARS] or None}
-        for r in usable
+        else {"role": "them", "text": text, "name": (r.get("sender") or "")[:MAX_CONTACT_CHARS] or None}
+        for r, text in usable
     ]
-    theirs = [k for k, r in enumerate(usable) if not r["out"]]
-    if not theirs or usable[theirs[-1]]["id"] <= last_out:
+    theirs = [k for k, (r, _) in enumerate(usable) if not r["out"] and r["text"]]
+    if not theirs or usable[theirs[-1]][0]["id"] <= last_out:
         return None
     newest = theirs[-1]
     last = items[newest]

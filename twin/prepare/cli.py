@@ -82,7 +82,7 @@ def print_summary(stats: dict, out: str) -> None:
         ("messages", "messages"),
         ("  of them mine", "messages_mine"),
         ("  without text (media)", "messages_no_text"),
-        ("  forwarded (skipped)", "messages_forwarded"),
+        ("  forwarded (a mark, no words)", "messages_forwarded"),
         ("sessions", "sessions"),
         ("turns", "turns"),
         ("examples", "examples"),

@@ -1,8 +1,10 @@
 """``twin prepare``'s examples cut from sessions, and the train/val split (pure functions).
 
-For every turn of mine that follows a turn of theirs: ``instruction`` = their turn, ``response`` =
-my turn, ``context`` = the earlier turns of the session, cut from the oldest side by
-:func:`twin.prompt.fit_context`. A session that opens with my turn uses it as context only.
+For every turn of mine with words that follows a turn of theirs: ``instruction`` = their turn,
+``response`` = my turn's words (:attr:`~twin.text.sessions.Turn.reply`: a mark such as ``[sticker]``
+is never learnt), ``context`` = the earlier turns of the session, cut from the oldest side by
+:func:`twin.prompt.fit_context`. A session that opens with my turn uses it as context only, as is a
+turn of mine without words (a sticker, a voice message).
 The split is by blocks of consecutive examples (:func:`split_session`), chosen by hash.
 """
 
@@ -48,7 +50,11 @@ def split_session(
     """
     turns: Sequence[Turn] = session.turns
     all_ctx = [{"role": t.role, "text": t.text} for t in turns]
-    replies = [i for i in range(1, len(turns)) if turns[i].role == "me" and turns[i - 1].role == "them"]
+    replies = [
+        i
+        for i in range(1, len(turns))
+        if turns[i].role == "me" and turns[i - 1].role == "them" and turns[i].reply
+    ]
     out = []
     start = 0  # first turn a train example may see as context
     for k, i in enumerate(replies):
@@ -60,7 +66,7 @@ def split_session(
         ex |= {
             "context": fit_context(all_ctx[lo : i - 1], budget, count),
             "instruction": turns[i - 1].text,
-            "response": turns[i].text,
+            "response": turns[i].reply,
         }
         out.append((val, ex))
         if val:

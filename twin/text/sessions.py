@@ -8,9 +8,12 @@
   their turn is several people's messages: each person's run opens with ``Name: ``
   (:func:`twin.prompt.group_turn_text`), the name scrubbed like the message texts.
 
-Every message counts for the gaps (a photo at 3 am continues a conversation), but only messages
-with text of the sender's own make turns: media without a caption and forwarded messages (someone
-else's words) are left out, and neither splits nor forms a turn.
+Every message counts for the gaps (a photo at 3 am continues a conversation). A message without
+words of its sender's own (media without a caption, a forward, an inline bot's result) shows in
+prepare's turns as a bracketed mark, ``[photo]``, ``[sticker]``, ``[forwarded message]``
+(:func:`mark`), so what a reply answers stays in view and the other side's messages on either side
+of it are not run together; a mark is never a response (:attr:`Turn.reply` is what an example may
+learn), so the twin never learns to write ``[sticker]``.
 
 Every text is cleaned first (:mod:`twin.text.normalize`: line breaks as ``\n``, no control
 characters), as the server cleans a request's, so a served prompt matches the trained ones.
@@ -47,6 +50,53 @@ class Turn:
     text: str
     message_ids: list[int] = field(default_factory=list)
     members: list[str] = field(default_factory=list)  # in a group: the labels of their turn, first-seen order
+    words: str | None = None  # the sender's own words, without marks; None: all of ``text`` is
+
+    @property
+    def reply(self) -> str:
+        """What an example may learn from this turn: its words, never a mark ('' when it has none)."""
+        return self.text if self.words is None else self.words
+
+
+# The mark of a message without words of its sender's own, by the raw record's ``media`` (Telegram
+# Desktop's names). Lower case in brackets: the scrubber's placeholders are upper case ([PHONE]).
+_MEDIA_MARKS = {
+    "photo": "[photo]",
+    "sticker": "[sticker]",
+    "voice_message": "[voice message]",
+    "video_message": "[video message]",
+    "animation": "[GIF]",
+    "video_file": "[video]",
+    "audio_file": "[audio]",
+    "file": "[file]",
+    "location": "[location]",
+    "contact": "[contact]",
+    "poll": "[poll]",
+    "dice": "[dice]",
+    "game": "[game]",
+    "invoice": "[invoice]",
+    "giveaway": "[giveaway]",
+}
+
+
+def own_words(rec: dict) -> bool:
+    """Whether a record's text is its sender's own: not a forward, not an inline bot's result."""
+    return not rec.get("forwarded") and not rec.get("via_bot")
+
+
+def mark(rec: dict) -> str | None:
+    """The bracketed mark a message without words of its sender's own shows in a turn; None for one
+    that has them, or has nothing at all (a text of only invisible characters)."""
+    if rec.get("forwarded"):
+        return "[forwarded message]"
+    emoji = rec.get("sticker_emoji")
+    if rec.get("media") == "sticker" and isinstance(emoji, str) and (emoji := clean_message(emoji)[:8]):
+        return f"[sticker {emoji}]"  # what the sticker stands for: a reply to "[sticker 😂]" reads right
+    if rec.get("media"):
+        return _MEDIA_MARKS.get(rec["media"], "[media]")
+    if rec.get("via_bot"):  # its text, if any, was cleared as not the sender's own (drafts' records)
+        return "[bot message]"
+    return None
 
 
 @dataclass
@@ -82,7 +132,7 @@ def message_texts(messages: Sequence[dict], scrubber: Scrubber | None = None) ->
     control characters), then scrubbed in order when ``scrubber`` is given (each message with the one
     before it in view). Prepare's turns and ``twin drafts``' requests both take their texts from here.
     """
-    own = [r for r in messages if r.get("text") and not r.get("forwarded")]
+    own = [r for r in messages if r.get("text") and own_words(r)]
     raw = [r["text"] for r in own]
     if scrubber is not None:
         # the spans Telegram tagged as a phone or an e-mail (raw ``pii``) go first: their offsets
@@ -98,22 +148,54 @@ def merge_turns(
     clean: Callable[[str], str] | None = None,
     *,
     scrubber: Scrubber | None = None,
+    marks: bool = False,
 ) -> list[Turn]:
     """Consecutive messages with text of one side -> one turn, texts joined with ``\\n``.
 
     ``scrubber`` scrubs the texts with :func:`~twin.text.scrub.scrub_messages` (each message with
     the one before it in view) before anything else sees them; ``clean`` is a per-message alternative.
+    ``marks``: messages without words of their sender's own take part as their :func:`mark`
+    (added after the scrub: a mark is not an answer to "what's the code?").
     """
     usable, texts = message_texts(messages, scrubber)
     if scrubber is None and clean is not None:
         texts = [clean(t) for t in texts]
+    entries = (
+        _with_marks(messages, usable, texts)
+        if marks
+        else [(r, t, True) for r, t in zip(usable, texts, strict=True)]
+    )
     names: dict[str, str] = {}  # each member's name scrubbed once
     turns = []
-    pairs = zip(usable, texts, strict=True)
-    for role, run in groupby(pairs, key=lambda pair: "me" if pair[0]["out"] else "them"):
-        recs, txts = zip(*run, strict=True)
-        turns.append(_turn(role, recs, txts, scrubber, names))
+    for role, run in groupby(entries, key=lambda entry: "me" if entry[0]["out"] else "them"):
+        recs, txts, own = zip(*run, strict=True)
+        turn = _turn(role, recs, txts, scrubber, names)
+        if not all(own):
+            turn.words = "\n".join(t for t, o in zip(txts, own, strict=True) if o)
+        turns.append(turn)
     return turns
+
+
+def _with_marks(
+    messages: Sequence[dict], usable: Sequence[dict], texts: Sequence[str]
+) -> list[tuple[dict, str, bool]]:
+    """``(record, text, own words?)`` of every message a turn shows, in order: the usable ones with their
+    texts, the others with their mark; a mark repeating the one just before, from the same sender, is
+    left out (an album of ten photos is one ``[photo]``, not ten lines of the context budget)."""
+    by_record = {id(r): t for r, t in zip(usable, texts, strict=True)}
+    entries: list[tuple[dict, str, bool]] = []
+    for r in messages:
+        text = by_record.get(id(r))
+        if text is not None:
+            entries.append((r, text, True))
+        elif (m := mark(r)) is not None and not (entries and _same_mark(entries[-1], r, m)):
+            entries.append((r, m, False))
+    return entries
+
+
+def _same_mark(prev: tuple[dict, str, bool], rec: dict, text: str) -> bool:
+    p, p_text, p_own = prev
+    return not p_own and p_text == text and p["out"] == rec["out"] and p.get("sender") == rec.get("sender")
 
 
 def _turn(
@@ -143,12 +225,13 @@ def build_sessions(
     clean: Callable[[str], str] | None = None,
     *,
     scrubber: Scrubber | None = None,
+    marks: bool = True,
 ) -> list[Session]:
-    """Sessions of one dialog, numbered from 0 in time order, with their merged turns."""
+    """Sessions of one dialog, numbered from 0 in time order, with their merged turns (with marks)."""
     if not records:
         return []
     dialog_id = records[0]["dialog_id"]
     out = []
     for i, msgs in enumerate(split_sessions(records, gap_hours)):
-        out.append(Session(dialog_id, i, msgs, merge_turns(msgs, clean, scrubber=scrubber)))
+        out.append(Session(dialog_id, i, msgs, merge_turns(msgs, clean, scrubber=scrubber, marks=marks)))
     return out

@@ -26,15 +26,22 @@ HTML_EXPORT = (
 
 
 # Message keys Desktop writes for media that has no ``media_type``; first match names the media.
+# Every media of export_output_json.cpp's SerializeMessage is here, so none is miscounted as
+# ``empty``: a venue Desktop could not place has ``place_name`` without ``location_information``;
+# to-do lists and paid media are ``other``, as the API exporter names them.
 MEDIA_KEYS = (
     ("photo", "photo"),
     ("file", "file"),
     ("location_information", "location"),
+    ("place_name", "location"),
     ("contact_information", "contact"),
     ("poll", "poll"),
     ("game_title", "game"),
     ("invoice_information", "invoice"),
     ("giveaway_information", "giveaway"),
+    ("giveaway_results", "giveaway"),
+    ("todo_list", "other"),
+    ("paid_stars_amount", "other"),
 )
 
 

@@ -207,6 +207,10 @@ def convert_chat(
             rec["pii"] = pii
         if group and not rec["out"]:  # who said it: a group has many "them"
             rec["sender"] = _sender(m, fix_surrogates)
+        if "via_bot" in m:  # an inline bot's result: the bot wrote it (Desktop writes its @username)
+            rec["via_bot"] = True
+        if media == "sticker" and isinstance(emoji := m.get("sticker_emoji"), str) and emoji:
+            rec["sticker_emoji"] = repair(emoji) if fix_surrogates else emoji
         if (mid, date) in seen:  # the same message twice in one copy of the chat: a damaged export
             counts["repeated_id"] += 1
         seen.add((mid, date))
