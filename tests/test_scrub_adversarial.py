@@ -87,6 +87,23 @@ def test_card_over_two_messages_and_not_two_numbers():
     assert scrub_messages(["room 4398 2597", "9190 7483"], Scrubber()) == ["room 4398 2597", "9190 7483"]
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "итого:\n4111 1111\n1111 1111",  # Luhn-valid across the break, no card word: a table
+        "4111 1111\n1111 1111",
+        "карта лояльности, баллы:\n5375 9706\n6059 5746",  # a card word, no Luhn
+        "оплатил картой: 4000 5000\n6000 7000 итого",
+        "счёт за свет GB82\n1234",  # no IBAN's length nor checksum
+        "таблица:\n12 34 56 78\n90 12 34 56",
+    ],
+)
+def test_numbers_on_two_lines_are_joined_only_as_a_card_or_an_iban(text):
+    """A card or an IBAN broken by a line break is one number (the cases in the corpus); a table of
+    numbers is not: a card needs a card word in the message and the Luhn check, an IBAN its checksum."""
+    assert Scrubber().scrub(text) == text
+
+
 def test_card_four_digits_a_message_only_after_a_card_word():
     s = Scrubber()
     msgs = ["карта 5375", "4112", "3456", "7894", "ок?"]

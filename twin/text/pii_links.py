@@ -252,7 +252,16 @@ def obfuscated_email_ok(m: re.Match, text: str) -> bool:
         return True
     local, domain = s[: bare.start()], s[bare.end() :]
     first = re.split(r"\s|\.|[\[({<]", domain.strip(), maxsplit=1)[0].lower()
-    return re.search(r"[._\d+]|\sdot\s", local, re.I) is not None or first in _PROVIDERS
+    if re.search(r"[._\d+]|\sdot\s", local, re.I) is not None or first in _PROVIDERS:
+        return True
+    return _MAIL_BEFORE.search(text[max(0, m.start() - 24) : m.start()]) is not None
+
+
+# a mail word right before a spelled-out address on a domain of its own: "mail anna at anna-design dot
+# com", "email: ivan at petrenko dot ua" ("look at google dot com" has none)
+_MAIL_BEFORE = re.compile(
+    r"(?<!\w)(?:e-?mail|mail|почта|пошта|мейл|имейл|імейл)(?:\s+(?:is|me|to|на))?[\s:\-–—]*$", re.I
+)
 
 
 def _domain_words(s: str) -> tuple[str, str]:
@@ -280,6 +289,16 @@ def _local_script_ok(s: str) -> bool:
     return at is not None and "@" not in s and _domain_words(s)[0] in _PROVIDERS
 
 
+# an address said aloud, the dot left out: "иван собака мейл ру", "petrov собака yandex ru" (a mail
+# provider between the Cyrillic "@" word and the top-level domain)
+SPOKEN_EMAIL = re.compile(
+    r"(?<![\w.+\-])(?:[A-Za-z0-9_+\-]+(?:\.[A-Za-z0-9_+\-]+)*|[а-яёіїєґ]+)\s+(?:собака|собачка|равлик)\s+"
+    rf"(?:{_CYR_PROVIDERS}|mail|yandex|gmail|ukr|bk|list|inbox|rambler|icloud|outlook)\s+"
+    r"(?:ру|ru|ком|com|нет|net|юа|ua)(?!\w)",
+    re.I,
+)
+
+
 def obfuscated_email_spans(text: str) -> list[tuple[int, int]]:
     """Spans of spelled-out addresses; after a rejected match ("me at m.jones") the search goes on
     from the next character, so the real address inside it ("m.jones at yahoo.com") is still found."""
@@ -290,7 +309,15 @@ def obfuscated_email_spans(text: str) -> list[tuple[int, int]]:
             pos = m.end()
         else:
             pos = m.start() + 1
+    if not spans and ("соба" in text or "равлик" in text):
+        spans = [
+            m.span() for m in SPOKEN_EMAIL.finditer(text) if m.group(0).split()[0].lower() not in _WHOSE_DOG
+        ]
     return spans
+
+
+# "моя собака мейл ру не любит": a possessive before "собака" makes it the dog
+_WHOSE_DOG = _words("моя мой твоя твой наша наш ваша ваш его её ее их эта та чья своя мій його її ця своя")
 
 
 # --- IPs --------------------------------------------------------------------------------------

@@ -175,6 +175,26 @@ def card_word_before(text: str, end: int) -> bool:
     return _CARD_WORD_IN.search(text[max(0, end - 40) : end]) is not None
 
 
+# a number broken by a line break inside one message ("GB82 WEST 1234\n5698 7654 32", "4111 1111\n1111
+# 1111 моя карта"), read with each break as a space (one character for one: the spans hold). Only the
+# numbers that cross a break: the others are found as they are.
+def _across_lines(spans: list[tuple[int, int]], text: str) -> list[tuple[int, int]]:
+    return [(s, e) for s, e in spans if "\n" in text[s:e]]
+
+
+def broken_iban_spans(text: str) -> list[tuple[int, int]]:
+    """IBANs cut by a line break: the country's length and the mod-97 checksum decide, as on one line."""
+    return _across_lines(iban_spans(text.replace("\n", " ")), text)
+
+
+def broken_card_spans(text: str) -> list[tuple[int, int]]:
+    """Cards cut by a line break, in a message with a card word: a table of numbers joined across its
+    lines passes the Luhn check one time in ten."""
+    if _CARD_WORD_IN.search(text) is None:
+        return []
+    return _across_lines(card_spans(text.replace("\n", " ")), text)
+
+
 # an order, registry or tax number right before the digits: not a phone (nor a card)
 _REGISTRY_BEFORE = re.compile(
     r"(?<![^\W\d_])(?:(?:order|заказ|invoice|сч[её]т|ticket|тикет|рахун)\w*|№|#|id|no\.?|nr\.?|isbn|issn|track\w*|трек\w*"
@@ -340,6 +360,19 @@ def id_check(m: re.Match, _text: str) -> bool:
     if m.group("val")[0].isalpha():  # "AB1234567": only a generic "ID number" has letters
         return kw.startswith(_LETTERED_IDS) and 6 <= digits <= 9
     return digits in next(v for k, v in _ID_WORDS.items() if kw.startswith(k))
+
+
+# a person's 12-digit ИНН anywhere in a message that names an ИНН, when its two check digits hold (one
+# number in a hundred passes): "ИНН 7707083893 это ООО, а мой 500100732259" (the word is the company's)
+INN12 = re.compile(r"(?<![\w\-])\d{12}(?![\w\-])")
+
+
+def inn12_check(m: re.Match, _text: str) -> bool:
+    d = [int(c) for c in m.group(0)]
+    w11, w12 = (7, 2, 4, 10, 3, 5, 9, 4, 6, 8), (3, 7, 2, 4, 10, 3, 5, 9, 4, 6, 8)
+    check11 = sum(a * b for a, b in zip(w11, d[:10], strict=True)) % 11 % 10
+    check12 = sum(a * b for a, b in zip(w12, d[:11], strict=True)) % 11 % 10
+    return d[10] == check11 and d[11] == check12
 
 
 # a birthday with its year is a date of birth: "my birthday is 12/05/1990", "день рождения 12.05.1990"

@@ -338,6 +338,9 @@ class Scrubber:
     def _accounts(self, text: str, low: str) -> str:
         """IBANs and national account numbers (before cards: their digit groups can pass the Luhn
         check), then cards."""
+        if "\n" in text:  # a number broken by a line break first: its parts alone may pass as others
+            text = self.replace(text, N.broken_iban_spans(text), "IBAN")
+            text = self.replace(text, N.broken_card_spans(text), "CARD")
         if N.IBAN.search(text):
             text = self.replace(text, N.iban_spans(text), "IBAN")
         if N.ACCOUNT_HINT.search(low):
@@ -384,6 +387,8 @@ class Scrubber:
         if N.ID_HINT.search(low):
             text = self._sub("ID", N.ID_NUMBER, text, N.id_check, group="val")
             text = self._sub("ID", N.NINO, text, group="val")
+            if "инн" in low:  # a personal ИНН away from its word, by its check digits
+                text = self._sub("ID", N.INN12, text, N.inn12_check)
         if many_digits:
             text = self._sub("ID", N.SNILS, text)
             text = self._sub("ID", N.NIC_OLD, text)
