@@ -104,6 +104,11 @@ def test_numbers_on_two_lines_are_joined_only_as_a_card_or_an_iban(text):
     assert Scrubber().scrub(text) == text
 
 
+def test_keycap_digits_read_as_digits_and_kept_elsewhere():
+    """A phone in emoji keycap digits is a phone; a keycap that numbers a list keeps its marks."""
+    assert Scrubber().scrub("1️⃣ my number is 0️⃣7️⃣7️⃣1️⃣2️⃣3️⃣4️⃣5️⃣6️⃣7️⃣ 👍") == "1️⃣ my number is [PHONE] 👍"
+
+
 def test_card_four_digits_a_message_only_after_a_card_word():
     s = Scrubber()
     msgs = ["карта 5375", "4112", "3456", "7894", "ок?"]

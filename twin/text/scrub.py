@@ -69,8 +69,8 @@ they read (noise made plain).
                map links stay whole
 ========== =================================================================================
 
-Detectors read through text noise (zero-width characters, no-break spaces, full-width digits, letters
-typed for digits: :mod:`.pii_view`); a text with no hit comes back exactly as it was.
+Detectors read through text noise (zero-width characters, no-break spaces, full-width and emoji keycap
+digits, letters typed for digits: :mod:`.pii_view`); a text with no hit comes back exactly as it was.
 
 :func:`scrub_messages` scrubs consecutive messages with the previous one in view: a short answer
 right after a question about a password, code, PIN or key is that secret, and a card number, a
@@ -93,7 +93,6 @@ from twin.text import pii_phones as P
 from twin.text import pii_places as A
 from twin.text import pii_secrets as S
 from twin.text import pii_view as V
-from twin.text.normalize import strip_invisible
 from twin.text.pii_numbers import iban_ok, luhn_ok
 from twin.text.pii_phones import infer_regions
 from twin.text.pii_secrets import answer_span, asked_secret
@@ -285,7 +284,7 @@ class Scrubber:
         if V.noisy(text):
             # read through typographic noise; a text with a hit loses the invisible characters in it,
             # one without keeps every character
-            stripped = strip_invisible(text)
+            stripped = V.strip(text)
             view = V.plain_view(stripped)
             if view != text:
                 out = self._detect(
