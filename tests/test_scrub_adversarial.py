@@ -104,6 +104,17 @@ def test_numbers_on_two_lines_are_joined_only_as_a_card_or_an_iban(text):
     assert Scrubber().scrub(text) == text
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["home page 1.2345 2.3456 ratio", "DHL 1234567890", "росте 12345 67890 разів", "курс 1.2345 2.3456"],
+)
+def test_a_region_inferred_from_the_script_takes_mobiles_and_trunk_prefixed_numbers(text):
+    """Tamil infers India, whose fixed lines take any ten digits after a 1-5 ("01234 567890"): a chat's
+    own region takes a number without its trunk prefix only as a mobile (not its decimals)."""
+    assert Scrubber(extra=["IN", "LK"]).scrub(text) == text
+    assert Scrubber(extra=["IN", "LK"]).scrub("என் எண் 98765 43210") == "என் எண் [PHONE]"
+
+
 def test_keycap_digits_read_as_digits_and_kept_elsewhere():
     """A phone in emoji keycap digits is a phone; a keycap that numbers a list keeps its marks."""
     assert Scrubber().scrub("1️⃣ my number is 0️⃣7️⃣7️⃣1️⃣2️⃣3️⃣4️⃣5️⃣6️⃣7️⃣ 👍") == "1️⃣ my number is [PHONE] 👍"

@@ -197,6 +197,7 @@ class PhoneFinder:
                 for m in pn.PhoneNumberMatcher(snippet, region, leniency=pn.Leniency.VALID)
                 if lo + m.start >= c.start()  # not "v0.12.345.6789": digits glued to a word are no phone
                 and (small is None or _grouped_as_national(pn, m.number, small))
+                and (region not in self.inferred or _inferred_ok(pn, m))
             ]
             if found:
                 return found
@@ -349,6 +350,19 @@ def spelled_phone_spans(text: str) -> list[tuple[int, int]]:
                 end -= 1
             spans.append((m.start(), end))
     return spans
+
+
+def _inferred_ok(pn, m) -> bool:
+    """A region the chat's script points to (not one the user configured) takes a national number only
+    with its trunk prefix, a "+", or as a mobile: India's fixed lines take any ten digits after a
+    leading 1-5 ("1234567890" after "DHL", "1.2345 2.3456" read as "01234 523456") in a Tamil chat."""
+    raw = m.raw_string.lstrip("(")
+    if "." in raw and not _dotted_phone(raw):
+        return False  # decimals
+    if raw[:1] in "+0":
+        return True
+    kind = pn.number_type(m.number)
+    return kind in (pn.PhoneNumberType.MOBILE, pn.PhoneNumberType.FIXED_LINE_OR_MOBILE)
 
 
 def _dotted_phone(raw: str) -> bool:
