@@ -381,7 +381,8 @@ _DOB_WORD = (
     r"днюха|д\.\s?р\.|др|родил(?:ся|ась)|дата\s+народження|день\s+народження|народи(?:вся|лася|лась)|нар\.|"
     # abbreviated: "дата рожд.", "д.н." (дата народження), "г.р." (год рождения); Sinhala "was born"
     r"дата\s+рожд\.?|д\.\s?н\.|г\.\s?р\.|"
-    r"උපන්\s+දිනය|උපන්දිනය|උපන්නේ|ඉපදු[නණ]ේ"
+    r"උපන්\s+දිනය|උපන්දිනය|උපන්නේ|ඉපදු[නණ]ේ|"
+    r"பிறந்த\s+(?:தேதி|திகதி|நாள்)|பிறந்தேன்|பிறந்தார்|பிறந்தாள்"  # Tamil: date of birth, birthday, was born
 )
 _MONTH = r"[A-Za-zА-Яа-яЁёІіЇїЄє]{3,10}\.?"
 # a month by its name, for a two-digit year after it ("dob: 12 Mar 95"; "born 5 weeks 20 days early" is none)
@@ -390,6 +391,20 @@ _MONTH_NAME = (
     r"січ|лют|бер|кві|тра|чер|лип|сер|вер|жов|лис|гру)[a-zа-яёіїє]{0,7}\.?"
 )
 _DAY = r"\d{1,2}(?:st|nd|rd|th)?"
+# a day in words, as a date is said: "born on the fifth of May 1988", "народився двадцятого травня 1990",
+# "родилась тридцать первого мая 1991" (English ordinals; Russian and Ukrainian genitive ones)
+_DAY_WORD = (
+    r"(?:(?:twenty|thirty)[\s\-]?)?(?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth)|tenth|"
+    r"eleventh|twelfth|(?:thir|four|fif|six|seven|eigh|nine)teenth|twentieth|thirtieth|"
+    r"(?:(?:двадцать|тридцать|двадцять|тридцять)\s+)?"
+    r"(?:перв|втор|трет|четв[её]рт|пят|шест|седьм|восьм|девят|десят|одиннадцат|двенадцат|тринадцат|"
+    r"четырнадцат|пятнадцат|шестнадцат|семнадцат|восемнадцат|девятнадцат|двадцат|тридцат|"
+    r"перш|друг|п['’]?ят|шост|сьом|дев['’]?ят|одинадцят|дванадцят|тринадцят|чотирнадцят|п['’]?ятнадцят|"
+    r"шістнадцят|сімнадцят|вісімнадцят|дев['’]?ятнадцят|двадцят|тридцят)(?:ого|ьего|ього)"
+)
+_DAY_ANY = rf"(?:{_DAY}|{_DAY_WORD})"
+# Tamil month names ("12 மே 1990")
+_TA_MONTH = "(?:ஜனவரி|பிப்ரவரி|மார்ச்|ஏப்ரல்|மே|ஜூன்|ஜூலை|ஆகஸ்ட்|செப்டம்பர்|அக்டோபர்|நவம்பர்|டிசம்பர்)"
 # Sinhala month names, written after the year as Sinhala dates are ("1995 මාර්තු 12")
 _SI_MONTH = "(?:ජනවාරි|පෙබරවාරි|මාර්තු|අප්\u200d?රේල්|මැයි|ජූනි|ජූලි|අගෝස්තු|සැප්තැම්බර්|ඔක්තෝබර්|නොවැම්බර්|දෙසැම්බර්)"
 BIRTHDATE = re.compile(
@@ -397,12 +412,12 @@ BIRTHDATE = re.compile(
     r"(?:(?:on|is|in|was|my|the|у\s+меня|у\s+мене|мой|мій|:|-)\s+){0,2}"
     # day.month.year with a 2-digit year too ("родился 12.05.90": the word says it is a birth date)
     r"(?P<val>\d{1,2}[./\- ]\d{1,2}[./\- ](?:19|20)?\d{2}|(?:19|20)\d{2}[./\-]\d{1,2}[./\-]\d{1,2}"
-    rf"|{_DAY}\s+(?:of\s+)?{_MONTH},?\s+(?:19|20)\d{{2}}|{_DAY}\s+(?:of\s+)?{_MONTH_NAME}\s+['’]?\d{{2}}"
+    rf"|{_DAY_ANY}\s+(?:of\s+)?(?:{_MONTH}|{_TA_MONTH}),?\s+(?:19|20)\d{{2}}|{_DAY}\s+(?:of\s+)?{_MONTH_NAME}\s+['’]?\d{{2}}"
     rf"|(?:19|20)\d{{2}}\s+(?:{_MONTH_NAME}|{_SI_MONTH})\s+\d{{1,2}}"  # year first: "1995 මාර්තු 12"
-    rf"|{_MONTH}\s+{_DAY},?\s+(?:19|20)\d{{2}})(?![\d])",
+    rf"|{_MONTH}\s+(?:the\s+)?{_DAY_ANY},?\s+(?:19|20)\d{{2}})(?![\d])",
     re.I,
 )
-_BIRTHDAY = re.compile(r"(?:birthday|b-?day|день\s.*|днюха|др)$", re.I)
+_BIRTHDAY = re.compile(r"(?:birthday|b-?day|день\s.*|днюха|др|பிறந்த\s+நாள்)$", re.I)
 
 
 def birthdate_check(m: re.Match, _text: str) -> bool:
@@ -420,10 +435,11 @@ def birthdate_check(m: re.Match, _text: str) -> bool:
 
 
 DOB_HINT = re.compile(
-    r"born|birth|b-?day|d\.?o\.?b|рожд|д\.\s?р\.|др\b|днюх|родил|народж|народи|нар\.|д\.\s?н\.|г\.\s?р\.|р\.\s?н\.|උපන්|ඉපදු"
+    r"born|birth|b-?day|d\.?o\.?b|рожд|д\.\s?р\.|др\b|днюх|родил|народж|народи|нар\.|д\.\s?н\.|г\.\s?р\.|р\.\s?н\.|උපන්|ඉපදු|பிறந்"
 )
 # a date with "г.р." / "р.н." (year of birth) after it, as forms and lists write it: "Иванов И., 12.03.1990 г.р."
 BIRTHDATE_BEFORE = re.compile(
-    r"(?<![\w.])(?P<val>\d{1,2}[./\-]\d{1,2}[./\-](?:19|20)\d{2})\s*(?:г\.?\s?р\.|р\.?\s?н\.|года\s+рождения|року\s+народження)",
+    r"(?<![\w.])(?P<val>\d{1,2}[./\-]\d{1,2}[./\-](?:19|20)\d{2})\s*(?:г\.?\s?р\.|р\.?\s?н\.|года\s+рождения|року\s+народження|"
+    r"(?:அன்று\s+)?பிறந்(?:தேன்|தார்|தாள்))",  # Tamil puts "was born" after the date ("03.11.1987 அன்று பிறந்தேன்")
     re.I,
 )

@@ -62,8 +62,9 @@ they read (noise made plain).
                "NIC" or "හැඳුනුම්පත"; the old ``123456789V`` form anywhere), "national id" / "ID number";
                an IMEI or a VIN after its name, a MAC address anywhere
 ``[BIRTHDATE]`` a date with its year after "born", "date of birth", "DOB", "дата рождения", "д.р.",
-               "народився", "උපන් දිනය"; after "birthday", "день рождения", "др" only with a birth
-               year (not this or last year's: that is the party's date)
+               "народився", "උපන් දිනය", "பிறந்த தேதி" (the day also in words: "the fifth of May 1988",
+               "двадцятого травня 1990"); after "birthday", "день рождения", "др", "பிறந்த நாள்" only with a
+               birth year (not this or last year's: that is the party's date)
 ``[LOCATION]`` map coordinates in text (``50.450123, 30.523456``, ``50.45° N, 30.52° E``, after "lat";
                4 decimals right after "home", "location", "координаты", ...; ``54°41'14.0"N 25°16'47.0"E``);
                map links stay whole
