@@ -78,12 +78,13 @@ def long_token_check(m: re.Match, text: str) -> bool:
 # Sinhala: මුරපදය (password), පාස්වර්ඩ් (the English word); Ukrainian гасло
 _PW_WORD = (
     r"(?:password|passwd|passcode|passphrase|pass|pwd|pw|парол(?:ьчик\w*|[ьяюеі]м?)|пасс|пас+ворд|гасло|"
-    r"parol[ьj']?|porol|මුරපදය|මුරපදේ|පාස්වර්ඩ්)"
+    r"parol[ьj']?|porol|මුරපදය|මුරපදේ|පාස්වර්ඩ්|கடவுச்\s?சொல்(?:லை|லு)?|பாஸ்வேர்ட்)"  # Tamil: password
 )
 _CODE_WORD = (
     r"(?:pin(?:\s*code)?|pincode|otp|cvv2?|cvc2?|one[\s\-]time\s+code|verification\s+code|"
     r"confirmation\s+code|security\s+code|sms\s+code|door\s+code|gate\s+code|code|"
     r"п[иі]н(?:[\s\-]?код)?|код(?:а|ом|у)?|cvv-код|කේතය|කෝඩ්|පින්|домофон\w*|intercom|buzzer|"
+    r"(?:otp\s+|ரகசிய\s+)?குறியீடு(?:\s+எண்)?|பின்\s+(?:எண்|நம்பர்)|"  # Tamil: (OTP, secret) code, PIN number
     r"(?:lock|padlock|locker|safe)\s+(?:combo|combination)|combination\s+lock|combo\s+lock)"  # a lock's numbers
 )
 # a few words may sit between the keyword and the value: "password for wifi is", "код из смс:"
@@ -207,6 +208,10 @@ def code_check(m: re.Match, text: str) -> bool:
     return 4 <= n <= 8 or (n == 3 and m.group(0)[:3].lower() in ("cvv", "cvc"))
 
 
+# a word in Sinhala or Tamil script (letters, vowel signs, joiners)
+_SI_TA_WORD = re.compile(r"[\u0b80-\u0bff\u0d80-\u0dff\u200c\u200d]+")
+
+
 def password_check(m: re.Match, text: str) -> bool:
     val = m.group("val").rstrip(VAL_TRAIL)
     if len(val) < 3 or val.lower() in _NOT_A_PASSWORD or val.startswith("[") or _TIME.fullmatch(val):
@@ -218,6 +223,8 @@ def password_check(m: re.Match, text: str) -> bool:
         return False  # "the pass for the gym is 3000 a month": a season ticket
     if CYRILLIC.search(val) and val.isalpha():
         return _cyrillic_word_password(m, text, val)
+    if _SI_TA_WORD.fullmatch(val):
+        return False  # "මුරපදය: අමතකයි", "கடவுச்சொல் மறந்துவிட்டேன்": the sentence goes on (passwords are typed in Latin)
     if sep in (":", "=", "-", "—", "–"):
         return True
     if re.search(r"\d|[^\w]", val) or (val != val.lower() and val != val.capitalize()):

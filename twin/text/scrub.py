@@ -40,9 +40,9 @@ they read (noise made plain).
                its numbers ("06 12 34 56 78"); in a link, a phone parameter's value, a messenger's
                path (wa.me/..., t.me/+...) or a path part with a "+": another site's digits are an id
                (vimeo.com/123456789)
-``[PASSWORD]`` what follows "password", "pass", "pwd", "пароль", "гасло", "parol", "මුරපදය", ... (see
+``[PASSWORD]`` what follows "password", "pass", "pwd", "пароль", "гасло", "parol", "මුරපදය", "கடவுச்சொல்", ... (see
                :mod:`.pii_secrets`); the ``P:`` field of a Wi-Fi QR text (``WIFI:S:..;P:..;;``)
-``[CODE]``     PINs and one-time codes after "pin", "code", "otp", "код", "කේතය", "домофон", ...: 4-8
+``[CODE]``     PINs and one-time codes after "pin", "code", "otp", "код", "කේතය", "குறியீடு", "домофон", ...: 4-8
                digits, also spaced ("4 8 2 1", "90 21 77") or as an entry-phone code ("45к1234");
                before "is your ... code" / "ваш код", in "use 482193 to verify"; 3 digits only after
                "cvv"/"cvc"
@@ -114,11 +114,12 @@ _DIGIT = re.compile(r"\d")
 _TRIGGER = re.compile(
     r"[\d@]|\uff20|://|p(?:ass|w|in|[ao]rol)|code|otp|cv[vc]|-----begin|key|token|secret|mail|[ \[({<]at[ \])}>]"
     r"|п(?:арол|асс|асв|ин|очт|ошт)|к(?:од|люч)|токен|секрет|собак|равлик|гасл|мейл|гма|яндекс|yandex|yahoo|outlook"
-    r"|icloud|proton|ukr\.?net|укрнет|මුරපද|පාස්වර්ඩ්|ක(?:ේත|ෝඩ්)"
+    r"|icloud|proton|ukr\.?net|укрнет|මුරපද|පාස්වර්ඩ්|ක(?:ේත|ෝඩ්)|கடவுச்|குறியீ|பாஸ்வே|பின்\s"
 )
 # cheap gates, on lower-cased text, for the detectors that need a word
 _PW_WORD = re.compile(
     r"pass|pw|pin|code|otp|cv[vc]|combo|combination|домофон|intercom|buzzer|парол|пасс|пасв|гасл|пин|код|пін|parol|porol|මුරපද|පාස්|කේත|කෝඩ්|පින්"
+    r"|கடவுச்|குறியீ|பாஸ்வே|பின்\s"
 )
 _KEY_WORD = re.compile(r"key|token|secret|ключ|токен|секрет")
 _AT_DOMAIN = re.compile(r" at [a-z0-9\-]+\.[a-z]")
