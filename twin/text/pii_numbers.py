@@ -306,7 +306,7 @@ ID_HINT = re.compile(
 )
 # device identifiers after their name: a phone's IMEI (15 digits passing Luhn, as "*#06#" shows it, also
 # "35-693803-564380-9"; 16 for an IMEISV) and a car's VIN (17 letters and digits, no I, O or Q; a
-# licence plate stays, see README); both are on police and insurance records with the owner's name
+# licence plate: PLATE); all are on police and insurance records with the owner's name
 DEVICE_ID = re.compile(
     r"(?<!\w)(?P<kw>imei(?:sv)?|имей|імей|vin|вин|він)(?:[\s\-]*(?:код|code|number|no|nr|номер)\.?)?(?!\w)[\s,:;#№.\-]*"
     r"(?:(?:is|мой|мій|my|номер|number|телефона|телефону|phone|машины|машини|авто|car)(?!\w)[\s,:;#№.\-]*){0,3}"
@@ -323,6 +323,25 @@ def device_check(m: re.Match, _text: str) -> bool:
     if kw in ("vin", "вин", "він"):
         return len(val) == 17 and not val.isdigit()
     return len(digits) == 16 or (len(digits) == 15 and luhn_ok(digits))
+
+
+# a car's licence plate after its word ("госномер А123ВС 777", "номер авто: AA 1234 BB", "car reg AB12 CDE",
+# "වාහන අංකය WP CAB-1234"): on the same registers as the VIN, with the owner's name. Only in a plate's
+# shape: Russian (letter, 3 digits, 2 letters, region), Ukrainian (2 letters, 4 digits, 2 letters),
+# British (AB12 CDE), Sri Lankan (WP CAB-1234), or 5-8 capitals and digits mixed (US states)
+_PLATE_LETTER_RU = "[АВЕКМНОРСТУХABEKMHOPCTYX]"
+PLATE = re.compile(
+    r"(?<!\w)(?:гос\.?\s?номер\w*|госномер\w*|держ\.?\s?номер\w*|держномер\w*|номерн(?:ой|ий|ые|і)\s+знак\w*|"
+    r"номер\w*\s+(?:машин\w*|авто\w*|тачки|автомобил\w*|автомобіл\w*)|(?:машин\w*|авто|тачк\w*)\s+номер|"
+    r"(?:licen[cs]e|number|registration|reg\.?)\s+plate|plate(?:\s+(?:no|number))?|car\s+reg(?:istration)?|"
+    r"වාහන\s+අංකය|வாகன\s+எண்)(?!\w)[\s:#№.\-]*"  # not "registration number": a company's too
+    r"(?:(?:is|my|мой|мій|у\s+меня|у\s+мене)(?!\w)[\s:#№.\-]*){0,2}"
+    rf"(?P<val>{_PLATE_LETTER_RU}\s?\d{{3}}\s?{_PLATE_LETTER_RU}{{2}}\s?\d{{2,3}}"
+    r"|[A-ZА-ЯІ]{2}\s?\d{4}\s?[A-ZА-ЯІ]{2}|[A-Z]{2}\d{2}\s?[A-Z]{3}|[A-Z]{2}\s?[A-Z]{2,3}[\s\-]?\d{4}"
+    r"|(?-i:(?=[A-Z\d\- ]{0,8}\d)(?=[A-Z\d\- ]{0,8}[A-Z])[A-Z\d]{2,4}[\s\-]?[A-Z\d]{2,4}))(?![\w\-])",
+    re.I,
+)
+PLATE_HINT = re.compile(r"номер|plate|reg|වාහන|வாகன")  # on lower-cased text
 
 
 # a MAC address: six hex pairs joined by ":" or "-", a letter among them ("12-34-56-78-90-12" may be

@@ -60,7 +60,7 @@ they read (noise made plain).
 ``[ID]``       national and tax ID numbers after their name: RU ИНН (12 digits) and СНИЛС (11; also its
                ``123-456-789 01`` form anywhere), UA РНОКПП/ІПН (10), Sri Lanka's NIC (12 digits after
                "NIC" or "හැඳුනුම්පත"; the old ``123456789V`` form anywhere), "national id" / "ID number";
-               an IMEI or a VIN after its name, a MAC address anywhere
+               an IMEI, a VIN or a licence plate after its name, a MAC address anywhere
 ``[BIRTHDATE]`` a date with its year after "born", "date of birth", "DOB", "дата рождения", "д.р.",
                "народився", "උපන් දිනය", "பிறந்த தேதி" (the day also in words: "the fifth of May 1988",
                "двадцятого травня 1990"); after "birthday", "день рождения", "др", "பிறந்த நாள்" only with a
@@ -408,6 +408,8 @@ class Scrubber:
             "vin" in low or "imei" in low or "вин" in low or "він" in low or "мей" in low
         ) and N.DEVICE_HINT.search(low):
             text = self._sub("ID", N.DEVICE_ID, text, N.device_check, group="val")
+        if N.PLATE_HINT.search(low):
+            text = self._sub("ID", N.PLATE, text, group="val")
         return text
 
     def _keyworded(self, text: str, low: str, has_digit: bool) -> str:
