@@ -84,7 +84,8 @@ _CODE_WORD = (
     r"(?:pin(?:\s*code)?|pincode|otp|cvv2?|cvc2?|one[\s\-]time\s+code|verification\s+code|"
     r"confirmation\s+code|security\s+code|sms\s+code|door\s+code|gate\s+code|code|"
     r"п[иі]н(?:[\s\-]?код)?|код(?:а|ом|у)?|cvv-код|කේතය|කෝඩ්|පින්|домофон\w*|intercom|buzzer|"
-    r"(?:otp\s+|ரகசிய\s+)?குறியீடு(?:\s+எண்)?|பின்\s+(?:எண்|நம்பர்)|"  # Tamil: (OTP, secret) code, PIN number
+    r"(?:otp\s+|ரகசிய\s+)?குறியீடு(?:\s+எண்)?|பின்\s+(?:எண்|நம்பர்)|"
+    r"puk2?(?:[\s\-]?(?:code|код))?|пук[\s\-]?код|"  # a SIM's unblocking code  # Tamil: (OTP, secret) code, PIN number
     r"(?:lock|padlock|locker|safe)\s+(?:combo|combination)|combination\s+lock|combo\s+lock)"  # a lock's numbers
 )
 # a few words may sit between the keyword and the value: "password for wifi is", "код из смс:"
@@ -93,8 +94,8 @@ _FILLER = (
     r"(?:(?:the|my|your|our|his|her|this)\s+)?[\w.\-]{1,30}|my|the|"  # "the pin for the safe is 4821"
     r"wifi|wi-fi|account|router|email|mail|bank|phone|sms|is|was|will\s+be|мой|моя|мій|вайфая|вайфай|"
     r"вайфаю|почты|пошти|банка|карты|картки|смс|домофона|подъезда|під'їзду|сейфа|приложения|входа|"
-    r"подтверждения|підтвердження|доступу|доступа|це|это|будет|буде|такой|такое|такий|же|same|"
-    r"eka|එක|අංකය)){0,3}"  # Sinhala "the" (eka) and "number": "password eka ...", "OTP අංකය ..."
+    r"подтверждения|підтвердження|доступу|доступа|це|это|будет|буде|такой|такое|такий|таке|же|ж|same|как|як|as|"
+    r"eka|එක|අංකය)){0,5}"  # "пароль такой же как от вк: ...", "the password is the same as for netflix: ..."  # Sinhala "the" (eka) and "number": "password eka ...", "OTP අංකය ..."
 )
 _SEP = r"(?:\s*(?:[:=]|-|—|–|is|это|це|будет|буде)\s*|\s+)"
 PASSWORD = re.compile(
