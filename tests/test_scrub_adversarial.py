@@ -154,6 +154,11 @@ def test_phone_over_two_messages():
         ["my flight is 0845", "1230 arrival"],
         ["номер рейса 0830", "2145 прилет"],
         ["позвони в 8", "900 руб за час"],
+        ["номер рейса 0830", "2145", "10:30 прилет"],  # three messages
+        ["мой номер в очереди 8", "15", "30 минут"],
+        ["we need 08", "15", "30 chairs"],
+        ["score 0", "77", "1234567"],
+        ["код 0", "12", "34"],
     ],
 )
 def test_two_numbers_in_a_row_are_not_a_phone(msgs):

@@ -181,6 +181,19 @@ class PhoneFinder:
                 return (s, cut), (0, e - cut - 1)
         return None
 
+    def split3_spans(self, a: str, b: str, c: str) -> list[tuple[int, int]] | None:
+        """A phone typed over three messages ("запиши: 067" / "234" / "56 78"): its spans in the tail of
+        ``a``, all of ``b`` (a message of digits alone) and the head of ``c``; ``a`` writes it as a phone,
+        as :meth:`split_spans` wants, and the three parts together are one valid number."""
+        mid = b.strip()
+        if not _MIDDLE_PART.fullmatch(mid):
+            return None
+        first = self.split_spans(a, mid + " " + c)
+        if first is None or first[1][1] <= len(mid) + 1:
+            return None  # no phone, or one that ends in ``b``
+        lead = len(b) - len(b.lstrip())
+        return [first[0], (lead, lead + len(mid)), (0, first[1][1] - len(mid) - 1)]
+
     def _candidate(self, text: str, c: re.Match) -> list[tuple[int, int]]:
         pn = _pn()
         raw = c.group(0)
@@ -259,6 +272,8 @@ _LOCAL_7 = re.compile(r"\d{3}([\- ])\d{2}\1\d{2}")
 _AREA_CODE = re.compile(r"\(\d{2,5}\)")
 
 
+# the middle message of a phone typed over three: digits alone ("234", "12-34")
+_MIDDLE_PART = re.compile(r"\d{2,4}(?:[ \-]\d{2,4})?")
 # the start of a phone at the end of a message: "+7 916", "0771", "(067) 123"
 _PHONE_TAIL = re.compile(r"(?<![\w+])\+?\(?\d[\d ()\-]*\d[ \-]?$")
 

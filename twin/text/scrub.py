@@ -471,6 +471,8 @@ def scrub_messages(texts: Sequence[str], scrubber: Scrubber) -> list[str]:
             clean = _split_number(texts[i - 1], text, scrubber, out)
             if clean == text and _FOURS.fullmatch(text.strip()):
                 clean = _card_in_fours(texts, i, scrubber, out)
+            if clean == text and i > 1 and out[-2] == texts[i - 2]:
+                clean = _phone_in_three(texts, i, scrubber, out)
         if clean == text and -1 < text.find("?") < len(text) - 1:
             clean = _asked_and_answered(text, scrubber)  # "the password? it's tulip88"
         keep_asking = False
@@ -523,6 +525,16 @@ def _card_in_fours(texts: Sequence[str], i: int, scrubber: Scrubber, out: list[s
     for k, span in spans[:-1]:
         out[k] = scrubber.replace(texts[k], [span], "CARD")
     return scrubber.replace(texts[i], [spans[-1][1]], "CARD")
+
+
+def _phone_in_three(texts: Sequence[str], i: int, scrubber: Scrubber, out: list[str]) -> str:
+    """A phone typed over three messages, ``texts[i]`` the last: every part replaced."""
+    spans = scrubber._phones.split3_spans(texts[i - 2], texts[i - 1], texts[i])
+    if spans is None:
+        return texts[i]
+    out[-2] = scrubber.replace(texts[i - 2], [spans[0]], "PHONE")
+    out[-1] = scrubber.replace(texts[i - 1], [spans[1]], "PHONE")
+    return scrubber.replace(texts[i], [spans[2]], "PHONE")
 
 
 def _stripped_span(text: str) -> tuple[int, int]:
