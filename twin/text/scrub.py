@@ -4,7 +4,7 @@ Placeholders (and the ``pii`` keys in ``stats.json``); the detectors live beside
 per family: ``pii_links`` (links, e-mails, IPs, wallets), ``pii_phones`` (phones), ``pii_numbers``
 (cards, IBANs, SSNs, passports, national IDs, dates of birth), ``pii_places`` (street addresses,
 coordinates), ``pii_secrets`` (keys, passwords, codes, seeds); ``pii_view`` is the copy of the text
-they read (noise made plain).
+they read (noise made plain); ``pii_split`` finds a number typed over several messages.
 
 ========== =================================================================================
 ``[URL]``      the credentials in a URL (``user:pass@``), the value of a token-like query parameter and
@@ -93,6 +93,7 @@ from twin.text import pii_numbers as N
 from twin.text import pii_phones as P
 from twin.text import pii_places as A
 from twin.text import pii_secrets as S
+from twin.text import pii_split as T
 from twin.text import pii_view as V
 from twin.text.pii_numbers import iban_ok, luhn_ok
 from twin.text.pii_phones import infer_regions
@@ -166,7 +167,7 @@ class Scrubber:
         inferred = [r.upper() for r in extra if r.upper() not in self.regions]
         self.regions += inferred
         self.counts: Counter[str] = Counter()
-        self._phones = P.PhoneFinder(self.regions, inferred)
+        self.phones = P.PhoneFinder(self.regions, inferred)
 
     def _sub(self, kind: str, pattern: re.Pattern, text: str, check=None, group: int | str = 0) -> str:
         spans = []
@@ -438,16 +439,12 @@ class Scrubber:
         return text
 
     def _phone_sub(self, text: str) -> str:
-        return self.replace(text, self._phones.spans(text), "PHONE")
-
-    def split_phone(self, prev: str, text: str) -> tuple[tuple[int, int], tuple[int, int]] | None:
-        """Spans of a phone typed over two messages: the tail of ``prev``, the head of ``text``."""
-        return self._phones.split_spans(prev, text)
+        return self.replace(text, self.phones.spans(text), "PHONE")
 
     def _link_phone(self, part: str) -> str:
         """The digits of a messenger link (wa.me/380671234567, ?number=%2B94771234567): a phone of
         one of the regions, or an international number written without its "+"."""
-        if self._phones.spans(part) or P.international(part):
+        if self.phones.spans(part) or P.international(part):
             self.counts["PHONE"] += 1
             return "[PHONE]"
         return part
@@ -460,7 +457,7 @@ def scrub_messages(texts: Sequence[str], scrubber: Scrubber) -> list[str]:
     for a password, code, PIN or key ("what's the wifi password?" -> "pelican7") becomes that
     placeholder; a code given in parts ("48", "21") takes every part. One-word replies that hold
     ("sec", "щас") keep the question in view for the next message. A card number or a phone
-    typed over two messages is replaced in both. Returns the scrubbed texts, one per input, in order.
+    typed over several messages is replaced in each (:mod:`.pii_split`). Returns the scrubbed texts, one per input, in order.
     """
     out: list[str] = []
     asked: str | None = None
@@ -468,11 +465,7 @@ def scrub_messages(texts: Sequence[str], scrubber: Scrubber) -> list[str]:
         clean = scrubber.scrub(text)
         # a number cut in two: this message starts with its digits (the cheap test first)
         if i and clean == text and text.lstrip("(:- +")[:1].isdigit() and out[-1] == texts[i - 1]:
-            clean = _split_number(texts[i - 1], text, scrubber, out)
-            if clean == text and _FOURS.fullmatch(text.strip()):
-                clean = _card_in_fours(texts, i, scrubber, out)
-            if clean == text and i > 1 and out[-2] == texts[i - 2]:
-                clean = _phone_in_three(texts, i, scrubber, out)
+            clean = T.number_over_messages(texts, i, scrubber, out)
         if clean == text and -1 < text.find("?") < len(text) - 1:
             clean = _asked_and_answered(text, scrubber)  # "the password? it's tulip88"
         keep_asking = False
@@ -488,58 +481,6 @@ def scrub_messages(texts: Sequence[str], scrubber: Scrubber) -> list[str]:
         out.append(clean)
         asked = asked if keep_asking else asked_secret(text, clean)
     return out
-
-
-def _split_number(prev: str, text: str, scrubber: Scrubber, out: list[str]) -> str:
-    """A card or a phone typed over two messages: both parts replaced (``out[-1]`` is ``prev``'s output)."""
-    kind, cut = "CARD", N.split_card(prev, text)
-    if cut is None:
-        kind, cut = "PHONE", scrubber.split_phone(prev, text)
-    if cut is None:
-        return text
-    out[-1] = scrubber.replace(prev, [cut[0]], kind)
-    return scrubber.replace(text, [cut[1]], kind)
-
-
-_FOURS = re.compile(r"\d{4}(?:[ \-]\d{4}){0,2}")  # a message of one to three groups of four digits
-_CARD_TAIL_4 = re.compile(r"(?<![\w.,+\-])\d{4}(?:[ \-]\d{4}){0,2}(?=\W{0,2}$)")
-
-
-def _card_in_fours(texts: Sequence[str], i: int, scrubber: Scrubber, out: list[str]) -> str:
-    """A 16-digit card typed in fours over three or four messages ("карта 5375", "4112", "3456 7894"; or
-    the card word in the message before the first four): every part replaced. ``texts[i]`` is the last part."""
-    parts, j, n = [i], i - 1, len(texts[i].strip()) // 5 * 4 + 4
-    while j >= 0 and n < 16 and out[j] == texts[j] and _FOURS.fullmatch(texts[j].strip()):
-        parts.insert(0, j)
-        n += len(texts[j].strip()) // 5 * 4 + 4
-        j -= 1
-    spans = [(k, _stripped_span(texts[k])) for k in parts]
-    if n < 16 and j >= 0 and out[j] == texts[j] and (m := _CARD_TAIL_4.search(texts[j])):
-        spans.insert(0, (j, m.span()))  # "карта 5375": the first fours after the card word
-        worded = N.card_word_before(texts[j], m.start())
-    else:
-        worded = j >= 0 and N.card_word_before(texts[j], len(texts[j]))
-    digits = "".join(re.sub(r"\D", "", texts[k][a:b]) for k, (a, b) in spans)
-    if not (worded and len(spans) >= 3 and len(digits) == 16 and N.luhn_ok(digits)):
-        return texts[i]
-    for k, span in spans[:-1]:
-        out[k] = scrubber.replace(texts[k], [span], "CARD")
-    return scrubber.replace(texts[i], [spans[-1][1]], "CARD")
-
-
-def _phone_in_three(texts: Sequence[str], i: int, scrubber: Scrubber, out: list[str]) -> str:
-    """A phone typed over three messages, ``texts[i]`` the last: every part replaced."""
-    spans = scrubber._phones.split3_spans(texts[i - 2], texts[i - 1], texts[i])
-    if spans is None:
-        return texts[i]
-    out[-2] = scrubber.replace(texts[i - 2], [spans[0]], "PHONE")
-    out[-1] = scrubber.replace(texts[i - 1], [spans[1]], "PHONE")
-    return scrubber.replace(texts[i], [spans[2]], "PHONE")
-
-
-def _stripped_span(text: str) -> tuple[int, int]:
-    a = len(text) - len(text.lstrip())
-    return a, a + len(text.strip())
 
 
 def _asked_and_answered(text: str, scrubber: Scrubber) -> str:
