@@ -25,7 +25,9 @@ _TLDS = (
     "ch|se|no|fi|dk|cz|tr|pt|be|at|ly|gl|gg|tv|su|рф"
 )
 URL = re.compile(
-    r"\b(?:https?|wss?|ftp|sftp|ssh|git|viber|whatsapp|tg|skype)://[^\s<>\"'«»]+"
+    r"\b(?:https?|wss?|ftp|sftp|ssh|git|viber|whatsapp|tg|skype"
+    # a database or a broker, its password in the link ("postgres://user:pw@host:5432/db")
+    r"|postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?|mqtts?|smtps?|imaps?|ldaps?)://[^\s<>\"'«»]+"
     rf"|(?<![\w@./\-])(?:[\w\-]+\.)+(?:{_TLDS})/[^\s<>\"'«»]*",
     re.I,
 )
@@ -36,7 +38,7 @@ _URL_DELIM = re.compile(r"([/?&#=;])")
 TOKEN_PARAMS = _words(
     "token access_token refresh_token id_token auth auth_token authorization api_key apikey key secret "
     "client_secret password passwd pass pwd sig signature x-amz-signature x-amz-credential session "
-    "sessionid session_id sid private_token otp code jwt invite"
+    "sessionid session_id sid private_token otp code jwt invite rlkey"
 )
 # one- and two-letter parameters that carry a token in some links ("x.com/verify?t=a8f3k29dm3", a
 # share link's "&t=8Kx3qLk2lR1nQYmTzNvYg") and a video time, a search or a page in others ("?t=42",
@@ -119,6 +121,32 @@ def invite_hash(host: str, parts: list[tuple[str, str | None]], i: int) -> bool:
     if part.startswith("+"):  # t.me/+HASH; t.me/+79161234567 is a phone, left to the phone rule
         return i == 2 and bool(_INVITE_HASH.fullmatch(part[1:])) and not part[1:].isdigit()
     return i == 4 and parts[2][0].lower() == "joinchat" and bool(_INVITE_HASH.fullmatch(part))
+
+
+# Share links that open a private file to whoever holds them: the id after the path word
+# ("dropbox.com/s/ID/photo.jpg", "dropbox.com/scl/fi/ID/...", "disk.yandex.ru/d/ID", "we.tl/t-ID",
+# "wetransfer.com/downloads/ID/HASH", "mega.nz/file/ID#KEY": the fragment is the decryption key)
+_SHARE_LINKS = {
+    "dropbox.com": ("s", "sh", "scl/fi"),
+    "disk.yandex.ru": ("d", "i"),
+    "disk.yandex.ua": ("d", "i"),
+    "disk.yandex.com": ("d", "i"),
+    "yadi.sk": ("d", "i"),
+    "we.tl": ("",),
+    "wetransfer.com": ("downloads",),
+    "mega.nz": ("file", "folder"),
+}
+
+
+def share_id(host: str, parts: list[tuple[str, str | None]], i: int) -> bool:
+    """Is part ``i`` of a link on ``host`` the id (or mega's key) of a private share link?"""
+    words = _SHARE_LINKS.get(host.lower().removeprefix("www."))
+    if words is None or parts[i][1] is not None or not _INVITE_HASH.fullmatch(parts[i][0]):
+        return False
+    if parts[i - 1][0] == "#":
+        return "file" in words  # mega.nz/file/ID#KEY
+    path = "".join(p for p, _ in parts[: i - 1]).strip("/")  # the path words before it
+    return path in words or (words == ("downloads",) and path.startswith("downloads/"))
 
 
 # --- crypto wallet addresses (Presidio's CryptoRecognizer rule, plus Ethereum) ----------------

@@ -107,7 +107,7 @@ TOKEN_KW = re.compile(
     r"(?<!\w)(?P<kw>(?:api|access|secret|private|license|licence|product|activation|wifi|wi-fi|app)[\s_\-]?key|"
     r"api[\s_\-]?secret|secret(?:[\s_\-]?key)?|token|key|апи[\s\-]?ключ|"
     r"ключ(?:\s+(?:api|апи|доступ[ау]|активации|активації|ліцензії|лицензии|от\s+\w+|від\s+\w+))?|"
-    r"токен|секрет)"
+    r"токен|секрет|bearer)"
     rf"(?:{_FILLER}|\s+\w{{1,12}})\s*(?P<sep>[:=]|-|—|–|is|это|це)?\s*[\"'«“]?(?P<val>[A-Za-z0-9_\-+/=.]{{8,}})",
     re.I,
 )
@@ -185,7 +185,8 @@ def token_check(m: re.Match, text: str) -> bool:
     sep = m.group("sep")
     if m.group("kw").lower() == "key" and sep not in (":", "="):
         return False  # "the key is 2024 growth": only "key: ..." / "key = ..." is a key
-    if sep is None:  # "токен бота 7h3K9d0Qm2": no separator, so only a value that reads as random
+    if sep is None and m.group("kw").lower() != "bearer":  # "Bearer <token>", as an HTTP header has it
+        # "токен бота 7h3K9d0Qm2": no separator, so only a value that reads as random
         return (
             any(c.isdigit() for c in val) and any(c.islower() for c in val) and any(c.isupper() for c in val)
         )

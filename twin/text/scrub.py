@@ -8,12 +8,13 @@ they read (noise made plain); ``pii_split`` finds a number typed over several me
 
 ========== =================================================================================
 ``[URL]``      the credentials in a URL (``user:pass@``), the value of a token-like query parameter and
-               the hash of a private invite link (t.me/+..., t.me/joinchat/..., chat.whatsapp.com/...);
+               the hash of a private invite link (t.me/+..., t.me/joinchat/..., chat.whatsapp.com/...) and
+               the id of a private share link (dropbox.com/s/..., disk.yandex.ru/d/..., we.tl/..., mega.nz's key);
                the host and the path words of every link stay, with or without a scheme
 ``[SECRET]``   API keys and tokens: known prefixes (``sk-``, ``ghp_``, ``xoxb-``, ``AKIA``, ``AIza``,
                ``glpat-``, ``hf_``, Telegram bot tokens, ...), JWTs, private-key blocks, long
                high-entropy strings (24+ characters mixing letters and digits; not a 40-hex commit
-               hash), and letter-and-digit values after "key:", "api key:", "token =", "ключ апи:"
+               hash), and letter-and-digit values after "key:", "api key:", "token =", "Bearer", "ключ апи:"
 ``[EMAIL]``    e-mail addresses, also spelled out: "anna at gmail dot com", "[at]"/"[dot]", "собака"/"точка";
                a mail provider's without its top-level domain ("ivan.petrov@gmail"); a mailbox name
                after "my gmail is", "почта:", or before "at gmail", "на гмейл" (with a digit, ".", "_"
@@ -122,7 +123,7 @@ _PW_WORD = re.compile(
     r"pass|pw|pin|puk|пук|code|otp|cv[vc]|combo|combination|домофон|intercom|buzzer|парол|пасс|пасв|гасл|пин|код|пін|parol|porol|මුරපද|පාස්|කේත|කෝඩ්|පින්"
     r"|கடவுச்|குறியீ|பாஸ்வே|பின்\s"
 )
-_KEY_WORD = re.compile(r"key|token|secret|ключ|токен|секрет")
+_KEY_WORD = re.compile(r"key|token|secret|bearer|ключ|токен|секрет")
 _AT_DOMAIN = re.compile(r" at [a-z0-9\-]+\.[a-z]")
 
 
@@ -243,9 +244,8 @@ class Scrubber:
         out.append(self._scrub_plain(host) if ip_host else host)
         parts = L.url_parts(m.group("rest"))
         for i, (part, key) in enumerate(parts):
-            out.append(
-                self._invite(part) if L.invite_hash(host, parts, i) else self._url_part(part, key, host)
-            )
+            secret = L.invite_hash(host, parts, i) or (i > 1 and L.share_id(host, parts, i))
+            out.append(self._invite(part) if secret else self._url_part(part, key, host))
         return "".join(out)
 
     def _invite(self, part: str) -> str:
@@ -261,7 +261,9 @@ class Scrubber:
             kind = "URL"
         elif L.CRYPTO.fullmatch(part) and L.wallet_ok(part):
             kind = "CRYPTO"
-        elif S.KEYS.fullmatch(part) or L.random_segment(part):
+        elif S.KEYS.fullmatch(part.removeprefix("bot")) or L.random_segment(
+            part
+        ):  # api.telegram.org/bot<token>
             kind = "SECRET"
         elif ("@" in part and L.EMAIL.fullmatch(part)) or ("%40" in part and L.EMAIL_PCT.fullmatch(part)):
             kind = "EMAIL"
