@@ -159,6 +159,8 @@ def test_phone_over_two_messages():
         ["we need 08", "15", "30 chairs"],
         ["score 0", "77", "1234567"],
         ["код 0", "12", "34"],
+        ["AB12 3456", "7890"],  # no IBAN's length nor checksum
+        ["рейс SU 1234", "5678"],
     ],
 )
 def test_two_numbers_in_a_row_are_not_a_phone(msgs):

@@ -175,6 +175,37 @@ def card_word_before(text: str, end: int) -> bool:
     return _CARD_WORD_IN.search(text[max(0, end - 40) : end]) is not None
 
 
+# an IBAN typed over two messages: its country code, check digits and first groups end one message
+# ("IBAN DE89 3704 0044"), the rest starts the next ("0532 0130 00"); the country's length and the
+# checksum decide
+_IBAN_TAIL = re.compile(r"(?<!\w)[A-Za-z]{2} ?\d{2}(?:[ \-]?[A-Za-z0-9]){2,30}\W{0,2}$")
+_IBAN_HEAD = re.compile(r"\W{0,2}[A-Za-z0-9](?:[ \-]?[A-Za-z0-9]){1,31}")
+
+
+def split_iban(prev: str, text: str) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """Spans of an IBAN cut in two: the tail of ``prev`` and the head of ``text``."""
+    if not (prev.rstrip(".,;: ")[-1:].isalnum() and text.lstrip()[:1].isalnum()):
+        return None  # the common case
+    a, b = _IBAN_TAIL.search(prev), _IBAN_HEAD.match(text)
+    if a is None or b is None:
+        return None
+    first = re.sub(r"[\W_]", "", a.group(0))
+    expected = _IBAN_LEN.get(first[:2].upper())
+    if expected is None or len(first) >= expected:
+        return None
+    need, end = expected - len(first), b.start()
+    while need and end < b.end():  # as many characters of the head as the IBAN lacks
+        need -= text[end].isalnum()
+        end += 1
+    rest = text[b.start() : end]
+    if need or (end < len(text) and text[end].isalnum()) or not iban_ok(first + re.sub(r"[\W_]", "", rest)):
+        return None
+    start = b.start()
+    while not text[start].isalnum():
+        start += 1
+    return _digit_span(prev, a, str.isalnum), (start, end)
+
+
 # a number broken by a line break inside one message ("GB82 WEST 1234\n5698 7654 32", "4111 1111\n1111
 # 1111 моя карта"), read with each break as a space (one character for one: the spans hold). Only the
 # numbers that cross a break: the others are found as they are.
@@ -241,12 +272,12 @@ def split_card(prev: str, text: str) -> tuple[tuple[int, int], tuple[int, int]] 
     return _digit_span(prev, a), _digit_span(text, b)
 
 
-def _digit_span(text: str, m: re.Match) -> tuple[int, int]:
-    """The span of ``m`` from its first digit to its last."""
+def _digit_span(text: str, m: re.Match, keep=str.isdigit) -> tuple[int, int]:
+    """The span of ``m`` from its first digit (or ``keep`` character) to its last."""
     s, e = m.span()
-    while s < e and not text[s].isdigit():
+    while s < e and not keep(text[s]):
         s += 1
-    while e > s and not text[e - 1].isdigit():
+    while e > s and not keep(text[e - 1]):
         e -= 1
     return s, e
 

@@ -1,7 +1,7 @@
-"""Numbers typed over several messages of a dialog: a card or a phone cut in two, a card typed in fours
-over three or four messages, a phone over three. Each part is replaced with the number's placeholder;
-``out`` holds the scrubbed earlier messages and is updated in place. Called by
-:func:`twin.text.scrub.scrub_messages` for a message that starts with digits and came through whole.
+"""Numbers typed over several messages of a dialog: a card, a phone or an IBAN cut in two, a card
+typed in fours over three or four messages, a phone over three. Each part is replaced with the
+number's placeholder; ``out`` holds the scrubbed earlier messages and is updated in place. Called by
+:func:`twin.text.scrub.scrub_messages` while the message before came through whole.
 """
 
 from __future__ import annotations
@@ -14,6 +14,16 @@ from twin.text import pii_numbers as N
 
 if TYPE_CHECKING:
     from twin.text.scrub import Scrubber
+
+
+def iban_head(texts: Sequence[str], i: int, scrubber: Scrubber, out: list[str]) -> str:
+    """``texts[i]`` with its head as ``[IBAN]`` when it ends an IBAN begun in ``texts[i - 1]`` (replaced
+    in ``out[-1]`` too), before either is scrubbed alone: the head's digits may pass as a phone."""
+    cut = N.split_iban(texts[i - 1], texts[i])
+    if cut is None:
+        return texts[i]
+    out[-1] = scrubber.replace(texts[i - 1], [cut[0]], "IBAN")
+    return scrubber.replace(texts[i], [cut[1]], "IBAN")
 
 
 def number_over_messages(texts: Sequence[str], i: int, scrubber: Scrubber, out: list[str]) -> str:

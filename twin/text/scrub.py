@@ -464,7 +464,9 @@ def scrub_messages(texts: Sequence[str], scrubber: Scrubber) -> list[str]:
     out: list[str] = []
     asked: str | None = None
     for i, text in enumerate(texts):
-        clean = scrubber.scrub(text)
+        clean = scrubber.scrub(
+            T.iban_head(texts, i, scrubber, out) if i and out[-1] == texts[i - 1] else text
+        )
         # a number cut in two: this message starts with its digits (the cheap test first)
         if i and clean == text and text.lstrip("(:- +")[:1].isdigit() and out[-1] == texts[i - 1]:
             clean = T.number_over_messages(texts, i, scrubber, out)
