@@ -179,14 +179,18 @@ def card_word_before(text: str, end: int) -> bool:
 # ("IBAN DE89 3704 0044"), the rest starts the next ("0532 0130 00"); the country's length and the
 # checksum decide
 _IBAN_TAIL = re.compile(r"(?<!\w)[A-Za-z]{2} ?\d{2}(?:[ \-]?[A-Za-z0-9]){2,30}\W{0,2}$")
+_DIGIT = re.compile(r"\d")
 _IBAN_HEAD = re.compile(r"\W{0,2}[A-Za-z0-9](?:[ \-]?[A-Za-z0-9]){1,31}")
 
 
 def split_iban(prev: str, text: str) -> tuple[tuple[int, int], tuple[int, int]] | None:
     """Spans of an IBAN cut in two: the tail of ``prev`` and the head of ``text``."""
-    if not (prev.rstrip(".,;: ")[-1:].isalnum() and text.lstrip()[:1].isalnum()):
-        return None  # the common case
-    a, b = _IBAN_TAIL.search(prev), _IBAN_HEAD.match(text)
+    tail = max(0, len(prev) - 70)  # 34 characters and the spaces between them at most
+    if not (
+        text.lstrip()[:1].isalnum() and prev.rstrip(".,;: ")[-1:].isalnum() and _DIGIT.search(prev, tail)
+    ):
+        return None  # the common case: no digit near the end of the message before
+    a, b = _IBAN_TAIL.search(prev, tail), _IBAN_HEAD.match(text)
     if a is None or b is None:
         return None
     first = re.sub(r"[\W_]", "", a.group(0))
