@@ -178,36 +178,43 @@ def card_word_before(text: str, end: int) -> bool:
 # an IBAN typed over two messages: its country code, check digits and first groups end one message
 # ("IBAN DE89 3704 0044"), the rest starts the next ("0532 0130 00"); the country's length and the
 # checksum decide
-_IBAN_TAIL = re.compile(r"(?<!\w)[A-Za-z]{2} ?\d{2}(?:[ \-]?[A-Za-z0-9]){2,30}\W{0,2}$")
+_IBAN_START = re.compile(r"(?<!\w)[A-Za-z]{2} ?\d{2}")
+_IBAN_REST = re.compile(r"(?:[ \-]?[A-Za-z0-9])*")
 _DIGIT = re.compile(r"\d")
 _IBAN_HEAD = re.compile(r"\W{0,2}[A-Za-z0-9](?:[ \-]?[A-Za-z0-9]){1,31}")
 
 
 def split_iban(prev: str, text: str) -> tuple[tuple[int, int], tuple[int, int]] | None:
-    """Spans of an IBAN cut in two: the tail of ``prev`` and the head of ``text``."""
-    tail = max(0, len(prev) - 70)  # 34 characters and the spaces between them at most
-    if not (
-        text.lstrip()[:1].isalnum() and prev.rstrip(".,;: ")[-1:].isalnum() and _DIGIT.search(prev, tail)
-    ):
-        return None  # the common case: no digit near the end of the message before
-    a, b = _IBAN_TAIL.search(prev, tail), _IBAN_HEAD.match(text)
+    """Spans of an IBAN cut in two: the tail of ``prev`` and the head of ``text`` (the caller's test:
+    ``text`` starts with a digit, as an IBAN goes on after its country code and bank letters)."""
+    stop = len(prev.rstrip(".,;:!? "))
+    lo = max(0, stop - 70)  # 34 characters and the spaces between them at most
+    if not (stop and prev[stop - 1].isalnum() and _DIGIT.search(prev, lo, stop)):
+        return None  # no digit near the end of the message before
+    # the leftmost country code and check digits from which letters and digits in groups run to the end
+    # (one regex for the whole tail backtracked at every letter pair: 2 us a message)
+    a = next(
+        (m for m in _IBAN_START.finditer(prev, lo, stop) if _IBAN_REST.fullmatch(prev, m.end(), stop)), None
+    )
+    b = _IBAN_HEAD.match(text)
     if a is None or b is None:
         return None
-    first = re.sub(r"[\W_]", "", a.group(0))
+    first = re.sub(r"[\W_]", "", prev[a.start() : stop])
     expected = _IBAN_LEN.get(first[:2].upper())
     if expected is None or len(first) >= expected:
-        return None
-    need, end = expected - len(first), b.start()
-    while need and end < b.end():  # as many characters of the head as the IBAN lacks
-        need -= text[end].isalnum()
-        end += 1
-    rest = text[b.start() : end]
-    if need or (end < len(text) and text[end].isalnum()) or not iban_ok(first + re.sub(r"[\W_]", "", rest)):
         return None
     start = b.start()
     while not text[start].isalnum():
         start += 1
-    return _digit_span(prev, a, str.isalnum), (start, end)
+    need, end = expected - len(first), start
+    while need and end < b.end():  # as many characters of the head as the IBAN lacks
+        need -= text[end].isalnum()
+        end += 1
+    if need or (end < len(text) and text[end].isalnum()):
+        return None
+    if not iban_ok(first + re.sub(r"[\W_]", "", text[start:end])):
+        return None
+    return (a.start(), stop), (start, end)
 
 
 # a number broken by a line break inside one message ("GB82 WEST 1234\n5698 7654 32", "4111 1111\n1111
@@ -276,12 +283,12 @@ def split_card(prev: str, text: str) -> tuple[tuple[int, int], tuple[int, int]] 
     return _digit_span(prev, a), _digit_span(text, b)
 
 
-def _digit_span(text: str, m: re.Match, keep=str.isdigit) -> tuple[int, int]:
-    """The span of ``m`` from its first digit (or ``keep`` character) to its last."""
+def _digit_span(text: str, m: re.Match) -> tuple[int, int]:
+    """The span of ``m`` from its first digit to its last."""
     s, e = m.span()
-    while s < e and not keep(text[s]):
+    while s < e and not text[s].isdigit():
         s += 1
-    while e > s and not keep(text[e - 1]):
+    while e > s and not text[e - 1].isdigit():
         e -= 1
     return s, e
 

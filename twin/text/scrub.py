@@ -464,11 +464,11 @@ def scrub_messages(texts: Sequence[str], scrubber: Scrubber) -> list[str]:
     out: list[str] = []
     asked: str | None = None
     for i, text in enumerate(texts):
-        clean = scrubber.scrub(
-            T.iban_head(texts, i, scrubber, out) if i and out[-1] == texts[i - 1] else text
-        )
-        # a number cut in two: this message starts with its digits (the cheap test first)
-        if i and clean == text and text.lstrip("(:- +")[:1].isdigit() and out[-1] == texts[i - 1]:
+        # a number cut in two: this message starts with its digits (the cheap test first); an IBAN's
+        # second part before this message is scrubbed alone (its digits may pass as a phone)
+        cut = i and text.lstrip("(:- +")[:1].isdigit() and out[-1] == texts[i - 1]
+        clean = scrubber.scrub(T.iban_head(texts, i, scrubber, out) if cut else text)
+        if cut and clean == text:
             clean = T.number_over_messages(texts, i, scrubber, out)
         if clean == text and -1 < text.find("?") < len(text) - 1:
             clean = _asked_and_answered(text, scrubber)  # "the password? it's tulip88"
