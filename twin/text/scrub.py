@@ -411,7 +411,7 @@ class Scrubber:
             "vin" in low or "imei" in low or "вин" in low or "він" in low or "мей" in low
         ) and N.DEVICE_HINT.search(low):
             text = self._sub("ID", N.DEVICE_ID, text, N.device_check, group="val")
-        if N.PLATE_HINT.search(low):
+        if N.plate_hint(low):
             text = self._sub("ID", N.PLATE, text, group="val")
         return text
 
