@@ -16,16 +16,16 @@ they read (noise made plain); ``pii_split`` finds a number typed over several me
                high-entropy strings (24+ characters mixing letters and digits; not a 40-hex commit
                hash), and letter-and-digit values after "key:", "api key:", "token =", "Bearer", "ключ апи:"
 ``[EMAIL]``    e-mail addresses, also spelled out: "anna at gmail dot com", "[at]"/"[dot]", "собака"/"точка";
-               a mail provider's without its top-level domain ("ivan.petrov@gmail"); a mailbox name
-               after "my gmail is", "почта:", or before "at gmail", "на гмейл" (with a digit, ".", "_"
-               or "+" in it)
+               a mail provider's without its top-level domain ("ivan.petrov@gmail"), said aloud without
+               its dot ("иван собака мейл ру"); a mailbox name after "my gmail is", "почта:", or before
+               "at gmail", "на гмейл" (with a digit, ".", "_" or "+" in it)
 ``[CARD]``     payment card numbers, 13-19 digits (spaces, dashes, or dots four by four), Luhn-checked,
-               also with the expiry or CVV typed on; also over two messages; never digits after a
-               ``+`` (a phone's country code), nor a list ("76 77 80 346 63 64", "101 102 103 ...");
-               grouped otherwise than in fours (Amex 4-6-5) only after "card", "карта"
-``[IBAN]``     IBANs in any case, spaced or dashed, mod-97 checksum; national bank account numbers after
-               their word ("р/с", "счёт", "рахунок", "account number", "Konto") and RU personal
-               accounts (40817...) anywhere
+               also with the expiry or CVV typed on; also over two messages or a line break; never
+               digits after a ``+`` (a phone's country code), nor a list ("76 77 80 346 63 64", "101
+               102 103 ..."); grouped otherwise than in fours (Amex 4-6-5) only after "card", "карта"
+``[IBAN]``     IBANs in any case, spaced or dashed, mod-97 checksum (also over a line break or two
+               messages); national bank account numbers after their word ("р/с", "счёт", "рахунок",
+               "account number", "Konto") and RU personal accounts (40817...) anywhere
 ``[IP]``       IPv4 / IPv6 addresses, validated with :mod:`ipaddress`
 ``[PHONE]``    phone numbers (``phonenumbers`` decides): ``+``/``00`` international anywhere (with an
                extension or a second number run on: a valid number followed by more digits), national
@@ -33,7 +33,7 @@ they read (noise made plain); ``pii_split`` finds a number typed over several me
                prefix only grouped as there: "93 123 4567"), and of any region when written as a
                phone (a ``0`` trunk prefix, also dotted "06.12.34.56.78", or an area code in brackets:
                "(11) 91234-5678"; after "call", "ring", "номер", "whatsapp", "අංකය"...; before
-               "that's my number"); two with a "/" between them; also typed over two messages, or read
+               "that's my number"); two with a "/" between them; also typed over two or three messages, or read
                out in words right after a phone word or "plus" ("oh seven seven one ...", "восемь
                девять один ..."); not after an order, registry, flight or booking word; not three or
                more numbers stepping by 1-20 ("page 112 113 114", a list); not a run of small numbers
