@@ -1,4 +1,4 @@
-"""Scrub-only CPU time per text: chat lines of the prepare benchmark and the PII corpus's ordinary lines.
+"""Scrub-only CPU time per text: the prepare benchmark's chat lines (alone, in dialogs) and the ordinary lines.
 
     .venv/bin/python bench/pii_speed.py --raw bench/out/prepare-raw-1000000     # this tree
     PYTHONPATH=/tmp/old .venv/bin/python bench/pii_speed.py --raw ...          # an exported older tree
@@ -58,6 +58,21 @@ def us_per_text(dialogs: list[list[str]], reps: int) -> float:
     return round(best / n * 1e6, 2)
 
 
+def us_per_text_in_dialogs(dialogs: list[list[str]], reps: int) -> float:
+    """The same through ``scrub_messages``, as ``twin prepare`` calls it: each text with the one
+    before it in view (answers to a question, numbers typed over several messages)."""
+    from twin.text.scrub import Scrubber, scrub_messages
+
+    n = sum(map(len, dialogs))
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.process_time()
+        for texts in dialogs:
+            scrub_messages(texts, Scrubber("US,RU"))
+        best = min(best, time.process_time() - t0)
+    return round(best / n * 1e6, 2)
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(prog="bench/pii_speed.py", description=__doc__.splitlines()[0])
     ap.add_argument("--raw", type=Path, help="a bench_prepare raw set (bench/out/prepare-raw-<n>)")
@@ -78,6 +93,7 @@ def main(argv: list[str] | None = None) -> dict:
         chats = chat_dialogs(args.raw, args.messages)
         out["chat_texts"] = sum(map(len, chats))
         out["chat_us_per_text"] = us_per_text(chats, args.reps)
+        out["chat_us_per_text_in_dialogs"] = us_per_text_in_dialogs(chats, args.reps)
     ordinary = ordinary_dialogs(args.copies)
     out["ordinary_lines"] = sum(map(len, ordinary))
     out["ordinary_us_per_line"] = us_per_text(ordinary, args.reps)

@@ -12,6 +12,7 @@ def test_pii_speed_reports_both_sets(tmp_path, capsys):
     raw = generate_raw(tmp_path / "raw", 3000)
     out = pii_speed.main(["--raw", str(raw), "--messages", "1000", "--copies", "1", "--reps", "1"])
     assert 500 < out["chat_texts"] <= 3000 and out["chat_us_per_text"] > 0
+    assert out["chat_us_per_text_in_dialogs"] > 0
     assert out["ordinary_lines"] >= 800 and out["ordinary_us_per_line"] > 0
     assert '"chat_us_per_text"' in capsys.readouterr().out
 

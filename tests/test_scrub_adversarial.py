@@ -87,6 +87,39 @@ def test_card_over_two_messages_and_not_two_numbers():
     assert scrub_messages(["room 4398 2597", "9190 7483"], Scrubber()) == ["room 4398 2597", "9190 7483"]
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "итого:\n4111 1111\n1111 1111",  # Luhn-valid across the break, no card word: a table
+        "4111 1111\n1111 1111",
+        "карта лояльности, баллы:\n5375 9706\n6059 5746",  # a card word, no Luhn
+        "оплатил картой: 4000 5000\n6000 7000 итого",
+        "счёт за свет GB82\n1234",  # no IBAN's length nor checksum
+        "таблица:\n12 34 56 78\n90 12 34 56",
+    ],
+)
+def test_numbers_on_two_lines_are_joined_only_as_a_card_or_an_iban(text):
+    """A card or an IBAN broken by a line break is one number (the cases in the corpus); a table of
+    numbers is not: a card needs a card word in the message and the Luhn check, an IBAN its checksum."""
+    assert Scrubber().scrub(text) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["home page 1.2345 2.3456 ratio", "DHL 1234567890", "росте 12345 67890 разів", "курс 1.2345 2.3456"],
+)
+def test_a_region_inferred_from_the_script_takes_mobiles_and_trunk_prefixed_numbers(text):
+    """Tamil infers India, whose fixed lines take any ten digits after a 1-5 ("01234 567890"): a chat's
+    own region takes a number without its trunk prefix only as a mobile (not its decimals)."""
+    assert Scrubber(extra=["IN", "LK"]).scrub(text) == text
+    assert Scrubber(extra=["IN", "LK"]).scrub("என் எண் 98765 43210") == "என் எண் [PHONE]"
+
+
+def test_keycap_digits_read_as_digits_and_kept_elsewhere():
+    """A phone in emoji keycap digits is a phone; a keycap that numbers a list keeps its marks."""
+    assert Scrubber().scrub("1️⃣ my number is 0️⃣7️⃣7️⃣1️⃣2️⃣3️⃣4️⃣5️⃣6️⃣7️⃣ 👍") == "1️⃣ my number is [PHONE] 👍"
+
+
 def test_card_four_digits_a_message_only_after_a_card_word():
     s = Scrubber()
     msgs = ["карта 5375", "4112", "3456", "7894", "ок?"]
@@ -121,6 +154,13 @@ def test_phone_over_two_messages():
         ["my flight is 0845", "1230 arrival"],
         ["номер рейса 0830", "2145 прилет"],
         ["позвони в 8", "900 руб за час"],
+        ["номер рейса 0830", "2145", "10:30 прилет"],  # three messages
+        ["мой номер в очереди 8", "15", "30 минут"],
+        ["we need 08", "15", "30 chairs"],
+        ["score 0", "77", "1234567"],
+        ["код 0", "12", "34"],
+        ["AB12 3456", "7890"],  # no IBAN's length nor checksum
+        ["рейс SU 1234", "5678"],
     ],
 )
 def test_two_numbers_in_a_row_are_not_a_phone(msgs):

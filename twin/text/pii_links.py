@@ -25,7 +25,9 @@ _TLDS = (
     "ch|se|no|fi|dk|cz|tr|pt|be|at|ly|gl|gg|tv|su|рф"
 )
 URL = re.compile(
-    r"\b(?:https?|wss?|ftp|sftp|ssh|git|viber|whatsapp|tg|skype)://[^\s<>\"'«»]+"
+    r"\b(?:https?|wss?|ftp|sftp|ssh|git|viber|whatsapp|tg|skype"
+    # a database or a broker, its password in the link ("postgres://user:pw@host:5432/db")
+    r"|postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?|mqtts?|smtps?|imaps?|ldaps?)://[^\s<>\"'«»]+"
     rf"|(?<![\w@./\-])(?:[\w\-]+\.)+(?:{_TLDS})/[^\s<>\"'«»]*",
     re.I,
 )
@@ -36,7 +38,7 @@ _URL_DELIM = re.compile(r"([/?&#=;])")
 TOKEN_PARAMS = _words(
     "token access_token refresh_token id_token auth auth_token authorization api_key apikey key secret "
     "client_secret password passwd pass pwd sig signature x-amz-signature x-amz-credential session "
-    "sessionid session_id sid private_token otp code jwt invite"
+    "sessionid session_id sid private_token otp code jwt invite rlkey"
 )
 # one- and two-letter parameters that carry a token in some links ("x.com/verify?t=a8f3k29dm3", a
 # share link's "&t=8Kx3qLk2lR1nQYmTzNvYg") and a video time, a search or a page in others ("?t=42",
@@ -119,6 +121,32 @@ def invite_hash(host: str, parts: list[tuple[str, str | None]], i: int) -> bool:
     if part.startswith("+"):  # t.me/+HASH; t.me/+79161234567 is a phone, left to the phone rule
         return i == 2 and bool(_INVITE_HASH.fullmatch(part[1:])) and not part[1:].isdigit()
     return i == 4 and parts[2][0].lower() == "joinchat" and bool(_INVITE_HASH.fullmatch(part))
+
+
+# Share links that open a private file to whoever holds them: the id after the path word
+# ("dropbox.com/s/ID/photo.jpg", "dropbox.com/scl/fi/ID/...", "disk.yandex.ru/d/ID", "we.tl/t-ID",
+# "wetransfer.com/downloads/ID/HASH", "mega.nz/file/ID#KEY": the fragment is the decryption key)
+_SHARE_LINKS = {
+    "dropbox.com": ("s", "sh", "scl/fi"),
+    "disk.yandex.ru": ("d", "i"),
+    "disk.yandex.ua": ("d", "i"),
+    "disk.yandex.com": ("d", "i"),
+    "yadi.sk": ("d", "i"),
+    "we.tl": ("",),
+    "wetransfer.com": ("downloads",),
+    "mega.nz": ("file", "folder"),
+}
+
+
+def share_id(host: str, parts: list[tuple[str, str | None]], i: int) -> bool:
+    """Is part ``i`` of a link on ``host`` the id (or mega's key) of a private share link?"""
+    words = _SHARE_LINKS.get(host.lower().removeprefix("www."))
+    if words is None or parts[i][1] is not None or not _INVITE_HASH.fullmatch(parts[i][0]):
+        return False
+    if parts[i - 1][0] == "#":
+        return "file" in words  # mega.nz/file/ID#KEY
+    path = "".join(p for p, _ in parts[: i - 1]).strip("/")  # the path words before it
+    return path in words or (words == ("downloads",) and path.startswith("downloads/"))
 
 
 # --- crypto wallet addresses (Presidio's CryptoRecognizer rule, plus Ethereum) ----------------
@@ -252,7 +280,16 @@ def obfuscated_email_ok(m: re.Match, text: str) -> bool:
         return True
     local, domain = s[: bare.start()], s[bare.end() :]
     first = re.split(r"\s|\.|[\[({<]", domain.strip(), maxsplit=1)[0].lower()
-    return re.search(r"[._\d+]|\sdot\s", local, re.I) is not None or first in _PROVIDERS
+    if re.search(r"[._\d+]|\sdot\s", local, re.I) is not None or first in _PROVIDERS:
+        return True
+    return _MAIL_BEFORE.search(text[max(0, m.start() - 24) : m.start()]) is not None
+
+
+# a mail word right before a spelled-out address on a domain of its own: "mail anna at anna-design dot
+# com", "email: ivan at petrenko dot ua" ("look at google dot com" has none)
+_MAIL_BEFORE = re.compile(
+    r"(?<!\w)(?:e-?mail|mail|почта|пошта|мейл|имейл|імейл)(?:\s+(?:is|me|to|на))?[\s:\-–—]*$", re.I
+)
 
 
 def _domain_words(s: str) -> tuple[str, str]:
@@ -280,6 +317,16 @@ def _local_script_ok(s: str) -> bool:
     return at is not None and "@" not in s and _domain_words(s)[0] in _PROVIDERS
 
 
+# an address said aloud, the dot left out: "иван собака мейл ру", "petrov собака yandex ru" (a mail
+# provider between the Cyrillic "@" word and the top-level domain)
+SPOKEN_EMAIL = re.compile(
+    r"(?<![\w.+\-])(?:[A-Za-z0-9_+\-]+(?:\.[A-Za-z0-9_+\-]+)*|[а-яёіїєґ]+)\s+(?:собака|собачка|равлик)\s+"
+    rf"(?:{_CYR_PROVIDERS}|mail|yandex|gmail|ukr|bk|list|inbox|rambler|icloud|outlook)\s+"
+    r"(?:ру|ru|ком|com|нет|net|юа|ua)(?!\w)",
+    re.I,
+)
+
+
 def obfuscated_email_spans(text: str) -> list[tuple[int, int]]:
     """Spans of spelled-out addresses; after a rejected match ("me at m.jones") the search goes on
     from the next character, so the real address inside it ("m.jones at yahoo.com") is still found."""
@@ -290,7 +337,15 @@ def obfuscated_email_spans(text: str) -> list[tuple[int, int]]:
             pos = m.end()
         else:
             pos = m.start() + 1
+    if not spans and ("соба" in text or "равлик" in text):
+        spans = [
+            m.span() for m in SPOKEN_EMAIL.finditer(text) if m.group(0).split()[0].lower() not in _WHOSE_DOG
+        ]
     return spans
+
+
+# "моя собака мейл ру не любит": a possessive before "собака" makes it the dog
+_WHOSE_DOG = _words("моя мой твоя твой наша наш ваша ваш его её ее их эта та чья своя мій його її ця своя")
 
 
 # --- IPs --------------------------------------------------------------------------------------

@@ -175,6 +175,68 @@ def card_word_before(text: str, end: int) -> bool:
     return _CARD_WORD_IN.search(text[max(0, end - 40) : end]) is not None
 
 
+# an IBAN typed over two messages: its country code, check digits and first groups end one message
+# ("IBAN DE89 3704 0044"), the rest starts the next ("0532 0130 00"); the country's length and the
+# checksum decide
+_IBAN_START = re.compile(r"(?<!\w)[A-Za-z]{2} ?\d{2}")
+_IBAN_REST = re.compile(r"(?:[ \-]?[A-Za-z0-9])*")
+_DIGIT = re.compile(r"\d")
+_IBAN_HEAD = re.compile(r"\W{0,2}[A-Za-z0-9](?:[ \-]?[A-Za-z0-9]){1,31}")
+
+
+def split_iban(prev: str, text: str) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """Spans of an IBAN cut in two: the tail of ``prev`` and the head of ``text`` (the caller's test:
+    ``text`` starts with a digit, as an IBAN goes on after its country code and bank letters)."""
+    stop = len(prev.rstrip(".,;:!? "))
+    lo = max(0, stop - 70)  # 34 characters and the spaces between them at most
+    if not (stop and prev[stop - 1].isalnum() and _DIGIT.search(prev, lo, stop)):
+        return None  # no digit near the end of the message before
+    # the leftmost country code and check digits from which letters and digits in groups run to the end
+    # (one regex for the whole tail backtracked at every letter pair: 2 us a message)
+    a = next(
+        (m for m in _IBAN_START.finditer(prev, lo, stop) if _IBAN_REST.fullmatch(prev, m.end(), stop)), None
+    )
+    b = _IBAN_HEAD.match(text)
+    if a is None or b is None:
+        return None
+    first = re.sub(r"[\W_]", "", prev[a.start() : stop])
+    expected = _IBAN_LEN.get(first[:2].upper())
+    if expected is None or len(first) >= expected:
+        return None
+    start = b.start()
+    while not text[start].isalnum():
+        start += 1
+    need, end = expected - len(first), start
+    while need and end < b.end():  # as many characters of the head as the IBAN lacks
+        need -= text[end].isalnum()
+        end += 1
+    if need or (end < len(text) and text[end].isalnum()):
+        return None
+    if not iban_ok(first + re.sub(r"[\W_]", "", text[start:end])):
+        return None
+    return (a.start(), stop), (start, end)
+
+
+# a number broken by a line break inside one message ("GB82 WEST 1234\n5698 7654 32", "4111 1111\n1111
+# 1111 моя карта"), read with each break as a space (one character for one: the spans hold). Only the
+# numbers that cross a break: the others are found as they are.
+def _across_lines(spans: list[tuple[int, int]], text: str) -> list[tuple[int, int]]:
+    return [(s, e) for s, e in spans if "\n" in text[s:e]]
+
+
+def broken_iban_spans(text: str) -> list[tuple[int, int]]:
+    """IBANs cut by a line break: the country's length and the mod-97 checksum decide, as on one line."""
+    return _across_lines(iban_spans(text.replace("\n", " ")), text)
+
+
+def broken_card_spans(text: str) -> list[tuple[int, int]]:
+    """Cards cut by a line break, in a message with a card word: a table of numbers joined across its
+    lines passes the Luhn check one time in ten."""
+    if _CARD_WORD_IN.search(text) is None:
+        return []
+    return _across_lines(card_spans(text.replace("\n", " ")), text)
+
+
 # an order, registry or tax number right before the digits: not a phone (nor a card)
 _REGISTRY_BEFORE = re.compile(
     r"(?<![^\W\d_])(?:(?:order|заказ|invoice|сч[её]т|ticket|тикет|рахун)\w*|№|#|id|no\.?|nr\.?|isbn|issn|track\w*|трек\w*"
@@ -247,7 +309,8 @@ def ssn_check(m: re.Match, text: str) -> bool:
 
 PASSPORT = re.compile(
     r"(?<!\w)(?:passport|паспорт\w*|загранпаспорт\w*|загран\w*|id[\s\-]?картк?\w*|сери[яиюі]|сері[яїю])"
-    r"[\s,:;#№.\-]*(?:(?:no|nr|number|num|номер|is|рф|данные|дані|мой|мій|my|серия|серія|и|та|us|usa|id)"
+    r"[\s,:;#№.\-]*(?:(?:no|nr|number|num|номер|is|рф|данные|дані|мой|мій|my|серия|серія|и|та|us|usa|id|"
+    r"громадянина|гражданина|україни|украины)"
     r"(?!\w)[\s,:;#№.\-]*){0,4}"
     r"(?P<val>\d{2}\s?\d{2}[,\s]*(?:(?:номер|№|n|no\.?)\s*)?\d{6}|\d{2}\s\d{7}|[A-ZА-ЯІЇЄ]{1,2}\s?(?:(?:№|номер)\s?)?\d{6,8}|\d{3}\s?\d{3}\s?\d{3}|\d{6,9})"
     r"(?![\w])",
@@ -285,7 +348,7 @@ ID_HINT = re.compile(
 )
 # device identifiers after their name: a phone's IMEI (15 digits passing Luhn, as "*#06#" shows it, also
 # "35-693803-564380-9"; 16 for an IMEISV) and a car's VIN (17 letters and digits, no I, O or Q; a
-# licence plate stays, see README); both are on police and insurance records with the owner's name
+# licence plate: PLATE); all are on police and insurance records with the owner's name
 DEVICE_ID = re.compile(
     r"(?<!\w)(?P<kw>imei(?:sv)?|имей|імей|vin|вин|він)(?:[\s\-]*(?:код|code|number|no|nr|номер)\.?)?(?!\w)[\s,:;#№.\-]*"
     r"(?:(?:is|мой|мій|my|номер|number|телефона|телефону|phone|машины|машини|авто|car)(?!\w)[\s,:;#№.\-]*){0,3}"
@@ -302,6 +365,29 @@ def device_check(m: re.Match, _text: str) -> bool:
     if kw in ("vin", "вин", "він"):
         return len(val) == 17 and not val.isdigit()
     return len(digits) == 16 or (len(digits) == 15 and luhn_ok(digits))
+
+
+# a car's licence plate after its word ("госномер А123ВС 777", "номер авто: AA 1234 BB", "car reg AB12 CDE",
+# "වාහන අංකය WP CAB-1234"): on the same registers as the VIN, with the owner's name. Only in a plate's
+# shape: Russian (letter, 3 digits, 2 letters, region), Ukrainian (2 letters, 4 digits, 2 letters),
+# British (AB12 CDE), Sri Lankan (WP CAB-1234), or 5-8 capitals and digits mixed (US states)
+_PLATE_LETTER_RU = "[АВЕКМНОРСТУХABEKMHOPCTYX]"
+PLATE = re.compile(
+    r"(?<!\w)(?:гос\.?\s?номер\w*|госномер\w*|держ\.?\s?номер\w*|держномер\w*|номерн(?:ой|ий|ые|і)\s+знак\w*|"
+    r"номер\w*\s+(?:машин\w*|авто\w*|тачки|автомобил\w*|автомобіл\w*)|(?:машин\w*|авто|тачк\w*)\s+номер|"
+    r"(?:licen[cs]e|number|registration|reg\.?)\s+plate|plate(?:\s+(?:no|number))?|car\s+reg(?:istration)?|"
+    r"වාහන\s+අංකය|வாகன\s+எண்)(?!\w)[\s:#№.\-]*"  # not "registration number": a company's too
+    r"(?:(?:is|my|мой|мій|у\s+меня|у\s+мене)(?!\w)[\s:#№.\-]*){0,2}"
+    rf"(?P<val>{_PLATE_LETTER_RU}\s?\d{{3}}\s?{_PLATE_LETTER_RU}{{2}}\s?\d{{2,3}}"
+    r"|[A-ZА-ЯІ]{2}\s?\d{4}\s?[A-ZА-ЯІ]{2}|[A-Z]{2}\d{2}\s?[A-Z]{3}|[A-Z]{2}\s?[A-Z]{2,3}[\s\-]?\d{4}"
+    r"|(?-i:(?=[A-Z\d\- ]{0,8}\d)(?=[A-Z\d\- ]{0,8}[A-Z])[A-Z\d]{2,4}[\s\-]?[A-Z\d]{2,4}))(?![\w\-])",
+    re.I,
+)
+
+
+def plate_hint(low: str) -> bool:
+    """Cheap test on lower-cased text for a plate's word (substring tests: 3x faster than one regex)."""
+    return "номер" in low or "plate" in low or "reg" in low or "වාහන" in low or "வாகன" in low
 
 
 # a MAC address: six hex pairs joined by ":" or "-", a letter among them ("12-34-56-78-90-12" may be
@@ -342,13 +428,27 @@ def id_check(m: re.Match, _text: str) -> bool:
     return digits in next(v for k, v in _ID_WORDS.items() if kw.startswith(k))
 
 
+# a person's 12-digit ИНН anywhere in a message that names an ИНН, when its two check digits hold (one
+# number in a hundred passes): "ИНН 7707083893 это ООО, а мой 500100732259" (the word is the company's)
+INN12 = re.compile(r"(?<![\w\-])\d{12}(?![\w\-])")
+
+
+def inn12_check(m: re.Match, _text: str) -> bool:
+    d = [int(c) for c in m.group(0)]
+    w11, w12 = (7, 2, 4, 10, 3, 5, 9, 4, 6, 8), (3, 7, 2, 4, 10, 3, 5, 9, 4, 6, 8)
+    check11 = sum(a * b for a, b in zip(w11, d[:10], strict=True)) % 11 % 10
+    check12 = sum(a * b for a, b in zip(w12, d[:11], strict=True)) % 11 % 10
+    return d[10] == check11 and d[11] == check12
+
+
 # a birthday with its year is a date of birth: "my birthday is 12/05/1990", "день рождения 12.05.1990"
 _DOB_WORD = (
     r"born|date\s+of\s+birth|birth\s*date|birthday|b-?day|d\.?o\.?b\.?|дата\s+рождения|день\s+рождения|"
     r"днюха|д\.\s?р\.|др|родил(?:ся|ась)|дата\s+народження|день\s+народження|народи(?:вся|лася|лась)|нар\.|"
     # abbreviated: "дата рожд.", "д.н." (дата народження), "г.р." (год рождения); Sinhala "was born"
     r"дата\s+рожд\.?|д\.\s?н\.|г\.\s?р\.|"
-    r"උපන්\s+දිනය|උපන්දිනය|උපන්නේ|ඉපදු[නණ]ේ"
+    r"උපන්\s+දිනය|උපන්දිනය|උපන්නේ|ඉපදු[නණ]ේ|"
+    r"பிறந்த\s+(?:தேதி|திகதி|நாள்)|பிறந்தேன்|பிறந்தார்|பிறந்தாள்"  # Tamil: date of birth, birthday, was born
 )
 _MONTH = r"[A-Za-zА-Яа-яЁёІіЇїЄє]{3,10}\.?"
 # a month by its name, for a two-digit year after it ("dob: 12 Mar 95"; "born 5 weeks 20 days early" is none)
@@ -357,6 +457,20 @@ _MONTH_NAME = (
     r"січ|лют|бер|кві|тра|чер|лип|сер|вер|жов|лис|гру)[a-zа-яёіїє]{0,7}\.?"
 )
 _DAY = r"\d{1,2}(?:st|nd|rd|th)?"
+# a day in words, as a date is said: "born on the fifth of May 1988", "народився двадцятого травня 1990",
+# "родилась тридцать первого мая 1991" (English ordinals; Russian and Ukrainian genitive ones)
+_DAY_WORD = (
+    r"(?:(?:twenty|thirty)[\s\-]?)?(?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth)|tenth|"
+    r"eleventh|twelfth|(?:thir|four|fif|six|seven|eigh|nine)teenth|twentieth|thirtieth|"
+    r"(?:(?:двадцать|тридцать|двадцять|тридцять)\s+)?"
+    r"(?:перв|втор|трет|четв[её]рт|пят|шест|седьм|восьм|девят|десят|одиннадцат|двенадцат|тринадцат|"
+    r"четырнадцат|пятнадцат|шестнадцат|семнадцат|восемнадцат|девятнадцат|двадцат|тридцат|"
+    r"перш|друг|п['’]?ят|шост|сьом|дев['’]?ят|одинадцят|дванадцят|тринадцят|чотирнадцят|п['’]?ятнадцят|"
+    r"шістнадцят|сімнадцят|вісімнадцят|дев['’]?ятнадцят|двадцят|тридцят)(?:ого|ьего|ього)"
+)
+_DAY_ANY = rf"(?:{_DAY}|{_DAY_WORD})"
+# Tamil month names ("12 மே 1990")
+_TA_MONTH = "(?:ஜனவரி|பிப்ரவரி|மார்ச்|ஏப்ரல்|மே|ஜூன்|ஜூலை|ஆகஸ்ட்|செப்டம்பர்|அக்டோபர்|நவம்பர்|டிசம்பர்)"
 # Sinhala month names, written after the year as Sinhala dates are ("1995 මාර්තු 12")
 _SI_MONTH = "(?:ජනවාරි|පෙබරවාරි|මාර්තු|අප්\u200d?රේල්|මැයි|ජූනි|ජූලි|අගෝස්තු|සැප්තැම්බර්|ඔක්තෝබර්|නොවැම්බර්|දෙසැම්බර්)"
 BIRTHDATE = re.compile(
@@ -364,12 +478,12 @@ BIRTHDATE = re.compile(
     r"(?:(?:on|is|in|was|my|the|у\s+меня|у\s+мене|мой|мій|:|-)\s+){0,2}"
     # day.month.year with a 2-digit year too ("родился 12.05.90": the word says it is a birth date)
     r"(?P<val>\d{1,2}[./\- ]\d{1,2}[./\- ](?:19|20)?\d{2}|(?:19|20)\d{2}[./\-]\d{1,2}[./\-]\d{1,2}"
-    rf"|{_DAY}\s+(?:of\s+)?{_MONTH},?\s+(?:19|20)\d{{2}}|{_DAY}\s+(?:of\s+)?{_MONTH_NAME}\s+['’]?\d{{2}}"
+    rf"|{_DAY_ANY}\s+(?:of\s+)?(?:{_MONTH}|{_TA_MONTH}),?\s+(?:19|20)\d{{2}}|{_DAY}\s+(?:of\s+)?{_MONTH_NAME}\s+['’]?\d{{2}}"
     rf"|(?:19|20)\d{{2}}\s+(?:{_MONTH_NAME}|{_SI_MONTH})\s+\d{{1,2}}"  # year first: "1995 මාර්තු 12"
-    rf"|{_MONTH}\s+{_DAY},?\s+(?:19|20)\d{{2}})(?![\d])",
+    rf"|{_MONTH}\s+(?:the\s+)?{_DAY_ANY},?\s+(?:19|20)\d{{2}})(?![\d])",
     re.I,
 )
-_BIRTHDAY = re.compile(r"(?:birthday|b-?day|день\s.*|днюха|др)$", re.I)
+_BIRTHDAY = re.compile(r"(?:birthday|b-?day|день\s.*|днюха|др|பிறந்த\s+நாள்)$", re.I)
 
 
 def birthdate_check(m: re.Match, _text: str) -> bool:
@@ -387,10 +501,11 @@ def birthdate_check(m: re.Match, _text: str) -> bool:
 
 
 DOB_HINT = re.compile(
-    r"born|birth|b-?day|d\.?o\.?b|рожд|д\.\s?р\.|др\b|днюх|родил|народж|народи|нар\.|д\.\s?н\.|г\.\s?р\.|р\.\s?н\.|උපන්|ඉපදු"
+    r"born|birth|b-?day|d\.?o\.?b|рожд|д\.\s?р\.|др\b|днюх|родил|народж|народи|нар\.|д\.\s?н\.|г\.\s?р\.|р\.\s?н\.|උපන්|ඉපදු|பிறந்"
 )
 # a date with "г.р." / "р.н." (year of birth) after it, as forms and lists write it: "Иванов И., 12.03.1990 г.р."
 BIRTHDATE_BEFORE = re.compile(
-    r"(?<![\w.])(?P<val>\d{1,2}[./\-]\d{1,2}[./\-](?:19|20)\d{2})\s*(?:г\.?\s?р\.|р\.?\s?н\.|года\s+рождения|року\s+народження)",
+    r"(?<![\w.])(?P<val>\d{1,2}[./\-]\d{1,2}[./\-](?:19|20)\d{2})\s*(?:г\.?\s?р\.|р\.?\s?н\.|года\s+рождения|року\s+народження|"
+    r"(?:அன்று\s+)?பிறந்(?:தேன்|தார்|தாள்))",  # Tamil puts "was born" after the date ("03.11.1987 அன்று பிறந்தேன்")
     re.I,
 )

@@ -181,6 +181,19 @@ class PhoneFinder:
                 return (s, cut), (0, e - cut - 1)
         return None
 
+    def split3_spans(self, a: str, b: str, c: str) -> list[tuple[int, int]] | None:
+        """A phone typed over three messages ("запиши: 067" / "234" / "56 78"): its spans in the tail of
+        ``a``, all of ``b`` (a message of digits alone) and the head of ``c``; ``a`` writes it as a phone,
+        as :meth:`split_spans` wants, and the three parts together are one valid number."""
+        mid = b.strip()
+        if not _MIDDLE_PART.fullmatch(mid):
+            return None
+        first = self.split_spans(a, mid + " " + c)
+        if first is None or first[1][1] <= len(mid) + 1:
+            return None  # no phone, or one that ends in ``b``
+        lead = len(b) - len(b.lstrip())
+        return [first[0], (lead, lead + len(mid)), (0, first[1][1] - len(mid) - 1)]
+
     def _candidate(self, text: str, c: re.Match) -> list[tuple[int, int]]:
         pn = _pn()
         raw = c.group(0)
@@ -197,6 +210,7 @@ class PhoneFinder:
                 for m in pn.PhoneNumberMatcher(snippet, region, leniency=pn.Leniency.VALID)
                 if lo + m.start >= c.start()  # not "v0.12.345.6789": digits glued to a word are no phone
                 and (small is None or _grouped_as_national(pn, m.number, small))
+                and (region not in self.inferred or _inferred_ok(pn, m))
             ]
             if found:
                 return found
@@ -258,6 +272,8 @@ _LOCAL_7 = re.compile(r"\d{3}([\- ])\d{2}\1\d{2}")
 _AREA_CODE = re.compile(r"\(\d{2,5}\)")
 
 
+# the middle message of a phone typed over three: digits alone ("234", "12-34")
+_MIDDLE_PART = re.compile(r"\d{2,4}(?:[ \-]\d{2,4})?")
 # the start of a phone at the end of a message: "+7 916", "0771", "(067) 123"
 _PHONE_TAIL = re.compile(r"(?<![\w+])\+?\(?\d[\d ()\-]*\d[ \-]?$")
 
@@ -349,6 +365,19 @@ def spelled_phone_spans(text: str) -> list[tuple[int, int]]:
                 end -= 1
             spans.append((m.start(), end))
     return spans
+
+
+def _inferred_ok(pn, m) -> bool:
+    """A region the chat's script points to (not one the user configured) takes a national number only
+    with its trunk prefix, a "+", or as a mobile: India's fixed lines take any ten digits after a
+    leading 1-5 ("1234567890" after "DHL", "1.2345 2.3456" read as "01234 523456") in a Tamil chat."""
+    raw = m.raw_string.lstrip("(")
+    if "." in raw and not _dotted_phone(raw):
+        return False  # decimals
+    if raw[:1] in "+0":
+        return True
+    kind = pn.number_type(m.number)
+    return kind in (pn.PhoneNumberType.MOBILE, pn.PhoneNumberType.FIXED_LINE_OR_MOBILE)
 
 
 def _dotted_phone(raw: str) -> bool:

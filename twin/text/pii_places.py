@@ -117,15 +117,15 @@ def house_first_hint(low: str) -> bool:
 # (පාර road, මාවත mawatha, වීදිය street, පටුමග lane, හන්දිය junction). පාර is also "time" ("3 වෙනි
 # පාර", the third time), so the number must read as a house number: after අංක ("No."), as N/M, or with a comma.
 ADDRESS_SI = re.compile(
-    r"(?:අංක\s*(?:\d{1,4}/)?\d{1,5}[A-Za-z]?,?|(?<![\w.,:/\-])(?:\d{1,4}/\d{1,5}[A-Za-z]?,?|\d{1,5}[A-Za-z]?,))"
+    r"(?:අංක\s*(?:\d{1,4}/)?\d{1,5}[A-Za-z]?,?|(?<![\w.,:/\-])(?:\d{1,4}/(?:\d{1,5}[A-Za-z]?|[A-Za-z]),?|\d{1,5}[A-Za-z]?,))"
     r"(?:\s+[\u0D80-\u0DFF]+){1,3}?"
     r"\s*(?:පාර|මාවත|වීදිය|පටුමග|හන්දිය)(?![\u0D80-\u0DFF])"
 )
 SI_HINT = re.compile(r"\d.{0,40}(?:පාර|මාවත|වීදිය|පටුමග|හන්දිය)")
-# the same in Tamil (Sri Lanka, India): "இல. 25, காலி வீதி", "25, காலி வீதி" (வீதி / தெரு street,
+# the same in Tamil (Sri Lanka, India): "இல. 25, காலி வீதி", "25, காலி வீதி", "12/A, ..." (வீதி / தெரு street,
 # சாலை road, மாவத்தை, ஒழுங்கை lane)
 ADDRESS_TA = re.compile(
-    r"(?:இல\.?\s*(?:\d{1,4}/)?\d{1,5}[A-Za-z]?,?|(?<![\w.,:/\-])(?:\d{1,4}/\d{1,5}[A-Za-z]?,?|\d{1,5}[A-Za-z]?,))"
+    r"(?:இல\.?\s*(?:\d{1,4}/)?\d{1,5}[A-Za-z]?,?|(?<![\w.,:/\-])(?:\d{1,4}/(?:\d{1,5}[A-Za-z]?|[A-Za-z]),?|\d{1,5}[A-Za-z]?,))"
     r"(?:\s+[\u0B80-\u0BFF]+){1,3}?"
     r"\s*(?:வீதி|சாலை|தெரு|மாவத்தை|ஒழுங்கை)(?![\u0B80-\u0BFF])"
 )

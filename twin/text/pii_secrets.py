@@ -78,12 +78,14 @@ def long_token_check(m: re.Match, text: str) -> bool:
 # Sinhala: මුරපදය (password), පාස්වර්ඩ් (the English word); Ukrainian гасло
 _PW_WORD = (
     r"(?:password|passwd|passcode|passphrase|pass|pwd|pw|парол(?:ьчик\w*|[ьяюеі]м?)|пасс|пас+ворд|гасло|"
-    r"parol[ьj']?|porol|මුරපදය|මුරපදේ|පාස්වර්ඩ්)"
+    r"parol[ьj']?|porol|මුරපදය|මුරපදේ|පාස්වර්ඩ්|கடவுச்\s?சொல்(?:லை|லு)?|பாஸ்வேர்ட்)"  # Tamil: password
 )
 _CODE_WORD = (
     r"(?:pin(?:\s*code)?|pincode|otp|cvv2?|cvc2?|one[\s\-]time\s+code|verification\s+code|"
     r"confirmation\s+code|security\s+code|sms\s+code|door\s+code|gate\s+code|code|"
     r"п[иі]н(?:[\s\-]?код)?|код(?:а|ом|у)?|cvv-код|කේතය|කෝඩ්|පින්|домофон\w*|intercom|buzzer|"
+    r"(?:otp\s+|ரகசிய\s+)?குறியீடு(?:\s+எண்)?|பின்\s+(?:எண்|நம்பர்)|"
+    r"puk2?(?:[\s\-]?(?:code|код))?|пук[\s\-]?код|"  # a SIM's unblocking code  # Tamil: (OTP, secret) code, PIN number
     r"(?:lock|padlock|locker|safe)\s+(?:combo|combination)|combination\s+lock|combo\s+lock)"  # a lock's numbers
 )
 # a few words may sit between the keyword and the value: "password for wifi is", "код из смс:"
@@ -92,8 +94,8 @@ _FILLER = (
     r"(?:(?:the|my|your|our|his|her|this)\s+)?[\w.\-]{1,30}|my|the|"  # "the pin for the safe is 4821"
     r"wifi|wi-fi|account|router|email|mail|bank|phone|sms|is|was|will\s+be|мой|моя|мій|вайфая|вайфай|"
     r"вайфаю|почты|пошти|банка|карты|картки|смс|домофона|подъезда|під'їзду|сейфа|приложения|входа|"
-    r"подтверждения|підтвердження|доступу|доступа|це|это|будет|буде|такой|такое|такий|же|same|"
-    r"eka|එක|අංකය)){0,3}"  # Sinhala "the" (eka) and "number": "password eka ...", "OTP අංකය ..."
+    r"подтверждения|підтвердження|доступу|доступа|це|это|будет|буде|такой|такое|такий|таке|же|ж|same|как|як|as|"
+    r"eka|එක|අංකය)){0,5}"  # "пароль такой же как от вк: ...", "the password is the same as for netflix: ..."  # Sinhala "the" (eka) and "number": "password eka ...", "OTP අංකය ..."
 )
 _SEP = r"(?:\s*(?:[:=]|-|—|–|is|это|це|будет|буде)\s*|\s+)"
 PASSWORD = re.compile(
@@ -105,7 +107,7 @@ TOKEN_KW = re.compile(
     r"(?<!\w)(?P<kw>(?:api|access|secret|private|license|licence|product|activation|wifi|wi-fi|app)[\s_\-]?key|"
     r"api[\s_\-]?secret|secret(?:[\s_\-]?key)?|token|key|апи[\s\-]?ключ|"
     r"ключ(?:\s+(?:api|апи|доступ[ау]|активации|активації|ліцензії|лицензии|от\s+\w+|від\s+\w+))?|"
-    r"токен|секрет)"
+    r"токен|секрет|bearer)"
     rf"(?:{_FILLER}|\s+\w{{1,12}})\s*(?P<sep>[:=]|-|—|–|is|это|це)?\s*[\"'«“]?(?P<val>[A-Za-z0-9_\-+/=.]{{8,}})",
     re.I,
 )
@@ -183,7 +185,8 @@ def token_check(m: re.Match, text: str) -> bool:
     sep = m.group("sep")
     if m.group("kw").lower() == "key" and sep not in (":", "="):
         return False  # "the key is 2024 growth": only "key: ..." / "key = ..." is a key
-    if sep is None:  # "токен бота 7h3K9d0Qm2": no separator, so only a value that reads as random
+    if sep is None and m.group("kw").lower() != "bearer":  # "Bearer <token>", as an HTTP header has it
+        # "токен бота 7h3K9d0Qm2": no separator, so only a value that reads as random
         return (
             any(c.isdigit() for c in val) and any(c.islower() for c in val) and any(c.isupper() for c in val)
         )
@@ -207,6 +210,10 @@ def code_check(m: re.Match, text: str) -> bool:
     return 4 <= n <= 8 or (n == 3 and m.group(0)[:3].lower() in ("cvv", "cvc"))
 
 
+# a word in Sinhala or Tamil script (letters, vowel signs, joiners)
+_SI_TA_WORD = re.compile(r"[\u0b80-\u0bff\u0d80-\u0dff\u200c\u200d]+")
+
+
 def password_check(m: re.Match, text: str) -> bool:
     val = m.group("val").rstrip(VAL_TRAIL)
     if len(val) < 3 or val.lower() in _NOT_A_PASSWORD or val.startswith("[") or _TIME.fullmatch(val):
@@ -218,6 +225,8 @@ def password_check(m: re.Match, text: str) -> bool:
         return False  # "the pass for the gym is 3000 a month": a season ticket
     if CYRILLIC.search(val) and val.isalpha():
         return _cyrillic_word_password(m, text, val)
+    if _SI_TA_WORD.fullmatch(val):
+        return False  # "මුරපදය: අමතකයි", "கடவுச்சொல் மறந்துவிட்டேன்": the sentence goes on (passwords are typed in Latin)
     if sep in (":", "=", "-", "—", "–"):
         return True
     if re.search(r"\d|[^\w]", val) or (val != val.lower() and val != val.capitalize()):

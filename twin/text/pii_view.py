@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from twin.text.normalize import strip_invisible
+
 # Typographic noise the detectors read as plain ASCII: the detectors see a copy of the text with these
 # replaced one character for one ("view"), and the text keeps its own characters wherever nothing was
 # found. No-break, thin and other fixed-width spaces; the hyphen, the non-breaking hyphen and the figure
@@ -26,8 +28,12 @@ _VIEW_TABLE = {
     **{0xFF10 + d: str(d) for d in range(10)},
 }
 _VIEW_GATE = re.compile(r"[\u00a0\u2002-\u200a\u202f\u2010-\u2012\uff0b\uff10-\uff20]")
-# any of those or an invisible character (:func:`twin.text.normalize.strip_invisible`)
-_NOISE = re.compile(r"[\u00a0\u00ad\u180e\u2002-\u202f\u2060-\u2069\ufeff\uff0b\uff10-\uff20]")
+# any of those, an invisible character (:func:`twin.text.normalize.strip_invisible`) or an emoji keycap
+_NOISE = re.compile(r"[\u00a0\u00ad\u180e\u2002-\u202f\u2060-\u2069\u20e3\ufeff\uff0b\uff10-\uff20]")
+# emoji keycap digits ("8️⃣": the digit, VS16, the combining keycap): a phone or a code typed in them
+# ("мой номер 8️⃣9️⃣1️⃣6️⃣...") is its digits. Two or more in a row only (a "1️⃣" alone numbers a list);
+# like an invisible character, the marks go from a text with a hit and stay in one without ("счёт 1️⃣:0️⃣")
+_KEYCAP_RUN = re.compile(r"\d\ufe0f?\u20e3(?:[ \-]?\d\ufe0f?\u20e3)+")
 _EN_DASH_CHAIN = re.compile(r"\d+(?:–\d+){2,}")
 # letters typed for digits inside a number ("+38О 67 ...", "O7911 123456", "12З"): O/o (Latin or
 # Cyrillic) for 0, З/з for 3, l/I for 1, touching a digit on one side and no letter on the other
@@ -38,6 +44,15 @@ _LOOK_GATE = re.compile(rf"[{_LOOK}](?:(?<=\d.)|(?=\d))")
 _LOOK_DIGIT = rf"(?:\d|(?<=\d)[{_LOOK}](?![^\W\d_])|(?<![^\W\d_])[{_LOOK}](?=\d))"
 _LOOK_RUN = re.compile(rf"(?<!\w)\+?{_LOOK_DIGIT}(?:[\s\-().]?{_LOOK_DIGIT}){{6,}}(?!\w)")
 _LOOK_TABLE = str.maketrans({"O": "0", "o": "0", "О": "0", "о": "0", "З": "3", "з": "3", "l": "1", "I": "1"})
+
+
+def strip(text: str) -> str:
+    """``text`` without its invisible characters and keycap marks: what the view is read from (and what a
+    text with a hit keeps between its placeholders)."""
+    text = strip_invisible(text)
+    if "\u20e3" not in text:
+        return text
+    return _KEYCAP_RUN.sub(lambda m: m.group(0).replace("\ufe0f", "").replace("\u20e3", ""), text)
 
 
 def plain_view(text: str) -> str:

@@ -4,27 +4,28 @@ Placeholders (and the ``pii`` keys in ``stats.json``); the detectors live beside
 per family: ``pii_links`` (links, e-mails, IPs, wallets), ``pii_phones`` (phones), ``pii_numbers``
 (cards, IBANs, SSNs, passports, national IDs, dates of birth), ``pii_places`` (street addresses,
 coordinates), ``pii_secrets`` (keys, passwords, codes, seeds); ``pii_view`` is the copy of the text
-they read (noise made plain).
+they read (noise made plain); ``pii_split`` finds a number typed over several messages.
 
 ========== =================================================================================
 ``[URL]``      the credentials in a URL (``user:pass@``), the value of a token-like query parameter and
-               the hash of a private invite link (t.me/+..., t.me/joinchat/..., chat.whatsapp.com/...);
+               the hash of a private invite link (t.me/+..., t.me/joinchat/..., chat.whatsapp.com/...) and
+               the id of a private share link (dropbox.com/s/..., disk.yandex.ru/d/..., we.tl/..., mega.nz's key);
                the host and the path words of every link stay, with or without a scheme
 ``[SECRET]``   API keys and tokens: known prefixes (``sk-``, ``ghp_``, ``xoxb-``, ``AKIA``, ``AIza``,
                ``glpat-``, ``hf_``, Telegram bot tokens, ...), JWTs, private-key blocks, long
                high-entropy strings (24+ characters mixing letters and digits; not a 40-hex commit
-               hash), and letter-and-digit values after "key:", "api key:", "token =", "ключ апи:"
+               hash), and letter-and-digit values after "key:", "api key:", "token =", "Bearer", "ключ апи:"
 ``[EMAIL]``    e-mail addresses, also spelled out: "anna at gmail dot com", "[at]"/"[dot]", "собака"/"точка";
-               a mail provider's without its top-level domain ("ivan.petrov@gmail"); a mailbox name
-               after "my gmail is", "почта:", or before "at gmail", "на гмейл" (with a digit, ".", "_"
-               or "+" in it)
+               a mail provider's without its top-level domain ("ivan.petrov@gmail"), said aloud without
+               its dot ("иван собака мейл ру"); a mailbox name after "my gmail is", "почта:", or before
+               "at gmail", "на гмейл" (with a digit, ".", "_" or "+" in it)
 ``[CARD]``     payment card numbers, 13-19 digits (spaces, dashes, or dots four by four), Luhn-checked,
-               also with the expiry or CVV typed on; also over two messages; never digits after a
-               ``+`` (a phone's country code), nor a list ("76 77 80 346 63 64", "101 102 103 ...");
-               grouped otherwise than in fours (Amex 4-6-5) only after "card", "карта"
-``[IBAN]``     IBANs in any case, spaced or dashed, mod-97 checksum; national bank account numbers after
-               their word ("р/с", "счёт", "рахунок", "account number", "Konto") and RU personal
-               accounts (40817...) anywhere
+               also with the expiry or CVV typed on; also over two messages or a line break; never
+               digits after a ``+`` (a phone's country code), nor a list ("76 77 80 346 63 64", "101
+               102 103 ..."); grouped otherwise than in fours (Amex 4-6-5) only after "card", "карта"
+``[IBAN]``     IBANs in any case, spaced or dashed, mod-97 checksum (also over a line break or two
+               messages); national bank account numbers after their word ("р/с", "счёт", "рахунок",
+               "account number", "Konto") and RU personal accounts (40817...) anywhere
 ``[IP]``       IPv4 / IPv6 addresses, validated with :mod:`ipaddress`
 ``[PHONE]``    phone numbers (``phonenumbers`` decides): ``+``/``00`` international anywhere (with an
                extension or a second number run on: a valid number followed by more digits), national
@@ -32,7 +33,7 @@ they read (noise made plain).
                prefix only grouped as there: "93 123 4567"), and of any region when written as a
                phone (a ``0`` trunk prefix, also dotted "06.12.34.56.78", or an area code in brackets:
                "(11) 91234-5678"; after "call", "ring", "номер", "whatsapp", "අංකය"...; before
-               "that's my number"); two with a "/" between them; also typed over two messages, or read
+               "that's my number"); two with a "/" between them; also typed over two or three messages, or read
                out in words right after a phone word or "plus" ("oh seven seven one ...", "восемь
                девять один ..."); not after an order, registry, flight or booking word; not three or
                more numbers stepping by 1-20 ("page 112 113 114", a list); not a run of small numbers
@@ -40,9 +41,9 @@ they read (noise made plain).
                its numbers ("06 12 34 56 78"); in a link, a phone parameter's value, a messenger's
                path (wa.me/..., t.me/+...) or a path part with a "+": another site's digits are an id
                (vimeo.com/123456789)
-``[PASSWORD]`` what follows "password", "pass", "pwd", "пароль", "гасло", "parol", "මුරපදය", ... (see
+``[PASSWORD]`` what follows "password", "pass", "pwd", "пароль", "гасло", "parol", "මුරපදය", "கடவுச்சொல்", ... (see
                :mod:`.pii_secrets`); the ``P:`` field of a Wi-Fi QR text (``WIFI:S:..;P:..;;``)
-``[CODE]``     PINs and one-time codes after "pin", "code", "otp", "код", "කේතය", "домофон", ...: 4-8
+``[CODE]``     PINs and one-time codes after "pin", "code", "otp", "код", "කේතය", "குறியீடு", "домофон", ...: 4-8
                digits, also spaced ("4 8 2 1", "90 21 77") or as an entry-phone code ("45к1234");
                before "is your ... code" / "ваш код", in "use 482193 to verify"; 3 digits only after
                "cvv"/"cvc"
@@ -60,17 +61,18 @@ they read (noise made plain).
 ``[ID]``       national and tax ID numbers after their name: RU ИНН (12 digits) and СНИЛС (11; also its
                ``123-456-789 01`` form anywhere), UA РНОКПП/ІПН (10), Sri Lanka's NIC (12 digits after
                "NIC" or "හැඳුනුම්පත"; the old ``123456789V`` form anywhere), "national id" / "ID number";
-               an IMEI or a VIN after its name, a MAC address anywhere
+               an IMEI, a VIN or a licence plate after its name, a MAC address anywhere
 ``[BIRTHDATE]`` a date with its year after "born", "date of birth", "DOB", "дата рождения", "д.р.",
-               "народився", "උපන් දිනය"; after "birthday", "день рождения", "др" only with a birth
-               year (not this or last year's: that is the party's date)
+               "народився", "උපන් දිනය", "பிறந்த தேதி" (the day also in words: "the fifth of May 1988",
+               "двадцятого травня 1990"); after "birthday", "день рождения", "др", "பிறந்த நாள்" only with a
+               birth year (not this or last year's: that is the party's date)
 ``[LOCATION]`` map coordinates in text (``50.450123, 30.523456``, ``50.45° N, 30.52° E``, after "lat";
                4 decimals right after "home", "location", "координаты", ...; ``54°41'14.0"N 25°16'47.0"E``);
                map links stay whole
 ========== =================================================================================
 
-Detectors read through text noise (zero-width characters, no-break spaces, full-width digits, letters
-typed for digits: :mod:`.pii_view`); a text with no hit comes back exactly as it was.
+Detectors read through text noise (zero-width characters, no-break spaces, full-width and emoji keycap
+digits, letters typed for digits: :mod:`.pii_view`); a text with no hit comes back exactly as it was.
 
 :func:`scrub_messages` scrubs consecutive messages with the previous one in view: a short answer
 right after a question about a password, code, PIN or key is that secret, and a card number, a
@@ -92,8 +94,8 @@ from twin.text import pii_numbers as N
 from twin.text import pii_phones as P
 from twin.text import pii_places as A
 from twin.text import pii_secrets as S
+from twin.text import pii_split as T
 from twin.text import pii_view as V
-from twin.text.normalize import strip_invisible
 from twin.text.pii_numbers import iban_ok, luhn_ok
 from twin.text.pii_phones import infer_regions
 from twin.text.pii_secrets import answer_span, asked_secret
@@ -112,15 +114,16 @@ _DIGIT = re.compile(r"\d")
 # grouped by their first letter ("п(?:арол|асс|...)"): the regex engine then tries one branch per
 # position instead of each word, 1.5x faster on chat lines than the flat list
 _TRIGGER = re.compile(
-    r"[\d@]|\uff20|://|p(?:ass|w|in|[ao]rol)|code|otp|cv[vc]|-----begin|key|token|secret|mail|[ \[({<]at[ \])}>]"
-    r"|п(?:арол|асс|асв|ин|очт|ошт)|к(?:од|люч)|токен|секрет|собак|равлик|гасл|мейл|гма|яндекс|yandex|yahoo|outlook"
-    r"|icloud|proton|ukr\.?net|укрнет|මුරපද|පාස්වර්ඩ්|ක(?:ේත|ෝඩ්)"
+    r"[\d@]|\uff20|://|p(?:ass|w|in|[ao]rol|uk)|code|otp|cv[vc]|-----begin|key|token|secret|mail|[ \[({<]at[ \])}>]"
+    r"|п(?:арол|асс|асв|ин|очт|ошт|ук)|к(?:од|люч)|токен|секрет|собак|равлик|гасл|мейл|гма|яндекс|yandex|yahoo|outlook"
+    r"|icloud|proton|ukr\.?net|укрнет|මුරපද|පාස්වර්ඩ්|ක(?:ේත|ෝඩ්)|கடவுச்|குறியீ|பாஸ்வே|பின்\s"
 )
 # cheap gates, on lower-cased text, for the detectors that need a word
 _PW_WORD = re.compile(
-    r"pass|pw|pin|code|otp|cv[vc]|combo|combination|домофон|intercom|buzzer|парол|пасс|пасв|гасл|пин|код|пін|parol|porol|මුරපද|පාස්|කේත|කෝඩ්|පින්"
+    r"pass|pw|pin|puk|пук|code|otp|cv[vc]|combo|combination|домофон|intercom|buzzer|парол|пасс|пасв|гасл|пин|код|пін|parol|porol|මුරපද|පාස්|කේත|කෝඩ්|පින්"
+    r"|கடவுச்|குறியீ|பாஸ்வே|பின்\s"
 )
-_KEY_WORD = re.compile(r"key|token|secret|ключ|токен|секрет")
+_KEY_WORD = re.compile(r"key|token|secret|bearer|ключ|токен|секрет")
 _AT_DOMAIN = re.compile(r" at [a-z0-9\-]+\.[a-z]")
 
 
@@ -165,7 +168,7 @@ class Scrubber:
         inferred = [r.upper() for r in extra if r.upper() not in self.regions]
         self.regions += inferred
         self.counts: Counter[str] = Counter()
-        self._phones = P.PhoneFinder(self.regions, inferred)
+        self.phones = P.PhoneFinder(self.regions, inferred)
 
     def _sub(self, kind: str, pattern: re.Pattern, text: str, check=None, group: int | str = 0) -> str:
         spans = []
@@ -241,9 +244,8 @@ class Scrubber:
         out.append(self._scrub_plain(host) if ip_host else host)
         parts = L.url_parts(m.group("rest"))
         for i, (part, key) in enumerate(parts):
-            out.append(
-                self._invite(part) if L.invite_hash(host, parts, i) else self._url_part(part, key, host)
-            )
+            secret = L.invite_hash(host, parts, i) or (i > 1 and L.share_id(host, parts, i))
+            out.append(self._invite(part) if secret else self._url_part(part, key, host))
         return "".join(out)
 
     def _invite(self, part: str) -> str:
@@ -259,7 +261,9 @@ class Scrubber:
             kind = "URL"
         elif L.CRYPTO.fullmatch(part) and L.wallet_ok(part):
             kind = "CRYPTO"
-        elif S.KEYS.fullmatch(part) or L.random_segment(part):
+        elif S.KEYS.fullmatch(part.removeprefix("bot")) or L.random_segment(
+            part
+        ):  # api.telegram.org/bot<token>
             kind = "SECRET"
         elif ("@" in part and L.EMAIL.fullmatch(part)) or ("%40" in part and L.EMAIL_PCT.fullmatch(part)):
             kind = "EMAIL"
@@ -285,7 +289,7 @@ class Scrubber:
         if V.noisy(text):
             # read through typographic noise; a text with a hit loses the invisible characters in it,
             # one without keeps every character
-            stripped = strip_invisible(text)
+            stripped = V.strip(text)
             view = V.plain_view(stripped)
             if view != text:
                 out = self._detect(
@@ -338,6 +342,9 @@ class Scrubber:
     def _accounts(self, text: str, low: str) -> str:
         """IBANs and national account numbers (before cards: their digit groups can pass the Luhn
         check), then cards."""
+        if "\n" in text:  # a number broken by a line break first: its parts alone may pass as others
+            text = self.replace(text, N.broken_iban_spans(text), "IBAN")
+            text = self.replace(text, N.broken_card_spans(text), "CARD")
         if N.IBAN.search(text):
             text = self.replace(text, N.iban_spans(text), "IBAN")
         if N.ACCOUNT_HINT.search(low):
@@ -384,6 +391,8 @@ class Scrubber:
         if N.ID_HINT.search(low):
             text = self._sub("ID", N.ID_NUMBER, text, N.id_check, group="val")
             text = self._sub("ID", N.NINO, text, group="val")
+            if "инн" in low:  # a personal ИНН away from its word, by its check digits
+                text = self._sub("ID", N.INN12, text, N.inn12_check)
         if many_digits:
             text = self._sub("ID", N.SNILS, text)
             text = self._sub("ID", N.NIC_OLD, text)
@@ -402,6 +411,8 @@ class Scrubber:
             "vin" in low or "imei" in low or "вин" in low or "він" in low or "мей" in low
         ) and N.DEVICE_HINT.search(low):
             text = self._sub("ID", N.DEVICE_ID, text, N.device_check, group="val")
+        if N.plate_hint(low):
+            text = self._sub("ID", N.PLATE, text, group="val")
         return text
 
     def _keyworded(self, text: str, low: str, has_digit: bool) -> str:
@@ -430,16 +441,12 @@ class Scrubber:
         return text
 
     def _phone_sub(self, text: str) -> str:
-        return self.replace(text, self._phones.spans(text), "PHONE")
-
-    def split_phone(self, prev: str, text: str) -> tuple[tuple[int, int], tuple[int, int]] | None:
-        """Spans of a phone typed over two messages: the tail of ``prev``, the head of ``text``."""
-        return self._phones.split_spans(prev, text)
+        return self.replace(text, self.phones.spans(text), "PHONE")
 
     def _link_phone(self, part: str) -> str:
         """The digits of a messenger link (wa.me/380671234567, ?number=%2B94771234567): a phone of
         one of the regions, or an international number written without its "+"."""
-        if self._phones.spans(part) or P.international(part):
+        if self.phones.spans(part) or P.international(part):
             self.counts["PHONE"] += 1
             return "[PHONE]"
         return part
@@ -452,17 +459,17 @@ def scrub_messages(texts: Sequence[str], scrubber: Scrubber) -> list[str]:
     for a password, code, PIN or key ("what's the wifi password?" -> "pelican7") becomes that
     placeholder; a code given in parts ("48", "21") takes every part. One-word replies that hold
     ("sec", "щас") keep the question in view for the next message. A card number or a phone
-    typed over two messages is replaced in both. Returns the scrubbed texts, one per input, in order.
+    typed over several messages is replaced in each (:mod:`.pii_split`). Returns the scrubbed texts, one per input, in order.
     """
     out: list[str] = []
     asked: str | None = None
     for i, text in enumerate(texts):
-        clean = scrubber.scrub(text)
-        # a number cut in two: this message starts with its digits (the cheap test first)
-        if i and clean == text and text.lstrip("(:- +")[:1].isdigit() and out[-1] == texts[i - 1]:
-            clean = _split_number(texts[i - 1], text, scrubber, out)
-            if clean == text and _FOURS.fullmatch(text.strip()):
-                clean = _card_in_fours(texts, i, scrubber, out)
+        # a number cut in two: this message starts with its digits (the cheap test first); an IBAN's
+        # second part before this message is scrubbed alone (its digits may pass as a phone)
+        cut = i and text.lstrip("(:- +")[:1].isdigit() and out[-1] == texts[i - 1]
+        clean = scrubber.scrub(T.iban_head(texts, i, scrubber, out) if cut else text)
+        if cut and clean == text:
+            clean = T.number_over_messages(texts, i, scrubber, out)
         if clean == text and -1 < text.find("?") < len(text) - 1:
             clean = _asked_and_answered(text, scrubber)  # "the password? it's tulip88"
         keep_asking = False
@@ -478,48 +485,6 @@ def scrub_messages(texts: Sequence[str], scrubber: Scrubber) -> list[str]:
         out.append(clean)
         asked = asked if keep_asking else asked_secret(text, clean)
     return out
-
-
-def _split_number(prev: str, text: str, scrubber: Scrubber, out: list[str]) -> str:
-    """A card or a phone typed over two messages: both parts replaced (``out[-1]`` is ``prev``'s output)."""
-    kind, cut = "CARD", N.split_card(prev, text)
-    if cut is None:
-        kind, cut = "PHONE", scrubber.split_phone(prev, text)
-    if cut is None:
-        return text
-    out[-1] = scrubber.replace(prev, [cut[0]], kind)
-    return scrubber.replace(text, [cut[1]], kind)
-
-
-_FOURS = re.compile(r"\d{4}(?:[ \-]\d{4}){0,2}")  # a message of one to three groups of four digits
-_CARD_TAIL_4 = re.compile(r"(?<![\w.,+\-])\d{4}(?:[ \-]\d{4}){0,2}(?=\W{0,2}$)")
-
-
-def _card_in_fours(texts: Sequence[str], i: int, scrubber: Scrubber, out: list[str]) -> str:
-    """A 16-digit card typed in fours over three or four messages ("карта 5375", "4112", "3456 7894"; or
-    the card word in the message before the first four): every part replaced. ``texts[i]`` is the last part."""
-    parts, j, n = [i], i - 1, len(texts[i].strip()) // 5 * 4 + 4
-    while j >= 0 and n < 16 and out[j] == texts[j] and _FOURS.fullmatch(texts[j].strip()):
-        parts.insert(0, j)
-        n += len(texts[j].strip()) // 5 * 4 + 4
-        j -= 1
-    spans = [(k, _stripped_span(texts[k])) for k in parts]
-    if n < 16 and j >= 0 and out[j] == texts[j] and (m := _CARD_TAIL_4.search(texts[j])):
-        spans.insert(0, (j, m.span()))  # "карта 5375": the first fours after the card word
-        worded = N.card_word_before(texts[j], m.start())
-    else:
-        worded = j >= 0 and N.card_word_before(texts[j], len(texts[j]))
-    digits = "".join(re.sub(r"\D", "", texts[k][a:b]) for k, (a, b) in spans)
-    if not (worded and len(spans) >= 3 and len(digits) == 16 and N.luhn_ok(digits)):
-        return texts[i]
-    for k, span in spans[:-1]:
-        out[k] = scrubber.replace(texts[k], [span], "CARD")
-    return scrubber.replace(texts[i], [spans[-1][1]], "CARD")
-
-
-def _stripped_span(text: str) -> tuple[int, int]:
-    a = len(text) - len(text.lstrip())
-    return a, a + len(text.strip())
 
 
 def _asked_and_answered(text: str, scrubber: Scrubber) -> str:
