@@ -575,3 +575,21 @@ def test_no_training_reply_is_cut_on_the_sample(tmp_path: Path) -> None:
     assert data.stats["reply_cut"] == 0 and data.stats["dropped_prompt_too_long"] == 0
     assert max(data.prompt_lens) <= cfg.data.max_seq_length - cfg.data.reply_tokens
     assert data.stats["context_trimmed"] < 0.1 * len(rows)  # most prompts keep all their context
+
+
+def test_the_bar_says_validating_while_it_waits_and_its_figures_come_back() -> None:
+    """A validation left the bar still for 11 s on a busy 2-core machine with only the last loss on it."""
+    import io
+
+    from tqdm import tqdm
+
+    from twin.train.loop import saying
+
+    out = io.StringIO()
+    bar = tqdm(total=10, file=out, ncols=100, mininterval=0)
+    bar.set_postfix(loss="1.234")
+    with saying(bar, "validating"):
+        assert "validating" in out.getvalue().rsplit("\r", 1)[-1]  # on screen before the wait, not after
+        assert "loss" not in bar.postfix
+    assert bar.postfix == "loss=1.234"
+    bar.close()
