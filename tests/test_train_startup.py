@@ -51,18 +51,22 @@ def test_waiting_for_the_helper_shows_how_far_it_is(
     from twin.train import encode_ahead
 
     bars: list[tuple[str, int, list[int]]] = []
+    still_open: list[Bar] = []
 
     class Bar:
         def __init__(self, *, total: int, desc: str, **_: object) -> None:
+            assert not still_open  # one bar at a time: a second open one is drawn nested, below it
             self.n, self.seen = 0, []
             bars.append((desc, total, self.seen))
+            still_open.append(self)
 
         def update(self, k: int) -> None:
             self.n += k
             self.seen.append(self.n)
 
         def close(self) -> None:
-            pass
+            if self in still_open:
+                still_open.remove(self)
 
     monkeypatch.setattr(tqdm.auto, "tqdm", Bar)
     data = tmp_path / "data"

@@ -89,6 +89,8 @@ def _follow(pipe: IO[bytes] | None) -> None:
             if desc not in bars:
                 bars[desc] = tqdm(total=total, desc=desc, unit="ex", leave=False, dynamic_ncols=True)
             bars[desc].update(done - bars[desc].n)
+            if done >= total:  # closed now, or the next file's bar opens below it as a nested one
+                bars[desc].close()
     finally:
         for bar in bars.values():
             bar.close()
