@@ -385,6 +385,13 @@ def test_step_plan_cap_and_explicit_steps(tiny_base: Path, processed_dir: Path, 
         "7129 examples: 20 epochs would be 8920 steps, capped at 600 (1.35 epochs)"
     )
     assert big.eval_every == 60
+    # under one pass the plan says what that leaves out, and the cap for one pass (0.35 epochs alone
+    # did not tell a 180,000-message account that 65% of its replies were never trained on)
+    huge = plan_steps(cfg, 27750, 3469)
+    assert huge.steps == 600 and huge.reason == (
+        "27750 examples: 20 epochs would be 34690 steps, capped at 600 (0.35 epochs: 65% of the examples "
+        "never trained on; --set step_cap=1735 makes one pass)"
+    )
     fixed = plan_steps(tiny_train_config(tiny_base, processed_dir, tmp_path, max_steps=50), 400, 50)
     assert fixed.steps == 50 and fixed.reason == "400 examples, max_steps 50 set -> 50 steps (2.0 epochs)"
 
