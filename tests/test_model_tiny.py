@@ -104,10 +104,11 @@ def test_build_says_what_it_does_before_each_silent_step(tmp_path, caplog):
 
     docs = fallback_texts()
     with caplog.at_level(logging.INFO, logger="twin.model.tiny"):
-        build_tiny(tmp_path / "b", docs, pretrain_steps=2, vocab_size=400, hidden_size=16, num_layers=1,
+        build_tiny(tmp_path / "b", docs, pretrain_steps=2, vocab_size=400, hidden_size=16, num_layers=2,
                    num_heads=2, pretrain_block_size=16)  # fmt: skip
     lines = [r.getMessage() for r in caplog.records]
-    assert lines[:2] == [
+    assert lines[:3] == [
         f"training a 400-entry tokenizer on {len(docs)} documents",
+        "building the falcon model: 2 layers, hidden size 16",
         f"pretraining 2 steps: tokenizing {len(docs)} documents first",
     ]
