@@ -166,7 +166,9 @@ def test_eval_cli_says_its_verdict_and_numbers_once(random_lora_adapter, data_di
     assert proc.returncode == 0, proc.stderr
     both = proc.stdout + proc.stderr
     assert both.count("loss base") == 1 and proc.stdout.count("report: ") == 1
-    verdict = proc.stdout.splitlines()[1]  # the headline, after the loss line
+    # the headline is the line after the losses' (log lines, on stdout too, come before them)
+    lines = proc.stdout.splitlines()
+    verdict = lines[next(i for i, line in enumerate(lines) if line.startswith("loss base")) + 1]
     assert both.count(verdict[:40]) == 1
 
 
