@@ -52,6 +52,7 @@ FORMAT = 2  # 2: pairs carry their chat's dialog id; an older index is rebuilt
 # How the index's words were cut (twin/text/words.py); an index cut otherwise is rebuilt. Before
 # "words-v2", re's \w split Sinhala or Hindi words at every vowel sign.
 TOKENS = "words-v2"
+ATTACH_BAR_FROM = 2048  # examples from which attach() shows a bar (eval's 200 take well under a second)
 
 
 def tokens(text: str) -> list[str]:
@@ -208,6 +209,12 @@ class Memory:
 
     def attach(self, examples: Sequence[dict], k: int) -> list[dict]:
         """Copies of ``examples`` with ``memory``: what each one's prompt remembers."""
+        from tqdm.auto import tqdm
+
+        # a bar when there are many: `twin train --memory 3` on a 90,000-message account's 13,855
+        # train examples took 14.6 s with no line
+        bar = tqdm(examples, desc=f"memory: {k} past exchanges per example", unit="ex", leave=False,
+                   disable=len(examples) < ATTACH_BAR_FROM or None)  # fmt: skip
         return [
             {
                 **ex,
@@ -220,7 +227,7 @@ class Memory:
                     group=bool(ex.get("group")),
                 ),
             }
-            for ex in examples
+            for ex in bar
         ]
 
 
