@@ -237,6 +237,15 @@ def check_scope(scope: str) -> str:
     return scope
 
 
+def check_memory_applies(adapter_dir: str | Path, meta: AdapterMeta, k: int | None) -> None:
+    """``--memory k`` (k > 0) only for an adapter trained with memory: its template has no place else."""
+    if k and meta.memory is None:
+        raise TwinError(
+            f"{adapter_dir}: adapter trained without memory, so --memory {k} cannot apply; "
+            "retrain it with `twin train --memory K` or drop --memory"
+        )
+
+
 def adapter_memory(adapter_dir: str | Path, meta: AdapterMeta, k: int | None = None) -> Memory | None:
     """The memory an adapter was trained with (``twin.json`` → ``memory``), ``k`` overriding its count.
 
@@ -247,11 +256,7 @@ def adapter_memory(adapter_dir: str | Path, meta: AdapterMeta, k: int | None = N
     """
     rec = meta.memory
     if rec is None:
-        if k:
-            raise TwinError(
-                f"{adapter_dir}: adapter trained without memory, so --memory {k} cannot apply; "
-                "retrain it with `twin train --memory K` or drop --memory"
-            )
+        check_memory_applies(adapter_dir, meta, k)
         return None
     memory = Memory.open(Path(adapter_dir) / rec.dir)
     memory.k = rec.k if k is None else k
