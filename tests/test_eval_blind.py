@@ -47,7 +47,7 @@ def test_all_cant_tell_is_indistinguishable(tmp_path):
 
 def test_no_file_means_no_test_yet(tmp_path):
     assert blind_score(tmp_path / "blind.jsonl") is None
-    assert "Is it me?" in blind_section(None, "me") and "twin eval --run me" in blind_section(None, "me")
+    assert "Is it me?" in blind_section(None, "me") and "make eval RUN=me" in blind_section(None, "me")
 
 
 @pytest.mark.parametrize(

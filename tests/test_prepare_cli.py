@@ -344,6 +344,18 @@ def test_a_widened_val_split_is_logged_once_with_its_numbers(tmp_path, caplog):
     )
 
 
+def test_the_done_line_counts_sessions_as_the_table_does(tmp_path, caplog):
+    """It said 'from 5256 sessions' above a table saying 'sessions 7,491' (90,000 messages): the line
+    counted only sessions with a reply of mine, the table all of them."""
+    with caplog.at_level("INFO"):
+        stats = run_prepare(PrepareConfig(raw=str(make_raw(tmp_path)), out=str(tmp_path / "o")))
+    assert stats["counts"]["sessions"] == 3  # dialog 2's one-sided session has no example
+    done = [r.getMessage() for r in caplog.records if r.getMessage().startswith("prepare: 3 examples")]
+    assert done == [
+        f"prepare: 3 examples (1 train / 2 val) from 2 of 3 sessions (the rest hold no reply of yours) -> {tmp_path / 'o'}"
+    ]
+
+
 def test_big_chat_keeps_the_fraction_and_no_warning(tmp_path, caplog):
     raw = _chat(tmp_path, 400, 3)  # 1,200 replies: 5% of 400 sessions is ~60 val prompts
     with caplog.at_level("WARNING"):

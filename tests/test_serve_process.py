@@ -170,6 +170,22 @@ def test_a_bad_placement_option_is_one_line_before_anything_loads(tiny_base, opt
     assert "--dtype auto" not in out.stdout + out.stderr
 
 
+def test_memory_for_an_adapter_trained_without_it_is_one_line_before_anything_loads(
+    tiny_base, random_lora_adapter
+):
+    """`--memory 3` on such an adapter was refused after the "--dtype auto -> ..." line, as if the
+    load went on."""
+    out = subprocess.run(_twin("serve", "--base", str(tiny_base), "--adapter", str(random_lora_adapter),
+                               "--port", str(free_port()), "--memory", "3"),
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        f"error: {random_lora_adapter}: adapter trained without memory"
+    )
+    assert "--dtype auto" not in out.stdout + out.stderr
+
+
 def test_a_missing_base_is_one_line_without_a_precision_line_for_it(tmp_path):
     """The "--dtype auto -> float32: ... weights fit (1.0 GiB ...)" line was logged for a directory
     that does not exist, before the error saying so."""

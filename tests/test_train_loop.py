@@ -385,6 +385,13 @@ def test_step_plan_cap_and_explicit_steps(tiny_base: Path, processed_dir: Path, 
         "7129 examples: 20 epochs would be 8920 steps, capped at 600 (1.35 epochs)"
     )
     assert big.eval_every == 60
+    # under one pass the plan says what that leaves out, and the cap for one pass (0.35 epochs alone
+    # did not tell a 180,000-message account that 65% of its replies were never trained on)
+    huge = plan_steps(cfg, 27750, 3469)
+    assert huge.steps == 600 and huge.reason == (
+        "27750 examples: 20 epochs would be 34690 steps, capped at 600 (0.35 epochs: 65% of the examples "
+        "never trained on; --set step_cap=1735 makes one pass)"
+    )
     fixed = plan_steps(tiny_train_config(tiny_base, processed_dir, tmp_path, max_steps=50), 400, 50)
     assert fixed.steps == 50 and fixed.reason == "400 examples, max_steps 50 set -> 50 steps (2.0 epochs)"
 
@@ -575,3 +582,21 @@ def test_no_training_reply_is_cut_on_the_sample(tmp_path: Path) -> None:
     assert data.stats["reply_cut"] == 0 and data.stats["dropped_prompt_too_long"] == 0
     assert max(data.prompt_lens) <= cfg.data.max_seq_length - cfg.data.reply_tokens
     assert data.stats["context_trimmed"] < 0.1 * len(rows)  # most prompts keep all their context
+
+
+def test_the_bar_says_validating_while_it_waits_and_its_figures_come_back() -> None:
+    """A validation left the bar still for 11 s on a busy 2-core machine with only the last loss on it."""
+    import io
+
+    from tqdm import tqdm
+
+    from twin.train.loop import saying
+
+    out = io.StringIO()
+    bar = tqdm(total=10, file=out, ncols=100, mininterval=0)
+    bar.set_postfix(loss="1.234")
+    with saying(bar, "validating"):
+        assert "validating" in out.getvalue().rsplit("\r", 1)[-1]  # on screen before the wait, not after
+        assert "loss" not in bar.postfix
+    assert bar.postfix == "loss=1.234"
+    bar.close()

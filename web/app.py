@@ -368,7 +368,7 @@ def blind_summary(blind: dict, out: Path) -> None:
         f"Done: {len(picks)} rounds. You took the twin's reply for yours {picks.count('twin')} times, "
         f"your own {picks.count('real')} times, and could not tell {picks.count('unsure')} times."
     )
-    st.caption(f"Saved to {out}. `twin eval --run {blind['run']}` reports the rate with its 95% interval.")
+    st.caption(f"Saved to {out}. `make eval RUN={blind['run']}` reports the rate with its 95% interval.")
     if st.button("New blind test", key="blind_again"):
         st.session_state.blind = None
         st.rerun()

@@ -68,7 +68,8 @@ def blind_sentence(score: dict | None, run: str) -> str:
     if not score or not score["rounds"]:
         return (
             'no blind test yet: take it in the chat page\'s "Is it me?" tab (make chat), '
-            f"then run `twin eval --run {run}` again"
+            # `twin eval --run NAME` alone is refused (--adapter is required): the make target finds both
+            f"then run `make eval RUN={run}` again"
         )
     return (
         f"blind test: the twin was taken for you in {score['rate']:.0%} of {score['rounds']} rounds "

@@ -380,6 +380,8 @@ def run_eval(cfg: EvalConfig, *, progress: bool = True, announce: bool = True) -
     # eval did 9 of 15-320 ms, 1.4 s of its 12.4 s.
     with gc_paused():
         plan = _plan(cfg)
+        # torch's imports and the load: 5.6-6.3 s with no line at the start of a 30,000-90,000-message eval
+        log.info("loading the base %s with the adapter %s", plan.base, plan.adapter)
         model, tokenizer = _load_twin(plan, cfg.dtype)
         resume_gc()  # ...and none walks them again while it generates and scores: frozen until the end
         loss = _losses(cfg, plan, model, tokenizer)

@@ -361,6 +361,8 @@ def pretrain(
     import torch
     from tqdm.auto import tqdm
 
+    # tokenizing comes before the bar can move (~3 s for a 90,000-message account): say so
+    log.info("pretraining %d steps: tokenizing %d documents first", steps, len(texts))
     ids: list[int] = []
     for enc in tokenizer(texts, add_special_tokens=False)["input_ids"]:
         ids.extend(enc)
@@ -434,7 +436,11 @@ def build_tiny(
     family = _family(arch)
     # a chat family's system message (chat-v1) is in every prompt: its words become tokens too
     tokenizer_docs = [*docs, system_prompt(None)] if family.chat_template else docs
+    # a 90,000-message account's text keeps this and the model's set-up busy ~5 s: say so
+    log.info("training a %d-entry tokenizer on %d documents", vocab_size, len(tokenizer_docs))
     tokenizer = train_tokenizer(tokenizer_docs, vocab_size, max_positions, arch=arch)
+    # torch's and the model class's imports: most of the 6.3-7.5 s after the tokenizer's line
+    log.info("building the %s model: %d layers, hidden size %d", arch, num_layers, hidden_size)
     model = _init_model(arch, tokenizer, seed, hidden_size, num_layers, num_heads, max_positions)
     losses: list[float] = []
     chat: list[str] = []

@@ -249,7 +249,9 @@ def _load_engine(s: ServeSettings) -> ReplyEngine:
     from twin.model.load import check_base_dir
     from twin.serve.engine import Engine, check_default, parse_adapter_specs
 
-    check_default(s.default_adapter, parse_adapter_specs(s.adapters))  # before any line about the load
+    pairs = parse_adapter_specs(s.adapters)
+    check_default(s.default_adapter, pairs)  # before any line about the load
+    _check_memory(pairs, s.memory)
     base_dir = _base_dir(s.base, s.adapters)
     if s.backend:  # generation elsewhere: only the tokenizer is loaded here
         from twin.serve.backend import REMOTE_MAX_BATCH, RemoteEngine
@@ -276,6 +278,18 @@ def _load_engine(s: ServeSettings) -> ReplyEngine:
         memory=s.memory,
         longest_reply=s.max_new_tokens,
     )
+
+
+def _check_memory(pairs: list[tuple[str, Path]], k: int | None) -> None:
+    """``--memory K`` on an adapter trained without it: refused before the ``--dtype auto`` line, which
+    read as if the load went on."""
+    if not k:
+        return
+    from twin.adapter_meta import read_meta
+    from twin.memory import check_memory_applies
+
+    for _, path in pairs:
+        check_memory_applies(path, read_meta(path), k)
 
 
 def _base_dir(base: str | None, adapters: list[str] | None) -> str:

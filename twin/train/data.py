@@ -11,7 +11,7 @@ import io
 import json
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,9 @@ _TOKENIZER_GLOBS = ("tokenizer*", "vocab*", "merges.txt", "special_tokens_map.js
                     "*.model", "chat_template*")  # fmt: skip
 CACHE_DIR = ".twin-cache"
 CHUNK = 2048  # examples per tokenizer call: a progress bar that moves, batches that stay large
+# Also told of every chunk: the tokenizing helper's pipe to the trainer (twin/train/encode_ahead.py),
+# whose own bar would go nowhere (its stderr is closed) while the trainer waits on it.
+chunk_listener: Callable[[str, int, int], None] | None = None
 
 
 def encode_cached(
@@ -146,7 +149,10 @@ def encode_in_chunks(
             out.prompt_lens += part.prompt_lens
             for k, v in part.stats.items():
                 out.stats[k] = out.stats.get(k, 0) + v
-            bar.update(min(CHUNK, len(rows) - start))
+            done = min(start + CHUNK, len(rows))
+            bar.update(done - start)
+            if chunk_listener is not None:
+                chunk_listener(desc, done, len(rows))
     return out
 
 
