@@ -405,3 +405,18 @@ def test_tiny_base_sees_only_scrubbed_text(tmp_path, monkeypatch):
         assert not any(value in p.read_text(encoding="utf-8") for p in files), value
         assert not any(value in text for text in seen), value
     assert not any("zqxj" in p.read_text(encoding="utf-8") for p in files)
+
+
+def test_a_key_asked_for_is_taken_but_low_key_and_a_handle_are_not():
+    """'low key' is slang, and a Telegram @username after a question is a handle (found in a generated
+    Sinhala/English chat: 'low key, කොහොමද? @friend42' came out as '[SECRET]')."""
+    s = Scrubber()
+    msgs = ["what is the api key? sk9f8d7s6a5q", "whats the key?", "abc123xyz789"]
+    assert scrub_messages(msgs, s) == ["what is the api key? [SECRET]", "whats the key?", "[SECRET]"]
+    plain = [
+        "low key, how are you? @friend42",
+        "whats his key?",
+        "@friend_4242",
+        "Low-key: who's in? ab12cd34ef",
+    ]
+    assert scrub_messages(plain, s) == plain

@@ -340,7 +340,13 @@ _ASK_KIND = (
             re.I,
         ),
     ),
-    ("SECRET", re.compile(r"(?<!\w)(?:api[\s_\-]?key|key|token|secret|ключ\w*|токен\w*)(?!\w)", re.I)),
+    # "low key" / "low-key" is slang ("low key, how are you?"), not a key being asked for
+    (
+        "SECRET",
+        re.compile(
+            r"(?<!\w)(?:api[\s_\-]?key|(?<!low )(?<!low-)key|token|secret|ключ\w*|токен\w*)(?!\w)", re.I
+        ),
+    ),
 )
 _ASK_GATE = re.compile(r"pin|code|otp|cvv|cvc|pass|pwd|key|token|secret|код|пин|пін|парол|ключ|токен|parol")
 _ASKING = re.compile(
@@ -349,6 +355,7 @@ _ASKING = re.compile(
     r"потрібен|підкажи|нагадай|напомни)(?!\w)",
     re.I,
 )
+_HANDLE = re.compile(r"@[A-Za-z]\w{4,31}")
 _ANSWER = re.compile(
     r"^(?:(?:it'?s|it\s+is|это|вот|держи|here|ось|це|тримай)\s*:?\s+)?[\"'«“]?"
     r"(?P<val>[*#]?(?:\d(?:[ \-]\d){1,7}|\d{2,4}(?:[ \-]\d{2,4}){1,3})[#*]?|[^\s\"'»”]{1,64})[\"'»”]?$",
@@ -411,8 +418,14 @@ def answer_span(text: str, kind: str) -> tuple[int, int] | None:
         # a Russian/Ukrainian word is a password only as the whole answer to a password question
         ok = kind == "PASSWORD" and val.isalpha() and len(val) >= 4 and not _CYR_NOT_VALUE.search(val)
         return span if ok and val == stripped.strip("\"'«»“”") else None
-    if kind == "SECRET":
-        return span if len(val) >= 8 and re.search(r"\d", val) and re.search(r"[A-Za-z]", val) else None
+    if kind == "SECRET":  # a Telegram @username is a handle, which stays (as it does anywhere else)
+        ok = (
+            len(val) >= 8
+            and re.search(r"\d", val)
+            and re.search(r"[A-Za-z]", val)
+            and not _HANDLE.fullmatch(val)
+        )
+        return span if ok else None
     return span if len(val) >= 3 else None
 
 
