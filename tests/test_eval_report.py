@@ -167,6 +167,12 @@ def test_report_opens_with_the_answer_and_its_numbers(tmp_path):
         "(twin - base +55 points, 95% interval +47 to +62, over 200 held-out prompts from 22 contacts)."
     )
     assert headline(r) == want
+    for spread, said in (
+        ({"count": 13, "groups": 1}, "from 12 contacts and 1 group)."),
+        ({"count": 2, "groups": 2}, "from 2 groups)."),
+        ({"count": 1}, "from 1 contact)."),
+    ):
+        assert headline({**r, "contacts": spread}).endswith(said)  # a group is not a contact
     r["blind"] = {"rounds": 10, "rate": 0.4, "low": 0.17, "high": 0.69, "twin_picked": 4, "real_picked": 6}
     r["blind"] |= {"unsure": 0, "median_seconds": 3.0}
     assert headline(r, 0.35).endswith(

@@ -241,6 +241,7 @@ def test_select_balances_contacts():
     assert sum(x["contact"] == "Ann" for x in _select(val, 40, seed=0)) == 5
     assert contact_spread([{"contact": "a"}, {"contact": "a"}, {"contact": "b"}, {"contact": None}]) == {
         "count": 3,
+        "groups": 0,
         "max_share": 0.5,
     }
     assert _select(val, None, seed=0) is val and _select(val, 500, seed=0) is val

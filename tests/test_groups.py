@@ -241,7 +241,7 @@ def test_eval_balances_chats_by_dialog_not_by_name():
            *chat(4, "Anna", 30, group=True), *chat(5, "Bob", 30)]  # fmt: skip
     picked = _select(val, 20, seed=0)
     assert {d: sum(x["dialog_id"] == d for x in picked) for d in range(1, 6)} == dict.fromkeys(range(1, 6), 4)
-    assert contact_spread(picked) == {"count": 5, "max_share": 0.2}
+    assert contact_spread(picked) == {"count": 5, "groups": 1, "max_share": 0.2}
 
 
 def test_the_report_shows_a_groups_context_as_the_prompt_does(tmp_path):

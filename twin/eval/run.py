@@ -209,14 +209,15 @@ def score_authorship(cfg: EvalConfig, val: list[dict], rows: list[dict]) -> dict
 
 
 def contact_spread(rows: list[dict]) -> dict:
-    """How the scored prompts spread over contacts: how many, and the largest share from one (counts
-    only, no names)."""
+    """How the scored prompts spread over chats: how many (``groups`` of them group chats), and the
+    largest share from one (counts only, no names)."""
     counts: dict[str, int] = {}
     for r in rows:
         key = chat_key(r)
         counts[key] = counts.get(key, 0) + 1
     top = max(counts.values(), default=0)
-    return {"count": len(counts), "max_share": top / len(rows) if rows else 0.0}
+    groups = len({chat_key(r) for r in rows if r.get("group")})
+    return {"count": len(counts), "groups": groups, "max_share": top / len(rows) if rows else 0.0}
 
 
 @dataclass

@@ -47,8 +47,7 @@ def headline(result: dict, acceptance: float | None = None) -> str:
         parts = [authorship_sentence(a).rstrip(".")]
     else:
         d = a.get("twin_minus_base") or {}
-        contacts = result.get("contacts") or {}
-        who = f" from {contacts['count']} contacts" if contacts.get("count") else ""
+        who = _from_chats(result.get("contacts") or {})
         parts = [
             f'Judged "you" by a style verifier: your real replies {a["real"]["share"]:.0%}, the twin '
             f"{a['twin']['share']:.0%}, the base model {a['base']['share']:.0%} (twin - base "
@@ -65,6 +64,15 @@ def headline(result: dict, acceptance: float | None = None) -> str:
     if acceptance is not None:
         parts.append(f"drafts: {acceptance:.0%} sent unchanged")
     return "; ".join(parts) + "."
+
+
+def _from_chats(spread: dict) -> str:
+    """' from 12 contacts and 1 group' (a group is not a contact), '' when not counted."""
+    n, groups = spread.get("count") or 0, spread.get("groups") or 0
+    parts = [f"{n - groups} contact{'s' if n - groups != 1 else ''}"] if n > groups else []
+    if groups:
+        parts.append(f"{groups} group{'s' if groups != 1 else ''}")
+    return f" from {' and '.join(parts)}" if parts else ""
 
 
 def authorship_sentence(a: dict) -> str:
