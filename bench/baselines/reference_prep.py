@@ -8,9 +8,10 @@ reply as the output — for every reply of mine, then split train/validation. Th
 script: one thread, everything in memory, no streaming, no PII scrubbing, no validation of input.
 
 So that the comparison is of the same work, its rules are twin's (``twin.prepare``): sessions split
-at gaps longer than ``gap_hours``; only messages with text of the sender's own (not forwarded) make
-turns, while every message counts for the gaps; the context is the newest earlier turns within a
-character budget; the split is by the same hash of the session id. Output: ``train.jsonl`` and
+at gaps longer than ``gap_hours``; every message counts for the gaps; a message without words of its
+sender's own (media without a caption, a forward, an inline bot's result) is a mark in its turn
+(``[photo]``), never a response; the context is the newest earlier turns within a character budget;
+the split is by the same hash of the session id. Output: ``train.jsonl`` and
 ``val.jsonl`` in twin's example format, and the counts (compared with twin's by the benchmark).
 
     .venv/bin/python -m bench.baselines.reference_prep result.json OUT_DIR
@@ -33,6 +34,29 @@ def flatten(text) -> str:
     return "".join(p if isinstance(p, str) else p.get("text", "") for p in text or [])
 
 
+# twin's marks (twin/text/sessions.py), by Desktop's media_type or the key its media is written under
+MARKS = {"photo": "[photo]", "sticker": "[sticker]", "voice_message": "[voice message]",
+         "video_message": "[video message]", "animation": "[GIF]", "video_file": "[video]",
+         "audio_file": "[audio]", "file": "[file]", "location_information": "[location]",
+         "place_name": "[location]", "contact_information": "[contact]", "poll": "[poll]",
+         "game_title": "[game]", "invoice_information": "[invoice]", "giveaway_information": "[giveaway]",
+         "giveaway_results": "[giveaway]"}  # fmt: skip
+MEDIA_KEYS = ("photo", "file", "location_information", "place_name", "contact_information", "poll", "game_title",
+              "invoice_information", "giveaway_information", "giveaway_results", "todo_list", "paid_stars_amount")  # fmt: skip
+
+
+def mark(msg: dict) -> str | None:
+    """The mark a message without words of its sender's own shows in its turn, else None."""
+    if "forwarded_from" in msg:
+        return "[forwarded message]"
+    media = msg.get("media_type") or next((k for k in MEDIA_KEYS if k in msg), None)
+    if media == "sticker" and msg.get("sticker_emoji"):
+        return f"[sticker {msg['sticker_emoji'][:8]}]"
+    if media:
+        return MARKS.get(media, "[media]")
+    return "[bot message]" if "via_bot" in msg else None
+
+
 def timestamp(msg: dict) -> float:
     if "date_unixtime" in msg:
         return float(msg["date_unixtime"])
@@ -48,12 +72,12 @@ def examples(chat: dict, session_idx: int, turns: list[dict], context_chars: int
     """A record for every reply of mine to their turn, with the earlier turns that fit as context."""
     out = []
     for i in range(1, len(turns)):
-        if turns[i]["role"] == "me" and turns[i - 1]["role"] == "them":
+        if turns[i]["role"] == "me" and turns[i - 1]["role"] == "them" and turns[i]["words"]:
             context, used = [], 0
             for t in reversed(turns[: i - 1]):  # newest first, within the budget
                 if used + len(t["text"]) + 1 > context_chars:
                     break
-                context.insert(0, t)
+                context.insert(0, {"role": t["role"], "text": t["text"]})
                 used += len(t["text"]) + 1
             out.append(
                 {
@@ -62,7 +86,7 @@ def examples(chat: dict, session_idx: int, turns: list[dict], context_chars: int
                     "contact": chat.get("name"),
                     "context": context,
                     "instruction": turns[i - 1]["text"],
-                    "response": turns[i]["text"],
+                    "response": "\n".join(turns[i]["words"]),  # a mark is never learnt
                 }
             )
     return out
@@ -91,14 +115,28 @@ def prepare(export: Path, out: Path, *, gap_hours: float = 24.0, context_chars: 
                 sessions.append([])
             prev_t = t
             text = flatten(m.get("text")).strip()
-            if not text or "forwarded_from" in m:
-                continue  # counts for the gap, makes no turn
+            own = bool(text) and "forwarded_from" not in m and "via_bot" not in m
+            text = text if own else mark(m)
+            if text is None:
+                continue  # counts for the gap, shows in no turn
             role = "me" if m.get("from_id") == me_from else "them"
             turns = sessions[-1]
             if turns and turns[-1]["role"] == role:
-                turns[-1] = {"role": role, "text": turns[-1]["text"] + "\n" + text}
+                last = turns[-1]
+                if not own and last["last"] == text:
+                    continue  # an album is one [photo]
+                last["text"] += "\n" + text
+                last["words"] += [text] if own else []
+                last["last"] = None if own else text
             else:
-                turns.append({"role": role, "text": text})
+                turns.append(
+                    {
+                        "role": role,
+                        "text": text,
+                        "words": [text] if own else [],
+                        "last": None if own else text,
+                    }
+                )
         counts["sessions"] += len(sessions)
         for idx, turns in enumerate(sessions):
             exs = examples(chat, idx, turns, context_chars)
