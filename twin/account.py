@@ -99,11 +99,9 @@ def account_regions(raw_root: str | os.PathLike) -> list[str]:
             raise TwinError(
                 f"{path}: not readable JSON ({e}); delete it and import the export again"
             ) from None
-        if not isinstance(obj, dict):
-            obj = {"phone_region": None}
-        if "phone_region" not in obj:
+        if isinstance(obj, dict) and "phone_region" not in obj:
             continue  # only the owner is known
-        region = obj["phone_region"]
+        region = obj.get("phone_region") if isinstance(obj, dict) else None
         if not (isinstance(region, str) and _REGION.fullmatch(region)):
             raise TwinError(
                 f"{path}: field 'phone_region' must be a two-letter region such as \"LK\"; "

@@ -117,8 +117,6 @@ def _import(
     seconds["merge"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     commit(plan)
-    if dialogs:
-        save_owner(out_dir, owner)
     region = _save_account(out_dir, owner, info) if dialogs else None
     seconds["write"] = time.perf_counter() - t0
     # Logged only now: a failed import prints its one error line and nothing else.
@@ -181,10 +179,12 @@ def _collect_whole_file(file, raw, me, zone, include_groups, seconds):  # noqa: 
 
 
 def _save_account(out_dir: Path, owner: str, info: Any) -> str | None:
-    """The region of the account's phone number (never the number) beside the dialogs, for `twin prepare`.
+    """Whose chats these are, and the region of the account's phone number (never the number), beside
+    the dialogs (``account.json``); returns the region.
 
-    Only when the account is the owner's: ``--me`` may name someone else than the exporting account.
+    The region only when the account is the owner's: ``--me`` may name someone else than the exporting account.
     """
+    save_owner(out_dir, owner)
     if not isinstance(info, dict) or sender_of(_as_id(info.get("user_id"))) != owner:
         return None
     return save_phone_region(out_dir, info.get("phone_number"))

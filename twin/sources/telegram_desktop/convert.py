@@ -188,7 +188,6 @@ def convert_chat(
         if not text and media is None:
             counts["empty"] += 1
             continue
-        pii = entity_pii(m.get("text"))
         rec = {
             "source": SOURCE,
             "dialog_id": dialog_id,
@@ -203,18 +202,24 @@ def convert_chat(
             "forwarded": "forwarded_from" in m or "saved_from" in m,
             "media": media,
         }
-        if pii:
-            rec["pii"] = pii
-        if group and not rec["out"]:  # who said it: a group has many "them"
-            rec["sender"] = _sender(m, fix_surrogates)
-        if "via_bot" in m:  # an inline bot's result: the bot wrote it (Desktop writes its @username)
-            rec["via_bot"] = True
-        if media == "sticker" and isinstance(emoji := m.get("sticker_emoji"), str) and emoji:
-            rec["sticker_emoji"] = repair(emoji) if fix_surrogates else emoji
+        _add_optional(rec, m, group, fix_surrogates)
         if (mid, date) in seen:  # the same message twice in one copy of the chat: a damaged export
             counts["repeated_id"] += 1
         seen.add((mid, date))
         _keep(rec, m, by_id, originals, counts)
+
+
+def _add_optional(rec: dict, m: dict, group: bool, fix_surrogates: bool) -> None:
+    """The optional raw fields (``twin.records.OPTIONAL``) this message has."""
+    pii = entity_pii(m.get("text"))
+    if pii:
+        rec["pii"] = pii
+    if group and not rec["out"]:  # who said it: a group has many "them"
+        rec["sender"] = _sender(m, fix_surrogates)
+    if "via_bot" in m:  # an inline bot's result: the bot wrote it (Desktop writes its @username)
+        rec["via_bot"] = True
+    if rec["media"] == "sticker" and isinstance(emoji := m.get("sticker_emoji"), str) and emoji:
+        rec["sticker_emoji"] = repair(emoji) if fix_surrogates else emoji
 
 
 def _fields(
