@@ -293,14 +293,7 @@ def fit(
             if data.val is not None and (
                 step == total_steps or (steps.eval_every and step % steps.eval_every == 0)
             ):
-                with saying(bar, "validating"):
-                    val_loss = validate(fabric, model.module, data.val, data.tokenizer.pad_token_id, cfg)
-                    if progress.base_val_loss is None:
-                        progress.base_val_loss = _base_val_loss(fabric, cfg, model, data, bar)
-                _tb_log(tb, _record_val(fabric, progress, val_loss, bar))
-                track_best(fabric, cfg, model, progress, val_loss, bar)
-                if sample is not None:
-                    _record_sample(progress, sample_reply(model.peft, data.tokenizer, sample), bar)
+                val_loss = validate_now(fabric, cfg, model, data, progress, bar, tb, sample)
             progress.elapsed = time.perf_counter() - run_start
             if progress.stopped_early:
                 break  # main() writes the final checkpoint
@@ -310,6 +303,21 @@ def fit(
                 write_metrics(run_dir(cfg), progress.rows)
                 last_csv = time.perf_counter()
             window.start += time.perf_counter() - paused
+    return val_loss
+
+
+def validate_now(fabric: Any, cfg: TrainConfig, model: Model, data: TrainData, progress: Progress,
+                 bar: Any, tb: Any, sample: Any) -> float:  # fmt: skip
+    """The val loss at this step (and the base's, the first time), recorded; the best adapter kept;
+    the sample reply, when one is asked for."""
+    with saying(bar, "validating"):
+        val_loss = validate(fabric, model.module, data.val, data.tokenizer.pad_token_id, cfg)
+        if progress.base_val_loss is None:
+            progress.base_val_loss = _base_val_loss(fabric, cfg, model, data, bar)
+    _tb_log(tb, _record_val(fabric, progress, val_loss, bar))
+    track_best(fabric, cfg, model, progress, val_loss, bar)
+    if sample is not None:
+        _record_sample(progress, sample_reply(model.peft, data.tokenizer, sample), bar)
     return val_loss
 
 
