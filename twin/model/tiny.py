@@ -439,8 +439,6 @@ def build_tiny(
     # a 90,000-message account's text keeps this and the model's set-up busy ~5 s: say so
     log.info("training a %d-entry tokenizer on %d documents", vocab_size, len(tokenizer_docs))
     tokenizer = train_tokenizer(tokenizer_docs, vocab_size, max_positions, arch=arch)
-    # torch's and the model class's imports: most of the 6.3-7.5 s after the tokenizer's line
-    log.info("building the %s model: %d layers, hidden size %d", arch, num_layers, hidden_size)
     model = _init_model(arch, tokenizer, seed, hidden_size, num_layers, num_heads, max_positions)
     losses: list[float] = []
     chat: list[str] = []
@@ -475,6 +473,8 @@ def _init_model(
     max_positions: int,
 ) -> Any:
     """The randomly initialised model; generation stops at every end token of the family."""
+    # torch's and the model class's imports: most of the 6.3-7.5 s after the tokenizer's line
+    log.info("building the %s model: %d layers, hidden size %d", arch, num_layers, hidden_size)
     import torch
     from transformers import AutoModelForCausalLM
 
